@@ -1,0 +1,23 @@
+"""Identifiers in the seed's format: ``proj_YYYYMMDD_HHMMSS_<hex>``, ``inst_…``."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d_%H%M%S")
+
+
+def new_project_id() -> str:
+    # 12 hex digits: ids made in the same second by many processes must not collide.
+    return f"proj_{_stamp()}_{secrets.token_hex(6)}"
+
+
+def new_instance_id() -> str:
+    return f"inst_{_stamp()}_{secrets.token_hex(6)}"
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_hex(16)

@@ -1,0 +1,87 @@
+"""Checks on caller input, run before any transaction starts so bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ctxdb.errors import (
+    ContentTooLargeError,
+    InvalidContentError,
+    InvalidIdentifierError,
+    ValidationError,
+)
+
+MAX_IDENTIFIER_LENGTH = 200
+MAX_NAME_LENGTH = 500
+
+
+def check_identifier(value: object, what: str) -> str:
+    """An id or short name: a non-empty string without NUL bytes or surrounding blanks."""
+    if not isinstance(value, str):
+        raise InvalidIdentifierError(f"{what} must be a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidIdentifierError(f"{what} contains a NUL byte", value=repr(value))
+    if not value.strip():
+        raise InvalidIdentifierError(f"{what} must not be empty")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifierError(
+            f"{what} is longer than {MAX_IDENTIFIER_LENGTH} characters"
+        )
+    return value
+
+
+def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """Free text such as a name or description: no NUL bytes, bounded length."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValidationError(f"{what} contains a NUL byte")
+    if len(value) > max_length:
+        raise ValidationError(f"{what} is longer than {max_length} characters")
+    return value
+
+
+def check_non_negative_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{what} must be an integer, got {value!r}")
+    if value < 0:
+        raise ValidationError(f"{what} must not be negative, got {value}")
+    return value
+
+
+def check_optional_int(value: object, what: str) -> int | None:
+    return None if value is None else check_non_negative_int(value, what)
+
+
+def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
+    """Serialize ``value`` to compact JSON text both databases accept, or raise a typed error.
+
+    NUL characters are refused because PostgreSQL's jsonb cannot hold them, and SQLite must
+    accept exactly what PostgreSQL accepts so that data moves between them losslessly.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidContentError(f"{what} is not JSON-serializable: {exc}") from None
+    if "\\u0000" in text:
+        raise InvalidContentError(f"{what} contains a NUL character (\\u0000)")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidContentError(f"{what} contains a lone surrogate character") from None
+    if max_bytes is not None and size > max_bytes:
+        raise ContentTooLargeError(
+            f"{what} is {size} bytes of JSON, over the limit of {max_bytes} bytes",
+            size=size,
+            limit=max_bytes,
+        )
+    return text
+
+
+def check_metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"metadata must be a JSON object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,46 @@
+"""Helpers shared by the services: row decoding and the audit row."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ctxdb.domain.validation import encode_json
+from ctxdb.storage import Row, Tx
+
+JSON_FIELDS = frozenset({"content", "metadata", "details", "next_steps", "working_set"})
+
+
+def decode(row: Row) -> dict[str, Any]:
+    """Parse the JSON columns of a row (both backends hand JSON over as text)."""
+    for name in JSON_FIELDS.intersection(row):
+        value = row[name]
+        if isinstance(value, str):
+            row[name] = json.loads(value)
+    return row
+
+
+def decode_all(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    return [decode(row) for row in rows]
+
+
+def audit(
+    tx: Tx,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    project_id: str | None,
+    **details: Any,
+) -> None:
+    """Write the audit row of a mutation; always called inside the mutation's transaction."""
+    tx.execute(
+        "insert_audit",
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        project_id=project_id,
+        details=encode_json(details, "audit details"),
+    )

@@ -1,0 +1,289 @@
+"""Context items: store, load by priority, page, pack within a budget, supersede, delete."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.models import PRIORITY_ORDER, Priority
+from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
+from ctxdb.domain.tokens import estimate_tokens
+from ctxdb.domain.validation import (
+    check_identifier,
+    check_metadata,
+    check_non_negative_int,
+    check_optional_int,
+    encode_json,
+)
+from ctxdb.errors import (
+    ContextItemNotFoundError,
+    InvalidTransitionError,
+    ValidationError,
+)
+from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.service.instances import InstanceService, require_instance
+from ctxdb.service.phases import require_phase
+from ctxdb.service.projects import require_project
+from ctxdb.settings import Settings
+from ctxdb.storage import Storage, Tx
+
+MAX_PAGE = 1_000
+
+
+def require_item(tx: Tx, item_id: int) -> dict[str, Any]:
+    check_non_negative_int(item_id, "item_id")
+    row = tx.one("get_item", item_id=item_id)
+    if row is None:
+        raise ContextItemNotFoundError(f"unknown context item {item_id}", item_id=item_id)
+    return decode(row)
+
+
+def current_phase_id(tx: Tx, project_id: str) -> int | None:
+    row = tx.one("current_phase", project_id=project_id)
+    return None if row is None else int(row["phase_id"])
+
+
+def pack_in_tx(
+    tx: Tx, project_id: str, budget: int, phase_id: int | None,
+    max_skips: int = DEFAULT_MAX_SKIPS,
+) -> Pack:
+    """The budgeted pack, read inside the caller's transaction (see ``domain.packing``)."""
+    focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
+    critical = decode_all(tx.all("items_of_priority", project_id=project_id,
+                                 priority="CRITICAL", phase_id=None))
+
+    def tier(priority: Priority) -> Any:
+        if focus is not None:
+            for row in tx.stream("pack_tier_in_phase", project_id=project_id,
+                                 phase_id=focus, priority=priority.value):
+                yield decode(row)
+        for row in tx.stream("pack_tier_outside_phase", project_id=project_id,
+                             phase_id=-1 if focus is None else focus,
+                             priority=priority.value):
+            yield decode(row)
+
+    tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
+    return pack_items(critical, tiers, budget, max_skips)
+
+
+class ContextService:
+    def __init__(self, storage: Storage, settings: Settings, instances: InstanceService) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.instances = instances
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def store(
+        self,
+        project_id: str,
+        content: Any,
+        priority: str = "HIGH",
+        content_type: str = "code",
+        phase_id: int | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        token_count: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Store one item. Storing again with the same ``idempotency_key`` returns the first."""
+        values = self._validated_item(project_id, content, priority, content_type, phase_id,
+                                      metadata, created_by, token_count, idempotency_key)
+        return self.storage.write(lambda tx: self._insert(tx, values, actor))
+
+    def _validated_item(
+        self, project_id: str, content: Any, priority: str, content_type: str,
+        phase_id: int | None, metadata: dict[str, Any] | None, created_by: str | None,
+        token_count: int | None, idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        content_json = encode_json(content, "content", self.settings.max_content_bytes)
+        if token_count is None:
+            token_count = estimate_tokens(content_json)
+        return {
+            "project_id": check_identifier(project_id, "project_id"),
+            "priority": Priority.parse(priority).value,
+            "content_type": check_identifier(content_type, "content_type"),
+            "phase_id": check_optional_int(phase_id, "phase_id"),
+            "content": content_json,
+            "metadata": encode_json(check_metadata(metadata), "metadata",
+                                    self.settings.max_content_bytes),
+            "created_by": None if created_by is None else check_identifier(created_by,
+                                                                           "created_by"),
+            "token_count": check_non_negative_int(token_count, "token_count"),
+            "idempotency_key": check_identifier(idempotency_key or new_idempotency_key(),
+                                                "idempotency_key"),
+        }
+
+    def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
+        project_id = values["project_id"]
+        existing = tx.one("item_by_key", project_id=project_id,
+                          idempotency_key=values["idempotency_key"])
+        if existing is not None:
+            return require_item(tx, existing["item_id"])
+        sequence = tx.value("next_sequence", project_id=project_id)
+        if sequence is None:  # no such active project: say which it is
+            require_project(tx, project_id, active=True)
+            raise AssertionError(f"project {project_id!r} is active but has no sequence")
+        if values["phase_id"] is not None:
+            require_phase(tx, values["phase_id"], project_id)
+        if values["created_by"] is not None:
+            require_instance(tx, values["created_by"], project_id)
+        item_id = tx.value("insert_item", sequence_number=sequence, **values)
+        audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
+              "context_item", item_id, project_id, priority=values["priority"],
+              sequence_number=sequence, token_count=values["token_count"])
+        return {
+            "item_id": item_id,
+            "project_id": project_id,
+            "phase_id": values["phase_id"],
+            "sequence_number": sequence,
+            "content_type": values["content_type"],
+            "priority": values["priority"],
+            "token_count": values["token_count"],
+            "created_by": values["created_by"],
+            "state": "active",
+        }
+
+    def supersede(
+        self,
+        item_id: int,
+        content: Any,
+        *,
+        priority: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        created_by: str | None = None,
+        token_count: int | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Replace an item by a new one; the old one stays, marked superseded, for history."""
+        check_non_negative_int(item_id, "item_id")
+        old = self.storage.read(lambda tx: require_item(tx, item_id))
+        values = self._validated_item(
+            old["project_id"], content, priority or old["priority"],
+            content_type or old["content_type"], old["phase_id"],
+            old["metadata"] if metadata is None else metadata, created_by, token_count,
+            f"supersede:{item_id}",
+        )
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            current = require_item(tx, item_id)
+            key_taken = tx.one("item_by_key", project_id=current["project_id"],
+                               idempotency_key=values["idempotency_key"])
+            if current["state"] != "active" and key_taken is None:
+                raise InvalidTransitionError(
+                    f"context item {item_id} is {current['state']}; only active items can be "
+                    "superseded", item_id=item_id)
+            new = self._insert(tx, values, actor)
+            tx.execute("supersede_item", item_id=item_id, superseded_by=new["item_id"])
+            audit(tx, actor or created_by or self.settings.actor, "context.supersede",
+                  "context_item", item_id, current["project_id"],
+                  superseded_by=new["item_id"])
+            return new
+
+        return self.storage.write(unit)
+
+    def delete(self, item_id: int, actor: str | None = None) -> dict[str, Any]:
+        """Tombstone an item: it leaves every load and pack but stays for audit and export."""
+        actor = actor or self.settings.actor
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            item = require_item(tx, item_id)
+            if item["state"] != "active":
+                raise InvalidTransitionError(
+                    f"context item {item_id} is already {item['state']}", item_id=item_id)
+            tx.execute("delete_item", item_id=item_id, deleted_by=actor)
+            audit(tx, actor, "context.delete", "context_item", item_id, item["project_id"])
+            return require_item(tx, item_id)
+
+        return self.storage.write(unit)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> dict[str, Any]:
+        return self.storage.read(lambda tx: require_item(tx, item_id))
+
+    def load_for_instance(
+        self, instance_id: str, project_id: str, phase_id: int | None = None,
+        **instance_fields: Any,
+    ) -> dict[str, Any]:
+        """Register the instance and return the project's CRITICAL items in sequence order."""
+        started = time.perf_counter()
+        fields = self.instances.validated_fields(project_id, phase_id, instance_id=instance_id,
+                                                 **instance_fields)
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            self.instances.register(tx, fields, None)
+            return decode_all(tx.all("items_of_priority", project_id=project_id,
+                                     priority="CRITICAL", phase_id=phase_id))
+
+        items = self.storage.write(unit)
+        return {
+            "instance_id": instance_id,
+            "project_id": project_id,
+            "phase_id": phase_id,
+            "critical_context": items,
+            "status": "ready",
+            "load_time_ms": (time.perf_counter() - started) * 1000,
+        }
+
+    def full(self, project_id: str, phase_id: int | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Every live item, grouped by priority, each group in sequence order."""
+        check_optional_int(phase_id, "phase_id")
+
+        def unit(tx: Tx) -> dict[str, list[dict[str, Any]]]:
+            require_project(tx, project_id)
+            grouped: dict[str, list[dict[str, Any]]] = {p.value: [] for p in PRIORITY_ORDER}
+            for row in tx.all("all_live_items", project_id=project_id, phase_id=phase_id):
+                grouped[row["priority"]].append(decode(row))
+            return grouped
+
+        return self.storage.read(unit)
+
+    def page(
+        self, project_id: str, priority: str, after_sequence: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        """One page of live items of a priority, after ``after_sequence`` (keyset paging)."""
+        level = Priority.parse(priority).value
+        check_non_negative_int(after_sequence, "after_sequence")
+        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            require_project(tx, project_id)
+            items = decode_all(tx.all("items_page", project_id=project_id, priority=level,
+                                      after_sequence=after_sequence, limit=limit))
+            more = len(items) == limit
+            return {"items": items,
+                    "next_after_sequence": items[-1]["sequence_number"] if more else None}
+
+        return self.storage.read(unit)
+
+    def pack(
+        self, project_id: str, budget_tokens: int, phase_id: int | None = None,
+        max_skips: int = DEFAULT_MAX_SKIPS,
+    ) -> Pack:
+        """The budgeted pack (see ``domain.packing``); the current phase ranks first."""
+        check_non_negative_int(budget_tokens, "budget_tokens")
+        check_optional_int(phase_id, "phase_id")
+
+        def unit(tx: Tx) -> Pack:
+            require_project(tx, project_id)
+            return pack_in_tx(tx, project_id, budget_tokens, phase_id, max_skips)
+
+        return self.storage.read(unit)
+
+    def counts(self, project_id: str) -> dict[str, dict[str, int]]:
+        """Live items and tokens per priority."""
+
+        def unit(tx: Tx) -> dict[str, dict[str, int]]:
+            require_project(tx, project_id)
+            counts = {p.value: {"items": 0, "tokens": 0} for p in PRIORITY_ORDER}
+            for row in tx.all("count_items_by_priority", project_id=project_id):
+                counts[row["priority"]] = {"items": int(row["n"]), "tokens": int(row["tokens"])}
+            return counts
+
+        return self.storage.read(unit)

@@ -1,0 +1,190 @@
+"""Token management: usage tracking and the clear-and-reload cycle with its handoff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.validation import (
+    check_identifier,
+    check_non_negative_int,
+    check_text,
+    encode_json,
+)
+from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
+from ctxdb.service.common import audit, decode
+from ctxdb.service.context import pack_in_tx
+from ctxdb.service.instances import require_instance
+from ctxdb.settings import Settings
+from ctxdb.storage import Storage, Tx
+
+HANDOFF_KINDS = ("clear", "compact", "manual", "end")
+MAX_SUMMARY = 100_000
+
+
+def usage_view(instance: dict[str, Any]) -> dict[str, Any]:
+    used, window = instance["current_token_usage"], instance["context_window"]
+    return {
+        "instance_id": instance["instance_id"],
+        "project_id": instance["project_id"],
+        "current_token_usage": used,
+        "context_window": window,
+        "percentage": used / window * 100,
+        "tokens_remaining": window - used,
+        "generation": instance["generation"],
+    }
+
+
+class TokenService:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    def update_usage(
+        self, instance_id: str, token_count: int, actor: str | None = None
+    ) -> dict[str, Any]:
+        """Set the instance's usage; must lie within the instance's own context window."""
+        if isinstance(token_count, bool) or not isinstance(token_count, int):
+            raise TokenUsageOutOfRangeError(f"token count must be an integer, got {token_count!r}")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = require_instance(tx, instance_id)
+            window = instance["context_window"]
+            if not 0 <= token_count <= window:
+                raise TokenUsageOutOfRangeError(
+                    f"token count {token_count} is outside 0..{window}, the context window of "
+                    f"instance {instance_id!r}",
+                    token_count=token_count, context_window=window,
+                )
+            tx.execute("set_token_usage", instance_id=instance_id, tokens=token_count)
+            audit(tx, actor or instance_id, "tokens.update", "instance", instance_id,
+                  instance["project_id"], previous=instance["current_token_usage"],
+                  current=token_count)
+            return usage_view(require_instance(tx, instance_id))
+
+        return self.storage.write(unit)
+
+    def check_usage(self, instance_id: str) -> dict[str, Any]:
+        return usage_view(self.storage.read(lambda tx: require_instance(tx, instance_id)))
+
+    def all_usage(self, project_id: str | None = None) -> dict[str, Any]:
+        """Usage of every live instance, flagged ``warning`` at or past the clear threshold."""
+        rows = self.storage.read(
+            lambda tx: tx.all("list_live_instances", project_id=project_id or ""))
+        instances = []
+        for row in rows:
+            view = usage_view(row)
+            warn = view["percentage"] >= self.settings.clear_threshold * 100
+            instances.append({**view, "status": "warning" if warn else "healthy",
+                              "instance_status": row["status"]})
+        total = sum(i["current_token_usage"] for i in instances)
+        return {
+            "instances": instances,
+            "total_instances": len(instances),
+            "total_tokens_used": total,
+            "average_usage": total / len(instances) if instances else 0.0,
+        }
+
+    def clear_and_reload(
+        self,
+        instance_id: str,
+        *,
+        summary: str = "",
+        next_steps: list[Any] | None = None,
+        working_set: dict[str, Any] | None = None,
+        kind: str = "clear",
+        budget_tokens: int | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """One transaction: save a handoff, reset usage, bump the generation, reload the pack.
+
+        The pack's budget defaults to ``pack_budget_fraction`` of the instance's window. If the
+        project's CRITICAL items alone exceed it, nothing is changed and the error says so.
+        """
+        check_identifier(instance_id, "instance_id")
+        check_text(summary, "summary", MAX_SUMMARY)
+        if kind not in HANDOFF_KINDS:
+            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
+        if budget_tokens is not None:
+            check_non_negative_int(budget_tokens, "budget_tokens")
+        steps = encode_json([] if next_steps is None else next_steps, "next_steps",
+                            self.settings.max_content_bytes)
+        working = encode_json({} if working_set is None else working_set, "working_set",
+                              self.settings.max_content_bytes)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = decode(tx.one("lock_instance", instance_id=instance_id)
+                              or require_instance(tx, instance_id))
+            if instance["status"] == "completed":
+                raise InvalidTransitionError(f"instance {instance_id!r} has ended")
+            handoff_id = tx.value("insert_handoff", project_id=instance["project_id"],
+                                  instance_id=instance_id, generation=instance["generation"],
+                                  kind=kind, summary=summary, next_steps=steps,
+                                  working_set=working,
+                                  tokens_before=instance["current_token_usage"],
+                                  idempotency_key=key)
+            if handoff_id is None:  # a retry of a unit that had committed
+                handoff_id = tx.value("handoff_by_key", idempotency_key=key)
+            generation = tx.value("clear_token_usage", instance_id=instance_id)
+            audit(tx, actor or instance_id, "tokens.clear_and_reload", "instance", instance_id,
+                  instance["project_id"], tokens_before=instance["current_token_usage"],
+                  generation=generation, handoff_id=handoff_id)
+            budget = budget_tokens if budget_tokens is not None else int(
+                instance["context_window"] * self.settings.pack_budget_fraction)
+            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
+            handoff = decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
+            return self._reload_result(instance, generation, handoff, pack)
+
+        return self.storage.write(unit)
+
+    @staticmethod
+    def _reload_result(
+        instance: dict[str, Any], generation: int, handoff: dict[str, Any], pack: Any
+    ) -> dict[str, Any]:
+        counts = pack.counts()
+        return {
+            "instance_id": instance["instance_id"],
+            "project_id": instance["project_id"],
+            "tokens_before": instance["current_token_usage"],
+            "tokens_after": 0,
+            "generation": generation,
+            "context_items_loaded": len(pack.items),
+            "critical_items": counts["CRITICAL"],
+            "high_items": counts["HIGH"],
+            "medium_items": counts["MEDIUM"],
+            "low_items": counts["LOW"],
+            "status": "ready",
+            "handoff": handoff,
+            "items": pack.items,
+            "manifest": pack.manifest.to_dict(),
+        }
+
+    def auto_manage(
+        self, instance_id: str, threshold: float | None = None, **handoff: Any
+    ) -> dict[str, Any] | None:
+        """Clear and reload when usage has reached ``threshold`` of the window, else ``None``."""
+        threshold = self.settings.clear_threshold if threshold is None else threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
+                or not 0 < threshold <= 1:
+            raise ValidationError(f"threshold must be in (0, 1], got {threshold!r}")
+        usage = self.check_usage(instance_id)
+        if usage["current_token_usage"] < threshold * usage["context_window"]:
+            return None
+        return self.clear_and_reload(instance_id, **handoff)
+
+    def latest_handoff(
+        self, *, instance_id: str | None = None, project_id: str | None = None
+    ) -> dict[str, Any] | None:
+        if (instance_id is None) == (project_id is None):
+            raise ValidationError("give exactly one of instance_id and project_id")
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            if instance_id is not None:
+                require_instance(tx, instance_id)
+                row = tx.one("latest_handoff_of_instance", instance_id=instance_id)
+            else:
+                row = tx.one("latest_handoff_of_project", project_id=project_id)
+            return decode(row) if row else None
+
+        return self.storage.read(unit)

@@ -1,0 +1,203 @@
+"""Settings: loaded once per entry point from ``CTXDB_*`` variables and an optional TOML file.
+
+Precedence, lowest first: built-in defaults, the config file, environment variables, explicit
+overrides passed by the caller. The resulting :class:`Settings` is passed down explicitly;
+no module keeps a global copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctxdb.errors import ConfigError
+
+ENV_PREFIX = "CTXDB_"
+CONFIG_ENV = "CTXDB_CONFIG"
+SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser().resolve() / "ctxdb"
+
+
+def default_config_file(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "ctxdb" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Describes one setting: its environment variable, type and meaning (shown in --help)."""
+
+    name: str
+    kind: type
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+@dataclass(frozen=True)
+class Settings:
+    url: str = ""
+    context_window: int = 200_000
+    clear_threshold: float = 0.85
+    heartbeat_interval: float = 30.0
+    stale_after: float = 600.0
+    max_projects: int = 100
+    max_instances_per_project: int = 10
+    sqlite_synchronous: str = "FULL"
+    busy_timeout_ms: int = 30_000
+    max_content_bytes: int = 1024 * 1024
+    pack_budget_fraction: float = 0.25
+    auto_migrate: bool | None = None
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Absolute path of the SQLite file; relative paths are resolved once, here."""
+        raw = self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:") else self.url
+        return Path(raw).expanduser().resolve()
+
+    @property
+    def migrates_automatically(self) -> bool:
+        """Embedded SQLite upgrades itself; a shared PostgreSQL is upgraded on purpose."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return not self.is_postgres
+
+    def replace(self, **changes: Any) -> Settings:
+        merged = dataclasses.replace(self, **changes)
+        merged.validate()
+        return merged
+
+    def validate(self) -> None:
+        if not self.url:
+            raise ConfigError("database URL is empty")
+        if "\x00" in self.url:
+            raise ConfigError("database URL contains a NUL byte")
+        if self.sqlite_synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(
+                f"sqlite_synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                f"got {self.sqlite_synchronous!r}"
+            )
+        if not 0 < self.clear_threshold <= 1:
+            raise ConfigError(f"clear_threshold must be in (0, 1], got {self.clear_threshold}")
+        if not 0 < self.pack_budget_fraction <= 1:
+            raise ConfigError(
+                f"pack_budget_fraction must be in (0, 1], got {self.pack_budget_fraction}"
+            )
+        for name in ("context_window", "max_projects", "max_instances_per_project",
+                     "max_content_bytes", "pool_min_size", "pool_max_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.busy_timeout_ms < 30_000:
+            raise ConfigError("busy_timeout_ms below 30000 lets writers fail with 'locked'")
+        if self.heartbeat_interval <= 0 or self.stale_after <= 0:
+            raise ConfigError("heartbeat_interval and stale_after must be positive")
+
+
+SETTINGS_HELP: tuple[Setting, ...] = (
+    Setting("url", str, "database: a SQLite path or sqlite:///path, or postgresql://…"),
+    Setting("context_window", int, "default context window of an instance, in tokens"),
+    Setting("clear_threshold", float, "fraction of the window at which to clear and reload"),
+    Setting("heartbeat_interval", float, "seconds between instance heartbeats"),
+    Setting("stale_after", float, "seconds without heartbeat before an instance is crashed"),
+    Setting("max_projects", int, "most projects that may exist at once (not archived)"),
+    Setting("max_instances_per_project", int, "most live instances per project"),
+    Setting("sqlite_synchronous", str, "FULL (default, durable) or NORMAL (faster, riskier)"),
+    Setting("busy_timeout_ms", int, "SQLite busy timeout in ms (at least 30000)"),
+    Setting("max_content_bytes", int, "largest accepted context item, in bytes of JSON"),
+    Setting("pack_budget_fraction", float, "share of the window a reload pack may fill"),
+    Setting("auto_migrate", bool, "upgrade the schema on open (default: SQLite yes, PG no)"),
+    Setting("pool_min_size", int, "PostgreSQL pool: connections kept open"),
+    Setting("pool_max_size", int, "PostgreSQL pool: most connections"),
+    Setting("actor", str, "who is recorded in the audit log for user actions"),
+)
+
+
+def _convert(setting: Setting, raw: Any, source: str) -> Any:
+    try:
+        if setting.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        value = setting.kind(raw)
+        if setting.name == "sqlite_synchronous":
+            value = value.upper()
+        return value
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: {setting.name} expects {setting.kind.__name__}, got {raw!r}"
+        ) from None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    table = data.get("ctxdb", data)
+    known = {s.name: s for s in SETTINGS_HELP}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown settings {', '.join(unknown)}")
+    return {name: _convert(known[name], value, str(path)) for name, value in table.items()}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for setting in SETTINGS_HELP:
+        raw = env.get(setting.env_var)
+        if raw is not None and raw != "":
+            values[setting.name] = _convert(setting, raw, setting.env_var)
+    return values
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings for one entry point.
+
+    ``config_file`` defaults to ``$CTXDB_CONFIG`` or ``~/.config/ctxdb/config.toml`` when it
+    exists. Explicit ``overrides`` whose value is ``None`` are ignored.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = Path(config_file) if config_file else None
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    if path is not None and not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    path = path or default_config_file(env)
+    if path.exists():
+        values.update(_from_file(path))
+    values.update(_from_env(env))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if not values.get("url"):
+        values["url"] = str(default_data_dir(env) / "ctxdb.db")
+    settings = Settings(**values)
+    settings.validate()
+    return settings

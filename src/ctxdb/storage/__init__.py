@@ -1,0 +1,31 @@
+"""Storage: one interface (:class:`Storage`), a SQLite and a PostgreSQL backend behind it."""
+
+from __future__ import annotations
+
+from ctxdb.settings import Settings
+from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.migrate import Migrator
+
+__all__ = ["Migrator", "Row", "Storage", "Tx", "connect_storage", "open_storage"]
+
+
+def connect_storage(settings: Settings) -> Storage:
+    """Connect to the database named by the settings, without checking its schema."""
+    if settings.is_postgres:
+        from ctxdb.storage.postgres import PostgresStorage
+
+        return PostgresStorage(settings)
+    from ctxdb.storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(settings)
+
+
+def open_storage(settings: Settings) -> Storage:
+    """Connect and make sure the schema is current (upgrading it where that is automatic)."""
+    storage = connect_storage(settings)
+    try:
+        Migrator(storage).ensure_current(settings.migrates_automatically)
+    except BaseException:
+        storage.close()
+        raise
+    return storage

@@ -1,0 +1,85 @@
+"""The storage interface every backend implements.
+
+A unit of work is a function of a :class:`Tx`. The service layer hands it to
+:meth:`Storage.write` or :meth:`Storage.read`; the backend runs it in exactly one transaction
+and commits before returning. ``write`` may run the function again after a transient failure
+(a dropped PostgreSQL connection, a serialization failure), so units of work must be safe to
+repeat: every insert that could have committed carries an idempotency key or a
+caller-chosen primary key.
+
+Errors: backends raise only :mod:`ctxdb.errors` types. Driver errors are translated by the
+backend; ``TransientStorageError`` is raised when retries are exhausted.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from ctxdb.storage.dialect import Dialect
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+class Tx(abc.ABC):
+    """One open transaction. Queries are referred to by name (see ``queries/*.sql``)."""
+
+    @abc.abstractmethod
+    def all(self, query: str, **params: Any) -> list[Row]:
+        """Every row of a named query."""
+
+    @abc.abstractmethod
+    def one(self, query: str, **params: Any) -> Row | None:
+        """The first row of a named query, or ``None``."""
+
+    @abc.abstractmethod
+    def stream(self, query: str, **params: Any) -> Iterator[Row]:
+        """Rows of a named query, fetched lazily; stop iterating to stop reading."""
+
+    @abc.abstractmethod
+    def execute(self, query: str, **params: Any) -> int:
+        """Run a named statement; returns the number of rows it changed."""
+
+    @abc.abstractmethod
+    def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
+        """The first row of literal SQL already in this backend's parameter style."""
+
+    @abc.abstractmethod
+    def script(self, sql: str) -> None:
+        """Run literal SQL text of one or more statements (migrations only)."""
+
+    @abc.abstractmethod
+    def lock(self, key: int) -> None:
+        """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
+
+    def value(self, query: str, **params: Any) -> Any:
+        row = self.one(query, **params)
+        return None if row is None else next(iter(row.values()))
+
+
+class Storage(abc.ABC):
+    dialect: Dialect
+    url: str
+
+    @abc.abstractmethod
+    def write(self, unit: Callable[[Tx], T]) -> T:
+        """Run ``unit`` in one write transaction and commit; may retry on transient errors."""
+
+    @abc.abstractmethod
+    def read(self, unit: Callable[[Tx], T]) -> T:
+        """Run ``unit`` in one read-only transaction (a consistent snapshot)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release every connection; the storage cannot be used afterwards."""
+
+    def describe(self) -> str:
+        return f"{self.dialect.name}: {self.url}"
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,186 @@
+"""Versioned schema migrations: numbered SQL files per dialect, applied by a small runner.
+
+Each file ``NNNN_name.sql`` has a ``-- migrate:up`` and a ``-- migrate:down`` section. Every
+migration runs in its own transaction together with its bookkeeping row in
+``schema_migrations`` (version, name, sha-256 of the up section, time applied), so a failed
+migration leaves nothing behind. Concurrent upgrades are serialized (SQLite: BEGIN IMMEDIATE;
+PostgreSQL: an advisory lock) and re-check what is applied once they hold the lock, so twenty
+processes opening a fresh database at once all succeed and apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from ctxdb.errors import MigrationError, SchemaOutdatedError
+from ctxdb.storage.base import Storage, Tx
+from ctxdb.storage.dialect import LOCK_MIGRATIONS, Dialect
+
+_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_UP, _DOWN = "-- migrate:up", "-- migrate:down"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    up: str
+    down: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.up.encode()).hexdigest()
+
+
+def _parse(version: int, name: str, text: str) -> Migration:
+    if _UP not in text or _DOWN not in text:
+        raise MigrationError(f"migration {version:04d}_{name} lacks '{_UP}' or '{_DOWN}'")
+    up = text.split(_UP, 1)[1].split(_DOWN, 1)[0].strip()
+    down = text.split(_DOWN, 1)[1].strip()
+    return Migration(version, name, up, down)
+
+
+def load_migrations(dialect: Dialect) -> list[Migration]:
+    folder = resources.files("ctxdb.storage").joinpath("migrations", dialect.name)
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(_parse(int(match[1]), match[2], entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    expected = list(range(1, len(found) + 1))
+    if [m.version for m in found] != expected:
+        raise MigrationError(f"{dialect.name} migrations are not numbered 1..{len(found)}")
+    return found
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Migrator:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.migrations = load_migrations(storage.dialect)
+
+    @property
+    def latest_version(self) -> int:
+        return self.migrations[-1].version if self.migrations else 0
+
+    def _has_table(self, tx: Tx) -> bool:
+        dialect = self.storage.dialect
+        row = tx.one_raw(dialect.table_exists, {"name": "schema_migrations"})
+        return bool(row and row["n"])
+
+    def current_version(self) -> int:
+        def unit(tx: Tx) -> int:
+            if not self._has_table(tx):
+                return 0
+            return int(tx.value("latest_applied_version"))
+
+        return self.storage.read(unit)
+
+    def applied(self) -> list[dict[str, Any]]:
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            return tx.all("applied_migrations") if self._has_table(tx) else []
+
+        return self.storage.read(unit)
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per known or applied migration: applied, pending or modified."""
+        applied = {row["version"]: row for row in self.applied()}
+        rows = []
+        for migration in self.migrations:
+            row = applied.pop(migration.version, None)
+            state = "pending"
+            if row is not None:
+                state = "applied" if row["checksum"] == migration.checksum else "modified"
+            rows.append({
+                "version": migration.version,
+                "name": migration.name,
+                "state": state,
+                "applied_at": row["applied_at"] if row else None,
+                "checksum": migration.checksum,
+            })
+        for version, row in sorted(applied.items()):
+            rows.append({**row, "state": "unknown"})
+        return rows
+
+    def _target(self, target: int | None, default: int) -> int:
+        target = default if target is None else target
+        if not 0 <= target <= self.latest_version:
+            raise MigrationError(f"target version {target} is not in 0..{self.latest_version}")
+        return target
+
+    def upgrade(self, target: int | None = None, dry_run: bool = False) -> list[Migration]:
+        """Apply pending migrations up to ``target`` (default: all); returns those applied."""
+        target = self._target(target, self.latest_version)
+        current = self.current_version()
+        plan = [m for m in self.migrations if current < m.version <= target]
+        if dry_run:
+            return plan
+        done = []
+        for migration in plan:
+            if self.storage.write(lambda tx, m=migration: self._apply_up(tx, m)):
+                done.append(migration)
+        return done
+
+    def _apply_up(self, tx: Tx, migration: Migration) -> bool:
+        tx.lock(LOCK_MIGRATIONS)
+        tx.execute("create_migrations_table")
+        if int(tx.value("latest_applied_version")) >= migration.version:
+            return False  # another process applied it while we waited for the lock
+        try:
+            tx.script(migration.up)
+        except Exception as exc:
+            raise MigrationError(
+                f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+            ) from exc
+        tx.execute("record_migration", version=migration.version, name=migration.name,
+                   checksum=migration.checksum, applied_at=_now())
+        return True
+
+    def downgrade(self, target: int | None = None, dry_run: bool = False) -> list[Migration]:
+        """Roll back applied migrations down to ``target`` (default: one step back)."""
+        current = self.current_version()
+        target = self._target(target, max(current - 1, 0))
+        plan = [m for m in reversed(self.migrations) if target < m.version <= current]
+        if dry_run:
+            return plan
+        for migration in plan:
+            self.storage.write(lambda tx, m=migration: self._apply_down(tx, m))
+        return plan
+
+    def _apply_down(self, tx: Tx, migration: Migration) -> None:
+        tx.lock(LOCK_MIGRATIONS)
+        if int(tx.value("latest_applied_version")) != migration.version:
+            raise MigrationError(
+                f"cannot roll back {migration.version:04d}: it is not the latest applied"
+            )
+        tx.script(migration.down)
+        tx.execute("forget_migration", version=migration.version)
+
+    def ensure_current(self, automatic: bool) -> None:
+        """Upgrade (embedded use) or refuse to run against an outdated schema."""
+        current = self.current_version()
+        if current == self.latest_version:
+            return
+        if current > self.latest_version:
+            raise SchemaOutdatedError(
+                f"the database schema is at version {current}, newer than this ctxdb "
+                f"({self.latest_version}); upgrade ctxdb"
+            )
+        if automatic:
+            self.upgrade()
+            return
+        raise SchemaOutdatedError(
+            f"the database schema is at version {current}, ctxdb needs {self.latest_version}: "
+            "run `ctxdb db upgrade` to upgrade it",
+            current=current,
+            required=self.latest_version,
+        )

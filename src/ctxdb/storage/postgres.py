@@ -1,0 +1,174 @@
+"""The PostgreSQL backend: psycopg 3 with a connection pool.
+
+- connections are validated when taken from the pool (a dead one is replaced, not used);
+- every connection runs with ``synchronous_commit=on`` and the UTC time zone;
+- a unit of work that fails with a serialization failure, a deadlock or a dropped connection
+  is run again as a whole, which is safe because every insert carries an idempotency key;
+- ``jsonb`` comes back as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
+  them, so the layers above never see a driver-specific type.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from ctxdb.errors import ConfigError, ConflictError, DatabaseUnavailableError, StorageError
+from ctxdb.settings import Settings
+from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.queries import compiled_queries
+from ctxdb.storage.retry import with_retries
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.adapt import Loader
+    from psycopg.rows import dict_row
+    from psycopg.types.string import TextLoader
+    from psycopg_pool import ConnectionPool, PoolTimeout
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigError(
+        "PostgreSQL support needs the postgres extra: pip install 'ctxdb[postgres]'"
+    ) from exc
+
+T = TypeVar("T")
+_cursor_names = itertools.count()
+
+
+class TimestampTextLoader(Loader):
+    """Render ``timestamptz`` (server time zone UTC) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+
+    def load(self, data: Any) -> str:
+        text = bytes(data).decode()
+        stamp, _, _zone = text.partition("+")
+        day, _, clock = stamp.partition(" ")
+        seconds, _, fraction = clock.partition(".")
+        return f"{day}T{seconds}.{(fraction + '000')[:3]}Z"
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("json", TextLoader)
+    conn.adapters.register_loader("timestamptz", TimestampTextLoader)
+    conn.execute("SET TIME ZONE 'UTC'")
+    conn.execute("SET synchronous_commit = on")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        pg_errors.SerializationFailure
+        | pg_errors.DeadlockDetected
+        | pg_errors.AdminShutdown
+        | psycopg.OperationalError
+        | PoolTimeout,
+    )
+
+
+def _translate(exc: psycopg.Error) -> StorageError | ConflictError:
+    if isinstance(exc, psycopg.IntegrityError):
+        return ConflictError(f"the database refused the change: {exc}")
+    return StorageError(f"PostgreSQL error: {exc}")
+
+
+class PostgresTx(Tx):
+    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        cursor = self._conn.cursor(row_factory=dict_row)
+        return cursor.execute(self._queries[query], params)
+
+    def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            row: Row | None = cursor.execute(sql, params).fetchone()
+            return row
+
+    def all(self, query: str, **params: Any) -> list[Row]:
+        with self._cursor(query, params) as cursor:
+            return list(cursor.fetchall())
+
+    def one(self, query: str, **params: Any) -> Row | None:
+        with self._cursor(query, params) as cursor:
+            row: Row | None = cursor.fetchone()
+            return row
+
+    def stream(self, query: str, **params: Any) -> Iterator[Row]:
+        # A server-side cursor, so that rows not consumed are never sent over the network.
+        name = f"ctxdb_stream_{next(_cursor_names)}"
+        with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
+            cursor.itersize = 256
+            cursor.execute(self._queries[query], params)
+            yield from cursor
+
+    def execute(self, query: str, **params: Any) -> int:
+        with self._cursor(query, params) as cursor:
+            return int(cursor.rowcount)
+
+    def lock(self, key: int) -> None:
+        self._conn.execute(POSTGRES.advisory_lock(key))
+
+    def script(self, sql: str) -> None:
+        # Without parameters psycopg sends the text as one simple query: many statements run.
+        self._conn.execute(sql.encode())
+
+
+class PostgresStorage(Storage):
+    dialect = POSTGRES
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.url
+        self._queries = compiled_queries(POSTGRES)
+        self._pool = ConnectionPool(
+            settings.url,
+            min_size=settings.pool_min_size,
+            max_size=max(settings.pool_min_size, settings.pool_max_size),
+            kwargs={"autocommit": True},
+            configure=_configure,
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="ctxdb",
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise DatabaseUnavailableError(
+                f"cannot connect to PostgreSQL at {self.describe_url()}: {exc}"
+            ) from exc
+
+    def describe_url(self) -> str:
+        # Never print a password that may be part of the URL.
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname')}"
+
+    def describe(self) -> str:
+        return f"postgres: {self.describe_url()}"
+
+    def _transaction(self, unit: Callable[[Tx], T]) -> T:
+        with self._pool.connection() as conn, conn.transaction():
+            return unit(PostgresTx(conn, self._queries))
+
+    def _guarded(self, unit: Callable[[Tx], T]) -> T:
+        def attempt() -> T:
+            try:
+                return self._transaction(unit)
+            except psycopg.Error as exc:
+                if _is_transient(exc):
+                    raise
+                raise _translate(exc) from exc
+
+        return with_retries(attempt, _is_transient, "PostgreSQL transaction")
+
+    def write(self, unit: Callable[[Tx], T]) -> T:
+        return self._guarded(unit)
+
+    def read(self, unit: Callable[[Tx], T]) -> T:
+        return self._guarded(unit)
+
+    def close(self) -> None:
+        self._pool.close()

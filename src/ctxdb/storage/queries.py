@@ -1,0 +1,43 @@
+"""Named SQL queries, loaded once from the ``.sql`` files in ``queries/``.
+
+A file holds blocks introduced by ``-- name: some_query``. Names are unique across files.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+from ctxdb.storage.dialect import Dialect
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    parts = _NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice")
+        queries[name] = body.strip().rstrip(";")
+    return queries
+
+
+@functools.cache
+def raw_queries() -> dict[str, str]:
+    merged: dict[str, str] = {}
+    folder = resources.files("ctxdb.storage").joinpath("queries")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        for name, sql in parse_queries(entry.read_text("utf-8")).items():
+            if name in merged:
+                raise ValueError(f"query {name!r} is defined in two files")
+            merged[name] = sql
+    return merged
+
+
+@functools.cache
+def compiled_queries(dialect: Dialect) -> dict[str, str]:
+    return {name: dialect.compile(sql) for name, sql in raw_queries().items()}

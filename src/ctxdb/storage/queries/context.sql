@@ -1,0 +1,75 @@
+-- Every query that returns items selects the same columns, in this order.
+
+-- name: item_by_key
+SELECT item_id FROM context_items
+WHERE project_id = :project_id AND idempotency_key = :idempotency_key;
+
+-- name: insert_item
+INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
+                           token_count, content, metadata, created_by, idempotency_key,
+                           created_at)
+VALUES (:project_id, :phase_id, :sequence_number, :content_type, :priority, :token_count,
+        :content, :metadata, :created_by, :idempotency_key, $NOW)
+RETURNING item_id;
+
+-- name: get_item
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at, state, superseded_by, deleted_at, deleted_by
+FROM context_items WHERE item_id = :item_id;
+
+-- name: items_of_priority
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items
+WHERE project_id = :project_id AND priority = :priority AND state = 'active'
+  AND (CAST(:phase_id AS BIGINT) IS NULL OR phase_id = :phase_id OR phase_id IS NULL)
+ORDER BY sequence_number;
+
+-- name: all_live_items
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items
+WHERE project_id = :project_id AND state = 'active'
+  AND (CAST(:phase_id AS BIGINT) IS NULL OR phase_id = :phase_id OR phase_id IS NULL)
+ORDER BY sequence_number;
+
+-- name: items_page
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items
+WHERE project_id = :project_id AND priority = :priority AND state = 'active'
+  AND sequence_number > :after_sequence
+ORDER BY sequence_number
+LIMIT :limit;
+
+-- name: pack_tier_in_phase
+-- Newest first, among the live items of one priority that belong to the current phase.
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items
+WHERE project_id = :project_id AND phase_id = :phase_id AND priority = :priority
+  AND state = 'active'
+ORDER BY sequence_number DESC;
+
+-- name: pack_tier_outside_phase
+-- Newest first, among the other live items of one priority (all of them when no phase is
+-- current: the caller passes phase_id -1).
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items
+WHERE project_id = :project_id AND priority = :priority AND state = 'active'
+  AND (phase_id IS NULL OR phase_id <> :phase_id)
+ORDER BY sequence_number DESC;
+
+-- name: supersede_item
+UPDATE context_items SET state = 'superseded', superseded_by = :superseded_by
+WHERE item_id = :item_id AND state = 'active';
+
+-- name: delete_item
+UPDATE context_items SET state = 'deleted', deleted_at = $NOW, deleted_by = :deleted_by
+WHERE item_id = :item_id AND state = 'active';
+
+-- name: count_items_by_priority
+SELECT priority, count(*) AS n, coalesce(sum(token_count), 0) AS tokens
+FROM context_items WHERE project_id = :project_id AND state = 'active'
+GROUP BY priority;

@@ -1,0 +1,69 @@
+-- name: insert_instance
+INSERT INTO instances (instance_id, project_id, phase_id, hostname, process_id, client,
+                       session_id, worktree, branch, model, context_window, metadata,
+                       started_at, last_heartbeat)
+VALUES (:instance_id, :project_id, :phase_id, :hostname, :process_id, :client, :session_id,
+        :worktree, :branch, :model, :context_window, :metadata, $NOW, $NOW);
+
+-- name: get_instance
+SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+       branch, model, context_window, current_token_usage, generation, status, started_at,
+       last_heartbeat, ended_at, metadata
+FROM instances WHERE instance_id = :instance_id;
+
+-- name: lock_instance
+SELECT instance_id, project_id, phase_id, context_window, current_token_usage, generation,
+       status
+FROM instances WHERE instance_id = :instance_id $FOR_UPDATE;
+
+-- name: list_instances
+SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+       branch, model, context_window, current_token_usage, generation, status, started_at,
+       last_heartbeat, ended_at, metadata
+FROM instances
+WHERE (project_id = :project_id OR :project_id = '')
+  AND (status = :status OR :status = '')
+ORDER BY started_at, instance_id;
+
+-- name: list_live_instances
+SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+       branch, model, context_window, current_token_usage, generation, status, started_at,
+       last_heartbeat, ended_at, metadata
+FROM instances
+WHERE status IN ('active', 'idle') AND (project_id = :project_id OR :project_id = '')
+ORDER BY started_at, instance_id;
+
+-- name: count_live_instances
+SELECT count(*) AS n FROM instances
+WHERE project_id = :project_id AND status IN ('active', 'idle');
+
+-- name: heartbeat_instance
+UPDATE instances
+SET last_heartbeat = $NOW,
+    status = 'active',
+    phase_id = coalesce(:phase_id, phase_id),
+    ended_at = NULL
+WHERE instance_id = :instance_id AND status <> 'completed';
+
+-- name: set_instance_status
+UPDATE instances
+SET status = :status,
+    ended_at = CASE WHEN :status IN ('crashed', 'completed') THEN $NOW ELSE NULL END
+WHERE instance_id = :instance_id;
+
+-- name: reap_stale_instances
+UPDATE instances SET status = 'crashed', ended_at = $NOW
+WHERE status IN ('active', 'idle') AND last_heartbeat < $AGO(:stale_after)
+  AND (project_id = :project_id OR :project_id = '')
+RETURNING instance_id, project_id, last_heartbeat;
+
+-- name: set_token_usage
+UPDATE instances SET current_token_usage = :tokens, last_heartbeat = $NOW
+WHERE instance_id = :instance_id;
+
+-- name: clear_token_usage
+UPDATE instances
+SET current_token_usage = 0, generation = generation + 1, last_heartbeat = $NOW,
+    status = 'active'
+WHERE instance_id = :instance_id
+RETURNING generation;

@@ -1,0 +1,59 @@
+-- name: insert_project
+INSERT INTO projects (project_id, name, description, total_story_points, repo_key, metadata,
+                      created_at, updated_at)
+VALUES (:project_id, :name, :description, :total_story_points, :repo_key, :metadata, $NOW, $NOW)
+ON CONFLICT (project_id) DO NOTHING;
+
+-- name: get_project
+SELECT p.project_id, p.name, p.description, p.total_story_points, p.completed_story_points,
+       (SELECT count(*) FROM phases ph WHERE ph.project_id = p.project_id) AS total_phases,
+       p.status, p.repo_key, p.metadata, p.created_at, p.updated_at, p.archived_at
+FROM projects p
+WHERE p.project_id = :project_id;
+
+-- name: lock_project
+SELECT project_id, status FROM projects WHERE project_id = :project_id $FOR_UPDATE;
+
+-- name: count_active_projects
+SELECT count(*) AS n FROM projects WHERE status = 'active';
+
+-- name: list_projects
+SELECT p.project_id, p.name, p.description, p.total_story_points, p.completed_story_points,
+       (SELECT count(*) FROM phases ph WHERE ph.project_id = p.project_id) AS total_phases,
+       p.status, p.repo_key, p.metadata, p.created_at, p.updated_at, p.archived_at
+FROM projects p
+WHERE p.status = 'active' OR :include_archived = 1
+ORDER BY p.created_at, p.project_id;
+
+-- name: update_project
+UPDATE projects
+SET name = coalesce(:name, name),
+    description = coalesce(:description, description),
+    total_story_points = coalesce(:total_story_points, total_story_points),
+    completed_story_points = coalesce(:completed_story_points, completed_story_points),
+    metadata = coalesce(:metadata, metadata),
+    updated_at = $NOW
+WHERE project_id = :project_id;
+
+-- name: archive_project
+UPDATE projects SET status = 'archived', archived_at = $NOW, updated_at = $NOW
+WHERE project_id = :project_id AND status = 'active';
+
+-- name: next_sequence
+UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+WHERE project_id = :project_id AND status = 'active'
+RETURNING next_sequence;
+
+-- name: project_summary
+-- The seed's v_project_summary, without its double counting: each figure is its own subquery.
+SELECT p.project_id, p.name, p.total_story_points, p.completed_story_points,
+       (SELECT count(*) FROM instances i
+        WHERE i.project_id = p.project_id AND i.status = 'active') AS active_instances,
+       (SELECT count(*) FROM context_items c
+        WHERE c.project_id = p.project_id AND c.state = 'active') AS total_snapshots,
+       (SELECT coalesce(sum(i.current_token_usage), 0) FROM instances i
+        WHERE i.project_id = p.project_id AND i.status = 'active') AS total_tokens,
+       p.created_at, p.updated_at
+FROM projects p
+WHERE p.status = 'active'
+ORDER BY p.created_at, p.project_id;

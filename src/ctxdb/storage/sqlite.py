@@ -1,0 +1,207 @@
+"""The embedded SQLite backend (standard library ``sqlite3`` only).
+
+Durability and concurrency rules, applied to every connection this module opens:
+WAL journal, ``synchronous=FULL`` unless the user opted into NORMAL, ``busy_timeout`` of at
+least 30 s, ``foreign_keys=ON``, explicit transactions (``isolation_level=None``) and
+``BEGIN IMMEDIATE`` for every write: a deferred transaction that reads and then writes fails
+at once with "database is locked" whatever the timeout, because SQLite cannot upgrade its
+read snapshot while another writer has committed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ctxdb.errors import ConflictError, DatabaseUnavailableError, StorageError
+from ctxdb.settings import Settings
+from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.dialect import SQLITE
+from ctxdb.storage.queries import compiled_queries
+from ctxdb.storage.retry import with_retries
+
+T = TypeVar("T")
+
+_BUSY_MESSAGES = ("database is locked", "database is busy", "database table is locked")
+
+
+def connect(path: Path, settings: Settings) -> sqlite3.Connection:
+    """Open one connection with ctxdb's settings; the only place connections are made."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path),
+            timeout=settings.busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise DatabaseUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
+        _ensure_wal(conn, settings.busy_timeout_ms / 1000)
+        conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseUnavailableError(f"{path} is not a usable SQLite database: {exc}") from exc
+    return conn
+
+
+def _ensure_wal(conn: sqlite3.Connection, patience: float) -> None:
+    # WAL is a property of the file. Switching to it needs a moment of exclusive access, and
+    # that pragma does not always wait on the busy handler, so a fresh file opened by many
+    # processes at once retries here until one of them has switched it.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        text in str(exc).lower() for text in _BUSY_MESSAGES
+    )
+
+
+def _translate(exc: sqlite3.Error) -> StorageError | ConflictError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return ConflictError(f"the database refused the change: {exc}")
+    return StorageError(f"SQLite error: {exc}")
+
+
+def _first(cursor: sqlite3.Cursor) -> Row | None:
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+
+class SQLiteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
+        return self._conn.execute(self._queries[query], params)
+
+    def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
+        return _first(self._conn.execute(sql, params))
+
+    def all(self, query: str, **params: Any) -> list[Row]:
+        cursor = self._run(query, params)
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def one(self, query: str, **params: Any) -> Row | None:
+        return _first(self._run(query, params))
+
+    def stream(self, query: str, **params: Any) -> Iterator[Row]:
+        cursor = self._run(query, params)
+        columns = [column[0] for column in cursor.description]
+        try:
+            for row in cursor:
+                yield dict(zip(columns, row, strict=True))
+        finally:
+            cursor.close()
+
+    def execute(self, query: str, **params: Any) -> int:
+        return self._run(query, params).rowcount
+
+    def lock(self, key: int) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database's one write lock."""
+
+    def script(self, sql: str) -> None:
+        for statement in split_statements(sql):
+            self._conn.execute(statement)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (``executescript`` would COMMIT first)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        not part.strip() or part.strip().startswith("--") for part in buffer.splitlines()
+    ):
+        raise StorageError(f"incomplete SQL statement at end of script: {buffer.strip()[:80]}")
+    return statements
+
+
+class SQLiteStorage(Storage):
+    dialect = SQLITE
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.sqlite_path
+        self.url = str(self.path)
+        self._queries = compiled_queries(SQLITE)
+        self._local = threading.local()
+        self._all_connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not run two transactions at
+        # once, and the async front ends call the core from worker threads.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StorageError("this storage has been closed")
+            conn = connect(self.path, self.settings)
+            with self._guard:
+                self._all_connections.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _transaction(self, begin: str, unit: Callable[[Tx], T]) -> T:
+        conn = self._connection()
+        conn.execute(begin)
+        try:
+            result = unit(SQLiteTx(conn, self._queries))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _guarded(self, begin: str, unit: Callable[[Tx], T]) -> T:
+        def attempt() -> T:
+            try:
+                return self._transaction(begin, unit)
+            except sqlite3.Error as exc:
+                if _is_busy(exc):
+                    raise
+                raise _translate(exc) from exc
+
+        return with_retries(attempt, _is_busy, f"SQLite transaction on {self.path}")
+
+    def write(self, unit: Callable[[Tx], T]) -> T:
+        return self._guarded("BEGIN IMMEDIATE", unit)
+
+    def read(self, unit: Callable[[Tx], T]) -> T:
+        return self._guarded("BEGIN", unit)
+
+    def close(self) -> None:
+        with self._guard:
+            self._closed = True
+            connections, self._all_connections = self._all_connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,113 @@
+"""Shared fixtures: every storage and service test runs on SQLite (a real file) and PostgreSQL.
+
+PostgreSQL: a fresh database is created per test run on ``CTXDB_TEST_PG_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/postgres``) and dropped at the end; each test starts
+from empty tables. Without a reachable server the PostgreSQL cases are skipped, unless
+``CTXDB_REQUIRE_POSTGRES=1`` (set by CI), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ctxdb
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings, load_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "CTXDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("CTXDB_REQUIRE_POSTGRES", "") in ("1", "true", "yes")
+TABLES_IN_DELETE_ORDER = (
+    "audit_log", "handoffs", "context_items", "instances", "phases", "projects",
+)
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    return make_conninfo(**{**conninfo_to_dict(url), "dbname": dbname})
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"PostgreSQL is required (CTXDB_REQUIRE_POSTGRES=1) but {reason}")
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, migrated PostgreSQL database for this test run."""
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("psycopg is not installed")
+        raise
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        _unavailable(f"cannot connect to {PG_ADMIN_URL}: {exc}")
+        raise
+    name = f"ctxdb_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(PG_ADMIN_URL, name)
+    try:
+        with ctxdb.open(url=url, auto_migrate=True):
+            pass
+        yield url
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _empty_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(TABLES_IN_DELETE_ORDER) + " RESTART IDENTITY")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Any:
+    """A factory of settings for the test's backend; extra keyword arguments override."""
+    if backend == "postgres":
+        url = request.getfixturevalue("pg_url")
+        _empty_postgres(url)
+    else:
+        url = str(tmp_path / "ctxdb.db")
+
+    def make(**overrides: Any) -> Settings:
+        env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        return load_settings(env=env, url=url, actor="user:test", **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    result: Settings = make_settings()
+    return result
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Ctxdb]:
+    with Ctxdb.open(settings) as store:
+        yield store
+
+
+@pytest.fixture
+def project(db: Ctxdb) -> dict[str, Any]:
+    return db.projects.create("Test project", "made by a fixture", 100)
