@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -30,9 +31,7 @@ TABLES_IN_DELETE_ORDER = (
 
 
 def _with_dbname(url: str, dbname: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    return make_conninfo(**{**conninfo_to_dict(url), "dbname": dbname})
+    return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
 
 
 def _unavailable(reason: str) -> None:
