@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 from typing import Any
@@ -45,7 +46,9 @@ def require_instance(tx: Tx, instance_id: str, project_id: str | None = None) ->
     return decode(row)
 
 
-def reap_stale(tx: Tx, settings: Settings, actor: str, project_id: str = "") -> list[dict[str, Any]]:
+def reap_stale(
+    tx: Tx, settings: Settings, actor: str, project_id: str = ""
+) -> list[dict[str, Any]]:
     """Mark live instances whose heartbeat is older than ``stale_after`` as crashed."""
     crashed = tx.all("reap_stale_instances", stale_after=settings.stale_after,
                      project_id=project_id)
@@ -102,7 +105,7 @@ class InstanceService:
         for name in _OPTIONAL_TEXT:
             if fields[name] is not None:
                 check_text(fields[name], name, 4_096)
-        if fields["context_window"] < 1:
+        if int(fields["context_window"] or 0) < 1:
             raise ValidationError("context_window must be at least 1 token")
         return fields
 
@@ -156,7 +159,9 @@ class InstanceService:
     def get(self, instance_id: str) -> dict[str, Any]:
         return self.storage.read(lambda tx: require_instance(tx, instance_id))
 
-    def list(self, project_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, project_id: str | None = None, status: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         status_value = "" if status is None else parse_status(InstanceStatus, status).value
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
@@ -211,10 +216,10 @@ class InstanceService:
         """Mark the instance completed (its session ended normally)."""
         return self.set_status(instance_id, InstanceStatus.COMPLETED.value, actor)
 
-    def reap_stale(self, project_id: str | None = None) -> list[dict[str, Any]]:
+    def reap_stale(self, project_id: str | None = None) -> builtins.list[dict[str, Any]]:
         """Mark instances without a heartbeat for ``stale_after`` seconds as crashed."""
 
-        def unit(tx: Tx) -> list[dict[str, Any]]:
+        def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             if project_id is not None:
                 require_project(tx, project_id)
             return reap_stale(tx, self.settings, self.settings.actor, project_id or "")

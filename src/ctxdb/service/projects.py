@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from ctxdb.domain.ids import new_project_id
@@ -18,8 +19,8 @@ from ctxdb.errors import (
     ProjectNotFoundError,
     TooManyProjectsError,
 )
-from ctxdb.settings import Settings
 from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 from ctxdb.storage.dialect import LOCK_PROJECT_CREATION
 
@@ -139,6 +140,6 @@ class ProjectService:
 
         return self.storage.write(unit)
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self) -> builtins.list[dict[str, Any]]:
         """The seed's ``v_project_summary``: one row per active project."""
         return self.storage.read(lambda tx: tx.all("project_summary"))

@@ -10,6 +10,7 @@ processes opening a fresh database at once all succeed and apply each migration 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ class Migrator:
                 "applied_at": row["applied_at"] if row else None,
                 "checksum": migration.checksum,
             })
-        for version, row in sorted(applied.items()):
+        for _version, row in sorted(applied.items()):
             rows.append({**row, "state": "unknown"})
         return rows
 
@@ -126,7 +127,7 @@ class Migrator:
             return plan
         done = []
         for migration in plan:
-            if self.storage.write(lambda tx, m=migration: self._apply_up(tx, m)):
+            if self.storage.write(functools.partial(self._apply_up, migration=migration)):
                 done.append(migration)
         return done
 
@@ -153,7 +154,7 @@ class Migrator:
         if dry_run:
             return plan
         for migration in plan:
-            self.storage.write(lambda tx, m=migration: self._apply_down(tx, m))
+            self.storage.write(functools.partial(self._apply_down, migration=migration))
         return plan
 
     def _apply_down(self, tx: Tx, migration: Migration) -> None:
