@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ctxdb.settings import Settings
 
 
-def open(settings: Settings | None = None, **overrides: Any) -> Ctxdb:  # noqa: A001
+def open(settings: Settings | None = None, **overrides: Any) -> Ctxdb:
     """Open the store named by ``settings`` (default: loaded from the environment)."""
     from ctxdb.service import Ctxdb
     from ctxdb.settings import load_settings
