@@ -116,39 +116,50 @@ class TokenService:
         def unit(tx: Tx) -> dict[str, Any]:
             instance = decode(tx.one("lock_instance", instance_id=instance_id)
                               or require_instance(tx, instance_id))
-            if instance["status"] == "completed":
-                raise InvalidTransitionError(f"instance {instance_id!r} has ended")
-            handoff_id = tx.value("insert_handoff", project_id=instance["project_id"],
-                                  instance_id=instance_id, generation=instance["generation"],
-                                  kind=kind, summary=summary, next_steps=steps,
-                                  working_set=working,
-                                  tokens_before=instance["current_token_usage"],
-                                  idempotency_key=key)
-            if handoff_id is None:  # a retry of a unit that had committed
-                handoff_id = tx.value("handoff_by_key", idempotency_key=key)
-            generation = tx.value("clear_token_usage", instance_id=instance_id)
-            audit(tx, actor or instance_id, "tokens.clear_and_reload", "instance", instance_id,
-                  instance["project_id"], tokens_before=instance["current_token_usage"],
-                  generation=generation, handoff_id=handoff_id)
             budget = budget_tokens if budget_tokens is not None else int(
                 instance["context_window"] * self.settings.pack_budget_fraction)
-            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
+            handoff_id = tx.value("handoff_by_key", idempotency_key=key)
+            if handoff_id is None:
+                handoff_id = self._clear(tx, instance, key, kind, summary, steps, working, actor)
+            # else: a retry of this unit after its first attempt committed; nothing to redo.
             handoff = decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
-            return self._reload_result(instance, generation, handoff, pack)
+            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
+            return self._reload_result(handoff, tx.one("get_instance", instance_id=instance_id)
+                                       or instance, pack)
 
         return self.storage.write(unit)
 
     @staticmethod
+    def _clear(
+        tx: Tx, instance: dict[str, Any], key: str, kind: str, summary: str, steps: str,
+        working: str, actor: str | None,
+    ) -> int:
+        """Save the handoff, reset usage, bump the generation; returns the handoff id."""
+        instance_id = instance["instance_id"]
+        if instance["status"] == "completed":
+            raise InvalidTransitionError(f"instance {instance_id!r} has ended")
+        handoff_id = int(tx.value(
+            "insert_handoff", project_id=instance["project_id"], instance_id=instance_id,
+            generation=instance["generation"], kind=kind, summary=summary, next_steps=steps,
+            working_set=working, tokens_before=instance["current_token_usage"],
+            idempotency_key=key))
+        generation = tx.value("clear_token_usage", instance_id=instance_id)
+        audit(tx, actor or instance_id, "tokens.clear_and_reload", "instance", instance_id,
+              instance["project_id"], tokens_before=instance["current_token_usage"],
+              generation=generation, handoff_id=handoff_id)
+        return handoff_id
+
+    @staticmethod
     def _reload_result(
-        instance: dict[str, Any], generation: int, handoff: dict[str, Any], pack: Any
+        handoff: dict[str, Any], instance: dict[str, Any], pack: Any
     ) -> dict[str, Any]:
         counts = pack.counts()
         return {
             "instance_id": instance["instance_id"],
             "project_id": instance["project_id"],
-            "tokens_before": instance["current_token_usage"],
-            "tokens_after": 0,
-            "generation": generation,
+            "tokens_before": handoff["tokens_before"],
+            "tokens_after": instance["current_token_usage"],
+            "generation": instance["generation"],
             "context_items_loaded": len(pack.items),
             "critical_items": counts["CRITICAL"],
             "high_items": counts["HIGH"],
