@@ -129,10 +129,35 @@ class TokenService:
 
         return self.storage.write(unit)
 
+    def clear(
+        self, instance_id: str, *, summary: str = "", actor: str | None = None
+    ) -> dict[str, Any]:
+        """Reset usage to 0 and start a new generation, recording a ``clear`` handoff.
+
+        Unlike :meth:`clear_and_reload` nothing is read back: the context items stay as they
+        are, and an instance whose project's CRITICAL items exceed the pack budget can still
+        be cleared. Returns the usage view with the ``handoff``.
+        """
+        check_identifier(instance_id, "instance_id")
+        check_text(summary, "summary", MAX_SUMMARY)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = decode(tx.one("lock_instance", instance_id=instance_id)
+                              or require_instance(tx, instance_id))
+            handoff_id = tx.value("handoff_by_key", idempotency_key=key)
+            if handoff_id is None:  # else a retry after the first attempt committed
+                handoff_id = self._clear(tx, instance, key, "clear", summary, "[]", "{}", actor,
+                                         action="tokens.clear")
+            handoff = decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
+            return {**usage_view(require_instance(tx, instance_id)), "handoff": handoff}
+
+        return self.storage.write(unit)
+
     @staticmethod
     def _clear(
         tx: Tx, instance: dict[str, Any], key: str, kind: str, summary: str, steps: str,
-        working: str, actor: str | None,
+        working: str, actor: str | None, action: str = "tokens.clear_and_reload",
     ) -> int:
         """Save the handoff, reset usage, bump the generation; returns the handoff id."""
         instance_id = instance["instance_id"]
@@ -144,7 +169,7 @@ class TokenService:
             working_set=working, tokens_before=instance["current_token_usage"],
             idempotency_key=key))
         generation = tx.value("clear_token_usage", instance_id=instance_id)
-        audit(tx, actor or instance_id, "tokens.clear_and_reload", "instance", instance_id,
+        audit(tx, actor or instance_id, action, "instance", instance_id,
               instance["project_id"], tokens_before=instance["current_token_usage"],
               generation=generation, handoff_id=handoff_id)
         return handoff_id
