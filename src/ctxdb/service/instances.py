@@ -140,8 +140,7 @@ class InstanceService:
             )
         if existing["status"] not in ("active", "idle"):
             self._check_room(tx, fields["project_id"])
-        # The heartbeat query also sets the status back to active and clears ended_at.
-        tx.execute("heartbeat_instance", instance_id=instance_id, phase_id=fields["phase_id"])
+        tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
         audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
               previous_status=existing["status"])
         return require_instance(tx, instance_id)

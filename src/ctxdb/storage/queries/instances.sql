@@ -45,6 +45,16 @@ SET last_heartbeat = $NOW,
     ended_at = NULL
 WHERE instance_id = :instance_id AND status <> 'completed';
 
+-- name: revive_instance
+-- Re-registering an id brings the instance back whatever its status, ended ones included
+-- (a resumed session); heartbeat_instance deliberately leaves ended instances alone.
+UPDATE instances
+SET last_heartbeat = $NOW,
+    status = 'active',
+    phase_id = coalesce(:phase_id, phase_id),
+    ended_at = NULL
+WHERE instance_id = :instance_id;
+
 -- name: set_instance_status
 UPDATE instances
 SET status = :status,
