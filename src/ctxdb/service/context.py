@@ -166,14 +166,18 @@ class ContextService:
             old["project_id"], content, priority or old["priority"],
             content_type or old["content_type"], old["phase_id"],
             old["metadata"] if metadata is None else metadata, created_by, token_count,
-            f"supersede:{item_id}",
+            # One key per call: a retry of this call finds its own replacement, while a
+            # second call on the same (by then superseded) item is refused below.
+            f"supersede:{item_id}:{new_idempotency_key()}",
         )
 
         def unit(tx: Tx) -> dict[str, Any]:
             current = require_item(tx, item_id)
-            key_taken = tx.one("item_by_key", project_id=current["project_id"],
-                               idempotency_key=values["idempotency_key"])
-            if current["state"] != "active" and key_taken is None:
+            retried = tx.one("item_by_key", project_id=current["project_id"],
+                             idempotency_key=values["idempotency_key"])
+            if retried is not None:  # this unit's first attempt committed; nothing to redo
+                return require_item(tx, retried["item_id"])
+            if current["state"] != "active":
                 raise InvalidTransitionError(
                     f"context item {item_id} is {current['state']}; only active items can be "
                     "superseded", item_id=item_id)
