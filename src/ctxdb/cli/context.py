@@ -1,0 +1,197 @@
+"""``ctxdb context …``: store and read prioritized context, and build the budgeted pack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.options import (
+    JSON_OBJECT,
+    content_options,
+    json_option,
+    project_option,
+    read_content,
+)
+from ctxdb.cli.output import emit_json, print_record, print_table, show
+from ctxdb.cli.packs import (
+    PACK_FORMATS,
+    pack_as_markdown,
+    pack_as_text,
+    pack_payload,
+    print_pack_table,
+)
+
+ITEM_COLUMNS = ("item_id", "sequence_number", "priority", "content_type", "token_count",
+                "phase_id", "content")
+
+
+def _default_budget(app: Application) -> int:
+    return int(app.settings.context_window * app.settings.pack_budget_fraction)
+
+
+def _build_pack(app: Application, project_id: str, budget: int | None,
+                phase_id: int | None) -> dict[str, Any]:
+    budget = _default_budget(app) if budget is None else budget
+    return pack_payload(project_id, app.db().context.pack(project_id, budget, phase_id))
+
+
+def show_item(item: dict[str, Any], as_json: bool) -> None:
+    show(item, as_json, lambda: print_record(item, title=f"context item {item['item_id']}"))
+
+
+@click.group("context", invoke_without_command=True)
+@click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
+              help="The project whose context to print (required without a subcommand).")
+@click.option("--budget-tokens", type=int, metavar="N",
+              help="Token budget (default: CTXDB_CONTEXT_WINDOW × CTXDB_PACK_BUDGET_FRACTION).")
+@click.option("--phase", "phase_id", type=int, help="Rank this phase first (default: current).")
+@click.option("--format", "output_format", type=click.Choice(PACK_FORMATS), default="text",
+              show_default=True, help="How to print the pack.")
+@click.pass_context
+def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int | None,
+                  phase_id: int | None, output_format: str) -> None:
+    """Print the budgeted pack a hook would inject, or manage context items.
+
+    Without a subcommand: every CRITICAL item, then HIGH, MEDIUM and LOW (current phase
+    first, newest first) within the budget. CRITICAL items alone over the budget are an
+    error (exit 5), never silently cut.
+
+    \b
+    Examples:
+      ctxdb context --project proj_… --budget-tokens 8000 --format markdown
+      ctxdb context store --project proj_… '{"decision": "use Stripe"}' --priority CRITICAL
+      ctxdb context list --project proj_… --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if project_id is None:
+        raise click.UsageError("Missing option '--project'.", ctx)
+    app = ctx.find_object(Application)
+    assert app is not None  # the root group always provides it
+    payload = _build_pack(app, project_id, budget_tokens, phase_id)
+    if output_format == "json":
+        emit_json(payload)
+    else:
+        render = pack_as_markdown if output_format == "markdown" else pack_as_text
+        click.echo(render(payload))
+
+
+@context_group.command("store")
+@project_option
+@content_options
+@click.option("--priority", default="HIGH", show_default=True,
+              help="CRITICAL, HIGH, MEDIUM or LOW.")
+@click.option("--type", "content_type", default="note", show_default=True,
+              help="What kind of content: code, decision, note, …")
+@click.option("--phase", "phase_id", type=int, help="The phase the item belongs to.")
+@click.option("--token-count", type=int, help="Exact token count (default: estimated).")
+@click.option("--metadata", type=JSON_OBJECT, help="Extra data as a JSON object.")
+@click.option("--created-by", metavar="INSTANCE_ID", help="The instance that wrote it.")
+@click.option("--key", "idempotency_key",
+              help="Idempotency key: storing again with the same key returns the first item.")
+@json_option
+@pass_app
+def store_command(app: Application, /, project_id: str, content: str | None, file: str | None,
+                  as_text: bool, as_json: bool, **fields: Any) -> None:
+    """Store one context item; CONTENT is JSON (or use --file, stdin, --text).
+
+    \b
+    Examples:
+      ctxdb context store -p proj_… '{"decision": "payments via Stripe"}' --priority CRITICAL
+      git diff | ctxdb context store -p proj_… --text --type diff --priority LOW
+    """
+    value = read_content(content, file, as_text)
+    item = app.db().context.store(project_id, value, fields.pop("priority"),
+                                  fields.pop("content_type"), fields.pop("phase_id"),
+                                  actor=app.settings.actor, **fields)
+    show_item(item, as_json)
+
+
+@context_group.command("get")
+@click.argument("item_id", type=int)
+@json_option
+@pass_app
+def get_command(app: Application, item_id: int, as_json: bool) -> None:
+    """Show one context item, whatever its state (active, superseded, deleted)."""
+    show_item(app.db().context.get(item_id), as_json)
+
+
+@context_group.command("list")
+@project_option
+@click.option("--phase", "phase_id", type=int, help="Only items of this phase.")
+@json_option
+@pass_app
+def list_command(app: Application, project_id: str, phase_id: int | None,
+                 as_json: bool) -> None:
+    """List every live item of a project, grouped by priority (JSON: an object per priority)."""
+    grouped = app.db().context.full(project_id, phase_id)
+
+    def human() -> None:
+        for priority, items in grouped.items():
+            print_table(items, ITEM_COLUMNS, title=f"{priority} ({len(items)})",
+                        empty=f"{priority}: no items")
+
+    show(grouped, as_json, human)
+
+
+@context_group.command("page")
+@project_option
+@click.option("--priority", required=True, help="CRITICAL, HIGH, MEDIUM or LOW.")
+@click.option("--after", "after_sequence", type=int, default=0, show_default=True,
+              help="Return items after this sequence number (from next_after_sequence).")
+@click.option("--limit", type=int, default=100, show_default=True, help="Items per page.")
+@json_option
+@pass_app
+def page_command(app: Application, project_id: str, priority: str, after_sequence: int,
+                 limit: int, as_json: bool) -> None:
+    """One page of live items of a priority, in sequence order (keyset paging)."""
+    page = app.db().context.page(project_id, priority, after_sequence, limit)
+
+    def human() -> None:
+        print_table(page["items"], ITEM_COLUMNS, empty="no more items")
+        if page["next_after_sequence"] is not None:
+            click.echo(f"next page: --after {page['next_after_sequence']}")
+
+    show(page, as_json, human)
+
+
+@context_group.command("pack")
+@project_option
+@click.option("--budget-tokens", type=int, metavar="N",
+              help="Token budget (default: CTXDB_CONTEXT_WINDOW × CTXDB_PACK_BUDGET_FRACTION).")
+@click.option("--phase", "phase_id", type=int, help="Rank this phase first (default: current).")
+@json_option
+@pass_app
+def pack_command(app: Application, project_id: str, budget_tokens: int | None,
+                 phase_id: int | None, as_json: bool) -> None:
+    """The budgeted pack with its manifest: what was included, omitted and why."""
+    payload = _build_pack(app, project_id, budget_tokens, phase_id)
+    show(payload, as_json, lambda: print_pack_table(payload))
+
+
+@context_group.command("supersede")
+@click.argument("item_id", type=int)
+@content_options
+@click.option("--priority", help="New priority (default: the old item's).")
+@click.option("--type", "content_type", help="New content type (default: the old item's).")
+@click.option("--token-count", type=int, help="Exact token count (default: estimated).")
+@click.option("--metadata", type=JSON_OBJECT, help="New metadata (default: the old item's).")
+@json_option
+@pass_app
+def supersede_command(app: Application, /, item_id: int, content: str | None, file: str | None,
+                      as_text: bool, as_json: bool, **fields: Any) -> None:
+    """Replace an item by a new one; the old one is kept, marked superseded."""
+    value = read_content(content, file, as_text)
+    item = app.db().context.supersede(item_id, value, actor=app.settings.actor, **fields)
+    show_item(item, as_json)
+
+
+@context_group.command("delete")
+@click.argument("item_id", type=int)
+@json_option
+@pass_app
+def delete_command(app: Application, item_id: int, as_json: bool) -> None:
+    """Delete an item: it leaves every load and pack, and stays in the history."""
+    show_item(app.db().context.delete(item_id), as_json)

@@ -1,0 +1,131 @@
+"""Rendering: JSON for machines, Rich tables for people, one-line errors with exit codes.
+
+``rich`` is imported only when something is rendered for a person; JSON output and error
+lines use click alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PIPED_WIDTH = 160
+
+# The one table from an error's category (see ctxdb.errors) to the process exit code.
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_CODES: dict[str, int] = {
+    "internal": EXIT_INTERNAL,
+    "invalid": EXIT_USAGE,
+    "not_found": 3,
+    "conflict": 4,
+    "limit": 5,
+    "storage": 6,
+}
+# What each exit code means, as documented in docs/cli.md (a test keeps the two in step).
+EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (EXIT_INTERNAL, "internal error (a bug: please report it), or aborted by the user"),
+    (EXIT_USAGE, "usage error or invalid input; nothing was changed"),
+    (EXIT_CODES["not_found"], "not found: unknown project, phase, instance or context item"),
+    (EXIT_CODES["conflict"], "conflict or invalid transition (e.g. completing a pending phase)"),
+    (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over budget"),
+    (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),
+)
+
+
+def exit_code_for(category: str) -> int:
+    return EXIT_CODES.get(category, EXIT_INTERNAL)
+
+
+def report_error(message: str, exit_code: int, as_json: bool, /, **fields: Any) -> int:
+    """Write one error to stderr (a line, or a JSON object) and return its exit code."""
+    if as_json:
+        payload = {"error": "error", **fields, "message": message, "exit_code": exit_code}
+        click.echo(json.dumps(payload, ensure_ascii=False, default=str), err=True)
+    else:
+        click.echo(f"error: {message}", err=True)
+    return exit_code
+
+
+# --- machine output --------------------------------------------------------------------------
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def show(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    """Print ``data`` as JSON, or call ``human`` to render it for a person."""
+    if as_json:
+        emit_json(data)
+    else:
+        human()
+
+
+# --- human output ----------------------------------------------------------------------------
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    result = Console(highlight=False)
+    # Piped output has no terminal width; Rich would squeeze tables into 80 columns.
+    if not result.is_terminal and "COLUMNS" not in os.environ:
+        result.width = PIPED_WIDTH
+    return result
+
+
+def say(markup: str) -> None:
+    """One line for a person, with Rich markup."""
+    console().print(markup)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def print_table(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    title: str | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """A Rich table of ``columns`` of ``rows``; id-like columns never wrap."""
+    from rich.table import Table
+
+    rows = list(rows)
+    if not rows:
+        say(f"[dim]{empty}[/dim]")
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        wraps = not (column.endswith("_id") or column in ("version", "status", "priority"))
+        table.add_column(column, no_wrap=not wraps, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell(row.get(column)) for column in columns))
+    console().print(table)
+
+
+def print_record(record: Mapping[str, Any], title: str | None = None) -> None:
+    """One record as a two-column table of field and value."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in record.items():
+        table.add_row(key, cell(value))
+    console().print(table)

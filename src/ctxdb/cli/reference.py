@@ -1,0 +1,84 @@
+"""The command reference in docs/cli.md, generated from the commands' own ``--help``.
+
+``scripts/gen_cli_docs.py`` writes it; a test fails when the file is out of date, so a command,
+option, setting or exit code cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+
+from ctxdb.cli.output import EXIT_CODE_MEANINGS
+from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
+
+HELP_WIDTH = 100
+
+INTRO = """\
+# The `ctxdb` command
+
+`ctxdb` is the command-line front end of ctxdb: it parses input, calls the service layer and
+renders the result. This file is generated from the commands' `--help` by
+`scripts/gen_cli_docs.py`; a test fails when it is out of date.
+
+## Conventions
+
+- **Database**: `--url` (before the command: `ctxdb --url /tmp/x.db project list`), else
+  `CTXDB_URL`, else the config file, else `ctxdb.db` in the user's data directory
+  (`$XDG_DATA_HOME/ctxdb/`, by default `~/.local/share/ctxdb/`). A SQLite file is created and
+  upgraded when first opened; a PostgreSQL database is upgraded only by `ctxdb init` or
+  `ctxdb db upgrade`.
+- **Output**: people get Rich tables. `--json` (on every command that prints data) prints
+  machine-readable JSON and nothing else on stdout.
+- **Errors** go to stderr as one line, `error: <message>`; with `--json`, as one JSON object
+  `{"error": <code>, "message": …, "exit_code": …, …details}`. Bad input changes nothing.
+- **Exit codes** are listed below; each error's `category` (see `ctxdb.errors`) picks its code
+  in one table (`ctxdb.cli.output.EXIT_CODES`).
+"""
+
+
+def exit_code_table() -> str:
+    rows = ["| exit code | meaning |", "| --- | --- |"]
+    rows += [f"| {code} | {meaning} |" for code, meaning in EXIT_CODE_MEANINGS]
+    return "\n".join(rows)
+
+
+def environment_table() -> str:
+    rows = ["| variable | meaning |", "| --- | --- |"]
+    rows += [f"| `{s.env_var}` | {s.help} |" for s in SETTINGS_HELP]
+    rows.append(f"| `{CONFIG_ENV}` | the TOML config file to read (see configuration.md) |")
+    return "\n".join(rows)
+
+
+def walk(command: click.Command, ctx: click.Context) -> Iterator[click.Context]:
+    """The context of ``command`` and of every subcommand below it, depth first."""
+    yield ctx
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                yield from walk(sub, click.Context(sub, info_name=name, parent=ctx))
+
+
+def command_reference(root: click.Command) -> str:
+    top = click.Context(root, info_name="ctxdb", terminal_width=HELP_WIDTH,
+                        max_content_width=HELP_WIDTH)
+    sections = []
+    for ctx in walk(root, top):
+        help_text = ctx.command.get_help(ctx).rstrip()
+        sections.append(f"### `{ctx.command_path}`\n\n```text\n{help_text}\n```")
+    return "\n\n".join(sections)
+
+
+def render_reference() -> str:
+    from ctxdb.cli.main import cli
+
+    return "\n\n".join([
+        INTRO.rstrip(),
+        "## Exit codes\n\n" + exit_code_table(),
+        "## Environment variables\n\nEvery setting can also be set in the TOML config file "
+        "(see [configuration.md](configuration.md)); the environment wins over the file, "
+        "`--url` wins over both.\n\n" + environment_table(),
+        "## Commands\n\n" + command_reference(cli),
+    ]) + "\n"

@@ -1,0 +1,267 @@
+"""The ctxdb command line on both backends: exit codes, --json output, errors, no side effects.
+
+Every test runs the real commands (click's CliRunner) against the test's real database, given
+with ``--url``; ``--traceback`` lets an unexpected exception fail the test with its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ctxdb.cli.main import cli
+from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP, Settings
+
+# No CTXDB_* variable of the person running the tests may leak into the commands.
+CLEAN_ENV: dict[str, str | None] = {s.env_var: None for s in SETTINGS_HELP} | {CONFIG_ENV: None}
+
+
+class Cli:
+    """Runs ``ctxdb --url <the test's database> …`` and parses JSON output."""
+
+    def __init__(self, url: str, home: Path) -> None:
+        self.url = url
+        self.env = {**CLEAN_ENV, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+                    "CTXDB_ACTOR": "user:test"}
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+        return CliRunner().invoke(cli, ["--traceback", "--url", self.url, *args], input=input,
+                                  env={**self.env, **env})
+
+    def ok(self, *args: str, **env: str) -> Any:
+        """Run a command with --json, check it succeeded, return the parsed output."""
+        result = self(*args, "--json", **env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def fails(self, code: int, *args: str, input: str | None = None, **env: str) -> str:
+        """Run a command that must fail with ``code``; return its one-line error message."""
+        result = self(*args, input=input, **env)
+        assert result.exit_code == code, result.output
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def run(settings: Settings, tmp_path: Path) -> Cli:
+    return Cli(settings.url, tmp_path)
+
+
+@pytest.fixture
+def pid(run: Cli) -> str:
+    project_id: str = run.ok("project", "create", "Shop", "--story-points", "300")["project_id"]
+    return project_id
+
+
+def test_init_reports_an_up_to_date_schema(run: Cli) -> None:
+    result = run.ok("init")
+    assert result["to_version"] == result["latest_version"] >= 1
+    status = run.ok("db", "status")
+    assert {m["state"] for m in status["migrations"]} == {"applied"}
+    human = run("db", "status")
+    assert human.exit_code == 0 and "applied" in human.stdout
+
+
+def test_project_lifecycle(run: Cli) -> None:
+    created = run.ok("project", "create", "Shop", "-d", "rewrite", "--metadata", '{"team": "a"}')
+    pid = created["project_id"]
+    assert pid.startswith("proj_") and created["metadata"] == {"team": "a"}
+    assert run.ok("project", "get", pid)["description"] == "rewrite"
+    updated = run.ok("project", "update", pid, "--completed-points", "40", "--name", "Shop 2")
+    assert (updated["name"], updated["completed_story_points"]) == ("Shop 2", 40)
+    assert [p["project_id"] for p in run.ok("project", "list")] == [pid]
+    human = run("project", "list")
+    assert human.exit_code == 0 and pid in human.stdout
+    assert run.ok("project", "archive", pid)["status"] == "archived"
+    assert run.ok("project", "list") == []
+    assert [p["status"] for p in run.ok("project", "list", "--all")] == ["archived"]
+    assert "archived" in run.fails(4, "project", "archive", pid)
+
+
+def test_unknown_project_exits_3_with_one_line_or_a_json_error(run: Cli) -> None:
+    assert run.fails(3, "project", "get", "proj_nope") == "error: unknown project 'proj_nope'"
+    result = run("project", "get", "proj_nope", "--json")
+    assert result.exit_code == 3 and result.stdout == ""
+    error = json.loads(result.stderr)
+    assert error["error"] == "project_not_found" and error["exit_code"] == 3
+    assert "proj_nope" in error["message"]
+
+
+def test_bad_input_exits_2_and_changes_nothing(run: Cli, pid: str) -> None:
+    assert "JSON" in run.fails(2, "project", "create", "X", "--metadata", "[1]")
+    assert "not valid JSON" in run.fails(2, "project", "create", "X", "--metadata", "{")
+    assert "Missing argument" in run.fails(2, "project", "create")
+    assert "must not be negative" in run.fails(2, "project", "create", "X",
+                                               "--story-points", "-1")
+    assert [p["project_id"] for p in run.ok("project", "list")] == [pid]
+    result = run("project", "create", "--json", "--metadata", "[1]", "X")
+    assert result.exit_code == 2 and json.loads(result.stderr)["error"] == "usage"
+
+
+def test_project_limit_exits_5(run: Cli, pid: str) -> None:
+    message = run.fails(5, "project", "create", "Two", CTXDB_MAX_PROJECTS="1")
+    assert "max_projects" in message
+    assert len(run.ok("project", "list")) == 1
+
+
+def test_phases(run: Cli, pid: str) -> None:
+    first = run.ok("phase", "create", "-p", pid, "1", "Design", "--story-points", "20")
+    second = run.ok("phase", "create", "--project", pid, "2", "Build")
+    assert run.ok("phase", "current", "-p", pid) is None
+    assert "cannot become completed" in run.fails(4, "phase", "complete",
+                                                  str(first["phase_id"]))
+    assert run.ok("phase", "start", str(first["phase_id"]))["status"] == "active"
+    assert run.ok("phase", "current", "-p", pid)["phase_id"] == first["phase_id"]
+    blocked = run.ok("phase", "block", str(second["phase_id"]), "--reason", "waiting on API")
+    assert blocked["blocked_reason"] == "waiting on API"
+    assert run.ok("phase", "complete", str(first["phase_id"]))["status"] == "completed"
+    assert [p["status"] for p in run.ok("phase", "list", "-p", pid)] == ["completed", "blocked"]
+    assert "already has a phase number 1" in run.fails(4, "phase", "create", "-p", pid,
+                                                       "1", "Again")
+    assert run.fails(3, "phase", "start", "999") == "error: unknown phase 999"
+    assert "is not a valid integer" in run.fails(2, "phase", "start", "one")
+
+
+def test_instances(run: Cli, pid: str) -> None:
+    one = run.ok("instance", "launch", "-p", pid, "--client", "claude-code",
+                 "--context-window", "1000")
+    two = run.ok("instance", "launch", "-p", pid, "--id", "inst_two", "--client", "codex")
+    assert (one["client"], one["context_window"], two["instance_id"]) == \
+        ("claude-code", 1000, "inst_two")
+    assert run.ok("instance", "get", "inst_two")["status"] == "active"
+    assert run.ok("instance", "heartbeat", "inst_two")["status"] == "active"
+    assert run.ok("instance", "end", "inst_two")["status"] == "completed"
+    listed = run.ok("instance", "list", "--project", pid, "--status", "active")
+    assert [i["instance_id"] for i in listed] == [one["instance_id"]]
+    assert "has ended" in run.fails(4, "instance", "heartbeat", "inst_two")
+    assert "invalid InstanceStatus" in run.fails(2, "instance", "list", "--status", "sleepy")
+    assert run.fails(3, "instance", "get", "inst_nope") == "error: unknown instance 'inst_nope'"
+    time.sleep(0.05)
+    crashed = run.ok("instance", "reap", "-p", pid, CTXDB_STALE_AFTER="0.01")
+    assert [c["instance_id"] for c in crashed] == [one["instance_id"]]
+    assert run.ok("instance", "get", one["instance_id"])["status"] == "crashed"
+
+
+def test_instance_limit_exits_5(run: Cli, pid: str) -> None:
+    run.ok("instance", "launch", "-p", pid)
+    message = run.fails(5, "instance", "launch", "-p", pid, CTXDB_MAX_INSTANCES_PER_PROJECT="1")
+    assert "max_instances_per_project" in message
+    assert len(run.ok("instance", "list")) == 1
+
+
+def test_context_store_from_argument_file_stdin_and_text(
+    run: Cli, pid: str, tmp_path: Path
+) -> None:
+    critical = run.ok("context", "store", "-p", pid, '{"decision": "Stripe"}',
+                      "--priority", "critical", "--type", "decision")
+    source = tmp_path / "note.json"
+    source.write_text('{"file": "cart.py"}', encoding="utf-8")
+    high = run.ok("context", "store", "-p", pid, "--file", str(source), "--token-count", "7")
+    result = run("context", "store", "-p", pid, "--priority", "MEDIUM", "--json",
+                 input='["from", "stdin"]\n')
+    assert result.exit_code == 0, result.output
+    low = run.ok("context", "store", "-p", pid, "plain words", "--text", "--priority", "LOW",
+                 "--metadata", '{"source": "test"}')
+    assert (critical["priority"], high["token_count"], low["priority"]) == \
+        ("CRITICAL", 7, "LOW")
+    grouped = run.ok("context", "list", "-p", pid)
+    assert grouped["CRITICAL"][0]["content"] == {"decision": "Stripe"}
+    assert grouped["MEDIUM"][0]["content"] == ["from", "stdin"]
+    assert grouped["LOW"][0]["content"] == "plain words"
+    assert run.ok("context", "get", str(high["item_id"]))["content"] == {"file": "cart.py"}
+
+
+def test_bad_context_input_changes_nothing(run: Cli, pid: str) -> None:
+    run.ok("context", "store", "-p", pid, '{"a": 1}')
+    before = run.ok("context", "list", "-p", pid)
+    assert run.fails(2, "context", "store", "-p", pid, "{}", "--priority", "URGENT") == \
+        "error: invalid priority 'URGENT': expected one of CRITICAL, HIGH, MEDIUM, LOW"
+    assert "not valid JSON" in run.fails(2, "context", "store", "-p", pid, "not json")
+    assert "empty" in run.fails(2, "context", "store", "-p", pid, input="")
+    assert "either as an argument or with --file" in run.fails(
+        2, "context", "store", "-p", pid, "{}", "--file", "x.json")
+    assert "unknown project" in run.fails(3, "context", "store", "-p", "proj_x", "{}")
+    assert "unknown phase" in run.fails(3, "context", "store", "-p", pid, "{}", "--phase", "9")
+    assert "over the limit" in run.fails(2, "context", "store", "-p", pid, '"xxxxxxxx"',
+                                         CTXDB_MAX_CONTENT_BYTES="5")
+    assert run.ok("context", "list", "-p", pid) == before
+
+
+def test_page_supersede_delete(run: Cli, pid: str) -> None:
+    ids = [run.ok("context", "store", "-p", pid, json.dumps({"n": n}))["item_id"]
+           for n in range(3)]
+    page = run.ok("context", "page", "-p", pid, "--priority", "high", "--limit", "2")
+    assert [i["item_id"] for i in page["items"]] == ids[:2]
+    rest = run.ok("context", "page", "-p", pid, "--priority", "HIGH",
+                  "--after", str(page["next_after_sequence"]))
+    assert [i["item_id"] for i in rest["items"]] == ids[2:]
+    assert "limit must be between" in run.fails(2, "context", "page", "-p", pid,
+                                                "--priority", "HIGH", "--limit", "0")
+    new = run.ok("context", "supersede", str(ids[0]), '{"n": "zero"}', "--priority", "LOW")
+    assert run.ok("context", "get", str(ids[0]))["state"] == "superseded"
+    assert new["priority"] == "LOW"
+    assert run.ok("context", "delete", str(ids[1]))["state"] == "deleted"
+    assert "already deleted" in run.fails(4, "context", "delete", str(ids[1]))
+    assert run.fails(3, "context", "get", "999") == "error: unknown context item 999"
+    live = run.ok("context", "list", "-p", pid)
+    assert [i["item_id"] for i in live["HIGH"]] == [ids[2]]
+
+
+def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None:
+    run.ok("context", "store", "-p", pid, '{"decision": "Stripe"}', "--priority", "CRITICAL")
+    run.ok("context", "store", "-p", pid, json.dumps({"note": "x" * 400}), "--priority", "LOW")
+    text = run("context", "-p", pid, "--budget-tokens", "50")
+    assert text.exit_code == 0, text.output
+    assert "[CRITICAL] #1 (note): " in text.stdout and "1 omitted" in text.stdout
+    markdown = run("context", "--project", pid, "--format", "markdown")
+    assert "## CRITICAL" in markdown.stdout and "## LOW" in markdown.stdout
+    pack = json.loads(run("context", "-p", pid, "--format", "json", "--budget-tokens",
+                          "50").stdout)
+    assert pack["counts"] == {"CRITICAL": 1, "HIGH": 0, "MEDIUM": 0, "LOW": 0}
+    assert pack["manifest"]["omitted"][0]["reason"] == "exceeds_remaining_budget"
+    assert run.ok("context", "pack", "-p", pid, "--budget-tokens", "50") == pack
+    assert "CRITICAL context needs" in run.fails(5, "context", "-p", pid,
+                                                 "--budget-tokens", "1")
+    assert "Missing option '--project'" in run.fails(2, "context")
+    assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
+
+
+def test_tokens_usage_and_clear_and_reload(run: Cli, pid: str) -> None:
+    run.ok("context", "store", "-p", pid, '{"rule": "cents"}', "--priority", "CRITICAL")
+    iid = run.ok("instance", "launch", "-p", pid, "--context-window", "1000")["instance_id"]
+    assert run.ok("tokens", "update", iid, "300")["percentage"] == 30.0
+    assert "outside 0..1000" in run.fails(2, "tokens", "update", iid, "1001")
+    assert run.ok("tokens", "check", iid)["current_token_usage"] == 300
+    assert run.ok("tokens", "auto", iid) is None
+    run.ok("tokens", "update", iid, "900")
+    report = run.ok("tokens", "all", "-p", pid)
+    assert [i["status"] for i in report["instances"]] == ["warning"]
+    reload = run.ok("tokens", "auto", iid, "--summary", "half done", "--next-step", "tests")
+    assert (reload["tokens_before"], reload["tokens_after"], reload["generation"]) == \
+        (900, 0, 1)
+    assert reload["handoff"]["next_steps"] == ["tests"] and reload["critical_items"] == 1
+    human = run("tokens", "clear", iid, "--summary", "again", "--next-step", "a",
+                "--next-step", "b")
+    assert human.exit_code == 0, human.output
+    assert "handoff saved" in human.stdout and "CRITICAL" in human.stdout
+    assert run.ok("tokens", "check", iid)["generation"] == 2
+    assert "threshold must be in" in run.fails(2, "tokens", "auto", iid, "--threshold", "2")
+
+
+def test_summary_and_audit(run: Cli, pid: str) -> None:
+    run.ok("instance", "launch", "-p", pid)
+    run.ok("context", "store", "-p", pid, "{}")
+    [row] = run.ok("summary")
+    assert (row["project_id"], row["active_instances"], row["total_snapshots"]) == (pid, 1, 1)
+    entries = run.ok("audit", "--project", pid, "--limit", "2")
+    assert [e["action"] for e in entries] == ["context.store", "instance.launch"]
+    assert [e["action"] for e in run.ok("audit", "--entity", pid)] == ["project.create"]
+    assert "project.create" in run("audit").stdout
+    assert "--limit" in run.fails(2, "audit", "--limit", "0")
