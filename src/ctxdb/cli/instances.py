@@ -61,7 +61,7 @@ def launch_command(app: Application, /, project_id: str, phase_id: int | None, a
 @json_option
 @pass_app
 def get_command(app: Application, instance_id: str, as_json: bool) -> None:
-    """Show one instance."""
+    """Show one instance: status, token usage, window, last heartbeat."""
     show_instance(app.db().instances.get(instance_id), as_json)
 
 

@@ -50,7 +50,7 @@ def create_command(app: Application, name: str, description: str, story_points: 
 @json_option
 @pass_app
 def get_command(app: Application, project_id: str, as_json: bool) -> None:
-    """Show one project."""
+    """Show one project: status, story points, metadata, timestamps."""
     show_project(app.db().projects.get(project_id), as_json)
 
 

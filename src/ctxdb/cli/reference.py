@@ -58,12 +58,13 @@ def walk(command: click.Command, ctx: click.Context) -> Iterator[click.Context]:
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                yield from walk(sub, click.Context(sub, info_name=name, parent=ctx))
+                yield from walk(sub, sub.make_context(name, [], parent=ctx,
+                                                      resilient_parsing=True))
 
 
 def command_reference(root: click.Command) -> str:
-    top = click.Context(root, info_name="ctxdb", terminal_width=HELP_WIDTH,
-                        max_content_width=HELP_WIDTH)
+    top = root.make_context("ctxdb", [], resilient_parsing=True,
+                            terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
     sections = []
     for ctx in walk(root, top):
         help_text = ctx.command.get_help(ctx).rstrip()
