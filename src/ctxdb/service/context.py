@@ -31,6 +31,10 @@ from ctxdb.storage import Storage, Tx
 MAX_PAGE = 1_000
 
 
+class _KeyTaken(Exception):
+    """An item with this idempotency key exists: abandon the transaction, return that item."""
+
+
 def require_item(tx: Tx, item_id: int) -> dict[str, Any]:
     check_non_negative_int(item_id, "item_id")
     row = tx.one("get_item", item_id=item_id)
@@ -92,7 +96,27 @@ class ContextService:
         """Store one item. Storing again with the same ``idempotency_key`` returns the first."""
         values = self._validated_item(project_id, content, priority, content_type, phase_id,
                                       metadata, created_by, token_count, idempotency_key)
-        return self.storage.write(lambda tx: self._insert(tx, values, actor))
+        try:
+            return self.storage.write(lambda tx: self._insert(tx, values, actor))
+        except _KeyTaken:
+            # Stored before (a repeated call, or a retry whose first attempt committed). The
+            # transaction that found out was rolled back, so it consumed no sequence number.
+            return self.storage.read(lambda tx: self._stored_item(tx, values))
+
+    @classmethod
+    def _stored_item(cls, tx: Tx, values: dict[str, Any]) -> dict[str, Any]:
+        item = cls._stored_before(tx, values)
+        if item is None:  # gone since: only deleting its whole project can do that
+            raise ContextItemNotFoundError(
+                f"no context item with idempotency key {values['idempotency_key']!r} in "
+                f"project {values['project_id']!r}")
+        return item
+
+    @staticmethod
+    def _stored_before(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
+        existing = tx.one("item_by_key", project_id=values["project_id"],
+                          idempotency_key=values["idempotency_key"])
+        return None if existing is None else require_item(tx, existing["item_id"])
 
     def _validated_item(
         self, project_id: str, content: Any, priority: str, content_type: str,
@@ -118,13 +142,17 @@ class ContextService:
         }
 
     def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
+        """Insert the item and its audit row; raises ``_KeyTaken`` if the key is already used.
+
+        The idempotency check is the insert itself (``ON CONFLICT DO NOTHING`` on the key),
+        which saves a statement per store. When it finds the key taken, the sequence number is
+        already drawn, so the caller's whole transaction must be abandoned: hence the error.
+        """
         project_id = values["project_id"]
-        existing = tx.one("item_by_key", project_id=project_id,
-                          idempotency_key=values["idempotency_key"])
-        if existing is not None:
-            return require_item(tx, existing["item_id"])
         sequence = tx.value("next_sequence", project_id=project_id)
-        if sequence is None:  # no such active project: say which it is
+        if sequence is None:  # no such active project: say which, unless stored before
+            if self._stored_before(tx, values) is not None:
+                raise _KeyTaken
             require_project(tx, project_id, active=True)
             raise AssertionError(f"project {project_id!r} is active but has no sequence")
         if values["phase_id"] is not None:
@@ -132,6 +160,8 @@ class ContextService:
         if values["created_by"] is not None:
             require_instance(tx, values["created_by"], project_id)
         item_id = tx.value("insert_item", sequence_number=sequence, **values)
+        if item_id is None:
+            raise _KeyTaken
         audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
               "context_item", item_id, project_id, priority=values["priority"],
               sequence_number=sequence, token_count=values["token_count"])

@@ -10,6 +10,7 @@ INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, 
                            created_at)
 VALUES (:project_id, :phase_id, :sequence_number, :content_type, :priority, :token_count,
         :content, :metadata, :created_by, :idempotency_key, $NOW)
+ON CONFLICT (project_id, idempotency_key) DO NOTHING  -- no row returned: the key is taken
 RETURNING item_id;
 
 -- name: get_item
