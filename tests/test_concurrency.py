@@ -56,8 +56,9 @@ class Worker:
     def acks(self, field: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if field in r and "error" not in r]
 
-    def acknowledged_anything(self) -> bool:
-        return bool(self.acks("item_id") or self.acks("generation"))
+    def acknowledged(self) -> int:
+        """How many items or reloads this worker has been promised so far."""
+        return len(self.acks("item_id")) + len(self.acks("generation"))
 
     def errors(self) -> list[dict[str, Any]]:
         return [r for r in self.records() if "error" in r]
@@ -76,6 +77,7 @@ class Fleet:
         self.url = url
         self.go = folder / "go"
         self.workers: list[Worker] = []
+        self.killed: set[str] = set()
         self.env = worker_environment(folder)
 
     def start(self, command: str, name: str, *args: str, barrier: bool = True) -> Worker:
@@ -94,7 +96,8 @@ class Fleet:
     def wait_until(self, condition: Any, what: str, timeout: float = STARTUP_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
-            dead = [w for w in self.workers if w.process.poll() is not None]
+            dead = [w for w in self.workers
+                    if w.name not in self.killed and w.process.poll() is not None]
             if dead and not all(w.process.returncode == 0 for w in dead):
                 pytest.fail(f"a worker died while waiting for {what}: {dead[0].describe()}")
             if time.monotonic() > deadline:
@@ -115,6 +118,13 @@ class Fleet:
                 pytest.fail(f"worker {worker.name} did not finish within {timeout}s")
         failed = [w.describe() for w in self.workers if w.process.returncode != 0]
         assert not failed, failed
+
+    def sigkill(self, worker: Worker, *, must_be_running: bool = True) -> None:
+        self.killed.add(worker.name)
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(10)
+        expected = {-signal.SIGKILL} if must_be_running else {-signal.SIGKILL, 0}
+        assert worker.process.returncode in expected, worker.describe()
 
     def kill_leftovers(self) -> None:
         for worker in self.workers:
@@ -138,15 +148,6 @@ def worker_environment(home: Path) -> dict[str, str]:
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
                XDG_DATA_HOME=str(home / "data"), CTXDB_POOL_MAX_SIZE="2")
     return env
-
-
-def sigkill(worker: Worker, *, must_be_running: bool = True) -> None:
-    worker.process.send_signal(signal.SIGKILL)
-    worker.process.wait(10)
-    if must_be_running:
-        assert worker.process.returncode == -signal.SIGKILL, worker.describe()
-    else:
-        assert worker.process.returncode in (0, -signal.SIGKILL), worker.describe()
 
 
 # --- opening stores and checking them ------------------------------------------------------
@@ -238,11 +239,16 @@ def test_writer_processes_lose_nothing(
 
 def kill_at_random(fleet: Fleet, rng: random.Random) -> None:
     """Once every worker has acknowledged something, kill each at a random moment."""
-    fleet.wait_until(lambda: all(w.acknowledged_anything() for w in fleet.workers),
+    fleet.wait_until(lambda: all(w.acknowledged() for w in fleet.workers),
                      "first acknowledged writes")
-    for worker in rng.sample(fleet.workers, len(fleet.workers)):
+    order = rng.sample(fleet.workers, len(fleet.workers))
+    for position, worker in enumerate(order):
         time.sleep(rng.uniform(0.0, 0.25))
-        sigkill(worker)
+        fleet.sigkill(worker)
+        # A writer killed while it held the write lock must not stall the others.
+        survivors = {w: w.acknowledged() for w in order[position + 1:]}
+        fleet.wait_until(lambda s=survivors: all(w.acknowledged() > n for w, n in s.items()),
+                         f"the others to write on after {worker.name} was killed")
 
 
 @pytest.mark.slow
@@ -318,7 +324,7 @@ def test_sigkill_while_opening_a_fresh_file_leaves_it_usable(tmp_path: Path) -> 
             # Creating and migrating a fresh file takes some 20 ms: kill somewhere in it.
             for worker in fleet.workers:
                 time.sleep(rng.uniform(0.0, 0.02))
-                sigkill(worker, must_be_running=False)
+                fleet.sigkill(worker, must_be_running=False)
             acks = [ack for w in fleet.workers for ack in w.acks("item_id")]
         if path.exists():
             assert integrity_of(path) == "ok"
