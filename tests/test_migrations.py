@@ -1,0 +1,278 @@
+"""Schema migrations: status, upgrade/downgrade, dry runs, checksums, outdated databases, and
+the equivalence of the SQLite and PostgreSQL schemas.
+
+Each test gets its own empty database (a new SQLite file, or a new PostgreSQL database that
+is dropped afterwards), so that downgrading never disturbs the shared test database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+import ctxdb
+from ctxdb.errors import MigrationError, SchemaOutdatedError
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings, load_settings
+from ctxdb.storage import Migrator, Storage, connect_storage
+from ctxdb.storage.migrate import load_migrations
+
+DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log"}
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
+
+
+@pytest.fixture
+def fresh_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of an empty database of the test's backend."""
+    if backend == "sqlite":
+        yield str(tmp_path / "fresh" / "ctxdb.db")
+        return
+    import psycopg
+
+    server = request.getfixturevalue("pg_url")
+    name = f"ctxdb_migrations_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_dbname(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_for(url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return load_settings(env=env, url=url, actor="user:test", **overrides)
+
+
+@pytest.fixture
+def storage(fresh_url: str, tmp_path: Path) -> Iterator[Storage]:
+    """A connection to the empty database that does not migrate it."""
+    with connect_storage(settings_for(fresh_url, tmp_path)) as connected:
+        yield connected
+
+
+def raw_execute(url: str, sql: str) -> None:
+    """Run SQL with the database driver itself, behind ctxdb's back (to fake corruption)."""
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.encode())
+        return
+    with sqlite3.connect(url) as conn:
+        conn.execute(sql)
+    conn.close()
+
+
+def tables(storage: Storage) -> set[str]:
+    present = set()
+    for table in (*DATA_TABLES, "schema_migrations"):
+        row = storage.read(lambda tx, t=table: tx.one_raw(storage.dialect.table_exists,
+                                                          {"name": t}))
+        if row and row["n"]:
+            present.add(table)
+    return present
+
+
+# --- status, upgrade, downgrade --------------------------------------------------------------
+
+
+def test_status_of_a_fresh_database(storage: Storage) -> None:
+    migrator = Migrator(storage)
+    assert migrator.latest_version >= 1
+    assert migrator.current_version() == 0
+    assert migrator.applied() == []
+    status = migrator.status()
+    assert [row["version"] for row in status] == list(range(1, migrator.latest_version + 1))
+    for row, migration in zip(status, migrator.migrations, strict=True):
+        assert row["state"] == "pending"
+        assert row["applied_at"] is None
+        assert row["name"] == migration.name
+        assert row["checksum"] == hashlib.sha256(migration.up.encode()).hexdigest()
+    assert tables(storage) == set()  # asking changed nothing
+
+
+def test_upgrade_applies_and_records_every_migration(storage: Storage) -> None:
+    migrator = Migrator(storage)
+    applied = migrator.upgrade()
+    assert [m.version for m in applied] == [m.version for m in migrator.migrations]
+    assert migrator.current_version() == migrator.latest_version
+    assert tables(storage) == DATA_TABLES | {"schema_migrations"}
+    rows = migrator.applied()
+    assert [(r["version"], r["name"], r["checksum"]) for r in rows] == [
+        (m.version, m.name, m.checksum) for m in migrator.migrations]
+    assert all(row["applied_at"].endswith("Z") for row in rows)
+    assert {row["state"] for row in migrator.status()} == {"applied"}
+    assert migrator.upgrade() == []  # nothing left to do
+
+
+def test_dry_runs_change_nothing(storage: Storage) -> None:
+    migrator = Migrator(storage)
+    plan = migrator.upgrade(dry_run=True)
+    assert [m.version for m in plan] == [m.version for m in migrator.migrations]
+    assert migrator.current_version() == 0
+    assert tables(storage) == set()
+    migrator.upgrade()
+    down_plan = migrator.downgrade(0, dry_run=True)
+    assert [m.version for m in down_plan] == [m.version for m in reversed(migrator.migrations)]
+    assert migrator.current_version() == migrator.latest_version
+    assert tables(storage) == DATA_TABLES | {"schema_migrations"}
+
+
+def test_downgrade_to_zero_and_upgrade_again(fresh_url: str, tmp_path: Path) -> None:
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=True)
+    with Ctxdb.open(settings) as db:
+        db.projects.create("before the round trip")
+        migrator = db.migrator()
+        rolled_back = migrator.downgrade(0)
+        assert [m.version for m in rolled_back] == list(range(migrator.latest_version, 0, -1))
+        assert migrator.current_version() == 0
+        assert tables(db.storage) == {"schema_migrations"}
+        assert {row["state"] for row in migrator.status()} == {"pending"}
+        migrator.upgrade()
+        assert migrator.current_version() == migrator.latest_version
+        assert db.projects.list() == []  # the data went with the tables
+        project = db.projects.create("after the round trip")
+        assert db.projects.list() == [project]
+
+
+def test_downgrade_one_step_by_default(storage: Storage) -> None:
+    migrator = Migrator(storage)
+    migrator.upgrade()
+    assert [m.version for m in migrator.downgrade()] == [migrator.latest_version]
+    assert migrator.current_version() == migrator.latest_version - 1
+
+
+@pytest.mark.parametrize("target", [-1, 10_000])
+def test_target_out_of_range(storage: Storage, target: int) -> None:
+    migrator = Migrator(storage)
+    with pytest.raises(MigrationError, match=f"target version {target} is not in 0.."):
+        migrator.upgrade(target)
+    with pytest.raises(MigrationError, match=f"target version {target}"):
+        migrator.downgrade(target)
+    assert migrator.current_version() == 0
+
+
+def test_modified_checksum_is_reported(storage: Storage, fresh_url: str) -> None:
+    migrator = Migrator(storage)
+    migrator.upgrade()
+    raw_execute(fresh_url, "UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 1")
+    first = migrator.status()[0]
+    assert (first["version"], first["state"]) == (1, "modified")
+    assert first["checksum"] == migrator.migrations[0].checksum  # the file's, not the row's
+
+
+def test_unknown_applied_version_is_reported_and_refused(
+    storage: Storage, fresh_url: str, tmp_path: Path
+) -> None:
+    migrator = Migrator(storage)
+    migrator.upgrade()
+    raw_execute(fresh_url, "INSERT INTO schema_migrations (version, name, checksum, applied_at)"
+                           " VALUES (9999, 'from_the_future', 'x', '2030-01-01T00:00:00.000Z')")
+    assert migrator.status()[-1]["state"] == "unknown"
+    assert migrator.status()[-1]["version"] == 9999
+    with pytest.raises(SchemaOutdatedError, match="newer than this ctxdb"):
+        ctxdb.open(settings_for(fresh_url, tmp_path, auto_migrate=True))
+
+
+def test_outdated_database_refuses_to_open(
+    backend: str, fresh_url: str, tmp_path: Path
+) -> None:
+    # PostgreSQL is never upgraded implicitly; SQLite only when auto_migrate is turned off.
+    overrides = {"auto_migrate": False} if backend == "sqlite" else {}
+    settings = settings_for(fresh_url, tmp_path, **overrides)
+    assert not settings.migrates_automatically
+    with pytest.raises(SchemaOutdatedError, match="run `ctxdb db upgrade`") as raised:
+        ctxdb.open(settings)
+    assert raised.value.code == "schema_outdated"
+    with connect_storage(settings) as untouched:
+        latest = len(load_migrations(untouched.dialect))
+        assert raised.value.details == {"current": 0, "required": latest}
+        assert tables(untouched) == set()
+        Migrator(untouched).upgrade()
+    with ctxdb.open(settings) as db:  # once upgraded on purpose, it opens
+        assert db.projects.list() == []
+
+
+def test_sqlite_creates_its_database_on_first_open(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "yet" / "there.db"
+    with ctxdb.open(settings_for(str(path), tmp_path)) as db:
+        assert path.is_file()
+        migrator = db.migrator()
+        assert migrator.current_version() == migrator.latest_version
+        db.projects.create("first")
+    with ctxdb.open(settings_for(f"sqlite:///{path}", tmp_path)) as db:  # and reopens it
+        assert [p["name"] for p in db.projects.list()] == ["first"]
+
+
+# --- the two dialects describe the same schema ---------------------------------------------
+
+
+def sqlite_schema(path: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        columns = {}
+        for name in names:
+            info = conn.execute(f"PRAGMA table_info({name})").fetchall()
+            # cid, name, type, notnull, default, pk; SQLite leaves PK columns nullable.
+            columns[name] = [(c[1], bool(c[3]) or c[5] > 0) for c in info]
+        indexes = {}
+        for index, table in conn.execute(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+                "AND name NOT LIKE 'sqlite_autoindex_%'"):
+            cols = [r[2] for r in conn.execute(f"PRAGMA index_info({index})")]
+            indexes[index] = (table, cols)
+        return {"columns": columns, "indexes": indexes}
+    finally:
+        conn.close()
+
+
+def postgres_schema(url: str) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        columns: dict[str, list[tuple[str, bool]]] = {}
+        for table, column, nullable in conn.execute(
+                "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
+            columns.setdefault(table, []).append((column, nullable == "NO"))
+        indexes = {}
+        for index, table, cols in conn.execute(
+                "SELECT i.relname, t.relname, array_agg(a.attname ORDER BY k.ord) "
+                "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                "JOIN pg_class t ON t.oid = x.indrelid "
+                "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                "CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) "
+                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+                "WHERE n.nspname = current_schema() "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) "
+                "GROUP BY i.relname, t.relname"):
+            indexes[index] = (table, list(cols))
+        return {"columns": columns, "indexes": indexes}
+
+
+@pytest.mark.postgres
+def test_both_dialects_end_at_equivalent_schemas(pg_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "schema.db"
+    with ctxdb.open(settings_for(str(path), tmp_path)):
+        pass
+    lite, pg = sqlite_schema(path), postgres_schema(pg_url)
+    assert set(lite["columns"]) == set(pg["columns"]) == DATA_TABLES | {"schema_migrations"}
+    for table in sorted(lite["columns"]):
+        assert lite["columns"][table] == pg["columns"][table], table
+    assert lite["indexes"] == pg["indexes"]
+    assert len(lite["indexes"]) >= 10
