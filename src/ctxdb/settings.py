@@ -22,13 +22,19 @@ CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 
 
+def _home(env: Mapping[str, str]) -> Path:
+    # The HOME of the environment given, not of this process: load_settings(env=...) must not
+    # read another environment's files.
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
+
+
 def default_data_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    base = env.get("XDG_DATA_HOME") or str(_home(env) / ".local" / "share")
     return Path(base).expanduser().resolve() / "ctxdb"
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
     return Path(base).expanduser() / "ctxdb" / "config.toml"
 
 
