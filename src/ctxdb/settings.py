@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,29 +92,34 @@ class Settings:
         return merged
 
     def validate(self) -> None:
+        """Refuse impossible values; the error's ``setting`` detail names the culprit."""
         if not self.url:
-            raise ConfigError("database URL is empty")
+            raise _invalid("url", "database URL is empty")
         if "\x00" in self.url:
-            raise ConfigError("database URL contains a NUL byte")
+            raise _invalid("url", "database URL contains a NUL byte")
         if self.sqlite_synchronous not in SYNCHRONOUS_MODES:
-            raise ConfigError(
+            raise _invalid(
+                "sqlite_synchronous",
                 f"sqlite_synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, "
-                f"got {self.sqlite_synchronous!r}"
+                f"got {self.sqlite_synchronous!r}",
             )
-        if not 0 < self.clear_threshold <= 1:
-            raise ConfigError(f"clear_threshold must be in (0, 1], got {self.clear_threshold}")
-        if not 0 < self.pack_budget_fraction <= 1:
-            raise ConfigError(
-                f"pack_budget_fraction must be in (0, 1], got {self.pack_budget_fraction}"
-            )
+        for name in ("clear_threshold", "pack_budget_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise _invalid(name, f"{name} must be in (0, 1], got {getattr(self, name)}")
         for name in ("context_window", "max_projects", "max_instances_per_project",
                      "max_content_bytes", "pool_min_size", "pool_max_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise _invalid(name, f"{name} must be at least 1, got {getattr(self, name)}")
         if self.busy_timeout_ms < 30_000:
-            raise ConfigError("busy_timeout_ms below 30000 lets writers fail with 'locked'")
-        if self.heartbeat_interval <= 0 or self.stale_after <= 0:
-            raise ConfigError("heartbeat_interval and stale_after must be positive")
+            raise _invalid("busy_timeout_ms",
+                           "busy_timeout_ms below 30000 lets writers fail with 'locked'")
+        for name in ("heartbeat_interval", "stale_after"):
+            if getattr(self, name) <= 0:
+                raise _invalid(name, f"{name} must be positive, got {getattr(self, name)}")
+
+
+def _invalid(setting: str, message: str) -> ConfigError:
+    return ConfigError(message, setting=setting)
 
 
 SETTINGS_HELP: tuple[Setting, ...] = (
@@ -192,6 +197,12 @@ def load_settings(
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value came from, to name it in errors
+
+    def take(found: dict[str, Any], source: Callable[[str], str]) -> None:
+        values.update(found)
+        sources.update({name: source(name) for name in found})
+
     path = Path(config_file) if config_file else None
     if path is None and env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV])
@@ -199,11 +210,17 @@ def load_settings(
         raise ConfigError(f"config file {path} does not exist")
     path = path or default_config_file(env)
     if path.exists():
-        values.update(_from_file(path))
-    values.update(_from_env(env))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        take(_from_file(path), lambda _name: str(path))
+    take(_from_env(env), lambda name: ENV_PREFIX + name.upper())
+    take({k: v for k, v in overrides.items() if v is not None}, lambda name: f"argument {name}")
     if not values.get("url"):
         values["url"] = str(default_data_dir(env) / "ctxdb.db")
     settings = Settings(**values)
-    settings.validate()
+    try:
+        settings.validate()
+    except ConfigError as exc:
+        source = sources.get(exc.details.get("setting", ""))
+        if source is None:
+            raise
+        raise ConfigError(f"{source}: {exc.message}", **exc.details) from None
     return settings
