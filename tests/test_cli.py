@@ -265,3 +265,10 @@ def test_summary_and_audit(run: Cli, pid: str) -> None:
     assert [e["action"] for e in run.ok("audit", "--entity", pid)] == ["project.create"]
     assert "project.create" in run("audit").stdout
     assert "--limit" in run.fails(2, "audit", "--limit", "0")
+
+
+def test_bad_settings_exit_2_naming_the_variable(run: Cli, tmp_path: Path) -> None:
+    message = run.fails(2, "project", "list", CTXDB_CONTEXT_WINDOW="lots")
+    assert "CTXDB_CONTEXT_WINDOW" in message
+    missing = tmp_path / "missing.toml"
+    assert "does not exist" in run.fails(2, "--config", str(missing), "project", "list")

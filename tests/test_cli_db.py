@@ -106,3 +106,14 @@ def test_a_file_that_is_not_a_database_exits_6(tmp_path: Path) -> None:
     error = json.loads(result.stderr)
     assert error["error"] == "database_unavailable" and error["exit_code"] == 6
     assert garbage.read_text(encoding="utf-8") == "not a database, " * 100
+
+
+def test_printed_locations_hide_passwords(tmp_path: Path) -> None:
+    from ctxdb.service.schema import location
+    from ctxdb.settings import Settings
+
+    assert location(Settings(url="postgresql://ctx:s3cret@db.example:5433/ctxdb")) == \
+        "postgresql://ctx:***@db.example:5433/ctxdb"
+    assert location(Settings(url="postgresql://ctx@db.example/ctxdb")) == \
+        "postgresql://ctx@db.example/ctxdb"
+    assert location(Settings(url=str(tmp_path / "a.db"))) == str(tmp_path / "a.db")

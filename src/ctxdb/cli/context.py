@@ -68,8 +68,7 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
         return
     if project_id is None:
         raise click.UsageError("Missing option '--project'.", ctx)
-    app = ctx.find_object(Application)
-    assert app is not None  # the root group always provides it
+    app = ctx.ensure_object(Application)
     payload = _build_pack(app, project_id, budget_tokens, phase_id)
     if output_format == "json":
         emit_json(payload)
