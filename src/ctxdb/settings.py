@@ -223,4 +223,7 @@ def load_settings(
         if source is None:
             raise
         raise ConfigError(f"{source}: {exc.message}", **exc.details) from None
+    if not settings.is_postgres:
+        # Resolved once, here: changing directory later must not move the database.
+        settings = dataclasses.replace(settings, url=str(settings.sqlite_path))
     return settings
