@@ -1,0 +1,132 @@
+"""The benchmark's data: settings, generated context items, fast seeding of large projects.
+
+Large read fixtures (5,000 and 100,000 items) are written with one bulk statement per
+database rather than one ctxdb transaction per item, which would take minutes of fsyncs. The
+rows are exactly what ``ctxdb.context.store`` writes (same columns, token counts from ctxdb's
+own estimator, a per-project sequence and an idempotency key per item), so both sides of
+every read measurement then read the same table in the same state.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctxdb.domain.tokens import estimate_tokens
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings, load_settings
+
+WORDS = ("cache", "schema", "retry", "token", "budget", "phase", "handoff", "index", "commit",
+         "writer", "reader", "audit", "priority", "sequence", "pack", "agent", "context")
+ITEM_COLUMNS = ("project_id", "phase_id", "sequence_number", "content_type", "priority",
+                "token_count", "content", "metadata", "created_by", "idempotency_key",
+                "created_at")
+CREATED_AT = "2025-01-01T00:00:00.000Z"
+
+
+def bench_settings(url: str, config_dir: Path) -> Settings:
+    """ctxdb's defaults (WAL, synchronous=FULL, 30 s busy timeout), no user config file."""
+    env = {"XDG_CONFIG_HOME": str(config_dir), "HOME": str(config_dir)}
+    return load_settings(env=env, url=url, actor="user:bench", max_projects=10_000,
+                         auto_migrate=True)
+
+
+def content(rng: random.Random, number: int) -> dict[str, Any]:
+    """A context item of about 50 tokens (40 to 60 by ctxdb's estimate)."""
+    words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(19, 33)))
+    return {"file": f"src/module_{number % 97}.py", "note": words}
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How many items of each priority a generated project holds."""
+
+    critical: int
+    high: int
+    medium: int
+    low: int
+
+    @property
+    def total(self) -> int:
+        return self.critical + self.high + self.medium + self.low
+
+    def priorities(self, rng: random.Random) -> list[str]:
+        labels = (["CRITICAL"] * self.critical + ["HIGH"] * self.high
+                  + ["MEDIUM"] * self.medium + ["LOW"] * self.low)
+        rng.shuffle(labels)  # priorities interleave in sequence order, as in real use
+        return labels
+
+
+def generated_rows(project_id: str, mix: Mix, seed: int) -> Iterator[tuple[Any, ...]]:
+    """Rows in ``ITEM_COLUMNS`` order, as ``ctxdb.context.store`` would have written them."""
+    rng = random.Random(seed)
+    for number, priority in enumerate(mix.priorities(rng), start=1):
+        text = json.dumps(content(rng, number), ensure_ascii=False, separators=(",", ":"))
+        yield (project_id, None, number, "code", priority, estimate_tokens(text), text, "{}",
+               None, secrets.token_hex(16), CREATED_AT)
+
+
+def seeded_project(db: Ctxdb, name: str, mix: Mix, seed: int = 7) -> str:
+    """Create a project through ctxdb, then bulk-load its items; returns the project id."""
+    project_id: str = db.projects.create(name)["project_id"]
+    rows = generated_rows(project_id, mix, seed)
+    if db.settings.is_postgres:
+        _copy_postgres(db.settings.url, rows)
+    else:
+        _insert_sqlite(db.settings.sqlite_path, rows)
+    _set_sequence(db, project_id, mix.total)
+    return project_id
+
+
+def _insert_sqlite(path: Path, rows: Iterator[tuple[Any, ...]]) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        placeholders = ", ".join("?" for _ in ITEM_COLUMNS)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(f"INSERT INTO context_items ({', '.join(ITEM_COLUMNS)}) "
+                         f"VALUES ({placeholders})", rows)
+        conn.execute("COMMIT")
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+def _copy_postgres(url: str, rows: Iterator[tuple[Any, ...]]) -> None:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        with conn.cursor() as cursor, cursor.copy(
+            f"COPY context_items ({', '.join(ITEM_COLUMNS)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE context_items")
+
+
+def _set_sequence(db: Ctxdb, project_id: str, last: int) -> None:
+    # The project's counter must continue after the bulk-loaded items, as if ctxdb had
+    # written them; a raw statement because there is (rightly) no API to set it.
+    if db.settings.is_postgres:
+        import psycopg
+
+        with psycopg.connect(db.settings.url, autocommit=True) as conn:
+            conn.execute("UPDATE projects SET next_sequence = %s WHERE project_id = %s",
+                         (last, project_id))
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(str(db.settings.sqlite_path), isolation_level=None)
+        try:
+            conn.execute("UPDATE projects SET next_sequence = ? WHERE project_id = ?",
+                         (last, project_id))
+        finally:
+            conn.close()

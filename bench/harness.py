@@ -1,0 +1,118 @@
+"""Timing and reporting: paired repetitions, medians, the ratio table.
+
+Every measurement runs the ctxdb side and the raw-driver side back to back, alternating which
+goes first, so that a burst of load from another process on the (shared, 2-core) machine hits
+both sides alike. The figure reported for each side is the median over the repetitions.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# One repetition: does the work and returns (seconds spent, operations done).
+Repetition = Callable[[], tuple[float, int]]
+
+
+@dataclass
+class Result:
+    """One row of the table: a ctxdb figure, the raw figure and whether the target is met."""
+
+    operation: str
+    backend: str
+    unit: str  # "ops/s" (higher is better) or "ms" (lower is better)
+    ctxdb: float
+    raw: float
+    target: float  # a bound on ctxdb / raw
+    repetitions: int
+    note: str = ""
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.unit == "ops/s"
+
+    @property
+    def ratio(self) -> float:
+        return self.ctxdb / self.raw if self.raw else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+
+    @property
+    def target_text(self) -> str:
+        return f"{'>=' if self.higher_is_better else '<='} {self.target:.2f}x"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(ratio=self.ratio, passed=self.passed, target_text=self.target_text)
+        return data
+
+
+def timed(work: Callable[[], int]) -> tuple[float, int]:
+    """Run ``work`` (which returns how many operations it did) and time it."""
+    started = time.perf_counter()
+    operations = work()
+    return time.perf_counter() - started, operations
+
+
+def measure_pair(
+    ctxdb_rep: Repetition, raw_rep: Repetition, repetitions: int, warmups: int = 1
+) -> tuple[list[float], list[float]]:
+    """Seconds per operation of each side, one sample per repetition (after the warm-ups)."""
+    ctxdb_samples: list[float] = []
+    raw_samples: list[float] = []
+    for number in range(warmups + repetitions):
+        order = [(ctxdb_rep, ctxdb_samples), (raw_rep, raw_samples)]
+        if number % 2:
+            order.reverse()
+        for rep, samples in order:
+            gc.collect()  # garbage of the previous side is not charged to this one
+            seconds, operations = rep()
+            if number >= warmups:
+                samples.append(seconds / operations)
+    return ctxdb_samples, raw_samples
+
+
+def throughput_result(
+    operation: str, backend: str, target: float, samples: tuple[list[float], list[float]],
+    note: str = "",
+) -> Result:
+    ctxdb_s, raw_s = samples
+    return Result(operation, backend, "ops/s", 1 / statistics.median(ctxdb_s),
+                  1 / statistics.median(raw_s), target, len(ctxdb_s), note,
+                  {"ctxdb_seconds_per_op": ctxdb_s, "raw_seconds_per_op": raw_s})
+
+
+def latency_result(
+    operation: str, backend: str, target: float, samples: tuple[list[float], list[float]],
+    note: str = "",
+) -> Result:
+    ctxdb_s, raw_s = samples
+    return Result(operation, backend, "ms", statistics.median(ctxdb_s) * 1000,
+                  statistics.median(raw_s) * 1000, target, len(ctxdb_s), note,
+                  {"ctxdb_seconds_per_op": ctxdb_s, "raw_seconds_per_op": raw_s})
+
+
+HEADER = ("operation", "backend", "ctxdb", "raw", "ratio", "target", "reps", "result")
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [HEADER]
+    for r in results:
+        rows.append((
+            r.operation, r.backend, f"{r.ctxdb:,.2f} {r.unit}", f"{r.raw:,.2f} {r.unit}",
+            f"{r.ratio:.2f}x", r.target_text, str(r.repetitions),
+            "PASS" if r.passed else "FAIL",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    notes = [f"  * {r.operation} ({r.backend}): {r.note}" for r in results if r.note]
+    return "\n".join(lines + (["", "notes:", *notes] if notes else []))

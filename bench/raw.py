@@ -1,0 +1,190 @@
+"""The baselines: the same logical work written directly against the database drivers.
+
+Both baselines use the settings ctxdb uses (SQLite: WAL, ``synchronous=FULL``, the same busy
+timeout, ``foreign_keys=ON``, explicit transactions; PostgreSQL: ``synchronous_commit=on``,
+the same server and database) and the same tables, and they return equivalent Python values:
+dicts per item with the JSON content parsed. They do what a careful programmer would write by
+hand for one purpose, with none of ctxdb's checks (no idempotency lookup, no audit row, no
+project validation): that is the cost ctxdb's ratio is measured against.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ctxdb.domain.tokens import estimate_tokens
+
+COLUMNS = ("item_id, project_id, phase_id, sequence_number, content_type, priority, "
+           "token_count, content, metadata, created_by, created_at")
+TIERS = ("HIGH", "MEDIUM", "LOW")
+MAX_SKIPS = 64
+_SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+
+def encoded(content: Any) -> tuple[str, int]:
+    """What any writer must do with an item: serialize it and count its tokens."""
+    text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+    return text, estimate_tokens(text)
+
+
+def walk_pack(critical: list[dict[str, Any]], tiers: Iterable[Iterator[dict[str, Any]]],
+              budget: int) -> list[dict[str, Any]]:
+    """CRITICAL, then each tier newest first, skipping what does not fit, stopping when full."""
+    items = list(critical)
+    used = sum(item["token_count"] for item in items)
+    misses = 0
+    for tier in tiers:
+        for item in tier:
+            if item["token_count"] <= budget - used:
+                items.append(item)
+                used += item["token_count"]
+                misses = 0
+            else:
+                misses += 1
+            if used >= budget or misses >= MAX_SKIPS:
+                return items
+    return items
+
+
+class RawSQLite:
+    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+        self.conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000,
+                                    isolation_level=None)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def store(self, project_id: str, content: Any, priority: str, sequence: int, key: str) -> None:
+        text, tokens = encoded(content)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                "INSERT INTO context_items (project_id, sequence_number, content_type, priority,"
+                " token_count, content, metadata, idempotency_key, created_at) VALUES "
+                f"(?, ?, 'code', ?, ?, ?, '{{}}', ?, {_SQLITE_NOW})",
+                (project_id, sequence, priority, tokens, text, key))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        try:
+            for row in cursor:
+                item = dict(zip(names, row, strict=True))
+                item["content"] = json.loads(item["content"])
+                item["metadata"] = json.loads(item["metadata"])
+                yield item
+        finally:
+            cursor.close()
+
+    def load_critical(self, project_id: str) -> list[dict[str, Any]]:
+        return list(self._rows(
+            f"SELECT {COLUMNS} FROM context_items WHERE project_id = ? AND priority = "
+            "'CRITICAL' AND state = 'active' ORDER BY sequence_number", (project_id,)))
+
+    def register_and_load_critical(self, instance_id: str, project_id: str) -> list[Any]:
+        """The write ctxdb's load_for_instance does for a known instance, then the read."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                f"UPDATE instances SET last_heartbeat = {_SQLITE_NOW}, status = 'active', "
+                "ended_at = NULL WHERE instance_id = ?", (instance_id,))
+            items = self.load_critical(project_id)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return items
+
+    def load_full(self, project_id: str) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {p: [] for p in ("CRITICAL", *TIERS)}
+        for item in self._rows(f"SELECT {COLUMNS} FROM context_items WHERE project_id = ? "
+                               "AND state = 'active' ORDER BY sequence_number", (project_id,)):
+            grouped[item["priority"]].append(item)
+        return grouped
+
+    def pack(self, project_id: str, budget: int) -> list[dict[str, Any]]:
+        self.conn.execute("BEGIN")  # one snapshot, as ctxdb reads it
+        tiers = [self._rows(  # generators: each query starts when the walk reaches it
+            f"SELECT {COLUMNS} FROM context_items WHERE project_id = ? AND priority = ? "
+            "AND state = 'active' ORDER BY sequence_number DESC", (project_id, priority))
+            for priority in TIERS]
+        try:
+            return walk_pack(self.load_critical(project_id), tiers, budget)
+        finally:
+            for tier in tiers:
+                tier.close()
+            self.conn.execute("COMMIT")
+
+
+class RawPostgres:
+    """psycopg with its defaults: rows as dicts, ``jsonb`` parsed by the driver."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        self.conn.execute("SET TIME ZONE 'UTC'")
+        self.conn.execute("SET synchronous_commit = on")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def store(self, project_id: str, content: Any, priority: str, sequence: int, key: str) -> None:
+        text, tokens = encoded(content)
+        with self.conn.transaction():  # BEGIN; INSERT; COMMIT
+            self.conn.execute(
+                "INSERT INTO context_items (project_id, sequence_number, content_type, priority,"
+                " token_count, content, metadata, idempotency_key, created_at) VALUES "
+                "(%s, %s, 'code', %s, %s, %s, '{}', %s, now())",
+                (project_id, sequence, priority, tokens, text, key))
+
+    def load_critical(self, project_id: str) -> list[dict[str, Any]]:
+        return self.conn.execute(
+            f"SELECT {COLUMNS} FROM context_items WHERE project_id = %s AND priority = "
+            "'CRITICAL' AND state = 'active' ORDER BY sequence_number", (project_id,)).fetchall()
+
+    def register_and_load_critical(self, instance_id: str, project_id: str) -> list[Any]:
+        with self.conn.transaction():
+            self.conn.execute(
+                "UPDATE instances SET last_heartbeat = now(), status = 'active', "
+                "ended_at = NULL WHERE instance_id = %s", (instance_id,))
+            return self.load_critical(project_id)
+
+    def load_full(self, project_id: str) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {p: [] for p in ("CRITICAL", *TIERS)}
+        for item in self.conn.execute(
+                f"SELECT {COLUMNS} FROM context_items WHERE project_id = %s "
+                "AND state = 'active' ORDER BY sequence_number", (project_id,)):
+            grouped[item["priority"]].append(item)
+        return grouped
+
+    def _tier(self, project_id: str, priority: str) -> Iterator[dict[str, Any]]:
+        # A server-side cursor, so that rows past the budget are never sent (as ctxdb does).
+        with self.conn.cursor(name=f"raw_tier_{priority.lower()}") as cursor:
+            cursor.itersize = 256
+            cursor.execute(
+                f"SELECT {COLUMNS} FROM context_items WHERE project_id = %s AND priority = %s "
+                "AND state = 'active' ORDER BY sequence_number DESC", (project_id, priority))
+            yield from cursor
+
+    def pack(self, project_id: str, budget: int) -> list[dict[str, Any]]:
+        with self.conn.transaction():
+            tiers = [self._tier(project_id, priority) for priority in TIERS]
+            try:
+                return walk_pack(self.load_critical(project_id), tiers, budget)
+            finally:
+                for tier in tiers:
+                    tier.close()

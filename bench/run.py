@@ -1,0 +1,142 @@
+"""ctxdb against the raw database drivers, measured in the same run with the same settings.
+
+Prints one row per measurement: the ctxdb figure, the raw-driver figure, their ratio, the
+target ratio and PASS/FAIL. See docs/benchmarks.md for what each measurement does.
+
+Usage:
+    python bench/run.py [--quick] [--backend sqlite|postgres|all] [--pg-url URL]
+                        [--json FILE] [--check]
+
+``--check`` makes the exit status 1 when a target is missed (the default only reports:
+timings on a shared machine are evidence, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
+
+import cases
+from ctxdb.service import Ctxdb
+from data import bench_settings
+from harness import Result, format_table
+from raw import RawPostgres, RawSQLite
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "all"), default="all")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
+                        help="server to use; the bench creates and drops its own database")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--check", action="store_true",
+                        help="exit with status 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
+    results: list[Result] = []
+    # One file per measurement, so that a large read fixture does not slow the writes.
+    for name in ("store", "loads", "pack", "writers"):
+        settings = bench_settings(str(workdir / f"{name}.db"), workdir)
+        with Ctxdb.open(settings) as db:
+            raw = RawSQLite(settings.sqlite_path, settings.busy_timeout_ms)
+            try:
+                log(f"sqlite: {name} ...")
+                if name == "store":
+                    results.append(cases.single_store(db, raw, "sqlite", sizes))
+                elif name == "loads":
+                    results.extend(cases.loads(db, raw, "sqlite", sizes))
+                elif name == "pack":
+                    results.append(cases.pack(db, raw, "sqlite", sizes))
+                else:
+                    results.append(cases.concurrent_writers(db, workdir, sizes))
+            finally:
+                raw.close()
+    return results
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on the server of ``admin_url``, dropped afterwards."""
+    import psycopg
+
+    name = f"ctxdb_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path) -> list[Result]:
+    results: list[Result] = []
+    with scratch_database(admin_url) as url:
+        settings = bench_settings(url, workdir)
+        with Ctxdb.open(settings) as db:
+            raw = RawPostgres(url)
+            try:
+                log("postgres: store ...")
+                results.append(cases.single_store(db, raw, "postgres", sizes))
+                log("postgres: loads ...")
+                results.extend(cases.loads(db, raw, "postgres", sizes))
+                log("postgres: pack ...")
+                results.append(cases.pack(db, raw, "postgres", sizes))
+            finally:
+                raw.close()
+    return results
+
+
+def machine() -> dict[str, Any]:
+    return {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "platform": platform.platform()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = cases.QUICK if args.quick else cases.FULL
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="ctxdb-bench-") as scratch:
+        workdir = Path(scratch)
+        if args.backend in ("sqlite", "all"):
+            results.extend(run_sqlite(sizes, workdir))
+        if args.backend in ("postgres", "all"):
+            results.extend(run_postgres(sizes, args.pg_url, workdir))
+    info = machine()
+    print(f"ctxdb vs raw driver, same run, {'quick' if args.quick else 'full'} sizes; "
+          f"{info['date']}, Python {info['python']}, {info['cpus']} CPUs")
+    print("ratio = ctxdb / raw (ops/s rows: higher is better; ms rows: lower is better); "
+          "figures are medians over the repetitions")
+    print(format_table(results))
+    if args.json:
+        args.json.write_text(json.dumps(
+            {"machine": info, "quick": args.quick, "results": [r.to_dict() for r in results]},
+            indent=2) + "\n")
+    missed = [r for r in results if not r.passed]
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
