@@ -1,0 +1,39 @@
+"""The benchmark runs end to end and prints its ratio table.
+
+Only completion and the shape of the output are checked: timings on a shared machine are
+evidence for docs/benchmarks.md, never a test assertion.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPERATIONS = (
+    "single durable store", "load CRITICAL (pure read)", "load_for_instance (register + read)",
+    "load whole project", "budgeted pack", "8 writer processes",
+)
+ROW = re.compile(r"^(?P<operation>.+?)\s{2,}sqlite\s+[\d,.]+ (?:ops/s|ms)\s+[\d,.]+ "
+                 r"(?:ops/s|ms)\s+(?P<ratio>\d+\.\d\d)x\s+(?:>=|<=) \d\.\d\dx\s+\d+\s+"
+                 r"(?P<result>PASS|FAIL)\s*$")
+
+
+def test_quick_sqlite_run_prints_a_ratio_table(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--backend", "sqlite",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {m["operation"]: m for m in map(ROW.match, done.stdout.splitlines()) if m}
+    assert sorted(rows) == sorted(OPERATIONS), done.stdout
+    assert all(float(row["ratio"]) > 0 for row in rows.values())
+    saved = json.loads(report.read_text())
+    assert sorted(r["operation"] for r in saved["results"]) == sorted(OPERATIONS)
+    assert {r["backend"] for r in saved["results"]} == {"sqlite"}
+    assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"
