@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,24 @@ WRITER_CASES = [
 ]
 
 
+def run_writers(folder: Path, url: str, project_id: str, processes: int, per_process: int,
+                while_writing: Callable[[Fleet], None] | None = None) -> list[dict[str, Any]]:
+    """Writer processes storing items with keys "w<n>-<i>"; returns their acknowledgements."""
+    with fleet_of(folder, url) as fleet:
+        for number in range(processes):
+            fleet.start("store", f"w{number}", "--project", project_id,
+                        "--count", str(per_process))
+        fleet.release()
+        if while_writing is not None:
+            while_writing(fleet)
+        fleet.finish()
+        errors = [e for w in fleet.workers for e in w.errors()]
+        assert errors == [], f"{len(errors)} writes failed, e.g. {errors[:3]}"
+        acks = [ack for w in fleet.workers for ack in w.acks("item_id")]
+    assert len(acks) == processes * per_process
+    return acks
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("backend", "processes", "per_process"), WRITER_CASES)
 def test_writer_processes_lose_nothing(
@@ -218,20 +236,55 @@ def test_writer_processes_lose_nothing(
     settings = make_settings()
     with Ctxdb.open(settings) as db:
         project_id = db.projects.create("many writers")["project_id"]
-    with fleet_of(tmp_path / "writers", settings.url) as fleet:
-        for number in range(processes):
-            fleet.start("store", f"w{number}", "--project", project_id,
-                        "--count", str(per_process))
-        fleet.release()
-        fleet.finish()
-        errors = [e for w in fleet.workers for e in w.errors()]
-        assert errors == [], f"{len(errors)} writes failed, e.g. {errors[:3]}"
-        acks = [ack for w in fleet.workers for ack in w.acks("item_id")]
-    assert len(acks) == processes * per_process
+    acks = run_writers(tmp_path / "writers", settings.url, project_id, processes, per_process)
     with Ctxdb.open(settings) as db:
         assert check_acknowledged_items(db, project_id, acks) == processes * per_process
     if backend == "sqlite":
         assert integrity_of(settings.sqlite_path) == "ok"
+
+
+def terminate_connections_for_a_while(url: str, fleet: Fleet, rng: random.Random) -> int:
+    """Terminate every session on the database every ~0.1 s, for at most 1.5 s.
+
+    Bounded so that the test always ends: the failures are meant to be transient.
+    """
+    import psycopg
+
+    terminated = 0
+    fleet.wait_until(lambda: all(w.acknowledged() for w in fleet.workers), "first writes")
+    deadline = time.monotonic() + 1.5
+    with psycopg.connect(url, autocommit=True) as admin:
+        while time.monotonic() < deadline and any(w.process.poll() is None
+                                                  for w in fleet.workers):
+            terminated += sum(ok for (ok,) in admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            time.sleep(rng.uniform(0.05, 0.15))
+    return terminated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_postgres_writers_survive_terminated_connections(
+    make_settings: Any, tmp_path: Path, backend: str
+) -> None:
+    settings = make_settings()
+    with Ctxdb.open(settings) as db:
+        project_id = db.projects.create("terminated connections")["project_id"]
+    terminated: list[int] = []
+
+    def chaos(fleet: Fleet) -> None:
+        terminated.append(terminate_connections_for_a_while(settings.url, fleet, random.Random()))
+
+    acks = run_writers(tmp_path / "chaos", settings.url, project_id, 4, 80, chaos)
+    assert terminated[0] > 0, "no connection was terminated while the writers ran"
+    # Each caller sends every write again with the same key, as after a lost answer: the
+    # same items come back and nothing is stored twice.
+    replayed = run_writers(tmp_path / "replay", settings.url, project_id, 4, 80)
+    assert sorted((a["key"], a["item_id"], a["sequence_number"]) for a in replayed) == \
+        sorted((a["key"], a["item_id"], a["sequence_number"]) for a in acks)
+    with Ctxdb.open(settings) as db:
+        assert check_acknowledged_items(db, project_id, acks) == 4 * 80
 
 
 # --- 3: SIGKILL at random moments ------------------------------------------------------------
