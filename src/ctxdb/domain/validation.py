@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ctxdb.errors import (
@@ -11,6 +12,11 @@ from ctxdb.errors import (
     InvalidIdentifierError,
     ValidationError,
 )
+
+# A NUL character as json.dumps writes it: ``\u0000`` preceded by an even number of
+# backslashes. Text that merely contains a backslash followed by "u0000" (source code often
+# does) is written as ``\\u0000`` and is fine for both databases.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 MAX_IDENTIFIER_LENGTH = 200
 MAX_NAME_LENGTH = 500
@@ -64,7 +70,7 @@ def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidContentError(f"{what} is not JSON-serializable: {exc}") from None
-    if "\\u0000" in text:
+    if _NUL_ESCAPE.search(text):
         raise InvalidContentError(f"{what} contains a NUL character (\\u0000)")
     try:
         size = len(text.encode("utf-8"))
