@@ -101,6 +101,23 @@ def test_created_by_must_be_an_instance_of_the_project(db: Ctxdb) -> None:
     assert db.context.counts(alpha)["HIGH"]["items"] == 1
 
 
+@pytest.mark.parametrize("content", [
+    "plain text",
+    r's.replace("\u0000", "")',  # a backslash followed by u0000 is not a NUL character
+    "\\" * 3 + "u0000",
+    "ünïcødé, 日本語 and emoji 🎉",
+    {"nested": {"list": [1, 2.5, True, None, "x"]}, "empty": {}, "b": 1, "a": 2},
+    [0.1 + 0.2, -0.0, 10**18, -(2**53)],
+    "",
+    None,
+])
+def test_content_round_trips(db: Ctxdb, project: dict[str, Any], content: Any) -> None:
+    stored = db.context.store(project["project_id"], content, "LOW")
+    assert db.context.get(stored["item_id"])["content"] == content
+    [listed] = db.context.full(project["project_id"])["LOW"]
+    assert listed["content"] == content
+
+
 def test_store_in_unknown_project(db: Ctxdb) -> None:
     with pytest.raises(ProjectNotFoundError, match="proj_void"):
         db.context.store("proj_void", "x")
