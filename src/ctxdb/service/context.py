@@ -270,6 +270,8 @@ class ContextService:
 
         def unit(tx: Tx) -> dict[str, list[dict[str, Any]]]:
             require_project(tx, project_id)
+            if phase_id is not None:
+                require_phase(tx, phase_id, project_id)
             grouped: dict[str, list[dict[str, Any]]] = {p.value: [] for p in PRIORITY_ORDER}
             for row in tx.all("all_live_items", project_id=project_id, phase_id=phase_id):
                 grouped[row["priority"]].append(decode(row))
@@ -306,6 +308,8 @@ class ContextService:
 
         def unit(tx: Tx) -> Pack:
             require_project(tx, project_id)
+            if phase_id is not None:
+                require_phase(tx, phase_id, project_id)
             return pack_in_tx(tx, project_id, budget_tokens, phase_id, max_skips)
 
         return self.storage.read(unit)

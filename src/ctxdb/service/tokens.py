@@ -15,6 +15,7 @@ from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, Vali
 from ctxdb.service.common import audit, decode
 from ctxdb.service.context import pack_in_tx
 from ctxdb.service.instances import require_instance
+from ctxdb.service.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
@@ -69,8 +70,12 @@ class TokenService:
 
     def all_usage(self, project_id: str | None = None) -> dict[str, Any]:
         """Usage of every live instance, flagged ``warning`` at or past the clear threshold."""
-        rows = self.storage.read(
-            lambda tx: tx.all("list_live_instances", project_id=project_id or ""))
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            if project_id is not None:
+                require_project(tx, project_id)
+            return tx.all("list_live_instances", project_id=project_id or "")
+
+        rows = self.storage.read(unit)
         instances = []
         for row in rows:
             view = usage_view(row)
@@ -220,6 +225,7 @@ class TokenService:
                 require_instance(tx, instance_id)
                 row = tx.one("latest_handoff_of_instance", instance_id=instance_id)
             else:
+                require_project(tx, str(project_id))
                 row = tx.one("latest_handoff_of_project", project_id=project_id)
             return decode(row) if row else None
 
