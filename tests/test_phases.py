@@ -148,6 +148,8 @@ def test_phase_of_another_project_is_refused_as_unknown(db: Ctxdb) -> None:
         lambda: db.instances.launch(alpha, beta_phase),
         lambda: db.instances.heartbeat(instance, phase_id=beta_phase),
         lambda: db.context.load_for_instance("inst_new", alpha, beta_phase),
+        lambda: db.context.full(alpha, beta_phase),
+        lambda: db.context.pack(alpha, 100, beta_phase),
     ]
     audit_before = db.audit_log()
     for attempt in attempts:

@@ -10,6 +10,7 @@ from ctxdb.errors import (
     BudgetExceededError,
     InstanceNotFoundError,
     InvalidTransitionError,
+    ProjectNotFoundError,
     TokenUsageOutOfRangeError,
     ValidationError,
 )
@@ -257,3 +258,10 @@ def test_latest_handoff(db: Ctxdb) -> None:
         db.tokens.latest_handoff(instance_id=first, project_id=alpha)
     with pytest.raises(InstanceNotFoundError):
         db.tokens.latest_handoff(instance_id="inst_ghost")
+    with pytest.raises(ProjectNotFoundError, match="proj_void"):
+        db.tokens.latest_handoff(project_id="proj_void")
+
+
+def test_usage_of_an_unknown_project(db: Ctxdb) -> None:
+    with pytest.raises(ProjectNotFoundError, match="proj_void"):
+        db.tokens.all_usage("proj_void")
