@@ -24,8 +24,8 @@ import pytest
 
 import ctxdb
 from ctxdb.errors import TooManyInstancesError, TooManyProjectsError, TransientStorageError
-from ctxdb.service import Ctxdb
-from ctxdb.settings import load_settings
+from ctxdb.service import Ctxdb, schema
+from ctxdb.settings import Settings, load_settings
 from ctxdb.storage.retry import MAX_ATTEMPTS
 
 SYNCHRONOUS_LEVELS = {"NORMAL": 1, "FULL": 2, "EXTRA": 3}
@@ -56,14 +56,35 @@ def run_together(count: int, call: Callable[[int], Any]) -> list[Any]:
 # --- 5: every SQLite connection has ctxdb's PRAGMAs ------------------------------------------
 
 
+def pragmas_of(conn: sqlite3.Connection) -> dict[str, Any]:
+    return {name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("foreign_keys", "journal_mode", "synchronous", "busy_timeout")}
+
+
+class ObservedConnection(sqlite3.Connection):
+    """A real connection that notes its PRAGMAs just before it is closed.
+
+    Connections that ctxdb opens and closes within one call (the schema functions) can then
+    be checked too, and one never closed shows up without a note.
+    """
+
+    pragmas_at_close: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self.pragmas_at_close = pragmas_of(self)
+        super().close()
+
+
 @pytest.fixture
-def recorded_connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
-    """Every connection ``sqlite3.connect`` returns from now on (the real ones, unchanged)."""
-    opened: list[sqlite3.Connection] = []
+def recorded_connections(monkeypatch: pytest.MonkeyPatch) -> list[ObservedConnection]:
+    """Every connection ``sqlite3.connect`` returns from now on (real, merely observed)."""
+    opened: list[ObservedConnection] = []
     real_connect = sqlite3.connect
 
     def recording_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn: sqlite3.Connection = real_connect(*args, **kwargs)
+        assert "factory" not in kwargs  # ctxdb uses plain connections; observe them as such
+        conn = real_connect(*args, factory=ObservedConnection, **kwargs)
+        assert isinstance(conn, ObservedConnection)
         opened.append(conn)
         return conn
 
@@ -131,26 +152,36 @@ def exercise_in_threads(db: Ctxdb, threads: int) -> set[int]:
     return set(results)
 
 
+def exercise_schema_service(settings: Settings) -> None:
+    """The schema functions for front ends open (and close) connections of their own."""
+    latest = schema.status(settings)["latest_version"]
+    assert schema.downgrade(settings, 0)["to_version"] == 0
+    assert schema.init(settings)["to_version"] == latest
+    assert schema.upgrade(settings)["migrations"] == []
+
+
 @pytest.mark.parametrize("synchronous", [None, "FULL", "NORMAL", "EXTRA"])
 def test_every_sqlite_connection_is_configured(
-    tmp_path: Path, recorded_connections: list[sqlite3.Connection], synchronous: str | None
+    tmp_path: Path, recorded_connections: list[ObservedConnection], synchronous: str | None
 ) -> None:
     overrides = {} if synchronous is None else {"sqlite_synchronous": synchronous}
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     settings = load_settings(env=env, url=str(tmp_path / "pragmas.db"), **overrides)
+    exercise_schema_service(settings)
     with ctxdb.open(settings) as db, ctxdb.open(settings) as second:
         exercise_every_service(db)
         threads = exercise_in_threads(db, 4)
         assert second.projects.list(include_archived=True)
-        # One connection per thread that used a store: the main thread's two and the pool's.
-        assert threading.get_ident() not in threads and len(threads) == 4
-        assert len(recorded_connections) >= len(threads) + 2
-        expected_sync = SYNCHRONOUS_LEVELS[synchronous or "FULL"]
-        for conn in recorded_connections:
-            assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            assert conn.execute("PRAGMA synchronous").fetchone()[0] == expected_sync
-            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+    # Connections: the schema calls' own, two stores' main-thread ones, one per pool thread.
+    assert threading.get_ident() not in threads and len(threads) == 4
+    assert len(recorded_connections) >= 4 + 2 + len(threads)
+    expected = {"foreign_keys": 1, "journal_mode": "wal",
+                "synchronous": SYNCHRONOUS_LEVELS[synchronous or "FULL"]}
+    for conn in recorded_connections:
+        pragmas = conn.pragmas_at_close
+        assert pragmas is not None, "ctxdb left a connection open after closing the store"
+        assert {k: v for k, v in pragmas.items() if k in expected} == expected
+        assert pragmas["busy_timeout"] >= 30_000
 
 
 # --- 6: racing units of work, on both backends -----------------------------------------------
