@@ -18,6 +18,11 @@ from ctxdb.errors import (
 # does) is written as ``\\u0000`` and is fine for both databases.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
+# The largest values the databases store: PostgreSQL's INTEGER and BIGINT (SQLite's INTEGER
+# holds 64 bits). Checking here keeps the backends in agreement and the error typed.
+MAX_INTEGER = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+
 MAX_IDENTIFIER_LENGTH = 200
 MAX_NAME_LENGTH = 500
 
@@ -48,16 +53,19 @@ def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH) -> s
     return value
 
 
-def check_non_negative_int(value: object, what: str) -> int:
+def check_non_negative_int(value: object, what: str, maximum: int = MAX_BIGINT) -> int:
+    """An integer in 0..maximum; pass MAX_INTEGER for values stored in an INTEGER column."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{what} must be an integer, got {value!r}")
     if value < 0:
         raise ValidationError(f"{what} must not be negative, got {value}")
+    if value > maximum:
+        raise ValidationError(f"{what} must be at most {maximum}, got {value}")
     return value
 
 
-def check_optional_int(value: object, what: str) -> int | None:
-    return None if value is None else check_non_negative_int(value, what)
+def check_optional_int(value: object, what: str, maximum: int = MAX_BIGINT) -> int | None:
+    return None if value is None else check_non_negative_int(value, what, maximum)
 
 
 def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from ctxdb.domain.ids import new_instance_id
 from ctxdb.domain.models import InstanceStatus, parse_status
 from ctxdb.domain.validation import (
+    MAX_INTEGER,
     check_identifier,
     check_metadata,
     check_non_negative_int,
@@ -95,11 +96,11 @@ class InstanceService:
             "phase_id": check_optional_int(phase_id, "phase_id"),
             "hostname": socket.gethostname() if hostname is None else hostname,
             "process_id": os.getpid() if process_id is None else check_non_negative_int(
-                process_id, "process_id"),
+                process_id, "process_id", MAX_INTEGER),
             "client": client, "session_id": session_id, "worktree": worktree,
             "branch": branch, "model": model,
             "context_window": self.settings.context_window if context_window is None
-            else check_non_negative_int(context_window, "context_window"),
+            else check_non_negative_int(context_window, "context_window", MAX_INTEGER),
             "metadata": encode_json(check_metadata(metadata), "metadata"),
         }
         for name in _OPTIONAL_TEXT:

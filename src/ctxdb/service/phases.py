@@ -6,6 +6,7 @@ from typing import Any
 
 from ctxdb.domain.models import PHASE_TRANSITIONS, PhaseStatus
 from ctxdb.domain.validation import (
+    MAX_INTEGER,
     check_identifier,
     check_metadata,
     check_non_negative_int,
@@ -44,9 +45,9 @@ class PhaseService:
         metadata: dict[str, Any] | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
-        check_non_negative_int(phase_number, "phase_number")
+        check_non_negative_int(phase_number, "phase_number", MAX_INTEGER)
         check_identifier(name, "phase name")
-        check_non_negative_int(story_points, "story_points")
+        check_non_negative_int(story_points, "story_points", MAX_INTEGER)
         check_text(description, "description", 10_000)
         metadata_json = encode_json(check_metadata(metadata), "metadata")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from ctxdb.domain.ids import new_project_id
 from ctxdb.domain.validation import (
+    MAX_INTEGER,
     check_identifier,
     check_metadata,
     check_non_negative_int,
@@ -57,7 +58,7 @@ class ProjectService:
         """Create a project; ``project_id`` may be chosen by the caller (e.g. on import)."""
         check_identifier(name, "project name")
         check_text(description, "description", MAX_DESCRIPTION)
-        check_non_negative_int(total_story_points, "total_story_points")
+        check_non_negative_int(total_story_points, "total_story_points", MAX_INTEGER)
         metadata_json = encode_json(check_metadata(metadata), "metadata",
                                     self.settings.max_content_bytes)
         if repo_key is not None:
@@ -108,8 +109,8 @@ class ProjectService:
             check_identifier(name, "project name")
         if description is not None:
             check_text(description, "description", MAX_DESCRIPTION)
-        check_optional_int(total_story_points, "total_story_points")
-        check_optional_int(completed_story_points, "completed_story_points")
+        check_optional_int(total_story_points, "total_story_points", MAX_INTEGER)
+        check_optional_int(completed_story_points, "completed_story_points", MAX_INTEGER)
         metadata_json = None if metadata is None else encode_json(
             check_metadata(metadata), "metadata", self.settings.max_content_bytes)
         changes = {k: v for k, v in {
