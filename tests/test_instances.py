@@ -259,3 +259,10 @@ def test_launch_reaps_stale_instances_before_the_limit(make_settings: Any) -> No
         assert replacement["status"] == "active"
         assert db.instances.get(gone)["status"] == "crashed"
         assert "instance.crashed" in instance_actions(db, gone)
+
+
+def test_largest_storable_context_window(db: Ctxdb, project: dict[str, Any]) -> None:
+    largest = 2**31 - 1  # PostgreSQL's INTEGER; one more is refused before any SQL runs
+    instance_id = db.instances.launch(project["project_id"],
+                                      context_window=largest)["instance_id"]
+    assert db.tokens.update_usage(instance_id, largest)["tokens_remaining"] == 0
