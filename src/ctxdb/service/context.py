@@ -10,6 +10,7 @@ from ctxdb.domain.models import PRIORITY_ORDER, Priority
 from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
+    MAX_INTEGER,
     check_identifier,
     check_metadata,
     check_non_negative_int,
@@ -136,7 +137,7 @@ class ContextService:
                                     self.settings.max_content_bytes),
             "created_by": None if created_by is None else check_identifier(created_by,
                                                                            "created_by"),
-            "token_count": check_non_negative_int(token_count, "token_count"),
+            "token_count": check_non_negative_int(token_count, "token_count", MAX_INTEGER),
             "idempotency_key": check_identifier(idempotency_key or new_idempotency_key(),
                                                 "idempotency_key"),
         }
