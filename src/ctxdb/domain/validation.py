@@ -27,12 +27,23 @@ MAX_IDENTIFIER_LENGTH = 200
 MAX_NAME_LENGTH = 500
 
 
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates, which neither database driver can send."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_identifier(value: object, what: str) -> str:
     """An id or short name: a non-empty string without NUL bytes or surrounding blanks."""
     if not isinstance(value, str):
         raise InvalidIdentifierError(f"{what} must be a string, got {type(value).__name__}")
     if "\x00" in value:
         raise InvalidIdentifierError(f"{what} contains a NUL byte", value=repr(value))
+    if not _encodable(value):
+        raise InvalidIdentifierError(f"{what} contains a lone surrogate character")
     if not value.strip():
         raise InvalidIdentifierError(f"{what} must not be empty")
     if len(value) > MAX_IDENTIFIER_LENGTH:
@@ -48,6 +59,8 @@ def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH) -> s
         raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     if "\x00" in value:
         raise ValidationError(f"{what} contains a NUL byte")
+    if not _encodable(value):
+        raise ValidationError(f"{what} contains a lone surrogate character")
     if len(value) > max_length:
         raise ValidationError(f"{what} is longer than {max_length} characters")
     return value
