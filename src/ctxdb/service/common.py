@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ctxdb.domain.validation import encode_json
+from ctxdb.domain.validation import check_identifier, encode_json
 from ctxdb.storage import Row, Tx
 
 JSON_FIELDS = frozenset({"content", "metadata", "details", "next_steps", "working_set"})
@@ -34,7 +34,12 @@ def audit(
     project_id: str | None,
     **details: Any,
 ) -> None:
-    """Write the audit row of a mutation; always called inside the mutation's transaction."""
+    """Write the audit row of a mutation; always called inside the mutation's transaction.
+
+    The actor is checked here, the one place every caller-supplied actor passes: a bad one
+    fails the whole transaction with a typed error, on both backends alike.
+    """
+    check_identifier(actor, "actor")
     tx.execute(
         "insert_audit",
         actor=actor,

@@ -223,7 +223,7 @@ class ContextService:
 
     def delete(self, item_id: int, actor: str | None = None) -> dict[str, Any]:
         """Tombstone an item: it leaves every load and pack but stays for audit and export."""
-        actor = actor or self.settings.actor
+        actor = check_identifier(actor or self.settings.actor, "actor")  # stored as deleted_by
 
         def unit(tx: Tx) -> dict[str, Any]:
             item = require_item(tx, item_id)
