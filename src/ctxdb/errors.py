@@ -66,6 +66,12 @@ class ConfigError(ValidationError):
     code = "invalid_config"
 
 
+class ClientSettingsError(ConfigError):
+    """An agent client's settings file (JSON or TOML) cannot be read or merged safely."""
+
+    code = "invalid_client_settings"
+
+
 # --- missing things ------------------------------------------------------------------------
 
 
