@@ -16,6 +16,7 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import (
+    ConflictError,
     InvalidTransitionError,
     ProjectNotFoundError,
     TooManyProjectsError,
@@ -68,8 +69,11 @@ class ProjectService:
 
         def unit(tx: Tx) -> dict[str, Any]:
             existing = tx.one("get_project", project_id=project_id)
-            if existing is not None:  # a retried unit whose first attempt committed
-                return decode(existing)
+            if existing is not None:
+                if (existing["name"], existing["description"]) != (name, description):
+                    raise ConflictError(f"project id {project_id!r} is already taken",
+                                        project_id=project_id)
+                return decode(existing)  # a retried unit whose first attempt committed
             tx.lock(LOCK_PROJECT_CREATION)
             count = tx.value("count_active_projects")
             if count >= self.settings.max_projects:
