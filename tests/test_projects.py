@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ctxdb.errors import (
+    ConflictError,
     InvalidTransitionError,
     ProjectNotFoundError,
     TooManyProjectsError,
@@ -50,6 +51,27 @@ def test_caller_chosen_project_id_is_kept(db: Ctxdb) -> None:
     created = db.projects.create("Imported", project_id="proj_imported_1")
     assert created["project_id"] == "proj_imported_1"
     assert db.projects.get("proj_imported_1")["name"] == "Imported"
+
+
+def test_a_taken_project_id_is_a_conflict(db: Ctxdb) -> None:
+    first = db.projects.create("First", project_id="proj_fixed")
+    audit_before = db.audit_log()
+    with pytest.raises(ConflictError, match="project id 'proj_fixed' is already taken"):
+        db.projects.create("Second", project_id="proj_fixed")
+    assert db.projects.get("proj_fixed") == first
+    # The same request again (as a retry would make) returns the project, writing nothing.
+    assert db.projects.create("First", project_id="proj_fixed") == first
+    assert db.audit_log() == audit_before
+    assert len(db.projects.list()) == 1
+
+
+def test_a_taken_repo_key_is_a_conflict(db: Ctxdb) -> None:
+    db.projects.create("One", repo_key="github.com/acme/app")
+    audit_before = db.audit_log()
+    with pytest.raises(ConflictError):
+        db.projects.create("Two", repo_key="github.com/acme/app")
+    assert [p["name"] for p in db.projects.list()] == ["One"]
+    assert db.audit_log() == audit_before
 
 
 def test_unknown_project_is_a_typed_error(db: Ctxdb) -> None:
