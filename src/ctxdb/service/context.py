@@ -227,6 +227,7 @@ class ContextService:
 
         def unit(tx: Tx) -> dict[str, Any]:
             item = require_item(tx, item_id)
+            require_project(tx, item["project_id"], active=True)
             if item["state"] != "active":
                 raise InvalidTransitionError(
                     f"context item {item_id} is already {item['state']}", item_id=item_id)

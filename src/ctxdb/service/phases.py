@@ -102,6 +102,7 @@ class PhaseService:
     ) -> dict[str, Any]:
         def unit(tx: Tx) -> dict[str, Any]:
             phase = require_phase(tx, phase_id)
+            require_project(tx, phase["project_id"], active=True)
             current = PhaseStatus(phase["status"])
             if current not in PHASE_TRANSITIONS[target]:
                 raise InvalidTransitionError(
