@@ -124,13 +124,19 @@ def test_archived_project_hidden_from_list_unless_asked(db: Ctxdb) -> None:
 
 def test_archived_project_refuses_writes(db: Ctxdb, project: dict[str, Any]) -> None:
     project_id = project["project_id"]
+    phase_id = db.phases.create(project_id, 1, "Design")["phase_id"]
+    item_id = db.context.store(project_id, {"k": "v"}, "HIGH")["item_id"]
     db.projects.archive(project_id)
     writes = [
         lambda: db.projects.update(project_id, name="x"),
         lambda: db.projects.archive(project_id),
-        lambda: db.phases.create(project_id, 1, "Design"),
+        lambda: db.phases.create(project_id, 2, "Build"),
+        lambda: db.phases.start(phase_id),
+        lambda: db.phases.block(phase_id, "why"),
         lambda: db.instances.launch(project_id),
         lambda: db.context.store(project_id, {"k": "v"}, "HIGH"),
+        lambda: db.context.delete(item_id),
+        lambda: db.context.supersede(item_id, {"k": "w"}),
     ]
     audit_before = db.audit_log(project_id=project_id)
     for write in writes:
@@ -138,6 +144,8 @@ def test_archived_project_refuses_writes(db: Ctxdb, project: dict[str, Any]) -> 
             write()
     assert db.audit_log(project_id=project_id) == audit_before
     assert db.projects.get(project_id)["name"] == project["name"]
+    assert db.phases.get(phase_id)["status"] == "pending"
+    assert db.context.get(item_id)["state"] == "active"
 
 
 def test_project_limit(make_settings: Any) -> None:
