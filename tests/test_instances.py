@@ -214,17 +214,19 @@ def test_reap_stale_marks_crashed_and_audits(make_settings: Any) -> None:
         fresh = db.instances.launch(alpha)["instance_id"]  # launching reaps alpha's silent one
         assert db.instances.get(silent)["status"] == "crashed"
         assert db.instances.get(other)["status"] == "active"  # other projects are left alone
-        reaped = db.instances.reap_stale()
-        assert [row["instance_id"] for row in reaped] == [other]
+        reaped = {row["instance_id"] for row in db.instances.reap_stale()}
+        # On a slow machine the fresh instance may have gone stale too by now.
+        assert reaped - {fresh} == {other}
         assert db.instances.get(other)["status"] == "crashed"
         assert db.instances.get(other)["ended_at"] is not None
         assert db.instances.get(finished)["status"] == "completed"  # ended stays ended
-        assert db.instances.get(fresh)["status"] == "active"
         for instance_id in (silent, other):
             [row] = [r for r in db.audit_log(entity_id=instance_id)
                      if r["action"] == "instance.crashed"]
             assert row["actor"] == "user:test"
             assert row["details"]["stale_after"] == STALE
+        if fresh not in reaped:
+            db.instances.end(fresh)
         assert db.instances.reap_stale() == []  # nothing left to reap
 
 
