@@ -152,6 +152,8 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError(text)
+        if not _lossless(setting.kind, raw):
+            raise ValueError(raw)
         value = setting.kind(raw)
         if setting.name == "sqlite_synchronous":
             value = value.upper()
@@ -160,6 +162,20 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         raise ConfigError(
             f"{source}: {setting.name} expects {setting.kind.__name__}, got {raw!r}"
         ) from None
+
+
+def _lossless(kind: type, raw: Any) -> bool:
+    """Whether converting ``raw`` to ``kind`` keeps its meaning: a TOML 2.5 is not the int 2,
+    ``true`` is not the number 1, and 5 is not the path "5"."""
+    if isinstance(raw, str):
+        return True
+    if isinstance(raw, bool):
+        return kind is bool
+    if isinstance(raw, float):
+        return kind is float
+    if isinstance(raw, int):
+        return kind in (int, float)
+    return False
 
 
 def _from_file(path: Path) -> dict[str, Any]:
