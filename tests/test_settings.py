@@ -114,6 +114,16 @@ def test_bad_config_file_values_name_the_file(home: Path, tmp_path: Path) -> Non
     out_of_range = write_config(tmp_path / "range.toml", "clear_threshold = 2.0\n")
     with pytest.raises(ConfigError, match=r"range\.toml.*clear_threshold"):
         load_settings(env=env_of(home), config_file=out_of_range)
+    for line, setting in (("context_window = 2.5", "context_window"),
+                          ("max_projects = true", "max_projects"),
+                          ("clear_threshold = true", "clear_threshold"),
+                          ("url = 5", "url"), ("actor = ['a']", "actor")):
+        lossy = write_config(tmp_path / "lossy.toml", line + "\n")
+        with pytest.raises(ConfigError, match=rf"lossy\.toml: {setting} expects"):
+            load_settings(env=env_of(home), config_file=lossy)
+    whole = write_config(tmp_path / "whole.toml", "stale_after = 60\nauto_migrate = false\n")
+    loaded = load_settings(env=env_of(home), config_file=whole)
+    assert (loaded.stale_after, loaded.auto_migrate) == (60.0, False)
     unknown = write_config(tmp_path / "unknown.toml", "colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown settings colour"):
         load_settings(env=env_of(home), config_file=unknown)
