@@ -7,13 +7,19 @@
 - every connection runs with ``synchronous_commit=on`` and the UTC time zone;
 - a unit of work that fails with a serialization failure, a deadlock or a dropped connection
   is run again as a whole, which is safe because every insert carries an idempotency key;
+- except when the connection drops after COMMIT was sent: the server may have committed, and
+  running the unit again would repeat a change that happened (a second audit row, or "already
+  deleted" for a delete that worked). A write learns its transaction id in the same round trip
+  as BEGIN, so a commit that got no answer is looked up (``txid_status``) instead of guessed;
 - ``jsonb`` comes back as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
   them, so the layers above never see a driver-specific type.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -38,6 +44,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 T = TypeVar("T")
 _cursor_names = itertools.count()
+
+# One simple-query message, so knowing the transaction id costs no extra round trip.
+# (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
+_BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
+_COMMIT_OUTCOME = "SELECT txid_status(%s)"
+# How long a commit whose answer was lost may stay "in progress" while its backend winds up.
+_OUTCOME_PATIENCE = 5.0
 
 
 class TimestampTextLoader(Loader):
@@ -74,6 +87,20 @@ def _translate(exc: psycopg.Error) -> StorageError | ConflictError:
     if isinstance(exc, psycopg.IntegrityError):
         return ConflictError(f"the database refused the change: {exc}")
     return StorageError(f"PostgreSQL error: {exc}")
+
+
+def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:
+    """Roll back after a failed unit; a connection that cannot is discarded by the pool."""
+    if not conn.broken:
+        with contextlib.suppress(psycopg.Error):  # the unit's own error is the one to report
+            conn.rollback()
+
+
+def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    if row is None:
+        raise StorageError("PostgreSQL returned no row where one was expected")
+    return row[0]
 
 
 class PostgresTx(Tx):
@@ -155,10 +182,50 @@ class PostgresStorage(Storage):
         with self._pool.connection() as conn, conn.transaction():
             return unit(PostgresTx(conn, self._queries))
 
-    def _guarded(self, unit: Callable[[Tx], T]) -> T:
+    def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
+        """Like :meth:`_transaction`, but a COMMIT that got no answer is resolved, not redone."""
+        committing = False
+        try:
+            with self._pool.connection() as conn:
+                cursor = conn.execute(_BEGIN_WITH_ID)
+                cursor.nextset()
+                xid = int(_scalar(cursor))
+                try:
+                    result = unit(PostgresTx(conn, self._queries))
+                except BaseException:
+                    _rollback_if_possible(conn)
+                    raise
+                committing = True
+                conn.commit()
+                return result
+        except psycopg.OperationalError:
+            # Asked on another connection, once the dead one is back in the pool.
+            if committing and self._committed(xid):
+                return result
+            raise
+
+    def _committed(self, xid: int) -> bool:
+        """Whether transaction ``xid``, whose COMMIT got no answer, did commit.
+
+        When that cannot be found out, ``False``: the unit is then run again, as before.
+        """
+        deadline = time.monotonic() + _OUTCOME_PATIENCE
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    status = _scalar(conn.execute(_COMMIT_OUTCOME, (xid,)))
+            except psycopg.Error:
+                return False
+            if status != "in progress" or time.monotonic() > deadline:
+                return bool(status == "committed")
+            time.sleep(0.01)
+
+    def _guarded(self, unit: Callable[[Tx], T], write: bool) -> T:
+        run = self._write_transaction if write else self._transaction
+
         def attempt() -> T:
             try:
-                return self._transaction(unit)
+                return run(unit)
             except psycopg.Error as exc:
                 if isinstance(exc, psycopg.OperationalError):
                     # Probably a dead connection: its siblings may be dead too (a restart
@@ -171,10 +238,10 @@ class PostgresStorage(Storage):
         return with_retries(attempt, _is_transient, "PostgreSQL transaction")
 
     def write(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded(unit)
+        return self._guarded(unit, write=True)
 
     def read(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded(unit)
+        return self._guarded(unit, write=False)
 
     def close(self) -> None:
         self._pool.close()
