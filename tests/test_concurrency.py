@@ -9,6 +9,7 @@ audit log has exactly one row per write. No worker may ever see "database is loc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -80,12 +81,12 @@ class Fleet:
         self.killed: set[str] = set()
         self.env = worker_environment(folder)
 
-    def start(self, command: str, name: str, *args: str, barrier: bool = True) -> Worker:
+    def start(self, command: str, name: str, *args: str) -> Worker:
+        """Start a worker; it opens its store only once :meth:`release` says go."""
         worker_args = [sys.executable, str(WORKER_SCRIPT), command, "--url", self.url,
                        "--worker", name, "--out", str(self.folder / f"{name}.jsonl"),
-                       "--ready", str(self.folder / f"{name}.ready"), *args]
-        if barrier:
-            worker_args += ["--go", str(self.go)]
+                       "--ready", str(self.folder / f"{name}.ready"), "--go", str(self.go),
+                       *args]
         with (self.folder / f"{name}.stderr").open("wb") as stderr:
             process = subprocess.Popen(worker_args, env=self.env, stdout=subprocess.DEVNULL,
                                        stderr=stderr)
@@ -93,7 +94,9 @@ class Fleet:
         self.workers.append(worker)
         return worker
 
-    def wait_until(self, condition: Any, what: str, timeout: float = STARTUP_TIMEOUT) -> None:
+    def wait_until(
+        self, condition: Callable[[], bool], what: str, timeout: float = STARTUP_TIMEOUT
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             dead = [w for w in self.workers
@@ -300,8 +303,12 @@ def kill_at_random(fleet: Fleet, rng: random.Random) -> None:
         fleet.sigkill(worker)
         # A writer killed while it held the write lock must not stall the others.
         survivors = {w: w.acknowledged() for w in order[position + 1:]}
-        fleet.wait_until(lambda s=survivors: all(w.acknowledged() > n for w, n in s.items()),
+        fleet.wait_until(functools.partial(all_wrote_more, survivors),
                          f"the others to write on after {worker.name} was killed")
+
+
+def all_wrote_more(acknowledged_before: dict[Worker, int]) -> bool:
+    return all(w.acknowledged() > n for w, n in acknowledged_before.items())
 
 
 @pytest.mark.slow
