@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",
+    "install": "ctxdb.cli.install:install_command",
 }
 
 

@@ -1,0 +1,115 @@
+"""``ctxdb install``: wire ctxdb's hooks and MCP server into an agent client's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.options import json_option
+from ctxdb.cli.output import emit_json
+from ctxdb.clients import (
+    CLIENTS,
+    SCOPES,
+    apply_changes,
+    ctxdb_executable,
+    plan_install,
+    project_root,
+)
+from ctxdb.clients.files import FileChange
+
+
+@click.command("install")
+@click.argument("client", type=click.Choice(sorted(CLIENTS)))
+@click.option("--scope", type=click.Choice(SCOPES), default="project", show_default=True,
+              help="project: the settings of the repository holding the current directory "
+              "(its git top level, else the current directory); user: the settings in your "
+              "home directory, for every project.")
+@click.option("--dry-run", is_flag=True,
+              help="Print a unified diff of every file that would change; write nothing.")
+@click.option("--uninstall", is_flag=True,
+              help="Remove ctxdb's hooks and MCP server (and only those) instead.")
+@click.option("--ctxdb-command", "executable", metavar="PATH",
+              help="The ctxdb program the client should run (default: this ctxdb's absolute "
+              "path, else 'ctxdb' found on PATH).")
+@json_option
+@pass_app
+def install_command(app: Application, client: str, scope: str, dry_run: bool, uninstall: bool,
+                    executable: str | None, as_json: bool) -> None:
+    """Merge ctxdb's hooks and MCP server into an agent client's settings.
+
+    Your own settings, hooks and MCP servers are kept; running it twice changes nothing the
+    second time; an outdated ctxdb entry (another path or timeout) is updated in place.
+    A settings file that cannot be parsed is refused with an error and nothing is written.
+    Files are replaced atomically; no backup is kept (use --dry-run to review first).
+
+    \b
+    Files touched (project scope: in the repository root; user scope: in ~):
+      claude-code  .claude/settings.json  hooks SessionStart, UserPromptSubmit,
+                                          PreCompact, PostCompact, Stop, SubagentStop,
+                                          SessionEnd
+                   .mcp.json (user scope: ~/.claude.json)  mcpServers.ctxdb
+      codex        .codex/hooks.json      hooks SessionStart, UserPromptSubmit,
+                                          PreCompact, PostCompact, Stop
+                   .codex/config.toml     [features] codex_hooks = true,
+                                          [mcp_servers.ctxdb]
+      gemini       .gemini/settings.json  hooks SessionStart, BeforeAgent, AfterAgent,
+                                          PreCompress, SessionEnd; mcpServers.ctxdb
+
+    Every hook runs 'ctxdb hook --client CLIENT'; the MCP server runs 'ctxdb mcp'.
+    See docs/install.md for the exact entries and how to undo them by hand.
+
+    \b
+    Examples:
+      ctxdb install claude-code --dry-run       show what would change
+      ctxdb install claude-code                 this repository's Claude Code settings
+      ctxdb install codex --scope user          every Codex session of this user
+      ctxdb install gemini --uninstall          take ctxdb out again
+    """
+    root = project_root(Path.cwd())
+    changes = plan_install(client, scope, root, Path.home(), executable or ctxdb_executable(),
+                           uninstall=uninstall)
+    if not dry_run:
+        apply_changes(changes)
+    if as_json:
+        emit_json({"client": client, "scope": scope, "uninstall": uninstall,
+                   "dry_run": dry_run, "files": [_file_record(c, dry_run) for c in changes]})
+    elif dry_run:
+        _print_diffs(changes)
+    else:
+        _print_summary(client, scope, uninstall, changes)
+
+
+def _file_record(change: FileChange, dry_run: bool) -> dict[str, object]:
+    record: dict[str, object] = change.to_dict()
+    if dry_run:
+        record["diff"] = change.diff()
+    return record
+
+
+def _print_diffs(changes: list[FileChange]) -> None:
+    for change in changes:
+        if change.changed:
+            click.echo(change.diff(), nl=False)
+        else:
+            click.echo(f"unchanged: {change.path}", err=True)
+    click.echo("dry run: nothing was written", err=True)
+
+
+PAST_TENSE = {"create": "created", "update": "updated", "remove": "removed",
+              "unchanged": "unchanged"}
+
+
+def _print_summary(client: str, scope: str, uninstall: bool,
+                   changes: list[FileChange]) -> None:
+    for change in changes:
+        click.echo(f"{PAST_TENSE[change.action]} {change.path}")
+        for note in change.notes:
+            click.echo(f"  {note}")
+    title = CLIENTS[client].title
+    if uninstall:
+        click.echo(f"ctxdb is removed from {title}'s {scope} settings.")
+    else:
+        click.echo(f"ctxdb is installed in {title}'s {scope} settings; start a new "
+                   f"{title} session to load it.")
