@@ -8,6 +8,7 @@ from typing import Any
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
 from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
+from ctxdb.domain.search import matches, normalized_query
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
     MAX_INTEGER,
@@ -15,6 +16,7 @@ from ctxdb.domain.validation import (
     check_metadata,
     check_non_negative_int,
     check_optional_int,
+    check_text,
     encode_json,
 )
 from ctxdb.errors import (
@@ -30,6 +32,10 @@ from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
 MAX_PAGE = 1_000
+MAX_SEARCH_RESULTS = 200
+# Without a full-text index a text search reads rows; this bounds how many, newest first.
+SEARCH_SCAN_LIMIT = 5_000
+MAX_QUERY_LENGTH = 1_000
 
 
 class _KeyTaken(Exception):
@@ -297,6 +303,54 @@ class ContextService:
             more = len(items) == limit
             return {"items": items,
                     "next_after_sequence": items[-1]["sequence_number"] if more else None}
+
+        return self.storage.read(unit)
+
+    def search(
+        self, project_id: str, query: str | None = None, *, priority: str | None = None,
+        content_type: str | None = None, phase_id: int | None = None, limit: int = 20,
+        scan_limit: int = SEARCH_SCAN_LIMIT,
+    ) -> dict[str, Any]:
+        """Live items, newest first, narrowed by priority, content type, phase and text.
+
+        ``query`` is a case-insensitive substring of the item's text (see ``domain.search``).
+        There is no full-text index yet, so the text filter examines at most ``scan_limit``
+        of the newest items that pass the other filters; ``truncated`` says older ones were
+        not examined, ``has_more`` that more than ``limit`` items matched.
+        """
+        check_identifier(project_id, "project_id")
+        needle = "" if query is None else normalized_query(
+            check_text(query, "query", MAX_QUERY_LENGTH))
+        level = "" if priority is None else Priority.parse(priority).value
+        kind = "" if content_type is None else check_identifier(content_type, "content_type")
+        check_optional_int(phase_id, "phase_id")
+        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_SEARCH_RESULTS:
+            raise ValidationError(f"limit must be between 1 and {MAX_SEARCH_RESULTS}, got {limit}")
+        if not 1 <= check_non_negative_int(scan_limit, "scan_limit") <= SEARCH_SCAN_LIMIT:
+            raise ValidationError(
+                f"scan_limit must be between 1 and {SEARCH_SCAN_LIMIT}, got {scan_limit}")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            require_project(tx, project_id)
+            if phase_id is not None:
+                require_phase(tx, phase_id, project_id)
+            found: list[dict[str, Any]] = []
+            scanned, truncated = 0, False
+            # One row past the bound tells whether anything was left unexamined.
+            for row in tx.stream("search_scan", project_id=project_id, priority=level,
+                                 content_type=kind, phase_id=phase_id,
+                                 scan_limit=scan_limit + 1):
+                if scanned == scan_limit:
+                    truncated = True
+                    break
+                scanned += 1
+                item = decode(row)
+                if not needle or matches(item["content"], needle):
+                    found.append(item)
+                    if len(found) > limit:
+                        break
+            return {"items": found[:limit], "has_more": len(found) > limit,
+                    "scanned": scanned, "truncated": truncated}
 
         return self.storage.read(unit)
 

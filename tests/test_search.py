@@ -1,0 +1,114 @@
+"""ContextService.search: structured filters, a case-insensitive text filter, a bounded scan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ctxdb.domain.search import matches, normalized_query, searchable_text
+from ctxdb.errors import (
+    InvalidPriorityError,
+    PhaseNotFoundError,
+    ProjectNotFoundError,
+    ValidationError,
+)
+from ctxdb.service import Ctxdb
+
+
+@pytest.fixture
+def seeded(db: Ctxdb, project: dict[str, Any]) -> dict[str, Any]:
+    project_id = project["project_id"]
+    phase = db.phases.create(project_id, 1, "Build")["phase_id"]
+    store = db.context.store
+    ids = {
+        "stripe": store(project_id, {"decision": "Payments via STRIPE", "why": "fees"},
+                        "CRITICAL", "decision")["item_id"],
+        "schema": store(project_id, "orders table has a stripe_id column", "HIGH", "note",
+                        phase)["item_id"],
+        "quote": store(project_id, {"said": 'he wrote "ship it"\nthen left'}, "LOW",
+                       "note")["item_id"],
+        "other": store(project_id, {"todo": ["write tests", 3, True]}, "HIGH", "todo",
+                       phase)["item_id"],
+    }
+    return {"project_id": project_id, "phase": phase, "ids": ids}
+
+
+def found(result: dict[str, Any]) -> list[int]:
+    return [item["item_id"] for item in result["items"]]
+
+
+def test_without_filters_every_live_item_comes_newest_first(
+    db: Ctxdb, seeded: dict[str, Any]
+) -> None:
+    ids = seeded["ids"]
+    db.context.delete(ids["quote"])
+    result = db.context.search(seeded["project_id"])
+    assert found(result) == [ids["other"], ids["schema"], ids["stripe"]]
+    assert (result["scanned"], result["truncated"], result["has_more"]) == (3, False, False)
+    assert result["items"][-1]["content"] == {"decision": "Payments via STRIPE", "why": "fees"}
+
+
+def test_the_text_filter_is_a_case_insensitive_substring(
+    db: Ctxdb, seeded: dict[str, Any]
+) -> None:
+    project_id, ids = seeded["project_id"], seeded["ids"]
+    assert found(db.context.search(project_id, "Stripe")) == [ids["schema"], ids["stripe"]]
+    assert found(db.context.search(project_id, 'ship it"\nthen')) == [ids["quote"]]
+    assert found(db.context.search(project_id, "decision")) == [ids["stripe"]]  # a key
+    assert found(db.context.search(project_id, "true")) == [ids["other"]]
+    assert found(db.context.search(project_id, "no such words")) == []
+    assert len(found(db.context.search(project_id, "   "))) == 4  # blank: no text filter
+
+
+def test_structured_filters_combine_with_the_text(db: Ctxdb, seeded: dict[str, Any]) -> None:
+    project_id, ids, phase = seeded["project_id"], seeded["ids"], seeded["phase"]
+    search = db.context.search
+    assert found(search(project_id, "stripe", priority="critical")) == [ids["stripe"]]
+    assert found(search(project_id, priority="HIGH")) == [ids["other"], ids["schema"]]
+    assert found(search(project_id, content_type="note")) == [ids["quote"], ids["schema"]]
+    assert found(search(project_id, phase_id=phase)) == [ids["other"], ids["schema"]]
+    assert found(search(project_id, "stripe", phase_id=phase)) == [ids["schema"]]
+
+
+def test_limit_and_scan_bound(db: Ctxdb, seeded: dict[str, Any]) -> None:
+    project_id, ids = seeded["project_id"], seeded["ids"]
+    first = db.context.search(project_id, limit=2)
+    assert found(first) == [ids["other"], ids["quote"]] and first["has_more"]
+    exact = db.context.search(project_id, "stripe", limit=2)
+    assert len(exact["items"]) == 2 and not exact["has_more"]
+    bounded = db.context.search(project_id, "stripe", scan_limit=2)
+    assert found(bounded) == []  # the two newest items do not mention stripe
+    assert (bounded["scanned"], bounded["truncated"]) == (2, True)
+    whole = db.context.search(project_id, "stripe", scan_limit=4)
+    assert (whole["scanned"], whole["truncated"]) == (4, False)
+
+
+@pytest.mark.parametrize(("arguments", "error", "message"), [
+    ({"priority": "URGENT"}, InvalidPriorityError, "invalid priority 'URGENT'"),
+    ({"limit": 0}, ValidationError, "limit must be between 1 and 200"),
+    ({"limit": 201}, ValidationError, "limit must be between 1 and 200"),
+    ({"scan_limit": 5_001}, ValidationError, "scan_limit must be between 1 and 5000"),
+    ({"query": "x" * 1_001}, ValidationError, "query is longer than 1000 characters"),
+    ({"query": 5}, ValidationError, "query must be a string"),
+    ({"content_type": ""}, ValidationError, "content_type must not be empty"),
+    ({"phase_id": 999_999}, PhaseNotFoundError, "999999"),
+])
+def test_bad_searches_are_refused(
+    db: Ctxdb, seeded: dict[str, Any], arguments: dict[str, Any], error: type[Exception],
+    message: str,
+) -> None:
+    with pytest.raises(error, match=message):
+        db.context.search(seeded["project_id"], **arguments)
+
+
+def test_an_unknown_project_is_refused(db: Ctxdb) -> None:
+    with pytest.raises(ProjectNotFoundError, match="proj_void"):
+        db.context.search("proj_void", "x")
+
+
+def test_searchable_text_lists_keys_and_values() -> None:
+    assert searchable_text({"a": [1, None, False, {"b": "Ü"}]}) == "a\n1\nfalse\nb\nÜ"
+    assert searchable_text("plain") == "plain"
+    assert matches({"k": "Straße"}, normalized_query(" STRASSE ".lower()))
+    assert not matches({"k": "v"}, normalized_query("k\nv\nx"))
