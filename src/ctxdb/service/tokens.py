@@ -214,6 +214,58 @@ class TokenService:
             return None
         return self.clear_and_reload(instance_id, **handoff)
 
+    def record_handoff(
+        self,
+        instance_id: str,
+        *,
+        summary: str = "",
+        next_steps: list[Any] | None = None,
+        working_set: dict[str, Any] | None = None,
+        kind: str = "manual",
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Save a handoff of the instance's current generation, leaving its usage untouched.
+
+        For an agent that wants to leave notes for its successor (or its own next generation)
+        before it is cleared or compacted; :meth:`clear_and_reload` is the variant that also
+        resets the usage. One transaction with its audit row; returns the stored handoff.
+        """
+        check_identifier(instance_id, "instance_id")
+        check_text(summary, "summary", MAX_SUMMARY)
+        if kind not in HANDOFF_KINDS:
+            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
+        if next_steps is not None and not isinstance(next_steps, list):
+            raise ValidationError(
+                f"next_steps must be a list, got {type(next_steps).__name__}")
+        if working_set is not None and not isinstance(working_set, dict):
+            raise ValidationError(
+                f"working_set must be a JSON object, got {type(working_set).__name__}")
+        if not (summary.strip() or next_steps or working_set):
+            raise ValidationError("a handoff needs a summary, next steps or a working set")
+        steps = encode_json(next_steps or [], "next_steps", self.settings.max_content_bytes)
+        working = encode_json(working_set or {}, "working_set", self.settings.max_content_bytes)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = decode(tx.one("lock_instance", instance_id=instance_id)
+                              or require_instance(tx, instance_id))
+            handoff_id = tx.value("handoff_by_key", idempotency_key=key)
+            if handoff_id is None:  # else a retry after the first attempt committed
+                if instance["status"] == "completed":
+                    raise InvalidTransitionError(f"instance {instance_id!r} has ended",
+                                                 instance_id=instance_id)
+                handoff_id = int(tx.value(
+                    "insert_handoff", project_id=instance["project_id"],
+                    instance_id=instance_id, generation=instance["generation"], kind=kind,
+                    summary=summary, next_steps=steps, working_set=working,
+                    tokens_before=instance["current_token_usage"], idempotency_key=key))
+                audit(tx, actor or instance_id, "tokens.handoff", "instance", instance_id,
+                      instance["project_id"], handoff_id=handoff_id, kind=kind,
+                      generation=instance["generation"])
+            return decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
+
+        return self.storage.write(unit)
+
     def latest_handoff(
         self, *, instance_id: str | None = None, project_id: str | None = None
     ) -> dict[str, Any] | None:
