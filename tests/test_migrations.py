@@ -25,7 +25,8 @@ from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Migrator, Storage, connect_storage
 from ctxdb.storage.migrate import load_migrations
 
-DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log"}
+DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log",
+               "injections", "transcripts", "api_usage", "compactions"}
 
 
 def with_dbname(url: str, dbname: str) -> str:

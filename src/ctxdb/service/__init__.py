@@ -11,13 +11,18 @@ from ctxdb.service.context import ContextService
 from ctxdb.service.instances import InstanceService
 from ctxdb.service.phases import PhaseService
 from ctxdb.service.projects import ProjectService
+from ctxdb.service.sessions import SessionService
 from ctxdb.service.tokens import TokenService
+from ctxdb.service.transcripts import TranscriptService
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx, open_storage
 
 
 class Ctxdb:
-    """All services over one storage. Open with :meth:`open` or :func:`ctxdb.open`."""
+    """All services over one storage. Open with :meth:`open` or :func:`ctxdb.open`.
+
+    ``sessions`` and ``transcripts`` serve the agent-client hooks (see docs/hooks.md).
+    """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
@@ -27,6 +32,8 @@ class Ctxdb:
         self.instances = InstanceService(storage, settings)
         self.context = ContextService(storage, settings, self.instances)
         self.tokens = TokenService(storage, settings)
+        self.sessions = SessionService(storage, settings, self.instances)
+        self.transcripts = TranscriptService(storage, settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:

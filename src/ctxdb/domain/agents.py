@@ -1,0 +1,71 @@
+"""Values the agent-client front ends (hooks) hand to the session service.
+
+The front end computes them (from the hook's JSON payload, from git); the service checks them
+before any transaction starts, so a malformed payload changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctxdb.domain.validation import check_identifier, check_text
+from ctxdb.errors import ValidationError
+
+CLIENTS = ("claude-code", "codex", "gemini")
+SESSION_SOURCES = ("startup", "resume", "clear", "compact")
+MAX_PATH_CHARS = 4_096
+
+
+@dataclass(frozen=True)
+class RepoIdentity:
+    """Which project a working directory belongs to.
+
+    ``repo_key`` is the same for every clone and worktree of one repository (see
+    ``ctxdb.hooks.repo``); ``worktree`` and ``branch`` describe this checkout only.
+    """
+
+    repo_key: str
+    name: str
+    worktree: str | None = None
+    branch: str | None = None
+
+    def checked(self) -> RepoIdentity:
+        check_identifier(self.repo_key, "repo_key")
+        check_identifier(self.name, "project name")
+        for what, value in (("worktree", self.worktree), ("branch", self.branch)):
+            if value is not None:
+                check_text(value, what, MAX_PATH_CHARS)
+        return self
+
+
+@dataclass(frozen=True)
+class AgentSession:
+    """One agent session as its client names it: ``(client, session_id)`` is its identity."""
+
+    client: str
+    session_id: str
+    transcript_path: str | None = None
+    cwd: str | None = None
+    process_id: int | None = None
+
+    def checked(self) -> AgentSession:
+        if self.client not in CLIENTS:
+            raise ValidationError(
+                f"unknown client {self.client!r}: expected one of {', '.join(CLIENTS)}")
+        check_identifier(self.session_id, "session_id")
+        for what, value in (("transcript_path", self.transcript_path), ("cwd", self.cwd)):
+            if value is not None:
+                check_text(value, what, MAX_PATH_CHARS)
+        return self
+
+    @property
+    def default_instance_id(self) -> str:
+        """The id of the instance a hook registers for this session (stable across hooks)."""
+        return check_identifier(f"{self.client}-{self.session_id}", "instance_id")
+
+
+def check_source(source: object) -> str:
+    if source not in SESSION_SOURCES:
+        raise ValidationError(
+            f"unknown session source {source!r}: expected one of {', '.join(SESSION_SOURCES)}")
+    return str(source)

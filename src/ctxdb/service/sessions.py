@@ -1,0 +1,384 @@
+"""Agent sessions as the client hooks see them: start (startup, resume, clear, compact),
+prompts, the save before a compaction, its summary, and the end.
+
+Each method is one use case: one write transaction with its audit row. Transcripts are parsed
+(pure code, ``ctxdb.transcripts``) before the transaction starts, so no lock is held while a
+file is read. Every text handed to an agent is recorded in ``injections`` (which items, which
+instance and generation, which handoff, the text itself) for audit, and its idempotency key
+makes a unit retried after a commit return the recorded result instead of applying twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source
+from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.render import injection_title, render_context
+from ctxdb.domain.tokens import estimate_tokens
+from ctxdb.domain.validation import check_identifier, check_text
+from ctxdb.errors import BudgetExceededError, InstanceNotFoundError
+from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.service.context import pack_in_tx
+from ctxdb.service.handoffs import HandoffDraft, draft_from_transcript
+from ctxdb.service.instances import InstanceService, require_instance
+from ctxdb.service.repo_projects import project_for_repo
+from ctxdb.settings import Settings
+from ctxdb.storage import Storage, Tx
+from ctxdb.transcripts.tail import latest_context_tokens
+
+SESSION_START = "SessionStart"
+MAX_COMPACT_SUMMARY = 100_000
+
+
+class SessionService:
+    def __init__(self, storage: Storage, settings: Settings, instances: InstanceService) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.instances = instances
+
+    # --- projects of repositories ----------------------------------------------------------
+
+    def resolve_project(self, repo: RepoIdentity, actor: str | None = None) -> dict[str, Any]:
+        """The project of a repository (by ``repo_key``), created on first use."""
+        repo = repo.checked()
+        return self.storage.write(
+            lambda tx: project_for_repo(tx, repo, self.settings, actor or self.settings.actor))
+
+    def find_project(self, repo_key: str) -> dict[str, Any] | None:
+        """The project of a repository, or None if no session has created it yet."""
+        check_identifier(repo_key, "repo_key")
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("project_by_repo_key", repo_key=repo_key)
+            return None if row is None else decode(tx.one("get_project", **row) or {})
+
+        return self.storage.read(unit)
+
+    # --- SessionStart ----------------------------------------------------------------------
+
+    def start(
+        self, session: AgentSession, source: str, repo: RepoIdentity, *,
+        context_tokens: int | None = None, actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Register or revive the session's instance and build what to inject.
+
+        startup: the pack. resume: only packed items not yet injected in this generation.
+        clear: a new generation; the previous session's handoff, then the pack. compact: a new
+        generation; the handoff saved before the compaction, then the pack.
+        """
+        session, source, repo = session.checked(), check_source(source), repo.checked()
+        actor = actor or self.settings.actor
+        draft = self._draft_for(session, source, repo)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            done = tx.one("injection_by_key", idempotency_key=key)
+            if done is not None:  # a retry of this unit after its first attempt committed
+                return _injection_view(done)
+            project = project_for_repo(tx, repo, self.settings, actor)
+            instance = self._instance(tx, session, project["project_id"], repo, actor)
+            handoff = None
+            if source in ("clear", "compact"):
+                handoff = self._new_generation(tx, session, source, instance, draft, repo)
+                instance = require_instance(tx, instance["instance_id"])
+            if context_tokens is not None:
+                _set_usage(tx, instance, context_tokens)
+            items = self._items(tx, instance)
+            if source == "resume":
+                seen = _injected_ids(tx, instance)
+                items = [item for item in items if item["item_id"] not in seen]
+            result = self._inject(tx, instance, session, source, items, handoff, key)
+            audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
+                  instance["project_id"], session_id=session.session_id,
+                  injection_id=result["injection_id"], items=len(result["item_ids"]),
+                  handoff_id=result["handoff_id"])
+            return result
+
+        return self.storage.write(unit)
+
+    def _draft_for(self, session: AgentSession, source: str,
+                   repo: RepoIdentity) -> HandoffDraft | None:
+        """A handoff to fall back on, parsed before the transaction (None when not needed)."""
+        if source == "compact":
+            fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
+            return None if fresh else draft_from_transcript(session.transcript_path, "compact")
+        if source == "clear":
+            previous = self.storage.read(lambda tx: _previous_session(tx, session, repo))
+            if previous is not None and previous["handoff"] is None:
+                return draft_from_transcript(previous["transcript_path"], "clear")
+        return None
+
+    def _instance(self, tx: Tx, session: AgentSession, project_id: str, repo: RepoIdentity,
+                  actor: str) -> dict[str, Any]:
+        """The session's instance, registered (or revived, when it had ended) as active."""
+        row = tx.one("instance_of_session", session_id=session.session_id,
+                     client=session.client)
+        fields = self.instances.validated_fields(
+            project_id, instance_id=row["instance_id"] if row else session.default_instance_id,
+            client=session.client, session_id=session.session_id, worktree=repo.worktree,
+            branch=repo.branch, process_id=session.process_id,
+            metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
+        )
+        return self.instances.register(tx, fields, actor)
+
+    def _new_generation(self, tx: Tx, session: AgentSession, source: str,
+                        instance: dict[str, Any], draft: HandoffDraft | None,
+                        repo: RepoIdentity) -> dict[str, Any] | None:
+        """Start the instance's next generation; return the handoff to inject first."""
+        if source == "compact":
+            handoff = _fresh_compact_handoff(tx, session)
+            if handoff is None and draft is not None:
+                handoff = draft.insert(tx, instance, new_idempotency_key())
+            tx.value("clear_token_usage", instance_id=instance["instance_id"])
+            return handoff
+        previous = _previous_session(tx, session, repo)
+        if previous is None:  # a /clear that kept its session id: the same instance goes on
+            handoff = decode(tx.one("latest_handoff_of_instance",
+                                    instance_id=instance["instance_id"]) or {}) or None
+            tx.value("clear_token_usage", instance_id=instance["instance_id"])
+            return handoff
+        tx.execute("set_instance_generation", instance_id=instance["instance_id"],
+                   generation=max(instance["generation"], previous["generation"] + 1))
+        handoff = previous["handoff"]
+        if handoff is None and draft is not None:
+            owner = require_instance(tx, previous["instance_id"])
+            handoff = draft.insert(tx, owner, new_idempotency_key())
+        return handoff
+
+    def _items(self, tx: Tx, instance: dict[str, Any]) -> list[dict[str, Any]]:
+        budget = int(instance["context_window"] * self.settings.pack_budget_fraction)
+        try:
+            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
+            return [dict(item) for item in pack.items]
+        except BudgetExceededError:
+            # CRITICAL items alone exceed the budget: a hook must still inject them all (the
+            # renderer shortens each) rather than fail the agent's session start.
+            return decode_all(tx.all("items_of_priority", project_id=instance["project_id"],
+                                     priority="CRITICAL", phase_id=None))
+
+    def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
+                items: list[dict[str, Any]], handoff: dict[str, Any] | None,
+                key: str) -> dict[str, Any]:
+        title = injection_title(instance["project_id"], source)
+        rendered = render_context(items, title=title,
+                                  handoff_text=handoff["summary"] if handoff else None)
+        row = {
+            "project_id": instance["project_id"], "instance_id": instance["instance_id"],
+            "session_id": session.session_id, "generation": instance["generation"],
+            "hook_event": SESSION_START, "source": source,
+            "item_ids": json.dumps(rendered.item_ids),
+            "handoff_id": handoff["handoff_id"] if handoff else None,
+            "characters": len(rendered.text), "tokens": estimate_tokens(rendered.text),
+            "injected_text": rendered.text, "idempotency_key": key,
+        }
+        row["injection_id"] = tx.value("insert_injection", **row)
+        return _injection_view(row)
+
+    # --- UserPromptSubmit ------------------------------------------------------------------
+
+    def prompt(self, session: AgentSession, repo: RepoIdentity | None = None,
+               actor: str | None = None) -> dict[str, Any]:
+        """Heartbeat and context in use (from the transcript's latest main-chain response).
+
+        Without ``repo`` an unknown session is an ``InstanceNotFoundError``; the caller may
+        then compute the repository identity and call again to register it.
+        """
+        session = session.checked()
+        repo = repo.checked() if repo is not None else None
+        tokens = _context_tokens(session.transcript_path)
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = self._known_instance(tx, session, repo, actor)
+            # A prompt proves the session alive, whatever was recorded (crashed, ended).
+            tx.execute("revive_instance", instance_id=instance["instance_id"], phase_id=None)
+            if tokens is not None:
+                _set_usage(tx, instance, tokens)
+            audit(tx, actor or instance["instance_id"], "session.prompt", "instance",
+                  instance["instance_id"], instance["project_id"], context_tokens=tokens)
+            return require_instance(tx, instance["instance_id"])
+
+        return self.storage.write(unit)
+
+    # --- PreCompact and PostCompact --------------------------------------------------------
+
+    def save_before_compaction(
+        self, session: AgentSession, trigger: str | None, custom_instructions: str | None,
+        repo: RepoIdentity | None = None, actor: str | None = None,
+    ) -> dict[str, Any]:
+        """The save: a handoff of the transcript since the last compaction (kind 'compact')."""
+        session = session.checked()
+        repo = repo.checked() if repo is not None else None
+        if trigger is not None:
+            check_text(trigger, "trigger", 100)
+        if custom_instructions is not None:
+            check_text(custom_instructions, "custom_instructions", 10_000)
+        draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
+                                      instructions=custom_instructions)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            done = tx.value("handoff_by_key", idempotency_key=key)
+            if done is not None:
+                return decode(tx.one("get_handoff", handoff_id=done) or {})
+            instance = self._known_instance(tx, session, repo, actor)
+            handoff = draft.insert(tx, instance, key)
+            audit(tx, actor or instance["instance_id"], "session.precompact", "instance",
+                  instance["instance_id"], instance["project_id"],
+                  handoff_id=handoff["handoff_id"], trigger=trigger)
+            return handoff
+
+        return self.storage.write(unit)
+
+    def record_compact_summary(self, session: AgentSession, summary: str,
+                               actor: str | None = None) -> int:
+        """Store the client's summary on the session's latest compaction boundary.
+
+        Returns the number of boundaries updated: 0 when the boundary is not ingested yet
+        or already has its summary (ingestion fills it from the transcript too).
+        """
+        session = session.checked()
+        summary = check_text(summary, "compact_summary", MAX_COMPACT_SUMMARY)
+
+        def unit(tx: Tx) -> int:
+            changed = tx.execute("summarize_latest_compaction", session_id=session.session_id,
+                                 summary=summary)
+            row = tx.one("instance_of_session", session_id=session.session_id,
+                         client=session.client)
+            if changed and row is not None:
+                instance = require_instance(tx, row["instance_id"])
+                audit(tx, actor or instance["instance_id"], "session.compact_summary",
+                      "instance", instance["instance_id"], instance["project_id"],
+                      characters=len(summary))
+            return changed
+
+        return self.storage.write(unit)
+
+    # --- SessionEnd ------------------------------------------------------------------------
+
+    def end(self, session: AgentSession, reason: str | None = None,
+            actor: str | None = None) -> dict[str, Any] | None:
+        """Mark the session's instance completed: one short write. None if unknown or ended."""
+        session = session.checked()
+        if reason is not None:
+            check_text(reason, "reason", 100)
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("end_session", session_id=session.session_id, client=session.client)
+            if row is None:
+                return None
+            audit(tx, actor or row["instance_id"], "session.end", "instance",
+                  row["instance_id"], row["project_id"], reason=reason)
+            return row
+
+        return self.storage.write(unit)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def injections(self, instance_id: str) -> list[dict[str, Any]]:
+        """Every injection into an instance, oldest first (item ids decoded)."""
+        check_identifier(instance_id, "instance_id")
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            require_instance(tx, instance_id)
+            return [_injection_view(row) for row in
+                    tx.all("injections_of_instance", instance_id=instance_id)]
+
+        return self.storage.read(unit)
+
+    def instance_of(self, session: AgentSession) -> dict[str, Any] | None:
+        session = session.checked()
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("instance_of_session", session_id=session.session_id,
+                         client=session.client)
+            return None if row is None else require_instance(tx, row["instance_id"])
+
+        return self.storage.read(unit)
+
+    def _known_instance(self, tx: Tx, session: AgentSession, repo: RepoIdentity | None,
+                        actor: str | None) -> dict[str, Any]:
+        row = tx.one("instance_of_session", session_id=session.session_id,
+                     client=session.client)
+        if row is not None:
+            return require_instance(tx, row["instance_id"])
+        if repo is None:
+            raise InstanceNotFoundError(
+                f"no instance for {session.client} session {session.session_id!r}")
+        project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
+        return self._instance(tx, session, project["project_id"], repo,
+                              actor or self.settings.actor)
+
+
+def _context_tokens(path: str | None) -> int | None:
+    if not path:
+        return None
+    try:
+        return latest_context_tokens(path)
+    except OSError:
+        return None  # no transcript yet: usage stays as it is
+
+
+def _set_usage(tx: Tx, instance: dict[str, Any], tokens: int) -> None:
+    capped = max(0, min(int(tokens), int(instance["context_window"])))
+    tx.execute("set_token_usage", instance_id=instance["instance_id"], tokens=capped)
+
+
+def _injected_ids(tx: Tx, instance: dict[str, Any]) -> set[int]:
+    seen: set[int] = set()
+    for row in tx.all("injected_item_ids", instance_id=instance["instance_id"],
+                      generation=instance["generation"]):
+        ids = row["item_ids"]
+        seen.update(json.loads(ids) if isinstance(ids, str) else ids)
+    return seen
+
+
+def _fresh_compact_handoff(tx: Tx, session: AgentSession) -> dict[str, Any] | None:
+    """The handoff the PreCompact hook saved in the instance's current generation, if any."""
+    row = tx.one("instance_of_session", session_id=session.session_id, client=session.client)
+    if row is None:
+        return None
+    instance = require_instance(tx, row["instance_id"])
+    handoff = tx.one("latest_handoff_of_instance", instance_id=instance["instance_id"])
+    if handoff is None or handoff["kind"] != "compact" \
+            or handoff["generation"] != instance["generation"]:
+        return None
+    return decode(handoff)
+
+
+def _previous_session(tx: Tx, session: AgentSession,
+                      repo: RepoIdentity) -> dict[str, Any] | None:
+    """The session a /clear replaced: the latest other one of the client in this worktree."""
+    project = tx.one("project_by_repo_key", repo_key=repo.repo_key)
+    if project is None or repo.worktree is None:
+        return None
+    row = tx.one("previous_instance_in_worktree", project_id=project["project_id"],
+                 client=session.client, worktree=repo.worktree,
+                 instance_id=_own_instance_id(tx, session))
+    if row is None:
+        return None
+    previous = require_instance(tx, row["instance_id"])
+    handoff = tx.one("latest_handoff_of_instance", instance_id=previous["instance_id"])
+    return {"instance_id": previous["instance_id"], "generation": previous["generation"],
+            "transcript_path": previous["metadata"].get("transcript_path"),
+            "handoff": decode(handoff) if handoff else None}
+
+
+def _own_instance_id(tx: Tx, session: AgentSession) -> str:
+    row = tx.one("instance_of_session", session_id=session.session_id, client=session.client)
+    return str(row["instance_id"]) if row else session.default_instance_id
+
+
+def _injection_view(row: dict[str, Any]) -> dict[str, Any]:
+    ids = row["item_ids"]
+    return {
+        "injection_id": row["injection_id"], "project_id": row["project_id"],
+        "instance_id": row["instance_id"], "session_id": row["session_id"],
+        "generation": row["generation"], "hook_event": row["hook_event"],
+        "source": row["source"], "item_ids": json.loads(ids) if isinstance(ids, str) else ids,
+        "handoff_id": row["handoff_id"], "characters": row["characters"],
+        "tokens": row["tokens"], "text": row["injected_text"],
+        "created_at": row.get("created_at"),
+    }
+

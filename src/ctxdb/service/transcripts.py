@@ -1,0 +1,191 @@
+"""Transcript ingestion: token usage per API response and compaction boundaries, read
+incrementally from the agents' JSONL transcripts.
+
+Idempotent and incremental: each file's byte offset is stored (table ``transcripts``), a read
+starts there, and the offset only moves by compare-and-set, so two ingestions racing on one
+file never both apply the same lines. Usage rows are upserted on ``(session_id, message_id)``
+(a response can straddle two reads), boundaries are keyed by their uuid. A file that became
+shorter than the stored offset (replaced, truncated) is read again from the start, which the
+upserts make harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ctxdb.domain.validation import MAX_INTEGER, check_identifier, check_text
+from ctxdb.service.common import audit
+from ctxdb.settings import Settings
+from ctxdb.storage import Storage, Tx
+from ctxdb.transcripts import (
+    InvalidTranscriptOffsetError,
+    TranscriptChunk,
+    parse_transcript,
+    subagent_files,
+)
+from ctxdb.transcripts.text import clip
+
+# Timestamps as Claude Code writes them; anything else is stored as unknown (NULL) rather
+# than handed to PostgreSQL's timestamptz parser.
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+MAX_SUMMARY_CHARS = 100_000
+MAX_PATH_CHARS = 4_096
+
+
+def _timestamp(value: str | None) -> str | None:
+    return value if value is not None and _TIMESTAMP.match(value) else None
+
+
+def _tokens(value: int | None) -> int | None:
+    return None if value is None else min(value, MAX_INTEGER)
+
+
+class TranscriptService:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+
+    def ingest(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        session_id: str | None = None,
+        project_id: str | None = None,
+        instance_id: str | None = None,
+        include_subagents: bool = True,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Ingest what was appended to ``path`` (and its subagent files) since the last run."""
+        main = Path(os.path.abspath(check_text(os.fspath(path), "path", MAX_PATH_CHARS)))
+        for what, value in (("session_id", session_id), ("project_id", project_id),
+                            ("instance_id", instance_id)):
+            if value is not None:
+                check_identifier(value, what)
+        files = [main, *(subagent_files(main) if include_subagents else [])]
+        results = [self._ingest_file(file, session_id, project_id, instance_id,
+                                     actor or self.settings.actor, subagent=file != main)
+                   for file in files]
+        return {
+            "path": str(main),
+            "files": results,
+            "records": sum(r["records"] for r in results),
+            "usage_entries": sum(r["usage_entries"] for r in results),
+            "compactions": sum(r["compactions"] for r in results),
+        }
+
+    def _ingest_file(
+        self, path: Path, session_id: str | None, project_id: str | None,
+        instance_id: str | None, actor: str, *, subagent: bool,
+    ) -> dict[str, Any]:
+        stored = self.storage.read(lambda tx: tx.one("transcript_by_path", path=str(path)))
+        offset = int(stored["byte_offset"]) if stored else 0
+        reset = False
+        try:
+            chunk = parse_transcript(path, offset)
+        except InvalidTranscriptOffsetError:
+            chunk, reset = parse_transcript(path, 0), True
+        result = {"path": str(path), "from_offset": chunk.start_offset,
+                  "to_offset": chunk.end_offset, "records": 0, "usage_entries": 0,
+                  "compactions": 0, "reset": reset, "applied": False}
+        if stored is not None and chunk.end_offset == offset:
+            return result  # nothing new: a re-run writes nothing at all
+        session = session_id if not subagent and session_id else chunk.session_id or session_id
+        if session is None:
+            session = path.stem  # Claude Code names the file after its session
+        check_identifier(session, "session_id")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            owner = self._owner(tx, session, project_id, instance_id)
+            tx.execute("insert_transcript", path=str(path), session_id=session,
+                       agent_id=chunk.agent_id, **owner)
+            moved = tx.execute("advance_transcript", path=str(path), old_offset=offset,
+                               new_offset=chunk.end_offset, records=chunk.records,
+                               session_id=session, agent_id=chunk.agent_id, **owner)
+            if not moved:  # another ingestion got there first (or this unit is a retry)
+                return result
+            applied = self._apply(tx, chunk, session, owner, subagent)
+            audit(tx, actor, "transcript.ingest", "transcript", str(path), owner["project_id"],
+                  session_id=session, from_offset=chunk.start_offset,
+                  to_offset=chunk.end_offset, reset=reset, **applied)
+            return {**result, **applied, "applied": True}
+
+        return self.storage.write(unit)
+
+    @staticmethod
+    def _owner(tx: Tx, session: str, project_id: str | None,
+               instance_id: str | None) -> dict[str, Any]:
+        """The project and instance the session belongs to, when ctxdb knows them."""
+        if instance_id is None:
+            row = tx.one("instance_by_session_id", session_id=session)
+            if row is not None:
+                instance_id = row["instance_id"]
+                project_id = project_id or row["project_id"]
+        return {"project_id": project_id, "instance_id": instance_id}
+
+    def _apply(self, tx: Tx, chunk: TranscriptChunk, session: str, owner: dict[str, Any],
+               subagent: bool) -> dict[str, int]:
+        for entry in chunk.usage:
+            tx.execute(
+                "upsert_api_usage", session_id=session, message_id=entry.message_id,
+                agent_id=chunk.agent_id, model=entry.model,
+                input_tokens=_tokens(entry.input_tokens),
+                output_tokens=_tokens(entry.output_tokens),
+                cache_creation_tokens=_tokens(entry.cache_creation_input_tokens),
+                cache_read_tokens=_tokens(entry.cache_read_input_tokens),
+                sidechain=int(entry.sidechain or subagent),
+                occurred_at=_timestamp(entry.timestamp), **owner)
+        # Boundaries and the summaries that follow them, in file order, so that each summary
+        # lands on the boundary just before it (possibly one stored by an earlier read).
+        events: list[tuple[int, Any]] = [(c.offset, c) for c in chunk.compactions]
+        events += [(s.offset, s) for s in chunk.compact_summaries]
+        compactions = 0
+        for _offset, event in sorted(events, key=lambda pair: pair[0]):
+            if hasattr(event, "pre_tokens"):
+                compactions += tx.execute(
+                    "insert_compaction", session_id=session,
+                    boundary_uuid=event.uuid or f"{chunk.path}:{event.offset}",
+                    trigger_type=event.trigger, pre_tokens=_tokens(event.pre_tokens),
+                    occurred_at=_timestamp(event.timestamp), summary=None, **owner)
+            else:
+                tx.execute("summarize_latest_compaction", session_id=session,
+                           summary=clip(event.text, MAX_SUMMARY_CHARS))
+        self._note_usage(tx, chunk, owner, subagent)
+        return {"records": chunk.records, "usage_entries": len(chunk.usage),
+                "compactions": compactions}
+
+    @staticmethod
+    def _note_usage(tx: Tx, chunk: TranscriptChunk, owner: dict[str, Any],
+                    subagent: bool) -> None:
+        """The instance's context in use, from the latest main-chain response read."""
+        tokens = chunk.context_tokens
+        if subagent or tokens is None or owner["instance_id"] is None:
+            return
+        row = tx.one("get_instance", instance_id=owner["instance_id"])
+        if row is not None:
+            tx.execute("set_token_usage", instance_id=owner["instance_id"],
+                       tokens=min(tokens, int(row["context_window"])))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def usage(self, session_id: str) -> dict[str, Any]:
+        """Every recorded API response of a session and their totals."""
+        check_identifier(session_id, "session_id")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            return {"responses": tx.all("api_usage_of_session", session_id=session_id),
+                    "totals": tx.one("usage_totals_of_session", session_id=session_id)}
+
+        return self.storage.read(unit)
+
+    def compactions(self, session_id: str) -> list[dict[str, Any]]:
+        check_identifier(session_id, "session_id")
+        return self.storage.read(
+            lambda tx: tx.all("compactions_of_session", session_id=session_id))
+
+    def get(self, path: str | os.PathLike[str]) -> dict[str, Any] | None:
+        """The stored reading position of a transcript file, or None if never ingested."""
+        absolute = os.path.abspath(check_text(os.fspath(path), "path", MAX_PATH_CHARS))
+        return self.storage.read(lambda tx: tx.one("transcript_by_path", path=absolute))

@@ -1,0 +1,148 @@
+-- Queries of the agent-client hooks and transcript ingestion (schema 0002).
+
+-- name: project_by_repo_key
+SELECT project_id FROM projects WHERE repo_key = :repo_key;
+
+-- name: insert_repo_project
+-- ON CONFLICT without a target: a concurrent session that created the project for the same
+-- repository first wins, and the caller reads that project back.
+INSERT INTO projects (project_id, name, description, repo_key, metadata, created_at, updated_at)
+VALUES (:project_id, :name, :description, :repo_key, :metadata, $NOW, $NOW)
+ON CONFLICT DO NOTHING;
+
+-- name: instance_of_session
+SELECT instance_id FROM instances
+WHERE session_id = :session_id AND client = :client
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
+-- name: previous_instance_in_worktree
+-- The latest other session of the same client in the same working tree (the session a
+-- /clear replaced).
+SELECT instance_id, generation FROM instances
+WHERE project_id = :project_id AND client = :client AND worktree = :worktree
+  AND instance_id <> :instance_id
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
+-- name: set_instance_generation
+UPDATE instances SET generation = :generation WHERE instance_id = :instance_id;
+
+-- name: end_session_instance
+UPDATE instances SET status = 'completed', ended_at = $NOW
+WHERE instance_id = :instance_id AND status <> 'completed';
+
+-- name: insert_injection
+INSERT INTO injections (project_id, instance_id, session_id, generation, hook_event, source,
+                        item_ids, handoff_id, characters, tokens, injected_text,
+                        idempotency_key, created_at)
+VALUES (:project_id, :instance_id, :session_id, :generation, :hook_event, :source, :item_ids,
+        :handoff_id, :characters, :tokens, :injected_text, :idempotency_key, $NOW)
+RETURNING injection_id;
+
+-- name: injections_of_instance
+SELECT injection_id, project_id, instance_id, session_id, generation, hook_event, source,
+       item_ids, handoff_id, characters, tokens, injected_text, created_at
+FROM injections WHERE instance_id = :instance_id
+ORDER BY injection_id;
+
+-- name: injected_item_ids
+SELECT item_ids FROM injections
+WHERE instance_id = :instance_id AND generation = :generation;
+
+-- name: transcript_by_path
+SELECT transcript_id, path, session_id, agent_id, project_id, instance_id, byte_offset,
+       records, created_at, updated_at
+FROM transcripts WHERE path = :path;
+
+-- name: transcript_of_session
+SELECT transcript_id, path, session_id, agent_id, project_id, instance_id, byte_offset,
+       records, created_at, updated_at
+FROM transcripts WHERE session_id = :session_id AND agent_id IS NULL
+ORDER BY transcript_id DESC LIMIT 1;
+
+-- name: insert_transcript
+INSERT INTO transcripts (path, session_id, agent_id, project_id, instance_id, byte_offset,
+                         records, created_at, updated_at)
+VALUES (:path, :session_id, :agent_id, :project_id, :instance_id, 0, 0, $NOW, $NOW)
+ON CONFLICT (path) DO NOTHING;
+
+-- name: advance_transcript
+-- Compare-and-set on the offset: of two ingestions racing on one file, only the first moves it.
+UPDATE transcripts
+SET byte_offset = :new_offset,
+    records = CASE WHEN :new_offset < byte_offset THEN :records ELSE records + :records END,
+    session_id = coalesce(:session_id, session_id),
+    agent_id = coalesce(:agent_id, agent_id),
+    project_id = coalesce(:project_id, project_id),
+    instance_id = coalesce(:instance_id, instance_id),
+    updated_at = $NOW
+WHERE path = :path AND byte_offset = :old_offset;
+
+-- name: upsert_api_usage
+INSERT INTO api_usage (session_id, message_id, project_id, instance_id, agent_id, model,
+                       input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+                       sidechain, occurred_at, updated_at)
+VALUES (:session_id, :message_id, :project_id, :instance_id, :agent_id, :model, :input_tokens,
+        :output_tokens, :cache_creation_tokens, :cache_read_tokens, :sidechain, :occurred_at,
+        $NOW)
+ON CONFLICT (session_id, message_id) DO UPDATE
+SET input_tokens = excluded.input_tokens,
+    output_tokens = excluded.output_tokens,
+    cache_creation_tokens = excluded.cache_creation_tokens,
+    cache_read_tokens = excluded.cache_read_tokens,
+    model = coalesce(excluded.model, api_usage.model),
+    project_id = coalesce(excluded.project_id, api_usage.project_id),
+    instance_id = coalesce(excluded.instance_id, api_usage.instance_id),
+    updated_at = excluded.updated_at;
+
+-- name: api_usage_of_session
+SELECT usage_id, session_id, message_id, project_id, instance_id, agent_id, model,
+       input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, sidechain,
+       occurred_at, updated_at
+FROM api_usage WHERE session_id = :session_id
+ORDER BY usage_id;
+
+-- name: usage_totals_of_session
+SELECT count(*) AS responses,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cache_creation_tokens), 0) AS cache_creation_tokens,
+       coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens
+FROM api_usage WHERE session_id = :session_id;
+
+-- name: insert_compaction
+INSERT INTO compactions (session_id, boundary_uuid, project_id, instance_id, trigger_type,
+                         pre_tokens, occurred_at, summary, created_at)
+VALUES (:session_id, :boundary_uuid, :project_id, :instance_id, :trigger_type, :pre_tokens,
+        :occurred_at, :summary, $NOW)
+ON CONFLICT (boundary_uuid) DO NOTHING;
+
+-- name: summarize_latest_compaction
+-- The summary belongs to the session's latest boundary that has none yet.
+UPDATE compactions SET summary = :summary
+WHERE compaction_id = (SELECT max(compaction_id) FROM compactions
+                       WHERE session_id = :session_id)
+  AND summary IS NULL;
+
+-- name: compactions_of_session
+SELECT compaction_id, session_id, boundary_uuid, project_id, instance_id, trigger_type,
+       pre_tokens, occurred_at, summary, created_at
+FROM compactions WHERE session_id = :session_id
+ORDER BY compaction_id;
+
+-- name: instance_by_session_id
+SELECT instance_id, project_id, context_window FROM instances
+WHERE session_id = :session_id
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
+-- name: end_session
+UPDATE instances SET status = 'completed', ended_at = $NOW
+WHERE instance_id = (SELECT instance_id FROM instances
+                     WHERE session_id = :session_id AND client = :client
+                     ORDER BY started_at DESC, instance_id DESC LIMIT 1)
+  AND status <> 'completed'
+RETURNING instance_id, project_id;
+
+-- name: injection_by_key
+SELECT injection_id, project_id, instance_id, session_id, generation, hook_event, source,
+       item_ids, handoff_id, characters, tokens, injected_text, created_at
+FROM injections WHERE idempotency_key = :idempotency_key;
