@@ -471,3 +471,18 @@ def test_help_names_every_file(setup: Setup) -> None:
     for name in (".claude/settings.json", ".mcp.json", "~/.claude.json", ".codex/hooks.json",
                  ".codex/config.toml", ".gemini/settings.json", "--dry-run", "--uninstall"):
         assert name in text
+
+
+def test_a_symlinked_settings_file_is_edited_where_it_points(setup: Setup) -> None:
+    dotfiles = setup.tmp / "dotfiles" / "claude-settings.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text(USER_CONTENT["claude-code"]["hooks"], encoding="utf-8")
+    link = setup.files("claude-code", "user")["hooks"]
+    link.parent.mkdir()
+    link.symlink_to(dotfiles)
+    setup.ok("claude-code", "--scope", "user")
+    assert link.is_symlink()
+    assert len(ctxdb_entries(load(dotfiles), "SessionStart", "claude-code")) == 1
+    setup.ok("claude-code", "--scope", "user", "--uninstall")
+    assert link.is_symlink()
+    assert dotfiles.read_text(encoding="utf-8") == USER_CONTENT["claude-code"]["hooks"]

@@ -81,6 +81,12 @@ def apply(change: FileChange) -> None:
     """Carry out one planned change on disk (nothing when it changes nothing)."""
     if not change.changed:
         return
+    if change.path.is_symlink():
+        # A settings file linked from a dotfiles repository: edit the file it points to and
+        # keep the link (renaming over the link, or deleting it, would break the setup).
+        empty = "{}\n" if change.path.suffix == ".json" else ""
+        write_atomically(change.path.resolve(), empty if change.after is None else change.after)
+        return
     if change.after is None:
         change.path.unlink(missing_ok=True)
         folder = change.path.parent
