@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",
+    "hook": "ctxdb.cli.hook:hook_command",
+    "ingest-transcript": "ctxdb.cli.transcripts:ingest_command",
     "install": "ctxdb.cli.install:install_command",
 }
 

@@ -1,0 +1,47 @@
+"""``ctxdb ingest-transcript PATH``: record a transcript's token usage and compactions."""
+
+from __future__ import annotations
+
+import click
+
+from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.options import json_option
+from ctxdb.cli.output import print_table, say, show
+
+
+@click.command("ingest-transcript")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--session-id", help="The session the transcript belongs to (default: read "
+              "from the transcript).")
+@click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
+              help="The project to file it under (default: the project of the session's "
+              "instance, if ctxdb knows it).")
+@click.option("--no-subagents", is_flag=True,
+              help="Skip the subagent transcripts in <session>/subagents/.")
+@json_option
+@pass_app
+def ingest_command(app: Application, path: str, session_id: str | None,
+                   project_id: str | None, no_subagents: bool, as_json: bool) -> None:
+    """Ingest a Claude Code transcript (JSONL): token usage per API response, compaction
+    boundaries and their summaries.
+
+    Incremental and idempotent: the byte offset read so far is stored, so running it again
+    reads only what was appended (nothing new: nothing written). Usage is recorded once per
+    API response (message id), from the response's latest record.
+
+    \b
+    Example:
+      ctxdb ingest-transcript ~/.claude/projects/-home-me-shop/4d5611e5-….jsonl --json
+    """
+    result = app.db().transcripts.ingest(path, session_id=session_id, project_id=project_id,
+                                         include_subagents=not no_subagents,
+                                         actor=app.settings.actor)
+
+    def human() -> None:
+        print_table(result["files"], ("path", "from_offset", "to_offset", "records",
+                                      "usage_entries", "compactions", "reset"),
+                    title="ingested")
+        say(f"{result['records']} new records, {result['usage_entries']} usage entries, "
+            f"{result['compactions']} new compactions")
+
+    show(result, as_json, human)

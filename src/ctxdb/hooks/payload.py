@@ -1,0 +1,84 @@
+"""The clients' hook payloads in one vocabulary, and the one output shape they all read.
+
+Claude Code and Codex use the same event names; Gemini CLI names its events differently and
+they are mapped here. Every event carries ``session_id``, ``transcript_path``, ``cwd`` and
+``hook_event_name``; the per-event fields are kept in ``fields``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctxdb.domain.agents import AgentSession
+from ctxdb.domain.render import CLIENT_LIMIT_CHARS
+from ctxdb.errors import ValidationError
+
+# Gemini CLI event -> the Claude Code event with the same role.
+GEMINI_EVENTS = {
+    "SessionStart": "SessionStart",
+    "BeforeAgent": "UserPromptSubmit",
+    "AfterAgent": "Stop",
+    "PreCompress": "PreCompact",
+    "SessionEnd": "SessionEnd",
+}
+EVENTS = ("SessionStart", "UserPromptSubmit", "PreCompact", "PostCompact", "Stop",
+          "SubagentStop", "SessionEnd")
+# Events whose output the clients add to the model's context.
+CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    client: str
+    name: str  # the client's own event name, echoed back in the output
+    event: str  # the role, in Claude Code's vocabulary; "" when unknown
+    session: AgentSession
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, key: str) -> str | None:
+        value = self.fields.get(key)
+        return value if isinstance(value, str) else None
+
+
+def parse_event(client: str, raw: str, parent_pid: int | None = None) -> HookEvent:
+    """The event in ``raw`` (the hook's stdin); a typed error names what is wrong."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationError(f"hook input is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(f"hook input must be a JSON object, got {type(data).__name__}")
+    name = data.get("hook_event_name")
+    if not isinstance(name, str) or not name:
+        raise ValidationError("hook input has no hook_event_name")
+    event = GEMINI_EVENTS.get(name, "") if client == "gemini" else name
+    session_id = data.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        raise ValidationError(f"{name} hook input has no session_id")
+    session = AgentSession(
+        client=client, session_id=session_id,
+        transcript_path=_optional_text(data, "transcript_path"),
+        cwd=_optional_text(data, "cwd"), process_id=parent_pid,
+    )
+    return HookEvent(client, name, event if event in EVENTS else "", session, data)
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def context_output(event: HookEvent, text: str) -> str | None:
+    """The one JSON object that hands ``text`` to the model, or None when there is nothing.
+
+    The injected string is kept under the clients' cap even if a caller passed more.
+    """
+    if not text or event.event not in CONTEXT_EVENTS:
+        return None
+    if len(text) >= CLIENT_LIMIT_CHARS:
+        text = text[: CLIENT_LIMIT_CHARS - 2] + "…"
+    return json.dumps({"hookSpecificOutput": {"hookEventName": event.name,
+                                              "additionalContext": text}},
+                      ensure_ascii=False)

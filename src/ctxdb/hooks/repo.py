@@ -1,0 +1,118 @@
+"""Which repository a working directory belongs to, as one key for all its clones and
+worktrees.
+
+The key, in order of preference:
+
+1. a committed marker file ``.ctxdb-project`` at the repository root: its first line that is
+   not blank or a ``#`` comment (``marker:<that line>``) — the way to pin a project by hand;
+2. ``git:<origin>@<root commit>``: the normalized ``origin`` remote (``host/owner/name``)
+   and the first 12 digits of the repository's root commit; ``git:<root commit>`` when
+   there is no origin. Worktrees share the repository, clones share the history and the
+   remote, so all of them get the same key;
+3. ``dir:<absolute path>`` outside git (or in a repository without commits).
+
+Computing the root commit walks the history, so the key is cached in the repository's
+common git directory (``ctxdb-repo-key``), which every worktree shares.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from ctxdb.domain.agents import RepoIdentity
+
+MARKER_FILE = ".ctxdb-project"
+CACHE_FILE = "ctxdb-repo-key"
+GIT_TIMEOUT = 5.0
+MAX_KEY_CHARS = 200
+_SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")
+
+
+def repo_identity(cwd: str) -> RepoIdentity:
+    """The identity of the repository containing ``cwd`` (see the module docstring)."""
+    directory = os.path.realpath(cwd)
+    lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir",
+                 "--abbrev-ref", "HEAD")
+    if lines is None or len(lines) < 2:
+        lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir")
+        if lines is None or len(lines) < 2:
+            return RepoIdentity(_bounded("dir:" + directory), Path(directory).name or "root",
+                                directory, None)
+        lines.append("")  # a repository without commits has no HEAD to name
+    toplevel, common = lines[0], Path(directory, lines[1]).resolve()
+    branch = lines[2] if len(lines) > 2 and lines[2] not in ("", "HEAD") else None
+    name = common.parent.name if common.name == ".git" else Path(toplevel).name
+    key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
+    return RepoIdentity(key, name or "repository", toplevel, branch)
+
+
+def normalize_remote(url: str) -> str:
+    """``git@github.com:Acme/Shop.git`` and ``https://u@github.com/Acme/Shop`` both give
+    ``github.com/acme/shop``."""
+    url = url.strip()
+    match = _SCP_LIKE.match(url)
+    if match and "://" not in url:
+        host, path = match.group(1), match.group(2)
+    else:
+        rest = url.split("://", 1)[-1]
+        host, _, path = rest.partition("/")
+        host = host.rsplit("@", 1)[-1].split(":", 1)[0]
+    path = path.strip("/").removesuffix(".git").strip("/")
+    return f"{host}/{path}".lower() if host else path.lower()
+
+
+def _marker_key(toplevel: str) -> str | None:
+    try:
+        text = Path(toplevel, MARKER_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return _bounded("marker:" + line)
+    return None
+
+
+def _cached_key(common: Path) -> str | None:
+    try:
+        key = (common / CACHE_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return key or None
+
+
+def _computed_key(toplevel: str, common: Path) -> str:
+    roots = _git(toplevel, "rev-list", "--max-parents=0", "HEAD")
+    if not roots:
+        return _bounded("dir:" + toplevel)  # no commits yet: nothing stable to name
+    root = sorted(roots)[0]
+    origin = _git(toplevel, "config", "--get", "remote.origin.url")
+    key = _bounded(f"git:{normalize_remote(origin[0])}@{root[:12]}" if origin
+                   else f"git:{root}")
+    with contextlib.suppress(OSError):  # read-only repository: compute it again next time
+        (common / CACHE_FILE).write_text(key + "\n", encoding="utf-8")
+    return key
+
+
+def _bounded(key: str) -> str:
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return key[: MAX_KEY_CHARS - 18] + "~" + digest
+
+
+def _git(cwd: str, *args: str) -> list[str] | None:
+    """The output lines of a git command, or None if git is missing or the command fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return [line for line in done.stdout.splitlines() if line.strip()]

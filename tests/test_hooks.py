@@ -1,0 +1,326 @@
+"""``ctxdb hook`` as the clients run it: a subprocess fed one JSON event on stdin.
+
+Each test runs the installed console script (next to ``sys.executable``) against the test's
+database (``CTXDB_URL``), in a temporary git repository, with ``transcript_path`` pointing at
+a temporary copy of a real fixture transcript. Checked every time: exit status 0, stdout
+empty or exactly one JSON object, the injected string under the clients' cap; then the
+database effects through the service layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctxdb.domain.render import CLIENT_LIMIT_CHARS
+from ctxdb.hooks.repo import repo_identity
+from ctxdb.service import Ctxdb
+from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP, Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
+SPOTTER_ID = "4d5611e5-241a-462a-8d15-5122611a9569"
+CTXDB = Path(sys.executable).with_name("ctxdb")
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+                           *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "shop"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "commit", "-q", "--allow-empty", "-m", "root")
+    git(path, "remote", "add", "origin", "git@example.com:Acme/Shop.git")
+    return path
+
+
+@pytest.fixture
+def transcript(tmp_path: Path) -> Path:
+    """A copy of the tool-heavy session: a latest request about xterm.js, 27,666 tokens."""
+    copy = tmp_path / "transcripts" / "session.jsonl"
+    copy.parent.mkdir()
+    shutil.copy(FIXTURES / "spotter" / "tool_heavy.jsonl", copy)
+    return copy
+
+
+@dataclass
+class Hook:
+    url: str
+    log: Path
+    home: Path
+
+    def env(self, url: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in {s.env_var for s in SETTINGS_HELP} | {CONFIG_ENV}}
+        return {**env, "CTXDB_URL": url or self.url, "CTXDB_HOOK_LOG": str(self.log),
+                "HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / "config"),
+                "CTXDB_ACTOR": "user:test"}
+
+    def raw(self, stdin: str, *args: str, client: str = "claude-code",
+            url: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(CTXDB), "hook", "--client", client, *args], input=stdin,
+                              capture_output=True, text=True, env=self.env(url), timeout=60)
+
+    def __call__(self, payload: dict[str, Any], *args: str, client: str = "claude-code",
+                 url: str | None = None) -> str | None:
+        """Run the hook; check the contract; return the injected text (None: no output)."""
+        done = self.raw(json.dumps(payload), *args, client=client, url=url)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        if not done.stdout:
+            return None
+        output = json.loads(done.stdout)  # exactly one JSON object, nothing else
+        assert list(output) == ["hookSpecificOutput"]
+        specific = output["hookSpecificOutput"]
+        assert specific["hookEventName"] == payload["hook_event_name"]
+        text: str = specific["additionalContext"]
+        assert 0 < len(text) < CLIENT_LIMIT_CHARS
+        return text
+
+    def logged(self) -> str:
+        return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
+
+
+@pytest.fixture
+def hook(settings: Settings, tmp_path: Path) -> Hook:
+    return Hook(settings.url, tmp_path / "state" / "hook.log", tmp_path / "home")
+
+
+def event(name: str, repo: Path, transcript: Path | None, session_id: str = "sess-1",
+          **fields: Any) -> dict[str, Any]:
+    return {"session_id": session_id, "transcript_path": str(transcript) if transcript else None,
+            "cwd": str(repo), "hook_event_name": name, **fields}
+
+
+def project_of(db: Ctxdb, repo: Path) -> str:
+    return str(db.sessions.resolve_project(repo_identity(str(repo)))["project_id"])
+
+
+def instance(db: Ctxdb, session_id: str = "sess-1", client: str = "claude-code") -> Any:
+    from ctxdb.domain.agents import AgentSession
+
+    return db.sessions.instance_of(AgentSession(client, session_id))
+
+
+# --- each event -------------------------------------------------------------------------------
+
+
+def test_session_start_startup_registers_and_injects_the_pack(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    project_id = project_of(db, repo)
+    db.context.store(project_id, {"rule": "amounts are integer cents"}, "CRITICAL")
+    text = hook(event("SessionStart", repo, transcript, source="startup"))
+    assert text is not None and "amounts are integer cents" in text
+    registered = instance(db)
+    assert registered["project_id"] == project_id and registered["status"] == "active"
+    assert registered["worktree"] == str(repo.resolve()) and registered["branch"] == "main"
+    [injection] = db.sessions.injections(registered["instance_id"])
+    assert injection["text"] == text and injection["source"] == "startup"
+    assert hook.logged() == ""
+
+
+def test_a_worktree_of_the_repository_is_the_same_project(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path, tmp_path: Path
+) -> None:
+    worktree = tmp_path / "shop-feature"
+    git(repo, "worktree", "add", "-q", "-b", "feature", str(worktree))
+    hook(event("SessionStart", repo, transcript, "a", source="startup"))
+    hook(event("SessionStart", worktree, transcript, "b", source="startup"))
+    first, second = instance(db, "a"), instance(db, "b")
+    assert first["project_id"] == second["project_id"]
+    assert second["branch"] == "feature" and len(db.projects.list()) == 1
+
+
+def test_session_start_resume_injects_only_new_items(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    project_id = project_of(db, repo)
+    db.context.store(project_id, "known at startup", "HIGH")
+    assert "known at startup" in (hook(event("SessionStart", repo, transcript,
+                                             source="startup")) or "")
+    db.context.store(project_id, "added later", "HIGH")
+    text = hook(event("SessionStart", repo, transcript, source="resume",
+                      context_tokens=50_000))
+    assert text is not None and "added later" in text and "known at startup" not in text
+    assert hook(event("SessionStart", repo, transcript, source="resume")) is None
+    assert instance(db)["current_token_usage"] == 50_000
+
+
+def test_session_start_clear_brings_the_previous_sessions_handoff(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    hook(event("SessionStart", repo, transcript, "before", source="startup"))
+    hook(event("SessionEnd", repo, transcript, "before", reason="clear"))
+    text = hook(event("SessionStart", repo, None, "after", source="clear"))
+    assert text is not None and text.startswith("# Handoff") and "xterm.js" in text
+    assert instance(db, "after")["generation"] == instance(db, "before")["generation"] + 1
+
+
+@pytest.mark.parametrize("trigger", ["manual", "auto"])
+def test_precompact_saves_the_handoff_and_prints_nothing(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path, trigger: str
+) -> None:
+    hook(event("SessionStart", repo, transcript, source="startup"))
+    assert hook(event("PreCompact", repo, transcript, trigger=trigger,
+                      custom_instructions=None)) is None
+    handoff = db.tokens.latest_handoff(instance_id=instance(db)["instance_id"])
+    assert handoff is not None and handoff["kind"] == "compact"
+    assert "xterm.js" in handoff["summary"] and handoff["working_set"]["trigger"] == trigger
+    assert handoff["working_set"]["custom_instructions"] is None
+    assert hook.logged() == ""
+
+
+def test_user_prompt_submit_updates_usage_and_prints_nothing(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    payload = event("UserPromptSubmit", repo, transcript, prompt="go on")
+    assert hook(payload) is None  # registers the session on the way (installed mid-session)
+    assert instance(db)["current_token_usage"] == 27_666
+    assert hook(payload) is None
+    assert hook.logged() == ""
+
+
+def test_stop_and_subagent_stop_ingest_the_transcript_incrementally(
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "big"
+    shutil.copytree(FIXTURES / "spotter", folder)
+    main = folder / f"{SPOTTER_ID}.jsonl"
+    hook(event("SessionStart", repo, main, SPOTTER_ID, source="startup"))
+    assert hook(event("Stop", repo, main, SPOTTER_ID, last_assistant_message="done",
+                      stop_hook_active=False)) is None
+    usage = db.transcripts.usage(SPOTTER_ID)
+    assert usage["totals"]["responses"] == 139 + 12 + 1  # main chain and both subagents
+    assert db.transcripts.get(main)["byte_offset"] == main.stat().st_size
+    assert hook(event("SubagentStop", repo, main, SPOTTER_ID)) is None
+    assert db.transcripts.usage(SPOTTER_ID)["totals"] == usage["totals"]  # nothing new
+    [boundary] = db.transcripts.compactions(SPOTTER_ID)
+    assert boundary["pre_tokens"] == 170_251 and boundary["trigger_type"] == "auto"
+    assert instance(db, SPOTTER_ID)["current_token_usage"] == 106_060
+
+
+def test_post_compact_stores_the_summary(
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path
+) -> None:
+    main = tmp_path / f"{SPOTTER_ID}.jsonl"
+    shutil.copy(FIXTURES / "spotter" / main.name, main)
+    hook(event("SessionStart", repo, main, SPOTTER_ID, source="startup"))
+    hook(event("PostCompact", repo, main, SPOTTER_ID, compact_summary="the summary"))
+    [boundary] = db.transcripts.compactions(SPOTTER_ID)
+    # Ingestion already took the summary from the transcript's isCompactSummary record.
+    assert boundary["summary"].startswith("This session is being continued")
+    assert hook.logged() == ""
+
+
+def test_session_end_marks_the_instance_completed(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    hook(event("SessionStart", repo, transcript, source="startup"))
+    started = time.perf_counter()
+    assert hook(event("SessionEnd", repo, transcript, reason="logout")) is None
+    assert time.perf_counter() - started < 1.5
+    assert instance(db)["status"] == "completed"
+
+
+def test_unknown_events_are_ignored_silently(hook: Hook, db: Ctxdb, repo: Path) -> None:
+    assert hook(event("Notification", repo, None, message="hi")) is None
+    assert hook(event("PreToolUse", repo, None, tool_name="Bash")) is None
+    assert db.projects.list() == [] and hook.logged() == ""
+
+
+@pytest.mark.parametrize("stdin", ["", "not json", "[1, 2]", '{"session_id": "x"}',
+                                   '{"hook_event_name": "SessionStart"}', "\udcff"])
+def test_malformed_input_exits_0_prints_nothing_and_is_logged(
+    hook: Hook, db: Ctxdb, stdin: str
+) -> None:
+    done = hook.raw(stdin.encode("utf-8", "surrogateescape").decode("latin-1"))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "bad input" in hook.logged() and "Traceback" in hook.logged()
+    assert db.projects.list() == []
+
+
+def test_a_broken_database_url_exits_0_and_is_logged(
+    hook: Hook, repo: Path, transcript: Path, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("x")
+    payload = json.dumps(event("SessionStart", repo, transcript, source="startup"))
+    done = hook.raw(payload, url=str(not_a_directory / "ctxdb.db"))
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "DatabaseUnavailableError" in hook.logged()
+
+
+def test_an_unreachable_database_is_cut_off_by_the_deadline(
+    hook: Hook, repo: Path, transcript: Path
+) -> None:
+    payload = json.dumps(event("SessionStart", repo, transcript, source="startup"))
+    started = time.perf_counter()
+    done = hook.raw(payload, "--deadline", "0.5", url="postgresql://nobody@127.0.0.1:9/none")
+    assert time.perf_counter() - started < 5
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "deadline of 0.5 s exceeded" in hook.logged()
+
+
+def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: Path) -> None:
+    project_id = project_of(db, repo)
+    db.context.store(project_id, "shared by every client", "CRITICAL")
+    for client in ("gemini", "codex"):
+        text = hook(event("SessionStart", repo, transcript, f"{client}-1", source="startup"),
+                    client=client)
+        assert text is not None and "shared by every client" in text
+    assert hook(event("BeforeAgent", repo, transcript, "gemini-1", prompt="hi"),
+                client="gemini") is None
+    assert instance(db, "gemini-1", "gemini")["current_token_usage"] == 27_666
+    assert hook(event("PreCompress", repo, transcript, "gemini-1", trigger="auto"),
+                client="gemini") is None
+    gemini = instance(db, "gemini-1", "gemini")
+    assert db.tokens.latest_handoff(instance_id=gemini["instance_id"]) is not None
+    assert hook(event("SessionEnd", repo, transcript, "gemini-1"), client="gemini") is None
+    assert instance(db, "gemini-1", "gemini")["status"] == "completed"
+    assert instance(db, "codex-1", "codex")["status"] == "active"
+
+
+# --- a whole session ---------------------------------------------------------------------------
+
+
+def test_a_full_session_reloads_the_handoff_and_every_critical_item(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    project_id = project_of(db, repo)
+    rules = [f"CRITICAL rule {n}: " + "keep this " * 40 for n in range(8)]
+    for rule in rules:
+        db.context.store(project_id, rule, "CRITICAL")
+    for n in range(40):
+        db.context.store(project_id, f"background note {n} " + "detail " * 30, "LOW")
+    startup = hook(event("SessionStart", repo, transcript, source="startup"))
+    assert startup is not None and all(rule[:20] in startup for rule in rules)
+    for prompt in ("fix the scrolling", "and the tests"):
+        assert hook(event("UserPromptSubmit", repo, transcript, prompt=prompt)) is None
+    assert hook(event("PreCompact", repo, transcript, trigger="auto",
+                      custom_instructions=None)) is None
+    reload = hook(event("SessionStart", repo, transcript, source="compact"))
+    assert reload is not None and reload.startswith("# Handoff")
+    assert "xterm.js" in reload  # the user's latest request, from the transcript
+    assert all(rule[:20] in reload for rule in rules)
+    assert reload.index("xterm.js") < reload.index(rules[0][:20])
+    assert hook(event("SessionEnd", repo, transcript, reason="prompt_input_exit")) is None
+    ended = instance(db)
+    assert ended["status"] == "completed" and ended["generation"] == 1
+    injections = db.sessions.injections(ended["instance_id"])
+    assert [i["source"] for i in injections] == ["startup", "compact"]
+    assert injections[1]["handoff_id"] is not None and injections[1]["generation"] == 1
+    assert hook.logged() == ""
