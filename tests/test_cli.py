@@ -219,17 +219,20 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     run.ok("context", "store", "-p", pid, json.dumps({"note": "x" * 400}), "--priority", "LOW")
     text = run("context", "-p", pid, "--budget-tokens", "50")
     assert text.exit_code == 0, text.output
-    assert "[CRITICAL] #1 (note): " in text.stdout and "1 omitted" in text.stdout
+    # The text a SessionStart hook injects: the LOW item did not fit the budget.
+    assert text.stdout == (f"# ctxdb context: project {pid} (startup)\n"
+                           '- [CRITICAL] #1 (note): {"decision": "Stripe"}\n')
     markdown = run("context", "--project", pid, "--format", "markdown")
-    assert "## CRITICAL" in markdown.stdout and "## LOW" in markdown.stdout
+    assert "- [CRITICAL] #1" in markdown.stdout and "- [LOW] #2" in markdown.stdout
     pack = json.loads(run("context", "-p", pid, "--format", "json", "--budget-tokens",
                           "50").stdout)
     assert pack["counts"] == {"CRITICAL": 1, "HIGH": 0, "MEDIUM": 0, "LOW": 0}
     assert pack["manifest"]["omitted"][0]["reason"] == "exceeds_remaining_budget"
-    assert run.ok("context", "pack", "-p", pid, "--budget-tokens", "50") == pack
+    assert pack["text"] == text.stdout.rstrip("\n") and pack["handoff"] is None
+    plain = run.ok("context", "pack", "-p", pid, "--budget-tokens", "50")
+    assert {key: pack[key] for key in plain} == plain
     assert "CRITICAL context needs" in run.fails(5, "context", "-p", pid,
                                                  "--budget-tokens", "1")
-    assert "Missing option '--project'" in run.fails(2, "context")
     assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
 
 

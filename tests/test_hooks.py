@@ -294,6 +294,28 @@ def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: 
     assert instance(db, "codex-1", "codex")["status"] == "active"
 
 
+def test_ctxdb_context_prints_what_the_hook_injected(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path, tmp_path: Path
+) -> None:
+    outside = subprocess.run([str(CTXDB), "context"], cwd=tmp_path, capture_output=True,
+                             text=True, env=hook.env())
+    assert outside.returncode == 3 and "no project for the repository" in outside.stderr
+    project_id = project_of(db, repo)
+    db.context.store(project_id, {"rule": "amounts are integer cents"}, "CRITICAL")
+    db.context.store(project_id, "payments go through Stripe", "HIGH")
+    injected = hook(event("SessionStart", repo, transcript, source="startup"))
+    printed = subprocess.run([str(CTXDB), "context"], cwd=repo, capture_output=True,
+                             text=True, env=hook.env())
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == f"{injected}\n"  # the project came from the repository
+    hook(event("PreCompact", repo, transcript, trigger="manual", custom_instructions="tests"))
+    reload = hook(event("SessionStart", repo, transcript, source="compact"))
+    with_handoff = subprocess.run(
+        [str(CTXDB), "context", "--instance", instance(db)["instance_id"]], cwd=repo,
+        capture_output=True, text=True, env=hook.env())
+    assert with_handoff.stdout == f"{reload}\n"
+
+
 # --- a whole session ---------------------------------------------------------------------------
 
 

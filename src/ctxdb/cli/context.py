@@ -15,13 +15,12 @@ from ctxdb.cli.options import (
     read_content,
 )
 from ctxdb.cli.output import emit_json, print_record, print_table, show
-from ctxdb.cli.packs import (
-    PACK_FORMATS,
-    pack_as_markdown,
-    pack_as_text,
-    pack_payload,
-    print_pack_table,
-)
+from ctxdb.cli.packs import PACK_FORMATS, pack_payload, print_pack_table
+from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
+from ctxdb.errors import ProjectNotFoundError
+
+# ``--format markdown`` renders every packed item: a cap no pack reaches.
+UNCAPPED = 10**12
 
 ITEM_COLUMNS = ("item_id", "sequence_number", "priority", "content_type", "token_count",
                 "phase_id", "content")
@@ -43,38 +42,67 @@ def show_item(item: dict[str, Any], as_json: bool) -> None:
 
 @click.group("context", invoke_without_command=True)
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
-              help="The project whose context to print (required without a subcommand).")
+              help="The project whose context to print (default: the project of the git "
+              "repository of the current directory).")
 @click.option("--budget-tokens", type=int, metavar="N",
               help="Token budget (default: CTXDB_CONTEXT_WINDOW × CTXDB_PACK_BUDGET_FRACTION).")
 @click.option("--phase", "phase_id", type=int, help="Rank this phase first (default: current).")
+@click.option("--instance", "instance_id", metavar="INSTANCE_ID",
+              help="Put this instance's latest handoff first, as the reload after a "
+              "compaction or /clear does.")
 @click.option("--format", "output_format", type=click.Choice(PACK_FORMATS), default="text",
-              show_default=True, help="How to print the pack.")
+              show_default=True, help="text: exactly what a hook injects (under 10,000 "
+              "characters); markdown: the same without the cap; json: pack, manifest, text.")
 @click.pass_context
 def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int | None,
-                  phase_id: int | None, output_format: str) -> None:
+                  phase_id: int | None, instance_id: str | None, output_format: str) -> None:
     """Print the budgeted pack a hook would inject, or manage context items.
 
     Without a subcommand: every CRITICAL item, then HIGH, MEDIUM and LOW (current phase
-    first, newest first) within the budget. CRITICAL items alone over the budget are an
-    error (exit 5), never silently cut.
+    first, newest first) within the budget, rendered as the SessionStart hook injects it
+    (with --instance, that instance's handoff first). CRITICAL items alone over the budget
+    are an error (exit 5), never silently cut.
 
     \b
     Examples:
-      ctxdb context --project proj_… --budget-tokens 8000 --format markdown
+      ctxdb context --budget-tokens 8000
+      ctxdb context --project proj_… --format json
       ctxdb context store --project proj_… '{"decision": "use Stripe"}' --priority CRITICAL
       ctxdb context list --project proj_… --json
     """
     if ctx.invoked_subcommand is not None:
         return
-    if project_id is None:
-        raise click.UsageError("Missing option '--project'.", ctx)
     app = ctx.ensure_object(Application)
+    project_id = project_id or _project_of_current_repository(app)
     payload = _build_pack(app, project_id, budget_tokens, phase_id)
+    handoff = None
+    if instance_id is not None:
+        handoff = app.db().tokens.latest_handoff(instance_id=instance_id)
+    source = "compact" if handoff else "startup"
+    rendered = render_context(
+        payload["items"], title=injection_title(project_id, source),
+        handoff_text=handoff["summary"] if handoff else None,
+        max_chars=MAX_INJECTION_CHARS if output_format == "text" else UNCAPPED)
     if output_format == "json":
-        emit_json(payload)
+        emit_json({**payload, "handoff": handoff, "text": rendered.text,
+                   "injected_item_ids": rendered.item_ids})
     else:
-        render = pack_as_markdown if output_format == "markdown" else pack_as_text
-        click.echo(render(payload))
+        click.echo(rendered.text)
+
+
+def _project_of_current_repository(app: Application) -> str:
+    import os
+
+    from ctxdb.hooks.repo import repo_identity
+
+    repo = repo_identity(os.getcwd())
+    project = app.db().sessions.find_project(repo.repo_key)
+    if project is None:
+        raise ProjectNotFoundError(
+            f"no project for the repository at {repo.worktree} (key {repo.repo_key!r}); "
+            "pass --project, or start an agent session here with the ctxdb hooks installed",
+            repo_key=repo.repo_key)
+    return str(project["project_id"])
 
 
 @context_group.command("store")
