@@ -1,15 +1,20 @@
 """Every kind of bad input gets its typed error, naming the problem, and changes nothing.
 
 One small world (an active and an archived project, a phase, an instance, an item) is built
-per backend; each case runs against it and the whole database is compared before and after.
+per backend and shared by all cases: each case compares the whole database before and after,
+so a case that changed something fails itself and cannot hide behind the next one.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -29,12 +34,17 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service import Ctxdb
+from ctxdb.settings import load_settings
 from ctxdb.storage import Tx
 
-TABLES = ("projects", "phases", "instances", "context_items", "handoffs", "audit_log",
-          "schema_migrations")
 MAX_CONTENT_BYTES = 1_000
 WINDOW = 5_000
+LIST_TABLES = {
+    "sqlite": "SELECT group_concat(name) AS names FROM sqlite_master "
+              "WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    "postgres": "SELECT string_agg(table_name, ',') AS names FROM information_schema.tables "
+                "WHERE table_schema = current_schema()",
+}
 
 
 @dataclass
@@ -47,18 +57,70 @@ class World:
     item: int
 
 
-@pytest.fixture
-def world(make_settings: Any) -> Iterator[World]:
-    settings = make_settings(max_content_bytes=MAX_CONTENT_BYTES, max_projects=1,
+def build_world(url: str, home: Path) -> World:
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
+    settings = load_settings(env=env, url=url, actor="user:test", auto_migrate=True,
+                             max_content_bytes=MAX_CONTENT_BYTES, max_projects=1,
                              max_instances_per_project=1)
-    with Ctxdb.open(settings) as db:
-        archived = db.projects.create("archived")["project_id"]
-        db.projects.archive(archived)  # archived projects leave room under the limit
-        project = db.projects.create("active")["project_id"]
-        phase = db.phases.create(project, 1, "Build")["phase_id"]
-        instance = db.instances.launch(project, context_window=WINDOW)["instance_id"]
-        item = db.context.store(project, {"k": "v"}, "HIGH", created_by=instance)["item_id"]
-        yield World(db, project, archived, phase, instance, item)
+    db = Ctxdb.open(settings)
+    archived = db.projects.create("archived")["project_id"]
+    db.projects.archive(archived)  # archived projects leave room under the limit
+    project = db.projects.create("active")["project_id"]
+    phase = db.phases.create(project, 1, "Build")["phase_id"]
+    instance = db.instances.launch(project, context_window=WINDOW)["instance_id"]
+    item = db.context.store(project, {"k": "v"}, "HIGH", created_by=instance)["item_id"]
+    return World(db, project, archived, phase, instance, item)
+
+
+class Worlds:
+    """One world per backend, built on first use in a database of its own."""
+
+    def __init__(self, folder: Path, request: pytest.FixtureRequest) -> None:
+        self.folder = folder
+        self.request = request
+        self.built: dict[str, World] = {}
+        self.databases: list[tuple[str, str]] = []  # (server URL, database name) to drop
+
+    def get(self, backend: str) -> World:
+        if backend not in self.built:
+            self.built[backend] = build_world(self._new_database(backend), self.folder)
+        return self.built[backend]
+
+    def _new_database(self, backend: str) -> str:
+        if backend == "sqlite":
+            return str(self.folder / "bad_input.db")
+        import psycopg
+
+        server = self.request.getfixturevalue("pg_url")
+        name = f"ctxdb_bad_input_{os.getpid()}_{secrets.token_hex(3)}"
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        self.databases.append((server, name))
+        return urlunsplit(urlsplit(server)._replace(path="/" + name))
+
+    def close(self) -> None:
+        for world in self.built.values():
+            world.db.close()
+        for server, name in self.databases:
+            import psycopg
+
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Worlds]:
+    made = Worlds(tmp_path_factory.mktemp("bad_input"), request)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def world(backend: str, worlds: Worlds) -> World:
+    return worlds.get(backend)
 
 
 def snapshot(world: World) -> dict[str, Any]:
@@ -66,8 +128,9 @@ def snapshot(world: World) -> dict[str, Any]:
     db = world.db
 
     def counts(tx: Tx) -> dict[str, int]:
+        names = (tx.one_raw(LIST_TABLES[db.storage.dialect.name], {}) or {})["names"]
         return {table: (tx.one_raw(f"SELECT count(*) AS n FROM {table}", {}) or {})["n"]
-                for table in TABLES}
+                for table in sorted(names.split(","))}
 
     return {
         "counts": db.storage.read(counts),
@@ -263,3 +326,13 @@ def test_bad_input_is_refused_and_changes_nothing(
     assert raised.value.code == error.code
     assert raised.value.to_dict()["message"] == raised.value.message
     assert snapshot(world) == before
+
+
+def test_the_snapshot_sees_a_change(world: World) -> None:
+    # Guards the guard: a real write must show up in the comparison used above.
+    before = snapshot(world)
+    world.db.tokens.update_usage(world.instance, before["instances"][0]
+                                 ["current_token_usage"] + 1)
+    after = snapshot(world)
+    assert after != before
+    assert after["counts"]["audit_log"] == before["counts"]["audit_log"] + 1
