@@ -11,7 +11,7 @@ makes a unit retried after a commit return the recorded result instead of applyi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source
 from ctxdb.domain.ids import new_idempotency_key
@@ -21,12 +21,14 @@ from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import BudgetExceededError, InstanceNotFoundError
 from ctxdb.service.common import audit, decode, decode_all
 from ctxdb.service.context import pack_in_tx
-from ctxdb.service.handoffs import HandoffDraft, draft_from_transcript
 from ctxdb.service.instances import InstanceService, require_instance
 from ctxdb.service.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 from ctxdb.transcripts.tail import latest_context_tokens
+
+if TYPE_CHECKING:
+    from ctxdb.service.handoffs import HandoffDraft
 
 SESSION_START = "SessionStart"
 MAX_COMPACT_SUMMARY = 100_000
@@ -101,6 +103,10 @@ class SessionService:
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:
         """A handoff to fall back on, parsed before the transaction (None when not needed)."""
+        # Imported here: the handoff extraction is only needed by these sources, and every
+        # hook process (one per prompt) would otherwise pay for importing it.
+        from ctxdb.service.handoffs import draft_from_transcript
+
         if source == "compact":
             fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
             return None if fresh else draft_from_transcript(session.transcript_path, "compact")
@@ -214,6 +220,8 @@ class SessionService:
             check_text(trigger, "trigger", 100)
         if custom_instructions is not None:
             check_text(custom_instructions, "custom_instructions", 10_000)
+        from ctxdb.service.handoffs import draft_from_transcript
+
         draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
                                       instructions=custom_instructions)
         key = new_idempotency_key()

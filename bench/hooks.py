@@ -1,0 +1,143 @@
+"""``ctxdb hook`` as the clients run it: a whole process per event, timed from the outside.
+
+Measures, in the same run: the bare interpreter (``python -c pass``), ``ctxdb hook``
+SessionStart (startup, with ``--items`` context items in the project, so the pack is read
+and rendered) and UserPromptSubmit (heartbeat + context in use from the transcript's tail).
+Prints the p50 and p90 of each, with the goals (SessionStart p50 <= 150 ms, UserPromptSubmit
+p50 <= 100 ms). A report, not a test: timings on a shared machine are evidence.
+
+Usage:
+    python bench/hooks.py [--runs N] [--items N] [--url URL]
+
+Without ``--url`` a temporary SQLite database is used. Each SessionStart uses a new session
+(ended afterwards, untimed) so that every run registers an instance as a real startup does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ctxdb
+from ctxdb.hooks.repo import repo_identity
+
+GOALS_MS = {"SessionStart (startup)": 150.0, "UserPromptSubmit": 100.0}
+CTXDB = Path(sys.executable).with_name("ctxdb")
+
+
+def make_repo(folder: Path) -> Path:
+    repo = folder / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "root"],
+                 ["remote", "add", "origin", "https://example.com/bench/repo.git"]):
+        subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@example.com", *args],
+                       cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+def make_transcript(folder: Path, responses: int = 200) -> Path:
+    """A transcript of ``responses`` API responses with real-shaped usage fields."""
+    path = folder / "session.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for n in range(responses):
+            handle.write(json.dumps({"type": "user", "sessionId": "bench", "uuid": f"u{n}",
+                                     "message": {"role": "user", "content": f"step {n}"}})
+                         + "\n")
+            handle.write(json.dumps({
+                "type": "assistant", "sessionId": "bench", "uuid": f"a{n}",
+                "timestamp": "2026-01-01T00:00:00.000Z",
+                "message": {"id": f"msg_{n}", "model": "claude-x", "role": "assistant",
+                            "content": [{"type": "text", "text": "done " * 50}],
+                            "usage": {"input_tokens": 10, "output_tokens": 200,
+                                      "cache_creation_input_tokens": 500,
+                                      "cache_read_input_tokens": 1000 + n * 100}}}) + "\n")
+    return path
+
+
+def fill_project(url: str, repo: Path, items: int) -> None:
+    priorities = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+    with ctxdb.open(url=url) as db:
+        project_id = db.sessions.resolve_project(repo_identity(str(repo)))["project_id"]
+        for n in range(items):
+            # A few CRITICAL rules, the rest spread over the other priorities.
+            priority = priorities[0] if n < 5 else priorities[1 + n % 3]
+            db.context.store(project_id, {"note": f"item {n}: " + "detail " * 20}, priority)
+
+
+def timed(command: list[str], stdin: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, env=env)
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0 or done.stderr:
+        raise SystemExit(f"{command} failed: {done.returncode} {done.stderr}")
+    return elapsed
+
+
+def hook_payload(event: str, session_id: str, repo: Path, transcript: Path,
+                 **fields: Any) -> str:
+    return json.dumps({"session_id": session_id, "transcript_path": str(transcript),
+                       "cwd": str(repo), "hook_event_name": event, **fields})
+
+
+def measure(runs: int, items: int, url: str | None, folder: Path) -> dict[str, list[float]]:
+    url = url or str(folder / "bench.db")
+    repo, transcript = make_repo(folder), make_transcript(folder)
+    fill_project(url, repo, items)
+    env = {**os.environ, "CTXDB_URL": url, "CTXDB_HOOK_LOG": str(folder / "hook.log")}
+    hook = [str(CTXDB), "hook", "--client", "claude-code"]
+    times: dict[str, list[float]] = {"python -c pass": [], "SessionStart (startup)": [],
+                                     "UserPromptSubmit": []}
+    for n in range(runs):
+        times["python -c pass"].append(timed([sys.executable, "-c", "pass"], "", env))
+        session = f"bench-{n}"
+        times["SessionStart (startup)"].append(timed(
+            hook, hook_payload("SessionStart", session, repo, transcript, source="startup"),
+            env))
+        times["UserPromptSubmit"].append(timed(
+            hook, hook_payload("UserPromptSubmit", session, repo, transcript, prompt="go"),
+            env))
+        timed(hook, hook_payload("SessionEnd", session, repo, transcript, reason="other"),
+              env)
+    log = folder / "hook.log"
+    if log.exists():
+        raise SystemExit(f"the hook logged failures:\n{log.read_text()}")
+    return times
+
+
+def report(times: dict[str, list[float]], items: int, url: str | None) -> None:
+    backend = "postgres" if url and url.startswith("postgres") else "sqlite"
+    print(f"ctxdb hook, whole process: {backend}, {items} items in the project, "
+          f"{len(next(iter(times.values())))} runs each")
+    print(f"{'measurement':<26}{'p50 ms':>9}{'p90 ms':>9}{'goal p50':>10}  result")
+    for name, values in times.items():
+        ordered = sorted(values)
+        p50 = statistics.median(ordered)
+        p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+        goal = GOALS_MS.get(name)
+        verdict = "" if goal is None else ("PASS" if p50 <= goal else "MISS")
+        goal_text = "" if goal is None else f"{goal:.0f}"
+        print(f"{name:<26}{p50:>9.1f}{p90:>9.1f}{goal_text:>10}  {verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--items", type=int, default=1_000)
+    parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        times = measure(args.runs, args.items, args.url, Path(folder))
+    report(times, args.items, args.url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
