@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "demo": "ctxdb.cli.demo:demo_command",
     "hook": "ctxdb.cli.hook:hook_command",
     "ingest-transcript": "ctxdb.cli.transcripts:ingest_command",
+    "mcp": "ctxdb.cli.mcp:mcp_command",
     "install": "ctxdb.cli.install:install_command",
 }
 

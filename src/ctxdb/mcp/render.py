@@ -1,0 +1,103 @@
+"""Plain text for the model: short, deterministic renderings of service results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+# Longest content shown per item in a search listing, unless the caller asks for it whole.
+PREVIEW_CHARS = 600
+
+
+def content_text(content: Any) -> str:
+    """Text content as it is, JSON content as compact JSON (keys in stored order)."""
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, ensure_ascii=False, separators=(", ", ": "))
+
+
+def preview(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters; ask with full_content]"
+
+
+def handoff_text(handoff: dict[str, Any]) -> str:
+    lines = [f"Latest handoff #{handoff['handoff_id']} ({handoff['kind']}) from instance "
+             f"{handoff['instance_id']}, generation {handoff['generation']}, at "
+             f"{handoff['created_at']}:"]
+    if handoff["summary"]:
+        lines.append(f"Summary: {handoff['summary']}")
+    if handoff["next_steps"]:
+        lines.append("Next steps:")
+        lines += [f"- {content_text(step)}" for step in handoff["next_steps"]]
+    if handoff["working_set"]:
+        lines.append(f"Working set: {content_text(handoff['working_set'])}")
+    return "\n".join(lines)
+
+
+def item_line(item: dict[str, Any], limit: int | None = PREVIEW_CHARS) -> str:
+    phase = "" if item["phase_id"] is None else f", phase {item['phase_id']}"
+    return (f"- item {item['item_id']} (seq {item['sequence_number']}, {item['priority']} "
+            f"{item['content_type']}, {item['token_count']} tokens{phase}): "
+            f"{preview(content_text(item['content']), limit)}")
+
+
+def stored_text(item: dict[str, Any]) -> str:
+    return (f"Stored context item {item['item_id']} (seq {item['sequence_number']}) in project "
+            f"{item['project_id']}: {item['priority']} {item['content_type']}, "
+            f"{item['token_count']} tokens.")
+
+
+def search_text(
+    project_id: str, query: str | None, result: dict[str, Any], full_content: bool
+) -> str:
+    items = result["items"]
+    what = f"matching {query!r}" if query and query.strip() else "(no text filter)"
+    lines = [f"{len(items)} context item{'s' if len(items) != 1 else ''} {what} in project "
+             f"{project_id}, newest first; {result['scanned']} examined."]
+    lines += [item_line(item, None if full_content else PREVIEW_CHARS) for item in items]
+    if result["has_more"]:
+        lines.append("More items match: raise limit or narrow the filters.")
+    if result["truncated"]:
+        lines.append("Older items were not examined (the text scan is bounded); narrow the "
+                     "filters by priority, content_type or phase_id.")
+    return "\n".join(lines)
+
+
+def usage_text(instance: dict[str, Any]) -> str:
+    used, window = instance["current_token_usage"], instance["context_window"]
+    return f"{used} of {window} tokens ({used / window * 100:.1f}%)"
+
+
+def heartbeat_text(instance: dict[str, Any]) -> str:
+    return (f"Instance {instance['instance_id']} is {instance['status']} (project "
+            f"{instance['project_id']}, generation {instance['generation']}, "
+            f"{usage_text(instance)}); last heartbeat {instance['last_heartbeat']}.")
+
+
+def instance_line(instance: dict[str, Any]) -> str:
+    details = [instance["status"], f"client {instance['client']}",
+               f"generation {instance['generation']}", usage_text(instance),
+               f"last heartbeat {instance['last_heartbeat']}"]
+    for name in ("phase_id", "branch", "worktree", "session_id"):
+        if instance[name] is not None:
+            details.append(f"{name.replace('_id', '')} {instance[name]}")
+    return f"- {instance['instance_id']}: {', '.join(details)}"
+
+
+def instances_text(project_id: str, instances: Iterable[dict[str, Any]],
+                   status: str | None) -> str:
+    rows = list(instances)
+    which = f"{status} " if status else ""
+    lines = [f"{len(rows)} {which}instance{'s' if len(rows) != 1 else ''} in project "
+             f"{project_id}."]
+    lines += [instance_line(row) for row in rows]
+    return "\n".join(lines)
+
+
+def handoff_recorded_text(handoff: dict[str, Any]) -> str:
+    return (f"Recorded handoff #{handoff['handoff_id']} ({handoff['kind']}) for instance "
+            f"{handoff['instance_id']}, generation {handoff['generation']}, at "
+            f"{handoff['tokens_before']} tokens; its usage is unchanged.")

@@ -1,0 +1,192 @@
+"""The MCP server: ctxdb's tools with typed input schemas, served over stdio.
+
+This is the only module that imports the ``mcp`` SDK (the optional extra ``ctxdb[mcp]``).
+Every tool runs its synchronous :class:`~ctxdb.mcp.tools.ContextTools` method in a worker
+thread, so the database work never blocks the protocol's event loop. A ctxdb error becomes
+an MCP tool error (``isError: true``) carrying the error's message and code; anything else is
+logged to stderr with its traceback by the SDK, and the model sees only that the tool failed.
+Nothing but protocol messages is written to stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from ctxdb import __version__
+from ctxdb.errors import CtxdbError
+from ctxdb.mcp.tools import ContextTools
+from ctxdb.service import Ctxdb
+
+ToolFunction = Callable[..., Awaitable[str]]
+
+PRIORITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
+INSTANCE_STATUSES = ["active", "idle", "crashed", "completed"]
+
+INSTRUCTIONS = """\
+ctxdb stores this project's context in a database so it survives /clear, compaction and \
+crashes. Call get_context at the start of a task or after your context was cleared; store \
+decisions, constraints and findings worth keeping with store_context (CRITICAL for what must \
+always be loaded); find earlier items with search_context; before your context fills up, \
+leave notes for your successor with record_handoff."""
+
+# Argument types: the descriptions and constraints are the input schema the model sees. The
+# allowed priorities and statuses are advertised as enums but checked by ctxdb, whose errors
+# say clearly what is wrong (and which also accepts lower case).
+ProjectId = Annotated[str | None, Field(
+    description="The project id (proj_…). Default: the project the server was started with "
+    "(ctxdb mcp --project).")]
+InstanceId = Annotated[str, Field(description="The agent instance id (inst_…).")]
+PhaseId = Annotated[int | None, Field(description="A phase id of the project.", ge=0)]
+Priority = Annotated[str, Field(
+    description="CRITICAL (always loaded), HIGH, MEDIUM or LOW (loaded while the budget "
+    "lasts).", json_schema_extra={"enum": PRIORITIES})]
+OptionalPriority = Annotated[str | None, Field(
+    description="Only items of this priority.",
+    json_schema_extra={"anyOf": [{"enum": PRIORITIES, "type": "string"}, {"type": "null"}]})]
+
+
+def _as_tool_error(exc: CtxdbError) -> ToolError:
+    return ToolError(f"{exc.message} [{exc.code}]")
+
+
+async def _in_thread(function: Callable[..., str], **arguments: Any) -> str:
+    """Run one synchronous tool function in a worker thread; ctxdb errors become tool errors."""
+    try:
+        return await anyio.to_thread.run_sync(functools.partial(function, **arguments))
+    except CtxdbError as exc:
+        raise _as_tool_error(exc) from None
+
+
+def build_server(tools: ContextTools) -> MCPServer[Any]:
+    server: MCPServer[Any] = MCPServer(
+        "ctxdb", title="ctxdb context store", version=__version__, instructions=INSTRUCTIONS,
+        log_level="WARNING")
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                             idempotent_hint=False, open_world_hint=False)
+
+    def tool(annotations: ToolAnnotations) -> Callable[[ToolFunction], ToolFunction]:
+        """Register a tool under its function's name, described by its docstring."""
+        def register(function: ToolFunction) -> ToolFunction:
+            server.add_tool(function, name=function.__name__,
+                            description=" ".join((inspect.getdoc(function) or "").split()),
+                            annotations=annotations,
+                            structured_output=False)  # plain text for the model
+            return function
+        return register
+
+    @tool(read_only)
+    async def get_context(
+        project_id: ProjectId = None,
+        budget_tokens: Annotated[int | None, Field(
+            description="Token budget of the pack. Default: the configured context window "
+            "times the pack budget fraction.", ge=0)] = None,
+        phase_id: Annotated[int | None, Field(
+            description="Rank this phase's items first. Default: the current phase.",
+            ge=0)] = None,
+    ) -> str:
+        """The project's context for you to work from: the latest handoff first (when there
+        is one), then every CRITICAL item and as many HIGH, MEDIUM and LOW items as fit the
+        token budget, each as "[PRIORITY] #sequence (content type): content"."""
+        return await _in_thread(tools.get_context, project_id=project_id,
+                                budget_tokens=budget_tokens, phase_id=phase_id)
+
+    @tool(writes)
+    async def store_context(
+        content: Annotated[dict[str, Any] | str, Field(
+            description="The context: a JSON object (e.g. {\"decision\": …, \"why\": …}) or "
+            "plain text.")],
+        priority: Priority = "HIGH",
+        content_type: Annotated[str, Field(
+            description="What kind of content: decision, constraint, note, code, todo, …",
+            min_length=1)] = "note",
+        phase_id: PhaseId = None,
+        created_by: Annotated[str | None, Field(
+            description="Your instance id, if you have one (must belong to the project).")
+        ] = None,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Store one context item so that it is loaded back after /clear, compaction or a
+        crash, by you or other agents of the project. Returns the new item's id."""
+        return await _in_thread(tools.store_context, content=content, priority=priority,
+                                content_type=content_type, phase_id=phase_id,
+                                created_by=created_by, project_id=project_id)
+
+    @tool(read_only)
+    async def search_context(
+        query: Annotated[str | None, Field(
+            description="Text to find (case-insensitive substring of the item's text). "
+            "Omit to list items by the other filters.")] = None,
+        priority: OptionalPriority = None,
+        content_type: Annotated[str | None, Field(
+            description="Only items of this content type.")] = None,
+        phase_id: Annotated[int | None, Field(
+            description="Only items stored in this phase.", ge=0)] = None,
+        limit: Annotated[int, Field(description="Most items to return.", ge=1, le=200)] = 20,
+        full_content: Annotated[bool, Field(
+            description="Show each item's whole content instead of a preview.")] = False,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Find or list the project's live context items, newest first, filtered by text,
+        priority, content type and phase. The text search examines at most the 5,000 newest
+        items that pass the other filters."""
+        return await _in_thread(tools.search_context, query=query, priority=priority,
+                                content_type=content_type, phase_id=phase_id, limit=limit,
+                                full_content=full_content, project_id=project_id)
+
+    @tool(writes)
+    async def record_handoff(
+        instance_id: InstanceId,
+        summary: Annotated[str, Field(
+            description="What was done and where things stand.")] = "",
+        next_steps: Annotated[list[str] | None, Field(
+            description="What to do next, in order.")] = None,
+        working_set: Annotated[dict[str, Any] | None, Field(
+            description="What the work touches, e.g. {\"files\": [\"src/app.py\"]}.")] = None,
+    ) -> str:
+        """Leave a handoff for whoever continues this instance's work (you after /clear or
+        compaction, or another agent); get_context shows the latest one first. Your token
+        usage is not changed. Give at least a summary or next steps."""
+        return await _in_thread(tools.record_handoff, instance_id=instance_id,
+                                summary=summary, next_steps=next_steps,
+                                working_set=working_set)
+
+    @tool(writes)
+    async def heartbeat(
+        instance_id: InstanceId,
+        phase_id: Annotated[int | None, Field(
+            description="The phase the instance is now working on.", ge=0)] = None,
+    ) -> str:
+        """Tell ctxdb this agent instance is alive (instances without heartbeats are marked
+        crashed after a while); a crashed instance that beats again is active again."""
+        return await _in_thread(tools.heartbeat, instance_id=instance_id, phase_id=phase_id)
+
+    @tool(read_only)
+    async def list_instances(
+        project_id: ProjectId = None,
+        status: Annotated[str | None, Field(
+            description="Only instances with this status.",
+            json_schema_extra={"anyOf": [{"enum": INSTANCE_STATUSES, "type": "string"},
+                                         {"type": "null"}]})] = None,
+    ) -> str:
+        """The project's agent instances: status, client, generation, token usage and last
+        heartbeat, oldest first."""
+        return await _in_thread(tools.list_instances, project_id=project_id, status=status)
+
+    return server
+
+
+def serve(db: Ctxdb, default_project: str | None = None) -> None:
+    """Serve the tools over stdin/stdout until the client closes stdin."""
+    server = build_server(ContextTools(db, default_project))
+    anyio.run(server.run_stdio_async)
