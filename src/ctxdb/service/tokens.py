@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from ctxdb.domain.ids import new_idempotency_key
@@ -34,6 +35,15 @@ def usage_view(instance: dict[str, Any]) -> dict[str, Any]:
         "tokens_remaining": window - used,
         "generation": instance["generation"],
     }
+
+
+def reached(used: int, window: int, threshold: float) -> bool:
+    """Whether usage is at or past ``threshold`` of the window, exactly as the user wrote it.
+
+    In binary floating point 0.55 * 200000 is 110000.00000000001, so 110000 tokens would not
+    count as having reached 55%; the decimal value of the threshold is compared instead.
+    """
+    return used >= Fraction(repr(threshold)) * window
 
 
 class TokenService:
@@ -79,7 +89,8 @@ class TokenService:
         instances = []
         for row in rows:
             view = usage_view(row)
-            warn = view["percentage"] >= self.settings.clear_threshold * 100
+            warn = reached(row["current_token_usage"], row["context_window"],
+                           self.settings.clear_threshold)
             instances.append({**view, "status": "warning" if warn else "healthy",
                               "instance_status": row["status"]})
         total = sum(i["current_token_usage"] for i in instances)
@@ -210,7 +221,7 @@ class TokenService:
                 or not 0 < threshold <= 1:
             raise ValidationError(f"threshold must be in (0, 1], got {threshold!r}")
         usage = self.check_usage(instance_id)
-        if usage["current_token_usage"] < threshold * usage["context_window"]:
+        if not reached(usage["current_token_usage"], usage["context_window"], threshold):
             return None
         return self.clear_and_reload(instance_id, **handoff)
 
