@@ -240,6 +240,24 @@ def test_auto_manage_follows_the_configured_threshold(make_settings: Any) -> Non
         assert db.tokens.auto_manage(instance_id) is not None
 
 
+@pytest.mark.parametrize(("threshold", "window"), [(0.55, 200_000), (0.07, 100_000)])
+def test_threshold_is_reached_exactly_where_written(
+    make_settings: Any, threshold: float, window: int
+) -> None:
+    # In binary floating point threshold * window lands just above the exact product.
+    at = round(threshold * 100) * window // 100
+    with Ctxdb.open(make_settings(clear_threshold=threshold)) as db:
+        project_id = db.projects.create("alpha")["project_id"]
+        instance_id = launch(db, project_id, window)
+        db.tokens.update_usage(instance_id, at - 1)
+        assert db.tokens.all_usage()["instances"][0]["status"] == "healthy"
+        assert db.tokens.auto_manage(instance_id) is None
+        db.tokens.update_usage(instance_id, at)
+        assert db.tokens.all_usage()["instances"][0]["status"] == "warning"
+        result = db.tokens.auto_manage(instance_id)
+        assert result is not None and result["tokens_before"] == at
+
+
 def test_latest_handoff(db: Ctxdb) -> None:
     alpha = db.projects.create("alpha")["project_id"]
     first = launch(db, alpha)
