@@ -41,6 +41,17 @@ def test_create_and_get_project(db: Ctxdb) -> None:
     assert fetched["created_at"].endswith("Z")
 
 
+def test_timestamps_have_one_format_on_both_backends(db: Ctxdb) -> None:
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    project_id = db.projects.create("Stamped")["project_id"]
+    archived = db.projects.archive(project_id)
+    instance = db.instances.launch(db.projects.create("Other")["project_id"])
+    for value in (archived["created_at"], archived["updated_at"], archived["archived_at"],
+                  instance["started_at"], instance["last_heartbeat"],
+                  db.audit_log()[0]["occurred_at"]):
+        assert stamp.match(value), value
+
+
 def test_project_ids_are_unique(db: Ctxdb) -> None:
     ids = {db.projects.create(f"p{n}")["project_id"] for n in range(5)}
     assert len(ids) == 5
