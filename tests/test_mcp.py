@@ -7,6 +7,7 @@ database through the service layer.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
 
+from ctxdb.mcp import render
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
 
@@ -268,3 +270,56 @@ def test_without_the_sdk_the_command_names_the_extra(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: ctxdb mcp needs the MCP SDK")
     assert result.stderr.rstrip().endswith("pip install 'ctxdb[mcp]'")
     assert not (tmp_path / "x.db").exists()  # refused before opening any database
+
+
+def test_stdout_carries_only_protocol_messages(
+    settings: Settings, tmp_path: Path, project_id: str
+) -> None:
+    # Raw JSON-RPC lines as a client speaking the 2025-06-18 revision sends them; every line
+    # the server writes to stdout must be one of its JSON-RPC answers, and nothing else.
+    def call(request_id: int, name: str, **arguments: Any) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                "params": {"name": name, "arguments": arguments}}
+
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "raw-test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        call(2, "get_context"),
+        call(3, "store_context", content="x", priority="URGENT"),
+    ]
+    answers = []
+    with subprocess.Popen([CTXDB, "mcp", "--project", project_id], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          env=server_env(settings, tmp_path)) as server:
+        assert server.stdin is not None and server.stdout is not None
+        for request in requests:  # one at a time: closing stdin cancels pending requests
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            if "id" in request:
+                answers.append(json.loads(server.stdout.readline()))
+        server.stdin.close()
+        assert server.stdout.read() == ""  # nothing after the answers either
+        assert server.wait(timeout=30) == 0
+    assert [(a["jsonrpc"], a["id"]) for a in answers] == [("2.0", 1), ("2.0", 2), ("2.0", 3)]
+    assert answers[0]["result"]["serverInfo"]["name"] == "ctxdb"
+    context, refused = answers[1]["result"], answers[2]["result"]
+    assert context["isError"] is False
+    assert context["content"][0]["text"].startswith(f"ctxdb context for project {project_id}")
+    assert refused["isError"] is True and "[invalid_priority]" in refused["content"][0]["text"]
+
+
+def test_search_text_says_when_results_are_cut_or_the_scan_was_bounded() -> None:
+    item = {"item_id": 7, "sequence_number": 3, "priority": "HIGH", "content_type": "note",
+            "token_count": 300, "phase_id": 2, "content": {"text": "é" * 700}}
+    result = {"items": [item], "has_more": True, "scanned": 5_000, "truncated": True}
+    lines = render.search_text("proj_x", None, result, full_content=False).splitlines()
+    assert lines[0] == "1 context item (no text filter) in project proj_x, newest first; " \
+        "5000 examined."
+    assert lines[1].startswith('- item 7 (seq 3, HIGH note, 300 tokens, phase 2): {"text": "é')
+    assert lines[1].endswith("… [112 more characters; ask with full_content]")
+    assert lines[2] == "More items match: raise limit or narrow the filters."
+    assert lines[3].startswith("Older items were not examined (the text scan is bounded)")
+    whole = render.search_text("proj_x", "é", result, full_content=True).splitlines()[1]
+    assert whole.endswith('"}') and len(whole) > 700
