@@ -81,6 +81,9 @@ def test_idempotency_key(db: Ctxdb, project: dict[str, Any]) -> None:
     assert again["sequence_number"] == first["sequence_number"]
     assert db.context.counts(project_id)["HIGH"]["items"] == 1
     assert db.audit_log() == audit_before
+    # The repeated store consumed no sequence number either.
+    assert db.context.store(project_id, "next")["sequence_number"] == \
+        first["sequence_number"] + 1
     other = db.projects.create("other")["project_id"]  # keys are scoped to a project
     assert db.context.store(other, {"v": 1}, idempotency_key="hook-42")["item_id"] != \
         first["item_id"]
