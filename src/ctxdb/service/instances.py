@@ -140,6 +140,8 @@ class InstanceService:
                 instance_id=instance_id,
             )
         if existing["status"] not in ("active", "idle"):
+            # As for a new instance: silent ones are crashed first, so they hold no room.
+            reap_stale(tx, self.settings, self.settings.actor, fields["project_id"])
             self._check_room(tx, fields["project_id"])
         tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
         audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
