@@ -268,3 +268,15 @@ def test_largest_storable_context_window(db: Ctxdb, project: dict[str, Any]) -> 
     instance_id = db.instances.launch(project["project_id"],
                                       context_window=largest)["instance_id"]
     assert db.tokens.update_usage(instance_id, largest)["tokens_remaining"] == 0
+
+
+def test_reviving_reaps_stale_instances_before_the_limit(make_settings: Any) -> None:
+    with Ctxdb.open(make_settings(stale_after=STALE, max_instances_per_project=1)) as db:
+        project_id = db.projects.create("alpha")["project_id"]
+        returning = db.instances.launch(project_id)["instance_id"]
+        db.instances.end(returning)
+        silent = db.instances.launch(project_id)["instance_id"]
+        time.sleep(NAP)
+        revived = db.instances.launch(project_id, instance_id=returning)
+        assert revived["status"] == "active"
+        assert db.instances.get(silent)["status"] == "crashed"
