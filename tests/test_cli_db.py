@@ -82,7 +82,7 @@ def test_schema_commands_from_nothing_and_back(
 
     down = as_json(ctxdb(fresh_url, tmp_path, "db", "downgrade", "--target", "0", "--yes",
                          "--json"))
-    assert down["to_version"] == 0 and down["migrations"][0]["version"] == 1
+    assert down["to_version"] == 0 and down["migrations"][-1]["version"] == 1  # newest first
     assert set(states(fresh_url, tmp_path)) == {"pending"}
     up = as_json(ctxdb(fresh_url, tmp_path, "db", "upgrade", "--target", "1", "--json"))
     assert (up["from_version"], up["to_version"]) == (0, 1)
