@@ -167,3 +167,14 @@ def test_the_ingest_transcript_command(settings: Settings, tmp_path: Path) -> No
     missing = runner.invoke(cli, [*base, "ingest-transcript", str(tmp_path / "nope.jsonl")],
                             env=env)
     assert missing.exit_code == 3 and "no transcript file at" in missing.stderr
+
+
+@pytest.mark.parametrize("block", [64, 4_096, 256 * 1024])
+def test_the_tail_gives_the_context_in_use_of_the_whole_file(block: int) -> None:
+    """Pure file reading (no database): small blocks make it grow the window many times."""
+    from ctxdb.transcripts.tail import latest_context_tokens
+
+    files = [case[0] for case in CASES]
+    files += sorted((FIXTURES / "spotter" / SPOTTER_ID / "subagents").glob("*.jsonl"))
+    for path in files:
+        assert latest_context_tokens(path, block) == parse_transcript(path).context_tokens
