@@ -11,7 +11,11 @@ from ctxdb.errors import TransientStorageError
 
 T = TypeVar("T")
 
-MAX_ATTEMPTS = 6
+# Ten attempts with backoff doubling from ~20 ms to a 1 s cap wait about 4 s in all: long enough
+# to ride out a PostgreSQL restart or a burst of terminated connections (six attempts gave up
+# after ~0.6 s, which a busy machine's slower reconnects could exhaust), short enough that a
+# real outage is reported promptly.
+MAX_ATTEMPTS = 10
 
 
 def with_retries(
