@@ -187,3 +187,11 @@ def test_settings_are_values(home: Path) -> None:
     assert isinstance(changed, Settings)
     with pytest.raises(AttributeError):
         settings.context_window = 5  # type: ignore[misc]
+
+
+def test_default_actor_comes_from_the_environment_given() -> None:
+    load = load_settings
+    assert load(env={"USER": "ada", "HOME": "/nonexistent-home"}).actor == "user:ada"
+    assert load(env={"HOME": "/nonexistent-home"}).actor == "user:unknown"
+    assert load(env={"USER": "ada", "HOME": "/nonexistent-home", "CTXDB_ACTOR": "bot"}).actor \
+        == "bot"

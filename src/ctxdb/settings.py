@@ -231,6 +231,7 @@ def load_settings(
     take({k: v for k, v in overrides.items() if v is not None}, lambda name: f"argument {name}")
     if not values.get("url"):
         values["url"] = str(default_data_dir(env) / "ctxdb.db")
+    values.setdefault("actor", "user:" + (env.get("USER") or "unknown"))
     settings = Settings(**values)
     try:
         settings.validate()

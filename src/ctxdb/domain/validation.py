@@ -37,7 +37,7 @@ def _encodable(text: str) -> bool:
 
 
 def check_identifier(value: object, what: str) -> str:
-    """An id or short name: a non-empty string without NUL bytes or surrounding blanks."""
+    """An id or short name: a string that is not blank and holds no NUL byte."""
     if not isinstance(value, str):
         raise InvalidIdentifierError(f"{what} must be a string, got {type(value).__name__}")
     if "\x00" in value:
