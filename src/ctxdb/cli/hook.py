@@ -1,24 +1,23 @@
 """``ctxdb hook --client …``: the one command every agent-client hook runs.
 
-Kept lean on purpose (it starts on every prompt): no rich, and the service layer is imported
-only once the input is known to be an event ctxdb handles. See ``ctxdb.hooks.dispatch``.
+A well-formed invocation never gets here: ``ctxdb.cli.main.main`` runs it without click (see
+``ctxdb.hooks.command``). This command serves ``--help``, the usage errors, and the hook run
+with global options (``ctxdb --url … hook …``), through the same ``run_hook_command``.
 """
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ctxdb.cli.application import Application, pass_app
-
-CLIENTS = ("claude-code", "codex", "gemini")
+from ctxdb.domain.agents import CLIENTS
+from ctxdb.hooks.command import MIN_DEADLINE, run_hook_command
 
 
 @click.command("hook")
 @click.option("--client", required=True, type=click.Choice(CLIENTS),
               help="The agent client running the hook.")
-@click.option("--deadline", type=click.FloatRange(min=0.05), metavar="SECONDS",
+@click.option("--deadline", type=click.FloatRange(min=MIN_DEADLINE), metavar="SECONDS",
               help="Seconds of database work allowed (default: per event, e.g. 1 for "
               "SessionEnd, 10 for SessionStart).")
 @pass_app
@@ -38,13 +37,4 @@ def hook_command(app: Application, client: str, deadline: float | None) -> None:
       {"hooks": {"SessionStart": [{"hooks": [{"type": "command",
                  "command": "ctxdb hook --client claude-code"}]}]}}
     """
-    from ctxdb.hooks.dispatch import run_hook
-
-    try:
-        raw = sys.stdin.buffer.read().decode("utf-8", errors="replace")
-    except OSError:
-        raw = ""
-    output = run_hook(client, raw, lambda: app.settings, deadline)
-    if output is not None:
-        sys.stdout.write(output + "\n")
-        sys.stdout.flush()
+    run_hook_command(client, deadline, lambda: app.settings)

@@ -1,23 +1,21 @@
-"""The ``ctxdb`` root group: global options, lazy command groups, errors mapped to exit codes.
+"""The ``ctxdb`` console script: the entry point and the command registry.
 
-Every command runs inside :meth:`CtxdbGroup.main`, which owns the one mapping from errors to
-exit codes (see ``output.EXIT_CODES``): a :class:`ctxdb.errors.CtxdbError` exits with the
-code of its ``category``, a usage error with 2, anything unexpected with 1.
+Every ``ctxdb`` process starts in :func:`main`. An agent hook (``ctxdb hook --client …``)
+starts on every prompt, so a well-formed hook invocation is recognised here, before click and
+the command tree are imported, and run by ``ctxdb.hooks.command``. Everything else, including
+``ctxdb hook --help`` and a malformed hook invocation, goes through the click root group
+(``ctxdb.cli.root``), which ``cli`` names here as before.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    from ctxdb.cli.root import CtxdbGroup, cli
 
-from ctxdb import __version__
-from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.output import EXIT_INTERNAL, EXIT_USAGE, exit_code_for, report_error
-from ctxdb.errors import CtxdbError
-from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
+__all__ = ["COMMANDS", "CtxdbGroup", "cli", "main"]
 
 # Command name -> "module:attribute"; a module is imported only when its command runs.
 COMMANDS: dict[str, str] = {
@@ -38,96 +36,22 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _environment_help() -> str:
-    lines = ["Environment variables (also settable in the config file):", "", "\b"]
-    width = max(len(s.env_var) for s in SETTINGS_HELP)
-    lines += [f"  {s.env_var:<{width}}  {s.help}" for s in SETTINGS_HELP]
-    lines.append(f"  {CONFIG_ENV:<{width}}  the TOML config file to read")
-    lines += ["", "Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 not found,",
-              "4 conflict, 5 limit exceeded, 6 storage error (see docs/cli.md)."]
-    return "\n".join(lines)
-
-
-class CtxdbGroup(click.Group):
-    """The root group: loads subcommands lazily and maps errors to exit codes."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attribute = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attribute)
-        return command
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        standalone = kwargs.pop("standalone_mode", True)
-        app = kwargs.setdefault("obj", Application())
-        try:
-            # Typed as Any: click's overloads cannot see that standalone_mode is always False.
-            base_main: Any = super().main
-            result = base_main(*args, standalone_mode=False, **kwargs)
-            code = result if isinstance(result, int) else 0
-        except CtxdbError as exc:
-            code = report_error(exc.message, exit_code_for(exc.category), app.json_output,
-                                **exc.to_dict())
-        except click.ClickException as exc:
-            code = report_error(_usage_message(exc), EXIT_USAGE, app.json_output,
-                                error="usage")
-        except click.Abort:
-            code = report_error("aborted", EXIT_INTERNAL, app.json_output, error="aborted")
-        except Exception as exc:
-            if app.traceback:
-                raise
-            code = report_error(
-                f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback "
-                "to see where)", EXIT_INTERNAL, app.json_output, error="internal")
-        finally:
-            app.close()
-        if standalone:
-            sys.exit(code)
-        return code
-
-
-def _usage_message(exc: click.ClickException) -> str:
-    message = exc.format_message()
-    context = getattr(exc, "ctx", None)
-    if context is not None:
-        message += f" (see '{context.command_path} --help')"
-    return message
-
-
-@click.group("ctxdb", cls=CtxdbGroup, epilog=_environment_help(),
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="Database: a SQLite file path or postgresql://… "
-              "(default: $CTXDB_URL, else ctxdb.db in the user's data directory).")
-@click.option("--config", metavar="PATH", type=click.Path(dir_okay=False),
-              help=f"TOML config file (default: ${CONFIG_ENV}, else "
-              "~/.config/ctxdb/config.toml when present).")
-@click.option("--traceback", is_flag=True,
-              help="Let unexpected (internal) errors raise with their Python traceback.")
-@click.version_option(__version__, "--version", prog_name="ctxdb")
-@pass_app
-def cli(app: Application, url: str | None, config: str | None, traceback: bool) -> None:
-    """ctxdb: a database-first context store for fleets of AI coding agents.
-
-    Projects, phases and agent instances; prioritized context (CRITICAL, HIGH, MEDIUM, LOW)
-    loaded back within a token budget; clear-and-reload with handoffs. SQLite by default,
-    PostgreSQL with --url postgresql://…
-
-    \b
-    Examples:
-      ctxdb demo                        a guided tour on the default database
-      ctxdb init                        create or upgrade the database
-      ctxdb project create Shop --description "e-commerce rewrite"
-      ctxdb context --project proj_… --budget-tokens 8000 --format markdown
-      ctxdb summary --json
-    """
-    app.url, app.config, app.traceback = url, config, traceback
-
-
 def main() -> None:
     """Console-script entry point."""
+    from ctxdb.hooks.command import hook_arguments, run_hook_command
+
+    hook = hook_arguments(sys.argv[1:])
+    if hook is not None:
+        sys.exit(run_hook_command(*hook))
+    from ctxdb.cli.root import cli
+
     cli.main(prog_name="ctxdb")
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` and ``CtxdbGroup`` load click only when asked for (not on the hook path)."""
+    if name in ("cli", "CtxdbGroup"):
+        from ctxdb.cli import root
+
+        return getattr(root, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

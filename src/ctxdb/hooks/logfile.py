@@ -8,8 +8,6 @@ the log must never fail a hook either, so its own errors are swallowed.
 from __future__ import annotations
 
 import os
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_LOG_BYTES = 1024 * 1024
@@ -25,6 +23,10 @@ def log_path() -> Path:
 
 def log_failure(context: str, exc: BaseException | None = None, message: str = "") -> None:
     """Append one entry: time, what was being done, the error and its traceback."""
+    # Imported here: a hook that succeeds (the common case) never needs them.
+    import traceback
+    from datetime import UTC, datetime
+
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     lines = [f"{stamp} pid={os.getpid()} {context}: {message}".rstrip()]
     if exc is not None:

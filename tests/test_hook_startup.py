@@ -1,0 +1,149 @@
+"""``ctxdb hook`` starts without click and imports only what its event needs.
+
+The fast path (``ctxdb.hooks.command``) must accept exactly the invocations click would run
+with the same meaning and hand every other one to click; the click command must behave like
+the fast path; and the lazy facade and package must still give every name they gave before.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ctxdb.transcripts
+from ctxdb.hooks.command import hook_arguments
+from ctxdb.hooks.repo import repo_identity
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings
+
+CTXDB = Path(sys.executable).with_name("ctxdb")
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["hook", "--client", "claude-code"], ("claude-code", None)),
+    (["hook", "--client=codex"], ("codex", None)),
+    (["hook", "--client", "gemini", "--deadline", "2.5"], ("gemini", 2.5)),
+    (["hook", "--deadline=0.05", "--client", "codex"], ("codex", 0.05)),
+])
+def test_a_well_formed_hook_invocation_takes_the_fast_path(
+    argv: list[str], expected: tuple[str, float | None]
+) -> None:
+    assert hook_arguments(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["project", "list"], ["hook"], ["hook", "--help"], ["hook", "-h"],
+    ["hook", "--client"], ["hook", "--client", "vim"], ["hook", "--client="],
+    ["hook", "--client", "codex", "--client", "gemini"],
+    ["hook", "--client", "codex", "--deadline", "0.01"],
+    ["hook", "--client", "codex", "--deadline", "soon"],
+    ["hook", "--client", "codex", "--deadline", "nan"],
+    ["hook", "--client", "codex", "--deadline", "inf"],
+    ["hook", "--client", "codex", "--deadline", "-1"],
+    ["hook", "--client", "codex", "--verbose"], ["hook", "--client", "codex", "extra"],
+    ["hook", "--", "--client", "codex"], ["--url", "x.db", "hook", "--client", "codex"],
+])
+def test_anything_else_is_left_to_click(argv: list[str]) -> None:
+    assert hook_arguments(argv) is None
+
+
+def test_hook_help_and_usage_errors_still_come_from_click() -> None:
+    shown = subprocess.run([str(CTXDB), "hook", "--help"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and "Usage: ctxdb hook [OPTIONS]" in shown.stdout
+    refused = subprocess.run([str(CTXDB), "hook", "--client", "vim"], capture_output=True,
+                             text=True, input="", timeout=60)
+    assert refused.returncode == 2 and "Invalid value for '--client'" in refused.stderr
+    too_short = subprocess.run([str(CTXDB), "hook", "--client", "codex", "--deadline", "0.01"],
+                               capture_output=True, text=True, input="", timeout=60)
+    assert too_short.returncode == 2 and "--deadline" in too_short.stderr
+
+
+def _session_start(session_id: str, cwd: Path) -> str:
+    return json.dumps({"session_id": session_id, "transcript_path": None, "cwd": str(cwd),
+                       "hook_event_name": "SessionStart", "source": "startup"})
+
+
+def test_the_click_path_runs_the_same_hook(db: Ctxdb, settings: Settings,
+                                           tmp_path: Path) -> None:
+    # `ctxdb --url … hook …` has a global option first, so click runs it.
+    project = db.sessions.resolve_project(repo_identity(str(tmp_path)))
+    db.context.store(project["project_id"], "amounts are integer cents", "CRITICAL")
+    log = tmp_path / "hook.log"
+    env = {"HOME": str(tmp_path), "CTXDB_HOOK_LOG": str(log), "PATH": "/usr/bin:/bin"}
+    outputs = []
+    for session_id, prefix in (("fast", []), ("click", ["--url", settings.url])):
+        done = subprocess.run(
+            [str(CTXDB), *prefix, "hook", "--client", "codex", "--deadline", "20"],
+            input=_session_start(session_id, tmp_path), capture_output=True, text=True,
+            env={**env, "CTXDB_URL": settings.url} if not prefix else env, timeout=60)
+        assert (done.returncode, done.stderr) == (0, "")
+        outputs.append(json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"])
+    assert not log.exists()
+    assert "amounts are integer cents" in outputs[0]
+    assert outputs[0] == outputs[1]  # the same project and pack: the same text
+    sessions = {row["session_id"] for row in db.instances.list()}
+    assert {"fast", "click"} <= sessions
+
+
+def test_a_prompt_hook_imports_neither_click_nor_unused_services(
+    settings: Settings, tmp_path: Path
+) -> None:
+    probe = (
+        "import io, json, sys\n"
+        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code']\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({_prompt(tmp_path)!r}.encode()))\n"
+        "from ctxdb.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    env = {"HOME": str(tmp_path), "CTXDB_URL": settings.url,
+           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, check=True, timeout=60)
+    code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and "ctxdb.service.sessions" in modules  # the prompt was handled
+    unwanted = {"click", "rich", "ctxdb.cli.root", "ctxdb.service.tokens",
+                "ctxdb.service.transcripts", "ctxdb.service.handoffs",
+                "ctxdb.transcripts.handoff", "ctxdb.transcripts.decisions"}
+    assert unwanted.isdisjoint(modules)
+    assert ("psycopg" in modules) == settings.url.startswith("postgresql")
+
+
+def _prompt(cwd: Path) -> str:
+    return json.dumps({"session_id": "probe", "transcript_path": None, "cwd": str(cwd),
+                       "hook_event_name": "UserPromptSubmit", "prompt": "go"})
+
+
+def test_the_facade_creates_each_service_once_and_shares_instances(db: Ctxdb) -> None:
+    assert db.context is db.context and db.sessions is db.sessions
+    assert db.context.instances is db.instances is db.sessions.instances
+    project = db.projects.create("Lazy", "", 100)
+    assert db.phases.list(project["project_id"]) == []
+    assert db.tokens is db.tokens and db.transcripts is db.transcripts
+
+
+def test_the_transcripts_package_still_exports_every_name() -> None:
+    for name in ctxdb.transcripts.__all__:
+        assert getattr(ctxdb.transcripts, name) is not None
+    assert set(ctxdb.transcripts.__all__) <= set(dir(ctxdb.transcripts))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = ctxdb.transcripts.no_such_name
+
+
+def test_cli_main_still_names_the_click_root() -> None:
+    import click
+
+    from ctxdb.cli import main
+
+    assert isinstance(main.cli, click.Group) and main.cli.name == "ctxdb"
+    assert sorted(main.COMMANDS) == main.cli.list_commands(click.Context(main.cli))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = main.no_such_name
