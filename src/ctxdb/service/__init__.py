@@ -5,35 +5,77 @@ Front ends (CLI, hooks, MCP, HTTP) and the seed-compatible classes call only thi
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from ctxdb.service.context import ContextService
-from ctxdb.service.instances import InstanceService
-from ctxdb.service.phases import PhaseService
-from ctxdb.service.projects import ProjectService
-from ctxdb.service.sessions import SessionService
-from ctxdb.service.tokens import TokenService
-from ctxdb.service.transcripts import TranscriptService
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx, open_storage
+
+# The services are imported when first used, not here: a hook process (one per agent event)
+# needs one or two of them, and importing them all would cost more than its transaction.
+if TYPE_CHECKING:
+    from ctxdb.service.context import ContextService
+    from ctxdb.service.instances import InstanceService
+    from ctxdb.service.phases import PhaseService
+    from ctxdb.service.projects import ProjectService
+    from ctxdb.service.sessions import SessionService
+    from ctxdb.service.tokens import TokenService
+    from ctxdb.service.transcripts import TranscriptService
 
 
 class Ctxdb:
     """All services over one storage. Open with :meth:`open` or :func:`ctxdb.open`.
 
-    ``sessions`` and ``transcripts`` serve the agent-client hooks (see docs/hooks.md).
+    Each service is created on first access and kept (``context`` and ``sessions`` share
+    ``instances``). ``sessions`` and ``transcripts`` serve the agent-client hooks (see
+    docs/hooks.md).
     """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
         self.settings = settings
-        self.projects = ProjectService(storage, settings)
-        self.phases = PhaseService(storage, settings)
-        self.instances = InstanceService(storage, settings)
-        self.context = ContextService(storage, settings, self.instances)
-        self.tokens = TokenService(storage, settings)
-        self.sessions = SessionService(storage, settings, self.instances)
-        self.transcripts = TranscriptService(storage, settings)
+
+    @cached_property
+    def projects(self) -> ProjectService:
+        from ctxdb.service.projects import ProjectService
+
+        return ProjectService(self.storage, self.settings)
+
+    @cached_property
+    def phases(self) -> PhaseService:
+        from ctxdb.service.phases import PhaseService
+
+        return PhaseService(self.storage, self.settings)
+
+    @cached_property
+    def instances(self) -> InstanceService:
+        from ctxdb.service.instances import InstanceService
+
+        return InstanceService(self.storage, self.settings)
+
+    @cached_property
+    def context(self) -> ContextService:
+        from ctxdb.service.context import ContextService
+
+        return ContextService(self.storage, self.settings, self.instances)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        from ctxdb.service.tokens import TokenService
+
+        return TokenService(self.storage, self.settings)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        from ctxdb.service.sessions import SessionService
+
+        return SessionService(self.storage, self.settings, self.instances)
+
+    @cached_property
+    def transcripts(self) -> TranscriptService:
+        from ctxdb.service.transcripts import TranscriptService
+
+        return TranscriptService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
