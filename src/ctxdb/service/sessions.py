@@ -103,6 +103,8 @@ class SessionService:
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:
         """A handoff to fall back on, parsed before the transaction (None when not needed)."""
+        if source not in ("compact", "clear"):
+            return None
         # Imported here: the handoff extraction is only needed by these sources, and every
         # hook process (one per prompt) would otherwise pay for importing it.
         from ctxdb.service.handoffs import draft_from_transcript
