@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +178,8 @@ def _lossless(kind: type, raw: Any) -> bool:
 
 
 def _from_file(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file exists: most hook processes have none
+
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 from datetime import UTC, datetime
+
+
+def _hex(nbytes: int) -> str:
+    # What secrets.token_hex does (os.urandom), without importing secrets, which loads
+    # OpenSSL through hmac: a few milliseconds in every hook process, which makes ids.
+    return os.urandom(nbytes).hex()
 
 
 def _stamp() -> str:
@@ -12,12 +18,12 @@ def _stamp() -> str:
 
 def new_project_id() -> str:
     # 12 hex digits: ids made in the same second by many processes must not collide.
-    return f"proj_{_stamp()}_{secrets.token_hex(6)}"
+    return f"proj_{_stamp()}_{_hex(6)}"
 
 
 def new_instance_id() -> str:
-    return f"inst_{_stamp()}_{secrets.token_hex(6)}"
+    return f"inst_{_stamp()}_{_hex(6)}"
 
 
 def new_idempotency_key() -> str:
-    return secrets.token_hex(16)
+    return _hex(16)

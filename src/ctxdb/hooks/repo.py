@@ -18,7 +18,6 @@ common git directory (``ctxdb-repo-key``), which every worktree shares.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import subprocess
@@ -102,6 +101,8 @@ def _computed_key(toplevel: str, common: Path) -> str:
 def _bounded(key: str) -> str:
     if len(key) <= MAX_KEY_CHARS:
         return key
+    import hashlib  # rarely needed: only for very long keys
+
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return key[: MAX_KEY_CHARS - 18] + "~" + digest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import socket
 from typing import Any
 
 from ctxdb.domain.ids import new_instance_id
@@ -90,6 +89,8 @@ class InstanceService:
         metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Check and complete the fields of a new instance before any transaction starts."""
+        import socket  # here, not at the top: a prompt hook never registers an instance
+
         fields = {
             "instance_id": check_identifier(instance_id or new_instance_id(), "instance_id"),
             "project_id": check_identifier(project_id, "project_id"),
