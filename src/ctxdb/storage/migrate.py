@@ -11,11 +11,10 @@ processes opening a fresh database at once all succeed and apply each migration 
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
@@ -35,6 +34,8 @@ class Migration:
 
     @property
     def checksum(self) -> str:
+        import hashlib  # only status and upgrades need checksums, not opening a store
+
         return hashlib.sha256(self.up.encode()).hexdigest()
 
 
@@ -47,7 +48,8 @@ def _parse(version: int, name: str, text: str) -> Migration:
 
 
 def load_migrations(dialect: Dialect) -> list[Migration]:
-    folder = resources.files("ctxdb.storage").joinpath("migrations", dialect.name)
+    # Read directly from the package folder, as the queries are (see queries.raw_queries).
+    folder = Path(__file__).with_name("migrations") / dialect.name
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
+from pathlib import Path
 
 from ctxdb.storage.dialect import Dialect
 
@@ -27,7 +27,9 @@ def parse_queries(text: str) -> dict[str, str]:
 @functools.cache
 def raw_queries() -> dict[str, str]:
     merged: dict[str, str] = {}
-    folder = resources.files("ctxdb.storage").joinpath("queries")
+    # The package's own folder, read directly: importing importlib.resources costs every
+    # short-lived process (a hook per agent event) more than reading the files.
+    folder = Path(__file__).with_name("queries")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
