@@ -65,18 +65,23 @@ def measure_pair(
     ctxdb_rep: Repetition, raw_rep: Repetition, repetitions: int, warmups: int = 1
 ) -> tuple[list[float], list[float]]:
     """Seconds per operation of each side, one sample per repetition (after the warm-ups)."""
-    ctxdb_samples: list[float] = []
-    raw_samples: list[float] = []
-    for number in range(warmups + repetitions):
-        order = [(ctxdb_rep, ctxdb_samples), (raw_rep, raw_samples)]
-        if number % 2:
-            order.reverse()
-        for rep, samples in order:
-            gc.collect()  # garbage of the previous side is not charged to this one
-            seconds, operations = rep()
-            if number >= warmups:
-                samples.append(seconds / operations)
+    ctxdb_samples, raw_samples = measure_sides([ctxdb_rep, raw_rep], repetitions, warmups)
     return ctxdb_samples, raw_samples
+
+
+def measure_sides(
+    reps: list[Repetition], repetitions: int, warmups: int = 1
+) -> list[list[float]]:
+    """Like :func:`measure_pair` for any number of sides; the order rotates every repetition."""
+    samples: list[list[float]] = [[] for _ in reps]
+    for number in range(warmups + repetitions):
+        shift = number % len(reps)
+        for index in [*range(shift, len(reps)), *range(shift)]:
+            gc.collect()  # garbage of the previous side is not charged to this one
+            seconds, operations = reps[index]()
+            if number >= warmups:
+                samples[index].append(seconds / operations)
+    return samples
 
 
 def throughput_result(

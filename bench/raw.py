@@ -6,6 +6,12 @@ the same server and database) and the same tables, and they return equivalent Py
 dicts per item with the JSON content parsed. They do what a careful programmer would write by
 hand for one purpose, with none of ctxdb's checks (no idempotency lookup, no audit row, no
 project validation): that is the cost ctxdb's ratio is measured against.
+
+``store_audited`` is the exception, kept apart: the same durable store written by hand with
+the statements the rules require of ctxdb (the per-project sequence number, the insert with
+its idempotency key, the audit row, and on PostgreSQL the transaction id read with BEGIN so a
+lost COMMIT answer can be looked up). Measured against it, ctxdb's ratio is the cost of the
+library itself; measured against ``store``, it also includes the cost of those guarantees.
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ COLUMNS = ("item_id, project_id, phase_id, sequence_number, content_type, priori
 TIERS = ("HIGH", "MEDIUM", "LOW")
 MAX_SKIPS = 64
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+_ITEM_COLUMNS = ("project_id, sequence_number, content_type, priority, token_count, content, "
+                 "metadata, idempotency_key, created_at")
 
 
 def encoded(content: Any) -> tuple[str, int]:
     """What any writer must do with an item: serialize it and count its tokens."""
     text = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
     return text, estimate_tokens(text)
+
+
+def audit_details(priority: str, sequence: int, tokens: int) -> str:
+    """The details ctxdb's audit row of a store holds."""
+    return json.dumps({"priority": priority, "sequence_number": sequence, "token_count": tokens},
+                      separators=(",", ":"))
 
 
 def walk_pack(critical: list[dict[str, Any]], tiers: Iterable[Iterator[dict[str, Any]]],
@@ -71,6 +85,30 @@ class RawSQLite:
                 " token_count, content, metadata, idempotency_key, created_at) VALUES "
                 f"(?, ?, 'code', ?, ?, ?, '{{}}', ?, {_SQLITE_NOW})",
                 (project_id, sequence, priority, tokens, text, key))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def store_audited(self, project_id: str, content: Any, priority: str, key: str,
+                      actor: str) -> None:
+        text, tokens = encoded(content)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            sequence = self.conn.execute(
+                "UPDATE projects SET next_sequence = next_sequence + 1, updated_at = "
+                f"{_SQLITE_NOW} WHERE project_id = ? AND status = 'active' "
+                "RETURNING next_sequence", (project_id,)).fetchone()[0]
+            item_id = self.conn.execute(
+                f"INSERT INTO context_items ({_ITEM_COLUMNS}) VALUES "
+                f"(?, ?, 'code', ?, ?, ?, '{{}}', ?, {_SQLITE_NOW}) "
+                "ON CONFLICT (project_id, idempotency_key) DO NOTHING RETURNING item_id",
+                (project_id, sequence, priority, tokens, text, key)).fetchone()[0]
+            self.conn.execute(
+                "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, "
+                f"project_id, details) VALUES ({_SQLITE_NOW}, ?, 'context.store', "
+                "'context_item', ?, ?, ?)",
+                (actor, str(item_id), project_id, audit_details(priority, sequence, tokens)))
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -150,6 +188,33 @@ class RawPostgres:
                 " token_count, content, metadata, idempotency_key, created_at) VALUES "
                 "(%s, %s, 'code', %s, %s, %s, '{}', %s, now())",
                 (project_id, sequence, priority, tokens, text, key))
+
+    def store_audited(self, project_id: str, content: Any, priority: str, key: str,
+                      actor: str) -> None:
+        text, tokens = encoded(content)
+        # BEGIN and the transaction id in one message, as ctxdb does (autocommit connection).
+        begun = self.conn.execute(b"BEGIN; SELECT txid_current()")
+        try:
+            begun.nextset()
+            begun.fetchone()
+            sequence = self.conn.execute(
+                "UPDATE projects SET next_sequence = next_sequence + 1, updated_at = now() "
+                "WHERE project_id = %s AND status = 'active' RETURNING next_sequence",
+                (project_id,)).fetchone()["next_sequence"]
+            item_id = self.conn.execute(
+                f"INSERT INTO context_items ({_ITEM_COLUMNS}) VALUES "
+                "(%s, %s, 'code', %s, %s, %s, '{}', %s, now()) "
+                "ON CONFLICT (project_id, idempotency_key) DO NOTHING RETURNING item_id",
+                (project_id, sequence, priority, tokens, text, key)).fetchone()["item_id"]
+            self.conn.execute(
+                "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, "
+                "project_id, details) VALUES (now(), %s, 'context.store', 'context_item', "
+                "%s, %s, %s)",
+                (actor, str(item_id), project_id, audit_details(priority, sequence, tokens)))
+            self.conn.execute(b"COMMIT")
+        except BaseException:
+            self.conn.execute(b"ROLLBACK")
+            raise
 
     def load_critical(self, project_id: str) -> list[dict[str, Any]]:
         return self.conn.execute(

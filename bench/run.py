@@ -64,7 +64,7 @@ def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
             try:
                 log(f"sqlite: {name} ...")
                 if name == "store":
-                    results.append(cases.single_store(db, raw, "sqlite", sizes))
+                    results.extend(cases.single_store(db, raw, "sqlite", sizes))
                 elif name == "loads":
                     results.extend(cases.loads(db, raw, "sqlite", sizes))
                 elif name == "pack":
@@ -98,7 +98,7 @@ def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path) -> list[Resu
             raw = RawPostgres(url)
             try:
                 log("postgres: store ...")
-                results.append(cases.single_store(db, raw, "postgres", sizes))
+                results.extend(cases.single_store(db, raw, "postgres", sizes))
                 log("postgres: loads ...")
                 results.extend(cases.loads(db, raw, "postgres", sizes))
                 log("postgres: pack ...")

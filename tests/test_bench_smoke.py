@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = (
-    "single durable store", "load CRITICAL (pure read)", "load_for_instance (register + read)",
+    "single durable store", "single durable store, same statements",
+    "load CRITICAL (pure read)", "load_for_instance (register + read)",
     "load whole project", "budgeted pack", "8 writer processes",
 )
 ROW = re.compile(r"^(?P<operation>.+?)\s{2,}sqlite\s+[\d,.]+ (?:ops/s|ms)\s+[\d,.]+ "
