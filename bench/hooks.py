@@ -9,8 +9,10 @@ p50 <= 100 ms). A report, not a test: timings on a shared machine are evidence.
 Usage:
     python bench/hooks.py [--runs N] [--items N] [--url URL]
 
-Without ``--url`` a temporary SQLite database is used. Each SessionStart uses a new session
-(ended afterwards, untimed) so that every run registers an instance as a real startup does.
+Without ``--url`` a temporary SQLite database is used; a PostgreSQL database is upgraded to
+the current schema first. Each SessionStart uses a new session (ended afterwards, untimed) so
+that every run registers an instance as a real startup does. The machine's load average is
+printed before and after: on a shared machine it explains the spread.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def make_transcript(folder: Path, responses: int = 200) -> Path:
 
 def fill_project(url: str, repo: Path, items: int) -> None:
     priorities = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
-    with ctxdb.open(url=url) as db:
+    with ctxdb.open(url=url, auto_migrate=True) as db:
         project_id = db.sessions.resolve_project(repo_identity(str(repo)))["project_id"]
         for n in range(items):
             # A few CRITICAL rules, the rest spread over the other priorities.
@@ -93,11 +95,12 @@ def measure(runs: int, items: int, url: str | None, folder: Path) -> dict[str, l
     fill_project(url, repo, items)
     env = {**os.environ, "CTXDB_URL": url, "CTXDB_HOOK_LOG": str(folder / "hook.log")}
     hook = [str(CTXDB), "hook", "--client", "claude-code"]
+    run_id = os.urandom(4).hex()
     times: dict[str, list[float]] = {"python -c pass": [], "SessionStart (startup)": [],
                                      "UserPromptSubmit": []}
     for n in range(runs):
         times["python -c pass"].append(timed([sys.executable, "-c", "pass"], "", env))
-        session = f"bench-{n}"
+        session = f"bench-{run_id}-{n}"  # unique per run: a database may be reused
         times["SessionStart (startup)"].append(timed(
             hook, hook_payload("SessionStart", session, repo, transcript, source="startup"),
             env))
@@ -108,14 +111,21 @@ def measure(runs: int, items: int, url: str | None, folder: Path) -> dict[str, l
               env)
     log = folder / "hook.log"
     if log.exists():
-        raise SystemExit(f"the hook logged failures:\n{log.read_text()}")
+        entries = log.read_text()
+        raise SystemExit(f"the hook logged failures (the last of {len(entries)} characters):\n"
+                         f"{entries[-3000:]}")
     return times
 
 
-def report(times: dict[str, list[float]], items: int, url: str | None) -> None:
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def report(times: dict[str, list[float]], items: int, url: str | None, load: str) -> None:
     backend = "postgres" if url and url.startswith("postgres") else "sqlite"
     print(f"ctxdb hook, whole process: {backend}, {items} items in the project, "
           f"{len(next(iter(times.values())))} runs each")
+    print(f"load average (1, 5, 15 min) before and after: {load}")
     print(f"{'measurement':<26}{'p50 ms':>9}{'p90 ms':>9}{'goal p50':>10}  result")
     for name, values in times.items():
         ordered = sorted(values)
@@ -133,9 +143,10 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=1_000)
     parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
     args = parser.parse_args()
+    load = load_average()
     with tempfile.TemporaryDirectory() as folder:
         times = measure(args.runs, args.items, args.url, Path(folder))
-    report(times, args.items, args.url)
+    report(times, args.items, args.url, f"{load} / {load_average()}")
     return 0
 
 
