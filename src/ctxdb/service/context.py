@@ -20,6 +20,7 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import (
+    ConflictError,
     ContextItemNotFoundError,
     InvalidTransitionError,
     ValidationError,
@@ -161,7 +162,13 @@ class ContextService:
             if self._stored_before(tx, values) is not None:
                 raise _KeyTaken
             require_project(tx, project_id, active=True)
-            raise AssertionError(f"project {project_id!r} is active but has no sequence")
+            # The project was committed by another transaction after the first look
+            # (PostgreSQL, read committed): it is visible now, so draw the number again.
+            sequence = tx.value("next_sequence", project_id=project_id)
+            if sequence is None:
+                raise ConflictError(
+                    f"project {project_id!r} changed while the item was stored; try again",
+                    project_id=project_id)
         if values["phase_id"] is not None:
             require_phase(tx, values["phase_id"], project_id)
         if values["created_by"] is not None:
