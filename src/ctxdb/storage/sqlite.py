@@ -57,16 +57,24 @@ def _ensure_wal(conn: sqlite3.Connection, patience: float) -> None:
     # that pragma does not always wait on the busy handler, so a fresh file opened by many
     # processes at once retries here until one of them has switched it.
     deadline = time.monotonic() + patience
+    mode = "unknown"
     while True:
         try:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() == "wal":
                 return
-            conn.execute("PRAGMA journal_mode = WAL")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() == "wal":
+                return
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.01)
+        if time.monotonic() > deadline:
+            # SQLite answers the pragma with the mode it kept when WAL is impossible (for
+            # example on a file system without shared memory); never run without WAL.
+            raise DatabaseUnavailableError(
+                f"cannot switch the database to WAL mode (it stays in {mode!r} mode)")
+        time.sleep(0.01)
 
 
 def _is_busy(exc: BaseException) -> bool:
