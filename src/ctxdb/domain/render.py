@@ -87,13 +87,14 @@ def render_context(
     room -= sum(len(line) + 1 for line in lines)
     omitted = len(critical) - len(lines)
     for item in others:
-        line = _item_line(item)
-        if len(line) + 1 <= room and omitted == 0:
-            lines.append(line)
-            ids.append(int(item["item_id"]))
-            room -= len(line) + 1
-        else:
-            omitted += 1  # once one item does not fit, later ones are left out too: pack order
+        if omitted == 0:  # once one item does not fit, later ones are left out: pack order
+            line = _item_line(item)  # so the lines of those are not even built
+            if len(line) + 1 <= room:
+                lines.append(line)
+                ids.append(int(item["item_id"]))
+                room -= len(line) + 1
+                continue
+        omitted += 1
     if omitted:
         lines.append(f"- … {omitted} more item(s) not shown: {more_hint}")
     parts.append("\n".join([header, *lines]))
