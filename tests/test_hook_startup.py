@@ -8,6 +8,7 @@ the fast path; and the lazy facade and package must still give every name they g
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_the_click_path_runs_the_same_hook(db: Ctxdb, settings: Settings,
     project = db.sessions.resolve_project(repo_identity(str(tmp_path)))
     db.context.store(project["project_id"], "amounts are integer cents", "CRITICAL")
     log = tmp_path / "hook.log"
-    env = {"HOME": str(tmp_path), "CTXDB_HOOK_LOG": str(log), "PATH": "/usr/bin:/bin"}
+    env = {"HOME": str(tmp_path), "CTXDB_HOOK_LOG": str(log), "PATH": os.environ["PATH"]}
     outputs = []
     for session_id, prefix in (("fast", []), ("click", ["--url", settings.url])):
         done = subprocess.run(
@@ -105,7 +106,7 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
         "print(json.dumps([code, sorted(sys.modules)]))\n"
     )
     env = {"HOME": str(tmp_path), "CTXDB_URL": settings.url,
-           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": "/usr/bin:/bin"}
+           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": os.environ["PATH"]}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=env, check=True, timeout=60)
     code, modules = json.loads(done.stdout.splitlines()[-1])
