@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ctxdb.service.transcripts import TranscriptService
 
 
+MAX_AUDIT_PAGE = 10_000
+
+
 class Ctxdb:
     """All services over one storage. Open with :meth:`open` or :func:`ctxdb.open`.
 
@@ -87,7 +90,16 @@ class Ctxdb:
     def audit_log(
         self, project_id: str | None = None, entity_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
+        """The newest audit entries first, optionally of one project or one entity."""
+        from ctxdb.domain.validation import check_identifier, check_non_negative_int
+        from ctxdb.errors import ValidationError
         from ctxdb.service.common import decode_all
+
+        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_AUDIT_PAGE:
+            raise ValidationError(f"limit must be between 1 and {MAX_AUDIT_PAGE}, got {limit}")
+        for value, what in ((project_id, "project_id"), (entity_id, "entity_id")):
+            if value is not None:
+                check_identifier(value, what)
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
             return decode_all(tx.all("list_audit", project_id=project_id or "",
