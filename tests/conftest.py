@@ -26,7 +26,7 @@ PG_ADMIN_URL = os.environ.get(
 )
 REQUIRE_POSTGRES = os.environ.get("CTXDB_REQUIRE_POSTGRES", "") in ("1", "true", "yes")
 TABLES_IN_DELETE_ORDER = (
-    "audit_log", "injections", "compactions", "api_usage", "transcripts", "handoffs",
+    "audit_log", "memory_versions", "memories", "injections", "compactions", "api_usage", "transcripts", "handoffs",
     "context_items", "instances", "phases", "projects",
 )
 

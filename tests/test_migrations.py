@@ -26,7 +26,8 @@ from ctxdb.storage import Migrator, Storage, connect_storage
 from ctxdb.storage.migrate import load_migrations
 
 DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log",
-               "injections", "transcripts", "api_usage", "compactions"}
+               "injections", "transcripts", "api_usage", "compactions", "memories",
+               "memory_versions"}
 
 
 def with_dbname(url: str, dbname: str) -> str:
