@@ -5,6 +5,8 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
 
 - ``$NOW``            current time from the database clock, as the stored timestamp type
 - ``$AGO(:param)``    the database clock minus ``:param`` seconds
+- ``$IN(:param)``     the database clock plus ``:param`` seconds (NULL when ``:param`` is
+                      NULL: an expiry time that may be absent)
 - ``$FOR_UPDATE``     row lock on PostgreSQL; nothing on SQLite, whose write transactions
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
@@ -27,6 +29,7 @@ LOCK_PROJECT_CREATION = 4242002
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _AGO = re.compile(r"\$AGO\((:[A-Za-z_]\w*)\)")
+_IN = re.compile(r"\$IN\((:[A-Za-z_]\w*)\)")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Dialect:
     name: str
     now: str
     ago: Callable[[str], str]
+    later: Callable[[str], str]
     for_update: str
     skip_locked: str
     param_style: Callable[[str], str]
@@ -42,6 +46,7 @@ class Dialect:
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
+        sql = _IN.sub(lambda m: self.later(m.group(1)), sql)
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
                   .replace("$SKIP_LOCKED", self.skip_locked))
@@ -57,6 +62,7 @@ SQLITE = Dialect(
     name="sqlite",
     now=_SQLITE_NOW,
     ago=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','-'||{p}||' seconds')",
+    later=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','+'||{p}||' seconds')",
     for_update="",
     skip_locked="",
     param_style=lambda sql: sql,  # sqlite3 understands :name natively
@@ -68,6 +74,7 @@ POSTGRES = Dialect(
     name="postgres",
     now="date_trunc('milliseconds', now())",
     ago=lambda p: f"(date_trunc('milliseconds', now()) - {p} * interval '1 second')",
+    later=lambda p: f"(date_trunc('milliseconds', now()) + {p} * interval '1 second')",
     for_update="FOR UPDATE",
     skip_locked="FOR UPDATE SKIP LOCKED",
     param_style=_pyformat,
