@@ -96,6 +96,10 @@ class ContextItemNotFoundError(NotFoundError):
     code = "context_item_not_found"
 
 
+class MemoryNotFoundError(NotFoundError):
+    code = "memory_not_found"
+
+
 # --- rules and limits ----------------------------------------------------------------------
 
 
@@ -108,6 +112,13 @@ class ConflictError(CtxdbError):
 
 class InvalidTransitionError(ConflictError):
     code = "invalid_transition"
+
+
+class VersionConflictError(ConflictError):
+    """A compare-and-set write expected another version; ``current_version`` is in details
+    (``None`` when the memory does not exist, or is deleted or expired)."""
+
+    code = "version_conflict"
 
 
 class LimitExceededError(CtxdbError):
