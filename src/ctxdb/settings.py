@@ -66,6 +66,11 @@ class Settings:
     auto_migrate: bool | None = None
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # Lifecycle policy of memories: seconds until a memory of each type expires unless its
+    # put names a TTL; 0 means never.
+    memory_ttl_semantic: int = 0
+    memory_ttl_episodic: int = 90 * 24 * 3600
+    memory_ttl_procedural: int = 0
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
 
     @property
@@ -112,6 +117,10 @@ class Settings:
         if self.busy_timeout_ms < 30_000:
             raise _invalid("busy_timeout_ms",
                            "busy_timeout_ms below 30000 lets writers fail with 'locked'")
+        for name in ("memory_ttl_semantic", "memory_ttl_episodic", "memory_ttl_procedural"):
+            if getattr(self, name) < 0:
+                raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
+                                     f"got {getattr(self, name)}")
         for name in ("heartbeat_interval", "stale_after"):
             if getattr(self, name) <= 0:
                 raise _invalid(name, f"{name} must be positive, got {getattr(self, name)}")
@@ -136,6 +145,10 @@ SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("auto_migrate", bool, "upgrade the schema on open (default: SQLite yes, PG no)"),
     Setting("pool_min_size", int, "PostgreSQL pool: connections kept open"),
     Setting("pool_max_size", int, "PostgreSQL pool: most connections"),
+    Setting("memory_ttl_semantic", int, "seconds until a semantic memory expires (0: never)"),
+    Setting("memory_ttl_episodic", int, "seconds until an episodic memory expires (0: never)"),
+    Setting("memory_ttl_procedural", int,
+            "seconds until a procedural memory expires (0: never)"),
     Setting("actor", str, "who is recorded in the audit log for user actions"),
 )
 
