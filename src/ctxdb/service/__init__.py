@@ -16,6 +16,7 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 if TYPE_CHECKING:
     from ctxdb.service.context import ContextService
     from ctxdb.service.instances import InstanceService
+    from ctxdb.service.memories import MemoryService
     from ctxdb.service.phases import PhaseService
     from ctxdb.service.projects import ProjectService
     from ctxdb.service.sessions import SessionService
@@ -79,6 +80,12 @@ class Ctxdb:
         from ctxdb.service.transcripts import TranscriptService
 
         return TranscriptService(self.storage, self.settings)
+
+    @cached_property
+    def memories(self) -> MemoryService:
+        from ctxdb.service.memories import MemoryService
+
+        return MemoryService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
