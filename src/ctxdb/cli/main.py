@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "instance": "ctxdb.cli.instances:instance_group",
     "context": "ctxdb.cli.context:context_group",
     "tokens": "ctxdb.cli.tokens:tokens_group",
+    "memory": "ctxdb.cli.memories:memory_group",
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",

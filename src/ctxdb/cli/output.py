@@ -35,8 +35,9 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "success"),
     (EXIT_INTERNAL, "internal error (a bug: please report it), or aborted by the user"),
     (EXIT_USAGE, "usage error or invalid input; nothing was changed"),
-    (EXIT_CODES["not_found"], "not found: unknown project, phase, instance or context item"),
-    (EXIT_CODES["conflict"], "conflict or invalid transition (e.g. completing a pending phase)"),
+    (EXIT_CODES["not_found"], "not found: unknown project, phase, instance, item or memory"),
+    (EXIT_CODES["conflict"], "conflict or invalid transition (e.g. completing a pending phase, "
+                              "a stale memory version)"),
     (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over budget"),
     (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),
 )
