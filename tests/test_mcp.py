@@ -28,7 +28,7 @@ from ctxdb.settings import Settings
 
 CTXDB = str(Path(sys.executable).with_name("ctxdb"))
 TOOLS = {"get_context", "store_context", "search_context", "record_handoff", "heartbeat",
-         "list_instances"}
+         "list_instances", "memory_get", "memory_put", "memory_list"}
 
 
 class Client:

@@ -101,3 +101,39 @@ def handoff_recorded_text(handoff: dict[str, Any]) -> str:
     return (f"Recorded handoff #{handoff['handoff_id']} ({handoff['kind']}) for instance "
             f"{handoff['instance_id']}, generation {handoff['generation']}, at "
             f"{handoff['tokens_before']} tokens; its usage is unchanged.")
+
+
+def memory_label(memory: dict[str, Any]) -> str:
+    return f"{memory['namespace']}/{memory['key']} v{memory['version']} ({memory['memory_type']})"
+
+
+def memory_text(memory: dict[str, Any]) -> str:
+    expiry = f", expires at {memory['expires_at']}" if memory.get("expires_at") else ""
+    return (f"Memory {memory_label(memory)}, written by {memory['updated_by']} at "
+            f"{memory['updated_at']}{expiry}:\n{content_text(memory['value'])}")
+
+
+def memory_version_text(version: dict[str, Any]) -> str:
+    what = "deleted" if version["op"] == "delete" else content_text(version["value"])
+    return (f"Memory {version['namespace']}/{version['key']} version {version['version']} "
+            f"({version['memory_type']}), written by {version['written_by']} at "
+            f"{version['written_at']}:\n{what}")
+
+
+def memory_stored_text(memory: dict[str, Any]) -> str:
+    return (f"Stored memory {memory_label(memory)}; pass expected_version="
+            f"{memory['version']} to update it only if nobody else has.")
+
+
+def memories_text(project_id: str, prefix: str, memories: list[dict[str, Any]],
+                  limit: int) -> str:
+    where = f"under '{prefix}' " if prefix else ""
+    lines = [f"{len(memories)} memories {where}in project {project_id}"
+             + (":" if memories else ".")]
+    lines += [f"- {memory_label(m)}: {preview(content_text(m['value']), PREVIEW_CHARS)}"
+              for m in memories]
+    if memories and len(memories) == limit:
+        last = memories[-1]
+        lines.append(f"More may follow: call again with after_namespace='{last['namespace']}' "
+                     f"and after_key='{last['key']}'.")
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ ToolFunction = Callable[..., Awaitable[str]]
 
 PRIORITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 INSTANCE_STATUSES = ["active", "idle", "crashed", "completed"]
+MEMORY_TYPES = ["semantic", "episodic", "procedural"]
 
 INSTRUCTIONS = """\
 ctxdb stores this project's context in a database so it survives /clear, compaction and \
@@ -53,6 +54,12 @@ Priority = Annotated[str, Field(
 OptionalPriority = Annotated[str | None, Field(
     description="Only items of this priority.",
     json_schema_extra={"anyOf": [{"enum": PRIORITIES, "type": "string"}, {"type": "null"}]})]
+
+Namespace = Annotated[str, Field(
+    description="A namespace path: segments of letters, digits, '_', '.' or '-' separated "
+    "by ':', such as user:prefs or app:config:x.", min_length=1)]
+MemoryKey = Annotated[str, Field(description="The memory's key within its namespace.",
+                                 min_length=1)]
 
 
 def _as_tool_error(exc: CtxdbError) -> ToolError:
@@ -182,6 +189,68 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
         """The project's agent instances: status, client, generation, token usage and last
         heartbeat, oldest first."""
         return await _in_thread(tools.list_instances, project_id=project_id, status=status)
+
+    @tool(read_only)
+    async def memory_get(
+        namespace: Namespace,
+        key: MemoryKey,
+        version: Annotated[int | None, Field(
+            description="A version from the memory's history. Default: the live value.",
+            ge=1)] = None,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Read a memory (a JSON value kept under a namespace path and key) with its version
+        number; pass that version as expected_version to memory_put to update it safely."""
+        return await _in_thread(tools.memory_get, namespace=namespace, key=key,
+                                version=version, project_id=project_id)
+
+    @tool(writes)
+    async def memory_put(
+        namespace: Namespace,
+        key: MemoryKey,
+        value: Annotated[Any, Field(description="The value: any JSON (object, list, text, "
+                                    "number, true/false or null).")],
+        memory_type: Annotated[str | None, Field(
+            description="semantic (facts), episodic (events; expire after 90 days by "
+            "default) or procedural (how-tos). Default: the memory's current type, semantic "
+            "for a new one.",
+            json_schema_extra={"anyOf": [{"enum": MEMORY_TYPES, "type": "string"},
+                                         {"type": "null"}]})] = None,
+        expected_version: Annotated[int | None, Field(
+            description="Write only if the memory is still at this version (0: only if it "
+            "does not exist); a stale version fails and names the current one. Omit to "
+            "overwrite unconditionally.", ge=0)] = None,
+        ttl_seconds: Annotated[int | None, Field(
+            description="Seconds until the memory expires. Default: the type's policy.",
+            ge=1)] = None,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Write a memory as a new version (earlier versions stay in its history). Use
+        expected_version for read-modify-write, so that a concurrent writer is never
+        silently overwritten."""
+        return await _in_thread(tools.memory_put, namespace=namespace, key=key, value=value,
+                                memory_type=memory_type, expected_version=expected_version,
+                                ttl_seconds=ttl_seconds, project_id=project_id)
+
+    @tool(read_only)
+    async def memory_list(
+        prefix: Annotated[str, Field(
+            description="A namespace path: lists memories in it and below it ('user' finds "
+            "user and user:prefs). Default: all.")] = "",
+        limit: Annotated[int, Field(description="Most memories to return.", ge=1,
+                                    le=200)] = 50,
+        after_namespace: Annotated[str | None, Field(
+            description="Continue after this memory's namespace (from the previous page)."
+        )] = None,
+        after_key: Annotated[str | None, Field(
+            description="Continue after this memory's key (from the previous page).")] = None,
+        project_id: ProjectId = None,
+    ) -> str:
+        """List the project's live memories in (namespace, key) order, with their versions
+        and a preview of each value."""
+        return await _in_thread(tools.memory_list, prefix=prefix, limit=limit,
+                                after_namespace=after_namespace, after_key=after_key,
+                                project_id=project_id)
 
     return server
 

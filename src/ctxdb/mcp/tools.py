@@ -73,3 +73,29 @@ class ContextTools:
     def list_instances(self, project_id: str | None = None, status: str | None = None) -> str:
         project = self.project(project_id)
         return render.instances_text(project, self.db.instances.list(project, status), status)
+
+    def memory_get(self, namespace: str, key: str, version: int | None = None,
+                   project_id: str | None = None) -> str:
+        memory = self.db.memories.get(self.project(project_id), namespace, key, version)
+        if version is None:
+            return render.memory_text(memory)
+        return render.memory_version_text(memory)
+
+    def memory_put(self, namespace: str, key: str, value: Any, memory_type: str | None = None,
+                   expected_version: int | None = None, ttl_seconds: int | None = None,
+                   project_id: str | None = None) -> str:
+        memory = self.db.memories.put(self.project(project_id), namespace, key, value,
+                                      memory_type=memory_type,
+                                      expected_version=expected_version,
+                                      ttl_seconds=ttl_seconds)
+        return render.memory_stored_text(memory)
+
+    def memory_list(self, prefix: str = "", limit: int = 50,
+                    after_namespace: str | None = None, after_key: str | None = None,
+                    project_id: str | None = None) -> str:
+        project = self.project(project_id)
+        after = None
+        if after_namespace is not None or after_key is not None:
+            after = (after_namespace or "", after_key or "")
+        memories = self.db.memories.list(project, prefix, limit=limit, after=after)
+        return render.memories_text(project, prefix, memories, limit)
