@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_mcp import Client, run_session
 
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
+from test_mcp import Client, run_session
 
 
 @pytest.fixture
