@@ -338,7 +338,7 @@ def test_the_snapshot_sees_a_change(world: World) -> None:
     assert after["counts"]["audit_log"] == before["counts"]["audit_log"] + 1
 
 
-@pytest.mark.parametrize("limit", [0, -1, 10_001, "5", True])
+@pytest.mark.parametrize("limit", [0, -1, 1_000_001, "5", True])
 def test_audit_log_refuses_a_bad_limit(db: Ctxdb, limit: Any) -> None:
     with pytest.raises(ValidationError, match="limit"):
         db.audit_log(limit=limit)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ctxdb.service.transcripts import TranscriptService
 
 
-MAX_AUDIT_PAGE = 10_000
+MAX_AUDIT_PAGE = 1_000_000
 
 
 class Ctxdb:
