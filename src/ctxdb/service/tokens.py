@@ -101,6 +101,17 @@ class TokenService:
             "average_usage": total / len(instances) if instances else 0.0,
         }
 
+    def _handoff_json(
+        self, summary: str, kind: str, next_steps: Any, working_set: Any
+    ) -> tuple[str, str]:
+        """Check a handoff's fields; returns next steps and working set as JSON text."""
+        check_text(summary, "summary", MAX_SUMMARY)
+        if kind not in HANDOFF_KINDS:
+            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
+        limit = self.settings.max_content_bytes
+        return (encode_json([] if next_steps is None else next_steps, "next_steps", limit),
+                encode_json({} if working_set is None else working_set, "working_set", limit))
+
     def clear_and_reload(
         self,
         instance_id: str,
@@ -118,15 +129,9 @@ class TokenService:
         project's CRITICAL items alone exceed it, nothing is changed and the error says so.
         """
         check_identifier(instance_id, "instance_id")
-        check_text(summary, "summary", MAX_SUMMARY)
-        if kind not in HANDOFF_KINDS:
-            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
         if budget_tokens is not None:
             check_non_negative_int(budget_tokens, "budget_tokens")
-        steps = encode_json([] if next_steps is None else next_steps, "next_steps",
-                            self.settings.max_content_bytes)
-        working = encode_json({} if working_set is None else working_set, "working_set",
-                              self.settings.max_content_bytes)
+        steps, working = self._handoff_json(summary, kind, next_steps, working_set)
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
@@ -242,19 +247,15 @@ class TokenService:
         resets the usage. One transaction with its audit row; returns the stored handoff.
         """
         check_identifier(instance_id, "instance_id")
-        check_text(summary, "summary", MAX_SUMMARY)
-        if kind not in HANDOFF_KINDS:
-            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
         if next_steps is not None and not isinstance(next_steps, list):
             raise ValidationError(
                 f"next_steps must be a list, got {type(next_steps).__name__}")
         if working_set is not None and not isinstance(working_set, dict):
             raise ValidationError(
                 f"working_set must be a JSON object, got {type(working_set).__name__}")
+        steps, working = self._handoff_json(summary, kind, next_steps, working_set)
         if not (summary.strip() or next_steps or working_set):
             raise ValidationError("a handoff needs a summary, next steps or a working set")
-        steps = encode_json(next_steps or [], "next_steps", self.settings.max_content_bytes)
-        working = encode_json(working_set or {}, "working_set", self.settings.max_content_bytes)
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
