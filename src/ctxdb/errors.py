@@ -100,6 +100,12 @@ class MemoryNotFoundError(NotFoundError):
     code = "memory_not_found"
 
 
+class SessionNotFoundError(NotFoundError):
+    """No conversation session (``sess_…``) with that id, or not in the given project."""
+
+    code = "session_not_found"
+
+
 # --- rules and limits ----------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Identifiers in the seed's format: ``proj_YYYYMMDD_HHMMSS_<hex>``, ``inst_…``."""
+"""Identifiers in the seed's format: ``proj_YYYYMMDD_HHMMSS_<hex>``, ``inst_…``, ``sess_…``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def new_project_id() -> str:
 
 def new_instance_id() -> str:
     return f"inst_{_stamp()}_{_hex(6)}"
+
+
+def new_session_id() -> str:
+    return f"sess_{_stamp()}_{_hex(6)}"
 
 
 def new_idempotency_key() -> str:
