@@ -15,6 +15,7 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
     from ctxdb.service.context import ContextService
+    from ctxdb.service.conversations import ConversationService
     from ctxdb.service.instances import InstanceService
     from ctxdb.service.memories import MemoryService
     from ctxdb.service.phases import PhaseService
@@ -32,7 +33,7 @@ class Ctxdb:
 
     Each service is created on first access and kept (``context`` and ``sessions`` share
     ``instances``). ``sessions`` and ``transcripts`` serve the agent-client hooks (see
-    docs/hooks.md).
+    docs/hooks.md); ``conversations`` holds an app's sessions with its users and their events.
     """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
@@ -86,6 +87,12 @@ class Ctxdb:
         from ctxdb.service.memories import MemoryService
 
         return MemoryService(self.storage, self.settings)
+
+    @cached_property
+    def conversations(self) -> ConversationService:
+        from ctxdb.service.conversations import ConversationService
+
+        return ConversationService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
