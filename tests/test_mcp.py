@@ -28,7 +28,8 @@ from ctxdb.settings import Settings
 
 CTXDB = str(Path(sys.executable).with_name("ctxdb"))
 TOOLS = {"get_context", "store_context", "search_context", "record_handoff", "heartbeat",
-         "list_instances", "memory_get", "memory_put", "memory_list"}
+         "list_instances", "memory_get", "memory_put", "memory_list", "session_append",
+         "session_events"}
 
 
 class Client:

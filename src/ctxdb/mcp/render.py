@@ -137,3 +137,21 @@ def memories_text(project_id: str, prefix: str, memories: list[dict[str, Any]],
         lines.append(f"More may follow: call again with after_namespace='{last['namespace']}' "
                      f"and after_key='{last['key']}'.")
     return "\n".join(lines)
+
+
+def event_appended_text(event: dict[str, Any]) -> str:
+    return (f"Appended event #{event['sequence']} ({event['role']}) to session "
+            f"{event['session_id']} at {event['created_at']}; idempotency key "
+            f"'{event['idempotency_key']}' (appending again with it returns this event).")
+
+
+def session_events_text(session_id: str, events: list[dict[str, Any]], after: int,
+                        limit: int) -> str:
+    where = f" after #{after}" if after else ""
+    lines = [f"{len(events)} events of session {session_id}{where}"
+             + (":" if events else ".")]
+    lines += [f"#{e['sequence']} [{e['role']}] {preview(content_text(e['content']), PREVIEW_CHARS)}"
+              for e in events]
+    if events and len(events) == limit:
+        lines.append(f"More may follow: call again with after_sequence={events[-1]['sequence']}.")
+    return "\n".join(lines)

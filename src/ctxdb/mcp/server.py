@@ -32,6 +32,7 @@ ToolFunction = Callable[..., Awaitable[str]]
 PRIORITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
 INSTANCE_STATUSES = ["active", "idle", "crashed", "completed"]
 MEMORY_TYPES = ["semantic", "episodic", "procedural"]
+ROLES = ["user", "assistant", "system", "tool"]
 
 INSTRUCTIONS = """\
 ctxdb stores this project's context in a database so it survives /clear, compaction and \
@@ -59,6 +60,8 @@ Namespace = Annotated[str, Field(
     description="A namespace path: segments of letters, digits, '_', '.' or '-' separated "
     "by ':', such as user:prefs or app:config:x.", min_length=1)]
 MemoryKey = Annotated[str, Field(description="The memory's key within its namespace.",
+                                 min_length=1)]
+SessionId = Annotated[str, Field(description="The conversation session id (sess_…).",
                                  min_length=1)]
 
 
@@ -250,6 +253,41 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
         and a preview of each value."""
         return await _in_thread(tools.memory_list, prefix=prefix, limit=limit,
                                 after_namespace=after_namespace, after_key=after_key,
+                                project_id=project_id)
+
+    @tool(writes)
+    async def session_append(
+        session_id: SessionId,
+        role: Annotated[str, Field(description="Who speaks: user, assistant, system or tool.",
+                                   json_schema_extra={"enum": ROLES})],
+        content: Annotated[Any, Field(description="The message: any JSON (text, object, "
+                                      "list, number, true/false or null).")],
+        metadata: Annotated[dict[str, Any] | None, Field(
+            description="Metadata of the event (a JSON object).")] = None,
+        idempotency_key: Annotated[str | None, Field(
+            description="A key of your choice: appending again with it returns the first "
+            "event instead of adding another (safe retries).", min_length=1)] = None,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Append an event (a message) to an open conversation session; it gets the next
+        number of the session's event log."""
+        return await _in_thread(tools.session_append, session_id=session_id, role=role,
+                                content=content, metadata=metadata,
+                                idempotency_key=idempotency_key, project_id=project_id)
+
+    @tool(read_only)
+    async def session_events(
+        session_id: SessionId,
+        after_sequence: Annotated[int, Field(
+            description="Only events numbered after this one (the last of the previous "
+            "page). Default: from the first.", ge=0)] = 0,
+        limit: Annotated[int, Field(description="Most events to return.", ge=1,
+                                    le=200)] = 50,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Read a conversation session's events in order, a page at a time."""
+        return await _in_thread(tools.session_events, session_id=session_id,
+                                after_sequence=after_sequence, limit=limit,
                                 project_id=project_id)
 
     return server

@@ -31,6 +31,10 @@ class ContextTools:
             raise ValidationError(NO_PROJECT)
         return chosen
 
+    def scope(self, project_id: str | None) -> str | None:
+        """The project a session must belong to: the one named, else the server's (if any)."""
+        return project_id if project_id is not None else self.default_project
+
     def get_context(self, project_id: str | None = None, budget_tokens: int | None = None,
                     phase_id: int | None = None) -> str:
         """The project's latest handoff (if any), then its budgeted pack, as text."""
@@ -99,3 +103,18 @@ class ContextTools:
             after = (after_namespace or "", after_key or "")
         memories = self.db.memories.list(project, prefix, limit=limit, after=after)
         return render.memories_text(project, prefix, memories, limit)
+
+    def session_append(self, session_id: str, role: str, content: Any,
+                       metadata: dict[str, Any] | None = None,
+                       idempotency_key: str | None = None,
+                       project_id: str | None = None) -> str:
+        event = self.db.conversations.append(session_id, role, content, metadata=metadata,
+                                             idempotency_key=idempotency_key,
+                                             project_id=self.scope(project_id))
+        return render.event_appended_text(event)
+
+    def session_events(self, session_id: str, after_sequence: int = 0, limit: int = 50,
+                       project_id: str | None = None) -> str:
+        events = self.db.conversations.events(session_id, after_sequence=after_sequence,
+                                              limit=limit, project_id=self.scope(project_id))
+        return render.session_events_text(session_id, events, after_sequence, limit)
