@@ -207,6 +207,22 @@ def test_archived_projects_refuse_new_sessions(db: Ctxdb, pid: str) -> None:
     assert db.conversations.list(pid) == []
 
 
+def test_archived_projects_refuse_changes_to_their_sessions(
+    db: Ctxdb, pid: str, sid: str
+) -> None:
+    db.conversations.append(sid, "user", "before the archive")
+    db.projects.archive(pid)
+    before = db.audit_log(pid, limit=1_000)
+    for change in (lambda: db.conversations.append(sid, "user", "after"),
+                   lambda: db.conversations.update_state(sid, {"step": 2}),
+                   lambda: db.conversations.close(sid)):
+        with pytest.raises(InvalidTransitionError, match="archived"):
+            change()
+    assert [e["content"] for e in db.conversations.events(sid)] == ["before the archive"]
+    assert db.conversations.get(sid)["status"] == "open"
+    assert db.audit_log(pid, limit=1_000) == before
+
+
 @pytest.mark.parametrize(("arguments", "error"), [
     ({"role": "robot"}, ValidationError),
     ({"role": None}, ValidationError),

@@ -89,7 +89,9 @@ def require_session(tx: Tx, session_id: str, project_id: str | None = None,
     return row
 
 
-def _require_open(row: Row, doing: str) -> None:
+def _require_open(tx: Tx, row: Row, doing: str) -> None:
+    """Refuse changes to a closed session, or to any session of an archived project."""
+    require_project(tx, row["project_id"], active=True)
     if row["status"] != "open":
         raise InvalidTransitionError(
             f"session {row['session_id']!r} is closed: cannot {doing}",
@@ -184,7 +186,7 @@ class ConversationService:
 
         def unit(tx: Tx) -> dict[str, Any]:
             row = require_session(tx, session_id, project_id, lock=True)
-            _require_open(row, "change its state")
+            _require_open(tx, row, "change its state")
             tx.execute("update_session_state", session_id=session_id, state=state_json)
             audit(tx, actor, "session.state", "session", session_id, row["project_id"],
                   bytes=len(state_json.encode("utf-8")))
@@ -201,7 +203,7 @@ class ConversationService:
 
         def unit(tx: Tx) -> dict[str, Any]:
             row = require_session(tx, session_id, project_id, lock=True)
-            _require_open(row, "close it again")
+            _require_open(tx, row, "close it again")
             tx.execute("close_session", session_id=session_id)
             audit(tx, actor, "session.close", "session", session_id, row["project_id"],
                   events=row["next_event_seq"])
@@ -244,7 +246,7 @@ class ConversationService:
                             idempotency_key=values["idempotency_key"])
             if stored is not None:
                 return decode(stored)
-            _require_open(row, "append to it")
+            _require_open(tx, row, "append to it")
             sequence = tx.value("next_event_sequence", session_id=session_id)
             event_id = tx.value("insert_session_event", session_id=session_id,
                                 sequence=sequence, **values)
