@@ -106,6 +106,12 @@ class SessionNotFoundError(NotFoundError):
     code = "session_not_found"
 
 
+class TaskNotFoundError(NotFoundError):
+    """No task with that id, or not in the given project."""
+
+    code = "task_not_found"
+
+
 # --- rules and limits ----------------------------------------------------------------------
 
 
@@ -125,6 +131,19 @@ class VersionConflictError(ConflictError):
     (``None`` when the memory does not exist, or is deleted or expired)."""
 
     code = "version_conflict"
+
+
+class StaleEpochError(ConflictError):
+    """A task write carried an epoch that is not the task's current one: its lease has since
+    passed to another holder (or was released); ``current_epoch`` is in details."""
+
+    code = "stale_epoch"
+
+
+class LeaseExpiredError(ConflictError):
+    """A task write came from the current lease holder after its lease had expired."""
+
+    code = "lease_expired"
 
 
 class LimitExceededError(CtxdbError):
