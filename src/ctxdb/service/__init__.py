@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ctxdb.service.phases import PhaseService
     from ctxdb.service.projects import ProjectService
     from ctxdb.service.sessions import SessionService
+    from ctxdb.service.tasks import TaskService
     from ctxdb.service.tokens import TokenService
     from ctxdb.service.transcripts import TranscriptService
 
@@ -33,7 +34,8 @@ class Ctxdb:
 
     Each service is created on first access and kept (``context`` and ``sessions`` share
     ``instances``). ``sessions`` and ``transcripts`` serve the agent-client hooks (see
-    docs/hooks.md); ``conversations`` holds an app's sessions with its users and their events.
+    docs/hooks.md); ``conversations`` holds an app's sessions with its users and their events;
+    ``tasks`` is a project's work queue, leased to instances.
     """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
@@ -93,6 +95,12 @@ class Ctxdb:
         from ctxdb.service.conversations import ConversationService
 
         return ConversationService(self.storage, self.settings)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from ctxdb.service.tasks import TaskService
+
+        return TaskService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
