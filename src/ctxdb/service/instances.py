@@ -49,12 +49,18 @@ def require_instance(tx: Tx, instance_id: str, project_id: str | None = None) ->
 def reap_stale(
     tx: Tx, settings: Settings, actor: str, project_id: str = ""
 ) -> list[dict[str, Any]]:
-    """Mark live instances whose heartbeat is older than ``stale_after`` as crashed."""
+    """Mark live instances whose heartbeat is older than ``stale_after`` as crashed, and put
+    the tasks they held leases on back in the queue (the epoch moves on: their writes are
+    stale)."""
     crashed = tx.all("reap_stale_instances", stale_after=settings.stale_after,
                      project_id=project_id)
     for row in crashed:
         audit(tx, actor, "instance.crashed", "instance", row["instance_id"], row["project_id"],
               last_heartbeat=row["last_heartbeat"], stale_after=settings.stale_after)
+        for task in tx.all("release_tasks_of_instance", instance_id=row["instance_id"]):
+            audit(tx, actor, "task.release", "task", task["task_id"], task["project_id"],
+                  epoch=task["epoch"], instance_id=row["instance_id"],
+                  reason="instance crashed")
     return crashed
 
 
