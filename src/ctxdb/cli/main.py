@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "tokens": "ctxdb.cli.tokens:tokens_group",
     "memory": "ctxdb.cli.memories:memory_group",
     "session": "ctxdb.cli.conversations:session_group",
+    "task": "ctxdb.cli.tasks:task_group",
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",
