@@ -28,7 +28,7 @@ from ctxdb.storage.migrate import load_migrations
 DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log",
                "injections", "transcripts", "api_usage", "compactions", "memories",
                "memory_versions", "sessions", "session_events", "tasks",
-               "task_dependencies"}
+               "task_dependencies", "messages", "message_deliveries"}
 
 
 def with_dbname(url: str, dbname: str) -> str:
