@@ -112,6 +112,12 @@ class TaskNotFoundError(NotFoundError):
     code = "task_not_found"
 
 
+class MessageNotFoundError(NotFoundError):
+    """No message with that id, or not in the given project."""
+
+    code = "message_not_found"
+
+
 # --- rules and limits ----------------------------------------------------------------------
 
 
