@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ctxdb.service.conversations import ConversationService
     from ctxdb.service.instances import InstanceService
     from ctxdb.service.memories import MemoryService
+    from ctxdb.service.messages import MessageService
     from ctxdb.service.phases import PhaseService
     from ctxdb.service.projects import ProjectService
     from ctxdb.service.sessions import SessionService
@@ -35,7 +36,8 @@ class Ctxdb:
     Each service is created on first access and kept (``context`` and ``sessions`` share
     ``instances``). ``sessions`` and ``transcripts`` serve the agent-client hooks (see
     docs/hooks.md); ``conversations`` holds an app's sessions with its users and their events;
-    ``tasks`` is a project's work queue, leased to instances.
+    ``tasks`` is a project's work queue, leased to instances; ``messages`` are sent between
+    instances and delivered at least once.
     """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
@@ -101,6 +103,12 @@ class Ctxdb:
         from ctxdb.service.tasks import TaskService
 
         return TaskService(self.storage, self.settings)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        from ctxdb.service.messages import MessageService
+
+        return MessageService(self.storage, self.settings, self.memories, self.context)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:

@@ -1,0 +1,274 @@
+"""Messages between agent instances of a project, delivered at least once.
+
+A message is addressed to one instance of the project, to a role (every instance whose
+``metadata`` has that ``"role"``), or broadcast to the whole project; role and broadcast
+messages are not delivered to the instance that sent them. Its body is any JSON value.
+
+Each consuming instance has its own delivery of a message: :meth:`MessageService.inbox` hands
+out the messages addressed to the instance that it has not acknowledged and that are visible
+to it, and hides each one from it for ``visibility_seconds`` (by the database clock). A
+consumer that crashes before :meth:`MessageService.ack` gets the message again once that time
+has passed; an acknowledged message is never delivered to that consumer again. A message can
+be promoted into a memory or a context item (see :meth:`MessageService.promote`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ctxdb.domain.models import Priority
+from ctxdb.domain.validation import (
+    check_identifier,
+    check_non_negative_int,
+    check_text,
+    encode_json,
+)
+from ctxdb.errors import MessageNotFoundError, ValidationError
+from ctxdb.service.common import audit
+from ctxdb.service.instances import require_instance
+from ctxdb.service.memories import check_namespace
+from ctxdb.service.projects import require_project
+from ctxdb.settings import Settings
+from ctxdb.storage import Row, Storage, Tx
+
+if TYPE_CHECKING:
+    from ctxdb.service.context import ContextService
+    from ctxdb.service.memories import MemoryService
+
+MAX_INBOX = 1_000
+MAX_SUBJECT = 1_000
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600.0
+
+
+class RecipientKind(StrEnum):
+    INSTANCE = "instance"
+    ROLE = "role"
+    BROADCAST = "broadcast"
+
+
+class PromotionTarget(StrEnum):
+    MEMORY = "memory"
+    CONTEXT = "context"
+
+
+def check_recipient(kind: object, recipient: object) -> tuple[RecipientKind, str | None]:
+    """The addressing of a message: a broadcast has no recipient, the other kinds need one."""
+    try:
+        parsed = RecipientKind(kind if isinstance(kind, str) else repr(kind))
+    except ValueError:
+        choices = ", ".join(k.value for k in RecipientKind)
+        raise ValidationError(f"recipient_kind must be one of {choices}, got {kind!r}") from None
+    if parsed is RecipientKind.BROADCAST:
+        if recipient is not None:
+            raise ValidationError(f"a broadcast has no recipient, got {recipient!r}")
+        return parsed, None
+    return parsed, check_identifier(recipient, "recipient")
+
+
+def check_visibility_seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"visibility_seconds must be a number, got {value!r}")
+    seconds = float(value)
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_VISIBILITY_SECONDS):
+        raise ValidationError(f"visibility_seconds must be more than 0 and at most "
+                              f"{MAX_VISIBILITY_SECONDS:g}, got {value!r}")
+    return seconds
+
+
+def check_message_id(value: object) -> int:
+    message_id = check_non_negative_int(value, "message_id")
+    if message_id < 1:
+        raise ValidationError(f"message_id must be at least 1, got {value!r}")
+    return message_id
+
+
+def role_of(instance: dict[str, Any]) -> str:
+    """The instance's role: its metadata's ``"role"`` text, or ``""`` when it has none."""
+    metadata = instance.get("metadata")
+    role = metadata.get("role") if isinstance(metadata, dict) else None
+    return role if isinstance(role, str) else ""
+
+
+def _message(row: Row) -> dict[str, Any]:
+    if isinstance(row.get("body"), str):  # both backends hand JSON over as text
+        row["body"] = json.loads(row["body"])
+    return row
+
+
+def require_message(tx: Tx, message_id: int, project_id: str | None = None) -> dict[str, Any]:
+    row = tx.one("get_message", message_id=message_id)
+    if row is None or (project_id is not None and row["project_id"] != project_id):
+        where = "" if project_id is None else f" in project {project_id!r}"
+        raise MessageNotFoundError(f"unknown message {message_id}{where}",
+                                   message_id=message_id)
+    return _message(row)
+
+
+def _addressed_to(message: dict[str, Any], instance: dict[str, Any]) -> bool:
+    kind, recipient = message["recipient_kind"], message["recipient"]
+    if message["project_id"] != instance["project_id"]:
+        return False
+    if kind == RecipientKind.INSTANCE:
+        return bool(recipient == instance["instance_id"])
+    if message["sender"] == instance["instance_id"]:
+        return False
+    return bool(kind == RecipientKind.BROADCAST or recipient == role_of(instance))
+
+
+class MessageService:
+    def __init__(self, storage: Storage, settings: Settings, memories: MemoryService,
+                 context: ContextService) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.memories = memories
+        self.context = context
+
+    def send(self, project_id: str, recipient_kind: str, recipient: str | None, body: Any, *,
+             subject: str = "", sender: str | None = None) -> dict[str, Any]:
+        """Send ``body`` (any JSON value) to an instance of the project (``"instance"``), to
+        the instances of a role (``"role"``) or to all of them (``"broadcast"``, recipient
+        ``None``). ``sender`` is an instance id or an actor (the settings' actor by default)."""
+        check_identifier(project_id, "project_id")
+        kind, to = check_recipient(recipient_kind, recipient)
+        body_json = encode_json(body, "message body", self.settings.max_content_bytes)
+        check_text(subject, "subject", MAX_SUBJECT)
+        sender = check_identifier(sender or self.settings.actor, "sender")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            require_project(tx, project_id, active=True)
+            if kind is RecipientKind.INSTANCE:
+                require_instance(tx, str(to), project_id)
+            message_id = tx.value("insert_message", project_id=project_id, sender=sender,
+                                  recipient_kind=kind.value, recipient=to, subject=subject,
+                                  body=body_json)
+            audit(tx, sender, "message.send", "message", message_id, project_id,
+                  recipient_kind=kind.value, recipient=to, subject=subject)
+            return require_message(tx, message_id)
+
+        return self.storage.write(unit)
+
+    def get(self, message_id: int, *, project_id: str | None = None) -> dict[str, Any]:
+        check_message_id(message_id)
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
+        return self.storage.read(lambda tx: require_message(tx, message_id, project_id))
+
+    def inbox(self, instance_id: str, visibility_seconds: float = 30.0, limit: int = 10, *,
+              actor: str | None = None) -> list[dict[str, Any]]:
+        """Receive up to ``limit`` visible, unacknowledged messages addressed to the instance,
+        oldest first; each is hidden from it for ``visibility_seconds`` and comes back after
+        that unless acknowledged. Each message carries this consumer's ``delivered_count``."""
+        check_identifier(instance_id, "instance_id")
+        seconds = check_visibility_seconds(visibility_seconds)
+        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_INBOX:
+            raise ValidationError(f"limit must be between 1 and {MAX_INBOX}, got {limit}")
+        actor = check_identifier(actor or instance_id, "actor")
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            instance = require_instance(tx, instance_id)
+            project_id = instance["project_id"]
+            rows = tx.all("visible_messages", project_id=project_id, instance_id=instance_id,
+                          role=role_of(instance), limit=limit)
+            received = []
+            for row in rows:
+                count = tx.value("deliver_message", message_id=row["message_id"],
+                                 instance_id=instance_id, visibility_seconds=seconds)
+                if count is None:  # a concurrent inbox of this consumer took it first
+                    continue
+                audit(tx, actor, "message.deliver", "message", row["message_id"], project_id,
+                      instance_id=instance_id, delivered_count=count,
+                      visibility_seconds=seconds)
+                message = require_message(tx, row["message_id"])
+                message["delivered_count"] = count
+                received.append(message)
+            return received
+
+        return self.storage.write(unit)
+
+    def ack(self, message_id: int, instance_id: str, *,
+            actor: str | None = None) -> dict[str, Any]:
+        """Acknowledge the message for this consumer: it is never delivered to it again.
+        Acknowledging again changes nothing (the first ``acked_at`` stays)."""
+        check_message_id(message_id)
+        check_identifier(instance_id, "instance_id")
+        actor = check_identifier(actor or instance_id, "actor")
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            message = require_message(tx, message_id)
+            instance = require_instance(tx, instance_id, message["project_id"])
+            if not _addressed_to(message, instance):
+                raise ValidationError(
+                    f"message {message_id} is not addressed to instance {instance_id!r}",
+                    message_id=message_id, instance_id=instance_id)
+            before = tx.one("get_delivery", message_id=message_id, instance_id=instance_id)
+            tx.execute("ack_message", message_id=message_id, instance_id=instance_id)
+            if before is None or before["acked_at"] is None:
+                audit(tx, actor, "message.ack", "message", message_id, message["project_id"],
+                      instance_id=instance_id)
+            delivery = tx.one("get_delivery", message_id=message_id, instance_id=instance_id)
+            return dict(delivery or {})
+
+        return self.storage.write(unit)
+
+    def promote(self, message_id: int, to: str, *, project_id: str | None = None,
+                namespace: str | None = None, key: str | None = None,
+                priority: str = "HIGH", actor: str | None = None) -> dict[str, Any]:
+        """Keep a message: as a memory (``to="memory"``, under ``namespace`` and ``key``; its
+        value is the body) or as a context item (``to="context"``, with ``priority``; its
+        content is the subject and body, the message id and sender in its metadata).
+
+        The write goes through :class:`MemoryService` / :class:`ContextService` (their own
+        transaction and audit row), followed by a ``message.promote`` audit row. Promoting a
+        message to context twice returns the first item (its idempotency key is the
+        message's)."""
+        check_message_id(message_id)
+        try:
+            target = PromotionTarget(to if isinstance(to, str) else repr(to))
+        except ValueError:
+            raise ValidationError(f"a message is promoted to 'memory' or 'context', "
+                                  f"got {to!r}") from None
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
+        if target is PromotionTarget.MEMORY:
+            check_namespace(namespace)
+            check_identifier(key, "key")
+        else:
+            Priority.parse(priority)
+        actor = check_identifier(actor or self.settings.actor, "actor")
+        message = self.get(message_id, project_id=project_id)
+        pid = message["project_id"]
+        if target is PromotionTarget.MEMORY:
+            result = self.memories.put(pid, str(namespace), str(key), message["body"],
+                                       actor=actor)
+            details: dict[str, Any] = {"namespace": namespace, "key": key,
+                                       "version": result["version"]}
+        else:
+            result = self.context.store(
+                pid, {"subject": message["subject"], "body": message["body"]}, priority,
+                "message", metadata={"message_id": message_id, "sender": message["sender"]},
+                created_by=self._sender_instance(message),
+                idempotency_key=f"message-{message_id}",
+                actor=actor)
+            details = {"item_id": result["item_id"], "priority": result["priority"]}
+
+        def record(tx: Tx) -> None:
+            audit(tx, actor, "message.promote", "message", message_id, pid, to=target.value,
+                  **details)
+
+        self.storage.write(record)
+        return result
+
+    def _sender_instance(self, message: dict[str, Any]) -> str | None:
+        """The sender if it is an instance of the message's project (a context item's
+        ``created_by`` names an instance), else ``None``: the sender was an actor."""
+
+        def unit(tx: Tx) -> str | None:
+            row = tx.one("get_instance", instance_id=message["sender"])
+            if row is None or row["project_id"] != message["project_id"]:
+                return None
+            return str(message["sender"])
+
+        return self.storage.read(unit)
