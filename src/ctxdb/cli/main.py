@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "memory": "ctxdb.cli.memories:memory_group",
     "session": "ctxdb.cli.conversations:session_group",
     "task": "ctxdb.cli.tasks:task_group",
+    "message": "ctxdb.cli.messages:message_group",
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",
