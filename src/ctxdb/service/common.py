@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ctxdb.domain.validation import check_identifier, encode_json
-from ctxdb.storage import Row, Tx
+from ctxdb.settings import Settings
+from ctxdb.storage import Row, Storage, Tx
 
 JSON_FIELDS = frozenset({"content", "metadata", "details", "next_steps", "working_set"})
 
@@ -49,3 +50,11 @@ def audit(
         project_id=project_id,
         details=encode_json(details, "audit details"),
     )
+
+
+class Service:
+    """Base of the services: each works over one storage with the entry point's settings."""
+
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings

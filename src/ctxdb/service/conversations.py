@@ -32,11 +32,10 @@ from ctxdb.errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from ctxdb.service.common import audit, decode
+from ctxdb.service.common import Service, audit, decode
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
-from ctxdb.settings import Settings
-from ctxdb.storage import Row, Storage, Tx
+from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000
 STATUSES = ("open", "closed")
@@ -98,11 +97,7 @@ def _require_open(tx: Tx, row: Row, doing: str) -> None:
             session_id=row["session_id"])
 
 
-class ConversationService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class ConversationService(Service):
     # --- sessions --------------------------------------------------------------------------
 
     def create(

@@ -23,11 +23,11 @@ from ctxdb.errors import (
     TooManyInstancesError,
     ValidationError,
 )
-from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.phases import require_phase
 from ctxdb.service.projects import require_project
 from ctxdb.settings import Settings
-from ctxdb.storage import Storage, Tx
+from ctxdb.storage import Tx
 
 _OPTIONAL_TEXT = ("client", "session_id", "worktree", "branch", "model", "hostname")
 
@@ -64,11 +64,7 @@ def reap_stale(
     return crashed
 
 
-class InstanceService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class InstanceService(Service):
     def launch(self, project_id: str, phase_id: int | None = None, *,
                actor: str | None = None, **fields: Any) -> dict[str, Any]:
         """Register an instance (see :meth:`validated_fields` for the accepted fields).

@@ -35,10 +35,9 @@ from ctxdb.errors import (
     ValidationError,
     VersionConflictError,
 )
-from ctxdb.service.common import audit
+from ctxdb.service.common import Service, audit
 from ctxdb.service.projects import require_project
-from ctxdb.settings import Settings
-from ctxdb.storage import Row, Storage, Tx
+from ctxdb.storage import Row, Tx
 
 MUST_NOT_EXIST = 0
 MAX_PAGE = 1_000
@@ -103,11 +102,7 @@ def _current_version(row: Row | None) -> int | None:
     return int(row["version"])
 
 
-class MemoryService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class MemoryService(Service):
     def default_ttl(self, memory_type: MemoryType) -> int | None:
         """The lifecycle policy: seconds until a memory of this type expires, or ``None``."""
         seconds = int(getattr(self.settings, f"memory_ttl_{memory_type.value}"))

@@ -14,10 +14,9 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import ConflictError, InvalidTransitionError, PhaseNotFoundError
-from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.projects import require_project
-from ctxdb.settings import Settings
-from ctxdb.storage import Storage, Tx
+from ctxdb.storage import Tx
 
 
 def require_phase(tx: Tx, phase_id: int, project_id: str | None = None) -> dict[str, Any]:
@@ -30,11 +29,7 @@ def require_phase(tx: Tx, phase_id: int, project_id: str | None = None) -> dict[
     return decode(row)
 
 
-class PhaseService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class PhaseService(Service):
     def create(
         self,
         project_id: str,

@@ -21,9 +21,8 @@ from ctxdb.errors import (
     ProjectNotFoundError,
     TooManyProjectsError,
 )
-from ctxdb.service.common import audit, decode, decode_all
-from ctxdb.settings import Settings
-from ctxdb.storage import Storage, Tx
+from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.storage import Tx
 from ctxdb.storage.dialect import LOCK_PROJECT_CREATION
 
 MAX_DESCRIPTION = 10_000
@@ -41,11 +40,7 @@ def require_project(tx: Tx, project_id: str, *, active: bool = False) -> dict[st
     return decode(row)
 
 
-class ProjectService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class ProjectService(Service):
     def create(
         self,
         name: str,

@@ -43,11 +43,10 @@ from ctxdb.errors import (
     TaskNotFoundError,
     ValidationError,
 )
-from ctxdb.service.common import audit
+from ctxdb.service.common import Service, audit
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
-from ctxdb.settings import Settings
-from ctxdb.storage import Row, Storage, Tx
+from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000
 MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000
@@ -148,11 +147,7 @@ def _require_lease(row: Row, epoch: int, doing: str) -> None:
             task_id=task_id, epoch=epoch, lease_expires_at=row["lease_expires_at"])
 
 
-class TaskService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class TaskService(Service):
     def create(
         self,
         project_id: str,

@@ -13,12 +13,11 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
-from ctxdb.service.common import audit, decode
+from ctxdb.service.common import Service, audit, decode
 from ctxdb.service.context import pack_in_tx
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
-from ctxdb.settings import Settings
-from ctxdb.storage import Storage, Tx
+from ctxdb.storage import Tx
 
 HANDOFF_KINDS = ("clear", "compact", "manual", "end")
 MAX_SUMMARY = 100_000
@@ -46,11 +45,7 @@ def reached(used: int, window: int, threshold: float) -> bool:
     return used >= Fraction(repr(threshold)) * window
 
 
-class TokenService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class TokenService(Service):
     def update_usage(
         self, instance_id: str, token_count: int, actor: str | None = None
     ) -> dict[str, Any]:

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.domain.validation import MAX_INTEGER, check_identifier, check_text
-from ctxdb.service.common import audit
-from ctxdb.settings import Settings
-from ctxdb.storage import Storage, Tx
+from ctxdb.service.common import Service, audit
+from ctxdb.storage import Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,
     TranscriptChunk,
@@ -43,11 +42,7 @@ def _tokens(value: int | None) -> int | None:
     return None if value is None else min(value, MAX_INTEGER)
 
 
-class TranscriptService:
-    def __init__(self, storage: Storage, settings: Settings) -> None:
-        self.storage = storage
-        self.settings = settings
-
+class TranscriptService(Service):
     def ingest(
         self,
         path: str | os.PathLike[str],
