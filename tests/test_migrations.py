@@ -28,7 +28,8 @@ from ctxdb.storage.migrate import load_migrations
 DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "audit_log",
                "injections", "transcripts", "api_usage", "compactions", "memories",
                "memory_versions", "sessions", "session_events", "tasks",
-               "task_dependencies", "messages", "message_deliveries"}
+               "task_dependencies", "messages", "message_deliveries",
+               "approval_gates", "command_runs", "checkpoints"}
 
 
 def with_dbname(url: str, dbname: str) -> str:
