@@ -66,10 +66,51 @@ class ConfigError(ValidationError):
     code = "invalid_config"
 
 
+class BackupInvalidError(ValidationError):
+    """A backup file that cannot be restored: missing, damaged (integrity or checksum), not a
+    ctxdb backup, or made by a newer ctxdb; nothing was changed."""
+
+    code = "backup_invalid"
+
+
 class ClientSettingsError(ConfigError):
     """An agent client's settings file (JSON or TOML) cannot be read or merged safely."""
 
     code = "invalid_client_settings"
+
+
+class ImportSourceError(ValidationError):
+    """What ``ctxdb import`` was asked to read cannot be imported; nothing was written."""
+
+    code = "invalid_import_source"
+
+
+class UnsafePathError(ImportSourceError):
+    """An import would read outside the folder it was given (a symlink pointing out, an
+    ``@../…`` reference); ``path`` and ``target`` are in details."""
+
+    code = "unsafe_path"
+
+
+class MalformedImportFileError(ImportSourceError):
+    """A file given to ``ctxdb import files`` is not in the shape it claims (bad JSON, a
+    context item without content, …); ``path`` and ``reason`` are in details."""
+
+    code = "malformed_import_file"
+
+
+class NotALegacyDatabaseError(ImportSourceError):
+    """The file is not a SQLite database with the seed's schema (``projects``, ``phases``,
+    ``context_snapshots``, ``active_instances``, ``schema_version``)."""
+
+    code = "not_a_legacy_database"
+
+
+class InvalidLegacyDataError(ImportSourceError):
+    """A row of a legacy database holds a value ctxdb cannot keep (an unknown priority, a
+    timestamp it cannot read, …); ``table`` and ``row`` are in details."""
+
+    code = "invalid_legacy_data"
 
 
 # --- missing things ------------------------------------------------------------------------
@@ -118,6 +159,24 @@ class MessageNotFoundError(NotFoundError):
     code = "message_not_found"
 
 
+class ApprovalGateNotFoundError(NotFoundError):
+    """No approval gate with that id, or not in the given project."""
+
+    code = "approval_gate_not_found"
+
+
+class CommandRunNotFoundError(NotFoundError):
+    """No command run with that id, or not in the given project."""
+
+    code = "command_run_not_found"
+
+
+class CheckpointNotFoundError(NotFoundError):
+    """No checkpoint with that id, or not in the given project."""
+
+    code = "checkpoint_not_found"
+
+
 # --- rules and limits ----------------------------------------------------------------------
 
 
@@ -152,6 +211,32 @@ class LeaseExpiredError(ConflictError):
     code = "lease_expired"
 
 
+class AlreadyDecidedError(InvalidTransitionError):
+    """An approval gate was decided (or cancelled) before: a decision is never changed;
+    ``status`` and ``decided_by`` are in details."""
+
+    code = "already_decided"
+
+
+class ApprovalRejectedError(ConflictError):
+    """A gate someone waited for was rejected or cancelled instead of approved."""
+
+    code = "approval_rejected"
+
+
+class DatabaseNotEmptyError(ConflictError):
+    """A restore would overwrite a database that holds data, and ``--force`` was not given;
+    the row counts per table are in details."""
+
+    code = "database_not_empty"
+
+
+class BackupTargetExistsError(ConflictError):
+    """The backup file already exists and overwriting it was not asked for."""
+
+    code = "backup_target_exists"
+
+
 class LimitExceededError(CtxdbError):
     code = "limit_exceeded"
     category = "limit"
@@ -163,6 +248,12 @@ class TooManyProjectsError(LimitExceededError):
 
 class TooManyInstancesError(LimitExceededError):
     code = "too_many_instances"
+
+
+class ApprovalTimeoutError(LimitExceededError):
+    """An approval gate was still pending when the wait for its decision ran out."""
+
+    code = "approval_timeout"
 
 
 class BudgetExceededError(CtxdbError):
@@ -190,6 +281,12 @@ class SchemaOutdatedError(StorageError):
 
 class MigrationError(StorageError):
     code = "migration_error"
+
+
+class ExternalToolError(StorageError):
+    """A database tool ctxdb runs (pg_dump, pg_restore, psql) failed; its message is kept."""
+
+    code = "external_tool_failed"
 
 
 class TransientStorageError(StorageError):
