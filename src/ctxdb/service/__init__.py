@@ -14,8 +14,12 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # The services are imported when first used, not here: a hook process (one per agent event)
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
+    from ctxdb.service.approvals import ApprovalService
+    from ctxdb.service.checkpoints import CheckpointService
+    from ctxdb.service.commands import CommandService
     from ctxdb.service.context import ContextService
     from ctxdb.service.conversations import ConversationService
+    from ctxdb.service.doctor import DoctorService
     from ctxdb.service.instances import InstanceService
     from ctxdb.service.memories import MemoryService
     from ctxdb.service.messages import MessageService
@@ -37,7 +41,8 @@ class Ctxdb:
     ``instances``). ``sessions`` and ``transcripts`` serve the agent-client hooks (see
     docs/hooks.md); ``conversations`` holds an app's sessions with its users and their events;
     ``tasks`` is a project's work queue, leased to instances; ``messages`` are sent between
-    instances and delivered at least once.
+    instances and delivered at least once; ``approvals``, ``commands`` and ``checkpoints`` are
+    the workflow records: approval gates, command runs and snapshots of an instance's state.
     """
 
     def __init__(self, storage: Storage, settings: Settings) -> None:
@@ -109,6 +114,30 @@ class Ctxdb:
         from ctxdb.service.messages import MessageService
 
         return MessageService(self.storage, self.settings, self.memories, self.context)
+
+    @cached_property
+    def approvals(self) -> ApprovalService:
+        from ctxdb.service.approvals import ApprovalService
+
+        return ApprovalService(self.storage, self.settings)
+
+    @cached_property
+    def commands(self) -> CommandService:
+        from ctxdb.service.commands import CommandService
+
+        return CommandService(self.storage, self.settings)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointService:
+        from ctxdb.service.checkpoints import CheckpointService
+
+        return CheckpointService(self.storage, self.settings)
+
+    @cached_property
+    def doctor(self) -> DoctorService:
+        from ctxdb.service.doctor import DoctorService
+
+        return DoctorService(self.storage, self.settings, self.instances)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
