@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.storage.dialect import Dialect
+
+if TYPE_CHECKING:
+    from ctxdb.storage.health import Health
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -47,6 +50,10 @@ class Tx(abc.ABC):
         """The first row of literal SQL already in this backend's parameter style."""
 
     @abc.abstractmethod
+    def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        """Every row of literal SQL already in this backend's parameter style."""
+
+    @abc.abstractmethod
     def script(self, sql: str) -> None:
         """Run literal SQL text of one or more statements (migrations only)."""
 
@@ -70,6 +77,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def read(self, unit: Callable[[Tx], T]) -> T:
         """Run ``unit`` in one read-only transaction (a consistent snapshot)."""
+
+    @abc.abstractmethod
+    def health(self) -> Health:
+        """The probes ``ctxdb doctor`` runs against this backend (see storage/health.py)."""
 
     @abc.abstractmethod
     def close(self) -> None:

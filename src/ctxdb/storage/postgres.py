@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConfigError, ConflictError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
@@ -29,6 +29,9 @@ from ctxdb.storage.base import Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import with_retries
+
+if TYPE_CHECKING:
+    from ctxdb.storage.health import Health
 
 try:
     import psycopg
@@ -116,6 +119,13 @@ class PostgresTx(Tx):
         with self._conn.cursor(row_factory=dict_row) as cursor:
             row: Row | None = cursor.execute(sql, params).fetchone()
             return row
+
+    def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, params or None)
+            if cursor.description is None:  # a statement without a result, such as SET
+                return []
+            return list(cursor.fetchall())
 
     def all(self, query: str, **params: Any) -> list[Row]:
         with self._cursor(query, params) as cursor:
@@ -242,6 +252,11 @@ class PostgresStorage(Storage):
 
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded(unit, write=False)
+
+    def health(self) -> Health:
+        from ctxdb.storage.postgres_health import PostgresHealth
+
+        return PostgresHealth(self)
 
     def close(self) -> None:
         self._pool.close()

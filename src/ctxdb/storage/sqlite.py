@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConflictError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
@@ -23,6 +23,9 @@ from ctxdb.storage.base import Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import with_retries
+
+if TYPE_CHECKING:
+    from ctxdb.storage.health import Health
 
 T = TypeVar("T")
 
@@ -106,6 +109,13 @@ class SQLiteTx(Tx):
 
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         return _first(self._conn.execute(sql, params))
+
+    def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        cursor = self._conn.execute(sql, params)
+        if cursor.description is None:  # a statement without a result, such as REINDEX
+            return []
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def all(self, query: str, **params: Any) -> list[Row]:
         cursor = self._run(query, params)
@@ -205,6 +215,11 @@ class SQLiteStorage(Storage):
 
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded("BEGIN", unit)
+
+    def health(self) -> Health:
+        from ctxdb.storage.sqlite_health import SQLiteHealth
+
+        return SQLiteHealth(self)
 
     def close(self) -> None:
         with self._guard:

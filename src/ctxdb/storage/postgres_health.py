@@ -1,0 +1,128 @@
+"""Health probes of a PostgreSQL database (see storage/health.py).
+
+PostgreSQL enforces foreign keys itself, so instead of looking for orphan rows (a scan of
+every referencing table) the probe checks that every foreign key is validated and that its
+enforcement triggers are enabled: those are the only ways orphans can get in. Index
+structure is verified with the ``amcheck`` extension when the database has it installed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ctxdb.errors import StorageError
+from ctxdb.storage.base import Tx
+from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.health import Health, IntegrityReport, SettingProbe, StorageSize
+from ctxdb.storage.postgres import PostgresStorage
+from ctxdb.storage.queries import compiled_queries
+
+_NOT_VALIDATED = """
+SELECT c.conrelid::regclass::text AS table_name, c.conname AS name
+FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+WHERE c.contype = 'f' AND n.nspname = current_schema() AND NOT c.convalidated
+ORDER BY 1, 2"""
+_DISABLED_TRIGGERS = """
+SELECT DISTINCT c.conrelid::regclass::text AS table_name, c.conname AS name
+FROM pg_trigger t
+JOIN pg_constraint c ON c.oid = t.tgconstraint
+JOIN pg_namespace n ON n.oid = c.connamespace
+WHERE c.contype = 'f' AND n.nspname = current_schema() AND t.tgenabled = 'D'
+ORDER BY 1, 2"""
+_BTREE_INDEXES = """
+SELECT c.oid::bigint AS oid, c.relname AS name
+FROM pg_index x
+JOIN pg_class c ON c.oid = x.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_am a ON a.oid = c.relam
+WHERE n.nspname = current_schema() AND a.amname = 'btree'
+ORDER BY c.relname"""
+_INDEX_CHECK = "SELECT bt_index_check(%(oid)s::oid::regclass, %(heap)s)"
+
+
+class PostgresHealth(Health):
+    storage: PostgresStorage
+
+    def __init__(self, storage: PostgresStorage) -> None:
+        super().__init__(storage)
+
+    def connection_settings(self) -> list[SettingProbe]:
+        def unit(tx: Tx) -> list[SettingProbe]:
+            def show(name: str) -> str:
+                row = tx.one_raw(f"SHOW {name}", {})
+                return "" if row is None else str(next(iter(row.values())))
+
+            return [
+                SettingProbe("synchronous_commit", show("synchronous_commit"), "on"),
+                SettingProbe("TimeZone", show("TimeZone"), "UTC"),
+                # "replica" switches foreign-key triggers off for the session.
+                SettingProbe("session_replication_role", show("session_replication_role"),
+                             "origin"),
+                SettingProbe("server_version", show("server_version")),
+            ]
+
+        started = time.monotonic()
+        probes = self.storage.read(unit)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        return [*probes, SettingProbe("pool", f"reachable ({elapsed_ms:.0f} ms)")]
+
+    def integrity(self, thorough: bool) -> IntegrityReport:
+        installed = self.storage.read(lambda tx: tx.one_raw(
+            "SELECT 1 AS n FROM pg_extension WHERE extname = 'amcheck'", {}))
+        if installed is None:
+            return IntegrityReport("")
+        indexes = self.storage.read(lambda tx: tx.all_raw(_BTREE_INDEXES, {}))
+        problems, damaged = [], []
+        for index in indexes:
+            try:
+                # One transaction per index: a corrupt one fails only its own check.
+                self._check_index(int(index["oid"]), thorough)
+            except StorageError as exc:
+                problems.append(f"index {index['name']}: {exc.message}")
+                damaged.append(str(index["name"]))
+        return IntegrityReport("amcheck", tuple(problems), tuple(damaged), bool(damaged))
+
+    def _check_index(self, oid: int, heap: bool) -> None:
+        self.storage.read(lambda tx: tx.all_raw(_INDEX_CHECK, {"oid": oid, "heap": heap}))
+
+    def foreign_key_problems(self) -> list[str]:
+        def unit(tx: Tx) -> list[str]:
+            problems = [f"foreign key {row['name']} of {row['table_name']} is NOT VALID: "
+                        "rows written before it was added are unchecked"
+                        for row in tx.all_raw(_NOT_VALIDATED, {})]
+            problems += [f"foreign key {row['name']} of {row['table_name']} is not enforced: "
+                         "its triggers are disabled"
+                         for row in tx.all_raw(_DISABLED_TRIGGERS, {})]
+            return problems
+
+        return self.storage.read(unit)
+
+    def query_plan(self, query: str, params: dict[str, Any]) -> list[str]:
+        sql = "EXPLAIN " + compiled_queries(POSTGRES)[query]
+
+        def unit(tx: Tx) -> list[str]:
+            # Tiny or fresh tables make a sequential scan the cheapest plan whatever the
+            # indexes; forbidding it (for this transaction only) shows which index the
+            # planner would pick when the table is large.
+            tx.all_raw("SET LOCAL enable_seqscan = off", {})
+            return [str(row["QUERY PLAN"]) for row in tx.all_raw(sql, params)]
+
+        return self.storage.read(unit)
+
+    def index_names(self) -> set[str]:
+        rows = self.storage.read(lambda tx: tx.all_raw(
+            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()",
+            {}))
+        return {str(row["name"]) for row in rows}
+
+    def reindex_statement(self, index: str) -> str:
+        return f'REINDEX INDEX "{index}";'
+
+    def size(self) -> StorageSize:
+        row = self.storage.read(lambda tx: tx.one_raw(
+            "SELECT pg_database_size(current_database()) AS n", {}))
+        return StorageSize(int(row["n"]) if row else 0)
+
+    def checkpoint(self) -> None:
+        return None
