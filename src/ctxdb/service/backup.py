@@ -1,0 +1,356 @@
+"""Backup and restore of a whole database (``ctxdb backup`` / ``ctxdb restore``).
+
+Formats (see docs/backup.md):
+
+- ``sqlite``: a SQLite file made with the online backup API from one consistent snapshot,
+  while other processes go on writing; restorable into a SQLite database;
+- ``pg_dump``: a ``pg_dump --format=custom`` archive of a PostgreSQL database; restorable
+  into a PostgreSQL database with pg_restore and psql, in one transaction.
+
+Every backup is checked after it is written (integrity, schema version, rows per table),
+fsynced with its directory, and accompanied by ``FILE.sha256``. A restore checks the backup
+(checksum file when present, integrity, schema version) BEFORE it changes anything, refuses
+to overwrite a database that holds data unless forced, and records an audit row.
+
+Like :mod:`ctxdb.service.schema`, these functions take the settings and connect themselves:
+a backup or a restore must work on a database whose schema is behind (or absent), which
+:meth:`ctxdb.service.Ctxdb.open` would refuse or upgrade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from ctxdb.errors import (
+    BackupInvalidError,
+    BackupTargetExistsError,
+    DatabaseNotEmptyError,
+    StorageError,
+    ValidationError,
+)
+from ctxdb.service.common import audit
+from ctxdb.service.schema import location
+from ctxdb.settings import Settings
+from ctxdb.storage import Tx, connect_storage
+from ctxdb.storage.dialect import POSTGRES, SQLITE
+from ctxdb.storage.migrate import load_migrations
+
+# (what is happening, units done, units in all; 0 in all when unknown)
+Progress = Callable[[str, int, int], None]
+FORMATS = ("auto", "sqlite", "pg_dump")
+CHECKSUM_SUFFIX = ".sha256"
+_CHUNK = 1 << 20
+
+
+def _quiet(_stage: str, _done: int, _total: int) -> None:
+    """The progress callback of callers that show none."""
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_file(path: Path) -> Path:
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    from ctxdb.storage.sqlite_backup import fsync_file
+
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    scratch.write_text(text, "utf-8")
+    fsync_file(scratch)
+    os.replace(scratch, path)
+
+
+@contextmanager
+def _scratch_beside(target: Path) -> Iterator[Path]:
+    """A temporary path in the target's directory (so that the final rename is atomic)."""
+    scratch = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        yield scratch
+    finally:
+        for leftover in (scratch, Path(f"{scratch}-journal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _publish(scratch: Path, target: Path) -> str:
+    """fsync the finished backup, rename it into place, write its checksum, fsync the dir."""
+    from ctxdb.storage.sqlite_backup import fsync_directory, fsync_file
+
+    fsync_file(scratch)
+    digest = sha256_of(scratch)
+    os.replace(scratch, target)
+    _write_durably(checksum_file(target), f"{digest}  {target.name}\n")
+    fsync_directory(target.parent)
+    return digest
+
+
+def _backup_target(settings: Settings, file: str | Path, force: bool) -> Path:
+    target = Path(file).expanduser().resolve()
+    if target.is_dir():
+        raise ValidationError(f"{target} is a directory; give the backup a file name",
+                              file=str(target))
+    if not settings.is_postgres:
+        from ctxdb.storage.sqlite_backup import live_files
+
+        if target in live_files(settings.sqlite_path):
+            raise ValidationError(f"{target} is the live database (or one of its files); "
+                                  "back up to another file", file=str(target))
+    if target.exists() and not force:
+        raise BackupTargetExistsError(f"{target} already exists; pass --force to replace it",
+                                      file=str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+# --- backup ----------------------------------------------------------------------------------
+
+
+def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: str = "auto",
+           progress: Progress = _quiet) -> dict[str, Any]:
+    """Write a checked, durable backup of the whole database to ``file``; returns a summary."""
+    fmt = _backup_format(settings, fmt)
+    target = _backup_target(settings, file, force)
+    started = time.monotonic()
+    with _scratch_beside(target) as scratch:
+        if fmt == "sqlite":
+            contents = _sqlite_backup(settings, scratch, progress)
+        else:
+            contents = _pg_dump_backup(settings, scratch, progress)
+        progress("writing to disk", 0, 0)
+        digest = _publish(scratch, target)
+    tables = contents["tables"]
+    return {
+        "backend": "postgres" if settings.is_postgres else "sqlite",
+        "location": location(settings),
+        "file": str(target),
+        "checksum_file": str(checksum_file(target)),
+        "format": fmt,
+        "bytes": target.stat().st_size,
+        "sha256": digest,
+        "schema_version": contents["schema_version"],
+        "integrity": contents.get("integrity", "ok"),
+        "rows": sum(n for name, n in tables.items() if name != "schema_migrations"),
+        "tables": tables,
+        "elapsed_seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _backup_format(settings: Settings, fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValidationError(f"backup format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not settings.is_postgres:
+        if fmt not in ("auto", "sqlite"):
+            raise ValidationError(f"a SQLite database is backed up as 'sqlite', not {fmt!r}")
+        return "sqlite"
+    if fmt == "sqlite":
+        raise ValidationError("a PostgreSQL database cannot be backed up as 'sqlite'")
+    return "pg_dump"
+
+
+def _sqlite_backup(settings: Settings, scratch: Path, progress: Progress) -> dict[str, Any]:
+    from ctxdb.storage import sqlite_backup
+
+    database = settings.sqlite_path
+    if not database.exists():
+        raise ValidationError(f"there is no database at {database} to back up",
+                              location=str(database))
+    newest = len(load_migrations(SQLITE))
+    version = sqlite_backup.online_backup(
+        database, scratch, settings, lambda done, total: progress("copying pages", done, total))
+    progress("checking the copy", 0, 0)
+    contents = sqlite_backup.inspect_backup(scratch, max(newest, version))
+    if contents["schema_version"] != version:  # a defence: the copy is the snapshot read
+        raise BackupInvalidError(f"the copy has schema version {contents['schema_version']}, "
+                                 f"the database had {version}")
+    return contents
+
+
+def _pg_dump_backup(settings: Settings, scratch: Path, progress: Progress) -> dict[str, Any]:
+    from ctxdb.storage import pg_tools
+
+    progress("running pg_dump", 0, 0)
+    pg_tools.dump(settings.url, scratch)
+    progress("checking the archive", 0, 0)
+    contents = pg_tools.read_archive(scratch)
+    if contents.schema_version == 0:
+        raise BackupInvalidError("the archive holds no ctxdb schema (no schema_migrations "
+                                 "rows): is this a ctxdb database?")
+    return {"schema_version": contents.schema_version, "tables": contents.tables}
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+def restore(settings: Settings, file: str | Path, *, force: bool = False,
+            dry_run: bool = False, progress: Progress = _quiet) -> dict[str, Any]:
+    """Replace the database's content with the backup in ``file``, once the backup checks out.
+
+    Refuses (``DatabaseNotEmptyError``) a database that holds data unless ``force``; with
+    ``dry_run`` only checks and reports. The live SQLite file is written through SQLite (the
+    backup API), never replaced or deleted.
+    """
+    source = Path(file).expanduser().resolve()
+    started = time.monotonic()
+    progress("checking the backup", 0, 0)
+    checksum = _verify_checksum(source)
+    fmt, contents = _inspect(settings, source)
+    occupied = {t: n for t, n in _live_counts(settings).items()
+                if n and t != "schema_migrations"}
+    if occupied and not force:
+        raise DatabaseNotEmptyError(
+            f"{location(settings)} holds data ({sum(occupied.values())} rows in "
+            f"{len(occupied)} tables); pass --force to replace it with the backup",
+            tables=occupied)
+    result = {
+        "backend": "postgres" if settings.is_postgres else "sqlite",
+        "location": location(settings),
+        "file": str(source),
+        "format": fmt,
+        "checksum": checksum,
+        "schema_version": contents["schema_version"],
+        "tables": contents["tables"],
+        "replaced_rows": occupied,
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        return result
+    if fmt == "sqlite":
+        _restore_sqlite(settings, source, progress)
+    else:
+        _restore_pg_dump(settings, source, progress)
+    _check_restored_rows(settings, contents["tables"])
+    _record_restore(settings, result)
+    result["elapsed_seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _verify_checksum(source: Path) -> str:
+    if not source.is_file():
+        raise BackupInvalidError(f"there is no backup file at {source}", file=str(source))
+    sidecar = checksum_file(source)
+    if not sidecar.exists():
+        return "absent"
+    expected = sidecar.read_text("utf-8").split()[:1]
+    actual = sha256_of(source)
+    if expected != [actual]:
+        raise BackupInvalidError(
+            f"{source} does not match its checksum file {sidecar.name}: the backup is damaged "
+            "or was changed", file=str(source), expected=(expected or [""])[0], actual=actual)
+    return "verified"
+
+
+def _inspect(settings: Settings, source: Path) -> tuple[str, dict[str, Any]]:
+    from ctxdb.storage import pg_tools, sqlite_backup
+
+    if sqlite_backup.is_sqlite_file(source):
+        if settings.is_postgres:
+            raise BackupInvalidError(_cross_backend("a SQLite", "PostgreSQL"), file=str(source))
+        newest = len(load_migrations(SQLITE))
+        return "sqlite", sqlite_backup.inspect_backup(source, newest)
+    if pg_tools.is_pg_dump_archive(source):
+        if not settings.is_postgres:
+            raise BackupInvalidError(_cross_backend("a pg_dump", "SQLite"), file=str(source))
+        contents = pg_tools.read_archive(source)
+        newest = len(load_migrations(POSTGRES))
+        if not 0 < contents.schema_version <= newest:
+            raise BackupInvalidError(
+                f"{source} has schema version {contents.schema_version}; this ctxdb restores "
+                f"1 to {newest}", file=str(source), schema_version=contents.schema_version)
+        return "pg_dump", {"schema_version": contents.schema_version,
+                           "tables": contents.tables}
+    raise BackupInvalidError(f"{source} is neither a SQLite backup nor a pg_dump archive",
+                             file=str(source))
+
+
+def _cross_backend(kind: str, backend: str) -> str:
+    return (f"{kind} backup cannot be restored into a {backend} database; move data between "
+            "backends with an export bundle or `ctxdb db copy`")
+
+
+def _live_counts(settings: Settings) -> dict[str, int]:
+    if settings.is_postgres:
+        from ctxdb.storage import pg_tools
+
+        return pg_tools.live_row_counts(settings.url)
+    from ctxdb.storage import sqlite_backup
+
+    return sqlite_backup.live_row_counts(settings.sqlite_path, settings)
+
+
+def _restore_sqlite(settings: Settings, source: Path, progress: Progress) -> None:
+    from ctxdb.storage import sqlite_backup
+
+    verdict = sqlite_backup.restore_into(
+        source, settings.sqlite_path, settings,
+        lambda done, total: progress("copying pages", done, total))
+    if verdict != "ok":  # never expected: the source was checked and the copy is SQLite's
+        raise BackupInvalidError(f"the restored database failed its integrity check: {verdict}")
+
+
+def _restore_pg_dump(settings: Settings, source: Path, progress: Progress) -> None:
+    from ctxdb.storage import pg_tools
+
+    progress("restoring with pg_restore and psql", 0, 0)
+    with tempfile.TemporaryDirectory(prefix="ctxdb-restore-") as scratch:
+        pg_tools.restore(settings.url, source, _drop_sql(settings), Path(scratch) / "data.sql")
+
+
+def _check_restored_rows(settings: Settings, expected: dict[str, int]) -> None:
+    """A last defence: the database now holds exactly the backup's rows per table."""
+    found = _live_counts(settings)
+    if found != expected:
+        differ = sorted(t for t in set(found) | set(expected) if found.get(t) != expected.get(t))
+        raise StorageError(f"the restored database differs from the backup in {differ}",
+                           expected=expected, found=found)
+
+
+def _drop_sql(settings: Settings) -> str:
+    """The ``down`` SQL of every migration applied to the live database, newest first."""
+    from ctxdb.storage import Migrator
+
+    storage = connect_storage(settings)
+    try:
+        migrator = Migrator(storage)
+        current = migrator.current_version()
+        if current > migrator.latest_version:
+            raise ValidationError(f"the live database has schema version {current}, newer "
+                                  "than this ctxdb; restore it with a newer ctxdb")
+        downs = [m.down for m in reversed(migrator.migrations) if m.version <= current]
+    finally:
+        storage.close()
+    if current:
+        downs.append("DROP TABLE schema_migrations;")
+    return "\n".join(downs)
+
+
+def _record_restore(settings: Settings, result: dict[str, Any]) -> None:
+    """The audit row of the restore, in the restored database."""
+    storage = connect_storage(settings)
+    try:
+        def unit(tx: Tx) -> None:
+            audit(tx, settings.actor, "database.restore", "database", result["location"], None,
+                  file=result["file"], format=result["format"],
+                  schema_version=result["schema_version"], replaced_rows=result["replaced_rows"],
+                  checksum=result["checksum"])
+
+        storage.write(unit)
+    finally:
+        storage.close()
