@@ -135,34 +135,52 @@ class MemoryService(Service):
         ttl = check_ttl(ttl_seconds)
         value_json = encode_json(value, "memory value", self.settings.max_content_bytes)
         actor = check_identifier(actor or self.settings.actor, "actor")
-        memory_id = new_memory_id()
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id, active=True)
-            row = self._lock(tx, project_id, namespace, key, actor)
-            if row is None:
-                self._check_expected(expected, None, namespace, key)
-                new_kind = kind or MemoryType.SEMANTIC
-                if tx.value("insert_memory", memory_id=memory_id, project_id=project_id,
-                            namespace=namespace, key=key, memory_type=new_kind.value,
-                            value=value_json, actor=actor,
-                            ttl_seconds=ttl or self.default_ttl(new_kind)) is None:
-                    # Another first writer committed in between: compete for its row.
-                    row = self._lock(tx, project_id, namespace, key, actor)
-            if row is not None:
-                self._check_expected(expected, _current_version(row), namespace, key)
-                new_kind = kind or MemoryType(row["memory_type"])
-                tx.execute("update_memory", memory_id=row["memory_id"], version=row["version"],
-                           memory_type=new_kind.value, value=value_json, actor=actor,
-                           ttl_seconds=ttl or self.default_ttl(new_kind))
-            written = self._require_row(tx, project_id, namespace, key)
-            tx.execute("insert_memory_version", memory_id=written["memory_id"], op="put")
-            audit(tx, actor, "memory.put", "memory", written["memory_id"], project_id,
-                  namespace=namespace, key=key, version=written["version"],
-                  expected_version=expected, memory_type=written["memory_type"])
-            return _decoded(written)
+            return self.put_in_tx(tx, project_id, namespace, key, value_json, kind=kind,
+                                  expected_version=expected, ttl_seconds=ttl, actor=actor)
 
         return self.storage.write(unit)
+
+    def put_in_tx(
+        self,
+        tx: Tx,
+        project_id: str,
+        namespace: str,
+        key: str,
+        value_json: str,
+        *,
+        kind: MemoryType | None,
+        expected_version: int | None,
+        ttl_seconds: int | None,
+        actor: str,
+    ) -> dict[str, Any]:
+        """The body of :meth:`put` inside the caller's write transaction (an import writes
+        many memories in one). Arguments are already checked; the project is the caller's."""
+        expected = expected_version
+        row = self._lock(tx, project_id, namespace, key, actor)
+        if row is None:
+            self._check_expected(expected, None, namespace, key)
+            new_kind = kind or MemoryType.SEMANTIC
+            if tx.value("insert_memory", memory_id=new_memory_id(), project_id=project_id,
+                        namespace=namespace, key=key, memory_type=new_kind.value,
+                        value=value_json, actor=actor,
+                        ttl_seconds=ttl_seconds or self.default_ttl(new_kind)) is None:
+                # Another first writer committed in between: compete for its row.
+                row = self._lock(tx, project_id, namespace, key, actor)
+        if row is not None:
+            self._check_expected(expected, _current_version(row), namespace, key)
+            new_kind = kind or MemoryType(row["memory_type"])
+            tx.execute("update_memory", memory_id=row["memory_id"], version=row["version"],
+                       memory_type=new_kind.value, value=value_json, actor=actor,
+                       ttl_seconds=ttl_seconds or self.default_ttl(new_kind))
+        written = self._require_row(tx, project_id, namespace, key)
+        tx.execute("insert_memory_version", memory_id=written["memory_id"], op="put")
+        audit(tx, actor, "memory.put", "memory", written["memory_id"], project_id,
+              namespace=namespace, key=key, version=written["version"],
+              expected_version=expected, memory_type=written["memory_type"])
+        return _decoded(written)
 
     def delete(
         self,
