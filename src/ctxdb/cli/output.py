@@ -38,7 +38,8 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
     (EXIT_CODES["not_found"], "not found: unknown project, phase, instance, item or memory"),
     (EXIT_CODES["conflict"], "conflict or invalid transition (e.g. completing a pending phase, "
                               "a stale memory version)"),
-    (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over budget"),
+    (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over "
+                           "budget, a wait that timed out"),
     (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),
 )
 
