@@ -108,11 +108,11 @@ class _Scanner:
                 self.skip(kind, rel, f"same file as {relative(self.root, resolved)}")
             return
         self.done.add(resolved)
-        if kind.startswith("skip:"):
-            self.skip(_skip_kind(rel), rel, kind.removeprefix("skip:"))
-            return
         if _is_sqlite(resolved):
             self.skip("files", rel, SQLITE_REASON)
+            return
+        if kind.startswith("skip:"):
+            self.skip(_skip_kind(rel), rel, kind.removeprefix("skip:"))
             return
         text, reason = read_text(self.root, path)
         if text is None:

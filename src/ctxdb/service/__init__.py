@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ctxdb.service.context import ContextService
     from ctxdb.service.conversations import ConversationService
     from ctxdb.service.doctor import DoctorService
+    from ctxdb.service.imports import ImportService
     from ctxdb.service.instances import InstanceService
     from ctxdb.service.memories import MemoryService
     from ctxdb.service.messages import MessageService
@@ -138,6 +139,12 @@ class Ctxdb:
         from ctxdb.service.doctor import DoctorService
 
         return DoctorService(self.storage, self.settings, self.instances)
+
+    @cached_property
+    def imports(self) -> ImportService:
+        from ctxdb.service.imports import ImportService
+
+        return ImportService(self.storage, self.settings, self.memories)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:

@@ -1,0 +1,138 @@
+"""``ctxdb import …``: bring context in from files and from other databases (docs/imports.md).
+
+Each subcommand is a function registered on :data:`import_group`; a new kind of import adds
+one command here (or ``import_group.add_command(...)`` from its own module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.options import json_option
+from ctxdb.cli.output import console, print_table, show
+
+if TYPE_CHECKING:
+    from ctxdb.service.imports import Progress
+
+STAGES = {"read": "reading files", "write": "writing"}
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import context from files and other databases (idempotent; see --dry-run).
+
+    \b
+    ctxdb import files PATH     CLAUDE.md/AGENTS.md/GEMINI.md, .claude/, JSON items,
+                                the MCP memory server's memory.json
+    ctxdb import legacy PATH    a database built with the seed's own SQLite schema
+    """
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Progress]:
+    """A Rich progress bar on stderr (stdout stays for the result), or a silent callback."""
+    if not enabled:
+        yield lambda _stage, _advance, _total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, advance: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
+            bar.update(tasks[stage], advance=advance, total=total)
+
+        yield update
+
+
+def print_report(report: dict[str, Any], what: str) -> None:
+    """The summary for a person: counts per kind, then what was skipped and why."""
+    verb = "would import" if report["dry_run"] else "imported"
+    rows = [{"kind": kind, **counts} for kind, counts in sorted(report["counts"].items())]
+    target = f" into project {report['project_id']}" if report.get("project_id") else ""
+    console().print(f"{what} {report['source']}{target}", soft_wrap=True)
+    print_table(rows, ("kind", "imported", "updated", "unchanged", "skipped"),
+                empty="nothing to import")
+    if report["skipped"]:
+        print_table(report["skipped"], ("path", "kind", "reason"), title="skipped")
+    totals = report["totals"]
+    prefix = "[yellow]dry run, nothing written:[/yellow] " if report["dry_run"] else ""
+    console().print(f"{prefix}{verb} {totals['imported']} new, {totals['updated']} updated; "
+                    f"{totals['unchanged']} unchanged, {totals['skipped']} skipped")
+
+
+@import_group.command("files")
+@click.argument("path", type=click.Path(exists=True, file_okay=True, dir_okay=True))
+@click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
+              help="The project to import into (default: the project of the repository "
+                   "PATH is in, created on first use as the agent hooks do).")
+@click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@json_option
+@pass_app
+def files_command(app: Application, path: str, project_id: str | None, dry_run: bool,
+                  as_json: bool) -> None:
+    """Import a project's file-based memory from PATH (a folder or one file).
+
+    \b
+    CLAUDE.md, AGENTS.md, GEMINI.md   one context item per section, CRITICAL or HIGH
+    .claude/CLAUDE.md, .claude/rules/ the same
+    .claude/context/                  markdown/text as MEDIUM items; JSON files of items
+    .claude/commands|agents|skills/   procedural memories (claude:commands, …)
+    .claude/settings.json, config/    memories (claude:settings, claude:config)
+    memory.json                       the MCP memory server's graph → mcp:entity:<type>
+                                      and mcp:relation:<type> memories
+
+    Importing again adds nothing; a changed section supersedes its earlier import. Logs,
+    personal settings, large and binary files are skipped with the reason. A symlink or
+    an @reference leading outside PATH refuses the whole import (exit 2, nothing written).
+
+    \b
+    Examples:
+      ctxdb import files . --dry-run
+      ctxdb import files ~/code/shop --project proj_… --json
+      ctxdb import files ~/.local/share/mcp/memory.json -p proj_…
+    """
+    repo = None
+    if project_id is None:
+        import os
+
+        from ctxdb.hooks.repo import repo_identity
+
+        folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        repo = repo_identity(folder)
+    with progress_bar(not as_json) as progress:
+        report = app.db().imports.import_files(path, project_id=project_id, repo=repo,
+                                               dry_run=dry_run, progress=progress)
+    show(report, as_json, lambda: print_report(report, "files from"))
+
+
+@import_group.command("legacy")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@json_option
+@pass_app
+def legacy_command(app: Application, path: str, dry_run: bool, as_json: bool) -> None:
+    """Import PATH, a database built with the seed's own SQLite schema.
+
+    Projects, phases, active_instances and context_snapshots are imported keeping their
+    ids (proj_…, inst_…), priorities, token counts, sequence order and timestamps, in one
+    transaction: a failure writes nothing. Importing again adds nothing. The file is only
+    read. A file that is not such a database is refused (exit 2).
+
+    \b
+    Examples:
+      ctxdb import legacy ultrathink_context.db --dry-run
+      ctxdb --url postgresql://… import legacy ultrathink_context.db --json
+    """
+    with progress_bar(not as_json) as progress:
+        report = app.db().imports.import_legacy(path, dry_run=dry_run, progress=progress)
+    show(report, as_json, lambda: print_report(report, "legacy database"))
