@@ -30,7 +30,7 @@ from ctxdb.settings import Settings
 from ctxdb.storage.sqlite import connect
 
 # Pages copied per step: small enough for a progress bar to move, large enough to be quick.
-PAGES_PER_STEP = 1024
+PAGES_PER_STEP = 256
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 Progress = Callable[[int, int], None]  # (pages done, pages in all)
