@@ -19,6 +19,7 @@ from ctxdb.errors import ConfigError
 ENV_PREFIX = "CTXDB_"
 CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
+PRIORITY_NAMES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -71,6 +72,13 @@ class Settings:
     memory_ttl_semantic: int = 0
     memory_ttl_episodic: int = 90 * 24 * 3600
     memory_ttl_procedural: int = 0
+    # Retention (`ctxdb gc`, docs/retention.md): seconds after which ended instances are
+    # removed, the events of closed sessions are removed, and context items of the listed
+    # priorities are archived; 0 means never.
+    retention_instances: int = 30 * 24 * 3600
+    retention_session_events: int = 90 * 24 * 3600
+    retention_context_items: int = 180 * 24 * 3600
+    retention_context_priorities: str = "MEDIUM,LOW"
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
 
     @property
@@ -89,6 +97,12 @@ class Settings:
         if self.auto_migrate is not None:
             return self.auto_migrate
         return not self.is_postgres
+
+    @property
+    def archivable_priorities(self) -> tuple[str, ...]:
+        """The priorities whose old context items gc archives (CRITICAL only if listed)."""
+        names = (p.strip().upper() for p in self.retention_context_priorities.split(","))
+        return tuple(dict.fromkeys(name for name in names if name))
 
     def replace(self, **changes: Any) -> Settings:
         merged = dataclasses.replace(self, **changes)
@@ -121,6 +135,17 @@ class Settings:
             if getattr(self, name) < 0:
                 raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
                                      f"got {getattr(self, name)}")
+        for name in ("retention_instances", "retention_session_events",
+                     "retention_context_items"):
+            if getattr(self, name) < 0:
+                raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
+                                     f"got {getattr(self, name)}")
+        unknown = set(self.archivable_priorities) - set(PRIORITY_NAMES)
+        if unknown:
+            raise _invalid("retention_context_priorities",
+                           "retention_context_priorities must list priorities among "
+                           f"{', '.join(PRIORITY_NAMES)}, "
+                           f"got {self.retention_context_priorities!r}")
         for name in ("heartbeat_interval", "stale_after"):
             if getattr(self, name) <= 0:
                 raise _invalid(name, f"{name} must be positive, got {getattr(self, name)}")
@@ -149,6 +174,14 @@ SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("memory_ttl_episodic", int, "seconds until an episodic memory expires (0: never)"),
     Setting("memory_ttl_procedural", int,
             "seconds until a procedural memory expires (0: never)"),
+    Setting("retention_instances", int,
+            "gc: seconds after which completed/crashed instances are removed (0: never)"),
+    Setting("retention_session_events", int,
+            "gc: seconds after a session closed when its events are removed (0: never)"),
+    Setting("retention_context_items", int,
+            "gc: age in seconds at which context items are archived (0: never)"),
+    Setting("retention_context_priorities", str,
+            "gc: priorities whose old items are archived (default MEDIUM,LOW)"),
     Setting("actor", str, "who is recorded in the audit log for user actions"),
 )
 
