@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
+_CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")  # "## Title ##"; not the "#" of "C#"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*(?:\n|\Z)", re.DOTALL)
 _FRONT_MATTER_LINE = re.compile(r"^([A-Za-z0-9_-]+)[ \t]*:[ \t]*(.*?)[ \t]*$")
@@ -73,7 +74,8 @@ def sections(text: str) -> list[Section]:
         else:
             heading = _HEADING.match(line)
             if heading:
-                level, title = len(heading.group(1)), (heading.group(2) or "").strip()
+                level = len(heading.group(1))
+                title = _CLOSING.sub("", (heading.group(2) or "").strip()).strip()
                 while stack and stack[-1][0] >= level:
                     stack.pop()
                 stack.append((level, title))

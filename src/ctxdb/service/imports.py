@@ -176,6 +176,8 @@ class ImportService(Service):
         item_id = tx.value("insert_item", project_id=project_id, phase_id=None,
                            sequence_number=sequence, created_by=None, idempotency_key=key,
                            **values)
+        if item_id is None:  # a concurrent import stored the same key first
+            return UNCHANGED
         audit(tx, actor, "context.store", "context_item", item_id, project_id,
               priority=item.priority, sequence_number=sequence,
               token_count=values["token_count"], source="import", path=item.source)

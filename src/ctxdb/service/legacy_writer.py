@@ -135,8 +135,9 @@ class LegacyWriter:
                                                                 "snapshot_id")}
             values["sequence_number"] = row["sequence_number"] if verbatim else last + offset
             values["phase_id"] = self.phase_ids.get(row["legacy_phase_id"])
-            tx.value("insert_legacy_item", **values)
-            self.report.count("context_items", IMPORTED)
+            written = tx.value("insert_legacy_item", **values) is not None
+            # Not written: a concurrent import of the same file stored the key first.
+            self.report.count("context_items", IMPORTED if written else UNCHANGED)
             self.advance()
         highest = max(numbers) if verbatim else last + len(pending)
         tx.execute("raise_next_sequence", project_id=project_id, sequence_number=highest)
