@@ -115,3 +115,29 @@ def db(settings: Settings) -> Iterator[Ctxdb]:
 @pytest.fixture
 def project(db: Ctxdb) -> dict[str, Any]:
     return db.projects.create("Test project", "made by a fixture", 100)
+
+
+@pytest.fixture
+def scratch(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings of a migrated database of the test's own (not the shared one): a test may
+    damage it, downgrade it or drop it."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    if backend == "sqlite":
+        settings = load_settings(env=env, url=str(tmp_path / "scratch.db"), actor="user:test")
+        Ctxdb.open(settings).close()
+        yield settings
+        return
+    import psycopg
+
+    server: str = request.getfixturevalue("pg_url")
+    name = f"ctxdb_scratch_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(server, name)
+    settings = load_settings(env=env, url=url, actor="user:test")
+    try:
+        Ctxdb.open(settings.replace(auto_migrate=True)).close()
+        yield settings
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

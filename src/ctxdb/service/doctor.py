@@ -1,0 +1,373 @@
+"""``ctxdb doctor``: checks of a database's health, and the few repairs that are always safe.
+
+Each check returns a :class:`Check` (pass, warn or fail, with a detail a person can act on).
+With ``fix`` the repairable findings are repaired and the check runs again, so its status is
+the state after the repair and ``fixed`` says what was done. The repairs only rebuild what is
+derived from the data (indexes, the full-text index), mark silent instances crashed exactly as
+crash detection does, and checkpoint the SQLite write-ahead log; user data is never modified.
+
+The backend-specific probes live in ``storage/*_health.py``; the list of hot queries and their
+indexes in :mod:`ctxdb.service.query_plans`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ctxdb.errors import CtxdbError, DatabaseUnavailableError
+from ctxdb.service.common import Service, audit
+from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
+from ctxdb.settings import Settings
+from ctxdb.storage import Migrator, Storage, Tx
+from ctxdb.storage.health import Health, declared_indexes
+
+if TYPE_CHECKING:
+    from ctxdb.service.instances import InstanceService
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+WAL_WARN_BYTES = 64 * 1024 * 1024
+SEARCH_TABLE = "search_documents"  # the full-text index's documents (migration 0008)
+_MOST_LISTED = 5  # problems named in a detail line; the data carries all of them
+
+
+class SearchIndex(Protocol):
+    """What the doctor needs of the full-text search service."""
+
+    def index_status(self) -> dict[str, tuple[int, int]]:
+        """Per source: (rows, index entries)."""
+
+    def rebuild_index(self) -> dict[str, int]:
+        """Rebuild the index from the rows; per source, the entries written."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # PASS, WARN or FAIL
+    detail: str
+    fixed: str = ""  # what --fix did about it; empty when nothing
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    backend: str
+    location: str
+    fix: bool
+    thorough: bool
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        """No check failed (warnings are allowed)."""
+        return all(check.status != FAIL for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {status: sum(c.status == status for c in self.checks)
+                  for status in (PASS, WARN, FAIL)}
+        return {"backend": self.backend, "location": self.location, "ok": self.ok,
+                "fix": self.fix, "thorough": self.thorough, "summary": counts,
+                "checks": [check.to_dict() for check in self.checks]}
+
+
+def _listed(items: list[str]) -> str:
+    shown = "; ".join(items[:_MOST_LISTED])
+    return shown + (f"; … {len(items) - _MOST_LISTED} more" if len(items) > _MOST_LISTED else "")
+
+
+def _table_reads(plan: list[str]) -> list[str]:
+    """The steps of a plan that read a table (SQLite SCAN/SEARCH, PostgreSQL … Scan)."""
+    reads = [step.strip() for step in plan if "scan" in step.lower() or "search" in step.lower()]
+    return reads or [step.strip() for step in plan]
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+class DoctorService(Service):
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        instances: InstanceService,
+        search: Callable[[], SearchIndex | None] = lambda: None,
+    ) -> None:
+        super().__init__(storage, settings)
+        self.instances = instances
+        self._search = search
+
+    @property
+    def health(self) -> Health:
+        return self.storage.health()
+
+    def _has_table(self, name: str) -> bool:
+        query = self.storage.dialect.table_exists
+        row = self.storage.read(lambda tx: tx.one_raw(query, {"name": name}))
+        return bool(row and row["n"])
+
+    def run(
+        self, fix: bool = False, thorough: bool = False, wal_warn_bytes: int = WAL_WARN_BYTES
+    ) -> DoctorReport:
+        """Run every check (``thorough``: the complete, slower integrity check)."""
+        from ctxdb.service.schema import location
+
+        checks: list[tuple[str, Callable[[], Check | None]]] = [
+            ("connection", self.check_connection),
+            ("schema", self.check_schema),
+            ("integrity", lambda: self.check_integrity(fix, thorough)),
+            ("foreign_keys", self.check_foreign_keys),
+            ("indexes", lambda: self.check_indexes(fix)),
+            ("query_plans", self.check_query_plans),
+            ("search_index", lambda: self.check_search_index(fix)),
+            ("stale_instances", lambda: self.check_stale_instances(fix)),
+            ("size", lambda: self.check_size(fix, wal_warn_bytes)),
+        ]
+        results = [self._guarded(name, check) for name, check in checks]
+        return DoctorReport(self.storage.dialect.name, location(self.settings), fix, thorough,
+                            tuple(result for result in results if result is not None))
+
+    @staticmethod
+    def _guarded(name: str, check: Callable[[], Check | None]) -> Check | None:
+        # A damaged or unreachable database makes some probes fail outright: that is a
+        # finding of its check, and the other checks still run.
+        try:
+            return check()
+        except CtxdbError as exc:
+            return Check(name, FAIL, f"could not run the check: {exc.message}")
+
+    # --- connection and schema -----------------------------------------------------------
+
+    def check_connection(self) -> Check:
+        probes = self.health.connection_settings()
+        data = {probe.name: probe.actual for probe in probes}
+        wrong = [f"{p.name} is {p.actual}, ctxdb requires {p.expected}"
+                 for p in probes if not p.ok]
+        if wrong:
+            return Check("connection", FAIL, _listed(wrong), data=data)
+        detail = ", ".join(f"{p.name}={p.actual}" for p in probes)
+        if self.storage.dialect.name == "sqlite" and self.settings.sqlite_synchronous == "NORMAL":
+            return Check("connection", WARN, f"{detail}; synchronous=NORMAL (setting "
+                         "sqlite_synchronous) may lose the last commits on a power loss",
+                         data=data)
+        return Check("connection", PASS, detail, data=data)
+
+    def check_schema(self) -> Check:
+        migrator = Migrator(self.storage)
+        status = migrator.status()
+        current, latest = migrator.current_version(), migrator.latest_version
+        data = {"current_version": current, "latest_version": latest,
+                "migrations": {f"{m['version']:04d}": m["state"] for m in status}}
+
+        def named(state: str) -> list[str]:
+            return [f"{m['version']:04d}_{m.get('name', '')}" for m in status
+                    if m["state"] == state]
+
+        if modified := named("modified"):
+            return Check("schema", FAIL, f"migration {_listed(modified)} changed after it was "
+                         "applied (stored checksum differs): the schema may not be what ctxdb "
+                         "expects; see docs/doctor.md", data=data)
+        if unknown := named("unknown"):
+            return Check("schema", FAIL, f"the database has migrations this ctxdb does not "
+                         f"know ({_listed(unknown)}): upgrade ctxdb", data=data)
+        if pending := named("pending"):
+            detail = (f"schema version {current} of {latest}, {len(pending)} migration(s) "
+                      "pending: run `ctxdb db upgrade`")
+            if self.settings.migrates_automatically and current > 0:
+                return Check("schema", WARN, detail + " (or open it: it upgrades itself)",
+                             data=data)
+            return Check("schema", FAIL, detail, data=data)
+        return Check("schema", PASS, f"schema version {current} of {latest}, every migration's "
+                     "checksum matches", data=data)
+
+    # --- integrity -----------------------------------------------------------------------
+
+    def check_integrity(self, fix: bool, thorough: bool) -> Check:
+        report = self.health.integrity(thorough)
+        if not report.method:
+            return Check("integrity", PASS, "not verified: install the amcheck extension "
+                         "(CREATE EXTENSION amcheck) to let doctor verify the indexes")
+        if not report.problems:
+            return Check("integrity", PASS, f"{report.method}: ok",
+                         data={"method": report.method})
+        data = {"method": report.method, "problems": list(report.problems),
+                "damaged_indexes": list(report.damaged_indexes)}
+        if not report.only_indexes_damaged:
+            return Check("integrity", FAIL, f"{report.method} found {len(report.problems)} "
+                         f"problem(s): {_listed(list(report.problems))}. The database file is "
+                         "damaged: restore a backup (see docs/doctor.md)", data=data)
+        if not fix:
+            return Check("integrity", FAIL, f"{report.method}: damaged index(es) "
+                         f"{_listed(list(report.damaged_indexes))}; `ctxdb doctor --fix` "
+                         "rebuilds them from their tables", data=data)
+        for index in report.damaged_indexes:
+            self._rebuild_index(index)
+        after = self.check_integrity(fix=False, thorough=thorough)
+        return dataclasses.replace(
+            after, fixed=f"rebuilt index(es) {', '.join(report.damaged_indexes)}")
+
+    def _rebuild_index(self, index: str) -> None:
+        statement = self.health.reindex_statement(index)
+
+        def unit(tx: Tx) -> None:
+            tx.script(statement)
+            audit(tx, self.settings.actor, "doctor.reindex", "index", index, None)
+
+        self.storage.write(unit)
+
+    def check_foreign_keys(self) -> Check:
+        problems = self.health.foreign_key_problems()
+        if problems:
+            return Check("foreign_keys", FAIL, f"{len(problems)} problem(s): "
+                         f"{_listed(problems)}", data={"problems": problems})
+        if self.storage.dialect.name == "postgres":
+            return Check("foreign_keys", PASS, "every foreign key is validated and enforced "
+                         "by PostgreSQL")
+        return Check("foreign_keys", PASS, "foreign_key_check: no row refers to a missing row")
+
+    # --- indexes and query plans ---------------------------------------------------------
+
+    def check_indexes(self, fix: bool) -> Check:
+        migrator = Migrator(self.storage)
+        current = migrator.current_version()
+        declared = declared_indexes(m for m in migrator.migrations if m.version <= current)
+        missing = sorted(set(declared) - self.health.index_names())
+        data = {"declared": len(declared), "missing": missing}
+        if not missing:
+            return Check("indexes", PASS, f"all {len(declared)} indexes the migrations "
+                         "declare are present", data=data)
+        if not fix:
+            return Check("indexes", FAIL, f"missing index(es) {_listed(missing)}: "
+                         "`ctxdb doctor --fix` recreates them as their migration declares",
+                         data=data)
+        for name in missing:
+            self._create_index(name, declared[name].sql)
+        after = self.check_indexes(fix=False)
+        return dataclasses.replace(after, fixed=f"recreated index(es) {', '.join(missing)}")
+
+    def _create_index(self, name: str, sql: str) -> None:
+        def unit(tx: Tx) -> None:
+            tx.script(sql)
+            audit(tx, self.settings.actor, "doctor.create_index", "index", name, None, sql=sql)
+
+        self.storage.write(unit)
+
+    def check_query_plans(self) -> Check:
+        dialect = self.storage.dialect.name
+        rows, wrong = [], []
+        for hot in HOT_QUERIES:
+            index = hot.expected_index(dialect)
+            try:
+                plan = self.health.query_plan(hot.query, hot.params)
+            except CtxdbError as exc:
+                plan = [f"cannot be planned: {exc.message}"]
+            uses = plan_uses_index(plan, index)
+            rows.append({"label": hot.label, "query": hot.query, "index": index,
+                         "uses_index": uses, "plan": plan})
+            if not uses:
+                wrong.append(f"{hot.label} ({hot.query}) does not use {index}: "
+                             f"{' / '.join(_table_reads(plan)[:2])}")
+        if wrong:
+            return Check("query_plans", FAIL, _listed(wrong), data={"queries": rows})
+        return Check("query_plans", PASS, f"all {len(rows)} hot queries use their indexes",
+                     data={"queries": rows})
+
+    # --- derived data and housekeeping ---------------------------------------------------
+
+    def check_search_index(self, fix: bool) -> Check | None:
+        search = self._search()
+        if search is None or not self._has_table(SEARCH_TABLE):
+            return None  # no full-text index in this ctxdb, or not yet in this database
+        status = search.index_status()
+        data = {source: {"rows": rows, "entries": entries}
+                for source, (rows, entries) in status.items()}
+        off = [f"{source}: {rows} rows, {entries} index entries"
+               for source, (rows, entries) in status.items() if rows != entries]
+        if not off:
+            return Check("search_index", PASS, "the full-text index agrees with its rows "
+                         f"({', '.join(status) or 'no sources'})", data=data)
+        if not fix:
+            return Check("search_index", FAIL, f"the full-text index disagrees with its rows "
+                         f"({_listed(off)}): `ctxdb doctor --fix` rebuilds it", data=data)
+        rebuilt = search.rebuild_index()
+        after = self.check_search_index(fix=False)
+        if after is None:  # pragma: no cover - the search service cannot vanish meanwhile
+            return None
+        return dataclasses.replace(after, fixed="rebuilt the full-text index: " + ", ".join(
+            f"{source} {count}" for source, count in rebuilt.items()))
+
+    def check_stale_instances(self, fix: bool) -> Check:
+        stale_after = self.settings.stale_after
+        stale = self.storage.read(lambda tx: tx.all("stale_instances", stale_after=stale_after))
+        ids = [row["instance_id"] for row in stale]
+        data = {"stale_after": stale_after, "instances": ids}
+        if not stale:
+            return Check("stale_instances", PASS, "no live instance has been silent for more "
+                         f"than {stale_after:g} s", data=data)
+        if not fix:
+            return Check("stale_instances", WARN, f"{len(ids)} live instance(s) silent for more "
+                         f"than {stale_after:g} s (setting stale_after): {_listed(ids)}; "
+                         "`ctxdb doctor --fix` marks them crashed and frees their tasks",
+                         data=data)
+        crashed = self.instances.reap_stale()
+        after = self.check_stale_instances(fix=False)
+        return dataclasses.replace(after, fixed=f"marked {len(crashed)} instance(s) crashed: "
+                                   + _listed([row["instance_id"] for row in crashed]))
+
+    def check_size(self, fix: bool, wal_warn_bytes: int) -> Check:
+        size = self.health.size()
+        data = {"database_bytes": size.database_bytes, "wal_bytes": size.wal_bytes,
+                "wal_warn_bytes": wal_warn_bytes}
+        if size.wal_bytes is None:
+            return Check("size", PASS, f"database {_mib(size.database_bytes)} (the "
+                         "write-ahead log is the server's)", data=data)
+        detail = f"database {_mib(size.database_bytes)}, WAL {_mib(size.wal_bytes)}"
+        if size.wal_bytes <= wal_warn_bytes:
+            return Check("size", PASS, detail, data=data)
+        if not fix:
+            return Check("size", WARN, f"{detail}, over {_mib(wal_warn_bytes)}: a reader "
+                         "held a snapshot for long; `ctxdb doctor --fix` checkpoints it",
+                         data=data)
+        self.health.checkpoint()
+        after = self.check_size(fix=False, wal_warn_bytes=wal_warn_bytes)
+        if after.status != PASS:
+            return dataclasses.replace(after, fixed="could not truncate the WAL: another "
+                                       "connection is using it; run again when it is idle")
+        return dataclasses.replace(after, fixed=f"checkpointed the WAL ({_mib(size.wal_bytes)}"
+                                   " → " + _mib(after.data["wal_bytes"] or 0) + ")")
+
+
+def diagnose(
+    settings: Settings, fix: bool = False, thorough: bool = False,
+    wal_warn_bytes: int = WAL_WARN_BYTES,
+) -> DoctorReport:
+    """Run the doctor on the database the settings name.
+
+    The database is opened without the schema check and never upgraded: a doctor must be able
+    to examine a database that is outdated, modified or damaged, and report what it finds.
+    """
+    from ctxdb.service import Ctxdb
+    from ctxdb.service.schema import location
+    from ctxdb.storage import connect_storage
+
+    backend = "postgres" if settings.is_postgres else "sqlite"
+
+    def unreachable(detail: str) -> DoctorReport:
+        return DoctorReport(backend, location(settings), fix, thorough,
+                            (Check("connection", FAIL, detail),))
+
+    if not settings.is_postgres and not settings.sqlite_path.exists():
+        # Opening would create an empty file: nothing to examine, and nothing to leave behind.
+        return unreachable(f"no database at {settings.sqlite_path}: create it with `ctxdb init`")
+    try:
+        storage = connect_storage(settings)
+    except DatabaseUnavailableError as exc:
+        return unreachable(exc.message)
+    with Ctxdb(storage, settings) as db:
+        return db.doctor.run(fix, thorough, wal_warn_bytes)

@@ -1,0 +1,64 @@
+"""The hot queries and the index each must use: the one list ``ctxdb doctor`` checks.
+
+A query that loses its index still returns the right rows, only slower as the table grows, so
+no other test notices: the doctor asks the planner (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL
+``EXPLAIN``) and fails when the expected index is not in the plan. Named indexes are called the
+same on both backends (tests/test_migrations.py keeps them in step); an index behind a UNIQUE
+constraint is named by each database itself, hence ``postgres_index``. Parameters are sample
+values: nothing runs, only the plan is asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_PROJECT = "proj_doctor"
+_INSTANCE = "inst_doctor"
+
+
+@dataclass(frozen=True)
+class HotQuery:
+    label: str  # what the query serves, as a person would say it
+    query: str  # its name in storage/queries/*.sql
+    index: str  # the index it must use (on SQLite, and on PostgreSQL unless named below)
+    params: dict[str, Any] = field(default_factory=dict)
+    postgres_index: str = ""
+
+    def expected_index(self, dialect: str) -> str:
+        return self.postgres_index if dialect == "postgres" and self.postgres_index else self.index
+
+
+HOT_QUERIES: tuple[HotQuery, ...] = (
+    HotQuery("live context items by priority", "items_of_priority", "idx_items_live",
+             {"project_id": _PROJECT, "priority": "HIGH", "phase_id": None}),
+    HotQuery("a page of live context items", "items_page", "idx_items_live",
+             {"project_id": _PROJECT, "priority": "HIGH", "after_sequence": 0, "limit": 100}),
+    HotQuery("the pack's items of the current phase", "pack_tier_in_phase",
+             "idx_items_live_phase", {"project_id": _PROJECT, "phase_id": 1, "priority": "HIGH"}),
+    HotQuery("a memory by key", "get_memory", "sqlite_autoindex_memories_2",
+             {"project_id": _PROJECT, "namespace": "user:prefs", "key": "theme"},
+             postgres_index="memories_project_id_namespace_key_key"),
+    HotQuery("the next task to claim", "next_claimable_task", "idx_tasks_claim",
+             {"project_id": _PROJECT}),
+    HotQuery("an instance's inbox", "visible_messages", "idx_messages_inbox",
+             {"project_id": _PROJECT, "instance_id": _INSTANCE, "role": "reviewer",
+              "limit": 10}),
+    HotQuery("a page of session events", "list_session_events",
+             "sqlite_autoindex_session_events_1",
+             {"session_id": "sess_doctor", "after_sequence": 0, "limit": 100},
+             postgres_index="session_events_session_id_sequence_key"),
+    HotQuery("an agent session's instance (every hook)", "instance_of_session",
+             "idx_instances_session", {"session_id": "doctor", "client": "claude-code"}),
+    HotQuery("crash detection (stale heartbeats)", "reap_stale_instances",
+             "idx_instances_heartbeat", {"stale_after": 600, "project_id": ""}),
+    HotQuery("an instance's latest handoff (reload)", "latest_handoff_of_instance",
+             "idx_handoffs_instance", {"instance_id": _INSTANCE}),
+)
+
+
+def plan_uses_index(plan: list[str], index: str) -> bool:
+    """Whether any step of the plan reads ``index`` (a whole word: not a longer name)."""
+    pattern = re.compile(rf"(?<!\w){re.escape(index)}(?!\w)")
+    return any(pattern.search(step) for step in plan)

@@ -1,0 +1,351 @@
+"""``ctxdb doctor`` (db.doctor / service.doctor.diagnose) on both backends.
+
+A healthy database passes every check; each kind of damage is made for real behind ctxdb's
+back (bytes overwritten in a page of a copy of the file, an index dropped, a stored checksum
+altered, an orphan row, silent instances, a grown WAL) and must be reported, and repaired by
+``fix`` where that is safe. Damage is only ever done to a database of the test's own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctxdb.service import Ctxdb
+from ctxdb.service.doctor import FAIL, PASS, WARN, Check, DoctorReport, diagnose
+from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
+from ctxdb.settings import Settings, load_settings
+from ctxdb.storage.health import declared_indexes
+from ctxdb.storage.migrate import Migration
+from ctxdb.storage.queries import raw_queries
+
+CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
+          "stale_instances", "size"]
+STALE = 0.05  # seconds
+
+
+def check(report: DoctorReport, name: str) -> Check:
+    return next(c for c in report.checks if c.name == name)
+
+
+def statuses(report: DoctorReport) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+def raw_execute(url: str, *statements: str) -> None:
+    """Run SQL with the driver itself, behind ctxdb's back (to damage a database)."""
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+        return
+    conn = sqlite3.connect(url)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def fill(settings: Settings, items: int = 300) -> str:
+    """A project with enough context items to span many pages; returns the project id."""
+    with Ctxdb.open(settings) as db:
+        project_id: str = db.projects.create("Doctor", "patient", 10)["project_id"]
+        for n in range(items):
+            db.context.store(project_id, {"n": n, "text": "lorem ipsum " * 20},
+                             priority="HIGH")
+    return project_id
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """A copy of a closed SQLite database (its WAL folded in on close)."""
+    assert not Path(f"{source}-wal").exists()
+    shutil.copy(source, target)
+    return target
+
+
+def leaf_pages(path: Path, btree: str) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno",
+            (btree,))]
+    finally:
+        conn.close()
+
+
+def rewrite_page(path: Path, page: int, change: Callable[[bytearray], None]) -> None:
+    conn = sqlite3.connect(path)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with path.open("r+b") as handle:
+        handle.seek((page - 1) * page_size)
+        data = bytearray(handle.read(page_size))
+        change(data)
+        handle.seek((page - 1) * page_size)
+        handle.write(data)
+
+
+# --- a healthy database --------------------------------------------------------------------
+
+
+def test_a_healthy_database_passes_every_check(db: Ctxdb, project: dict[str, Any]) -> None:
+    db.context.store(project["project_id"], {"note": "fine"}, priority="CRITICAL")
+    db.instances.launch(project["project_id"])
+    report = db.doctor.run()
+    assert [c.name for c in report.checks] == CHECKS
+    assert statuses(report) == dict.fromkeys(CHECKS, PASS), report.to_dict()
+    assert report.ok and report.backend == db.storage.dialect.name
+    assert not any(c.fixed for c in report.checks)
+    plans = check(report, "query_plans").data["queries"]
+    assert [q["query"] for q in plans] == [h.query for h in HOT_QUERIES]
+    assert all(q["uses_index"] and q["plan"] for q in plans)
+    schema = check(report, "schema").data
+    assert schema["current_version"] == schema["latest_version"] >= 1
+    assert check(report, "indexes").data["missing"] == []
+
+
+def test_diagnose_opens_the_database_itself(settings: Settings) -> None:
+    Ctxdb.open(settings).close()
+    report = diagnose(settings, fix=True, thorough=True)
+    assert report.ok and (report.fix, report.thorough) == (True, True)
+    assert check(report, "integrity").detail.startswith(
+        "integrity_check" if report.backend == "sqlite" else ("amcheck", "not verified"))
+
+
+def test_a_missing_sqlite_file_is_reported_and_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "ctxdb.db"
+    settings = load_settings(env={"HOME": str(tmp_path)}, url=str(path))
+    report = diagnose(settings)
+    assert not report.ok and statuses(report) == {"connection": FAIL}
+    assert "ctxdb init" in report.checks[0].detail
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
+    settings = load_settings(env={"HOME": str(tmp_path)},
+                             url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    report = diagnose(settings)
+    assert statuses(report) == {"connection": FAIL} and not report.ok
+
+
+def test_every_hot_query_exists_and_names_its_index() -> None:
+    queries = raw_queries()
+    for hot in HOT_QUERIES:
+        assert hot.query in queries, hot.query
+        for name in {hot.expected_index("sqlite"), hot.expected_index("postgres")}:
+            assert name.startswith(("idx_", "sqlite_autoindex_")) or hot.postgres_index == name
+    assert plan_uses_index(["SEARCH t USING INDEX idx_items_live (project_id=?)"],
+                           "idx_items_live")
+    assert not plan_uses_index(["SEARCH t USING INDEX idx_items_live_phase (project_id=?)"],
+                               "idx_items_live")
+
+
+def test_declared_indexes_follow_creates_and_drops() -> None:
+    first = Migration(1, "one", "CREATE TABLE t (a INT);\n-- CREATE INDEX idx_comment ON t(a);\n"
+                      "CREATE INDEX idx_a ON t(a)\n    WHERE a > 0;\n"
+                      "CREATE UNIQUE INDEX IF NOT EXISTS idx_b ON t(a);\n"
+                      "CREATE TABLE u (b INT);\nCREATE INDEX idx_u ON u(b)", "")
+    second = Migration(2, "two", "DROP INDEX IF EXISTS idx_b;\nDROP TABLE u;\n"
+                       "CREATE INDEX idx_c ON t(a);", "")
+    assert sorted(declared_indexes([first])) == ["idx_a", "idx_b", "idx_u"]
+    declared = declared_indexes([first, second])
+    assert sorted(declared) == ["idx_a", "idx_c"]
+    assert declared["idx_a"].table == "t"
+    assert declared["idx_a"].sql == "CREATE INDEX idx_a ON t(a)\n    WHERE a > 0;"
+
+
+# --- damage --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_corrupted_page_fails_the_integrity_check(scratch: Settings, tmp_path: Path) -> None:
+    fill(scratch)
+    damaged = copy_database(scratch.sqlite_path, tmp_path / "damaged.db")
+    pages = leaf_pages(damaged, "context_items")
+    assert len(pages) > 4
+
+    def scribble(data: bytearray) -> None:
+        data[100:300] = b"\xff" * 200  # cell pointers and cells; the file header is page 1's
+
+    rewrite_page(damaged, pages[len(pages) // 2], scribble)
+    settings = scratch.replace(url=str(damaged))
+    for fix in (False, True):
+        report = diagnose(settings, fix=fix)
+        integrity = check(report, "integrity")
+        assert integrity.status == FAIL and not report.ok
+        assert integrity.detail.startswith("quick_check found")
+        assert "restore a backup" in integrity.detail and integrity.fixed == ""
+        assert integrity.data["problems"]
+    assert check(diagnose(settings, thorough=True), "integrity").status == FAIL
+    # The original was never touched.
+    assert diagnose(scratch, thorough=True).ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_damaged_index_is_found_by_the_thorough_check_and_rebuilt(
+    scratch: Settings, tmp_path: Path
+) -> None:
+    fill(scratch)
+    damaged = copy_database(scratch.sqlite_path, tmp_path / "damaged.db")
+
+    def change_last_key(data: bytearray) -> None:
+        # The last key of the page is a created_at text ending in "Z"; one digit of it
+        # changes, so that one row's index entry no longer matches the row.
+        end = data.rfind(b"Z")
+        data[end - 1] = ord("9") if data[end - 1] != ord("9") else ord("8")
+
+    rewrite_page(damaged, leaf_pages(damaged, "idx_items_created")[-1], change_last_key)
+    settings = scratch.replace(url=str(damaged))
+    assert check(diagnose(settings), "integrity").status == PASS  # quick_check cannot see it
+    found = check(diagnose(settings, thorough=True), "integrity")
+    assert found.status == FAIL and found.data["damaged_indexes"] == ["idx_items_created"]
+    assert "--fix" in found.detail
+    repaired = check(diagnose(settings, thorough=True, fix=True), "integrity")
+    assert (repaired.status, repaired.fixed) == (PASS, "rebuilt index(es) idx_items_created")
+    assert diagnose(settings, thorough=True).ok
+    with Ctxdb.open(settings) as db:
+        assert [row["action"] for row in db.audit_log(entity_id="idx_items_created")] == [
+            "doctor.reindex"]
+
+
+def test_a_dropped_index_fails_and_fix_recreates_it(scratch: Settings) -> None:
+    raw_execute(scratch.url, "DROP INDEX idx_tasks_claim")
+    report = diagnose(scratch)
+    assert statuses(report)["indexes"] == statuses(report)["query_plans"] == FAIL
+    assert check(report, "indexes").data["missing"] == ["idx_tasks_claim"]
+    plans = check(report, "query_plans")
+    assert "next_claimable_task" in plans.detail and "idx_tasks_claim" in plans.detail
+    wrong = [q["query"] for q in plans.data["queries"] if not q["uses_index"]]
+    assert wrong == ["next_claimable_task"]
+
+    fixed = diagnose(scratch, fix=True)
+    assert fixed.ok, fixed.to_dict()
+    assert check(fixed, "indexes").fixed == "recreated index(es) idx_tasks_claim"
+    assert check(fixed, "query_plans").status == PASS
+    with Ctxdb.open(scratch) as db:
+        audit = db.audit_log(entity_id="idx_tasks_claim")
+    assert [row["action"] for row in audit] == ["doctor.create_index"]
+    assert audit[0]["details"]["sql"].startswith("CREATE INDEX idx_tasks_claim ON tasks")
+    assert diagnose(scratch).ok
+
+
+def test_an_altered_migration_checksum_fails(scratch: Settings) -> None:
+    raw_execute(scratch.url,
+                f"UPDATE schema_migrations SET checksum = '{'0' * 64}' WHERE version = 3")
+    for fix in (False, True):
+        report = diagnose(scratch, fix=fix)
+        schema = check(report, "schema")
+        assert schema.status == FAIL and not report.ok
+        assert "0003_memories" in schema.detail and "checksum" in schema.detail
+        assert schema.data["migrations"]["0003"] == "modified" and schema.fixed == ""
+
+
+def test_a_schema_behind_is_reported_without_upgrading_it(scratch: Settings) -> None:
+    with Ctxdb.open(scratch) as db:
+        latest = db.migrator().latest_version
+        db.migrator().downgrade(latest - 1)
+    report = diagnose(scratch, fix=True)
+    schema = check(report, "schema")
+    assert "ctxdb db upgrade" in schema.detail
+    # SQLite upgrades itself when opened; a PostgreSQL database refuses to open until upgraded.
+    assert schema.status == (WARN if report.backend == "sqlite" else FAIL)
+    assert schema.data["current_version"] == latest - 1
+
+
+def test_rows_or_constraints_that_break_foreign_keys_fail(scratch: Settings) -> None:
+    if scratch.is_postgres:
+        raw_execute(scratch.url, "ALTER TABLE tasks DISABLE TRIGGER ALL")
+        expected = "tasks_project_id_fkey of tasks is not enforced"
+    else:
+        # foreign_keys is off on a plain sqlite3 connection: the orphan gets in.
+        raw_execute(scratch.url,
+                    "INSERT INTO phases (project_id, phase_number, name, status, created_at) "
+                    "VALUES ('proj_gone', 1, 'orphan', 'pending', '2024-01-01T00:00:00.000Z')")
+        expected = "phases row 1 refers to a missing projects row"
+    foreign_keys = check(diagnose(scratch), "foreign_keys")
+    assert foreign_keys.status == FAIL and expected in foreign_keys.detail
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_amcheck_verifies_the_indexes_when_installed(scratch: Settings) -> None:
+    fill(scratch, items=20)
+    assert check(diagnose(scratch), "integrity").detail.startswith("not verified")
+    raw_execute(scratch.url, "CREATE EXTENSION amcheck")
+    for thorough in (False, True):
+        integrity = check(diagnose(scratch, thorough=thorough), "integrity")
+        assert (integrity.status, integrity.detail) == (PASS, "amcheck: ok")
+
+
+# --- housekeeping --------------------------------------------------------------------------
+
+
+def test_stale_instances_warn_and_fix_marks_them_crashed(
+    make_settings: Callable[..., Settings], project: dict[str, Any], db: Ctxdb
+) -> None:
+    silent = db.instances.launch(project["project_id"])["instance_id"]
+    time.sleep(STALE * 4)
+    settings = make_settings(stale_after=STALE)
+    with Ctxdb.open(settings) as patient:
+        found = check(patient.doctor.run(), "stale_instances")
+        assert found.status == WARN and silent in found.detail
+        assert found.data["instances"] == [silent]
+        assert db.instances.get(silent)["status"] == "active"  # nothing changed without fix
+
+        fixed = check(patient.doctor.run(fix=True), "stale_instances")
+        assert (fixed.status, fixed.fixed) == (PASS, f"marked 1 instance(s) crashed: {silent}")
+    assert db.instances.get(silent)["status"] == "crashed"
+    assert "instance.crashed" in [row["action"] for row in db.audit_log(entity_id=silent)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_large_wal_warns_and_fix_checkpoints_it(db: Ctxdb, project: dict[str, Any]) -> None:
+    for n in range(20):
+        db.context.store(project["project_id"], {"n": n}, priority="LOW")
+    wal = Path(f"{db.settings.sqlite_path}-wal")
+    assert wal.stat().st_size > 0
+    size = check(db.doctor.run(wal_warn_bytes=1), "size")
+    assert size.status == WARN and "--fix" in size.detail
+    assert size.data["wal_bytes"] == wal.stat().st_size > size.data["wal_warn_bytes"]
+
+    # A reader in the middle of a transaction keeps the WAL from being truncated.
+    reader = sqlite3.connect(db.settings.sqlite_path)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM context_items").fetchone()
+        busy = check(db.doctor.run(fix=True, wal_warn_bytes=1), "size")
+        assert busy.status == WARN and busy.fixed.startswith("could not truncate the WAL")
+    finally:
+        reader.close()
+
+    fixed = check(db.doctor.run(fix=True, wal_warn_bytes=1), "size")
+    assert fixed.status == PASS and fixed.fixed.startswith("checkpointed the WAL")
+    assert fixed.data["wal_bytes"] == wal.stat().st_size == 0
+    live = db.context.full(project["project_id"])
+    assert sum(len(items) for items in live.values()) == 20  # every write is still there
+
+
+def test_the_size_is_reported(db: Ctxdb) -> None:
+    size = check(db.doctor.run(), "size")
+    assert size.status == PASS and size.data["database_bytes"] > 0
+    if db.storage.dialect.name == "postgres":
+        assert size.data["wal_bytes"] is None and "server's" in size.detail
+    else:
+        assert "WAL" in size.detail and size.data["wal_bytes"] >= 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_synchronous_normal_is_a_warning(make_settings: Callable[..., Settings]) -> None:
+    with Ctxdb.open(make_settings(sqlite_synchronous="NORMAL")) as db:
+        connection = check(db.doctor.run(), "connection")
+    assert connection.status == WARN and "synchronous=NORMAL" in connection.detail
+    assert connection.data["synchronous"] == "NORMAL"
