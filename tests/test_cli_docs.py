@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import ctxdb
 from ctxdb import errors
 from ctxdb.cli.main import COMMANDS, cli
-from ctxdb.cli.output import EXIT_CODE_MEANINGS, EXIT_CODES
+from ctxdb.cli.output import EXIT_CODE_MEANINGS, EXIT_CODES, EXIT_UNHEALTHY
 from ctxdb.cli.reference import render_reference, walk
 from ctxdb.settings import SETTINGS_HELP
 
@@ -70,7 +70,7 @@ def test_documented_exit_codes_match_the_code() -> None:
     table = re.findall(r"^\| (\d+) \| (.+) \|$", DOC.read_text(encoding="utf-8"), re.MULTILINE)
     documented = {int(code): meaning for code, meaning in table}
     assert documented == dict(EXIT_CODE_MEANINGS)
-    assert set(EXIT_CODES.values()) | {0} == set(documented) == set(range(7))
+    assert set(EXIT_CODES.values()) | {0, EXIT_UNHEALTHY} == set(documented) == set(range(8))
 
 
 def all_error_classes() -> list[type[errors.CtxdbError]]:

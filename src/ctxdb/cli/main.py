@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "ingest-transcript": "ctxdb.cli.transcripts:ingest_command",
     "mcp": "ctxdb.cli.mcp:mcp_command",
     "install": "ctxdb.cli.install:install_command",
+    "doctor": "ctxdb.cli.doctor:doctor_command",
     "backup": "ctxdb.cli.backup:backup_command",
     "restore": "ctxdb.cli.backup:restore_command",
     "import": "ctxdb.cli.imports:import_group",

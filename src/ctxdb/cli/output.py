@@ -22,6 +22,8 @@ PIPED_WIDTH = 160
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+# Not an error's: `ctxdb doctor` ran and found a failed check.
+EXIT_UNHEALTHY = 7
 EXIT_CODES: dict[str, int] = {
     "internal": EXIT_INTERNAL,
     "invalid": EXIT_USAGE,
@@ -41,6 +43,7 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
     (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over "
                            "budget, a wait that timed out"),
     (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),
+    (EXIT_UNHEALTHY, "`ctxdb doctor` found a failed check"),
 )
 
 

@@ -28,7 +28,8 @@ def _environment_help() -> str:
     lines += [f"  {s.env_var:<{width}}  {s.help}" for s in SETTINGS_HELP]
     lines.append(f"  {CONFIG_ENV:<{width}}  the TOML config file to read")
     lines += ["", "Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 not found,",
-              "4 conflict, 5 limit exceeded, 6 storage error (see docs/cli.md)."]
+              "4 conflict, 5 limit exceeded, 6 storage error, 7 doctor found a failure",
+              "(see docs/cli.md)."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,81 @@
+"""``ctxdb doctor``: render the checks of the database's health (see service/doctor.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.options import json_option
+from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
+
+if TYPE_CHECKING:
+    from ctxdb.service.doctor import DoctorReport
+
+STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+MIB = 1024 * 1024
+
+
+@click.command("doctor")
+@click.option("--fix", is_flag=True,
+              help="Also make the safe repairs: recreate missing indexes, rebuild damaged ones "
+                   "and the full-text index, mark silent instances crashed, checkpoint the "
+                   "WAL. User data is never changed.")
+@click.option("--thorough", is_flag=True,
+              help="Run the complete integrity check (SQLite integrity_check instead of "
+                   "quick_check, which also compares every index with its table; PostgreSQL: "
+                   "amcheck with heap verification). Slower on large databases.")
+@click.option("--wal-limit", "wal_limit_mib", type=click.IntRange(0), default=64,
+              show_default=True, metavar="MIB",
+              help="Warn when the SQLite write-ahead log is larger than this many MiB.")
+@json_option
+@pass_app
+def doctor_command(
+    app: Application, fix: bool, thorough: bool, wal_limit_mib: int, as_json: bool
+) -> int:
+    """Check the database's health: settings, integrity, schema, indexes, instances, size.
+
+    Prints one row per check with pass, warn or fail. Exits with 7 when a check failed
+    (warnings exit 0), so it can guard scripts and CI. The database is examined as it is:
+    doctor never upgrades the schema and, without --fix, changes nothing. See docs/doctor.md
+    for what each check means and what to do about a failure.
+
+    \b
+    Examples:
+      ctxdb doctor
+      ctxdb doctor --thorough --json
+      ctxdb --url postgresql://ctxdb@db:5432/ctxdb doctor --fix
+    """
+    from ctxdb.service.doctor import diagnose
+
+    report = diagnose(app.settings, fix=fix, thorough=thorough,
+                      wal_warn_bytes=wal_limit_mib * MIB)
+    show(report.to_dict(), as_json, lambda: _render(report))
+    return EXIT_OK if report.ok else EXIT_UNHEALTHY
+
+
+def _render(report: DoctorReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    # Details quote SQL and plans, whose brackets must not be read as Rich markup.
+    table = Table(title=escape(f"ctxdb doctor: {report.backend} database at {report.location}"),
+                  title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    any_fixed = any(check.fixed for check in report.checks)
+    if any_fixed:
+        table.add_column("fixed", overflow="fold")
+    for check in report.checks:
+        style = STATUS_STYLES.get(check.status, "")
+        row = [check.name, f"[{style}]{check.status}[/{style}]", escape(check.detail)]
+        table.add_row(*row, *([escape(check.fixed)] if any_fixed else []))
+    out = console()
+    out.print(table)
+    counts = report.to_dict()["summary"]
+    verdict = "[green]healthy[/green]" if report.ok else "[bold red]unhealthy[/bold red]"
+    out.print(f"{verdict}: {counts['pass']} passed, {counts['warn']} warning(s), "
+              f"{counts['fail']} failed" + ("" if report.fix or report.ok else
+                                            "; see docs/doctor.md, or try --fix"))

@@ -1,0 +1,73 @@
+"""``ctxdb doctor`` on the command line: the table, --json, --fix and the exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ctxdb.cli.output import EXIT_UNHEALTHY
+from ctxdb.settings import Settings
+from test_cli import Cli
+from test_doctor import CHECKS, copy_database, fill, leaf_pages, raw_execute, rewrite_page
+
+
+def test_a_healthy_database(scratch: Settings, tmp_path: Path) -> None:
+    run = Cli(scratch.url, tmp_path)
+    report = run.ok("doctor")
+    assert set(report) == {"backend", "location", "ok", "fix", "thorough", "summary", "checks"}
+    assert report["ok"] is True and report["summary"] == {"pass": len(CHECKS), "warn": 0,
+                                                          "fail": 0}
+    assert [c["name"] for c in report["checks"]] == CHECKS
+    for entry in report["checks"]:
+        assert set(entry) == {"name", "status", "detail", "fixed", "data"}
+        assert entry["status"] == "pass" and entry["detail"] and entry["fixed"] == ""
+    human = run("doctor")
+    assert human.exit_code == 0, human.output
+    assert "ctxdb doctor" in human.stdout and "healthy: 8 passed" in human.stdout
+    for name in CHECKS:
+        assert name in human.stdout
+
+
+def test_a_dropped_index_exits_7_and_fix_recreates_it(scratch: Settings, tmp_path: Path) -> None:
+    run = Cli(scratch.url, tmp_path)
+    raw_execute(scratch.url, "DROP INDEX idx_messages_inbox")
+    failed = run("doctor", "--json")
+    assert failed.exit_code == EXIT_UNHEALTHY and failed.stderr == ""
+    report = json.loads(failed.stdout)
+    assert report["ok"] is False and report["summary"]["fail"] == 2
+    human = run("doctor")
+    assert human.exit_code == EXIT_UNHEALTHY and "unhealthy" in human.stdout
+    assert "idx_messages_inbox" in human.stdout and "--fix" in human.stdout
+
+    fixed = run.ok("doctor", "--fix")
+    assert fixed["fix"] is True and fixed["ok"] is True
+    indexes = next(c for c in fixed["checks"] if c["name"] == "indexes")
+    assert indexes["fixed"] == "recreated index(es) idx_messages_inbox"
+    assert run("doctor").exit_code == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_corrupted_file_exits_7(scratch: Settings, tmp_path: Path) -> None:
+    fill(scratch)
+    damaged = copy_database(scratch.sqlite_path, tmp_path / "damaged.db")
+    pages = leaf_pages(damaged, "context_items")
+    rewrite_page(damaged, pages[len(pages) // 2],
+                 lambda data: data.__setitem__(slice(100, 300), b"\xff" * 200))
+    run = Cli(str(damaged), tmp_path)
+    result = run("doctor", "--thorough", "--json")
+    assert result.exit_code == EXIT_UNHEALTHY
+    report = json.loads(result.stdout)
+    integrity = next(c for c in report["checks"] if c["name"] == "integrity")
+    assert integrity["status"] == "fail" and integrity["data"]["method"] == "integrity_check"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_wal_limit_option(scratch: Settings, tmp_path: Path) -> None:
+    run = Cli(scratch.url, tmp_path)
+    report = run.ok("doctor", "--wal-limit", "0")
+    size = next(c for c in report["checks"] if c["name"] == "size")
+    assert size["data"]["wal_warn_bytes"] == 0
+    refused = run("doctor", "--wal-limit", "-1")
+    assert refused.exit_code == 2 and "--wal-limit" in refused.stderr
