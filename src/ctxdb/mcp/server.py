@@ -1,6 +1,8 @@
 """The MCP server: ctxdb's tools with typed input schemas, served over stdio.
 
-This is the only module that imports the ``mcp`` SDK (the optional extra ``ctxdb[mcp]``).
+This module and ``coordination.py`` (the tools for tasks, messages, approval gates, command
+runs and checkpoints) are the only ones that import the ``mcp`` SDK (the optional extra
+``ctxdb[mcp]``).
 Every tool runs its synchronous :class:`~ctxdb.mcp.tools.ContextTools` method in a worker
 thread, so the database work never blocks the protocol's event loop. A ctxdb error becomes
 an MCP tool error (``isError: true``) carrying the error's message and code; anything else is
@@ -39,7 +41,11 @@ ctxdb stores this project's context in a database so it survives /clear, compact
 crashes. Call get_context at the start of a task or after your context was cleared; store \
 decisions, constraints and findings worth keeping with store_context (CRITICAL for what must \
 always be loaded); find earlier items with search_context; before your context fills up, \
-leave notes for your successor with record_handoff."""
+leave notes for your successor with record_handoff. Working with other agents: claim work \
+with task_claim and finish it with task_complete or task_fail; read messages addressed to you \
+with message_inbox and acknowledge them with message_ack; before a step a person must approve, \
+call approval_request and wait for approval_status to say approved; save your progress with \
+checkpoint_save and resume from checkpoint_latest."""
 
 # Argument types: the descriptions and constraints are the input schema the model sees. The
 # allowed priorities and statuses are advertised as enums but checked by ctxdb, whose errors
@@ -290,6 +296,9 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
                                 after_sequence=after_sequence, limit=limit,
                                 project_id=project_id)
 
+    from ctxdb.mcp import coordination  # it imports this module's argument types
+
+    coordination.register(tool, read_only, writes, tools)
     return server
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ctxdb.cli.packs import pack_as_text, pack_payload
-from ctxdb.errors import ValidationError
+from ctxdb.errors import ApprovalTimeoutError, ValidationError
 from ctxdb.mcp import render
+from ctxdb.mcp import render_coordination as coordination
 from ctxdb.service import Ctxdb
 
 NO_PROJECT = ("no project given: pass project_id, or start the server with "
@@ -118,3 +119,117 @@ class ContextTools:
         events = self.db.conversations.events(session_id, after_sequence=after_sequence,
                                               limit=limit, project_id=self.scope(project_id))
         return render.session_events_text(session_id, events, after_sequence, limit)
+
+    # --- coordination: tasks, messages, approval gates, command runs, checkpoints ----------
+    # Records named by id are first looked up within the server's project (when it has one),
+    # so that a tool never reaches into another project's tasks, messages or gates.
+
+    def task_create(self, title: str, description: str = "", priority: int = 0,
+                    depends_on: list[int] | None = None, parent_task_id: int | None = None,
+                    project_id: str | None = None) -> str:
+        task = self.db.tasks.create(self.project(project_id), title, description=description,
+                                    priority=priority, depends_on=depends_on or (),
+                                    parent_task_id=parent_task_id)
+        return coordination.task_created_text(task)
+
+    def task_list(self, status: str | None = None, lease_owner: str | None = None,
+                  after: int = 0, limit: int = 50, project_id: str | None = None) -> str:
+        project = self.project(project_id)
+        tasks = self.db.tasks.list(project, status=status, lease_owner=lease_owner,
+                                   after=after, limit=limit)
+        return coordination.tasks_text(project, tasks, status, limit)
+
+    def task_claim(self, instance_id: str, lease_seconds: float = 1800.0,
+                   project_id: str | None = None) -> str:
+        project = self.project(project_id)
+        task = self.db.tasks.claim(project, instance_id, lease_seconds)
+        return coordination.task_claimed_text(task, project)
+
+    def task_complete(self, task_id: int, epoch: int, result: Any = None,
+                      project_id: str | None = None) -> str:
+        self.db.tasks.get(task_id, project_id=self.scope(project_id))
+        return coordination.task_finished_text(self.db.tasks.complete(task_id, epoch, result))
+
+    def task_fail(self, task_id: int, epoch: int, error: str,
+                  project_id: str | None = None) -> str:
+        self.db.tasks.get(task_id, project_id=self.scope(project_id))
+        return coordination.task_finished_text(self.db.tasks.fail(task_id, epoch, error))
+
+    def message_send(self, body: Any, to_instance: str | None = None,
+                     to_role: str | None = None, broadcast: bool = False, subject: str = "",
+                     sender: str | None = None, project_id: str | None = None) -> str:
+        chosen: list[tuple[str, str | None]] = [
+            (kind, value) for kind, value in (("instance", to_instance), ("role", to_role))
+            if value is not None]
+        if broadcast:
+            chosen.append(("broadcast", None))
+        if len(chosen) != 1:
+            raise ValidationError("give exactly one of to_instance, to_role or broadcast=true")
+        kind, recipient = chosen[0]
+        message = self.db.messages.send(self.project(project_id), kind, recipient, body,
+                                        subject=subject, sender=sender)
+        return coordination.message_sent_text(message)
+
+    def message_inbox(self, instance_id: str, visibility_seconds: float = 300.0,
+                      limit: int = 10, project_id: str | None = None) -> str:
+        scope = self.scope(project_id)
+        owner = self.db.instances.get(instance_id)["project_id"]
+        if scope is not None and owner != scope:
+            raise ValidationError(f"instance {instance_id!r} belongs to project {owner!r}, "
+                                  f"not {scope!r}", instance_id=instance_id)
+        messages = self.db.messages.inbox(instance_id, visibility_seconds, limit)
+        return coordination.inbox_text(instance_id, messages, visibility_seconds)
+
+    def message_ack(self, message_id: int, instance_id: str,
+                    project_id: str | None = None) -> str:
+        self.db.messages.get(message_id, project_id=self.scope(project_id))
+        self.db.messages.ack(message_id, instance_id)
+        return coordination.ack_text(message_id, instance_id)
+
+    def approval_request(self, gate_type: str, request: Any = None, title: str = "",
+                         instance_id: str | None = None, phase_id: int | None = None,
+                         idempotency_key: str | None = None,
+                         project_id: str | None = None) -> str:
+        gate = self.db.approvals.request(self.project(project_id), gate_type, request,
+                                         title=title, instance_id=instance_id,
+                                         phase_id=phase_id, idempotency_key=idempotency_key)
+        return coordination.gate_text(gate)
+
+    def approval_status(self, gate_id: int, wait_seconds: float = 0.0,
+                        project_id: str | None = None) -> str:
+        scope = self.scope(project_id)
+        if wait_seconds <= 0:
+            return coordination.gate_text(self.db.approvals.get(gate_id, project_id=scope))
+        try:
+            gate = self.db.approvals.wait(gate_id, wait_seconds, poll_seconds=1.0,
+                                          project_id=scope)
+        except ApprovalTimeoutError:  # still pending: that is an answer, not a failure
+            gate = self.db.approvals.get(gate_id, project_id=scope)
+        return coordination.gate_text(gate)
+
+    def command_record(self, command: str, arguments: list[Any] | None = None,
+                       exit_code: int | None = None, status: str | None = None,
+                       output: str = "", error: str | None = None,
+                       duration_ms: int | None = None, instance_id: str | None = None,
+                       cwd: str | None = None, idempotency_key: str | None = None,
+                       project_id: str | None = None) -> str:
+        run = self.db.commands.record(self.project(project_id), command, arguments or [],
+                                      exit_code=exit_code, status=status, output=output,
+                                      error=error, duration_ms=duration_ms,
+                                      instance_id=instance_id, cwd=cwd,
+                                      idempotency_key=idempotency_key)
+        return coordination.run_recorded_text(run)
+
+    def checkpoint_save(self, instance_id: str, state: Any, label: str = "",
+                        idempotency_key: str | None = None,
+                        project_id: str | None = None) -> str:
+        checkpoint = self.db.checkpoints.save(instance_id, state, label=label,
+                                              project_id=self.scope(project_id),
+                                              idempotency_key=idempotency_key)
+        return coordination.checkpoint_saved_text(checkpoint)
+
+    def checkpoint_latest(self, instance_id: str | None = None, label: str | None = None,
+                          project_id: str | None = None) -> str:
+        project = self.project(project_id)
+        checkpoint = self.db.checkpoints.latest(project, instance_id=instance_id, label=label)
+        return coordination.checkpoint_text(checkpoint, project)
