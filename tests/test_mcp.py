@@ -143,8 +143,7 @@ def test_store_get_and_search_context(
         assert by_priority.splitlines()[1].startswith("- item 3 (seq 3, LOW todo")
         nothing = await client.text("search_context", project_id=project_id, query="absent")
         assert nothing.splitlines() == [
-            f"0 context items matching 'absent' in project {project_id}, newest first; "
-            "3 examined."]
+            f"0 context items matching 'absent' in project {project_id}, newest first."]
 
     run_session(settings, tmp_path, body)
     items = db.context.search(project_id)["items"]
@@ -313,16 +312,14 @@ def test_stdout_carries_only_protocol_messages(
     assert refused["isError"] is True and "[invalid_priority]" in refused["content"][0]["text"]
 
 
-def test_search_text_says_when_results_are_cut_or_the_scan_was_bounded() -> None:
+def test_search_text_says_when_results_are_cut() -> None:
     item = {"item_id": 7, "sequence_number": 3, "priority": "HIGH", "content_type": "note",
             "token_count": 300, "phase_id": 2, "content": {"text": "é" * 700}}
-    result = {"items": [item], "has_more": True, "scanned": 5_000, "truncated": True}
+    result = {"items": [item], "has_more": True}
     lines = render.search_text("proj_x", None, result, full_content=False).splitlines()
-    assert lines[0] == "1 context item (no text filter) in project proj_x, newest first; " \
-        "5000 examined."
+    assert lines[0] == "1 context item (no text filter) in project proj_x, newest first."
     assert lines[1].startswith('- item 7 (seq 3, HIGH note, 300 tokens, phase 2): {"text": "é')
     assert lines[1].endswith("… [112 more characters; ask with full_content]")
-    assert lines[2] == "More items match: raise limit or narrow the filters."
-    assert lines[3].startswith("Older items were not examined (the text scan is bounded)")
+    assert lines[2:] == ["More items match: raise limit or narrow the filters."]
     whole = render.search_text("proj_x", "é", result, full_content=True).splitlines()[1]
     assert whole.endswith('"}') and len(whole) > 700

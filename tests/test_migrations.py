@@ -29,7 +29,14 @@ DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "
                "injections", "transcripts", "api_usage", "compactions", "memories",
                "memory_versions", "sessions", "session_events", "tasks",
                "task_dependencies", "messages", "message_deliveries",
-               "approval_gates", "command_runs", "checkpoints"}
+               "approval_gates", "command_runs", "checkpoints", "search_documents"}
+# The full-text index is the one part of the schema that differs by design (docs/search.md):
+# SQLite's FTS5 table with its shadow tables, PostgreSQL's generated tsvector column and its
+# GIN index. Everything else, search_documents and its source views included, is the same.
+SQLITE_ONLY_TABLES = {"search_fts", "search_fts_data", "search_fts_idx", "search_fts_docsize",
+                      "search_fts_config"}
+POSTGRES_ONLY = {"columns": {("search_documents", "search_vector")},
+                 "indexes": {"idx_search_documents_vector"}}
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -228,7 +235,8 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
     conn = sqlite3.connect(path)
     try:
         names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite_%'") if r[0] not in SQLITE_ONLY_TABLES]
         columns = {}
         for name in names:
             info = conn.execute(f"PRAGMA table_info({name})").fetchall()
@@ -253,7 +261,8 @@ def postgres_schema(url: str) -> dict[str, Any]:
         for table, column, nullable in conn.execute(
                 "SELECT table_name, column_name, is_nullable FROM information_schema.columns "
                 "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"):
-            columns.setdefault(table, []).append((column, nullable == "NO"))
+            if (table, column) not in POSTGRES_ONLY["columns"]:
+                columns.setdefault(table, []).append((column, nullable == "NO"))
         indexes = {}
         for index, table, cols in conn.execute(
                 "SELECT i.relname, t.relname, array_agg(a.attname ORDER BY k.ord) "
@@ -265,7 +274,8 @@ def postgres_schema(url: str) -> dict[str, Any]:
                 "WHERE n.nspname = current_schema() "
                 "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) "
                 "GROUP BY i.relname, t.relname"):
-            indexes[index] = (table, list(cols))
+            if index not in POSTGRES_ONLY["indexes"]:
+                indexes[index] = (table, list(cols))
         return {"columns": columns, "indexes": indexes}
 
 

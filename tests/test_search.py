@@ -1,4 +1,4 @@
-"""ContextService.search: structured filters, a case-insensitive text filter, a bounded scan."""
+"""ContextService.search: structured filters and words looked up in the full-text index."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ctxdb.domain.search import matches, normalized_query, searchable_text
 from ctxdb.errors import (
     InvalidPriorityError,
+    InvalidSearchQueryError,
     PhaseNotFoundError,
     ProjectNotFoundError,
     ValidationError,
@@ -45,18 +45,20 @@ def test_without_filters_every_live_item_comes_newest_first(
     db.context.delete(ids["quote"])
     result = db.context.search(seeded["project_id"])
     assert found(result) == [ids["other"], ids["schema"], ids["stripe"]]
-    assert (result["scanned"], result["truncated"], result["has_more"]) == (3, False, False)
+    assert result["has_more"] is False
     assert result["items"][-1]["content"] == {"decision": "Payments via STRIPE", "why": "fees"}
 
 
-def test_the_text_filter_is_a_case_insensitive_substring(
-    db: Ctxdb, seeded: dict[str, Any]
-) -> None:
+def test_the_text_filter_finds_words_in_any_case(db: Ctxdb, seeded: dict[str, Any]) -> None:
     project_id, ids = seeded["project_id"], seeded["ids"]
     assert found(db.context.search(project_id, "Stripe")) == [ids["schema"], ids["stripe"]]
+    assert found(db.context.search(project_id, '"ship it then"')) == [ids["quote"]]
     assert found(db.context.search(project_id, 'ship it"\nthen')) == [ids["quote"]]
     assert found(db.context.search(project_id, "decision")) == [ids["stripe"]]  # a key
     assert found(db.context.search(project_id, "true")) == [ids["other"]]
+    assert found(db.context.search(project_id, "stripe -column")) == [ids["stripe"]]
+    assert found(db.context.search(project_id, "strip")) == []  # words, not substrings
+    assert found(db.context.search(project_id, "strip*")) == [ids["schema"], ids["stripe"]]
     assert found(db.context.search(project_id, "no such words")) == []
     assert len(found(db.context.search(project_id, "   "))) == 4  # blank: no text filter
 
@@ -71,24 +73,24 @@ def test_structured_filters_combine_with_the_text(db: Ctxdb, seeded: dict[str, A
     assert found(search(project_id, "stripe", phase_id=phase)) == [ids["schema"]]
 
 
-def test_limit_and_scan_bound(db: Ctxdb, seeded: dict[str, Any]) -> None:
+def test_limit_and_every_match_found_however_old(db: Ctxdb, seeded: dict[str, Any]) -> None:
     project_id, ids = seeded["project_id"], seeded["ids"]
     first = db.context.search(project_id, limit=2)
     assert found(first) == [ids["other"], ids["quote"]] and first["has_more"]
     exact = db.context.search(project_id, "stripe", limit=2)
     assert len(exact["items"]) == 2 and not exact["has_more"]
-    bounded = db.context.search(project_id, "stripe", scan_limit=2)
-    assert found(bounded) == []  # the two newest items do not mention stripe
-    assert (bounded["scanned"], bounded["truncated"]) == (2, True)
-    whole = db.context.search(project_id, "stripe", scan_limit=4)
-    assert (whole["scanned"], whole["truncated"]) == (4, False)
+    for number in range(30):  # newer items that do not match are not in the way
+        db.context.store(project_id, f"unrelated note {number}", "LOW", "note")
+    assert found(db.context.search(project_id, "stripe", limit=1)) == [ids["schema"]]
+    assert found(db.context.search(project_id, "fees")) == [ids["stripe"]]
 
 
 @pytest.mark.parametrize(("arguments", "error", "message"), [
     ({"priority": "URGENT"}, InvalidPriorityError, "invalid priority 'URGENT'"),
     ({"limit": 0}, ValidationError, "limit must be between 1 and 200"),
     ({"limit": 201}, ValidationError, "limit must be between 1 and 200"),
-    ({"scan_limit": 5_001}, ValidationError, "scan_limit must be between 1 and 5000"),
+    ({"query": "!!!"}, InvalidSearchQueryError, "has no words to search for"),
+    ({"query": "-stripe"}, InvalidSearchQueryError, "only excludes words"),
     ({"query": "x" * 1_001}, ValidationError, "query is longer than 1000 characters"),
     ({"query": 5}, ValidationError, "query must be a string"),
     ({"content_type": ""}, ValidationError, "content_type must not be empty"),
@@ -107,8 +109,7 @@ def test_an_unknown_project_is_refused(db: Ctxdb) -> None:
         db.context.search("proj_void", "x")
 
 
-def test_searchable_text_lists_keys_and_values() -> None:
-    assert searchable_text({"a": [1, None, False, {"b": "Ü"}]}) == "a\n1\nfalse\nb\nÜ"
-    assert searchable_text("plain") == "plain"
-    assert matches({"k": "Straße"}, normalized_query(" STRASSE ".lower()))
-    assert not matches({"k": "v"}, normalized_query("k\nv\nx"))
+def test_hostile_text_is_searched_as_words(db: Ctxdb, seeded: dict[str, Any]) -> None:
+    project_id, ids = seeded["project_id"], seeded["ids"]
+    for query in ('"stripe', "(stripe", "stripe*)", "'stripe'", "stripe;--", "^stripe:"):
+        assert ids["schema"] in found(db.context.search(project_id, query))

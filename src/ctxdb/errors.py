@@ -62,6 +62,13 @@ class TokenUsageOutOfRangeError(ValidationError):
     code = "token_usage_out_of_range"
 
 
+class InvalidSearchQueryError(ValidationError):
+    """A search query with nothing to search for, or (in raw mode) one the full-text engine
+    cannot parse; ``query`` is in details."""
+
+    code = "invalid_search_query"
+
+
 class ConfigError(ValidationError):
     code = "invalid_config"
 

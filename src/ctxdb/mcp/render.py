@@ -56,13 +56,10 @@ def search_text(
     items = result["items"]
     what = f"matching {query!r}" if query and query.strip() else "(no text filter)"
     lines = [f"{len(items)} context item{'s' if len(items) != 1 else ''} {what} in project "
-             f"{project_id}, newest first; {result['scanned']} examined."]
+             f"{project_id}, newest first."]
     lines += [item_line(item, None if full_content else PREVIEW_CHARS) for item in items]
     if result["has_more"]:
         lines.append("More items match: raise limit or narrow the filters.")
-    if result["truncated"]:
-        lines.append("Older items were not examined (the text scan is bounded); narrow the "
-                     "filters by priority, content_type or phase_id.")
     return "\n".join(lines)
 
 

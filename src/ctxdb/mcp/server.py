@@ -141,8 +141,8 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
     @tool(read_only)
     async def search_context(
         query: Annotated[str | None, Field(
-            description="Text to find (case-insensitive substring of the item's text). "
-            "Omit to list items by the other filters.")] = None,
+            description="Words to find (all of them, any case; \"a phrase\", -excluded, "
+            "or, prefix*). Omit to list items by the other filters.")] = None,
         priority: OptionalPriority = None,
         content_type: Annotated[str | None, Field(
             description="Only items of this content type.")] = None,
@@ -153,9 +153,9 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
             description="Show each item's whole content instead of a preview.")] = False,
         project_id: ProjectId = None,
     ) -> str:
-        """Find or list the project's live context items, newest first, filtered by text,
-        priority, content type and phase. The text search examines at most the 5,000 newest
-        items that pass the other filters."""
+        """Find or list the project's live context items, newest first, filtered by words
+        (looked up in the full-text index), priority, content type and phase. To search
+        memories and conversation events too, ranked by relevance, use search."""
         return await _in_thread(tools.search_context, query=query, priority=priority,
                                 content_type=content_type, phase_id=phase_id, limit=limit,
                                 full_content=full_content, project_id=project_id)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctxdb.service.messages import MessageService
     from ctxdb.service.phases import PhaseService
     from ctxdb.service.projects import ProjectService
+    from ctxdb.service.search import SearchService
     from ctxdb.service.sessions import SessionService
     from ctxdb.service.tasks import TaskService
     from ctxdb.service.tokens import TokenService
@@ -133,6 +134,12 @@ class Ctxdb:
         from ctxdb.service.checkpoints import CheckpointService
 
         return CheckpointService(self.storage, self.settings)
+
+    @cached_property
+    def search(self) -> SearchService:
+        from ctxdb.service.search import SearchService
+
+        return SearchService(self.storage, self.settings)
 
     @cached_property
     def doctor(self) -> DoctorService:

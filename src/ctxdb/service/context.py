@@ -8,7 +8,7 @@ from typing import Any
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
 from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
-from ctxdb.domain.search import matches, normalized_query
+from ctxdb.domain.search import engine_query, parse_query
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
     MAX_INTEGER,
@@ -34,8 +34,6 @@ from ctxdb.storage import Storage, Tx
 
 MAX_PAGE = 1_000
 MAX_SEARCH_RESULTS = 200
-# Without a full-text index a text search reads rows; this bounds how many, newest first.
-SEARCH_SCAN_LIMIT = 5_000
 MAX_QUERY_LENGTH = 1_000
 
 
@@ -316,48 +314,35 @@ class ContextService:
     def search(
         self, project_id: str, query: str | None = None, *, priority: str | None = None,
         content_type: str | None = None, phase_id: int | None = None, limit: int = 20,
-        scan_limit: int = SEARCH_SCAN_LIMIT,
     ) -> dict[str, Any]:
-        """Live items, newest first, narrowed by priority, content type, phase and text.
+        """Live items, newest first, narrowed by priority, content type, phase and words.
 
-        ``query`` is a case-insensitive substring of the item's text (see ``domain.search``).
-        There is no full-text index yet, so the text filter examines at most ``scan_limit``
-        of the newest items that pass the other filters; ``truncated`` says older ones were
-        not examined, ``has_more`` that more than ``limit`` items matched.
+        ``query`` is read as in ``db.search`` (``domain.search``: every word must occur,
+        "phrases", -excluded, or, prefix*) and looked up in the full-text index, so every
+        matching item is found however old; a blank query lists items by the other filters.
+        ``has_more`` says that more than ``limit`` items matched. For hits ranked by
+        relevance, with snippets, across memories and events too, use ``db.search.search``.
         """
         check_identifier(project_id, "project_id")
-        needle = "" if query is None else normalized_query(
-            check_text(query, "query", MAX_QUERY_LENGTH))
+        text = "" if query is None else check_text(query, "query", MAX_QUERY_LENGTH)
+        match = engine_query(parse_query(text), self.storage.dialect.name) if text.strip() \
+            else None
         level = "" if priority is None else Priority.parse(priority).value
         kind = "" if content_type is None else check_identifier(content_type, "content_type")
         check_optional_int(phase_id, "phase_id")
         if not 1 <= check_non_negative_int(limit, "limit") <= MAX_SEARCH_RESULTS:
             raise ValidationError(f"limit must be between 1 and {MAX_SEARCH_RESULTS}, got {limit}")
-        if not 1 <= check_non_negative_int(scan_limit, "scan_limit") <= SEARCH_SCAN_LIMIT:
-            raise ValidationError(
-                f"scan_limit must be between 1 and {SEARCH_SCAN_LIMIT}, got {scan_limit}")
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id)
             if phase_id is not None:
                 require_phase(tx, phase_id, project_id)
-            found: list[dict[str, Any]] = []
-            scanned, truncated = 0, False
-            # One row past the bound tells whether anything was left unexamined.
-            for row in tx.stream("search_scan", project_id=project_id, priority=level,
-                                 content_type=kind, phase_id=phase_id,
-                                 scan_limit=scan_limit + 1):
-                if scanned == scan_limit:
-                    truncated = True
-                    break
-                scanned += 1
-                item = decode(row)
-                if not needle or matches(item["content"], needle):
-                    found.append(item)
-                    if len(found) > limit:
-                        break
-            return {"items": found[:limit], "has_more": len(found) > limit,
-                    "scanned": scanned, "truncated": truncated}
+            filters = {"project_id": project_id, "priority": level, "content_type": kind,
+                       "phase_id": phase_id, "limit": limit + 1}  # one more: has_more
+            rows = (tx.all("live_items_newest_first", **filters) if match is None
+                    else tx.all("search_matching_items", match=match, **filters))
+            items = decode_all(rows)
+            return {"items": items[:limit], "has_more": len(items) > limit}
 
         return self.storage.read(unit)
 

@@ -11,8 +11,18 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
 
-Besides these: how to ask whether a table exists, and transaction-scoped advisory locks
-(PostgreSQL) where SQLite's single writer lock already serializes.
+Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
+
+- ``$SEARCH_FROM``         the documents joined to the index (SQLite's FTS5 table), or alone
+                           (PostgreSQL's index is a column of theirs)
+- ``$SEARCH_MATCH(:p)``    the documents matching the engine query ``:p`` (FTS5 syntax, or
+                           ``to_tsquery`` syntax; ``domain.search`` writes both)
+- ``$SEARCH_SCORE(:p)``    relevance, higher is better (FTS5's bm25 negated, ``ts_rank``)
+- ``$SEARCH_INDEXED``      the documents that are in the index
+
+Besides these: how to ask whether a table exists, transaction-scoped advisory locks
+(PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
+full-text index, and how the engines word a query they cannot parse.
 """
 
 
@@ -30,6 +40,8 @@ _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _AGO = re.compile(r"\$AGO\((:[A-Za-z_]\w*)\)")
 _IN = re.compile(r"\$IN\((:[A-Za-z_]\w*)\)")
+_SEARCH_MATCH = re.compile(r"\$SEARCH_MATCH\((:[A-Za-z_]\w*)\)")
+_SEARCH_SCORE = re.compile(r"\$SEARCH_SCORE\((:[A-Za-z_]\w*)\)")
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,27 @@ class Dialect:
     param_style: Callable[[str], str]
     table_exists: str  # one parameter, :name; returns a count
     advisory_lock: Callable[[int], str]  # a transaction-scoped lock on a number
+    # Full-text search (docs/search.md): the $SEARCH_* tokens, then how to make the index
+    # agree with the documents whatever state it is in (run before they are repaired; None
+    # where the index is a generated column, which cannot disagree), and the messages by
+    # which the engine refuses a query in its own syntax (raw searches).
+    search_from: str
+    search_match: Callable[[str], str]
+    search_score: Callable[[str], str]
+    search_indexed: str
+    search_rebuild: str | None
+    search_query_errors: tuple[str, ...]
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
         sql = _IN.sub(lambda m: self.later(m.group(1)), sql)
+        sql = _SEARCH_MATCH.sub(lambda m: self.search_match(m.group(1)), sql)
+        sql = _SEARCH_SCORE.sub(lambda m: self.search_score(m.group(1)), sql)
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
-                  .replace("$SKIP_LOCKED", self.skip_locked))
+                  .replace("$SKIP_LOCKED", self.skip_locked)
+                  .replace("$SEARCH_FROM", self.search_from)
+                  .replace("$SEARCH_INDEXED", self.search_indexed))
         return self.param_style(sql)
 
 
@@ -68,6 +94,13 @@ SQLITE = Dialect(
     param_style=lambda sql: sql,  # sqlite3 understands :name natively
     table_exists="SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name",
     advisory_lock=lambda key: "",  # BEGIN IMMEDIATE already holds the one write lock
+    search_from="search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid",
+    search_match=lambda p: f"search_fts MATCH {p}",
+    search_score=lambda p: "-bm25(search_fts)",
+    search_indexed="d.doc_id IN (SELECT id FROM search_fts_docsize)",
+    search_rebuild="INSERT INTO search_fts (search_fts) VALUES ('rebuild')",
+    search_query_errors=("fts5: syntax error", "unterminated string", "unknown special query",
+                         "no such column"),
 )
 
 POSTGRES = Dialect(
@@ -83,4 +116,12 @@ POSTGRES = Dialect(
         "WHERE table_schema = current_schema() AND table_name = %(name)s"
     ),
     advisory_lock=lambda key: f"SELECT pg_advisory_xact_lock({int(key)})",
+    search_from="search_documents d",
+    search_match=lambda p: f"d.search_vector @@ to_tsquery('simple', {p})",
+    # Normalization 1 divides by 1 + log(length): a short record about the words ranks above
+    # a long one that mentions them once, as with bm25.
+    search_score=lambda p: f"ts_rank(d.search_vector, to_tsquery('simple', {p}), 1)",
+    search_indexed="d.search_vector IS NOT NULL",
+    search_rebuild=None,
+    search_query_errors=("tsquery",),  # "syntax error in tsquery", "no operand in …"
 )

@@ -75,9 +75,9 @@ SELECT priority, count(*) AS n, coalesce(sum(token_count), 0) AS tokens
 FROM context_items WHERE project_id = :project_id AND state = 'active'
 GROUP BY priority;
 
--- name: search_scan
--- The rows a text search examines: newest first, narrowed by the structured filters (an empty
--- string or NULL means "any"); the service filters the text and bounds the scan.
+-- name: live_items_newest_first
+-- Live items, newest first, narrowed by the structured filters (an empty string or NULL means
+-- "any"); with words to find, search.sql's search_matching_items does the same over the index.
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
        content, metadata, created_by, created_at
 FROM context_items
@@ -86,4 +86,4 @@ WHERE project_id = :project_id AND state = 'active'
   AND (content_type = :content_type OR :content_type = '')
   AND (CAST(:phase_id AS BIGINT) IS NULL OR phase_id = :phase_id)
 ORDER BY sequence_number DESC
-LIMIT :scan_limit;
+LIMIT :limit;
