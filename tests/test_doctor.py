@@ -8,12 +8,14 @@ altered, an orphan row, silent instances, a grown WAL) and must be reported, and
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -129,6 +131,14 @@ def test_a_missing_sqlite_file_is_reported_and_not_created(tmp_path: Path) -> No
     assert not report.ok and statuses(report) == {"connection": FAIL}
     assert "ctxdb init" in report.checks[0].detail
     assert not path.exists() and not path.parent.exists()
+
+
+def test_a_file_that_is_no_database_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are not the pages you are looking for\n" * 200)
+    report = diagnose(load_settings(env={"HOME": str(tmp_path)}, url=str(path)))
+    assert statuses(report) == {"connection": FAIL}
+    assert "not a usable SQLite database" in report.checks[0].detail
 
 
 def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
@@ -284,6 +294,22 @@ def test_amcheck_verifies_the_indexes_when_installed(scratch: Settings) -> None:
     for thorough in (False, True):
         integrity = check(diagnose(scratch, thorough=thorough), "integrity")
         assert (integrity.status, integrity.detail) == (PASS, "amcheck: ok")
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_amcheck_that_the_role_may_not_run_is_not_a_finding(scratch: Settings) -> None:
+    role = f"ctxdb_doctor_{secrets.token_hex(3)}"
+    raw_execute(scratch.url, "CREATE EXTENSION amcheck", f'CREATE ROLE "{role}" LOGIN',
+                f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    try:
+        as_role = scratch.replace(url=urlunsplit(urlsplit(scratch.url)._replace(
+            netloc=f"{role}@{urlsplit(scratch.url).hostname}:{urlsplit(scratch.url).port}")))
+        integrity = check(diagnose(as_role), "integrity")
+        assert integrity.status == PASS
+        assert integrity.detail == ("not verified: this role may not run amcheck's "
+                                    "bt_index_check (GRANT EXECUTE on it)")
+    finally:
+        raw_execute(scratch.url, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"')
 
 
 # --- housekeeping --------------------------------------------------------------------------

@@ -118,8 +118,16 @@ class DoctorService(Service):
         """Run every check (``thorough``: the complete, slower integrity check)."""
         from ctxdb.service.schema import location
 
+        def report(checks: list[Check | None]) -> DoctorReport:
+            return DoctorReport(self.storage.dialect.name, location(self.settings), fix,
+                                thorough, tuple(check for check in checks if check is not None))
+
+        try:
+            connection = self.check_connection()
+        except CtxdbError as exc:
+            # A file that is no database, a server that refuses us: nothing else can run.
+            return report([Check("connection", FAIL, f"cannot use the database: {exc.message}")])
         checks: list[tuple[str, Callable[[], Check | None]]] = [
-            ("connection", self.check_connection),
             ("schema", self.check_schema),
             ("integrity", lambda: self.check_integrity(fix, thorough)),
             ("foreign_keys", self.check_foreign_keys),
@@ -129,9 +137,7 @@ class DoctorService(Service):
             ("stale_instances", lambda: self.check_stale_instances(fix)),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
-        results = [self._guarded(name, check) for name, check in checks]
-        return DoctorReport(self.storage.dialect.name, location(self.settings), fix, thorough,
-                            tuple(result for result in results if result is not None))
+        return report([connection, *(self._guarded(name, check) for name, check in checks)])
 
     @staticmethod
     def _guarded(name: str, check: Callable[[], Check | None]) -> Check | None:
@@ -191,8 +197,7 @@ class DoctorService(Service):
     def check_integrity(self, fix: bool, thorough: bool) -> Check:
         report = self.health.integrity(thorough)
         if not report.method:
-            return Check("integrity", PASS, "not verified: install the amcheck extension "
-                         "(CREATE EXTENSION amcheck) to let doctor verify the indexes")
+            return Check("integrity", PASS, f"not verified: {report.unavailable}")
         if not report.problems:
             return Check("integrity", PASS, f"{report.method}: ok",
                          data={"method": report.method})

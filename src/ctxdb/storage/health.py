@@ -47,6 +47,7 @@ class IntegrityReport:
     problems: tuple[str, ...] = ()
     damaged_indexes: tuple[str, ...] = ()
     only_indexes_damaged: bool = False
+    unavailable: str = ""  # why nothing was verified, when ``method`` is empty
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def _is_transient(exc: BaseException) -> bool:
 def _translate(exc: psycopg.Error) -> StorageError | ConflictError:
     if isinstance(exc, psycopg.IntegrityError):
         return ConflictError(f"the database refused the change: {exc}")
-    return StorageError(f"PostgreSQL error: {exc}")
+    # The SQLSTATE lets a caller tell, say, index corruption (XX002) from a missing privilege.
+    return StorageError(f"PostgreSQL error: {exc}", sqlstate=exc.sqlstate)
 
 
 def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:

@@ -39,6 +39,14 @@ JOIN pg_am a ON a.oid = c.relam
 WHERE n.nspname = current_schema() AND a.amname = 'btree'
 ORDER BY c.relname"""
 _INDEX_CHECK = "SELECT bt_index_check(%(oid)s::oid::regclass, %(heap)s)"
+_AMCHECK = """
+SELECT has_function_privilege(p.oid, 'EXECUTE') AS allowed
+FROM pg_extension e
+JOIN pg_depend d ON d.refobjid = e.oid AND d.deptype = 'e'
+JOIN pg_proc p ON p.oid = d.objid
+WHERE e.extname = 'amcheck' AND p.proname = 'bt_index_check' AND p.pronargs = 2"""
+# SQLSTATE class XX: data_corrupted (XX001), index_corrupted (XX002).
+_CORRUPTION = "XX"
 
 
 class PostgresHealth(Health):
@@ -68,10 +76,13 @@ class PostgresHealth(Health):
         return [*probes, SettingProbe("pool", f"reachable ({elapsed_ms:.0f} ms)")]
 
     def integrity(self, thorough: bool) -> IntegrityReport:
-        installed = self.storage.read(lambda tx: tx.one_raw(
-            "SELECT 1 AS n FROM pg_extension WHERE extname = 'amcheck'", {}))
-        if installed is None:
-            return IntegrityReport("")
+        amcheck = self.storage.read(lambda tx: tx.one_raw(_AMCHECK, {}))
+        if amcheck is None:
+            return IntegrityReport("", unavailable="the amcheck extension is not installed "
+                                   "(CREATE EXTENSION amcheck)")
+        if not amcheck["allowed"]:
+            return IntegrityReport("", unavailable="this role may not run amcheck's "
+                                   "bt_index_check (GRANT EXECUTE on it)")
         indexes = self.storage.read(lambda tx: tx.all_raw(_BTREE_INDEXES, {}))
         problems, damaged = [], []
         for index in indexes:
@@ -79,6 +90,8 @@ class PostgresHealth(Health):
                 # One transaction per index: a corrupt one fails only its own check.
                 self._check_index(int(index["oid"]), thorough)
             except StorageError as exc:
+                if not str(exc.details.get("sqlstate") or "").startswith(_CORRUPTION):
+                    raise  # not a finding about the index (a lock timeout, a cancel, …)
                 problems.append(f"index {index['name']}: {exc.message}")
                 damaged.append(str(index["name"]))
         return IntegrityReport("amcheck", tuple(problems), tuple(damaged), bool(damaged))
