@@ -16,8 +16,9 @@ from ctxdb.mcp import SDK_HINT
 def mcp_command(app: Application, project_id: str | None) -> None:
     """Run an MCP server over stdio with ctxdb's tools for coding agents.
 
-    Tools: get_context, store_context, search_context, record_handoff, heartbeat and
-    list_instances (see docs/mcp.md). stdout carries only protocol messages; logs go to
+    Tools for context (get, store, search, handoffs, heartbeats, instances), memories,
+    session events, tasks, messages, approval gates, command runs and checkpoints (see
+    docs/mcp.md). stdout carries only protocol messages; logs go to
     stderr. Needs the optional MCP SDK: pip install 'ctxdb[mcp]' (without it: exit 2).
 
     \b
