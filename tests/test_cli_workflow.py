@@ -231,3 +231,40 @@ def test_checkpoint_refusals(run: Cli, pid: str, inst: str) -> None:
     run.ok("project", "archive", pid)
     assert "archived" in run.fails(4, "checkpoint", "save", inst, "{}")
     assert run.ok("checkpoint", "list", "-p", pid) == []
+
+
+def test_command_run_output_with_nul_and_bad_utf8_is_kept_as_text(run: Cli, pid: str) -> None:
+    script = "import sys; sys.stdout.buffer.write(b'a\\x00b\\xffc')"
+    recorded = json_of(run, "command", "run", "-p", pid, "--json", "--", PY, "-c", script)
+    assert recorded["output"] == "a\ufffdb\ufffdc"
+
+
+def test_ctrl_c_stops_the_command_and_cancels_the_run(settings: Settings, tmp_path: Path,
+                                                      pid: str) -> None:
+    """A real ``ctxdb`` process (SIGINT reaches it, not the command in its own group)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    ctxdb = str(Path(sys.executable).with_name("ctxdb"))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CTXDB_")},
+           "CTXDB_URL": settings.url, "CTXDB_ACTOR": "user:test", "HOME": str(tmp_path)}
+    marker = tmp_path / "started"
+    script = (f"import pathlib, time; print('working', flush=True); "
+              f"pathlib.Path({str(marker)!r}).touch(); time.sleep(60)")
+    process = subprocess.Popen(
+        [ctxdb, "command", "run", "-p", pid, "--", PY, "-c", script], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stdout == b"working\n" and b"cancelled: interrupted" in stderr
+    with Ctxdb.open(settings) as db:
+        [cancelled] = db.commands.list(pid)
+        assert (cancelled["status"], cancelled["error"]) == ("cancelled", "interrupted")
+        assert db.commands.get(cancelled["run_id"])["output"] == "working\n"
