@@ -9,15 +9,19 @@ from ctxdb.storage.migrate import Migrator
 __all__ = ["Migrator", "Row", "Storage", "Tx", "connect_storage", "open_storage"]
 
 
-def connect_storage(settings: Settings) -> Storage:
-    """Connect to the database named by the settings, without checking its schema."""
+def connect_storage(settings: Settings, read_only: bool = False) -> Storage:
+    """Connect to the database named by the settings, without checking its schema.
+
+    ``read_only``: the database refuses every write made through this storage (a SQLite file
+    opened read-only, PostgreSQL sessions with read-only transactions).
+    """
     if settings.is_postgres:
         from ctxdb.storage.postgres import PostgresStorage
 
-        return PostgresStorage(settings)
+        return PostgresStorage(settings, read_only)
     from ctxdb.storage.sqlite import SQLiteStorage
 
-    return SQLiteStorage(settings)
+    return SQLiteStorage(settings, read_only)
 
 
 def open_storage(settings: Settings) -> Storage:

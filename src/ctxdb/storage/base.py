@@ -14,7 +14,7 @@ backend; ``TransientStorageError`` is raised when retries are exhausted.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.storage.dialect import Dialect
@@ -54,6 +54,22 @@ class Tx(abc.ABC):
         """Every row of literal SQL already in this backend's parameter style."""
 
     @abc.abstractmethod
+    def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
+        """Run one statement of literal SQL; returns the number of rows it changed."""
+
+    @abc.abstractmethod
+    def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
+        """Rows of literal SQL as tuples, fetched ``batch`` at a time (whole-table reads)."""
+
+    @abc.abstractmethod
+    def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run literal SQL with positional placeholders once per row (bulk inserts)."""
+
+    def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Load rows with a ``COPY … FROM STDIN`` statement (PostgreSQL only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no bulk copy")
+
+    @abc.abstractmethod
     def script(self, sql: str) -> None:
         """Run literal SQL text of one or more statements (migrations only)."""
 
@@ -81,6 +97,18 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def health(self) -> Health:
         """The probes ``ctxdb doctor`` runs against this backend (see storage/health.py)."""
+
+    def snapshot(self, unit: Callable[[Tx], T]) -> T:
+        """Run ``unit`` in a read-only transaction that sees one consistent snapshot of every
+        table, however long it takes (exports and copies of a database in use)."""
+        statement = self.dialect.snapshot
+
+        def in_snapshot(tx: Tx) -> T:
+            if statement:
+                tx.execute_raw(statement, {})
+            return unit(tx)
+
+        return self.read(in_snapshot)
 
     @abc.abstractmethod
     def close(self) -> None:

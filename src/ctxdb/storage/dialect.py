@@ -23,6 +23,10 @@ Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
 full-text index, and how the engines word a query they cannot parse.
+
+Whole-table work (bundles, ``db copy``; see ``bulk.py``) needs a few more: the positional
+placeholder, bytewise ordering of text keys, a read-only snapshot, PostgreSQL's COPY, and
+moving an identity counter past explicitly inserted ids.
 """
 
 
@@ -55,6 +59,12 @@ class Dialect:
     param_style: Callable[[str], str]
     table_exists: str  # one parameter, :name; returns a count
     advisory_lock: Callable[[int], str]  # a transaction-scoped lock on a number
+    placeholder: str  # positional parameter marker, for statements run over many rows
+    bytewise: Callable[[str], str]  # a text column compared byte by byte, for ORDER BY
+    snapshot: str  # first statement of a read that must see one consistent snapshot
+    copy_in: Callable[[str, str], str] | None  # (table, columns) -> bulk load from the client
+    # (table, identity column) -> move the column's counter past the ids the table holds
+    advance_identity: Callable[[str, str], str] | None
     # Full-text search (docs/search.md): the $SEARCH_* tokens, then how to make the index
     # agree with the documents whatever state it is in (run before they are repaired; None
     # where the index is a generated column, which cannot disagree), and the messages by
@@ -94,6 +104,12 @@ SQLITE = Dialect(
     param_style=lambda sql: sql,  # sqlite3 understands :name natively
     table_exists="SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name",
     advisory_lock=lambda key: "",  # BEGIN IMMEDIATE already holds the one write lock
+    placeholder="?",
+    bytewise=lambda column: column,  # BINARY, SQLite's default collation
+    snapshot="",  # a read transaction already sees one snapshot from its first read on
+    copy_in=None,
+    # AUTOINCREMENT records the largest id ever inserted, explicit ones included.
+    advance_identity=None,
     search_from="search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid",
     search_match=lambda p: f"search_fts MATCH {p}",
     search_score=lambda p: "-bm25(search_fts)",
@@ -116,6 +132,17 @@ POSTGRES = Dialect(
         "WHERE table_schema = current_schema() AND table_name = %(name)s"
     ),
     advisory_lock=lambda key: f"SELECT pg_advisory_xact_lock({int(key)})",
+    placeholder="%s",
+    bytewise=lambda column: f'{column} COLLATE "C"',
+    snapshot="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    copy_in=lambda table, columns: f"COPY {table} ({columns}) FROM STDIN",
+    # An identity column's sequence ignores explicit ids; never move it backwards (nextval
+    # costs one number, which is harmless: ids only need to be unique and increasing).
+    advance_identity=lambda table, column: (
+        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+        f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
+        f"(SELECT coalesce(max({column}), 0) + 1 FROM {table})), false)"
+    ),
     search_from="search_documents d",
     search_match=lambda p: f"d.search_vector @@ to_tsquery('simple', {p})",
     # Normalization 1 divides by 1 + log(length): a short record about the words ranks above

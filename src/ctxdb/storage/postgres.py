@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConfigError, ConflictError, DatabaseUnavailableError, StorageError
@@ -73,6 +73,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("timestamptz", TimestampTextLoader)
     conn.execute("SET TIME ZONE 'UTC'")
     conn.execute("SET synchronous_commit = on")
+
+
+def _configure_read_only(conn: psycopg.Connection[Any]) -> None:
+    _configure(conn)
+    conn.execute("SET default_transaction_read_only = on")
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -149,6 +154,26 @@ class PostgresTx(Tx):
         with self._cursor(query, params) as cursor:
             return int(cursor.rowcount)
 
+    def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
+        with self._conn.cursor() as cursor:
+            return int(cursor.execute(sql, params or None).rowcount)
+
+    def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
+        name = f"ctxdb_rows_{next(_cursor_names)}"
+        with self._conn.cursor(name=name) as cursor:
+            cursor.itersize = batch
+            cursor.execute(sql, params or None)
+            yield from cursor
+
+    def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+    def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def lock(self, key: int) -> None:
         self._conn.execute(POSTGRES.advisory_lock(key))
 
@@ -160,8 +185,9 @@ class PostgresTx(Tx):
 class PostgresStorage(Storage):
     dialect = POSTGRES
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only
         self.url = settings.url
         self._queries = compiled_queries(POSTGRES)
         self._pool = ConnectionPool(
@@ -169,7 +195,7 @@ class PostgresStorage(Storage):
             min_size=settings.pool_min_size,
             max_size=max(settings.pool_min_size, settings.pool_max_size),
             kwargs={"autocommit": True},
-            configure=_configure,
+            configure=_configure_read_only if read_only else _configure,
             open=False,
             name="ctxdb",
         )

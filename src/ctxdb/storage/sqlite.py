@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,15 +32,23 @@ T = TypeVar("T")
 _BUSY_MESSAGES = ("database is locked", "database is busy", "database table is locked")
 
 
-def connect(path: Path, settings: Settings) -> sqlite3.Connection:
-    """Open one connection with ctxdb's settings; the only place connections are made."""
+def connect(path: Path, settings: Settings, read_only: bool = False) -> sqlite3.Connection:
+    """Open one connection with ctxdb's settings; the only place connections are made.
+
+    ``read_only`` opens an existing file that this connection cannot change (the source of a
+    copy): SQLite itself then refuses every write.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise DatabaseUnavailableError(f"no SQLite database at {path}")
         conn = sqlite3.connect(
-            str(path),
+            path.as_uri() + "?mode=ro" if read_only else str(path),
             timeout=settings.busy_timeout_ms / 1000,
             isolation_level=None,
             check_same_thread=False,
+            uri=read_only,
         )
     except (OSError, sqlite3.Error) as exc:
         raise DatabaseUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
@@ -137,6 +145,20 @@ class SQLiteTx(Tx):
     def execute(self, query: str, **params: Any) -> int:
         return self._run(query, params).rowcount
 
+    def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
+        cursor = self._conn.execute(sql, params)
+        cursor.arraysize = batch
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+
+    def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
     def lock(self, key: int) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's one write lock."""
 
@@ -164,8 +186,9 @@ def split_statements(sql: str) -> list[str]:
 class SQLiteStorage(Storage):
     dialect = SQLITE
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only
         self.path = settings.sqlite_path
         self.url = str(self.path)
         self._queries = compiled_queries(SQLITE)
@@ -181,7 +204,7 @@ class SQLiteStorage(Storage):
         if conn is None:
             if self._closed:
                 raise StorageError("this storage has been closed")
-            conn = connect(self.path, self.settings)
+            conn = connect(self.path, self.settings, self.read_only)
             with self._guard:
                 self._all_connections.append(conn)
             self._local.conn = conn

@@ -1,0 +1,132 @@
+"""Whole-table SQL, built from the table registry (``tables.py``) for one dialect.
+
+Bundles and ``db copy`` read and write every table the same way, so their statements are
+generated here rather than written out per table in ``queries/*.sql``. Every identifier in
+them comes from the registry, whose names are checked to be plain SQL identifiers; values
+always travel as parameters. Nothing here decides what to copy or how to verify it: that is
+the service layer's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ctxdb.storage.base import Tx
+from ctxdb.storage.dialect import Dialect
+from ctxdb.storage.tables import Table
+
+
+@dataclass(frozen=True)
+class TableSql:
+    """The statements of one table, for one dialect and one list of columns."""
+
+    table: Table
+    columns: tuple[str, ...]
+    dialect: Dialect
+
+    @property
+    def _column_list(self) -> str:
+        return ", ".join(self.columns)
+
+    def _scope(self) -> str:
+        scope = self.table.scope
+        if scope.parent is None:
+            return f" WHERE {scope.column} = :project_id"
+        return (f" WHERE {scope.column} IN (SELECT {scope.parent_column} FROM {scope.parent}"
+                " WHERE project_id = :project_id)")
+
+    def _order(self) -> str:
+        keys = [self.dialect.bytewise(k) if self.table.kind(k) == "text" else k
+                for k in self.table.key]
+        return " ORDER BY " + ", ".join(keys)
+
+    def _key_match(self, named: bool) -> str:
+        def mark(key: str) -> str:
+            return f":{key}" if named else self.dialect.placeholder
+
+        return " AND ".join(f"{k} = {mark(k)}" for k in self.table.key)
+
+    def select(self, scoped: bool) -> str:
+        """Every row (of one project when ``scoped``) in key order."""
+        where = self._scope() if scoped else ""
+        return self.dialect.compile(
+            f"SELECT {self._column_list} FROM {self.table.name}{where}{self._order()}")
+
+    def count(self, scoped: bool) -> str:
+        where = self._scope() if scoped else ""
+        return self.dialect.compile(f"SELECT count(*) AS n FROM {self.table.name}{where}")
+
+    def select_by_key(self) -> str:
+        return self.dialect.compile(f"SELECT {self._column_list} FROM {self.table.name} "
+                                    f"WHERE {self._key_match(named=True)}")
+
+    def insert(self) -> str:
+        marks = ", ".join(self.dialect.placeholder for _ in self.columns)
+        return f"INSERT INTO {self.table.name} ({self._column_list}) VALUES ({marks})"
+
+    def copy(self) -> str | None:
+        copy_in = self.dialect.copy_in
+        return None if copy_in is None else copy_in(self.table.name, self._column_list)
+
+    def update(self, columns: Sequence[str]) -> str:
+        """Set ``columns`` of the row with a key; parameters: the columns, then the key."""
+        sets = ", ".join(f"{c} = {self.dialect.placeholder}" for c in columns)
+        return f"UPDATE {self.table.name} SET {sets} WHERE {self._key_match(named=False)}"
+
+    def delete_all(self) -> str:
+        return f"DELETE FROM {self.table.name}"
+
+    def advance_identity(self) -> str | None:
+        advance = self.dialect.advance_identity
+        if advance is None or self.table.identity is None:
+            return None
+        return advance(self.table.name, self.table.identity)
+
+
+def stream_rows(
+    tx: Tx, sql: TableSql, project_id: str | None, batch: int
+) -> Iterator[tuple[Any, ...]]:
+    """The table's rows (of one project, or all) in key order, as tuples of ``sql.columns``."""
+    params = {} if project_id is None else {"project_id": project_id}
+    return tx.rows_raw(sql.select(project_id is not None), params, batch)
+
+
+def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
+    params = {} if project_id is None else {"project_id": project_id}
+    row = tx.one_raw(sql.count(project_id is not None), params)
+    return int(row["n"]) if row else 0
+
+
+def find_row(tx: Tx, sql: TableSql, key: dict[str, Any]) -> tuple[Any, ...] | None:
+    row = tx.one_raw(sql.select_by_key(), key)
+    return None if row is None else tuple(row[c] for c in sql.columns)
+
+
+def insert_rows(tx: Tx, sql: TableSql, rows: Iterable[Sequence[Any]], bulk: bool) -> None:
+    """Insert rows in ``sql.columns`` order; ``bulk`` uses COPY where the dialect has it (for
+    a table that cannot hold any of the keys: one duplicate fails the whole COPY)."""
+    copy = sql.copy() if bulk else None
+    if copy is None:
+        tx.execute_many_raw(sql.insert(), rows)
+    else:
+        tx.copy_raw(copy, rows)
+
+
+def update_rows(
+    tx: Tx, sql: TableSql, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Rows of the values of ``columns`` followed by the key's values."""
+    tx.execute_many_raw(sql.update(columns), rows)
+
+
+def finish_table(tx: Tx, sql: TableSql) -> None:
+    """After explicit ids went in: new rows must be numbered after them."""
+    statement = sql.advance_identity()
+    if statement is not None:
+        tx.one_raw(statement, {})
+
+
+def delete_all(tx: Tx, sql: TableSql) -> int:
+    return tx.execute_raw(sql.delete_all(), {})
