@@ -30,7 +30,7 @@ TABLES_IN_DELETE_ORDER = (
     "message_deliveries", "messages", "task_dependencies", "tasks",
     "session_events", "sessions", "memory_versions", "memories", "injections", "compactions",
     "api_usage", "transcripts", "handoffs",
-    "context_items", "instances",
+    "archived_context_items", "context_items", "instances",
     "phases", "projects",
 )
 

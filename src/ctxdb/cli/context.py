@@ -222,3 +222,14 @@ def supersede_command(app: Application, /, item_id: int, content: str | None, fi
 def delete_command(app: Application, item_id: int, as_json: bool) -> None:
     """Delete an item: it leaves every load and pack, and stays in the history."""
     show_item(app.db().context.delete(item_id), as_json)
+
+
+def _add_archive_commands() -> None:
+    # Defined with `ctxdb gc` (cli/retention.py), which is what archives items.
+    from ctxdb.cli.retention import archived_command, unarchive_command
+
+    context_group.add_command(archived_command)
+    context_group.add_command(unarchive_command)
+
+
+_add_archive_commands()

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "ctxdb.cli.doctor:doctor_command",
     "backup": "ctxdb.cli.backup:backup_command",
     "restore": "ctxdb.cli.backup:restore_command",
+    "gc": "ctxdb.cli.retention:gc_command",
     "import": "ctxdb.cli.imports:import_group",
 }
 

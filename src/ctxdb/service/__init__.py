@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctxdb.service.messages import MessageService
     from ctxdb.service.phases import PhaseService
     from ctxdb.service.projects import ProjectService
+    from ctxdb.service.retention import RetentionService
     from ctxdb.service.search import SearchService
     from ctxdb.service.sessions import SessionService
     from ctxdb.service.tasks import TaskService
@@ -152,6 +153,13 @@ class Ctxdb:
         from ctxdb.service.imports import ImportService
 
         return ImportService(self.storage, self.settings, self.memories)
+
+    @cached_property
+    def retention(self) -> RetentionService:
+        """``ctxdb gc``: expired memories, ended instances, old events, archived items."""
+        from ctxdb.service.retention import RetentionService
+
+        return RetentionService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:

@@ -1,0 +1,235 @@
+"""``db.retention`` (``ctxdb gc``) on both backends, with the default policy.
+
+Records are made old by setting their timestamps into the past with the database driver (the
+service never lets a caller choose them); everything else goes through the services.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ctxdb.errors import ConfigError, ConflictError, ContextItemNotFoundError
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings
+from test_backup import content_of
+
+LONG_AGO = "2020-01-02T03:04:05.678Z"
+
+
+def backdate(settings: Settings, table: str, column: str, key: str, value: Any) -> None:
+    sql = f"UPDATE {table} SET {column} = '{LONG_AGO}' WHERE {key} = "
+    if settings.is_postgres:
+        import psycopg
+
+        with psycopg.connect(settings.url, autocommit=True) as pg:
+            pg.execute((sql + "%s").encode(), (value,))
+        return
+    with sqlite3.connect(settings.sqlite_path) as conn:
+        conn.execute(sql + "?", (value,))
+    conn.close()
+
+
+@dataclass
+class Scenario:
+    """One project with old and new records of every kind gc looks at."""
+
+    pid: str
+    other: str
+    new_item: int = 0
+    goes: dict[str, set[Any]] = field(default_factory=dict)
+    stays: dict[str, set[Any]] = field(default_factory=dict)
+
+
+def old_item(db: Ctxdb, settings: Settings, pid: str, priority: str, **extra: Any) -> int:
+    item_id = int(db.context.store(pid, {"old": priority, **extra}, priority=priority)["item_id"])
+    backdate(settings, "context_items", "created_at", "item_id", item_id)
+    return item_id
+
+
+def ended_instance(db: Ctxdb, settings: Settings, pid: str, status: str, old: bool) -> str:
+    instance_id = str(db.instances.launch(pid, client="codex")["instance_id"])
+    db.instances.set_status(instance_id, status)
+    if old:
+        backdate(settings, "instances", "ended_at", "instance_id", instance_id)
+    return instance_id
+
+
+def build(db: Ctxdb, settings: Settings) -> Scenario:
+    pid = db.projects.create("Old and new")["project_id"]
+    other = db.projects.create("Another project")["project_id"]
+    s = Scenario(pid, other)
+    # memories: expired ones go, the rest stays
+    db.memories.put(pid, "notes", "stale", 1, ttl_seconds=1)
+    backdate(settings, "memories", "expires_at", "key", "stale")
+    db.memories.put(pid, "notes", "kept", 2)
+    s.goes["memories"], s.stays["memories"] = {"stale"}, {"kept"}
+    # instances: ended long ago go, unless they still hold a task lease
+    gone = {ended_instance(db, settings, pid, status, True) for status in ("completed",
+                                                                           "crashed")}
+    holder = str(db.instances.launch(pid, client="codex")["instance_id"])
+    db.tasks.create(pid, "leased")
+    assert db.tasks.claim(pid, holder, lease_seconds=3600) is not None
+    db.instances.set_status(holder, "crashed")
+    backdate(settings, "instances", "ended_at", "instance_id", holder)
+    recent = ended_instance(db, settings, pid, "completed", False)
+    active = str(db.instances.launch(pid, client="codex")["instance_id"])
+    backdate(settings, "instances", "last_heartbeat", "instance_id", active)
+    db.context.store(pid, {"by": "a gone instance"}, created_by=next(iter(gone)))
+    s.goes["instances"], s.stays["instances"] = gone, {holder, recent, active}
+    # session events: those of sessions closed long ago go; open sessions keep theirs
+    sessions = {}
+    for name in ("closed-old", "open-old", "closed-new"):
+        session = db.conversations.create(pid, "chat", name)
+        sessions[name] = session["session_id"]
+        for text in ("hello", "bye"):
+            db.conversations.append(session["session_id"], "user", {"text": text})
+    for name in ("closed-old", "closed-new"):
+        db.conversations.close(sessions[name])
+    backdate(settings, "sessions", "closed_at", "session_id", sessions["closed-old"])
+    backdate(settings, "session_events", "created_at", "session_id", sessions["open-old"])
+    s.goes["sessions"] = {sessions["closed-old"]}
+    s.stays["sessions"] = {sessions["open-old"], sessions["closed-new"]}
+    # context items: old MEDIUM and LOW are archived; CRITICAL, HIGH and new ones stay
+    low, medium = old_item(db, settings, pid, "LOW"), old_item(db, settings, pid, "MEDIUM")
+    kept = {old_item(db, settings, pid, p) for p in ("CRITICAL", "HIGH")}
+    s.new_item = int(db.context.store(pid, {"new": True}, priority="LOW")["item_id"])
+    kept.add(s.new_item)
+    # an old CRITICAL item superseded by an old LOW one: the LOW one is pointed at, so stays
+    first = old_item(db, settings, pid, "CRITICAL", chain=True)
+    successor = int(db.context.supersede(first, {"now": "low"}, priority="LOW")["item_id"])
+    backdate(settings, "context_items", "created_at", "item_id", successor)
+    kept |= {first, successor}
+    other_low = old_item(db, settings, other, "LOW")
+    s.goes["items"], s.stays["items"] = {low, medium, other_low}, kept
+    return s
+
+
+@pytest.fixture
+def scenario(db: Ctxdb, settings: Settings) -> Scenario:
+    return build(db, settings)
+
+
+def all_item_ids(db: Ctxdb, *project_ids: str) -> set[int]:
+    ids = set()
+    for pid in project_ids:
+        ids |= {int(i["item_id"]) for tier in db.context.full(pid).values() for i in tier}
+    return ids
+
+
+def test_a_dry_run_counts_and_changes_nothing(
+        db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    before = content_of(settings)
+    report = db.retention.collect(dry_run=True)
+    kinds = report["kinds"]
+    assert report["dry_run"] and {k: v["found"] for k, v in kinds.items()} == {
+        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
+    assert all(v["done"] == 0 for v in kinds.values())
+    assert kinds["context_items"]["kept_referenced"] == 1
+    assert content_of(settings) == before
+
+
+def test_gc_removes_and_archives_exactly_what_the_policy_says(
+        db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    s = scenario
+    report = db.retention.collect()
+    assert {k: v["done"] for k, v in report["kinds"].items()} == {
+        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
+    assert report["kinds"]["session_events"]["sessions"] == 1
+    live = {m["key"] for m in db.memories.list(s.pid, include_expired=True)}
+    assert live == s.stays["memories"]
+    instances = {i["instance_id"] for i in db.instances.list(s.pid)}
+    assert not instances & s.goes["instances"] and s.stays["instances"] <= instances
+    orphan = [i for tier in db.context.full(s.pid).values() for i in tier
+              if i["content"] == {"by": "a gone instance"}]
+    assert orphan[0]["created_by"] is None  # the item stays; its author is forgotten
+    for session_id in s.goes["sessions"]:
+        assert db.conversations.events(session_id) == []
+        assert db.conversations.get(session_id)["status"] == "closed"
+    for session_id in s.stays["sessions"]:
+        assert len(db.conversations.events(session_id)) == 2
+    remaining = all_item_ids(db, s.pid, s.other)
+    assert not remaining & s.goes["items"]
+    assert s.stays["items"] - remaining == {s_id for s_id in s.stays["items"]
+                                            if db.context.get(s_id)["state"] != "active"}
+    archived = {a["item_id"] for p in (s.pid, s.other) for a in db.retention.archived(p)}
+    assert archived == s.goes["items"]
+    actions = [a["action"] for a in db.audit_log(limit=50)]
+    for action in ("retention.instances", "retention.session_events",
+                   "retention.context_items", "memory.expire"):
+        assert action in actions
+    again = db.retention.collect()
+    assert all(v["done"] == 0 for v in again["kinds"].values())
+
+
+def test_critical_items_are_archived_only_when_listed(
+        settings: Settings, scenario: Scenario) -> None:
+    with Ctxdb.open(settings.replace(retention_context_priorities="")) as db:
+        assert db.retention.collect()["kinds"]["context_items"]["done"] == 0
+    everything = settings.replace(retention_context_priorities="critical, HIGH,MEDIUM,LOW")
+    with Ctxdb.open(everything) as db:
+        report = db.retention.collect(project_id=scenario.pid)
+        assert report["kinds"]["context_items"]["done"] == 6
+        archived = {a["item_id"] for a in db.retention.archived(scenario.pid)}
+        old = (scenario.goes["items"] | scenario.stays["items"]) - {scenario.new_item}
+        assert archived == old - set(all_item_ids(db, scenario.other))
+    with pytest.raises(ConfigError, match="retention_context_priorities"):
+        settings.replace(retention_context_priorities="URGENT")
+
+
+def test_gc_of_one_project_leaves_the_others_alone(
+        db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    report = db.retention.collect(project_id=scenario.other)
+    assert {k: v["done"] for k, v in report["kinds"].items()} == {
+        "memories": 0, "instances": 0, "session_events": 0, "context_items": 1}
+    assert db.retention.collect(project_id=scenario.pid, dry_run=True)["kinds"][
+        "instances"]["found"] == 2
+
+
+def test_zero_ages_switch_kinds_off(settings: Settings, scenario: Scenario) -> None:
+    off = settings.replace(retention_instances=0, retention_session_events=0,
+                           retention_context_items=0)
+    with Ctxdb.open(off) as db:
+        kinds = db.retention.collect()["kinds"]
+    assert [k for k, v in kinds.items() if v["done"]] == ["memories"]
+    assert not any(v["enabled"] for k, v in kinds.items() if k != "memories")
+
+
+def test_unarchive_puts_items_back_unchanged(
+        db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    pid = scenario.pid
+    low = old_item(db, settings, pid, "LOW", topic="chain")
+    newer = int(db.context.supersede(low, {"topic": "chain", "v": 2})["item_id"])
+    backdate(settings, "context_items", "created_at", "item_id", newer)
+    newer_item = db.context.get(newer)
+    assert newer_item["priority"] == "LOW"
+    db.retention.collect()
+    assert not {low, newer} & all_item_ids(db, pid)
+    pack_ids = {i["item_id"] for tier in db.context.full(pid).values() for i in tier}
+    assert newer not in pack_ids
+    restored = db.retention.unarchive(low, project_id=pid)
+    assert [r["item_id"] for r in restored] == [low, newer]
+    assert db.context.get(newer) == newer_item
+    assert db.context.get(low)["superseded_by"] == newer
+    assert db.audit_log(limit=1)[0]["action"] == "context.unarchive"
+    with pytest.raises(ContextItemNotFoundError):
+        db.retention.unarchive(low)
+    with pytest.raises(ContextItemNotFoundError):
+        db.retention.unarchive(next(iter(scenario.goes["items"])), project_id="proj_none")
+
+
+def test_unarchive_refuses_an_idempotency_key_taken_meanwhile(
+        db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    pid = scenario.pid
+    item_id = int(db.context.store(pid, {"k": 1}, priority="LOW",
+                                   idempotency_key="same-key")["item_id"])
+    backdate(settings, "context_items", "created_at", "item_id", item_id)
+    db.retention.collect()
+    again = db.context.store(pid, {"k": 2}, priority="LOW", idempotency_key="same-key")
+    assert again["item_id"] != item_id
+    with pytest.raises(ConflictError, match="idempotency key"):
+        db.retention.unarchive(item_id)
+    assert item_id in {a["item_id"] for a in db.retention.archived(pid)}
