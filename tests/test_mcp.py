@@ -31,7 +31,8 @@ TOOLS = {"get_context", "store_context", "search_context", "record_handoff", "he
          "list_instances", "memory_get", "memory_put", "memory_list", "session_append",
          "session_events", "task_create", "task_list", "task_claim", "task_complete",
          "task_fail", "message_send", "message_inbox", "message_ack", "approval_request",
-         "approval_status", "command_record", "checkpoint_save", "checkpoint_latest"}
+         "approval_status", "command_record", "checkpoint_save", "checkpoint_latest",
+         "search"}
 
 
 class Client:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "approval": "ctxdb.cli.approvals:approval_group",
     "command": "ctxdb.cli.command_runs:command_group",
     "checkpoint": "ctxdb.cli.checkpoints:checkpoint_group",
+    "search": "ctxdb.cli.search:search_command",
     "summary": "ctxdb.cli.reports:summary_command",
     "audit": "ctxdb.cli.reports:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",

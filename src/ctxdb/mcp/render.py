@@ -63,6 +63,29 @@ def search_text(
     return "\n".join(lines)
 
 
+def hit_line(hit: dict[str, Any]) -> str:
+    """One search hit: what it is, how to fetch it whole, and its snippet."""
+    if hit["kind"] == "context":
+        what = (f"context item {hit['id']} (seq {hit['sequence']}, {hit['priority']} "
+                f"{hit['type']})")
+    elif hit["kind"] == "memory":
+        what = (f"memory {hit['namespace']}/{hit['key']} v{hit['version']} "
+                f"({hit['type']})")
+    else:
+        what = f"event {hit['sequence']} of session {hit['session_id']} ({hit['type']})"
+    return f"- {what}, {hit['time']}: {hit['snippet']}"
+
+
+def search_hits_text(project_id: str, query: str, hits: list[dict[str, Any]],
+                     limit: int) -> str:
+    lines = [f"{len(hits)} best match{'es' if len(hits) != 1 else ''} for {query!r} in project "
+             f"{project_id} (matching words between **):"]
+    lines += [hit_line(hit) for hit in hits]
+    if len(hits) == limit:
+        lines.append("More may match: raise limit or narrow the search.")
+    return "\n".join(lines)
+
+
 def usage_text(instance: dict[str, Any]) -> str:
     used, window = instance["current_token_usage"], instance["context_window"]
     return f"{used} of {window} tokens ({used / window * 100:.1f}%)"

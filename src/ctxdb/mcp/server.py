@@ -160,6 +160,40 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
                                 content_type=content_type, phase_id=phase_id, limit=limit,
                                 full_content=full_content, project_id=project_id)
 
+    @tool(read_only)
+    async def search(
+        query: Annotated[str, Field(
+            description="Words to find: all must occur, any case; \"a phrase\" in order; "
+            "-word excluded; 'or' between alternatives; word* for words starting so.",
+            min_length=1)],
+        kinds: Annotated[list[str] | None, Field(
+            description="Which records: context, memory and/or event. Default: all.",
+            json_schema_extra={"items": {"enum": ["context", "memory", "event"],
+                                         "type": "string"}})] = None,
+        content_type: Annotated[str | None, Field(
+            description="Only this type: an item's content type, a memory's type or an "
+            "event's role.")] = None,
+        priority: OptionalPriority = None,
+        namespace: Annotated[str | None, Field(
+            description="Only memories in this namespace path or below it.")] = None,
+        since: Annotated[str | None, Field(
+            description="Only records written at or after this time: ISO-8601 or an age "
+            "such as 12h or 7d.")] = None,
+        until: Annotated[str | None, Field(
+            description="Only records written before this time.")] = None,
+        limit: Annotated[int, Field(description="Most hits to return.", ge=1, le=200)] = 10,
+        raw: Annotated[bool, Field(
+            description="The query is in the engine's own syntax (SQLite FTS5 or "
+            "PostgreSQL to_tsquery).")] = False,
+        project_id: ProjectId = None,
+    ) -> str:
+        """Full-text search over the project's context items, memories and conversation
+        events: the best matches first, each with where to find it and a snippet."""
+        return await _in_thread(tools.search, query=query, kinds=kinds,
+                                content_type=content_type, priority=priority,
+                                namespace=namespace, since=since, until=until, limit=limit,
+                                raw=raw, project_id=project_id)
+
     @tool(writes)
     async def record_handoff(
         instance_id: InstanceId,

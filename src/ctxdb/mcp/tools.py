@@ -14,6 +14,7 @@ from ctxdb.errors import ApprovalTimeoutError, ValidationError
 from ctxdb.mcp import render
 from ctxdb.mcp import render_coordination as coordination
 from ctxdb.service import Ctxdb
+from ctxdb.service.search import KINDS
 
 NO_PROJECT = ("no project given: pass project_id, or start the server with "
               "'ctxdb mcp --project PROJECT_ID'")
@@ -64,6 +65,17 @@ class ContextTools:
                                         content_type=content_type, phase_id=phase_id,
                                         limit=limit)
         return render.search_text(project, query, result, full_content)
+
+    def search(self, query: str, kinds: list[str] | None = None, content_type: str | None = None,
+               priority: str | None = None, namespace: str | None = None,
+               since: str | None = None, until: str | None = None, limit: int = 10,
+               raw: bool = False, project_id: str | None = None) -> str:
+        project = self.project(project_id)
+        hits = self.db.search.search(project, query, kinds=kinds or KINDS,
+                                     content_type=content_type, priority=priority,
+                                     namespace=namespace, since=since, until=until,
+                                     limit=limit, raw=raw)
+        return render.search_hits_text(project, query, hits, limit)
 
     def record_handoff(self, instance_id: str, summary: str = "",
                        next_steps: list[str] | None = None,
