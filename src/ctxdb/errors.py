@@ -300,3 +300,41 @@ class TransientStorageError(StorageError):
     """A failure that may succeed when the unit of work is retried."""
 
     code = "transient_storage_error"
+
+
+# --- bundles and database copies -------------------------------------------------------------
+
+
+class BundleError(ValidationError):
+    """A bundle file is damaged or not a bundle (bad checksum, missing or extra line, truncated,
+    unreadable); it was refused before anything was written. ``line`` is in details when known."""
+
+    code = "invalid_bundle"
+
+
+class BundleVersionError(BundleError):
+    """A bundle of a format version or schema version this ctxdb cannot read (made by a newer
+    ctxdb); nothing was written."""
+
+    code = "unsupported_bundle_version"
+
+
+class ImportConflictError(ConflictError):
+    """A bundle record has the primary key of a different row already in the database (or
+    clashes with one of its unique values); nothing was written."""
+
+    code = "import_conflict"
+
+
+class TargetNotEmptyError(ConflictError):
+    """``db copy`` into a database that holds rows, without ``--force``; ``tables`` in details
+    lists the tables that are not empty."""
+
+    code = "target_not_empty"
+
+
+class CopyVerificationError(StorageError):
+    """After ``db copy`` the target's row counts or content hashes differ from the source's;
+    ``tables`` in details has both sides of every table."""
+
+    code = "copy_verification_failed"

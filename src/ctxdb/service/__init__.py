@@ -15,6 +15,7 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
     from ctxdb.service.approvals import ApprovalService
+    from ctxdb.service.bundles import BundleService
     from ctxdb.service.checkpoints import CheckpointService
     from ctxdb.service.commands import CommandService
     from ctxdb.service.context import ContextService
@@ -160,6 +161,13 @@ class Ctxdb:
         from ctxdb.service.retention import RetentionService
 
         return RetentionService(self.storage, self.settings)
+
+    @cached_property
+    def bundles(self) -> BundleService:
+        """Export to and import from verified JSON Lines bundles (docs/bundles.md)."""
+        from ctxdb.service.bundles import BundleService
+
+        return BundleService(self.storage, self.settings)
 
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:

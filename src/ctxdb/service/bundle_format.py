@@ -1,0 +1,292 @@
+"""The bundle file: versioned JSON Lines, checked line by line before anything is imported.
+
+Line 1 is the header: format name and version, the ctxdb and schema versions that wrote it,
+when, from which backend, the project (or null for the whole database) and, per table, the
+columns its rows have. Then one canonical record per row (see ``records.py``), tables in
+parent-before-child order and rows in key order. The last line is the trailer: the number of
+records, per table its row count and the checksum of its records' checksums, and the SHA-256
+of every byte before the trailer. A file whose name ends in ``.gz`` is gzip-compressed
+(recognised when reading by its magic bytes, whatever its name).
+
+:func:`verify_bundle` reads the whole file and refuses it (``BundleError``) on any damage: a
+line that is not JSON, a record whose checksum does not match its content, a table out of
+order, a count or a checksum that differs from the trailer, a missing trailer, anything after
+it. :func:`read_records` reads it again for the import and checks, at its end, that the file
+did not change in between.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from ctxdb.errors import BundleError, BundleVersionError
+from ctxdb.service.progress import NoProgress, Progress
+from ctxdb.service.records import RowCodec, TableDigest, encode_json, is_canonical_timestamp
+from ctxdb.storage.tables import TABLES, Table, table_named
+
+FORMAT = "ctxdb-bundle"
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+_GZIP_MAGIC = b"\x1f\x8b"
+_RECORD_KEYS = {"row", "sha256", "table"}
+_ORDER = {table.name: index for index, table in enumerate(TABLES)}
+_PROGRESS_BYTES = 1 << 20  # report reading progress every MiB
+
+
+def is_gzip_name(path: str | Path) -> bool:
+    return str(path).endswith(".gz")
+
+
+def open_for_reading(path: Path) -> IO[bytes]:
+    try:
+        with path.open("rb") as probe:
+            compressed = probe.read(2) == _GZIP_MAGIC
+        return cast(IO[bytes], gzip.open(path, "rb") if compressed else path.open("rb"))
+    except OSError as exc:
+        raise BundleError(f"cannot read the bundle {path}: {exc.strerror or exc}") from None
+
+
+class BundleWriter:
+    """Writes the lines of one bundle to a binary stream and keeps the whole-file checksum."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self.records = 0
+        self.bytes = 0
+
+    def _line(self, text: str) -> None:
+        data = text.encode("utf-8") + b"\n"
+        self._hash.update(data)
+        self._stream.write(data)
+        self.bytes += len(data)
+
+    def header(self, header: dict[str, Any]) -> None:
+        self._line(encode_json({"kind": "header", **header}))
+
+    def record(self, line: str) -> None:
+        self.records += 1
+        self._line(line)
+
+    def trailer(self, tables: dict[str, TableDigest]) -> dict[str, Any]:
+        trailer = {
+            "kind": "trailer",
+            "records": self.records,
+            "tables": {name: digest.to_dict() for name, digest in tables.items()},
+            "sha256": self._hash.hexdigest(),
+        }
+        text = encode_json(trailer).encode("utf-8") + b"\n"
+        self._stream.write(text)
+        self.bytes += len(text)
+        return trailer
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a verified bundle holds: its header, its tables and columns, its trailer."""
+
+    header: dict[str, Any]
+    columns: dict[str, tuple[str, ...]]  # table -> columns, in registry order
+    trailer: dict[str, Any]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: int(entry["rows"]) for name, entry in self.trailer["tables"].items()}
+
+    @property
+    def records(self) -> int:
+        return int(self.trailer["records"])
+
+    @property
+    def sha256(self) -> str:
+        return str(self.trailer["sha256"])
+
+    def tables(self) -> list[Table]:
+        return [table for table in TABLES if table.name in self.columns]
+
+
+def _damaged(message: str, line: int | None = None) -> BundleError:
+    where = f" (line {line})" if line is not None else ""
+    return BundleError(f"damaged bundle{where}: {message}; nothing was imported", line=line)
+
+
+def _json_line(raw: bytes, number: int) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise _damaged("not a JSON line", number) from None
+
+
+def _header_columns(header: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    tables = header.get("tables")
+    if not isinstance(tables, dict):
+        raise _damaged("the header lists no tables", 1)
+    columns: dict[str, tuple[str, ...]] = {}
+    for name in sorted(tables, key=lambda n: _ORDER.get(n, len(_ORDER))):
+        table = table_named(name)
+        if table is None:
+            raise BundleVersionError(
+                f"the bundle has a table {name!r} this ctxdb does not know; import it with the "
+                "ctxdb version that wrote it (or a newer one)", table=name)
+        listed = tables[name]
+        if not isinstance(listed, list) or not set(table.key) <= set(listed):
+            raise _damaged(f"the header's columns of {name} lack its primary key", 1)
+        unknown = sorted(set(listed) - set(table.column_names))
+        if unknown:
+            raise BundleVersionError(
+                f"the bundle's table {name} has columns this ctxdb does not know: "
+                f"{', '.join(map(str, unknown))}", table=name)
+        columns[name] = tuple(c for c in table.column_names if c in listed)
+    return columns
+
+
+def parse_header(raw: bytes, latest_schema: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header of a bundle and its columns per table; refuses what cannot be read."""
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BundleError(f"not a ctxdb bundle: the first line is not a {FORMAT} header",
+                          line=1)
+    version = header.get("format_version")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise BundleVersionError(
+            f"bundle format version {version!r} is not supported by this ctxdb (it reads "
+            f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))})", format_version=version)
+    schema = header.get("schema_version")
+    if not isinstance(schema, int) or schema > latest_schema:
+        raise BundleVersionError(
+            f"the bundle was written at schema version {schema!r}, newer than this ctxdb's "
+            f"({latest_schema}); upgrade ctxdb to import it", schema_version=schema)
+    return header, _header_columns(header)
+
+
+_KIND_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: type(v) is int,
+    "text": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "timestamp": lambda v: isinstance(v, str) and is_canonical_timestamp(v),
+    "json": lambda v: True,
+}
+
+
+class _RecordChecker:
+    """Checks records one by one: shape, table order, value kinds, checksum."""
+
+    def __init__(self, columns: dict[str, tuple[str, ...]]) -> None:
+        self.columns = columns
+        self.codecs = {name: RowCodec(table_named(name), cols)  # type: ignore[arg-type]
+                       for name, cols in columns.items()}
+        self.digests = {name: TableDigest() for name in columns}
+        self.position = -1
+
+    def check(self, record: Any, number: int) -> None:
+        if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
+            raise _damaged("not a record (expected table, row and sha256)", number)
+        name, row = record["table"], record["row"]
+        if name not in self.codecs or not isinstance(row, dict):
+            raise _damaged(f"a record of a table the header does not list: {name!r}", number)
+        if _ORDER[name] < self.position:
+            raise _damaged(f"a {name} record after records of a later table", number)
+        self.position = _ORDER[name]
+        self._check_values(self.codecs[name], row, number)
+        checksum = self.codecs[name].checksum(row)
+        if checksum != record["sha256"]:
+            raise _damaged(f"the {name} record's checksum does not match its content", number)
+        self.digests[name].add(checksum)
+
+    def _check_values(self, codec: RowCodec, row: dict[str, Any], number: int) -> None:
+        table = codec.table
+        extra = set(row) - set(codec.columns)
+        if extra:
+            raise _damaged(f"a {table.name} record has unknown columns {sorted(extra)}", number)
+        for column, value in row.items():
+            if value is not None and not _KIND_CHECKS[table.kind(column)](value):
+                raise _damaged(f"{table.name}.{column} is not a valid {table.kind(column)}",
+                               number)
+        if any(row.get(key) is None for key in table.key):
+            raise _damaged(f"a {table.name} record without its primary key", number)
+
+
+def _check_trailer(trailer: dict[str, Any], checker: _RecordChecker, records: int,
+                   file_sha: str, number: int) -> None:
+    expected = {name: digest.to_dict() for name, digest in checker.digests.items()}
+    if trailer.get("records") != records or trailer.get("tables") != expected:
+        raise _damaged("the records do not match the trailer's counts and checksums "
+                       "(a line is missing, repeated or changed)", number)
+    if trailer.get("sha256") != file_sha:
+        raise _damaged("the file's checksum does not match the trailer", number)
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    try:
+        yield from stream
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _damaged(f"cannot be read to its end ({exc})") from None
+
+
+def verify_bundle(path: Path, latest_schema: int, progress: Progress | None = None) -> Manifest:
+    """Read and check the whole bundle; its manifest, or ``BundleError``."""
+    progress = progress or NoProgress()
+    with open_for_reading(path) as stream:
+        # Progress counts bytes of JSON Lines; the size of a compressed file says nothing.
+        compressed = isinstance(stream, gzip.GzipFile)
+        progress.start("verify", None if compressed else path.stat().st_size)
+        lines = _lines(stream)
+        first = next(lines, None)
+        if first is None:
+            raise BundleError(f"{path} is empty, not a bundle", line=1)
+        header, columns = parse_header(first, latest_schema)
+        file_hash, checker = hashlib.sha256(first), _RecordChecker(columns)
+        number, pending = 1, 0
+        for records, raw in enumerate(lines):
+            number = records + 2
+            parsed = _json_line(raw, number)
+            if isinstance(parsed, dict) and parsed.get("kind") == "trailer":
+                _check_trailer(parsed, checker, records, file_hash.hexdigest(), number)
+                if any(line.strip() for line in lines):
+                    raise _damaged("lines after the trailer", number + 1)
+                return Manifest(header, columns, parsed)
+            checker.check(parsed, number)
+            file_hash.update(raw)
+            pending += len(raw)
+            if pending >= _PROGRESS_BYTES:
+                progress.advance(pending)
+                pending = 0
+    raise _damaged("it ends before its trailer (truncated?)", number)
+
+
+def read_records(path: Path, manifest: Manifest) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(table, row, checksum) of each record of a verified bundle, in file order.
+
+    The file is read a second time: its checksum is recomputed and compared at the end, so
+    that a file changed since it was verified fails the import (whose transaction is then
+    rolled back) instead of importing unchecked records.
+    """
+    with open_for_reading(path) as stream:
+        lines = _lines(stream)
+        file_hash = hashlib.sha256(next(lines, b""))
+        for raw in lines:
+            try:
+                record = json.loads(raw)
+                if record.get("kind") == "trailer":
+                    break
+                found = (record["table"], record["row"], record["sha256"])
+            except (ValueError, AttributeError, KeyError, TypeError):
+                raise _changed() from None
+            file_hash.update(raw)
+            yield found
+    if file_hash.hexdigest() != manifest.sha256:
+        raise _changed()
+
+
+def _changed() -> BundleError:
+    return BundleError("the bundle changed while it was being imported; nothing was imported")

@@ -1,0 +1,28 @@
+"""How long operations (bundles, ``db copy``) report progress: a phase with a total, then
+steps of it.
+
+The service layer calls these; a front end decides how to show them (the CLI: a Rich progress
+bar on stderr). Calls come every batch of rows, never every row.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def start(self, phase: str, total: int | None) -> None:
+        """A new phase (``verify``, ``import``, ``copy`` …) of ``total`` units, if known."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more units of the current phase are done."""
+
+
+class NoProgress:
+    """Reports nothing (library callers that do not ask for progress)."""
+
+    def start(self, phase: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass

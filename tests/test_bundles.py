@@ -1,0 +1,318 @@
+"""Bundles on both backends: export, verified import, round trips between SQLite and
+PostgreSQL, idempotent re-import, conflicts, one project's bundle, and damaged bundles
+refused with nothing written."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from bundle_data import populate
+from ctxdb.errors import (
+    BundleError,
+    BundleVersionError,
+    ImportConflictError,
+    ProjectNotFoundError,
+    ValidationError,
+)
+from ctxdb.service import Ctxdb
+from ctxdb.settings import load_settings
+from ctxdb.storage.tables import TABLES
+
+
+def open_db(url: str, tmp_path: Path) -> Ctxdb:
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return Ctxdb.open(load_settings(env=env, url=url, actor="user:test", auto_migrate=True))
+
+
+@pytest.fixture
+def fresh_pg_url(pg_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own (the test's second database)."""
+    import psycopg
+
+    name = f"ctxdb_bundles_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(pg_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def lines(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return data.splitlines()
+
+
+def records(path: Path) -> list[bytes]:
+    """The record lines: everything but the header and the trailer."""
+    return lines(path)[1:-1]
+
+
+def trailer(path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(lines(path)[-1])
+    return result
+
+
+def row_counts(db: Ctxdb, tmp_path: Path) -> dict[str, int]:
+    path = tmp_path / f"counts-{secrets.token_hex(4)}.jsonl"
+    return {name: t["rows"] for name, t in db.bundles.export(path)["tables"].items()}
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_sqlite_to_postgres_to_sqlite_gives_back_the_same_records(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    with open_db(str(tmp_path / "first.db"), tmp_path) as first:
+        populate(first, tmp_path)
+        exported = first.bundles.export(tmp_path / "first.jsonl")
+    assert all(exported["tables"][t.name]["rows"] > 0 for t in TABLES), exported["tables"]
+    with open_db(fresh_pg_url, tmp_path) as pg:
+        imported = pg.bundles.import_bundle(tmp_path / "first.jsonl")
+        assert imported["inserted"] == exported["records"] and imported["skipped"] == 0
+        pg.bundles.export(tmp_path / "pg.jsonl.gz")
+    assert records(tmp_path / "pg.jsonl.gz") == records(tmp_path / "first.jsonl")
+    assert trailer(tmp_path / "pg.jsonl.gz")["tables"] == exported["tables"]
+    header = json.loads(lines(tmp_path / "pg.jsonl.gz")[0])
+    assert header["source_backend"] == "postgres"
+    with open_db(str(tmp_path / "last.db"), tmp_path) as last:
+        last.bundles.import_bundle(tmp_path / "pg.jsonl.gz")
+        last.bundles.export(tmp_path / "last.jsonl")
+    assert records(tmp_path / "last.jsonl") == records(tmp_path / "first.jsonl")
+
+
+def test_imported_data_reads_the_same_and_counters_continue(
+    db: Ctxdb, tmp_path: Path
+) -> None:
+    with open_db(str(tmp_path / "source.db"), tmp_path) as source:
+        ids = populate(source, tmp_path, archive=False)
+        pid = ids["project_id"]
+        source.bundles.export(tmp_path / "b.jsonl")
+        before = (source.context.full(pid), source.memories.history(pid, "user:prefs", "theme"),
+                  source.tasks.list(pid), source.audit_log(limit=1000))
+    db.bundles.import_bundle(tmp_path / "b.jsonl")
+    assert (db.context.full(pid), db.memories.history(pid, "user:prefs", "theme"),
+            db.tasks.list(pid), db.audit_log(limit=1000)) == before
+    newest = max(item["item_id"] for items in before[0].values() for item in items)
+    added = db.context.store(pid, {"after": "import"}, "HIGH")
+    assert added["item_id"] > newest  # the identity counter moved past the imported ids
+    assert added["sequence_number"] > max(
+        item["sequence_number"] for items in before[0].values() for item in items)
+    task = db.tasks.create(pid, "after import")
+    assert task["task_id"] > max(t["task_id"] for t in before[2])
+    assert db.audit_log(limit=1)[0]["audit_id"] > before[3][0]["audit_id"]
+
+
+def test_importing_the_same_bundle_again_changes_nothing(db: Ctxdb, tmp_path: Path) -> None:
+    populate(db, tmp_path, archive=False)
+    exported = db.bundles.export(tmp_path / "b.jsonl")
+    again = db.bundles.import_bundle(tmp_path / "b.jsonl")
+    assert (again["inserted"], again["skipped"]) == (0, exported["records"])
+    db.bundles.export(tmp_path / "after.jsonl")
+    assert records(tmp_path / "after.jsonl") == records(tmp_path / "b.jsonl")
+
+
+def test_a_dry_run_counts_and_writes_nothing(db: Ctxdb, tmp_path: Path) -> None:
+    with open_db(str(tmp_path / "source.db"), tmp_path) as source:
+        populate(source, tmp_path, archive=False)
+        exported = source.bundles.export(tmp_path / "b.jsonl")
+    plan = db.bundles.import_bundle(tmp_path / "b.jsonl", dry_run=True)
+    assert plan["dry_run"] and plan["inserted"] == exported["records"]
+    assert plan["tables"]["projects"]["inserted"] == 3
+    assert set(row_counts(db, tmp_path).values()) == {0}
+
+
+# --- conflicts -------------------------------------------------------------------------------
+
+
+def test_a_changed_row_is_a_conflict_unless_replaced(db: Ctxdb, tmp_path: Path) -> None:
+    ids = populate(db, tmp_path, archive=False)
+    db.bundles.export(tmp_path / "b.jsonl")
+    db.projects.update(ids["project_id"], description="changed after the export")
+    db.bundles.export(tmp_path / "changed.jsonl")
+    with pytest.raises(ImportConflictError, match="projects") as refused:
+        db.bundles.import_bundle(tmp_path / "b.jsonl")
+    assert refused.value.details["table"] == "projects"
+    db.bundles.export(tmp_path / "untouched.jsonl")
+    assert records(tmp_path / "untouched.jsonl") == records(tmp_path / "changed.jsonl")
+    with pytest.raises(ImportConflictError) as planned:
+        db.bundles.import_bundle(tmp_path / "b.jsonl", dry_run=True)
+    assert planned.value.details["conflicts"] == 1
+    assert planned.value.details["examples"] == [
+        {"table": "projects", "key": {"project_id": ids["project_id"]}}]
+    replaced = db.bundles.import_bundle(tmp_path / "b.jsonl", replace=True)
+    assert replaced["replaced"] == 1
+    assert db.projects.get(ids["project_id"])["description"].startswith("e-commerce")
+
+
+def test_a_conflict_in_the_last_table_leaves_nothing_behind(
+    db: Ctxdb, tmp_path: Path
+) -> None:
+    with open_db(str(tmp_path / "source.db"), tmp_path) as source:
+        populate(source, tmp_path, archive=False)
+        source.bundles.export(tmp_path / "b.jsonl")
+    db.projects.create("already here")  # audit row 1 differs from the bundle's audit row 1
+    before = row_counts(db, tmp_path)
+    with pytest.raises(ImportConflictError, match="audit_log"):
+        db.bundles.import_bundle(tmp_path / "b.jsonl")
+    assert row_counts(db, tmp_path) == before
+
+
+# --- one project -----------------------------------------------------------------------------
+
+
+def test_a_project_bundle_holds_that_project_and_imports_alone(
+    db: Ctxdb, tmp_path: Path
+) -> None:
+    with open_db(str(tmp_path / "source.db"), tmp_path) as source:
+        ids = populate(source, tmp_path)
+        pid = ids["project_id"]
+        exported = source.bundles.export(tmp_path / "shop.jsonl", pid)
+    assert exported["project_id"] == pid
+    for line in records(tmp_path / "shop.jsonl"):
+        row = json.loads(line)["row"]
+        assert row.get("project_id", pid) == pid
+    counts = {name: t["rows"] for name, t in exported["tables"].items()}
+    assert counts["projects"] == 1 and counts["memory_versions"] == 6
+    assert counts["session_events"] == 2 and counts["message_deliveries"] == 4
+    imported = db.bundles.import_bundle(tmp_path / "shop.jsonl")
+    assert imported["project_id"] == pid and imported["inserted"] == exported["records"]
+    db.bundles.export(tmp_path / "whole.jsonl")
+    assert records(tmp_path / "whole.jsonl") == records(tmp_path / "shop.jsonl")
+
+
+def test_export_refusals(db: Ctxdb, tmp_path: Path) -> None:
+    with pytest.raises(ProjectNotFoundError):
+        db.bundles.export(tmp_path / "x.jsonl", "proj_unknown")
+    (tmp_path / "taken.jsonl").write_text("mine")
+    with pytest.raises(ValidationError, match="already exists"):
+        db.bundles.export(tmp_path / "taken.jsonl")
+    assert (tmp_path / "taken.jsonl").read_text() == "mine"
+    db.bundles.export(tmp_path / "taken.jsonl", overwrite=True)
+    assert trailer(tmp_path / "taken.jsonl")["records"] == 0
+    with pytest.raises(ValidationError, match="does not exist"):
+        db.bundles.export(tmp_path / "no" / "such" / "dir.jsonl")
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_export_to_a_stream(db: Ctxdb, project: dict[str, Any], tmp_path: Path) -> None:
+    stream = io.BytesIO()
+    result = db.bundles.export(stream)
+    assert result["path"] == "-" and result["records"] == 2  # the project and its audit row
+    (tmp_path / "streamed.jsonl").write_bytes(stream.getvalue())
+    assert db.bundles.verify(tmp_path / "streamed.jsonl").records == 2
+
+
+# --- damaged bundles -------------------------------------------------------------------------
+
+
+def _flip(data: bytes, where: float) -> bytes:
+    index = int(len(data) * where)
+    return data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1:]
+
+
+def _without_line(data: bytes, number: int) -> bytes:
+    parts = data.split(b"\n")
+    return b"\n".join(parts[:number] + parts[number + 1:])
+
+
+def _repeat_line(data: bytes, number: int) -> bytes:
+    parts = data.split(b"\n")
+    return b"\n".join(parts[:number + 1] + parts[number:])
+
+
+def _with_header(data: bytes, **changes: Any) -> bytes:
+    first, rest = data.split(b"\n", 1)
+    header = {**json.loads(first), **changes}
+    return json.dumps(header).encode() + b"\n" + rest
+
+
+DAMAGE = {
+    "flipped byte in the header": lambda d: _flip(d, 0.01),
+    "flipped byte in a record": lambda d: _flip(d, 0.5),
+    "flipped byte in the trailer": lambda d: _flip(d, 0.995),
+    "missing record": lambda d: _without_line(d, 5),
+    "repeated record": lambda d: _repeat_line(d, 5),
+    "truncated in a record": lambda d: d[: len(d) // 2],
+    "truncated before the trailer": lambda d: _without_line(d, len(d.split(b"\n")) - 2),
+    "line after the trailer": lambda d: d + d.split(b"\n")[3] + b"\n",
+    "empty file": lambda d: b"",
+    "not a bundle": lambda d: b"name,value\nx,1\n",
+    "corrupt gzip": lambda d: _flip(gzip.compress(d), 0.6),
+    "truncated gzip": lambda d: gzip.compress(d)[:-20],
+}
+VERSIONS = {
+    "newer format version": {"format_version": 2},
+    "newer schema version": {"schema_version": 10_000},
+    "unknown table": {"tables": {"projects": ["project_id"], "from_the_future": ["id"]}},
+}
+
+
+@pytest.fixture
+def good_bundle(tmp_path: Path) -> bytes:
+    with open_db(str(tmp_path / "source.db"), tmp_path) as source:
+        populate(source, tmp_path, archive=False)
+        source.bundles.export(tmp_path / "good.jsonl")
+    return (tmp_path / "good.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_bundle_is_refused_with_nothing_written(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes, damage: str
+) -> None:
+    path = tmp_path / "damaged.jsonl"
+    path.write_bytes(DAMAGE[damage](good_bundle))
+    assert path.read_bytes() != good_bundle
+    with pytest.raises(BundleError) as refused:
+        db.bundles.import_bundle(path)
+    assert refused.value.code in ("invalid_bundle", "unsupported_bundle_version")
+    with pytest.raises(BundleError):
+        db.bundles.import_bundle(path, dry_run=True)
+    assert set(row_counts(db, tmp_path).values()) == {0}
+
+
+@pytest.mark.parametrize("version", sorted(VERSIONS))
+def test_a_bundle_of_a_newer_version_is_refused(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes, version: str
+) -> None:
+    path = tmp_path / "newer.jsonl"
+    path.write_bytes(_with_header(good_bundle, **VERSIONS[version]))
+    with pytest.raises(BundleVersionError):
+        db.bundles.import_bundle(path)
+    assert set(row_counts(db, tmp_path).values()) == {0}
+
+
+def test_a_bundle_changed_after_verification_is_not_imported(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes
+) -> None:
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(good_bundle)
+
+    class Tamperer:
+        """Changes the file between the verification and the import."""
+
+        def start(self, phase: str, total: int | None) -> None:
+            if phase == "import":
+                path.write_bytes(good_bundle.replace(b"Stripe", b"Stripf"))
+
+        def advance(self, amount: int) -> None:
+            pass
+
+    with pytest.raises(BundleError, match="changed"):
+        db.bundles.import_bundle(path, progress=Tamperer())
+    assert set(row_counts(db, tmp_path).values()) == {0}

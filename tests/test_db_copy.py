@@ -1,0 +1,199 @@
+"""``db copy`` between SQLite and PostgreSQL, both ways: verified per table, the source
+never changed, a target with rows refused unless forced, a failed copy leaving the target as
+it was, and a copy that does not match its source reported."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundle_data import populate
+from ctxdb.errors import (
+    CopyVerificationError,
+    CtxdbError,
+    DatabaseUnavailableError,
+    SchemaOutdatedError,
+    TargetNotEmptyError,
+    ValidationError,
+)
+from ctxdb.service.dbcopy import copy_database
+from ctxdb.settings import Settings, load_settings
+from ctxdb.storage import Migrator, connect_storage
+from ctxdb.storage.tables import TABLES
+from test_bundles import fresh_pg_url, open_db, records, row_counts
+
+__all__ = ["fresh_pg_url"]  # a fixture, used by name
+
+
+def settings_for(url: str, tmp_path: Path) -> Settings:
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return load_settings(env=env, url=url, actor="user:test", auto_migrate=True)
+
+
+def raw_sql(url: str, sql: str) -> None:
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.encode())
+        return
+    conn = sqlite3.connect(url)
+    try:
+        conn.executescript(sql)
+    finally:
+        conn.close()
+
+
+def drop_trigger(target: Settings, name: str, table: str) -> None:
+    """Triggers made by a test go: later tests share the PostgreSQL database."""
+    raw_sql(target.url, f"DROP TRIGGER {name}" + (f" ON {table}" if target.is_postgres else ""))
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> str:
+    """A populated SQLite database, exported to source.jsonl for comparisons."""
+    url = str(tmp_path / "source.db")
+    with open_db(url, tmp_path) as db:
+        populate(db, tmp_path)
+        db.bundles.export(tmp_path / "source.jsonl")
+    return url
+
+
+def assert_same_as_source(url: str, tmp_path: Path, name: str) -> None:
+    with open_db(url, tmp_path) as db:
+        db.bundles.export(tmp_path / name)
+    assert records(tmp_path / name) == records(tmp_path / "source.jsonl")
+
+
+def assert_verified(report: dict[str, Any]) -> None:
+    assert [row["table"] for row in report["tables"]] == [t.name for t in TABLES]
+    for row in report["tables"]:
+        assert row["match"] and row["source_rows"] == row["target_rows"] > 0, row
+        assert row["source_sha256"] == row["target_sha256"]
+    assert report["rows"] == sum(row["source_rows"] for row in report["tables"])
+
+
+@pytest.mark.postgres
+def test_sqlite_to_postgres_and_back(source: str, tmp_path: Path, fresh_pg_url: str) -> None:
+    os.chmod(source, stat.S_IRUSR)  # the copy must not even try to write to its source
+    report = copy_database(settings_for(source, tmp_path), settings_for(fresh_pg_url, tmp_path),
+                           batch_size=7)
+    assert (report["source_backend"], report["target_backend"]) == ("sqlite", "postgres")
+    assert_verified(report)
+    assert_same_as_source(fresh_pg_url, tmp_path, "pg.jsonl")
+    back = str(tmp_path / "back.db")
+    assert_verified(copy_database(settings_for(fresh_pg_url, tmp_path),
+                                  settings_for(back, tmp_path)))
+    assert_same_as_source(back, tmp_path, "back.jsonl")
+    os.chmod(source, stat.S_IRUSR | stat.S_IWUSR)
+    assert_same_as_source(source, tmp_path, "source-after.jsonl")
+
+
+def test_sqlite_to_sqlite_and_counters_continue(source: str, tmp_path: Path) -> None:
+    target = str(tmp_path / "target.db")
+    assert_verified(copy_database(settings_for(source, tmp_path), settings_for(target, tmp_path)))
+    with open_db(target, tmp_path) as db:
+        pid = db.projects.list()[0]["project_id"]
+        newest = max(row["audit_id"] for row in db.audit_log(limit=1000))
+        db.context.store(pid, {"after": "copy"}, "HIGH")
+        assert db.audit_log(limit=1)[0]["audit_id"] > newest
+
+
+def test_a_target_with_rows_is_refused_unless_forced(
+    source: str, tmp_path: Path, make_settings: Any
+) -> None:
+    target = make_settings()
+    with open_db(target.url, tmp_path) as db:
+        db.projects.create("already here")
+        before = row_counts(db, tmp_path)
+    with pytest.raises(TargetNotEmptyError) as refused:
+        copy_database(settings_for(source, tmp_path), target)
+    assert "projects" in refused.value.details["tables"]
+    with open_db(target.url, tmp_path) as db:
+        assert row_counts(db, tmp_path) == before
+    plan = copy_database(settings_for(source, tmp_path), target, force=True, dry_run=True)
+    assert plan["would_copy"] and "projects" in plan["target_not_empty"]
+    assert_verified(copy_database(settings_for(source, tmp_path), target, force=True))
+    assert_same_as_source(target.url, tmp_path, "forced.jsonl")
+
+
+def test_a_failed_copy_leaves_the_target_as_it_was(
+    source: str, tmp_path: Path, make_settings: Any
+) -> None:
+    target = make_settings()
+    with open_db(target.url, tmp_path) as db:
+        db.projects.create("kept")
+        before = row_counts(db, tmp_path)
+    # The last table refuses rows: the copy fails after everything else went in.
+    if target.is_postgres:
+        raw_sql(target.url, "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no audit rows today'; END $$; "
+                "CREATE TRIGGER refuse BEFORE INSERT ON audit_log FOR EACH ROW "
+                "EXECUTE FUNCTION refuse()")
+    else:
+        raw_sql(target.url, "CREATE TRIGGER refuse BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'no audit rows today'); END;")
+    try:
+        with pytest.raises(CtxdbError, match="no audit rows today"):
+            copy_database(settings_for(source, tmp_path), target, force=True)
+    finally:
+        drop_trigger(target, "refuse", "audit_log")
+    with open_db(target.url, tmp_path) as db:
+        assert row_counts(db, tmp_path) == before
+
+
+def test_a_copy_that_differs_from_its_source_is_reported(
+    source: str, tmp_path: Path, make_settings: Any
+) -> None:
+    target = make_settings()
+    with open_db(target.url, tmp_path):
+        pass  # migrated, so that the trigger has its table
+    # The target changes what it receives: verification must notice.
+    if target.is_postgres:
+        raw_sql(target.url, "CREATE OR REPLACE FUNCTION shout() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$; "
+                "CREATE TRIGGER shout BEFORE INSERT ON projects FOR EACH ROW "
+                "EXECUTE FUNCTION shout()")
+    else:
+        raw_sql(target.url, "CREATE TRIGGER shout AFTER INSERT ON projects BEGIN "
+                "UPDATE projects SET name = upper(name) WHERE project_id = new.project_id; END;")
+    try:
+        with pytest.raises(CopyVerificationError, match="projects") as failed:
+            copy_database(settings_for(source, tmp_path), target, force=True)
+    finally:
+        drop_trigger(target, "shout", "projects")
+    differing = [row["table"] for row in failed.value.details["tables"] if not row["match"]]
+    assert differing == ["projects"]
+
+
+def test_a_dry_run_changes_nothing(source: str, tmp_path: Path) -> None:
+    target = str(tmp_path / "never.db")
+    plan = copy_database(settings_for(source, tmp_path), settings_for(target, tmp_path),
+                         dry_run=True)
+    assert plan["dry_run"] and plan["would_copy"] and not plan["target_migrated"]
+    assert {row["table"]: row["source_rows"] for row in plan["tables"]}["projects"] == 3
+    with connect_storage(settings_for(target, tmp_path)) as storage:
+        assert Migrator(storage).current_version() == 0
+
+
+def test_refusals(source: str, tmp_path: Path) -> None:
+    same = settings_for(source, tmp_path)
+    with pytest.raises(ValidationError, match="same database"):
+        copy_database(same, settings_for(f"sqlite:///{source}", tmp_path))
+    with pytest.raises(ValidationError, match="batch size"):
+        copy_database(same, settings_for(str(tmp_path / "t.db"), tmp_path), batch_size=0)
+    with pytest.raises(DatabaseUnavailableError, match="no SQLite database"):
+        copy_database(settings_for(str(tmp_path / "missing.db"), tmp_path), same)
+    assert not (tmp_path / "missing.db").exists()
+    old = settings_for(str(tmp_path / "old.db"), tmp_path)
+    with connect_storage(old) as storage:
+        Migrator(storage).upgrade(3)
+    with pytest.raises(SchemaOutdatedError, match="older than this ctxdb"):
+        copy_database(old, settings_for(str(tmp_path / "t2.db"), tmp_path))
+    with connect_storage(old) as storage:
+        assert Migrator(storage).current_version() == 3
