@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.bundles import import_bundle_command
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
 
@@ -136,3 +137,7 @@ def legacy_command(app: Application, path: str, dry_run: bool, as_json: bool) ->
     with progress_bar(not as_json) as progress:
         report = app.db().imports.import_legacy(path, dry_run=dry_run, progress=progress)
     show(report, as_json, lambda: print_report(report, "legacy database"))
+
+
+# `ctxdb import bundle`, with `ctxdb export`, lives in its own module.
+import_group.add_command(import_bundle_command)

@@ -41,11 +41,12 @@ COMMANDS: dict[str, str] = {
     "ingest-transcript": "ctxdb.cli.transcripts:ingest_command",
     "mcp": "ctxdb.cli.mcp:mcp_command",
     "install": "ctxdb.cli.install:install_command",
+    "import": "ctxdb.cli.imports:import_group",
+    "export": "ctxdb.cli.bundles:export_command",
     "doctor": "ctxdb.cli.doctor:doctor_command",
     "backup": "ctxdb.cli.backup:backup_command",
     "restore": "ctxdb.cli.backup:restore_command",
     "gc": "ctxdb.cli.retention:gc_command",
-    "import": "ctxdb.cli.imports:import_group",
 }
 
 
