@@ -6,6 +6,7 @@ refused restore must leave that content exactly as it was.
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -50,8 +51,16 @@ def content_of(settings: Settings) -> Content:
 
 
 def _text(value: Any) -> str:
+    """A value as text; JSON by its meaning (a bundle writes objects with sorted keys)."""
     if hasattr(value, "isoformat"):  # PostgreSQL timestamps: compare as ctxdb renders them
         return str(value.isoformat(timespec="milliseconds"))
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
     return str(value)
 
 
@@ -182,7 +191,7 @@ def test_files_that_are_not_backups_are_refused(
     before = content_of(settings)
     text = tmp_path / "notes.txt"
     text.write_text("not a backup")
-    with pytest.raises(BackupInvalidError, match="neither a SQLite backup nor a pg_dump"):
+    with pytest.raises(BackupInvalidError, match="neither a SQLite backup"):
         backup.restore(settings, text, force=True)
     with pytest.raises(BackupInvalidError, match="no backup file"):
         backup.restore(settings, tmp_path / "missing.db", force=True)
@@ -231,3 +240,50 @@ def test_restore_reports_progress(db: Ctxdb, settings: Settings, tmp_path: Path)
     backup.restore(settings, made["file"], force=True,
                    progress=lambda stage, _done, _total: stages.append(stage))
     assert "checking the backup" in stages and "writing to disk" in stages
+
+
+def without_derived(content: Content) -> Content:
+    """The content a bundle carries: search indexes are rebuilt, with new row ids."""
+    from ctxdb.storage.tables import is_derived
+
+    return {name: rows for name, rows in content.items() if not is_derived(name)}
+
+
+def test_a_bundle_backup_round_trips(db: Ctxdb, settings: Settings, tmp_path: Path) -> None:
+    pid = populate(db)
+    before = without_derived(content_of(settings))
+    made = backup.backup(settings, tmp_path / "ctxdb.bundle.gz", fmt="bundle")
+    assert made["format"] == "bundle" and made["tables"]["context_items"] == 3
+    db.context.store(pid, {"after": "the backup"})
+    db.projects.create("Made later")
+    with pytest.raises(DatabaseNotEmptyError):
+        backup.restore(settings, made["file"])
+    restored = backup.restore(settings, made["file"], force=True)
+    assert restored["format"] == "bundle" and restored["checksum"] == "verified"
+    assert without_derived(content_of(settings)) == before
+    hits = db.context.search(pid, "PayPal")  # the search index is rebuilt from the rows
+    assert hits
+
+
+def test_postgres_falls_back_to_a_bundle_without_pg_dump(
+        db: Ctxdb, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    populate(db)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pg_dump, no pg_restore
+    made = backup.backup(settings, tmp_path / "ctxdb.backup")
+    assert made["format"] == ("bundle" if settings.is_postgres else "sqlite")
+    with pytest.raises(ValidationError, match="backed up as"):
+        backup.backup(settings, tmp_path / "other",
+                      fmt="sqlite" if settings.is_postgres else "pg_dump")
+
+
+def test_a_damaged_bundle_is_refused(db: Ctxdb, settings: Settings, tmp_path: Path) -> None:
+    populate(db)
+    made = backup.backup(settings, tmp_path / "ctxdb.bundle", fmt="bundle")
+    Path(made["checksum_file"]).unlink()
+    text = Path(made["file"]).read_text("utf-8")
+    Path(made["file"]).write_text(text.replace("use Stripe", "use Stripf"), "utf-8")
+    db.projects.create("Only in the live database")
+    before = content_of(settings)
+    with pytest.raises(BackupInvalidError, match="damaged"):
+        backup.restore(settings, made["file"], force=True)
+    assert content_of(settings) == before

@@ -42,9 +42,11 @@ def _table_rows(tables: dict[str, int]) -> list[dict[str, Any]]:
 @click.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace FILE if it already exists.")
-@click.option("--format", "fmt", type=click.Choice(("auto", "sqlite", "pg_dump")),
+@click.option("--format", "fmt", type=click.Choice(("auto", "sqlite", "pg_dump", "bundle")),
               default="auto", show_default=True,
-              help="sqlite for a SQLite database; pg_dump for PostgreSQL (auto picks).")
+              help="auto: sqlite for SQLite; pg_dump for PostgreSQL, or an export bundle "
+                   "when pg_dump is not on PATH. bundle works for both (name it *.gz to "
+                   "compress it).")
 @json_option
 @pass_app
 def backup_command(app: Application, file: str, force: bool, fmt: str, as_json: bool) -> None:
@@ -52,8 +54,9 @@ def backup_command(app: Application, file: str, force: bool, fmt: str, as_json: 
 
     SQLite: the online backup API copies one snapshot of the database (writers are never
     held off), the copy is checked (integrity, schema version) and written durably.
-    PostgreSQL: a pg_dump archive (custom format), read back whole to check it. A checksum
-    file FILE.sha256 is written beside the backup; `ctxdb restore` verifies it.
+    PostgreSQL: a pg_dump archive (custom format), read back whole to check it, or an
+    export bundle when pg_dump is not installed. A checksum file FILE.sha256 is written
+    beside the backup; `ctxdb restore` verifies it.
 
     \b
     Examples:
@@ -91,7 +94,8 @@ def restore_command(app: Application, file: str, force: bool, dry_run: bool,
     The backup is checked first (its FILE.sha256 when present, integrity, schema version);
     a damaged backup is refused and nothing changes. A database that holds data is only
     replaced with --force. SQLite: the pages are copied into the live database file through
-    SQLite; PostgreSQL: pg_restore and psql replace ctxdb's tables in one transaction.
+    SQLite; PostgreSQL: pg_restore and psql replace ctxdb's tables in one transaction; an
+    export bundle (either backend): the rows are replaced in one transaction.
 
     \b
     Examples:
