@@ -287,3 +287,14 @@ def test_a_damaged_bundle_is_refused(db: Ctxdb, settings: Settings, tmp_path: Pa
     with pytest.raises(BackupInvalidError, match="damaged"):
         backup.restore(settings, made["file"], force=True)
     assert content_of(settings) == before
+
+
+def test_a_bundle_of_one_project_is_not_a_backup(
+        db: Ctxdb, settings: Settings, tmp_path: Path) -> None:
+    pid = populate(db)
+    one = db.bundles.export(tmp_path / "project.bundle", pid)
+    db.projects.create("Only in the live database")
+    before = content_of(settings)
+    with pytest.raises(BackupInvalidError, match="export of one project"):
+        backup.restore(settings, one["path"], force=True)
+    assert content_of(settings) == before
