@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from ctxdb.errors import ValidationError
 from ctxdb.service import Ctxdb
 from ctxdb.service.doctor import FAIL, PASS, WARN, Check, DoctorReport, diagnose
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
@@ -28,8 +29,9 @@ from ctxdb.storage.migrate import Migration
 from ctxdb.storage.queries import raw_queries
 
 CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
-          "stale_instances", "size"]
+          "search_index", "stale_instances", "size"]
 STALE = 0.05  # seconds
+SEARCH_MIGRATION = 8
 
 
 def check(report: DoctorReport, name: str) -> Check:
@@ -312,6 +314,29 @@ def test_amcheck_that_the_role_may_not_run_is_not_a_finding(scratch: Settings) -
         raw_execute(scratch.url, f'DROP OWNED BY "{role}"', f'DROP ROLE "{role}"')
 
 
+def test_the_full_text_index_is_checked_and_fix_rebuilds_it(scratch: Settings) -> None:
+    fill(scratch, items=5)
+    search = check(diagnose(scratch), "search_index")
+    assert search.status == PASS and search.data["context"] == {"rows": 5, "entries": 5}
+    raw_execute(scratch.url, "DELETE FROM search_documents WHERE item_id = "
+                             "(SELECT min(item_id) FROM context_items)")
+    found = check(diagnose(scratch), "search_index")
+    assert found.status == FAIL and "context: 5 rows, 4 index entries" in found.detail
+    assert "--fix" in found.detail
+
+    fixed = check(diagnose(scratch, fix=True), "search_index")
+    assert fixed.status == PASS and fixed.data["context"] == {"rows": 5, "entries": 5}
+    assert fixed.fixed.startswith("rebuilt the full-text index: context 5")
+    with Ctxdb.open(scratch) as db:
+        assert db.search.search(db.projects.list()[0]["project_id"], "lorem")
+
+
+def test_a_database_before_full_text_search_has_no_search_check(scratch: Settings) -> None:
+    with Ctxdb.open(scratch) as db:
+        db.migrator().downgrade(SEARCH_MIGRATION - 1)
+    assert "search_index" not in statuses(diagnose(scratch))
+
+
 # --- housekeeping --------------------------------------------------------------------------
 
 
@@ -358,6 +383,11 @@ def test_a_large_wal_warns_and_fix_checkpoints_it(db: Ctxdb, project: dict[str, 
     assert fixed.data["wal_bytes"] == wal.stat().st_size == 0
     live = db.context.full(project["project_id"])
     assert sum(len(items) for items in live.values()) == 20  # every write is still there
+
+
+def test_a_negative_wal_limit_is_refused(db: Ctxdb) -> None:
+    with pytest.raises(ValidationError, match="wal_warn_bytes must not be negative"):
+        db.doctor.run(wal_warn_bytes=-1)
 
 
 def test_the_size_is_reported(db: Ctxdb) -> None:

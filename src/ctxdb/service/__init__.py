@@ -147,7 +147,7 @@ class Ctxdb:
     def doctor(self) -> DoctorService:
         from ctxdb.service.doctor import DoctorService
 
-        return DoctorService(self.storage, self.settings, self.instances)
+        return DoctorService(self.storage, self.settings, self.instances, lambda: self.search)
 
     @cached_property
     def imports(self) -> ImportService:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ctxdb.domain.validation import check_non_negative_int
 from ctxdb.errors import CtxdbError, DatabaseUnavailableError
 from ctxdb.service.common import Service, audit
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
@@ -117,6 +118,8 @@ class DoctorService(Service):
     ) -> DoctorReport:
         """Run every check (``thorough``: the complete, slower integrity check)."""
         from ctxdb.service.schema import location
+
+        check_non_negative_int(wal_warn_bytes, "wal_warn_bytes")
 
         def report(checks: list[Check | None]) -> DoctorReport:
             return DoctorReport(self.storage.dialect.name, location(self.settings), fix,
