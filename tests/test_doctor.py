@@ -24,8 +24,9 @@ from ctxdb.service import Ctxdb
 from ctxdb.service.doctor import FAIL, PASS, WARN, Check, DoctorReport, diagnose
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings, load_settings
+from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.health import declared_indexes
-from ctxdb.storage.migrate import Migration
+from ctxdb.storage.migrate import Migration, load_migrations
 from ctxdb.storage.queries import raw_queries
 
 CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
@@ -152,10 +153,12 @@ def test_an_unreachable_server_is_reported(tmp_path: Path) -> None:
 
 def test_every_hot_query_exists_and_names_its_index() -> None:
     queries = raw_queries()
+    latest = len(load_migrations(SQLITE))
     for hot in HOT_QUERIES:
         assert hot.query in queries, hot.query
-        for name in {hot.expected_index("sqlite"), hot.expected_index("postgres")}:
-            assert name.startswith(("idx_", "sqlite_autoindex_")) or hot.postgres_index == name
+        assert 1 <= hot.since <= latest
+        assert hot.expected_index("sqlite") == hot.index
+        assert hot.expected_index("postgres") == (hot.postgres_index or hot.index)
     assert plan_uses_index(["SEARCH t USING INDEX idx_items_live (project_id=?)"],
                            "idx_items_live")
     assert not plan_uses_index(["SEARCH t USING INDEX idx_items_live_phase (project_id=?)"],
@@ -334,7 +337,11 @@ def test_the_full_text_index_is_checked_and_fix_rebuilds_it(scratch: Settings) -
 def test_a_database_before_full_text_search_has_no_search_check(scratch: Settings) -> None:
     with Ctxdb.open(scratch) as db:
         db.migrator().downgrade(SEARCH_MIGRATION - 1)
-    assert "search_index" not in statuses(diagnose(scratch))
+    report = diagnose(scratch)
+    assert "search_index" not in statuses(report)
+    plans = check(report, "query_plans")
+    assert plans.status == PASS, plans.detail
+    assert "search_hits" not in [q["query"] for q in plans.data["queries"]]
 
 
 # --- housekeeping --------------------------------------------------------------------------
