@@ -129,3 +129,15 @@ def _archive(db: Ctxdb, pid: str) -> None:
     aging = Ctxdb(db.storage, db.settings.replace(retention_context_items=1))  # not closed:
     result = aging.retention.collect(pid)  # the storage is db's
     assert result["kinds"]["context_items"]["done"] > 0, result
+
+
+def assert_search_index_works(db: Ctxdb, project_id: str) -> None:
+    """After a bulk load: the index agrees with the records, finds them, and keeps up with
+    new writes (its triggers are on again)."""
+    status = db.search.index_status()
+    assert all(should == indexed for should, indexed in status.values()), status
+    assert status["context"][0] > 0 and status["memory"][0] > 0 and status["event"][0] > 0
+    assert db.search.search(project_id, "Adyen")
+    added = db.context.store(project_id, {"note": "zebracorn after the load"}, "HIGH")
+    hits = db.search.search(project_id, "zebracorn")
+    assert [(hit["kind"], hit["id"]) for hit in hits] == [("context", added["item_id"])]

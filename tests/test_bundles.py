@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from bundle_data import populate
+from bundle_data import assert_search_index_works, populate
 from ctxdb.errors import (
     BundleError,
     BundleVersionError,
@@ -66,6 +66,11 @@ def trailer(path: Path) -> dict[str, Any]:
     return result
 
 
+def shop(db: Ctxdb) -> str:
+    """The id of the populated data's main project."""
+    return str(next(p["project_id"] for p in db.projects.list() if p["name"] == "Shop"))
+
+
 def row_counts(db: Ctxdb, tmp_path: Path) -> dict[str, int]:
     path = tmp_path / f"counts-{secrets.token_hex(4)}.jsonl"
     return {name: t["rows"] for name, t in db.bundles.export(path)["tables"].items()}
@@ -94,6 +99,8 @@ def test_sqlite_to_postgres_to_sqlite_gives_back_the_same_records(
         last.bundles.import_bundle(tmp_path / "pg.jsonl.gz")
         last.bundles.export(tmp_path / "last.jsonl")
     assert records(tmp_path / "last.jsonl") == records(tmp_path / "first.jsonl")
+    with open_db(fresh_pg_url, tmp_path) as pg:
+        assert_search_index_works(pg, shop(pg))
 
 
 def test_imported_data_reads_the_same_and_counters_continue(
@@ -108,6 +115,7 @@ def test_imported_data_reads_the_same_and_counters_continue(
     db.bundles.import_bundle(tmp_path / "b.jsonl")
     assert (db.context.full(pid), db.memories.history(pid, "user:prefs", "theme"),
             db.tasks.list(pid), db.audit_log(limit=1000)) == before
+    assert_search_index_works(db, pid)
     newest = max(item["item_id"] for items in before[0].values() for item in items)
     added = db.context.store(pid, {"after": "import"}, "HIGH")
     assert added["item_id"] > newest  # the identity counter moved past the imported ids
@@ -316,3 +324,7 @@ def test_a_bundle_changed_after_verification_is_not_imported(
     with pytest.raises(BundleError, match="changed"):
         db.bundles.import_bundle(path, progress=Tamperer())
     assert set(row_counts(db, tmp_path).values()) == {0}
+    # The failed load had switched the search index's triggers off: the rollback put them back.
+    pid = db.projects.create("after")["project_id"]
+    item = db.context.store(pid, {"note": "zebracorn"}, "HIGH")
+    assert [hit["id"] for hit in db.search.search(pid, "zebracorn")] == [item["item_id"]]

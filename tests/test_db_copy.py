@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bundle_data import populate
+from bundle_data import assert_search_index_works, populate
 from ctxdb.errors import (
     CopyVerificationError,
     CtxdbError,
@@ -25,7 +25,7 @@ from ctxdb.service.dbcopy import copy_database
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Migrator, connect_storage
 from ctxdb.storage.tables import TABLES
-from test_bundles import fresh_pg_url, open_db, records, row_counts
+from test_bundles import fresh_pg_url, open_db, records, row_counts, shop
 
 __all__ = ["fresh_pg_url"]  # a fixture, used by name
 
@@ -86,10 +86,16 @@ def test_sqlite_to_postgres_and_back(source: str, tmp_path: Path, fresh_pg_url: 
     assert (report["source_backend"], report["target_backend"]) == ("sqlite", "postgres")
     assert_verified(report)
     assert_same_as_source(fresh_pg_url, tmp_path, "pg.jsonl")
+    with open_db(fresh_pg_url, tmp_path) as pg:
+        before_search = pg.search.index_status()
     back = str(tmp_path / "back.db")
     assert_verified(copy_database(settings_for(fresh_pg_url, tmp_path),
                                   settings_for(back, tmp_path)))
     assert_same_as_source(back, tmp_path, "back.jsonl")
+    with open_db(back, tmp_path) as lite:
+        assert lite.search.index_status() == before_search
+    with open_db(fresh_pg_url, tmp_path) as pg:
+        assert_search_index_works(pg, shop(pg))
     os.chmod(source, stat.S_IRUSR | stat.S_IWUSR)
     assert_same_as_source(source, tmp_path, "source-after.jsonl")
 
@@ -98,7 +104,8 @@ def test_sqlite_to_sqlite_and_counters_continue(source: str, tmp_path: Path) -> 
     target = str(tmp_path / "target.db")
     assert_verified(copy_database(settings_for(source, tmp_path), settings_for(target, tmp_path)))
     with open_db(target, tmp_path) as db:
-        pid = db.projects.list()[0]["project_id"]
+        pid = shop(db)
+        assert_search_index_works(db, pid)
         newest = max(row["audit_id"] for row in db.audit_log(limit=1000))
         db.context.store(pid, {"after": "copy"}, "HIGH")
         assert db.audit_log(limit=1)[0]["audit_id"] > newest

@@ -7,7 +7,8 @@ use is the state of one moment, and nothing the copy does can change the source.
 The target is first migrated to this ctxdb's schema version. It must hold no rows, unless
 ``force``: then every row of every table is deleted first, in the same transaction as the
 copy. The copy itself is one transaction on the target, filled table by table in batches
-(PostgreSQL: COPY), so a failure leaves the target as it was. Finally both sides are read
+(PostgreSQL: COPY; the search index's triggers switched off meanwhile and the index built
+once at the end), so a failure leaves the target as it was. Finally both sides are read
 again and every table's row count and content checksum (the canonical records of bundles,
 see ``records.py``) are compared; a difference raises ``CopyVerificationError`` with the
 per-table report.
@@ -37,7 +38,9 @@ from ctxdb.storage.bulk import (
     delete_all,
     finish_table,
     insert_rows,
+    rebuild_derived,
     stream_rows,
+    suspend_derived_triggers,
     update_rows,
 )
 from ctxdb.storage.tables import TABLES, Table
@@ -146,8 +149,11 @@ def _fill(target: Tx, source: Tx, source_sql: list[TableSql], writer: Storage, f
             tables=filled)
     for name in reversed([s.table.name for s in source_sql]) if filled else ():
         delete_all(target, target_sql[name])  # children first
+    suspended = suspend_derived_triggers(target, writer.dialect)
     for sql in source_sql:
         _copy_table(target, source, sql, target_sql[sql.table.name], batch_size, progress)
+    if suspended is not None:
+        rebuild_derived(target, writer.dialect, suspended)
 
 
 def _copy_table(target: Tx, source: Tx, read: TableSql, write: TableSql, batch_size: int,

@@ -9,13 +9,16 @@ the service layer's job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ctxdb.storage.base import Tx
 from ctxdb.storage.dialect import Dialect
-from ctxdb.storage.tables import Table
+from ctxdb.storage.tables import DERIVED_REBUILD_QUERIES, DERIVED_TRIGGER_PREFIX, Table
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class TableSql:
     def count(self, scoped: bool) -> str:
         where = self._scope() if scoped else ""
         return self.dialect.compile(f"SELECT count(*) AS n FROM {self.table.name}{where}")
+
+    def any_row(self) -> str:
+        return f"SELECT 1 AS n FROM {self.table.name} LIMIT 1"
 
     def select_by_key(self) -> str:
         return self.dialect.compile(f"SELECT {self._column_list} FROM {self.table.name} "
@@ -130,3 +136,44 @@ def finish_table(tx: Tx, sql: TableSql) -> None:
 
 def delete_all(tx: Tx, sql: TableSql) -> int:
     return tx.execute_raw(sql.delete_all(), {})
+
+
+def is_empty(tx: Tx, sql: TableSql) -> bool:
+    return tx.one_raw(sql.any_row(), {}) is None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    table: str
+    sql: str
+
+
+def suspend_derived_triggers(tx: Tx, dialect: Dialect) -> list[Trigger] | None:
+    """Switch off the triggers that keep derived tables (the search index) current, for a bulk
+    load into an empty database; ``None`` (nothing switched off) where this session may not.
+
+    :func:`rebuild_derived` must follow in the same transaction: it fills the derived tables
+    from the loaded rows and switches the triggers on again.
+    """
+    rows = tx.all_raw(dialect.triggers_named, {"prefix": DERIVED_TRIGGER_PREFIX})
+    if not rows or not all(row["owned"] for row in rows):
+        return None
+    triggers = [Trigger(str(r["name"]), str(r["table_name"]), str(r["sql"] or "")) for r in rows]
+    for trigger in triggers:
+        if not (_IDENTIFIER.match(trigger.name) and _IDENTIFIER.match(trigger.table)):
+            return None  # names read from the catalog go into SQL text: plain ones only
+    for trigger in triggers:
+        tx.execute_raw(dialect.suspend_trigger(trigger.name, trigger.table), {})
+    return triggers
+
+
+def rebuild_derived(tx: Tx, dialect: Dialect, triggers: list[Trigger]) -> None:
+    """Fill the derived tables from the rows loaded while ``triggers`` were off, then switch
+    them on again."""
+    for query in DERIVED_REBUILD_QUERIES:
+        tx.execute(query)
+    if dialect.search_rebuild is not None:
+        tx.execute_raw(dialect.search_rebuild, {})
+    for trigger in triggers:
+        tx.execute_raw(dialect.resume_trigger(trigger.name, trigger.table, trigger.sql), {})

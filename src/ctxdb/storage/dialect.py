@@ -25,8 +25,9 @@ Besides these: how to ask whether a table exists, transaction-scoped advisory lo
 full-text index, and how the engines word a query they cannot parse.
 
 Whole-table work (bundles, ``db copy``; see ``bulk.py``) needs a few more: the positional
-placeholder, bytewise ordering of text keys, a read-only snapshot, PostgreSQL's COPY, and
-moving an identity counter past explicitly inserted ids.
+placeholder, bytewise ordering of text keys, a read-only snapshot, PostgreSQL's COPY,
+moving an identity counter past explicitly inserted ids, and switching the triggers that keep
+derived tables off and on again around a bulk load.
 """
 
 
@@ -65,6 +66,11 @@ class Dialect:
     copy_in: Callable[[str, str], str] | None  # (table, columns) -> bulk load from the client
     # (table, identity column) -> move the column's counter past the ids the table holds
     advance_identity: Callable[[str, str], str] | None
+    # Triggers whose name starts with :prefix: name, table_name, sql (SQLite's CREATE text)
+    # and whether this session may switch them off (PostgreSQL: it owns the table).
+    triggers_named: str
+    suspend_trigger: Callable[[str, str], str]  # (name, table) -> stop it firing
+    resume_trigger: Callable[[str, str, str], str]  # (name, table, sql) -> fire again
     # Full-text search (docs/search.md): the $SEARCH_* tokens, then how to make the index
     # agree with the documents whatever state it is in (run before they are repaired; None
     # where the index is a generated column, which cannot disagree), and the messages by
@@ -110,6 +116,13 @@ SQLITE = Dialect(
     copy_in=None,
     # AUTOINCREMENT records the largest id ever inserted, explicit ones included.
     advance_identity=None,
+    triggers_named=("SELECT name, tbl_name AS table_name, sql, 1 AS owned FROM sqlite_master "
+                    "WHERE type = 'trigger' AND substr(name, 1, length(:prefix)) = :prefix "
+                    "ORDER BY name"),
+    # SQLite cannot switch a trigger off: it is dropped and made again from its own text, in
+    # the same transaction (DDL is transactional in SQLite).
+    suspend_trigger=lambda name, table: f"DROP TRIGGER {name}",
+    resume_trigger=lambda name, table, sql: sql,
     search_from="search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid",
     search_match=lambda p: f"search_fts MATCH {p}",
     search_score=lambda p: "-bm25(search_fts)",
@@ -143,6 +156,15 @@ POSTGRES = Dialect(
         f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
         f"(SELECT coalesce(max({column}), 0) + 1 FROM {table})), false)"
     ),
+    triggers_named=(
+        "SELECT t.tgname AS name, c.relname AS table_name, '' AS sql, "
+        "pg_has_role(c.relowner, 'USAGE') AS owned FROM pg_trigger t "
+        "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND NOT t.tgisinternal "
+        "AND left(t.tgname, length(%(prefix)s)) = %(prefix)s ORDER BY t.tgname"
+    ),
+    suspend_trigger=lambda name, table: f"ALTER TABLE {table} DISABLE TRIGGER {name}",
+    resume_trigger=lambda name, table, sql: f"ALTER TABLE {table} ENABLE TRIGGER {name}",
     search_from="search_documents d",
     search_match=lambda p: f"d.search_vector @@ to_tsquery('simple', {p})",
     # Normalization 1 divides by 1 + log(length): a short record about the words ranks above
