@@ -31,7 +31,9 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.errors import (
     InvalidIdentifierError,
+    InvalidTransitionError,
     MemoryNotFoundError,
+    ProjectNotFoundError,
     ValidationError,
     VersionConflictError,
 )
@@ -90,6 +92,7 @@ def new_memory_id() -> str:
 def _decoded(row: Row) -> dict[str, Any]:
     """The row as callers see it: the value parsed, without the query's helper columns."""
     row.pop("expired", None)
+    row.pop("project_status", None)
     if isinstance(row.get("value"), str):  # both backends hand JSON over as text
         row["value"] = json.loads(row["value"])
     return row
@@ -136,10 +139,28 @@ class MemoryService(Service):
         value_json = encode_json(value, "memory value", self.settings.max_content_bytes)
         actor = check_identifier(actor or self.settings.actor, "actor")
 
+        # The common case in one statement (see update_live_memory); an update whose version
+        # did not match changes nothing, and the general path below then says why.
+        fast = None if expected == MUST_NOT_EXIST else {
+            "project_id": project_id, "namespace": namespace, "key": key,
+            "value": value_json, "actor": actor,
+            "memory_type": None if kind is None else kind.value,
+            "expected_version": expected, "any_version": int(expected is None),
+            **{f"ttl_{t.value}": ttl or self.default_ttl(t) for t in MemoryType}}
+
         def unit(tx: Tx) -> dict[str, Any]:
-            require_project(tx, project_id, active=True)
-            return self.put_in_tx(tx, project_id, namespace, key, value_json, kind=kind,
-                                  expected_version=expected, ttl_seconds=ttl, actor=actor)
+            if fast is not None:
+                written = tx.one("update_live_memory", **fast)
+                if written is not None:
+                    return self._record_put(tx, written, project_id, expected, actor)
+            row = self._lock(tx, project_id, namespace, key, actor)
+            if row is None:  # a new key: the project is checked by its own statement
+                require_project(tx, project_id, active=True)
+            elif row["project_status"] != "active":
+                raise InvalidTransitionError(f"project {project_id!r} is archived",
+                                             project_id=project_id)
+            return self._write(tx, row, project_id, namespace, key, value_json, kind=kind,
+                               expected=expected, ttl_seconds=ttl, actor=actor)
 
         return self.storage.write(unit)
 
@@ -158,27 +179,45 @@ class MemoryService(Service):
     ) -> dict[str, Any]:
         """The body of :meth:`put` inside the caller's write transaction (an import writes
         many memories in one). Arguments are already checked; the project is the caller's."""
-        expected = expected_version
         row = self._lock(tx, project_id, namespace, key, actor)
+        return self._write(tx, row, project_id, namespace, key, value_json, kind=kind,
+                           expected=expected_version, ttl_seconds=ttl_seconds, actor=actor)
+
+    def _write(
+        self, tx: Tx, row: Row | None, project_id: str, namespace: str, key: str,
+        value_json: str, *, kind: MemoryType | None, expected: int | None,
+        ttl_seconds: int | None, actor: str,
+    ) -> dict[str, Any]:
+        """Put over the locked current row (``None``: no live row)."""
+        written: Row | None = None
         if row is None:
             self._check_expected(expected, None, namespace, key)
             new_kind = kind or MemoryType.SEMANTIC
-            if tx.value("insert_memory", memory_id=new_memory_id(), project_id=project_id,
-                        namespace=namespace, key=key, memory_type=new_kind.value,
-                        value=value_json, actor=actor,
-                        ttl_seconds=ttl_seconds or self.default_ttl(new_kind)) is None:
+            written = tx.one("insert_memory", memory_id=new_memory_id(), project_id=project_id,
+                             namespace=namespace, key=key, memory_type=new_kind.value,
+                             value=value_json, actor=actor,
+                             ttl_seconds=ttl_seconds or self.default_ttl(new_kind))
+            if written is None:
                 # Another first writer committed in between: compete for its row.
                 row = self._lock(tx, project_id, namespace, key, actor)
         if row is not None:
             self._check_expected(expected, _current_version(row), namespace, key)
             new_kind = kind or MemoryType(row["memory_type"])
-            tx.execute("update_memory", memory_id=row["memory_id"], version=row["version"],
-                       memory_type=new_kind.value, value=value_json, actor=actor,
-                       ttl_seconds=ttl_seconds or self.default_ttl(new_kind))
-        written = self._require_row(tx, project_id, namespace, key)
+            written = tx.one("update_memory", memory_id=row["memory_id"], version=row["version"],
+                             memory_type=new_kind.value, value=value_json, actor=actor,
+                             ttl_seconds=ttl_seconds or self.default_ttl(new_kind))
+        if written is None:  # the row vanished under its lock: cannot happen, never ignored
+            raise self._not_found(project_id, namespace, key)
+        return self._record_put(tx, written, project_id, expected, actor)
+
+    @staticmethod
+    def _record_put(
+        tx: Tx, written: Row, project_id: str, expected: int | None, actor: str
+    ) -> dict[str, Any]:
+        """The history row and the audit row of a put; returns the memory as written."""
         tx.execute("insert_memory_version", memory_id=written["memory_id"], op="put")
         audit(tx, actor, "memory.put", "memory", written["memory_id"], project_id,
-              namespace=namespace, key=key, version=written["version"],
+              namespace=written["namespace"], key=written["key"], version=written["version"],
               expected_version=expected, memory_type=written["memory_type"])
         return _decoded(written)
 
@@ -269,10 +308,20 @@ class MemoryService(Service):
         if version is not None:
             check_non_negative_int(version, "version", MAX_INTEGER)
 
+        if version is None:
+            # The live value is one statement (the project's existence included), which the
+            # storage runs without BEGIN and COMMIT: a read by key is the hot path of memories.
+            live = self.storage.read_one("get_live_memory", project_id=project_id,
+                                         namespace=namespace, key=key)
+            if live is None:
+                raise ProjectNotFoundError(f"unknown project {project_id!r}",
+                                           project_id=project_id)
+            if live["memory_id"] is None or live["expired"] or live["deleted_at"]:
+                raise self._not_found(project_id, namespace, key)
+            return _decoded(live)
+
         def unit(tx: Tx) -> dict[str, Any]:
-            row = self._visible(tx, project_id, namespace, key, with_deleted=version is not None)
-            if version is None:
-                return _decoded(row)
+            row = self._visible(tx, project_id, namespace, key, with_deleted=True)
             found = tx.one("get_memory_version", memory_id=row["memory_id"], version=version)
             if found is None:
                 raise MemoryNotFoundError(

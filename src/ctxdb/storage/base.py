@@ -94,6 +94,15 @@ class Storage(abc.ABC):
     def read(self, unit: Callable[[Tx], T]) -> T:
         """Run ``unit`` in one read-only transaction (a consistent snapshot)."""
 
+    def read_one(self, query: str, **params: Any) -> Row | None:
+        """The first row of one named read query: a unit of work of a single statement.
+
+        One statement sees one consistent snapshot by itself, so the backends run it without
+        BEGIN and COMMIT (two statements, or round trips, fewer); retries and errors are as
+        for :meth:`read`.
+        """
+        return self.read(lambda tx: tx.one(query, **params))
+
     @abc.abstractmethod
     def health(self) -> Health:
         """The probes ``ctxdb doctor`` runs against this backend (see storage/health.py)."""

@@ -257,8 +257,14 @@ class PostgresStorage(Storage):
                 return bool(status == "committed")
             time.sleep(0.01)
 
-    def _guarded(self, unit: Callable[[Tx], T], write: bool) -> T:
-        run = self._write_transaction if write else self._transaction
+    def _statement(self, unit: Callable[[Tx], T]) -> T:
+        """Run a unit of one statement on an autocommit connection: no BEGIN, no COMMIT."""
+        with self._pool.connection() as conn:
+            return unit(PostgresTx(conn, self._queries))
+
+    def _guarded(self, unit: Callable[[Tx], T], write: bool,
+                 run: Callable[[Callable[[Tx], T]], T] | None = None) -> T:
+        run = run or (self._write_transaction if write else self._transaction)
 
         def attempt() -> T:
             try:
@@ -279,6 +285,10 @@ class PostgresStorage(Storage):
 
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded(unit, write=False)
+
+    def read_one(self, query: str, **params: Any) -> Row | None:
+        return self._guarded(lambda tx: tx.one(query, **params), write=False,
+                             run=self._statement)
 
     def health(self) -> Health:
         from ctxdb.storage.postgres_health import PostgresHealth

@@ -239,6 +239,21 @@ class SQLiteStorage(Storage):
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded("BEGIN", unit)
 
+    def read_one(self, query: str, **params: Any) -> Row | None:
+        def attempt() -> Row | None:
+            try:
+                cursor = self._connection().execute(self._queries[query], params)
+                try:
+                    return _first(cursor)
+                finally:
+                    cursor.close()  # ends the statement, and with it its read snapshot
+            except sqlite3.Error as exc:
+                if _is_busy(exc):
+                    raise
+                raise _translate(exc) from exc
+
+        return with_retries(attempt, _is_busy, f"SQLite read on {self.path}")
+
     def health(self) -> Health:
         from ctxdb.storage.sqlite_health import SQLiteHealth
 

@@ -3,10 +3,13 @@
 -- row is as good as gone (the sweep, or the next put of its key, removes it).
 
 -- name: lock_memory
--- The current row of one memory, locked until the transaction ends (compare-and-set).
+-- The current row of one memory, locked until the transaction ends (compare-and-set), with
+-- its project's status (read, not locked: a put needs no other statement to check it).
 SELECT memory_id, project_id, namespace, key, memory_type, version, value, created_by,
        updated_by, created_at, updated_at, expires_at, deleted_at,
-       CASE WHEN expires_at <= $NOW THEN 1 ELSE 0 END AS expired
+       CASE WHEN expires_at <= $NOW THEN 1 ELSE 0 END AS expired,
+       (SELECT p.status FROM projects p WHERE p.project_id = memories.project_id)
+           AS project_status
 FROM memories
 WHERE project_id = :project_id AND namespace = :namespace AND key = :key
 $FOR_UPDATE;
@@ -18,22 +21,58 @@ SELECT memory_id, project_id, namespace, key, memory_type, version, value, creat
 FROM memories
 WHERE project_id = :project_id AND namespace = :namespace AND key = :key;
 
+-- name: get_live_memory
+-- A memory of a project in one statement, for a read that needs no other: no row when the
+-- project does not exist, a row without memory_id when the memory does not.
+SELECT m.memory_id, m.project_id, m.namespace, m.key, m.memory_type, m.version, m.value,
+       m.created_by, m.updated_by, m.created_at, m.updated_at, m.expires_at, m.deleted_at,
+       CASE WHEN m.expires_at <= $NOW THEN 1 ELSE 0 END AS expired
+FROM projects p
+LEFT JOIN memories m
+       ON m.project_id = p.project_id AND m.namespace = :namespace AND m.key = :key
+WHERE p.project_id = :project_id;
+
 -- name: insert_memory
 -- Two first writers racing: the loser inserts nothing (no row returned) instead of failing
 -- on the unique constraint, and then competes for the winner's row like any other writer.
+-- The row written comes back whole, so a put needs no statement to read it.
 INSERT INTO memories (memory_id, project_id, namespace, key, memory_type, version, value,
                       created_by, updated_by, created_at, updated_at, expires_at)
 VALUES (:memory_id, :project_id, :namespace, :key, :memory_type, 1, :value, :actor, :actor,
         $NOW, $NOW, $IN(:ttl_seconds))
 ON CONFLICT (project_id, namespace, key) DO NOTHING
-RETURNING memory_id;
+RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
+          updated_by, created_at, updated_at, expires_at, deleted_at;
 
 -- name: update_memory
 -- Conditional on the version read under the row lock: a defence in depth, never 0 rows.
 UPDATE memories
 SET version = version + 1, memory_type = :memory_type, value = :value, updated_by = :actor,
     updated_at = $NOW, expires_at = $IN(:ttl_seconds), deleted_at = NULL
-WHERE memory_id = :memory_id AND version = :version;
+WHERE memory_id = :memory_id AND version = :version
+RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
+          updated_by, created_at, updated_at, expires_at, deleted_at;
+
+-- name: update_live_memory
+-- A put in one statement, in the common case: the live memory (neither deleted nor expired)
+-- of an active project, at the expected version (any version when :any_version is 1); the
+-- type stays unless one is given, and the expiry follows the resulting type's policy unless
+-- a TTL is given (the caller passes each type's). No row: the caller takes the general path,
+-- which says why (a conflict, an expired or missing memory, an archived project).
+UPDATE memories
+SET version = version + 1, memory_type = coalesce(:memory_type, memory_type), value = :value,
+    updated_by = :actor, updated_at = $NOW,
+    expires_at = CASE coalesce(:memory_type, memory_type)
+                     WHEN 'episodic' THEN $IN(:ttl_episodic)
+                     WHEN 'procedural' THEN $IN(:ttl_procedural)
+                     ELSE $IN(:ttl_semantic) END
+WHERE project_id = :project_id AND namespace = :namespace AND key = :key
+  AND (version = :expected_version OR :any_version = 1)
+  AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > $NOW)
+  AND EXISTS (SELECT 1 FROM projects p
+              WHERE p.project_id = memories.project_id AND p.status = 'active')
+RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
+          updated_by, created_at, updated_at, expires_at, deleted_at;
 
 -- name: tombstone_memory
 UPDATE memories
