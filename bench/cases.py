@@ -6,17 +6,31 @@ the ratio compares equal work.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import random
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ctxdb.domain.search import engine_query, parse_query
 from ctxdb.service import Ctxdb
-from data import Mix, content, seeded_project
-from harness import Result, latency_result, measure_pair, measure_sides, throughput_result, timed
+from data import Mix, Prose, content, search_rows, seeded_project
+from harness import (
+    Result,
+    latency_result,
+    measure_pair,
+    measure_sides,
+    p95,
+    percentile_result,
+    throughput_result,
+    timed,
+)
+from raw import VersionConflict
 from writers import run_writers
 
 
@@ -34,6 +48,11 @@ class Sizes:
     writer_processes: int
     writes_per_process: int
     writer_repetitions: int
+    memory_keys: int  # memories each side cycles through
+    memory_puts_per_rep: int
+    memory_gets_per_rep: int
+    search_items: int
+    search_rounds: int  # times the query mix runs (each query timed on its own)
 
 
 FULL = Sizes(repetitions=7, warmups=1, stores_per_rep=200,
@@ -41,14 +60,18 @@ FULL = Sizes(repetitions=7, warmups=1, stores_per_rep=200,
              critical_calls=20, full_calls=3,
              pack_mix=Mix(critical=200, high=20_000, medium=40_000, low=39_800),
              pack_budget=50_000, pack_calls=5,
-             writer_processes=8, writes_per_process=150, writer_repetitions=5)
+             writer_processes=8, writes_per_process=150, writer_repetitions=5,
+             memory_keys=50, memory_puts_per_rep=200, memory_gets_per_rep=2_000,
+             search_items=100_000, search_rounds=15)
 
 QUICK = Sizes(repetitions=3, warmups=1, stores_per_rep=15,
               load_mix=Mix(critical=20, high=160, medium=160, low=160),
               critical_calls=5, full_calls=2,
               pack_mix=Mix(critical=10, high=300, medium=400, low=290),
               pack_budget=5_000, pack_calls=2,
-              writer_processes=8, writes_per_process=10, writer_repetitions=1)
+              writer_processes=8, writes_per_process=10, writer_repetitions=1,
+              memory_keys=5, memory_puts_per_rep=10, memory_gets_per_rep=50,
+              search_items=2_000, search_rounds=2)
 
 
 def _contents(count: int, seed: int) -> list[dict[str, Any]]:
@@ -190,3 +213,173 @@ def concurrent_writers(db: Ctxdb, config_dir: Path, sizes: Sizes) -> Result:
     return throughput_result(f"{n} writer processes", "sqlite", 0.8, samples,
                              f"{n} x {sizes.writes_per_process} stores per repetition, "
                              "one transaction each, one file")
+
+
+MEMORY_NAMESPACE = "bench:memories"
+
+
+def memories(db: Ctxdb, raw: Any, backend: str, sizes: Sizes) -> list[Result]:
+    """Compare-and-set puts and reads by key, each side on its own memories of one project.
+
+    Each put names the version it expects (the one its previous put made), as a
+    read-modify-write loop does; a conflict would be a bug here (nobody else writes), so it
+    stops the benchmark.
+    """
+    project = db.projects.create("bench memories")["project_id"]
+    actor = db.settings.actor
+    keys = [f"key-{number}" for number in range(sizes.memory_keys)]
+    versions = {("ctxdb", key): db.memories.put(project, MEMORY_NAMESPACE, f"ctxdb-{key}",
+                                                {"n": 0})["version"] for key in keys}
+    for side in ("raw", "audited"):
+        versions |= {(side, key): db.memories.put(project, MEMORY_NAMESPACE, f"{side}-{key}",
+                                                  {"n": 0})["version"] for key in keys}
+    rng = random.Random(19)
+    values = [{"n": number, "note": " ".join(rng.choice(("cache", "retry", "phase", "agent"))
+                                              for _ in range(12))}
+              for number in range(sizes.memory_puts_per_rep)]
+
+    def ctxdb_puts() -> tuple[float, int]:
+        def work() -> int:
+            for number, value in enumerate(values):
+                key = keys[number % len(keys)]
+                versions["ctxdb", key] = db.memories.put(
+                    project, MEMORY_NAMESPACE, f"ctxdb-{key}", value,
+                    expected_version=versions["ctxdb", key], actor=actor)["version"]
+            return len(values)
+        return timed(work)
+
+    def raw_puts(side: str) -> Callable[[], tuple[float, int]]:
+        def rep() -> tuple[float, int]:
+            def work() -> int:
+                for number, value in enumerate(values):
+                    key = keys[number % len(keys)]
+                    versions[side, key] = raw.memory_put(
+                        project, MEMORY_NAMESPACE, f"{side}-{key}", value, versions[side, key],
+                        actor, audited=side == "audited")
+                return len(values)
+            return timed(work)
+        return rep
+
+    try:
+        ours, bare, audited = measure_sides([ctxdb_puts, raw_puts("raw"), raw_puts("audited")],
+                                            sizes.repetitions, sizes.warmups)
+    except VersionConflict as exc:  # pragma: no cover - a bug, not a measurement
+        raise AssertionError(f"raw compare-and-set conflicted: {exc}") from exc
+    for key in keys:  # every side wrote what it was asked to
+        written = {side: raw.memory_get(project, MEMORY_NAMESPACE, f"{side}-{key}")
+                   for side in ("ctxdb", "raw", "audited")}
+        if len({(m["version"], json.dumps(m["value"])) for m in written.values()}) != 1:
+            raise AssertionError(f"memory put: the sides disagree on {key}")
+
+    reads = [keys[number % len(keys)] for number in range(sizes.memory_gets_per_rep)]
+    get_samples = measure_pair(
+        _calls_each(lambda key: db.memories.get(project, MEMORY_NAMESPACE, f"ctxdb-{key}"),
+                    reads),
+        _calls_each(lambda key: raw.memory_get(project, MEMORY_NAMESPACE, f"ctxdb-{key}"),
+                    reads),
+        sizes.repetitions, sizes.warmups)
+    described = f"{sizes.memory_keys} memories per side, cycled"
+    puts = f"{sizes.memory_puts_per_rep} puts per repetition, {described}"
+    return [
+        throughput_result("memory put (compare-and-set)", backend, 0.8, (ours, bare),
+                          f"{puts}; raw = BEGIN, UPDATE … WHERE version = expected RETURNING, "
+                          "INSERT of the history row, COMMIT"),
+        throughput_result("memory put, same statements", backend, 0.8, (ours, audited),
+                          f"{puts}; raw = the same plus ctxdb's audit row"
+                          + (" and transaction id" if backend == "postgres" else "")),
+        throughput_result("memory get by key", backend, 0.5, get_samples,
+                          f"{sizes.memory_gets_per_rep} reads per repetition, {described}; raw "
+                          "= one SELECT of the live row, value parsed"),
+    ]
+
+
+def _calls_each(
+    call: Callable[[Any], Any], arguments: list[Any]
+) -> Callable[[], tuple[float, int]]:
+    def rep() -> tuple[float, int]:
+        def work() -> int:
+            for argument in arguments:
+                call(argument)
+            return len(arguments)
+        return timed(work)
+    return rep
+
+
+# The query mix of the search measurement: words of chosen frequency ranks in the made-up
+# prose (see data.Prose), and their combinations. "common" is a word in most items: ranking
+# every match is the engine's worst case, reported on its own row.
+SEARCH_WORDS_PER_ITEM = 40
+
+
+def search_queries(prose: Prose) -> dict[str, str]:
+    return {
+        "rare word": prose.word(10_000),
+        "uncommon word": prose.word(1_000),
+        "frequent word": prose.word(50),
+        "two words": f"{prose.word(60)} {prose.word(300)}",
+        "phrase": f'"{prose.word(2)} {prose.word(3)}"',
+        "prefix": prose.word(500)[:4] + "*",
+        "word or word": f"{prose.word(2_000)} or {prose.word(3_000)}",
+    }
+
+
+def search(db: Ctxdb, raw: Any, backend: str, sizes: Sizes) -> list[Result]:
+    """p50 of single searches over a project of ``search_items`` items, query by query.
+
+    Every call is timed on its own (ctxdb and raw back to back, alternating which goes
+    first); the figure is the median over all calls of the mix. Before timing, both sides
+    must return the same records in the same order.
+    """
+    prose = Prose()
+    project = seeded_project(db, "bench search", Mix(0, 0, 0, 0), count=sizes.search_items,
+                             rows_of=lambda pid: search_rows(pid, prose, sizes.search_items, 23))
+    limit = 20
+    dialect = db.storage.dialect.name
+    queries = search_queries(prose)
+    common = prose.word(1)
+    engine = {text: engine_query(parse_query(text), dialect)
+              for text in [*queries.values(), common]}
+    for name, text in [*queries.items(), ("common", common)]:
+        ours = [(h["kind"], h["id"]) for h in db.search.search(project, text, limit=limit)]
+        theirs = [(h["kind"], h["item_id"]) for h in raw.search(project, engine[text], limit)]
+        if ours != theirs:
+            raise AssertionError(f"search {name!r}: ctxdb and the raw driver disagree")
+
+    def timed_calls(texts: list[str]) -> tuple[list[float], list[float]]:
+        ctxdb_s: list[float] = []
+        raw_s: list[float] = []
+        for round_number in range(sizes.warmups + sizes.search_rounds):
+            for index, text in enumerate(texts):
+                sides: list[tuple[list[float], Callable[[], Any]]] = [
+                    (ctxdb_s, functools.partial(db.search.search, project, text, limit=limit)),
+                    (raw_s, functools.partial(raw.search, project, engine[text], limit))]
+                if (round_number + index) % 2:
+                    sides.reverse()
+                for samples, call in sides:
+                    started = time.perf_counter()
+                    call()
+                    if round_number >= sizes.warmups:
+                        samples.append(time.perf_counter() - started)
+        return ctxdb_s, raw_s
+
+    mix = timed_calls(list(queries.values()))
+    worst = timed_calls([common])
+    share = {name: prose.document_share(rank, SEARCH_WORDS_PER_ITEM) for name, rank in
+             (("rare", 10_000), ("uncommon", 1_000), ("frequent", 50), ("common", 1))}
+    items = sizes.search_items
+    return [
+        percentile_result(
+            "search, p50 of a query mix", backend, 20.0, mix,
+            f"{items:,} items of ~40 words (Zipf vocabulary of 30,000); {len(queries)} "
+            f"queries x {sizes.search_rounds} rounds, each call timed: a rare word (~"
+            f"{share['rare'] * items:,.0f} items), an uncommon one (~"
+            f"{share['uncommon'] * items:,.0f}), a frequent one (~"
+            f"{share['frequent'] * items:,.0f}), two words, a phrase, a prefix, an or; "
+            f"top {limit} with snippets; p95 ctxdb {p95(mix[0]) * 1000:.1f} ms, raw "
+            f"{p95(mix[1]) * 1000:.1f} ms; raw = the FTS query by hand with the engine's "
+            "snippet function", absolute=True),
+        percentile_result(
+            "search, a word in most items", backend, 1.25, worst,
+            f"the most frequent word (~{share['common'] * items:,.0f} of {items:,} items "
+            "match, all ranked); ratio target: ctxdb's own cost over the engine's"),
+    ]

@@ -9,10 +9,11 @@ every read measurement then read the same table in the same state.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,44 @@ def bench_settings(url: str, config_dir: Path) -> Settings:
     env = {"XDG_CONFIG_HOME": str(config_dir), "HOME": str(config_dir)}
     return load_settings(env=env, url=url, actor="user:bench", max_projects=10_000,
                          auto_migrate=True)
+
+
+def vocabulary(size: int, seed: int = 5) -> list[str]:
+    """``size`` distinct made-up words of two to four syllables, in a fixed order (rank)."""
+    rng = random.Random(seed)
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    words: dict[str, None] = {}
+    while len(words) < size:
+        words["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))] = None
+    return list(words)
+
+
+class Prose:
+    """Notes in a made-up language whose word frequencies follow Zipf's law (the word of
+    rank r is used in proportion to 1/r), as words in real text do: a few are in most
+    items, most are in few. Searching for a word of a chosen rank therefore has a
+    predictable number of matches (``document_share``)."""
+
+    def __init__(self, size: int = 30_000, seed: int = 5) -> None:
+        self.words = vocabulary(size, seed)
+        self.harmonic = sum(1 / rank for rank in range(1, size + 1))
+        self._cumulative = list(itertools.accumulate(1 / rank for rank in range(1, size + 1)))
+
+    def note(self, rng: random.Random, length: int) -> str:
+        return " ".join(rng.choices(self.words, cum_weights=self._cumulative, k=length))
+
+    def word(self, rank: int) -> str:
+        return self.words[rank - 1]
+
+    def document_share(self, rank: int, words_per_item: int) -> float:
+        """About which share of the items holds the word of this rank."""
+        per_word = 1 / (rank * self.harmonic)
+        return float(1 - (1 - per_word) ** words_per_item)
+
+
+def search_content(prose: Prose, rng: random.Random, number: int) -> dict[str, Any]:
+    """A context item of about 60 tokens: a file name and a note of 30 to 50 words."""
+    return {"file": f"src/module_{number % 97}.py", "note": prose.note(rng, rng.randint(30, 50))}
 
 
 def content(rng: random.Random, number: int) -> dict[str, Any]:
@@ -71,15 +110,34 @@ def generated_rows(project_id: str, mix: Mix, seed: int) -> Iterator[tuple[Any, 
                None, secrets.token_hex(16), CREATED_AT)
 
 
-def seeded_project(db: Ctxdb, name: str, mix: Mix, seed: int = 7) -> str:
-    """Create a project through ctxdb, then bulk-load its items; returns the project id."""
+def search_rows(project_id: str, prose: Prose, count: int,
+                seed: int) -> Iterator[tuple[Any, ...]]:
+    """``count`` items of made-up prose (all HIGH), as ``ctxdb.context.store`` writes them."""
+    rng = random.Random(seed)
+    for number in range(1, count + 1):
+        text = json.dumps(search_content(prose, rng, number), ensure_ascii=False,
+                          separators=(",", ":"))
+        yield (project_id, None, number, "note", "HIGH", estimate_tokens(text), text, "{}",
+               None, secrets.token_hex(16), CREATED_AT)
+
+
+def seeded_project(
+    db: Ctxdb, name: str, mix: Mix, seed: int = 7,
+    rows_of: Callable[[str], Iterator[tuple[Any, ...]]] | None = None, count: int = 0,
+) -> str:
+    """Create a project through ctxdb, then bulk-load its items; returns the project id.
+
+    The items are ``mix`` generated with ``seed``, or the ``count`` rows ``rows_of`` makes
+    for the project's id. The search index is filled by the database's own triggers as the
+    rows go in, as for any write.
+    """
     project_id: str = db.projects.create(name)["project_id"]
-    rows = generated_rows(project_id, mix, seed)
+    rows = generated_rows(project_id, mix, seed) if rows_of is None else rows_of(project_id)
     if db.settings.is_postgres:
         _copy_postgres(db.settings.url, rows)
     else:
         _insert_sqlite(db.settings.sqlite_path, rows)
-    _set_sequence(db, project_id, mix.total)
+    _set_sequence(db, project_id, count or mix.total)
     return project_id
 
 

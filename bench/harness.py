@@ -27,10 +27,11 @@ class Result:
     unit: str  # "ops/s" (higher is better) or "ms" (lower is better)
     ctxdb: float
     raw: float
-    target: float  # a bound on ctxdb / raw
+    target: float  # a bound on ctxdb / raw, or with ``absolute`` on ctxdb's own figure
     repetitions: int
     note: str = ""
     samples: dict[str, list[float]] = field(default_factory=dict)
+    absolute: bool = False
 
     @property
     def higher_is_better(self) -> bool:
@@ -42,11 +43,13 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
+        value = self.ctxdb if self.absolute else self.ratio
+        return value >= self.target if self.higher_is_better else value <= self.target
 
     @property
     def target_text(self) -> str:
-        return f"{'>=' if self.higher_is_better else '<='} {self.target:.2f}x"
+        bound = f"{self.target:.2f} {self.unit}" if self.absolute else f"{self.target:.2f}x"
+        return f"{'>=' if self.higher_is_better else '<='} {bound}"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,6 +105,21 @@ def latency_result(
     return Result(operation, backend, "ms", statistics.median(ctxdb_s) * 1000,
                   statistics.median(raw_s) * 1000, target, len(ctxdb_s), note,
                   {"ctxdb_seconds_per_op": ctxdb_s, "raw_seconds_per_op": raw_s})
+
+
+def percentile_result(
+    operation: str, backend: str, target: float, samples: tuple[list[float], list[float]],
+    note: str = "", absolute: bool = False,
+) -> Result:
+    """Per-call latencies: the median (p50) of every single call of each side, in ms."""
+    ctxdb_s, raw_s = samples
+    return Result(operation, backend, "ms", statistics.median(ctxdb_s) * 1000,
+                  statistics.median(raw_s) * 1000, target, len(ctxdb_s), note,
+                  {"ctxdb_seconds_per_op": ctxdb_s, "raw_seconds_per_op": raw_s}, absolute)
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
 
 
 HEADER = ("operation", "backend", "ctxdb", "raw", "ratio", "target", "reps", "result")

@@ -12,6 +12,11 @@ the statements the rules require of ctxdb (the per-project sequence number, the 
 its idempotency key, the audit row, and on PostgreSQL the transaction id read with BEGIN so a
 lost COMMIT answer can be looked up). Measured against it, ctxdb's ratio is the cost of the
 library itself; measured against ``store``, it also includes the cost of those guarantees.
+
+Memories: ``memory_put`` is a compare-and-set write as a careful programmer makes it by hand
+(the version check in the ``UPDATE``'s ``WHERE``, the history row), ``memory_get`` one
+``SELECT`` of the live row. ``search`` is the FTS5 (PostgreSQL: ``tsquery``) query over the
+same index with the engine's own snippet function.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ MAX_SKIPS = 64
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _ITEM_COLUMNS = ("project_id, sequence_number, content_type, priority, token_count, content, "
                  "metadata, idempotency_key, created_at")
+MEMORY_COLUMNS = ("memory_id, project_id, namespace, key, memory_type, version, value, "
+                  "created_by, updated_by, created_at, updated_at, expires_at, deleted_at")
+HIT_COLUMNS = ("doc_id", "kind", "item_id", "memory_id", "event_id", "score", "snippet")
+
+
+class VersionConflict(Exception):
+    """The raw compare-and-set found another version."""
 
 
 def encoded(content: Any) -> tuple[str, int]:
@@ -42,6 +54,13 @@ def encoded(content: Any) -> tuple[str, int]:
 def audit_details(priority: str, sequence: int, tokens: int) -> str:
     """The details ctxdb's audit row of a store holds."""
     return json.dumps({"priority": priority, "sequence_number": sequence, "token_count": tokens},
+                      separators=(",", ":"))
+
+
+def memory_audit_details(namespace: str, key: str, version: int, expected: int) -> str:
+    """The details ctxdb's audit row of a memory put holds."""
+    return json.dumps({"namespace": namespace, "key": key, "version": version,
+                       "expected_version": expected, "memory_type": "semantic"},
                       separators=(",", ":"))
 
 
@@ -165,6 +184,61 @@ class RawSQLite:
                 tier.close()
             self.conn.execute("COMMIT")
 
+    def memory_put(self, project_id: str, namespace: str, key: str, value: Any,
+                   expected_version: int, actor: str, audited: bool = False) -> int:
+        """Compare-and-set: the new version, or ``VersionConflict``; one transaction (with
+        ``audited``, also the audit row ctxdb writes: its statements by hand)."""
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.conn.execute(
+                f"UPDATE memories SET value = ?, version = version + 1, updated_by = ?, "
+                f"updated_at = {_SQLITE_NOW}, expires_at = NULL WHERE project_id = ? "
+                "AND namespace = ? AND key = ? AND version = ? AND deleted_at IS NULL "
+                "RETURNING memory_id, version",
+                (text, actor, project_id, namespace, key, expected_version)).fetchone()
+            if row is None:
+                raise VersionConflict(f"{namespace}/{key} is not at {expected_version}")
+            self.conn.execute(
+                "INSERT INTO memory_versions (memory_id, version, op, memory_type, value, "
+                f"written_by, written_at) VALUES (?, ?, 'put', 'semantic', ?, ?, {_SQLITE_NOW})",
+                (row[0], row[1], text, actor))
+            if audited:
+                self.conn.execute(
+                    "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, "
+                    f"project_id, details) VALUES ({_SQLITE_NOW}, ?, 'memory.put', 'memory', ?, "
+                    "?, ?)", (actor, row[0], project_id,
+                              memory_audit_details(namespace, key, row[1], expected_version)))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return int(row[1])
+
+    def memory_get(self, project_id: str, namespace: str, key: str) -> dict[str, Any] | None:
+        cursor = self.conn.execute(
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE project_id = ? AND namespace = ? "
+            f"AND key = ? AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > "
+            f"{_SQLITE_NOW})", (project_id, namespace, key))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        memory = dict(zip([column[0] for column in cursor.description], row, strict=True))
+        memory["value"] = json.loads(memory["value"])
+        return memory
+
+    def search(self, project_id: str, match: str, limit: int) -> list[dict[str, Any]]:
+        """The best matches with FTS5's own snippet (the query already in FTS5 syntax)."""
+        cursor = self.conn.execute(
+            "SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, "
+            "-bm25(search_fts) AS score, "
+            "snippet(search_fts, 0, '**', '**', '…', 24) AS snippet "
+            "FROM search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid "
+            "WHERE search_fts MATCH ? AND d.project_id = ? "
+            "ORDER BY bm25(search_fts), d.occurred_at DESC, d.doc_id DESC LIMIT ?",
+            (match, project_id, limit))
+        return [dict(zip(HIT_COLUMNS, row, strict=True)) for row in cursor]
+
 
 class RawPostgres:
     """psycopg with its defaults: rows as dicts, ``jsonb`` parsed by the driver."""
@@ -253,3 +327,50 @@ class RawPostgres:
             finally:
                 for tier in tiers:
                     tier.close()
+
+    def memory_put(self, project_id: str, namespace: str, key: str, value: Any,
+                   expected_version: int, actor: str, audited: bool = False) -> int:
+        """Compare-and-set: the new version, or ``VersionConflict``; one transaction (with
+        ``audited``, also the audit row and the transaction id ctxdb reads with BEGIN)."""
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        with self.conn.transaction():  # BEGIN; UPDATE; INSERT; COMMIT
+            if audited:
+                self.conn.execute("SELECT txid_current()")
+            row = self.conn.execute(
+                "UPDATE memories SET value = %s, version = version + 1, updated_by = %s, "
+                "updated_at = now(), expires_at = NULL WHERE project_id = %s AND namespace = %s "
+                "AND key = %s AND version = %s AND deleted_at IS NULL "
+                "RETURNING memory_id, version",
+                (text, actor, project_id, namespace, key, expected_version)).fetchone()
+            if row is None:
+                raise VersionConflict(f"{namespace}/{key} is not at {expected_version}")
+            self.conn.execute(
+                "INSERT INTO memory_versions (memory_id, version, op, memory_type, value, "
+                "written_by, written_at) VALUES (%s, %s, 'put', 'semantic', %s, %s, now())",
+                (row["memory_id"], row["version"], text, actor))
+            if audited:
+                self.conn.execute(
+                    "INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, "
+                    "project_id, details) VALUES (now(), %s, 'memory.put', 'memory', %s, %s, %s)",
+                    (actor, row["memory_id"], project_id,
+                     memory_audit_details(namespace, key, row["version"], expected_version)))
+        return int(row["version"])
+
+    def memory_get(self, project_id: str, namespace: str, key: str) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = self.conn.execute(
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE project_id = %s AND namespace = %s "
+            "AND key = %s AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+            (project_id, namespace, key)).fetchone()
+        return row
+
+    def search(self, project_id: str, match: str, limit: int) -> list[dict[str, Any]]:
+        """The best matches with ts_headline's snippet (the query in to_tsquery syntax)."""
+        rows: list[dict[str, Any]] = self.conn.execute(
+            "SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, "
+            "ts_rank(d.search_vector, to_tsquery('simple', %(q)s), 1) AS score, "
+            "ts_headline('simple', d.body, to_tsquery('simple', %(q)s), "
+            "'StartSel=**, StopSel=**, MaxWords=24, MinWords=12') AS snippet "
+            "FROM search_documents d WHERE d.search_vector @@ to_tsquery('simple', %(q)s) "
+            "AND d.project_id = %(p)s ORDER BY score DESC, d.occurred_at DESC, d.doc_id DESC "
+            "LIMIT %(n)s", {"q": match, "p": project_id, "n": limit}).fetchall()
+        return rows

@@ -57,7 +57,7 @@ def log(message: str) -> None:
 def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
     results: list[Result] = []
     # One file per measurement, so that a large read fixture does not slow the writes.
-    for name in ("store", "loads", "pack", "writers"):
+    for name in ("store", "loads", "pack", "writers", "memories", "search"):
         settings = bench_settings(str(workdir / f"{name}.db"), workdir)
         with Ctxdb.open(settings) as db:
             raw = RawSQLite(settings.sqlite_path, settings.busy_timeout_ms)
@@ -69,6 +69,10 @@ def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
                     results.extend(cases.loads(db, raw, "sqlite", sizes))
                 elif name == "pack":
                     results.append(cases.pack(db, raw, "sqlite", sizes))
+                elif name == "memories":
+                    results.extend(cases.memories(db, raw, "sqlite", sizes))
+                elif name == "search":
+                    results.extend(cases.search(db, raw, "sqlite", sizes))
                 else:
                     results.append(cases.concurrent_writers(db, workdir, sizes))
             finally:
@@ -103,6 +107,10 @@ def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path) -> list[Resu
                 results.extend(cases.loads(db, raw, "postgres", sizes))
                 log("postgres: pack ...")
                 results.append(cases.pack(db, raw, "postgres", sizes))
+                log("postgres: memories ...")
+                results.extend(cases.memories(db, raw, "postgres", sizes))
+                log("postgres: search ...")
+                results.extend(cases.search(db, raw, "postgres", sizes))
             finally:
                 raw.close()
     return results
