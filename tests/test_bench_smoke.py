@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 OPERATIONS = (
     "single durable store", "single durable store, same statements",
@@ -44,3 +46,37 @@ def test_quick_sqlite_run_prints_a_ratio_table(tmp_path: Path) -> None:
     assert search["absolute"] and search["target_text"] == "<= 20.00 ms"
     assert search["passed"] == (search["ctxdb"] <= 20.0)
     assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"
+
+
+DATA_OPS = ("export to a bundle", "import a bundle", "db copy SQLite → PostgreSQL, whole command",
+            "db copy SQLite → PostgreSQL, copy phase")
+DATA_ROW = re.compile(r"^(?P<operation>.+?)\s{2,}(?:sqlite|sqlite→postgres)\s+[\d,.]+ ops/s\s+"
+                      r"[\d,.]+ ops/s\s+(?P<ratio>\d+\.\d\d)x\s+>= [\d,.]+(?:x| ops/s)\s+\d+\s+"
+                      r"(?:PASS|FAIL)\s*$")
+
+
+def run_data_ops(tmp_path: Path, *options: str) -> dict[str, re.Match[str]]:
+    report = tmp_path / "data_ops.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "data_ops.py"), "--items", "300",
+         "--repetitions", "1", "--json", str(report), *options],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {m["operation"]: m for m in map(DATA_ROW.match, done.stdout.splitlines()) if m}
+    saved = json.loads(report.read_text())
+    assert saved["items"] == 300
+    assert sorted(r["operation"] for r in saved["results"]) == sorted(rows)
+    assert all(float(row["ratio"]) > 0 for row in rows.values())
+    return rows
+
+
+def test_tiny_export_and_import_run(tmp_path: Path) -> None:
+    assert sorted(run_data_ops(tmp_path, "--backend", "sqlite")) == sorted(DATA_OPS[:2])
+
+
+@pytest.mark.postgres
+def test_tiny_db_copy_run(tmp_path: Path, pg_url: str) -> None:
+    # The bench creates (and drops) a database of its own on the server of the test database.
+    rows = run_data_ops(tmp_path, "--backend", "all", "--pg-url", pg_url)
+    assert sorted(rows) == sorted(DATA_OPS)
