@@ -24,9 +24,9 @@ CREATE TABLE search_documents (
     doc_id INTEGER PRIMARY KEY,
     project_id TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('context', 'memory', 'event')),
-    item_id INTEGER UNIQUE REFERENCES context_items(item_id) ON DELETE CASCADE,
-    memory_id TEXT UNIQUE REFERENCES memories(memory_id) ON DELETE CASCADE,
-    event_id INTEGER UNIQUE REFERENCES session_events(event_id) ON DELETE CASCADE,
+    item_id INTEGER REFERENCES context_items(item_id) ON DELETE CASCADE,
+    memory_id TEXT REFERENCES memories(memory_id) ON DELETE CASCADE,
+    event_id INTEGER REFERENCES session_events(event_id) ON DELETE CASCADE,
     content_type TEXT NOT NULL,
     priority TEXT,
     namespace TEXT,
@@ -37,6 +37,14 @@ CREATE TABLE search_documents (
            AND (kind = 'memory') = (memory_id IS NOT NULL)
            AND (kind = 'event') = (event_id IS NOT NULL))
 );
+-- One document per record. Partial indexes: each document is in one of them only, so a
+-- write updates one index rather than three (two of them with a NULL entry).
+CREATE UNIQUE INDEX idx_search_documents_item ON search_documents(item_id)
+    WHERE item_id IS NOT NULL;
+CREATE UNIQUE INDEX idx_search_documents_memory ON search_documents(memory_id)
+    WHERE memory_id IS NOT NULL;
+CREATE UNIQUE INDEX idx_search_documents_event ON search_documents(event_id)
+    WHERE event_id IS NOT NULL;
 
 CREATE VIEW search_context_source AS
 SELECT c.project_id, c.item_id, c.content_type, c.priority,
@@ -125,6 +133,8 @@ END;
 
 -- Memories: the document follows the current row (the latest version) while it is not a
 -- tombstone; an expired memory keeps its document until it is swept, and searches skip it.
+-- A put rewrites the document in place (its indexes unchanged); a delete removes it, and a
+-- put after a delete adds it again.
 CREATE TRIGGER search_memory_insert AFTER INSERT ON memories WHEN new.deleted_at IS NULL
 BEGIN
     INSERT INTO search_documents (project_id, kind, memory_id, content_type, namespace, body,
@@ -134,12 +144,20 @@ BEGIN
     FROM search_memory_source WHERE memory_id = new.memory_id;
 END;
 CREATE TRIGGER search_memory_update AFTER UPDATE ON memories BEGIN
-    DELETE FROM search_documents WHERE memory_id = old.memory_id;
+    DELETE FROM search_documents
+    WHERE memory_id = old.memory_id AND (new.deleted_at IS NOT NULL
+                                         OR new.memory_id <> old.memory_id);
+    UPDATE search_documents
+    SET (project_id, content_type, namespace, body, expires_at, occurred_at) = (
+        SELECT project_id, content_type, namespace, body, expires_at, occurred_at
+        FROM search_memory_source WHERE memory_id = new.memory_id)
+    WHERE memory_id = new.memory_id AND new.deleted_at IS NULL;
     INSERT INTO search_documents (project_id, kind, memory_id, content_type, namespace, body,
                                   expires_at, occurred_at)
     SELECT project_id, 'memory', memory_id, content_type, namespace, body, expires_at,
            occurred_at
-    FROM search_memory_source WHERE memory_id = new.memory_id;
+    FROM search_memory_source s WHERE memory_id = new.memory_id
+      AND NOT EXISTS (SELECT 1 FROM search_documents d WHERE d.memory_id = s.memory_id);
 END;
 
 -- Session events are appended once and never changed.
