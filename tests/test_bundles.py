@@ -328,3 +328,82 @@ def test_a_bundle_changed_after_verification_is_not_imported(
     pid = db.projects.create("after")["project_id"]
     item = db.context.store(pid, {"note": "zebracorn"}, "HIGH")
     assert [hit["id"] for hit in db.search.search(pid, "zebracorn")] == [item["item_id"]]
+
+
+# --- records checked by their bytes, rows by their values ------------------------------------
+
+
+def _resigned(data: bytes, change: Any) -> bytes:
+    """The bundle with ``change(record)`` applied to every record, every checksum made right
+    again (the records', the trailer's per table and the file's): what a buggy or hostile
+    writer could produce, which no checksum can catch."""
+    from ctxdb.service.bundle_format import BundleWriter
+    from ctxdb.service.records import RowCodec, TableDigest
+    from ctxdb.storage.tables import table_named
+
+    parts = data.split(b"\n")
+    out = io.BytesIO()
+    writer = BundleWriter(out)
+    header = json.loads(parts[0])
+    writer.header({k: v for k, v in header.items() if k != "kind"})
+    digests = {name: TableDigest() for name in header["tables"]}
+    for raw in parts[1:-2]:
+        record = json.loads(raw)
+        table = table_named(record["table"])
+        assert table is not None
+        row = change(record["table"], record["row"])
+        codec = RowCodec(table, list(row))
+        line, checksum = codec.record(row)
+        text = change.layout(line) if hasattr(change, "layout") else line
+        writer.record(text)
+        digests[record["table"]].add(checksum)
+    writer.trailer(digests)
+    return out.getvalue()
+
+
+def test_a_row_value_of_the_wrong_kind_is_refused_with_nothing_written(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes
+) -> None:
+    def count_as_text(table: str, row: dict[str, Any]) -> dict[str, Any]:
+        if table == "context_items":
+            return {**row, "token_count": str(row["token_count"])}
+        return row
+
+    path = tmp_path / "wrong-kind.jsonl"
+    path.write_bytes(_resigned(good_bundle, count_as_text))
+    with pytest.raises(BundleError, match=r"context_items\.token_count is not a valid int"):
+        db.bundles.verify(path)
+    with pytest.raises(BundleError, match=r"context_items\.token_count is not a valid int"):
+        db.bundles.import_bundle(path)
+    assert set(row_counts(db, tmp_path).values()) == {0}
+    # The rolled-back load had switched the search index's triggers off: they are back.
+    pid = db.projects.create("after")["project_id"]
+    item = db.context.store(pid, {"note": "zebracorn"}, "HIGH")
+    assert [hit["id"] for hit in db.search.search(pid, "zebracorn")] == [item["item_id"]]
+
+
+def test_records_in_another_layout_are_checked_by_their_content(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes
+) -> None:
+    def unchanged(table: str, row: dict[str, Any]) -> dict[str, Any]:
+        return row
+
+    def spaced(line: str) -> str:  # the same record, keys in another order, with spaces
+        record = json.loads(line)
+        return json.dumps({"table": record["table"], "sha256": record["sha256"],
+                           "row": record["row"]}, indent=None, ensure_ascii=True)
+
+    unchanged.layout = spaced  # type: ignore[attr-defined]
+    path = tmp_path / "spaced.jsonl"
+    path.write_bytes(_resigned(good_bundle, unchanged))
+    assert b'{"table": ' in path.read_bytes()
+    expected = json.loads(good_bundle.split(b"\n")[-2])["tables"]
+    assert db.bundles.verify(path).trailer["tables"] == expected
+    assert db.bundles.import_bundle(path)["inserted"] == sum(t["rows"] for t in expected.values())
+    # A changed value in such a line is still caught by its checksum.
+    text = path.read_bytes()
+    damaged = tmp_path / "spaced-damaged.jsonl"
+    damaged.write_bytes(text.replace(b"Stripe", b"Stripf", 1))
+    assert damaged.read_bytes() != text
+    with pytest.raises(BundleError, match="checksum does not match"):
+        db.bundles.import_bundle(damaged)

@@ -50,8 +50,12 @@ def raw_sql(url: str, sql: str) -> None:
 
 
 def drop_trigger(target: Settings, name: str, table: str) -> None:
-    """Triggers made by a test go: later tests share the PostgreSQL database."""
-    raw_sql(target.url, f"DROP TRIGGER {name}" + (f" ON {table}" if target.is_postgres else ""))
+    """Triggers made by a test go, and on PostgreSQL their function of the same name: later
+    tests share the database (a backup of it would carry the function along)."""
+    if target.is_postgres:
+        raw_sql(target.url, f"DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}()")
+    else:
+        raw_sql(target.url, f"DROP TRIGGER {name}")
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -36,7 +37,10 @@ FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 _GZIP_MAGIC = b"\x1f\x8b"
 _RECORD_KEYS = {"row", "sha256", "table"}
+_PLAIN_DECODER = json.JSONDecoder()
 _ORDER = {table.name: index for index, table in enumerate(TABLES)}
+_SHA_MEMBER = b',"sha256":"'
+_RECORD_TAIL = re.compile(rb',"sha256":"([0-9a-f]{64})","table":"([a-z_]+)"\}\r?\n?')
 _PROGRESS_BYTES = 1 << 20  # report reading progress every MiB
 
 
@@ -169,13 +173,9 @@ def parse_header(raw: bytes, latest_schema: int) -> tuple[dict[str, Any], dict[s
     return header, _header_columns(header)
 
 
-_KIND_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "int": lambda v: type(v) is int,
-    "text": lambda v: isinstance(v, str),
-    "bool": lambda v: isinstance(v, bool),
-    "timestamp": lambda v: isinstance(v, str) and is_canonical_timestamp(v),
-    "json": lambda v: True,
-}
+# The Python type of each kind's values as JSON parses them (JSON columns take any value);
+# timestamps are also matched against their canonical form.
+_KIND_TYPES: dict[str, type] = {"int": int, "text": str, "bool": bool, "timestamp": str}
 
 
 class _RecordChecker:
@@ -185,35 +185,98 @@ class _RecordChecker:
         self.columns = columns
         self.codecs = {name: RowCodec(table_named(name), cols)  # type: ignore[arg-type]
                        for name, cols in columns.items()}
+        # Per table, the type of each column that is not JSON, and its timestamp columns.
+        self.types = {name: tuple((c, _KIND_TYPES[codec.table.kind(c)]) for c in codec.columns
+                                  if codec.table.kind(c) != "json")
+                      for name, codec in self.codecs.items()}
+        self.timestamps = {name: codec.table.columns_of_kind("timestamp")
+                           for name, codec in self.codecs.items()}
+        self.known = {name: frozenset(codec.columns) for name, codec in self.codecs.items()}
         self.digests = {name: TableDigest() for name in columns}
         self.position = -1
 
-    def check(self, record: Any, number: int) -> None:
+    def check(self, record: Any, raw: bytes, number: int) -> None:
+        """The whole check of one parsed record line."""
+        name, row = self.check_record(record, number)
+        self._check_order(name, number)
+        checksum = record["sha256"]
+        if not isinstance(checksum, str) or (
+                _checksum_of_line(raw, name) != checksum
+                and self.codecs[name].checksum(row) != checksum):
+            raise _damaged(f"the {name} record's checksum does not match its content", number)
+        self.digests[name].add(checksum)
+
+    def check_bytes(self, raw: bytes, number: int) -> bool:
+        """Check a record line by its bytes alone, without parsing it: True for a line in
+        ctxdb's layout whose bytes hash to its checksum (its row's values are then checked
+        by :func:`read_records`); False for any other line, which the caller parses."""
+        found = _canonical_record(raw)
+        if found is None:
+            return False
+        name, checksum, hashed = found
+        if name not in self.codecs or hashlib.sha256(hashed).hexdigest() != checksum:
+            return False
+        self._check_order(name, number)
+        self.digests[name].add(checksum)
+        return True
+
+    def check_record(self, record: Any, number: int) -> tuple[str, dict[str, Any]]:
+        """The table and row of a parsed record, checked against the header's columns."""
         if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
             raise _damaged("not a record (expected table, row and sha256)", number)
         name, row = record["table"], record["row"]
         if name not in self.codecs or not isinstance(row, dict):
             raise _damaged(f"a record of a table the header does not list: {name!r}", number)
+        self._check_values(self.codecs[name].table, row, number)
+        return name, row
+
+    @staticmethod
+    def _invalid(table: Table, column: str, number: int) -> BundleError:
+        return _damaged(f"{table.name}.{column} is not a valid {table.kind(column)}", number)
+
+    def _check_order(self, name: str, number: int) -> None:
         if _ORDER[name] < self.position:
             raise _damaged(f"a {name} record after records of a later table", number)
         self.position = _ORDER[name]
-        self._check_values(self.codecs[name], row, number)
-        checksum = self.codecs[name].checksum(row)
-        if checksum != record["sha256"]:
-            raise _damaged(f"the {name} record's checksum does not match its content", number)
-        self.digests[name].add(checksum)
 
-    def _check_values(self, codec: RowCodec, row: dict[str, Any], number: int) -> None:
-        table = codec.table
-        extra = set(row) - set(codec.columns)
-        if extra:
-            raise _damaged(f"a {table.name} record has unknown columns {sorted(extra)}", number)
-        for column, value in row.items():
-            if value is not None and not _KIND_CHECKS[table.kind(column)](value):
-                raise _damaged(f"{table.name}.{column} is not a valid {table.kind(column)}",
-                               number)
+    def _check_values(self, table: Table, row: dict[str, Any], number: int) -> None:
+        if not self.known[table.name].issuperset(row):
+            extra = sorted(set(row) - self.known[table.name])
+            raise _damaged(f"a {table.name} record has unknown columns {extra}", number)
+        for column, expected in self.types[table.name]:
+            value = row.get(column)
+            if value is not None and type(value) is not expected:
+                raise self._invalid(table, column, number)
+        for column in self.timestamps[table.name]:
+            value = row.get(column)
+            if value is not None and not is_canonical_timestamp(value):
+                raise self._invalid(table, column, number)
         if any(row.get(key) is None for key in table.key):
             raise _damaged(f"a {table.name} record without its primary key", number)
+
+
+def _canonical_record(raw: bytes) -> tuple[str, str, bytes] | None:
+    """(table, checksum, the bytes the checksum is of) of a record line as ctxdb writes it.
+
+    Such a line is ``{"row":{…},"sha256":"…","table":"…"}``: the bytes that were hashed are
+    the line without its sha256 member, so they need not be encoded again (which is most of
+    the cost of verifying). ``None`` for a line of another layout.
+    """
+    at = raw.rfind(_SHA_MEMBER)
+    tail = _RECORD_TAIL.fullmatch(raw, at) if at > 0 else None
+    if tail is None or not raw.startswith(b'{"row":{'):
+        return None
+    table = tail.group(2)
+    return (table.decode("ascii"), tail.group(1).decode("ascii"),
+            raw[:at] + b',"table":"' + table + b'"}')
+
+
+def _checksum_of_line(raw: bytes, table: str) -> str | None:
+    """The checksum of a record line of ctxdb's layout, hashed from its bytes; else None."""
+    found = _canonical_record(raw)
+    if found is None or found[0] != table:
+        return None
+    return hashlib.sha256(found[2]).hexdigest()
 
 
 def _check_trailer(trailer: dict[str, Any], checker: _RecordChecker, records: int,
@@ -233,8 +296,14 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
         raise _damaged(f"cannot be read to its end ({exc})") from None
 
 
-def verify_bundle(path: Path, latest_schema: int, progress: Progress | None = None) -> Manifest:
-    """Read and check the whole bundle; its manifest, or ``BundleError``."""
+def verify_bundle(path: Path, latest_schema: int, progress: Progress | None = None, *,
+                  values: bool = True) -> Manifest:
+    """Read and check the whole bundle; its manifest, or ``BundleError``.
+
+    ``values=False`` is the import's first reading: a record line in ctxdb's own layout whose
+    bytes hash to its checksum is taken as intact without parsing it (any changed byte still
+    fails it), and the values of its row are checked as :func:`read_records` reads them.
+    """
     progress = progress or NoProgress()
     with open_for_reading(path) as stream:
         # Progress counts bytes of JSON Lines; the size of a compressed file says nothing.
@@ -249,13 +318,14 @@ def verify_bundle(path: Path, latest_schema: int, progress: Progress | None = No
         number, pending = 1, 0
         for records, raw in enumerate(lines):
             number = records + 2
-            parsed = _json_line(raw, number)
-            if isinstance(parsed, dict) and parsed.get("kind") == "trailer":
-                _check_trailer(parsed, checker, records, file_hash.hexdigest(), number)
-                if any(line.strip() for line in lines):
-                    raise _damaged("lines after the trailer", number + 1)
-                return Manifest(header, columns, parsed)
-            checker.check(parsed, number)
+            if values or not checker.check_bytes(raw, number):
+                parsed = _json_line(raw, number)
+                if isinstance(parsed, dict) and parsed.get("kind") == "trailer":
+                    _check_trailer(parsed, checker, records, file_hash.hexdigest(), number)
+                    if any(line.strip() for line in lines):
+                        raise _damaged("lines after the trailer", number + 1)
+                    return Manifest(header, columns, parsed)
+                checker.check(parsed, raw, number)
             file_hash.update(raw)
             pending += len(raw)
             if pending >= _PROGRESS_BYTES:
@@ -265,25 +335,27 @@ def verify_bundle(path: Path, latest_schema: int, progress: Progress | None = No
 
 
 def read_records(path: Path, manifest: Manifest) -> Iterator[tuple[str, dict[str, Any], str]]:
-    """(table, row, checksum) of each record of a verified bundle, in file order.
+    """(table, row, checksum) of each record of a verified bundle, in file order, each row
+    checked against its table's columns (``BundleError`` for a value of the wrong kind).
 
     The file is read a second time: its checksum is recomputed and compared at the end, so
     that a file changed since it was verified fails the import (whose transaction is then
     rolled back) instead of importing unchecked records.
     """
+    checker = _RecordChecker(manifest.columns)
     with open_for_reading(path) as stream:
         lines = _lines(stream)
         file_hash = hashlib.sha256(next(lines, b""))
-        for raw in lines:
+        for number, raw in enumerate(lines, start=2):
             try:
-                record = json.loads(raw)
-                if record.get("kind") == "trailer":
-                    break
-                found = (record["table"], record["row"], record["sha256"])
-            except (ValueError, AttributeError, KeyError, TypeError):
+                record = _PLAIN_DECODER.raw_decode(raw.decode("utf-8"))[0]
+            except (ValueError, UnicodeDecodeError):
                 raise _changed() from None
+            if isinstance(record, dict) and record.get("kind") == "trailer":
+                break
+            name, row = checker.check_record(record, number)
             file_hash.update(raw)
-            yield found
+            yield name, row, record["sha256"]
     if file_hash.hexdigest() != manifest.sha256:
         raise _changed()
 

@@ -146,7 +146,10 @@ class BundleService(Service):
         """
         progress = progress or NoProgress()
         started = time.perf_counter()
-        manifest = self.verify(path, progress)
+        # Every record's checksum before anything is written; each row's values as it is
+        # imported (a wrong one rolls the whole import back).
+        manifest = verify_bundle(Path(path), Migrator(self.storage).latest_version, progress,
+                                 values=False)
         options = ImportOptions(write=not dry_run, replace=replace, progress=progress)
         progress.start("check" if dry_run else "import", manifest.records)
         dialect = self.storage.dialect
