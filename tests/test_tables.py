@@ -44,8 +44,12 @@ def sqlite_catalog(db: Ctxdb) -> dict[str, Any]:
             foreign += [(name, fk[3], fk[2]) for fk in
                         conn.execute(f"PRAGMA foreign_key_list({name})")]
         identity = {name for name, sql in tables.items() if sql and "AUTOINCREMENT" in sql}
+        # A single INTEGER PRIMARY KEY is the rowid, which SQLite numbers when no id is given
+        # (largest + 1) with or without AUTOINCREMENT.
+        rowid = {name for name, key in keys.items()
+                 if len(key) == 1 and columns[name][key[0]] == "INTEGER"}
         return {"tables": set(tables), "columns": columns, "keys": keys, "foreign": foreign,
-                "identity": identity}
+                "identity": identity, "rowid": rowid}
     finally:
         conn.close()
 
@@ -105,7 +109,12 @@ def test_registered_columns_and_keys_match_the_schema(
         found = catalog["columns"][table.name]
         assert set(found) == set(table.column_names), table.name
         assert catalog["keys"][table.name] == table.key, table.name
-        assert (table.name in catalog["identity"]) == (table.identity is not None), table.name
+        if backend == "sqlite":  # AUTOINCREMENT is an identity; an identity is a rowid
+            assert table.name not in catalog["identity"] or table.identity, table.name
+            assert table.identity is None or table.name in catalog["rowid"], table.name
+        else:
+            assert (table.name in catalog["identity"]) == (table.identity is not None), \
+                table.name
         for column, declared in found.items():
             kind = table.kind(column)
             if backend == "postgres":

@@ -13,8 +13,9 @@ For each table:
   PostgreSQL: timestamptz);
 - ``key``: the primary key columns; rows are always read in key order (text keys compared
   bytewise, whatever the database's collation);
-- ``identity``: the column numbered by the database (SQLite AUTOINCREMENT, PostgreSQL
-  identity), whose counter must move past explicitly inserted ids;
+- ``identity``: the column numbered by the database (SQLite: the INTEGER PRIMARY KEY, with or
+  without AUTOINCREMENT; PostgreSQL: an identity), whose counter must move past explicitly
+  inserted ids;
 - ``deferred``: columns that may point to a row inserted later (``context_items.superseded_by``
   names the item that replaced it, which is newer): inserted as NULL, set once the table is in;
 - ``scope``: how a row belongs to one project: its own ``project_id`` column, or the
