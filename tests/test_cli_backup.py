@@ -73,6 +73,11 @@ def test_gc_and_the_archive_commands(run: Cli, pid: str, settings: Settings) -> 
     assert done["kinds"]["context_items"]["done"] == 1
     archived = run.ok("context", "archived", "-p", pid)
     assert [a["item_id"] for a in archived] == [item["item_id"]]
+    run.ok("context", "unarchive", str(item["item_id"]))
+    shown = run("gc", TTY_COMPATIBLE="1")  # Rich draws its progress bar as on a terminal
+    assert shown.exit_code == 0, shown.output
+    assert "archiving old context items" in shown.stderr
+    assert "archiving" not in shown.stdout
     assert archived[0]["content"] == {"old": "note"}
     back = run.ok("context", "unarchive", str(item["item_id"]))
     assert [b["item_id"] for b in back] == [item["item_id"]]

@@ -16,7 +16,8 @@ from test_doctor import CHECKS, copy_database, fill, leaf_pages, raw_execute, re
 def test_a_healthy_database(scratch: Settings, tmp_path: Path) -> None:
     run = Cli(scratch.url, tmp_path)
     report = run.ok("doctor")
-    assert set(report) == {"backend", "location", "ok", "fix", "thorough", "summary", "checks"}
+    assert set(report) == {"backend", "location", "ok", "fix", "thorough", "summary", "checks",
+                           "dry_run"}
     assert report["ok"] is True and report["summary"] == {"pass": len(CHECKS), "warn": 0,
                                                           "fail": 0}
     assert [c["name"] for c in report["checks"]] == CHECKS
@@ -41,8 +42,17 @@ def test_a_dropped_index_exits_7_and_fix_recreates_it(scratch: Settings, tmp_pat
     assert human.exit_code == EXIT_UNHEALTHY and "unhealthy" in human.stdout
     assert "idx_messages_inbox" in human.stdout and "--fix" in human.stdout
 
+    dry = run("doctor", "--fix", "--dry-run", "--json")
+    assert dry.exit_code == EXIT_UNHEALTHY, dry.output
+    planned = json.loads(dry.stdout)
+    assert planned["dry_run"] is True and planned["fix"] is False
+    indexes = next(c for c in planned["checks"] if c["name"] == "indexes")
+    assert indexes["status"] == "fail" and indexes["fixed"] == ""
+    assert "idx_messages_inbox" in indexes["detail"] and "--fix" in indexes["detail"]
+    assert run("doctor").exit_code == EXIT_UNHEALTHY  # the dry run recreated nothing
+
     fixed = run.ok("doctor", "--fix")
-    assert fixed["fix"] is True and fixed["ok"] is True
+    assert fixed["fix"] is True and fixed["ok"] is True and fixed["dry_run"] is False
     indexes = next(c for c in fixed["checks"] if c["name"] == "indexes")
     assert indexes["fixed"] == "recreated index(es) idx_messages_inbox"
     assert run("doctor").exit_code == 0
@@ -71,3 +81,14 @@ def test_the_wal_limit_option(scratch: Settings, tmp_path: Path) -> None:
     assert size["data"]["wal_warn_bytes"] == 0
     refused = run("doctor", "--wal-limit", "-1")
     assert refused.exit_code == 2 and "--wal-limit" in refused.stderr
+
+
+def test_a_progress_bar_on_a_terminal_and_none_with_json(
+    scratch: Settings, tmp_path: Path
+) -> None:
+    run = Cli(scratch.url, tmp_path)
+    shown = run("doctor", TTY_COMPATIBLE="1")  # Rich draws as on a terminal
+    assert shown.exit_code == 0, shown.output
+    assert "running checks" in shown.stderr and "running checks" not in shown.stdout
+    quiet = run("doctor", "--json", TTY_COMPATIBLE="1")
+    assert quiet.exit_code == 0 and quiet.stderr == ""

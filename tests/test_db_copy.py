@@ -149,6 +149,7 @@ def test_a_failed_copy_leaves_the_target_as_it_was(
     else:
         raw_sql(target.url, "CREATE TRIGGER refuse BEFORE INSERT ON audit_log "
                 "BEGIN SELECT RAISE(ABORT, 'no audit rows today'); END;")
+    source_bytes = file_bytes(source)
     try:
         with pytest.raises(CtxdbError, match="no audit rows today"):
             copy_database(settings_for(source, tmp_path), target, force=True)
@@ -156,6 +157,13 @@ def test_a_failed_copy_leaves_the_target_as_it_was(
         drop_trigger(target, "refuse", "audit_log")
     with open_db(target.url, tmp_path) as db:
         assert row_counts(db, tmp_path) == before
+    assert file_bytes(source) == source_bytes  # the source file and its WAL, byte for byte
+
+
+def file_bytes(path: str) -> dict[str, bytes]:
+    """The database file and its WAL (an empty WAL, which a reader may create, is none)."""
+    files = (Path(path), Path(f"{path}-wal"))
+    return {str(f): f.read_bytes() for f in files if f.exists() and f.stat().st_size}
 
 
 def test_a_copy_that_differs_from_its_source_is_reported(

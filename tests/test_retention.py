@@ -132,12 +132,30 @@ def test_a_dry_run_counts_and_changes_nothing(
     assert content_of(settings) == before
 
 
+class RecordedProgress:
+    """What a front end's progress bar would be told: each phase and the work done in it."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, int] = {}
+        self._phase = ""
+
+    def start(self, phase: str, total: int | None) -> None:
+        self._phase = phase
+        self.done[phase] = 0
+
+    def advance(self, amount: int) -> None:
+        self.done[self._phase] += amount
+
+
 def test_gc_removes_and_archives_exactly_what_the_policy_says(
         db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
     s = scenario
-    report = db.retention.collect()
+    progress = RecordedProgress()
+    report = db.retention.collect(progress=progress)
     assert {k: v["done"] for k, v in report["kinds"].items()} == {
         "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
+    assert progress.done == {"gc:memories": 1, "gc:instances": 2, "gc:session_events": 2,
+                             "gc:context_items": 3}
     assert report["kinds"]["session_events"]["sessions"] == 1
     live = {m["key"] for m in db.memories.list(s.pid, include_expired=True)}
     assert live == s.stays["memories"]

@@ -3,6 +3,7 @@ crash release and audit rows."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -49,6 +50,31 @@ def test_create_and_get(db: Ctxdb, pid: str) -> None:
     assert child["parent_task_id"] == parent["task_id"]
     assert db.tasks.get(child["task_id"], project_id=pid) == child
     assert actions(db, parent["task_id"]) == ["task.create"]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_claim_passes_over_a_task_another_transaction_holds(
+    db: Ctxdb, pid: str, worker: str, settings: Any
+) -> None:
+    """PostgreSQL claims with FOR UPDATE SKIP LOCKED: a task locked by another claim in
+    progress is skipped at once, not waited for."""
+    import psycopg
+
+    held = db.tasks.create(pid, "held", priority=5)["task_id"]
+    free = db.tasks.create(pid, "free", priority=1)["task_id"]
+    claimed: list[dict[str, Any] | None] = []
+    with psycopg.connect(settings.url) as other:
+        other.execute("SELECT 1 FROM tasks WHERE task_id = %s FOR UPDATE", (held,))
+        claim = threading.Thread(target=lambda: claimed.append(db.tasks.claim(pid, worker, 30)))
+        claim.start()
+        claim.join(10)
+        waited = claim.is_alive()
+        other.rollback()  # lets a claim that waited for the lock finish
+        claim.join()
+    assert not waited, "the claim waited for the locked task instead of skipping it"
+    assert claimed[0] is not None and claimed[0]["task_id"] == free
+    again = db.tasks.claim(pid, worker, 30)
+    assert again is not None and again["task_id"] == held
 
 
 def test_claim_takes_the_highest_priority_then_the_oldest(db: Ctxdb, pid: str,

@@ -9,6 +9,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
+from ctxdb.cli.phases_progress import phase_progress
 
 if TYPE_CHECKING:
     from ctxdb.service.doctor import DoctorReport
@@ -26,32 +27,39 @@ MIB = 1024 * 1024
               help="Run the complete integrity check (SQLite integrity_check instead of "
                    "quick_check, which also compares every index with its table; PostgreSQL: "
                    "amcheck with heap verification). Slower on large databases.")
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing, even with --fix: each finding that --fix would repair "
+                   "says which repair that is.")
 @click.option("--wal-limit", "wal_limit_mib", type=click.IntRange(0), default=64,
               show_default=True, metavar="MIB",
               help="Warn when the SQLite write-ahead log is larger than this many MiB.")
 @json_option
 @pass_app
 def doctor_command(
-    app: Application, fix: bool, thorough: bool, wal_limit_mib: int, as_json: bool
+    app: Application, fix: bool, thorough: bool, dry_run: bool, wal_limit_mib: int,
+    as_json: bool,
 ) -> int:
     """Check the database's health: settings, integrity, schema, indexes, instances, size.
 
     Prints one row per check with pass, warn or fail. Exits with 7 when a check failed
     (warnings exit 0), so it can guard scripts and CI. The database is examined as it is:
-    doctor never upgrades the schema and, without --fix, changes nothing. See docs/doctor.md
-    for what each check means and what to do about a failure.
+    doctor never upgrades the schema and, without --fix (or with --dry-run), changes nothing:
+    each finding --fix would repair names the repair. See docs/doctor.md for what each check
+    means and what to do about a failure.
 
     \b
     Examples:
       ctxdb doctor
       ctxdb doctor --thorough --json
+      ctxdb doctor --fix --dry-run
       ctxdb --url postgresql://ctxdb@db:5432/ctxdb doctor --fix
     """
     from ctxdb.service.doctor import diagnose
 
-    report = diagnose(app.settings, fix=fix, thorough=thorough,
-                      wal_warn_bytes=wal_limit_mib * MIB)
-    show(report.to_dict(), as_json, lambda: _render(report))
+    with phase_progress(not as_json) as progress:
+        report = diagnose(app.settings, fix=fix and not dry_run, thorough=thorough,
+                          wal_warn_bytes=wal_limit_mib * MIB, progress=progress)
+    show({**report.to_dict(), "dry_run": dry_run}, as_json, lambda: _render(report))
     return EXIT_OK if report.ok else EXIT_UNHEALTHY
 
 

@@ -1,5 +1,6 @@
-"""A Rich progress bar on stderr for the bundle and copy services' phases (stdout stays for
-the result, or for the bundle itself with ``ctxdb export -``)."""
+"""A Rich progress bar on stderr for the phases of long operations (bundles, ``db copy``,
+``gc``, ``doctor``); stdout stays for the result, or for the bundle itself with
+``ctxdb export -``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ if TYPE_CHECKING:
     from ctxdb.service.progress import Progress
 
 LABELS = {"export": "exporting records", "verify": "verifying", "check": "checking records",
-          "import": "importing records", "copy": "copying rows"}
+          "import": "importing records", "copy": "copying rows", "doctor": "running checks",
+          "gc:memories": "removing expired memories", "gc:instances": "removing ended instances",
+          "gc:session_events": "removing old session events",
+          "gc:context_items": "archiving old context items"}
 
 
 class _RichPhases:

@@ -9,6 +9,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import print_table, say, show
+from ctxdb.cli.phases_progress import phase_progress
 
 KIND_LABELS = {
     "memories": "expired memories",
@@ -63,7 +64,8 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json:
       ctxdb gc --dry-run
       ctxdb gc --project proj_… --json
     """
-    report = app.db().retention.collect(project_id, dry_run=dry_run)
+    with phase_progress(not as_json) as progress:
+        report = app.db().retention.collect(project_id, dry_run=dry_run, progress=progress)
 
     def human() -> None:
         rows = _kind_rows(report)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ctxdb.domain.validation import check_non_negative_int
 from ctxdb.errors import CtxdbError, DatabaseUnavailableError
 from ctxdb.service.common import Service, audit
+from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
@@ -114,9 +115,11 @@ class DoctorService(Service):
         return bool(row and row["n"])
 
     def run(
-        self, fix: bool = False, thorough: bool = False, wal_warn_bytes: int = WAL_WARN_BYTES
+        self, fix: bool = False, thorough: bool = False, wal_warn_bytes: int = WAL_WARN_BYTES,
+        progress: Progress | None = None,
     ) -> DoctorReport:
-        """Run every check (``thorough``: the complete, slower integrity check)."""
+        """Run every check (``thorough``: the complete, slower integrity check); ``progress``
+        hears of one ``doctor`` phase counting the checks."""
         from ctxdb.service.schema import location
 
         check_non_negative_int(wal_warn_bytes, "wal_warn_bytes")
@@ -140,7 +143,13 @@ class DoctorService(Service):
             ("stale_instances", lambda: self.check_stale_instances(fix)),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
-        return report([connection, *(self._guarded(name, check) for name, check in checks)])
+        progress = progress or NoProgress()
+        progress.start("doctor", len(checks))
+        done: list[Check | None] = [connection]
+        for name, check in checks:
+            done.append(self._guarded(name, check))
+            progress.advance(1)
+        return report(done)
 
     @staticmethod
     def _guarded(name: str, check: Callable[[], Check | None]) -> Check | None:
@@ -354,7 +363,7 @@ class DoctorService(Service):
 
 def diagnose(
     settings: Settings, fix: bool = False, thorough: bool = False,
-    wal_warn_bytes: int = WAL_WARN_BYTES,
+    wal_warn_bytes: int = WAL_WARN_BYTES, progress: Progress | None = None,
 ) -> DoctorReport:
     """Run the doctor on the database the settings name.
 
@@ -379,4 +388,4 @@ def diagnose(
     except DatabaseUnavailableError as exc:
         return unreachable(exc.message)
     with Ctxdb(storage, settings) as db:
-        return db.doctor.run(fix, thorough, wal_warn_bytes)
+        return db.doctor.run(fix, thorough, wal_warn_bytes, progress)

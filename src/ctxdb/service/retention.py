@@ -28,6 +28,7 @@ from typing import Any
 from ctxdb.domain.validation import MAX_INTEGER, check_identifier, check_non_negative_int
 from ctxdb.errors import ConflictError, ContextItemNotFoundError, ValidationError
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
 
@@ -57,25 +58,31 @@ class RetentionService(Service):
         }
 
     def collect(self, project_id: str | None = None, *, dry_run: bool = False,
-                actor: str | None = None) -> dict[str, Any]:
-        """Run every kind (or count, with ``dry_run``); returns counts per kind."""
+                actor: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Run every kind (or count, with ``dry_run``); returns counts per kind.
+
+        ``progress`` hears of a phase per kind (``gc:memories`` …; totals unknown) and of the
+        records each batch removed or archived.
+        """
         if project_id is not None:
             check_identifier(project_id, "project_id")
             self.storage.read(lambda tx: require_project(tx, project_id))
         actor = check_identifier(actor or self.settings.actor, "actor")
-        scope = project_id or ""
-        kinds = {
-            "memories": self._memories(scope, dry_run, actor),
-            "instances": self._instances(scope, dry_run, actor),
-            "session_events": self._session_events(scope, dry_run, actor),
-            "context_items": self._context_items(scope, dry_run, actor),
-        }
+        scope, progress = project_id or "", progress or NoProgress()
+        collectors = {"memories": self._memories, "instances": self._instances,
+                      "session_events": self._session_events,
+                      "context_items": self._context_items}
+        kinds = {}
+        for kind, collect_kind in collectors.items():
+            progress.start(f"gc:{kind}", None)
+            kinds[kind] = collect_kind(scope, dry_run, actor, progress)
         return {"dry_run": dry_run, "project_id": project_id, "policy": self.policy(),
                 "kinds": kinds}
 
     # --- memories --------------------------------------------------------------------------
 
-    def _memories(self, scope: str, dry_run: bool, actor: str) -> dict[str, Any]:
+    def _memories(self, scope: str, dry_run: bool, actor: str,
+                  progress: Progress) -> dict[str, Any]:
         found = int(self.storage.read(
             lambda tx: tx.value("count_expired_memories", project_id=scope)))
         removed = 0
@@ -85,12 +92,14 @@ class RetentionService(Service):
             sweeper = MemoryService(self.storage, self.settings)
             while batch := sweeper.sweep_expired(scope or None, limit=BATCH, actor=actor):
                 removed += batch  # each sweep: one transaction, a memory.expire row per memory
+                progress.advance(batch)
         return {"enabled": True, "age_seconds": None, "found": found,
                 "done": removed, "action": "removed"}
 
     # --- instances -------------------------------------------------------------------------
 
-    def _instances(self, scope: str, dry_run: bool, actor: str) -> dict[str, Any]:
+    def _instances(self, scope: str, dry_run: bool, actor: str,
+                   progress: Progress) -> dict[str, Any]:
         age = self.settings.retention_instances
         if not age:
             return _kind_report(age, 0, 0, dry_run, action="removed")
@@ -101,6 +110,7 @@ class RetentionService(Service):
         while batch := self.storage.write(lambda tx: self._remove_instances(tx, scope, age,
                                                                             actor)):
             removed += batch
+            progress.advance(batch)
         return _kind_report(age, removed, removed, False, action="removed")
 
     def _ended_instances(self, scope: str, age: int, limit: int) -> builtins.list[Row]:
@@ -120,7 +130,8 @@ class RetentionService(Service):
 
     # --- session events --------------------------------------------------------------------
 
-    def _session_events(self, scope: str, dry_run: bool, actor: str) -> dict[str, Any]:
+    def _session_events(self, scope: str, dry_run: bool, actor: str,
+                        progress: Progress) -> dict[str, Any]:
         age = self.settings.retention_session_events
         if not age:
             return _kind_report(age, 0, 0, dry_run, action="removed", sessions=0)
@@ -135,6 +146,7 @@ class RetentionService(Service):
                                                                          actor)):
             sessions_done += batch[0]
             events += batch[1]
+            progress.advance(batch[1])
         return _kind_report(age, events, events, False, action="removed",
                             sessions=sessions_done)
 
@@ -158,7 +170,8 @@ class RetentionService(Service):
         names = list(self.settings.archivable_priorities) + [""] * 4
         return {f"p{n + 1}": names[n] for n in range(4)}
 
-    def _context_items(self, scope: str, dry_run: bool, actor: str) -> dict[str, Any]:
+    def _context_items(self, scope: str, dry_run: bool, actor: str,
+                       progress: Progress) -> dict[str, Any]:
         age = self.settings.retention_context_items
         if not age or not self.settings.archivable_priorities:
             return _kind_report(0, 0, 0, dry_run, action="archived", kept_referenced=0)
@@ -174,6 +187,7 @@ class RetentionService(Service):
                 break
             moved, pinned, after = batch
             archived, kept = archived + moved, kept + pinned
+            progress.advance(moved)
         return _kind_report(age, archived, archived, dry_run, action="archived",
                             kept_referenced=kept)
 
