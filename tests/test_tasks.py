@@ -250,6 +250,16 @@ def test_crashed_instances_release_their_leases(make_settings: Any, pid: str) ->
         with pytest.raises(StaleEpochError):
             db.tasks.complete(lost, epoch, None)
         assert db.tasks.complete(kept, kept_epoch)["status"] == "done"
+        # A crashed instance claims nothing until a heartbeat brings it back; an ended one
+        # never again. A refused claim changes nothing.
+        with pytest.raises(InvalidTransitionError, match="is crashed"):
+            db.tasks.claim(pid, gone, 600)
+        assert db.tasks.get(lost)["status"] == "ready"
+        db.instances.heartbeat(gone)
+        assert db.tasks.claim(pid, gone, 600)["task_id"] == lost  # type: ignore[index]
+        db.instances.end(alive)
+        with pytest.raises(InvalidTransitionError, match="is completed"):
+            db.tasks.claim(pid, alive, 600)
 
 
 def test_unknown_ids_are_refused(db: Ctxdb, pid: str, worker: str) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
+from ctxdb.domain.models import LIVE_INSTANCE_STATUSES
 from ctxdb.domain.validation import (
     check_identifier,
     check_non_negative_int,
@@ -255,7 +256,13 @@ class TaskService(Service):
 
         def unit(tx: Tx) -> dict[str, Any] | None:
             require_project(tx, project_id, active=True)
-            require_instance(tx, instance_id, project_id)
+            instance = require_instance(tx, instance_id, project_id)
+            if instance["status"] not in LIVE_INSTANCE_STATUSES:
+                # Crash detection gave its leases back: a lease now would outlive the worker.
+                raise InvalidTransitionError(
+                    f"instance {instance_id!r} is {instance['status']}: only an active or "
+                    "idle instance can claim tasks (a heartbeat brings a crashed one back)",
+                    instance_id=instance_id, status=instance["status"])
             task_id = tx.value("next_claimable_task", project_id=project_id)
             if task_id is None:
                 return None
