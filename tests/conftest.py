@@ -118,6 +118,12 @@ def project(db: Ctxdb) -> dict[str, Any]:
 
 
 @pytest.fixture
+def pid(project: dict[str, Any]) -> str:
+    """The id of the test's project."""
+    return str(project["project_id"])
+
+
+@pytest.fixture
 def scratch(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings of a migrated database of the test's own (not the shared one): a test may
     damage it, downgrade it or drop it."""

@@ -407,3 +407,44 @@ def test_records_in_another_layout_are_checked_by_their_content(
     assert damaged.read_bytes() != text
     with pytest.raises(BundleError, match="checksum does not match"):
         db.bundles.import_bundle(damaged)
+
+
+def test_a_signed_line_that_is_no_json_is_refused_with_nothing_written(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes
+) -> None:
+    """A line in ctxdb's layout whose checksum matches its bytes passes the first reading
+    unparsed; the second finds it is no JSON and the import is rolled back."""
+    import hashlib
+
+    from ctxdb.service.bundle_format import BundleWriter
+    from ctxdb.service.records import TableDigest
+
+    parts = good_bundle.split(b"\n")
+    header = json.loads(parts[0])
+    out = io.BytesIO()
+    writer = BundleWriter(out)
+    writer.header({k: v for k, v in header.items() if k != "kind"})
+    digests = {name: TableDigest() for name in header["tables"]}
+    for number, raw in enumerate(parts[1:-2]):
+        record = json.loads(raw)
+        line = raw.decode()
+        if number == len(parts) // 2:  # the row's closing brace goes missing, then re-signed
+            body = line[:line.rindex(',"sha256":"')].removesuffix("}")
+            checksum = hashlib.sha256(
+                f'{body},"table":"{record["table"]}"}}'.encode()).hexdigest()
+            line = f'{body},"sha256":"{checksum}","table":"{record["table"]}"}}'
+            broken = record["table"]
+        else:
+            checksum = record["sha256"]
+        writer.record(line)
+        digests[record["table"]].add(checksum)
+    writer.trailer(digests)
+    path = tmp_path / "signed-garbage.jsonl"
+    path.write_bytes(out.getvalue())
+    with pytest.raises(BundleError, match="not a JSON line"):
+        db.bundles.verify(path)
+    signed_garbage = r"line \d+\): not a JSON line \(or the file changed"
+    with pytest.raises(BundleError, match=signed_garbage) as refused:
+        db.bundles.import_bundle(path)
+    assert broken in {t.name for t in TABLES} and refused.value.code == "invalid_bundle"
+    assert set(row_counts(db, tmp_path).values()) == {0}

@@ -24,11 +24,6 @@ from ctxdb.service import Ctxdb
 
 
 @pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
-@pytest.fixture
 def agent(db: Ctxdb, pid: str) -> str:
     return str(db.instances.launch(pid, instance_id="builder-1")["instance_id"])
 

@@ -25,11 +25,6 @@ from ctxdb.service import Ctxdb
 
 
 @pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
-@pytest.fixture
 def sid(db: Ctxdb, pid: str) -> str:
     return str(db.conversations.create(pid, "shop-bot", "u1")["session_id"])
 

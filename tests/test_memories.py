@@ -25,11 +25,6 @@ from ctxdb.service.memories import MUST_NOT_EXIST
 NS = "user:prefs"
 
 
-@pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
 def audit_actions(db: Ctxdb, pid: str) -> list[str]:
     return [row["action"] for row in reversed(db.audit_log(project_id=pid))
             if row["entity_type"] == "memory"]

@@ -24,11 +24,6 @@ LONG = 60.0
 
 
 @pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
-@pytest.fixture
 def fleet(db: Ctxdb, pid: str) -> dict[str, str]:
     """Three instances: two reviewers and a coder."""
     for name, role in (("rev-1", "reviewer"), ("rev-2", "reviewer"), ("coder", "coder")):

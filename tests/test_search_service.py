@@ -21,11 +21,6 @@ from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Migrator, Tx, connect_storage
 
 
-@pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
 def found(db: Ctxdb, pid: str, query: str, **filters: Any) -> list[tuple[str, Any]]:
     return [(hit["kind"], hit["id"]) for hit in db.search.search(pid, query, **filters)]
 

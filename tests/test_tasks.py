@@ -27,11 +27,6 @@ SHORT = 0.2  # seconds: a lease the tests let run out
 
 
 @pytest.fixture
-def pid(project: dict[str, Any]) -> str:
-    return str(project["project_id"])
-
-
-@pytest.fixture
 def worker(db: Ctxdb, pid: str) -> str:
     return str(db.instances.launch(pid, instance_id="worker-1")["instance_id"])
 

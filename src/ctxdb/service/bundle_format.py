@@ -350,7 +350,10 @@ def read_records(path: Path, manifest: Manifest) -> Iterator[tuple[str, dict[str
             try:
                 record = _PLAIN_DECODER.raw_decode(raw.decode("utf-8"))[0]
             except (ValueError, UnicodeDecodeError):
-                raise _changed() from None
+                # Its bytes matched its checksum when verified: its writer signed a line that
+                # is no JSON, or the file changed since.
+                raise _damaged("not a JSON line (or the file changed while it was being "
+                               "imported)", number) from None
             if isinstance(record, dict) and record.get("kind") == "trailer":
                 break
             name, row = checker.check_record(record, number)
