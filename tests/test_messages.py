@@ -3,16 +3,21 @@ delivery with a visibility timeout, acknowledgement, refusals, audit rows and pr
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from ctxdb.errors import (
+    CtxdbError,
     InstanceNotFoundError,
     InvalidContentError,
     InvalidIdentifierError,
     InvalidPriorityError,
+    MemoryNotFoundError,
     MessageNotFoundError,
     ProjectNotFoundError,
     ValidationError,
@@ -236,3 +241,55 @@ def test_promote_to_context_is_idempotent(db: Ctxdb, pid: str, fleet: dict[str, 
     assert (kept["created_by"], kept["metadata"]["sender"]) == (None, "user:test")
     with pytest.raises(InvalidPriorityError):
         db.messages.promote(message_id, "context", priority="URGENT")
+
+
+@pytest.mark.parametrize("to", ["memory", "context"])
+def test_a_promotion_is_one_transaction(db: Ctxdb, pid: str, fleet: dict[str, str],
+                                        settings: Any, to: str) -> None:
+    """When the promotion's own audit row cannot be written, the memory or item it wrote is
+    rolled back with it: nothing of a failed promotion remains."""
+    message_id = db.messages.send(pid, "broadcast", None, {"keep": "me"},
+                                  sender="coder")["message_id"]
+    before = len(db.audit_log(pid, limit=1000))
+    with refused_audit(settings, "message.promote"), \
+            pytest.raises(CtxdbError, match="no promotions today"):
+        db.messages.promote(message_id, to, namespace="team", key="kept")
+    with pytest.raises(MemoryNotFoundError):
+        db.memories.get(pid, "team", "kept")
+    assert db.context.counts(pid)["HIGH"]["items"] == 0
+    assert len(db.audit_log(pid, limit=1000)) == before
+    assert db.messages.promote(message_id, to, namespace="team", key="kept")  # works again
+
+
+@contextmanager
+def refused_audit(settings: Any, action: str) -> Iterator[None]:
+    """A trigger that refuses audit rows of ``action`` (dropped afterwards: PostgreSQL's
+    database is shared by the tests)."""
+    if settings.is_postgres:
+        import psycopg
+
+        with psycopg.connect(settings.url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse_promotions() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN RAISE EXCEPTION 'no promotions today'; END $$")
+            conn.execute(
+                f"CREATE TRIGGER refuse_promotions BEFORE INSERT ON audit_log FOR EACH ROW "
+                f"WHEN (NEW.action = '{action}') EXECUTE FUNCTION refuse_promotions()")
+        try:
+            yield
+        finally:
+            with psycopg.connect(settings.url, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER refuse_promotions ON audit_log")
+                conn.execute("DROP FUNCTION refuse_promotions()")
+        return
+    conn = sqlite3.connect(settings.sqlite_path)
+    try:
+        conn.execute(f"CREATE TRIGGER refuse_promotions BEFORE INSERT ON audit_log "
+                     f"WHEN new.action = '{action}' "
+                     f"BEGIN SELECT RAISE(ABORT, 'no promotions today'); END")
+        conn.commit()
+        yield
+    finally:
+        conn.execute("DROP TRIGGER IF EXISTS refuse_promotions")
+        conn.commit()
+        conn.close()

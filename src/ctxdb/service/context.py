@@ -37,8 +37,9 @@ MAX_SEARCH_RESULTS = 200
 MAX_QUERY_LENGTH = 1_000
 
 
-class _KeyTaken(Exception):
-    """An item with this idempotency key exists: abandon the transaction, return that item."""
+class KeyTaken(Exception):
+    """An item with this idempotency key was stored by a concurrent transaction after this
+    one looked: abandon the transaction (it drew a sequence number), and run it again."""
 
 
 def require_item(tx: Tx, item_id: int) -> dict[str, Any]:
@@ -100,14 +101,21 @@ class ContextService:
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Store one item. Storing again with the same ``idempotency_key`` returns the first."""
-        values = self._validated_item(project_id, content, priority, content_type, phase_id,
+        values = self.item_values(project_id, content, priority, content_type, phase_id,
                                       metadata, created_by, token_count, idempotency_key)
         try:
             return self.storage.write(lambda tx: self._insert(tx, values, actor))
-        except _KeyTaken:
+        except KeyTaken:
             # Stored before (a repeated call, or a retry whose first attempt committed). The
             # transaction that found out was rolled back, so it consumed no sequence number.
             return self.storage.read(lambda tx: self._stored_item(tx, values))
+
+    def store_in_tx(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
+        """:meth:`store` inside the caller's write transaction, with ``values`` from
+        :meth:`item_values`: the item stored before with the same key, or the new item.
+        Raises :class:`KeyTaken` when a concurrent store took the key meanwhile; the caller
+        abandons its transaction and runs it again."""
+        return self._stored_before(tx, values) or self._insert(tx, values, actor)
 
     @classmethod
     def _stored_item(cls, tx: Tx, values: dict[str, Any]) -> dict[str, Any]:
@@ -124,11 +132,12 @@ class ContextService:
                           idempotency_key=values["idempotency_key"])
         return None if existing is None else require_item(tx, existing["item_id"])
 
-    def _validated_item(
+    def item_values(
         self, project_id: str, content: Any, priority: str, content_type: str,
         phase_id: int | None, metadata: dict[str, Any] | None, created_by: str | None,
         token_count: int | None, idempotency_key: str | None,
     ) -> dict[str, Any]:
+        """The checked column values of a new item (typed errors for bad input)."""
         content_json = encode_json(content, "content", self.settings.max_content_bytes)
         if token_count is None:
             token_count = estimate_tokens(content_json)
@@ -148,7 +157,7 @@ class ContextService:
         }
 
     def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
-        """Insert the item and its audit row; raises ``_KeyTaken`` if the key is already used.
+        """Insert the item and its audit row; raises ``KeyTaken`` if the key is already used.
 
         The idempotency check is the insert itself (``ON CONFLICT DO NOTHING`` on the key),
         which saves a statement per store. When it finds the key taken, the sequence number is
@@ -158,7 +167,7 @@ class ContextService:
         sequence = tx.value("next_sequence", project_id=project_id)
         if sequence is None:  # no such active project: say which, unless stored before
             if self._stored_before(tx, values) is not None:
-                raise _KeyTaken
+                raise KeyTaken
             require_project(tx, project_id, active=True)
             # The project was committed by another transaction after the first look
             # (PostgreSQL, read committed): it is visible now, so draw the number again.
@@ -173,7 +182,7 @@ class ContextService:
             require_instance(tx, values["created_by"], project_id)
         item_id = tx.value("insert_item", sequence_number=sequence, **values)
         if item_id is None:
-            raise _KeyTaken
+            raise KeyTaken
         audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
               "context_item", item_id, project_id, priority=values["priority"],
               sequence_number=sequence, token_count=values["token_count"])
@@ -204,7 +213,7 @@ class ContextService:
         """Replace an item by a new one; the old one stays, marked superseded, for history."""
         check_non_negative_int(item_id, "item_id")
         old = self.storage.read(lambda tx: require_item(tx, item_id))
-        values = self._validated_item(
+        values = self.item_values(
             old["project_id"], content, priority or old["priority"],
             content_type or old["content_type"], old["phase_id"],
             old["metadata"] if metadata is None else metadata, created_by, token_count,

@@ -28,6 +28,7 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.errors import MessageNotFoundError, ValidationError
 from ctxdb.service.common import audit
+from ctxdb.service.context import KeyTaken
 from ctxdb.service.instances import require_instance
 from ctxdb.service.memories import check_namespace
 from ctxdb.service.projects import require_project
@@ -220,10 +221,9 @@ class MessageService:
         value is the body) or as a context item (``to="context"``, with ``priority``; its
         content is the subject and body, the message id and sender in its metadata).
 
-        The write goes through :class:`MemoryService` / :class:`ContextService` (their own
-        transaction and audit row), followed by a ``message.promote`` audit row. Promoting a
-        message to context twice returns the first item (its idempotency key is the
-        message's)."""
+        One transaction: the memory's new version or the item, with their audit rows, and a
+        ``message.promote`` audit row. Promoting a message to context twice returns the first
+        item (its idempotency key is the message's)."""
         check_message_id(message_id)
         try:
             target = PromotionTarget(to if isinstance(to, str) else repr(to))
@@ -238,37 +238,48 @@ class MessageService:
         else:
             Priority.parse(priority)
         actor = check_identifier(actor or self.settings.actor, "actor")
-        message = self.get(message_id, project_id=project_id)
-        pid = message["project_id"]
-        if target is PromotionTarget.MEMORY:
-            result = self.memories.put(pid, str(namespace), str(key), message["body"],
-                                       actor=actor)
-            details: dict[str, Any] = {"namespace": namespace, "key": key,
-                                       "version": result["version"]}
-        else:
-            result = self.context.store(
-                pid, {"subject": message["subject"], "body": message["body"]}, priority,
-                "message", metadata={"message_id": message_id, "sender": message["sender"]},
-                created_by=self._sender_instance(message),
-                idempotency_key=f"message-{message_id}",
-                actor=actor)
-            details = {"item_id": result["item_id"], "priority": result["priority"]}
 
-        def record(tx: Tx) -> None:
+        def unit(tx: Tx) -> dict[str, Any]:
+            message = require_message(tx, message_id, project_id)
+            pid = message["project_id"]
+            if target is PromotionTarget.MEMORY:
+                result = self._to_memory(tx, message, str(namespace), str(key), actor)
+                details: dict[str, Any] = {"namespace": namespace, "key": key,
+                                           "version": result["version"]}
+            else:
+                result = self._to_context(tx, message, priority, actor)
+                details = {"item_id": result["item_id"], "priority": result["priority"]}
             audit(tx, actor, "message.promote", "message", message_id, pid, to=target.value,
                   **details)
+            return result
 
-        self.storage.write(record)
-        return result
+        try:
+            return self.storage.write(unit)
+        except KeyTaken:  # a concurrent promotion stored the item first: this one finds it
+            return self.storage.write(unit)
 
-    def _sender_instance(self, message: dict[str, Any]) -> str | None:
+    def _to_memory(self, tx: Tx, message: dict[str, Any], namespace: str, key: str,
+                   actor: str) -> dict[str, Any]:
+        require_project(tx, message["project_id"], active=True)
+        value = encode_json(message["body"], "message body", self.settings.max_content_bytes)
+        return self.memories.put_in_tx(tx, message["project_id"], namespace, key, value,
+                                       kind=None, expected_version=None, ttl_seconds=None,
+                                       actor=actor)
+
+    def _to_context(self, tx: Tx, message: dict[str, Any], priority: str,
+                    actor: str) -> dict[str, Any]:
+        values = self.context.item_values(
+            message["project_id"], {"subject": message["subject"], "body": message["body"]},
+            priority, "message", None,
+            {"message_id": message["message_id"], "sender": message["sender"]},
+            self._sender_instance(tx, message), None, f"message-{message['message_id']}")
+        return self.context.store_in_tx(tx, values, actor)
+
+    @staticmethod
+    def _sender_instance(tx: Tx, message: dict[str, Any]) -> str | None:
         """The sender if it is an instance of the message's project (a context item's
         ``created_by`` names an instance), else ``None``: the sender was an actor."""
-
-        def unit(tx: Tx) -> str | None:
-            row = tx.one("get_instance", instance_id=message["sender"])
-            if row is None or row["project_id"] != message["project_id"]:
-                return None
-            return str(message["sender"])
-
-        return self.storage.read(unit)
+        row = tx.one("get_instance", instance_id=message["sender"])
+        if row is None or row["project_id"] != message["project_id"]:
+            return None
+        return str(message["sender"])
