@@ -49,7 +49,9 @@ def test_quick_sqlite_run_prints_a_ratio_table(tmp_path: Path) -> None:
 
 
 DATA_OPS = ("export to a bundle", "import a bundle", "db copy SQLite → PostgreSQL, whole command",
-            "db copy SQLite → PostgreSQL, copy phase")
+            "db copy SQLite → PostgreSQL, copy phase",
+            "db copy, whole command, vs COPY indexing once",
+            "db copy, copy phase, vs COPY indexing once")
 DATA_ROW = re.compile(r"^(?P<operation>.+?)\s{2,}(?:sqlite|sqlite→postgres)\s+[\d,.]+ ops/s\s+"
                       r"[\d,.]+ ops/s\s+(?P<ratio>\d+\.\d\d)x\s+>= [\d,.]+(?:x| ops/s)\s+\d+\s+"
                       r"(?:PASS|FAIL)\s*$")
