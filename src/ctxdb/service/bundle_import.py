@@ -25,6 +25,7 @@ from ctxdb.service.records import RowCodec
 from ctxdb.storage.base import Tx
 from ctxdb.storage.bulk import (
     TableSql,
+    bulk_page_cache,
     find_row,
     finish_table,
     insert_rows,
@@ -151,16 +152,17 @@ def import_records(tx: Tx, dialect: Dialect, path: Path, manifest: Manifest,
     suspended = None
     if options.write and all(is_empty(tx, TableSql(t, t.key, dialect)) for t in TABLES):
         suspended = suspend_derived_triggers(tx, dialect)
-    for name, row, checksum in read_records(path, manifest):
-        if current is None or current.table.name != name:
-            if current is not None:
-                done[current.table.name] = current.finish()
-            current = _start_table(tx, dialect, name, manifest, options, done)
-        current.add(row, checksum)
-    if current is not None:
-        done[current.table.name] = current.finish()
-    if suspended is not None:
-        rebuild_derived(tx, dialect, suspended)
+    with bulk_page_cache(tx, dialect):
+        for name, row, checksum in read_records(path, manifest):
+            if current is None or current.table.name != name:
+                if current is not None:
+                    done[current.table.name] = current.finish()
+                current = _start_table(tx, dialect, name, manifest, options, done)
+            current.add(row, checksum)
+        if current is not None:
+            done[current.table.name] = current.finish()
+        if suspended is not None:
+            rebuild_derived(tx, dialect, suspended)
     for table in manifest.tables():  # tables without records
         done.setdefault(table.name, TableCounts())
     return done

@@ -34,6 +34,7 @@ from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx, connect_storage
 from ctxdb.storage.bulk import (
     TableSql,
+    bulk_page_cache,
     count_rows,
     delete_all,
     finish_table,
@@ -150,10 +151,11 @@ def _fill(target: Tx, source: Tx, source_sql: list[TableSql], writer: Storage, f
     for name in reversed([s.table.name for s in source_sql]) if filled else ():
         delete_all(target, target_sql[name])  # children first
     suspended = suspend_derived_triggers(target, writer.dialect)
-    for sql in source_sql:
-        _copy_table(target, source, sql, target_sql[sql.table.name], batch_size, progress)
-    if suspended is not None:
-        rebuild_derived(target, writer.dialect, suspended)
+    with bulk_page_cache(target, writer.dialect):
+        for sql in source_sql:
+            _copy_table(target, source, sql, target_sql[sql.table.name], batch_size, progress)
+        if suspended is not None:
+            rebuild_derived(target, writer.dialect, suspended)
 
 
 def _copy_table(target: Tx, source: Tx, read: TableSql, write: TableSql, batch_size: int,

@@ -66,6 +66,10 @@ class Dialect:
     copy_in: Callable[[str, str], str] | None  # (table, columns) -> bulk load from the client
     # (table, identity column) -> move the column's counter past the ids the table holds
     advance_identity: Callable[[str, str], str] | None
+    # The connection's page cache in KiB (a query with one column), and a statement that sets
+    # it: a bulk load enlarges it for its duration. None where the cache is the server's.
+    cache_kib: str | None
+    set_cache_kib: Callable[[int], str] | None
     # Triggers whose name starts with :prefix: name, table_name, sql (SQLite's CREATE text)
     # and whether this session may switch them off (PostgreSQL: it owns the table).
     triggers_named: str
@@ -116,6 +120,11 @@ SQLITE = Dialect(
     copy_in=None,
     # AUTOINCREMENT records the largest id ever inserted, explicit ones included.
     advance_identity=None,
+    # cache_size is pages when positive, KiB when negative.
+    cache_kib=("SELECT CASE WHEN cache_size < 0 THEN -cache_size "
+               "ELSE cache_size * (SELECT page_size FROM pragma_page_size) / 1024 END AS kib "
+               "FROM pragma_cache_size"),
+    set_cache_kib=lambda kib: f"PRAGMA cache_size = -{int(kib)}",
     triggers_named=("SELECT name, tbl_name AS table_name, sql, 1 AS owned FROM sqlite_master "
                     "WHERE type = 'trigger' AND substr(name, 1, length(:prefix)) = :prefix "
                     "ORDER BY name"),
@@ -156,6 +165,8 @@ POSTGRES = Dialect(
         f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
         f"(SELECT coalesce(max({column}), 0) + 1 FROM {table})), false)"
     ),
+    cache_kib=None,  # shared_buffers belong to the server
+    set_cache_kib=None,
     triggers_named=(
         "SELECT t.tgname AS name, c.relname AS table_name, '' AS sql, "
         "pg_has_role(c.relowner, 'USAGE') AS owned FROM pg_trigger t "
