@@ -292,3 +292,25 @@ def test_both_dialects_end_at_equivalent_schemas(pg_url: str, tmp_path: Path) ->
         assert lite["columns"][table] == pg["columns"][table], table
     assert lite["indexes"] == pg["indexes"]
     assert len(lite["indexes"]) >= 10
+
+
+def test_the_lean_audit_log_keeps_every_row_and_id(fresh_url: str, tmp_path: Path) -> None:
+    """Migration 0010 rebuilds SQLite's audit_log (and drops indexes on both): the rows and
+    their ids stay, new rows are numbered after them, and going back down keeps them too."""
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=True)
+    with Ctxdb.open(settings) as db:
+        migrator = db.migrator()
+        migrator.downgrade(9)
+        for name in ("one", "two", "three"):
+            db.projects.create(name)
+        before = db.audit_log(limit=100)
+        assert len(before) == 3
+        migrator.upgrade(10)
+        assert db.audit_log(limit=100) == before
+        db.projects.create("four")
+        after = db.audit_log(limit=100)
+        assert after[1:] == before and after[0]["audit_id"] > before[0]["audit_id"]
+        migrator.downgrade(9)
+        assert db.audit_log(limit=100) == after
+        migrator.upgrade()
+        assert db.audit_log(limit=100) == after
