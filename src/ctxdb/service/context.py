@@ -102,7 +102,7 @@ class ContextService:
     ) -> dict[str, Any]:
         """Store one item. Storing again with the same ``idempotency_key`` returns the first."""
         values = self.item_values(project_id, content, priority, content_type, phase_id,
-                                      metadata, created_by, token_count, idempotency_key)
+                                  metadata, created_by, token_count, idempotency_key)
         try:
             return self.storage.write(lambda tx: self._insert(tx, values, actor))
         except KeyTaken:

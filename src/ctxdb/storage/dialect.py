@@ -118,7 +118,8 @@ SQLITE = Dialect(
     bytewise=lambda column: column,  # BINARY, SQLite's default collation
     snapshot="",  # a read transaction already sees one snapshot from its first read on
     copy_in=None,
-    # AUTOINCREMENT records the largest id ever inserted, explicit ones included.
+    # A new rowid is past the largest id in the table (AUTOINCREMENT: ever inserted), explicit
+    # ones included.
     advance_identity=None,
     # cache_size is pages when positive, KiB when negative.
     cache_kib=("SELECT CASE WHEN cache_size < 0 THEN -cache_size "
