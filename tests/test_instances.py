@@ -188,6 +188,14 @@ def test_reviving_respects_the_limit(make_settings: Any) -> None:
         with pytest.raises(TooManyInstancesError):
             db.instances.launch(project_id, instance_id=old)
         assert db.instances.get(old)["status"] == "crashed"
+        # Nor does a heartbeat or a status change bring it back over the limit.
+        with pytest.raises(TooManyInstancesError):
+            db.instances.heartbeat(old)
+        for status in ("active", "idle"):
+            with pytest.raises(TooManyInstancesError):
+                db.instances.set_status(old, status)
+        assert db.instances.get(old)["status"] == "crashed"
+        assert db.instances.set_status(old, "completed")["status"] == "completed"
 
 
 def test_instance_id_of_another_project_is_refused(db: Ctxdb) -> None:

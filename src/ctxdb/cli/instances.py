@@ -87,7 +87,8 @@ def list_command(app: Application, project_id: str | None, status: str | None,
 @pass_app
 def heartbeat_command(app: Application, instance_id: str, phase_id: int | None,
                       as_json: bool) -> None:
-    """Record that an instance is alive (a crashed one that beats again is revived)."""
+    """Record that an instance is alive (a crashed one that beats again is revived, if the
+    project has room for one more live instance)."""
     show_instance(app.db().instances.heartbeat(instance_id, phase_id), as_json)
 
 

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ctxdb.domain.ids import new_instance_id
-from ctxdb.domain.models import InstanceStatus, parse_status
+from ctxdb.domain.models import LIVE_INSTANCE_STATUSES, InstanceStatus, parse_status
 from ctxdb.domain.validation import (
     MAX_INTEGER,
     check_identifier,
@@ -151,6 +151,16 @@ class InstanceService(Service):
               previous_status=existing["status"])
         return require_instance(tx, instance_id)
 
+    def _room_to_revive(self, tx: Tx, instance: dict[str, Any]) -> None:
+        """A crashed instance that comes back counts again: as for a new one, the project
+        must have room for it (silent instances are crashed first, so they hold none)."""
+        if instance["status"] in LIVE_INSTANCE_STATUSES:
+            return
+        project_id = instance["project_id"]
+        tx.one("lock_project", project_id=project_id)  # counts serialize, as in register
+        reap_stale(tx, self.settings, self.settings.actor, project_id)
+        self._check_room(tx, project_id)
+
     def _check_room(self, tx: Tx, project_id: str) -> None:
         live = tx.value("count_live_instances", project_id=project_id)
         limit = self.settings.max_instances_per_project
@@ -180,7 +190,8 @@ class InstanceService(Service):
     def heartbeat(
         self, instance_id: str, phase_id: int | None = None, actor: str | None = None
     ) -> dict[str, Any]:
-        """Record that the instance is alive; a crashed instance that beats again is revived."""
+        """Record that the instance is alive; a crashed instance that beats again is revived
+        (``TooManyInstancesError`` when its project has no room for another live one)."""
 
         def unit(tx: Tx) -> dict[str, Any]:
             instance = require_instance(tx, instance_id)
@@ -191,6 +202,7 @@ class InstanceService(Service):
                 )
             if phase_id is not None:
                 require_phase(tx, phase_id, instance["project_id"])
+            self._room_to_revive(tx, instance)
             tx.execute("heartbeat_instance", instance_id=instance_id, phase_id=phase_id)
             audit(tx, actor or instance_id, "instance.heartbeat", "instance", instance_id,
                   instance["project_id"], previous_status=instance["status"])
@@ -210,6 +222,8 @@ class InstanceService(Service):
                     f"instance {instance_id!r} has ended; it cannot become {target.value}",
                     instance_id=instance_id,
                 )
+            if target in LIVE_INSTANCE_STATUSES:
+                self._room_to_revive(tx, instance)
             tx.execute("set_instance_status", instance_id=instance_id, status=target.value)
             audit(tx, actor or self.settings.actor, f"instance.{target.value}", "instance",
                   instance_id, instance["project_id"], previous_status=instance["status"])
