@@ -142,10 +142,7 @@ class InstanceService(Service):
                 f"not {fields['project_id']!r}",
                 instance_id=instance_id,
             )
-        if existing["status"] not in ("active", "idle"):
-            # As for a new instance: silent ones are crashed first, so they hold no room.
-            reap_stale(tx, self.settings, self.settings.actor, fields["project_id"])
-            self._check_room(tx, fields["project_id"])
+        self._room_to_revive(tx, existing)
         tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
         audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
               previous_status=existing["status"])
