@@ -406,6 +406,16 @@ def test_codex_keeps_a_feature_switch_the_user_had_set(setup: Setup) -> None:
     assert config.read_text(encoding="utf-8") == original
 
 
+def test_codex_feature_switch_goes_under_the_last_setting_not_the_next_tables_comment(
+        setup: Setup) -> None:
+    files = setup.seed("codex", "user")
+    setup.ok("codex", "--scope", "user")
+    text = files["config"].read_text(encoding="utf-8")
+    features = text.split("[features]\n", 1)[1].split("\n\n# documentation server\n", 1)[0]
+    assert features.splitlines()[0] == "web_search = true  # keep"
+    assert features.splitlines()[1].startswith("codex_hooks = true")
+
+
 def test_a_file_keeps_its_indentation_and_permissions(setup: Setup) -> None:
     path = setup.home / ".claude.json"
     original = json.dumps({"numStartups": 7, "projects": {"/x": {"allowedTools": []}}},

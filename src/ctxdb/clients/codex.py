@@ -109,14 +109,26 @@ def _enable_feature(document: Any, path: Path) -> list[str]:
         return [f"set [features] {FEATURE} = true"]
     flag = tomlkit.item(True)
     flag.comment(MARKER)
-    keys = list(features.keys())
-    if FEATURE in features or not keys:
+    _put_after_last_setting(features, flag)
+    return [f"set [features] {FEATURE} = true"]
+
+
+def _put_after_last_setting(features: Table, flag: Item) -> None:
+    """Sets the flag right after the table's last setting.
+
+    Appending would put it below the comments that introduce the next table, which the
+    parser files under this one. tomlkit has no public insert, so its long-standing
+    `_insert_at` is used when present; without it (a future tomlkit) the flag is
+    appended, which is the same TOML, only placed lower.
+    """
+    body = features.value.body
+    settings = [index for index, (key, _) in enumerate(body) if key is not None]
+    insert_at = getattr(features.value, "_insert_at", None)
+    after_last = settings[-1] + 1 if settings else len(body)
+    if FEATURE in features or insert_at is None or after_last >= len(body):
         features[FEATURE] = flag
     else:
-        # Right after the table's last setting: appending would put the flag below the
-        # comments that introduce the next table.
-        features.value._insert_after(keys[-1], FEATURE, flag)
-    return [f"set [features] {FEATURE} = true"]
+        insert_at(after_last, FEATURE, flag)
 
 
 def _disable_feature(document: Any, path: Path) -> list[str]:
