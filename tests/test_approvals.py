@@ -13,6 +13,7 @@ from ctxdb.errors import (
     ApprovalGateNotFoundError,
     ApprovalTimeoutError,
     ConflictError,
+    IdempotencyConflictError,
     InvalidContentError,
     InvalidStatusError,
     InvalidTransitionError,
@@ -99,8 +100,14 @@ def test_concurrent_decisions_one_wins(db: Ctxdb, pid: str) -> None:
 
 def test_request_is_idempotent_by_key(db: Ctxdb, pid: str) -> None:
     first = db.approvals.request(pid, "deploy", {"v": 1}, idempotency_key="deploy-v1")
-    again = db.approvals.request(pid, "deploy", {"v": 2}, idempotency_key="deploy-v1")
-    assert again == first
+    audit_before = db.audit_log()
+    assert db.approvals.request(pid, "deploy", {"v": 1}, idempotency_key="deploy-v1") == first
+    with pytest.raises(IdempotencyConflictError) as refused:
+        db.approvals.request(pid, "deploy", {"v": 2}, title="v2", idempotency_key="deploy-v1")
+    assert refused.value.details == {"idempotency_key": "deploy-v1",
+                                     "fields": ["request", "title"],
+                                     "gate_id": first["gate_id"]}
+    assert db.audit_log() == audit_before
     other = db.projects.create("Other")["project_id"]
     elsewhere = db.approvals.request(other, "deploy", idempotency_key="deploy-v1")
     assert elsewhere["gate_id"] != first["gate_id"]

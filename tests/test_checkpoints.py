@@ -10,6 +10,7 @@ from ctxdb.errors import (
     CheckpointNotFoundError,
     ConflictError,
     ContentTooLargeError,
+    IdempotencyConflictError,
     InstanceNotFoundError,
     InvalidContentError,
     InvalidTransitionError,
@@ -70,7 +71,11 @@ def test_list_filters_and_pages(db: Ctxdb, pid: str, agent: str) -> None:
 
 def test_save_is_idempotent_by_key(db: Ctxdb, pid: str, agent: str) -> None:
     first = db.checkpoints.save(agent, {"n": 1}, idempotency_key="step-1")
-    assert db.checkpoints.save(agent, {"n": 2}, idempotency_key="step-1") == first
+    assert db.checkpoints.save(agent, {"n": 1}, idempotency_key="step-1") == first
+    with pytest.raises(IdempotencyConflictError) as refused:
+        db.checkpoints.save(agent, {"n": 2}, idempotency_key="step-1")
+    assert refused.value.details["fields"] == ["state"]
+    assert "checkpoint " + str(first["checkpoint_id"]) in refused.value.message
     assert len(db.checkpoints.list(pid)) == 1
 
 

@@ -30,7 +30,11 @@ def test_create_state_append_events_and_close(run: Cli, pid: str) -> None:
     first = run.ok("session", "append", sid, "user", "hello", "--text", "--key", "m1",
                    "--metadata", '{"lang": "en"}')
     assert (first["sequence"], first["content"], first["metadata"]) == (1, "hello", {"lang": "en"})
-    assert run.ok("session", "append", sid, "user", '"again"', "--key", "m1") == first
+    assert run.ok("session", "append", sid, "user", "hello", "--text", "--key", "m1",
+                  "--metadata", '{"lang": "en"}') == first
+    refused = run.fails(4, "session", "append", sid, "user", '"again"', "--key", "m1")
+    assert "idempotency key 'm1' already names event" in refused
+    assert "another content and metadata" in refused
     run.ok("session", "append", sid, "assistant", '{"text": "hi"}')
     run.ok("session", "append", sid, "tool", "42")
     events = run.ok("session", "events", sid)

@@ -50,7 +50,10 @@ def test_approval_request_list_show_decide(run: Cli, pid: str, inst: str) -> Non
                   "--title", "Ship 2.1", "--instance", inst, "--key", "ship-2.1")
     assert (gate["gate_id"], gate["status"], gate["request"], gate["requested_by"]) == (
         1, "pending", {"version": "2.1"}, inst)
-    assert run.ok("approval", "request", "-p", pid, "deploy", "--key", "ship-2.1") == gate
+    assert run.ok("approval", "request", "-p", pid, "deploy", '{"version": "2.1"}',
+                  "--title", "Ship 2.1", "--instance", inst, "--key", "ship-2.1") == gate
+    assert "idempotency key 'ship-2.1' already names approval gate 1" in run.fails(
+        4, "approval", "request", "-p", pid, "deploy", "--key", "ship-2.1")
     plan = run.ok("approval", "request", "-p", pid, "plan")
     assert plan["request"] == {}
     assert [g["gate_id"] for g in run.ok("approval", "list", "-p", pid, "--status",

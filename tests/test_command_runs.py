@@ -12,6 +12,7 @@ from ctxdb.errors import (
     CommandRunNotFoundError,
     ConflictError,
     ContentTooLargeError,
+    IdempotencyConflictError,
     InstanceNotFoundError,
     InvalidContentError,
     InvalidStatusError,
@@ -121,9 +122,16 @@ def test_record_a_finished_run_in_one_step(db: Ctxdb, pid: str, agent: str) -> N
 
 
 def test_creating_is_idempotent_by_key(db: Ctxdb, pid: str) -> None:
-    first = db.commands.queue(pid, "pytest", idempotency_key="ci-42")
-    assert db.commands.queue(pid, "other", idempotency_key="ci-42") == first
-    assert db.commands.record(pid, "other", exit_code=0, idempotency_key="ci-42") == first
+    first = db.commands.queue(pid, "pytest", ["-q"], idempotency_key="ci-42")
+    assert db.commands.queue(pid, "pytest", ["-q"], idempotency_key="ci-42") == first
+    # The retry of a queued run that has started since finds it as it is now.
+    started = db.commands.start(first["run_id"])
+    assert db.commands.queue(pid, "pytest", ["-q"], idempotency_key="ci-42") == started
+    for other in (("other", ["-q"]), ("pytest", ["-x"])):
+        with pytest.raises(IdempotencyConflictError) as refused:
+            db.commands.record(pid, *other, exit_code=0, idempotency_key="ci-42")
+        assert refused.value.details["run_id"] == first["run_id"]
+    assert refused.value.details["fields"] == ["arguments"]
     assert [r["run_id"] for r in db.commands.list(pid)] == [first["run_id"]]
 
 

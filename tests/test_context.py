@@ -8,6 +8,7 @@ import pytest
 
 from ctxdb.errors import (
     ContextItemNotFoundError,
+    IdempotencyConflictError,
     InstanceNotFoundError,
     InvalidTransitionError,
     ProjectNotFoundError,
@@ -80,8 +81,16 @@ def test_idempotency_key(db: Ctxdb, project: dict[str, Any]) -> None:
     assert again["item_id"] == first["item_id"]
     assert again["sequence_number"] == first["sequence_number"]
     assert db.context.counts(project_id)["HIGH"]["items"] == 1
+    assert again == first  # the same summary, the first time and on a retry
+    for changed in ({"content": {"v": 2}}, {"priority": "LOW"}, {"content_type": "diff"},
+                    {"metadata": {"source": "elsewhere"}}):
+        request = {"content": {"v": 1}, "priority": "HIGH", **changed}
+        with pytest.raises(IdempotencyConflictError) as refused:
+            db.context.store(project_id, idempotency_key="hook-42", **request)
+        assert refused.value.details == {"idempotency_key": "hook-42", "fields": list(changed),
+                                         "item_id": first["item_id"]}
     assert db.audit_log() == audit_before
-    # The repeated store consumed no sequence number either.
+    # The repeated and the refused stores consumed no sequence number either.
     assert db.context.store(project_id, "next")["sequence_number"] == \
         first["sequence_number"] + 1
     other = db.projects.create("other")["project_id"]  # keys are scoped to a project

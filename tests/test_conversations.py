@@ -11,6 +11,7 @@ import pytest
 from ctxdb.errors import (
     ConflictError,
     ContentTooLargeError,
+    IdempotencyConflictError,
     InstanceNotFoundError,
     InvalidContentError,
     InvalidIdentifierError,
@@ -145,8 +146,11 @@ def test_events_page_by_sequence(db: Ctxdb, sid: str) -> None:
 
 def test_idempotent_append_returns_the_first_event(db: Ctxdb, pid: str, sid: str) -> None:
     first = db.conversations.append(sid, "user", "once", idempotency_key="msg-1")
-    again = db.conversations.append(sid, "assistant", "different", idempotency_key="msg-1")
+    again = db.conversations.append(sid, "user", "once", idempotency_key="msg-1")
     assert again == first and first["idempotency_key"] == "msg-1"
+    with pytest.raises(IdempotencyConflictError) as refused:
+        db.conversations.append(sid, "assistant", "different", idempotency_key="msg-1")
+    assert refused.value.details["fields"] == ["content", "role"]
     other = db.conversations.create(pid, "shop-bot", "u2")["session_id"]
     theirs = db.conversations.append(other, "user", "theirs", idempotency_key="msg-1")
     assert theirs["sequence"] == 1 and theirs["event_id"] != first["event_id"]

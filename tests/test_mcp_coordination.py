@@ -127,7 +127,11 @@ def test_approvals_request_and_status(settings: Settings, tmp_path: Path, db: Ct
                                     f"requested by {agent} at ")
         assert "gate_id=1" in requested
         assert await client.text("approval_request", gate_type="deploy",
-                                 idempotency_key="ship-2.1") == requested
+                                 request={"version": "2.1"}, title="Ship 2.1",
+                                 instance_id=agent, idempotency_key="ship-2.1") == requested
+        reused = await client.error("approval_request", gate_type="deploy",
+                                    idempotency_key="ship-2.1")
+        assert "already names approval gate 1" in reused and "[idempotency_conflict]" in reused
         assert (await client.text("approval_status", gate_id=1)).startswith(
             "Approval gate 1 [deploy] (Ship 2.1) is pending")
         timer = threading.Timer(0.5, approve_soon)

@@ -13,6 +13,7 @@ import pytest
 
 from ctxdb.errors import (
     CtxdbError,
+    IdempotencyConflictError,
     InstanceNotFoundError,
     InvalidContentError,
     InvalidIdentifierError,
@@ -234,8 +235,13 @@ def test_promote_to_context_is_idempotent(db: Ctxdb, pid: str, fleet: dict[str, 
     assert stored["content"] == {"subject": "plan", "body": ["step 1", "step 2"]}
     assert stored["metadata"] == {"message_id": message_id, "sender": "rev-1"}
     again = db.messages.promote(message_id, "context", priority="CRITICAL")
-    assert again["item_id"] == item["item_id"]
+    assert again == item
     assert db.context.counts(pid)["CRITICAL"]["items"] == 1  # one item, not two
+    audit_before = db.audit_log()
+    with pytest.raises(IdempotencyConflictError) as refused:  # kept once, with one priority
+        db.messages.promote(message_id, "context", priority="LOW")
+    assert refused.value.details["fields"] == ["priority"]
+    assert db.audit_log() == audit_before
     from_an_actor = db.messages.send(pid, "broadcast", None, "note")["message_id"]
     kept = db.context.get(db.messages.promote(from_an_actor, "context")["item_id"])
     assert (kept["created_by"], kept["metadata"]["sender"]) == (None, "user:test")

@@ -218,6 +218,15 @@ class LeaseExpiredError(ConflictError):
     code = "lease_expired"
 
 
+class IdempotencyConflictError(ConflictError):
+    """An idempotency key came back with a different request. A key names one request: a
+    retry gets the first answer, but another request under the same key is refused instead
+    of being answered with a record that does not hold what it asked to store. The key, the
+    stored record's id and the ``fields`` that differ are in details."""
+
+    code = "idempotency_conflict"
+
+
 class AlreadyDecidedError(InvalidTransitionError):
     """An approval gate was decided (or cancelled) before: a decision is never changed;
     ``status`` and ``decided_by`` are in details."""

@@ -58,7 +58,8 @@ def approval_group() -> None:
 @click.option("--instance", "instance_id", metavar="INSTANCE_ID",
               help="The requesting agent instance (of the project).")
 @click.option("--key", "idempotency_key", metavar="KEY",
-              help="Request again with the same key: the same gate is returned.")
+              help="Idempotency key: the same request again with it returns the same "
+                   "gate; another request with it is refused.")
 @json_option
 @pass_app
 def request_command(app: Application, project_id: str, gate_type: str, request: Any,

@@ -57,7 +57,8 @@ def checkpoint_group() -> None:
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
               help="Refuse an instance of another project.")
 @click.option("--key", "idempotency_key", metavar="KEY",
-              help="Save again with the same key: the same checkpoint is returned.")
+              help="Idempotency key: the same save again with it returns the same "
+                   "checkpoint; another state or label with it is refused.")
 @json_option
 @pass_app
 def save_command(app: Application, instance_id: str, state: str | None, file: str | None,

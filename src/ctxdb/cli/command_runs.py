@@ -34,7 +34,8 @@ def scope_option(func: Any) -> Any:
 
 def creation_options(func: Any) -> Any:
     func = click.option("--key", "idempotency_key", metavar="KEY",
-                        help="Create again with the same key: the same run is returned.")(func)
+                        help="Idempotency key: the same command again with it returns the "
+                        "same run; another command or arguments with it are refused.")(func)
     func = click.option("--cwd", metavar="DIR", help="The working directory.")(func)
     return click.option("--instance", "instance_id", metavar="INSTANCE_ID",
                         help="The agent instance that runs it (of the project).")(func)

@@ -117,7 +117,8 @@ def _project_of_current_repository(app: Application) -> str:
 @click.option("--metadata", type=JSON_OBJECT, help="Extra data as a JSON object.")
 @click.option("--created-by", metavar="INSTANCE_ID", help="The instance that wrote it.")
 @click.option("--key", "idempotency_key",
-              help="Idempotency key: storing again with the same key returns the first item.")
+              help="Idempotency key: storing the same item again with it returns the first "
+                   "one; other content, priority, type or metadata with it is refused.")
 @json_option
 @pass_app
 def store_command(app: Application, /, project_id: str, content: str | None, file: str | None,

@@ -111,7 +111,8 @@ def state_command(app: Application, session_id: str, state: dict[str, Any],
 @content_options
 @click.option("--metadata", type=JSON_OBJECT, default=None, help="Metadata (a JSON object).")
 @click.option("--key", "idempotency_key",
-              help="Idempotency key: appending again with it returns the first event.")
+              help="Idempotency key: appending the same event again with it returns the first "
+                   "one; another event with it is refused.")
 @scope_option
 @json_option
 @pass_app

@@ -39,7 +39,8 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
     (EXIT_USAGE, "usage error or invalid input; nothing was changed"),
     (EXIT_CODES["not_found"], "not found: unknown project, phase, instance, item or memory"),
     (EXIT_CODES["conflict"], "conflict or invalid transition (e.g. completing a pending phase, "
-                              "a stale memory version)"),
+                              "a stale memory version, an idempotency key reused for "
+                              "another request)"),
     (EXIT_CODES["limit"], "limit exceeded: too many projects or instances, CRITICAL over "
                            "budget, a wait that timed out"),
     (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),

@@ -13,9 +13,11 @@ decided. Deciding a gate that is no longer pending is refused with
 :class:`AlreadyDecidedError`, which names the decision that stands: a decision is never
 silently replaced. :meth:`ApprovalService.wait` polls a gate until it is decided.
 
-A request carries an idempotency key (one is made up when the caller gives none): requesting
-again with a key the project already holds returns that gate and writes nothing, so an agent
-that retries, or runs again after a crash, waits on the same gate.
+A request carries an idempotency key (one is made up when the caller gives none): the same
+request again with a key the project already holds returns that gate and writes nothing, so an
+agent that retries, or runs again after a crash, waits on the same gate. Another request
+(type, title, payload, phase or instance) under that key is refused with
+:class:`IdempotencyConflictError`.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ctxdb.errors import (
     InvalidStatusError,
     ValidationError,
 )
-from ctxdb.service.common import Service, audit
+from ctxdb.service.common import Service, audit, same_request
 from ctxdb.service.instances import require_instance
 from ctxdb.service.phases import require_phase
 from ctxdb.service.projects import require_project
@@ -136,7 +138,11 @@ class ApprovalService(Service):
             existing = tx.value("approval_gate_by_key", project_id=project_id,
                                 idempotency_key=key)
             if existing is not None:
-                return require_gate(tx, existing)
+                return same_request(require_gate(tx, existing), {
+                    "gate_type": gate_type, "title": title,
+                    "request": json.loads(request_json), "phase_id": phase_id,
+                    "instance_id": instance_id}, what="approval gate", key=key,
+                    id_field="gate_id")
             require_project(tx, project_id, active=True)
             if phase_id is not None:
                 require_phase(tx, phase_id, project_id)

@@ -6,8 +6,10 @@ and generation at that moment. Checkpoints are never changed: a later save is a 
 :meth:`CheckpointService.latest` finds the newest (of an instance, of a label, or of the whole
 project) — the one an instance reads back after a crash, ``/clear`` or a restart.
 
-A save carries an idempotency key (one is made up when the caller gives none): saving again
-with a key the project already holds returns that checkpoint and writes nothing.
+A save carries an idempotency key (one is made up when the caller gives none): saving the
+same state again with a key the project already holds returns that checkpoint and writes
+nothing; another state, label or instance under that key is refused with
+:class:`IdempotencyConflictError`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import CheckpointNotFoundError, ValidationError
-from ctxdb.service.common import Service, audit
+from ctxdb.service.common import Service, audit, same_request
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -84,7 +86,10 @@ class CheckpointService(Service):
             pid = instance["project_id"]
             existing = tx.value("checkpoint_by_key", project_id=pid, idempotency_key=key)
             if existing is not None:
-                return require_checkpoint(tx, existing)
+                return same_request(require_checkpoint(tx, existing), {
+                    "instance_id": instance_id, "label": label,
+                    "state": json.loads(state_json)}, what="checkpoint", key=key,
+                    id_field="checkpoint_id")
             require_project(tx, pid, active=True)
             checkpoint_id = tx.value(
                 "insert_checkpoint", project_id=pid, instance_id=instance_id,

@@ -16,7 +16,9 @@ is refused with :class:`InvalidTransitionError`. :meth:`CommandService.record` s
 that already finished in one step.
 
 Creating a run carries an idempotency key (one is made up when the caller gives none):
-creating again with a key the project already holds returns that run and writes nothing.
+creating the same command again with a key the project already holds returns that run as it
+is now and writes nothing; another command, arguments, folder or instance under that key is
+refused with :class:`IdempotencyConflictError`.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ctxdb.errors import (
     InvalidTransitionError,
     ValidationError,
 )
-from ctxdb.service.common import Service, audit
+from ctxdb.service.common import Service, audit, same_request
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -304,8 +306,11 @@ class CommandService(Service):
         def unit(tx: Tx) -> dict[str, Any]:
             existing = tx.value("command_run_by_key", project_id=project_id,
                                 idempotency_key=key)
-            if existing is not None:
-                return require_run(tx, existing)
+            if existing is not None:  # its status, output and timings may have moved on
+                return same_request(require_run(tx, existing), {
+                    "command": command, "arguments": json.loads(arguments_json), "cwd": cwd,
+                    "instance_id": instance_id}, what="command run", key=key,
+                    id_field="run_id")
             require_project(tx, project_id, active=True)
             if instance_id is not None:
                 require_instance(tx, instance_id, project_id)

@@ -1,4 +1,4 @@
-"""Helpers shared by the services: row decoding and the audit row."""
+"""Helpers shared by the services: row decoding, the audit row and the idempotency check."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ctxdb.domain.validation import check_identifier, encode_json
+from ctxdb.errors import IdempotencyConflictError
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Storage, Tx
 
@@ -24,6 +25,24 @@ def decode(row: Row) -> dict[str, Any]:
 
 def decode_all(rows: Iterable[Row]) -> list[dict[str, Any]]:
     return [decode(row) for row in rows]
+
+
+def same_request(stored: dict[str, Any], sent: dict[str, Any], *, what: str, key: str,
+                 id_field: str) -> dict[str, Any]:
+    """``stored``, the record an idempotency key already names, when ``sent`` (the new
+    request's fields, decoded like the stored record's) asks for the same thing: a retry.
+
+    Anything else is another request reusing the key; answering it with the stored record
+    would report success for content that was never stored, so it is refused.
+    """
+    differing = sorted(name for name, value in sent.items() if stored.get(name) != value)
+    if differing:
+        raise IdempotencyConflictError(
+            f"idempotency key {key!r} already names {what} {stored[id_field]}, stored with "
+            f"another {' and '.join(differing)}; a retry must send the same request and a "
+            f"new {what} needs a new key; nothing was written",
+            idempotency_key=key, fields=differing, **{id_field: stored[id_field]})
+    return stored
 
 
 def audit(

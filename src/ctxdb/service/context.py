@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ from ctxdb.errors import (
     InvalidTransitionError,
     ValidationError,
 )
-from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.instances import InstanceService, require_instance
 from ctxdb.service.phases import require_phase
 from ctxdb.service.projects import require_project
@@ -35,6 +36,14 @@ from ctxdb.storage import Storage, Tx
 MAX_PAGE = 1_000
 MAX_SEARCH_RESULTS = 200
 MAX_QUERY_LENGTH = 1_000
+
+
+# What a store answers with, the first time and on a retry alike.
+SUMMARY_FIELDS = ("item_id", "project_id", "phase_id", "sequence_number", "content_type",
+                  "priority", "token_count", "created_by", "state")
+# What a retry must repeat: the request's own fields. The token count is left out: when the
+# caller gives none it is estimated, and items never change these fields once stored.
+REQUEST_FIELDS = ("content", "priority", "content_type", "phase_id", "metadata", "created_by")
 
 
 class KeyTaken(Exception):
@@ -100,7 +109,9 @@ class ContextService:
         idempotency_key: str | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
-        """Store one item. Storing again with the same ``idempotency_key`` returns the first."""
+        """Store one item; returns its summary (no content). Storing the same request again
+        with the same ``idempotency_key`` returns the first item's summary and writes nothing;
+        another request under that key is refused (:class:`IdempotencyConflictError`)."""
         values = self.item_values(project_id, content, priority, content_type, phase_id,
                                   metadata, created_by, token_count, idempotency_key)
         try:
@@ -128,9 +139,18 @@ class ContextService:
 
     @staticmethod
     def _stored_before(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
+        """The summary of the item stored before under the key of ``values``, if any; typed
+        refusal when that item was stored by another request."""
         existing = tx.one("item_by_key", project_id=values["project_id"],
                           idempotency_key=values["idempotency_key"])
-        return None if existing is None else require_item(tx, existing["item_id"])
+        if existing is None:
+            return None
+        sent = {name: values[name] for name in REQUEST_FIELDS}
+        sent.update(content=json.loads(values["content"]),
+                    metadata=json.loads(values["metadata"]))
+        item = same_request(require_item(tx, existing["item_id"]), sent, what="context item",
+                            key=values["idempotency_key"], id_field="item_id")
+        return {name: item[name] for name in SUMMARY_FIELDS}
 
     def item_values(
         self, project_id: str, content: Any, priority: str, content_type: str,
@@ -186,17 +206,9 @@ class ContextService:
         audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
               "context_item", item_id, project_id, priority=values["priority"],
               sequence_number=sequence, token_count=values["token_count"])
-        return {
-            "item_id": item_id,
-            "project_id": project_id,
-            "phase_id": values["phase_id"],
-            "sequence_number": sequence,
-            "content_type": values["content_type"],
-            "priority": values["priority"],
-            "token_count": values["token_count"],
-            "created_by": values["created_by"],
-            "state": "active",
-        }
+        summary = {"item_id": item_id, "sequence_number": sequence, "state": "active",
+                   **{name: values[name] for name in SUMMARY_FIELDS if name in values}}
+        return {name: summary[name] for name in SUMMARY_FIELDS}
 
     def supersede(
         self,

@@ -4,8 +4,10 @@ A session (``sess_…``) belongs to a project and may name the agent instance th
 events (the messages of the conversation: role user, assistant, system or tool, with JSON
 content and metadata) are numbered 1, 2, 3… per session without gaps, in the order they were
 appended; reading them back pages by that number (``after_sequence``). An append carries an
-idempotency key (one is made up when the caller gives none): appending again with a key the
-session already holds returns the first event and writes nothing, so a retried append is safe.
+idempotency key (one is made up when the caller gives none): appending the same event again
+with a key the session already holds returns the first event and writes nothing, so a retried
+append is safe; another role, content or metadata under that key is refused with
+:class:`IdempotencyConflictError`.
 A closed session refuses appends and state changes.
 
 This is not ``service/sessions.py``, which serves the agent-client hooks (a Claude Code or
@@ -32,7 +34,7 @@ from ctxdb.errors import (
     SessionNotFoundError,
     ValidationError,
 )
-from ctxdb.service.common import Service, audit, decode
+from ctxdb.service.common import Service, audit, decode, same_request
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -222,7 +224,8 @@ class ConversationService(Service):
         """Append an event to an open session; returns it with its ``sequence``.
 
         With an ``idempotency_key`` the session already holds, the event stored under it is
-        returned and nothing is written (also once the session is closed).
+        returned and nothing is written (also once the session is closed); it must be the
+        same event, or :class:`IdempotencyConflictError` is raised.
         """
         self._check_ids(session_id, project_id)
         values = {
@@ -240,7 +243,10 @@ class ConversationService(Service):
             stored = tx.one("session_event_by_key", session_id=session_id,
                             idempotency_key=values["idempotency_key"])
             if stored is not None:
-                return decode(stored)
+                return same_request(decode(stored), {
+                    "role": values["role"], "content": json.loads(values["content"]),
+                    "metadata": json.loads(values["metadata"])}, what="event",
+                    key=values["idempotency_key"], id_field="event_id")
             _require_open(tx, row, "append to it")
             sequence = tx.value("next_event_sequence", session_id=session_id)
             event_id = tx.value("insert_session_event", session_id=session_id,

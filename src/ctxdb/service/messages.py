@@ -222,8 +222,9 @@ class MessageService:
         content is the subject and body, the message id and sender in its metadata).
 
         One transaction: the memory's new version or the item, with their audit rows, and a
-        ``message.promote`` audit row. Promoting a message to context twice returns the first
-        item (its idempotency key is the message's)."""
+        ``message.promote`` audit row. Promoting a message to context again returns the first
+        item (its idempotency key is the message's); again with another priority is refused
+        (:class:`IdempotencyConflictError`)."""
         check_message_id(message_id)
         try:
             target = PromotionTarget(to if isinstance(to, str) else repr(to))
