@@ -25,8 +25,10 @@ from ctxdb.service import Ctxdb
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 
-# The simple-query message psycopg sends to commit: 'Q', length 11, "COMMIT\0".
-COMMIT_MESSAGE = b"Q\x00\x00\x00\x0bCOMMIT\x00"
+# The query text of psycopg's COMMIT, as the wire carries it both in a simple-query message
+# ('Q', length 11, "COMMIT\0") and in the Parse message of a pipeline, where it travels with
+# the deferred statements (audit and history rows) that precede it.
+COMMIT_MESSAGE = b"COMMIT\x00"
 
 
 def _shut(sock: socket.socket) -> None:

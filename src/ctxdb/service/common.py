@@ -60,7 +60,7 @@ def audit(
     fails the whole transaction with a typed error, on both backends alike.
     """
     check_identifier(actor, "actor")
-    tx.execute(
+    tx.defer(
         "insert_audit",
         actor=actor,
         action=action,

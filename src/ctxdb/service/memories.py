@@ -215,7 +215,7 @@ class MemoryService(Service):
         tx: Tx, written: Row, project_id: str, expected: int | None, actor: str
     ) -> dict[str, Any]:
         """The history row and the audit row of a put; returns the memory as written."""
-        tx.execute("insert_memory_version", memory_id=written["memory_id"], op="put")
+        tx.defer("insert_memory_version", memory_id=written["memory_id"], op="put")
         audit(tx, actor, "memory.put", "memory", written["memory_id"], project_id,
               namespace=written["namespace"], key=written["key"], version=written["version"],
               expected_version=expected, memory_type=written["memory_type"])

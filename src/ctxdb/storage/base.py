@@ -45,6 +45,14 @@ class Tx(abc.ABC):
     def execute(self, query: str, **params: Any) -> int:
         """Run a named statement; returns the number of rows it changed."""
 
+    def defer(self, query: str, **params: Any) -> None:
+        """Run a named statement whose outcome nobody reads (an audit row, a history row),
+        at the latest before the transaction commits and before any later statement of
+        this transaction. A backend with network round trips sends deferred statements
+        together with the next statement or the COMMIT; an error in one still fails the
+        unit of work, which then commits nothing."""
+        self.execute(query, **params)
+
     @abc.abstractmethod
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of literal SQL already in this backend's parameter style."""

@@ -11,6 +11,8 @@
   running the unit again would repeat a change that happened (a second audit row, or "already
   deleted" for a delete that worked). A write learns its transaction id in the same round trip
   as BEGIN, so a commit that got no answer is looked up (``txid_status``) instead of guessed;
+- statements whose outcome nobody reads (audit and history rows, :meth:`Tx.defer`) travel
+  with the next statement or with the COMMIT in one pipeline, instead of a round trip each;
 - ``jsonb`` comes back as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
   them, so the layers above never see a driver-specific type.
 """
@@ -54,6 +56,8 @@ _BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _COMMIT_OUTCOME = "SELECT txid_status(%s)"
 # How long a commit whose answer was lost may stay "in progress" while its backend winds up.
 _OUTCOME_PATIENCE = 5.0
+# Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
+_PIPELINE = psycopg.Pipeline.is_supported()
 
 
 class TimestampTextLoader(Loader):
@@ -116,17 +120,56 @@ class PostgresTx(Tx):
     def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
+
+    def defer(self, query: str, **params: Any) -> None:
+        if _PIPELINE:
+            self._deferred.append((self._queries[query], params))
+        else:
+            self.execute(query, **params)
+
+    @contextlib.contextmanager
+    def _after_deferred(self) -> Iterator[None]:
+        """Sends the deferred statements, then what the block sends, in one pipeline: one
+        round trip for all. An error in any of them is raised when the block ends."""
+        if not self._deferred:
+            yield
+            return
+        deferred, self._deferred = self._deferred, []
+        with self._conn.pipeline():
+            for sql, params in deferred:
+                self._conn.execute(sql, params)
+            yield
+
+    def flush(self) -> None:
+        """Runs the deferred statements now (before a statement a pipeline cannot carry)."""
+        with self._after_deferred():
+            pass
+
+    def commit(self) -> None:
+        """COMMIT, with the deferred statements before it in the same round trip."""
+        if not self._deferred:
+            self._conn.commit()
+            return
+        with self._after_deferred():
+            # As a statement of the pipeline: conn.commit() would end the pipeline with a
+            # second synchronization, a round trip more than the one this saves.
+            self._conn.execute("COMMIT")
 
     def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
         cursor = self._conn.cursor(row_factory=dict_row)
-        return cursor.execute(self._queries[query], params)
+        with self._after_deferred():
+            cursor.execute(self._queries[query], params)
+        return cursor
 
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
+        self.flush()
         with self._conn.cursor(row_factory=dict_row) as cursor:
             row: Row | None = cursor.execute(sql, params).fetchone()
             return row
 
     def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        self.flush()
         with self._conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(sql, params or None)
             if cursor.description is None:  # a statement without a result, such as SET
@@ -144,6 +187,7 @@ class PostgresTx(Tx):
 
     def stream(self, query: str, **params: Any) -> Iterator[Row]:
         # A server-side cursor, so that rows not consumed are never sent over the network.
+        self.flush()
         name = f"ctxdb_stream_{next(_cursor_names)}"
         with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
             cursor.itersize = 256
@@ -155,10 +199,12 @@ class PostgresTx(Tx):
             return int(cursor.rowcount)
 
     def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
+        self.flush()
         with self._conn.cursor() as cursor:
             return int(cursor.execute(sql, params or None).rowcount)
 
     def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
+        self.flush()
         name = f"ctxdb_rows_{next(_cursor_names)}"
         with self._conn.cursor(name=name) as cursor:
             cursor.itersize = batch
@@ -166,19 +212,23 @@ class PostgresTx(Tx):
             yield from cursor
 
     def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.flush()
         with self._conn.cursor() as cursor:
             cursor.executemany(sql, rows)
 
     def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.flush()
         with self._conn.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
                 copy.write_row(row)
 
     def lock(self, key: int) -> None:
+        self.flush()
         self._conn.execute(POSTGRES.advisory_lock(key))
 
     def script(self, sql: str) -> None:
         # Without parameters psycopg sends the text as one simple query: many statements run.
+        self.flush()
         self._conn.execute(sql.encode())
 
 
@@ -217,7 +267,10 @@ class PostgresStorage(Storage):
 
     def _transaction(self, unit: Callable[[Tx], T]) -> T:
         with self._pool.connection() as conn, conn.transaction():
-            return unit(PostgresTx(conn, self._queries))
+            tx = PostgresTx(conn, self._queries)
+            result = unit(tx)
+            tx.flush()
+            return result
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
         """Like :meth:`_transaction`, but a COMMIT that got no answer is resolved, not redone."""
@@ -227,13 +280,20 @@ class PostgresStorage(Storage):
                 cursor = conn.execute(_BEGIN_WITH_ID)
                 cursor.nextset()
                 xid = int(_scalar(cursor))
+                tx = PostgresTx(conn, self._queries)
                 try:
-                    result = unit(PostgresTx(conn, self._queries))
+                    result = unit(tx)
                 except BaseException:
                     _rollback_if_possible(conn)
                     raise
                 committing = True
-                conn.commit()
+                try:
+                    tx.commit()
+                except psycopg.OperationalError:
+                    raise
+                except BaseException:  # a deferred statement failed: nothing was committed
+                    _rollback_if_possible(conn)
+                    raise
                 return result
         except psycopg.OperationalError:
             # Asked on another connection, once the dead one is back in the pool.
@@ -260,7 +320,10 @@ class PostgresStorage(Storage):
     def _statement(self, unit: Callable[[Tx], T]) -> T:
         """Run a unit of one statement on an autocommit connection: no BEGIN, no COMMIT."""
         with self._pool.connection() as conn:
-            return unit(PostgresTx(conn, self._queries))
+            tx = PostgresTx(conn, self._queries)
+            result = unit(tx)
+            tx.flush()
+            return result
 
     def _guarded(self, unit: Callable[[Tx], T], write: bool,
                  run: Callable[[Callable[[Tx], T]], T] | None = None) -> T:
