@@ -48,6 +48,7 @@ def populate(db: Ctxdb, workdir: Path, *, archive: bool = True) -> dict[str, Any
     _workflow(db, pid, coder)
     if archive:
         _archive(db, pid)
+    db.audit_chain.seal()  # the hash chains over the audit log so far (audit_seals)
     return {"project_id": pid, "other_project_id": other, "instance_id": coder}
 
 

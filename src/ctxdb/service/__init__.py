@@ -15,6 +15,7 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
     from ctxdb.service.approvals import ApprovalService
+    from ctxdb.service.audit_chain import AuditChainService
     from ctxdb.service.bundles import BundleService
     from ctxdb.service.checkpoints import CheckpointService
     from ctxdb.service.commands import CommandService
@@ -161,6 +162,13 @@ class Ctxdb:
         from ctxdb.service.retention import RetentionService
 
         return RetentionService(self.storage, self.settings)
+
+    @cached_property
+    def audit_chain(self) -> AuditChainService:
+        """Hash chains over the audit log: ``seal`` and ``verify`` (docs/audit.md)."""
+        from ctxdb.service.audit_chain import AuditChainService
+
+        return AuditChainService(self.storage, self.settings)
 
     @cached_property
     def bundles(self) -> BundleService:

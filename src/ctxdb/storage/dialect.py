@@ -40,6 +40,7 @@ from dataclasses import dataclass
 # Numbers of the advisory locks ctxdb takes; one place so that they never collide.
 LOCK_MIGRATIONS = 4242001
 LOCK_PROJECT_CREATION = 4242002
+LOCK_AUDIT_SEALING = 4242003
 
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

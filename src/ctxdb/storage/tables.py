@@ -210,6 +210,12 @@ TABLES: tuple[Table, ...] = (
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,
         entity_id text, project_id text, details json""",
         key="audit_id", identity=True),
+    # The hash chains over the audit log (migration 0011): moved with the entries they seal,
+    # so that a copy or an import verifies as its source did.
+    _table("audit_seals", """
+        audit_id int, chain text, seal_seq int, row_sha256 text, chain_sha256 text,
+        sealed_at timestamp""",
+        key="audit_id", scope=_via("audit_id", "audit_log")),
 )
 
 # Tables kept by the database itself from other tables' rows (search indexes and, for

@@ -9,3 +9,33 @@ WHERE (project_id = :project_id OR :project_id = '')
   AND (entity_id = :entity_id OR :entity_id = '')
 ORDER BY audit_id DESC
 LIMIT :limit;
+
+-- name: unsealed_audit
+-- Entries without a seal, in id order: those written since the last sealing, and on
+-- PostgreSQL any that committed after an entry with a higher id was sealed.
+SELECT audit_id, occurred_at, actor, action, entity_type, entity_id, project_id, details
+FROM audit_log a
+WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id)
+ORDER BY audit_id
+LIMIT :limit;
+
+-- name: audit_chain_heads
+SELECT chain, seal_seq, chain_sha256
+FROM audit_seals s
+WHERE seal_seq = (SELECT max(seal_seq) FROM audit_seals h WHERE h.chain = s.chain);
+
+-- name: insert_audit_seal
+INSERT INTO audit_seals (audit_id, chain, seal_seq, row_sha256, chain_sha256, sealed_at)
+VALUES (:audit_id, :chain, :seal_seq, :row_sha256, :chain_sha256, $NOW);
+
+-- name: audit_seals_in_order
+-- Every seal with the entry it seals (none when the entry is gone), chain by chain.
+SELECT s.chain, s.seal_seq, s.audit_id, s.row_sha256, s.chain_sha256, a.audit_id AS entry_id,
+       a.occurred_at, a.actor, a.action, a.entity_type, a.entity_id, a.project_id, a.details
+FROM audit_seals s LEFT JOIN audit_log a ON a.audit_id = s.audit_id
+ORDER BY s.chain, s.seal_seq;
+
+-- name: count_unsealed_audit
+SELECT count(*) AS unsealed
+FROM audit_log a
+WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id);

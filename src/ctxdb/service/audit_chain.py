@@ -1,0 +1,170 @@
+"""Hash chains over the audit log: seal the entries written so far, verify the sealed ones.
+
+Sealing an entry stores the SHA-256 of its canonical record (the checksum an export bundle
+gives it, the same from SQLite and PostgreSQL) and a chain hash, the SHA-256 of the previous
+seal's chain hash followed by this record's; each project has its own chain, and entries of
+no project form the chain ``''``. A project's chain therefore travels whole with it in a
+project bundle.
+
+Writers of audit rows pay nothing for this: sealing is a separate step (``ctxdb audit seal``,
+and every ``ctxdb gc``). It takes entries in id order as they become visible; on PostgreSQL an
+entry with a lower id can commit after a higher one was sealed, and is then sealed later, so a
+chain is ordered by its seals, not by entry ids.
+
+Verifying recomputes every chain: an entry changed after it was sealed no longer matches its
+seal, a removed entry leaves its seal alone, and a rewritten seal no longer follows from the
+one before it. Someone who can write to the database could rewrite a whole chain from some
+point on; the chain heads that ``verify`` prints change then, so keeping them elsewhere (a
+ticket, a commit message) makes that visible too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctxdb.service.common import Service
+from ctxdb.service.progress import NoProgress, Progress
+from ctxdb.service.records import RowCodec
+from ctxdb.storage import Row, Tx
+from ctxdb.storage.dialect import LOCK_AUDIT_SEALING
+from ctxdb.storage.tables import table_named
+
+GENESIS = "0" * 64  # what the first seal of a chain follows
+SEAL_BATCH = 2_000  # entries sealed per transaction
+MAX_PROBLEMS = 100  # problems listed by verify (all are counted)
+
+_AUDIT = table_named("audit_log")
+assert _AUDIT is not None
+_COLUMNS = tuple(column for column, _kind in _AUDIT.columns)
+_CODEC = RowCodec(_AUDIT, _COLUMNS)
+
+
+def entry_sha256(entry: Row) -> str:
+    """The checksum of an audit entry's canonical record."""
+    return _CODEC.checksum(_CODEC.canonical([entry[column] for column in _COLUMNS]))
+
+
+def link_sha256(previous: str, entry_hash: str) -> str:
+    return hashlib.sha256(f"{previous}{entry_hash}".encode("ascii")).hexdigest()
+
+
+def chain_of(entry: Row) -> str:
+    return str(entry["project_id"] or "")
+
+
+@dataclass
+class ChainState:
+    seals: int = 0
+    head: str = GENESIS
+
+
+@dataclass
+class Verification:
+    chains: dict[str, ChainState] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    unsealed: int = 0
+
+    def problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.problem_count == 0,
+            "sealed": sum(state.seals for state in self.chains.values()),
+            "unsealed": self.unsealed,
+            "chains": {chain: {"seals": state.seals, "head": state.head}
+                       for chain, state in sorted(self.chains.items())},
+            "problems": self.problems,
+            "problem_count": self.problem_count,
+        }
+
+
+class AuditChainService(Service):
+    def seal(self, progress: Progress | None = None) -> dict[str, Any]:
+        """Seal every audit entry written so far; returns how many, and the chain heads."""
+        progress = progress or NoProgress()
+        unsealed = int(self.storage.read(lambda tx: tx.value("count_unsealed_audit")))
+        progress.start("audit seal", unsealed)
+        sealed = 0
+        while True:
+            count = self.storage.write(self._seal_batch)
+            sealed += count
+            progress.advance(count)
+            if count < SEAL_BATCH:
+                break
+        heads = self.storage.read(lambda tx: tx.all("audit_chain_heads"))
+        return {"sealed": sealed,
+                "chains": {row["chain"]: {"seals": row["seal_seq"], "head": row["chain_sha256"]}
+                           for row in sorted(heads, key=lambda row: str(row["chain"]))}}
+
+    @staticmethod
+    def _seal_batch(tx: Tx) -> int:
+        # Two sealers at once (PostgreSQL) would both extend the same chain heads.
+        tx.lock(LOCK_AUDIT_SEALING)
+        heads = {row["chain"]: ChainState(row["seal_seq"], row["chain_sha256"])
+                 for row in tx.all("audit_chain_heads")}
+        entries = tx.all("unsealed_audit", limit=SEAL_BATCH)
+        for entry in entries:
+            state = heads.setdefault(chain_of(entry), ChainState())
+            entry_hash = entry_sha256(entry)
+            state.seals += 1
+            state.head = link_sha256(state.head, entry_hash)
+            tx.defer("insert_audit_seal", audit_id=entry["audit_id"], chain=chain_of(entry),
+                     seal_seq=state.seals, row_sha256=entry_hash, chain_sha256=state.head)
+        return len(entries)
+
+    def verify(self, progress: Progress | None = None) -> dict[str, Any]:
+        """Recompute every chain from its entries; ``ok`` is false when a sealed entry was
+        changed or removed, or a seal rewritten. Entries not sealed yet are only counted."""
+        progress = progress or NoProgress()
+
+        def unit(tx: Tx) -> Verification:
+            result = Verification(unsealed=int(tx.value("count_unsealed_audit")))
+            step = _counting(progress)
+            for seal in tx.stream("audit_seals_in_order"):
+                _verify_seal(result, seal)
+                step()
+            return result
+
+        return self.storage.read(unit).to_dict()
+
+
+def _counting(progress: Progress) -> Callable[[], None]:
+    progress.start("audit verify", None)
+    count = 0
+
+    def step() -> None:
+        nonlocal count
+        count += 1
+        if count % 1_000 == 0:
+            progress.advance(1_000)
+
+    return step
+
+
+def _verify_seal(result: Verification, seal: Row) -> None:
+    chain = str(seal["chain"])
+    state = result.chains.setdefault(chain, ChainState())
+    where = f"chain {chain!r}" if chain else "the chain of entries of no project"
+    audit_id = seal["audit_id"]
+    if seal["seal_seq"] != state.seals + 1:
+        result.problem(f"{where}: seal {state.seals + 1} is missing (the next one is "
+                       f"{seal['seal_seq']}): seals were removed")
+    if seal["entry_id"] is None:
+        result.problem(f"{where}: audit entry {audit_id} was removed after it was sealed")
+    else:
+        entry = {column: seal[column] for column in _COLUMNS if column != "audit_id"}
+        entry["audit_id"] = seal["entry_id"]
+        if entry_sha256(entry) != seal["row_sha256"]:
+            result.problem(f"{where}: audit entry {audit_id} was changed after it was sealed")
+    if link_sha256(state.head, seal["row_sha256"]) != seal["chain_sha256"]:
+        result.problem(f"{where}: seal {seal['seal_seq']} (entry {audit_id}) does not follow "
+                       "from the seal before it: the seals were rewritten")
+    state.seals = int(seal["seal_seq"])
+    state.head = str(seal["chain_sha256"])
