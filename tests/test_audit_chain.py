@@ -10,6 +10,7 @@ import pytest
 
 from ctxdb.service import Ctxdb
 from ctxdb.service.audit_chain import GENESIS, entry_sha256, link_sha256
+from test_cli import Cli
 
 
 def raw(db: Ctxdb, sql: str) -> None:
@@ -139,3 +140,20 @@ def test_verify_of_a_database_without_seals_is_ok(db: Ctxdb, seals: int) -> None
         db.audit_chain.seal()
     verified = db.audit_chain.verify()
     assert verified["ok"] and (verified["unsealed"] == 0) == bool(seals)
+
+
+def test_cli_lists_seals_and_verifies_with_exit_codes(db: Ctxdb, tmp_path: Path) -> None:
+    run = Cli(db.settings.url, tmp_path)
+    pid = run.ok("project", "create", "Shop")["project_id"]
+    listed = run.ok("audit", "-p", pid, "--limit", "5")  # the group still lists by default
+    assert [entry["action"] for entry in listed] == ["project.create"]
+    sealed = run.ok("audit", "seal")
+    assert sealed["sealed"] == 1 and sealed["chains"][pid]["seals"] == 1
+    assert run.ok("audit", "verify") | {"chains": None} == {
+        "ok": True, "sealed": 1, "unsealed": 0, "chains": None, "problems": [],
+        "problem_count": 0}
+    raw(db, f"UPDATE audit_log SET action = 'project.nothing' WHERE entity_id = '{pid}'")
+    failed = run("audit", "verify")
+    assert failed.exit_code == 7, failed.output
+    assert f"audit entry {listed[0]['audit_id']} was changed after it was sealed" in failed.stdout
+    assert "FAILED: 1 problem(s)" in failed.stdout

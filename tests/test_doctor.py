@@ -30,7 +30,7 @@ from ctxdb.storage.migrate import Migration, load_migrations
 from ctxdb.storage.queries import raw_queries
 
 CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
-          "search_index", "stale_instances", "size"]
+          "search_index", "stale_instances", "audit_chain", "size"]
 STALE = 0.05  # seconds
 SEARCH_MIGRATION = 8
 
@@ -412,3 +412,25 @@ def test_synchronous_normal_is_a_warning(make_settings: Callable[..., Settings])
         connection = check(db.doctor.run(), "connection")
     assert connection.status == WARN and "synchronous=NORMAL" in connection.detail
     assert connection.data["synchronous"] == "NORMAL"
+
+
+def test_doctor_finds_a_changed_audit_entry(db: Ctxdb, project: dict[str, Any]) -> None:
+    unsealed = db.doctor.run()
+    chain = next(c for c in unsealed.checks if c.name == "audit_chain")
+    assert chain.status == PASS and "not sealed yet (`ctxdb audit seal`" in chain.detail
+    db.audit_chain.seal()
+    entry = db.audit_log(project["project_id"], limit=1)[0]["audit_id"]
+    if db.settings.is_postgres:
+        import psycopg
+
+        with psycopg.connect(db.settings.url, autocommit=True) as conn:
+            conn.execute(f"UPDATE audit_log SET actor = 'user:mallory' WHERE audit_id = {entry}")
+    else:
+        conn = sqlite3.connect(db.settings.sqlite_path)
+        conn.execute(f"UPDATE audit_log SET actor = 'user:mallory' WHERE audit_id = {entry}")
+        conn.commit()
+        conn.close()
+    report = db.doctor.run()
+    chain = next(c for c in report.checks if c.name == "audit_chain")
+    assert chain.status == FAIL and not report.ok
+    assert f"audit entry {entry} was changed after it was sealed" in chain.detail

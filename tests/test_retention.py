@@ -123,10 +123,12 @@ def all_item_ids(db: Ctxdb, *project_ids: str) -> set[int]:
 def test_a_dry_run_counts_and_changes_nothing(
         db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
     before = content_of(settings)
+    unsealed = db.audit_chain.unsealed()
     report = db.retention.collect(dry_run=True)
     kinds = report["kinds"]
     assert report["dry_run"] and {k: v["found"] for k, v in kinds.items()} == {
-        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
+        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3,
+        "audit_entries": unsealed}
     assert all(v["done"] == 0 for v in kinds.values())
     assert kinds["context_items"]["kept_referenced"] == 1
     assert content_of(settings) == before
@@ -152,10 +154,15 @@ def test_gc_removes_and_archives_exactly_what_the_policy_says(
     s = scenario
     progress = RecordedProgress()
     report = db.retention.collect(progress=progress)
+    sealed = report["kinds"].pop("audit_entries")["done"]
     assert {k: v["done"] for k, v in report["kinds"].items()} == {
         "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
     assert progress.done == {"gc:memories": 1, "gc:instances": 2, "gc:session_events": 2,
-                             "gc:context_items": 3}
+                             "gc:context_items": 3, "gc:audit_entries": 0,
+                             "audit seal": sealed}
+    # Last, the audit entries are sealed: those of the scenario and those gc just wrote.
+    assert sealed == len(db.audit_log(limit=1000)) and db.audit_chain.unsealed() == 0
+    assert db.audit_chain.verify()["ok"]
     assert report["kinds"]["session_events"]["sessions"] == 1
     live = {m["key"] for m in db.memories.list(s.pid, include_expired=True)}
     assert live == s.stays["memories"]
@@ -201,8 +208,13 @@ def test_critical_items_are_archived_only_when_listed(
 def test_gc_of_one_project_leaves_the_others_alone(
         db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
     report = db.retention.collect(project_id=scenario.other)
+    sealed = report["kinds"].pop("audit_entries")["done"]
     assert {k: v["done"] for k, v in report["kinds"].items()} == {
         "memories": 0, "instances": 0, "session_events": 0, "context_items": 1}
+    # Only the project's own chain was sealed.
+    assert sealed == len(db.audit_log(scenario.other, limit=1000))
+    assert db.audit_chain.unsealed(scenario.other) == 0
+    assert db.audit_chain.unsealed(scenario.pid) == len(db.audit_log(scenario.pid, limit=1000))
     assert db.retention.collect(project_id=scenario.pid, dry_run=True)["kinds"][
         "instances"]["found"] == 2
 
@@ -212,8 +224,9 @@ def test_zero_ages_switch_kinds_off(settings: Settings, scenario: Scenario) -> N
                            retention_context_items=0)
     with Ctxdb.open(off) as db:
         kinds = db.retention.collect()["kinds"]
-    assert [k for k, v in kinds.items() if v["done"]] == ["memories"]
-    assert not any(v["enabled"] for k, v in kinds.items() if k != "memories")
+    assert [k for k, v in kinds.items() if v["done"]] == ["memories", "audit_entries"]
+    assert not any(v["enabled"] for k, v in kinds.items()
+                   if k not in ("memories", "audit_entries"))  # no age: these always run
 
 
 def test_unarchive_puts_items_back_unchanged(

@@ -11,11 +11,13 @@ from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import print_table, say, show
 from ctxdb.cli.phases_progress import phase_progress
 
+ACTIONS = ("removed", "archived", "sealed")
 KIND_LABELS = {
     "memories": "expired memories",
     "instances": "ended instances",
     "session_events": "events of closed sessions",
     "context_items": "old context items",
+    "audit_entries": "audit entries to seal",
 }
 ARCHIVED_COLUMNS = ("item_id", "priority", "state", "content_type", "content", "created_at",
                     "archived_at")
@@ -31,7 +33,7 @@ def _kind_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     for kind, result in report["kinds"].items():
         count = result["found"] if report["dry_run"] else result["done"]
         age = result["age_seconds"]
-        note = "off (age 0)" if not result["enabled"] else (
+        note = "off (age 0)" if not result["enabled"] else result.get("note") or (
             f"older than {_age(age)}" if age else "past their expiry")
         if result.get("kept_referenced"):
             note += f"; {result['kept_referenced']} kept (a remaining item points at them)"
@@ -55,7 +57,9 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json:
     - the events of sessions closed long ago are removed (CTXDB_RETENTION_SESSION_EVENTS);
     - old context items of the priorities in CTXDB_RETENTION_CONTEXT_PRIORITIES (MEDIUM,LOW
       by default: never CRITICAL unless listed) are archived, not deleted
-      (CTXDB_RETENTION_CONTEXT_ITEMS); `ctxdb context unarchive ITEM_ID` brings one back.
+      (CTXDB_RETENTION_CONTEXT_ITEMS); `ctxdb context unarchive ITEM_ID` brings one back;
+    - the audit entries written since the last sealing are sealed into their projects' hash
+      chains (with --project, that project's chain; see `ctxdb audit seal`).
 
     Each batch is one transaction with its audit row. Ages are in seconds; 0 turns a kind off.
 
@@ -72,13 +76,13 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json:
         if dry_run:
             say("dry run: nothing was changed; this is what gc would do")
             for row in rows:
-                row["would"] = row.pop("removed", row.pop("archived", 0))
+                row["would"] = next(row.pop(action) for action in ACTIONS if action in row)
             print_table(rows, ("kind", "would", "policy"))
             return
         for row in rows:
-            row.setdefault("removed", "")
-            row.setdefault("archived", "")
-        print_table(rows, ("kind", "removed", "archived", "policy"))
+            for action in ACTIONS:
+                row.setdefault(action, "")
+        print_table(rows, ("kind", *ACTIONS, "policy"))
 
     show(report, as_json, human)
 

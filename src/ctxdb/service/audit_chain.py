@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctxdb.domain.validation import check_identifier
 from ctxdb.service.common import Service
 from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.records import RowCodec
@@ -86,14 +87,22 @@ class Verification:
 
 
 class AuditChainService(Service):
-    def seal(self, progress: Progress | None = None) -> dict[str, Any]:
-        """Seal every audit entry written so far; returns how many, and the chain heads."""
+    def unsealed(self, project_id: str | None = None) -> int:
+        """How many audit entries (of one project's chain) are not sealed yet."""
+        scope = "" if project_id is None else check_identifier(project_id, "project_id")
+        return int(self.storage.read(
+            lambda tx: tx.value("count_unsealed_audit", project_id=scope)))
+
+    def seal(self, project_id: str | None = None,
+             progress: Progress | None = None) -> dict[str, Any]:
+        """Seal every audit entry written so far (of one project's chain with
+        ``project_id``); returns how many, and the heads of the chains."""
         progress = progress or NoProgress()
-        unsealed = int(self.storage.read(lambda tx: tx.value("count_unsealed_audit")))
-        progress.start("audit seal", unsealed)
+        progress.start("audit seal", self.unsealed(project_id))
+        scope = project_id or ""
         sealed = 0
         while True:
-            count = self.storage.write(self._seal_batch)
+            count = self.storage.write(lambda tx: self._seal_batch(tx, scope))
             sealed += count
             progress.advance(count)
             if count < SEAL_BATCH:
@@ -101,15 +110,16 @@ class AuditChainService(Service):
         heads = self.storage.read(lambda tx: tx.all("audit_chain_heads"))
         return {"sealed": sealed,
                 "chains": {row["chain"]: {"seals": row["seal_seq"], "head": row["chain_sha256"]}
-                           for row in sorted(heads, key=lambda row: str(row["chain"]))}}
+                           for row in sorted(heads, key=lambda row: str(row["chain"]))
+                           if not scope or row["chain"] == scope}}
 
     @staticmethod
-    def _seal_batch(tx: Tx) -> int:
+    def _seal_batch(tx: Tx, scope: str) -> int:
         # Two sealers at once (PostgreSQL) would both extend the same chain heads.
         tx.lock(LOCK_AUDIT_SEALING)
         heads = {row["chain"]: ChainState(row["seal_seq"], row["chain_sha256"])
                  for row in tx.all("audit_chain_heads")}
-        entries = tx.all("unsealed_audit", limit=SEAL_BATCH)
+        entries = tx.all("unsealed_audit", project_id=scope, limit=SEAL_BATCH)
         for entry in entries:
             state = heads.setdefault(chain_of(entry), ChainState())
             entry_hash = entry_sha256(entry)
@@ -125,7 +135,7 @@ class AuditChainService(Service):
         progress = progress or NoProgress()
 
         def unit(tx: Tx) -> Verification:
-            result = Verification(unsealed=int(tx.value("count_unsealed_audit")))
+            result = Verification(unsealed=int(tx.value("count_unsealed_audit", project_id="")))
             step = _counting(progress)
             for seal in tx.stream("audit_seals_in_order"):
                 _verify_seal(result, seal)

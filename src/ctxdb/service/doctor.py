@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 PASS, WARN, FAIL = "pass", "warn", "fail"
 WAL_WARN_BYTES = 64 * 1024 * 1024
 SEARCH_TABLE = "search_documents"  # the full-text index's documents (migration 0008)
+SEALS_TABLE = "audit_seals"  # the audit log's hash chains (migration 0011)
 _MOST_LISTED = 5  # problems named in a detail line; the data carries all of them
 
 
@@ -141,6 +142,7 @@ class DoctorService(Service):
             ("query_plans", self.check_query_plans),
             ("search_index", lambda: self.check_search_index(fix)),
             ("stale_instances", lambda: self.check_stale_instances(fix)),
+            ("audit_chain", self.check_audit_chain),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
         progress = progress or NoProgress()
@@ -319,6 +321,23 @@ class DoctorService(Service):
             return None
         return dataclasses.replace(after, fixed="rebuilt the full-text index: " + ", ".join(
             f"{source} {count}" for source, count in rebuilt.items()))
+
+    def check_audit_chain(self) -> Check | None:
+        """The audit log's hash chains, recomputed (docs/audit.md). Nothing to fix: a
+        changed entry cannot be changed back by ctxdb; the check says which it is."""
+        if not self._has_table(SEALS_TABLE):
+            return None  # a schema from before the chains
+        from ctxdb.service.audit_chain import AuditChainService
+
+        result = AuditChainService(self.storage, self.settings).verify()
+        data = {key: result[key] for key in ("sealed", "unsealed", "problem_count")}
+        detail = (f"{result['sealed']} sealed audit entries in {len(result['chains'])} "
+                  f"chain(s), {result['unsealed']} not sealed yet")
+        if result["ok"]:
+            return Check("audit_chain", PASS, detail + " (`ctxdb audit seal` or `ctxdb gc` "
+                         "seals them)" if result["unsealed"] else detail, data=data)
+        return Check("audit_chain", FAIL, f"{detail}; {result['problem_count']} problem(s): "
+                     f"{_listed(result['problems'])}", data=data)
 
     def check_stale_instances(self, fix: bool) -> Check:
         stale_after = self.settings.stale_after

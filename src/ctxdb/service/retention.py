@@ -71,13 +71,28 @@ class RetentionService(Service):
         scope, progress = project_id or "", progress or NoProgress()
         collectors = {"memories": self._memories, "instances": self._instances,
                       "session_events": self._session_events,
-                      "context_items": self._context_items}
+                      "context_items": self._context_items,
+                      "audit_entries": self._audit_entries}
         kinds = {}
         for kind, collect_kind in collectors.items():
             progress.start(f"gc:{kind}", None)
             kinds[kind] = collect_kind(scope, dry_run, actor, progress)
         return {"dry_run": dry_run, "project_id": project_id, "policy": self.policy(),
                 "kinds": kinds}
+
+    # --- audit entries ---------------------------------------------------------------------
+
+    def _audit_entries(self, scope: str, dry_run: bool, actor: str,
+                       progress: Progress) -> dict[str, Any]:
+        """Seal the audit entries written since the last sealing (of the project's chain, or
+        of every chain), after the other kinds wrote theirs."""
+        from ctxdb.service.audit_chain import AuditChainService
+
+        chains = AuditChainService(self.storage, self.settings)
+        found = chains.unsealed(scope or None)
+        sealed = 0 if dry_run or not found else chains.seal(scope or None, progress)["sealed"]
+        return {"enabled": True, "age_seconds": None, "found": found, "done": sealed,
+                "action": "sealed", "note": "written since the last sealing (docs/audit.md)"}
 
     # --- memories --------------------------------------------------------------------------
 

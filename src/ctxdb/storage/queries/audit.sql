@@ -16,6 +16,7 @@ LIMIT :limit;
 SELECT audit_id, occurred_at, actor, action, entity_type, entity_id, project_id, details
 FROM audit_log a
 WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id)
+  AND (a.project_id = :project_id OR :project_id = '')
 ORDER BY audit_id
 LIMIT :limit;
 
@@ -38,4 +39,5 @@ ORDER BY s.chain, s.seal_seq;
 -- name: count_unsealed_audit
 SELECT count(*) AS unsealed
 FROM audit_log a
-WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id);
+WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id)
+  AND (a.project_id = :project_id OR :project_id = '');
