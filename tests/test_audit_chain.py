@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,29 @@ def test_cli_lists_seals_and_verifies_with_exit_codes(db: Ctxdb, tmp_path: Path)
     assert failed.exit_code == 7, failed.output
     assert f"audit entry {listed[0]['audit_id']} was changed after it was sealed" in failed.stdout
     assert "FAILED: 1 problem(s)" in failed.stdout
+
+
+def test_sealers_and_writers_at_once_leave_whole_chains(db: Ctxdb) -> None:
+    pid = db.projects.create("busy")["project_id"]
+    errors: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        try:
+            with Ctxdb.open(db.settings) as own:
+                for step in range(15):
+                    own.memories.put(pid, "team", f"w{number}", step)
+                    if step % 3 == number % 3:
+                        own.audit_chain.seal()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    db.audit_chain.seal()
+    verified = db.audit_chain.verify()
+    assert verified["ok"], verified["problems"]
+    assert verified["unsealed"] == 0 and verified["chains"][pid]["seals"] == 61
