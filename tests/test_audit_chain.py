@@ -184,3 +184,13 @@ def test_sealers_and_writers_at_once_leave_whole_chains(db: Ctxdb) -> None:
     verified = db.audit_chain.verify()
     assert verified["ok"], verified["problems"]
     assert verified["unsealed"] == 0 and verified["chains"][pid]["seals"] == 61
+
+
+def test_sealing_goes_batch_after_batch(db: Ctxdb, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ctxdb.service.audit_chain.SEAL_BATCH", 3)
+    some_history(db)
+    total = len(entries(db))
+    assert total > 3 * 2
+    assert db.audit_chain.seal()["sealed"] == total
+    verified = db.audit_chain.verify()
+    assert verified["ok"] and verified["unsealed"] == 0 and verified["sealed"] == total

@@ -20,6 +20,7 @@ ticket, a commit message) makes that visible too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,9 +101,10 @@ class AuditChainService(Service):
         progress = progress or NoProgress()
         progress.start("audit seal", self.unsealed(project_id))
         scope = project_id or ""
-        sealed = 0
+        sealed = after_id = 0
         while True:
-            count = self.storage.write(lambda tx: self._seal_batch(tx, scope))
+            count, after_id = self.storage.write(
+                functools.partial(self._seal_batch, scope=scope, after_id=after_id))
             sealed += count
             progress.advance(count)
             if count < SEAL_BATCH:
@@ -114,12 +116,15 @@ class AuditChainService(Service):
                            if not scope or row["chain"] == scope}}
 
     @staticmethod
-    def _seal_batch(tx: Tx, scope: str) -> int:
+    def _seal_batch(tx: Tx, scope: str, after_id: int) -> tuple[int, int]:
+        """Seals up to a batch of entries after ``after_id``; returns how many, and the id
+        to go on after."""
         # Two sealers at once (PostgreSQL) would both extend the same chain heads.
         tx.lock(LOCK_AUDIT_SEALING)
         heads = {row["chain"]: ChainState(row["seal_seq"], row["chain_sha256"])
                  for row in tx.all("audit_chain_heads")}
-        entries = tx.all("unsealed_audit", project_id=scope, limit=SEAL_BATCH)
+        entries = tx.all("unsealed_audit", project_id=scope, after_id=after_id,
+                         limit=SEAL_BATCH)
         for entry in entries:
             state = heads.setdefault(chain_of(entry), ChainState())
             entry_hash = entry_sha256(entry)
@@ -127,7 +132,7 @@ class AuditChainService(Service):
             state.head = link_sha256(state.head, entry_hash)
             tx.defer("insert_audit_seal", audit_id=entry["audit_id"], chain=chain_of(entry),
                      seal_seq=state.seals, row_sha256=entry_hash, chain_sha256=state.head)
-        return len(entries)
+        return len(entries), int(entries[-1]["audit_id"]) if entries else after_id
 
     def verify(self, progress: Progress | None = None) -> dict[str, Any]:
         """Recompute every chain from its entries; ``ok`` is false when a sealed entry was

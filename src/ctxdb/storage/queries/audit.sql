@@ -11,11 +11,14 @@ ORDER BY audit_id DESC
 LIMIT :limit;
 
 -- name: unsealed_audit
--- Entries without a seal, in id order: those written since the last sealing, and on
--- PostgreSQL any that committed after an entry with a higher id was sealed.
+-- Entries without a seal, in id order after :after_id: those written since the last
+-- sealing, and on PostgreSQL any that committed after an entry with a higher id was sealed.
+-- A sealing run starts at 0 and goes on after the last entry of its previous batch, so that
+-- it walks the log once, not once per batch.
 SELECT audit_id, occurred_at, actor, action, entity_type, entity_id, project_id, details
 FROM audit_log a
-WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id)
+WHERE a.audit_id > :after_id
+  AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.audit_id = a.audit_id)
   AND (a.project_id = :project_id OR :project_id = '')
 ORDER BY audit_id
 LIMIT :limit;
