@@ -121,12 +121,16 @@ class AuditChainService(Service):
         to go on after."""
         # Two sealers at once (PostgreSQL) would both extend the same chain heads.
         tx.lock(LOCK_AUDIT_SEALING)
-        heads = {row["chain"]: ChainState(row["seal_seq"], row["chain_sha256"])
-                 for row in tx.all("audit_chain_heads")}
         entries = tx.all("unsealed_audit", project_id=scope, after_id=after_id,
                          limit=SEAL_BATCH)
+        heads: dict[str, ChainState] = {}
         for entry in entries:
-            state = heads.setdefault(chain_of(entry), ChainState())
+            chain = chain_of(entry)
+            if chain not in heads:
+                head = tx.one("audit_chain_head", chain=chain)
+                heads[chain] = ChainState() if head is None else ChainState(
+                    int(head["seal_seq"]), str(head["chain_sha256"]))
+            state = heads[chain]
             entry_hash = entry_sha256(entry)
             state.seals += 1
             state.head = link_sha256(state.head, entry_hash)

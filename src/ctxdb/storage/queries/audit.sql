@@ -24,9 +24,17 @@ ORDER BY audit_id
 LIMIT :limit;
 
 -- name: audit_chain_heads
-SELECT chain, seal_seq, chain_sha256
-FROM audit_seals s
-WHERE seal_seq = (SELECT max(seal_seq) FROM audit_seals h WHERE h.chain = s.chain);
+-- Every chain's last seal (a whole walk of the seals: once per sealing run, for its report).
+SELECT s.chain, s.seal_seq, s.chain_sha256
+FROM (SELECT chain, max(seal_seq) AS seal_seq FROM audit_seals GROUP BY chain) last
+JOIN audit_seals s ON s.chain = last.chain AND s.seal_seq = last.seal_seq;
+
+-- name: audit_chain_head
+-- One chain's last seal: a step down the (chain, seal_seq) index.
+SELECT seal_seq, chain_sha256 FROM audit_seals
+WHERE chain = :chain
+ORDER BY seal_seq DESC
+LIMIT 1;
 
 -- name: insert_audit_seal
 INSERT INTO audit_seals (audit_id, chain, seal_seq, row_sha256, chain_sha256, sealed_at)
