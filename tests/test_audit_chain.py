@@ -194,3 +194,18 @@ def test_sealing_goes_batch_after_batch(db: Ctxdb, monkeypatch: pytest.MonkeyPat
     assert db.audit_chain.seal()["sealed"] == total
     verified = db.audit_chain.verify()
     assert verified["ok"] and verified["unsealed"] == 0 and verified["sealed"] == total
+
+
+def test_verify_of_one_project_checks_its_chain_only(db: Ctxdb, tmp_path: Path) -> None:
+    alpha, beta = some_history(db)
+    db.audit_chain.seal()
+    victim = entries(db, beta)[0]["audit_id"]
+    raw(db, f"UPDATE audit_log SET actor = 'user:nobody' WHERE audit_id = {victim}")
+    mine = db.audit_chain.verify(alpha)
+    assert mine["ok"] and list(mine["chains"]) == [alpha]
+    assert mine["sealed"] == len(entries(db, alpha))
+    theirs = db.audit_chain.verify(beta)
+    assert not theirs["ok"] and theirs["problem_count"] == 1
+    run = Cli(db.settings.url, tmp_path)
+    assert run("audit", "verify", "-p", alpha).exit_code == 0
+    assert run("audit", "verify", "-p", beta).exit_code == 7

@@ -78,14 +78,16 @@ def audit_seal_command(app: Application, project_id: str | None, as_json: bool) 
 
 
 @audit_command.command("verify")
+@click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
+              help="Only this project's chain (default: every chain).")
 @json_option
 @pass_app
-def audit_verify_command(app: Application, as_json: bool) -> int:
+def audit_verify_command(app: Application, project_id: str | None, as_json: bool) -> int:
     """Recompute every hash chain of the audit log from its entries. Exits with status 7
     when an entry was changed or removed after it was sealed, or a seal was removed or
     rewritten; entries not sealed yet are counted, not judged."""
     with phase_progress(not as_json) as progress:
-        result = app.db().audit_chain.verify(progress=progress)
+        result = app.db().audit_chain.verify(project_id, progress=progress)
 
     def human() -> None:
         print_table(_chain_rows(result["chains"]), ("chain", "seals", "head"),

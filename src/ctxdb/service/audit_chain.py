@@ -138,15 +138,20 @@ class AuditChainService(Service):
                      seal_seq=state.seals, row_sha256=entry_hash, chain_sha256=state.head)
         return len(entries), int(entries[-1]["audit_id"]) if entries else after_id
 
-    def verify(self, progress: Progress | None = None) -> dict[str, Any]:
-        """Recompute every chain from its entries; ``ok`` is false when a sealed entry was
-        changed or removed, or a seal rewritten. Entries not sealed yet are only counted."""
+    def verify(self, project_id: str | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+        """Recompute every chain (or one project's) from its entries; ``ok`` is false when a
+        sealed entry was changed or removed, or a seal rewritten. Entries not sealed yet are
+        only counted."""
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
         progress = progress or NoProgress()
 
         def unit(tx: Tx) -> Verification:
-            result = Verification(unsealed=int(tx.value("count_unsealed_audit", project_id="")))
+            result = Verification(unsealed=int(tx.value("count_unsealed_audit",
+                                                        project_id=project_id or "")))
             step = _counting(progress)
-            for seal in tx.stream("audit_seals_in_order"):
+            for seal in tx.stream("audit_seals_in_order", chain=project_id):
                 _verify_seal(result, seal)
                 step()
             return result

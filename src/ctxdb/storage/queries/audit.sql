@@ -41,10 +41,12 @@ INSERT INTO audit_seals (audit_id, chain, seal_seq, row_sha256, chain_sha256, se
 VALUES (:audit_id, :chain, :seal_seq, :row_sha256, :chain_sha256, $NOW);
 
 -- name: audit_seals_in_order
--- Every seal with the entry it seals (none when the entry is gone), chain by chain.
+-- Every seal (of one chain, with :chain not NULL) with the entry it seals (none when the
+-- entry is gone), chain by chain.
 SELECT s.chain, s.seal_seq, s.audit_id, s.row_sha256, s.chain_sha256, a.audit_id AS entry_id,
        a.occurred_at, a.actor, a.action, a.entity_type, a.entity_id, a.project_id, a.details
 FROM audit_seals s LEFT JOIN audit_log a ON a.audit_id = s.audit_id
+WHERE s.chain = :chain OR :chain IS NULL
 ORDER BY s.chain, s.seal_seq;
 
 -- name: count_unsealed_audit
