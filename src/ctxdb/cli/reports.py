@@ -90,11 +90,13 @@ def audit_verify_command(app: Application, project_id: str | None, as_json: bool
         result = app.db().audit_chain.verify(project_id, progress=progress)
 
     def human() -> None:
+        from rich.markup import escape
+
         print_table(_chain_rows(result["chains"]), ("chain", "seals", "head"),
                     title="audit chains", empty="no sealed entries")
         say(f"{result['sealed']} sealed entries, {result['unsealed']} not sealed yet")
         for problem in result["problems"]:
-            say(f"problem: {problem}")
+            say(f"problem: {escape(problem)}")
         if result["problem_count"] > len(result["problems"]):
             say(f"… and {result['problem_count'] - len(result['problems'])} more")
         say("ok: every sealed entry is as it was sealed" if result["ok"]
