@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_seal_chains_each_project_and_verify_recomputes_them(db: Ctxdb) -> None:
     # The head of a chain is the hash of its entries in order, each linked to the one before.
     head = GENESIS
     for entry in entries(db, alpha):
-        head = link_sha256(head, entry_sha256(entry | {"details": _text(entry["details"])}))
+        # (the listing hands details over parsed; the stored row holds them as JSON text)
+        head = link_sha256(head, entry_sha256(entry | {"details": json.dumps(entry["details"])}))
     assert sealed["chains"][alpha]["head"] == head
 
     verified = db.audit_chain.verify()
@@ -69,12 +71,6 @@ def test_seal_chains_each_project_and_verify_recomputes_them(db: Ctxdb) -> None:
     assert again["chains"][alpha]["seals"] == sealed["chains"][alpha]["seals"] + 1
     assert again["chains"][beta] == sealed["chains"][beta]
     assert db.audit_chain.verify()["ok"]
-
-
-def _text(details: Any) -> str:
-    import json
-
-    return json.dumps(details)
 
 
 def test_a_changed_entry_is_found_and_named(db: Ctxdb) -> None:
