@@ -28,6 +28,7 @@ from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.health import declared_indexes
 from ctxdb.storage.migrate import Migration, load_migrations
 from ctxdb.storage.queries import raw_queries
+from test_audit_chain import raw
 
 CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
           "search_index", "stale_instances", "audit_chain", "size"]
@@ -420,16 +421,7 @@ def test_doctor_finds_a_changed_audit_entry(db: Ctxdb, project: dict[str, Any]) 
     assert chain.status == PASS and "not sealed yet (`ctxdb audit seal`" in chain.detail
     db.audit_chain.seal()
     entry = db.audit_log(project["project_id"], limit=1)[0]["audit_id"]
-    if db.settings.is_postgres:
-        import psycopg
-
-        with psycopg.connect(db.settings.url, autocommit=True) as conn:
-            conn.execute(f"UPDATE audit_log SET actor = 'user:mallory' WHERE audit_id = {entry}")
-    else:
-        conn = sqlite3.connect(db.settings.sqlite_path)
-        conn.execute(f"UPDATE audit_log SET actor = 'user:mallory' WHERE audit_id = {entry}")
-        conn.commit()
-        conn.close()
+    raw(db, f"UPDATE audit_log SET actor = 'user:mallory' WHERE audit_id = {entry}")
     report = db.doctor.run()
     chain = next(c for c in report.checks if c.name == "audit_chain")
     assert chain.status == FAIL and not report.ok

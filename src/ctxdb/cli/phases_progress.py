@@ -15,7 +15,9 @@ LABELS = {"export": "exporting records", "verify": "verifying", "check": "checki
           "import": "importing records", "copy": "copying rows", "doctor": "running checks",
           "gc:memories": "removing expired memories", "gc:instances": "removing ended instances",
           "gc:session_events": "removing old session events",
-          "gc:context_items": "archiving old context items"}
+          "gc:context_items": "archiving old context items",
+          "gc:audit_entries": "audit entries", "audit seal": "sealing audit entries",
+          "audit verify": "verifying audit chains"}
 
 
 class _RichPhases:

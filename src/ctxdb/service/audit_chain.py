@@ -98,22 +98,31 @@ class AuditChainService(Service):
              progress: Progress | None = None) -> dict[str, Any]:
         """Seal every audit entry written so far (of one project's chain with
         ``project_id``); returns how many, and the heads of the chains."""
+        sealed = self.seal_new(project_id, progress)
+        scope = project_id or ""
+        heads = self.storage.read(lambda tx: tx.all("audit_chain_heads"))
+        return {"sealed": sealed,
+                "chains": {row["chain"]: {"seals": row["seal_seq"], "head": row["chain_sha256"]}
+                           for row in sorted(heads, key=lambda row: str(row["chain"]))
+                           if not scope or row["chain"] == scope}}
+
+    def seal_new(self, project_id: str | None = None,
+                 progress: Progress | None = None) -> int:
+        """:meth:`seal` without the report of the chain heads (a walk of every seal):
+        how many entries it sealed."""
         progress = progress or NoProgress()
-        progress.start("audit seal", self.unsealed(project_id))
+        unsealed = self.unsealed(project_id)
+        progress.start("audit seal", unsealed)
         scope = project_id or ""
         sealed = after_id = 0
-        while True:
+        while unsealed:
             count, after_id = self.storage.write(
                 functools.partial(self._seal_batch, scope=scope, after_id=after_id))
             sealed += count
             progress.advance(count)
             if count < SEAL_BATCH:
                 break
-        heads = self.storage.read(lambda tx: tx.all("audit_chain_heads"))
-        return {"sealed": sealed,
-                "chains": {row["chain"]: {"seals": row["seal_seq"], "head": row["chain_sha256"]}
-                           for row in sorted(heads, key=lambda row: str(row["chain"]))
-                           if not scope or row["chain"] == scope}}
+        return sealed
 
     @staticmethod
     def _seal_batch(tx: Tx, scope: str, after_id: int) -> tuple[int, int]:

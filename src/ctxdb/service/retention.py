@@ -89,8 +89,10 @@ class RetentionService(Service):
         from ctxdb.service.audit_chain import AuditChainService
 
         chains = AuditChainService(self.storage, self.settings)
-        found = chains.unsealed(scope or None)
-        sealed = 0 if dry_run or not found else chains.seal(scope or None, progress)["sealed"]
+        if dry_run:
+            found, sealed = chains.unsealed(scope or None), 0
+        else:
+            found = sealed = chains.seal_new(scope or None, progress)
         return {"enabled": True, "age_seconds": None, "found": found, "done": sealed,
                 "action": "sealed", "note": "written since the last sealing (docs/audit.md)"}
 
