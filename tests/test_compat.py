@@ -24,7 +24,6 @@ from ctxdb.compat import (
     TokenManager,
 )
 from ctxdb.errors import (
-    BudgetExceededError,
     ConfigError,
     InstanceNotFoundError,
     InvalidContentError,
