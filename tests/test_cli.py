@@ -231,8 +231,16 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     assert pack["text"] == text.stdout.rstrip("\n") and pack["handoff"] is None
     plain = run.ok("context", "pack", "-p", pid, "--budget-tokens", "50")
     assert {key: pack[key] for key in plain} == plain
-    assert "CRITICAL context needs" in run.fails(5, "context", "-p", pid,
+    # CRITICAL over the budget: the pack refuses; the preview shows what a reload injects.
+    assert "CRITICAL context needs" in run.fails(5, "context", "pack", "-p", pid,
                                                  "--budget-tokens", "1")
+    tight = run("context", "-p", pid, "--budget-tokens", "1")
+    assert tight.exit_code == 0, tight.output
+    assert tight.stdout == (f"# ctxdb context: project {pid} (startup)\n"
+                            "- [CRITICAL] 1 item(s) over the reload budget, not loaded: #1 "
+                            f"(item {pack['items'][0]['item_id']}, note, "
+                            f"{pack['items'][0]['token_count']} tokens). "
+                            "Fetch one with `ctxdb context get ITEM_ID`.\n")
     assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
 
 
@@ -256,6 +264,22 @@ def test_tokens_usage_and_clear_and_reload(run: Cli, pid: str) -> None:
     assert "handoff saved" in human.stdout and "CRITICAL" in human.stdout
     assert run.ok("tokens", "check", iid)["generation"] == 2
     assert "threshold must be in" in run.fails(2, "tokens", "auto", iid, "--threshold", "2")
+
+
+def test_tokens_clear_names_critical_items_over_the_reload_budget(run: Cli, pid: str) -> None:
+    kept, left_out = (run.ok("context", "store", "-p", pid, f'{{"rule": {n}}}', "--priority",
+                             "CRITICAL", "--token-count", "200")["item_id"] for n in range(2))
+    iid = run.ok("instance", "launch", "-p", pid, "--context-window", "1000")["instance_id"]
+    run.ok("tokens", "update", iid, "900")
+    reload = run.ok("tokens", "auto", iid, "--summary", "over budget")  # 400 > 250
+    assert (reload["tokens_after"], reload["generation"]) == (0, 1)
+    assert [item["item_id"] for item in reload["items"]] == [kept]
+    assert [item["item_id"] for item in reload["critical_omitted"]] == [left_out]
+    human = run("tokens", "clear", iid)
+    assert human.exit_code == 0, human.output
+    assert "1 CRITICAL item(s) over the reload budget of 250 tokens" in human.stdout
+    assert "ctxdb context get ITEM_ID" in human.stdout
+    assert run.ok("tokens", "check", iid)["generation"] == 2
 
 
 def test_summary_and_audit(run: Cli, pid: str) -> None:

@@ -24,7 +24,6 @@ from ctxdb.compat import (
     TokenManager,
 )
 from ctxdb.errors import (
-    BudgetExceededError,
     ConfigError,
     InstanceNotFoundError,
     InvalidContentError,
@@ -249,18 +248,14 @@ def test_clear_instance_tokens_resets_usage_and_keeps_context(
     assert db.audit_log(entity_id="inst_clear", limit=1)[0]["action"] == "tokens.clear"
 
 
-def test_clear_instance_tokens_does_not_need_the_pack_to_fit(make_settings: Any) -> None:
-    """A plain clear reads nothing back, so CRITICAL context over the pack budget is fine,
-    where a clear-and-reload refuses (and changes nothing)."""
+def test_clear_instance_tokens_does_not_read_the_pack(make_settings: Any) -> None:
+    """A plain clear reads nothing back, whatever the project's CRITICAL context."""
     settings = make_settings(pack_budget_fraction=0.01)
     with Ctxdb.open(settings) as db, SQLiteContextLoader(settings.url) as loader:
         project_id = db.projects.create("Tight")["project_id"]
         db.context.store(project_id, {"big": "x" * 20_000}, "CRITICAL")
         instance_id = db.instances.launch(project_id)["instance_id"]
         db.tokens.update_usage(instance_id, 9_000)
-        with pytest.raises(BudgetExceededError):
-            db.tokens.clear_and_reload(instance_id)
-        assert db.instances.get(instance_id)["current_token_usage"] == 9_000
         loader.clear_instance_tokens(instance_id)
         assert db.instances.get(instance_id)["current_token_usage"] == 0
 
@@ -344,6 +339,30 @@ def test_clear_and_reload_returns_seed_shape(
     assert (result["context_items_loaded"], result["critical_items"], result["high_items"],
             result["medium_items"], result["low_items"]) == (3, 1, 1, 1, 0)
     assert critical in {item["snapshot_id"] for item in result["items"]}
+    assert tokens.check_token_usage(instance_id)["current_token_usage"] == 0
+
+
+def test_the_seed_cycle_goes_on_when_critical_exceeds_the_reload_budget(
+    tokens: TokenManager, manager: MultiProjectManager, project_id: str, db: Ctxdb
+) -> None:
+    """The seed's loop (work to 95%, auto-manage, repeat) with CRITICAL items over 25% of the
+    window: every round clears, reloads what fits, and names the rest by snapshot id."""
+    instance_id = manager.launch_instance(project_id)
+    kept = [db.context.store(project_id, {"rule": n}, "CRITICAL", token_count=20_000)["item_id"]
+            for n in range(3)]  # 60,000 tokens: the reload budget is 50,000
+    for generation in range(1, 4):
+        tokens.update_token_usage(instance_id, 190_000)
+        result = tokens.auto_manage_tokens(instance_id)
+        assert result is not None and set(result) >= RELOAD_KEYS
+        assert (result["tokens_before"], result["tokens_after"], result["status"]) == (
+            190_000, 0, "ready")
+        assert result["critical_items"] == result["context_items_loaded"] == 2
+        assert [i["snapshot_id"] for i in result["items"]] == kept[:2]
+        assert [(i["snapshot_id"], i["token_count"]) for i in result["critical_omitted"]] == [
+            (kept[2], 20_000)]
+        assert db.instances.get(instance_id)["generation"] == generation
+    result = tokens.clear_and_reload(instance_id)
+    assert [i["snapshot_id"] for i in result["critical_omitted"]] == [kept[2]]
     assert tokens.check_token_usage(instance_id)["current_token_usage"] == 0
 
 

@@ -31,7 +31,7 @@ from ctxdb.storage.queries import raw_queries
 from test_audit_chain import raw
 
 CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
-          "search_index", "stale_instances", "audit_chain", "size"]
+          "search_index", "stale_instances", "reload_budget", "audit_chain", "size"]
 STALE = 0.05  # seconds
 SEARCH_MIGRATION = 8
 
@@ -364,6 +364,51 @@ def test_stale_instances_warn_and_fix_marks_them_crashed(
         assert (fixed.status, fixed.fixed) == (PASS, f"marked 1 instance(s) crashed: {silent}")
     assert db.instances.get(silent)["status"] == "crashed"
     assert "instance.crashed" in [row["action"] for row in db.audit_log(entity_id=silent)]
+
+
+def test_projects_whose_critical_items_exceed_the_reload_budget_warn(
+    make_settings: Callable[..., Settings], db: Ctxdb
+) -> None:
+    """The reload budget is pack_budget_fraction of the smallest window an agent of the
+    project reloads with: the default window, or a live instance's smaller one."""
+    over = db.projects.create("Over")["project_id"]
+    narrow = db.projects.create("Narrow")["project_id"]
+    fine = db.projects.create("Fine")["project_id"]
+    archived = db.projects.create("Archived")["project_id"]
+    for tokens in (30_000, 25_000):  # 55,000 > a quarter of the default 200,000 window
+        db.context.store(over, "rule", "CRITICAL", token_count=tokens)
+        db.context.store(archived, "rule", "CRITICAL", token_count=tokens)
+    db.projects.archive(archived)
+    gone = db.context.store(fine, "old rule", "CRITICAL", token_count=90_000)["item_id"]
+    db.context.delete(gone)  # deleted items are not reloaded
+    db.context.store(fine, "rule", "CRITICAL", token_count=40_000)
+    db.context.store(fine, "lots", "HIGH", token_count=90_000)  # only CRITICAL must fit
+    db.context.store(narrow, "rule", "CRITICAL", token_count=6_000)
+    db.instances.launch(narrow, context_window=10_000)  # its reload budget is 2,500
+    db.instances.launch(fine, context_window=500_000)  # a larger window does not count
+    found = check(db.doctor.run(), "reload_budget")
+    assert found.status == WARN
+    assert found.data["projects"] == sorted([
+        {"project_id": over, "name": "Over", "critical_items": 2, "critical_tokens": 55_000,
+         "context_window": 200_000, "reload_budget": 50_000},
+        {"project_id": narrow, "name": "Narrow", "critical_items": 1, "critical_tokens": 6_000,
+         "context_window": 10_000, "reload_budget": 2_500},
+    ], key=lambda row: row["project_id"])
+    assert f"{over} (Over): 2 CRITICAL item(s) of 55000 tokens" in found.detail
+    assert "reload budget of 50000 (25% of a 200000-token window)" in found.detail
+    assert f"{narrow} (Narrow)" in found.detail and archived not in found.detail
+    assert fine not in found.detail
+    assert "names the rest" in found.detail
+    db.context.store(fine, "one more", "CRITICAL", token_count=10_001)  # 50,001 now
+    assert fine in check(db.doctor.run(), "reload_budget").detail
+    with Ctxdb.open(make_settings(pack_budget_fraction=0.5)) as roomy:
+        assert [p["project_id"] for p in check(roomy.doctor.run(), "reload_budget").data[
+            "projects"]] == [narrow]
+    for item in db.context.full(over)["CRITICAL"] + db.context.full(narrow)["CRITICAL"] \
+            + db.context.full(fine)["CRITICAL"]:
+        db.context.delete(item["item_id"])
+    passed = check(db.doctor.run(), "reload_budget")
+    assert passed.status == PASS and passed.data["projects"] == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -316,6 +316,44 @@ def test_ctxdb_context_prints_what_the_hook_injected(
     assert with_handoff.stdout == f"{reload}\n"
 
 
+def test_the_reload_hook_names_critical_items_over_the_budget(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    """CRITICAL items over the reload budget (50,000 of a 200,000-token window): SessionStart
+    after a compaction exits 0, injects the handoff and the CRITICAL items that fit, names the
+    rest under the cap; `ctxdb context` prints the same text, its JSON names every one."""
+    project_id = project_of(db, repo)
+    rules = [db.context.store(project_id, f"CRITICAL rule {n}: " + "keep this " * 40,
+                              "CRITICAL", token_count=10_000)["item_id"] for n in range(8)]
+    hook(event("SessionStart", repo, transcript, source="startup"))
+    hook(event("PreCompact", repo, transcript, trigger="auto", custom_instructions=None))
+    reload = hook(event("SessionStart", repo, transcript, source="compact"))
+    assert reload is not None and reload.startswith("# Handoff") and "xterm.js" in reload
+    assert all(f"CRITICAL rule {n}: " in reload for n in range(5))
+    assert "CRITICAL rule 5: " not in reload
+    assert "3 item(s) over the reload budget, not loaded: " + "; ".join(
+        f"#{n + 1} (item {rules[n]}, code, 10000 tokens)" for n in (5, 6, 7)) in reload
+    assert "`ctxdb context get ITEM_ID`" in reload
+    current = instance(db)
+    assert current["generation"] == 1
+    assert db.sessions.injections(current["instance_id"])[-1]["item_ids"] == rules[:5]
+    printed = subprocess.run(
+        [str(CTXDB), "context", "--instance", current["instance_id"]], cwd=repo,
+        capture_output=True, text=True, env=hook.env())
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == f"{reload}\n"
+    as_json = subprocess.run([str(CTXDB), "context", "--format", "json"], cwd=repo,
+                             capture_output=True, text=True, env=hook.env())
+    payload = json.loads(as_json.stdout)
+    assert [entry["item_id"] for entry in payload["critical_omitted"]] == rules[5:]
+    assert [entry["reason"] for entry in payload["manifest"]["omitted"]] == [
+        "critical_over_budget"] * 3
+    strict = subprocess.run([str(CTXDB), "context", "pack", "--project", project_id], cwd=repo,
+                            capture_output=True, text=True, env=hook.env())
+    assert strict.returncode == 5 and "over the budget of 50000" in strict.stderr
+    assert hook.logged() == ""
+
+
 # --- a whole session ---------------------------------------------------------------------------
 
 

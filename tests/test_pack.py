@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from ctxdb.domain.models import Priority
-from ctxdb.domain.packing import Pack, pack_items
+from ctxdb.domain.packing import CRITICAL_OVER_BUDGET, Pack, pack_items
 from ctxdb.errors import BudgetExceededError, ProjectNotFoundError, ValidationError
 from ctxdb.service import Ctxdb
 
@@ -181,8 +181,12 @@ class CountingStream:
 
 def make_rows(priority: Priority, tokens: list[int], counter: itertools.count[int]
               ) -> list[dict[str, Any]]:
-    return [{"item_id": next(counter), "priority": priority.value, "token_count": t}
-            for t in tokens]
+    rows = []
+    for t in tokens:
+        number = next(counter)
+        rows.append({"item_id": number, "priority": priority.value, "token_count": t,
+                     "sequence_number": number, "content_type": "note"})
+    return rows
 
 
 def check_pack(critical: list[dict[str, Any]], tiers: dict[Priority, list[dict[str, Any]]],
@@ -257,6 +261,52 @@ def test_pack_items_properties(
     again, _ = run()
     assert again.items == pack.items
     assert again.manifest.to_dict() == pack.manifest.to_dict()
+
+
+@given(
+    critical_tokens=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
+    tier_tokens=st.tuples(token_lists, token_lists, token_lists),
+    budget=st.integers(min_value=0, max_value=200),
+    max_skips=st.integers(min_value=1, max_value=6),
+)
+@hypothesis_settings(max_examples=300, deadline=None, database=None)
+def test_partial_critical_pack_properties(
+    critical_tokens: list[int], tier_tokens: tuple[list[int], list[int], list[int]],
+    budget: int, max_skips: int,
+) -> None:
+    """A reload's pack never fails: within the budget it is the ordinary pack; over it, the
+    CRITICAL items that fit in order (first fit), every other one named, no lower tier read."""
+    counter = itertools.count(1)
+    critical = make_rows(Priority.CRITICAL, critical_tokens, counter)
+    tiers = {p: make_rows(p, t, counter) for p, t in zip(TIERS, tier_tokens, strict=True)}
+    streams = {p: CountingStream(rows) for p, rows in tiers.items()}
+    pack = pack_items(iter(critical), ((p, streams[p]) for p in TIERS), budget, max_skips,
+                      partial_critical=True)
+    read = sum(s.read for s in streams.values())
+    if sum(critical_tokens) <= budget:
+        check_pack(critical, tiers, budget, max_skips, pack, read)
+        assert pack.critical_omitted == []
+        return
+    fits, left, used = [], [], 0
+    for row in critical:
+        if row["token_count"] <= budget - used:
+            fits.append(row)
+            used += row["token_count"]
+        else:
+            left.append(row)
+    assert pack.items == fits and read == 0
+    assert pack.manifest.used == used <= budget
+    assert ids(pack.manifest.included) == ids(fits)
+    assert ids(pack.manifest.omitted) == ids(pack.critical_omitted) == ids(left) != []
+    assert all(e["reason"] == CRITICAL_OVER_BUDGET for e in pack.manifest.omitted)
+    assert pack.critical_omitted == [
+        {"item_id": r["item_id"], "sequence_number": r["sequence_number"],
+         "content_type": "note", "token_count": r["token_count"]} for r in left]
+    assert pack.manifest.stopped is not None
+    assert pack.manifest.stopped["reason"] == CRITICAL_OVER_BUDGET
+    assert pack.manifest.stopped["needed"] == sum(critical_tokens)
+    # Every CRITICAL item is either carried or named: none is dropped silently.
+    assert sorted(ids(pack.items) + ids(left)) == ids(critical)
 
 
 # --- the same properties through the real service ------------------------------------------

@@ -182,6 +182,35 @@ def test_the_injected_text_stays_under_the_cap(db: Ctxdb) -> None:
     assert "more item(s) not shown" in result["text"]
 
 
+def test_a_reload_names_the_critical_items_over_the_budget(
+    db: Ctxdb, transcript: str
+) -> None:
+    """CRITICAL items over the reload budget (a quarter of the 200,000-token window): the
+    SessionStart reload after a compaction still succeeds, injects those that fit and names
+    the others, within the clients' cap, and the next reloads do the same."""
+    started = db.sessions.start(session(transcript), "startup", REPO)
+    project_id = started["project_id"]
+    criticals = [int(db.context.store(project_id, f"rule {n}: " + "x" * 600, "CRITICAL",
+                                      token_count=2_000)["item_id"]) for n in range(60)]
+    store(db, project_id, "a HIGH note", "HIGH")
+    fits, left_out = criticals[:25], criticals[25:]  # 25 × 2,000 = 50,000 tokens
+    for generation in (1, 2, 3):
+        db.sessions.save_before_compaction(session(transcript), "auto", None)
+        reload = db.sessions.start(session(transcript), "compact", REPO)
+        text = reload["text"]
+        assert reload["generation"] == generation and len(text) <= MAX_INJECTION_CHARS
+        assert text.startswith("# Handoff") and "xterm.js" in text
+        assert reload["item_ids"] == fits and "a HIGH note" not in text
+        assert "35 item(s) over the reload budget, not loaded" in text
+        assert all(f"(item {item_id}, code, 2000 tokens)" in text for item_id in left_out[:20])
+        assert f"(item {left_out[20]}," not in text
+        assert "… and 15 more (`ctxdb context --format json` names them all)" in text
+        assert "`ctxdb context get ITEM_ID`" in text
+    startup = db.sessions.start(session(None, "s-2"), "startup", REPO)
+    assert startup["item_ids"] == fits and len(startup["text"]) <= MAX_INJECTION_CHARS
+    assert f"#26 (item {left_out[0]}, code, 2000 tokens)" in startup["text"]
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: AgentSession("vim", "s"), "unknown client 'vim'"),
     (lambda: AgentSession("codex", ""), "session_id must not be empty"),

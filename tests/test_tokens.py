@@ -174,23 +174,84 @@ def test_generations_count_up(db: Ctxdb, project: dict[str, Any]) -> None:
     assert (latest["summary"], latest["tokens_before"]) == ("gen 2", 300)
 
 
-def test_clear_and_reload_rolls_back_when_critical_exceeds_the_budget(
+def store_critical(db: Ctxdb, project_id: str, tokens: list[int]) -> list[int]:
+    return [int(db.context.store(project_id, f"rule {n}", "CRITICAL", token_count=count)
+                ["item_id"]) for n, count in enumerate(tokens)]
+
+
+def test_clear_and_reload_carries_the_critical_items_that_fit(
+    db: Ctxdb, project: dict[str, Any]
+) -> None:
+    """CRITICAL alone over the reload budget: the clear happens all the same; the reload
+    carries, in sequence order, each CRITICAL item that fits what is left, and names the rest
+    in the result and the manifest. Nothing of a lower priority takes the budget meanwhile."""
+    project_id = project["project_id"]
+    # The budget is 250 (a quarter of 1,000): 100 fits, 200 not, 100 fits, 60 not.
+    first, big, third, last = store_critical(db, project_id, [100, 200, 100, 60])
+    high = db.context.store(project_id, "tiny", "HIGH", token_count=1)["item_id"]
+    instance_id = launch(db, project_id, 1_000)
+    db.tokens.update_usage(instance_id, 700)
+    result = db.tokens.clear_and_reload(instance_id, summary="still going")
+    assert (result["tokens_before"], result["tokens_after"], result["generation"]) == (700, 0, 1)
+    assert result["status"] == "ready"
+    assert [item["item_id"] for item in result["items"]] == [first, third]
+    assert (result["context_items_loaded"], result["critical_items"]) == (2, 2)
+    assert result["high_items"] == 0
+    assert [(i["item_id"], i["sequence_number"], i["token_count"])
+            for i in result["critical_omitted"]] == [(big, 2, 200), (last, 4, 60)]
+    manifest = result["manifest"]
+    assert (manifest["budget"], manifest["used"]) == (250, 200)
+    assert manifest["omitted"] == [
+        {"item_id": big, "priority": "CRITICAL", "token_count": 200,
+         "reason": "critical_over_budget"},
+        {"item_id": last, "priority": "CRITICAL", "token_count": 60,
+         "reason": "critical_over_budget"},
+    ]
+    assert manifest["stopped"] is not None
+    assert (manifest["stopped"]["priority"], manifest["stopped"]["reason"]) == (
+        "CRITICAL", "critical_over_budget")
+    assert manifest["stopped"]["needed"] == 460
+    assert high not in {e["item_id"] for e in manifest["included"] + manifest["omitted"]}
+    usage = db.tokens.check_usage(instance_id)
+    assert (usage["current_token_usage"], usage["generation"]) == (0, 1)
+    handoff = db.tokens.latest_handoff(instance_id=instance_id)
+    assert handoff is not None and handoff == result["handoff"]
+    assert (handoff["summary"], handoff["tokens_before"]) == ("still going", 700)
+    assert db.audit_log(entity_id=instance_id)[0]["action"] == "tokens.clear_and_reload"
+    # An explicit pack of that budget still refuses to cut CRITICAL short.
+    with pytest.raises(BudgetExceededError, match="needs 460 tokens, over the budget of 250"):
+        db.context.pack(project_id, 250)
+
+
+def test_the_cycle_repeats_while_critical_exceeds_the_reload_budget(
+    db: Ctxdb, project: dict[str, Any]
+) -> None:
+    """The seed's endless cycle: work to 95%, auto-manage, again and again."""
+    project_id = project["project_id"]
+    kept = store_critical(db, project_id, [30_000, 30_000, 15_000])  # 75,000 > 50,000
+    instance_id = launch(db, project_id, 200_000)
+    reloads = []
+    for generation in range(1, 6):
+        db.tokens.update_usage(instance_id, 190_000)
+        result = db.tokens.auto_manage(instance_id, summary=f"round {generation}")
+        assert result is not None
+        assert (result["tokens_before"], result["tokens_after"]) == (190_000, 0)
+        assert result["generation"] == generation
+        assert result["handoff"]["summary"] == f"round {generation}"
+        reloads.append(([i["item_id"] for i in result["items"]],
+                        [i["item_id"] for i in result["critical_omitted"]]))
+    assert reloads == [([kept[0], kept[2]], [kept[1]])] * 5
+    assert db.tokens.check_usage(instance_id)["current_token_usage"] == 0
+
+
+def test_clear_and_reload_names_nothing_when_everything_fits(
     db: Ctxdb, project: dict[str, Any]
 ) -> None:
     project_id = project["project_id"]
-    db.context.store(project_id, "huge rule", "CRITICAL", token_count=300)
-    instance_id = launch(db, project_id, 1_000)
-    db.tokens.update_usage(instance_id, 700)
-    audit_before = db.audit_log()
-    with pytest.raises(BudgetExceededError, match="needs 300 tokens, over the budget of 250"):
-        db.tokens.clear_and_reload(instance_id, summary="lost?")
-    usage = db.tokens.check_usage(instance_id)
-    assert (usage["current_token_usage"], usage["generation"]) == (700, 0)
-    assert db.tokens.latest_handoff(instance_id=instance_id) is None
-    assert db.tokens.latest_handoff(project_id=project_id) is None
-    assert db.audit_log() == audit_before
-    result = db.tokens.clear_and_reload(instance_id, budget_tokens=300)  # a budget that fits
-    assert (result["critical_items"], result["generation"]) == (1, 1)
+    store_critical(db, project_id, [100, 150])
+    result = db.tokens.clear_and_reload(launch(db, project_id, 1_000))
+    assert result["critical_omitted"] == []
+    assert result["critical_items"] == 2 and result["manifest"]["stopped"] is None
 
 
 def test_clear_and_reload_of_an_ended_instance(db: Ctxdb, project: dict[str, Any]) -> None:

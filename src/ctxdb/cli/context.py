@@ -31,9 +31,10 @@ def _default_budget(app: Application) -> int:
 
 
 def _build_pack(app: Application, project_id: str, budget: int | None,
-                phase_id: int | None) -> dict[str, Any]:
+                phase_id: int | None, partial_critical: bool = False) -> dict[str, Any]:
     budget = _default_budget(app) if budget is None else budget
-    return pack_payload(project_id, app.db().context.pack(project_id, budget, phase_id))
+    return pack_payload(project_id, app.db().context.pack(
+        project_id, budget, phase_id, partial_critical=partial_critical))
 
 
 def show_item(item: dict[str, Any], as_json: bool) -> None:
@@ -60,8 +61,9 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
 
     Without a subcommand: every CRITICAL item, then HIGH, MEDIUM and LOW (current phase
     first, newest first) within the budget, rendered as the SessionStart hook injects it
-    (with --instance, that instance's handoff first). CRITICAL items alone over the budget
-    are an error (exit 5), never silently cut.
+    (with --instance, that instance's handoff first). When CRITICAL items alone exceed the
+    budget, those that fit (in sequence order) are shown and the others named, as a reload
+    does; `ctxdb context pack` refuses such a budget (exit 5).
 
     \b
     Examples:
@@ -74,7 +76,7 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
         return
     app = ctx.ensure_object(Application)
     project_id = project_id or _project_of_current_repository(app)
-    payload = _build_pack(app, project_id, budget_tokens, phase_id)
+    payload = _build_pack(app, project_id, budget_tokens, phase_id, partial_critical=True)
     handoff = None
     if instance_id is not None:
         handoff = app.db().tokens.latest_handoff(instance_id=instance_id)
@@ -82,7 +84,8 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
     rendered = render_context(
         payload["items"], title=injection_title(project_id, source),
         handoff_text=handoff["summary"] if handoff else None,
-        max_chars=MAX_INJECTION_CHARS if output_format == "text" else UNCAPPED)
+        max_chars=MAX_INJECTION_CHARS if output_format == "text" else UNCAPPED,
+        critical_omitted=payload["critical_omitted"])
     if output_format == "json":
         emit_json({**payload, "handoff": handoff, "text": rendered.text,
                    "injected_item_ids": rendered.item_ids})

@@ -12,11 +12,13 @@ PACK_FORMATS = ("text", "json", "markdown")
 
 
 def pack_payload(project_id: str, pack: Any) -> dict[str, Any]:
-    """The JSON form: the items in pack order, counts per priority and the manifest."""
+    """The JSON form: the items in pack order, counts per priority, the CRITICAL items a
+    reload's pack left out (empty for an ordinary pack) and the manifest."""
     return {
         "project_id": project_id,
         "counts": pack.counts(),
         "items": pack.items,
+        "critical_omitted": pack.critical_omitted,
         "manifest": pack.manifest.to_dict(),
     }
 

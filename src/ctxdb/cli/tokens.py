@@ -30,6 +30,13 @@ def print_reload(result: dict[str, Any]) -> None:
     counts = [{"priority": p, "items": result[f"{p.lower()}_items"]} for p in PRIORITIES]
     print_table(counts, ("priority", "items"),
                 title=f"reloaded {result['context_items_loaded']} items")
+    omitted = result["critical_omitted"]
+    if omitted:
+        print_table(omitted, ("item_id", "sequence_number", "content_type", "token_count"),
+                    title=f"{len(omitted)} CRITICAL item(s) over the reload budget of "
+                    f"{result['manifest']['budget']} tokens, not loaded")
+        say("fetch one with `ctxdb context get ITEM_ID`; `ctxdb doctor` names projects whose "
+            "CRITICAL items exceed the reload budget")
 
 
 def _handoff_options(func: Any) -> Any:

@@ -7,6 +7,9 @@ string must stay under the clients' cap of 10,000 characters; the text is built 
 
 - the handoff gets at most ``HANDOFF_SHARE`` of the cap when items follow it;
 - every CRITICAL item is always listed, each cut short when all of them would not fit;
+- CRITICAL items the pack left out (over the reload budget: ``Pack.critical_omitted``) are
+  named right after them, by sequence number and item id, with the command that fetches one;
+  this line is never dropped (at most ``MAX_NAMED_OMITTED`` are named, the rest counted);
 - HIGH, MEDIUM and LOW items follow in pack order while they fit; the rest are counted in
   a last line that says how to see them.
 
@@ -25,6 +28,7 @@ MAX_INJECTION_CHARS = 9_500
 HANDOFF_SHARE = 0.45
 MIN_ITEM_CHARS = 60
 ELLIPSIS = "…"
+MAX_NAMED_OMITTED = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,18 @@ def _item_line(item: Mapping[str, Any], max_chars: int | None = None) -> str:
     return head + body
 
 
+def critical_omitted_line(omitted: Sequence[Mapping[str, Any]]) -> str:
+    """The line that names the CRITICAL items a reload left out, and how to fetch one."""
+    named = "; ".join(f"#{entry['sequence_number']} (item {entry['item_id']}, "
+                      f"{entry['content_type']}, {entry['token_count']} tokens)"
+                      for entry in omitted[:MAX_NAMED_OMITTED])
+    more = len(omitted) - MAX_NAMED_OMITTED
+    if more > 0:
+        named += f"; … and {more} more (`ctxdb context --format json` names them all)"
+    return (f"- [CRITICAL] {len(omitted)} item(s) over the reload budget, not loaded: {named}."
+            " Fetch one with `ctxdb context get ITEM_ID`.")
+
+
 def render_context(
     items: Sequence[Mapping[str, Any]],
     *,
@@ -67,25 +83,30 @@ def render_context(
     handoff_text: str | None = None,
     max_chars: int = MAX_INJECTION_CHARS,
     more_hint: str = "run `ctxdb context` to see everything",
+    critical_omitted: Sequence[Mapping[str, Any]] = (),
 ) -> RenderedContext:
-    """Markdown of ``handoff_text`` (if any), then ``items`` in pack order, within ``max_chars``."""
+    """Markdown of ``handoff_text`` (if any), then ``items`` in pack order, within ``max_chars``;
+    ``critical_omitted`` (the pack's) are named after the CRITICAL items."""
     parts: list[str] = []
     if handoff_text:
-        share = int(max_chars * HANDOFF_SHARE) if items else max_chars - len(title) - 4
+        share = int(max_chars * HANDOFF_SHARE) if items or critical_omitted \
+            else max_chars - len(title) - 4
         parts.append(clip(handoff_text.strip(), share))
-    if not items:
+    if not items and not critical_omitted:
         text = "\n\n".join(parts)
         return RenderedContext(clip(text, max_chars) if text else "")
     header = f"# {title}"
     used = sum(len(part) + 2 for part in parts) + len(header) + 1
     critical = [item for item in items if item["priority"] == "CRITICAL"]
     others = [item for item in items if item["priority"] != "CRITICAL"]
-    # Reserve room for the "omitted" line, so that it always fits.
-    room = max_chars - used - 80
+    left_out = [critical_omitted_line(critical_omitted)] if critical_omitted else []
+    # Reserve room for the "omitted" lines, so that they always fit.
+    room = max_chars - used - 80 - sum(len(line) + 1 for line in left_out)
     lines = _critical_lines(critical, room)
     ids = [int(item["item_id"]) for item in critical[: len(lines)]]
     room -= sum(len(line) + 1 for line in lines)
     omitted = len(critical) - len(lines)
+    lines += left_out
     for item in others:
         if omitted == 0:  # once one item does not fit, later ones are left out: pack order
             line = _item_line(item)  # so the lines of those are not even built

@@ -66,9 +66,10 @@ def current_phase_id(tx: Tx, project_id: str) -> int | None:
 
 def pack_in_tx(
     tx: Tx, project_id: str, budget: int, phase_id: int | None,
-    max_skips: int = DEFAULT_MAX_SKIPS,
+    max_skips: int = DEFAULT_MAX_SKIPS, *, partial_critical: bool = False,
 ) -> Pack:
-    """The budgeted pack, read inside the caller's transaction (see ``domain.packing``)."""
+    """The budgeted pack, read inside the caller's transaction (see ``domain.packing``;
+    ``partial_critical`` for a reload, which must not fail)."""
     focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
     critical = decode_all(tx.all("items_of_priority", project_id=project_id,
                                  priority="CRITICAL", phase_id=None))
@@ -84,7 +85,7 @@ def pack_in_tx(
             yield decode(row)
 
     tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
-    return pack_items(critical, tiers, budget, max_skips)
+    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
 
 
 class ContextService:
@@ -369,9 +370,14 @@ class ContextService:
 
     def pack(
         self, project_id: str, budget_tokens: int, phase_id: int | None = None,
-        max_skips: int = DEFAULT_MAX_SKIPS,
+        max_skips: int = DEFAULT_MAX_SKIPS, *, partial_critical: bool = False,
     ) -> Pack:
-        """The budgeted pack (see ``domain.packing``); the current phase ranks first."""
+        """The budgeted pack (see ``domain.packing``); the current phase ranks first.
+
+        CRITICAL items alone over the budget are a :class:`BudgetExceededError`; with
+        ``partial_critical`` (the pack a reload injects) those that fit, the rest named in
+        ``Pack.critical_omitted`` and the manifest.
+        """
         check_non_negative_int(budget_tokens, "budget_tokens")
         check_optional_int(phase_id, "phase_id")
 
@@ -379,7 +385,8 @@ class ContextService:
             require_project(tx, project_id)
             if phase_id is not None:
                 require_phase(tx, phase_id, project_id)
-            return pack_in_tx(tx, project_id, budget_tokens, phase_id, max_skips)
+            return pack_in_tx(tx, project_id, budget_tokens, phase_id, max_skips,
+                              partial_critical=partial_critical)
 
         return self.storage.read(unit)
 

@@ -142,6 +142,7 @@ class DoctorService(Service):
             ("query_plans", self.check_query_plans),
             ("search_index", lambda: self.check_search_index(fix)),
             ("stale_instances", lambda: self.check_stale_instances(fix)),
+            ("reload_budget", self.check_reload_budget),
             ("audit_chain", self.check_audit_chain),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
@@ -356,6 +357,37 @@ class DoctorService(Service):
         after = self.check_stale_instances(fix=False)
         return dataclasses.replace(after, fixed=f"marked {len(crashed)} instance(s) crashed: "
                                    + _listed([row["instance_id"] for row in crashed]))
+
+    def check_reload_budget(self) -> Check:
+        """Active projects whose live CRITICAL items exceed the reload budget.
+
+        The budget is ``pack_budget_fraction`` of the smallest window one of the project's
+        agents reloads with: the default ``context_window`` (every new agent's) or a live
+        instance's smaller one. A clear-and-reload of such a project still succeeds, but
+        carries only the CRITICAL items that fit and names the others; nothing to fix, since
+        only a person can decide which items to demote.
+        """
+        fraction, default = self.settings.pack_budget_fraction, self.settings.context_window
+        over = []
+        for row in self.storage.read(lambda tx: tx.all("critical_context_per_project")):
+            window = min(default, int(row["smallest_window"] or default))
+            budget, tokens = int(window * fraction), int(row["tokens"])
+            if tokens > budget:
+                over.append({"project_id": row["project_id"], "name": row["name"],
+                             "critical_items": int(row["items"]), "critical_tokens": tokens,
+                             "context_window": window, "reload_budget": budget})
+        data = {"pack_budget_fraction": fraction, "projects": over}
+        if not over:
+            return Check("reload_budget", PASS, "every active project's CRITICAL items fit "
+                         f"the reload budget ({fraction * 100:g}% of the context window)",
+                         data=data)
+        named = [f"{p['project_id']} ({p['name']}): {p['critical_items']} CRITICAL item(s) of "
+                 f"{p['critical_tokens']} tokens, over the reload budget of "
+                 f"{p['reload_budget']} ({fraction * 100:g}% of a {p['context_window']}-token "
+                 "window)" for p in over]
+        return Check("reload_budget", WARN, f"{len(over)} project(s): {_listed(named)}. A "
+                     "clear-and-reload carries the CRITICAL items that fit and names the rest: "
+                     "lower the priority of some, or raise pack_budget_fraction", data=data)
 
     def check_size(self, fix: bool, wal_warn_bytes: int) -> Check:
         size = self.health.size()

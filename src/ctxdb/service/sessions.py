@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source
 from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import check_identifier, check_text
-from ctxdb.errors import BudgetExceededError, InstanceNotFoundError
-from ctxdb.service.common import audit, decode, decode_all
+from ctxdb.errors import InstanceNotFoundError
+from ctxdb.service.common import audit, decode
 from ctxdb.service.context import pack_in_tx
 from ctxdb.service.instances import InstanceService, require_instance
 from ctxdb.service.repo_projects import project_for_repo
@@ -87,11 +88,13 @@ class SessionService:
                 instance = require_instance(tx, instance["instance_id"])
             if context_tokens is not None:
                 _set_usage(tx, instance, context_tokens)
-            items = self._items(tx, instance)
+            pack = self._pack(tx, instance)
+            items = [dict(item) for item in pack.items]
             if source == "resume":
                 seen = _injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
-            result = self._inject(tx, instance, session, source, items, handoff, key)
+            result = self._inject(tx, instance, session, source, items, handoff, key,
+                                  pack.critical_omitted)
             audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
                   instance["project_id"], session_id=session.session_id,
                   injection_id=result["injection_id"], items=len(result["item_ids"]),
@@ -155,23 +158,20 @@ class SessionService:
             handoff = draft.insert(tx, owner, new_idempotency_key())
         return handoff
 
-    def _items(self, tx: Tx, instance: dict[str, Any]) -> list[dict[str, Any]]:
+    def _pack(self, tx: Tx, instance: dict[str, Any]) -> Pack:
+        """The reload pack of ``tokens.clear_and_reload``: it never fails; CRITICAL items over
+        the budget are left out and named (the injected text says how to fetch them)."""
         budget = int(instance["context_window"] * self.settings.pack_budget_fraction)
-        try:
-            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
-            return [dict(item) for item in pack.items]
-        except BudgetExceededError:
-            # CRITICAL items alone exceed the budget: a hook must still inject them all (the
-            # renderer shortens each) rather than fail the agent's session start.
-            return decode_all(tx.all("items_of_priority", project_id=instance["project_id"],
-                                     priority="CRITICAL", phase_id=None))
+        return pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"],
+                          partial_critical=True)
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
                 items: list[dict[str, Any]], handoff: dict[str, Any] | None,
-                key: str) -> dict[str, Any]:
+                key: str, critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
         title = injection_title(instance["project_id"], source)
         rendered = render_context(items, title=title,
-                                  handoff_text=handoff["summary"] if handoff else None)
+                                  handoff_text=handoff["summary"] if handoff else None,
+                                  critical_omitted=critical_omitted)
         row = {
             "project_id": instance["project_id"], "instance_id": instance["instance_id"],
             "session_id": session.session_id, "generation": instance["generation"],

@@ -120,8 +120,11 @@ class TokenService(Service):
     ) -> dict[str, Any]:
         """One transaction: save a handoff, reset usage, bump the generation, reload the pack.
 
-        The pack's budget defaults to ``pack_budget_fraction`` of the instance's window. If the
-        project's CRITICAL items alone exceed it, nothing is changed and the error says so.
+        The pack's budget defaults to ``pack_budget_fraction`` of the instance's window. The
+        cycle must go on when the project's CRITICAL items alone exceed it: the clear happens
+        all the same, the reload carries the CRITICAL items that fit (in sequence order), and
+        the others are named in ``critical_omitted`` and the manifest (``doctor`` warns about
+        such a project).
         """
         check_identifier(instance_id, "instance_id")
         if budget_tokens is not None:
@@ -139,7 +142,8 @@ class TokenService(Service):
                 handoff_id = self._clear(tx, instance, key, kind, summary, steps, working, actor)
             # else: a retry of this unit after its first attempt committed; nothing to redo.
             handoff = decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
-            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"])
+            pack = pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"],
+                              partial_critical=True)
             return self._reload_result(handoff, tx.one("get_instance", instance_id=instance_id)
                                        or instance, pack)
 
@@ -151,8 +155,7 @@ class TokenService(Service):
         """Reset usage to 0 and start a new generation, recording a ``clear`` handoff.
 
         Unlike :meth:`clear_and_reload` nothing is read back: the context items stay as they
-        are, and an instance whose project's CRITICAL items exceed the pack budget can still
-        be cleared. Returns the usage view with the ``handoff``.
+        are. Returns the usage view with the ``handoff``.
         """
         check_identifier(instance_id, "instance_id")
         check_text(summary, "summary", MAX_SUMMARY)
@@ -209,6 +212,7 @@ class TokenService(Service):
             "status": "ready",
             "handoff": handoff,
             "items": pack.items,
+            "critical_omitted": pack.critical_omitted,
             "manifest": pack.manifest.to_dict(),
         }
 

@@ -6,3 +6,14 @@
 SELECT instance_id, project_id, last_heartbeat FROM instances
 WHERE status IN ('active', 'idle') AND last_heartbeat < $AGO(:stale_after)
 ORDER BY last_heartbeat, instance_id;
+
+-- name: critical_context_per_project
+-- Live CRITICAL context of each active project, and the smallest context window of its live
+-- instances (NULL when none): the reload_budget check compares it with the reload budget.
+SELECT p.project_id, p.name, count(*) AS items, sum(c.token_count) AS tokens,
+       (SELECT min(i.context_window) FROM instances i
+        WHERE i.project_id = p.project_id AND i.status IN ('active', 'idle')) AS smallest_window
+FROM projects p JOIN context_items c ON c.project_id = p.project_id
+WHERE p.status = 'active' AND c.priority = 'CRITICAL' AND c.state = 'active'
+GROUP BY p.project_id, p.name
+ORDER BY p.project_id;
