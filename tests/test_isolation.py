@@ -170,7 +170,7 @@ def mcp_failures(client: Client, world: World, explicit: bool) -> Any:
             if explicit:
                 arguments["project_id"] = world.own
             result = await client.call(tool, **arguments)
-            text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
+            text = getattr(result.content[0], "text", "") if result.content else ""
             if not result.is_error or expected not in text:
                 problems.append(f"{tool}({name}=another project's): {text!r}")
         return problems
