@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,16 +207,102 @@ def test_outdated_database_refuses_to_open(
     overrides = {"auto_migrate": False} if backend == "sqlite" else {}
     settings = settings_for(fresh_url, tmp_path, **overrides)
     assert not settings.migrates_automatically
+    with connect_storage(settings) as older:
+        Migrator(older).upgrade(target=1)  # a database made by an older ctxdb
     with pytest.raises(SchemaOutdatedError, match="run `ctxdb db upgrade`") as raised:
         ctxdb.open(settings)
     assert raised.value.code == "schema_outdated"
     with connect_storage(settings) as untouched:
         latest = len(load_migrations(untouched.dialect))
-        assert raised.value.details == {"current": 0, "required": latest}
-        assert tables(untouched) == set()
+        assert raised.value.details == {"current": 1, "required": latest}
+        assert Migrator(untouched).current_version() == 1
         Migrator(untouched).upgrade()
     with ctxdb.open(settings) as db:  # once upgraded on purpose, it opens
         assert db.projects.list() == []
+
+
+def test_an_empty_database_gets_its_schema_on_first_open(
+    backend: str, fresh_url: str, tmp_path: Path
+) -> None:
+    # Nothing to upgrade and nothing to lose: created even where upgrades are never implicit.
+    overrides = {"auto_migrate": False} if backend == "sqlite" else {}
+    settings = settings_for(fresh_url, tmp_path, **overrides)
+    assert not settings.migrates_automatically
+    with ctxdb.open(settings) as db:
+        db.projects.create("first")
+        migrator = db.migrator()
+        assert {row["state"] for row in migrator.status()} == {"applied"}
+    if backend == "postgres":  # the seed's "PostgreSQL, same API"
+        from ctxdb.compat import MultiProjectManager
+
+        other = f"{fresh_url}_compat"
+        create_database(other)
+        try:
+            with MultiProjectManager(other) as manager:
+                assert manager.get_all_projects() == []
+        finally:
+            drop_database(other)
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(with_dbname(url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(with_dbname(url, "postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_concurrent_first_opens_create_the_schema_exactly_once(
+    backend: str, fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several openers, each on its own connection, race for one new empty database: all of
+    them open it, one of them creates the schema, and nobody sees it half made."""
+    overrides = {"auto_migrate": False} if backend == "sqlite" else {}
+    settings = settings_for(fresh_url, tmp_path, **overrides)
+    if backend == "sqlite":
+        Path(fresh_url).parent.mkdir(parents=True, exist_ok=True)
+    creations: list[bool] = []
+    create_all = Migrator._create_all
+
+    def counted(self: Migrator, tx: Any) -> bool:
+        created = create_all(self, tx)
+        creations.append(created)
+        return created
+
+    monkeypatch.setattr(Migrator, "_create_all", counted)
+    openers = 8
+    start = threading.Barrier(openers)
+    opened: list[int] = []
+    failures: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            start.wait()
+            with ctxdb.open(settings) as db:
+                opened.append(db.migrator().current_version())
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    with connect_storage(settings) as storage:
+        migrator = Migrator(storage)
+        assert opened == [migrator.latest_version] * openers
+        assert creations.count(True) == 1  # the others found it made once they held the lock
+        rows = migrator.applied()
+        assert [r["version"] for r in rows] == [m.version for m in migrator.migrations]
 
 
 def test_sqlite_creates_its_database_on_first_open(tmp_path: Path) -> None:

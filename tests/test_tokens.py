@@ -331,10 +331,13 @@ def test_latest_handoff(db: Ctxdb) -> None:
     by_second = db.tokens.latest_handoff(instance_id=second)
     assert by_project is not None and by_project["summary"] == "three"
     assert by_second is not None and by_second["summary"] == "two"
-    with pytest.raises(ValidationError, match="exactly one"):
+    with pytest.raises(ValidationError, match="give instance_id or project_id"):
         db.tokens.latest_handoff()
-    with pytest.raises(ValidationError, match="exactly one"):
-        db.tokens.latest_handoff(instance_id=first, project_id=alpha)
+    scoped = db.tokens.latest_handoff(instance_id=second, project_id=alpha)
+    assert scoped is not None and scoped["summary"] == "two"
+    beta = db.projects.create("beta")["project_id"]
+    with pytest.raises(ValidationError, match=f"belongs to project {alpha!r}, not {beta!r}"):
+        db.tokens.latest_handoff(instance_id=first, project_id=beta)
     with pytest.raises(InstanceNotFoundError):
         db.tokens.latest_handoff(instance_id="inst_ghost")
     with pytest.raises(ProjectNotFoundError, match="proj_void"):

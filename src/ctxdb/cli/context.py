@@ -79,7 +79,8 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
     payload = _build_pack(app, project_id, budget_tokens, phase_id, partial_critical=True)
     handoff = None
     if instance_id is not None:
-        handoff = app.db().tokens.latest_handoff(instance_id=instance_id)
+        handoff = app.db().tokens.latest_handoff(instance_id=instance_id,
+                                                 project_id=project_id)
     source = "compact" if handoff else "startup"
     rendered = render_context(
         payload["items"], title=injection_title(project_id, source),

@@ -41,7 +41,8 @@ def db_group() -> None:
     """Inspect and migrate the database schema; copy a whole database to another.
 
     A PostgreSQL database is never upgraded behind your back: after installing a new ctxdb,
-    run `ctxdb db upgrade` (SQLite files upgrade themselves when opened).
+    run `ctxdb db upgrade` (SQLite files upgrade themselves when opened; an empty database of
+    either kind gets its schema when first opened).
     """
 
 

@@ -27,8 +27,8 @@ renders the result. This file is generated from the commands' `--help` by
 - **Database**: `--url` (before the command: `ctxdb --url /tmp/x.db project list`), else
   `CTXDB_URL`, else the config file, else `ctxdb.db` in the user's data directory
   (`$XDG_DATA_HOME/ctxdb/`, by default `~/.local/share/ctxdb/`). A SQLite file is created and
-  upgraded when first opened; a PostgreSQL database is upgraded only by `ctxdb init` or
-  `ctxdb db upgrade`.
+  upgraded when first opened; an empty PostgreSQL database gets its schema when first opened, and
+  one at an older version is upgraded only by `ctxdb init` or `ctxdb db upgrade`.
 - **Output**: people get Rich tables. `--json` (on every command that prints data) prints
   machine-readable JSON and nothing else on stdout.
 - **Errors** go to stderr as one line, `error: <message>`; with `--json`, as one JSON object

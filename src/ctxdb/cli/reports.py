@@ -22,7 +22,16 @@ def summary_command(app: Application, as_json: bool) -> None:
     """One row per active project: story points, live instances, context items, tokens."""
     rows = app.db().projects.summary()
     show(rows, as_json, lambda: print_table(rows, SUMMARY_COLUMNS, title="project summary",
-                                           empty="no active projects"))
+                                           empty=_no_projects(app)))
+
+
+def _no_projects(app: Application) -> str:
+    """An empty summary names the database, so that a mistyped path is seen at once."""
+    from rich.markup import escape
+
+    from ctxdb.service.schema import location
+
+    return f"no active projects in {escape(location(app.settings))}"
 
 
 @click.group("audit", invoke_without_command=True)

@@ -203,23 +203,26 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
             description="What to do next, in order.")] = None,
         working_set: Annotated[dict[str, Any] | None, Field(
             description="What the work touches, e.g. {\"files\": [\"src/app.py\"]}.")] = None,
+        project_id: ProjectId = None,
     ) -> str:
         """Leave a handoff for whoever continues this instance's work (you after /clear or
         compaction, or another agent); get_context shows the latest one first. Your token
         usage is not changed. Give at least a summary or next steps."""
         return await _in_thread(tools.record_handoff, instance_id=instance_id,
                                 summary=summary, next_steps=next_steps,
-                                working_set=working_set)
+                                working_set=working_set, project_id=project_id)
 
     @tool(writes)
     async def heartbeat(
         instance_id: InstanceId,
         phase_id: Annotated[int | None, Field(
             description="The phase the instance is now working on.", ge=0)] = None,
+        project_id: ProjectId = None,
     ) -> str:
         """Tell ctxdb this agent instance is alive (instances without heartbeats are marked
         crashed after a while); a crashed instance that beats again is active again."""
-        return await _in_thread(tools.heartbeat, instance_id=instance_id, phase_id=phase_id)
+        return await _in_thread(tools.heartbeat, instance_id=instance_id, phase_id=phase_id,
+                                project_id=project_id)
 
     @tool(read_only)
     async def list_instances(

@@ -34,7 +34,8 @@ class ContextTools:
         return chosen
 
     def scope(self, project_id: str | None) -> str | None:
-        """The project a session must belong to: the one named, else the server's (if any)."""
+        """The project a record named by id must belong to: the one named, else the server's
+        (if any). The services refuse a record of another project."""
         return project_id if project_id is not None else self.default_project
 
     def get_context(self, project_id: str | None = None, budget_tokens: int | None = None,
@@ -79,13 +80,17 @@ class ContextTools:
 
     def record_handoff(self, instance_id: str, summary: str = "",
                        next_steps: list[str] | None = None,
-                       working_set: dict[str, Any] | None = None) -> str:
+                       working_set: dict[str, Any] | None = None,
+                       project_id: str | None = None) -> str:
         handoff = self.db.tokens.record_handoff(instance_id, summary=summary,
-                                                next_steps=next_steps, working_set=working_set)
+                                                next_steps=next_steps, working_set=working_set,
+                                                project_id=self.scope(project_id))
         return render.handoff_recorded_text(handoff)
 
-    def heartbeat(self, instance_id: str, phase_id: int | None = None) -> str:
-        return render.heartbeat_text(self.db.instances.heartbeat(instance_id, phase_id))
+    def heartbeat(self, instance_id: str, phase_id: int | None = None,
+                  project_id: str | None = None) -> str:
+        return render.heartbeat_text(self.db.instances.heartbeat(
+            instance_id, phase_id, project_id=self.scope(project_id)))
 
     def list_instances(self, project_id: str | None = None, status: str | None = None) -> str:
         project = self.project(project_id)
@@ -133,8 +138,8 @@ class ContextTools:
         return render.session_events_text(session_id, events, after_sequence, limit)
 
     # --- coordination: tasks, messages, approval gates, command runs, checkpoints ----------
-    # Records named by id are first looked up within the server's project (when it has one),
-    # so that a tool never reaches into another project's tasks, messages or gates.
+    # Records named by id are looked up within the project named or the server's (when there
+    # is one), so that a tool never reaches into another project's tasks, messages or gates.
 
     def task_create(self, title: str, description: str = "", priority: int = 0,
                     depends_on: list[int] | None = None, parent_task_id: int | None = None,
@@ -159,13 +164,13 @@ class ContextTools:
 
     def task_complete(self, task_id: int, epoch: int, result: Any = None,
                       project_id: str | None = None) -> str:
-        self.db.tasks.get(task_id, project_id=self.scope(project_id))
-        return coordination.task_finished_text(self.db.tasks.complete(task_id, epoch, result))
+        return coordination.task_finished_text(self.db.tasks.complete(
+            task_id, epoch, result, project_id=self.scope(project_id)))
 
     def task_fail(self, task_id: int, epoch: int, error: str,
                   project_id: str | None = None) -> str:
-        self.db.tasks.get(task_id, project_id=self.scope(project_id))
-        return coordination.task_finished_text(self.db.tasks.fail(task_id, epoch, error))
+        return coordination.task_finished_text(self.db.tasks.fail(
+            task_id, epoch, error, project_id=self.scope(project_id)))
 
     def message_send(self, body: Any, to_instance: str | None = None,
                      to_role: str | None = None, broadcast: bool = False, subject: str = "",
@@ -184,18 +189,13 @@ class ContextTools:
 
     def message_inbox(self, instance_id: str, visibility_seconds: float = 300.0,
                       limit: int = 10, project_id: str | None = None) -> str:
-        scope = self.scope(project_id)
-        owner = self.db.instances.get(instance_id)["project_id"]
-        if scope is not None and owner != scope:
-            raise ValidationError(f"instance {instance_id!r} belongs to project {owner!r}, "
-                                  f"not {scope!r}", instance_id=instance_id)
-        messages = self.db.messages.inbox(instance_id, visibility_seconds, limit)
+        messages = self.db.messages.inbox(instance_id, visibility_seconds, limit,
+                                          project_id=self.scope(project_id))
         return coordination.inbox_text(instance_id, messages, visibility_seconds)
 
     def message_ack(self, message_id: int, instance_id: str,
                     project_id: str | None = None) -> str:
-        self.db.messages.get(message_id, project_id=self.scope(project_id))
-        self.db.messages.ack(message_id, instance_id)
+        self.db.messages.ack(message_id, instance_id, project_id=self.scope(project_id))
         return coordination.ack_text(message_id, instance_id)
 
     def approval_request(self, gate_type: str, request: Any = None, title: str = "",

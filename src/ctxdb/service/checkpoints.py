@@ -144,6 +144,8 @@ class CheckpointService(Service):
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
+            if instance_id is not None:  # a filter naming another project's record is refused
+                require_instance(tx, instance_id, project_id)
             rows = tx.all("list_checkpoints", project_id=project_id,
                           instance_id=instance_id or "", label=label or "",
                           after_checkpoint_id=after, limit=limit)

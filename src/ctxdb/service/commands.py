@@ -215,6 +215,8 @@ class CommandService(Service):
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
+            if instance_id is not None:  # a filter naming another project's record is refused
+                require_instance(tx, instance_id, project_id)
             rows = tx.all("list_command_runs", project_id=project_id, status=status_value,
                           command=command or "", instance_id=instance_id or "",
                           after_run_id=after, limit=limit)

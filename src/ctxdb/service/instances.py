@@ -27,7 +27,7 @@ from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.phases import require_phase
 from ctxdb.service.projects import require_project
 from ctxdb.settings import Settings
-from ctxdb.storage import Tx
+from ctxdb.storage import Row, Tx
 
 _OPTIONAL_TEXT = ("client", "session_id", "worktree", "branch", "model", "hostname")
 
@@ -35,6 +35,13 @@ _OPTIONAL_TEXT = ("client", "session_id", "worktree", "branch", "model", "hostna
 def require_instance(tx: Tx, instance_id: str, project_id: str | None = None) -> dict[str, Any]:
     """The instance row; with ``project_id``, an instance of another project is refused."""
     row = tx.one("get_instance", instance_id=check_identifier(instance_id, "instance_id"))
+    return instance_of_project(row, instance_id, project_id)
+
+
+def instance_of_project(row: Row | None, instance_id: str,
+                        project_id: str | None = None) -> dict[str, Any]:
+    """``row``, the instance read (or locked) by id: typed refusals when there is none or,
+    with ``project_id``, when it belongs to another project."""
     if row is None:
         raise InstanceNotFoundError(f"unknown instance {instance_id!r}", instance_id=instance_id)
     if project_id is not None and row["project_id"] != project_id:
@@ -185,13 +192,15 @@ class InstanceService(Service):
         return self.storage.read(unit)
 
     def heartbeat(
-        self, instance_id: str, phase_id: int | None = None, actor: str | None = None
+        self, instance_id: str, phase_id: int | None = None, actor: str | None = None, *,
+        project_id: str | None = None,
     ) -> dict[str, Any]:
         """Record that the instance is alive; a crashed instance that beats again is revived
-        (``TooManyInstancesError`` when its project has no room for another live one)."""
+        (``TooManyInstancesError`` when its project has no room for another live one). With
+        ``project_id``, an instance of another project is refused."""
 
         def unit(tx: Tx) -> dict[str, Any]:
-            instance = require_instance(tx, instance_id)
+            instance = require_instance(tx, instance_id, project_id)
             if instance["status"] == "completed":
                 raise InvalidTransitionError(
                     f"instance {instance_id!r} has ended; launch a new one",

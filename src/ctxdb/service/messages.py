@@ -131,7 +131,8 @@ class MessageService:
              subject: str = "", sender: str | None = None) -> dict[str, Any]:
         """Send ``body`` (any JSON value) to an instance of the project (``"instance"``), to
         the instances of a role (``"role"``) or to all of them (``"broadcast"``, recipient
-        ``None``). ``sender`` is an instance id or an actor (the settings' actor by default)."""
+        ``None``). ``sender`` is an instance id or an actor (the settings' actor by default);
+        an instance of another project is refused."""
         check_identifier(project_id, "project_id")
         kind, to = check_recipient(recipient_kind, recipient)
         body_json = encode_json(body, "message body", self.settings.max_content_bytes)
@@ -142,6 +143,9 @@ class MessageService:
             require_project(tx, project_id, active=True)
             if kind is RecipientKind.INSTANCE:
                 require_instance(tx, str(to), project_id)
+            if tx.one("get_instance", instance_id=sender) is not None:
+                # A sender naming an instance speaks for it: it must be one of the project's.
+                require_instance(tx, sender, project_id)
             message_id = tx.value("insert_message", project_id=project_id, sender=sender,
                                   recipient_kind=kind.value, recipient=to, subject=subject,
                                   body=body_json)
@@ -158,20 +162,23 @@ class MessageService:
         return self.storage.read(lambda tx: require_message(tx, message_id, project_id))
 
     def inbox(self, instance_id: str, visibility_seconds: float = 30.0, limit: int = 10, *,
-              actor: str | None = None) -> list[dict[str, Any]]:
+              project_id: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
         """Receive up to ``limit`` visible, unacknowledged messages addressed to the instance,
         oldest first; each is hidden from it for ``visibility_seconds`` and comes back after
-        that unless acknowledged. Each message carries this consumer's ``delivered_count``."""
+        that unless acknowledged. Each message carries this consumer's ``delivered_count``.
+        With ``project_id``, an instance of another project is refused."""
         check_identifier(instance_id, "instance_id")
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
         seconds = check_visibility_seconds(visibility_seconds)
         if not 1 <= check_non_negative_int(limit, "limit") <= MAX_INBOX:
             raise ValidationError(f"limit must be between 1 and {MAX_INBOX}, got {limit}")
         actor = check_identifier(actor or instance_id, "actor")
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
-            instance = require_instance(tx, instance_id)
-            project_id = instance["project_id"]
-            rows = tx.all("visible_messages", project_id=project_id, instance_id=instance_id,
+            instance = require_instance(tx, instance_id, project_id)
+            owner = instance["project_id"]
+            rows = tx.all("visible_messages", project_id=owner, instance_id=instance_id,
                           role=role_of(instance), limit=limit)
             received = []
             for row in rows:
@@ -179,7 +186,7 @@ class MessageService:
                                  instance_id=instance_id, visibility_seconds=seconds)
                 if count is None:  # a concurrent inbox of this consumer took it first
                     continue
-                audit(tx, actor, "message.deliver", "message", row["message_id"], project_id,
+                audit(tx, actor, "message.deliver", "message", row["message_id"], owner,
                       instance_id=instance_id, delivered_count=count,
                       visibility_seconds=seconds)
                 message = require_message(tx, row["message_id"])
@@ -189,16 +196,19 @@ class MessageService:
 
         return self.storage.write(unit)
 
-    def ack(self, message_id: int, instance_id: str, *,
+    def ack(self, message_id: int, instance_id: str, *, project_id: str | None = None,
             actor: str | None = None) -> dict[str, Any]:
         """Acknowledge the message for this consumer: it is never delivered to it again.
-        Acknowledging again changes nothing (the first ``acked_at`` stays)."""
+        Acknowledging again changes nothing (the first ``acked_at`` stays). With
+        ``project_id``, a message of another project is refused as unknown."""
         check_message_id(message_id)
         check_identifier(instance_id, "instance_id")
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
         actor = check_identifier(actor or instance_id, "actor")
 
         def unit(tx: Tx) -> dict[str, Any]:
-            message = require_message(tx, message_id)
+            message = require_message(tx, message_id, project_id)
             instance = require_instance(tx, instance_id, message["project_id"])
             if not _addressed_to(message, instance):
                 raise ValidationError(

@@ -235,6 +235,10 @@ class TaskService(Service):
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
+            if lease_owner is not None:  # a filter naming another project's record is refused
+                require_instance(tx, lease_owner, project_id)
+            if parent_task_id is not None:
+                require_task(tx, parent_task_id, project_id)
             rows = tx.all("list_tasks", project_id=project_id, status=status_value,
                           lease_owner=lease_owner or "",
                           parent_task_id=-1 if parent_task_id is None else parent_task_id,
@@ -277,7 +281,8 @@ class TaskService(Service):
 
         return self.storage.write(unit)
 
-    def start(self, task_id: int, epoch: int, *, actor: str | None = None) -> dict[str, Any]:
+    def start(self, task_id: int, epoch: int, *, project_id: str | None = None,
+              actor: str | None = None) -> dict[str, Any]:
         """The holder began working: claimed → running."""
 
         def change(tx: Tx, row: Row) -> dict[str, Any]:
@@ -288,10 +293,10 @@ class TaskService(Service):
             tx.execute("start_task", task_id=task_id)
             return {}
 
-        return self._fenced(task_id, epoch, "start", "start it", change, actor)
+        return self._fenced(task_id, epoch, "start", "start it", change, actor, project_id)
 
     def renew(self, task_id: int, epoch: int, lease_seconds: float, *,
-              actor: str | None = None) -> dict[str, Any]:
+              project_id: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Extend a live lease to ``lease_seconds`` from now."""
         seconds = check_lease_seconds(lease_seconds)
 
@@ -299,10 +304,10 @@ class TaskService(Service):
             tx.execute("renew_task_lease", task_id=task_id, lease_seconds=seconds)
             return {"lease_seconds": seconds}
 
-        return self._fenced(task_id, epoch, "renew", "renew its lease", change, actor)
+        return self._fenced(task_id, epoch, "renew", "renew its lease", change, actor, project_id)
 
     def complete(self, task_id: int, epoch: int, result: Any = None, *,
-                 actor: str | None = None) -> dict[str, Any]:
+                 project_id: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Finish the task with ``result`` (any JSON value); pending tasks whose dependencies
         are now all done become ready."""
         result_json = None if result is None else encode_json(
@@ -314,10 +319,10 @@ class TaskService(Service):
             unblocked = [r["task_id"] for r in tx.all("unblock_dependants", task_id=task_id)]
             return {"unblocked": sorted(unblocked)}
 
-        return self._fenced(task_id, epoch, "complete", "complete it", change, actor)
+        return self._fenced(task_id, epoch, "complete", "complete it", change, actor, project_id)
 
     def fail(self, task_id: int, epoch: int, error: str, *,
-             actor: str | None = None) -> dict[str, Any]:
+             project_id: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Give the task up as failed with an ``error`` message; its pending dependants are
         blocked."""
         check_text(error, "error", MAX_DESCRIPTION)
@@ -327,16 +332,17 @@ class TaskService(Service):
                        result=None, error=error)
             return {"error": error, "blocked": _block_dependants(tx, task_id)}
 
-        return self._fenced(task_id, epoch, "fail", "fail it", change, actor)
+        return self._fenced(task_id, epoch, "fail", "fail it", change, actor, project_id)
 
-    def release(self, task_id: int, epoch: int, *, actor: str | None = None) -> dict[str, Any]:
+    def release(self, task_id: int, epoch: int, *, project_id: str | None = None,
+                actor: str | None = None) -> dict[str, Any]:
         """Hand the task back to the queue (ready) before finishing it."""
 
         def change(tx: Tx, row: Row) -> dict[str, Any]:
             tx.execute("requeue_task", task_id=task_id)
             return {}
 
-        return self._fenced(task_id, epoch, "release", "release it", change, actor)
+        return self._fenced(task_id, epoch, "release", "release it", change, actor, project_id)
 
     def cancel(self, task_id: int, *, project_id: str | None = None,
                actor: str | None = None) -> dict[str, Any]:
@@ -362,14 +368,17 @@ class TaskService(Service):
         return self.storage.write(unit)
 
     def _fenced(self, task_id: int, epoch: int, action: str, doing: str,
-                change: Any, actor: str | None) -> dict[str, Any]:
-        """Run ``change`` on the locked task if ``epoch`` holds its live lease; audited."""
+                change: Any, actor: str | None, project_id: str | None) -> dict[str, Any]:
+        """Run ``change`` on the locked task if ``epoch`` holds its live lease; audited. With
+        ``project_id``, a task of another project is refused as unknown."""
         check_task_id(task_id)
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
         check_non_negative_int(epoch, "epoch")
         actor_value = None if actor is None else check_identifier(actor, "actor")
 
         def unit(tx: Tx) -> dict[str, Any]:
-            row = require_task(tx, task_id, lock=True)
+            row = require_task(tx, task_id, project_id, lock=True)
             _require_lease(row, epoch, doing)
             require_project(tx, row["project_id"], active=True)
             details = change(tx, row)

@@ -15,7 +15,7 @@ from ctxdb.domain.validation import (
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
 from ctxdb.service.common import Service, audit, decode
 from ctxdb.service.context import pack_in_tx
-from ctxdb.service.instances import require_instance
+from ctxdb.service.instances import instance_of_project, require_instance
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Tx
 
@@ -237,6 +237,7 @@ class TokenService(Service):
         next_steps: list[Any] | None = None,
         working_set: dict[str, Any] | None = None,
         kind: str = "manual",
+        project_id: str | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Save a handoff of the instance's current generation, leaving its usage untouched.
@@ -244,8 +245,12 @@ class TokenService(Service):
         For an agent that wants to leave notes for its successor (or its own next generation)
         before it is cleared or compacted; :meth:`clear_and_reload` is the variant that also
         resets the usage. One transaction with its audit row; returns the stored handoff.
+        With ``project_id``, an instance of another project is refused: a handoff is the
+        first thing its project's agents load.
         """
         check_identifier(instance_id, "instance_id")
+        if project_id is not None:
+            check_identifier(project_id, "project_id")
         if next_steps is not None and not isinstance(next_steps, list):
             raise ValidationError(
                 f"next_steps must be a list, got {type(next_steps).__name__}")
@@ -258,8 +263,8 @@ class TokenService(Service):
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
-            instance = decode(tx.one("lock_instance", instance_id=instance_id)
-                              or require_instance(tx, instance_id))
+            instance = instance_of_project(tx.one("lock_instance", instance_id=instance_id),
+                                           instance_id, project_id)
             handoff_id = tx.value("handoff_by_key", idempotency_key=key)
             if handoff_id is None:  # else a retry after the first attempt committed
                 if instance["status"] == "completed":
@@ -280,12 +285,14 @@ class TokenService(Service):
     def latest_handoff(
         self, *, instance_id: str | None = None, project_id: str | None = None
     ) -> dict[str, Any] | None:
-        if (instance_id is None) == (project_id is None):
-            raise ValidationError("give exactly one of instance_id and project_id")
+        """The newest handoff of the instance, else of the project. With both, the instance
+        must belong to the project."""
+        if instance_id is None and project_id is None:
+            raise ValidationError("give instance_id or project_id")
 
         def unit(tx: Tx) -> dict[str, Any] | None:
             if instance_id is not None:
-                require_instance(tx, instance_id)
+                require_instance(tx, instance_id, project_id)
                 row = tx.one("latest_handoff_of_instance", instance_id=instance_id)
             else:
                 require_project(tx, str(project_id))

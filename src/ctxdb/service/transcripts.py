@@ -18,6 +18,7 @@ from typing import Any
 
 from ctxdb.domain.validation import MAX_INTEGER, check_identifier, check_text
 from ctxdb.service.common import Service, audit
+from ctxdb.service.instances import require_instance
 from ctxdb.storage import Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,
@@ -112,11 +113,16 @@ class TranscriptService(Service):
     @staticmethod
     def _owner(tx: Tx, session: str, project_id: str | None,
                instance_id: str | None) -> dict[str, Any]:
-        """The project and instance the session belongs to, when ctxdb knows them."""
-        if instance_id is None:
+        """The project and instance the session belongs to, when ctxdb knows them. With
+        ``project_id``, an instance (given, or found by the session) of another project is
+        refused: the transcript would otherwise join one project's records to another's."""
+        if instance_id is not None:
+            require_instance(tx, instance_id, project_id)
+        else:
             row = tx.one("instance_by_session_id", session_id=session)
             if row is not None:
-                instance_id = row["instance_id"]
+                instance_id = str(row["instance_id"])
+                require_instance(tx, instance_id, project_id)
                 project_id = project_id or row["project_id"]
         return {"project_id": project_id, "instance_id": instance_id}
 

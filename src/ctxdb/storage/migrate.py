@@ -6,6 +6,8 @@ migration runs in its own transaction together with its bookkeeping row in
 migration leaves nothing behind. Concurrent upgrades are serialized (SQLite: BEGIN IMMEDIATE;
 PostgreSQL: an advisory lock) and re-check what is applied once they hold the lock, so twenty
 processes opening a fresh database at once all succeed and apply each migration exactly once.
+The schema of an empty database is created on open, in one transaction (both backends run
+DDL transactionally), so that no process ever sees it half made.
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class Migrator:
         tx.execute("create_migrations_table")
         if int(tx.value("latest_applied_version")) >= migration.version:
             return False  # another process applied it while we waited for the lock
+        self._run_up(tx, migration)
+        return True
+
+    @staticmethod
+    def _run_up(tx: Tx, migration: Migration) -> None:
         try:
             tx.script(migration.up)
         except Exception as exc:
@@ -146,6 +153,21 @@ class Migrator:
             ) from exc
         tx.execute("record_migration", version=migration.version, name=migration.name,
                    checksum=migration.checksum, applied_at=_now())
+
+    def create_schema(self) -> bool:
+        """Create the whole schema of an empty database (version 0): every migration in one
+        transaction under the migration lock, so that a process opening the database
+        meanwhile never sees it half made: it waits for the lock, then finds it complete.
+        Returns whether this call created it (``False``: another process had begun first)."""
+        return bool(self.storage.write(self._create_all))
+
+    def _create_all(self, tx: Tx) -> bool:
+        tx.lock(LOCK_MIGRATIONS)
+        tx.execute("create_migrations_table")
+        if int(tx.value("latest_applied_version")) != 0:
+            return False
+        for migration in self.migrations:
+            self._run_up(tx, migration)
         return True
 
     def downgrade(self, target: int | None = None, dry_run: bool = False) -> list[Migration]:
@@ -169,8 +191,18 @@ class Migrator:
         tx.execute("forget_migration", version=migration.version)
 
     def ensure_current(self, automatic: bool) -> None:
-        """Upgrade (embedded use) or refuse to run against an outdated schema."""
+        """Create the schema of an empty database; upgrade an older one (embedded use) or
+        refuse to run against it.
+
+        An empty database holds nothing to upgrade or to lose, so its schema is created
+        whatever ``automatic`` says: ``ctxdb.open("postgresql://…")`` works on a new database.
+        A database at an older version is upgraded only when ``automatic``; a shared
+        PostgreSQL database is upgraded on purpose, with ``ctxdb db upgrade``.
+        """
         current = self.current_version()
+        if current == 0 and self.migrations:
+            self.create_schema()
+            current = self.current_version()
         if current == self.latest_version:
             return
         if current > self.latest_version:
