@@ -6,3 +6,10 @@
 SELECT instance_id, project_id, last_heartbeat FROM instances
 WHERE status IN ('active', 'idle') AND last_heartbeat < $AGO(:stale_after)
 ORDER BY last_heartbeat, instance_id;
+
+-- name: write_probe
+-- The newest migration's row rewritten as it is, in a transaction the doctor rolls back: a
+-- real write (it takes SQLite's write lock and changes a page; on PostgreSQL it needs a
+-- read-write transaction and the privilege) that leaves nothing behind.
+UPDATE schema_migrations SET version = version
+WHERE version = (SELECT max(version) FROM schema_migrations);
