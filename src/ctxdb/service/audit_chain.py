@@ -15,9 +15,11 @@ Verifying recomputes every chain: an entry changed after it was sealed no longer
 seal, a removed entry leaves its seal alone, and a rewritten seal no longer follows from the
 one before it. Consecutive removed entries are one finding, and when they are a chain's
 newest sealed ones it says so: that is how writes lost after they were sealed look (a
-damaged SQLite write-ahead log that recovery cut short, an older copy restored). Someone who can write to the database could rewrite a whole chain from some
-point on; the chain heads that ``verify`` prints change then, so keeping them elsewhere (a
-ticket, a commit message) makes that visible too.
+damaged SQLite write-ahead log that recovery cut short, an older copy restored).
+
+Someone who can write to the database could rewrite a whole chain from some point on; the
+chain heads that ``verify`` prints change then, so keeping them elsewhere (a ticket, a commit
+message) makes that visible too.
 """
 
 from __future__ import annotations
