@@ -278,7 +278,7 @@ def test_an_unreachable_database_is_cut_off_by_the_deadline(
         done = hook.raw(payload, "--deadline", "0.1", url=url)
     assert time.perf_counter() - started < 5
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    assert "deadline of 0.1 s exceeded while opening the database" in hook.logged()
+    assert "deadline of 0.1 s exceeded while " in hook.logged()
 
 
 def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: Path) -> None:
