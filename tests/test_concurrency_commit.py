@@ -39,7 +39,11 @@ def _shut(sock: socket.socket) -> None:
 
 
 class CommitAnswerCutter:
-    """TCP proxy to PostgreSQL; when armed, the next COMMIT's answer never reaches the client."""
+    """TCP proxy to PostgreSQL; when armed, the next COMMIT's answer never reaches the client.
+
+    When frozen, it forwards nothing more either way, yet keeps every connection open and
+    accepts new ones: to the client, a server that froze (or a network that lost its packets
+    while the kernel still acknowledges them)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._upstream = (host, port)
@@ -47,6 +51,7 @@ class CommitAnswerCutter:
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._armed = False
+        self.frozen = threading.Event()
         self.cut = 0
         self._sockets: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -54,6 +59,9 @@ class CommitAnswerCutter:
     def arm(self) -> None:
         with self._lock:
             self._armed = True
+
+    def freeze(self) -> None:
+        self.frozen.set()
 
     def _accept(self) -> None:
         while True:
@@ -77,7 +85,8 @@ class CommitAnswerCutter:
                     if self._armed and COMMIT_MESSAGE in data:
                         self._armed = False
                         cutting.set()
-                server.sendall(data)
+                if not self.frozen.is_set():
+                    server.sendall(data)
         except OSError:
             pass
         _shut(server)
@@ -90,7 +99,8 @@ class CommitAnswerCutter:
                     with self._lock:
                         self.cut += 1
                     break
-                client.sendall(data)
+                if not self.frozen.is_set():
+                    client.sendall(data)
         except OSError:
             pass
         _shut(client)
@@ -121,14 +131,30 @@ class Scene:
         return result, sorted(row["action"] for row in rows)
 
 
+def through_proxy(url: str, cutter: CommitAnswerCutter) -> str:
+    """``url`` with the proxy as its server."""
+    parts = urlsplit(url)
+    # No TLS or GSS encryption, so that the proxy can see the COMMIT go by.
+    netloc = f"{parts.username}@127.0.0.1:{cutter.port}"
+    return urlunsplit(parts._replace(netloc=netloc, query="sslmode=disable&gssencmode=disable"))
+
+
+@contextlib.contextmanager
+def proxy_to(url: str) -> Iterator[CommitAnswerCutter]:
+    parts = urlsplit(url)
+    cutter = CommitAnswerCutter(parts.hostname or "127.0.0.1", parts.port or 5432)
+    try:
+        yield cutter
+    finally:
+        cutter.close()
+
+
 @pytest.fixture
 def scene(make_settings: Any) -> Iterator[Scene]:
     settings = make_settings()
     parts = urlsplit(settings.url)
     cutter = CommitAnswerCutter(parts.hostname or "127.0.0.1", parts.port or 5432)
-    # No TLS or GSS encryption, so that the proxy can see the COMMIT go by.
-    netloc = f"{parts.username}@127.0.0.1:{cutter.port}"
-    url = urlunsplit(parts._replace(netloc=netloc, query="sslmode=disable&gssencmode=disable"))
+    url = through_proxy(settings.url, cutter)
     try:
         with Ctxdb.open(settings.replace(url=url, pool_min_size=1, pool_max_size=1)) as db:
             project_id = db.projects.create("cut answers")["project_id"]

@@ -24,14 +24,16 @@ from ctxdb.service import Ctxdb
 from ctxdb.service.doctor import FAIL, PASS, WARN, Check, DoctorReport, diagnose
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings, load_settings
+from ctxdb.storage import connect_storage
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.health import declared_indexes
 from ctxdb.storage.migrate import Migration, load_migrations
 from ctxdb.storage.queries import raw_queries
 from test_audit_chain import raw
 
-CHECKS = ["connection", "schema", "integrity", "foreign_keys", "indexes", "query_plans",
-          "search_index", "stale_instances", "reload_budget", "audit_chain", "size"]
+CHECKS = ["connection", "schema", "writable", "integrity", "foreign_keys", "indexes",
+          "query_plans", "search_index", "stale_instances", "reload_budget", "audit_chain",
+          "size"]
 STALE = 0.05  # seconds
 SEARCH_MIGRATION = 8
 
@@ -471,3 +473,43 @@ def test_doctor_finds_a_changed_audit_entry(db: Ctxdb, project: dict[str, Any]) 
     chain = next(c for c in report.checks if c.name == "audit_chain")
     assert chain.status == FAIL and not report.ok
     assert f"audit entry {entry} was changed after it was sealed" in chain.detail
+
+
+def test_a_database_that_refuses_every_write_fails_the_writable_check(
+        db: Ctxdb, project: dict[str, Any]) -> None:
+    assert check(db.doctor.run(), "writable").status == PASS
+    before = db.storage.read(lambda tx: tx.all_raw(
+        "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version", {}))
+    # What a read-only file (or directory, or mount) is to SQLite, and a standby or a
+    # read-only default to PostgreSQL: reads work, every write is refused.
+    with Ctxdb(connect_storage(db.settings, read_only=True), db.settings) as read_only:
+        report = read_only.doctor.run()
+    writable = check(report, "writable")
+    assert writable.status == FAIL and not report.ok
+    assert writable.detail.startswith("every write fails: ")
+    assert "read" in writable.detail.lower()  # "readonly database" / "read-only transaction"
+    assert {c.name for c in report.checks if c.status == FAIL} == {"writable"}
+    after = db.storage.read(lambda tx: tx.all_raw(
+        "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version", {}))
+    assert after == before  # the probe of the writable database left nothing either
+
+
+def test_sealed_entries_lost_from_the_tail_fail_the_audit_chain_check(
+        db: Ctxdb, project: dict[str, Any]) -> None:
+    project_id = project["project_id"]
+    for number in range(6):
+        db.context.store(project_id, {"n": number})
+    db.audit_chain.seal()
+    sealed = [row["audit_id"] for row in reversed(db.audit_log(project_id, limit=100))]
+    lost = sealed[-4:]
+    # The newest writes gone, as after SQLite's recovery cut a damaged write-ahead log short
+    # (their seals were checkpointed before): removed behind ctxdb's back.
+    raw(db, f"DELETE FROM audit_log WHERE audit_id IN ({', '.join(map(str, lost))})")
+    report = db.doctor.run()
+    chain = check(report, "audit_chain")
+    assert chain.status == FAIL and not report.ok
+    first_seal = len(sealed) - 3
+    assert (f"chain {project_id!r}: audit entries {lost[0]} to {lost[-1]} (4 entries, seals "
+            f"{first_seal} to {len(sealed)}) were removed after they were sealed; they were "
+            "the newest sealed entries of the chain") in chain.detail
+    assert chain.data["problem_count"] == 4

@@ -195,3 +195,34 @@ def test_default_actor_comes_from_the_environment_given() -> None:
     assert load(env={"HOME": "/nonexistent-home"}).actor == "user:unknown"
     assert load(env={"USER": "ada", "HOME": "/nonexistent-home", "CTXDB_ACTOR": "bot"}).actor \
         == "bot"
+
+
+def test_postgres_waits_are_bounded_by_default_and_configurable(home: Path) -> None:
+    settings = load_settings(env=env_of(home))
+    assert (settings.pg_connect_timeout, settings.pg_statement_timeout,
+            settings.pg_socket_timeout) == (1.0, 30.0, 40.0)
+    assert (settings.pool_min_size, settings.pool_max_size) == (1, 4)
+    chosen = load_settings(env=env_of(home, CTXDB_PG_CONNECT_TIMEOUT="0.5",
+                                      CTXDB_PG_STATEMENT_TIMEOUT="0",
+                                      CTXDB_PG_SOCKET_TIMEOUT="5"))
+    assert (chosen.pg_connect_timeout, chosen.pg_statement_timeout,
+            chosen.pg_socket_timeout) == (0.5, 0.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"CTXDB_PG_CONNECT_TIMEOUT": "0"}, "CTXDB_PG_CONNECT_TIMEOUT"),
+        ({"CTXDB_PG_CONNECT_TIMEOUT": "nan"}, "CTXDB_PG_CONNECT_TIMEOUT"),
+        ({"CTXDB_PG_SOCKET_TIMEOUT": "inf"}, "CTXDB_PG_SOCKET_TIMEOUT"),
+        ({"CTXDB_PG_STATEMENT_TIMEOUT": "-1"}, "CTXDB_PG_STATEMENT_TIMEOUT"),
+        # The client must not give up on a statement the server may still run.
+        ({"CTXDB_PG_STATEMENT_TIMEOUT": "60"},
+         "pg_socket_timeout must be longer than pg_statement_timeout"),
+    ],
+)
+def test_unbounded_or_contradictory_postgres_waits_are_refused(
+    home: Path, variables: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env_of(home, **variables))

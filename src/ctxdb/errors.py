@@ -311,6 +311,22 @@ class TransientStorageError(StorageError):
     code = "transient_storage_error"
 
 
+class DatabaseTimeoutError(StorageError):
+    """The database did not answer within ``pg_socket_timeout`` (a frozen server, a lost
+    network), or a statement ran past ``pg_statement_timeout``. Not retried: waiting again
+    would wait as long. ``timeout`` (seconds) is in details."""
+
+    code = "database_timeout"
+
+
+class StatementRefusedError(StorageError):
+    """The database refused a statement for a reason that running it again cannot change (a
+    value too large for an index, a bad value, a missing privilege, …): reported at once,
+    never retried. ``sqlstate`` is in details."""
+
+    code = "statement_refused"
+
+
 # --- bundles and database copies -------------------------------------------------------------
 
 

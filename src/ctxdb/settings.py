@@ -8,6 +8,7 @@ no module keeps a global copy.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -72,7 +73,8 @@ class Settings:
     pack_budget_fraction: float = 0.25
     auto_migrate: bool | None = None
     pool_min_size: int = 1
-    pool_max_size: int = 10
+    # A hook or CLI process uses one connection; only the MCP server's threads share more.
+    pool_max_size: int = 4
     # Lifecycle policy of memories: seconds until a memory of each type expires unless its
     # put names a TTL; 0 means never.
     memory_ttl_semantic: int = 0
@@ -86,6 +88,14 @@ class Settings:
     retention_context_items: int = 180 * 24 * 3600
     retention_context_priorities: str = "MEDIUM,LOW"
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
+    # PostgreSQL waits, in seconds (docs/configuration.md): nothing waits on the server without
+    # bound. Connecting (a refused server fails at once, a silent one after this); one
+    # statement, ended by the server (0: no limit); and one answer of the server, after which
+    # the client gives the connection up (a frozen server or a lost network: the server's own
+    # statement timeout cannot help then). Also the TCP keepalive and tcp_user_timeout.
+    pg_connect_timeout: float = 1.0
+    pg_statement_timeout: float = 30.0
+    pg_socket_timeout: float = 40.0
 
     @property
     def is_postgres(self) -> bool:
@@ -164,6 +174,22 @@ class Settings:
         for name in ("heartbeat_interval", "stale_after"):
             if getattr(self, name) <= 0:
                 raise _invalid(name, f"{name} must be positive, got {getattr(self, name)}")
+        self._validate_postgres_waits()
+
+    def _validate_postgres_waits(self) -> None:
+        for name in ("pg_connect_timeout", "pg_socket_timeout"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise _invalid(name, f"{name} must be a positive number of seconds, "
+                                     f"got {getattr(self, name)}")
+        if not 0 <= self.pg_statement_timeout < math.inf:
+            raise _invalid("pg_statement_timeout",
+                           "pg_statement_timeout must be 0 (no limit) or more seconds, "
+                           f"got {self.pg_statement_timeout}")
+        if self.pg_socket_timeout <= self.pg_statement_timeout:
+            # Else the client would give up on a statement the server is still allowed to run.
+            raise _invalid("pg_socket_timeout",
+                           "pg_socket_timeout must be longer than pg_statement_timeout "
+                           f"({self.pg_socket_timeout} <= {self.pg_statement_timeout})")
 
 
 def _invalid(setting: str, message: str) -> ConfigError:
@@ -259,6 +285,12 @@ SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("retention_context_priorities", str,
             "gc: priorities whose old items are archived (default MEDIUM,LOW)"),
     Setting("actor", str, "who is recorded in the audit log for user actions"),
+    Setting("pg_connect_timeout", float,
+            "PostgreSQL: seconds to connect before the server counts as unreachable"),
+    Setting("pg_statement_timeout", float,
+            "PostgreSQL: seconds one statement may run on the server (0: no limit)"),
+    Setting("pg_socket_timeout", float,
+            "PostgreSQL: seconds to wait for any answer before the connection is dropped"),
 )
 
 

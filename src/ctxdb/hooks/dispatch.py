@@ -14,6 +14,7 @@ import io
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,14 @@ DEADLINES = {
     "SubagentStop": 25.0,
     "SessionEnd": 1.0,
 }
+# A server that does not answer must not cost every prompt its whole deadline: the hook
+# logs why and exits within about a second of its start, whatever its imports took on a busy
+# machine. So its PostgreSQL connection must be made within CONNECTED_BY seconds of this
+# module's import (less if pg_connect_timeout says so), but is given at least
+# MIN_CONNECT_TIMEOUT. A server slower to connect would slow every prompt anyway.
+CONNECTED_BY = 0.6
+MIN_CONNECT_TIMEOUT = 0.2
+_STARTED = time.monotonic()
 
 
 def run_hook(client: str, raw: str, load_settings: Callable[[], Settings],
@@ -62,11 +71,11 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
     if not event.event:
         return None  # an event ctxdb does not handle: nothing to do, nothing to say
     seconds = DEADLINES[event.event] if deadline is None else deadline
-    outcome: dict[str, Any] = {}
+    outcome: dict[str, Any] = {"doing": "starting"}
 
     def work() -> None:
         try:
-            outcome["output"] = _handle(event, load_settings)
+            outcome["output"] = _handle(event, load_settings, outcome)
         except BaseException as exc:
             outcome["error"] = exc
 
@@ -75,7 +84,8 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
     worker.join(seconds)
     where = f"{client} {event.name} session {event.session.session_id}"
     if worker.is_alive():
-        log_failure(where, message=f"deadline of {seconds:g} s exceeded; nothing was output"
+        log_failure(where, message=f"deadline of {seconds:g} s exceeded while "
+                    f"{outcome['doing']}; nothing was output"
                     + (f"\n{captured.getvalue().rstrip()}" if captured.getvalue() else ""))
         _leave_now()
     if "error" in outcome:
@@ -92,10 +102,19 @@ def _leave_now() -> None:
     os._exit(0)
 
 
-def _handle(event: HookEvent, load_settings: Callable[[], Settings]) -> str | None:
+def _handle(event: HookEvent, load_settings: Callable[[], Settings],
+            progress: dict[str, Any]) -> str | None:
+    """Handle the event; ``progress["doing"]`` says what for the log, should time run out."""
+    progress["doing"] = "loading the settings"
+    settings = load_settings()
+    left = CONNECTED_BY - (time.monotonic() - _STARTED)
+    settings = settings.replace(pg_connect_timeout=min(
+        settings.pg_connect_timeout, max(MIN_CONNECT_TIMEOUT, left)))
+    progress["doing"] = "opening the database"
     from ctxdb.service import Ctxdb
 
-    with Ctxdb.open(load_settings()) as db:
+    with Ctxdb.open(settings) as db:
+        progress["doing"] = f"handling the event ({db.storage.describe()})"
         handler = HANDLERS[event.event]
         return handler(db, event)
 

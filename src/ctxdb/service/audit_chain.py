@@ -13,9 +13,13 @@ chain is ordered by its seals, not by entry ids.
 
 Verifying recomputes every chain: an entry changed after it was sealed no longer matches its
 seal, a removed entry leaves its seal alone, and a rewritten seal no longer follows from the
-one before it. Someone who can write to the database could rewrite a whole chain from some
-point on; the chain heads that ``verify`` prints change then, so keeping them elsewhere (a
-ticket, a commit message) makes that visible too.
+one before it. Consecutive removed entries are one finding, and when they are a chain's
+newest sealed ones it says so: that is how writes lost after they were sealed look (a
+damaged SQLite write-ahead log that recovery cut short, an older copy restored).
+
+Someone who can write to the database could rewrite a whole chain from some point on; the
+chain heads that ``verify`` prints change then, so keeping them elsewhere (a ticket, a commit
+message) makes that visible too.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def chain_of(entry: Row) -> str:
 class ChainState:
     seals: int = 0
     head: str = GENESIS
+    # The run of consecutive seals whose entries are gone, reported as one problem when it
+    # ends: (first seal, first entry id, last seal, last entry id).
+    removed: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -70,10 +77,32 @@ class Verification:
     problem_count: int = 0
     unsealed: int = 0
 
-    def problem(self, text: str) -> None:
-        self.problem_count += 1
+    def problem(self, text: str, count: int = 1) -> None:
+        self.problem_count += count
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(text)
+
+    def end_removed_run(self, chain: str, last_of_chain: bool) -> None:
+        """Report the run of sealed entries found gone just before (one problem a run)."""
+        state = self.chains[chain]
+        if state.removed is None:
+            return
+        first_seal, first_id, last_seal, last_id = state.removed
+        state.removed = None
+        where = _chain_name(chain)
+        if first_seal == last_seal:
+            self.problem(f"{where}: audit entry {first_id} was removed after it was sealed")
+            return
+        count = last_seal - first_seal + 1
+        text = (f"{where}: audit entries {first_id} to {last_id} ({count} entries, seals "
+                f"{first_seal} to {last_seal}) were removed after they were sealed")
+        if last_of_chain:
+            # What a lost tail of writes looks like (a damaged write-ahead log that SQLite's
+            # recovery cut short, a restored older copy): the seals promise more than is there.
+            text += ("; they were the newest sealed entries of the chain: acknowledged "
+                     "writes were lost (a damaged write-ahead log, an older copy restored) "
+                     "or deleted")
+        self.problem(text, count)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +192,8 @@ class AuditChainService(Service):
             for seal in tx.stream("audit_seals_in_order", chain=project_id):
                 _verify_seal(result, seal)
                 step()
+            for chain in result.chains:  # a run of removed entries up to a chain's end
+                result.end_removed_run(chain, last_of_chain=True)
             return result
 
         return self.storage.read(unit).to_dict()
@@ -181,17 +212,25 @@ def _counting(progress: Progress) -> Callable[[], None]:
     return step
 
 
+def _chain_name(chain: str) -> str:
+    return f"chain {chain!r}" if chain else "the chain of entries of no project"
+
+
 def _verify_seal(result: Verification, seal: Row) -> None:
     chain = str(seal["chain"])
     state = result.chains.setdefault(chain, ChainState())
-    where = f"chain {chain!r}" if chain else "the chain of entries of no project"
+    where = _chain_name(chain)
     audit_id = seal["audit_id"]
     if seal["seal_seq"] != state.seals + 1:
+        result.end_removed_run(chain, last_of_chain=False)
         result.problem(f"{where}: seal {state.seals + 1} is missing (the next one is "
                        f"{seal['seal_seq']}): seals were removed")
     if seal["entry_id"] is None:
-        result.problem(f"{where}: audit entry {audit_id} was removed after it was sealed")
+        seal_seq, entry_id = int(seal["seal_seq"]), int(audit_id)
+        first_seal, first_id = state.removed[:2] if state.removed else (seal_seq, entry_id)
+        state.removed = (first_seal, first_id, seal_seq, entry_id)
     else:
+        result.end_removed_run(chain, last_of_chain=False)
         entry = {column: seal[column] for column in _COLUMNS if column != "audit_id"}
         entry["audit_id"] = seal["entry_id"]
         if entry_sha256(entry) != seal["row_sha256"]:

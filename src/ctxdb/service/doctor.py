@@ -79,6 +79,10 @@ class DoctorReport:
                 "checks": [check.to_dict() for check in self.checks]}
 
 
+class _RollBack(Exception):
+    """Ends the doctor's write probe: its transaction is rolled back, nothing is kept."""
+
+
 def _listed(items: list[str]) -> str:
     shown = "; ".join(items[:_MOST_LISTED])
     return shown + (f"; … {len(items) - _MOST_LISTED} more" if len(items) > _MOST_LISTED else "")
@@ -136,6 +140,7 @@ class DoctorService(Service):
             return report([Check("connection", FAIL, f"cannot use the database: {exc.message}")])
         checks: list[tuple[str, Callable[[], Check | None]]] = [
             ("schema", self.check_schema),
+            ("writable", self.check_writable),
             ("integrity", lambda: self.check_integrity(fix, thorough)),
             ("foreign_keys", self.check_foreign_keys),
             ("indexes", lambda: self.check_indexes(fix)),
@@ -206,6 +211,25 @@ class DoctorService(Service):
             return Check("schema", FAIL, detail, data=data)
         return Check("schema", PASS, f"schema version {current} of {latest}, every migration's "
                      "checksum matches", data=data)
+
+    def check_writable(self) -> Check | None:
+        """A write, rolled back: a database that reads fine may refuse every write (a
+        read-only file or directory, a read-only mount, a standby or read-only PostgreSQL)."""
+        if not self._has_table("schema_migrations"):
+            return None  # nothing migrated: the schema check says so
+
+        def unit(tx: Tx) -> None:
+            tx.execute("write_probe")
+            raise _RollBack
+
+        try:
+            self.storage.write(unit)
+        except _RollBack:
+            return Check("writable", PASS, "a write succeeds (the probe was rolled back)")
+        except CtxdbError as exc:
+            return Check("writable", FAIL, f"every write fails: {exc.message}",
+                         data={"error": exc.code})
+        raise AssertionError("the write probe returned without rolling back")
 
     # --- integrity -----------------------------------------------------------------------
 

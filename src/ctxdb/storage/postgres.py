@@ -1,9 +1,17 @@
 """The PostgreSQL backend: psycopg 3 with a connection pool.
 
 - a connection that turns out dead (server restart, terminated backend) fails its unit of
-  work with a transient error: the pool then checks all its idle connections, replaces the
-  dead ones, and the unit runs again. Connections are not probed on every checkout: that
-  probe is a network round trip added to every transaction, a third of a one-row write;
+  work with a transient error: the pool closes it and its idle siblings, and the unit runs
+  again on a new connection. Connections are not probed on every checkout: that probe is a
+  network round trip added to every transaction, a third of a one-row write;
+- nothing waits on the server without bound (``storage/pg_pool.py``): connecting takes at
+  most ``pg_connect_timeout``, a statement at most ``pg_statement_timeout`` (ended by the
+  server), any one answer at most ``pg_socket_timeout`` (a frozen server: the client closes
+  the connection); the retries of a unit stop after ``retry.RETRY_BUDGET`` seconds;
+- only what may succeed when run again is retried: a lost connection, a serialization
+  failure, a deadlock, a server shutting down or refusing connections for a moment. Every
+  other error of the server (a value too large for an index, a constraint, a type, a
+  privilege) is the same the next time, and is reported at once;
 - every connection runs with ``synchronous_commit=on`` and the UTC time zone;
 - a unit of work that fails with a serialization failure, a deadlock or a dropped connection
   is run again as a whole, which is safe because every insert carries an idempotency key;
@@ -21,16 +29,25 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxdb.errors import ConfigError, ConflictError, DatabaseUnavailableError, StorageError
+from ctxdb.errors import (
+    ConfigError,
+    ConflictError,
+    CtxdbError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    StatementRefusedError,
+    StorageError,
+)
 from ctxdb.settings import Settings
 from ctxdb.storage.base import Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.queries import compiled_queries
-from ctxdb.storage.retry import with_retries
+from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
     from ctxdb.storage.health import Health
@@ -41,7 +58,15 @@ try:
     from psycopg.adapt import Loader
     from psycopg.rows import dict_row
     from psycopg.types.string import TextLoader
-    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    from ctxdb.storage.pg_pool import (
+        BoundedConnection,
+        CheckoutTimeout,
+        ConnectionPool,
+        NoAnswer,
+        connect,
+        connection_parameters,
+    )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
         "PostgreSQL support needs the postgres extra: pip install 'ctxdb[postgres]'"
@@ -49,6 +74,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 T = TypeVar("T")
 _cursor_names = itertools.count()
+# psycopg logs what it also raises (and what ctxdb reports as one error); without a handler of
+# the application's, Python would print those lines to stderr, before a CLI's JSON error.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+
+# SQLSTATEs after which the same unit of work may succeed: serialization failure, deadlock,
+# the server shutting down, starting up or out of connection slots; and the whole class 08,
+# connection exceptions. (A connection that failed on the client's side has no SQLSTATE.)
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
+_STATEMENT_TIMEOUT = "57014"  # query_canceled: what statement_timeout raises
 
 # One simple-query message, so knowing the transaction id costs no extra round trip.
 # (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
@@ -71,35 +105,49 @@ class TimestampTextLoader(Loader):
         return f"{day}T{seconds}.{(fraction + '000')[:3]}Z"
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def _configure(conn: psycopg.Connection[Any], settings: Settings, read_only: bool) -> None:
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
     conn.adapters.register_loader("timestamptz", TimestampTextLoader)
-    conn.execute("SET TIME ZONE 'UTC'")
-    conn.execute("SET synchronous_commit = on")
-
-
-def _configure_read_only(conn: psycopg.Connection[Any]) -> None:
-    _configure(conn)
-    conn.execute("SET default_transaction_read_only = on")
+    statements = ["SET TIME ZONE 'UTC'", "SET synchronous_commit = on",
+                  f"SET statement_timeout = {round(settings.pg_statement_timeout * 1000)}"]
+    if read_only:
+        statements.append("SET default_transaction_read_only = on")
+    # One simple-query message (bytes, no parameters): one round trip for all of them.
+    conn.execute("; ".join(statements).encode())
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        pg_errors.SerializationFailure
-        | pg_errors.DeadlockDetected
-        | pg_errors.AdminShutdown
-        | psycopg.OperationalError
-        | PoolTimeout,
-    )
+    if isinstance(exc, CheckoutTimeout):
+        return True
+    if isinstance(exc, NoAnswer | pg_errors.ConnectionTimeout) or not isinstance(
+            exc, psycopg.Error):
+        return False  # a silent server: running again would wait as long again
+    if exc.sqlstate is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return exc.sqlstate in _TRANSIENT_SQLSTATES or exc.sqlstate.startswith("08")
 
 
-def _translate(exc: psycopg.Error) -> StorageError | ConflictError:
+def _translate(exc: psycopg.Error, settings: Settings) -> CtxdbError:
+    if isinstance(exc, NoAnswer):
+        return DatabaseTimeoutError(str(exc), timeout=settings.pg_socket_timeout)
+    if exc.sqlstate == _STATEMENT_TIMEOUT:
+        return DatabaseTimeoutError(
+            f"a statement ran longer than pg_statement_timeout "
+            f"({settings.pg_statement_timeout:g} s) and was cancelled: {_first_line(exc)}",
+            timeout=settings.pg_statement_timeout)
     if isinstance(exc, psycopg.IntegrityError):
         return ConflictError(f"the database refused the change: {exc}")
+    if exc.sqlstate is None:
+        return DatabaseUnavailableError(f"PostgreSQL connection failed: {_first_line(exc)}")
     # The SQLSTATE lets a caller tell, say, index corruption (XX002) from a missing privilege.
-    return StorageError(f"PostgreSQL error: {exc}", sqlstate=exc.sqlstate)
+    return StatementRefusedError(f"PostgreSQL error {exc.sqlstate}: {exc}",
+                                 sqlstate=exc.sqlstate)
+
+
+def _first_line(exc: BaseException) -> str:
+    """libpq's message without its hint lines (``Is the server running …``)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:
@@ -240,22 +288,25 @@ class PostgresStorage(Storage):
         self.read_only = read_only
         self.url = settings.url
         self._queries = compiled_queries(POSTGRES)
-        self._pool = ConnectionPool(
-            settings.url,
-            min_size=settings.pool_min_size,
-            max_size=max(settings.pool_min_size, settings.pool_max_size),
-            kwargs={"autocommit": True},
-            configure=_configure_read_only if read_only else _configure,
-            open=False,
-            name="ctxdb",
-        )
         try:
-            self._pool.open(wait=True, timeout=10)
-        except PoolTimeout as exc:
-            self._pool.close()
+            self._pool = ConnectionPool(self._connect, settings.pool_min_size,
+                                        settings.pool_max_size)
+        except psycopg.Error as exc:
+            # Unreachable, refused, a wrong password: said at once, in one line.
             raise DatabaseUnavailableError(
-                f"cannot connect to PostgreSQL at {self.describe_url()}: {exc}"
+                f"cannot connect to PostgreSQL at {self.describe_url()}: {_first_line(exc)}"
             ) from exc
+
+    def _connect(self) -> BoundedConnection:
+        conn = connect(self.url, self.settings.pg_connect_timeout,
+                       self.settings.pg_socket_timeout,
+                       **connection_parameters(self.settings.pg_socket_timeout))
+        try:
+            _configure(conn, self.settings, self.read_only)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def describe_url(self) -> str:
         # Never print a password that may be part of the URL.
@@ -295,10 +346,15 @@ class PostgresStorage(Storage):
                     _rollback_if_possible(conn)
                     raise
                 return result
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
             # Asked on another connection, once the dead one is back in the pool.
             if committing and self._committed(xid):
                 return result
+            if committing and isinstance(exc, NoAnswer):
+                raise DatabaseTimeoutError(
+                    f"{exc}; the COMMIT was sent, so the change may have been committed "
+                    "(a call repeated with the same idempotency key is applied once)",
+                    timeout=self.settings.pg_socket_timeout, committed="unknown") from exc
             raise
 
     def _committed(self, xid: int) -> bool:
@@ -311,7 +367,7 @@ class PostgresStorage(Storage):
             try:
                 with self._pool.connection() as conn:
                     status = _scalar(conn.execute(_COMMIT_OUTCOME, (xid,)))
-            except psycopg.Error:
+            except (psycopg.Error, StorageError):
                 return False
             if status != "in progress" or time.monotonic() > deadline:
                 return bool(status == "committed")
@@ -333,15 +389,11 @@ class PostgresStorage(Storage):
             try:
                 return run(unit)
             except psycopg.Error as exc:
-                if isinstance(exc, psycopg.OperationalError):
-                    # Probably a dead connection: its siblings may be dead too (a restart
-                    # kills them all), so replace every dead one before the retry.
-                    self._pool.check()
                 if _is_transient(exc):
                     raise
-                raise _translate(exc) from exc
+                raise _translate(exc, self.settings) from exc
 
-        return with_retries(attempt, _is_transient, "PostgreSQL transaction")
+        return with_retries(attempt, _is_transient, "PostgreSQL transaction", RETRY_BUDGET)
 
     def write(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded(unit, write=True)

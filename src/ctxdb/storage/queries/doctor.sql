@@ -17,3 +17,10 @@ FROM projects p JOIN context_items c ON c.project_id = p.project_id
 WHERE p.status = 'active' AND c.priority = 'CRITICAL' AND c.state = 'active'
 GROUP BY p.project_id, p.name
 ORDER BY p.project_id;
+
+-- name: write_probe
+-- The newest migration's row rewritten as it is, in a transaction the doctor rolls back: a
+-- real write (it takes SQLite's write lock and changes a page; on PostgreSQL it needs a
+-- read-write transaction and the privilege) that leaves nothing behind.
+UPDATE schema_migrations SET version = version
+WHERE version = (SELECT max(version) FROM schema_migrations);
