@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,42 @@ def test_tiny_db_copy_run(tmp_path: Path, pg_url: str) -> None:
     # The bench creates (and drops) a database of its own on the server of the test database.
     rows = run_data_ops(tmp_path, "--backend", "all", "--pg-url", pg_url)
     assert sorted(rows) == sorted(DATA_OPS)
+
+
+GC_VARIANTS = ("ctxdb gc (batches of 50)", "one DELETE transaction, schema 12",
+               "one DELETE transaction, schema 11")
+GC_ROW = re.compile(r"^(?P<variant>.+?)\s{2,}(?P<backend>sqlite|postgres)\s+"
+                    r"(?P<transactions>[\d,]+)\s+\d+\.\d{3} s\s+\d+\.\d\d s\s+(?P<removed>\d+)")
+
+
+def run_gc_bench(tmp_path: Path, *options: str) -> dict[str, Any]:
+    report = tmp_path / "gc.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gc.py"), "--items", "400", "--instances", "6",
+         "--batch-size", "50", "--json", str(report), *options],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [m for m in map(GC_ROW.match, done.stdout.splitlines()) if m]
+    assert [m["variant"] for m in rows] == list(GC_VARIANTS), done.stdout
+    assert {m["removed"] for m in rows} == {"6"}  # every variant removed the ended instances
+    assert re.search(r"longest write transaction of gc \d+\.\d{3} s, target <= 1 s: "
+                     r"(PASS|FAIL)", done.stdout)
+    saved: dict[str, Any] = json.loads(report.read_text())
+    gc = saved["results"][0]
+    # About 92 items name the 6 ended instances: batches of 50 make several transactions.
+    assert gc["transactions"] > 3 and gc["per_phase"]["gc:instances"][0] >= 2
+    assert gc["writer_stores"] > 0 and gc["longest_s"] > 0
+    assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"
+    return saved
+
+
+def test_tiny_gc_run(tmp_path: Path) -> None:
+    saved = run_gc_bench(tmp_path, "--backend", "sqlite")
+    assert {r["backend"] for r in saved["results"]} == {"sqlite"}
+
+
+@pytest.mark.postgres
+def test_tiny_gc_run_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    saved = run_gc_bench(tmp_path, "--backend", "postgres", "--pg-url", pg_url)
+    assert {r["backend"] for r in saved["results"]} == {"postgres"}

@@ -85,3 +85,11 @@ def test_gc_and_the_archive_commands(run: Cli, pid: str, settings: Settings) -> 
     assert run.fails(3, "gc", "--project", "proj_missing")
     with Ctxdb.open(settings) as db:
         assert db.context.get(item["item_id"])["state"] == "active"
+    more = [run.ok("context", "store", "-p", pid, f'{{"old": {n}}}', "--priority", "LOW")
+            for n in range(3)]
+    for old_one in more:
+        backdate(settings, "context_items", "created_at", "item_id", old_one["item_id"])
+    small = run.ok("gc", "--batch-size", "2")["kinds"]["context_items"]
+    assert (small["done"], small["batches"]) == (4, 2)  # one transaction per 2 items
+    refused = run.fails(2, "gc", "--batch-size", "0")
+    assert "batch_size must be an integer between 1 and 1000" in refused

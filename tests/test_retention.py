@@ -12,10 +12,17 @@ from typing import Any
 
 import pytest
 
-from ctxdb.errors import ConfigError, ConflictError, ContextItemNotFoundError
+from ctxdb.errors import (
+    ConfigError,
+    ConflictError,
+    ContextItemNotFoundError,
+    ValidationError,
+)
 from ctxdb.service import Ctxdb
+from ctxdb.service.retention import INSTANCE_REFERENCES
 from ctxdb.settings import Settings
 from test_backup import content_of
+from test_foreign_key_indexes import postgres_schema, sqlite_schema
 
 LONG_AGO = "2020-01-02T03:04:05.678Z"
 
@@ -264,3 +271,162 @@ def test_unarchive_refuses_an_idempotency_key_taken_meanwhile(
     with pytest.raises(ConflictError, match="idempotency key"):
         db.retention.unarchive(item_id)
     assert item_id in {a["item_id"] for a in db.retention.archived(pid)}
+
+
+# --- batches: each transaction of gc changes at most batch_size records --------------------
+
+
+@dataclass
+class Fleet:
+    """A project whose ended instances are each named by many rows, with long sessions."""
+
+    pid: str
+    instances: list[str]
+    sessions: list[str]
+
+
+def build_fleet(db: Ctxdb, settings: Settings, name: str) -> Fleet:
+    pid = db.projects.create(name)["project_id"]
+    fleet = Fleet(pid, [], [])
+    for number in range(4):
+        instance_id = str(db.instances.launch(pid, client="codex")["instance_id"])
+        for item in range(5):
+            db.context.store(pid, {"by": number, "item": item}, priority="HIGH",
+                             created_by=instance_id)
+        db.checkpoints.save(instance_id, {"step": number})
+        db.messages.send(pid, "instance", instance_id, {"hello": number})
+        assert db.messages.inbox(instance_id)  # a delivery row that names the instance
+        session = db.conversations.create(pid, "chat", f"user{number}", instance_id=instance_id)
+        for text in range(7):
+            db.conversations.append(session["session_id"], "user", {"text": text})
+        db.conversations.close(session["session_id"])
+        backdate(settings, "sessions", "closed_at", "session_id", session["session_id"])
+        db.instances.end(instance_id)
+        backdate(settings, "instances", "ended_at", "instance_id", instance_id)
+        fleet.instances.append(instance_id)
+        fleet.sessions.append(session["session_id"])
+    for item in range(11):
+        old_item(db, settings, pid, "LOW", n=item)
+    return fleet
+
+
+def fleet_state(db: Ctxdb, fleet: Fleet) -> dict[str, Any]:
+    """What gc leaves of a fleet, in terms that do not depend on its ids."""
+    items = [i for tier in db.context.full(fleet.pid).values() for i in tier]
+    return {
+        "instances": len(db.instances.list(fleet.pid)),
+        "authors_forgotten": sum(1 for i in items if "by" in i["content"]
+                                 and i["created_by"] is None),
+        "items": sorted(str(i["content"]) for i in items),
+        "archived": len(db.retention.archived(fleet.pid)),
+        "events": [len(db.conversations.events(s)) for s in fleet.sessions],
+        "sessions": [db.conversations.get(s)["instance_id"] for s in fleet.sessions],
+        "checkpoints": [c["instance_id"] for c in db.checkpoints.list(fleet.pid)],
+    }
+
+
+def retention_audit(db: Ctxdb, pid: str, action: str) -> list[dict[str, Any]]:
+    return [row["details"] for row in db.audit_log(pid, limit=1000) if row["action"] == action]
+
+
+def test_small_batches_end_where_one_big_batch_does(db: Ctxdb, settings: Settings) -> None:
+    small, big = build_fleet(db, settings, "small batches"), build_fleet(db, settings, "big")
+    sizes = {small.pid: 3, big.pid: 1000}
+    reports = {pid: db.retention.collect(pid, batch_size=size)["kinds"]
+               for pid, size in sizes.items()}
+    assert fleet_state(db, small) == fleet_state(db, big)
+    state = fleet_state(db, small)
+    assert state["instances"] == 0 and state["archived"] == 11 and set(state["events"]) == {0}
+    assert state["authors_forgotten"] == len(state["items"]) == 20
+    assert set(state["sessions"]) == {None} and set(state["checkpoints"]) == {None}
+    for kind in ("memories", "instances", "session_events", "context_items"):
+        assert reports[small.pid][kind]["done"] == reports[big.pid][kind]["done"], kind
+    big_batches = {k: v["batches"] for k, v in reports[big.pid].items() if k != "audit_entries"}
+    assert big_batches == {"memories": 0, "instances": 1, "session_events": 1,
+                           "context_items": 1}
+    small_kinds = reports[small.pid]
+    # 4 instances, each named by 5 items, a checkpoint, a session and a delivery (32 rows),
+    # and their 4 deletes: 36 records, 12 batches of 3
+    assert small_kinds["instances"]["batches"] == 36 // 3
+    assert small_kinds["session_events"]["batches"] == 28 // 3 + 1
+    assert small_kinds["context_items"]["batches"] == 11 // 3 + 1
+    # Each batch is a transaction with its audit row, and changed at most 3 records.
+    instances = retention_audit(db, small.pid, "retention.instances")
+    assert len(instances) == small_kinds["instances"]["batches"]
+    assert all(len(a["removed"]) + sum(a["references_forgotten"].values()) <= 3
+               for a in instances)
+    assert sorted(i for a in instances for i, _ in a["removed"]) == sorted(small.instances)
+    events = retention_audit(db, small.pid, "retention.session_events")
+    assert len(events) == small_kinds["session_events"]["batches"]
+    assert all(sum(a["removed"].values()) <= 3 for a in events)
+    archived = retention_audit(db, small.pid, "retention.context_items")
+    assert all(len(a["archived"]) <= 3 for a in archived)
+    assert small_kinds["session_events"]["sessions"] == 4
+    again = db.retention.collect(small.pid, batch_size=3)["kinds"]
+    assert all(v["done"] == 0 and v.get("batches", 0) == 0 for v in again.values())
+
+
+class StopAfter(RecordedProgress):
+    """A progress that stops gc (raises) after some batches of one phase: gc interrupted
+    between two transactions, as by a crash or a kill."""
+
+    def __init__(self, phase: str, batches: int) -> None:
+        super().__init__()
+        self.stop_phase, self.left = phase, batches
+
+    def advance(self, amount: int) -> None:
+        super().advance(amount)
+        if self._phase == self.stop_phase:
+            self.left -= 1
+            if self.left == 0:
+                raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("phase", ["gc:instances", "gc:session_events"])
+def test_gc_stopped_between_batches_leaves_a_consistent_database(
+        db: Ctxdb, settings: Settings, phase: str) -> None:
+    stopped, whole = build_fleet(db, settings, "stopped"), build_fleet(db, settings, "whole")
+    db.retention.collect(whole.pid, batch_size=3)
+    with pytest.raises(KeyboardInterrupt):
+        db.retention.collect(stopped.pid, batch_size=3, progress=StopAfter(phase, 4))
+    midway = fleet_state(db, stopped)
+    assert midway != fleet_state(db, whole)  # stopped part way
+    if phase == "gc:instances":
+        # Four batches of three: the first instance's 8 references (5 items, its session,
+        # checkpoint and delivery) and the instance itself, then 3 items of the second.
+        assert midway["instances"] == 3 and midway["events"] == [7] * 4
+        assert midway["authors_forgotten"] == 8
+    else:
+        # Four batches of three events: the first session's 7, then 5 of the second's.
+        assert midway["instances"] == 0 and sorted(midway["events"]) == [0, 2, 7, 7]
+    assert no_dangling_references(settings)
+    db.retention.collect(stopped.pid, batch_size=3)  # the next run finishes the work
+    assert fleet_state(db, stopped) == fleet_state(db, whole)
+    assert db.audit_chain.verify()["ok"]
+
+
+def no_dangling_references(settings: Settings) -> bool:
+    if settings.is_postgres:  # PostgreSQL checks every foreign key at each statement
+        return True
+    with sqlite3.connect(settings.sqlite_path) as conn:
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    conn.close()
+    return problems == []
+
+
+def test_the_batch_size_is_checked(db: Ctxdb, settings: Settings, scenario: Scenario) -> None:
+    before = content_of(settings)
+    for wrong in (0, -1, 1001, 2.5, "10", True, None):
+        with pytest.raises(ValidationError, match="batch_size must be an integer between 1 "
+                                                  "and 1000"):
+            db.retention.collect(batch_size=wrong)  # type: ignore[arg-type]
+    assert content_of(settings) == before
+
+
+def test_gc_forgets_every_reference_to_an_instance(db: Ctxdb, backend: str) -> None:
+    """The tables gc forgets an instance in, a batch at a time, are exactly those whose
+    foreign keys point at instances: a new one would be left to the delete's ON DELETE
+    action, all rows of it in one transaction."""
+    keys = (postgres_schema(db) if backend == "postgres" else sqlite_schema(db))[0]
+    pointing = {k.table: k.columns for k in keys if k.parent == "instances"}
+    assert pointing == {table: (column,) for table, column in INSTANCE_REFERENCES.items()}

@@ -10,6 +10,7 @@ from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import print_table, say, show
 from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.service.retention import BATCH
 
 ACTIONS = ("removed", "archived", "sealed")
 KIND_LABELS = {
@@ -45,9 +46,13 @@ def _kind_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
               help="Only this project's records (default: every project).")
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--batch-size", type=int, default=BATCH, show_default=True,
+              help="Most records one transaction changes (1 to 1000); smaller holds the "
+                   "write lock for shorter.")
 @json_option
 @pass_app
-def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json: bool) -> None:
+def gc_command(app: Application, project_id: str | None, dry_run: bool, batch_size: int,
+               as_json: bool) -> None:
     """Apply the retention policy: remove what is expired or long ended, archive old items.
 
     \b
@@ -61,7 +66,8 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json:
     - the audit entries written since the last sealing are sealed into their projects' hash
       chains (with --project, that project's chain; see `ctxdb audit seal`).
 
-    Each batch is one transaction with its audit row. Ages are in seconds; 0 turns a kind off.
+    Each batch is one transaction with its audit row and changes at most --batch-size
+    records, so agents can keep writing meanwhile. Ages are in seconds; 0 turns a kind off.
 
     \b
     Examples:
@@ -69,7 +75,8 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, as_json:
       ctxdb gc --project proj_… --json
     """
     with phase_progress(not as_json) as progress:
-        report = app.db().retention.collect(project_id, dry_run=dry_run, progress=progress)
+        report = app.db().retention.collect(project_id, dry_run=dry_run, progress=progress,
+                                            batch_size=batch_size)
 
     def human() -> None:
         rows = _kind_rows(report)

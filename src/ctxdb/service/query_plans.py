@@ -57,6 +57,12 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
              "idx_instances_heartbeat", {"stale_after": 600, "project_id": ""}),
     HotQuery("an instance's latest handoff (reload)", "latest_handoff_of_instance",
              "idx_handoffs_instance", {"instance_id": _INSTANCE}),
+    # gc forgetting an ended instance, and finding what points at items it would archive:
+    # without these foreign key indexes each batch scans context_items (docs/retention.md).
+    HotQuery("gc: the items an ended instance wrote", "forget_instance_in_context_items",
+             "idx_items_created_by", {"instance_id": _INSTANCE, "limit": 500}, since=12),
+    HotQuery("gc: the items superseded by archive candidates", "archive_candidate_referrers",
+             "idx_items_superseded_by", {"after_item_id": 0, "last_item_id": 500}, since=12),
     # SQLite's FTS5 index is a virtual table the plan names; PostgreSQL's is a GIN index.
     HotQuery("full-text search", "search_hits", "search_fts",
              {"project_id": _PROJECT, "match": "doctor", "rank": "doctor",

@@ -8,6 +8,8 @@ WHERE expires_at IS NOT NULL AND expires_at <= $NOW
 
 -- name: ended_instances
 -- Completed or crashed instances that ended before the cutoff and hold no live task lease.
+-- Locked on PostgreSQL: an instance revived meanwhile waits until gc's transaction is done
+-- (SQLite's write lock already keeps it out).
 SELECT instance_id, project_id, status, coalesce(ended_at, last_heartbeat) AS ended_at
 FROM instances i
 WHERE i.status IN ('completed', 'crashed')
@@ -16,7 +18,74 @@ WHERE i.status IN ('completed', 'crashed')
   AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.lease_owner = i.instance_id
                   AND t.status IN ('claimed', 'running'))
 ORDER BY i.instance_id
-LIMIT :limit;
+LIMIT :limit
+$FOR_UPDATE;
+
+-- Forgetting an ended instance, a bounded number of rows at a time (each up to :limit rows):
+-- what the foreign keys' ON DELETE actions would do all at once when the instance is deleted
+-- (SET NULL; message deliveries CASCADE), split so that no transaction of gc grows with the
+-- number of rows that name the instance. The instance is deleted once none is left.
+
+-- name: forget_instance_in_context_items
+UPDATE context_items SET created_by = NULL
+WHERE item_id IN (SELECT item_id FROM context_items
+                  WHERE created_by = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_handoffs
+UPDATE handoffs SET instance_id = NULL
+WHERE handoff_id IN (SELECT handoff_id FROM handoffs
+                     WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_injections
+UPDATE injections SET instance_id = NULL
+WHERE injection_id IN (SELECT injection_id FROM injections
+                       WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_transcripts
+UPDATE transcripts SET instance_id = NULL
+WHERE transcript_id IN (SELECT transcript_id FROM transcripts
+                        WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_api_usage
+UPDATE api_usage SET instance_id = NULL
+WHERE usage_id IN (SELECT usage_id FROM api_usage
+                   WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_compactions
+UPDATE compactions SET instance_id = NULL
+WHERE compaction_id IN (SELECT compaction_id FROM compactions
+                        WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_sessions
+UPDATE sessions SET instance_id = NULL
+WHERE session_id IN (SELECT session_id FROM sessions
+                     WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_tasks
+UPDATE tasks SET lease_owner = NULL
+WHERE task_id IN (SELECT task_id FROM tasks
+                  WHERE lease_owner = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_approval_gates
+UPDATE approval_gates SET instance_id = NULL
+WHERE gate_id IN (SELECT gate_id FROM approval_gates
+                  WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_command_runs
+UPDATE command_runs SET instance_id = NULL
+WHERE run_id IN (SELECT run_id FROM command_runs
+                 WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_checkpoints
+UPDATE checkpoints SET instance_id = NULL
+WHERE checkpoint_id IN (SELECT checkpoint_id FROM checkpoints
+                        WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: forget_instance_in_message_deliveries
+DELETE FROM message_deliveries
+WHERE instance_id = :instance_id
+  AND message_id IN (SELECT message_id FROM message_deliveries
+                     WHERE instance_id = :instance_id LIMIT :limit);
 
 -- name: delete_ended_instance
 -- The conditions again, so that an instance revived meanwhile is kept (PostgreSQL re-checks
@@ -35,9 +104,24 @@ GROUP BY s.session_id, s.project_id
 ORDER BY s.session_id
 LIMIT :limit;
 
+-- name: closed_sessions_holding_events
+-- The same sessions, without counting their events (that is work proportional to them), in
+-- id order from :from_session_id on (a session whose events take more than one batch is
+-- visited again).
+SELECT s.session_id
+FROM sessions s
+WHERE s.status = 'closed' AND s.closed_at < $AGO(:age_seconds)
+  AND (s.project_id = :project_id OR :project_id = '')
+  AND s.session_id >= :from_session_id
+  AND EXISTS (SELECT 1 FROM session_events e WHERE e.session_id = s.session_id)
+ORDER BY s.session_id
+LIMIT :limit;
+
 -- name: delete_session_events
+-- Up to :limit of the session's events, the oldest first.
 DELETE FROM session_events
-WHERE session_id = :session_id
+WHERE event_id IN (SELECT event_id FROM session_events WHERE session_id = :session_id
+                   ORDER BY sequence LIMIT :limit)
   AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = :session_id
               AND s.status = 'closed' AND s.closed_at < $AGO(:age_seconds));
 
