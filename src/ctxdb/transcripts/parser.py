@@ -43,6 +43,7 @@ def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> Tra
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``)."""
     lines = read_complete_lines(path, start_offset)
     builder = _ChunkBuilder()
+    builder.malformed_lines += lines.oversized_lines
     for offset, line in lines:
         builder.add_line(offset, line)
     return builder.build(str(path), lines.start_offset, lines.end_offset)
