@@ -26,12 +26,47 @@ MAX_BIGINT = 2**63 - 1
 MAX_IDENTIFIER_LENGTH = 200
 MAX_NAME_LENGTH = 500
 
+# What neither database can store in text: NUL (PostgreSQL refuses it) and lone surrogates
+# (no driver can encode them; a Python string holds a surrogate only when it is lone).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
 
 def _encodable(text: str) -> bool:
     """False for text with lone surrogates, which neither database driver can send."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        return False
+    return True
+
+
+def sanitize_text(text: str) -> str:
+    """``text`` with every NUL and lone surrogate replaced by U+FFFD.
+
+    For third-party text that is kept rather than refused (transcripts): both backends then
+    store the same value, where caller input is refused by the checks below instead.
+    """
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def is_identifier(value: object) -> bool:
+    """True for a value :func:`check_identifier` accepts."""
+    try:
+        check_identifier(value, "value")
+    except InvalidIdentifierError:
+        return False
+    return True
+
+
+def is_real_timestamp(value: str) -> bool:
+    """True for an ISO 8601 date and time that exists (not 2025-13-45T99:99:99Z), within the
+    years both backends and Python read back (1 to 9999)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
         return False
     return True
 
