@@ -290,3 +290,21 @@ def test_the_ingest_transcript_command_reports_skipped_lines(
     path.write_bytes(path.read_bytes() + b"[]\n")
     human = runner.invoke(cli, [*base, "ingest-transcript", str(path)], env=env)
     assert "1 line skipped" in human.stdout
+
+
+def test_a_path_longer_than_postgresql_indexes_is_refused_on_both_backends(
+    db: Ctxdb, tmp_path: Path
+) -> None:
+    from ctxdb.errors import ValidationError
+
+    folder = tmp_path
+    for _ in range(9):  # 9 × 80 CJK characters: 2,160 bytes of directory names in UTF-8
+        folder = folder / ("路" * 80)
+    folder.mkdir(parents=True)
+    path = folder / "s.jsonl"
+    path.write_bytes(response(1))
+    with pytest.raises(ValidationError, match="over the limit of 2000 bytes"):
+        db.transcripts.ingest(path)
+    assert db.transcripts.usage("poisoned")["responses"] == []
+    with pytest.raises(ValidationError, match="over the limit of 2000 bytes"):
+        db.transcripts.get(path)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.domain.validation import (
+    MAX_INDEXED_BYTES,
     MAX_INTEGER,
     MAX_NAME_LENGTH,
     check_identifier,
@@ -63,6 +64,11 @@ def _tokens(value: int | None) -> int | None:
     return None if value is None else min(value, MAX_INTEGER)
 
 
+def _check_path(path: str) -> str:
+    """A transcript path: the key of its row (and its audit rows' entity id), so indexed."""
+    return check_text(path, "path", MAX_PATH_CHARS, MAX_INDEXED_BYTES)
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -82,7 +88,7 @@ class TranscriptService(Service):
         actor: str | None = None,
     ) -> dict[str, Any]:
         """Ingest what was appended to ``path`` (and its subagent files) since the last run."""
-        main = Path(os.path.abspath(check_text(os.fspath(path), "path", MAX_PATH_CHARS)))
+        main = Path(os.path.abspath(_check_path(os.fspath(path))))
         for what, value in (("session_id", session_id), ("project_id", project_id),
                             ("instance_id", instance_id)):
             if value is not None:
@@ -105,6 +111,7 @@ class TranscriptService(Service):
         instance_id: str | None, actor: str, *, subagent: bool,
     ) -> dict[str, Any]:
         """Every read of the file up to its end (one transaction each), summed."""
+        _check_path(str(path))  # a subagent file's path is longer than its session's
         parts = [self._ingest_chunk(path, session_id, project_id, instance_id, actor,
                                     subagent=subagent)]
         while parts[-1]["applied"] and parts[-1]["more"]:
@@ -232,5 +239,5 @@ class TranscriptService(Service):
 
     def get(self, path: str | os.PathLike[str]) -> dict[str, Any] | None:
         """The stored reading position of a transcript file, or None if never ingested."""
-        absolute = os.path.abspath(check_text(os.fspath(path), "path", MAX_PATH_CHARS))
+        absolute = os.path.abspath(_check_path(os.fspath(path)))
         return self.storage.read(lambda tx: tx.one("transcript_by_path", path=absolute))
