@@ -469,3 +469,26 @@ def test_a_transcript_path_that_is_no_transcript_file_is_read_boundedly(
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 300 * 1024  # KiB
     handoff = db.tokens.latest_handoff(instance_id=instance(db, "s", client)["instance_id"])
     assert handoff is not None and handoff["kind"] == "compact"
+
+
+def test_a_poisoned_transcript_never_stops_stop_or_precompact(
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path
+) -> None:
+    from test_ingest import POISON, prompt, response
+
+    path = tmp_path / "poisoned.jsonl"
+    path.write_bytes(prompt("first request") + response(1)
+                     + b"".join(line for line, _, _ in POISON.values()) + response(2))
+    hook(event("SessionStart", repo, path, "poisoned", source="startup"))
+    assert hook(event("Stop", repo, path, "poisoned")) is None
+    with path.open("ab") as handle:
+        handle.write(prompt("the latest request") + response(3))
+    assert hook(event("Stop", repo, path, "poisoned")) is None
+    assert hook(event("UserPromptSubmit", repo, path, "poisoned", prompt="go on")) is None
+    ids = {row["message_id"] for row in db.transcripts.usage("poisoned")["responses"]}
+    assert {"msg_1", "msg_2", "msg_3"} <= ids
+    assert db.transcripts.get(path)["byte_offset"] == path.stat().st_size
+    assert hook(event("PreCompact", repo, path, "poisoned", trigger="auto")) is None
+    handoff = db.tokens.latest_handoff(instance_id=instance(db, "poisoned")["instance_id"])
+    assert handoff is not None and "the latest request" in handoff["summary"]
+    assert hook.logged() == ""
