@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from ctxdb.settings import Settings
@@ -127,8 +127,8 @@ class _StdinReader:
 
     def run(self) -> None:
         try:
-            descriptor = sys.stdin.fileno()
-            while chunk := os.read(descriptor, _READ_BYTES):
+            read = _stdin_reader()
+            while chunk := read(_READ_BYTES):  # what has arrived, up to the limit
                 with self.changed:
                     self.chunks.append(chunk)
                     self.changed.notify()
@@ -137,6 +137,18 @@ class _StdinReader:
         with self.changed:
             self.finished = True
             self.changed.notify()
+
+
+def _stdin_reader() -> Callable[[int], bytes]:
+    """Reads of stdin's file descriptor, which hold no lock of Python's buffered stdin: a
+    thread blocked in one cannot stop the interpreter from exiting. A stdin replaced by one
+    without a descriptor (in-process callers) is read through its buffer."""
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        buffer: BinaryIO = sys.stdin.buffer
+        return buffer.read
+    return lambda size: os.read(descriptor, size)
 
 
 def _whole_object(text: str) -> bool:
