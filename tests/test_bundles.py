@@ -448,3 +448,111 @@ def test_a_signed_line_that_is_no_json_is_refused_with_nothing_written(
         db.bundles.import_bundle(path)
     assert broken in {t.name for t in TABLES} and refused.value.code == "invalid_bundle"
     assert set(row_counts(db, tmp_path).values()) == {0}
+
+
+# --- values one backend would store and the other refuse --------------------------------------
+
+
+def _forged(data: bytes, change: Any) -> bytes:
+    """Like ``_resigned``, but every record written in ctxdb's layout with ASCII escapes, so
+    that a value holding a lone surrogate can be written and signed, as a hostile writer
+    could: the first reading takes such a line by its bytes, the second reads its values."""
+    import hashlib
+
+    from ctxdb.service.bundle_format import BundleWriter
+    from ctxdb.service.records import TableDigest
+
+    parts = data.split(b"\n")
+    header = json.loads(parts[0])
+    out = io.BytesIO()
+    writer = BundleWriter(out)
+    writer.header({k: v for k, v in header.items() if k != "kind"})
+    digests = {name: TableDigest() for name in header["tables"]}
+    for raw in parts[1:-2]:
+        record = json.loads(raw)
+        table = record["table"]
+        body = json.dumps(change(table, record["row"]), sort_keys=True, separators=(",", ":"))
+        checksum = hashlib.sha256(f'{{"row":{body},"table":"{table}"}}'.encode()).hexdigest()
+        writer.record(f'{{"row":{body},"sha256":"{checksum}","table":"{table}"}}')
+        digests[table].add(checksum)
+    writer.trailer(digests)
+    return out.getvalue()
+
+
+def _in_first(table: str, column: str, value: Any) -> Any:
+    """A change giving ``column`` of the first row of ``table`` the value ``value``."""
+    done: list[bool] = []
+
+    def change(name: str, row: dict[str, Any]) -> dict[str, Any]:
+        if name != table or done:
+            return row
+        done.append(True)
+        return {**row, column: value}
+
+    return change
+
+
+# case -> (table, column, the value given to its first row, the error)
+UNSTORABLE: dict[str, tuple[str, str, Any, str]] = {
+    "NUL in a project name": ("projects", "name", "Sh\x00op",
+                              r"projects\.name holds a NUL character"),
+    "lone surrogate in a project name": ("projects", "name", "Sh\ud800op",
+                                         r"projects\.name holds a lone surrogate character"),
+    "NUL in JSON content": ("context_items", "content", {"note": "a\x00b"},
+                            r"context_items\.content holds a NUL character"),
+    "lone surrogate in a JSON key": ("context_items", "metadata", {"\udc00": 1},
+                                     r"context_items\.metadata holds a lone surrogate"),
+    "impossible date": ("projects", "created_at", "2025-13-45T99:99:99.000Z",
+                        r"projects\.created_at is not a valid timestamp"),
+    "February 30th": ("context_items", "created_at", "2026-02-30T10:00:00.000Z",
+                      r"context_items\.created_at is not a valid timestamp"),
+    "an id longer than PostgreSQL indexes": ("projects", "repo_key", "git:" + "r" * 3_000,
+                                             r"projects\.repo_key is longer than 2000 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE))
+def test_a_value_one_backend_cannot_store_is_refused_by_both(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes, case: str
+) -> None:
+    table, column, value, message = UNSTORABLE[case]
+    path = tmp_path / "forged.jsonl"
+    path.write_bytes(_forged(good_bundle, _in_first(table, column, value)))
+    with pytest.raises(BundleError, match=message):
+        db.bundles.verify(path)
+    with pytest.raises(BundleError, match=message):
+        db.bundles.import_bundle(path)
+    assert set(row_counts(db, tmp_path).values()) == {0}
+    # The same records without the forged value are a good bundle.
+    intact = tmp_path / "intact.jsonl"
+    intact.write_bytes(_forged(good_bundle, lambda table, row: row))
+    assert db.bundles.import_bundle(intact)["inserted"] > 0
+
+
+@pytest.mark.postgres
+def test_a_poisoned_transcript_ingested_on_sqlite_moves_to_postgres_and_back(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """NULs, lone surrogates and impossible dates were stored by SQLite and then refused by
+    PostgreSQL (``db copy``) and by the import (even into SQLite)."""
+    from ctxdb.service.dbcopy import copy_database
+    from test_ingest import POISON, response
+
+    transcript = tmp_path / "poisoned.jsonl"
+    transcript.write_bytes(response(1) + b"".join(line for line, _, _ in POISON.values())
+                           + response(2))
+    lite = str(tmp_path / "lite.db")
+    with open_db(lite, tmp_path) as db:
+        assert db.transcripts.ingest(transcript)["usage_entries"] > 2
+        db.bundles.export(tmp_path / "lite.jsonl")
+    with open_db(str(tmp_path / "fresh.db"), tmp_path) as fresh:
+        fresh.bundles.import_bundle(tmp_path / "lite.jsonl")
+    with open_db(fresh_pg_url, tmp_path) as pg:
+        pg.bundles.import_bundle(tmp_path / "lite.jsonl")
+        pg.bundles.export(tmp_path / "pg.jsonl")
+    assert records(tmp_path / "pg.jsonl") == records(tmp_path / "lite.jsonl")
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    settings = {name: load_settings(env=env, url=url, actor="user:test", auto_migrate=True)
+                for name, url in (("lite", lite), ("pg", fresh_pg_url))}
+    report = copy_database(settings["lite"], settings["pg"], force=True)
+    assert all(row["match"] for row in report["tables"])

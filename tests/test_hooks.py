@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -389,4 +390,149 @@ def test_a_full_session_reloads_the_handoff_and_every_critical_item(
     injections = db.sessions.injections(ended["instance_id"])
     assert [i["source"] for i in injections] == ["startup", "compact"]
     assert injections[1]["handoff_id"] is not None and injections[1]["generation"] == 1
+    assert hook.logged() == ""
+
+
+# --- hostile input and environments: exit 0, valid output, bounded time -----------------------
+
+
+def run_bytes(hook: Hook, payload: str, *args: str, client: str = "claude-code",
+              **env: str) -> subprocess.CompletedProcess[bytes]:
+    """The hook with ``env`` added to its environment; stdout and stderr as bytes."""
+    return subprocess.run([str(CTXDB), "hook", "--client", client, *args],
+                          input=payload.encode("utf-8"), capture_output=True,
+                          env={**hook.env(), **env}, timeout=60)
+
+
+@pytest.mark.parametrize("name", ["SessionStart", "UserPromptSubmit", "SessionEnd"])
+def test_a_session_id_with_a_lone_surrogate_is_logged_and_exits_0(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path, name: str
+) -> None:
+    payload = json.dumps(event(name, repo, transcript, "a\ud800b", source="startup"))
+    assert "\\ud800" in payload  # JSON's escape: the parsed session id holds the surrogate
+    done = hook.raw(payload)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "session_id contains a lone surrogate character" in hook.logged()
+    assert "a\\ud800b" in hook.logged()
+    assert db.projects.list() == []  # refused before anything was written
+
+
+@pytest.mark.parametrize("env", [
+    {"PYTHONIOENCODING": "latin-1"},
+    {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+     "PYTHONIOENCODING": ""},
+], ids=["latin-1", "C-locale"])
+def test_the_injected_text_reaches_the_client_whatever_the_stdout_encoding(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path, env: dict[str, str]
+) -> None:
+    rule = "金额 are integer cents — never floats ✓"
+    db.context.store(project_of(db, repo), rule, "CRITICAL")
+    done = run_bytes(hook, json.dumps(event("SessionStart", repo, transcript,
+                                            source="startup")), **env)
+    assert (done.returncode, done.stderr) == (0, b""), hook.logged()
+    output = json.loads(done.stdout.decode("ascii"))  # plain ASCII: any encoding reads it
+    assert rule in output["hookSpecificOutput"]["additionalContext"]
+    assert hook.logged() == ""
+
+
+def test_a_hook_whose_stdin_is_never_closed_still_exits_within_its_deadline(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    process = subprocess.Popen([str(CTXDB), "hook", "--client", "claude-code", "--deadline",
+                                "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=hook.env())
+    assert process.stdin is not None
+    process.stdin.write(b'{"session_id": "sess-1", "hook_event_name": "SessionE')
+    process.stdin.flush()  # half an event, and the client never closes the pipe
+    started = time.perf_counter()
+    try:
+        assert process.wait(timeout=10) == 0
+        assert time.perf_counter() - started < 5
+        assert process.communicate() == (b"", b"")
+    finally:
+        process.kill()
+    assert "stdin was not closed within 1 s" in hook.logged()
+
+
+def test_a_complete_event_on_a_stdin_left_open_is_handled(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    db.context.store(project_of(db, repo), "amounts are integer cents", "CRITICAL")
+    process = subprocess.Popen([str(CTXDB), "hook", "--client", "claude-code"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=hook.env())
+    assert process.stdin is not None
+    process.stdin.write(json.dumps(event("SessionStart", repo, transcript,
+                                         source="startup")).encode())
+    process.stdin.flush()
+    try:
+        assert process.wait(timeout=20) == 0
+        stdout, stderr = process.communicate()
+    finally:
+        process.kill()
+    assert stderr == b""
+    assert "amounts are integer cents" in json.loads(stdout)["hookSpecificOutput"][
+        "additionalContext"]
+    assert instance(db)["status"] == "active"
+
+
+# Every event that reads the transcript, in each client's vocabulary.
+TRANSCRIPT_EVENTS = {
+    "claude-code": [("UserPromptSubmit", {"prompt": "hi"}), ("PreCompact", {"trigger": "auto"}),
+                    ("Stop", {}), ("PostCompact", {}), ("SubagentStop", {}),
+                    ("SessionStart", {"source": "compact"})],
+    "codex": [("UserPromptSubmit", {"prompt": "hi"}), ("PreCompact", {"trigger": "auto"}),
+              ("Stop", {}), ("SessionStart", {"source": "compact"})],
+    "gemini": [("BeforeAgent", {"prompt": "hi"}), ("PreCompress", {"trigger": "auto"}),
+               ("AfterAgent", {}), ("SessionStart", {"source": "compact"})],
+}
+
+
+@pytest.mark.parametrize("client", sorted(TRANSCRIPT_EVENTS))
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge"])
+def test_a_transcript_path_that_is_no_transcript_file_is_read_boundedly(
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path, client: str, kind: str
+) -> None:
+    if kind == "dev-zero":
+        path = Path("/dev/zero")
+    elif kind == "fifo":
+        path = tmp_path / "fifo.jsonl"
+        os.mkfifo(path)  # nobody writes: opening it for reading would block forever
+    else:
+        path = tmp_path / "huge.jsonl"
+        with path.open("wb") as handle:
+            handle.truncate(768 * 1024 * 1024)  # sparse: 768 MB of NUL bytes, no newline
+    hook(event("SessionStart", repo, None, "s", source="startup"), client=client)
+    for name, fields in TRANSCRIPT_EVENTS[client]:
+        started = time.perf_counter()
+        done = hook.raw(json.dumps(event(name, repo, path, "s", **fields)), client=client)
+        assert time.perf_counter() - started < 8, (name, hook.logged())
+        assert (done.returncode, done.stderr) == (0, ""), name
+        assert "deadline" not in hook.logged(), name
+    # Read with a byte limit: no hook process came near holding the file in memory.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 300 * 1024  # KiB
+    handoff = db.tokens.latest_handoff(instance_id=instance(db, "s", client)["instance_id"])
+    assert handoff is not None and handoff["kind"] == "compact"
+
+
+def test_a_poisoned_transcript_never_stops_stop_or_precompact(
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path
+) -> None:
+    from test_ingest import POISON, prompt, response
+
+    path = tmp_path / "poisoned.jsonl"
+    path.write_bytes(prompt("first request") + response(1)
+                     + b"".join(line for line, _, _ in POISON.values()) + response(2))
+    hook(event("SessionStart", repo, path, "poisoned", source="startup"))
+    assert hook(event("Stop", repo, path, "poisoned")) is None
+    with path.open("ab") as handle:
+        handle.write(prompt("the latest request") + response(3))
+    assert hook(event("Stop", repo, path, "poisoned")) is None
+    assert hook(event("UserPromptSubmit", repo, path, "poisoned", prompt="go on")) is None
+    ids = {row["message_id"] for row in db.transcripts.usage("poisoned")["responses"]}
+    assert {"msg_1", "msg_2", "msg_3"} <= ids
+    assert db.transcripts.get(path)["byte_offset"] == path.stat().st_size
+    assert hook(event("PreCompact", repo, path, "poisoned", trigger="auto")) is None
+    handoff = db.tokens.latest_handoff(instance_id=instance(db, "poisoned")["instance_id"])
+    assert handoff is not None and "the latest request" in handoff["summary"]
     assert hook.logged() == ""

@@ -178,3 +178,133 @@ def test_the_tail_gives_the_context_in_use_of_the_whole_file(block: int) -> None
     files += sorted((FIXTURES / "spotter" / SPOTTER_ID / "subagents").glob("*.jsonl"))
     for path in files:
         assert latest_context_tokens(path, block) == parse_transcript(path).context_tokens
+
+
+# --- poisoned lines: skipped or cleaned, never stopping the ingestion --------------------------
+
+
+def response(n: int, *, message_id: str | None = None, model: str = "claude-opus-4-6",
+             timestamp: str = "2026-02-13T10:00:00.000Z", uuid: str | None = None,
+             text: str | None = None) -> bytes:
+    """One assistant record with its usage, as a transcript line."""
+    record = {
+        "type": "assistant", "sessionId": "poisoned", "uuid": uuid or f"u-{n}",
+        "timestamp": timestamp, "isSidechain": False,
+        "message": {"id": f"msg_{n}" if message_id is None else message_id, "model": model,
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": text or f"answer {n}"}],
+                    "usage": {"input_tokens": n, "output_tokens": 1,
+                              "cache_creation_input_tokens": 0,
+                              "cache_read_input_tokens": 1000}},
+    }
+    return json.dumps(record).encode() + b"\n"  # ASCII: \u escapes for the odd characters
+
+
+def prompt(text: str) -> bytes:
+    return json.dumps({"type": "user", "sessionId": "poisoned", "uuid": f"p-{text}",
+                       "timestamp": "2026-02-13T10:00:00.000Z",
+                       "message": {"role": "user", "content": text}}).encode() + b"\n"
+
+
+def boundary(uuid: str) -> bytes:
+    return json.dumps({"type": "system", "subtype": "compact_boundary", "uuid": uuid,
+                       "timestamp": "2026-02-13T10:00:00.000Z",
+                       "compactMetadata": {"trigger": "auto", "preTokens": 5}}).encode() + b"\n"
+
+
+# name -> (the line, lines skipped, what was stored of it: message id -> (model, occurred_at))
+POISON: dict[str, tuple[bytes, int, dict[str, tuple[str, str | None]]]] = {
+    "deeply-nested": (b'{"type": "assistant", "message": ' + b"[" * 100_000 + b"]" * 100_000
+                      + b"}\n", 1, {}),
+    "surrogate-in-model": (response(7, model="opus\ud800"), 0,
+                           {"msg_7": ("opus\ufffd", "2026-02-13T10:00:00.000Z")}),
+    "surrogate-in-message-id": (response(7, message_id="msg_\udc00"), 0,
+                                {"msg_\ufffd": ("claude-opus-4-6", "2026-02-13T10:00:00.000Z")}),
+    "surrogate-in-uuid": (response(7, message_id="", uuid="u\ud83d") + boundary("b\ud800"), 0,
+                          {"u\ufffd": ("claude-opus-4-6", "2026-02-13T10:00:00.000Z")}),
+    "raw-surrogate-bytes": (response(7).replace(b"claude-opus-4-6", b"opus\xed\xa0\x80"), 0,
+                            {"msg_7": ("opus\ufffd", "2026-02-13T10:00:00.000Z")}),
+    "nul": (response(7, model="op\x00us", text="a\x00b") + boundary("b\x00"), 0,
+            {"msg_7": ("op\ufffdus", "2026-02-13T10:00:00.000Z")}),
+    "impossible-date": (response(7, timestamp="2025-13-45T99:99:99Z"), 0,
+                        {"msg_7": ("claude-opus-4-6", None)}),
+    "megabyte-message-id": (response(7, message_id="msg_" + "x" * 1_000_000), 1, {}),
+    "megabyte-boundary-uuid": (boundary("b" * 1_000_000), 1, {}),
+}
+
+
+@pytest.mark.parametrize("poison", sorted(POISON))
+def test_a_poisoned_line_is_skipped_or_cleaned_and_ingestion_goes_on(
+    db: Ctxdb, tmp_path: Path, poison: str
+) -> None:
+    from ctxdb.domain.agents import AgentSession, RepoIdentity
+
+    line, skipped, stored = POISON[poison]
+    path = tmp_path / "poisoned.jsonl"
+    path.write_bytes(prompt("first request") + response(1) + line + response(2))
+    first = db.transcripts.ingest(path)
+    assert first["skipped_lines"] == skipped
+    assert first["files"][0]["to_offset"] == path.stat().st_size  # past the bad line
+    with path.open("ab") as handle:  # lines appended afterwards are ingested too
+        handle.write(prompt("the latest request") + response(3))
+    second = db.transcripts.ingest(path)
+    assert (second["usage_entries"], second["skipped_lines"]) == (1, 0)
+    rows = {row["message_id"]: row for row in db.transcripts.usage("poisoned")["responses"]}
+    assert set(rows) == {"msg_1", "msg_2", "msg_3", *stored}
+    for message_id, (model, occurred_at) in stored.items():
+        assert (rows[message_id]["model"], rows[message_id]["occurred_at"]) == (model,
+                                                                                occurred_at)
+    # PreCompact still saves its handoff from the same transcript.
+    session = AgentSession("claude-code", "poisoned", transcript_path=str(path))
+    handoff = db.sessions.save_before_compaction(session, "auto", None,
+                                                 RepoIdentity("dir:/poisoned", "poisoned"))
+    assert "the latest request" in handoff["summary"] and "answer 3" in handoff["summary"]
+    assert db.transcripts.ingest(path)["records"] == 0  # caught up: nothing to read again
+
+
+def test_a_transcript_longer_than_one_read_is_ingested_in_several(
+    db: Ctxdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ctxdb.transcripts import reader
+
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b"".join(response(n) for n in range(1, 41)))
+    monkeypatch.setattr(reader, "MAX_READ_BYTES", 2_000)  # a few lines per read
+    result = db.transcripts.ingest(path)
+    assert (result["records"], result["usage_entries"]) == (40, 40)
+    assert result["files"][0]["to_offset"] == path.stat().st_size
+    assert db.transcripts.usage("poisoned")["totals"]["responses"] == 40
+
+
+def test_the_ingest_transcript_command_reports_skipped_lines(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "poisoned.jsonl"
+    path.write_bytes(response(1) + b"{not json\n" + POISON["megabyte-message-id"][0])
+    runner = CliRunner()
+    base = ["--url", settings.url]
+    env = {"CTXDB_ACTOR": "user:test", "HOME": str(tmp_path)}
+    done = runner.invoke(cli, [*base, "ingest-transcript", str(path), "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["skipped_lines"] == 2
+    path.write_bytes(path.read_bytes() + b"[]\n")
+    human = runner.invoke(cli, [*base, "ingest-transcript", str(path)], env=env)
+    assert "1 line skipped" in human.stdout
+
+
+def test_a_path_longer_than_postgresql_indexes_is_refused_on_both_backends(
+    db: Ctxdb, tmp_path: Path
+) -> None:
+    from ctxdb.errors import ValidationError
+
+    folder = tmp_path
+    for _ in range(9):  # 9 × 80 CJK characters: 2,160 bytes of directory names in UTF-8
+        folder = folder / ("路" * 80)
+    folder.mkdir(parents=True)
+    path = folder / "s.jsonl"
+    path.write_bytes(response(1))
+    with pytest.raises(ValidationError, match="over the limit of 2000 bytes"):
+        db.transcripts.ingest(path)
+    assert db.transcripts.usage("poisoned")["responses"] == []
+    with pytest.raises(ValidationError, match="over the limit of 2000 bytes"):
+        db.transcripts.get(path)

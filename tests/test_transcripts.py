@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -29,9 +30,11 @@ from ctxdb.transcripts import (
     handoff_from_chunk,
     handoff_since_last_compaction,
     parse_transcript,
+    reader,
     render_handoff_text,
     subagent_files,
 )
+from ctxdb.transcripts.tail import latest_context_tokens
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
 SPOTTER_ID = "4d5611e5-241a-462a-8d15-5122611a9569"
@@ -307,6 +310,44 @@ def test_bad_offsets_and_paths_are_typed_errors(tmp_path: Path) -> None:
     first = parse_transcript(TOOL_HEAVY)
     with pytest.raises(InvalidTranscriptOffsetError):
         first.followed_by(first)
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_a_path_that_is_no_regular_file_is_refused_without_reading(
+    tmp_path: Path, kind: str
+) -> None:
+    path = Path("/dev/zero")
+    if kind == "fifo":
+        path = tmp_path / "pipe.jsonl"
+        os.mkfifo(path)  # nobody writes it: a blocking open would wait forever
+    for read in (parse_transcript, latest_context_tokens, handoff_since_last_compaction):
+        with pytest.raises(TranscriptNotFoundError, match="not a regular file"):
+            read(path)
+
+
+def test_a_long_transcript_is_read_in_parts_and_an_overlong_line_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = TOOL_HEAVY.read_bytes().splitlines(keepends=True)
+    longest = max(len(line) for line in lines)
+    overlong = b'{"type": "user", "pad": "' + b"x" * 2 * longest + b'"}\n'
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b"".join(lines[:10]) + overlong + b"".join(lines[10:]))
+    usage = len(parse_transcript(TOOL_HEAVY).usage)
+    monkeypatch.setattr(reader, "MAX_READ_BYTES", longest + 10)
+    parts = [parse_transcript(path)]
+    while parts[-1].end_offset < path.stat().st_size:
+        assert parts[-1].end_offset - parts[-1].start_offset <= len(overlong)
+        parts.append(parse_transcript(path, parts[-1].end_offset))
+    assert len(parts) > 3
+    whole = parts[0]
+    for part in parts[1:]:
+        whole = whole.followed_by(part)
+    assert (whole.records, whole.malformed_lines) == (39, 1)  # the overlong line skipped
+    assert len(whole.usage) == usage
+    # Reading from the end: the latest usage and the handoff come from the file's tail.
+    assert latest_context_tokens(path) == 27_666
+    assert handoff_since_last_compaction(path).context_tokens == 27_666
 
 
 def test_synthetic_assistant_messages_do_not_count_as_usage(tmp_path: Path) -> None:

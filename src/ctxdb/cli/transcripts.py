@@ -27,7 +27,8 @@ def ingest_command(app: Application, path: str, session_id: str | None,
 
     Incremental and idempotent: the byte offset read so far is stored, so running it again
     reads only what was appended (nothing new: nothing written). Usage is recorded once per
-    API response (message id), from the response's latest record.
+    API response (message id), from the response's latest record. Bad lines are skipped,
+    counted (skipped_lines) and read past: they never stop the ingestion.
 
     \b
     Example:
@@ -39,9 +40,13 @@ def ingest_command(app: Application, path: str, session_id: str | None,
 
     def human() -> None:
         print_table(result["files"], ("path", "from_offset", "to_offset", "records",
-                                      "usage_entries", "compactions", "reset"),
+                                      "usage_entries", "compactions", "skipped_lines",
+                                      "reset"),
                     title="ingested")
+        skipped = result["skipped_lines"]
         say(f"{result['records']} new records, {result['usage_entries']} usage entries, "
-            f"{result['compactions']} new compactions")
+            f"{result['compactions']} new compactions"
+            + (f", {skipped} line{'s' if skipped != 1 else ''} skipped (not JSON, nested too "
+               "deep, too long, or a key that cannot be stored)" if skipped else ""))
 
     show(result, as_json, human)

@@ -26,12 +26,67 @@ MAX_BIGINT = 2**63 - 1
 MAX_IDENTIFIER_LENGTH = 200
 MAX_NAME_LENGTH = 500
 
+# PostgreSQL refuses a btree index entry over 2,704 bytes (a third of a page); text that is
+# part of an index key (ids, keys, paths) stays below this, leaving room for the other columns.
+MAX_INDEXED_BYTES = 2_000
+
+# What neither database can store in text: NUL (PostgreSQL refuses it) and lone surrogates
+# (no driver can encode them; a Python string holds a surrogate only when it is lone).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
 
 def _encodable(text: str) -> bool:
     """False for text with lone surrogates, which neither database driver can send."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
+        return False
+    return True
+
+
+def sanitize_text(text: str) -> str:
+    """``text`` with every NUL and lone surrogate replaced by U+FFFD.
+
+    For third-party text that is kept rather than refused (transcripts): both backends then
+    store the same value, where caller input is refused by the checks below instead.
+    """
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def unstorable(value: object) -> str | None:
+    """What in ``value`` (text, or a JSON value: its strings and keys) no database can store:
+    ``"a NUL character"`` or ``"a lone surrogate character"``; None when there is nothing."""
+    if isinstance(value, str):
+        found = _UNSTORABLE.search(value)
+        if found is None:
+            return None
+        return "a NUL character" if found.group() == "\x00" else "a lone surrogate character"
+    if isinstance(value, list):
+        return next((why for item in value if (why := unstorable(item))), None)
+    if isinstance(value, dict):
+        return next((why for key, item in value.items()
+                     if (why := unstorable(key) or unstorable(item))), None)
+    return None
+
+
+def is_identifier(value: object) -> bool:
+    """True for a value :func:`check_identifier` accepts."""
+    try:
+        check_identifier(value, "value")
+    except InvalidIdentifierError:
+        return False
+    return True
+
+
+def is_real_timestamp(value: str) -> bool:
+    """True for an ISO 8601 date and time that exists (not 2025-13-45T99:99:99Z), within the
+    years both backends and Python read back (1 to 9999)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
         return False
     return True
 
@@ -53,8 +108,10 @@ def check_identifier(value: object, what: str) -> str:
     return value
 
 
-def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH) -> str:
-    """Free text such as a name or description: no NUL bytes, bounded length."""
+def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH,
+               max_bytes: int | None = None) -> str:
+    """Free text such as a name or description: no NUL bytes, bounded length (and, for text
+    that is indexed, bounded bytes in UTF-8: ``MAX_INDEXED_BYTES``)."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a string, got {type(value).__name__}")
     if "\x00" in value:
@@ -63,6 +120,10 @@ def check_text(value: object, what: str, max_length: int = MAX_NAME_LENGTH) -> s
         raise ValidationError(f"{what} contains a lone surrogate character")
     if len(value) > max_length:
         raise ValidationError(f"{what} is longer than {max_length} characters")
+    if max_bytes is not None and len(value.encode("utf-8")) > max_bytes:
+        raise ValidationError(
+            f"{what} is {len(value.encode('utf-8'))} bytes in UTF-8, over the limit of "
+            f"{max_bytes} bytes (the most PostgreSQL indexes)")
     return value
 
 

@@ -47,22 +47,25 @@ _STARTED = time.monotonic()
 
 
 def run_hook(client: str, raw: str, load_settings: Callable[[], Settings],
-             deadline: float | None = None) -> str | None:
+             deadline: float | None = None, started: float | None = None) -> str | None:
     """Handle one event; returns what to print (None: nothing). Never raises.
 
-    Whatever libraries write to stderr meanwhile (the PostgreSQL pool logs connection
-    failures there) goes to the hook log instead: the agent's terminal stays clean.
+    The deadline counts from ``started`` (a ``time.monotonic()`` reading: when the hook began
+    reading its input), else from now. Whatever libraries write to stderr meanwhile (the
+    PostgreSQL pool logs connection failures there) goes to the hook log instead: the agent's
+    terminal stays clean.
     """
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
-        output = _run(client, raw, load_settings, deadline, captured)
+        output = _run(client, raw, load_settings, deadline, captured,
+                      time.monotonic() if started is None else started)
     if captured.getvalue():
         log_failure(f"{client} hook: stderr", message=captured.getvalue().rstrip())
     return output
 
 
 def _run(client: str, raw: str, load_settings: Callable[[], Settings],
-         deadline: float | None, captured: io.StringIO) -> str | None:
+         deadline: float | None, captured: io.StringIO, started: float) -> str | None:
     try:
         event = parse_event(client, raw, os.getppid())
     except Exception as exc:
@@ -81,7 +84,7 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
 
     worker = threading.Thread(target=work, name="ctxdb-hook", daemon=True)
     worker.start()
-    worker.join(seconds)
+    worker.join(max(0.0, seconds - (time.monotonic() - started)))
     where = f"{client} {event.name} session {event.session.session_id}"
     if worker.is_alive():
         log_failure(where, message=f"deadline of {seconds:g} s exceeded while "

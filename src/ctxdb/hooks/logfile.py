@@ -2,7 +2,8 @@
 
 ``$CTXDB_HOOK_LOG`` names the file; else ``$XDG_STATE_HOME/ctxdb/hook.log``, by default
 ``~/.local/state/ctxdb/hook.log``. The file is rotated to ``hook.log.1`` past 1 MB. Writing
-the log must never fail a hook either, so its own errors are swallowed.
+the log must never fail a hook either, so its own errors are swallowed; text that UTF-8
+cannot encode (a lone surrogate from a JSON escape in the payload) is written escaped.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def log_failure(context: str, exc: BaseException | None = None, message: str = "
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
             path.replace(path.with_name(path.name + ".1"))
-        with path.open("a", encoding="utf-8") as handle:
+        with path.open("a", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write("\n".join(lines) + "\n")
-    except OSError:
+    except (OSError, ValueError):
         pass

@@ -73,7 +73,9 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
 def context_output(event: HookEvent, text: str) -> str | None:
     """The one JSON object that hands ``text`` to the model, or None when there is nothing.
 
-    The injected string is kept under the clients' cap even if a caller passed more.
+    The injected string is kept under the clients' cap even if a caller passed more. The JSON
+    is plain ASCII (other characters as ``\\uXXXX`` escapes), so it reaches the client intact
+    whatever encoding the hook's stdout has (``PYTHONIOENCODING``, a C locale).
     """
     if not text or event.event not in CONTEXT_EVENTS:
         return None
@@ -81,4 +83,4 @@ def context_output(event: HookEvent, text: str) -> str | None:
         text = text[: CLIENT_LIMIT_CHARS - 2] + "…"
     return json.dumps({"hookSpecificOutput": {"hookEventName": event.name,
                                               "additionalContext": text}},
-                      ensure_ascii=False)
+                      ensure_ascii=True)

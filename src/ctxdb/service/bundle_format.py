@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from ctxdb.domain.validation import MAX_INDEXED_BYTES, is_real_timestamp, unstorable
 from ctxdb.errors import BundleError, BundleVersionError
 from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.records import RowCodec, TableDigest, encode_json, is_canonical_timestamp
@@ -42,6 +43,13 @@ _ORDER = {table.name: index for index, table in enumerate(TABLES)}
 _SHA_MEMBER = b',"sha256":"'
 _RECORD_TAIL = re.compile(rb',"sha256":"([0-9a-f]{64})","table":"([a-z_]+)"\}\r?\n?')
 _PROGRESS_BYTES = 1 << 20  # report reading progress every MiB
+# A record line can hold a NUL or a lone surrogate only as a JSON escape (\u0000,
+# \uD800-\uDFFF): the lines that have none need not have their values searched for them.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# Text columns that are part of an index (ids, keys, uuids and the few named here): PostgreSQL
+# refuses an index entry over about 2,700 bytes, so both backends refuse longer values.
+_INDEXED_COLUMN = re.compile(r"(?:^|_)(?:id|key|uuid)$|^(?:path|command|namespace|app_name|"
+                             r"recipient|recipient_kind|lease_owner|entity_type)$")
 
 
 def is_gzip_name(path: str | Path) -> bool:
@@ -124,7 +132,7 @@ def _damaged(message: str, line: int | None = None) -> BundleError:
 def _json_line(raw: bytes, number: int) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise _damaged("not a JSON line", number) from None
 
 
@@ -191,13 +199,16 @@ class _RecordChecker:
                       for name, codec in self.codecs.items()}
         self.timestamps = {name: codec.table.columns_of_kind("timestamp")
                            for name, codec in self.codecs.items()}
+        self.indexed = {name: tuple(c for c in codec.table.columns_of_kind("text")
+                                    if c in codec.columns and _INDEXED_COLUMN.search(c))
+                        for name, codec in self.codecs.items()}
         self.known = {name: frozenset(codec.columns) for name, codec in self.codecs.items()}
         self.digests = {name: TableDigest() for name in columns}
         self.position = -1
 
     def check(self, record: Any, raw: bytes, number: int) -> None:
         """The whole check of one parsed record line."""
-        name, row = self.check_record(record, number)
+        name, row = self.check_record(record, number, raw)
         self._check_order(name, number)
         checksum = record["sha256"]
         if not isinstance(checksum, str) or (
@@ -220,14 +231,21 @@ class _RecordChecker:
         self.digests[name].add(checksum)
         return True
 
-    def check_record(self, record: Any, number: int) -> tuple[str, dict[str, Any]]:
-        """The table and row of a parsed record, checked against the header's columns."""
+    def check_record(self, record: Any, number: int,
+                     raw: bytes | None = None) -> tuple[str, dict[str, Any]]:
+        """The table and row of a parsed record, checked against the header's columns.
+
+        ``raw``, the record's line, spares searching the values of a line that holds no
+        escape of an unstorable character.
+        """
         if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
             raise _damaged("not a record (expected table, row and sha256)", number)
         name, row = record["table"], record["row"]
         if name not in self.codecs or not isinstance(row, dict):
             raise _damaged(f"a record of a table the header does not list: {name!r}", number)
         self._check_values(self.codecs[name].table, row, number)
+        if raw is None or _UNSTORABLE_ESCAPE.search(raw):
+            self._check_storable(self.codecs[name].table, row, number)
         return name, row
 
     @staticmethod
@@ -249,10 +267,30 @@ class _RecordChecker:
                 raise self._invalid(table, column, number)
         for column in self.timestamps[table.name]:
             value = row.get(column)
-            if value is not None and not is_canonical_timestamp(value):
-                raise self._invalid(table, column, number)
+            if value is not None and not (is_canonical_timestamp(value)
+                                          and is_real_timestamp(value)):
+                raise self._invalid(table, column, number)  # 2025-13-45 is no date
+        for column in self.indexed[table.name]:
+            value = row.get(column)
+            if value is not None and len(value.encode("utf-8", "surrogatepass")) \
+                    > MAX_INDEXED_BYTES:
+                raise _damaged(f"{table.name}.{column} is longer than {MAX_INDEXED_BYTES} "
+                               "bytes, more than PostgreSQL indexes", number)
         if any(row.get(key) is None for key in table.key):
             raise _damaged(f"a {table.name} record without its primary key", number)
+
+    @staticmethod
+    def _check_storable(table: Table, row: dict[str, Any], number: int) -> None:
+        """Refuse NUL characters and lone surrogates, in text and JSON values alike: neither
+        database can store them (SQLite would take a NUL that PostgreSQL refuses)."""
+        for column, value in row.items():
+            try:
+                why = unstorable(value)
+            except RecursionError:
+                why = "JSON nested too deep"
+            if why:
+                raise _damaged(f"{table.name}.{column} holds {why}, which no database "
+                               "stores", number)
 
 
 def _canonical_record(raw: bytes) -> tuple[str, str, bytes] | None:
@@ -349,14 +387,14 @@ def read_records(path: Path, manifest: Manifest) -> Iterator[tuple[str, dict[str
         for number, raw in enumerate(lines, start=2):
             try:
                 record = _PLAIN_DECODER.raw_decode(raw.decode("utf-8"))[0]
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 # Its bytes matched its checksum when verified: its writer signed a line that
                 # is no JSON, or the file changed since.
                 raise _damaged("not a JSON line (or the file changed while it was being "
                                "imported)", number) from None
             if isinstance(record, dict) and record.get("kind") == "trailer":
                 break
-            name, row = checker.check_record(record, number)
+            name, row = checker.check_record(record, number, raw)
             file_hash.update(raw)
             yield name, row, record["sha256"]
     if file_hash.hexdigest() != manifest.sha256:

@@ -19,7 +19,7 @@ from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import check_identifier, check_text
-from ctxdb.errors import InstanceNotFoundError
+from ctxdb.errors import CtxdbError, InstanceNotFoundError
 from ctxdb.service.common import audit, decode
 from ctxdb.service.context import pack_in_tx
 from ctxdb.service.instances import InstanceService, require_instance
@@ -326,8 +326,8 @@ def _context_tokens(path: str | None) -> int | None:
         return None
     try:
         return latest_context_tokens(path)
-    except OSError:
-        return None  # no transcript yet: usage stays as it is
+    except (OSError, CtxdbError):
+        return None  # no transcript (yet), or no readable one: usage stays as it is
 
 
 def _set_usage(tx: Tx, instance: dict[str, Any], tokens: int) -> None:

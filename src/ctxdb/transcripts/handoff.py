@@ -11,7 +11,9 @@ transcript when there is none):
   it. After an automatic compaction the user often has not typed anything new, and the
   request being worked on (and the todo list) still stands.
 
-Everything is bounded: strings to ``MAX_TEXT_CHARS``, lists to ``MAX_LIST_ITEMS`` entries.
+Everything is bounded: strings to ``MAX_TEXT_CHARS``, lists to ``MAX_LIST_ITEMS`` entries, and
+the reading: a transcript longer than the reader's ``MAX_READ_BYTES`` is read from the first
+line of its last ``MAX_READ_BYTES`` (what matters to whoever resumes is at the end).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ctxdb.transcripts import reader
 from ctxdb.transcripts.decisions import extract_decisions
 from ctxdb.transcripts.models import Compaction, Todo, TranscriptChunk
 from ctxdb.transcripts.parser import parse_transcript
-from ctxdb.transcripts.reader import subagent_files
+from ctxdb.transcripts.reader import line_start_at_or_after, open_transcript, subagent_files
 from ctxdb.transcripts.text import clip
 
 MAX_TEXT_CHARS = 2_000
@@ -46,13 +49,23 @@ class Handoff:
 def handoff_since_last_compaction(
     path: str | os.PathLike[str], *, include_subagents: bool = True
 ) -> Handoff:
-    chunk = parse_transcript(path)
+    chunk = _parse_tail(path)
     extra_files: list[str] = []
     if include_subagents:
         boundary = chunk.compactions[-1] if chunk.compactions else None
         for subagent in subagent_files(path):
-            extra_files.extend(_subagent_edits_after(parse_transcript(subagent), boundary))
+            extra_files.extend(_subagent_edits_after(_parse_tail(subagent), boundary))
     return handoff_from_chunk(chunk, extra_files_edited=extra_files)
+
+
+def _parse_tail(path: str | os.PathLike[str]) -> TranscriptChunk:
+    """The whole transcript, or its last ``MAX_READ_BYTES`` when it is longer."""
+    with open_transcript(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+    start = line_start_at_or_after(path, max(0, size - reader.MAX_READ_BYTES))
+    if start is None:  # no line starts in the last MAX_READ_BYTES: nothing readable there
+        return TranscriptChunk(str(path), size, size, malformed_lines=1)
+    return parse_transcript(path, start)
 
 
 def handoff_from_chunk(

@@ -151,7 +151,8 @@ class TranscriptChunk:
     start_offset: int
     end_offset: int
     records: int = 0
-    malformed_lines: int = 0
+    malformed_lines: int = 0  # not JSON objects, nested too deep or too long: skipped
+    rejected_lines: int = 0  # JSON records whose key cannot be stored: skipped
     skipped_records: int = 0
     record_types: dict[str, int] = field(default_factory=dict)
     session_id: str | None = None
@@ -237,6 +238,7 @@ class TranscriptChunk:
             end_offset=later.end_offset,
             records=self.records + later.records,
             malformed_lines=self.malformed_lines + later.malformed_lines,
+            rejected_lines=self.rejected_lines + later.rejected_lines,
             skipped_records=self.skipped_records + later.skipped_records,
             record_types=dict(types),
             session_id=later.session_id or self.session_id,

@@ -4,18 +4,25 @@ Interpreted records: ``assistant`` (usage, text, tool_use), ``user`` (typed prom
 results, AskUserQuestion answers, the compact summary), ``system`` with subtype
 ``compact_boundary`` and the 1.0.x ``summary``. Every other record type (``progress``,
 ``file-history-snapshot``, ``queue-operation``, other ``system`` subtypes, and whatever later
-versions add) is counted in ``record_types`` and skipped. Malformed lines are counted and
-skipped; fields of an unexpected type are treated as missing rather than failing the parse,
-because one odd record must not stop a hook.
+versions add) is counted in ``record_types`` and skipped. Malformed lines (not JSON, nested
+too deep, too long) are counted and skipped; fields of an unexpected type are treated as
+missing rather than failing the parse, because one odd record must not stop a hook.
+
+A transcript is third-party data that ctxdb stores: NUL characters and lone surrogates in its
+strings (JSON escapes such as ``\\u0000`` and ``\\ud800``) are replaced by U+FFFD, and a line
+whose key cannot be stored (a ``message.id`` or boundary ``uuid`` that is no valid
+identifier, e.g. a megabyte long) is counted in ``rejected_lines`` and skipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from typing import Any
 
+from ctxdb.domain.validation import is_identifier, sanitize_text
 from ctxdb.transcripts.models import (
     AssistantText,
     Compaction,
@@ -37,12 +44,17 @@ SYNTHETIC_MODEL = "<synthetic>"
 # Record keys naming the session, the writing Claude Code version and the subagent; the
 # latest non-empty value wins.
 IDENTITY_FIELDS = {"sessionId": "session_id", "version": "version", "agentId": "agent_id"}
+# The only ways a parsed line can hold a NUL or a lone surrogate: the JSON escapes \u0000 and
+# \uD800-\uDFFF, or the UTF-8 bytes of a surrogate (json decodes bytes with surrogatepass).
+# Valid escaped pairs match too; sanitizing them changes nothing.
+_UNSTORABLE_IN_LINE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 
 
 def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> TranscriptChunk:
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``)."""
     lines = read_complete_lines(path, start_offset)
     builder = _ChunkBuilder()
+    builder.malformed_lines += lines.oversized_lines
     for offset, line in lines:
         builder.add_line(offset, line)
     return builder.build(str(path), lines.start_offset, lines.end_offset)
@@ -52,6 +64,7 @@ class _ChunkBuilder:
     def __init__(self) -> None:
         self.records = 0
         self.malformed_lines = 0
+        self.rejected_lines = 0
         self.skipped_records = 0
         self.record_types: Counter[str] = Counter()
         self.identity: dict[str, str | None] = dict.fromkeys(IDENTITY_FIELDS.values())
@@ -72,6 +85,7 @@ class _ChunkBuilder:
             end_offset=end_offset,
             records=self.records,
             malformed_lines=self.malformed_lines,
+            rejected_lines=self.rejected_lines,
             skipped_records=self.skipped_records,
             record_types=dict(self.record_types),
             session_id=self.identity["session_id"],
@@ -93,7 +107,9 @@ class _ChunkBuilder:
             return
         try:
             record = json.loads(line)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            if _UNSTORABLE_IN_LINE.search(line):
+                record = _sanitized(record)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
             self.malformed_lines += 1
             return
         if not isinstance(record, dict):
@@ -123,7 +139,7 @@ class _ChunkBuilder:
     def _note_identity(self, record: dict[str, Any]) -> None:
         for key, field_name in IDENTITY_FIELDS.items():
             value = _str(record.get(key))
-            if value:
+            if value and is_identifier(value):  # an unusable one is as good as none
                 self.identity[field_name] = value
 
     def _add_assistant(self, offset: int, record: dict[str, Any]) -> None:
@@ -156,6 +172,9 @@ class _ChunkBuilder:
         # known so far; the latest record of a message id carries the final numbers.
         key = _str(message.get("id")) or _str(record.get("uuid"))
         if key is None:
+            return
+        if not is_identifier(key):
+            self.rejected_lines += 1
             return
         self.usage[key] = UsageEntry(
             message_id=key,
@@ -204,13 +223,28 @@ class _ChunkBuilder:
     def _add_compaction(self, offset: int, record: dict[str, Any]) -> None:
         metadata = _dict(record.get("compactMetadata"))
         pre_tokens = metadata.get("preTokens")
+        uuid = _str(record.get("uuid"))
+        if uuid is not None and not is_identifier(uuid):
+            self.rejected_lines += 1
+            return
         self.compactions.append(Compaction(
-            uuid=_str(record.get("uuid")),
+            uuid=uuid,
             timestamp=_str(record.get("timestamp")),
             trigger=_str(metadata.get("trigger")),
             pre_tokens=_count(pre_tokens) if pre_tokens is not None else None,
             offset=offset,
         ))
+
+
+def _sanitized(value: Any) -> Any:
+    """``value`` (parsed JSON) with :func:`sanitize_text` applied to every string in it."""
+    if isinstance(value, str):
+        return sanitize_text(value)
+    if isinstance(value, list):
+        return [_sanitized(item) for item in value]
+    if isinstance(value, dict):
+        return {sanitize_text(key): _sanitized(item) for key, item in value.items()}
+    return value
 
 
 def _str(value: object) -> str | None:

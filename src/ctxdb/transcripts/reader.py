@@ -3,11 +3,17 @@
 Claude Code appends to the transcript while we read it, so the last line may be half written.
 Only lines terminated by ``\\n`` are returned; the returned end offset points just after the last
 of them, which is where the next incremental read must start.
+
+A transcript path comes from a hook's payload, so it is opened without blocking (a named pipe
+nobody writes would block ``open``) and refused unless it is a regular file (``/dev/zero``
+never ends). One read takes at most ``MAX_READ_BYTES``: a longer transcript is read in
+several, and a single line longer than that is skipped (counted in ``oversized_lines``).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +25,24 @@ from ctxdb.transcripts.errors import (
     TranscriptUnreadableError,
 )
 
+MAX_READ_BYTES = 32 * 1024 * 1024
+_SCAN_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class CompleteLines:
     data: bytes
     start_offset: int
+    # Bytes of one line over MAX_READ_BYTES, skipped after ``data`` (0: none).
+    oversized_bytes: int = 0
 
     @property
     def end_offset(self) -> int:
-        return self.start_offset + len(self.data)
+        return self.start_offset + len(self.data) + self.oversized_bytes
+
+    @property
+    def oversized_lines(self) -> int:
+        return 1 if self.oversized_bytes else 0
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(offset of the line in the file, line without its newline)``."""
@@ -39,26 +54,78 @@ class CompleteLines:
             position = newline + 1
 
 
-def read_complete_lines(path: str | os.PathLike[str], start_offset: int = 0) -> CompleteLines:
+def read_complete_lines(path: str | os.PathLike[str], start_offset: int = 0,
+                        max_bytes: int | None = None) -> CompleteLines:
+    """The complete lines from ``start_offset``, at most ``max_bytes`` (by default
+    ``MAX_READ_BYTES``) of them."""
     _check_offset_type(start_offset)
-    try:
-        with open(path, "rb") as handle:
+    max_bytes = MAX_READ_BYTES if max_bytes is None else max_bytes
+    with open_transcript(path) as handle:
+        try:
             size = os.fstat(handle.fileno()).st_size
             _check_offset_position(handle, path, start_offset, size)
             handle.seek(start_offset)
-            data = handle.read()
+            data = handle.read(min(size - start_offset, max_bytes))
+            last_newline = data.rfind(b"\n")
+            if last_newline < 0 and len(data) == max_bytes:
+                line_end = _end_of_line(handle, start_offset + len(data), size)
+                if line_end is not None:
+                    return CompleteLines(b"", start_offset, line_end - start_offset)
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+    return CompleteLines(data[: last_newline + 1], start_offset)
+
+
+def open_transcript(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for reading in binary; a typed error unless it is a regular file."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise TranscriptNotFoundError(f"no transcript file at {path}", path=str(path)) from exc
-    except PermissionError as exc:
-        raise TranscriptUnreadableError(
-            f"transcript {path} is not readable: {exc.strerror}", path=str(path)
-        ) from exc
     except OSError as exc:
-        raise TranscriptUnreadableError(
-            f"transcript {path} could not be read: {exc}", path=str(path)
-        ) from exc
-    last_newline = data.rfind(b"\n")
-    return CompleteLines(data[: last_newline + 1], start_offset)
+        raise _unreadable(path, exc) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise TranscriptNotFoundError(
+                f"{path} is not a regular file, so not a transcript", path=str(path))
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def line_start_at_or_after(path: str | os.PathLike[str], position: int) -> int | None:
+    """The offset of the first line starting at or after ``position``; None if none does."""
+    if position == 0:
+        return 0
+    with open_transcript(path) as handle:
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            return _end_of_line(handle, position - 1, size)  # a line starts after a \n
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+
+
+def _end_of_line(handle: BinaryIO, position: int, size: int) -> int | None:
+    """The offset just after the first newline at or after ``position`` (before ``size``)."""
+    handle.seek(position)
+    while position < size:
+        data = handle.read(min(_SCAN_BYTES, size - position))
+        if not data:
+            return None
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(data)
+    return None
+
+
+def _unreadable(path: str | os.PathLike[str], exc: OSError) -> TranscriptUnreadableError:
+    if isinstance(exc, PermissionError):
+        return TranscriptUnreadableError(
+            f"transcript {path} is not readable: {exc.strerror}", path=str(path))
+    return TranscriptUnreadableError(f"transcript {path} could not be read: {exc}",
+                                     path=str(path))
 
 
 def _check_offset_type(start_offset: object) -> None:
