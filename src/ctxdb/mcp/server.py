@@ -333,6 +333,9 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
     from ctxdb.mcp import coordination  # it imports this module's argument types
 
     coordination.register(tool, read_only, writes, tools)
+    from ctxdb.mcp import continuity
+
+    continuity.register(tool, read_only, tools)
     return server
 
 
