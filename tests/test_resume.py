@@ -466,3 +466,33 @@ def _handoffs(db: Ctxdb, project_id: str) -> list[dict[str, Any]]:
     return decode_all(raw(db, "SELECT handoff_id, instance_id, kind, summary, next_steps, "
                               "working_set FROM handoffs WHERE project_id = :p "
                               "ORDER BY handoff_id", p=project_id))
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("CTXDB_RESUME_WINDOW", "-1"), ("CTXDB_RESUME_WINDOW", "soon"),
+    ("CTXDB_RESUME_SHARE", "0"), ("CTXDB_RESUME_SHARE", "1.5"),
+    ("CTXDB_RESUME_SIBLINGS", "perhaps"),
+])
+def test_bad_resume_settings_name_the_variable(tmp_path: Path, variable: str,
+                                               value: str) -> None:
+    from ctxdb.errors import ConfigError
+    from ctxdb.settings import load_settings
+
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(env={"HOME": str(tmp_path), variable: value})
+    defaults = load_settings(env={"HOME": str(tmp_path)})
+    assert (defaults.resume_window, defaults.resume_siblings, defaults.resume_share) == \
+        (3 * 24 * 3600, True, 0.4)
+
+
+def test_a_silent_session_is_not_named_a_live_sibling(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    hook(event("SessionStart", repo, transcript, "gone", source="startup"))
+    hook(event("PreCompact", repo, transcript, "gone", trigger="auto"))
+    project_id = project_of(db, repo)
+    backdate_heartbeat(db, instance(db, "gone")["instance_id"])
+    # Its PreCompact handoff is newer than its last heartbeat: nothing to settle, and still
+    # it is not live any more.
+    assert db.continuity.siblings(project_id) == []
+    assert SIBLINGS_TITLE not in db.continuity.new_session(project_id, "codex")["text"]

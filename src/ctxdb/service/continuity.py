@@ -129,11 +129,14 @@ def resume_handoff(tx: Tx, settings: Settings, project_id: str, instance_id: str
     return next((row for row in rows if has_substance(row)), None)
 
 
-def live_siblings(tx: Tx, project_id: str, instance_id: str) -> list[dict[str, Any]]:
-    """The project's live instances other than ``instance_id``, each with the tasks it holds
-    a lease on and its latest handoff; the most recently heard from first."""
+def live_siblings(tx: Tx, settings: Settings, project_id: str,
+                  instance_id: str) -> list[dict[str, Any]]:
+    """The project's live instances other than ``instance_id`` (heard from within
+    ``stale_after``), each with the tasks it holds a lease on and its latest handoff; the
+    most recently heard from first."""
     siblings = decode_all(tx.all("live_siblings", project_id=project_id,
-                                 instance_id=instance_id, limit=MAX_SIBLINGS))
+                                 instance_id=instance_id, stale_after=settings.stale_after,
+                                 limit=MAX_SIBLINGS))
     if not siblings:
         return []
     leases: dict[str, list[dict[str, Any]]] = {}
@@ -155,7 +158,8 @@ def startup_context(
     from ctxdb.domain.resume import render_startup
 
     handoff = resume_handoff(tx, settings, project_id, instance_id, repo)
-    siblings = live_siblings(tx, project_id, instance_id) if settings.resume_siblings else []
+    siblings = live_siblings(tx, settings, project_id, instance_id) \
+        if settings.resume_siblings else []
     rendered = render_startup(items, title=title, resume=handoff, siblings=siblings,
                               max_chars=max_chars, share=settings.resume_share)
     return rendered, handoff if rendered.resume_shown else None
@@ -209,7 +213,7 @@ class ContinuityService(Service):
             from ctxdb.service.projects import require_project
 
             require_project(tx, project_id)
-            return live_siblings(tx, project_id, instance_id or "")
+            return live_siblings(tx, self.settings, project_id, instance_id or "")
 
         return self.storage.read(unit)
 

@@ -39,10 +39,13 @@ ORDER BY CASE WHEN i.worktree = :worktree AND i.branch = :branch THEN 0 ELSE 1 E
 LIMIT :limit;
 
 -- name: live_siblings
+-- Live and heard from within the stale limit: a silent one not yet marked crashed is not
+-- doing anything a new session should leave alone.
 SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
        $NOW AS now
 FROM instances
 WHERE project_id = :project_id AND status IN ('active', 'idle') AND instance_id <> :instance_id
+  AND last_heartbeat >= $AGO(:stale_after)
 ORDER BY last_heartbeat DESC, instance_id
 LIMIT :limit;
 
