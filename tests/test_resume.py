@@ -496,3 +496,29 @@ def test_a_silent_session_is_not_named_a_live_sibling(
     # it is not live any more.
     assert db.continuity.siblings(project_id) == []
     assert SIBLINGS_TITLE not in db.continuity.new_session(project_id, "codex")["text"]
+
+
+@pytest.mark.parametrize("max_chars", [100, 200, 250, 400, 1_000])
+def test_the_siblings_block_stays_within_its_room_and_counts_the_rest(max_chars: int) -> None:
+    from ctxdb.domain.resume import siblings_text as render
+
+    siblings = [{**_sibling(), "session_id": f"s{n}"} for n in range(5)]
+    text, named = render(siblings, max_chars)
+    assert len(text) <= max_chars
+    assert named == sum(f"session s{n} " in text for n in range(5))
+    if 0 < named < 5:
+        assert f"- … {5 - named} more" in text
+    assert (text == "") == (named == 0)
+
+
+def test_a_handoff_without_a_transcript_needs_a_summary_to_be_offered() -> None:
+    from ctxdb.domain.resume import has_substance
+
+    by_hand = {"kind": "clear", "summary": "switched the exporter to streaming",
+               "next_steps": [], "working_set": {"files": ["export.py"]}}
+    from_blind_transcript = {"kind": "end", "summary": "# Handoff\n(end: the transcript could "
+                             "not be read: no transcript was given)", "next_steps": [],
+                             "working_set": {"trigger": None, "made_after": "end"}}
+    assert has_substance(by_hand) and not has_substance(from_blind_transcript)
+    assert not has_substance({**by_hand, "summary": "  "})
+    assert has_substance({**from_blind_transcript, "next_steps": ["resume the export"]})

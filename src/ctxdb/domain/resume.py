@@ -23,6 +23,7 @@ SIBLINGS_TITLE = "# Live sessions of this project"
 PACK_RESERVE = 100
 MIN_BLOCK_CHARS = 200
 SUMMARY_LINE_CHARS = 120
+MIN_LINE_CHARS = 40
 
 # How each kind of handoff came to be, for the block's first line.
 _ORIGINS = {
@@ -78,15 +79,17 @@ def one_line(handoff: Mapping[str, Any], max_chars: int = SUMMARY_LINE_CHARS) ->
 
 
 def has_substance(handoff: Mapping[str, Any]) -> bool:
-    """Whether a handoff says anything to resume from (one made from an unreadable or foreign
-    transcript may not)."""
-    working = handoff.get("working_set") or {}
-    if handoff.get("next_steps") or not isinstance(working, Mapping):
+    """Whether a handoff says anything to resume from. One made from a transcript (its
+    working set names the trigger) needs a request, todos, files or decisions: made from an
+    unreadable or foreign transcript, it may have none. Any other needs a summary or steps."""
+    working = handoff.get("working_set")
+    working = working if isinstance(working, Mapping) else {}
+    if handoff.get("next_steps"):
         return True
-    if handoff.get("kind") == "manual":
-        return bool(str(handoff.get("summary") or "").strip())
-    return bool(working.get("latest_request") or working.get("files_edited")
-                or working.get("decisions"))
+    if "trigger" in working:
+        return bool(working.get("latest_request") or working.get("files_edited")
+                    or working.get("decisions"))
+    return bool(str(handoff.get("summary") or "").strip())
 
 
 def resume_text(handoff: Mapping[str, Any], max_chars: int) -> str:
@@ -128,29 +131,34 @@ def sibling_line(sibling: Mapping[str, Any]) -> str:
 
 
 def siblings_text(siblings: Sequence[Mapping[str, Any]], max_chars: int) -> tuple[str, int]:
-    """The block naming the live siblings, within ``max_chars``; and how many it names."""
-    if not siblings:
-        return "", 0
+    """The block naming the live siblings, within ``max_chars``; and how many it names.
+
+    Lines that do not fit are shortened (to no less than ``MIN_LINE_CHARS``); past that, the
+    rest are counted in a last line. Empty when not even the heading and one line fit.
+    """
     head = [SIBLINGS_TITLE,
             "Other agents are working on this project now; leave their tasks to them."]
+    room = max_chars - sum(len(line) + 1 for line in head)
     lines: list[str] = []
-    used = sum(len(line) + 1 for line in head)
     for number, sibling in enumerate(siblings):
+        more = _more_line(len(siblings) - number - 1)
         line = sibling_line(sibling)
-        rest = len(siblings) - number - 1
-        tail = 60 if rest else 0  # room for the "… more" line
-        if used + len(line) + 1 + tail > max_chars:
-            line = clip(line, max_chars - used - 1 - tail)
-            if len(line) < 40:
-                more = len(siblings) - number
-                lines.append(f"- … {more} more: run `ctxdb instance list --status active`")
-                break
+        fits = room - (len(more) + 1 if more else 0) - 1
+        if len(line) > fits:
+            line = clip(line, fits)
+        if len(line) < MIN_LINE_CHARS:
+            rest = _more_line(len(siblings) - number)
+            if lines and len(rest) + 1 <= room:
+                lines.append(rest)
+            break
         lines.append(line)
-        used += len(line) + 1
-    text = "\n".join(head + lines)
-    if len(text) > max_chars:
-        return "", 0
-    return text, sum(1 for line in lines if not line.startswith("- … "))
+        room -= len(line) + 1
+    named = sum(1 for line in lines if not line.startswith("- … "))
+    return ("\n".join(head + lines), named) if named else ("", 0)
+
+
+def _more_line(count: int) -> str:
+    return f"- … {count} more: run `ctxdb instance list --status active`" if count else ""
 
 
 def render_startup(
