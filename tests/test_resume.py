@@ -522,3 +522,22 @@ def test_a_handoff_without_a_transcript_needs_a_summary_to_be_offered() -> None:
     assert has_substance(by_hand) and not has_substance(from_blind_transcript)
     assert not has_substance({**by_hand, "summary": "  "})
     assert has_substance({**from_blind_transcript, "next_steps": ["resume the export"]})
+
+
+def test_a_killed_session_is_resumed_once_the_stale_limit_has_passed(
+    hook: Hook, db: Ctxdb, repo: Path, worked: Path
+) -> None:
+    import time
+
+    work(hook, repo, worked, "a")  # then killed: no SessionEnd, no PreCompact
+    time.sleep(1.5)
+    # B's process runs with a stale limit of one second, which A's silence has passed.
+    done = subprocess.run(
+        [str(CTXDB), "hook", "--client", "gemini"], capture_output=True, text=True,
+        input=json.dumps(event("SessionStart", repo, None, "b", source="startup")),
+        env={**hook.env(), "CTXDB_STALE_AFTER": "1"}, timeout=60)
+    assert (done.returncode, done.stderr) == (0, "")
+    text = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "made from its transcript after the session crashed" in text
+    assert_resumes_a(text)
+    assert instance(db, "a")["status"] == "crashed"
