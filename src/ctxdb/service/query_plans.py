@@ -57,6 +57,12 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
              "idx_instances_heartbeat", {"stale_after": 600, "project_id": ""}),
     HotQuery("an instance's latest handoff (reload)", "latest_handoff_of_instance",
              "idx_handoffs_instance", {"instance_id": _INSTANCE}),
+    HotQuery("sessions that stopped without a handoff (every hook)",
+             "sessions_needing_handoff", "idx_instances_project",
+             {"project_id": _PROJECT, "stale_after": 600, "lookback": 86_400, "limit": 5}),
+    HotQuery("… and the probe for a handoff since the last heartbeat",
+             "sessions_needing_handoff", "idx_handoffs_instance",
+             {"project_id": _PROJECT, "stale_after": 600, "lookback": 86_400, "limit": 5}),
     # SQLite's FTS5 index is a virtual table the plan names; PostgreSQL's is a GIN index.
     HotQuery("full-text search", "search_hits", "search_fts",
              {"project_id": _PROJECT, "match": "doctor", "rank": "doctor",
