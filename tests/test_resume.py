@@ -454,10 +454,23 @@ def test_ctxdb_context_as_new_session_prints_what_the_next_session_receives(
     assert payload["handoff"]["working_set"]["made_after"] == "end"
 
 
-def test_as_new_session_refuses_an_unknown_client(hook: Hook, repo: Path) -> None:
-    done = subprocess.run([str(CTXDB), "context", "--as-new-session", "--client", "vim"],
-                          cwd=repo, capture_output=True, text=True, env=hook.env())
-    assert done.returncode == 2 and "--client" in done.stderr
+@pytest.mark.parametrize(("args", "complaint"), [
+    (["--as-new-session", "--client", "vim"], "--client"),
+    (["--client", "codex"], "--client needs --as-new-session"),
+    (["--as-new-session", "--budget-tokens", "50"], "--as-new-session takes neither"),
+    (["--as-new-session", "--instance", "inst_x"], "--as-new-session takes neither"),
+])
+def test_as_new_session_usage_errors(hook: Hook, repo: Path, args: list[str],
+                                     complaint: str) -> None:
+    done = subprocess.run([str(CTXDB), "context", *args], cwd=repo, capture_output=True,
+                          text=True, env=hook.env())
+    assert done.returncode == 2 and complaint in done.stderr and done.stdout == ""
+
+
+def test_as_new_session_outside_any_project(hook: Hook, tmp_path: Path) -> None:
+    done = subprocess.run([str(CTXDB), "context", "--as-new-session"], cwd=tmp_path,
+                          capture_output=True, text=True, env=hook.env())
+    assert done.returncode == 3 and "no project for the repository" in done.stderr
 
 
 def _handoffs(db: Ctxdb, project_id: str) -> list[dict[str, Any]]:
