@@ -32,7 +32,7 @@ TOOLS = {"get_context", "store_context", "search_context", "record_handoff", "he
          "session_events", "task_create", "task_list", "task_claim", "task_complete",
          "task_fail", "message_send", "message_inbox", "message_ack", "approval_request",
          "approval_status", "command_record", "checkpoint_save", "checkpoint_latest",
-         "search"}
+         "search", "siblings"}
 
 
 class Client:

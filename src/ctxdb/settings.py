@@ -87,6 +87,12 @@ class Settings:
     retention_session_events: int = 90 * 24 * 3600
     retention_context_items: int = 180 * 24 * 3600
     retention_context_priorities: str = "MEDIUM,LOW"
+    # Continuity (docs/hooks.md): a new session is offered the latest handoff saved in the
+    # last ``resume_window`` seconds (0: never) and told of the live siblings; both blocks
+    # together take at most ``resume_share`` of the client's injection limit.
+    resume_window: int = 3 * 24 * 3600
+    resume_siblings: bool = True
+    resume_share: float = 0.4
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
     # PostgreSQL waits, in seconds (docs/configuration.md): nothing waits on the server without
     # bound. Connecting (a refused server fails at once, a silent one after this); one
@@ -146,7 +152,7 @@ class Settings:
                 f"sqlite_synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, "
                 f"got {self.sqlite_synchronous!r}",
             )
-        for name in ("clear_threshold", "pack_budget_fraction"):
+        for name in ("clear_threshold", "pack_budget_fraction", "resume_share"):
             if not 0 < getattr(self, name) <= 1:
                 raise _invalid(name, f"{name} must be in (0, 1], got {getattr(self, name)}")
         for name in ("context_window", "max_projects", "max_instances_per_project",
@@ -161,7 +167,7 @@ class Settings:
                 raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
                                      f"got {getattr(self, name)}")
         for name in ("retention_instances", "retention_session_events",
-                     "retention_context_items"):
+                     "retention_context_items", "resume_window"):
             if getattr(self, name) < 0:
                 raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
                                      f"got {getattr(self, name)}")
@@ -284,6 +290,11 @@ SETTINGS_HELP: tuple[Setting, ...] = (
             "gc: age in seconds at which context items are archived (0: never)"),
     Setting("retention_context_priorities", str,
             "gc: priorities whose old items are archived (default MEDIUM,LOW)"),
+    Setting("resume_window", int,
+            "seconds a handoff is offered to new sessions of its project (0: never)"),
+    Setting("resume_siblings", bool, "tell a new session about the project's live sessions"),
+    Setting("resume_share", float,
+            "share of the injection limit the resume and siblings blocks may take"),
     Setting("actor", str, "who is recorded in the audit log for user actions"),
     Setting("pg_connect_timeout", float,
             "PostgreSQL: seconds to connect before the server counts as unreachable"),

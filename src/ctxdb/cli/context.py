@@ -16,6 +16,7 @@ from ctxdb.cli.options import (
 )
 from ctxdb.cli.output import emit_json, print_record, print_table, show
 from ctxdb.cli.packs import PACK_FORMATS, pack_payload, print_pack_table
+from ctxdb.domain.agents import CLIENTS, RepoIdentity
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
 from ctxdb.errors import ProjectNotFoundError
 
@@ -54,9 +55,17 @@ def show_item(item: dict[str, Any], as_json: bool) -> None:
 @click.option("--format", "output_format", type=click.Choice(PACK_FORMATS), default="text",
               show_default=True, help="text: exactly what a hook injects (under 10,000 "
               "characters); markdown: the same without the cap; json: pack, manifest, text.")
+@click.option("--as-new-session", is_flag=True,
+              help="Print exactly what a new session started here would receive: the pack, "
+              "where the project's work left off and the live sibling sessions (text and "
+              "markdown alike; json adds the handoff offered).")
+@click.option("--client", type=click.Choice(CLIENTS),
+              help="With --as-new-session: the client of that session, whose injection limit "
+              "applies (default: claude-code).")
 @click.pass_context
 def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int | None,
-                  phase_id: int | None, instance_id: str | None, output_format: str) -> None:
+                  phase_id: int | None, instance_id: str | None, output_format: str,
+                  as_new_session: bool, client: str | None) -> None:
     """Print the budgeted pack a hook would inject, or manage context items.
 
     Without a subcommand: every CRITICAL item, then HIGH, MEDIUM and LOW (current phase
@@ -65,9 +74,13 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
     budget, those that fit (in sequence order) are shown and the others named, as a reload
     does; `ctxdb context pack` refuses such a budget (exit 5).
 
+    With --as-new-session: exactly what a new agent session started here would receive,
+    the pack, then where the project's work left off and the live sibling sessions.
+
     \b
     Examples:
       ctxdb context --budget-tokens 8000
+      ctxdb context --as-new-session --client codex
       ctxdb context --project proj_… --format json
       ctxdb context store --project proj_… '{"decision": "use Stripe"}' --priority CRITICAL
       ctxdb context list --project proj_… --json
@@ -75,6 +88,14 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
     if ctx.invoked_subcommand is not None:
         return
     app = ctx.ensure_object(Application)
+    if as_new_session:
+        if budget_tokens is not None or phase_id is not None or instance_id is not None:
+            raise click.UsageError("--as-new-session takes neither --budget-tokens, --phase "
+                                   "nor --instance: a new session gets the default pack")
+        _print_new_session(app, project_id, client or "claude-code", output_format)
+        return
+    if client is not None:
+        raise click.UsageError("--client needs --as-new-session")
     project_id = project_id or _project_of_current_repository(app)
     payload = _build_pack(app, project_id, budget_tokens, phase_id, partial_critical=True)
     handoff = None
@@ -94,12 +115,28 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
         click.echo(rendered.text)
 
 
-def _project_of_current_repository(app: Application) -> str:
+def _print_new_session(app: Application, project_id: str | None, client: str,
+                       output_format: str) -> None:
+    """What SessionStart (startup) of a new ``client`` session here would inject."""
     import os
 
     from ctxdb.hooks.repo import repo_identity
 
     repo = repo_identity(os.getcwd())
+    project_id = project_id or _project_of_current_repository(app, repo)
+    context = app.db().continuity.new_session(project_id, client, repo)
+    if output_format == "json":
+        emit_json(context)
+    else:
+        click.echo(context["text"])
+
+
+def _project_of_current_repository(app: Application, repo: RepoIdentity | None = None) -> str:
+    import os
+
+    from ctxdb.hooks.repo import repo_identity
+
+    repo = repo or repo_identity(os.getcwd())
     project = app.db().sessions.find_project(repo.repo_key)
     if project is None:
         raise ProjectNotFoundError(

@@ -14,6 +14,21 @@ from ctxdb.errors import ValidationError
 CLIENTS = ("claude-code", "codex", "gemini")
 SESSION_SOURCES = ("startup", "resume", "clear", "compact")
 MAX_PATH_CHARS = 4_096
+# The longest text each client takes from a hook (``additionalContext``), in characters.
+# Claude Code documents 10,000; Codex and Gemini CLI document no cap, and ctxdb holds them to
+# the same one. Injections are built to ``INJECTION_MARGIN`` below it.
+INJECTION_LIMITS = {"claude-code": 10_000, "codex": 10_000, "gemini": 10_000}
+INJECTION_MARGIN = 500
+
+
+def injection_limit(client: str) -> int:
+    """The client's cap on one injected string (the strictest one for an unknown client)."""
+    return INJECTION_LIMITS.get(client, min(INJECTION_LIMITS.values()))
+
+
+def injection_max_chars(client: str) -> int:
+    """How long ctxdb builds an injection for ``client``: its cap less a margin."""
+    return injection_limit(client) - INJECTION_MARGIN
 
 
 @dataclass(frozen=True)

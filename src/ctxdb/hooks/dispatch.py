@@ -153,6 +153,7 @@ def _pre_compact(db: Ctxdb, event: HookEvent) -> str | None:
     db.sessions.save_before_compaction(
         event.session, event.text("trigger"), event.text("custom_instructions"),
         _repo(event))
+    db.continuity.settle_for_session(event.session)
     return None  # PreCompact cannot add context: the reload is SessionStart(compact)
 
 
@@ -168,6 +169,9 @@ def _ingest(db: Ctxdb, event: HookEvent) -> str | None:
     if event.session.transcript_path:
         db.transcripts.ingest(event.session.transcript_path,
                               session_id=event.session.session_id)
+    # Sessions of the project that stopped without a handoff get one (crash detection does
+    # not wait for a command); one indexed read when there are none.
+    db.continuity.settle_for_session(event.session)
     return None
 
 

@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctxdb.domain.agents import AgentSession
-from ctxdb.domain.render import CLIENT_LIMIT_CHARS
+from ctxdb.domain.agents import AgentSession, injection_limit
 from ctxdb.errors import ValidationError
 
 # Gemini CLI event -> the Claude Code event with the same role.
@@ -73,14 +72,15 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
 def context_output(event: HookEvent, text: str) -> str | None:
     """The one JSON object that hands ``text`` to the model, or None when there is nothing.
 
-    The injected string is kept under the clients' cap even if a caller passed more. The JSON
+    The injected string is kept under its client's cap even if a caller passed more. The JSON
     is plain ASCII (other characters as ``\\uXXXX`` escapes), so it reaches the client intact
     whatever encoding the hook's stdout has (``PYTHONIOENCODING``, a C locale).
     """
     if not text or event.event not in CONTEXT_EVENTS:
         return None
-    if len(text) >= CLIENT_LIMIT_CHARS:
-        text = text[: CLIENT_LIMIT_CHARS - 2] + "…"
+    limit = injection_limit(event.client)
+    if len(text) >= limit:
+        text = text[: limit - 2] + "…"
     return json.dumps({"hookSpecificOutput": {"hookEventName": event.name,
                                               "additionalContext": text}},
                       ensure_ascii=True)

@@ -1,8 +1,8 @@
 """The MCP server: ctxdb's tools with typed input schemas, served over stdio.
 
-This module and ``coordination.py`` (the tools for tasks, messages, approval gates, command
-runs and checkpoints) are the only ones that import the ``mcp`` SDK (the optional extra
-``ctxdb[mcp]``).
+This module, ``coordination.py`` (the tools for tasks, messages, approval gates, command
+runs and checkpoints) and ``continuity.py`` (the live sibling sessions) are the only ones that
+import the ``mcp`` SDK (the optional extra ``ctxdb[mcp]``).
 Every tool runs its synchronous :class:`~ctxdb.mcp.tools.ContextTools` method in a worker
 thread, so the database work never blocks the protocol's event loop. A ctxdb error becomes
 an MCP tool error (``isError: true``) carrying the error's message and code; anything else is
@@ -336,6 +336,9 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
     from ctxdb.mcp import coordination  # it imports this module's argument types
 
     coordination.register(tool, read_only, writes, tools)
+    from ctxdb.mcp import continuity
+
+    continuity.register(tool, read_only, tools)
     return server
 
 

@@ -31,6 +31,8 @@ class ContextTools:
         chosen = project_id if project_id is not None else self.default_project
         if chosen is None:
             raise ValidationError(NO_PROJECT)
+        # Any call of the project notices its sessions that stopped without a handoff.
+        self.db.continuity.settle(chosen)
         return chosen
 
     def scope(self, project_id: str | None) -> str | None:

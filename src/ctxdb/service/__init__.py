@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ctxdb.service.checkpoints import CheckpointService
     from ctxdb.service.commands import CommandService
     from ctxdb.service.context import ContextService
+    from ctxdb.service.continuity import ContinuityService
     from ctxdb.service.conversations import ConversationService
     from ctxdb.service.doctor import DoctorService
     from ctxdb.service.imports import ImportService
@@ -89,6 +90,13 @@ class Ctxdb:
         from ctxdb.service.sessions import SessionService
 
         return SessionService(self.storage, self.settings, self.instances)
+
+    @cached_property
+    def continuity(self) -> ContinuityService:
+        """Handoffs for sessions that stopped without one, and the live siblings."""
+        from ctxdb.service.continuity import ContinuityService
+
+        return ContinuityService(self.storage, self.settings)
 
     @cached_property
     def transcripts(self) -> TranscriptService:

@@ -63,6 +63,12 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
              "idx_items_created_by", {"instance_id": _INSTANCE, "limit": 500}, since=12),
     HotQuery("gc: the items superseded by archive candidates", "archive_candidate_referrers",
              "idx_items_superseded_by", {"after_item_id": 0, "last_item_id": 500}, since=12),
+    HotQuery("sessions that stopped without a handoff (every hook)",
+             "sessions_needing_handoff", "idx_instances_project",
+             {"project_id": _PROJECT, "stale_after": 600, "lookback": 86_400, "limit": 5}),
+    HotQuery("… and the probe for a handoff since the last heartbeat",
+             "sessions_needing_handoff", "idx_handoffs_instance",
+             {"project_id": _PROJECT, "stale_after": 600, "lookback": 86_400, "limit": 5}),
     # SQLite's FTS5 index is a virtual table the plan names; PostgreSQL's is a GIN index.
     HotQuery("full-text search", "search_hits", "search_fts",
              {"project_id": _PROJECT, "match": "doctor", "rank": "doctor",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source
+from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source, injection_max_chars
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
@@ -22,6 +22,14 @@ from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import CtxdbError, InstanceNotFoundError
 from ctxdb.service.common import audit, decode
 from ctxdb.service.context import pack_in_tx
+from ctxdb.service.continuity import (
+    ContinuityService,
+    Settlement,
+    draft_settlements,
+    sessions_needing_handoff,
+    settle_in_tx,
+    startup_context,
+)
 from ctxdb.service.instances import InstanceService, require_instance
 from ctxdb.service.repo_projects import project_for_repo
 from ctxdb.settings import Settings
@@ -67,13 +75,17 @@ class SessionService:
     ) -> dict[str, Any]:
         """Register or revive the session's instance and build what to inject.
 
-        startup: the pack. resume: only packed items not yet injected in this generation.
-        clear: a new generation; the previous session's handoff, then the pack. compact: a new
-        generation; the handoff saved before the compaction, then the pack.
+        startup: the pack, then where the project's work left off (the latest handoff of
+        another session, see ``service.continuity``) and the live sibling sessions; sessions
+        that stopped without a handoff get theirs first. resume: only packed items not yet
+        injected in this generation. clear: a new generation; the previous session's handoff,
+        then the pack. compact: a new generation; the handoff saved before the compaction,
+        then the pack.
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
         draft = self._draft_for(session, source, repo)
+        settlements = self._settlements_for(repo) if source == "startup" else []
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
@@ -82,6 +94,8 @@ class SessionService:
                 return _injection_view(done)
             project = project_for_repo(tx, repo, self.settings, actor)
             instance = self._instance(tx, session, project["project_id"], repo, actor)
+            if settlements:
+                settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
             handoff = None
             if source in ("clear", "compact"):
                 handoff = self._new_generation(tx, session, source, instance, draft, repo)
@@ -93,8 +107,12 @@ class SessionService:
             if source == "resume":
                 seen = _injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
-            result = self._inject(tx, instance, session, source, items, handoff, key,
-                                  pack.critical_omitted)
+            if source == "startup":
+                result = self._inject_startup(tx, instance, session, repo, items, key,
+                                              pack.critical_omitted)
+            else:
+                result = self._inject(tx, instance, session, source, items, handoff, key,
+                                      pack.critical_omitted)
             audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
                   instance["project_id"], session_id=session.session_id,
                   injection_id=result["injection_id"], items=len(result["item_ids"]),
@@ -120,6 +138,18 @@ class SessionService:
             if previous is not None and previous["handoff"] is None:
                 return draft_from_transcript(previous["transcript_path"], "clear")
         return None
+
+    def _settlements_for(self, repo: RepoIdentity) -> list[Settlement]:
+        """Handoffs to make for the project's sessions that stopped without one, drafted
+        from their transcripts before the transaction (none when there are none)."""
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            project = tx.one("project_by_repo_key", repo_key=repo.repo_key)
+            if project is None:
+                return []
+            return sessions_needing_handoff(tx, self.settings, project["project_id"])
+
+        return draft_settlements(self.storage.read(unit))
 
     def _instance(self, tx: Tx, session: AgentSession, project_id: str, repo: RepoIdentity,
                   actor: str) -> dict[str, Any]:
@@ -162,8 +192,7 @@ class SessionService:
         """The reload pack of ``tokens.clear_and_reload``: it never fails; CRITICAL items over
         the budget are left out and named (the injected text says how to fetch them)."""
         budget = int(instance["context_window"] * self.settings.pack_budget_fraction)
-        return pack_in_tx(tx, instance["project_id"], budget, instance["phase_id"],
-                          partial_critical=True)
+        return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
                 items: list[dict[str, Any]], handoff: dict[str, Any] | None,
@@ -171,18 +200,24 @@ class SessionService:
         title = injection_title(instance["project_id"], source)
         rendered = render_context(items, title=title,
                                   handoff_text=handoff["summary"] if handoff else None,
+                                  max_chars=injection_max_chars(session.client),
                                   critical_omitted=critical_omitted)
-        row = {
-            "project_id": instance["project_id"], "instance_id": instance["instance_id"],
-            "session_id": session.session_id, "generation": instance["generation"],
-            "hook_event": SESSION_START, "source": source,
-            "item_ids": json.dumps(rendered.item_ids),
-            "handoff_id": handoff["handoff_id"] if handoff else None,
-            "characters": len(rendered.text), "tokens": estimate_tokens(rendered.text),
-            "injected_text": rendered.text, "idempotency_key": key,
-        }
-        row["injection_id"] = tx.value("insert_injection", **row)
-        return _injection_view(row)
+        return _record_injection(tx, instance, session, source, rendered.text,
+                                 rendered.item_ids, handoff, key)
+
+    def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
+                        repo: RepoIdentity, items: list[dict[str, Any]], key: str,
+                        critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+        """The pack, where the work left off and the live siblings; the handoff offered is
+        recorded with the injection."""
+        rendered, handoff = startup_context(
+            tx, self.settings, project_id=instance["project_id"],
+            instance_id=instance["instance_id"], repo=repo, items=items,
+            critical_omitted=critical_omitted,
+            title=injection_title(instance["project_id"], "startup"),
+            max_chars=injection_max_chars(session.client))
+        return _record_injection(tx, instance, session, "startup", rendered.text,
+                                 rendered.item_ids, handoff, key)
 
     # --- UserPromptSubmit ------------------------------------------------------------------
 
@@ -191,13 +226,15 @@ class SessionService:
         """Heartbeat and context in use (from the transcript's latest main-chain response).
 
         Without ``repo`` an unknown session is an ``InstanceNotFoundError``; the caller may
-        then compute the repository identity and call again to register it.
+        then compute the repository identity and call again to register it. Sessions of the
+        project that stopped without a handoff (ended, or silent past ``stale_after``) are
+        noticed in the same transaction and given one afterwards (``service.continuity``).
         """
         session = session.checked()
         repo = repo.checked() if repo is not None else None
         tokens = _context_tokens(session.transcript_path)
 
-        def unit(tx: Tx) -> dict[str, Any]:
+        def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
             # A prompt proves the session alive, whatever was recorded (crashed, ended).
             tx.execute("revive_instance", instance_id=instance["instance_id"], phase_id=None)
@@ -205,9 +242,13 @@ class SessionService:
                 _set_usage(tx, instance, tokens)
             audit(tx, actor or instance["instance_id"], "session.prompt", "instance",
                   instance["instance_id"], instance["project_id"], context_tokens=tokens)
-            return require_instance(tx, instance["instance_id"])
+            stopped = sessions_needing_handoff(tx, self.settings, instance["project_id"])
+            return require_instance(tx, instance["instance_id"]), stopped
 
-        return self.storage.write(unit)
+        instance, stopped = self.storage.write(unit)
+        if stopped:
+            ContinuityService(self.storage, self.settings).settle(instance["project_id"])
+        return instance
 
     # --- PreCompact and PostCompact --------------------------------------------------------
 
@@ -319,6 +360,29 @@ class SessionService:
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
         return self._instance(tx, session, project["project_id"], repo,
                               actor or self.settings.actor)
+
+
+def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
+    """The pack a session start injects. Like ``tokens.clear_and_reload``'s it never fails:
+    CRITICAL items over the budget are left out and named (the injected text says how to
+    fetch them), rather than fail the agent's session start."""
+    return pack_in_tx(tx, project_id, budget, phase_id, partial_critical=True)
+
+
+def _record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
+                      text: str, item_ids: list[int], handoff: dict[str, Any] | None,
+                      key: str) -> dict[str, Any]:
+    """Store what was injected (which items, which handoff, the text) for audit."""
+    row = {
+        "project_id": instance["project_id"], "instance_id": instance["instance_id"],
+        "session_id": session.session_id, "generation": instance["generation"],
+        "hook_event": SESSION_START, "source": source, "item_ids": json.dumps(item_ids),
+        "handoff_id": handoff["handoff_id"] if handoff else None,
+        "characters": len(text), "tokens": estimate_tokens(text),
+        "injected_text": text, "idempotency_key": key,
+    }
+    row["injection_id"] = tx.value("insert_injection", **row)
+    return _injection_view(row)
 
 
 def _context_tokens(path: str | None) -> int | None:

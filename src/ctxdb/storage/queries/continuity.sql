@@ -1,0 +1,56 @@
+-- Continuity across sessions (service/continuity.py): the handoffs made after the fact for
+-- sessions that stopped without one, the handoff a new session resumes from, and the live
+-- sessions a new one is told about.
+
+-- name: sessions_needing_handoff
+-- Hook sessions of the project that stopped without a handoff of their last work: ended or
+-- crashed within :lookback seconds, or silent past the stale limit (crashed, not yet marked),
+-- and no handoff made at or after their last heartbeat. Run by every hook and MCP call of
+-- the project, so it is one look-up on idx_instances_project (project_id, status) with an
+-- indexed probe of idx_handoffs_instance per candidate.
+SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
+       i.metadata
+FROM instances i
+WHERE i.project_id = :project_id
+  AND i.client IN ('claude-code', 'codex', 'gemini')
+  AND ((i.status IN ('active', 'idle') AND i.last_heartbeat < $AGO(:stale_after))
+       OR (i.status IN ('crashed', 'completed') AND i.ended_at >= $AGO(:lookback)))
+  AND NOT EXISTS (SELECT 1 FROM handoffs h
+                  WHERE h.instance_id = i.instance_id AND h.created_at >= i.last_heartbeat)
+ORDER BY i.last_heartbeat, i.instance_id
+LIMIT :limit;
+
+-- name: project_of_session
+SELECT project_id FROM instances
+WHERE session_id = :session_id AND client = :client
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
+-- name: resume_candidates
+-- The newest handoffs of other instances saved in the window, those of the same worktree and
+-- branch first; the caller takes the first with something in it.
+SELECT h.handoff_id, h.project_id, h.instance_id, h.generation, h.kind, h.summary,
+       h.next_steps, h.working_set, h.tokens_before, h.created_at, i.client, i.session_id,
+       i.worktree, i.branch, i.status, $NOW AS now
+FROM handoffs h JOIN instances i ON i.instance_id = h.instance_id
+WHERE h.project_id = :project_id AND h.created_at >= $AGO(:window)
+  AND h.instance_id <> :instance_id
+ORDER BY CASE WHEN i.worktree = :worktree AND i.branch = :branch THEN 0 ELSE 1 END,
+         h.handoff_id DESC
+LIMIT :limit;
+
+-- name: live_siblings
+-- Live and heard from within the stale limit: a silent one not yet marked crashed is not
+-- doing anything a new session should leave alone.
+SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
+       $NOW AS now
+FROM instances
+WHERE project_id = :project_id AND status IN ('active', 'idle') AND instance_id <> :instance_id
+  AND last_heartbeat >= $AGO(:stale_after)
+ORDER BY last_heartbeat DESC, instance_id
+LIMIT :limit;
+
+-- name: live_leases_of_project
+SELECT task_id, title, status, lease_owner FROM tasks
+WHERE project_id = :project_id AND status IN ('claimed', 'running')
+  AND lease_expires_at > $NOW
+ORDER BY task_id;
