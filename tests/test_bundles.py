@@ -174,11 +174,17 @@ def test_a_conflict_in_the_last_table_leaves_nothing_behind(
     with open_db(str(tmp_path / "source.db"), tmp_path) as source:
         populate(source, tmp_path, archive=False)
         source.bundles.export(tmp_path / "b.jsonl")
-    db.projects.create("already here")  # audit row 1 differs from the bundle's audit row 1
-    before = row_counts(db, tmp_path)
-    with pytest.raises(ImportConflictError, match="audit_log"):
         db.bundles.import_bundle(tmp_path / "b.jsonl")
-    assert row_counts(db, tmp_path) == before
+        source.projects.create("Later", "written after the first export")
+        source.bundles.export(tmp_path / "later.jsonl")
+    # A seal of the imported chain changed here: the later bundle's version of it differs.
+    db.storage.write(lambda tx: tx.execute_raw(
+        "UPDATE audit_seals SET sealed_at = '2001-01-01T00:00:00.000Z' "
+        "WHERE audit_id = (SELECT min(audit_id) FROM audit_seals)", {}))
+    before = row_counts(db, tmp_path)
+    with pytest.raises(ImportConflictError, match="audit_seals"):
+        db.bundles.import_bundle(tmp_path / "later.jsonl")
+    assert row_counts(db, tmp_path) == before  # the new project and its audit row are not in
 
 
 # --- one project -----------------------------------------------------------------------------

@@ -88,6 +88,11 @@ class TableSql:
         sets = ", ".join(f"{c} = {self.dialect.placeholder}" for c in columns)
         return f"UPDATE {self.table.name} SET {sets} WHERE {self._key_match(named=False)}"
 
+    def max_key(self) -> str:
+        """The largest id of a table keyed by one number (0 when it is empty)."""
+        key = self.table.key[0]
+        return f"SELECT coalesce(max({key}), 0) AS n FROM {self.table.name}"
+
     def delete_all(self) -> str:
         return f"DELETE FROM {self.table.name}"
 
@@ -139,6 +144,23 @@ def finish_table(tx: Tx, sql: TableSql) -> None:
     statement = sql.advance_identity()
     if statement is not None:
         tx.one_raw(statement, {})
+
+
+def max_key(tx: Tx, sql: TableSql) -> int:
+    row = tx.one_raw(sql.max_key(), {})
+    return int(row["n"]) if row else 0
+
+
+def draw_identities(tx: Tx, sql: TableSql, floor: int, count: int) -> list[int] | None:
+    """``count`` new numbers from the table's identity counter, all at least ``floor``, where
+    the dialect has such a counter (other writers draw from it too, so these are never theirs);
+    ``None`` where it has not (SQLite: the writer holds the one write lock and counts itself)."""
+    dialect, identity = sql.dialect, sql.table.identity
+    if dialect.raise_identity is None or dialect.next_identities is None or identity is None:
+        return None
+    tx.one_raw(dialect.raise_identity(sql.table.name, identity), {"floor": floor})
+    rows = tx.all_raw(dialect.next_identities(sql.table.name, identity), {"count": count})
+    return [int(row["id"]) for row in rows]
 
 
 def delete_all(tx: Tx, sql: TableSql) -> int:

@@ -19,7 +19,12 @@ For each table:
 - ``deferred``: columns that may point to a row inserted later (``context_items.superseded_by``
   names the item that replaced it, which is newer): inserted as NULL, set once the table is in;
 - ``scope``: how a row belongs to one project: its own ``project_id`` column, or the
-  ``project_id`` of the parent row its column points to.
+  ``project_id`` of the parent row its column points to;
+- ``numbers``: the numbered id space its key holds: the table's own for an identity table, and
+  ``context_items`` for ``archived_context_items`` (an archived item keeps its item id);
+- ``refs``: the columns holding ids of a numbered space (a JSON column: a list of them). A
+  project bundle imported next to other projects may get new ids where its numbers are
+  taken; these are the columns rewritten to follow them (``bundle_merge.py``).
 
 ``TABLES`` is in parent-before-child order: inserting in this order (and each table in key
 order) satisfies every foreign key except the deferred columns.
@@ -56,6 +61,8 @@ class Table:
     scope: Scope
     identity: str | None = None
     deferred: tuple[str, ...] = ()
+    numbers: str | None = None
+    refs: tuple[tuple[str, str], ...] = ()  # (column, numbered space)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -75,7 +82,8 @@ class Table:
 
 def _table(
     name: str, columns: str, *, key: str, scope: Scope | None = None,
-    identity: bool = False, deferred: tuple[str, ...] = (),
+    identity: bool = False, deferred: tuple[str, ...] = (), numbers: str | None = None,
+    refs: str = "",
 ) -> Table:
     """A table from ``"name kind, name kind, …"``; checks every identifier, since they are
     written into SQL text."""
@@ -90,10 +98,12 @@ def _table(
             raise ValueError(f"{identifier!r} is not a plain SQL identifier")
     if any(kind not in KINDS for _column, kind in parsed) or len(set(names)) != len(names):
         raise ValueError(f"table {name}: bad column kinds or repeated columns")
-    if not set(keys) <= set(names) or not set(deferred) <= set(names):
-        raise ValueError(f"table {name}: key or deferred columns are not columns")
+    references = tuple((pair[0], pair[1]) for pair in (ref.split(":") for ref in refs.split()))
+    if not set(keys) <= set(names) or not set(deferred) <= set(names) or not {
+            column for column, _space in references} <= set(names):
+        raise ValueError(f"table {name}: key, deferred or ref columns are not columns")
     return Table(name, parsed, keys, scope or Scope(), keys[0] if identity else None,
-                 deferred)
+                 deferred, name if identity else numbers, references)
 
 
 def _via(column: str, parent: str) -> Scope:
@@ -116,19 +126,22 @@ TABLES: tuple[Table, ...] = (
         client text, session_id text, worktree text, branch text, model text,
         context_window int, current_token_usage int, generation int, status text,
         started_at timestamp, last_heartbeat timestamp, ended_at timestamp, metadata json""",
-        key="instance_id"),
+        key="instance_id",
+        refs="phase_id:phases"),
     _table("context_items", """
         item_id int, project_id text, phase_id int, sequence_number int, content_type text,
         priority text, token_count int, content json, metadata json, created_by text,
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp""",
-        key="item_id", identity=True, deferred=("superseded_by",)),
+        key="item_id", identity=True, deferred=("superseded_by",),
+        refs="phase_id:phases superseded_by:context_items"),
     _table("archived_context_items", """
         item_id int, project_id text, phase_id int, sequence_number int, content_type text,
         priority text, token_count int, content json, metadata json, created_by text,
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp, archived_at timestamp, archived_by text""",
-        key="item_id"),
+        key="item_id",
+        refs="phase_id:phases superseded_by:context_items", numbers="context_items"),
     _table("handoffs", """
         handoff_id int, project_id text, instance_id text, generation int, kind text,
         summary text, next_steps json, working_set json, tokens_before int,
@@ -138,7 +151,8 @@ TABLES: tuple[Table, ...] = (
         injection_id int, project_id text, instance_id text, session_id text, generation int,
         hook_event text, source text, item_ids json, handoff_id int, characters int,
         tokens int, injected_text text, idempotency_key text, created_at timestamp""",
-        key="injection_id", identity=True),
+        key="injection_id", identity=True,
+        refs="item_ids:context_items handoff_id:handoffs"),
     _table("transcripts", """
         transcript_id int, path text, session_id text, agent_id text, project_id text,
         instance_id text, byte_offset int, records int, created_at timestamp,
@@ -178,10 +192,12 @@ TABLES: tuple[Table, ...] = (
         priority int, status text, result json, error text, lease_owner text,
         lease_expires_at timestamp, epoch int, attempts int, created_by text,
         created_at timestamp, updated_at timestamp, completed_at timestamp""",
-        key="task_id", identity=True),
+        key="task_id", identity=True,
+        refs="parent_task_id:tasks"),
     _table("task_dependencies", """
         task_id int, depends_on_task_id int""",
-        key="task_id depends_on_task_id", scope=_via("task_id", "tasks")),
+        key="task_id depends_on_task_id", scope=_via("task_id", "tasks"),
+        refs="task_id:tasks depends_on_task_id:tasks"),
     _table("messages", """
         message_id int, project_id text, sender text, recipient_kind text, recipient text,
         subject text, body json, created_at timestamp""",
@@ -189,12 +205,14 @@ TABLES: tuple[Table, ...] = (
     _table("message_deliveries", """
         message_id int, instance_id text, delivered_count int, visible_after timestamp,
         acked_at timestamp""",
-        key="message_id instance_id", scope=_via("message_id", "messages")),
+        key="message_id instance_id", scope=_via("message_id", "messages"),
+        refs="message_id:messages"),
     _table("approval_gates", """
         gate_id int, project_id text, phase_id int, instance_id text, gate_type text,
         title text, request json, status text, response json, requested_by text,
         decided_by text, decided_at timestamp, idempotency_key text, created_at timestamp""",
-        key="gate_id", identity=True),
+        key="gate_id", identity=True,
+        refs="phase_id:phases"),
     _table("command_runs", """
         run_id int, project_id text, instance_id text, command text, arguments json,
         cwd text, status text, exit_code int, output text, error text, duration_ms int,
@@ -205,7 +223,8 @@ TABLES: tuple[Table, ...] = (
         checkpoint_id int, project_id text, instance_id text, phase_id int, generation int,
         label text, state json, created_by text, idempotency_key text,
         created_at timestamp""",
-        key="checkpoint_id", identity=True),
+        key="checkpoint_id", identity=True,
+        refs="phase_id:phases"),
     _table("audit_log", """
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,
         entity_id text, project_id text, details json""",
@@ -215,7 +234,8 @@ TABLES: tuple[Table, ...] = (
     _table("audit_seals", """
         audit_id int, chain text, seal_seq int, row_sha256 text, chain_sha256 text,
         sealed_at timestamp""",
-        key="audit_id", scope=_via("audit_id", "audit_log")),
+        key="audit_id", scope=_via("audit_id", "audit_log"),
+        refs="audit_id:audit_log"),
 )
 
 # Tables kept by the database itself from other tables' rows (search indexes and, for
@@ -245,3 +265,8 @@ def table_named(name: str) -> Table | None:
 
 def is_derived(name: str) -> bool:
     return name in DERIVED_TABLES or any(name.startswith(f"{d}_") for d in DERIVED_TABLES)
+
+
+def numbered_space(space: str) -> tuple[Table, ...]:
+    """The tables whose keys hold ids of the numbered ``space`` (the identity table first)."""
+    return tuple(table for table in TABLES if table.numbers == space)
