@@ -216,3 +216,26 @@ def _assert_references_follow(db: Ctxdb, project_id: str) -> None:
         assert stored and all(e["entity_type"] == "context_item" for e in stored)
         assert all(e["details"]["sequence_number"] == item["sequence_number"]
                    for e in stored if e["action"] == "context.store")
+
+
+def test_a_project_bundle_with_rows_of_another_project_is_refused(
+    db: Ctxdb, laptop: Any, tmp_path: Path
+) -> None:
+    """A bundle re-signed after its rows were given to another project (which no checksum
+    catches) cannot write into that project."""
+    from test_bundles import _resigned
+
+    source, shop = laptop
+    team = populate_other(db)
+    source.bundles.export(tmp_path / "shop.jsonl", shop)
+
+    def into_team(table: str, row: dict[str, Any]) -> dict[str, Any]:
+        return {**row, "project_id": team} if table == "context_items" else row
+
+    forged = tmp_path / "forged.jsonl"
+    forged.write_bytes(_resigned((tmp_path / "shop.jsonl").read_bytes(), into_team))
+    before = project_records(db, team, tmp_path / "team.jsonl")
+    for replace in (False, True):
+        with pytest.raises(BundleError, match=f"belongs to project {team}, not to the bundle"):
+            db.bundles.import_bundle(forged, replace=replace)
+    assert project_records(db, team, tmp_path / "team.jsonl") == before
