@@ -239,3 +239,31 @@ def test_a_project_bundle_with_rows_of_another_project_is_refused(
         with pytest.raises(BundleError, match=f"belongs to project {team}, not to the bundle"):
             db.bundles.import_bundle(forged, replace=replace)
     assert project_records(db, team, tmp_path / "team.jsonl") == before
+
+
+def test_a_whole_database_bundle_joins_a_database_with_its_own_chains(
+    db: Ctxdb, laptop: Any, tmp_path: Path
+) -> None:
+    """Both databases have a chain of audit entries of no project: the bundle's entries are
+    sealed at the end of this database's chain, whose own seals stay as they are."""
+    from ctxdb.service.common import audit
+
+    source, shop = laptop
+    team = populate_other(db)
+    for store in (source, db):
+        store.storage.write(lambda tx: audit(tx, "user:test", "test.note", "database", "x",
+                                             None))
+        store.audit_chain.seal()
+    before = snapshot(db, tmp_path, "before")
+    own_chain = assert_chains_verify(db)["chains"][""]
+    source.bundles.export(tmp_path / "laptop.jsonl")
+    result = db.bundles.import_bundle(tmp_path / "laptop.jsonl")
+    assert result["resealed"][""]["seals"] == source.audit_chain.verify()["chains"][""]["seals"]
+    report = assert_chains_verify(db)
+    assert report["chains"][""]["seals"] == own_chain["seals"] + result["resealed"][""]["seals"]
+    assert {p: r for p, r in snapshot(db, tmp_path, "after").items() if p in before} == before
+    assert {shop, team} <= {p["project_id"] for p in db.projects.list()}
+    again = db.bundles.import_bundle(tmp_path / "laptop.jsonl")
+    assert again["inserted"] == 0 and again["skipped"] == again["records"], {
+        name: t for name, t in again["tables"].items() if t["inserted"]}
+    assert_chains_verify(db)

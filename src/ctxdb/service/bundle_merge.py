@@ -11,7 +11,8 @@ So each record of a numbered table is placed like this:
    project moved here before, whose rows got new ids then). It is skipped, and references to
    it follow the row found;
 3. it is **a changed version** of a row of its own project when that row has its id: a conflict,
-   which ``--replace`` settles by overwriting that row (never a row of another project);
+   which ``--replace`` settles by overwriting that row (never a row of another project; audit
+   entries, which are events and have no versions, and rows of no project are new rows);
 4. otherwise it is **new**: inserted with its id when no row holds that number, else with a new
    number from the database's counter.
 
@@ -20,10 +21,13 @@ keys keep their keys: one held here by another project's row is a conflict that 
 cannot settle. Every record must belong to one of the bundle's projects (a project bundle: its
 project), so nothing of the bundle lands in another project.
 
-An audit entry that gets a new id or names an entity by its new id no longer matches its seal.
-The imported chain is then first verified as the bundle holds it (a chain that does not
-verify is refused: resealing would hide the damage), and sealed again over the entries as
-they are stored here; the import's result gives each such chain's old and new head.
+Audit seals follow their entries: an entry sealed here already keeps its seal; the others are
+sealed at the end of their chain here. Where the chain is new here and its entries unchanged
+that reproduces the bundle's seals exactly. Otherwise (entries with new ids, or naming entities
+by new ids; a chain this database has already, such as the one of entries of no project) the
+bundle's chain is first verified as the bundle holds it (one that does not verify is refused:
+sealing it again would hide the damage), then its entries are sealed over their content as
+stored here; the import's result gives each such chain's head in the bundle and here.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from ctxdb.storage.bulk import (
     is_empty,
     max_key,
     stream_rows,
+    stream_unowned_rows,
     update_rows,
 )
 from ctxdb.storage.dialect import Dialect
@@ -284,7 +289,7 @@ class TableMerge:
         match = self._match(row)
         if match is not None:
             return self._skip(space, number, match, row)
-        if found is not None and self._owner_of(found, row) == owner:
+        if found is not None and self._versioned(found, row, owner):
             ids.place(space, number, number)
             self._changed(row, owner)
             return row
@@ -333,6 +338,13 @@ class TableMerge:
             return self.merge.owners[self.table.scope.parent].get(value)
         return _ELSEWHERE
 
+    def _versioned(self, found: tuple[Any, ...], row: dict[str, Any], owner: Any) -> bool:
+        """Whether the row here with the record's number is an earlier or later version of it:
+        a row of the same project. An audit entry is an event, never a version of another,
+        and rows of no project are nobody's to overwrite: such a record is a new row."""
+        return (owner is not None and self.table.name != "audit_log"
+                and self._owner_of(found, row) == owner)
+
     def _free_elsewhere(self, number: int) -> bool:
         """No other table of the number's space (live and archived items) holds it."""
         for other in numbered_space(self.table.numbers or ""):
@@ -350,12 +362,17 @@ class TableMerge:
 
     def _fingerprints(self) -> dict[str, list[int]]:
         """Fingerprint -> ids (in key order) of the rows here of the bundle's projects that
-        were here before: the rows a project moved here before may match, read once before
-        this table gets any row of the import."""
+        were here before (and of no project, for a bundle of a whole database): the rows a
+        bundle imported before may match, read once before this table gets any row of the
+        import."""
         index: dict[str, list[int]] = defaultdict(list)
         at = self.sql.columns.index(self.table.key[0])
-        for project in sorted(self.merge.present):
-            for values in stream_rows(self.tx, self.sql, project, BATCH_ROWS):
+        sources = [stream_rows(self.tx, self.sql, project, BATCH_ROWS)
+                   for project in sorted(self.merge.present)]
+        if None in self.merge.projects and self.table.scope.parent is None:
+            sources.append(stream_unowned_rows(self.tx, self.sql, BATCH_ROWS))
+        for rows in sources:
+            for values in rows:
                 index[self._fingerprint(self.codec.canonical(values))].append(int(values[at]))
         for ids in index.values():
             ids.reverse()  # popped from the end: in key order
@@ -462,36 +479,59 @@ class TableMerge:
     # --- audit seals --------------------------------------------------------------------
 
     def _place_seals(self) -> None:
+        """Each chain's seals, once all are read (a chain is ordered by its seals, not by
+        entry ids). Entries sealed here already keep their seals. The others are sealed at the
+        end of their chain here: as the bundle holds them where the chain is new here and its
+        entries unchanged (a copy, which verifies as its source does), else sealed again over
+        the entries as stored here, once the bundle's chain is verified."""
         chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for seal in self._seals:
+            self._owner(seal)  # the entry it seals is the bundle's
             chains[str(seal["chain"])].append(seal)
         for chain in sorted(chains):
             seals = sorted(chains[chain], key=lambda seal: int(seal["seal_seq"]))
-            hashes = [self.merge.audit_hashes.get(seal["audit_id"]) for seal in seals]
-            if any(entry is None or entry[0] != entry[1] for entry in hashes):
-                seals = self._resealed(chain, seals, hashes)
-            for seal in seals:
-                self._place_keyed(seal, self._owner(seal))
+            hashes = [self.merge.audit_hashes[seal["audit_id"]] for seal in seals]
+            unsealed = [index for index, seal in enumerate(seals) if find_row(
+                self.tx, self.sql, {"audit_id": seal["audit_id"]}) is None]
+            self.counts.skipped += len(seals) - len(unsealed)
+            if not unsealed:
+                continue
+            head = self.tx.one("audit_chain_head", chain=chain)
+            if head is None and all(entry[0] == entry[1] for entry in hashes):
+                for seal in seals:
+                    self._insert(seal, seal)
+                continue
+            self._verify_bundle_chain(chain, seals, hashes)
+            self._append(chain, [seals[i] for i in unsealed], [hashes[i][1] for i in unsealed],
+                         head, str(seals[-1]["chain_sha256"]))
 
-    def _resealed(self, chain: str, seals: list[dict[str, Any]],
-                  hashes: list[tuple[str, str] | None]) -> list[dict[str, Any]]:
-        """The chain sealed again over its entries as they are stored here, once it is
-        verified as the bundle holds it."""
-        label = _project(chain or None)
-        bundle_head, head, resealed = GENESIS, GENESIS, []
+    @staticmethod
+    def _verify_bundle_chain(chain: str, seals: list[dict[str, Any]],
+                             hashes: list[tuple[str, str]]) -> None:
+        """The chain as the bundle holds it, recomputed from the bundle's entries."""
+        head = GENESIS
         for number, (seal, entry) in enumerate(zip(seals, hashes, strict=True), start=1):
-            if entry is None or seal["seal_seq"] != number or seal["row_sha256"] != entry[0] \
-                    or seal["chain_sha256"] != link_sha256(bundle_head, entry[0]):
+            if seal["seal_seq"] != number or seal["row_sha256"] != entry[0] \
+                    or seal["chain_sha256"] != link_sha256(head, entry[0]):
                 raise BundleError(
-                    f"the bundle's audit chain of {label} does not verify at seal {number}; "
-                    "its entries get new ids here and sealing them again would hide that; "
-                    "nothing was imported", chain=chain, seal_seq=number)
-            bundle_head = str(seal["chain_sha256"])
-            head = link_sha256(head, entry[1])
-            resealed.append({**seal, "row_sha256": entry[1], "chain_sha256": head})
+                    f"the bundle's audit chain of {_project(chain or None)} does not verify at "
+                    f"seal {number}; its entries are sealed again here (they get new ids, or "
+                    "join a chain this database has), which would hide that; nothing was "
+                    "imported", chain=chain, seal_seq=number)
+            head = str(seal["chain_sha256"])
+
+    def _append(self, chain: str, seals: list[dict[str, Any]], entries: list[str],
+                head: Any, bundle_head: str) -> None:
+        """Seals of ``entries`` (their hashes as stored here) after the chain's head here."""
+        number = 0 if head is None else int(head["seal_seq"])
+        link = GENESIS if head is None else str(head["chain_sha256"])
+        for seal, entry in zip(seals, entries, strict=True):
+            number += 1
+            link = link_sha256(link, entry)
+            placed = {**seal, "seal_seq": number, "row_sha256": entry, "chain_sha256": link}
+            self._insert(placed, placed)
         self.options.resealed[chain] = {"seals": len(seals), "bundle_head": bundle_head,
-                                        "head": head}
-        return resealed
+                                        "head": link}
 
 
 class _Elsewhere:

@@ -64,6 +64,12 @@ class TableSql:
         return self.dialect.compile(
             f"SELECT {self._column_list} FROM {self.table.name}{where}{self._order()}")
 
+    def select_unowned(self) -> str:
+        """The rows of no project (a nullable project column), in key order."""
+        return self.dialect.compile(
+            f"SELECT {self._column_list} FROM {self.table.name} "
+            f"WHERE {self.table.scope.column} IS NULL{self._order()}")
+
     def count(self, scoped: bool) -> str:
         where = self._scope() if scoped else ""
         return self.dialect.compile(f"SELECT count(*) AS n FROM {self.table.name}{where}")
@@ -109,6 +115,11 @@ def stream_rows(
     """The table's rows (of one project, or all) in key order, as tuples of ``sql.columns``."""
     params = {} if project_id is None else {"project_id": project_id}
     return tx.rows_raw(sql.select(project_id is not None), params, batch)
+
+
+def stream_unowned_rows(tx: Tx, sql: TableSql, batch: int) -> Iterator[tuple[Any, ...]]:
+    """The table's rows of no project, for a table with a project column of its own."""
+    return tx.rows_raw(sql.select_unowned(), {}, batch)
 
 
 def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
