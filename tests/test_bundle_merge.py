@@ -82,8 +82,12 @@ def test_a_project_bundle_moves_next_to_other_projects_without_touching_them(
     team_before = project_records(db, team, tmp_path / "team.jsonl")
     team_critical = critical(db, team)
     exported = source.bundles.export(tmp_path / "shop.jsonl", shop)
+    plan = db.bundles.import_bundle(tmp_path / "shop.jsonl", dry_run=True)
+    assert project_records(db, team, tmp_path / "team.jsonl") == team_before
     # What the issue did: --replace, as the old conflict message suggested.
     result = db.bundles.import_bundle(tmp_path / "shop.jsonl", replace=True)
+    assert {k: plan[k] for k in ("inserted", "renumbered", "resealed")} == {
+        k: result[k] for k in ("inserted", "renumbered", "resealed")}
     assert (result["inserted"], result["replaced"], result["conflicts"]) == (
         exported["records"], 0, 0)
     assert result["renumbered"] > 0 and result["resealed"][shop]["seals"] > 0

@@ -79,6 +79,8 @@ def test_damaged_bundles_and_conflicts_exit_with_their_codes(
     other.ok("project", "create", "Elsewhere")  # its numbers are the bundle's: moved aside
     assert other.ok("import", "bundle", str(bundle))["renumbered"] > 0
     assert sorted(p["name"] for p in other.ok("project", "list")) == ["Elsewhere", "Shop"]
+    human = other("import", "bundle", str(bundle))
+    assert human.exit_code == 0 and "skipped 7 already present" in human.stdout
     run.ok("project", "update", pid, "--description", "changed after the export")
     run.ok("export", str(bundle), "--force")
     line = other.fails(4, "import", "bundle", str(bundle))

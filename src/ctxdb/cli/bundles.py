@@ -101,9 +101,9 @@ def _print_import(result: dict[str, Any]) -> None:
         f"{result['replaced']:,}; {result['renumbered']:,} given new ids", soft_wrap=True)
     for chain, sealed in sorted(result.get("resealed", {}).items()):
         console().print(
-            f"audit chain of {chain or '(no project)'}: {sealed['seals']:,} seals made again "
-            f"over its renumbered entries; head {sealed['head']} (in the bundle: "
-            f"{sealed['bundle_head']})", soft_wrap=True, markup=False)
+            f"audit chain of {chain or '(no project)'}: {sealed['seals']:,} entries sealed "
+            f"again here; its head {sealed['head']} (in the bundle: {sealed['bundle_head']})",
+            soft_wrap=True, markup=False)
 
 
 @click.command("bundle")
