@@ -97,7 +97,7 @@ def test_a_project_bundle_moves_next_to_other_projects_without_touching_them(
     assert _without_ids(db.context.full(shop)) == _without_ids(source.context.full(shop))
     assert [t["title"] for t in db.tasks.list(shop)] == [t["title"]
                                                          for t in source.tasks.list(shop)]
-    _assert_references_follow(db, shop)
+    _assert_references_follow(db, shop, tmp_path)
     report = assert_chains_verify(db)
     assert report["chains"][shop]["head"] == result["resealed"][shop]["head"]
     assert report["chains"][shop]["seals"] == source.audit_chain.verify()["chains"][shop]["seals"]
@@ -208,8 +208,29 @@ def _without_ids(full: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
                         i["token_count"]) for i in items] for priority, items in full.items()}
 
 
-def _assert_references_follow(db: Ctxdb, project_id: str) -> None:
+def _assert_references_follow(db: Ctxdb, project_id: str, folder: Path) -> None:
     """References between the moved rows point at the moved rows."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for line in project_records(db, project_id, folder / "refs.jsonl"):
+        record = json.loads(line)
+        rows.setdefault(record["table"], []).append(record["row"])
+    numbers = {name: {row[key] for row in rows.get(name, [])} for name, key in (
+        ("context_items", "item_id"), ("archived_context_items", "item_id"),
+        ("tasks", "task_id"), ("phases", "phase_id"), ("audit_log", "audit_id"),
+        ("handoffs", "handoff_id"), ("messages", "message_id"))}
+    items = numbers["context_items"] | numbers["archived_context_items"]
+    superseded = [row for name in ("context_items", "archived_context_items")
+                  for row in rows.get(name, []) if row.get("superseded_by") is not None]
+    assert superseded and all(row["superseded_by"] in items for row in superseded)
+    assert all(row.get("phase_id") in numbers["phases"] | {None}
+               for name in ("instances", "context_items", "checkpoints", "approval_gates")
+               for row in rows.get(name, []))
+    assert all({row["task_id"], row["depends_on_task_id"]} <= numbers["tasks"]
+               for row in rows["task_dependencies"])
+    assert all(row["message_id"] in numbers["messages"] for row in rows["message_deliveries"])
+    assert all(row["audit_id"] in numbers["audit_log"] for row in rows["audit_seals"])
+    assert all(set(row["item_ids"]) <= items and row.get("handoff_id") in (
+        numbers["handoffs"] | {None}) for row in rows.get("injections", []))
     items = {i["item_id"]: i for items in db.context.full(project_id).values() for i in items}
     tasks = {t["task_id"]: t for t in db.tasks.list(project_id)}
     child = next(t for t in tasks.values() if t["title"] == "card form")
@@ -271,3 +292,35 @@ def test_a_whole_database_bundle_joins_a_database_with_its_own_chains(
     assert again["inserted"] == 0 and again["skipped"] == again["records"], {
         name: t for name, t in again["tables"].items() if t["inserted"]}
     assert_chains_verify(db)
+
+
+def test_a_moved_project_changed_at_its_source_is_recognised_by_its_natural_keys(
+    db: Ctxdb, laptop: Any, tmp_path: Path
+) -> None:
+    """Moved again after changes at its source, its changed rows (numbered otherwise here)
+    are conflicts found by their natural keys, which --replace settles in place: no row is
+    duplicated and the other project is not touched."""
+    source, shop = laptop
+    team = populate_other(db)
+    source.bundles.export(tmp_path / "shop.jsonl", shop)
+    assert db.bundles.import_bundle(tmp_path / "shop.jsonl")["renumbered"] > 0
+    team_before = project_records(db, team, tmp_path / "team.jsonl")
+    newest = source.context.full(shop)["HIGH"][-1]
+    source.context.supersede(newest["item_id"], {"file": "src/renamed.py"})
+    source.audit_chain.seal()
+    source.bundles.export(tmp_path / "shop-later.jsonl", shop)
+    with pytest.raises(ImportConflictError, match="lose their changes") as planned:
+        db.bundles.import_bundle(tmp_path / "shop-later.jsonl", dry_run=True)
+    assert {c["table"] for c in planned.value.details["examples"]} == {
+        "projects", "context_items"}
+    with pytest.raises(ImportConflictError, match=r"^projects .* is here with different"):
+        db.bundles.import_bundle(tmp_path / "shop-later.jsonl")
+    result = db.bundles.import_bundle(tmp_path / "shop-later.jsonl", replace=True)
+    assert result["replaced"] == 2 and result["conflicts"] == 0  # the project, the old item
+    assert _without_ids(db.context.full(shop)) == _without_ids(source.context.full(shop))
+    assert project_records(db, team, tmp_path / "team.jsonl") == team_before
+    _assert_references_follow(db, shop, tmp_path)
+    report = assert_chains_verify(db)
+    assert report["chains"][shop]["seals"] == source.audit_chain.verify()["chains"][shop]["seals"]
+    again = db.bundles.import_bundle(tmp_path / "shop-later.jsonl")
+    assert again["inserted"] == 0 and again["skipped"] == again["records"]

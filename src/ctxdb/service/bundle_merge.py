@@ -10,9 +10,12 @@ So each record of a numbered table is placed like this:
    its id, or else a row of the same project equal to it in everything but its own id (a
    project moved here before, whose rows got new ids then). It is skipped, and references to
    it follow the row found;
-3. it is **a changed version** of a row of its own project when that row has its id: a conflict,
-   which ``--replace`` settles by overwriting that row (never a row of another project; audit
-   entries, which are events and have no versions, and rows of no project are new rows);
+3. it is **a changed version** of a row of its own project — the row with the same natural key
+   (an item's project and sequence number, an idempotency key: ``Table.natural``), or else the
+   row with its id: a conflict, which ``--replace`` settles by overwriting that row (never a
+   row of another project; audit entries, which are events and have no versions, and rows of
+   no project are new rows). A natural key held by another project's row is a conflict that
+   ``--replace`` cannot settle;
 4. otherwise it is **new**: inserted with its id when no row holds that number, else with a new
    number from the database's counter.
 
@@ -45,6 +48,7 @@ from ctxdb.storage.bulk import (
     TableSql,
     draw_identities,
     find_row,
+    find_row_by,
     finish_table,
     insert_rows,
     is_empty,
@@ -289,6 +293,16 @@ class TableMerge:
         match = self._match(row)
         if match is not None:
             return self._skip(space, number, match, row)
+        counterpart = self._counterpart(row)
+        if counterpart is not None:  # the same record, numbered otherwise here
+            local = counterpart[self.sql.columns.index(id_column)]
+            ids.place(space, number, local)
+            placed = {**row, id_column: local}
+            if self._versioned(counterpart, row, owner):
+                self._changed(placed, owner)
+            else:
+                self._foreign(row, owner, self._owner_of(counterpart, row))
+            return placed
         if found is not None and self._versioned(found, row, owner):
             ids.place(space, number, number)
             self._changed(row, owner)
@@ -337,6 +351,19 @@ class TableMerge:
         if value == row.get(column):
             return self.merge.owners[self.table.scope.parent].get(value)
         return _ELSEWHERE
+
+    def _counterpart(self, row: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The row here that has the record's natural key (a unique constraint naming the
+        same record in any database), unless another record of the import took it."""
+        natural = {column: row.get(column) for column in self.table.natural}
+        if not natural or any(value is None for value in natural.values()) \
+                or not set(natural) <= set(self.sql.columns):
+            return None
+        found = find_row_by(self.tx, self.sql, natural)
+        taken = self.merge.ids.taken[self.table.numbers or ""]
+        if found is None or found[self.sql.columns.index(self.table.key[0])] in taken:
+            return None
+        return found
 
     def _versioned(self, found: tuple[Any, ...], row: dict[str, Any], owner: Any) -> bool:
         """Whether the row here with the record's number is an earlier or later version of it:

@@ -81,6 +81,12 @@ class TableSql:
         return self.dialect.compile(f"SELECT {self._column_list} FROM {self.table.name} "
                                     f"WHERE {self._key_match(named=True)}")
 
+    def select_by(self, columns: Sequence[str]) -> str:
+        """The row whose ``columns`` (a unique constraint) have the named values."""
+        match = " AND ".join(f"{c} = :{c}" for c in columns)
+        return self.dialect.compile(
+            f"SELECT {self._column_list} FROM {self.table.name} WHERE {match}")
+
     def insert(self) -> str:
         marks = ", ".join(self.dialect.placeholder for _ in self.columns)
         return f"INSERT INTO {self.table.name} ({self._column_list}) VALUES ({marks})"
@@ -130,6 +136,12 @@ def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
 
 def find_row(tx: Tx, sql: TableSql, key: dict[str, Any]) -> tuple[Any, ...] | None:
     row = tx.one_raw(sql.select_by_key(), key)
+    return None if row is None else tuple(row[c] for c in sql.columns)
+
+
+def find_row_by(tx: Tx, sql: TableSql, values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The row with these values of a unique constraint's columns."""
+    row = tx.one_raw(sql.select_by(list(values)), values)
     return None if row is None else tuple(row[c] for c in sql.columns)
 
 

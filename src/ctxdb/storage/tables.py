@@ -24,7 +24,10 @@ For each table:
   ``context_items`` for ``archived_context_items`` (an archived item keeps its item id);
 - ``refs``: the columns holding ids of a numbered space (a JSON column: a list of them). A
   project bundle imported next to other projects may get new ids where its numbers are
-  taken; these are the columns rewritten to follow them (``bundle_merge.py``).
+  taken; these are the columns rewritten to follow them (``bundle_merge.py``);
+- ``natural``: for a numbered table, columns of a unique constraint that name the same record
+  in any database (an item's project and sequence number): how an import recognises a
+  changed version of a row whose number differs here.
 
 ``TABLES`` is in parent-before-child order: inserting in this order (and each table in key
 order) satisfies every foreign key except the deferred columns.
@@ -63,6 +66,7 @@ class Table:
     deferred: tuple[str, ...] = ()
     numbers: str | None = None
     refs: tuple[tuple[str, str], ...] = ()  # (column, numbered space)
+    natural: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -83,7 +87,7 @@ class Table:
 def _table(
     name: str, columns: str, *, key: str, scope: Scope | None = None,
     identity: bool = False, deferred: tuple[str, ...] = (), numbers: str | None = None,
-    refs: str = "",
+    refs: str = "", natural: str = "",
 ) -> Table:
     """A table from ``"name kind, name kind, …"``; checks every identifier, since they are
     written into SQL text."""
@@ -99,11 +103,11 @@ def _table(
     if any(kind not in KINDS for _column, kind in parsed) or len(set(names)) != len(names):
         raise ValueError(f"table {name}: bad column kinds or repeated columns")
     references = tuple((pair[0], pair[1]) for pair in (ref.split(":") for ref in refs.split()))
-    if not set(keys) <= set(names) or not set(deferred) <= set(names) or not {
-            column for column, _space in references} <= set(names):
-        raise ValueError(f"table {name}: key, deferred or ref columns are not columns")
+    named = set(deferred) | {column for column, _space in references} | set(natural.split())
+    if not set(keys) <= set(names) or not named <= set(names):
+        raise ValueError(f"table {name}: key, deferred, ref or natural columns are not columns")
     return Table(name, parsed, keys, scope or Scope(), keys[0] if identity else None,
-                 deferred, name if identity else numbers, references)
+                 deferred, name if identity else numbers, references, tuple(natural.split()))
 
 
 def _via(column: str, parent: str) -> Scope:
@@ -120,7 +124,8 @@ TABLES: tuple[Table, ...] = (
         phase_id int, project_id text, phase_number int, name text, description text,
         story_points int, status text, started_at timestamp, completed_at timestamp,
         blocked_reason text, metadata json, created_at timestamp""",
-        key="phase_id", identity=True),
+        key="phase_id", identity=True,
+        natural="project_id phase_number"),
     _table("instances", """
         instance_id text, project_id text, phase_id int, hostname text, process_id int,
         client text, session_id text, worktree text, branch text, model text,
@@ -134,41 +139,48 @@ TABLES: tuple[Table, ...] = (
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp""",
         key="item_id", identity=True, deferred=("superseded_by",),
-        refs="phase_id:phases superseded_by:context_items"),
+        refs="phase_id:phases superseded_by:context_items",
+        natural="project_id sequence_number"),
     _table("archived_context_items", """
         item_id int, project_id text, phase_id int, sequence_number int, content_type text,
         priority text, token_count int, content json, metadata json, created_by text,
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp, archived_at timestamp, archived_by text""",
         key="item_id",
-        refs="phase_id:phases superseded_by:context_items", numbers="context_items"),
+        refs="phase_id:phases superseded_by:context_items", numbers="context_items",
+        natural="project_id sequence_number"),
     _table("handoffs", """
         handoff_id int, project_id text, instance_id text, generation int, kind text,
         summary text, next_steps json, working_set json, tokens_before int,
         idempotency_key text, created_at timestamp""",
-        key="handoff_id", identity=True),
+        key="handoff_id", identity=True,
+        natural="idempotency_key"),
     _table("injections", """
         injection_id int, project_id text, instance_id text, session_id text, generation int,
         hook_event text, source text, item_ids json, handoff_id int, characters int,
         tokens int, injected_text text, idempotency_key text, created_at timestamp""",
         key="injection_id", identity=True,
-        refs="item_ids:context_items handoff_id:handoffs"),
+        refs="item_ids:context_items handoff_id:handoffs",
+        natural="idempotency_key"),
     _table("transcripts", """
         transcript_id int, path text, session_id text, agent_id text, project_id text,
         instance_id text, byte_offset int, records int, created_at timestamp,
         updated_at timestamp""",
-        key="transcript_id", identity=True),
+        key="transcript_id", identity=True,
+        natural="path"),
     _table("api_usage", """
         usage_id int, session_id text, message_id text, project_id text, instance_id text,
         agent_id text, model text, input_tokens int, output_tokens int,
         cache_creation_tokens int, cache_read_tokens int, sidechain int,
         occurred_at timestamp, updated_at timestamp""",
-        key="usage_id", identity=True),
+        key="usage_id", identity=True,
+        natural="session_id message_id"),
     _table("compactions", """
         compaction_id int, session_id text, boundary_uuid text, project_id text,
         instance_id text, trigger_type text, pre_tokens int, occurred_at timestamp,
         summary text, created_at timestamp""",
-        key="compaction_id", identity=True),
+        key="compaction_id", identity=True,
+        natural="boundary_uuid"),
     _table("memories", """
         memory_id text, project_id text, namespace text, key text, memory_type text,
         version int, value json, created_by text, updated_by text, created_at timestamp,
@@ -186,7 +198,8 @@ TABLES: tuple[Table, ...] = (
     _table("session_events", """
         event_id int, session_id text, sequence int, role text, content json, metadata json,
         idempotency_key text, created_at timestamp""",
-        key="event_id", identity=True, scope=_via("session_id", "sessions")),
+        key="event_id", identity=True, scope=_via("session_id", "sessions"),
+        natural="session_id sequence"),
     _table("tasks", """
         task_id int, project_id text, parent_task_id int, title text, description text,
         priority int, status text, result json, error text, lease_owner text,
@@ -212,19 +225,22 @@ TABLES: tuple[Table, ...] = (
         title text, request json, status text, response json, requested_by text,
         decided_by text, decided_at timestamp, idempotency_key text, created_at timestamp""",
         key="gate_id", identity=True,
-        refs="phase_id:phases"),
+        refs="phase_id:phases",
+        natural="project_id idempotency_key"),
     _table("command_runs", """
         run_id int, project_id text, instance_id text, command text, arguments json,
         cwd text, status text, exit_code int, output text, error text, duration_ms int,
         created_by text, idempotency_key text, queued_at timestamp, started_at timestamp,
         finished_at timestamp""",
-        key="run_id", identity=True),
+        key="run_id", identity=True,
+        natural="project_id idempotency_key"),
     _table("checkpoints", """
         checkpoint_id int, project_id text, instance_id text, phase_id int, generation int,
         label text, state json, created_by text, idempotency_key text,
         created_at timestamp""",
         key="checkpoint_id", identity=True,
-        refs="phase_id:phases"),
+        refs="phase_id:phases",
+        natural="project_id idempotency_key"),
     _table("audit_log", """
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,
         entity_id text, project_id text, details json""",
