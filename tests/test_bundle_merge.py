@@ -307,17 +307,21 @@ def test_a_moved_project_changed_at_its_source_is_recognised_by_its_natural_keys
     team_before = project_records(db, team, tmp_path / "team.jsonl")
     newest = source.context.full(shop)["HIGH"][-1]
     source.context.supersede(newest["item_id"], {"file": "src/renamed.py"})
+    release = next(t for t in source.tasks.list(shop) if t["title"] == "release")
+    source.tasks.cancel(release["task_id"])
     source.audit_chain.seal()
     source.bundles.export(tmp_path / "shop-later.jsonl", shop)
     with pytest.raises(ImportConflictError, match="lose their changes") as planned:
         db.bundles.import_bundle(tmp_path / "shop-later.jsonl", dry_run=True)
     assert {c["table"] for c in planned.value.details["examples"]} == {
-        "projects", "context_items"}
+        "projects", "context_items", "tasks"}
     with pytest.raises(ImportConflictError, match=r"^projects .* is here with different"):
         db.bundles.import_bundle(tmp_path / "shop-later.jsonl")
     result = db.bundles.import_bundle(tmp_path / "shop-later.jsonl", replace=True)
-    assert result["replaced"] == 2 and result["conflicts"] == 0  # the project, the old item
+    assert result["replaced"] == 3 and result["conflicts"] == 0  # project, old item, task
     assert _without_ids(db.context.full(shop)) == _without_ids(source.context.full(shop))
+    assert sorted((t["title"], t["status"]) for t in db.tasks.list(shop)) == sorted(
+        (t["title"], t["status"]) for t in source.tasks.list(shop))
     assert project_records(db, team, tmp_path / "team.jsonl") == team_before
     _assert_references_follow(db, shop, tmp_path)
     report = assert_chains_verify(db)

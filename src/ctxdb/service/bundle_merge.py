@@ -11,7 +11,8 @@ So each record of a numbered table is placed like this:
    project moved here before, whose rows got new ids then). It is skipped, and references to
    it follow the row found;
 3. it is **a changed version** of a row of its own project — the row with the same natural key
-   (an item's project and sequence number, an idempotency key: ``Table.natural``), or else the
+   (an item's project and sequence number, an idempotency key, a task's project, creation
+   time and title: ``Table.natural``), or else the
    row with its id: a conflict, which ``--replace`` settles by overwriting that row (never a
    row of another project; audit entries, which are events and have no versions, and rows of
    no project are new rows). A natural key held by another project's row is a conflict that
@@ -48,7 +49,7 @@ from ctxdb.storage.bulk import (
     TableSql,
     draw_identities,
     find_row,
-    find_row_by,
+    find_rows_by,
     finish_table,
     insert_rows,
     is_empty,
@@ -353,17 +354,16 @@ class TableMerge:
         return _ELSEWHERE
 
     def _counterpart(self, row: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The row here that has the record's natural key (a unique constraint naming the
-        same record in any database), unless another record of the import took it."""
+        """The first row here (in key order) with the record's natural key, the columns that
+        name the same record in any database, that no other record of the import took."""
         natural = {column: row.get(column) for column in self.table.natural}
         if not natural or any(value is None for value in natural.values()) \
                 or not set(natural) <= set(self.sql.columns):
             return None
-        found = find_row_by(self.tx, self.sql, natural)
         taken = self.merge.ids.taken[self.table.numbers or ""]
-        if found is None or found[self.sql.columns.index(self.table.key[0])] in taken:
-            return None
-        return found
+        at = self.sql.columns.index(self.table.key[0])
+        return next((found for found in find_rows_by(self.tx, self.sql, natural)
+                     if found[at] not in taken), None)
 
     def _versioned(self, found: tuple[Any, ...], row: dict[str, Any], owner: Any) -> bool:
         """Whether the row here with the record's number is an earlier or later version of it:

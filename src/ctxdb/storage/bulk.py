@@ -82,10 +82,10 @@ class TableSql:
                                     f"WHERE {self._key_match(named=True)}")
 
     def select_by(self, columns: Sequence[str]) -> str:
-        """The row whose ``columns`` (a unique constraint) have the named values."""
+        """The rows whose ``columns`` have the named values, in key order."""
         match = " AND ".join(f"{c} = :{c}" for c in columns)
         return self.dialect.compile(
-            f"SELECT {self._column_list} FROM {self.table.name} WHERE {match}")
+            f"SELECT {self._column_list} FROM {self.table.name} WHERE {match}{self._order()}")
 
     def insert(self) -> str:
         marks = ", ".join(self.dialect.placeholder for _ in self.columns)
@@ -139,10 +139,10 @@ def find_row(tx: Tx, sql: TableSql, key: dict[str, Any]) -> tuple[Any, ...] | No
     return None if row is None else tuple(row[c] for c in sql.columns)
 
 
-def find_row_by(tx: Tx, sql: TableSql, values: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The row with these values of a unique constraint's columns."""
-    row = tx.one_raw(sql.select_by(list(values)), values)
-    return None if row is None else tuple(row[c] for c in sql.columns)
+def find_rows_by(tx: Tx, sql: TableSql, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows with these values of some columns, in key order."""
+    return [tuple(row[c] for c in sql.columns)
+            for row in tx.all_raw(sql.select_by(list(values)), values)]
 
 
 def insert_rows(tx: Tx, sql: TableSql, rows: Iterable[Sequence[Any]], bulk: bool) -> None:

@@ -25,9 +25,10 @@ For each table:
 - ``refs``: the columns holding ids of a numbered space (a JSON column: a list of them). A
   project bundle imported next to other projects may get new ids where its numbers are
   taken; these are the columns rewritten to follow them (``bundle_merge.py``);
-- ``natural``: for a numbered table, columns of a unique constraint that name the same record
-  in any database (an item's project and sequence number): how an import recognises a
-  changed version of a row whose number differs here.
+- ``natural``: for a numbered table, columns that name the same record in any database and
+  never change: a unique constraint's (an item's project and sequence number), or for tasks
+  their project, creation time and title. How an import recognises a changed version of a
+  row whose number differs here.
 
 ``TABLES`` is in parent-before-child order: inserting in this order (and each table in key
 order) satisfies every foreign key except the deferred columns.
@@ -206,7 +207,7 @@ TABLES: tuple[Table, ...] = (
         lease_expires_at timestamp, epoch int, attempts int, created_by text,
         created_at timestamp, updated_at timestamp, completed_at timestamp""",
         key="task_id", identity=True,
-        refs="parent_task_id:tasks"),
+        refs="parent_task_id:tasks", natural="project_id created_at title"),
     _table("task_dependencies", """
         task_id int, depends_on_task_id int""",
         key="task_id depends_on_task_id", scope=_via("task_id", "tasks"),
