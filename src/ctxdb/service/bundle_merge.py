@@ -12,11 +12,10 @@ So each record of a numbered table is placed like this:
    it follow the row found;
 3. it is **a changed version** of a row of its own project — the row with the same natural key
    (an item's project and sequence number, an idempotency key, a task's project, creation
-   time and title: ``Table.natural``), or else the
-   row with its id: a conflict, which ``--replace`` settles by overwriting that row (never a
-   row of another project; audit entries, which are events and have no versions, and rows of
-   no project are new rows). A natural key held by another project's row is a conflict that
-   ``--replace`` cannot settle;
+   time and title: ``Table.natural``), or else the row with its id: a conflict, which
+   ``--replace`` settles by overwriting that row (never a row of another project; audit
+   entries, which are events and have no versions, and rows of no project are new rows). A
+   natural key held by another project's row is a conflict ``--replace`` cannot settle;
 4. otherwise it is **new**: inserted with its id when no row holds that number, else with a new
    number from the database's counter.
 
@@ -256,7 +255,8 @@ class TableMerge:
         ids = self.merge.ids
         space = AUDIT_ENTITY_SPACES.get(row.get("entity_type") or "")
         entity = row.get("entity_id")
-        if space is not None and isinstance(entity, str) and entity.isdigit():
+        if space is not None and isinstance(entity, str) and entity.isascii() \
+                and entity.isdigit():
             row["entity_id"] = str(ids.follow(space, int(entity)))
         details = row.get("details")
         if isinstance(details, dict):
