@@ -294,7 +294,7 @@ class TableMerge:
         match = self._match(row)
         if match is not None:
             return self._skip(space, number, match, row)
-        counterpart = self._counterpart(row)
+        counterpart = self._counterpart(row, owner)
         if counterpart is not None:  # the same record, numbered otherwise here
             local = counterpart[self.sql.columns.index(id_column)]
             ids.place(space, number, local)
@@ -353,13 +353,15 @@ class TableMerge:
             return self.merge.owners[self.table.scope.parent].get(value)
         return _ELSEWHERE
 
-    def _counterpart(self, row: dict[str, Any]) -> tuple[Any, ...] | None:
+    def _counterpart(self, row: dict[str, Any], owner: Any) -> tuple[Any, ...] | None:
         """The first row here (in key order) with the record's natural key, the columns that
         name the same record in any database, that no other record of the import took."""
         natural = {column: row.get(column) for column in self.table.natural}
         if not natural or any(value is None for value in natural.values()) \
                 or not set(natural) <= set(self.sql.columns):
             return None
+        if self.table.scope.column in natural and owner not in self.merge.present:
+            return None  # a key within its project (or parent), which has no rows here
         taken = self.merge.ids.taken[self.table.numbers or ""]
         at = self.sql.columns.index(self.table.key[0])
         return next((found for found in find_rows_by(self.tx, self.sql, natural)
