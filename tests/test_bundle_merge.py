@@ -7,6 +7,7 @@ back changes nothing, and every audit chain verifies. On both backends, across b
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,11 @@ def critical(db: Ctxdb, project_id: str) -> list[Any]:
 
 
 @pytest.fixture
-def laptop(tmp_path: Path) -> Any:
-    """A second database (SQLite) holding the populated projects; returns (db, shop id)."""
+def laptop(tmp_path: Path) -> Iterator[tuple[Ctxdb, str]]:
+    """A second database (SQLite) holding the populated projects: (its db, the shop's id)."""
     source = open_db(str(tmp_path / "laptop.db"), tmp_path)
     ids = populate(source, tmp_path)
-    yield source, ids["project_id"]
+    yield source, str(ids["project_id"])
     source.close()
 
 
