@@ -168,17 +168,22 @@ def test_a_changed_row_is_a_conflict_unless_replaced(db: Ctxdb, tmp_path: Path) 
     assert db.projects.get(ids["project_id"])["description"].startswith("e-commerce")
 
 
-def test_a_conflict_in_the_last_table_leaves_nothing_behind(
+def test_a_conflict_late_in_the_import_leaves_nothing_behind(
     db: Ctxdb, tmp_path: Path
 ) -> None:
     with open_db(str(tmp_path / "source.db"), tmp_path) as source:
         populate(source, tmp_path, archive=False)
         source.bundles.export(tmp_path / "b.jsonl")
-    db.projects.create("already here")  # audit row 1 differs from the bundle's audit row 1
-    before = row_counts(db, tmp_path)
-    with pytest.raises(ImportConflictError, match="audit_log"):
         db.bundles.import_bundle(tmp_path / "b.jsonl")
-    assert row_counts(db, tmp_path) == before
+        source.projects.create("Later", "written after the first export")
+        source.bundles.export(tmp_path / "later.jsonl")
+    # A checkpoint (one of the last tables) changed here: the later bundle's version differs.
+    db.storage.write(lambda tx: tx.execute_raw(
+        "UPDATE checkpoints SET label = 'changed here'", {}))
+    before = row_counts(db, tmp_path)
+    with pytest.raises(ImportConflictError, match="checkpoints"):
+        db.bundles.import_bundle(tmp_path / "later.jsonl")
+    assert row_counts(db, tmp_path) == before  # the new project and its audit row are not in
 
 
 # --- one project -----------------------------------------------------------------------------

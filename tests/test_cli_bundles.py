@@ -76,10 +76,16 @@ def test_damaged_bundles_and_conflicts_exit_with_their_codes(
     assert "checksum does not match" in line and "nothing was imported" in line
     result = other("import", "bundle", str(damaged), "--json")
     assert result.exit_code == 2 and json.loads(result.stderr)["error"] == "invalid_bundle"
-    other.ok("project", "create", "Elsewhere")  # its audit row 1 differs from the bundle's
+    other.ok("project", "create", "Elsewhere")  # its numbers are the bundle's: moved aside
+    assert other.ok("import", "bundle", str(bundle))["renumbered"] > 0
+    assert sorted(p["name"] for p in other.ok("project", "list")) == ["Elsewhere", "Shop"]
+    human = other("import", "bundle", str(bundle))
+    assert human.exit_code == 0 and "skipped 7 already present" in human.stdout
+    run.ok("project", "update", pid, "--description", "changed after the export")
+    run.ok("export", str(bundle), "--force")
     line = other.fails(4, "import", "bundle", str(bundle))
-    assert "audit_log" in line
-    assert [p["name"] for p in other.ok("project", "list")] == ["Elsewhere"]
+    assert "projects" in line and "--replace would overwrite" in line and "lose" in line
+    assert other.ok("project", "get", pid)["description"] != "changed after the export"
 
 
 def test_db_copy(run: Cli, pid: str, tmp_path: Path) -> None:

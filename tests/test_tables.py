@@ -146,3 +146,21 @@ def test_every_table_belongs_to_projects_through_a_column(catalog: dict[str, Any
             assert parent is not None and "project_id" in parent.column_names, table.name
             assert scope.column in table.column_names, table.name
             assert (table.name, scope.column, scope.parent) in catalog["foreign"], table.name
+
+
+def test_every_reference_to_a_numbered_row_is_registered(catalog: dict[str, Any]) -> None:
+    """A bundle imported next to other projects may give its rows new numbers: the columns
+    that hold them must be listed (Table.refs) to be rewritten too."""
+    from ctxdb.service.bundle_merge import AUDIT_DETAIL_SPACES, AUDIT_ENTITY_SPACES
+
+    for child, column, parent in catalog["foreign"]:
+        source, target = table_named(child), table_named(parent)
+        if source is None or target is None or target.numbers is None:
+            continue  # a derived table, or a reference to a text key
+        assert (column, target.numbers) in source.refs, f"{child}.{column} -> {parent}"
+    spaces = {table.numbers for table in TABLES if table.numbers is not None}
+    for table in TABLES:
+        for column, space in table.refs:
+            assert space in spaces and table.kind(column) in ("int", "json"), table.name
+    assert set(AUDIT_ENTITY_SPACES.values()) | set(AUDIT_DETAIL_SPACES.values()) <= spaces
+    assert {t.name for t in TABLES if t.identity} == spaces

@@ -87,7 +87,7 @@ def export_command(app: Application, file: str, project_id: str | None, force: b
 
 
 def _print_import(result: dict[str, Any]) -> None:
-    columns = ("rows", "inserted", "skipped", "replaced")
+    columns = ("rows", "inserted", "skipped", "replaced", "renumbered")
     print_table(_table_rows(result["tables"], columns), ("table", *columns), empty="no rows")
     scope = f"project {result['project_id']}" if result["project_id"] else "every project"
     made = f"made {result['created_at']} from {result['source_backend']}"
@@ -98,7 +98,12 @@ def _print_import(result: dict[str, Any]) -> None:
     console().print(
         f"bundle of {scope}, {made}, verified ({result['records']:,} records); {verb} "
         f"{result['inserted']:,}, skipped {result['skipped']:,} already present, replaced "
-        f"{result['replaced']:,}", soft_wrap=True)
+        f"{result['replaced']:,}; {result['renumbered']:,} given new ids", soft_wrap=True)
+    for chain, sealed in sorted(result.get("resealed", {}).items()):
+        console().print(
+            f"audit chain of {chain or '(no project)'}: {sealed['seals']:,} entries sealed "
+            f"again here; its head {sealed['head']} (in the bundle: {sealed['bundle_head']})",
+            soft_wrap=True, markup=False)
 
 
 @click.command("bundle")
@@ -106,8 +111,9 @@ def _print_import(result: dict[str, Any]) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Verify the bundle and count what would be imported; write nothing.")
 @click.option("--replace", is_flag=True,
-              help="Overwrite rows whose key exists with different content by the bundle's "
-                   "(default: such a row refuses the whole import).")
+              help="Overwrite rows of the bundle's own projects that hold a different version "
+                   "of a record with the bundle's, losing their changes made here (default: "
+                   "such a row refuses the whole import). Never writes other projects' rows.")
 @json_option
 @pass_app
 def import_bundle_command(app: Application, file: str, dry_run: bool, replace: bool,
@@ -116,10 +122,12 @@ def import_bundle_command(app: Application, file: str, dry_run: bool, replace: b
 
     Every line's checksum, the counts and checksums of the trailer and the schema version
     are checked before anything is written; a damaged bundle is refused (exit 2) with
-    nothing written. The import is one transaction: all of it or nothing. Rows already
-    present with the same content are skipped, so importing again changes nothing; a row
-    whose key holds different content refuses the import (exit 4; --dry-run lists such
-    conflicts) unless --replace. Ids are kept, and new rows are numbered after them.
+    nothing written. The import is one transaction: all of it or nothing. Into an empty
+    database every id is kept. Into one with other projects, their rows are never written:
+    a record whose number is taken here gets a new one (every reference follows it, and the
+    project's audit chain is sealed again); rows already present are skipped, so importing
+    again changes nothing. A row of the bundle's own project that holds a different version
+    refuses the import (exit 4; --dry-run lists such conflicts) unless --replace.
 
     \b
     Examples:

@@ -139,10 +139,15 @@ class BundleService(Service):
     ) -> dict[str, Any]:
         """Verify the bundle at ``path``, then import it in one transaction.
 
-        Records already present with the same content are skipped (importing twice changes
-        nothing); a record whose key holds different content fails the import with
-        ``ImportConflictError`` unless ``replace``. ``dry_run`` verifies and counts what would
-        be inserted, skipped and replaced, and writes nothing.
+        Into an empty database every record keeps its ids. Into one that holds rows, records
+        already present (the same content) are skipped, so importing twice changes nothing;
+        a record whose number another row holds gets a new one, and every reference to it
+        follows (``renumbered`` counts them; audit chains whose entries changed are sealed
+        again, ``resealed`` gives their heads). A record that is a changed version of a row of
+        the bundle's own project fails the import with ``ImportConflictError`` unless
+        ``replace``, which overwrites that row; rows of other projects are never written.
+        ``dry_run`` verifies and counts what would be inserted, skipped and replaced, and
+        writes nothing.
         """
         progress = progress or NoProgress()
         started = time.perf_counter()
@@ -155,7 +160,7 @@ class BundleService(Service):
         dialect = self.storage.dialect
 
         def unit(tx: Tx) -> dict[str, TableCounts]:
-            options.conflicts.clear()
+            options.clear()
             return import_records(tx, dialect, Path(path), manifest, options)
 
         try:
@@ -167,11 +172,19 @@ class BundleService(Service):
                 f"the bundle's records clash with rows of this database ({exc.message}); "
                 "nothing was imported") from exc
         result = _import_summary(Path(path), manifest, counts, dry_run, replace)
-        if dry_run and options.conflicts and not replace:
+        result["resealed"] = dict(options.resealed)
+        if dry_run and options.foreign:
             raise ImportConflictError(
-                f"{result['conflicts']} bundle records have the key of a different row in this "
-                "database; the import would be refused (--replace overwrites them)",
+                f"{options.foreign} bundle records have a key that another project's row holds "
+                "in this database; the import would be refused, with or without --replace "
+                "(which never writes rows of other projects)",
                 conflicts=result["conflicts"], examples=options.conflicts)
+        if dry_run and result["conflicts"] and not replace:
+            raise ImportConflictError(
+                f"{result['conflicts']} bundle records are changed versions of rows of the "
+                "bundle's own projects here; the import would be refused. --replace would "
+                "overwrite those rows with the bundle's version and lose their changes made "
+                "here", conflicts=result["conflicts"], examples=options.conflicts)
         result["seconds"] = round(time.perf_counter() - started, 3)
         return result
 
@@ -180,7 +193,7 @@ def _import_summary(path: Path, manifest: Manifest, counts: dict[str, TableCount
                     dry_run: bool, replace: bool) -> dict[str, Any]:
     header = manifest.header
     totals = {name: sum(getattr(c, name) for c in counts.values())
-              for name in ("inserted", "skipped", "replaced", "conflicts")}
+              for name in ("inserted", "skipped", "replaced", "conflicts", "renumbered")}
     return {
         "path": str(path), "dry_run": dry_run, "replace": replace,
         "format_version": header["format_version"], "schema_version": header["schema_version"],

@@ -64,6 +64,12 @@ class TableSql:
         return self.dialect.compile(
             f"SELECT {self._column_list} FROM {self.table.name}{where}{self._order()}")
 
+    def select_unowned(self) -> str:
+        """The rows of no project (a nullable project column), in key order."""
+        return self.dialect.compile(
+            f"SELECT {self._column_list} FROM {self.table.name} "
+            f"WHERE {self.table.scope.column} IS NULL{self._order()}")
+
     def count(self, scoped: bool) -> str:
         where = self._scope() if scoped else ""
         return self.dialect.compile(f"SELECT count(*) AS n FROM {self.table.name}{where}")
@@ -74,6 +80,12 @@ class TableSql:
     def select_by_key(self) -> str:
         return self.dialect.compile(f"SELECT {self._column_list} FROM {self.table.name} "
                                     f"WHERE {self._key_match(named=True)}")
+
+    def select_by(self, columns: Sequence[str]) -> str:
+        """The rows whose ``columns`` have the named values, in key order."""
+        match = " AND ".join(f"{c} = :{c}" for c in columns)
+        return self.dialect.compile(
+            f"SELECT {self._column_list} FROM {self.table.name} WHERE {match}{self._order()}")
 
     def insert(self) -> str:
         marks = ", ".join(self.dialect.placeholder for _ in self.columns)
@@ -87,6 +99,11 @@ class TableSql:
         """Set ``columns`` of the row with a key; parameters: the columns, then the key."""
         sets = ", ".join(f"{c} = {self.dialect.placeholder}" for c in columns)
         return f"UPDATE {self.table.name} SET {sets} WHERE {self._key_match(named=False)}"
+
+    def max_key(self) -> str:
+        """The largest id of a table keyed by one number (0 when it is empty)."""
+        key = self.table.key[0]
+        return f"SELECT coalesce(max({key}), 0) AS n FROM {self.table.name}"
 
     def delete_all(self) -> str:
         return f"DELETE FROM {self.table.name}"
@@ -106,6 +123,11 @@ def stream_rows(
     return tx.rows_raw(sql.select(project_id is not None), params, batch)
 
 
+def stream_unowned_rows(tx: Tx, sql: TableSql, batch: int) -> Iterator[tuple[Any, ...]]:
+    """The table's rows of no project, for a table with a project column of its own."""
+    return tx.rows_raw(sql.select_unowned(), {}, batch)
+
+
 def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
     params = {} if project_id is None else {"project_id": project_id}
     row = tx.one_raw(sql.count(project_id is not None), params)
@@ -115,6 +137,12 @@ def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
 def find_row(tx: Tx, sql: TableSql, key: dict[str, Any]) -> tuple[Any, ...] | None:
     row = tx.one_raw(sql.select_by_key(), key)
     return None if row is None else tuple(row[c] for c in sql.columns)
+
+
+def find_rows_by(tx: Tx, sql: TableSql, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows with these values of some columns, in key order."""
+    return [tuple(row[c] for c in sql.columns)
+            for row in tx.all_raw(sql.select_by(list(values)), values)]
 
 
 def insert_rows(tx: Tx, sql: TableSql, rows: Iterable[Sequence[Any]], bulk: bool) -> None:
@@ -139,6 +167,23 @@ def finish_table(tx: Tx, sql: TableSql) -> None:
     statement = sql.advance_identity()
     if statement is not None:
         tx.one_raw(statement, {})
+
+
+def max_key(tx: Tx, sql: TableSql) -> int:
+    row = tx.one_raw(sql.max_key(), {})
+    return int(row["n"]) if row else 0
+
+
+def draw_identities(tx: Tx, sql: TableSql, floor: int, count: int) -> list[int] | None:
+    """``count`` new numbers from the table's identity counter, all at least ``floor``, where
+    the dialect has such a counter (other writers draw from it too, so these are never theirs);
+    ``None`` where it has not (SQLite: the writer holds the one write lock and counts itself)."""
+    dialect, identity = sql.dialect, sql.table.identity
+    if dialect.raise_identity is None or dialect.next_identities is None or identity is None:
+        return None
+    tx.one_raw(dialect.raise_identity(sql.table.name, identity), {"floor": floor})
+    rows = tx.all_raw(dialect.next_identities(sql.table.name, identity), {"count": count})
+    return [int(row["id"]) for row in rows]
 
 
 def delete_all(tx: Tx, sql: TableSql) -> int:

@@ -67,6 +67,11 @@ class Dialect:
     copy_in: Callable[[str, str], str] | None  # (table, columns) -> bulk load from the client
     # (table, identity column) -> move the column's counter past the ids the table holds
     advance_identity: Callable[[str, str], str] | None
+    # (table, identity column) -> move its counter to at least :floor; and -> :count new
+    # numbers drawn from it (rows imported next to others get new ids: bundle_merge.py).
+    # None where the writer holds the database's one write lock and counts on its own.
+    raise_identity: Callable[[str, str], str] | None
+    next_identities: Callable[[str, str], str] | None
     # The connection's page cache in KiB (a query with one column), and a statement that sets
     # it: a bulk load enlarges it for its duration. None where the cache is the server's.
     cache_kib: str | None
@@ -122,6 +127,8 @@ SQLITE = Dialect(
     # A new rowid is past the largest id in the table (AUTOINCREMENT: ever inserted), explicit
     # ones included.
     advance_identity=None,
+    raise_identity=None,
+    next_identities=None,
     # cache_size is pages when positive, KiB when negative.
     cache_kib=("SELECT CASE WHEN cache_size < 0 THEN -cache_size "
                "ELSE cache_size * (SELECT page_size FROM pragma_page_size) / 1024 END AS kib "
@@ -166,6 +173,14 @@ POSTGRES = Dialect(
         f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
         f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
         f"(SELECT coalesce(max({column}), 0) + 1 FROM {table})), false)"
+    ),
+    raise_identity=lambda table, column: (
+        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+        f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), %(floor)s), false)"
+    ),
+    next_identities=lambda table, column: (
+        f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}')) AS id "
+        "FROM generate_series(1, %(count)s)"
     ),
     cache_kib=None,  # shared_buffers belong to the server
     set_cache_kib=None,

@@ -19,7 +19,16 @@ For each table:
 - ``deferred``: columns that may point to a row inserted later (``context_items.superseded_by``
   names the item that replaced it, which is newer): inserted as NULL, set once the table is in;
 - ``scope``: how a row belongs to one project: its own ``project_id`` column, or the
-  ``project_id`` of the parent row its column points to.
+  ``project_id`` of the parent row its column points to;
+- ``numbers``: the numbered id space its key holds: the table's own for an identity table, and
+  ``context_items`` for ``archived_context_items`` (an archived item keeps its item id);
+- ``refs``: the columns holding ids of a numbered space (a JSON column: a list of them). A
+  project bundle imported next to other projects may get new ids where its numbers are
+  taken; these are the columns rewritten to follow them (``bundle_merge.py``);
+- ``natural``: for a numbered table, columns that name the same record in any database and
+  never change: a unique constraint's (an item's project and sequence number), or for tasks
+  their project, creation time and title. How an import recognises a changed version of a
+  row whose number differs here.
 
 ``TABLES`` is in parent-before-child order: inserting in this order (and each table in key
 order) satisfies every foreign key except the deferred columns.
@@ -56,6 +65,9 @@ class Table:
     scope: Scope
     identity: str | None = None
     deferred: tuple[str, ...] = ()
+    numbers: str | None = None
+    refs: tuple[tuple[str, str], ...] = ()  # (column, numbered space)
+    natural: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -75,7 +87,8 @@ class Table:
 
 def _table(
     name: str, columns: str, *, key: str, scope: Scope | None = None,
-    identity: bool = False, deferred: tuple[str, ...] = (),
+    identity: bool = False, deferred: tuple[str, ...] = (), numbers: str | None = None,
+    refs: str = "", natural: str = "",
 ) -> Table:
     """A table from ``"name kind, name kind, …"``; checks every identifier, since they are
     written into SQL text."""
@@ -90,10 +103,12 @@ def _table(
             raise ValueError(f"{identifier!r} is not a plain SQL identifier")
     if any(kind not in KINDS for _column, kind in parsed) or len(set(names)) != len(names):
         raise ValueError(f"table {name}: bad column kinds or repeated columns")
-    if not set(keys) <= set(names) or not set(deferred) <= set(names):
-        raise ValueError(f"table {name}: key or deferred columns are not columns")
+    references = tuple((pair[0], pair[1]) for pair in (ref.split(":") for ref in refs.split()))
+    named = set(deferred) | {column for column, _space in references} | set(natural.split())
+    if not set(keys) <= set(names) or not named <= set(names):
+        raise ValueError(f"table {name}: key, deferred, ref or natural columns are not columns")
     return Table(name, parsed, keys, scope or Scope(), keys[0] if identity else None,
-                 deferred)
+                 deferred, name if identity else numbers, references, tuple(natural.split()))
 
 
 def _via(column: str, parent: str) -> Scope:
@@ -110,51 +125,63 @@ TABLES: tuple[Table, ...] = (
         phase_id int, project_id text, phase_number int, name text, description text,
         story_points int, status text, started_at timestamp, completed_at timestamp,
         blocked_reason text, metadata json, created_at timestamp""",
-        key="phase_id", identity=True),
+        key="phase_id", identity=True,
+        natural="project_id phase_number"),
     _table("instances", """
         instance_id text, project_id text, phase_id int, hostname text, process_id int,
         client text, session_id text, worktree text, branch text, model text,
         context_window int, current_token_usage int, generation int, status text,
         started_at timestamp, last_heartbeat timestamp, ended_at timestamp, metadata json""",
-        key="instance_id"),
+        key="instance_id",
+        refs="phase_id:phases"),
     _table("context_items", """
         item_id int, project_id text, phase_id int, sequence_number int, content_type text,
         priority text, token_count int, content json, metadata json, created_by text,
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp""",
-        key="item_id", identity=True, deferred=("superseded_by",)),
+        key="item_id", identity=True, deferred=("superseded_by",),
+        refs="phase_id:phases superseded_by:context_items",
+        natural="project_id sequence_number"),
     _table("archived_context_items", """
         item_id int, project_id text, phase_id int, sequence_number int, content_type text,
         priority text, token_count int, content json, metadata json, created_by text,
         idempotency_key text, state text, superseded_by int, deleted_at timestamp,
         deleted_by text, created_at timestamp, archived_at timestamp, archived_by text""",
-        key="item_id"),
+        key="item_id",
+        refs="phase_id:phases superseded_by:context_items", numbers="context_items",
+        natural="project_id sequence_number"),
     _table("handoffs", """
         handoff_id int, project_id text, instance_id text, generation int, kind text,
         summary text, next_steps json, working_set json, tokens_before int,
         idempotency_key text, created_at timestamp""",
-        key="handoff_id", identity=True),
+        key="handoff_id", identity=True,
+        natural="idempotency_key"),
     _table("injections", """
         injection_id int, project_id text, instance_id text, session_id text, generation int,
         hook_event text, source text, item_ids json, handoff_id int, characters int,
         tokens int, injected_text text, idempotency_key text, created_at timestamp""",
-        key="injection_id", identity=True),
+        key="injection_id", identity=True,
+        refs="item_ids:context_items handoff_id:handoffs",
+        natural="idempotency_key"),
     _table("transcripts", """
         transcript_id int, path text, session_id text, agent_id text, project_id text,
         instance_id text, byte_offset int, records int, created_at timestamp,
         updated_at timestamp""",
-        key="transcript_id", identity=True),
+        key="transcript_id", identity=True,
+        natural="path"),
     _table("api_usage", """
         usage_id int, session_id text, message_id text, project_id text, instance_id text,
         agent_id text, model text, input_tokens int, output_tokens int,
         cache_creation_tokens int, cache_read_tokens int, sidechain int,
         occurred_at timestamp, updated_at timestamp""",
-        key="usage_id", identity=True),
+        key="usage_id", identity=True,
+        natural="session_id message_id"),
     _table("compactions", """
         compaction_id int, session_id text, boundary_uuid text, project_id text,
         instance_id text, trigger_type text, pre_tokens int, occurred_at timestamp,
         summary text, created_at timestamp""",
-        key="compaction_id", identity=True),
+        key="compaction_id", identity=True,
+        natural="boundary_uuid"),
     _table("memories", """
         memory_id text, project_id text, namespace text, key text, memory_type text,
         version int, value json, created_by text, updated_by text, created_at timestamp,
@@ -172,16 +199,19 @@ TABLES: tuple[Table, ...] = (
     _table("session_events", """
         event_id int, session_id text, sequence int, role text, content json, metadata json,
         idempotency_key text, created_at timestamp""",
-        key="event_id", identity=True, scope=_via("session_id", "sessions")),
+        key="event_id", identity=True, scope=_via("session_id", "sessions"),
+        natural="session_id sequence"),
     _table("tasks", """
         task_id int, project_id text, parent_task_id int, title text, description text,
         priority int, status text, result json, error text, lease_owner text,
         lease_expires_at timestamp, epoch int, attempts int, created_by text,
         created_at timestamp, updated_at timestamp, completed_at timestamp""",
-        key="task_id", identity=True),
+        key="task_id", identity=True,
+        refs="parent_task_id:tasks", natural="project_id created_at title"),
     _table("task_dependencies", """
         task_id int, depends_on_task_id int""",
-        key="task_id depends_on_task_id", scope=_via("task_id", "tasks")),
+        key="task_id depends_on_task_id", scope=_via("task_id", "tasks"),
+        refs="task_id:tasks depends_on_task_id:tasks"),
     _table("messages", """
         message_id int, project_id text, sender text, recipient_kind text, recipient text,
         subject text, body json, created_at timestamp""",
@@ -189,23 +219,29 @@ TABLES: tuple[Table, ...] = (
     _table("message_deliveries", """
         message_id int, instance_id text, delivered_count int, visible_after timestamp,
         acked_at timestamp""",
-        key="message_id instance_id", scope=_via("message_id", "messages")),
+        key="message_id instance_id", scope=_via("message_id", "messages"),
+        refs="message_id:messages"),
     _table("approval_gates", """
         gate_id int, project_id text, phase_id int, instance_id text, gate_type text,
         title text, request json, status text, response json, requested_by text,
         decided_by text, decided_at timestamp, idempotency_key text, created_at timestamp""",
-        key="gate_id", identity=True),
+        key="gate_id", identity=True,
+        refs="phase_id:phases",
+        natural="project_id idempotency_key"),
     _table("command_runs", """
         run_id int, project_id text, instance_id text, command text, arguments json,
         cwd text, status text, exit_code int, output text, error text, duration_ms int,
         created_by text, idempotency_key text, queued_at timestamp, started_at timestamp,
         finished_at timestamp""",
-        key="run_id", identity=True),
+        key="run_id", identity=True,
+        natural="project_id idempotency_key"),
     _table("checkpoints", """
         checkpoint_id int, project_id text, instance_id text, phase_id int, generation int,
         label text, state json, created_by text, idempotency_key text,
         created_at timestamp""",
-        key="checkpoint_id", identity=True),
+        key="checkpoint_id", identity=True,
+        refs="phase_id:phases",
+        natural="project_id idempotency_key"),
     _table("audit_log", """
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,
         entity_id text, project_id text, details json""",
@@ -215,7 +251,8 @@ TABLES: tuple[Table, ...] = (
     _table("audit_seals", """
         audit_id int, chain text, seal_seq int, row_sha256 text, chain_sha256 text,
         sealed_at timestamp""",
-        key="audit_id", scope=_via("audit_id", "audit_log")),
+        key="audit_id", scope=_via("audit_id", "audit_log"),
+        refs="audit_id:audit_log"),
 )
 
 # Tables kept by the database itself from other tables' rows (search indexes and, for
@@ -245,3 +282,8 @@ def table_named(name: str) -> Table | None:
 
 def is_derived(name: str) -> bool:
     return name in DERIVED_TABLES or any(name.startswith(f"{d}_") for d in DERIVED_TABLES)
+
+
+def numbered_space(space: str) -> tuple[Table, ...]:
+    """The tables whose keys hold ids of the numbered ``space`` (the identity table first)."""
+    return tuple(table for table in TABLES if table.numbers == space)
