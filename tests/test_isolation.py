@@ -154,6 +154,7 @@ MCP_CASES: dict[tuple[str, str], McpCase] = {
         {"session_id": w.session, "role": "user", "content": "x"}, "[session_not_found]"),
     ("session_events", "session_id"): lambda w: (
         {"session_id": w.session}, "[session_not_found]"),
+    ("siblings", "instance_id"): lambda w: ({"instance_id": w.stranger}, INSTANCE),
 }
 
 

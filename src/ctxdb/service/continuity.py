@@ -213,9 +213,12 @@ class ContinuityService(Service):
         self.settle(project_id)
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
+            from ctxdb.service.instances import require_instance
             from ctxdb.service.projects import require_project
 
             require_project(tx, project_id)
+            if instance_id is not None:  # never another project's: it would be told apart
+                require_instance(tx, instance_id, project_id)
             return live_siblings(tx, self.settings, project_id, instance_id or "")
 
         return self.storage.read(unit)
