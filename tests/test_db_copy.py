@@ -216,3 +216,31 @@ def test_refusals(source: str, tmp_path: Path) -> None:
         copy_database(old, settings_for(str(tmp_path / "t2.db"), tmp_path))
     with connect_storage(old) as storage:
         assert Migrator(storage).current_version() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("target_backend", ["sqlite", "postgres"])
+def test_new_items_after_a_copy_never_take_an_archived_items_id(
+    tmp_path: Path, fresh_pg_url: str, target_backend: str
+) -> None:
+    """An archived item keeps its id (it can be unarchived), so a copy's counter must move
+    past archived ids too: the newest item was archived, and after the copy a new item must
+    not be numbered like it, nor its unarchiving fail."""
+    url = str(tmp_path / "archive-source.db")
+    with open_db(url, tmp_path) as db:
+        pid = db.projects.create("archive")["project_id"]
+        db.context.store(pid, {"stays": True}, "CRITICAL")
+        newest = int(db.context.store(pid, {"goes": True}, "LOW")["item_id"])
+    raw_sql(url, "UPDATE context_items SET created_at = '2020-01-02T03:04:05.678Z' "
+                 f"WHERE item_id = {newest}")
+    with open_db(url, tmp_path) as db:
+        assert db.retention.collect()["kinds"]["context_items"]["done"] == 1
+    target = str(tmp_path / "copy.db") if target_backend == "sqlite" else fresh_pg_url
+    assert_verified_copy = copy_database(settings_for(url, tmp_path),
+                                         settings_for(target, tmp_path))
+    assert all(row["match"] for row in assert_verified_copy["tables"])
+    with open_db(target, tmp_path) as db:
+        fresh = int(db.context.store(pid, {"after": "copy"}, "HIGH")["item_id"])
+        assert fresh > newest
+        assert [row["item_id"] for row in db.retention.unarchive(newest, project_id=pid)] \
+            == [newest]

@@ -365,6 +365,9 @@ def test_a_session_without_a_readable_transcript_does_not_hide_an_older_handoff(
     assert kinds == [("compact", None), ("end", "end")]  # the bare one is stored...
     assert text is not None and "session a on branch main" in text  # ...but A's is offered
     assert_resumes_a(text)
+    # The project's latest handoff (MCP get_context shows it first) is A's too.
+    latest = db.tokens.latest_handoff(project_id=project_id)
+    assert latest is not None and latest["kind"] == "compact"
 
 
 # --- 4: the live siblings ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from fractions import Fraction
 from typing import Any
 
 from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.resume import has_substance
 from ctxdb.domain.validation import (
     check_identifier,
     check_non_negative_int,
@@ -13,7 +14,7 @@ from ctxdb.domain.validation import (
     encode_json,
 )
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
-from ctxdb.service.common import Service, audit, decode
+from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.context import pack_in_tx
 from ctxdb.service.instances import instance_of_project, require_instance
 from ctxdb.service.projects import require_project
@@ -21,6 +22,8 @@ from ctxdb.storage import Tx
 
 HANDOFF_KINDS = ("clear", "compact", "manual", "end")
 MAX_SUMMARY = 100_000
+# How many of a project's newest handoffs are looked through for one with substance.
+RECENT_HANDOFFS = 20
 
 
 def usage_view(instance: dict[str, Any]) -> dict[str, Any]:
@@ -286,7 +289,9 @@ class TokenService(Service):
         self, *, instance_id: str | None = None, project_id: str | None = None
     ) -> dict[str, Any] | None:
         """The newest handoff of the instance, else of the project. With both, the instance
-        must belong to the project."""
+        must belong to the project. The project's is its newest with something to resume
+        from: a session whose transcript could not be read (another client's format, a lost
+        file) leaves a bare handoff when it stops, which must not hide the one before it."""
         if instance_id is None and project_id is None:
             raise ValidationError("give instance_id or project_id")
 
@@ -296,7 +301,10 @@ class TokenService(Service):
                 row = tx.one("latest_handoff_of_instance", instance_id=instance_id)
             else:
                 require_project(tx, str(project_id))
-                row = tx.one("latest_handoff_of_project", project_id=project_id)
+                rows = decode_all(tx.all("recent_handoffs_of_project", project_id=project_id,
+                                         limit=RECENT_HANDOFFS))
+                return next((row for row in rows if has_substance(row)),
+                            rows[0] if rows else None)
             return decode(row) if row else None
 
         return self.storage.read(unit)

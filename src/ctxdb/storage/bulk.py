@@ -114,6 +114,13 @@ class TableSql:
             return None
         return advance(self.table.name, self.table.identity)
 
+    def advance_identity_past(self) -> tuple[str, ...]:
+        """For a table whose key holds another table's numbers: move that counter past them."""
+        space = self.table.numbers
+        if space is None or space == self.table.name:
+            return ()
+        return self.dialect.advance_identity_past(space, self.table.key[0], self.table.name)
+
 
 def stream_rows(
     tx: Tx, sql: TableSql, project_id: str | None, batch: int
@@ -167,6 +174,8 @@ def finish_table(tx: Tx, sql: TableSql) -> None:
     statement = sql.advance_identity()
     if statement is not None:
         tx.one_raw(statement, {})
+    for statement in sql.advance_identity_past():
+        tx.execute_raw(statement, {})
 
 
 def max_key(tx: Tx, sql: TableSql) -> int:

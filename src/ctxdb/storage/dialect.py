@@ -67,6 +67,10 @@ class Dialect:
     copy_in: Callable[[str, str], str] | None  # (table, columns) -> bulk load from the client
     # (table, identity column) -> move the column's counter past the ids the table holds
     advance_identity: Callable[[str, str], str] | None
+    # (counter table, its identity column, holder table) -> statements moving the counter
+    # past the ids another table holds in its key: archived items keep their item ids, so
+    # context_items' counter must never hand one of them out again (tables.py, ``numbers``).
+    advance_identity_past: Callable[[str, str, str], tuple[str, ...]]
     # (table, identity column) -> move its counter to at least :floor; and -> :count new
     # numbers drawn from it (rows imported next to others get new ids: bundle_merge.py).
     # None where the writer holds the database's one write lock and counts on its own.
@@ -127,6 +131,14 @@ SQLITE = Dialect(
     # A new rowid is past the largest id in the table (AUTOINCREMENT: ever inserted), explicit
     # ones included.
     advance_identity=None,
+    # AUTOINCREMENT keeps its counter in sqlite_sequence (a row per table, once it numbered
+    # one); that row is made if missing, then raised. Both run under the one write lock.
+    advance_identity_past=lambda table, column, holder: (
+        f"INSERT INTO sqlite_sequence (name, seq) SELECT '{table}', 0 WHERE NOT EXISTS "
+        f"(SELECT 1 FROM sqlite_sequence WHERE name = '{table}')",
+        f"UPDATE sqlite_sequence SET seq = max(seq, "
+        f"(SELECT coalesce(max({column}), 0) FROM {holder})) WHERE name = '{table}'",
+    ),
     raise_identity=None,
     next_identities=None,
     # cache_size is pages when positive, KiB when negative.
@@ -173,6 +185,11 @@ POSTGRES = Dialect(
         f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
         f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
         f"(SELECT coalesce(max({column}), 0) + 1 FROM {table})), false)"
+    ),
+    advance_identity_past=lambda table, column, holder: (
+        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+        f"GREATEST(nextval(pg_get_serial_sequence('{table}', '{column}')), "
+        f"(SELECT coalesce(max({column}), 0) + 1 FROM {holder})), false)",
     ),
     raise_identity=lambda table, column: (
         f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "

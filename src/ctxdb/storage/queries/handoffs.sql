@@ -20,8 +20,8 @@ SELECT handoff_id, project_id, instance_id, generation, kind, summary, next_step
 FROM handoffs WHERE instance_id = :instance_id
 ORDER BY handoff_id DESC LIMIT 1;
 
--- name: latest_handoff_of_project
+-- name: recent_handoffs_of_project
 SELECT handoff_id, project_id, instance_id, generation, kind, summary, next_steps,
        working_set, tokens_before, created_at
 FROM handoffs WHERE project_id = :project_id
-ORDER BY handoff_id DESC LIMIT 1;
+ORDER BY handoff_id DESC LIMIT :limit;
