@@ -28,7 +28,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -47,14 +47,14 @@ from ctxdb.storage import Tx, connect_storage
 from ctxdb.storage.backups import (
     BackupContents,
     Backups,
+    Progress,
     backups,
     fsync_directory,
     fsync_file,
     native_format_of,
 )
 
-# (what is happening, units done, units in all; 0 in all when unknown)
-Progress = Callable[[str, int, int], None]
+__all__ = ["FORMATS", "Progress", "backup", "checksum_file", "restore", "sha256_of"]
 FORMATS = ("auto", "sqlite", "pg_dump", "bundle")
 CHECKSUM_SUFFIX = ".sha256"
 _CHUNK = 1 << 20

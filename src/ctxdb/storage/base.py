@@ -119,7 +119,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def read(self, unit: Callable[[Tx], T]) -> T:
-        """Run ``unit`` in one read-only transaction (a consistent snapshot)."""
+        """Run ``unit``, which only reads, in one transaction. SQLite reads one snapshot from
+        the unit's first read on; PostgreSQL (READ COMMITTED) lets each statement see what
+        was committed before it started: a unit whose statements must agree with each other
+        uses :meth:`snapshot`."""
 
     def read_one(self, query: str, **params: Any) -> Row | None:
         """The first row of one named read query: a unit of work of a single statement.
