@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctxdb.domain.search import engine_query, parse_query
+from ctxdb.domain.search import parse_query
 from ctxdb.service import Ctxdb
 from data import Mix, Prose, content, search_rows, seeded_project
 from harness import (
@@ -334,10 +334,10 @@ def search(db: Ctxdb, raw: Any, backend: str, sizes: Sizes) -> list[Result]:
     project = seeded_project(db, "bench search", Mix(0, 0, 0, 0), count=sizes.search_items,
                              rows_of=lambda pid: search_rows(pid, prose, sizes.search_items, 23))
     limit = 20
-    dialect = db.storage.dialect.name
+    engine_of = db.storage.search_engine()
     queries = search_queries(prose)
     common = prose.word(1)
-    engine = {text: engine_query(parse_query(text), dialect)
+    engine = {text: engine_of.query_text(parse_query(text))
               for text in [*queries.values(), common]}
     for name, text in [*queries.items(), ("common", common)]:
         ours = [(h["kind"], h["id"]) for h in db.search.search(project, text, limit=limit)]

@@ -11,14 +11,13 @@ from ctxdb.domain.search import (
     MAX_QUERY_TERMS,
     SearchQuery,
     Term,
-    fts5_query,
     parse_instant,
     parse_query,
     raw_words,
     snippet,
-    tsquery,
 )
 from ctxdb.errors import InvalidSearchQueryError, ValidationError
+from ctxdb.storage.search_engine import fts5_query, tsquery
 
 
 def test_words_phrases_exclusions_alternatives_and_prefixes() -> None:

@@ -1,9 +1,10 @@
 """Full-text search queries: what a user types, made safe for each engine; snippets of hits.
 
 Users type free text, so a query is never handed to an engine's own syntax as it is. It is
-read in a small syntax of its own (that of web search boxes) and written out again with every
-word quoted, for SQLite FTS5 or PostgreSQL ``to_tsquery``, so that no input can be a syntax
-error or reach an operator the user did not write:
+read in a small syntax of its own (that of web search boxes) into a :class:`SearchQuery`, which
+the backend's engine writes out again with every word quoted (``storage/search_engine.py``:
+SQLite FTS5 or PostgreSQL ``to_tsquery``), so that no input can be a syntax error or reach an
+operator the user did not write:
 
 - words are runs of letters and digits; everything else separates them, as both indexes
   split text (``stripe_id`` is the phrase ``stripe id``);
@@ -104,37 +105,6 @@ def _term(text: str, excluded: bool, bare: bool) -> Term | None:
     # A trailing '*' on a bare word asks for a prefix; within a phrase it is punctuation.
     prefix = bare and text.endswith("*") and _WORD.fullmatch(text[:-1]) is not None
     return Term(words, excluded, prefix)
-
-
-# --- each engine's syntax --------------------------------------------------------------------
-# Every word is quoted, and words hold only letters and digits, so nothing a user types can
-# become an operator: the quotes need no escaping.
-
-
-def fts5_query(query: SearchQuery) -> str:
-    """The SQLite FTS5 MATCH expression of a parsed query."""
-    def term(t: Term) -> str:
-        return f'"{" ".join(t.words)}"' + (" *" if t.prefix else "")
-
-    def group(terms: tuple[Term, ...]) -> str:
-        text = " AND ".join(term(t) for t in terms if not t.excluded)
-        # FTS5's NOT is binary ("a NOT b"), which is why a group needs a term to find.
-        return "(" + text + "".join(f" NOT {term(t)}" for t in terms if t.excluded) + ")"
-
-    return " OR ".join(group(g) for g in query.groups)
-
-
-def tsquery(query: SearchQuery) -> str:
-    """The PostgreSQL ``to_tsquery`` text of a parsed query."""
-    def term(t: Term) -> str:
-        text = " <-> ".join(f"'{word}'" for word in t.words) + (":*" if t.prefix else "")
-        return f"!({text})" if t.excluded else f"({text})"
-
-    return " | ".join("(" + " & ".join(term(t) for t in g) + ")" for g in query.groups)
-
-
-def engine_query(query: SearchQuery, dialect: str) -> str:
-    return fts5_query(query) if dialect == "sqlite" else tsquery(query)
 
 
 def raw_words(text: str) -> list[str]:

@@ -17,7 +17,9 @@ to overwrite a database that holds data unless forced, and records an audit row.
 
 Like :mod:`ctxdb.service.schema`, these functions take the settings and connect themselves:
 a backup or a restore must work on a database whose schema is behind (or absent), which
-:meth:`ctxdb.service.Ctxdb.open` would refuse or upgrade.
+:meth:`ctxdb.service.Ctxdb.open` would refuse or upgrade. How each backend writes, reads and
+restores its native format is ``storage.backups.Backups`` (one implementation per backend);
+this module holds the rules: which format, what is checked and when, what may be replaced.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,17 @@ from ctxdb.service.common import audit
 from ctxdb.service.schema import location
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx, connect_storage
-from ctxdb.storage.dialect import POSTGRES, SQLITE
-from ctxdb.storage.migrate import load_migrations
+from ctxdb.storage.backups import (
+    BackupContents,
+    Backups,
+    Progress,
+    backups,
+    fsync_directory,
+    fsync_file,
+    native_format_of,
+)
 
-# (what is happening, units done, units in all; 0 in all when unknown)
-Progress = Callable[[str, int, int], None]
+__all__ = ["FORMATS", "Progress", "backup", "checksum_file", "restore", "sha256_of"]
 FORMATS = ("auto", "sqlite", "pg_dump", "bundle")
 CHECKSUM_SUFFIX = ".sha256"
 _CHUNK = 1 << 20
@@ -73,8 +80,6 @@ def checksum_file(path: Path) -> Path:
 
 
 def _write_durably(path: Path, text: str) -> None:
-    from ctxdb.storage.sqlite_backup import fsync_file
-
     scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     scratch.write_text(text, "utf-8")
     fsync_file(scratch)
@@ -96,8 +101,6 @@ def _scratch_beside(target: Path) -> Iterator[Path]:
 
 def _publish(scratch: Path, target: Path) -> str:
     """fsync the finished backup, rename it into place, write its checksum, fsync the dir."""
-    from ctxdb.storage.sqlite_backup import fsync_directory, fsync_file
-
     fsync_file(scratch)
     digest = sha256_of(scratch)
     os.replace(scratch, target)
@@ -106,17 +109,14 @@ def _publish(scratch: Path, target: Path) -> str:
     return digest
 
 
-def _backup_target(settings: Settings, file: str | Path, force: bool) -> Path:
+def _backup_target(tools: Backups, file: str | Path, force: bool) -> Path:
     target = Path(file).expanduser().resolve()
     if target.is_dir():
         raise ValidationError(f"{target} is a directory; give the backup a file name",
                               file=str(target))
-    if not settings.is_postgres:
-        from ctxdb.storage.sqlite_backup import live_files
-
-        if target in live_files(settings.sqlite_path):
-            raise ValidationError(f"{target} is the live database (or one of its files); "
-                                  "back up to another file", file=str(target))
+    if target in tools.protected_files():
+        raise ValidationError(f"{target} is the live database (or one of its files); "
+                              "back up to another file", file=str(target))
     if target.exists() and not force:
         raise BackupTargetExistsError(f"{target} already exists; pass --force to replace it",
                                       file=str(target))
@@ -130,82 +130,47 @@ def _backup_target(settings: Settings, file: str | Path, force: bool) -> Path:
 def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: str = "auto",
            progress: Progress = _quiet) -> dict[str, Any]:
     """Write a checked, durable backup of the whole database to ``file``; returns a summary."""
-    fmt = _backup_format(settings, fmt)
-    target = _backup_target(settings, file, force)
+    tools = backups(settings)
+    fmt = _backup_format(tools, fmt)
+    target = _backup_target(tools, file, force)
     started = time.monotonic()
     with _scratch_beside(target) as scratch:
-        if fmt == "sqlite":
-            contents = _sqlite_backup(settings, scratch, progress)
-        elif fmt == "pg_dump":
-            contents = _pg_dump_backup(settings, scratch, progress)
+        if fmt == tools.format:
+            contents = tools.back_up(scratch, progress)
         else:
             contents = _bundle_backup(settings, scratch, progress)
         progress("writing to disk", 0, 0)
         digest = _publish(scratch, target)
-    tables = contents["tables"]
+    tables = contents.tables
     return {
-        "backend": "postgres" if settings.is_postgres else "sqlite",
+        "backend": tools.dialect.name,
         "location": location(settings),
         "file": str(target),
         "checksum_file": str(checksum_file(target)),
         "format": fmt,
         "bytes": target.stat().st_size,
         "sha256": digest,
-        "schema_version": contents["schema_version"],
-        "integrity": contents.get("integrity", "ok"),
+        "schema_version": contents.schema_version,
+        "integrity": contents.integrity,
         "rows": sum(n for name, n in tables.items() if name != "schema_migrations"),
         "tables": tables,
         "elapsed_seconds": round(time.monotonic() - started, 3),
     }
 
 
-def _backup_format(settings: Settings, fmt: str) -> str:
+def _backup_format(tools: Backups, fmt: str) -> str:
+    """The format to write: the backend's native one, or the export bundle (asked for, or
+    the fallback where the native tools are missing)."""
     if fmt not in FORMATS:
         raise ValidationError(f"backup format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "bundle":
         return fmt
-    if not settings.is_postgres:
-        if fmt == "pg_dump":
-            raise ValidationError("a SQLite database is backed up as 'sqlite' or 'bundle'")
-        return "sqlite"
-    if fmt == "sqlite":
-        raise ValidationError("a PostgreSQL database is backed up as 'pg_dump' or 'bundle'")
-    from ctxdb.storage import pg_tools
-
-    if fmt == "auto" and not (pg_tools.tool("pg_dump") and pg_tools.tool("pg_restore")):
+    if fmt not in ("auto", tools.format):
+        raise ValidationError(f"a {tools.title} database is backed up as '{tools.format}' or "
+                              "'bundle'")
+    if fmt == "auto" and not tools.available():
         return "bundle"  # a logical dump through the export bundle
-    return "pg_dump"
-
-
-def _sqlite_backup(settings: Settings, scratch: Path, progress: Progress) -> dict[str, Any]:
-    from ctxdb.storage import sqlite_backup
-
-    database = settings.sqlite_path
-    if not database.exists():
-        raise ValidationError(f"there is no database at {database} to back up",
-                              location=str(database))
-    newest = len(load_migrations(SQLITE))
-    version = sqlite_backup.online_backup(
-        database, scratch, settings, lambda done, total: progress("copying pages", done, total))
-    progress("checking the copy", 0, 0)
-    contents = sqlite_backup.inspect_backup(scratch, max(newest, version))
-    if contents["schema_version"] != version:  # a defence: the copy is the snapshot read
-        raise BackupInvalidError(f"the copy has schema version {contents['schema_version']}, "
-                                 f"the database had {version}")
-    return contents
-
-
-def _pg_dump_backup(settings: Settings, scratch: Path, progress: Progress) -> dict[str, Any]:
-    from ctxdb.storage import pg_tools
-
-    progress("running pg_dump", 0, 0)
-    pg_tools.dump(settings.url, scratch)
-    progress("checking the archive", 0, 0)
-    contents = pg_tools.read_archive(scratch)
-    if contents.schema_version == 0:
-        raise BackupInvalidError("the archive holds no ctxdb schema (no schema_migrations "
-                                 "rows): is this a ctxdb database?")
-    return {"schema_version": contents.schema_version, "tables": contents.tables}
+    return tools.format
 
 
 class _BundleProgress:
@@ -223,14 +188,14 @@ class _BundleProgress:
         self._report(self._phase, self._done, self._total)
 
 
-def _bundle_backup(settings: Settings, scratch: Path, progress: Progress) -> dict[str, Any]:
+def _bundle_backup(settings: Settings, scratch: Path, progress: Progress) -> BackupContents:
     from ctxdb.service import Ctxdb
 
     with Ctxdb.open(settings) as db:
         exported = db.bundles.export(scratch, overwrite=True, progress=_BundleProgress(progress))
         manifest = db.bundles.verify(scratch, _BundleProgress(progress))
-    return {"schema_version": int(exported["schema_version"]), "tables": manifest.counts,
-            "integrity": "ok" if manifest.sha256 == exported["sha256"] else "differs"}
+    return BackupContents(int(exported["schema_version"]), manifest.counts,
+                          "ok" if manifest.sha256 == exported["sha256"] else "differs")
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -244,12 +209,13 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     ``dry_run`` only checks and reports. The live SQLite file is written through SQLite (the
     backup API), never replaced or deleted.
     """
+    tools = backups(settings)
     source = Path(file).expanduser().resolve()
     started = time.monotonic()
     progress("checking the backup", 0, 0)
     checksum = _verify_checksum(source)
-    fmt, contents = _inspect(settings, source)
-    occupied = {t: n for t, n in _live_counts(settings).items()
+    fmt, contents = _inspect(tools, source)
+    occupied = {t: n for t, n in tools.live_row_counts().items()
                 if n and t != "schema_migrations"}
     if occupied and not force:
         raise DatabaseNotEmptyError(
@@ -257,25 +223,23 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
             f"{len(occupied)} tables); pass --force to replace it with the backup",
             tables=occupied)
     result = {
-        "backend": "postgres" if settings.is_postgres else "sqlite",
+        "backend": tools.dialect.name,
         "location": location(settings),
         "file": str(source),
         "format": fmt,
         "checksum": checksum,
-        "schema_version": contents["schema_version"],
-        "tables": contents["tables"],
+        "schema_version": contents.schema_version,
+        "tables": contents.tables,
         "replaced_rows": occupied,
         "dry_run": dry_run,
     }
     if dry_run:
         return result
-    if fmt == "sqlite":
-        _restore_sqlite(settings, source, progress)
-    elif fmt == "pg_dump":
-        _restore_pg_dump(settings, source, progress)
+    if fmt == tools.format:
+        tools.restore(source, progress)
     else:
         _restore_bundle(settings, source, progress)
-    _check_restored_rows(settings, contents["tables"])
+    _check_restored_rows(tools, contents.tables)
     _record_restore(settings, result)
     result["elapsed_seconds"] = round(time.monotonic() - started, 3)
     return result
@@ -296,27 +260,15 @@ def _verify_checksum(source: Path) -> str:
     return "verified"
 
 
-def _inspect(settings: Settings, source: Path) -> tuple[str, dict[str, Any]]:
-    from ctxdb.storage import pg_tools, sqlite_backup
-
-    if sqlite_backup.is_sqlite_file(source):
-        if settings.is_postgres:
-            raise BackupInvalidError(_cross_backend("a SQLite", "PostgreSQL"), file=str(source))
-        newest = len(load_migrations(SQLITE))
-        return "sqlite", sqlite_backup.inspect_backup(source, newest)
-    if pg_tools.is_pg_dump_archive(source):
-        if not settings.is_postgres:
-            raise BackupInvalidError(_cross_backend("a pg_dump", "SQLite"), file=str(source))
-        contents = pg_tools.read_archive(source)
-        newest = len(load_migrations(POSTGRES))
-        if not 0 < contents.schema_version <= newest:
-            raise BackupInvalidError(
-                f"{source} has schema version {contents.schema_version}; this ctxdb restores "
-                f"1 to {newest}", file=str(source), schema_version=contents.schema_version)
-        return "pg_dump", {"schema_version": contents.schema_version,
-                           "tables": contents.tables}
+def _inspect(tools: Backups, source: Path) -> tuple[str, BackupContents]:
+    native = native_format_of(source)
+    if native is not None:
+        if native is not type(tools):
+            raise BackupInvalidError(_cross_backend(native.described, tools.title),
+                                     file=str(source))
+        return tools.format, tools.inspect(source)
     if _looks_like_bundle(source):
-        return "bundle", _inspect_bundle(settings, source)
+        return "bundle", _inspect_bundle(tools, source)
     raise BackupInvalidError(f"{source} is neither a SQLite backup, a pg_dump archive nor an "
                              "export bundle", file=str(source))
 
@@ -328,53 +280,23 @@ def _looks_like_bundle(path: Path) -> bool:
     return start.startswith(b"\x1f\x8b") or start.lstrip().startswith(b"{")
 
 
-def _inspect_bundle(settings: Settings, source: Path) -> dict[str, Any]:
+def _inspect_bundle(tools: Backups, source: Path) -> BackupContents:
     from ctxdb.errors import BundleError
     from ctxdb.service.bundle_format import verify_bundle
 
-    newest = len(load_migrations(POSTGRES if settings.is_postgres else SQLITE))
     try:
-        manifest = verify_bundle(source, newest)
+        manifest = verify_bundle(source, tools.latest_version)
     except BundleError as exc:
         raise BackupInvalidError(f"{source}: {exc.message}", file=str(source)) from exc
     if manifest.header.get("project_id"):
         raise BackupInvalidError(f"{source} is an export of one project, not of a database; "
                                  "import it with `ctxdb import bundle`", file=str(source))
-    return {"schema_version": int(manifest.header["schema_version"]),
-            "tables": manifest.counts}
+    return BackupContents(int(manifest.header["schema_version"]), manifest.counts)
 
 
 def _cross_backend(kind: str, backend: str) -> str:
     return (f"{kind} backup cannot be restored into a {backend} database; move data between "
             "backends with an export bundle or `ctxdb db copy`")
-
-
-def _live_counts(settings: Settings) -> dict[str, int]:
-    if settings.is_postgres:
-        from ctxdb.storage import pg_tools
-
-        return pg_tools.live_row_counts(settings.url)
-    from ctxdb.storage import sqlite_backup
-
-    return sqlite_backup.live_row_counts(settings.sqlite_path, settings)
-
-
-def _restore_sqlite(settings: Settings, source: Path, progress: Progress) -> None:
-    from ctxdb.storage import sqlite_backup
-
-    verdict = sqlite_backup.restore_into(
-        source, settings.sqlite_path, settings,
-        lambda done, total: progress("copying pages", done, total))
-    if verdict != "ok":  # never expected: the source was checked and the copy is SQLite's
-        raise BackupInvalidError(f"the restored database failed its integrity check: {verdict}")
-
-
-def _restore_pg_dump(settings: Settings, source: Path, progress: Progress) -> None:
-    from ctxdb.storage import pg_tools
-
-    progress("restoring with pg_restore and psql", 0, 0)
-    with tempfile.TemporaryDirectory(prefix="ctxdb-restore-") as scratch:
-        pg_tools.restore(settings.url, source, _drop_sql(settings), Path(scratch) / "data.sql")
 
 
 def _restore_bundle(settings: Settings, source: Path, progress: Progress) -> None:
@@ -399,32 +321,13 @@ def _restore_bundle(settings: Settings, source: Path, progress: Progress) -> Non
         db.storage.write(unit)
 
 
-def _check_restored_rows(settings: Settings, expected: dict[str, int]) -> None:
+def _check_restored_rows(tools: Backups, expected: dict[str, int]) -> None:
     """A last defence: the database now holds exactly the backup's rows per table."""
-    found = {t: n for t, n in _live_counts(settings).items() if t in expected}
+    found = {t: n for t, n in tools.live_row_counts().items() if t in expected}
     if found != expected:
         differ = sorted(t for t in set(found) | set(expected) if found.get(t) != expected.get(t))
         raise StorageError(f"the restored database differs from the backup in {differ}",
                            expected=expected, found=found)
-
-
-def _drop_sql(settings: Settings) -> str:
-    """The ``down`` SQL of every migration applied to the live database, newest first."""
-    from ctxdb.storage import Migrator
-
-    storage = connect_storage(settings)
-    try:
-        migrator = Migrator(storage)
-        current = migrator.current_version()
-        if current > migrator.latest_version:
-            raise ValidationError(f"the live database has schema version {current}, newer "
-                                  "than this ctxdb; restore it with a newer ctxdb")
-        downs = [m.down for m in reversed(migrator.migrations) if m.version <= current]
-    finally:
-        storage.close()
-    if current:
-        downs.append("DROP TABLE schema_migrations;")
-    return "\n".join(downs)
 
 
 def _record_restore(settings: Settings, result: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
 from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
-from ctxdb.domain.search import engine_query, parse_query
+from ctxdb.domain.search import parse_query
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
     MAX_INTEGER,
@@ -347,7 +347,7 @@ class ContextService:
         """
         check_identifier(project_id, "project_id")
         text = "" if query is None else check_text(query, "query", MAX_QUERY_LENGTH)
-        match = engine_query(parse_query(text), self.storage.dialect.name) if text.strip() \
+        match = self.storage.search_engine().query_text(parse_query(text)) if text.strip() \
             else None
         level = "" if priority is None else Priority.parse(priority).value
         kind = "" if content_type is None else check_identifier(content_type, "content_type")

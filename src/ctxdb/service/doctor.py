@@ -24,7 +24,7 @@ from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
-from ctxdb.storage.health import Health, declared_indexes
+from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
 
 if TYPE_CHECKING:
     from ctxdb.service.instances import InstanceService
@@ -115,9 +115,7 @@ class DoctorService(Service):
         return self.storage.health()
 
     def _has_table(self, name: str) -> bool:
-        query = self.storage.dialect.table_exists
-        row = self.storage.read(lambda tx: tx.one_raw(query, {"name": name}))
-        return bool(row and row["n"])
+        return self.health.has_table(name)
 
     def run(
         self, fix: bool = False, thorough: bool = False, wal_warn_bytes: int = WAL_WARN_BYTES,
@@ -178,10 +176,8 @@ class DoctorService(Service):
         if wrong:
             return Check("connection", FAIL, _listed(wrong), data=data)
         detail = ", ".join(f"{p.name}={p.actual}" for p in probes)
-        if self.storage.dialect.name == "sqlite" and self.settings.sqlite_synchronous == "NORMAL":
-            return Check("connection", WARN, f"{detail}; synchronous=NORMAL (setting "
-                         "sqlite_synchronous) may lose the last commits on a power loss",
-                         data=data)
+        if risks := [p.risk for p in probes if p.risk]:
+            return Check("connection", WARN, "; ".join([detail, *risks]), data=data)
         return Check("connection", PASS, detail, data=data)
 
     def check_schema(self) -> Check:
@@ -257,10 +253,10 @@ class DoctorService(Service):
             after, fixed=f"rebuilt index(es) {', '.join(report.damaged_indexes)}")
 
     def _rebuild_index(self, index: str) -> None:
-        statement = self.health.reindex_statement(index)
+        health = self.health
 
         def unit(tx: Tx) -> None:
-            tx.script(statement)
+            health.rebuild_index(tx, index)
             audit(tx, self.settings.actor, "doctor.reindex", "index", index, None)
 
         self.storage.write(unit)
@@ -270,10 +266,7 @@ class DoctorService(Service):
         if problems:
             return Check("foreign_keys", FAIL, f"{len(problems)} problem(s): "
                          f"{_listed(problems)}", data={"problems": problems})
-        if self.storage.dialect.name == "postgres":
-            return Check("foreign_keys", PASS, "every foreign key is validated and enforced "
-                         "by PostgreSQL")
-        return Check("foreign_keys", PASS, "foreign_key_check: no row refers to a missing row")
+        return Check("foreign_keys", PASS, self.health.foreign_key_guarantee)
 
     # --- indexes and query plans ---------------------------------------------------------
 
@@ -291,25 +284,28 @@ class DoctorService(Service):
                          "`ctxdb doctor --fix` recreates them as their migration declares",
                          data=data)
         for name in missing:
-            self._create_index(name, declared[name].sql)
+            self._create_index(declared[name])
         after = self.check_indexes(fix=False)
         return dataclasses.replace(after, fixed=f"recreated index(es) {', '.join(missing)}")
 
-    def _create_index(self, name: str, sql: str) -> None:
+    def _create_index(self, index: IndexDefinition) -> None:
+        health = self.health
+
         def unit(tx: Tx) -> None:
-            tx.script(sql)
-            audit(tx, self.settings.actor, "doctor.create_index", "index", name, None, sql=sql)
+            health.create_index(tx, index)
+            audit(tx, self.settings.actor, "doctor.create_index", "index", index.name, None,
+                  sql=index.sql)
 
         self.storage.write(unit)
 
     def check_query_plans(self) -> Check:
-        dialect = self.storage.dialect.name
+        health = self.health
         current = Migrator(self.storage).current_version()
         rows, wrong = [], []
         for hot in (hot for hot in HOT_QUERIES if hot.since <= current):
-            index = hot.expected_index(dialect)
+            index = health.index_name(hot.index)
             try:
-                plan = self.health.query_plan(hot.query, hot.params)
+                plan = health.query_plan(hot.query, hot.params)
             except CtxdbError as exc:
                 plan = [f"cannot be planned: {exc.message}"]
             uses = plan_uses_index(plan, index)
@@ -447,17 +443,15 @@ def diagnose(
     """
     from ctxdb.service import Ctxdb
     from ctxdb.service.schema import location
-    from ctxdb.storage import connect_storage
-
-    backend = "postgres" if settings.is_postgres else "sqlite"
+    from ctxdb.storage import absent_database, connect_storage, dialect_of
 
     def unreachable(detail: str) -> DoctorReport:
-        return DoctorReport(backend, location(settings), fix, thorough,
+        return DoctorReport(dialect_of(settings).name, location(settings), fix, thorough,
                             (Check("connection", FAIL, detail),))
 
-    if not settings.is_postgres and not settings.sqlite_path.exists():
+    if (missing := absent_database(settings)) is not None:
         # Opening would create an empty file: nothing to examine, and nothing to leave behind.
-        return unreachable(f"no database at {settings.sqlite_path}: create it with `ctxdb init`")
+        return unreachable(f"no database at {missing}: create it with `ctxdb init`")
     try:
         storage = connect_storage(settings)
     except DatabaseUnavailableError as exc:

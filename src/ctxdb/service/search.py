@@ -21,7 +21,6 @@ from typing import Any
 
 from ctxdb.domain.models import Priority
 from ctxdb.domain.search import (
-    engine_query,
     parse_instant,
     parse_query,
     raw_words,
@@ -119,8 +118,8 @@ class SearchService(Service):
             match, rank, words, prefixes = query, query, raw_words(query), []
         else:
             parsed = parse_query(query)
-            match = engine_query(parsed, self.storage.dialect.name)
-            rank = engine_query(parsed.wanted(), self.storage.dialect.name)
+            engine = self.storage.search_engine()
+            match, rank = engine.query_text(parsed), engine.query_text(parsed.wanted())
             words, prefixes = parsed.words, parsed.prefixes
         chosen = check_kinds(kinds)
         start = EARLIEST if since is None else parse_instant(since, "since")
@@ -152,8 +151,7 @@ class SearchService(Service):
             return self.storage.read(unit)
         except StorageError as exc:
             # Only a raw query can be refused by the engine: ours quote every word.
-            if raw and any(marker in str(exc) for marker in
-                           self.storage.dialect.search_query_errors):
+            if raw and self.storage.search_engine().refused(exc):
                 raise InvalidSearchQueryError(
                     f"the full-text engine cannot parse the raw query {query!r}: {exc}",
                     query=query) from exc
@@ -184,11 +182,10 @@ class SearchService(Service):
         committed index); writers wait for the transaction, as for any other write.
         """
         actor = check_identifier(actor or self.settings.actor, "actor")
-        rebuild = self.storage.dialect.search_rebuild
+        engine = self.storage.search_engine()
 
         def unit(tx: Tx) -> dict[str, int]:
-            if rebuild is not None:
-                tx.one_raw(rebuild, {})
+            engine.refresh_index(tx)
             repaired = {}
             for kind, (remove, add) in _REPAIRS.items():
                 repaired[kind] = {"removed": tx.execute(remove), "added": tx.execute(add)}

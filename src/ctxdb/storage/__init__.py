@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ctxdb.settings import Settings
 from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.dialect import POSTGRES, SQLITE, Dialect
 from ctxdb.storage.migrate import Migrator
 
-__all__ = ["Migrator", "Row", "Storage", "Tx", "connect_storage", "open_storage"]
+__all__ = ["Migrator", "Row", "Storage", "Tx", "absent_database", "connect_storage",
+           "dialect_of", "open_storage"]
+
+
+def dialect_of(settings: Settings) -> Dialect:
+    """The backend the settings name, without connecting to it."""
+    return POSTGRES if settings.is_postgres else SQLITE
+
+
+def absent_database(settings: Settings) -> Path | None:
+    """The embedded database's file when it does not exist yet (opening it would create it);
+    ``None`` otherwise, and always for a server, whose databases are known by connecting."""
+    if settings.is_postgres or settings.sqlite_path.exists():
+        return None
+    return settings.sqlite_path
 
 
 def connect_storage(settings: Settings, read_only: bool = False) -> Storage:

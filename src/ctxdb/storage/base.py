@@ -9,6 +9,12 @@ caller-chosen primary key.
 
 Errors: backends raise only :mod:`ctxdb.errors` types. Driver errors are translated by the
 backend; ``TransientStorageError`` is raised when retries are exhausted.
+
+:class:`Tx` is what a unit of work sees: named queries, deferred statements and locks, the
+verbs use cases need. Literal SQL (catalog probes, migrations, whole-table statements built
+from the table registry) is storage work: those methods are on :class:`RawTx`, the type every
+backend's transaction really has, which only code inside ``ctxdb.storage`` reaches, through
+:func:`raw`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ctxdb.storage.dialect import Dialect
 
 if TYPE_CHECKING:
     from ctxdb.storage.health import Health
+    from ctxdb.storage.search_engine import SearchEngine
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -54,6 +61,19 @@ class Tx(abc.ABC):
         self.execute(query, **params)
 
     @abc.abstractmethod
+    def lock(self, key: int) -> None:
+        """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
+
+    def value(self, query: str, **params: Any) -> Any:
+        row = self.one(query, **params)
+        return None if row is None else next(iter(row.values()))
+
+
+class RawTx(Tx):
+    """A transaction with literal SQL too: the type of every backend's transaction, for code
+    inside ``ctxdb.storage`` only (services are typed against :class:`Tx`)."""
+
+    @abc.abstractmethod
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of literal SQL already in this backend's parameter style."""
 
@@ -79,15 +99,14 @@ class Tx(abc.ABC):
 
     @abc.abstractmethod
     def script(self, sql: str) -> None:
-        """Run literal SQL text of one or more statements (migrations only)."""
+        """Run literal SQL text of one or more statements (migrations, index repairs)."""
 
-    @abc.abstractmethod
-    def lock(self, key: int) -> None:
-        """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
 
-    def value(self, query: str, **params: Any) -> Any:
-        row = self.one(query, **params)
-        return None if row is None else next(iter(row.values()))
+def raw(tx: Tx) -> RawTx:
+    """The literal-SQL side of a transaction a backend opened (storage-internal code only)."""
+    if not isinstance(tx, RawTx):
+        raise TypeError(f"{type(tx).__name__} is not a transaction a storage backend opened")
+    return tx
 
 
 class Storage(abc.ABC):
@@ -100,7 +119,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def read(self, unit: Callable[[Tx], T]) -> T:
-        """Run ``unit`` in one read-only transaction (a consistent snapshot)."""
+        """Run ``unit``, which only reads, in one transaction. SQLite reads one snapshot from
+        the unit's first read on; PostgreSQL (READ COMMITTED) lets each statement see what
+        was committed before it started: a unit whose statements must agree with each other
+        uses :meth:`snapshot`."""
 
     def read_one(self, query: str, **params: Any) -> Row | None:
         """The first row of one named read query: a unit of work of a single statement.
@@ -115,6 +137,12 @@ class Storage(abc.ABC):
     def health(self) -> Health:
         """The probes ``ctxdb doctor`` runs against this backend (see storage/health.py)."""
 
+    def search_engine(self) -> SearchEngine:
+        """The full-text engine's query syntax and index upkeep (see storage/search_engine.py)."""
+        from ctxdb.storage.search_engine import engine_of
+
+        return engine_of(self.dialect)
+
     def snapshot(self, unit: Callable[[Tx], T]) -> T:
         """Run ``unit`` in a read-only transaction that sees one consistent snapshot of every
         table, however long it takes (exports and copies of a database in use)."""
@@ -122,7 +150,7 @@ class Storage(abc.ABC):
 
         def in_snapshot(tx: Tx) -> T:
             if statement:
-                tx.execute_raw(statement, {})
+                raw(tx).execute_raw(statement, {})
             return unit(tx)
 
         return self.read(in_snapshot)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ctxdb.storage.base import Tx
+from ctxdb.storage.base import Tx, raw
 from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.tables import DERIVED_REBUILD_QUERIES, DERIVED_TRIGGER_PREFIX, Table
 
@@ -127,29 +127,29 @@ def stream_rows(
 ) -> Iterator[tuple[Any, ...]]:
     """The table's rows (of one project, or all) in key order, as tuples of ``sql.columns``."""
     params = {} if project_id is None else {"project_id": project_id}
-    return tx.rows_raw(sql.select(project_id is not None), params, batch)
+    return raw(tx).rows_raw(sql.select(project_id is not None), params, batch)
 
 
 def stream_unowned_rows(tx: Tx, sql: TableSql, batch: int) -> Iterator[tuple[Any, ...]]:
     """The table's rows of no project, for a table with a project column of its own."""
-    return tx.rows_raw(sql.select_unowned(), {}, batch)
+    return raw(tx).rows_raw(sql.select_unowned(), {}, batch)
 
 
 def count_rows(tx: Tx, sql: TableSql, project_id: str | None = None) -> int:
     params = {} if project_id is None else {"project_id": project_id}
-    row = tx.one_raw(sql.count(project_id is not None), params)
+    row = raw(tx).one_raw(sql.count(project_id is not None), params)
     return int(row["n"]) if row else 0
 
 
 def find_row(tx: Tx, sql: TableSql, key: dict[str, Any]) -> tuple[Any, ...] | None:
-    row = tx.one_raw(sql.select_by_key(), key)
+    row = raw(tx).one_raw(sql.select_by_key(), key)
     return None if row is None else tuple(row[c] for c in sql.columns)
 
 
 def find_rows_by(tx: Tx, sql: TableSql, values: dict[str, Any]) -> list[tuple[Any, ...]]:
     """The rows with these values of some columns, in key order."""
     return [tuple(row[c] for c in sql.columns)
-            for row in tx.all_raw(sql.select_by(list(values)), values)]
+            for row in raw(tx).all_raw(sql.select_by(list(values)), values)]
 
 
 def insert_rows(tx: Tx, sql: TableSql, rows: Iterable[Sequence[Any]], bulk: bool) -> None:
@@ -157,29 +157,29 @@ def insert_rows(tx: Tx, sql: TableSql, rows: Iterable[Sequence[Any]], bulk: bool
     a table that cannot hold any of the keys: one duplicate fails the whole COPY)."""
     copy = sql.copy() if bulk else None
     if copy is None:
-        tx.execute_many_raw(sql.insert(), rows)
+        raw(tx).execute_many_raw(sql.insert(), rows)
     else:
-        tx.copy_raw(copy, rows)
+        raw(tx).copy_raw(copy, rows)
 
 
 def update_rows(
     tx: Tx, sql: TableSql, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
     """Rows of the values of ``columns`` followed by the key's values."""
-    tx.execute_many_raw(sql.update(columns), rows)
+    raw(tx).execute_many_raw(sql.update(columns), rows)
 
 
 def finish_table(tx: Tx, sql: TableSql) -> None:
     """After explicit ids went in: new rows must be numbered after them."""
     statement = sql.advance_identity()
     if statement is not None:
-        tx.one_raw(statement, {})
+        raw(tx).one_raw(statement, {})
     for statement in sql.advance_identity_past():
-        tx.execute_raw(statement, {})
+        raw(tx).execute_raw(statement, {})
 
 
 def max_key(tx: Tx, sql: TableSql) -> int:
-    row = tx.one_raw(sql.max_key(), {})
+    row = raw(tx).one_raw(sql.max_key(), {})
     return int(row["n"]) if row else 0
 
 
@@ -190,17 +190,17 @@ def draw_identities(tx: Tx, sql: TableSql, floor: int, count: int) -> list[int] 
     dialect, identity = sql.dialect, sql.table.identity
     if dialect.raise_identity is None or dialect.next_identities is None or identity is None:
         return None
-    tx.one_raw(dialect.raise_identity(sql.table.name, identity), {"floor": floor})
-    rows = tx.all_raw(dialect.next_identities(sql.table.name, identity), {"count": count})
+    raw(tx).one_raw(dialect.raise_identity(sql.table.name, identity), {"floor": floor})
+    rows = raw(tx).all_raw(dialect.next_identities(sql.table.name, identity), {"count": count})
     return [int(row["id"]) for row in rows]
 
 
 def delete_all(tx: Tx, sql: TableSql) -> int:
-    return tx.execute_raw(sql.delete_all(), {})
+    return raw(tx).execute_raw(sql.delete_all(), {})
 
 
 def is_empty(tx: Tx, sql: TableSql) -> bool:
-    return tx.one_raw(sql.any_row(), {}) is None
+    return raw(tx).one_raw(sql.any_row(), {}) is None
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def suspend_derived_triggers(tx: Tx, dialect: Dialect) -> list[Trigger] | None:
     :func:`rebuild_derived` must follow in the same transaction: it fills the derived tables
     from the loaded rows and switches the triggers on again.
     """
-    rows = tx.all_raw(dialect.triggers_named, {"prefix": DERIVED_TRIGGER_PREFIX})
+    rows = raw(tx).all_raw(dialect.triggers_named, {"prefix": DERIVED_TRIGGER_PREFIX})
     if not rows or not all(row["owned"] for row in rows):
         return None
     triggers = [Trigger(str(r["name"]), str(r["table_name"]), str(r["sql"] or "")) for r in rows]
@@ -225,7 +225,7 @@ def suspend_derived_triggers(tx: Tx, dialect: Dialect) -> list[Trigger] | None:
         if not (_IDENTIFIER.match(trigger.name) and _IDENTIFIER.match(trigger.table)):
             return None  # names read from the catalog go into SQL text: plain ones only
     for trigger in triggers:
-        tx.execute_raw(dialect.suspend_trigger(trigger.name, trigger.table), {})
+        raw(tx).execute_raw(dialect.suspend_trigger(trigger.name, trigger.table), {})
     return triggers
 
 
@@ -235,9 +235,9 @@ def rebuild_derived(tx: Tx, dialect: Dialect, triggers: list[Trigger]) -> None:
     for query in DERIVED_REBUILD_QUERIES:
         tx.execute(query)
     if dialect.search_rebuild is not None:
-        tx.execute_raw(dialect.search_rebuild, {})
+        raw(tx).execute_raw(dialect.search_rebuild, {})
     for trigger in triggers:
-        tx.execute_raw(dialect.resume_trigger(trigger.name, trigger.table, trigger.sql), {})
+        raw(tx).execute_raw(dialect.resume_trigger(trigger.name, trigger.table, trigger.sql), {})
 
 
 @contextlib.contextmanager
@@ -247,16 +247,16 @@ def bulk_page_cache(tx: Tx, dialect: Dialect) -> Iterator[None]:
     if dialect.cache_kib is None or dialect.set_cache_kib is None:
         yield
         return
-    row = tx.one_raw(dialect.cache_kib, {})
+    row = raw(tx).one_raw(dialect.cache_kib, {})
     before = int(row["kib"]) if row else 0
     if before >= BULK_CACHE_KIB:
         yield
         return
-    tx.execute_raw(dialect.set_cache_kib(BULK_CACHE_KIB), {})
+    raw(tx).execute_raw(dialect.set_cache_kib(BULK_CACHE_KIB), {})
     try:
         yield
     finally:
         # A connection setting: it survives the transaction, so it goes back even when the
         # load failed; a failure to set it back must not hide the load's own error.
         with contextlib.suppress(Exception):
-            tx.execute_raw(dialect.set_cache_kib(before), {})
+            raw(tx).execute_raw(dialect.set_cache_kib(before), {})

@@ -16,7 +16,7 @@ Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 - ``$SEARCH_FROM``         the documents joined to the index (SQLite's FTS5 table), or alone
                            (PostgreSQL's index is a column of theirs)
 - ``$SEARCH_MATCH(:p)``    the documents matching the engine query ``:p`` (FTS5 syntax, or
-                           ``to_tsquery`` syntax; ``domain.search`` writes both)
+                           ``to_tsquery`` syntax; ``search_engine.py`` writes both)
 - ``$SEARCH_SCORE(:p)``    relevance, higher is better (FTS5's bm25 negated, ``ts_rank``)
 - ``$SEARCH_INDEXED``      the documents that are in the index
 

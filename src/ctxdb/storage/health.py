@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ctxdb.storage.base import Tx, raw
+
 if TYPE_CHECKING:
     from ctxdb.storage.base import Storage
     from ctxdb.storage.migrate import Migration
@@ -28,6 +30,7 @@ class SettingProbe:
     name: str
     actual: str
     expected: str = ""  # empty: reported for information, anything is fine
+    risk: str = ""  # what an accepted value may still cost (empty: nothing)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +60,21 @@ class StorageSize:
 
 
 @dataclass(frozen=True)
+class IndexRef:
+    """An index a query must use, as every backend's schema knows it: by its name (named
+    indexes are called the same on every backend), as the index behind a UNIQUE constraint
+    (which each database names itself), or as the full-text engine's index."""
+
+    name: str = ""
+    unique: tuple[str, ...] = ()  # (table, column, …) of the UNIQUE constraint
+    full_text: bool = False
+
+    def __post_init__(self) -> None:
+        if (bool(self.name), bool(self.unique), self.full_text).count(True) != 1:
+            raise ValueError("an index is named, a UNIQUE constraint's, or the full-text one")
+
+
+@dataclass(frozen=True)
 class IndexDefinition:
     """A named index as a migration declares it, with the statement that creates it."""
 
@@ -66,10 +84,30 @@ class IndexDefinition:
 
 
 class Health(abc.ABC):
-    """Probes of one storage; every method runs its own short transaction(s)."""
+    """Probes of one storage; every probe runs its own short transaction(s). The repairs
+    (:meth:`rebuild_index`, :meth:`create_index`) run in the caller's transaction instead, so
+    that the service's audit row of a repair commits with it."""
+
+    # What an empty :meth:`foreign_key_problems` guarantees, said to the user.
+    foreign_key_guarantee: str
+    full_text_index: str  # the name plans give the full-text engine's index
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+
+    def has_table(self, name: str) -> bool:
+        """Whether ctxdb's schema holds the table ``name`` (it may predate its migration)."""
+        query = self.storage.dialect.table_exists
+        row = self.storage.read(lambda tx: raw(tx).one_raw(query, {"name": name}))
+        return bool(row and row["n"])
+
+    def rebuild_index(self, tx: Tx, index: str) -> None:
+        """Rebuild ``index`` from its table, in the transaction ``tx``."""
+        raw(tx).script(self.reindex_statement(index))
+
+    def create_index(self, tx: Tx, index: IndexDefinition) -> None:
+        """Create a missing index exactly as its migration declares it, in ``tx``."""
+        raw(tx).script(index.sql)
 
     @abc.abstractmethod
     def connection_settings(self) -> list[SettingProbe]:
@@ -86,6 +124,21 @@ class Health(abc.ABC):
     @abc.abstractmethod
     def query_plan(self, query: str, params: dict[str, Any]) -> list[str]:
         """The plan of a named query, one line per step (nothing is executed)."""
+
+    def index_name(self, index: IndexRef) -> str:
+        """The name this database gives ``index`` (in plans and catalogs); for a UNIQUE
+        constraint that is missing, a description no plan contains."""
+        if index.name:
+            return index.name
+        if index.full_text:
+            return self.full_text_index
+        table, *columns = index.unique
+        found = self.unique_index(table, tuple(columns))
+        return found or f"(no UNIQUE constraint on {table} ({', '.join(columns)}))"
+
+    @abc.abstractmethod
+    def unique_index(self, table: str, columns: tuple[str, ...]) -> str | None:
+        """The name of the index behind the UNIQUE constraint on exactly ``columns``."""
 
     @abc.abstractmethod
     def index_names(self) -> set[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
-from ctxdb.storage.base import Storage, Tx
+from ctxdb.storage.base import Storage, Tx, raw
 from ctxdb.storage.dialect import LOCK_MIGRATIONS, Dialect
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
@@ -79,7 +79,7 @@ class Migrator:
 
     def _has_table(self, tx: Tx) -> bool:
         dialect = self.storage.dialect
-        row = tx.one_raw(dialect.table_exists, {"name": "schema_migrations"})
+        row = raw(tx).one_raw(dialect.table_exists, {"name": "schema_migrations"})
         return bool(row and row["n"])
 
     def current_version(self) -> int:
@@ -146,7 +146,7 @@ class Migrator:
     @staticmethod
     def _run_up(tx: Tx, migration: Migration) -> None:
         try:
-            tx.script(migration.up)
+            raw(tx).script(migration.up)
         except Exception as exc:
             raise MigrationError(
                 f"migration {migration.version:04d}_{migration.name} failed: {exc}"
@@ -187,7 +187,7 @@ class Migrator:
             raise MigrationError(
                 f"cannot roll back {migration.version:04d}: it is not the latest applied"
             )
-        tx.script(migration.down)
+        raw(tx).script(migration.down)
         tx.execute("forget_migration", version=migration.version)
 
     def ensure_current(self, automatic: bool) -> None:

@@ -18,11 +18,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ctxdb.errors import BackupInvalidError, DatabaseUnavailableError, ExternalToolError
+from ctxdb.errors import (
+    BackupInvalidError,
+    DatabaseUnavailableError,
+    ExternalToolError,
+    ValidationError,
+)
+from ctxdb.settings import Settings
+from ctxdb.storage import backups
+from ctxdb.storage.dialect import POSTGRES
 
 PGDUMP_MAGIC = b"PGDMP"
 
@@ -156,3 +165,67 @@ def restore(url: str, archive: Path, drop_sql: str, script: Path) -> None:
     if drop_sql.strip():
         args.append(f"--command={drop_sql}")
     _run([*args, f"--file={script}"], conn.env)
+
+
+def drop_sql(settings: Settings) -> str:
+    """The ``down`` SQL of every migration applied to the live database, newest first."""
+    from ctxdb.storage import Migrator, connect_storage
+
+    storage = connect_storage(settings)
+    try:
+        migrator = Migrator(storage)
+        current = migrator.current_version()
+        if current > migrator.latest_version:
+            raise ValidationError(f"the live database has schema version {current}, newer "
+                                  "than this ctxdb; restore it with a newer ctxdb")
+        downs = [m.down for m in reversed(migrator.migrations) if m.version <= current]
+    finally:
+        storage.close()
+    if current:
+        downs.append("DROP TABLE schema_migrations;")
+    return "\n".join(downs)
+
+
+class PostgresBackups(backups.Backups):
+    """A ``pg_dump --format=custom`` archive; restored with pg_restore and psql in one
+    transaction."""
+
+    format = "pg_dump"
+    dialect = POSTGRES
+    title = "PostgreSQL"
+    described = "a pg_dump"
+
+    @staticmethod
+    def recognizes(path: Path) -> bool:
+        return is_pg_dump_archive(path)
+
+    def available(self) -> bool:
+        return bool(tool("pg_dump") and tool("pg_restore"))
+
+    def back_up(self, target: Path, progress: backups.Progress) -> backups.BackupContents:
+        progress("running pg_dump", 0, 0)
+        dump(self.settings.url, target)
+        progress("checking the archive", 0, 0)
+        contents = read_archive(target)
+        if contents.schema_version == 0:
+            raise BackupInvalidError("the archive holds no ctxdb schema (no schema_migrations "
+                                     "rows): is this a ctxdb database?")
+        return backups.BackupContents(contents.schema_version, contents.tables)
+
+    def inspect(self, path: Path) -> backups.BackupContents:
+        contents = read_archive(path)
+        newest = self.latest_version
+        if not 0 < contents.schema_version <= newest:
+            raise BackupInvalidError(
+                f"{path} has schema version {contents.schema_version}; this ctxdb restores "
+                f"1 to {newest}", file=str(path), schema_version=contents.schema_version)
+        return backups.BackupContents(contents.schema_version, contents.tables)
+
+    def live_row_counts(self) -> dict[str, int]:
+        return live_row_counts(self.settings.url)
+
+    def restore(self, source: Path, progress: backups.Progress) -> None:
+        progress("restoring with pg_restore and psql", 0, 0)
+        with tempfile.TemporaryDirectory(prefix="ctxdb-restore-") as scratch:
+            restore(self.settings.url, source, drop_sql(self.settings),
+                    Path(scratch) / "data.sql")

@@ -44,7 +44,7 @@ from ctxdb.errors import (
     StorageError,
 )
 from ctxdb.settings import Settings
-from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
@@ -164,7 +164,7 @@ def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
     return row[0]
 
 
-class PostgresTx(Tx):
+class PostgresTx(RawTx):
     def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries

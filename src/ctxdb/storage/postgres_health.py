@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ctxdb.errors import StorageError
-from ctxdb.storage.base import Tx
+from ctxdb.storage.base import Tx, raw
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.health import Health, IntegrityReport, SettingProbe, StorageSize
 from ctxdb.storage.postgres import PostgresStorage
@@ -49,8 +49,23 @@ WHERE e.extname = 'amcheck' AND p.proname = 'bt_index_check' AND p.pronargs = 2"
 _CORRUPTION = "XX"
 
 
+# The index behind the UNIQUE constraint of a table on exactly the given columns, in order.
+_UNIQUE_INDEX = """
+SELECT i.relname AS name FROM pg_constraint c
+JOIN pg_class t ON t.oid = c.conrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_class i ON i.oid = c.conindid
+WHERE n.nspname = current_schema() AND c.contype = 'u' AND t.relname = %(table)s
+  AND ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+            ORDER BY k.ord) = %(columns)s::text[]
+"""
+
+
 class PostgresHealth(Health):
     storage: PostgresStorage
+    foreign_key_guarantee = "every foreign key is validated and enforced by PostgreSQL"
+    full_text_index = "idx_search_documents_vector"  # the GIN index of the tsvector column
 
     def __init__(self, storage: PostgresStorage) -> None:
         super().__init__(storage)
@@ -58,7 +73,7 @@ class PostgresHealth(Health):
     def connection_settings(self) -> list[SettingProbe]:
         def unit(tx: Tx) -> list[SettingProbe]:
             def show(name: str) -> str:
-                row = tx.one_raw(f"SHOW {name}", {})
+                row = raw(tx).one_raw(f"SHOW {name}", {})
                 return "" if row is None else str(next(iter(row.values())))
 
             return [
@@ -76,14 +91,14 @@ class PostgresHealth(Health):
         return [*probes, SettingProbe("pool", f"reachable ({elapsed_ms:.0f} ms)")]
 
     def integrity(self, thorough: bool) -> IntegrityReport:
-        amcheck = self.storage.read(lambda tx: tx.one_raw(_AMCHECK, {}))
+        amcheck = self.storage.read(lambda tx: raw(tx).one_raw(_AMCHECK, {}))
         if amcheck is None:
             return IntegrityReport("", unavailable="the amcheck extension is not installed "
                                    "(CREATE EXTENSION amcheck)")
         if not amcheck["allowed"]:
             return IntegrityReport("", unavailable="this role may not run amcheck's "
                                    "bt_index_check (GRANT EXECUTE on it)")
-        indexes = self.storage.read(lambda tx: tx.all_raw(_BTREE_INDEXES, {}))
+        indexes = self.storage.read(lambda tx: raw(tx).all_raw(_BTREE_INDEXES, {}))
         problems, damaged = [], []
         for index in indexes:
             try:
@@ -97,16 +112,16 @@ class PostgresHealth(Health):
         return IntegrityReport("amcheck", tuple(problems), tuple(damaged), bool(damaged))
 
     def _check_index(self, oid: int, heap: bool) -> None:
-        self.storage.read(lambda tx: tx.all_raw(_INDEX_CHECK, {"oid": oid, "heap": heap}))
+        self.storage.read(lambda tx: raw(tx).all_raw(_INDEX_CHECK, {"oid": oid, "heap": heap}))
 
     def foreign_key_problems(self) -> list[str]:
         def unit(tx: Tx) -> list[str]:
             problems = [f"foreign key {row['name']} of {row['table_name']} is NOT VALID: "
                         "rows written before it was added are unchecked"
-                        for row in tx.all_raw(_NOT_VALIDATED, {})]
+                        for row in raw(tx).all_raw(_NOT_VALIDATED, {})]
             problems += [f"foreign key {row['name']} of {row['table_name']} is not enforced: "
                          "its triggers are disabled"
-                         for row in tx.all_raw(_DISABLED_TRIGGERS, {})]
+                         for row in raw(tx).all_raw(_DISABLED_TRIGGERS, {})]
             return problems
 
         return self.storage.read(unit)
@@ -118,13 +133,18 @@ class PostgresHealth(Health):
             # Tiny or fresh tables make a sequential scan the cheapest plan whatever the
             # indexes; forbidding it (for this transaction only) shows which index the
             # planner would pick when the table is large.
-            tx.all_raw("SET LOCAL enable_seqscan = off", {})
-            return [str(row["QUERY PLAN"]) for row in tx.all_raw(sql, params)]
+            raw(tx).all_raw("SET LOCAL enable_seqscan = off", {})
+            return [str(row["QUERY PLAN"]) for row in raw(tx).all_raw(sql, params)]
 
         return self.storage.read(unit)
 
+    def unique_index(self, table: str, columns: tuple[str, ...]) -> str | None:
+        row = self.storage.read(lambda tx: raw(tx).one_raw(
+            _UNIQUE_INDEX, {"table": table, "columns": list(columns)}))
+        return None if row is None else str(row["name"])
+
     def index_names(self) -> set[str]:
-        rows = self.storage.read(lambda tx: tx.all_raw(
+        rows = self.storage.read(lambda tx: raw(tx).all_raw(
             "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema()",
             {}))
         return {str(row["name"]) for row in rows}
@@ -133,7 +153,7 @@ class PostgresHealth(Health):
         return f'REINDEX INDEX "{index}";'
 
     def size(self) -> StorageSize:
-        row = self.storage.read(lambda tx: tx.one_raw(
+        row = self.storage.read(lambda tx: raw(tx).one_raw(
             "SELECT pg_database_size(current_database()) AS n", {}))
         return StorageSize(int(row["n"]) if row else 0)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConflictError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
-from ctxdb.storage.base import Row, Storage, Tx
+from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import with_retries
@@ -107,7 +107,7 @@ def _first(cursor: sqlite3.Cursor) -> Row | None:
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
-class SQLiteTx(Tx):
+class SQLiteTx(RawTx):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries

@@ -17,7 +17,6 @@ see either the old content or the restored one.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -25,8 +24,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ctxdb.errors import BackupInvalidError, DatabaseUnavailableError, StorageError
+from ctxdb.errors import (
+    BackupInvalidError,
+    DatabaseUnavailableError,
+    StorageError,
+    ValidationError,
+)
 from ctxdb.settings import Settings
+from ctxdb.storage import backups
+from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.sqlite import connect
 
 # Pages copied per step: small enough for a progress bar to move, large enough to be quick.
@@ -163,18 +169,47 @@ def restore_into(backup: Path, database: Path, settings: Settings,
         return integrity(live)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class SQLiteBackups(backups.Backups):
+    """A SQLite file made with the online backup API; restored page by page into the live
+    database through SQLite."""
 
+    format = "sqlite"
+    dialect = SQLITE
+    title = "SQLite"
+    described = "a SQLite"
 
-def fsync_directory(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable (POSIX: fsync the directory)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    @staticmethod
+    def recognizes(path: Path) -> bool:
+        return is_sqlite_file(path)
+
+    def protected_files(self) -> set[Path]:
+        return live_files(self.settings.sqlite_path)
+
+    def back_up(self, target: Path, progress: backups.Progress) -> backups.BackupContents:
+        database = self.settings.sqlite_path
+        if not database.exists():
+            raise ValidationError(f"there is no database at {database} to back up",
+                                  location=str(database))
+        version = online_backup(database, target, self.settings,
+                                lambda done, total: progress("copying pages", done, total))
+        progress("checking the copy", 0, 0)
+        contents = inspect_backup(target, max(self.latest_version, version))
+        if contents["schema_version"] != version:  # a defence: the copy is the snapshot read
+            raise BackupInvalidError(f"the copy has schema version {contents['schema_version']}"
+                                     f", the database had {version}")
+        return backups.BackupContents(version, contents["tables"], contents["integrity"])
+
+    def inspect(self, path: Path) -> backups.BackupContents:
+        contents = inspect_backup(path, self.latest_version)
+        return backups.BackupContents(contents["schema_version"], contents["tables"],
+                                      contents["integrity"])
+
+    def live_row_counts(self) -> dict[str, int]:
+        return live_row_counts(self.settings.sqlite_path, self.settings)
+
+    def restore(self, source: Path, progress: backups.Progress) -> None:
+        verdict = restore_into(source, self.settings.sqlite_path, self.settings,
+                               lambda done, total: progress("copying pages", done, total))
+        if verdict != "ok":  # never expected: the source was checked and the copy is SQLite's
+            raise BackupInvalidError(
+                f"the restored database failed its integrity check: {verdict}")

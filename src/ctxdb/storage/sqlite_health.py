@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import StorageError
-from ctxdb.storage.base import Tx
+from ctxdb.storage.base import Tx, raw
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.health import Health, IntegrityReport, SettingProbe, StorageSize
 from ctxdb.storage.queries import compiled_queries
@@ -21,25 +21,35 @@ _INDEX_MESSAGE = re.compile(
 _MOST_FOREIGN_KEY_PROBLEMS = 100
 
 
+def _synchronous_risk(synchronous: str) -> str:
+    if synchronous != "NORMAL":
+        return ""
+    return ("synchronous=NORMAL (setting sqlite_synchronous) may lose the last commits on a "
+            "power loss")
+
+
 class SQLiteHealth(Health):
     storage: SQLiteStorage
+    foreign_key_guarantee = "foreign_key_check: no row refers to a missing row"
+    full_text_index = "search_fts"  # the FTS5 virtual table, as EXPLAIN QUERY PLAN names it
 
     def __init__(self, storage: SQLiteStorage) -> None:
         super().__init__(storage)
 
     def _pragma(self, tx: Tx, name: str) -> Any:
-        row = tx.one_raw(f"PRAGMA {name}", {})
+        row = raw(tx).one_raw(f"PRAGMA {name}", {})
         return None if row is None else next(iter(row.values()))
 
     def connection_settings(self) -> list[SettingProbe]:
         settings = self.storage.settings
 
         def unit(tx: Tx) -> list[SettingProbe]:
-            synchronous = self._pragma(tx, "synchronous")
+            level = self._pragma(tx, "synchronous")
+            synchronous = _SYNCHRONOUS.get(level, str(level))
             return [
                 SettingProbe("journal_mode", str(self._pragma(tx, "journal_mode")), "wal"),
-                SettingProbe("synchronous", _SYNCHRONOUS.get(synchronous, str(synchronous)),
-                             settings.sqlite_synchronous),
+                SettingProbe("synchronous", synchronous, settings.sqlite_synchronous,
+                             _synchronous_risk(synchronous)),
                 SettingProbe("busy_timeout", f"{self._pragma(tx, 'busy_timeout')} ms",
                              f"{settings.busy_timeout_ms} ms"),
                 SettingProbe("foreign_keys", "on" if self._pragma(tx, "foreign_keys") else "off",
@@ -52,7 +62,7 @@ class SQLiteHealth(Health):
     def integrity(self, thorough: bool) -> IntegrityReport:
         method = "integrity_check" if thorough else "quick_check"
         try:
-            rows = self.storage.read(lambda tx: tx.all_raw(f"PRAGMA {method}", {}))
+            rows = self.storage.read(lambda tx: raw(tx).all_raw(f"PRAGMA {method}", {}))
         except StorageError as exc:
             # A damaged page can stop the check itself ("database disk image is malformed").
             return IntegrityReport(method, (exc.message,))
@@ -70,7 +80,7 @@ class SQLiteHealth(Health):
         return IntegrityReport(method, problems, damaged, all(named))
 
     def foreign_key_problems(self) -> list[str]:
-        rows = self.storage.read(lambda tx: tx.all_raw("PRAGMA foreign_key_check", {}))
+        rows = self.storage.read(lambda tx: raw(tx).all_raw("PRAGMA foreign_key_check", {}))
         problems = [f"{row['table']} row {row['rowid']} refers to a missing {row['parent']} row"
                     for row in rows[:_MOST_FOREIGN_KEY_PROBLEMS]]
         if len(rows) > _MOST_FOREIGN_KEY_PROBLEMS:
@@ -79,11 +89,23 @@ class SQLiteHealth(Health):
 
     def query_plan(self, query: str, params: dict[str, Any]) -> list[str]:
         sql = "EXPLAIN QUERY PLAN " + compiled_queries(SQLITE)[query]
-        rows = self.storage.read(lambda tx: tx.all_raw(sql, params))
+        rows = self.storage.read(lambda tx: raw(tx).all_raw(sql, params))
         return [str(row["detail"]) for row in rows]
 
+    def unique_index(self, table: str, columns: tuple[str, ...]) -> str | None:
+        def unit(tx: Tx) -> str | None:
+            for index in raw(tx).all_raw("SELECT name FROM pragma_index_list(:table) "
+                                         "WHERE origin = 'u' ORDER BY seq", {"table": table}):
+                named = raw(tx).all_raw("SELECT name FROM pragma_index_info(:index) "
+                                        "ORDER BY seqno", {"index": index["name"]})
+                if tuple(str(row["name"]) for row in named) == columns:
+                    return str(index["name"])
+            return None
+
+        return self.storage.read(unit)
+
     def index_names(self) -> set[str]:
-        rows = self.storage.read(lambda tx: tx.all_raw(
+        rows = self.storage.read(lambda tx: raw(tx).all_raw(
             "SELECT name FROM sqlite_master WHERE type = 'index'", {}))
         return {str(row["name"]) for row in rows}
 

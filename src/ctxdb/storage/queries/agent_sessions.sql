@@ -26,10 +26,6 @@ ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 -- name: set_instance_generation
 UPDATE instances SET generation = :generation WHERE instance_id = :instance_id;
 
--- name: end_session_instance
-UPDATE instances SET status = 'completed', ended_at = $NOW
-WHERE instance_id = :instance_id AND status <> 'completed';
-
 -- name: insert_injection
 INSERT INTO injections (project_id, instance_id, session_id, generation, hook_event, source,
                         item_ids, handoff_id, characters, tokens, injected_text,
@@ -52,12 +48,6 @@ WHERE instance_id = :instance_id AND generation = :generation;
 SELECT transcript_id, path, session_id, agent_id, project_id, instance_id, byte_offset,
        records, created_at, updated_at
 FROM transcripts WHERE path = :path;
-
--- name: transcript_of_session
-SELECT transcript_id, path, session_id, agent_id, project_id, instance_id, byte_offset,
-       records, created_at, updated_at
-FROM transcripts WHERE session_id = :session_id AND agent_id IS NULL
-ORDER BY transcript_id DESC LIMIT 1;
 
 -- name: insert_transcript
 INSERT INTO transcripts (path, session_id, agent_id, project_id, instance_id, byte_offset,

@@ -1,0 +1,144 @@
+"""Imports point downward only: the layers of docs/architecture.md, enforced.
+
+Every ``import`` of every module under ``src/ctxdb`` is read (those inside functions and
+under ``TYPE_CHECKING`` too: a type is a dependency as well) and checked against what its
+layer may import:
+
+    front ends   cli/ hooks/ mcp/ compat/ (later http/ web/), and ctxdb/__init__.py
+        |        never storage, never another front end
+    service      service/: never a front end
+        |
+    domain       domain/: pure values and rules, imports neither service nor storage;
+                 beside it the readers of foreign formats, importers/ and transcripts/
+    storage      storage/: nothing above it
+
+    foundation   settings.py, errors.py: imported by every layer, import only each other
+    clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
+                 editing for the CLI, importing only the foundation
+
+``ctxdb.__version__`` is a constant, importable from anywhere; the rest of ``ctxdb/__init__``
+(``ctxdb.open``) is the library's front end. Front ends start each other only where one
+executable serves another's protocol (``ctxdb hook``, ``ctxdb mcp``): listed in
+:data:`LAUNCHERS`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "ctxdb"
+
+FRONT_ENDS = {"cli", "hooks", "mcp", "compat", "http", "web", "ctxdb"}
+LAYER_OF = {
+    **dict.fromkeys(FRONT_ENDS, "front end"),
+    "service": "service",
+    "domain": "domain", "importers": "domain", "transcripts": "domain",
+    "storage": "storage",
+    "settings": "foundation", "errors": "foundation", "__version__": "foundation",
+    "clients": "clients",
+}
+# What each layer may import besides its own package (a front end: not another front end).
+MAY_IMPORT = {
+    "front end": {"service", "domain", "clients", "foundation"},
+    "service": {"domain", "storage", "foundation"},
+    "domain": {"domain", "foundation"},
+    "storage": {"foundation"},
+    "clients": {"foundation"},
+    "foundation": {"foundation"},
+}
+# A front end that starts another: the one `ctxdb` executable runs the hooks and serves MCP.
+LAUNCHERS = {
+    ("ctxdb.cli.main", "ctxdb.hooks.command"),
+    ("ctxdb.cli.hook", "ctxdb.hooks.command"),
+    ("ctxdb.cli.mcp", "ctxdb.mcp"),
+    ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
+}
+# Sideways imports between front ends that issue 11 (part 1) removes: the repository identity
+# moves out of hooks/, the pack renderers out of cli/. Delete each entry with its import.
+PENDING = {
+    ("ctxdb.cli.context", "ctxdb.hooks.repo"),
+    ("ctxdb.cli.imports", "ctxdb.hooks.repo"),
+    ("ctxdb.mcp.tools", "ctxdb.cli.packs"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(module: str) -> str:
+    """The top-level part of ctxdb a module belongs to: ``ctxdb.service.tasks`` -> service."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "ctxdb"
+
+
+def imported(path: Path) -> set[str]:
+    """Every ctxdb module (or name of one) ``path`` imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import (ctxdb imports absolutely)"
+            module = node.module or ""
+            if module == "ctxdb":  # from ctxdb import X: X is a module or the version
+                names |= {f"ctxdb.{alias.name}" for alias in node.names}
+            else:
+                names.add(module)
+    return {name for name in names if name == "ctxdb" or name.startswith("ctxdb.")}
+
+
+def violations(edges: dict[str, set[str]]) -> list[str]:
+    found = []
+    for source, targets in sorted(edges.items()):
+        own = package_of(source)
+        layer = LAYER_OF[own]
+        for target in sorted(targets):
+            theirs = package_of(target)
+            if theirs == own or (source, target) in LAUNCHERS | PENDING:
+                continue
+            if LAYER_OF[theirs] not in MAY_IMPORT[layer]:
+                found.append(f"{source} ({layer}) imports {target} ({LAYER_OF[theirs]})")
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {module_name(path): imported(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {package_of(module) for module in import_graph()}
+    assert packages <= set(LAYER_OF), sorted(packages - set(LAYER_OF))
+    assert {"cli", "hooks", "mcp", "service", "domain", "storage"} <= packages
+
+
+def test_imports_point_downward_only() -> None:
+    graph = import_graph()
+    assert sum(map(len, graph.values())) > 300  # the scan reads the package's imports
+    assert violations(graph) == []
+
+
+def test_the_rule_catches_imports_up_and_sideways() -> None:
+    """Each kind of wrong import, as the check sees it (the package itself has none)."""
+    wrong = {
+        "ctxdb.cli.tasks": {"ctxdb.storage.base"},  # a front end reaching past the service
+        "ctxdb.hooks.dispatch": {"ctxdb.mcp.render"},  # one front end using another
+        "ctxdb.service.tasks": {"ctxdb.cli.output"},  # the service calling up
+        "ctxdb.domain.models": {"ctxdb.storage", "ctxdb.service.common"},  # domain not pure
+        "ctxdb.storage.sqlite": {"ctxdb.domain.search"},  # storage depending upward
+        "ctxdb.errors": {"ctxdb.service"},
+    }
+    assert len(violations(wrong)) == 7
+    fine = {"ctxdb.cli.tasks": {"ctxdb.service.tasks", "ctxdb.domain.models", "ctxdb.errors",
+                                "ctxdb.__version__", "ctxdb.cli.output"},
+            "ctxdb.service.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"}}
+    assert violations(fine) == []
+
+
+def test_the_exceptions_are_still_needed() -> None:
+    """An exception whose import is gone is deleted from the list (it must not outlive it)."""
+    graph = import_graph()
+    assert [pair for pair in LAUNCHERS if pair[1] not in graph.get(pair[0], set())] == []
