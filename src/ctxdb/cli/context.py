@@ -15,7 +15,8 @@ from ctxdb.cli.options import (
     read_content,
 )
 from ctxdb.cli.output import emit_json, print_record, print_table, show
-from ctxdb.cli.packs import PACK_FORMATS, pack_payload, print_pack_table
+from ctxdb.cli.packs import PACK_FORMATS, print_pack_table
+from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
 from ctxdb.errors import ProjectNotFoundError
 
