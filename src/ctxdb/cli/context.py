@@ -98,7 +98,7 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
 def _project_of_current_repository(app: Application) -> str:
     import os
 
-    from ctxdb.hooks.repo import repo_identity
+    from ctxdb.repo_identity import repo_identity
 
     repo = repo_identity(os.getcwd())
     project = app.db().sessions.find_project(repo.repo_key)
