@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import ctxdb
-from ctxdb.hooks.repo import repo_identity
+from ctxdb.repo_identity import repo_identity
 
 GOALS_MS = {"SessionStart (startup)": 150.0, "UserPromptSubmit": 100.0}
 CTXDB = Path(sys.executable).with_name("ctxdb")

@@ -17,7 +17,7 @@ import pytest
 
 import ctxdb.transcripts
 from ctxdb.hooks.command import hook_arguments
-from ctxdb.hooks.repo import repo_identity
+from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from ctxdb.domain.render import CLIENT_LIMIT_CHARS
-from ctxdb.hooks.repo import repo_identity
+from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP, Settings
 

@@ -12,7 +12,11 @@ layer may import:
                  beside it the readers of foreign formats, importers/ and transcripts/
     storage      storage/: nothing above it
 
-    foundation   settings.py, errors.py: imported by every layer, import only each other
+    settings     settings.py: read by front ends, services and storage; it checks the domain's
+                 words (priorities) with the domain's own vocabulary, so it may import domain/
+                 (which never imports it)
+
+    foundation   errors.py: imported by every layer, imports nothing of ctxdb
     clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
                  editing for the CLI, importing only the foundation
 
@@ -35,16 +39,20 @@ LAYER_OF = {
     **dict.fromkeys(FRONT_ENDS, "front end"),
     "service": "service",
     "domain": "domain", "importers": "domain", "transcripts": "domain",
+    # The repository identity (git remote and root commit) of a working directory: read by
+    # the hooks and the CLI alike, so it sits below both, beside the domain's types it fills.
+    "repo_identity": "domain",
     "storage": "storage",
-    "settings": "foundation", "errors": "foundation", "__version__": "foundation",
+    "settings": "settings", "errors": "foundation", "__version__": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).
 MAY_IMPORT = {
-    "front end": {"service", "domain", "clients", "foundation"},
-    "service": {"domain", "storage", "foundation"},
+    "front end": {"service", "domain", "clients", "settings", "foundation"},
+    "service": {"domain", "storage", "settings", "foundation"},
     "domain": {"domain", "foundation"},
-    "storage": {"foundation"},
+    "storage": {"settings", "foundation"},
+    "settings": {"domain", "foundation"},
     "clients": {"foundation"},
     "foundation": {"foundation"},
 }
@@ -54,13 +62,6 @@ LAUNCHERS = {
     ("ctxdb.cli.hook", "ctxdb.hooks.command"),
     ("ctxdb.cli.mcp", "ctxdb.mcp"),
     ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
-}
-# Sideways imports between front ends that issue 11 (part 1) removes: the repository identity
-# moves out of hooks/, the pack renderers out of cli/. Delete each entry with its import.
-PENDING = {
-    ("ctxdb.cli.context", "ctxdb.hooks.repo"),
-    ("ctxdb.cli.imports", "ctxdb.hooks.repo"),
-    ("ctxdb.mcp.tools", "ctxdb.cli.packs"),
 }
 
 
@@ -98,7 +99,7 @@ def violations(edges: dict[str, set[str]]) -> list[str]:
         layer = LAYER_OF[own]
         for target in sorted(targets):
             theirs = package_of(target)
-            if theirs == own or (source, target) in LAUNCHERS | PENDING:
+            if theirs == own or (source, target) in LAUNCHERS:
                 continue
             if LAYER_OF[theirs] not in MAY_IMPORT[layer]:
                 found.append(f"{source} ({layer}) imports {target} ({LAYER_OF[theirs]})")

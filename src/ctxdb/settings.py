@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctxdb.domain.models import PRIORITY_ORDER, choices
 from ctxdb.errors import ConfigError
 
 ENV_PREFIX = "CTXDB_"
 CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
-PRIORITY_NAMES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+PRIORITY_NAMES = tuple(choices(PRIORITY_ORDER))
 URL_FORMS = ("a SQLite file path (a relative one is resolved once, from the current "
              "directory), sqlite:///relative/path.db, sqlite:////absolute/path.db, or "
              "postgresql://user@host:port/database (postgres:// too)")

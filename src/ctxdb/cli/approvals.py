@@ -9,9 +9,10 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import JsonText, json_option, project_option
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import GateStatus
 from ctxdb.errors import ApprovalRejectedError
 
-STATUSES = ("pending", "approved", "rejected", "cancelled")
 GATE_COLUMNS = ("gate_id", "gate_type", "title", "status", "requested_by", "decided_by",
                 "created_at", "decided_at")
 
@@ -79,7 +80,7 @@ def request_command(app: Application, project_id: str, gate_type: str, request: 
 
 @approval_group.command("list")
 @project_option
-@click.option("--status", type=click.Choice(STATUSES), help="Only gates in this status.")
+@click.option("--status", type=click.Choice(choices(GateStatus)), help="Only gates in this status.")
 @click.option("--type", "gate_type", metavar="GATE_TYPE", help="Only gates of this type.")
 @click.option("--after", type=int, default=0, metavar="GATE_ID",
               help="Start after this gate (paging).")

@@ -11,9 +11,9 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, RunStatus
 
-STATUSES = ("queued", "running", "success", "failed", "cancelled")
-FINAL_STATUSES = ("success", "failed", "cancelled")
 RUN_COLUMNS = ("run_id", "command", "arguments", "status", "exit_code", "duration_ms",
                "instance_id", "queued_at", "finished_at")
 DEFAULT_MAX_OUTPUT = 65536
@@ -64,7 +64,7 @@ def result_options(func: Any) -> Any:
                         type=click.Path(dir_okay=False, allow_dash=True),
                         help="Read the output from a file ('-' for stdin).")(func)
     func = click.option("--output", metavar="TEXT", help="The output.")(func)
-    func = click.option("--status", type=click.Choice(FINAL_STATUSES),
+    func = click.option("--status", type=click.Choice(choices(FINISHED_RUN_STATUSES)),
                         help="The final status (default: success for exit code 0, else "
                         "failed).")(func)
     return click.option("--exit-code", "exit_code", type=int, help="The exit status.")(func)
@@ -227,7 +227,7 @@ def record_command(app: Application, project_id: str, instance_id: str | None,
 
 @command_group.command("list")
 @project_option
-@click.option("--status", type=click.Choice(STATUSES), help="Only runs in this status.")
+@click.option("--status", type=click.Choice(choices(RunStatus)), help="Only runs in this status.")
 @click.option("--command", "command", metavar="COMMAND", help="Only runs of this command.")
 @click.option("--instance", "instance_id", metavar="INSTANCE_ID",
               help="Only runs of this instance.")

@@ -15,8 +15,9 @@ from ctxdb.cli.options import (
     read_content,
 )
 from ctxdb.cli.output import emit_json, print_record, print_table, show
-from ctxdb.cli.packs import PACK_FORMATS, pack_payload, print_pack_table
+from ctxdb.cli.packs import PACK_FORMATS, print_pack_table
 from ctxdb.domain.agents import CLIENTS, RepoIdentity
+from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
 from ctxdb.errors import ProjectNotFoundError
 
@@ -120,7 +121,7 @@ def _print_new_session(app: Application, project_id: str | None, client: str,
     """What SessionStart (startup) of a new ``client`` session here would inject."""
     import os
 
-    from ctxdb.hooks.repo import repo_identity
+    from ctxdb.repo_identity import repo_identity
 
     repo = repo_identity(os.getcwd())
     project_id = project_id or _project_of_current_repository(app, repo)
@@ -134,7 +135,7 @@ def _print_new_session(app: Application, project_id: str | None, client: str,
 def _project_of_current_repository(app: Application, repo: RepoIdentity | None = None) -> str:
     import os
 
-    from ctxdb.hooks.repo import repo_identity
+    from ctxdb.repo_identity import repo_identity
 
     repo = repo or repo_identity(os.getcwd())
     project = app.db().sessions.find_project(repo.repo_key)

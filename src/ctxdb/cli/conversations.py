@@ -15,8 +15,9 @@ from ctxdb.cli.options import (
     read_content,
 )
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import ConversationStatus, Role
 
-ROLES = ("user", "assistant", "system", "tool")
 SESSION_COLUMNS = ("session_id", "app_name", "user_id", "instance_id", "status",
                    "next_event_seq", "created_at", "updated_at")
 EVENT_COLUMNS = ("sequence", "role", "content", "metadata", "created_at")
@@ -78,7 +79,8 @@ def get_command(app: Application, session_id: str, project_id: str | None,
 @project_option
 @click.option("--app", "app_name", help="Only sessions of this app.")
 @click.option("--user", "user_id", help="Only sessions of this user.")
-@click.option("--status", type=click.Choice(("open", "closed")), help="Only open or closed.")
+@click.option("--status", type=click.Choice(choices(ConversationStatus)),
+              help="Only open or closed.")
 @click.option("--after", metavar="SESSION_ID", help="Start after this session (paging).")
 @click.option("--limit", type=int, default=100, show_default=True)
 @json_option
@@ -107,7 +109,7 @@ def state_command(app: Application, session_id: str, state: dict[str, Any],
 
 @session_group.command("append")
 @click.argument("session_id")
-@click.argument("role", type=click.Choice(ROLES))
+@click.argument("role", type=click.Choice(choices(Role)))
 @content_options
 @click.option("--metadata", type=JSON_OBJECT, default=None, help="Metadata (a JSON object).")
 @click.option("--key", "idempotency_key",

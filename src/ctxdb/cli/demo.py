@@ -16,9 +16,10 @@ import click
 
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.output import print_table, say
-from ctxdb.cli.packs import pack_payload, print_pack_table
+from ctxdb.cli.packs import print_pack_table
 from ctxdb.cli.reports import SUMMARY_COLUMNS
 from ctxdb.cli.tokens import USAGE_COLUMNS, print_reload
+from ctxdb.domain.pack_formats import pack_payload
 
 if TYPE_CHECKING:
     from ctxdb.service import Ctxdb

@@ -106,7 +106,7 @@ def files_command(app: Application, path: str, project_id: str | None, dry_run: 
     if project_id is None:
         import os
 
-        from ctxdb.hooks.repo import repo_identity
+        from ctxdb.repo_identity import repo_identity
 
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         repo = repo_identity(folder)

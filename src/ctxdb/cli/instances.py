@@ -9,6 +9,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import JSON_OBJECT, json_option, project_option
 from ctxdb.cli.output import print_record, print_table, say, show
+from ctxdb.domain.models import InstanceStatus, choices
 
 INSTANCE_COLUMNS = ("instance_id", "project_id", "client", "status", "current_token_usage",
                     "context_window", "generation", "last_heartbeat")
@@ -68,8 +69,8 @@ def get_command(app: Application, instance_id: str, as_json: bool) -> None:
 @instance_group.command("list")
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
               help="Only this project's instances.")
-@click.option("--status", help="Only instances in this status: active, idle, crashed, "
-              "completed.")
+@click.option("--status", help="Only instances in this status: "
+              f"{', '.join(choices(InstanceStatus))}.")
 @json_option
 @pass_app
 def list_command(app: Application, project_id: str | None, status: str | None,

@@ -9,8 +9,9 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import content_options, json_option, project_option, read_content
 from ctxdb.cli.output import print_record, print_table, say, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import MemoryType
 
-MEMORY_TYPES = ("semantic", "episodic", "procedural")
 MEMORY_COLUMNS = ("namespace", "key", "memory_type", "version", "value", "updated_by",
                   "updated_at", "expires_at", "deleted_at")
 VERSION_COLUMNS = ("version", "op", "memory_type", "value", "written_by", "written_at",
@@ -41,7 +42,7 @@ def memory_group() -> None:
 @project_option
 @namespace_and_key
 @content_options
-@click.option("--type", "memory_type", type=click.Choice(MEMORY_TYPES),
+@click.option("--type", "memory_type", type=click.Choice(choices(MemoryType)),
               help="Memory type (default: the current one, semantic for a new memory).")
 @click.option("--expect-version", "expected_version", type=int,
               help="Write only if the memory is at this version (0: must not exist).")

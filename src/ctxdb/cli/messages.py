@@ -9,6 +9,8 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import JsonText, json_option, project_option
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import PromotionTarget
 
 INBOX_COLUMNS = ("message_id", "sender", "recipient_kind", "recipient", "subject",
                  "delivered_count", "created_at")
@@ -86,7 +88,7 @@ def ack_command(app: Application, message_id: int, instance_id: str, as_json: bo
 
 @message_group.command("promote")
 @click.argument("message_id", type=int)
-@click.argument("target", type=click.Choice(("memory", "context")))
+@click.argument("target", type=click.Choice(choices(PromotionTarget)))
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
               help="Refuse the message unless it belongs to this project.")
 @click.option("--namespace", help="The memory's namespace (memory only).")

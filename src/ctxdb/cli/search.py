@@ -10,9 +10,9 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import console, say, show
+from ctxdb.domain.models import Priority, choices
+from ctxdb.domain.vocabulary import SearchKind
 
-KINDS = ("context", "memory", "event")
-PRIORITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 _MARKED = re.compile(r"\*\*(.+?)\*\*")
 
 
@@ -50,12 +50,12 @@ def print_hits(hits: list[dict[str, Any]], query: str) -> None:
 @click.command("search")
 @project_option
 @click.argument("words", nargs=-1, required=True)
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(choices(SearchKind)),
               help="Only this kind of record (repeat for several; default: all three).")
 @click.option("--type", "content_type", metavar="TYPE",
               help="Only records of this type: an item's content type, a memory's type or an "
               "event's role.")
-@click.option("--priority", type=click.Choice(PRIORITIES, case_sensitive=False),
+@click.option("--priority", type=click.Choice(choices(Priority), case_sensitive=False),
               help="Only context items of this priority.")
 @click.option("--namespace", metavar="PATH",
               help="Only memories in this namespace path or below it.")
@@ -87,6 +87,7 @@ def search_command(app: Application, project_id: str, words: tuple[str, ...],
     """
     query = " ".join(words)
     hits = app.db().search.search(
-        project_id, query, kinds=kinds or KINDS, priority=priority, content_type=content_type,
-        namespace=namespace, since=since, until=until, limit=limit, raw=raw)
+        project_id, query, kinds=kinds or tuple(SearchKind), priority=priority,
+        content_type=content_type, namespace=namespace, since=since, until=until, limit=limit,
+        raw=raw)
     show(hits, as_json, lambda: print_hits(hits, query))

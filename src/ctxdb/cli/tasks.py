@@ -9,8 +9,9 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import JsonText, json_option, project_option
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import TaskStatus
 
-STATUSES = ("pending", "ready", "claimed", "running", "done", "failed", "blocked", "cancelled")
 TASK_COLUMNS = ("task_id", "title", "priority", "status", "lease_owner", "lease_expires_at",
                 "epoch", "attempts")
 
@@ -79,7 +80,7 @@ def get_command(app: Application, task_id: int, project_id: str | None, as_json:
 
 @task_group.command("list")
 @project_option
-@click.option("--status", type=click.Choice(STATUSES), help="Only tasks in this status.")
+@click.option("--status", type=click.Choice(choices(TaskStatus)), help="Only tasks in this status.")
 @click.option("--owner", "lease_owner", metavar="INSTANCE_ID", help="Only tasks it holds.")
 @click.option("--parent", "parent_task_id", type=int, help="Only subtasks of this task.")
 @click.option("--after", type=int, default=0, metavar="TASK_ID",

@@ -9,10 +9,10 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_record, print_table, say, show
+from ctxdb.domain.models import PRIORITY_ORDER
 
 USAGE_COLUMNS = ("instance_id", "project_id", "current_token_usage", "context_window",
                  "percentage", "status")
-PRIORITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def _rounded(view: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def print_reload(result: dict[str, Any]) -> None:
     print_record({"handoff_id": handoff["handoff_id"], "kind": handoff["kind"],
                   "summary": handoff["summary"], "next_steps": handoff["next_steps"]},
                  title="handoff saved")
-    counts = [{"priority": p, "items": result[f"{p.lower()}_items"]} for p in PRIORITIES]
+    counts = [{"priority": p, "items": result[f"{p.lower()}_items"]} for p in PRIORITY_ORDER]
     print_table(counts, ("priority", "items"),
                 title=f"reloaded {result['context_items_loaded']} items")
     omitted = result["critical_omitted"]

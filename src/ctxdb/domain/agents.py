@@ -36,7 +36,7 @@ class RepoIdentity:
     """Which project a working directory belongs to.
 
     ``repo_key`` is the same for every clone and worktree of one repository (see
-    ``ctxdb.hooks.repo``); ``worktree`` and ``branch`` describe this checkout only.
+    ``ctxdb.repo_identity``); ``worktree`` and ``branch`` describe this checkout only.
     """
 
     repo_key: str

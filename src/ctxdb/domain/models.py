@@ -1,7 +1,16 @@
-"""Domain vocabulary: priorities, statuses and their legal transitions."""
+"""Domain vocabulary: priorities, phase and instance statuses and their legal transitions.
+
+Every closed set of words a caller may pass is one ``StrEnum``, here or (for the use cases
+the hooks never reach: tasks, command runs, approval gates, conversations, memories,
+messages, search, handoffs) in :mod:`ctxdb.domain.vocabulary`, which keeps this module,
+imported by every hook, small. The services check input against the enum (``check_choice`` in
+:mod:`ctxdb.domain.validation`, or ``parse`` here) and every front end builds its choices from
+it (``choices``), so that a value is added in one place.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import TypeVar
 
@@ -55,7 +64,14 @@ PHASE_TRANSITIONS: dict[PhaseStatus, tuple[PhaseStatus, ...]] = {
 }
 
 
+
 E = TypeVar("E", bound=StrEnum)
+
+
+def choices(members: Iterable[StrEnum]) -> list[str]:
+    """The values of ``members`` (an enum or some of its members), in order: what a front end
+    offers as choices (a CLI option, an MCP tool's schema)."""
+    return [member.value for member in members]
 
 
 def parse_status(enum: type[E], value: object) -> E:

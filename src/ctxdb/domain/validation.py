@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from ctxdb.errors import (
     ContentTooLargeError,
@@ -12,6 +15,8 @@ from ctxdb.errors import (
     InvalidIdentifierError,
     ValidationError,
 )
+
+E = TypeVar("E", bound=StrEnum)
 
 # A NUL character as json.dumps writes it: ``\u0000`` preceded by an even number of
 # backslashes. Text that merely contains a backslash followed by "u0000" (source code often
@@ -140,6 +145,50 @@ def check_non_negative_int(value: object, what: str, maximum: int = MAX_BIGINT) 
 
 def check_optional_int(value: object, what: str, maximum: int = MAX_BIGINT) -> int | None:
     return None if value is None else check_non_negative_int(value, what, maximum)
+
+
+def check_positive_id(value: object, what: str) -> int:
+    """A record id: an integer from 1 (ids are identity columns, which start at 1)."""
+    number = check_non_negative_int(value, what)
+    if number < 1:
+        raise ValidationError(f"{what} must be at least 1, got {value!r}")
+    return number
+
+
+def check_limit(value: object, maximum: int) -> int:
+    """The size of a page of results: 1 to ``maximum``."""
+    limit = check_non_negative_int(value, "limit")
+    if not 1 <= limit <= maximum:
+        raise ValidationError(f"limit must be between 1 and {maximum}, got {value}")
+    return limit
+
+
+def check_seconds(value: object, what: str, high: float, low: float | None = None) -> float:
+    """A duration in seconds up to ``high``: more than 0, or at least ``low`` when given."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{what} must be a number, got {value!r}")
+    seconds = float(value)
+    if low is None:
+        if not (math.isfinite(seconds) and 0 < seconds <= high):
+            raise ValidationError(
+                f"{what} must be more than 0 and at most {high:g}, got {value!r}")
+    elif not (math.isfinite(seconds) and low <= seconds <= high):
+        raise ValidationError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
+    return seconds
+
+
+def check_choice(value: object, enum: type[E], what: str, /, *,
+                 allowed: Iterable[E] | None = None,
+                 error: type[ValidationError] = ValidationError, **details: Any) -> E:
+    """``value`` as a member of ``enum`` (or of its members ``allowed``), matched exactly;
+    anything else is ``error`` naming ``what`` and the accepted values."""
+    members = tuple(enum) if allowed is None else tuple(allowed)
+    if isinstance(value, str):
+        for member in members:
+            if member.value == value:
+                return member
+    accepted = ", ".join(member.value for member in members)
+    raise error(f"{what} must be one of {accepted}, got {value!r}", **details)
 
 
 def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:

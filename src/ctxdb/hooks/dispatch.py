@@ -123,7 +123,7 @@ def _handle(event: HookEvent, load_settings: Callable[[], Settings],
 
 
 def _repo(event: HookEvent) -> Any:
-    from ctxdb.hooks.repo import repo_identity
+    from ctxdb.repo_identity import repo_identity
 
     return repo_identity(event.session.cwd or os.getcwd())
 

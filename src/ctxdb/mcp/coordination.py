@@ -13,14 +13,15 @@ from typing import Annotated, Any
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from ctxdb.domain.models import choices
+from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, TaskStatus
 from ctxdb.mcp.server import InstanceId, ProjectId, ToolFunction, _in_thread
 from ctxdb.mcp.tools import ContextTools
 
 Decorator = Callable[[ToolAnnotations], Callable[[ToolFunction], ToolFunction]]
 
-TASK_STATUSES = ["pending", "ready", "claimed", "running", "done", "failed", "blocked",
-                 "cancelled"]
-RUN_FINAL_STATUSES = ["success", "failed", "cancelled"]
+TASK_STATUSES = choices(TaskStatus)
+RUN_FINAL_STATUSES = choices(FINISHED_RUN_STATUSES)
 MAX_STATUS_WAIT = 60.0
 
 TaskId = Annotated[int, Field(description="The task's id.", ge=1)]

@@ -25,16 +25,19 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from ctxdb import __version__
+from ctxdb.domain.models import PRIORITY_ORDER, InstanceStatus, choices
+from ctxdb.domain.vocabulary import MemoryType, Role, SearchKind
 from ctxdb.errors import CtxdbError
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
 
 ToolFunction = Callable[..., Awaitable[str]]
 
-PRIORITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"]
-INSTANCE_STATUSES = ["active", "idle", "crashed", "completed"]
-MEMORY_TYPES = ["semantic", "episodic", "procedural"]
-ROLES = ["user", "assistant", "system", "tool"]
+PRIORITIES = choices(PRIORITY_ORDER)
+INSTANCE_STATUSES = choices(InstanceStatus)
+MEMORY_TYPES = choices(MemoryType)
+ROLES = choices(Role)
+SEARCH_KINDS = choices(SearchKind)
 
 INSTRUCTIONS = """\
 ctxdb stores this project's context in a database so it survives /clear, compaction and \
@@ -168,7 +171,7 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
             min_length=1)],
         kinds: Annotated[list[str] | None, Field(
             description="Which records: context, memory and/or event. Default: all.",
-            json_schema_extra={"items": {"enum": ["context", "memory", "event"],
+            json_schema_extra={"items": {"enum": SEARCH_KINDS,
                                          "type": "string"}})] = None,
         content_type: Annotated[str | None, Field(
             description="Only this type: an item's content type, a memory's type or an "

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxdb.cli.packs import pack_as_text, pack_payload
+from ctxdb.domain.pack_formats import pack_as_text, pack_payload
+from ctxdb.domain.vocabulary import SearchKind
 from ctxdb.errors import ApprovalTimeoutError, ValidationError
 from ctxdb.mcp import render
 from ctxdb.mcp import render_coordination as coordination
 from ctxdb.service import Ctxdb
-from ctxdb.service.search import KINDS
 
 NO_PROJECT = ("no project given: pass project_id, or start the server with "
               "'ctxdb mcp --project PROJECT_ID'")
@@ -74,7 +74,7 @@ class ContextTools:
                since: str | None = None, until: str | None = None, limit: int = 10,
                raw: bool = False, project_id: str | None = None) -> str:
         project = self.project(project_id)
-        hits = self.db.search.search(project, query, kinds=kinds or KINDS,
+        hits = self.db.search.search(project, query, kinds=kinds or tuple(SearchKind),
                                      content_type=content_type, priority=priority,
                                      namespace=namespace, since=since, until=until,
                                      limit=limit, raw=raw)

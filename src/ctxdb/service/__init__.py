@@ -196,12 +196,10 @@ class Ctxdb:
         self, project_id: str | None = None, entity_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """The newest audit entries first, optionally of one project or one entity."""
-        from ctxdb.domain.validation import check_identifier, check_non_negative_int
-        from ctxdb.errors import ValidationError
+        from ctxdb.domain.validation import check_identifier, check_limit
         from ctxdb.service.common import decode_all
 
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_AUDIT_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_AUDIT_PAGE}, got {limit}")
+        check_limit(limit, MAX_AUDIT_PAGE)
         for value, what in ((project_id, "project_id"), (entity_id, "entity_id")):
             if value is not None:
                 check_identifier(value, what)

@@ -24,25 +24,27 @@ from __future__ import annotations
 
 import builtins
 import json
-import math
 import time
-from enum import StrEnum
 from typing import Any
 
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.validation import (
+    check_choice,
     check_identifier,
+    check_limit,
     check_non_negative_int,
     check_optional_int,
+    check_positive_id,
+    check_seconds,
     check_text,
     encode_json,
 )
+from ctxdb.domain.vocabulary import GateStatus
 from ctxdb.errors import (
     AlreadyDecidedError,
     ApprovalGateNotFoundError,
     ApprovalTimeoutError,
     InvalidStatusError,
-    ValidationError,
 )
 from ctxdb.service.common import Service, audit, same_request
 from ctxdb.service.instances import require_instance
@@ -54,38 +56,6 @@ MAX_PAGE = 1_000
 MAX_TITLE = 1_000
 MAX_WAIT_SECONDS = 24 * 3600.0
 MIN_POLL_SECONDS = 0.05
-
-
-class GateStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-
-
-def check_gate_status(value: object) -> GateStatus:
-    try:
-        return GateStatus(value if isinstance(value, str) else repr(value))
-    except ValueError:
-        choices = ", ".join(s.value for s in GateStatus)
-        raise InvalidStatusError(
-            f"approval gate status must be one of {choices}, got {value!r}") from None
-
-
-def check_gate_id(value: object) -> int:
-    gate_id = check_non_negative_int(value, "gate_id")
-    if gate_id < 1:
-        raise ValidationError(f"gate_id must be at least 1, got {value!r}")
-    return gate_id
-
-
-def check_seconds(value: object, what: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{what} must be a number, got {value!r}")
-    seconds = float(value)
-    if not (math.isfinite(seconds) and low <= seconds <= high):
-        raise ValidationError(f"{what} must be between {low:g} and {high:g}, got {value!r}")
-    return seconds
 
 
 def _gate(row: Row) -> dict[str, Any]:
@@ -160,7 +130,7 @@ class ApprovalService(Service):
         return self.storage.write(unit)
 
     def get(self, gate_id: int, *, project_id: str | None = None) -> dict[str, Any]:
-        check_gate_id(gate_id)
+        check_positive_id(gate_id, "gate_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         return self.storage.read(lambda tx: require_gate(tx, gate_id, project_id))
@@ -176,12 +146,12 @@ class ApprovalService(Service):
     ) -> builtins.list[dict[str, Any]]:
         """A page of a project's gates, oldest first; pass the last one's id as ``after``."""
         check_identifier(project_id, "project_id")
-        status_value = "" if status is None else check_gate_status(status).value
+        status_value = "" if status is None else check_choice(
+            status, GateStatus, "approval gate status", error=InvalidStatusError).value
         if gate_type is not None:
             check_identifier(gate_type, "gate_type")
         check_non_negative_int(after, "after")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
@@ -211,9 +181,9 @@ class ApprovalService(Service):
         """Poll the gate until it is no longer pending and return it (approved, rejected or
         cancelled); :class:`ApprovalTimeoutError` if it is still pending after
         ``timeout_seconds`` (0: look once). Each poll is one short read."""
-        check_gate_id(gate_id)
-        timeout = check_seconds(timeout_seconds, "timeout_seconds", 0, MAX_WAIT_SECONDS)
-        poll = check_seconds(poll_seconds, "poll_seconds", MIN_POLL_SECONDS, 3600)
+        check_positive_id(gate_id, "gate_id")
+        timeout = check_seconds(timeout_seconds, "timeout_seconds", MAX_WAIT_SECONDS, low=0)
+        poll = check_seconds(poll_seconds, "poll_seconds", 3600, low=MIN_POLL_SECONDS)
         deadline = time.monotonic() + timeout
         while True:
             gate = self.get(gate_id, project_id=project_id)
@@ -228,7 +198,7 @@ class ApprovalService(Service):
 
     def _decide(self, gate_id: int, status: GateStatus, response: Any,
                 project_id: str | None, actor: str | None) -> dict[str, Any]:
-        check_gate_id(gate_id)
+        check_positive_id(gate_id, "gate_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         response_json = None if response is None else encode_json(

@@ -21,11 +21,13 @@ from typing import Any
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.validation import (
     check_identifier,
+    check_limit,
     check_non_negative_int,
+    check_positive_id,
     check_text,
     encode_json,
 )
-from ctxdb.errors import CheckpointNotFoundError, ValidationError
+from ctxdb.errors import CheckpointNotFoundError
 from ctxdb.service.common import Service, audit, same_request
 from ctxdb.service.instances import require_instance
 from ctxdb.service.projects import require_project
@@ -33,13 +35,6 @@ from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000
 MAX_LABEL = 200
-
-
-def check_checkpoint_id(value: object) -> int:
-    checkpoint_id = check_non_negative_int(value, "checkpoint_id")
-    if checkpoint_id < 1:
-        raise ValidationError(f"checkpoint_id must be at least 1, got {value!r}")
-    return checkpoint_id
 
 
 def _checkpoint(row: Row) -> dict[str, Any]:
@@ -103,7 +98,7 @@ class CheckpointService(Service):
         return self.storage.write(unit)
 
     def get(self, checkpoint_id: int, *, project_id: str | None = None) -> dict[str, Any]:
-        check_checkpoint_id(checkpoint_id)
+        check_positive_id(checkpoint_id, "checkpoint_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         return self.storage.read(lambda tx: require_checkpoint(tx, checkpoint_id, project_id))
@@ -139,8 +134,7 @@ class CheckpointService(Service):
         check_identifier(project_id, "project_id")
         self._check_filters(instance_id, label)
         check_non_negative_int(after, "after")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)

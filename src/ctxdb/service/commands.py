@@ -27,18 +27,20 @@ import builtins
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from ctxdb.domain.checks import check_arguments, check_exit_code
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.validation import (
-    MAX_INTEGER,
+    check_choice,
     check_identifier,
+    check_limit,
     check_non_negative_int,
     check_optional_int,
+    check_positive_id,
     check_text,
-    encode_json,
 )
+from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, UNFINISHED_RUN_STATUSES, RunStatus
 from ctxdb.errors import (
     CommandRunNotFoundError,
     InvalidStatusError,
@@ -54,65 +56,14 @@ MAX_PAGE = 1_000
 MAX_COMMAND = 1_000
 MAX_PATH = 4_096
 MAX_ERROR = 100_000
-MAX_ARGUMENTS = 10_000
 MAX_DURATION_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: anything longer is a mistake
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-UNFINISHED = (RunStatus.QUEUED, RunStatus.RUNNING)
-FINISHED = (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-def check_run_status(value: object, allowed: Sequence[RunStatus] = tuple(RunStatus)
-                     ) -> RunStatus:
-    try:
-        status = RunStatus(value if isinstance(value, str) else repr(value))
-    except ValueError:
-        status = None
-    if status is None or status not in allowed:
-        choices = ", ".join(s.value for s in allowed)
-        raise InvalidStatusError(f"command run status must be one of {choices}, got {value!r}")
-    return status
-
-
-def check_run_id(value: object) -> int:
-    run_id = check_non_negative_int(value, "run_id")
-    if run_id < 1:
-        raise ValidationError(f"run_id must be at least 1, got {value!r}")
-    return run_id
-
-
-def check_arguments(value: object, max_bytes: int) -> str:
-    """The arguments: a list of JSON values (usually strings), returned as JSON text."""
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise ValidationError(f"arguments must be a list, got {type(value).__name__}")
-    if len(value) > MAX_ARGUMENTS:
-        raise ValidationError(f"a command run has at most {MAX_ARGUMENTS} arguments")
-    return encode_json(list(value), "command arguments", max_bytes)
-
-
-def check_exit_code(value: object) -> int | None:
-    """An exit status: any integer (negative for a signal, as Python reports it)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"exit_code must be an integer, got {value!r}")
-    if not -MAX_INTEGER <= value <= MAX_INTEGER:
-        raise ValidationError(f"exit_code is out of range: {value}")
-    return value
 
 
 def _outcome(status: str | None, exit_code: int | None) -> RunStatus:
     """The final status: the one given, else success for exit code 0 and failed otherwise."""
     if status is not None:
-        return check_run_status(status, FINISHED)
+        return check_choice(status, RunStatus, "command run status",
+                            allowed=FINISHED_RUN_STATUSES, error=InvalidStatusError)
     if exit_code is None:
         raise ValidationError("give an exit_code or a final status (success, failed or "
                               "cancelled) to finish a command run")
@@ -187,7 +138,7 @@ class CommandService(Service):
 
     def get(self, run_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         """One run, with its whole output."""
-        check_run_id(run_id)
+        check_positive_id(run_id, "run_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         return self.storage.read(lambda tx: require_run(tx, run_id, project_id))
@@ -205,13 +156,13 @@ class CommandService(Service):
         """A page of a project's runs, oldest first, without their output; pass the last
         one's id as ``after``."""
         check_identifier(project_id, "project_id")
-        status_value = "" if status is None else check_run_status(status).value
+        status_value = "" if status is None else check_choice(
+            status, RunStatus, "command run status", error=InvalidStatusError).value
         for value, what in ((command, "command"), (instance_id, "instance_id")):
             if value is not None:
                 check_identifier(value, what)
         check_non_negative_int(after, "after")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
@@ -252,7 +203,7 @@ class CommandService(Service):
     ) -> dict[str, Any]:
         """A queued or running run ended: with ``exit_code`` (success when 0, failed
         otherwise, unless ``status`` says), its ``output`` and an ``error`` message."""
-        check_run_id(run_id)
+        check_positive_id(run_id, "run_id")
         final = _outcome(status, check_exit_code(exit_code))
         self._check_results(output, error, duration_ms)
 
@@ -268,7 +219,7 @@ class CommandService(Service):
     def cancel(self, run_id: int, *, error: str | None = None,
                project_id: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Give up a queued or running run (``error`` may say why)."""
-        check_run_id(run_id)
+        check_positive_id(run_id, "run_id")
         self._check_results("", error, None)
 
         def change(tx: Tx, run: dict[str, Any]) -> dict[str, Any]:
@@ -333,7 +284,7 @@ class CommandService(Service):
 
     @staticmethod
     def _require_unfinished(run: dict[str, Any], doing: str) -> None:
-        if run["status"] not in UNFINISHED:
+        if run["status"] not in UNFINISHED_RUN_STATUSES:
             raise InvalidTransitionError(
                 f"command run {run['run_id']} already ended ({run['status']}): cannot {doing}",
                 run_id=run["run_id"], status=run["status"])
@@ -350,7 +301,7 @@ class CommandService(Service):
     def _transition(self, run_id: int, action: str, change: Any, project_id: str | None,
                     actor: str | None) -> dict[str, Any]:
         """Run ``change`` on the locked run of an active project; audited."""
-        check_run_id(run_id)
+        check_positive_id(run_id, "run_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         actor_value = None if actor is None else check_identifier(actor, "actor")

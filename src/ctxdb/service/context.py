@@ -14,6 +14,7 @@ from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
     MAX_INTEGER,
     check_identifier,
+    check_limit,
     check_metadata,
     check_non_negative_int,
     check_optional_int,
@@ -24,7 +25,6 @@ from ctxdb.errors import (
     ConflictError,
     ContextItemNotFoundError,
     InvalidTransitionError,
-    ValidationError,
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.instances import InstanceService, require_instance
@@ -320,8 +320,7 @@ class ContextService:
         """One page of live items of a priority, after ``after_sequence`` (keyset paging)."""
         level = Priority.parse(priority).value
         check_non_negative_int(after_sequence, "after_sequence")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id)
@@ -352,8 +351,7 @@ class ContextService:
         level = "" if priority is None else Priority.parse(priority).value
         kind = "" if content_type is None else check_identifier(content_type, "content_type")
         check_optional_int(phase_id, "phase_id")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_SEARCH_RESULTS:
-            raise ValidationError(f"limit must be between 1 and {MAX_SEARCH_RESULTS}, got {limit}")
+        check_limit(limit, MAX_SEARCH_RESULTS)
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id)

@@ -18,21 +18,23 @@ from __future__ import annotations
 
 import builtins
 import json
-from enum import StrEnum
 from typing import Any
 
+from ctxdb.domain.checks import check_state
 from ctxdb.domain.ids import new_idempotency_key, new_session_id
 from ctxdb.domain.validation import (
+    check_choice,
     check_identifier,
+    check_limit,
     check_metadata,
     check_non_negative_int,
     encode_json,
 )
+from ctxdb.domain.vocabulary import ConversationStatus, Role
 from ctxdb.errors import (
     InvalidStatusError,
     InvalidTransitionError,
     SessionNotFoundError,
-    ValidationError,
 )
 from ctxdb.service.common import Service, audit, decode, same_request
 from ctxdb.service.instances import require_instance
@@ -40,36 +42,6 @@ from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000
-STATUSES = ("open", "closed")
-
-
-class Role(StrEnum):
-    USER = "user"
-    ASSISTANT = "assistant"
-    SYSTEM = "system"
-    TOOL = "tool"
-
-
-def check_role(value: object) -> Role:
-    try:
-        return Role(value if isinstance(value, str) else repr(value))
-    except ValueError:
-        choices = ", ".join(r.value for r in Role)
-        raise ValidationError(f"role must be one of {choices}, got {value!r}") from None
-
-
-def check_state(value: object, max_bytes: int) -> str:
-    """A session state: a JSON object, returned as JSON text."""
-    if not isinstance(value, dict):
-        raise ValidationError(f"session state must be a JSON object, got {type(value).__name__}")
-    return encode_json(value, "session state", max_bytes)
-
-
-def check_limit(limit: object) -> int:
-    value = check_non_negative_int(limit, "limit")
-    if not 1 <= value <= MAX_PAGE:
-        raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-    return value
 
 
 def _session(row: Row) -> dict[str, Any]:
@@ -93,7 +65,7 @@ def require_session(tx: Tx, session_id: str, project_id: str | None = None,
 def _require_open(tx: Tx, row: Row, doing: str) -> None:
     """Refuse changes to a closed session, or to any session of an archived project."""
     require_project(tx, row["project_id"], active=True)
-    if row["status"] != "open":
+    if row["status"] != ConversationStatus.OPEN:
         raise InvalidTransitionError(
             f"session {row['session_id']!r} is closed: cannot {doing}",
             session_id=row["session_id"])
@@ -156,9 +128,9 @@ class ConversationService(Service):
         for what, value in filters.items():
             if value is not None:
                 check_identifier(value, what)
-        if status is not None and status not in STATUSES:
-            raise InvalidStatusError(f"session status must be open or closed, got {status!r}")
-        check_limit(limit)
+        if status is not None:
+            check_choice(status, ConversationStatus, "session status", error=InvalidStatusError)
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
@@ -229,7 +201,7 @@ class ConversationService(Service):
         """
         self._check_ids(session_id, project_id)
         values = {
-            "role": check_role(role).value,
+            "role": check_choice(role, Role, "role").value,
             "content": encode_json(content, "event content", self.settings.max_content_bytes),
             "metadata": encode_json(check_metadata(metadata), "event metadata",
                                     self.settings.max_content_bytes),
@@ -269,7 +241,7 @@ class ConversationService(Service):
         ``limit``; pass the last one's ``sequence`` to read the next page."""
         self._check_ids(session_id, project_id)
         check_non_negative_int(after_sequence, "after_sequence")
-        check_limit(limit)
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_session(tx, session_id, project_id)

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxdb.domain.agents import RepoIdentity
+from ctxdb.domain.checks import check_namespace
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import check_identifier, encode_json
+from ctxdb.domain.vocabulary import MemoryType
 from ctxdb.errors import CtxdbError, ValidationError
 from ctxdb.importers.records import (
     IMPORTED,
@@ -30,7 +32,7 @@ from ctxdb.importers.records import (
     key_slot_and_digest,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.memories import MemoryService, MemoryType, check_namespace
+from ctxdb.service.memories import MemoryService
 from ctxdb.service.projects import require_project
 from ctxdb.service.repo_projects import project_for_repo
 from ctxdb.settings import Settings

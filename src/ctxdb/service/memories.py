@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import builtins
 import json
-import re
-from enum import StrEnum
 from typing import Any
 
+from ctxdb.domain.checks import check_expected_version, check_namespace, check_ttl
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.validation import (
     MAX_INTEGER,
+    check_choice,
     check_identifier,
+    check_limit,
     check_non_negative_int,
     encode_json,
 )
+from ctxdb.domain.vocabulary import MemoryType
 from ctxdb.errors import (
-    InvalidIdentifierError,
     InvalidTransitionError,
     MemoryNotFoundError,
     ProjectNotFoundError,
@@ -43,46 +44,6 @@ from ctxdb.storage import Row, Tx
 
 MUST_NOT_EXIST = 0
 MAX_PAGE = 1_000
-_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)*")
-
-
-class MemoryType(StrEnum):
-    SEMANTIC = "semantic"
-    EPISODIC = "episodic"
-    PROCEDURAL = "procedural"
-
-
-def check_namespace(value: object, what: str = "namespace") -> str:
-    """A namespace path: segments of letters, digits, ``_ . -`` separated by ``:``."""
-    value = check_identifier(value, what)
-    if not _NAMESPACE.fullmatch(value):
-        raise InvalidIdentifierError(
-            f"{what} {value!r} is not a namespace path: segments of letters, digits, "
-            "'_', '.' or '-' separated by ':' (such as 'user:prefs')", value=value)
-    return value
-
-
-def check_memory_type(value: object) -> MemoryType:
-    try:
-        return MemoryType(value if isinstance(value, str) else repr(value))
-    except ValueError:
-        choices = ", ".join(t.value for t in MemoryType)
-        raise ValidationError(f"memory type must be one of {choices}, got {value!r}") from None
-
-
-def check_expected_version(value: object) -> int | None:
-    if value is None:
-        return None
-    return check_non_negative_int(value, "expected_version", MAX_INTEGER)
-
-
-def check_ttl(value: object) -> int | None:
-    if value is None:
-        return None
-    seconds = check_non_negative_int(value, "ttl_seconds", MAX_INTEGER)
-    if seconds == 0:
-        raise ValidationError("ttl_seconds must be more than 0 (omit it for the type's default)")
-    return seconds
 
 
 def new_memory_id() -> str:
@@ -133,7 +94,7 @@ class MemoryService(Service):
         check_identifier(project_id, "project_id")
         check_namespace(namespace)
         check_identifier(key, "key")
-        kind = None if memory_type is None else check_memory_type(memory_type)
+        kind = None if memory_type is None else check_choice(memory_type, MemoryType, "memory type")
         expected = check_expected_version(expected_version)
         ttl = check_ttl(ttl_seconds)
         value_json = encode_json(value, "memory value", self.settings.max_content_bytes)
@@ -283,7 +244,7 @@ class MemoryService(Service):
         """Remove up to ``limit`` expired memories (of one project, or all); returns how many."""
         if project_id is not None:
             check_identifier(project_id, "project_id")
-        self._check_limit(limit)
+        check_limit(limit, MAX_PAGE)
         actor = check_identifier(actor or self.settings.actor, "actor")
 
         def unit(tx: Tx) -> int:
@@ -358,7 +319,7 @@ class MemoryService(Service):
         check_identifier(project_id, "project_id")
         if prefix:
             check_namespace(prefix, "prefix")
-        self._check_limit(limit)
+        check_limit(limit, MAX_PAGE)
         after_namespace, after_key = after or ("", "")
         for value, what in ((after_namespace, "after namespace"), (after_key, "after key")):
             if not isinstance(value, str) or "\x00" in value:
@@ -423,7 +384,3 @@ class MemoryService(Service):
             f"no memory {namespace}/{key} in project {project_id!r}",
             project_id=project_id, namespace=namespace, key=key)
 
-    @staticmethod
-    def _check_limit(limit: int) -> None:
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")

@@ -15,22 +15,24 @@ be promoted into a memory or a context item (see :meth:`MessageService.promote`)
 from __future__ import annotations
 
 import json
-import math
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from ctxdb.domain.checks import check_namespace, check_recipient
 from ctxdb.domain.models import Priority
 from ctxdb.domain.validation import (
+    check_choice,
     check_identifier,
-    check_non_negative_int,
+    check_limit,
+    check_positive_id,
+    check_seconds,
     check_text,
     encode_json,
 )
+from ctxdb.domain.vocabulary import PromotionTarget, RecipientKind
 from ctxdb.errors import MessageNotFoundError, ValidationError
 from ctxdb.service.common import audit
 from ctxdb.service.context import KeyTaken
 from ctxdb.service.instances import require_instance
-from ctxdb.service.memories import check_namespace
 from ctxdb.service.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Storage, Tx
@@ -42,48 +44,6 @@ if TYPE_CHECKING:
 MAX_INBOX = 1_000
 MAX_SUBJECT = 1_000
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600.0
-
-
-class RecipientKind(StrEnum):
-    INSTANCE = "instance"
-    ROLE = "role"
-    BROADCAST = "broadcast"
-
-
-class PromotionTarget(StrEnum):
-    MEMORY = "memory"
-    CONTEXT = "context"
-
-
-def check_recipient(kind: object, recipient: object) -> tuple[RecipientKind, str | None]:
-    """The addressing of a message: a broadcast has no recipient, the other kinds need one."""
-    try:
-        parsed = RecipientKind(kind if isinstance(kind, str) else repr(kind))
-    except ValueError:
-        choices = ", ".join(k.value for k in RecipientKind)
-        raise ValidationError(f"recipient_kind must be one of {choices}, got {kind!r}") from None
-    if parsed is RecipientKind.BROADCAST:
-        if recipient is not None:
-            raise ValidationError(f"a broadcast has no recipient, got {recipient!r}")
-        return parsed, None
-    return parsed, check_identifier(recipient, "recipient")
-
-
-def check_visibility_seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"visibility_seconds must be a number, got {value!r}")
-    seconds = float(value)
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_VISIBILITY_SECONDS):
-        raise ValidationError(f"visibility_seconds must be more than 0 and at most "
-                              f"{MAX_VISIBILITY_SECONDS:g}, got {value!r}")
-    return seconds
-
-
-def check_message_id(value: object) -> int:
-    message_id = check_non_negative_int(value, "message_id")
-    if message_id < 1:
-        raise ValidationError(f"message_id must be at least 1, got {value!r}")
-    return message_id
 
 
 def role_of(instance: dict[str, Any]) -> str:
@@ -156,7 +116,7 @@ class MessageService:
         return self.storage.write(unit)
 
     def get(self, message_id: int, *, project_id: str | None = None) -> dict[str, Any]:
-        check_message_id(message_id)
+        check_positive_id(message_id, "message_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         return self.storage.read(lambda tx: require_message(tx, message_id, project_id))
@@ -170,9 +130,8 @@ class MessageService:
         check_identifier(instance_id, "instance_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
-        seconds = check_visibility_seconds(visibility_seconds)
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_INBOX:
-            raise ValidationError(f"limit must be between 1 and {MAX_INBOX}, got {limit}")
+        seconds = check_seconds(visibility_seconds, "visibility_seconds", MAX_VISIBILITY_SECONDS)
+        check_limit(limit, MAX_INBOX)
         actor = check_identifier(actor or instance_id, "actor")
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
@@ -201,7 +160,7 @@ class MessageService:
         """Acknowledge the message for this consumer: it is never delivered to it again.
         Acknowledging again changes nothing (the first ``acked_at`` stays). With
         ``project_id``, a message of another project is refused as unknown."""
-        check_message_id(message_id)
+        check_positive_id(message_id, "message_id")
         check_identifier(instance_id, "instance_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
@@ -235,12 +194,8 @@ class MessageService:
         ``message.promote`` audit row. Promoting a message to context again returns the first
         item (its idempotency key is the message's); again with another priority is refused
         (:class:`IdempotencyConflictError`)."""
-        check_message_id(message_id)
-        try:
-            target = PromotionTarget(to if isinstance(to, str) else repr(to))
-        except ValueError:
-            raise ValidationError(f"a message is promoted to 'memory' or 'context', "
-                                  f"got {to!r}") from None
+        check_positive_id(message_id, "message_id")
+        target = check_choice(to, PromotionTarget, "what a message is promoted to")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         if target is PromotionTarget.MEMORY:

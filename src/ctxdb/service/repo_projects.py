@@ -1,10 +1,10 @@
 """The project of a repository: found by its ``repo_key``, created on first use.
 
-Every clone and worktree of one repository computes the same key (see ``ctxdb.hooks.repo``),
-so they share one project. Creation is race-safe on both backends: the creating transaction
-holds the project-creation lock (an advisory lock on PostgreSQL, the write lock on SQLite)
-and looks again once it has it, and the insert itself ignores a key another session stored
-first.
+Every clone and worktree of one repository computes the same key (see
+``ctxdb.repo_identity``), so they share one project. Creation is race-safe on both
+backends: the creating transaction holds the project-creation lock (an advisory lock on
+PostgreSQL, the write lock on SQLite) and looks again once it has it, and the insert itself
+ignores a key another session stored first.
 """
 
 from __future__ import annotations

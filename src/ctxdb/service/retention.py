@@ -30,8 +30,14 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from ctxdb.domain.validation import MAX_INTEGER, check_identifier, check_non_negative_int
-from ctxdb.errors import ConflictError, ContextItemNotFoundError, ValidationError
+from ctxdb.domain.checks import check_batch_size
+from ctxdb.domain.validation import (
+    MAX_INTEGER,
+    check_identifier,
+    check_limit,
+    check_non_negative_int,
+)
+from ctxdb.errors import ConflictError, ContextItemNotFoundError
 from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.projects import require_project
@@ -70,14 +76,6 @@ def _kind_report(age: int | None, found: int, done: int, dry_run: bool, batches:
             "done": 0 if dry_run else done, "batches": 0 if dry_run else batches, **extra}
 
 
-def check_batch_size(batch_size: Any) -> int:
-    if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-            or not 1 <= batch_size <= MAX_PAGE):
-        raise ValidationError(f"batch_size must be an integer between 1 and {MAX_PAGE}, "
-                              f"got {batch_size!r}", batch_size=repr(batch_size))
-    return batch_size
-
-
 class RetentionService(Service):
     """``db.retention``: collects old records per the retention settings (docs/retention.md)."""
 
@@ -102,7 +100,7 @@ class RetentionService(Service):
         """
         if project_id is not None:
             check_identifier(project_id, "project_id")
-        check_batch_size(batch_size)
+        check_batch_size(batch_size, MAX_PAGE)
         if project_id is not None:
             self.storage.read(lambda tx: require_project(tx, project_id))
         run = _Run(project_id or "", dry_run,
@@ -252,8 +250,7 @@ class RetentionService(Service):
         """A page of a project's archived items, in id order after ``after_item_id``."""
         check_identifier(project_id, "project_id")
         check_non_negative_int(after_item_id, "after_item_id", MAX_INTEGER)
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)

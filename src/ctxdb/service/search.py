@@ -16,20 +16,24 @@ handed to the engine with every word quoted, so free text can never be a syntax 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 from typing import Any
 
-from ctxdb.domain.models import Priority
+from ctxdb.domain.checks import check_kinds, check_namespace
+from ctxdb.domain.models import Priority, choices
 from ctxdb.domain.search import (
     parse_instant,
     parse_query,
     raw_words,
     snippet,
 )
-from ctxdb.domain.validation import check_identifier, check_non_negative_int, check_text
+from ctxdb.domain.validation import (
+    check_identifier,
+    check_limit,
+    check_text,
+)
+from ctxdb.domain.vocabulary import SearchKind
 from ctxdb.errors import InvalidSearchQueryError, StorageError, ValidationError
 from ctxdb.service.common import Service, audit
-from ctxdb.service.memories import check_namespace
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
 
@@ -39,29 +43,11 @@ EARLIEST = "0001-01-01T00:00:00.000Z"
 LATEST = "9999-12-31T23:59:59.999Z"
 
 
-class SearchKind(StrEnum):
-    CONTEXT = "context"
-    MEMORY = "memory"
-    EVENT = "event"
-
-
-KINDS: tuple[str, ...] = tuple(kind.value for kind in SearchKind)
+KINDS: tuple[str, ...] = tuple(choices(SearchKind))
 # Repairs of the documents of each kind, in the order they run (see queries/search.sql).
 _REPAIRS = {"context": ("search_remove_stale_context", "search_add_missing_context"),
             "memory": ("search_remove_stale_memories", "search_add_missing_memories"),
             "event": ("search_remove_stale_events", "search_add_missing_events")}
-
-
-def check_kinds(kinds: str | Iterable[str]) -> tuple[str, ...]:
-    """The kinds to search: one name or several, each of context, memory, event."""
-    chosen = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-    for kind in chosen:
-        if kind not in KINDS:
-            raise ValidationError(
-                f"kind must be one of {', '.join(KINDS)}, got {kind!r}", value=repr(kind))
-    if not chosen:
-        raise ValidationError(f"kinds must name at least one of {', '.join(KINDS)}")
-    return tuple(dict.fromkeys(chosen))
 
 
 def _hit(row: Row, words: list[str], prefixes: list[str]) -> dict[str, Any]:
@@ -126,8 +112,7 @@ class SearchService(Service):
         end = LATEST if until is None else parse_instant(until, "until")
         if start >= end:
             raise ValidationError(f"since ({start}) must be before until ({end})")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_RESULTS:
-            raise ValidationError(f"limit must be between 1 and {MAX_RESULTS}, got {limit}")
+        check_limit(limit, MAX_RESULTS)
         params = {
             "project_id": project_id,
             "match": match,

@@ -23,20 +23,23 @@ from __future__ import annotations
 
 import builtins
 import json
-import math
 from collections.abc import Iterable
-from enum import StrEnum
 from typing import Any
 
+from ctxdb.domain.checks import check_task_priority
 from ctxdb.domain.models import LIVE_INSTANCE_STATUSES
 from ctxdb.domain.validation import (
+    check_choice,
     check_identifier,
+    check_limit,
     check_non_negative_int,
+    check_positive_id,
+    check_seconds,
     check_text,
     encode_json,
 )
+from ctxdb.domain.vocabulary import FINISHED_TASK_STATUSES, LEASED_TASK_STATUSES, TaskStatus
 from ctxdb.errors import (
-    InvalidPriorityError,
     InvalidStatusError,
     InvalidTransitionError,
     LeaseExpiredError,
@@ -50,59 +53,9 @@ from ctxdb.service.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000
-MIN_PRIORITY, MAX_PRIORITY = -1_000_000, 1_000_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600.0
 MAX_DESCRIPTION = 100_000
 MAX_DEPENDENCIES = 1_000
-
-
-class TaskStatus(StrEnum):
-    PENDING = "pending"
-    READY = "ready"
-    CLAIMED = "claimed"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-
-
-LEASED = (TaskStatus.CLAIMED, TaskStatus.RUNNING)
-FINISHED = (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED)
-
-
-def check_task_status(value: object) -> TaskStatus:
-    try:
-        return TaskStatus(value if isinstance(value, str) else repr(value))
-    except ValueError:
-        choices = ", ".join(s.value for s in TaskStatus)
-        raise InvalidStatusError(f"task status must be one of {choices}, got {value!r}") from None
-
-
-def check_priority(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPriorityError(f"priority must be an integer, got {value!r}")
-    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
-        raise InvalidPriorityError(
-            f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {value}")
-    return value
-
-
-def check_lease_seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"lease_seconds must be a number, got {value!r}")
-    seconds = float(value)
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_LEASE_SECONDS):
-        raise ValidationError(
-            f"lease_seconds must be more than 0 and at most {MAX_LEASE_SECONDS:g}, got {value!r}")
-    return seconds
-
-
-def check_task_id(value: object, what: str = "task_id") -> int:
-    task_id = check_non_negative_int(value, what)
-    if task_id < 1:
-        raise ValidationError(f"{what} must be at least 1, got {value!r}")
-    return task_id
 
 
 def _task(row: Row, dependencies: Iterable[int] | None = None) -> dict[str, Any]:
@@ -138,7 +91,7 @@ def _require_lease(row: Row, epoch: int, doing: str) -> None:
         raise StaleEpochError(
             f"task {task_id} is at epoch {row['epoch']}, not {epoch}: its lease has passed on, "
             f"cannot {doing}", task_id=task_id, epoch=epoch, current_epoch=row["epoch"])
-    if row["status"] not in LEASED:
+    if row["status"] not in LEASED_TASK_STATUSES:
         raise InvalidTransitionError(
             f"task {task_id} is {row['status']}, not leased: cannot {doing}",
             task_id=task_id, status=row["status"])
@@ -166,12 +119,12 @@ class TaskService(Service):
         if not title.strip():
             raise ValidationError("title must not be empty")
         check_text(description, "description", MAX_DESCRIPTION)
-        check_priority(priority)
+        check_task_priority(priority)
         if parent_task_id is not None:
-            check_task_id(parent_task_id, "parent_task_id")
+            check_positive_id(parent_task_id, "parent_task_id")
         if isinstance(depends_on, str | bytes):
             raise ValidationError("depends_on must be a list of task ids")
-        dependencies = sorted({check_task_id(d, "depends_on") for d in depends_on})
+        dependencies = sorted({check_positive_id(d, "depends_on") for d in depends_on})
         if len(dependencies) > MAX_DEPENDENCIES:
             raise ValidationError(f"a task may depend on at most {MAX_DEPENDENCIES} tasks")
         actor = check_identifier(actor or self.settings.actor, "actor")
@@ -202,7 +155,7 @@ class TaskService(Service):
 
     def get(self, task_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         """One task, with ``depends_on`` (the ids of the tasks it waits for)."""
-        check_task_id(task_id)
+        check_positive_id(task_id, "task_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
 
@@ -224,14 +177,14 @@ class TaskService(Service):
     ) -> builtins.list[dict[str, Any]]:
         """A page of a project's tasks in id order; pass the last one's id as ``after``."""
         check_identifier(project_id, "project_id")
-        status_value = "" if status is None else check_task_status(status).value
+        status_value = "" if status is None else check_choice(
+            status, TaskStatus, "task status", error=InvalidStatusError).value
         if lease_owner is not None:
             check_identifier(lease_owner, "lease_owner")
         if parent_task_id is not None:
-            check_task_id(parent_task_id, "parent_task_id")
+            check_positive_id(parent_task_id, "parent_task_id")
         check_non_negative_int(after, "after")
-        if not 1 <= check_non_negative_int(limit, "limit") <= MAX_PAGE:
-            raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+        check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
@@ -255,7 +208,7 @@ class TaskService(Service):
         project); ``None`` when there is none. The returned ``epoch`` fences later writes."""
         check_identifier(project_id, "project_id")
         check_identifier(instance_id, "instance_id")
-        seconds = check_lease_seconds(lease_seconds)
+        seconds = check_seconds(lease_seconds, "lease_seconds", MAX_LEASE_SECONDS)
         actor = check_identifier(actor or instance_id, "actor")
 
         def unit(tx: Tx) -> dict[str, Any] | None:
@@ -276,7 +229,8 @@ class TaskService(Service):
             task = _load(tx, task_id)
             audit(tx, actor, "task.claim", "task", task_id, project_id,
                   instance_id=instance_id, epoch=task["epoch"], lease_seconds=seconds,
-                  reclaimed_from=before["lease_owner"] if before["status"] in LEASED else None)
+                  reclaimed_from=(before["lease_owner"]
+                                  if before["status"] in LEASED_TASK_STATUSES else None))
             return task
 
         return self.storage.write(unit)
@@ -298,7 +252,7 @@ class TaskService(Service):
     def renew(self, task_id: int, epoch: int, lease_seconds: float, *,
               project_id: str | None = None, actor: str | None = None) -> dict[str, Any]:
         """Extend a live lease to ``lease_seconds`` from now."""
-        seconds = check_lease_seconds(lease_seconds)
+        seconds = check_seconds(lease_seconds, "lease_seconds", MAX_LEASE_SECONDS)
 
         def change(tx: Tx, row: Row) -> dict[str, Any]:
             tx.execute("renew_task_lease", task_id=task_id, lease_seconds=seconds)
@@ -347,7 +301,7 @@ class TaskService(Service):
     def cancel(self, task_id: int, *, project_id: str | None = None,
                actor: str | None = None) -> dict[str, Any]:
         """End an unfinished task (leased or not: any lease on it becomes stale)."""
-        check_task_id(task_id)
+        check_positive_id(task_id, "task_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         actor = check_identifier(actor or self.settings.actor, "actor")
@@ -355,7 +309,7 @@ class TaskService(Service):
         def unit(tx: Tx) -> dict[str, Any]:
             row = require_task(tx, task_id, project_id, lock=True)
             require_project(tx, row["project_id"], active=True)
-            if row["status"] in FINISHED:
+            if row["status"] in FINISHED_TASK_STATUSES:
                 raise InvalidTransitionError(
                     f"task {task_id} is already {row['status']}: cannot cancel it",
                     task_id=task_id, status=row["status"])
@@ -371,7 +325,7 @@ class TaskService(Service):
                 change: Any, actor: str | None, project_id: str | None) -> dict[str, Any]:
         """Run ``change`` on the locked task if ``epoch`` holds its live lease; audited. With
         ``project_id``, a task of another project is refused as unknown."""
-        check_task_id(task_id)
+        check_positive_id(task_id, "task_id")
         if project_id is not None:
             check_identifier(project_id, "project_id")
         check_non_negative_int(epoch, "epoch")

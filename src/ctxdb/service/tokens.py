@@ -8,11 +8,13 @@ from typing import Any
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.resume import has_substance
 from ctxdb.domain.validation import (
+    check_choice,
     check_identifier,
     check_non_negative_int,
     check_text,
     encode_json,
 )
+from ctxdb.domain.vocabulary import HandoffKind
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
 from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.context import pack_in_tx
@@ -20,7 +22,6 @@ from ctxdb.service.instances import instance_of_project, require_instance
 from ctxdb.service.projects import require_project
 from ctxdb.storage import Tx
 
-HANDOFF_KINDS = ("clear", "compact", "manual", "end")
 MAX_SUMMARY = 100_000
 # How many of a project's newest handoffs are looked through for one with substance.
 RECENT_HANDOFFS = 20
@@ -104,8 +105,7 @@ class TokenService(Service):
     ) -> tuple[str, str]:
         """Check a handoff's fields; returns next steps and working set as JSON text."""
         check_text(summary, "summary", MAX_SUMMARY)
-        if kind not in HANDOFF_KINDS:
-            raise ValidationError(f"handoff kind must be one of {', '.join(HANDOFF_KINDS)}")
+        check_choice(kind, HandoffKind, "handoff kind")
         limit = self.settings.max_content_bytes
         return (encode_json([] if next_steps is None else next_steps, "next_steps", limit),
                 encode_json({} if working_set is None else working_set, "working_set", limit))

@@ -13,6 +13,10 @@ The key, in order of preference:
 
 Computing the root commit walks the history, so the key is cached in the repository's
 common git directory (``ctxdb-repo-key``), which every worktree shares.
+
+The hooks (on every agent event) and the CLI (``ctxdb context``, ``ctxdb import``) both ask
+it, so it sits beside the layers rather than in either front end; it imports only the
+standard library and ``domain.agents``, to keep the hook path's start-up small.
 """
 
 from __future__ import annotations
