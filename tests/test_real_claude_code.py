@@ -3,11 +3,12 @@
 Claude Code runs non-interactively (``claude -p``) with ctxdb's hooks installed in a scratch
 git repository (``ctxdb install claude-code``) and talks to a mock of the Messages API on a
 loopback port (``ANTHROPIC_BASE_URL``) that records every request. Session 1 gets a marked
-request; the mock model answers with a todo list (TodoWrite, loaded through ToolSearch the
-way a real model does it, since the CLI defers it) and then a last answer; the session ends
-(SessionEnd fires as ``claude -p`` exits). Session 2 is a fresh session, no ``--resume``:
-its first request to the model must carry the marked request and the open todos, which only
-ctxdb's SessionStart hook can have put there.
+request; the mock model writes a todo list with one of the CLI's two sets of todo tools
+(TodoWrite, or the default task tools TaskCreate and TaskUpdate; loaded through ToolSearch
+first, as a real model does, since the CLI defers them), then gives a last answer; the
+session ends (SessionEnd fires as ``claude -p`` exits). Session 2 is a fresh session, no
+``--resume``: its first request to the model must carry the marked request and the open
+todos, which only ctxdb's SessionStart hook can have put there.
 
 Every proxy variable points at the mock, which records and refuses anything addressed to
 another host: the test asserts that nothing was.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,16 +51,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 @pytest.fixture
 def claude() -> str:
     """The ``claude`` program to test, or skip (fail under ``CTXDB_REQUIRE_CLIENTS=1``)."""
-    configured = os.environ.get("CTXDB_TEST_CLAUDE")
-    program = configured or shutil.which("claude")
-    problem = None
-    if not program:
-        problem = "set CTXDB_TEST_CLAUDE to the claude program or put claude on PATH"
-    elif not os.access(program, os.X_OK):
-        problem = f"CTXDB_TEST_CLAUDE={program} is not an executable file"
-    if problem is None:
-        assert program is not None
+    program = os.environ.get("CTXDB_TEST_CLAUDE") or shutil.which("claude")
+    if program and os.access(program, os.X_OK):
         return program
+    problem = (f"CTXDB_TEST_CLAUDE={program} is not an executable file" if program
+               else "set CTXDB_TEST_CLAUDE to the claude program or put claude on PATH")
     if REQUIRE_CLIENTS:
         pytest.fail(f"Claude Code is required (CTXDB_REQUIRE_CLIENTS=1): {problem}")
     pytest.skip(f"Claude Code CLI not available: {problem} (see docs/hooks.md)")
@@ -75,11 +72,12 @@ class Recorded:
 class MockModel:
     """A loopback stand-in for the Messages API that records every request.
 
-    The first turn of the marked request loads TodoWrite with ToolSearch, the second writes
-    the todo list, the third gives the last answer; any other request gets a short text.
+    The session of the marked request plays the script of ``todo_tool`` (``SCRIPTS``), one
+    turn per request; any other request gets a short text.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, todo_tool: str) -> None:
+        self.todo_tool = todo_tool
         self.requests: list[Recorded] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -147,7 +145,7 @@ class MockModel:
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_CONNECT = _handle
 
             def _answer(self, request: dict[str, Any]) -> None:
-                message = _message(request, _reply(request))
+                message = _message(request, _reply(request, mock.todo_tool))
                 if request.get("stream"):
                     self._send(200, "text/event-stream", _stream(message))
                 else:
@@ -203,22 +201,63 @@ def _typed_prompts(request: dict[str, Any]) -> list[str]:
             if block.get("type") == "text"]
 
 
-def _reply(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """The content of the mock model's answer to ``request``."""
-    results = _tool_results(request)
+def _tool_result_texts(request: dict[str, Any]) -> list[str]:
+    texts = []
+    for result in _tool_results(request):
+        content = result.get("content")
+        texts += [content] if isinstance(content, str) else \
+            [str(block.get("text", "")) for block in _blocks({"content": content})]
+    return texts
+
+
+def _todo_write_turns(request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Load TodoWrite, write the list (one todo done, two open), answer."""
+    todos = [{"content": content, "status": status, "activeForm": content}
+             for content, status in ((DONE_TODO, "completed"), (OPEN_TODOS[0], "in_progress"),
+                                     (OPEN_TODOS[1], "pending"))]
+    return [
+        [_tool_use("search", "ToolSearch", {"query": "select:TodoWrite"})],
+        [_tool_use("todos", "TodoWrite", {"todos": todos})],
+        [{"type": "text", "text": LAST_ANSWER}],
+    ]
+
+
+def _task_turns(request: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Load the task tools, create three tasks, complete one and start another (by the ids
+    the CLI reported), answer."""
+    created = dict(match.groups()[::-1] for text in _tool_result_texts(request)
+                   for match in [CREATED_TASK.match(text)] if match)
+    updates = [(DONE_TODO, "completed"), (OPEN_TODOS[0], "in_progress")]
+    return [
+        [_tool_use("search", "ToolSearch", {"query": "select:TaskCreate,TaskUpdate"})],
+        [_tool_use(f"create{i}", "TaskCreate",
+                   {"subject": subject, "description": f"{subject} (details)",
+                    "activeForm": subject})
+         for i, subject in enumerate((DONE_TODO, *OPEN_TODOS))],
+        [_tool_use(f"update{i}", "TaskUpdate",
+                   {"taskId": created.get(subject, "?"), "status": status})
+         for i, (subject, status) in enumerate(updates)],
+        [{"type": "text", "text": LAST_ANSWER}],
+    ]
+
+
+SCRIPTS = {"TodoWrite": _todo_write_turns, "TaskCreate": _task_turns}
+CREATED_TASK = re.compile(r"Task #(\w+) created successfully: (.*)")
+
+
+def _tool_use(name: str, tool: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_mock_{name}", "name": tool, "input": tool_input}
+
+
+def _reply(request: dict[str, Any], todo_tool: str) -> list[dict[str, Any]]:
+    """The content of the mock model's answer to ``request``: the marked request's session
+    plays its script, one turn per answer; anything else gets a short text."""
     if MARKED_REQUEST not in _typed_prompts(request) or not request.get("tools"):
         return [{"type": "text", "text": "OK."}]
-    if not results:
-        return [{"type": "tool_use", "id": "toolu_mock_search", "name": "ToolSearch",
-                 "input": {"query": "select:TodoWrite"}}]
-    if results[-1].get("tool_use_id") == "toolu_mock_search":
-        todos = [{"content": content, "status": status, "activeForm": content}
-                 for content, status in ((DONE_TODO, "completed"),
-                                         (OPEN_TODOS[0], "in_progress"),
-                                         (OPEN_TODOS[1], "pending"))]
-        return [{"type": "tool_use", "id": "toolu_mock_todos", "name": "TodoWrite",
-                 "input": {"todos": todos}}]
-    return [{"type": "text", "text": LAST_ANSWER}]
+    turns = SCRIPTS[todo_tool](request)
+    answered = sum(1 for message in request.get("messages", [])
+                   if message.get("role") == "assistant")
+    return turns[min(answered, len(turns) - 1)]
 
 
 def _message(request: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -257,9 +296,10 @@ def _stream(message: dict[str, Any]) -> bytes:
     return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
 
 
-@pytest.fixture
-def mock_model() -> Iterator[MockModel]:
-    with MockModel() as mock:
+@pytest.fixture(params=sorted(SCRIPTS))
+def mock_model(request: pytest.FixtureRequest) -> Iterator[MockModel]:
+    """The mock model, its todo list written with one tool or the other."""
+    with MockModel(str(request.param)) as mock:
         yield mock
 
 
@@ -294,9 +334,11 @@ def client_env(tmp_path: Path, mock: MockModel) -> dict[str, str]:
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",
-        # The legacy todo list (TodoWrite) instead of the task tools: what ctxdb reads.
+        # The CLI offers no todo tool with its newest default model: ask for them. The task
+        # tools (TaskCreate, TaskUpdate) are the default; CLAUDE_CODE_ENABLE_TASKS=0 gives
+        # the older TodoWrite list.
         "CLAUDE_CODE_ENABLE_TODO_TOOLS": "1",
-        "CLAUDE_CODE_ENABLE_TASKS": "0",
+        **({"CLAUDE_CODE_ENABLE_TASKS": "0"} if mock.todo_tool == "TodoWrite" else {}),
         # Anything addressed elsewhere lands on the mock, which records and refuses it.
         **{name: mock.url for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY",
                                        "https_proxy", "http_proxy", "all_proxy")},
@@ -326,9 +368,10 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
 
     first = run_session(claude, project, env, MARKED_REQUEST)
     first_requests = mock_model.model_requests(first)
-    assert any(_tool_results(body) and _tool_results(body)[-1].get("tool_use_id")
-               == "toolu_mock_todos" for body in first_requests), \
-        "session 1 never wrote its todo list"
+    # The whole script was played and every tool call succeeded: the todo list is written.
+    assert len(first_requests) == len(SCRIPTS[mock_model.todo_tool](first_requests[-1]))
+    results = [result for body in first_requests for result in _tool_results(body)]
+    assert results and not [result for result in results if result.get("is_error")], results
 
     second = run_session(claude, project, env, "What should I work on?")
     assert second != first
