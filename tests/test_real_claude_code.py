@@ -24,9 +24,11 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -262,7 +264,7 @@ def _reply(request: dict[str, Any], todo_tool: str) -> list[dict[str, Any]]:
 
 def _message(request: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, Any]:
     tool_use = any(block["type"] == "tool_use" for block in content)
-    return {"id": f"msg_mock_{id(content):x}", "type": "message", "role": "assistant",
+    return {"id": f"msg_mock_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
             "model": request.get("model", "mock"), "content": content,
             "stop_reason": "tool_use" if tool_use else "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": 1_000, "output_tokens": 20,
@@ -361,6 +363,19 @@ def run_session(program: str, repo: Path, env: dict[str, str], prompt: str) -> s
     return str(result["session_id"])
 
 
+def diagnosis(env: dict[str, str]) -> str:
+    """What ctxdb saw, for a failure message: the sessions and the hook log.
+
+    A session whose SessionEnd hook did not finish within Claude Code's limit (1.5 s for all
+    of them) is still live, and gets its handoff only once it is past ``stale_after``.
+    """
+    with sqlite3.connect(env["CTXDB_URL"]) as conn:
+        sessions = conn.execute("SELECT session_id, status FROM instances").fetchall()
+    hook_log = Path(env["CTXDB_HOOK_LOG"])
+    log = hook_log.read_text(encoding="utf-8") if hook_log.exists() else "(empty)"
+    return f"sessions (id, status): {sessions}; hook log: {log}"
+
+
 def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     claude: str, tmp_path: Path, project: Path, mock_model: MockModel
 ) -> None:
@@ -378,8 +393,7 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     second_requests = mock_model.model_requests(second)
     assert second_requests, "session 2 sent no request to the model"
     opening = json.dumps(second_requests[0])
-    hook_log = Path(env["CTXDB_HOOK_LOG"])
-    context = f"hook log: {hook_log.read_text() if hook_log.exists() else '(none)'}"
+    context = diagnosis(env)
     assert MARKED_REQUEST in opening, context
     for todo in OPEN_TODOS:
         assert todo in opening, context
