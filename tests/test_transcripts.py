@@ -226,6 +226,105 @@ def test_todos_come_from_the_latest_main_chain_todowrite(tmp_path: Path) -> None
     assert handoff.open_todos[4] == last
 
 
+def _task_records(*calls: tuple[str, dict[str, object], dict[str, object] | None],
+                  sidechain: bool = False) -> list[dict[str, object]]:
+    """Tool calls and their results as Claude Code 2.1.x writes them: one assistant record per
+    tool_use, one user record per tool_result with the tool's own result in toolUseResult
+    (``None``: an error result). Shapes taken from transcripts written by Claude Code 2.1.332.
+    """
+    base = {"isSidechain": sidechain, "sessionId": "s-tasks", "version": "2.1.332",
+            "timestamp": "2026-12-06T21:25:00.000Z"}
+    records: list[dict[str, object]] = []
+    for number, (tool, tool_input, outcome) in enumerate(calls):
+        use_id = f"toolu_t{number}"
+        records.append({**base, "type": "assistant", "uuid": f"a{number}", "message": {
+            "id": f"msg_t{number}", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "tool_use", "id": use_id, "name": tool, "input": tool_input}]}})
+        result: dict[str, object] = {"type": "tool_result", "tool_use_id": use_id,
+                                     "content": "ok" if outcome is not None else "error"}
+        if outcome is None:
+            result["is_error"] = True
+        records.append({**base, "type": "user", "uuid": f"u{number}",
+                        "message": {"role": "user", "content": [result]},
+                        "toolUseResult": outcome if outcome is not None else "Error: failed"})
+    return records
+
+
+def _create(task_id: str, subject: str) -> tuple[str, dict[str, object], dict[str, object]]:
+    return ("TaskCreate", {"subject": subject, "description": f"{subject} in detail",
+                           "activeForm": subject},
+            {"task": {"id": task_id, "subject": subject, "description": "…"}})
+
+
+def _update(task_id: str, **fields: str) -> tuple[str, dict[str, object], dict[str, object]]:
+    return ("TaskUpdate", {"taskId": task_id, **fields},
+            {"success": True, "taskId": task_id, "updatedFields": list(fields)})
+
+
+def _write(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def test_todos_come_from_the_task_tools(tmp_path: Path) -> None:
+    # Claude Code 2.1.x keeps its todo list with TaskCreate and TaskUpdate (by the id the
+    # TaskCreate result reported) unless its task tools are turned off.
+    records = _task_records(
+        _create("1", "read the payment model"), _create("2", "write the ledger entry"),
+        _create("3", "test partial refunds"), _create("4", "drop the old exporter"),
+        _update("1", status="completed"), _update("2", status="in_progress"),
+        _update("3", subject="test partial and full refunds"),
+        _update("4", status="deleted"),
+        ("TaskUpdate", {"taskId": "3", "status": "completed"}, None),  # failed: changed nothing
+        ("TaskCreate", {"subject": "refused", "description": "x"}, None),
+        _update("9", status="completed"),  # a task this transcript never created
+    )
+    todos = parse_transcript(_write(tmp_path / "tasks.jsonl", records)).todos()
+    assert todos == [Todo("read the payment model", "completed"),
+                     Todo("write the ledger entry", "in_progress"),
+                     Todo("test partial and full refunds", "pending")]
+    handoff = handoff_since_last_compaction(tmp_path / "tasks.jsonl")
+    assert [todo.content for todo in handoff.open_todos] == [
+        "write the ledger entry", "test partial and full refunds"]
+
+
+def test_a_task_created_without_a_result_yet_is_open(tmp_path: Path) -> None:
+    records = _task_records(_create("1", "stream the export"))[:1]  # the session died there
+    todos = parse_transcript(_write(tmp_path / "died.jsonl", records)).todos()
+    assert todos == [Todo("stream the export", "pending")]
+
+
+def test_the_todo_tool_called_last_gives_the_list(tmp_path: Path) -> None:
+    todo_write = ("TodoWrite", {"todos": [{"content": "old list", "status": "pending"}]},
+                  {"oldTodos": [], "newTodos": []})
+    tasks_last = _task_records(todo_write, _create("1", "new task"))
+    assert parse_transcript(_write(tmp_path / "a.jsonl", tasks_last)).todos() == [
+        Todo("new task", "pending")]
+    list_last = _task_records(_create("1", "new task"), todo_write)
+    assert parse_transcript(_write(tmp_path / "b.jsonl", list_last)).todos() == [
+        Todo("old list", "pending")]
+
+
+def test_tasks_of_subagents_are_not_the_sessions(tmp_path: Path) -> None:
+    records = [*_task_records(_create("1", "main task")),
+               *_task_records(_create("2", "subagent task"), _update("1", status="completed"),
+                              sidechain=True)]
+    todos = parse_transcript(_write(tmp_path / "side.jsonl", records)).todos()
+    assert todos == [Todo("main task", "pending")]
+
+
+def test_a_result_record_with_several_results_names_no_task(tmp_path: Path) -> None:
+    # toolUseResult belongs to a record; with two tool results in it, it says nothing about
+    # which call created which task.
+    records = _task_records(_create("1", "first"), _create("2", "second"))
+    merged = {**records[1], "message": {"role": "user", "content": [
+        records[1]["message"]["content"][0],  # type: ignore[index]
+        records[3]["message"]["content"][0]]}}  # type: ignore[index]
+    both = [records[0], records[2], merged, *_task_records(_update("2", status="completed"))]
+    todos = parse_transcript(_write(tmp_path / "merged.jsonl", both)).todos()
+    assert todos == [Todo("first", "pending"), Todo("second", "pending")]
+
+
 def _comparable(chunk: TranscriptChunk) -> TranscriptChunk:
     return chunk.__class__(**{**chunk.__dict__, "path": "", "start_offset": 0})
 

@@ -17,6 +17,9 @@ from ctxdb.transcripts.errors import InvalidTranscriptOffsetError
 EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
 EDIT_PATH_KEYS = ("file_path", "notebook_path")
 TODO_TOOL = "TodoWrite"
+# The task tools that keep the todo list in Claude Code 2.1.x (TaskGet, TaskList only read).
+TASK_CREATE, TASK_UPDATE = "TaskCreate", "TaskUpdate"
+TODO_LIST_TOOLS = frozenset({TODO_TOOL, TASK_CREATE, TASK_UPDATE})
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class ToolResult:
     timestamp: str | None
     sidechain: bool
     offset: int
+    # The id of the task a TaskCreate call created (``toolUseResult.task.id``); None when the
+    # result's record says none, or holds several results and so cannot say whose it is.
+    task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,14 +213,52 @@ class TranscriptChunk:
         return list(latest_edit)
 
     def todos(self) -> list[Todo] | None:
-        """The todo list of the latest main-chain TodoWrite call, or None if there was none.
+        """The session's todo list, or None if the main chain never wrote one.
 
-        Subagents keep their own todo lists; only the main chain's list is the session's.
+        Claude Code keeps it with one of two sets of tools: TodoWrite, each call giving the
+        whole list, or (2.1.x, unless turned off) the task tools, TaskCreate adding a task and
+        TaskUpdate changing one. Whichever was called last gives the list. Only the main
+        chain's calls count: subagents keep their own lists.
         """
-        for use in reversed(self.tool_uses):
-            if use.name == TODO_TOOL and not use.sidechain:
-                return todos_from_input(use.input)
-        return None
+        calls = [use for use in self.tool_uses
+                 if use.name in TODO_LIST_TOOLS and not use.sidechain]
+        if not calls:
+            return None
+        if calls[-1].name == TODO_TOOL:
+            return todos_from_input(calls[-1].input)
+        return self._task_list([use for use in calls if use.name != TODO_TOOL])
+
+    def _task_list(self, calls: list[ToolUse]) -> list[Todo]:
+        """The tasks the TaskCreate and TaskUpdate ``calls`` leave, in creation order.
+
+        TaskUpdate names its task by the id TaskCreate's result reported. A call whose result
+        is an error changed nothing; a TaskCreate still waiting for its result counts (its
+        task cannot be updated later in what was read); an update of a task created before
+        what was read is left out, as is a deleted task.
+        """
+        results = {result.tool_use_id: result for result in self.tool_results}
+        tasks: dict[str, Todo] = {}
+        for use in calls:
+            result = results.get(use.id)
+            if result is not None and result.is_error:
+                continue
+            if use.name == TASK_CREATE:
+                subject = use.input.get("subject")
+                if isinstance(subject, str) and subject:
+                    key = result.task_id if result is not None and result.task_id else None
+                    tasks[key or f"call:{use.id}"] = Todo(subject, "pending")
+                continue
+            task_id = use.input.get("taskId")
+            if not isinstance(task_id, str) or task_id not in tasks:
+                continue
+            task = tasks[task_id]
+            status, subject = use.input.get("status"), use.input.get("subject")
+            if status == "deleted":
+                del tasks[task_id]
+                continue
+            tasks[task_id] = Todo(subject if isinstance(subject, str) and subject else task.content,
+                                  status if isinstance(status, str) and status else task.status)
+        return list(tasks.values())
 
     def followed_by(self, later: TranscriptChunk) -> TranscriptChunk:
         """The chunk a single read from ``self.start_offset`` to ``later.end_offset`` gives.

@@ -197,12 +197,15 @@ class _ChunkBuilder:
             self.compact_summaries.append(CompactSummary(uuid, timestamp, text, offset))
             return
         sidechain = record.get("isSidechain") is True
-        for block in _blocks(content):
-            if block.get("type") == "tool_result" and _str(block.get("tool_use_id")):
-                self.tool_results.append(ToolResult(
-                    block["tool_use_id"], block.get("is_error") is True, uuid, timestamp,
-                    sidechain, offset,
-                ))
+        results = [block for block in _blocks(content)
+                   if block.get("type") == "tool_result" and _str(block.get("tool_use_id"))]
+        # The record's toolUseResult is the result of its one tool call, if it has one.
+        task_id = _created_task_id(record) if len(results) == 1 else None
+        for block in results:
+            self.tool_results.append(ToolResult(
+                block["tool_use_id"], block.get("is_error") is True, uuid, timestamp,
+                sidechain, offset, task_id,
+            ))
         self._add_answers(offset, record, uuid, timestamp)
         typed = typed_user_text(record, content)
         if typed is not None:
@@ -234,6 +237,12 @@ class _ChunkBuilder:
             pre_tokens=_count(pre_tokens) if pre_tokens is not None else None,
             offset=offset,
         ))
+
+
+def _created_task_id(record: dict[str, Any]) -> str | None:
+    """The id of the task a TaskCreate call created, from its result's ``toolUseResult``."""
+    task_id = _dict(_dict(record.get("toolUseResult")).get("task")).get("id")
+    return task_id if isinstance(task_id, str) and task_id else None
 
 
 def _sanitized(value: Any) -> Any:
