@@ -10,6 +10,7 @@ from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_record, print_table, say, show
 from ctxdb.domain.access import parse_lifetime
+from ctxdb.domain.models import choices
 from ctxdb.domain.vocabulary import TokenScope
 from ctxdb.errors import ValidationError
 
@@ -30,7 +31,7 @@ def token_group() -> None:
               help="The one project the token may reach.")
 @click.option("--all-projects", is_flag=True,
               help="A fleet-wide token for operators: every project (instead of --project).")
-@click.option("--scope", type=click.Choice(TokenScope.__members__.values()), required=True,
+@click.option("--scope", type=click.Choice(choices(TokenScope)), required=True,
               help="read; write (read and write); admin (also creates projects).")
 @click.option("--expires", metavar="DURATION",
               help="Lifetime such as 90m, 12h, 30d or 2w (default: until revoked).")
