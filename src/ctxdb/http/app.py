@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ctxdb import __version__
 from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.errors import (
+    ConflictError,
     ContextItemNotFoundError,
     CtxdbError,
     InstanceNotFoundError,
@@ -59,6 +60,18 @@ def instance_of(caller: Caller, project_id: str, instance_id: str) -> dict[str, 
         raise InstanceNotFoundError(f"unknown instance {instance_id!r}",
                                     instance_id=instance_id)
     return instance
+
+
+def taken_elsewhere(caller: Caller, project_id: str, instance_id: str) -> None:
+    """An instance id a client chose that another project already holds: refused without
+    naming that project (ids are global, so only that the id is taken can be said)."""
+    try:
+        instance = caller.db.instances.get(instance_id)
+    except InstanceNotFoundError:
+        return
+    if instance["project_id"] != project_id:
+        raise ConflictError(f"instance id {instance_id!r} is taken: launch with another id, "
+                            f"or none to get a new one", instance_id=instance_id)
 
 
 # --- projects and phases ------------------------------------------------------------------
@@ -109,9 +122,12 @@ def create_phase(caller: Writer, project_id: str, body: m.PhaseIn,
 def launch_instance(caller: Writer, project_id: str, body: m.InstanceIn,
                     key: IdempotencyKey = None) -> Any:
     no_idempotency(key, "instances (send instance_id: launching it again revives it)")
+    pid = caller.project(project_id)
+    if body.instance_id is not None:
+        taken_elsewhere(caller, pid, body.instance_id)
     fields = body.model_dump(exclude_none=True)
     phase_id = fields.pop("phase_id", None)
-    return caller.db.instances.launch(caller.project(project_id), phase_id, **fields)
+    return caller.db.instances.launch(pid, phase_id, **fields)
 
 
 @v1.get("/projects/{project_id}/instances", response_model=list[m.Instance])
