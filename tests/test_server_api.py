@@ -332,3 +332,23 @@ def test_openapi_document_is_current(client: TestClient) -> None:
 
 def openapi_text(client: TestClient) -> str:
     return json.dumps(client.get("/openapi.json").json(), indent=2, sort_keys=True) + "\n"
+
+
+def test_readyz_says_when_the_schema_is_not_this_ctxdbs(db: Ctxdb, client: TestClient,
+                                                        world: dict[str, Any]) -> None:
+    from ctxdb.storage.base import raw
+
+    h = auth(token(db, world["A"]["project_id"], "read"))
+    assert client.get("/readyz", headers=h).json()["status"] == "ready"
+    db.storage.write(lambda tx: raw(tx).execute_raw(
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+        "VALUES (9999, 'from_a_newer_ctxdb', 'x', '2030-01-01')", {}))
+    try:
+        answer = client.get("/readyz", headers=h)
+    finally:  # the PostgreSQL database is shared by the whole test run
+        db.storage.write(lambda tx: raw(tx).execute_raw(
+            "DELETE FROM schema_migrations WHERE version = 9999", {}))
+    assert answer.status_code == 503 and answer.json()["status"] == "unavailable"
+    assert "schema version 9999" in answer.json()["detail"]
+    assert client.get("/readyz", headers=h).status_code == 200
+    assert client.get("/healthz").status_code == 200  # alive all the same

@@ -23,6 +23,7 @@ from ctxdb.errors import (
     ContextItemNotFoundError,
     CtxdbError,
     InstanceNotFoundError,
+    PhaseNotFoundError,
     ValidationError,
 )
 from ctxdb.http import models as m
@@ -115,6 +116,36 @@ def create_phase(caller: Writer, project_id: str, body: m.PhaseIn,
                                    body.story_points, body.description)
 
 
+def phase_of(caller: Caller, project_id: str, phase_id: int) -> dict[str, Any]:
+    phase = caller.db.phases.get(phase_id)
+    if phase["project_id"] != caller.project(project_id):
+        raise PhaseNotFoundError(f"unknown phase {phase_id}", phase_id=phase_id)
+    return phase
+
+
+@v1.get("/projects/{project_id}/phases/{phase_id}", response_model=m.Phase)
+def get_phase(caller: Reader, project_id: str, phase_id: int) -> Any:
+    return phase_of(caller, project_id, phase_id)
+
+
+@v1.post("/projects/{project_id}/phases/{phase_id}/start", response_model=m.Phase)
+def start_phase(caller: Writer, project_id: str, phase_id: int) -> Any:
+    phase_of(caller, project_id, phase_id)
+    return caller.db.phases.start(phase_id)
+
+
+@v1.post("/projects/{project_id}/phases/{phase_id}/complete", response_model=m.Phase)
+def complete_phase(caller: Writer, project_id: str, phase_id: int) -> Any:
+    phase_of(caller, project_id, phase_id)
+    return caller.db.phases.complete(phase_id)
+
+
+@v1.post("/projects/{project_id}/phases/{phase_id}/block", response_model=m.Phase)
+def block_phase(caller: Writer, project_id: str, phase_id: int, body: m.BlockIn) -> Any:
+    phase_of(caller, project_id, phase_id)
+    return caller.db.phases.block(phase_id, body.reason)
+
+
 # --- instances ----------------------------------------------------------------------------
 
 
@@ -146,6 +177,12 @@ def heartbeat(caller: Writer, project_id: str, instance_id: str, body: m.Heartbe
     instance_of(caller, project_id, instance_id)
     return caller.db.instances.heartbeat(instance_id, body.phase_id,
                                          project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/instances/{instance_id}/end", response_model=m.Instance)
+def end_instance(caller: Writer, project_id: str, instance_id: str) -> Any:
+    instance_of(caller, project_id, instance_id)
+    return caller.db.instances.end(instance_id)
 
 
 @v1.put("/projects/{project_id}/instances/{instance_id}/usage", response_model=m.Usage)

@@ -47,6 +47,10 @@ class Phase(Record):
     status: str
 
 
+class BlockIn(Body):
+    reason: str = ""
+
+
 class InstanceIn(Body):
     phase_id: int | None = None
     instance_id: str | None = None
