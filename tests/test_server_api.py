@@ -352,3 +352,34 @@ def test_readyz_says_when_the_schema_is_not_this_ctxdbs(db: Ctxdb, client: TestC
     assert "schema version 9999" in answer.json()["detail"]
     assert client.get("/readyz", headers=h).status_code == 200
     assert client.get("/healthz").status_code == 200  # alive all the same
+
+
+def test_every_route_answers_its_own_project_without_a_server_error(
+        db: Ctxdb, client: TestClient, world: dict[str, Any]) -> None:
+    """Each route called with A's own ids and a body of the declared shape: a success whose
+    body matches the route's response model (FastAPI checks it), or a typed refusal; never
+    a 5xx."""
+    a = world["A"]
+    for secret in (token(db, None, "admin"), token(db, a["project_id"], "write")):
+        statuses = {}
+        for route in routes(client):
+            answer = call(client, route, a, auth(secret))
+            assert answer.status_code < 500, (route.path, answer.text)
+            if answer.status_code >= 400:
+                assert answer.headers["content-type"] == "application/problem+json"
+            statuses[(route.name, answer.status_code < 300)] = answer.status_code
+        succeeded = {name for name, ok in statuses if ok}
+        assert len(succeeded) >= 30, statuses
+
+
+def test_a_bug_is_a_problem_without_internals(db: Ctxdb, world: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(type(db.projects), "get", broken)
+    with TestClient(create_app(db), raise_server_exceptions=False) as quiet:
+        answer = quiet.get(f"/v1/projects/{world['A']['project_id']}",
+                           headers=auth(token(db, None, "read")))
+    assert answer.status_code == 500 and answer.json()["code"] == "internal_error"
+    assert "secret internals" not in answer.text

@@ -443,5 +443,12 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
         code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
         return problem(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A bug, not an error ctxdb meant: the answer says so without internals, and the
+        # exception goes on to the server's log with its traceback.
+        return problem(500, "internal_error", "unexpected server error (a bug: the server's "
+                       "log has the details)")
+
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
