@@ -39,5 +39,6 @@ def serve_command(app: Application, host: str, port: int, workers: int,
         raise ConfigError(f"ctxdb serve needs the server extra, which is not installed "
                           f"({exc}): {SERVER_HINT}") from None
     app.db()  # an unreachable database or an outdated schema fails now, not per request
+    app.close()  # each worker opens its own store
     serve(url=app.settings.url, config_file=app.config, host=host, port=port,
           workers=workers, max_body_bytes=max_body_bytes)
