@@ -383,3 +383,20 @@ def test_a_bug_is_a_problem_without_internals(db: Ctxdb, world: dict[str, Any],
                            headers=auth(token(db, None, "read")))
     assert answer.status_code == 500 and answer.json()["code"] == "internal_error"
     assert "secret internals" not in answer.text
+
+
+def test_unknown_routes_and_methods_are_problems_too(client: TestClient) -> None:
+    missing = client.get("/v2/anything")
+    assert missing.status_code == 404 and missing.json()["code"] == "route_not_found"
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong = client.delete("/healthz")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+
+
+def test_the_audit_route_shows_the_projects_entries_only(
+        db: Ctxdb, client: TestClient, world: dict[str, Any]) -> None:
+    a, b = world["A"], world["B"]
+    entries = client.get(f"/v1/projects/{a['project_id']}/audit",
+                         headers=auth(token(db, a["project_id"], "read"))).json()
+    assert entries and {e["project_id"] for e in entries} == {a["project_id"]}
+    assert b["project_id"] not in json.dumps(entries)

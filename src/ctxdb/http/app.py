@@ -390,6 +390,15 @@ def search(caller: Reader, project_id: str, q: str,
     return caller.db.search.search(pid, q, kinds=kind, limit=limit)
 
 
+@v1.get("/projects/{project_id}/audit", response_model=list[dict[str, Any]])
+def audit_log(caller: Reader, project_id: str, entity_id: str | None = None,
+              limit: int = 100) -> Any:
+    """The project's newest audit entries first (optionally of one entity)."""
+    pid = caller.project(project_id)
+    caller.db.projects.get(pid)
+    return caller.db.audit_log(project_id=pid, entity_id=entity_id, limit=limit)
+
+
 # --- the application ----------------------------------------------------------------------
 
 
