@@ -6,5 +6,3 @@ An ASGI application (FastAPI on uvicorn, the ``server`` extra) over the service 
 copy of any rule. Nothing else in ctxdb imports this package: the core and the hooks never
 load the HTTP stack.
 """
-
-SERVER_HINT = "pip install 'ctxdb[server]'"
