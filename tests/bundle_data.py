@@ -4,8 +4,8 @@ Two projects with a bit of everything: phases, instances, context items with sup
 delete (and an archived one), a clear-and-reload handoff, an agent session with its
 injection, an ingested transcript (usage, compactions), memories with versions, a tombstone
 and a JSON null, conversation sessions and events, tasks with a parent and dependencies,
-messages with deliveries, approvals, command runs, checkpoints, and the audit log of all of
-it. Values include the awkward ones: non-ASCII text, floats, nested JSON, NULLs.
+messages with deliveries, approvals, command runs, checkpoints, API tokens, and the audit
+log of all of it. Values include the awkward ones: non-ASCII text, floats, nested JSON, NULLs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def populate(db: Ctxdb, workdir: Path, *, archive: bool = True) -> dict[str, Any
     _tasks(db, pid, coder)
     _messages(db, pid, coder)
     _workflow(db, pid, coder)
+    # API tokens (hashes only): one of the project, a revoked one, a fleet-wide one.
+    db.access_tokens.create(pid, "write", name="ci ✓", ttl_seconds=86_400)
+    revoked = db.access_tokens.create(other, "read")
+    db.access_tokens.revoke(revoked["token_id"])
+    db.access_tokens.create(None, "admin", name="operators")
     if archive:
         _archive(db, pid)
     db.audit_chain.seal()  # the hash chains over the audit log so far (audit_seals)

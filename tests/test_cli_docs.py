@@ -70,7 +70,7 @@ def test_documented_exit_codes_match_the_code() -> None:
     table = re.findall(r"^\| (\d+) \| (.+) \|$", DOC.read_text(encoding="utf-8"), re.MULTILINE)
     documented = {int(code): meaning for code, meaning in table}
     assert documented == dict(EXIT_CODE_MEANINGS)
-    assert set(EXIT_CODES.values()) | {0, EXIT_UNHEALTHY} == set(documented) == set(range(8))
+    assert set(EXIT_CODES.values()) | {0, EXIT_UNHEALTHY} == set(documented) == set(range(9))
 
 
 def all_error_classes() -> list[type[errors.CtxdbError]]:

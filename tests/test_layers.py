@@ -62,6 +62,7 @@ LAUNCHERS = {
     ("ctxdb.cli.hook", "ctxdb.hooks.command"),
     ("ctxdb.cli.mcp", "ctxdb.mcp"),
     ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
+    ("ctxdb.cli.serve", "ctxdb.http.server"),
 }
 
 

@@ -27,6 +27,7 @@ from ctxdb.domain.vocabulary import (
     RunStatus,
     SearchKind,
     TaskStatus,
+    TokenScope,
 )
 from ctxdb.errors import InvalidStatusError, ValidationError
 from ctxdb.service import Ctxdb
@@ -45,6 +46,7 @@ CLI_CHOICES = {
     ("message promote", "target"): choices(PromotionTarget),
     ("search", "kinds"): choices(SearchKind),
     ("search", "priority"): choices(Priority),
+    ("token create", "scope"): choices(TokenScope),
 }
 
 # Every enum in the MCP tools' input schemas: (tool, argument) -> its values.

@@ -279,6 +279,31 @@ class BudgetExceededError(CtxdbError):
     category = "limit"
 
 
+# --- access (the server's tokens) ---------------------------------------------------------
+
+
+class AuthenticationError(CtxdbError):
+    """A request to the server carried no token, a malformed one, or one that is unknown,
+    revoked or expired."""
+
+    code = "unauthenticated"
+    category = "unauthenticated"
+
+
+class PermissionDeniedError(CtxdbError):
+    """A valid token whose scope does not allow the request (a read token asked to write, a
+    project's token asked for a fleet-wide operation)."""
+
+    code = "forbidden"
+    category = "forbidden"
+
+
+class ApiTokenNotFoundError(NotFoundError):
+    """No API token with that id (``ctxdb token revoke``)."""
+
+    code = "api_token_not_found"
+
+
 # --- storage -------------------------------------------------------------------------------
 
 

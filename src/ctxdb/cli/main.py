@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "instance": "ctxdb.cli.instances:instance_group",
     "context": "ctxdb.cli.context:context_group",
     "tokens": "ctxdb.cli.tokens:tokens_group",
+    "token": "ctxdb.cli.access_tokens:token_group",
+    "serve": "ctxdb.cli.serve:serve_command",
     "memory": "ctxdb.cli.memories:memory_group",
     "session": "ctxdb.cli.conversations:session_group",
     "task": "ctxdb.cli.tasks:task_group",

@@ -31,6 +31,9 @@ EXIT_CODES: dict[str, int] = {
     "conflict": 4,
     "limit": 5,
     "storage": 6,
+    # Raised by the server's token checks (`ctxdb serve`), not by a local command.
+    "unauthenticated": 8,
+    "forbidden": 8,
 }
 # What each exit code means, as documented in docs/cli.md (a test keeps the two in step).
 EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
@@ -45,6 +48,8 @@ EXIT_CODE_MEANINGS: tuple[tuple[int, str], ...] = (
                            "budget, a wait that timed out"),
     (EXIT_CODES["storage"], "storage or database error (unreachable, outdated schema, …)"),
     (EXIT_UNHEALTHY, "`ctxdb doctor` found a failed check"),
+    (EXIT_CODES["unauthenticated"], "refused by a server: a missing, unknown, revoked or "
+                                    "expired token, or one whose scope does not allow it"),
 )
 
 

@@ -102,3 +102,11 @@ class HandoffKind(StrEnum):
     COMPACT = "compact"
     MANUAL = "manual"
     END = "end"
+
+
+class TokenScope(StrEnum):
+    """What an API token of the server may do; each scope includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"

@@ -14,6 +14,7 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # The services are imported when first used, not here: a hook process (one per agent event)
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
+    from ctxdb.service.access_tokens import ApiTokenService
     from ctxdb.service.approvals import ApprovalService
     from ctxdb.service.audit_chain import AuditChainService
     from ctxdb.service.bundles import BundleService
@@ -84,6 +85,13 @@ class Ctxdb:
         from ctxdb.service.tokens import TokenService
 
         return TokenService(self.storage, self.settings)
+
+    @cached_property
+    def access_tokens(self) -> ApiTokenService:
+        """The API tokens of ``ctxdb serve`` (not ``tokens``, an instance's token usage)."""
+        from ctxdb.service.access_tokens import ApiTokenService
+
+        return ApiTokenService(self.storage, self.settings)
 
     @cached_property
     def sessions(self) -> SessionService:

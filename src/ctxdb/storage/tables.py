@@ -242,6 +242,12 @@ TABLES: tuple[Table, ...] = (
         key="checkpoint_id", identity=True,
         refs="phase_id:phases",
         natural="project_id idempotency_key"),
+    # The API tokens of `ctxdb serve` (migration 0013): hashes only. A fleet-wide token
+    # (project_id NULL) belongs to no project, so only whole-database copies move it.
+    _table("api_tokens", """
+        token_id text, name text, project_id text, scope text, secret_sha256 text,
+        created_by text, created_at timestamp, expires_at timestamp, revoked_at timestamp""",
+        key="token_id"),
     _table("audit_log", """
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,
         entity_id text, project_id text, details json""",

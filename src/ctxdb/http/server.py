@@ -1,0 +1,53 @@
+"""Running the application under uvicorn: ``ctxdb serve``.
+
+Each worker process opens its own store (a factory builds the app in the worker). On SIGTERM
+or SIGINT uvicorn stops accepting connections and lets requests in flight finish (up to
+``graceful_seconds``); the store is closed after the last one, so every write that was
+acknowledged has been committed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from ctxdb.http.app import DEFAULT_MAX_BODY_BYTES, create_app
+from ctxdb.service import Ctxdb
+from ctxdb.settings import load_settings
+
+# How the settings reach worker processes, which uvicorn starts from an import string.
+_ENV_URL, _ENV_CONFIG = "CTXDB_SERVE_URL", "CTXDB_SERVE_CONFIG"
+_ENV_MAX_BODY = "CTXDB_SERVE_MAX_BODY"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker: its own store, opened here and closed at shutdown."""
+    settings = load_settings(config_file=os.environ.get(_ENV_CONFIG) or None,
+                             url=os.environ.get(_ENV_URL) or None)
+    db = Ctxdb.open(settings)
+    app = create_app(db, max_body_bytes=int(os.environ.get(_ENV_MAX_BODY,
+                                                           DEFAULT_MAX_BODY_BYTES)))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            db.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve(*, url: str, config_file: str | None, host: str, port: int, workers: int,
+          max_body_bytes: int, graceful_seconds: int = 30) -> None:
+    os.environ[_ENV_URL] = url
+    os.environ[_ENV_CONFIG] = config_file or ""
+    os.environ[_ENV_MAX_BODY] = str(max_body_bytes)
+    uvicorn.run("ctxdb.http.server:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, timeout_graceful_shutdown=graceful_seconds,
+                log_level="info", server_header=False)

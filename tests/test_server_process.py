@@ -1,0 +1,98 @@
+"""``ctxdb serve`` as a real uvicorn process on a free loopback port, on both backends:
+healthz, readyz, and a graceful shutdown that lets a request in flight finish and commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(settings: Settings, db: Ctxdb,
+           tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ctxdb"), "--url", settings.url, "serve",
+         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail(f"the server did not start: {process.communicate()[0]!r}")
+    yield process, base
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def test_healthz_readyz_and_a_graceful_shutdown(
+        db: Ctxdb, server: tuple[subprocess.Popen[bytes], str]) -> None:
+    process, base = server
+    project = db.projects.create("served")["project_id"]
+    secret = db.access_tokens.create(project, "write")["secret"]
+    assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{base}/readyz").status_code == 401
+    ready = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {secret}"})
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+    # A store whose body is still arriving when SIGTERM comes: it finishes and commits.
+    body = json.dumps({"content": {"note": "in flight"}, "priority": "CRITICAL"}).encode()
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall((f"POST /v1/projects/{project}/context HTTP/1.1\r\nHost: {host}\r\n"
+                      f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode())
+        conn.sendall(body[:10])
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None  # still waiting for the request in flight
+        conn.sendall(body[10:])
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    item_id = json.loads(answer.split(b"\r\n\r\n", 1)[1])["item_id"]
+    # uvicorn re-raises SIGTERM once it has shut down cleanly, as a process killed by it.
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert b"Finished server process" in (process.stdout.read() if process.stdout else b"")
+    assert db.context.get(item_id)["content"] == {"note": "in flight"}
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/healthz", timeout=1)
+
+
+def test_the_core_and_the_hooks_never_import_the_server_stack() -> None:
+    code = ("import sys, ctxdb, ctxdb.service, ctxdb.hooks.command, ctxdb.cli.main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('fastapi', 'starlette', 'uvicorn', 'ctxdb.http') or m.startswith('ctxdb.http')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
