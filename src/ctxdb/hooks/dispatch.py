@@ -168,7 +168,7 @@ def _post_compact(db: Ctxdb, event: HookEvent) -> str | None:
 def _ingest(db: Ctxdb, event: HookEvent) -> str | None:
     if event.session.transcript_path:
         db.transcripts.ingest(event.session.transcript_path,
-                              session_id=event.session.session_id)
+                              session_id=event.session.session_id, client=event.client)
     # Sessions of the project that stopped without a handoff get one (crash detection does
     # not wait for a command); one indexed read when there are none.
     db.continuity.settle_for_session(event.session)

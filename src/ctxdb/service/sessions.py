@@ -132,11 +132,13 @@ class SessionService:
 
         if source == "compact":
             fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
-            return None if fresh else draft_from_transcript(session.transcript_path, "compact")
+            return None if fresh else draft_from_transcript(session.transcript_path, "compact",
+                                                            client=session.client)
         if source == "clear":
             previous = self.storage.read(lambda tx: _previous_session(tx, session, repo))
             if previous is not None and previous["handoff"] is None:
-                return draft_from_transcript(previous["transcript_path"], "clear")
+                return draft_from_transcript(previous["transcript_path"], "clear",
+                                             client=session.client)
         return None
 
     def _settlements_for(self, repo: RepoIdentity) -> list[Settlement]:
@@ -232,7 +234,7 @@ class SessionService:
         """
         session = session.checked()
         repo = repo.checked() if repo is not None else None
-        tokens = _context_tokens(session.transcript_path)
+        tokens = _context_tokens(session.transcript_path, session.client)
 
         def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
@@ -266,7 +268,7 @@ class SessionService:
         from ctxdb.service.handoffs import draft_from_transcript
 
         draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
-                                      instructions=custom_instructions)
+                                      instructions=custom_instructions, client=session.client)
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
@@ -385,11 +387,11 @@ def _record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, s
     return _injection_view(row)
 
 
-def _context_tokens(path: str | None) -> int | None:
+def _context_tokens(path: str | None, client: str) -> int | None:
     if not path:
         return None
     try:
-        return latest_context_tokens(path)
+        return latest_context_tokens(path, client=client)
     except (OSError, CtxdbError):
         return None  # no transcript (yet), or no readable one: usage stays as it is
 
