@@ -13,7 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source, injection_max_chars
+from ctxdb.domain.agents import (
+    RESUME_DROPS_INJECTIONS,
+    AgentSession,
+    RepoIdentity,
+    check_source,
+    injection_max_chars,
+)
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
@@ -78,9 +84,10 @@ class SessionService:
         startup: the pack, then where the project's work left off (the latest handoff of
         another session, see ``service.continuity``) and the live sibling sessions; sessions
         that stopped without a handoff get theirs first. resume: only packed items not yet
-        injected in this generation. clear: a new generation; the previous session's handoff,
-        then the pack. compact: a new generation; the handoff saved before the compaction,
-        then the pack.
+        injected in this generation (all of them for a client whose resumed history drops
+        the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
+        previous session's handoff, then the pack. compact: a new generation; the handoff
+        saved before the compaction, then the pack.
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
@@ -104,7 +111,7 @@ class SessionService:
                 _set_usage(tx, instance, context_tokens)
             pack = self._pack(tx, instance)
             items = [dict(item) for item in pack.items]
-            if source == "resume":
+            if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
                 seen = _injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
             if source == "startup":
