@@ -62,7 +62,7 @@ class MockServer:
         self.answer = answer
         self.requests: list[Recorded] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -129,6 +129,13 @@ class MockServer:
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_CONNECT = _handle
 
         return Handler
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client dropping a refused connection is expected: no traceback for it."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def addressed_elsewhere(recorded: Recorded) -> bool:

@@ -14,8 +14,10 @@ from typing import Any
 from ctxdb.transcripts.errors import InvalidTranscriptOffsetError
 
 # Tools whose input names a file they change. NotebookEdit names it ``notebook_path``;
-# Gemini CLI's write_file and replace name it ``file_path``.
-EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit", "write_file", "replace"})
+# Gemini CLI's write_file and replace name it ``file_path``, and so does Codex's apply_patch
+# as the Codex parser reads it (the first file of the patch).
+EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit", "write_file", "replace",
+                        "apply_patch"})
 EDIT_PATH_KEYS = ("file_path", "notebook_path")
 TODO_TOOL = "TodoWrite"
 # Gemini CLI's counterpart of TodoWrite: the whole list each call, ``description`` for content.

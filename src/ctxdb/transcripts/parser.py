@@ -55,13 +55,17 @@ def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0,
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``).
 
     ``client`` names the agent client that wrote the transcript: Gemini CLI's (``gemini``)
-    has a format of its own (:mod:`ctxdb.transcripts.gemini`); any other is read as Claude
-    Code's.
+    and Codex's (``codex``) have formats of their own (:mod:`ctxdb.transcripts.gemini`,
+    :mod:`ctxdb.transcripts.codex`); any other is read as Claude Code's.
     """
     if client == "gemini":
         from ctxdb.transcripts.gemini import parse_gemini_transcript
 
         return parse_gemini_transcript(path, start_offset)
+    if client == "codex":
+        from ctxdb.transcripts.codex import parse_codex_transcript
+
+        return parse_codex_transcript(path, start_offset)
     lines = read_complete_lines(path, start_offset)
     builder = _ChunkBuilder()
     builder.malformed_lines += lines.oversized_lines
