@@ -43,6 +43,7 @@ from ctxdb.transcripts.reader import read_complete_lines
 GENERATED = re.compile(r"^\s*<([a-z_]+)>")
 PATCHED_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
 OUTPUTS = ("function_call_output", "custom_tool_call_output")
+UNSUPPORTED = ("unsupported call: ", "unsupported custom tool call: ")
 
 
 def parse_codex_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> TranscriptChunk:
@@ -150,7 +151,9 @@ def _tool_input(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed(item: dict[str, Any]) -> bool:
+    """Whether the call did not run: a structured ``success: false``, or Codex's refusal of
+    a tool it does not offer (``unsupported call: <name>``)."""
     output = item.get("output")
     if isinstance(output, dict):
         return output.get("success") is False
-    return False
+    return isinstance(output, str) and output.startswith(UNSUPPORTED)
