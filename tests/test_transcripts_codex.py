@@ -6,6 +6,7 @@ expected values are read off its raw JSON lines.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ctxdb.service import Ctxdb
@@ -58,3 +59,17 @@ def test_ingestion_stores_each_response_once(db: Ctxdb, tmp_path: Path) -> None:
     usage = db.transcripts.usage(SESSION)
     assert sorted((row["message_id"], row["input_tokens"] + row["cache_read_tokens"],
                    row["cache_read_tokens"]) for row in usage["responses"]) == RESPONSES
+
+
+def test_the_ingest_transcript_command_reads_each_clients_format(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ctxdb.cli.main import cli
+
+    gemini = next((Path(__file__).parent / "fixtures" / "gemini").glob("session-*.jsonl"))
+    env = {"HOME": str(tmp_path), "CTXDB_URL": str(tmp_path / "ctxdb.db")}
+    for client, fixture, responses in (("codex", FIXTURE, 3), ("gemini", gemini, 4)):
+        done = CliRunner().invoke(cli, ["ingest-transcript", "--client", client, str(fixture),
+                                        "--json"], env=env)
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["usage_entries"] == responses
