@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ MARKED_REQUEST = "MARK-2c9d implement the refund ledger"
 ANSWER = "ANSWER-77a0 the refund ledger is planned."
 # The prompt token count the mock reports for its n-th streamed answer (0, 1, ...).
 CACHED_TOKENS = 700
+# Gemini does not wait for its SessionEnd hook: on a loaded machine the session may not be
+# marked ended, and is then noticed once silent past stale_after (short here).
+STALE_AFTER = 2.0
 
 
 def prompt_tokens(n: int) -> int:
@@ -117,6 +121,7 @@ def client_env(tmp_path: Path, mock: GeminiMock) -> dict[str, str]:
         **mock.server.proxy_env(),
         "CTXDB_URL": str(tmp_path / "ctxdb.db"),
         "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"),
+        "CTXDB_STALE_AFTER": str(STALE_AFTER),
     }
 
 
@@ -161,6 +166,7 @@ def test_critical_context_at_startup_and_after_resume_and_a_handoff_for_the_next
     # PreCompress fired on each turn without a compression: no handoff was stored for it.
     assert query(env, "SELECT kind FROM handoffs WHERE kind = 'compact'") == []
 
+    time.sleep(STALE_AFTER + 0.5)
     run_turn(gemini, repo, env, "What should I work on?")
     next_opening = json.dumps(mock.turn_requests()[-1])
     assert MARKED_REQUEST in next_opening, diagnosis(env)
