@@ -7,6 +7,8 @@ API on a loopback port (a ``mock`` model provider in ``$CODEX_HOME/config.toml``
 every request. Each hook must also be approved in Codex's interactive ``/hooks`` review, which
 a test cannot do: ``--dangerously-bypass-hook-trust`` stands for it. Codex has no SessionEnd
 hook, so a session that stopped is noticed once silent past ``stale_after`` (a second here).
+Codex also starts ctxdb's MCP server (``ctxdb mcp``) with a reduced environment: it must open
+the hooks' database (``CTXDB_URL`` passed through ``env_vars``), not a default one.
 
 The CLI comes from ``CTXDB_TEST_CODEX`` (the ``codex`` program), else from PATH; without it the
 test is skipped, unless ``CTXDB_REQUIRE_CLIENTS=1`` (CI: ``.ci/run`` installs the pinned
@@ -160,6 +162,11 @@ def test_critical_context_at_startup_and_the_next_session_picks_up_the_last(
     assert CRITICAL in next_opening
     assert query(env, "SELECT count(*) FROM instances WHERE session_id <> ?", session) \
         == [(1,)]
+    # Codex started `ctxdb mcp` with its reduced environment: the server entry's env_vars
+    # passed CTXDB_URL on, so it opened the hooks' database, not a default one of its own
+    # (without them it creates one under HOME: two stores for one agent).
+    default_store = Path(env["HOME"]) / ".local" / "share" / "ctxdb"
+    assert not default_store.exists(), sorted(p.name for p in default_store.iterdir())
     # Codex calls github.com (its update and plugin checks) whatever its settings say; through
     # the proxy that lands here and is refused. Nothing else was tried.
     assert {r.target for r in mock.server.elsewhere()} <= CODEX_OWN_CALLS
