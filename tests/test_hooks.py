@@ -101,6 +101,15 @@ def hook(settings: Settings, tmp_path: Path) -> Hook:
     return Hook(settings.url, tmp_path / "state" / "hook.log", tmp_path / "home")
 
 
+@pytest.fixture
+def gemini_transcript(tmp_path: Path) -> Path:
+    """A copy of the real Gemini CLI transcript (tests/fixtures/gemini)."""
+    source = next((Path(__file__).parent / "fixtures" / "gemini").glob("session-*.jsonl"))
+    folder = tmp_path / "gemini-chats"
+    folder.mkdir()
+    return Path(shutil.copy(source, folder / source.name))
+
+
 def event(name: str, repo: Path, transcript: Path | None, session_id: str = "sess-1",
           **fields: Any) -> dict[str, Any]:
     return {"session_id": session_id, "transcript_path": str(transcript) if transcript else None,
@@ -282,23 +291,55 @@ def test_an_unreachable_database_is_cut_off_by_the_deadline(
     assert "deadline of 0.1 s exceeded while " in hook.logged()
 
 
-def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: Path) -> None:
+def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: Path,
+                                 gemini_transcript: Path) -> None:
     project_id = project_of(db, repo)
     db.context.store(project_id, "shared by every client", "CRITICAL")
-    for client in ("gemini", "codex"):
-        text = hook(event("SessionStart", repo, transcript, f"{client}-1", source="startup"),
+    for client, path in (("gemini", gemini_transcript), ("codex", transcript)):
+        text = hook(event("SessionStart", repo, path, f"{client}-1", source="startup"),
                     client=client)
         assert text is not None and "shared by every client" in text
-    assert hook(event("BeforeAgent", repo, transcript, "gemini-1", prompt="hi"),
+    assert hook(event("BeforeAgent", repo, gemini_transcript, "gemini-1", prompt="hi"),
                 client="gemini") is None
-    assert instance(db, "gemini-1", "gemini")["current_token_usage"] == 27_666
-    assert hook(event("PreCompress", repo, transcript, "gemini-1", trigger="auto"),
+    assert instance(db, "gemini-1", "gemini")["current_token_usage"] == 3_666
+    assert hook(event("PreCompress", repo, gemini_transcript, "gemini-1", trigger="manual"),
                 client="gemini") is None
     gemini = instance(db, "gemini-1", "gemini")
-    assert db.tokens.latest_handoff(instance_id=gemini["instance_id"]) is not None
-    assert hook(event("SessionEnd", repo, transcript, "gemini-1"), client="gemini") is None
+    saved = db.tokens.latest_handoff(instance_id=gemini["instance_id"])
+    assert saved is not None and "PROMPT-C carry on" in saved["summary"]
+    assert hook(event("SessionEnd", repo, gemini_transcript, "gemini-1"),
+                client="gemini") is None
     assert instance(db, "gemini-1", "gemini")["status"] == "completed"
     assert instance(db, "codex-1", "codex")["status"] == "active"
+
+
+def test_gemini_is_given_the_context_again_on_resume(
+    hook: Hook, db: Ctxdb, repo: Path, gemini_transcript: Path
+) -> None:
+    """Gemini CLI drops the injected <hook_context> message from a resumed history: every
+    packed item comes again on SessionStart(resume), not only the new ones."""
+    db.context.store(project_of(db, repo), "amounts are integer cents", "CRITICAL")
+    for source in ("startup", "resume", "resume"):
+        text = hook(event("SessionStart", repo, gemini_transcript, "g", source=source),
+                    client="gemini")
+        assert text is not None and "amounts are integer cents" in text, source
+
+
+def test_gemini_turns_without_compression_store_no_handoff(
+    hook: Hook, db: Ctxdb, repo: Path, gemini_transcript: Path
+) -> None:
+    """Gemini CLI fires PreCompress (trigger auto) on every turn, before it decides whether to
+    compress: ten such turns store nothing; a manual /compress does."""
+    hook(event("SessionStart", repo, gemini_transcript, "g", source="startup"), client="gemini")
+    for _ in range(10):
+        hook(event("BeforeAgent", repo, gemini_transcript, "g", prompt="go"), client="gemini")
+        assert hook(event("PreCompress", repo, gemini_transcript, "g", trigger="auto"),
+                    client="gemini") is None
+        hook(event("AfterAgent", repo, gemini_transcript, "g"), client="gemini")
+    instance_id = instance(db, "g", "gemini")["instance_id"]
+    assert db.tokens.latest_handoff(instance_id=instance_id) is None
+    hook(event("PreCompress", repo, gemini_transcript, "g", trigger="manual"), client="gemini")
+    assert db.tokens.latest_handoff(instance_id=instance_id) is not None
 
 
 def test_ctxdb_context_prints_what_the_hook_injected(

@@ -86,6 +86,7 @@ class Setup:
         self.tmp = tmp_path
         self.home = tmp_path / "home"
         self.repo = tmp_path / "repo"
+        self.bin = tmp_path / "bin"
         (self.repo / ".git").mkdir(parents=True)
         (self.repo / "src" / "pkg").mkdir(parents=True)
         self.home.mkdir()
@@ -108,8 +109,17 @@ class Setup:
         return files
 
     def run(self, *args: str, exe: str = EXE) -> Result:
+        # PATH: only the folder where fake_codex puts a `codex`, and the system's programs.
         return CliRunner().invoke(cli, ["--traceback", "install", *args, "--ctxdb-command", exe],
-                                  env={"HOME": str(self.home)})
+                                  env={"HOME": str(self.home), "CODEX_HOME": None,
+                                       "PATH": f"{self.bin}{os.pathsep}/usr/bin:/bin"})
+
+    def fake_codex(self, version: str) -> None:
+        """A ``codex`` on PATH that answers ``--version`` as Codex ``version`` does."""
+        self.bin.mkdir(exist_ok=True)
+        program = self.bin / "codex"
+        program.write_text(f"#!/bin/sh\necho 'codex-cli {version}'\n", encoding="utf-8")
+        program.chmod(0o755)
 
     def ok(self, *args: str, exe: str = EXE) -> Result:
         result = self.run(*args, exe=exe)
@@ -166,8 +176,11 @@ def check_installed(files: dict[str, Path], client: str, exe: str = EXE,
     assert (server["command"], server["args"]) == (exe, ["mcp"])
     if client == "claude-code":
         assert server["type"] == "stdio"
-    if client == "codex":
-        assert load(files["config"])["features"]["codex_hooks"] is True
+    if client == "codex":  # no codex on PATH: hooks are on by default from 0.171
+        config = load(files["config"])
+        assert "codex_hooks" not in config.get("features", {})
+        assert "hooks" not in config.get("features", {})
+        assert server["env_vars"] == ["CTXDB_URL", "CTXDB_CONFIG"]
 
 
 def without_ctxdb(data: dict[str, Any], client: str) -> dict[str, Any]:
@@ -408,12 +421,63 @@ def test_codex_keeps_a_feature_switch_the_user_had_set(setup: Setup) -> None:
 
 def test_codex_feature_switch_goes_under_the_last_setting_not_the_next_tables_comment(
         setup: Setup) -> None:
+    setup.fake_codex("0.120.0")
     files = setup.seed("codex", "user")
     setup.ok("codex", "--scope", "user")
     text = files["config"].read_text(encoding="utf-8")
     features = text.split("[features]\n", 1)[1].split("\n\n# documentation server\n", 1)[0]
     assert features.splitlines()[0] == "web_search = true  # keep"
-    assert features.splitlines()[1].startswith("codex_hooks = true")
+    assert features.splitlines()[1].startswith("hooks = true")
+
+
+@pytest.mark.parametrize(("version", "switch"), [("0.120.0", True), ("0.171.0", False),
+                                                  ("0.200.3", False)])
+def test_the_codex_hooks_switch_follows_the_installed_version(
+        setup: Setup, version: str, switch: bool) -> None:
+    """Codex 0.171 runs hooks by default and warns about the deprecated codex_hooks switch
+    (which an earlier ctxdb wrote, marked: it goes); an older Codex gets features.hooks."""
+    setup.fake_codex(version)
+    config = setup.files("codex", "project")["config"]
+    config.parent.mkdir(parents=True)
+    config.write_text("[features] # added by ctxdb install\n"
+                      "codex_hooks = true # added by ctxdb install\n", encoding="utf-8")
+    setup.ok("codex")
+    features = load(config).get("features", {})
+    assert "codex_hooks" not in features
+    assert features.get("hooks") is (True if switch else None)
+    setup.ok("codex", "--uninstall")
+    assert not config.exists()
+
+
+def test_trust_writes_the_projects_trust_in_the_users_codex_config(setup: Setup) -> None:
+    result = setup.ok("codex")
+    assert "--trust" in result.output and "/hooks" in result.output
+    user_config = setup.home / ".codex" / "config.toml"
+    assert not user_config.exists()  # not without being asked
+    result = setup.ok("codex", "--trust")
+    assert load(user_config)["projects"][str(setup.repo)] == {"trust_level": "trusted"}
+    assert "--trust" not in result.output and "/hooks" in result.output
+    before = user_config.read_bytes()
+    setup.ok("codex", "--trust")
+    assert user_config.read_bytes() == before
+    assert "--trust" not in setup.ok("codex").output  # trusted already: not asked again
+
+
+def test_trust_is_for_codex_only(setup: Setup) -> None:
+    for args in (("gemini", "--trust"), ("codex", "--trust", "--uninstall")):
+        result = setup.run(*args)
+        assert result.exit_code == 2 and "--trust is for installing into Codex" in result.output
+    assert not (setup.home / ".codex").exists()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_missing_mcp_extra_is_named(setup: Setup, client: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ctxdb.cli.install._mcp_installed", lambda: False)
+    result = setup.ok(client)
+    assert "pip install 'ctxdb[mcp]'" in result.output
+    monkeypatch.setattr("ctxdb.cli.install._mcp_installed", lambda: True)
+    assert "warning" not in setup.ok(client).output
 
 
 def test_a_file_keeps_its_indentation_and_permissions(setup: Setup) -> None:
@@ -496,3 +560,21 @@ def test_a_symlinked_settings_file_is_edited_where_it_points(setup: Setup) -> No
     setup.ok("claude-code", "--scope", "user", "--uninstall")
     assert link.is_symlink()
     assert dotfiles.read_text(encoding="utf-8") == USER_CONTENT["claude-code"]["hooks"]
+
+
+def test_doctor_warns_of_codex_hooks_in_an_untrusted_project(setup: Setup) -> None:
+    url = str(setup.tmp / "ctxdb.db")
+    env = {"HOME": str(setup.home), "CODEX_HOME": None, "CTXDB_URL": url}
+
+    def codex_checks() -> list[dict[str, Any]]:
+        assert CliRunner().invoke(cli, ["init"], env=env).exit_code == 0
+        done = CliRunner().invoke(cli, ["doctor", "--json"], env=env)
+        assert done.exit_code == 0, done.output
+        return [c for c in json.loads(done.stdout)["checks"] if c["name"] == "codex trust"]
+
+    assert codex_checks() == []  # nothing installed: nothing to say
+    setup.ok("codex")
+    [check] = codex_checks()
+    assert check["status"] == "warn" and "ctxdb install codex --trust" in check["detail"]
+    setup.ok("codex", "--trust")
+    assert codex_checks() == []

@@ -141,13 +141,18 @@ def test_a_new_session_resumes_where_an_ended_one_left_off(
 
 
 def test_a_claude_code_session_resumes_a_codex_sessions_handoff(
-    hook: Hook, db: Ctxdb, repo: Path, worked: Path
+    hook: Hook, db: Ctxdb, repo: Path, tmp_path: Path
 ) -> None:
-    work(hook, repo, worked, "x", client="codex")
-    hook(event("PreCompact", repo, worked, "x", trigger="auto"), client="codex")
+    """The Codex session's transcript is a real Codex rollout (tests/fixtures/codex), read
+    with Codex's parser."""
+    source = next((FIXTURES.parent / "codex").glob("rollout-*.jsonl"))
+    rollout = Path(shutil.copy(source, tmp_path / source.name))
+    work(hook, repo, rollout, "x", client="codex")
+    hook(event("PreCompact", repo, rollout, "x", trigger="auto"), client="codex")
     text = hook(event("SessionStart", repo, None, "y", source="startup"))
     assert text is not None and "codex session x" in text
-    assert_resumes_a(text)
+    part = resume_part(text)
+    assert "TOOLME write notes" in part and "ANSWER codex mock" in part
 
 
 def test_the_same_worktree_and_branch_come_before_the_rest_of_the_project(

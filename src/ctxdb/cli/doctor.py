@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -12,7 +14,7 @@ from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
 from ctxdb.cli.phases_progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.doctor import DoctorReport
+    from ctxdb.service.doctor import Check, DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 MIB = 1024 * 1024
@@ -59,8 +61,23 @@ def doctor_command(
     with phase_progress(not as_json) as progress:
         report = diagnose(app.settings, fix=fix and not dry_run, thorough=thorough,
                           wal_warn_bytes=wal_limit_mib * MIB, progress=progress)
+    report = dataclasses.replace(report, checks=(*report.checks, *_client_checks()))
     show({**report.to_dict(), "dry_run": dry_run}, as_json, lambda: _render(report))
     return EXIT_OK if report.ok else EXIT_UNHEALTHY
+
+
+def _client_checks() -> list[Check]:
+    """Agent-client settings that keep ctxdb's hooks from running here (only when found)."""
+    from ctxdb.clients import codex, project_root
+    from ctxdb.service.doctor import WARN, Check
+
+    root = project_root(Path.cwd())
+    if codex.untrusted_project_hooks(root, Path.home()):
+        return [Check("codex trust", WARN,
+                      f"ctxdb's Codex hooks are installed in {root / '.codex'}, but Codex "
+                      "ignores that folder until the project is trusted: run 'ctxdb install "
+                      "codex --trust' (then approve the hooks in Codex's /hooks review)")]
+    return []
 
 
 def _render(report: DoctorReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
@@ -13,11 +14,15 @@ from ctxdb.clients import (
     CLIENTS,
     SCOPES,
     apply_changes,
+    codex,
     ctxdb_executable,
     plan_install,
     project_root,
 )
 from ctxdb.clients.files import FileChange
+
+# What `ctxdb mcp` needs beyond ctxdb itself (the `mcp` extra of the package).
+MCP_EXTRA_HINT = "pip install 'ctxdb[mcp]'"
 
 
 @click.command("install")
@@ -33,10 +38,14 @@ from ctxdb.clients.files import FileChange
 @click.option("--ctxdb-command", "executable", metavar="PATH",
               help="The ctxdb program the client should run (default: this ctxdb's absolute "
               "path, else 'ctxdb' found on PATH).")
+@click.option("--trust", is_flag=True,
+              help="Codex only: also trust this repository in your Codex config "
+              "($CODEX_HOME/config.toml, default ~/.codex): [projects.\"<repo>\"] "
+              "trust_level = \"trusted\", as Codex's own trust prompt does.")
 @json_option
 @pass_app
 def install_command(app: Application, client: str, scope: str, dry_run: bool, uninstall: bool,
-                    executable: str | None, as_json: bool) -> None:
+                    executable: str | None, trust: bool, as_json: bool) -> None:
     """Merge ctxdb's hooks and MCP server into an agent client's settings.
 
     Your own settings, hooks and MCP servers are kept; running it twice changes nothing the
@@ -52,8 +61,9 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
                    .mcp.json (user scope: ~/.claude.json)  mcpServers.ctxdb
       codex        .codex/hooks.json      hooks SessionStart, UserPromptSubmit,
                                           PreCompact, PostCompact, Stop
-                   .codex/config.toml     [features] codex_hooks = true,
-                                          [mcp_servers.ctxdb]
+                   .codex/config.toml     [mcp_servers.ctxdb]; [features] hooks =
+                                          true for a Codex older than 0.171
+                   with --trust: ~/.codex/config.toml  [projects."<repo>"]
       gemini       .gemini/settings.json  hooks SessionStart, BeforeAgent, AfterAgent,
                                           PreCompress, SessionEnd; mcpServers.ctxdb
 
@@ -67,18 +77,50 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
       ctxdb install codex --scope user          every Codex session of this user
       ctxdb install gemini --uninstall          take ctxdb out again
     """
+    if trust and (client != "codex" or uninstall):
+        raise click.UsageError("--trust is for installing into Codex (ctxdb install codex "
+                               "--trust)")
     root = project_root(Path.cwd())
     changes = plan_install(client, scope, root, Path.home(), executable or ctxdb_executable(),
                            uninstall=uninstall)
+    if trust:
+        changes.append(codex.trust_plan(root, Path.home()))
+    warnings = [] if uninstall else _warnings()
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     if not dry_run:
         apply_changes(changes)
     if as_json:
+        steps = _next_steps(client, scope, root, uninstall, trust)
         emit_json({"client": client, "scope": scope, "uninstall": uninstall,
-                   "dry_run": dry_run, "files": [_file_record(c, dry_run) for c in changes]})
+                   "dry_run": dry_run, "files": [_file_record(c, dry_run) for c in changes],
+                   "warnings": warnings, "next_steps": steps})
     elif dry_run:
         _print_diffs(changes)
     else:
         _print_summary(client, scope, uninstall, changes)
+        for step in _next_steps(client, scope, root, uninstall, trust):
+            click.echo(f"next: {step}")
+
+
+def _warnings() -> list[str]:
+    """What will not work although the install succeeds."""
+    if not _mcp_installed():
+        return ["the MCP server is registered, but 'ctxdb mcp' cannot start: the MCP SDK is "
+                f"not installed here; run: {MCP_EXTRA_HINT} (the hooks work without it)"]
+    return []
+
+
+def _mcp_installed() -> bool:
+    return importlib.util.find_spec("mcp") is not None
+
+
+def _next_steps(client: str, scope: str, root: Path, uninstall: bool,
+                trusted_now: bool) -> list[str]:
+    """What the user must still do in the client itself (Codex's trust)."""
+    if client != "codex" or uninstall:
+        return []
+    return codex.trust_steps(scope, root, Path.home(), trusted_now)
 
 
 def _file_record(change: FileChange, dry_run: bool) -> dict[str, object]:

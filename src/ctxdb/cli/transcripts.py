@@ -7,6 +7,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_table, say, show
+from ctxdb.domain.agents import CLIENTS
 
 
 @click.command("ingest-transcript")
@@ -16,14 +17,18 @@ from ctxdb.cli.output import print_table, say, show
 @click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
               help="The project to file it under (default: the project of the session's "
               "instance, if ctxdb knows it).")
+@click.option("--client", type=click.Choice(CLIENTS), default="claude-code", show_default=True,
+              help="The agent client that wrote the transcript: each has its own format "
+              "(Gemini CLI's chats/session-*.jsonl, Codex's sessions/…/rollout-*.jsonl).")
 @click.option("--no-subagents", is_flag=True,
               help="Skip the subagent transcripts in <session>/subagents/.")
 @json_option
 @pass_app
 def ingest_command(app: Application, path: str, session_id: str | None,
-                   project_id: str | None, no_subagents: bool, as_json: bool) -> None:
-    """Ingest a Claude Code transcript (JSONL): token usage per API response, compaction
-    boundaries and their summaries.
+                   project_id: str | None, client: str, no_subagents: bool,
+                   as_json: bool) -> None:
+    """Ingest an agent's transcript (JSONL; Claude Code's unless --client says otherwise):
+    token usage per API response, compaction boundaries and their summaries.
 
     Incremental and idempotent: the byte offset read so far is stored, so running it again
     reads only what was appended (nothing new: nothing written). Usage is recorded once per
@@ -33,10 +38,11 @@ def ingest_command(app: Application, path: str, session_id: str | None,
     \b
     Example:
       ctxdb ingest-transcript ~/.claude/projects/-home-me-shop/4d5611e5-….jsonl --json
+      ctxdb ingest-transcript --client gemini ~/.gemini/tmp/shop/chats/session-….jsonl
     """
     result = app.db().transcripts.ingest(path, session_id=session_id, project_id=project_id,
                                          include_subagents=not no_subagents,
-                                         actor=app.settings.actor)
+                                         actor=app.settings.actor, client=client)
 
     def human() -> None:
         print_table(result["files"], ("path", "from_offset", "to_offset", "records",

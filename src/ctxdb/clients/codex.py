@@ -1,18 +1,34 @@
-"""Codex CLI: Claude-style hooks in ``hooks.json``; the feature switch and MCP in ``config.toml``.
+"""Codex CLI: Claude-style hooks in ``hooks.json``; MCP (and a feature switch) in ``config.toml``.
 
-Codex runs hooks from ``hooks.json`` once ``[features] codex_hooks = true`` is set (newer
-versions call the switch ``hooks`` and keep ``codex_hooks`` as an alias). Events: SessionStart,
-UserPromptSubmit, PreCompact, PostCompact and Stop; Codex versions that do not know an event
-name ignore it, so PreCompact (the save before compaction) is installed for those that do.
-Codex has no background hooks, so Stop gets a moderate timeout instead of ``async``.
+Codex runs hooks from ``hooks.json``. They are on by default from Codex 0.171 (``codex features
+list``: ``hooks stable true``), where the old ``[features] codex_hooks`` switch only prints a
+deprecation warning; so ctxdb reads ``codex --version`` and sets ``[features] hooks = true``
+only for an older Codex, and takes out a ``codex_hooks`` line an earlier ctxdb had added.
+Events: SessionStart, UserPromptSubmit, PreCompact, PostCompact and Stop; Codex versions that
+do not know an event name ignore it. Codex has no background hooks, so Stop gets a moderate
+timeout instead of ``async``.
 
-``config.toml`` is edited with tomlkit, which keeps the user's comments and layout. The
-``codex_hooks`` line (and a ``[features]`` table) that ctxdb adds carries a marker comment,
-so that ``--uninstall`` removes that switch only when ctxdb turned it on.
+Codex starts MCP servers with a reduced environment (HOME, PATH, LANG, ...): the server entry
+lists ``CTXDB_URL`` and ``CTXDB_CONFIG`` in ``env_vars`` so that ``ctxdb mcp`` opens the
+database the hooks use.
+
+Codex ignores a repository's ``.codex/`` folder until the project is trusted, and skips each
+hook silently until that hook is trusted (its ``/hooks`` review, tied to a hash of the hook's
+command). ``trust_plan`` writes the project's trust into the user's Codex config when asked
+(``ctxdb install codex --trust``); the hooks' own trust is Codex's review to give.
+
+``config.toml`` is edited with tomlkit, which keeps the user's comments and layout. A switch
+(and a ``[features]`` table) that ctxdb adds carries a marker comment, so that ``--uninstall``
+removes it only when ctxdb set it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +42,14 @@ from ctxdb.errors import ClientSettingsError
 
 CLIENT = "codex"
 TITLE = "Codex CLI"
-FEATURE = "codex_hooks"
+FEATURE = "hooks"
+OLD_FEATURE = "codex_hooks"  # deprecated in Codex 0.171 in favour of FEATURE
 MARKER = "added by ctxdb install"
+# The first Codex version known to run hooks without a switch.
+HOOKS_ON_BY_DEFAULT = (0, 171, 0)
+# Variables Codex must pass to ``ctxdb mcp`` so that it opens the hooks' database.
+MCP_ENV_VARS = ["CTXDB_URL", "CTXDB_CONFIG"]
+VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 # (event, timeout in seconds)
 EVENTS: tuple[tuple[str, int], ...] = (
@@ -50,6 +72,25 @@ def settings_paths(scope: str, root: Path, home: Path) -> tuple[Path, Path]:
     return folder / "hooks.json", folder / "config.toml"
 
 
+def installed_version() -> tuple[int, int, int] | None:
+    """The version of the ``codex`` on PATH (``codex --version``), or None if none answers."""
+    program = shutil.which("codex")
+    if program is None:
+        return None
+    try:
+        done = subprocess.run([program, "--version"], capture_output=True, text=True,
+                              timeout=20, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = VERSION.search(done.stdout)
+    return None if found is None else (int(found[1]), int(found[2]), int(found[3]))
+
+
+def needs_feature_switch(version: tuple[int, int, int] | None) -> bool:
+    """Whether hooks must be switched on: only for a Codex known to be older than 0.171."""
+    return version is not None and version < HOOKS_ON_BY_DEFAULT
+
+
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
          uninstall: bool) -> list[FileChange]:
     hooks_path, config_path = settings_paths(scope, root, home)
@@ -60,21 +101,106 @@ def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
     specs = hook_specs(hook_command)
     hooks_change = plan_json_edit(
         hooks_path, lambda data: install_hooks(data, specs, is_ours, hooks_path))
-    return [hooks_change, plan_config(config_path, executable)]
+    switch = needs_feature_switch(installed_version())
+    return [hooks_change, plan_config(config_path, executable, switch)]
 
 
-def plan_config(path: Path, executable: str | None) -> FileChange:
-    """Install (``executable`` given) or uninstall (None) ctxdb's part of ``config.toml``."""
+def codex_home(home: Path) -> Path:
+    """Where Codex keeps the user's configuration: ``$CODEX_HOME``, else ``~/.codex``."""
+    configured = os.environ.get("CODEX_HOME")
+    return Path(configured) if configured else home / ".codex"
+
+
+def trust_plan(root: Path, home: Path) -> FileChange:
+    """``[projects."<root>"] trust_level = "trusted"`` in the user's Codex config, so that
+    Codex reads the repository's ``.codex/`` folder (what its own trust prompt writes)."""
+    path = codex_home(home) / "config.toml"
     before = read_text(path) or ""
+    document = _parse(before, path)
+    projects = _table(document, "projects", path, create=True)
+    key = str(root)
+    current = projects.get(key)
+    if current is not None and not isinstance(current, dict):
+        raise ClientSettingsError(f'{path}: "projects.{key}" must be a table; nothing was '
+                                  "written", path=str(path))
+    if current is not None and current.get("trust_level") == "trusted":
+        return FileChange(path, before if path.exists() else None,
+                          before if path.exists() else None)
+    if current is None:
+        current = tomlkit.table()
+        projects[key] = current
+    current["trust_level"] = "trusted"
+    return FileChange(path, before if path.exists() else None, document.as_string(),
+                      [f"trusted project {key} (trust_level = \"trusted\")"])
+
+
+def is_project_trusted(root: Path, home: Path) -> bool:
+    """Whether the user's Codex config trusts ``root`` (or a folder holding it)."""
+    path = codex_home(home) / "config.toml"
     try:
-        document = tomlkit.parse(before)
+        document = tomlkit.parse(read_text(path) or "")
+    except TOMLKitError:
+        return False
+    projects = document.get("projects")
+    if not isinstance(projects, dict):
+        return False
+    trusted = {Path(key) for key, value in projects.items()
+               if isinstance(value, dict) and value.get("trust_level") == "trusted"}
+    return any(folder in trusted for folder in (root, *root.parents))
+
+
+def untrusted_project_hooks(root: Path, home: Path) -> bool:
+    """Whether ctxdb's hooks are in ``root``'s ``.codex/hooks.json`` while the user's Codex
+    config does not trust the project (so Codex ignores them)."""
+    hooks_path, _ = settings_paths("project", root, home)
+    try:
+        data = json.loads(read_text(hooks_path) or "{}")
+    except ValueError:
+        return False
+    groups = data.get("hooks") if isinstance(data, dict) else None
+    is_ours = ours_for(CLIENT)
+    installed = isinstance(groups, dict) and any(
+        isinstance(entry, dict) and is_ours(entry)
+        for event in groups.values() if isinstance(event, list)
+        for group in event if isinstance(group, dict)
+        for entry in group.get("hooks") or [])
+    return installed and not is_project_trusted(root, home)
+
+
+def trust_steps(scope: str, root: Path, home: Path, trusted_now: bool) -> list[str]:
+    """What the user must still do before Codex runs ctxdb's hooks."""
+    steps = []
+    if scope == "project" and not (trusted_now or is_project_trusted(root, home)):
+        steps.append(f"Codex ignores {root / '.codex'} until you trust the project: answer "
+                     "yes when Codex asks, or run 'ctxdb install codex --trust'.")
+    steps.append("Codex skips each new or changed hook silently until you trust it: start "
+                 "'codex' here and approve ctxdb's hooks in its /hooks review (needed again "
+                 "after an install that changes the hook command).")
+    return steps
+
+
+def _parse(text: str, path: Path) -> Any:
+    try:
+        return tomlkit.parse(text)
     except TOMLKitError as exc:
         raise ClientSettingsError(f"{path} is not valid TOML ({exc}); fix it and rerun: "
                                   "nothing was written", path=str(path)) from None
+
+
+def plan_config(path: Path, executable: str | None, switch: bool = False) -> FileChange:
+    """Install (``executable`` given) or uninstall (None) ctxdb's part of ``config.toml``;
+    ``switch``: set ``[features] hooks = true`` (a Codex older than 0.171)."""
+    before = read_text(path) or ""
+    document = _parse(before, path)
     if executable is None:
-        notes = _disable_feature(document, path) + _remove_server(document, path)
+        notes = (_disable_feature(document, path, FEATURE)
+                 + _disable_feature(document, path, OLD_FEATURE)
+                 + _remove_server(document, path))
     else:
-        notes = _enable_feature(document, path) + _add_server(document, executable, path)
+        notes = _disable_feature(document, path, OLD_FEATURE)
+        notes += (_enable_feature(document, path) if switch
+                  else _disable_feature(document, path, FEATURE))
+        notes += _add_server(document, executable, path)
     existed = path.exists()
     if not notes:
         text = before if existed else None
@@ -90,8 +216,8 @@ def plan_config(path: Path, executable: str | None) -> FileChange:
 def _table(document: Any, key: str, path: Path, create: bool) -> Any:
     table = document.get(key)
     if table is None and create:
-        table = tomlkit.table(is_super_table=key == "mcp_servers")
-        if key != "mcp_servers":
+        table = tomlkit.table(is_super_table=key in ("mcp_servers", "projects"))
+        if key == "features":
             table.comment(MARKER)
         document.add(key, table)
     if table is not None and not isinstance(table, dict):
@@ -131,17 +257,17 @@ def _put_after_last_setting(features: Table, flag: Item) -> None:
         insert_at(after_last, FEATURE, flag)
 
 
-def _disable_feature(document: Any, path: Path) -> list[str]:
+def _disable_feature(document: Any, path: Path, name: str) -> list[str]:
     features = _table(document, "features", path, create=False)
-    if not isinstance(features, Table) or FEATURE not in features:
+    if not isinstance(features, Table) or name not in features:
         return []
-    flag = features.item(FEATURE)
+    flag = features.item(name)
     if not isinstance(flag, Item) or not _marked(flag):
         return []
-    del features[FEATURE]
+    del features[name]
     if not features and _marked(features):
         del document["features"]
-    return [f"removed [features] {FEATURE} (ctxdb had set it)"]
+    return [f"removed [features] {name} (ctxdb had set it)"]
 
 
 def _add_server(document: Any, executable: str, path: Path) -> list[str]:
@@ -151,13 +277,15 @@ def _add_server(document: Any, executable: str, path: Path) -> list[str]:
         server = tomlkit.table()
         server["command"] = executable
         server["args"] = ["mcp"]
+        server["env_vars"] = MCP_ENV_VARS
         servers[SERVER_NAME] = server
         return [f"added MCP server {SERVER_NAME}"]
     if not isinstance(current, dict):
         raise ClientSettingsError(f"{path}: \"mcp_servers.{SERVER_NAME}\" must be a table; "
                                   "nothing was written", path=str(path))
     changed = False
-    for key, value in (("command", executable), ("args", ["mcp"])):
+    for key, value in (("command", executable), ("args", ["mcp"]),
+                       ("env_vars", MCP_ENV_VARS)):
         if current.get(key) != value:
             current[key] = value
             changed = True

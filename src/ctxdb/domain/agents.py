@@ -19,6 +19,14 @@ MAX_PATH_CHARS = 4_096
 # the same one. Injections are built to ``INJECTION_MARGIN`` below it.
 INJECTION_LIMITS = {"claude-code": 10_000, "codex": 10_000, "gemini": 10_000}
 INJECTION_MARGIN = 500
+# Clients whose resumed session has lost what the hooks injected: Gemini CLI rebuilds a
+# resumed history without the user messages that start with <hook_context> and expects
+# SessionStart(resume) to supply that context again (checked with Gemini CLI 0.61).
+RESUME_DROPS_INJECTIONS = frozenset({"gemini"})
+# Clients that fire their pre-compaction event (trigger "auto") on every turn, before they
+# decide whether to compress: Gemini CLI's PreCompress. Only a manual one (/compress) is sure
+# to be followed by a compression.
+AUTO_PRE_COMPACT_EVERY_TURN = frozenset({"gemini"})
 
 
 def injection_limit(client: str) -> int:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN
 from ctxdb.hooks.logfile import log_failure
 from ctxdb.hooks.payload import HookEvent, context_output, parse_event
 
@@ -150,6 +151,10 @@ def _prompt(db: Ctxdb, event: HookEvent) -> str | None:
 
 
 def _pre_compact(db: Ctxdb, event: HookEvent) -> str | None:
+    if event.client in AUTO_PRE_COMPACT_EVERY_TURN and event.text("trigger") == "auto":
+        # Fired on every turn, compression or not: a handoff per turn would bury the real
+        # ones. The session's handoff is made from its transcript when it stops.
+        return None
     db.sessions.save_before_compaction(
         event.session, event.text("trigger"), event.text("custom_instructions"),
         _repo(event))
@@ -168,7 +173,7 @@ def _post_compact(db: Ctxdb, event: HookEvent) -> str | None:
 def _ingest(db: Ctxdb, event: HookEvent) -> str | None:
     if event.session.transcript_path:
         db.transcripts.ingest(event.session.transcript_path,
-                              session_id=event.session.session_id)
+                              session_id=event.session.session_id, client=event.client)
     # Sessions of the project that stopped without a handoff get one (crash detection does
     # not wait for a command); one indexed read when there are none.
     db.continuity.settle_for_session(event.session)

@@ -81,7 +81,8 @@ def draft_settlements(rows: list[dict[str, Any]]) -> list[Settlement]:
         metadata = row.get("metadata") or {}
         path = metadata.get("transcript_path") if isinstance(metadata, dict) else None
         made_after = "end" if row["status"] == "completed" else "crash"
-        draft = draft_from_transcript(path if isinstance(path, str) else None, "end")
+        draft = draft_from_transcript(path if isinstance(path, str) else None, "end",
+                                      client=row["client"])
         draft = dataclasses.replace(
             draft, working_set={**draft.working_set, "made_after": made_after,
                                 "session_id": row["session_id"], "client": row["client"]})

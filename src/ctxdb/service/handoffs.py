@@ -48,9 +48,10 @@ class HandoffDraft:
 
 def draft_from_transcript(
     path: str | None, kind: str, *, trigger: str | None = None,
-    instructions: str | None = None,
+    instructions: str | None = None, client: str | None = None,
 ) -> HandoffDraft:
-    """The handoff of ``path`` since its last compaction; a bare one if it cannot be read."""
+    """The handoff of ``path`` (a transcript of ``client``) since its last compaction; a bare
+    one if it cannot be read."""
     notes = []
     if instructions:
         notes.append("## Compaction instructions\n" + clip(instructions.strip(), 1_000))
@@ -58,7 +59,7 @@ def draft_from_transcript(
         return HandoffDraft(kind, _bare(kind, "no transcript was given", notes),
                             working_set={"trigger": trigger})
     try:
-        handoff = handoff_since_last_compaction(path)
+        handoff = handoff_since_last_compaction(path, client=client)
     except CtxdbError as exc:  # missing or unreadable transcript: save what is known
         return HandoffDraft(kind, _bare(kind, exc.message, notes),
                             working_set={"trigger": trigger, "transcript_path": path})

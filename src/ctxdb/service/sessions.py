@@ -13,7 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source, injection_max_chars
+from ctxdb.domain.agents import (
+    RESUME_DROPS_INJECTIONS,
+    AgentSession,
+    RepoIdentity,
+    check_source,
+    injection_max_chars,
+)
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
@@ -78,9 +84,10 @@ class SessionService:
         startup: the pack, then where the project's work left off (the latest handoff of
         another session, see ``service.continuity``) and the live sibling sessions; sessions
         that stopped without a handoff get theirs first. resume: only packed items not yet
-        injected in this generation. clear: a new generation; the previous session's handoff,
-        then the pack. compact: a new generation; the handoff saved before the compaction,
-        then the pack.
+        injected in this generation (all of them for a client whose resumed history drops
+        the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
+        previous session's handoff, then the pack. compact: a new generation; the handoff
+        saved before the compaction, then the pack.
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
@@ -104,7 +111,7 @@ class SessionService:
                 _set_usage(tx, instance, context_tokens)
             pack = self._pack(tx, instance)
             items = [dict(item) for item in pack.items]
-            if source == "resume":
+            if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
                 seen = _injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
             if source == "startup":
@@ -132,11 +139,13 @@ class SessionService:
 
         if source == "compact":
             fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
-            return None if fresh else draft_from_transcript(session.transcript_path, "compact")
+            return None if fresh else draft_from_transcript(session.transcript_path, "compact",
+                                                            client=session.client)
         if source == "clear":
             previous = self.storage.read(lambda tx: _previous_session(tx, session, repo))
             if previous is not None and previous["handoff"] is None:
-                return draft_from_transcript(previous["transcript_path"], "clear")
+                return draft_from_transcript(previous["transcript_path"], "clear",
+                                             client=session.client)
         return None
 
     def _settlements_for(self, repo: RepoIdentity) -> list[Settlement]:
@@ -232,7 +241,7 @@ class SessionService:
         """
         session = session.checked()
         repo = repo.checked() if repo is not None else None
-        tokens = _context_tokens(session.transcript_path)
+        tokens = _context_tokens(session.transcript_path, session.client)
 
         def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
@@ -266,7 +275,7 @@ class SessionService:
         from ctxdb.service.handoffs import draft_from_transcript
 
         draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
-                                      instructions=custom_instructions)
+                                      instructions=custom_instructions, client=session.client)
         key = new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
@@ -385,11 +394,11 @@ def _record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, s
     return _injection_view(row)
 
 
-def _context_tokens(path: str | None) -> int | None:
+def _context_tokens(path: str | None, client: str) -> int | None:
     if not path:
         return None
     try:
-        return latest_context_tokens(path)
+        return latest_context_tokens(path, client=client)
     except (OSError, CtxdbError):
         return None  # no transcript (yet), or no readable one: usage stays as it is
 

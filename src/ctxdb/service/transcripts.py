@@ -87,8 +87,11 @@ class TranscriptService(Service):
         instance_id: str | None = None,
         include_subagents: bool = True,
         actor: str | None = None,
+        client: str | None = None,
     ) -> dict[str, Any]:
-        """Ingest what was appended to ``path`` (and its subagent files) since the last run."""
+        """Ingest what was appended to ``path`` (and its subagent files) since the last run;
+        ``client`` names the agent client whose format the transcript is in (see
+        ``ctxdb.transcripts.parse_transcript``; by default Claude Code's)."""
         main = Path(os.path.abspath(_check_path(os.fspath(path))))
         for what, value in (("session_id", session_id), ("project_id", project_id),
                             ("instance_id", instance_id)):
@@ -96,7 +99,8 @@ class TranscriptService(Service):
                 check_identifier(value, what)
         files = [main, *(subagent_files(main) if include_subagents else [])]
         results = [self._ingest_file(file, session_id, project_id, instance_id,
-                                     actor or self.settings.actor, subagent=file != main)
+                                     actor or self.settings.actor, subagent=file != main,
+                                     client=client)
                    for file in files]
         return {
             "path": str(main),
@@ -109,15 +113,15 @@ class TranscriptService(Service):
 
     def _ingest_file(
         self, path: Path, session_id: str | None, project_id: str | None,
-        instance_id: str | None, actor: str, *, subagent: bool,
+        instance_id: str | None, actor: str, *, subagent: bool, client: str | None,
     ) -> dict[str, Any]:
         """Every read of the file up to its end (one transaction each), summed."""
         _check_path(str(path))  # a subagent file's path is longer than its session's
         parts = [self._ingest_chunk(path, session_id, project_id, instance_id, actor,
-                                    subagent=subagent)]
+                                    subagent=subagent, client=client)]
         while parts[-1]["applied"] and parts[-1]["more"]:
             parts.append(self._ingest_chunk(path, session_id, project_id, instance_id, actor,
-                                            subagent=subagent))
+                                            subagent=subagent, client=client))
         result = {"path": str(path), "from_offset": parts[0]["from_offset"],
                   "to_offset": parts[-1]["to_offset"], "reset": parts[0]["reset"],
                   "applied": any(part["applied"] for part in parts)}
@@ -127,15 +131,15 @@ class TranscriptService(Service):
 
     def _ingest_chunk(
         self, path: Path, session_id: str | None, project_id: str | None,
-        instance_id: str | None, actor: str, *, subagent: bool,
+        instance_id: str | None, actor: str, *, subagent: bool, client: str | None,
     ) -> dict[str, Any]:
         stored = self.storage.read(lambda tx: tx.one("transcript_by_path", path=str(path)))
         offset = int(stored["byte_offset"]) if stored else 0
         reset = False
         try:
-            chunk = parse_transcript(path, offset)
+            chunk = parse_transcript(path, offset, client)
         except InvalidTranscriptOffsetError:
-            chunk, reset = parse_transcript(path, 0), True
+            chunk, reset = parse_transcript(path, 0, client), True
         result = {"path": str(path), "from_offset": chunk.start_offset,
                   "to_offset": chunk.end_offset, "records": 0, "usage_entries": 0,
                   "compactions": 0, "skipped_lines": 0, "reset": reset, "applied": False,

@@ -47,9 +47,10 @@ class Handoff:
 
 
 def handoff_since_last_compaction(
-    path: str | os.PathLike[str], *, include_subagents: bool = True
+    path: str | os.PathLike[str], *, include_subagents: bool = True, client: str | None = None
 ) -> Handoff:
-    chunk = _parse_tail(path)
+    """The handoff of ``path``, a transcript of ``client`` (see :func:`parse_transcript`)."""
+    chunk = _parse_tail(path, client)
     extra_files: list[str] = []
     if include_subagents:
         boundary = chunk.compactions[-1] if chunk.compactions else None
@@ -58,14 +59,14 @@ def handoff_since_last_compaction(
     return handoff_from_chunk(chunk, extra_files_edited=extra_files)
 
 
-def _parse_tail(path: str | os.PathLike[str]) -> TranscriptChunk:
+def _parse_tail(path: str | os.PathLike[str], client: str | None = None) -> TranscriptChunk:
     """The whole transcript, or its last ``MAX_READ_BYTES`` when it is longer."""
     with open_transcript(path) as handle:
         size = os.fstat(handle.fileno()).st_size
     start = line_start_at_or_after(path, max(0, size - reader.MAX_READ_BYTES))
     if start is None:  # no line starts in the last MAX_READ_BYTES: nothing readable there
         return TranscriptChunk(str(path), size, size, malformed_lines=1)
-    return parse_transcript(path, start)
+    return parse_transcript(path, start, client)
 
 
 def handoff_from_chunk(

@@ -13,13 +13,20 @@ from typing import Any
 
 from ctxdb.transcripts.errors import InvalidTranscriptOffsetError
 
-# Tools whose input names a file they change. NotebookEdit names it ``notebook_path``.
-EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit"})
+# Tools whose input names a file they change. NotebookEdit names it ``notebook_path``;
+# Gemini CLI's write_file and replace name it ``file_path``, and so does Codex's apply_patch
+# as the Codex parser reads it (the first file of the patch).
+EDIT_TOOLS = frozenset({"Edit", "MultiEdit", "Write", "NotebookEdit", "write_file", "replace",
+                        "apply_patch"})
 EDIT_PATH_KEYS = ("file_path", "notebook_path")
 TODO_TOOL = "TodoWrite"
+# Gemini CLI's counterpart of TodoWrite: the whole list each call, ``description`` for content.
+GEMINI_TODO_TOOL = "write_todos"
+WHOLE_LIST_TOOLS = frozenset({TODO_TOOL, GEMINI_TODO_TOOL})
+CLOSED_STATUSES = frozenset({"completed", "cancelled"})
 # The task tools that keep the todo list in Claude Code 2.1.x (TaskGet, TaskList only read).
 TASK_CREATE, TASK_UPDATE = "TaskCreate", "TaskUpdate"
-TODO_LIST_TOOLS = frozenset({TODO_TOOL, TASK_CREATE, TASK_UPDATE})
+TODO_LIST_TOOLS = frozenset({TODO_TOOL, GEMINI_TODO_TOOL, TASK_CREATE, TASK_UPDATE})
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class Todo:
 
     @property
     def is_open(self) -> bool:
-        return self.status != "completed"
+        return self.status not in CLOSED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -217,16 +224,19 @@ class TranscriptChunk:
 
         Claude Code keeps it with one of two sets of tools: TodoWrite, each call giving the
         whole list, or (2.1.x, unless turned off) the task tools, TaskCreate adding a task and
-        TaskUpdate changing one. Whichever was called last gives the list. Only the main
-        chain's calls count: subagents keep their own lists.
+        TaskUpdate changing one; Gemini CLI with write_todos, like TodoWrite. Whichever was
+        called last gives the list; a whole-list call whose result is an error changed
+        nothing. Only the main chain's calls count: subagents keep their own lists.
         """
-        calls = [use for use in self.tool_uses
-                 if use.name in TODO_LIST_TOOLS and not use.sidechain]
+        failed = {result.tool_use_id for result in self.tool_results if result.is_error}
+        calls = [use for use in self.tool_uses if use.name in TODO_LIST_TOOLS
+                 and not use.sidechain
+                 and not (use.name in WHOLE_LIST_TOOLS and use.id in failed)]
         if not calls:
             return None
-        if calls[-1].name == TODO_TOOL:
+        if calls[-1].name in WHOLE_LIST_TOOLS:
             return todos_from_input(calls[-1].input)
-        return self._task_list([use for use in calls if use.name != TODO_TOOL])
+        return self._task_list([use for use in calls if use.name not in WHOLE_LIST_TOOLS])
 
     def _task_list(self, calls: list[ToolUse]) -> list[Todo]:
         """The tasks the TaskCreate and TaskUpdate ``calls`` leave, in creation order.
@@ -301,13 +311,17 @@ class TranscriptChunk:
 
 
 def todos_from_input(tool_input: dict[str, Any]) -> list[Todo]:
-    """The ``todos`` of a TodoWrite input; entries without text content are dropped."""
+    """The ``todos`` of a TodoWrite (``content``) or write_todos (``description``) input;
+    entries without text are dropped."""
     raw = tool_input.get("todos")
     if not isinstance(raw, list):
         return []
     todos = []
     for item in raw:
-        if isinstance(item, dict) and isinstance(item.get("content"), str):
+        if not isinstance(item, dict):
+            continue
+        text = item.get("content", item.get("description"))
+        if isinstance(text, str):
             status = item.get("status")
-            todos.append(Todo(item["content"], status if isinstance(status, str) else "pending"))
+            todos.append(Todo(text, status if isinstance(status, str) else "pending"))
     return todos

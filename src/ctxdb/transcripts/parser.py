@@ -50,8 +50,22 @@ IDENTITY_FIELDS = {"sessionId": "session_id", "version": "version", "agentId": "
 _UNSTORABLE_IN_LINE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 
 
-def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> TranscriptChunk:
-    """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``)."""
+def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0,
+                     client: str | None = None) -> TranscriptChunk:
+    """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``).
+
+    ``client`` names the agent client that wrote the transcript: Gemini CLI's (``gemini``)
+    and Codex's (``codex``) have formats of their own (:mod:`ctxdb.transcripts.gemini`,
+    :mod:`ctxdb.transcripts.codex`); any other is read as Claude Code's.
+    """
+    if client == "gemini":
+        from ctxdb.transcripts.gemini import parse_gemini_transcript
+
+        return parse_gemini_transcript(path, start_offset)
+    if client == "codex":
+        from ctxdb.transcripts.codex import parse_codex_transcript
+
+        return parse_codex_transcript(path, start_offset)
     lines = read_complete_lines(path, start_offset)
     builder = _ChunkBuilder()
     builder.malformed_lines += lines.oversized_lines

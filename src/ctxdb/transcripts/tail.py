@@ -17,15 +17,17 @@ from ctxdb.transcripts.reader import line_start_at_or_after, open_transcript
 FIRST_BLOCK = 256 * 1024
 
 
-def latest_context_tokens(path: str | os.PathLike[str], block: int = FIRST_BLOCK) -> int | None:
-    """Context tokens of the latest main-chain response in ``path``, or None if none."""
+def latest_context_tokens(path: str | os.PathLike[str], block: int = FIRST_BLOCK,
+                          client: str | None = None) -> int | None:
+    """Context tokens of the latest main-chain response in ``path`` (a transcript of
+    ``client``, see :func:`parse_transcript`), or None if none."""
     with open_transcript(path) as handle:  # a regular file, or a typed error
         size = os.fstat(handle.fileno()).st_size
     block = min(block, reader.MAX_READ_BYTES)  # what one read from ``start`` takes in
     while True:
         start = line_start_at_or_after(path, max(0, size - block))
         if start is not None:
-            tokens = parse_transcript(path, start).context_tokens
+            tokens = parse_transcript(path, start, client).context_tokens
             if tokens is not None or start == 0:
                 return tokens
         if block >= reader.MAX_READ_BYTES:
