@@ -32,7 +32,9 @@ def bare_sql(db: Ctxdb, sql: str) -> None:
 
 
 def ids(db: Ctxdb, pid: str, query: str, **filters: Any) -> set[Any]:
-    return {hit["id"] for hit in db.search.search(pid, query, limit=50, **filters)}
+    """The records with every word of the query (not those with some of them)."""
+    return {hit["id"] for hit in db.search.search(pid, query, limit=50, **filters)
+            if hit["match"] == "all"}
 
 
 def store(db: Ctxdb, pid: str, text: str, priority: str = "MEDIUM") -> int:
@@ -207,6 +209,22 @@ def test_the_migration_reindexes_an_existing_database(
         assert len(ids(db, pid, "write")) == 1
     finally:
         storage.close()
+
+
+def test_records_with_some_of_the_words_come_after_those_with_all(
+        db: Ctxdb, pid: str) -> None:
+    both = store(db, pid, "failed payments are retried", "LOW")
+    retry = store(db, pid, "the job is retried", "CRITICAL")
+    payments = store(db, pid, "payments in cents")
+    store(db, pid, "nothing of it")
+    hits = db.search.search(pid, "how many times do we retry failed payments")
+    assert [(h["id"], h["match"]) for h in hits][:1] == [(both, "some")]
+    assert {h["id"] for h in hits} == {both, retry, payments}
+    hits = db.search.search(pid, "retry payments")
+    assert (hits[0]["id"], hits[0]["match"]) == (both, "all")
+    assert {h["id"]: h["match"] for h in hits[1:]} == {retry: "some", payments: "some"}
+    assert [h["id"] for h in db.search.search(pid, "retry payments", limit=1)] == [both]
+    assert {h["id"] for h in db.search.search(pid, "retry payments -cents")} == {both, retry}
 
 
 # --- ranking ----------------------------------------------------------------------------------

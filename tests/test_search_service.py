@@ -195,7 +195,9 @@ def test_hostile_input_is_searched_as_words(
 def test_words_that_look_like_operators_are_found_as_words(db: Ctxdb, pid: str) -> None:
     item = db.context.store(pid, "this is NOT a drill, AND it is NEAR the end", "HIGH", "note")
     db.context.store(pid, "a drill without the other words", "HIGH", "note")
-    assert found(db, pid, "not drill and near") == [("context", item["item_id"])]
+    assert found(db, pid, "not drill and near")[0] == ("context", item["item_id"])
+    hits = db.search.search(pid, "not drill and near")
+    assert [hit["match"] for hit in hits] == ["all", "some"]  # the drill without the others
     assert found(db, pid, '"is not a drill"') == [("context", item["item_id"])]
     assert found(db, pid, '"a not drill"') == []  # a phrase keeps its order
 

@@ -61,6 +61,18 @@ class SearchQuery:
         return SearchQuery(tuple(tuple(t for t in group if not t.excluded)
                                  for group in self.groups))
 
+    def relaxed(self) -> SearchQuery | None:
+        """The records with some of the wanted terms rather than all (each group's
+        exclusions still hold), or ``None`` where that is the query itself: what a search
+        adds below the records that match the whole query (a question typed as a sentence
+        holds words the answer does not)."""
+        groups: list[tuple[Term, ...]] = []
+        for group in self.groups:
+            excluded = tuple(t for t in group if t.excluded)
+            groups += [(t, *excluded) for t in group if not t.excluded]
+        relaxed = tuple(dict.fromkeys(groups))
+        return None if set(relaxed) == set(self.groups) else SearchQuery(relaxed)
+
     @property
     def prefixes(self) -> list[str]:
         return [term.words[-1] for group in self.groups for term in group

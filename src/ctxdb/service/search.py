@@ -122,6 +122,7 @@ class SearchService(Service):
         check_identifier(project_id, "project_id")
         check_text(query, "query", MAX_QUERY_LENGTH)
         engine = self.storage.search_engine()
+        relaxed: tuple[str, str] | None = None
         if raw:
             if not query.strip():
                 raise InvalidSearchQueryError("the search query is empty", query=query)
@@ -132,6 +133,9 @@ class SearchService(Service):
             match, rank = engine.query_text(parsed), engine.query_text(parsed.wanted())
             words, prefixes = parsed.words, parsed.prefixes
             matches = engine.highlighter(parsed)
+            some = parsed.relaxed()
+            if some is not None:
+                relaxed = engine.query_text(some), engine.query_text(some.wanted())
         chosen = check_kinds(kinds)
         start = EARLIEST if since is None else parse_instant(since, "since")
         end = LATEST if until is None else parse_instant(until, "until")
@@ -153,15 +157,27 @@ class SearchService(Service):
             "limit": min(MAX_CANDIDATES, max(MIN_CANDIDATES, limit * CANDIDATES_PER_HIT)),
         }
 
+        def best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
+            scored = [(ranked(row, now), row) for row in rows]
+            # Best first; equal scores newest first (then the later document).
+            scored.sort(key=lambda pair: (pair[0], _moment(pair[1]["occurred_at"]),
+                                          pair[1]["doc_id"]), reverse=True)
+            return scored
+
         def unit(tx: Tx) -> list[dict[str, Any]]:
             require_project(tx, project_id)
             now = datetime.now(UTC)
-            rows = [(ranked(row, now), row) for row in tx.all("search_hits", **params)]
-            # Best first; equal scores newest first (then the later document).
-            rows.sort(key=lambda pair: (pair[0], _moment(pair[1]["occurred_at"]),
-                                        pair[1]["doc_id"]), reverse=True)
-            return [_hit(row, words, prefixes, matches, score)
-                    for score, row in rows[:limit]]
+            found = best(tx.all("search_hits", **params), now)[:limit]
+            hits = [_hit(row, words, prefixes, matches, score) | {"match": "all"}
+                    for score, row in found]
+            if relaxed is not None and len(hits) < limit:
+                seen = {row["doc_id"] for _, row in found}
+                more = best(tx.all("search_hits", **params | dict(
+                    zip(("match", "rank"), relaxed, strict=True))), now)
+                hits += [_hit(row, words, prefixes, matches, score) | {"match": "some"}
+                         for score, row in more if row["doc_id"] not in seen
+                         ][:limit - len(hits)]
+            return hits
 
         try:
             return self.storage.read(unit)
