@@ -186,8 +186,9 @@ def snippet(body: str, words: Sequence[str], prefixes: Sequence[str] = (),
     if it is one of ``words`` or starts with one of ``prefixes``, ignoring case.
 
     Computed here rather than by the engines (FTS5's snippet, PostgreSQL's ts_headline) so
-    that both backends show the same text for the same hit. Only a window around the first
-    match is read, so a long record costs no more than a short one.
+    that both backends show the same text for the same hit. The words before the first
+    match are only tested (a cached stem each), and only a window around it is cut and
+    marked, so a long record costs little more than a short one.
     """
     if matches is None:
         pattern = _highlighter(words, prefixes)
