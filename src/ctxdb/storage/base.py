@@ -112,8 +112,8 @@ def raw(tx: Tx) -> RawTx:
 class Storage(abc.ABC):
     dialect: Dialect
     url: str
-    # Whether the schema has search_documents.terms (migration 13), found out by the first
-    # write; None: not known (yet, or since a migration ran).
+    # Whether the schema has search_documents.terms (the search_terms migration), found out
+    # by the first write; None: not known (yet, or since a migration ran).
     search_terms: bool | None = None
 
     def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:

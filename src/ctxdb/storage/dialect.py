@@ -95,8 +95,9 @@ class Dialect:
     search_indexed: str
     search_rebuild: str | None
     search_query_errors: tuple[str, ...]
-    # One row if the schema has search_documents.terms (migration 13): a transaction gives
-    # documents their terms only then (a database not yet upgraded, or being downgraded).
+    # One row if the schema has search_documents.terms (the search_terms migration): a
+    # transaction gives documents their terms only then (a database not yet upgraded, or
+    # being downgraded).
     search_terms_probe: str
 
     def compile(self, sql: str) -> str:

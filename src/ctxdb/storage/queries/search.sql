@@ -1,6 +1,7 @@
 -- Full-text search (see service/search.py and docs/search.md). The documents are kept by
--- triggers (migration 0008) and given their index terms by Storage.write (migration 0013,
--- storage/search_engine.py); these queries read them, index them, or repair them on request.
+-- triggers (migration 0008) and given their index terms by Storage.write (the search_terms
+-- migration, storage/search_engine.py); these queries read them, index them, or repair them
+-- on request.
 
 -- name: search_pending_documents
 -- Documents without their index terms yet, in batches (a partial index holds exactly them).
