@@ -174,9 +174,9 @@ class SearchService(Service):
                 seen = {row["doc_id"] for _, row in found}
                 more = best(tx.all("search_hits", **params | dict(
                     zip(("match", "rank"), relaxed, strict=True))), now)
+                kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
                 hits += [_hit(row, words, prefixes, matches, score) | {"match": "some"}
-                         for score, row in more if row["doc_id"] not in seen
-                         ][:limit - len(hits)]
+                         for score, row in kept[:limit - len(hits)]]
             return hits
 
         try:

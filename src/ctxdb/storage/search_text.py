@@ -94,7 +94,15 @@ def word_matcher(words: Iterable[str], prefixes: Iterable[str]) -> Callable[[str
     wanted, starts = frozenset(words), tuple(prefixes)
 
     def matches(word: str) -> bool:
-        return any(part in wanted or part.startswith(starts)
-                   for part in (stem(piece) for piece in _parts(word) if piece))
+        for part in _index_words(word):
+            if part in wanted or (starts and part.startswith(starts)):
+                return True
+        return False
 
     return matches
+
+
+@functools.lru_cache(maxsize=65_536)
+def _index_words(word: str) -> tuple[str, ...]:
+    """The index's words for one word of a document (snippets test every word they show)."""
+    return tuple(stem(part) for part in _parts(word) if part)
