@@ -195,7 +195,9 @@ def test_hostile_input_is_searched_as_words(
 def test_words_that_look_like_operators_are_found_as_words(db: Ctxdb, pid: str) -> None:
     item = db.context.store(pid, "this is NOT a drill, AND it is NEAR the end", "HIGH", "note")
     db.context.store(pid, "a drill without the other words", "HIGH", "note")
-    assert found(db, pid, "not drill and near") == [("context", item["item_id"])]
+    assert found(db, pid, "not drill and near")[0] == ("context", item["item_id"])
+    hits = db.search.search(pid, "not drill and near")
+    assert [hit["match"] for hit in hits] == ["all", "some"]  # the drill without the others
     assert found(db, pid, '"is not a drill"') == [("context", item["item_id"])]
     assert found(db, pid, '"a not drill"') == []  # a phrase keeps its order
 
@@ -247,7 +249,9 @@ def test_raw_queries_use_the_engines_syntax_and_bad_ones_are_typed_errors(
     db: Ctxdb, pid: str, records: dict[str, Any]
 ) -> None:
     sqlite = db.storage.dialect.name == "sqlite"
-    either = "paypal OR provider" if sqlite else "paypal | provider"
+    # A raw query meets the index's words as they are: stems ("provider" is "provid").
+    assert not found(db, pid, "provider", raw=True)
+    either = "paypal OR provid" if sqlite else "paypal | provid"
     assert {kind for kind, _ in found(db, pid, either, raw=True)} == {"event", "memory"}
     hits = db.search.search(pid, either, raw=True)
     assert any("**paypal**" in hit["snippet"] for hit in hits)

@@ -75,9 +75,11 @@ def search_command(app: Application, project_id: str, words: tuple[str, ...],
                    as_json: bool) -> None:
     """Find the project's context items, memories and conversation events by their WORDS.
 
-    Every word must occur, in any case; "a phrase" must occur as written; -word must not
-    occur; 'or' between words gives alternatives; word* matches words starting with word.
-    Best matches first, each with a snippet in which the matching words are marked.
+    Records with every word come first, then those with some of them; a word finds its
+    other forms (retry: retried) and the words of identifiers (config: parseConfig,
+    parse_config); "a phrase" must occur in order; -word must not occur; 'or' between words
+    gives alternatives; word* matches words starting with word. Best matches first (weighed
+    by priority and age), each with a snippet in which the matching words are marked.
 
     \b
     Examples:

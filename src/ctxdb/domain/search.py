@@ -13,13 +13,15 @@ operator the user did not write:
 - ``or`` between words or phrases: either side (``stripe or paypal -refund``);
 - ``word*`` matches words starting with ``word``.
 
-Case does not matter; there is no stemming (``index`` does not find ``indexes``).
+Case does not matter. How words are matched (their stems, the parts of identifiers) is the
+index's business: the engine writes each word the way the index holds words
+(``storage/search_text.py``), so this syntax knows nothing of it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,6 +60,18 @@ class SearchQuery:
         ts_rank gives 0 to a document for a query that excludes words)."""
         return SearchQuery(tuple(tuple(t for t in group if not t.excluded)
                                  for group in self.groups))
+
+    def relaxed(self) -> SearchQuery | None:
+        """The records with some of the wanted terms rather than all (each group's
+        exclusions still hold), or ``None`` where that is the query itself: what a search
+        adds below the records that match the whole query (a question typed as a sentence
+        holds words the answer does not)."""
+        groups: list[tuple[Term, ...]] = []
+        for group in self.groups:
+            excluded = tuple(t for t in group if t.excluded)
+            groups += [(t, *excluded) for t in group if not t.excluded]
+        relaxed = tuple(dict.fromkeys(groups))
+        return None if set(relaxed) == set(self.groups) else SearchQuery(relaxed)
 
     @property
     def prefixes(self) -> list[str]:
@@ -165,15 +179,24 @@ _WINDOW_BEFORE, _WINDOW_AFTER = 400, 1_600  # characters read around the first m
 
 
 def snippet(body: str, words: Sequence[str], prefixes: Sequence[str] = (),
-            width: int = SNIPPET_WORDS) -> str:
+            width: int = SNIPPET_WORDS, matches: Callable[[str], bool] | None = None) -> str:
     """About ``width`` words of ``body`` around its first match, matches between ``**``.
 
+    A word matches if ``matches`` says so (how the index matches words: their stems), else
+    if it is one of ``words`` or starts with one of ``prefixes``, ignoring case.
+
     Computed here rather than by the engines (FTS5's snippet, PostgreSQL's ts_headline) so
-    that both backends show the same text for the same hit. Only a window around the first
-    match is read, so a long record costs no more than a short one.
+    that both backends show the same text for the same hit. The words before the first
+    match are only tested (a cached stem each), and only a window around it is cut and
+    marked, so a long record costs little more than a short one.
     """
-    pattern = _highlighter(words, prefixes)
-    found = pattern.search(body) if pattern is not None else None
+    if matches is None:
+        pattern = _highlighter(words, prefixes)
+        if pattern is not None:
+            matches = lambda word: pattern.fullmatch(word) is not None  # noqa: E731
+    found = None
+    if matches is not None:
+        found = next((token for token in _WORD.finditer(body) if matches(token[0])), None)
     center = found.start() if found is not None else 0
     offset = max(0, center - _WINDOW_BEFORE)
     window = body[offset:center + _WINDOW_AFTER]
@@ -188,7 +211,7 @@ def snippet(body: str, words: Sequence[str], prefixes: Sequence[str] = (),
     parts: list[str] = []
     cursor = 0 if begin == 0 and offset == 0 else tokens[begin].start()
     for token in tokens[begin:end]:
-        marked = pattern is not None and pattern.fullmatch(token[0]) is not None
+        marked = matches is not None and matches(token[0])
         parts += [window[cursor:token.start()], f"{MARK}{token[0]}{MARK}" if marked else token[0]]
         cursor = token.end()
     parts.append(window[cursor:tokens[end].start()] if end < len(tokens) else window[cursor:])

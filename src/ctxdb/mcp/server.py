@@ -166,7 +166,8 @@ def build_server(tools: ContextTools) -> MCPServer[Any]:
     @tool(read_only)
     async def search(
         query: Annotated[str, Field(
-            description="Words to find: all must occur, any case; \"a phrase\" in order; "
+            description="Words to find, any form or case (records with all of them first, "
+            "then with some; identifiers match by their words); \"a phrase\" in order; "
             "-word excluded; 'or' between alternatives; word* for words starting so.",
             min_length=1)],
         kinds: Annotated[list[str] | None, Field(

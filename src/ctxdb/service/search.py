@@ -15,7 +15,9 @@ handed to the engine with every word quoted, so free text can never be a syntax 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from ctxdb.domain.checks import check_kinds, check_namespace
@@ -44,19 +46,40 @@ LATEST = "9999-12-31T23:59:59.999Z"
 
 
 KINDS: tuple[str, ...] = tuple(choices(SearchKind))
+# Ranking (docs/search.md): score = relevance x priority weight x recency weight, over the
+# best CANDIDATES by relevance alone. Memories and events have no priority: weight 1.
+PRIORITY_WEIGHT = {"CRITICAL": 1.5, "HIGH": 1.25, "MEDIUM": 1.0, "LOW": 0.8}
+RECENCY_HALF_LIFE_DAYS = 30.0
+RECENCY_FLOOR = 0.5  # however old, a record keeps half its weight
+MIN_CANDIDATES, CANDIDATES_PER_HIT, MAX_CANDIDATES = 50, 5, 500
 # Repairs of the documents of each kind, in the order they run (see queries/search.sql).
 _REPAIRS = {"context": ("search_remove_stale_context", "search_add_missing_context"),
             "memory": ("search_remove_stale_memories", "search_add_missing_memories"),
             "event": ("search_remove_stale_events", "search_add_missing_events")}
 
 
-def _hit(row: Row, words: list[str], prefixes: list[str]) -> dict[str, Any]:
+def _moment(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def ranked(row: Row, now: datetime) -> float:
+    """A hit's score: its text relevance weighted by its priority and its age."""
+    age_days = max(0.0, (now - _moment(row["occurred_at"])).total_seconds() / 86_400)
+    recency = RECENCY_FLOOR + (1 - RECENCY_FLOOR) * math.pow(2, -age_days
+                                                             / RECENCY_HALF_LIFE_DAYS)
+    return float(row["score"]) * PRIORITY_WEIGHT.get(row["priority"] or "", 1.0) * recency
+
+
+def _hit(row: Row, words: list[str], prefixes: list[str],
+         matches: Callable[[str], bool], score: float) -> dict[str, Any]:
     kind = row["kind"]
     ids = {"context": row["item_id"], "memory": row["memory_id"], "event": row["event_id"]}
     return {
         "kind": kind,
         "id": ids[kind],
-        "score": float(row["score"]),
+        "score": score,
         "time": row["occurred_at"],
         "type": row["content_type"],  # content type, memory type or event role
         "priority": row["priority"],
@@ -66,7 +89,7 @@ def _hit(row: Row, words: list[str], prefixes: list[str]) -> dict[str, Any]:
         "session_id": row["session_id"],
         # the item's sequence number in its project, or the event's in its session
         "sequence": row["sequence_number"] if kind == "context" else row["sequence"],
-        "snippet": snippet(row["body"], words, prefixes),
+        "snippet": snippet(row["body"], words, prefixes, matches=matches),
     }
 
 
@@ -98,15 +121,21 @@ class SearchService(Service):
         """
         check_identifier(project_id, "project_id")
         check_text(query, "query", MAX_QUERY_LENGTH)
+        engine = self.storage.search_engine()
+        relaxed: tuple[str, str] | None = None
         if raw:
             if not query.strip():
                 raise InvalidSearchQueryError("the search query is empty", query=query)
             match, rank, words, prefixes = query, query, raw_words(query), []
+            matches = engine.raw_highlighter(words)
         else:
             parsed = parse_query(query)
-            engine = self.storage.search_engine()
             match, rank = engine.query_text(parsed), engine.query_text(parsed.wanted())
             words, prefixes = parsed.words, parsed.prefixes
+            matches = engine.highlighter(parsed)
+            some = parsed.relaxed()
+            if some is not None:
+                relaxed = engine.query_text(some), engine.query_text(some.wanted())
         chosen = check_kinds(kinds)
         start = EARLIEST if since is None else parse_instant(since, "since")
         end = LATEST if until is None else parse_instant(until, "until")
@@ -125,12 +154,30 @@ class SearchService(Service):
             "namespace": "" if namespace is None else check_namespace(namespace),
             "since": start,
             "until": end,
-            "limit": limit,
+            "limit": min(MAX_CANDIDATES, max(MIN_CANDIDATES, limit * CANDIDATES_PER_HIT)),
         }
+
+        def best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
+            scored = [(ranked(row, now), row) for row in rows]
+            # Best first; equal scores newest first (then the later document).
+            scored.sort(key=lambda pair: (pair[0], _moment(pair[1]["occurred_at"]),
+                                          pair[1]["doc_id"]), reverse=True)
+            return scored
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
             require_project(tx, project_id)
-            return [_hit(row, words, prefixes) for row in tx.all("search_hits", **params)]
+            now = datetime.now(UTC)
+            found = best(tx.all("search_hits", **params), now)[:limit]
+            hits = [_hit(row, words, prefixes, matches, score) | {"match": "all"}
+                    for score, row in found]
+            if relaxed is not None and len(hits) < limit:
+                seen = {row["doc_id"] for _, row in found}
+                more = best(tx.all("search_hits", **params | dict(
+                    zip(("match", "rank"), relaxed, strict=True))), now)
+                kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
+                hits += [_hit(row, words, prefixes, matches, score) | {"match": "some"}
+                         for score, row in kept[:limit - len(hits)]]
+            return hits
 
         try:
             return self.storage.read(unit)
@@ -171,13 +218,15 @@ class SearchService(Service):
 
         def unit(tx: Tx) -> dict[str, int]:
             engine.refresh_index(tx)
-            repaired = {}
+            reindexed = engine.reindex_changed(tx)
+            repaired: dict[str, Any] = {}
             for kind, (remove, add) in _REPAIRS.items():
                 repaired[kind] = {"removed": tx.execute(remove), "added": tx.execute(add)}
+            engine.index_pending(tx)  # the documents just added, before they are counted
             indexed = {row["kind"]: int(row["n"]) for row in tx.all("search_index_counts")}
             counts = {kind: indexed.get(kind, 0) for kind in KINDS}
             audit(tx, actor, "search.rebuild", "search_index", "search_documents", None,
-                  indexed=counts, repaired=repaired)
+                  indexed=counts, repaired=repaired, reindexed=reindexed)
             return counts
 
         return self.storage.write(unit)

@@ -112,6 +112,26 @@ def raw(tx: Tx) -> RawTx:
 class Storage(abc.ABC):
     dialect: Dialect
     url: str
+    # Whether the schema has search_documents.terms (the search_terms migration), found out
+    # by the first write; None: not known (yet, or since a migration ran).
+    search_terms: bool | None = None
+
+    def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:
+        """``unit``, then the index terms of the search documents it wrote (see
+        storage/search_engine.py): a write unit as the backends run it, so that no write
+        path can commit a document the full-text index does not hold."""
+        def run(tx: Tx) -> T:
+            result = unit(tx)
+            if self.search_terms is None:
+                self.search_terms = raw(tx).one_raw(self.dialect.search_terms_probe,
+                                                    {}) is not None
+            if self.search_terms:
+                from ctxdb.storage.search_engine import index_pending
+
+                index_pending(tx)
+            return result
+
+        return run
 
     @abc.abstractmethod
     def write(self, unit: Callable[[Tx], T]) -> T:

@@ -232,10 +232,12 @@ def suspend_derived_triggers(tx: Tx, dialect: Dialect) -> list[Trigger] | None:
 def rebuild_derived(tx: Tx, dialect: Dialect, triggers: list[Trigger]) -> None:
     """Fill the derived tables from the rows loaded while ``triggers`` were off, then switch
     them on again."""
+    from ctxdb.storage.search_engine import index_pending, rebuild_engine_index
+
     for query in DERIVED_REBUILD_QUERIES:
         tx.execute(query)
-    if dialect.search_rebuild is not None:
-        raw(tx).execute_raw(dialect.search_rebuild, {})
+    index_pending(tx)  # while the triggers are off: one pass over the documents
+    rebuild_engine_index(tx, dialect)
     for trigger in triggers:
         raw(tx).execute_raw(dialect.resume_trigger(trigger.name, trigger.table, trigger.sql), {})
 

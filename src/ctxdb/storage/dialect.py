@@ -95,6 +95,10 @@ class Dialect:
     search_indexed: str
     search_rebuild: str | None
     search_query_errors: tuple[str, ...]
+    # One row if the schema has search_documents.terms (the search_terms migration): a
+    # transaction gives documents their terms only then (a database not yet upgraded, or
+    # being downgraded).
+    search_terms_probe: str
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -156,10 +160,13 @@ SQLITE = Dialect(
     search_from="search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid",
     search_match=lambda p: f"search_fts MATCH {p}",
     search_score=lambda p: "-bm25(search_fts)",
-    search_indexed="d.doc_id IN (SELECT id FROM search_fts_docsize)",
+    # A document without terms may have an (empty) entry: FTS5's rebuild enters every row.
+    search_indexed=("d.terms IS NOT NULL AND d.doc_id IN (SELECT id FROM search_fts_docsize)"),
     search_rebuild="INSERT INTO search_fts (search_fts) VALUES ('rebuild')",
     search_query_errors=("fts5: syntax error", "unterminated string", "unknown special query",
                          "no such column"),
+    search_terms_probe=("SELECT 1 AS found FROM pragma_table_info('search_documents') "
+                        "WHERE name = 'terms'"),
 )
 
 POSTGRES = Dialect(
@@ -218,4 +225,7 @@ POSTGRES = Dialect(
     search_indexed="d.search_vector IS NOT NULL",
     search_rebuild=None,
     search_query_errors=("tsquery",),  # "syntax error in tsquery", "no operand in …"
+    search_terms_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
+                        "to_regclass('search_documents') AND attname = 'terms' "
+                        "AND NOT attisdropped"),
 )

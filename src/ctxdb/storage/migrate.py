@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
 from ctxdb.storage.base import Storage, Tx, raw
 from ctxdb.storage.dialect import LOCK_MIGRATIONS, Dialect
+
+T = TypeVar("T")
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _UP, _DOWN = "-- migrate:up", "-- migrate:down"
@@ -131,11 +134,21 @@ class Migrator:
             return plan
         done = []
         for migration in plan:
-            if self.storage.write(functools.partial(self._apply_up, migration=migration)):
+            if self._schema_write(functools.partial(self._apply_up, migration=migration)):
                 done.append(migration)
         return done
 
+    def _schema_write(self, unit: Callable[[Tx], T]) -> T:
+        """Run a unit that changes the schema. Whether it has search_documents.terms is asked
+        again within it (each unit forgets the answer first) and after it, committed or not:
+        a write gives documents their terms only where the column exists (base.py)."""
+        try:
+            return self.storage.write(unit)
+        finally:
+            self.storage.search_terms = None
+
     def _apply_up(self, tx: Tx, migration: Migration) -> bool:
+        self.storage.search_terms = None  # the schema changes: ask again (base.py)
         tx.lock(LOCK_MIGRATIONS)
         tx.execute("create_migrations_table")
         if int(tx.value("latest_applied_version")) >= migration.version:
@@ -159,9 +172,10 @@ class Migrator:
         transaction under the migration lock, so that a process opening the database
         meanwhile never sees it half made: it waits for the lock, then finds it complete.
         Returns whether this call created it (``False``: another process had begun first)."""
-        return bool(self.storage.write(self._create_all))
+        return bool(self._schema_write(self._create_all))
 
     def _create_all(self, tx: Tx) -> bool:
+        self.storage.search_terms = None
         tx.lock(LOCK_MIGRATIONS)
         tx.execute("create_migrations_table")
         if int(tx.value("latest_applied_version")) != 0:
@@ -178,10 +192,11 @@ class Migrator:
         if dry_run:
             return plan
         for migration in plan:
-            self.storage.write(functools.partial(self._apply_down, migration=migration))
+            self._schema_write(functools.partial(self._apply_down, migration=migration))
         return plan
 
     def _apply_down(self, tx: Tx, migration: Migration) -> None:
+        self.storage.search_terms = None
         tx.lock(LOCK_MIGRATIONS)
         if int(tx.value("latest_applied_version")) != migration.version:
             raise MigrationError(

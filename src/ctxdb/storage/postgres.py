@@ -396,7 +396,7 @@ class PostgresStorage(Storage):
         return with_retries(attempt, _is_transient, "PostgreSQL transaction", RETRY_BUDGET)
 
     def write(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded(unit, write=True)
+        return self._guarded(self.indexing(unit), write=True)
 
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded(unit, write=False)

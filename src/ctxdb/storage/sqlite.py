@@ -234,7 +234,7 @@ class SQLiteStorage(Storage):
         return with_retries(attempt, _is_busy, f"SQLite transaction on {self.path}")
 
     def write(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded("BEGIN IMMEDIATE", unit)
+        return self._guarded("BEGIN IMMEDIATE", self.indexing(unit))
 
     def read(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded("BEGIN", unit)

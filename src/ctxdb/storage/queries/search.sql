@@ -1,5 +1,24 @@
 -- Full-text search (see service/search.py and docs/search.md). The documents are kept by
--- triggers (migration 0008); these queries only read them, or repair them on request.
+-- triggers (migration 0008) and given their index terms by Storage.write (the search_terms
+-- migration, storage/search_engine.py); these queries read them, index them, or repair them
+-- on request.
+
+-- name: search_pending_documents
+-- Documents without their index terms yet, in batches (a partial index holds exactly them).
+SELECT doc_id, body FROM search_documents
+WHERE terms IS NULL AND doc_id > :after
+ORDER BY doc_id
+LIMIT :limit;
+
+-- name: search_set_terms
+UPDATE search_documents SET terms = :terms WHERE doc_id = :doc_id;
+
+-- name: search_indexed_documents
+-- Documents with their index terms, in batches (a rebuild checks them against the rules).
+SELECT doc_id, body, terms FROM search_documents
+WHERE terms IS NOT NULL AND doc_id > :after
+ORDER BY doc_id
+LIMIT :limit;
 
 -- name: search_hits
 -- The best matches of one project, by relevance, then newest first. The inner query ranks

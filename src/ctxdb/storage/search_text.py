@@ -1,0 +1,108 @@
+"""The words the full-text index holds: one normalisation for documents and queries, both backends.
+
+Both engines index the same text, computed here in Python (``search_documents.terms``), and
+do nothing of their own to it: SQLite's FTS5 splits it with ``unicode61``, PostgreSQL with
+the ``simple`` configuration, and the text is already lower-case words separated by blanks,
+which both split alike. So a query finds the same records on both backends, and the rules
+below are written once:
+
+- a word is a run of letters and digits; everything else separates words (``parse_config``,
+  ``src/ctxdb/cli.py``, ``retry-after``);
+- a word in camelCase or PascalCase is split into its parts (``parseConfig``,
+  ``ParseConfig`` and ``HTTPServer`` are ``parse config`` and ``http server``), so an
+  identifier is found by each of its words and, as a phrase, by the whole identifier however
+  it is written;
+- each word is lower-cased and reduced to its stem by the Snowball English stemmer
+  (``retried`` and ``retries`` are ``retri``, as ``retry`` is; ``payments`` is ``payment``).
+
+Queries go through the same function (:func:`query_words`), so a query word matches every
+form of it that stems alike. The stemmer is imported on first use only: the hook path, which
+rarely writes a document, does not pay for it otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+# A word: a run of letters and digits. Inside it, the boundaries of camelCase parts: a
+# lower-case letter or digit then an upper-case one (parse|Config), or an upper-case run then
+# an upper-case letter starting a lower-case word (HTTP|Server).
+_WORD = re.compile(r"[^\W_]+")
+_CAMEL = re.compile(r"(?<=[^\W_A-Z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][^\W\d_A-Z])")
+# A word this long is no word a person would type (a hash, base64); it is kept as it is,
+# and not stemmed.
+_LONGEST_STEMMED = 40
+
+
+@functools.cache
+def _stemmer() -> Callable[[str], str]:
+    import snowballstemmer  # type: ignore[import-untyped]
+
+    stem: Callable[[str], str] = snowballstemmer.stemmer("english").stemWord
+    return stem
+
+
+@functools.lru_cache(maxsize=65_536)
+def stem(word: str) -> str:
+    """The index's form of one lower-case word (its Snowball English stem)."""
+    if len(word) > _LONGEST_STEMMED or not word.isalpha():
+        return word
+    return _stemmer()(word)
+
+
+def _parts(word: str) -> Iterator[str]:
+    if word.islower() or word.isupper() or word.isdigit():
+        yield word.lower()
+        return
+    for part in _CAMEL.split(word):
+        yield part.lower()
+
+
+def words_of(text: str) -> list[str]:
+    """The lower-case words of ``text``, camelCase split, before stemming."""
+    return [part for match in _WORD.finditer(text) for part in _parts(match[0]) if part]
+
+
+def index_terms(text: str) -> str:
+    """The text the full-text index holds for a document of ``text``."""
+    return " ".join(stem(word) for word in words_of(text))
+
+
+def query_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The index's words for the words of a query term (a phrase stays a phrase)."""
+    return tuple(stem(word) for text in words for word in words_of(text))
+
+
+def prefix_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """Like :func:`query_words` for a prefix term (``confi*``): the last word is a prefix,
+    which is stemmed too, as the index holds stems (``retry*`` looks for ``retri…``), unless
+    stemming would lengthen it."""
+    found = [word for text in words for word in words_of(text)]
+    if not found:
+        return ()
+    last = found[-1]
+    stemmed = stem(last)
+    kept = stemmed if len(stemmed) <= len(last) else last
+    return (*(stem(word) for word in found[:-1]), kept)
+
+
+def word_matcher(words: Iterable[str], prefixes: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a word of a document is one a query finds, ``words`` and ``prefixes`` being
+    the query's words as the index holds them (for the ``**`` marks of snippets)."""
+    wanted, starts = frozenset(words), tuple(prefixes)
+
+    def matches(word: str) -> bool:
+        for part in _index_words(word):
+            if part in wanted or (starts and part.startswith(starts)):
+                return True
+        return False
+
+    return matches
+
+
+@functools.lru_cache(maxsize=65_536)
+def _index_words(word: str) -> tuple[str, ...]:
+    """The index's words for one word of a document (snippets test every word they show)."""
+    return tuple(stem(part) for part in _parts(word) if part)
