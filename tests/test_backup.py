@@ -1,4 +1,4 @@
-"""``ctxdb.service.backup`` on both backends: round trips, refusals, and damaged backups.
+"""``ctxdb.service.operations.backup`` on both backends: round trips, refusals, and damaged backups.
 
 A database's content is compared as every row of every table, read with the raw driver; a
 refused restore must leave that content exactly as it was.

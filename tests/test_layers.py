@@ -71,7 +71,7 @@ def module_name(path: Path) -> str:
 
 
 def package_of(module: str) -> str:
-    """The top-level part of ctxdb a module belongs to: ``ctxdb.service.tasks`` -> service."""
+    """The top-level part of ctxdb a module belongs to: ``ctxdb.service.usecases.x`` -> service."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "ctxdb"
 
@@ -127,15 +127,17 @@ def test_the_rule_catches_imports_up_and_sideways() -> None:
     wrong = {
         "ctxdb.cli.tasks": {"ctxdb.storage.base"},  # a front end reaching past the service
         "ctxdb.hooks.dispatch": {"ctxdb.mcp.render"},  # one front end using another
-        "ctxdb.service.tasks": {"ctxdb.cli.output"},  # the service calling up
+        "ctxdb.service.usecases.tasks": {"ctxdb.cli.output"},  # the service calling up
         "ctxdb.domain.models": {"ctxdb.storage", "ctxdb.service.common"},  # domain not pure
         "ctxdb.storage.sqlite": {"ctxdb.domain.search"},  # storage depending upward
         "ctxdb.errors": {"ctxdb.service"},
     }
     assert len(violations(wrong)) == 7
-    fine = {"ctxdb.cli.tasks": {"ctxdb.service.tasks", "ctxdb.domain.models", "ctxdb.errors",
-                                "ctxdb.__version__", "ctxdb.cli.output"},
-            "ctxdb.service.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"}}
+    fine = {
+        "ctxdb.cli.tasks": {"ctxdb.service.usecases.tasks", "ctxdb.domain.models", "ctxdb.errors",
+                            "ctxdb.__version__", "ctxdb.cli.output"},
+        "ctxdb.service.usecases.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"},
+    }
     assert violations(fine) == []
 
 
@@ -143,3 +145,51 @@ def test_the_exceptions_are_still_needed() -> None:
     """An exception whose import is gone is deleted from the list (it must not outlive it)."""
     graph = import_graph()
     assert [pair for pair in LAUNCHERS if pair[1] not in graph.get(pair[0], set())] == []
+
+
+# The service's two rooms (docs/architecture.md): the agents' use cases, and the operations on a
+# whole database, which may use the use cases' rules. What both share stays in service/ itself.
+SERVICE_ROOMS = {
+    "usecases": {"usecases", "common"},
+    "operations": {"operations", "usecases", "common"},
+    "common": {"common"},
+}
+
+
+def service_room(module: str) -> str | None:
+    """``ctxdb.service.usecases.tasks`` -> usecases; the facade (``ctxdb.service``) -> None."""
+    parts = module.split(".")
+    if parts[:2] != ["ctxdb", "service"] or len(parts) < 3:
+        return None
+    return parts[2] if parts[2] in ("usecases", "operations") else "common"
+
+
+def room_violations(edges: dict[str, set[str]]) -> list[str]:
+    found = []
+    for source, targets in sorted(edges.items()):
+        room = service_room(source)
+        if room is None:
+            continue
+        for target in sorted(targets):
+            theirs = service_room(target)
+            if theirs is not None and theirs not in SERVICE_ROOMS[room]:
+                found.append(f"{source} ({room}) imports {target} ({theirs})")
+    return found
+
+
+def test_service_rooms_point_one_way() -> None:
+    graph = import_graph()
+    rooms = {service_room(module) for module in graph} - {None}
+    assert rooms == {"usecases", "operations", "common"}
+    assert room_violations(graph) == []
+
+
+def test_the_room_rule_catches_a_use_case_importing_an_operation() -> None:
+    wrong = {
+        "ctxdb.service.usecases.tasks": {"ctxdb.service.operations.retention"},
+        "ctxdb.service.common": {"ctxdb.service.usecases.projects"},
+    }
+    assert len(room_violations(wrong)) == 2
+    fine = {"ctxdb.service.operations.imports": {"ctxdb.service.usecases.memories",
+                                                 "ctxdb.service.common", "ctxdb.service"}}
+    assert room_violations(fine) == []

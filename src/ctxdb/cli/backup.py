@@ -13,7 +13,7 @@ from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_table, say, show
 
 if TYPE_CHECKING:
-    from ctxdb.service.backup import Progress
+    from ctxdb.service.operations.backup import Progress
 
 
 @contextmanager
@@ -63,7 +63,7 @@ def backup_command(app: Application, file: str, force: bool, fmt: str, as_json: 
       ctxdb backup ~/backups/ctxdb-$(date +%Y%m%d).db
       ctxdb --url postgresql://ctxdb@db/ctxdb backup ctxdb.dump --json
     """
-    from ctxdb.service import backup
+    from ctxdb.service.operations import backup
 
     with progress_bar(not as_json) as progress:
         result = backup.backup(app.settings, file, force=force, fmt=fmt, progress=progress)
@@ -102,7 +102,7 @@ def restore_command(app: Application, file: str, force: bool, dry_run: bool,
       ctxdb restore ~/backups/ctxdb-20250101.db --dry-run
       ctxdb restore ~/backups/ctxdb-20250101.db --force
     """
-    from ctxdb.service import backup
+    from ctxdb.service.operations import backup
 
     with progress_bar(not as_json) as progress:
         result = backup.restore(app.settings, file, force=force, dry_run=dry_run,

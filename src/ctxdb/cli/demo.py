@@ -206,7 +206,7 @@ def demo_command(app: Application) -> None:
       ctxdb --url /tmp/demo.db demo              on a scratch file
       ctxdb --url postgresql://postgres@127.0.0.1/ctxdb demo
     """
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     settings = app.settings
     db = app.db()

@@ -1,4 +1,4 @@
-"""``ctxdb doctor``: render the checks of the database's health (see service/doctor.py)."""
+"""``ctxdb doctor``: render the checks of the database's health (service/operations/doctor.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
 from ctxdb.cli.phases_progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.doctor import DoctorReport
+    from ctxdb.service.operations.doctor import DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 MIB = 1024 * 1024
@@ -54,7 +54,7 @@ def doctor_command(
       ctxdb doctor --fix --dry-run
       ctxdb --url postgresql://ctxdb@db:5432/ctxdb doctor --fix
     """
-    from ctxdb.service.doctor import diagnose
+    from ctxdb.service.operations.doctor import diagnose
 
     with phase_progress(not as_json) as progress:
         report = diagnose(app.settings, fix=fix and not dry_run, thorough=thorough,

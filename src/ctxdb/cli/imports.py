@@ -18,7 +18,7 @@ from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
 
 if TYPE_CHECKING:
-    from ctxdb.service.imports import Progress
+    from ctxdb.service.operations.imports import Progress
 
 STAGES = {"read": "reading files", "write": "writing"}
 

@@ -29,7 +29,7 @@ def _no_projects(app: Application) -> str:
     """An empty summary names the database, so that a mistyped path is seen at once."""
     from rich.markup import escape
 
-    from ctxdb.service.schema import location
+    from ctxdb.service.operations.schema import location
 
     return f"no active projects in {escape(location(app.settings))}"
 

@@ -1,8 +1,9 @@
 """Backup and restore in each backend's own format: one interface, one implementation per backend.
 
-``ctxdb backup`` and ``ctxdb restore`` (``service/backup.py``) decide what is allowed: which
-format, whether a database holding data may be replaced, what a restore is checked against,
-the audit row. How a backend copies itself is here: :class:`Backups` with ``SQLiteBackups``
+``ctxdb backup`` and ``ctxdb restore`` (``service/operations/backup.py``) decide what is
+allowed: which format, whether a database holding data may be replaced, what a restore is
+checked against, the audit row. How a backend copies itself is here: :class:`Backups` with
+``SQLiteBackups``
 (``sqlite_backup.py``: SQLite's online backup API) and ``PostgresBackups`` (``pg_tools.py``:
 pg_dump, pg_restore and psql). The export bundle, the format both backends share, is the
 service layer's.

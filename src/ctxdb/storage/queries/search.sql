@@ -1,4 +1,4 @@
--- Full-text search (see service/search.py and docs/search.md). The documents are kept by
+-- Full-text search (see service/usecases/search.py and docs/search.md). The documents are kept by
 -- triggers (migration 0008); these queries only read them, or repair them on request.
 
 -- name: search_hits

@@ -32,7 +32,7 @@ from ctxdb.domain.validation import (
     is_real_timestamp,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.instances import require_instance
+from ctxdb.service.usecases.instances import require_instance
 from ctxdb.storage import Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,

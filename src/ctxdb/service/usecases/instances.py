@@ -24,8 +24,8 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service.common import Service, audit, decode, decode_all
-from ctxdb.service.phases import require_phase
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.phases import require_phase
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Tx
 

@@ -39,7 +39,7 @@ from ctxdb.errors import (
     VersionConflictError,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MUST_NOT_EXIST = 0

@@ -27,7 +27,8 @@ from typing import IO, Any
 from ctxdb import __version__
 from ctxdb.domain.validation import check_identifier
 from ctxdb.errors import ConflictError, ImportConflictError, ValidationError
-from ctxdb.service.bundle_format import (
+from ctxdb.service.common import Service
+from ctxdb.service.operations.bundle_format import (
     FORMAT,
     FORMAT_VERSION,
     BundleWriter,
@@ -35,11 +36,10 @@ from ctxdb.service.bundle_format import (
     is_gzip_name,
     verify_bundle,
 )
-from ctxdb.service.bundle_import import ImportOptions, TableCounts, import_records
-from ctxdb.service.common import Service
+from ctxdb.service.operations.bundle_import import ImportOptions, TableCounts, import_records
+from ctxdb.service.operations.records import RowCodec, TableDigest
 from ctxdb.service.progress import NoProgress, Progress
-from ctxdb.service.projects import require_project
-from ctxdb.service.records import RowCodec, TableDigest
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Migrator, Tx
 from ctxdb.storage.bulk import TableSql, count_rows, stream_rows
 from ctxdb.storage.tables import TABLES

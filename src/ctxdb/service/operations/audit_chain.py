@@ -32,8 +32,8 @@ from typing import Any
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.service.common import Service
+from ctxdb.service.operations.records import RowCodec
 from ctxdb.service.progress import NoProgress, Progress
-from ctxdb.service.records import RowCodec
 from ctxdb.storage import Row, Tx
 from ctxdb.storage.dialect import LOCK_AUDIT_SEALING
 from ctxdb.storage.tables import table_named

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.validation import check_identifier
 from ctxdb.service.common import Service, audit, decode, decode_all
-from ctxdb.service.instances import reap_stale
+from ctxdb.service.usecases.instances import reap_stale
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
 
 if TYPE_CHECKING:
     from ctxdb.domain.resume import StartupContext
-    from ctxdb.service.handoffs import HandoffDraft
+    from ctxdb.service.usecases.handoffs import HandoffDraft
 
 SETTLE_LIMIT = 5  # sessions given a handoff per call; the next call takes the rest
 RESUME_CANDIDATES = 5
@@ -74,7 +74,7 @@ def draft_settlements(rows: list[dict[str, Any]]) -> list[Settlement]:
     if not rows:
         return []
     # Imported here: the parser is needed only when a session stopped without a handoff.
-    from ctxdb.service.handoffs import draft_from_transcript
+    from ctxdb.service.usecases.handoffs import draft_from_transcript
 
     settlements = []
     for row in rows:
@@ -213,8 +213,8 @@ class ContinuityService(Service):
         self.settle(project_id)
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
-            from ctxdb.service.instances import require_instance
-            from ctxdb.service.projects import require_project
+            from ctxdb.service.usecases.instances import require_instance
+            from ctxdb.service.usecases.projects import require_project
 
             require_project(tx, project_id)
             if instance_id is not None:  # never another project's: it would be told apart
@@ -230,8 +230,8 @@ class ContinuityService(Service):
         from ctxdb.domain.agents import CLIENTS, injection_max_chars
         from ctxdb.domain.render import injection_title
         from ctxdb.errors import ValidationError
-        from ctxdb.service.projects import require_project
-        from ctxdb.service.sessions import startup_pack
+        from ctxdb.service.usecases.agent_sessions import startup_pack
+        from ctxdb.service.usecases.projects import require_project
 
         check_identifier(project_id, "project_id")
         if client not in CLIENTS:

@@ -7,7 +7,7 @@ derived from the data (indexes, the full-text index), mark silent instances cras
 crash detection does, and checkpoint the SQLite write-ahead log; user data is never modified.
 
 The backend-specific probes live in ``storage/*_health.py``; the list of hot queries and their
-indexes in :mod:`ctxdb.service.query_plans`.
+indexes in :mod:`ctxdb.service.operations.query_plans`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ctxdb.domain.validation import check_non_negative_int
 from ctxdb.errors import CtxdbError, DatabaseUnavailableError
 from ctxdb.service.common import Service, audit
+from ctxdb.service.operations.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.service.progress import NoProgress, Progress
-from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
 from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
 
 if TYPE_CHECKING:
-    from ctxdb.service.instances import InstanceService
+    from ctxdb.service.usecases.instances import InstanceService
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 WAL_WARN_BYTES = 64 * 1024 * 1024
@@ -123,7 +123,7 @@ class DoctorService(Service):
     ) -> DoctorReport:
         """Run every check (``thorough``: the complete, slower integrity check); ``progress``
         hears of one ``doctor`` phase counting the checks."""
-        from ctxdb.service.schema import location
+        from ctxdb.service.operations.schema import location
 
         check_non_negative_int(wal_warn_bytes, "wal_warn_bytes")
 
@@ -348,7 +348,7 @@ class DoctorService(Service):
         changed entry cannot be changed back by ctxdb; the check says which it is."""
         if not self._has_table(SEALS_TABLE):
             return None  # a schema from before the chains
-        from ctxdb.service.audit_chain import AuditChainService
+        from ctxdb.service.operations.audit_chain import AuditChainService
 
         result = AuditChainService(self.storage, self.settings).verify()
         data = {key: result[key] for key in ("sealed", "unsealed", "problem_count")}
@@ -442,7 +442,7 @@ def diagnose(
     to examine a database that is outdated, modified or damaged, and report what it finds.
     """
     from ctxdb.service import Ctxdb
-    from ctxdb.service.schema import location
+    from ctxdb.service.operations.schema import location
     from ctxdb.storage import absent_database, connect_storage, dialect_of
 
     def unreachable(detail: str) -> DoctorReport:

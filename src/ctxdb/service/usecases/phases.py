@@ -15,7 +15,7 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.errors import ConflictError, InvalidTransitionError, PhaseNotFoundError
 from ctxdb.service.common import Service, audit, decode, decode_all
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Tx
 
 

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import BundleError
-from ctxdb.service.bundle_format import Manifest, read_records
-from ctxdb.service.bundle_merge import (
+from ctxdb.service.operations.bundle_format import Manifest, read_records
+from ctxdb.service.operations.bundle_merge import (
     BATCH_ROWS,
     ImportOptions,
     Merge,
     TableCounts,
     TableMerge,
 )
-from ctxdb.service.records import RowCodec
+from ctxdb.service.operations.records import RowCodec
 from ctxdb.storage.base import Tx
 from ctxdb.storage.bulk import (
     TableSql,

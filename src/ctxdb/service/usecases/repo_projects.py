@@ -16,7 +16,7 @@ from ctxdb.domain.ids import new_project_id
 from ctxdb.domain.validation import encode_json
 from ctxdb.errors import TooManyProjectsError
 from ctxdb.service.common import audit
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
 from ctxdb.storage.dialect import LOCK_PROJECT_CREATION

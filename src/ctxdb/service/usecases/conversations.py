@@ -10,8 +10,8 @@ append is safe; another role, content or metadata under that key is refused with
 :class:`IdempotencyConflictError`.
 A closed session refuses appends and state changes.
 
-This is not ``service/sessions.py``, which serves the agent-client hooks (a Claude Code or
-Codex session as seen by its hooks).
+This is not ``service/usecases/agent_sessions.py``, which serves the agent-client hooks (a
+Claude Code or Codex session as seen by its hooks).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ctxdb.errors import (
     SessionNotFoundError,
 )
 from ctxdb.service.common import Service, audit, decode, same_request
-from ctxdb.service.instances import require_instance
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000

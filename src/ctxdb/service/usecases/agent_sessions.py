@@ -21,8 +21,8 @@ from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import CtxdbError, InstanceNotFoundError
 from ctxdb.service.common import audit, decode
-from ctxdb.service.context import pack_in_tx
-from ctxdb.service.continuity import (
+from ctxdb.service.usecases.context import pack_in_tx
+from ctxdb.service.usecases.continuity import (
     ContinuityService,
     Settlement,
     draft_settlements,
@@ -30,20 +30,20 @@ from ctxdb.service.continuity import (
     settle_in_tx,
     startup_context,
 )
-from ctxdb.service.instances import InstanceService, require_instance
-from ctxdb.service.repo_projects import project_for_repo
+from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 from ctxdb.transcripts.tail import latest_context_tokens
 
 if TYPE_CHECKING:
-    from ctxdb.service.handoffs import HandoffDraft
+    from ctxdb.service.usecases.handoffs import HandoffDraft
 
 SESSION_START = "SessionStart"
 MAX_COMPACT_SUMMARY = 100_000
 
 
-class SessionService:
+class AgentSessionService:
     def __init__(self, storage: Storage, settings: Settings, instances: InstanceService) -> None:
         self.storage = storage
         self.settings = settings
@@ -128,7 +128,7 @@ class SessionService:
             return None
         # Imported here: the handoff extraction is only needed by these sources, and every
         # hook process (one per prompt) would otherwise pay for importing it.
-        from ctxdb.service.handoffs import draft_from_transcript
+        from ctxdb.service.usecases.handoffs import draft_from_transcript
 
         if source == "compact":
             fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
@@ -263,7 +263,7 @@ class SessionService:
             check_text(trigger, "trigger", 100)
         if custom_instructions is not None:
             check_text(custom_instructions, "custom_instructions", 10_000)
-        from ctxdb.service.handoffs import draft_from_transcript
+        from ctxdb.service.usecases.handoffs import draft_from_transcript
 
         draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
                                       instructions=custom_instructions)

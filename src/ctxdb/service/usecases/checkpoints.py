@@ -29,8 +29,8 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.errors import CheckpointNotFoundError
 from ctxdb.service.common import Service, audit, same_request
-from ctxdb.service.instances import require_instance
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000

@@ -32,9 +32,9 @@ from ctxdb.importers.records import (
     key_slot_and_digest,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.memories import MemoryService
-from ctxdb.service.projects import require_project
-from ctxdb.service.repo_projects import project_for_repo
+from ctxdb.service.usecases.memories import MemoryService
+from ctxdb.service.usecases.projects import require_project
+from ctxdb.service.usecases.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
@@ -233,7 +233,7 @@ class ImportService(Service):
             len(data.snapshots)
 
         def unit(tx: Tx) -> ImportReport:
-            from ctxdb.service.legacy_writer import LegacyWriter
+            from ctxdb.service.operations.legacy_writer import LegacyWriter
 
             report = ImportReport(source=data.path, dry_run=dry_run)
             writer = LegacyWriter(tx, self.settings, report, actor,

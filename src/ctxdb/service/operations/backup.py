@@ -15,8 +15,8 @@ fsynced with its directory, and accompanied by ``FILE.sha256``. A restore checks
 (checksum file when present, integrity, schema version) BEFORE it changes anything, refuses
 to overwrite a database that holds data unless forced, and records an audit row.
 
-Like :mod:`ctxdb.service.schema`, these functions take the settings and connect themselves:
-a backup or a restore must work on a database whose schema is behind (or absent), which
+Like :mod:`ctxdb.service.operations.schema`, these functions take the settings and connect
+themselves: a backup or a restore must work on a database whose schema is behind (or absent), which
 :meth:`ctxdb.service.Ctxdb.open` would refuse or upgrade. How each backend writes, reads and
 restores its native format is ``storage.backups.Backups`` (one implementation per backend);
 this module holds the rules: which format, what is checked and when, what may be replaced.
@@ -41,7 +41,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service.common import audit
-from ctxdb.service.schema import location
+from ctxdb.service.operations.schema import location
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx, connect_storage
 from ctxdb.storage.backups import (
@@ -282,7 +282,7 @@ def _looks_like_bundle(path: Path) -> bool:
 
 def _inspect_bundle(tools: Backups, source: Path) -> BackupContents:
     from ctxdb.errors import BundleError
-    from ctxdb.service.bundle_format import verify_bundle
+    from ctxdb.service.operations.bundle_format import verify_bundle
 
     try:
         manifest = verify_bundle(source, tools.latest_version)
@@ -302,8 +302,8 @@ def _cross_backend(kind: str, backend: str) -> str:
 def _restore_bundle(settings: Settings, source: Path, progress: Progress) -> None:
     """Every data table emptied and the bundle's rows written, in one transaction."""
     from ctxdb.service import Ctxdb
-    from ctxdb.service.bundle_format import verify_bundle
-    from ctxdb.service.bundle_import import ImportOptions, import_records
+    from ctxdb.service.operations.bundle_format import verify_bundle
+    from ctxdb.service.operations.bundle_import import ImportOptions, import_records
     from ctxdb.storage.bulk import TableSql, delete_all
     from ctxdb.storage.tables import TABLES
 

@@ -34,7 +34,7 @@ from ctxdb.domain.validation import (
 from ctxdb.domain.vocabulary import SearchKind
 from ctxdb.errors import InvalidSearchQueryError, StorageError, ValidationError
 from ctxdb.service.common import Service, audit
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_RESULTS = 200

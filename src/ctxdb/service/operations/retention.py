@@ -40,7 +40,7 @@ from ctxdb.domain.validation import (
 from ctxdb.errors import ConflictError, ContextItemNotFoundError
 from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.progress import NoProgress, Progress
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 BATCH = 500  # records changed per transaction of gc, unless the caller says otherwise
@@ -122,7 +122,7 @@ class RetentionService(Service):
     def _audit_entries(self, run: _Run) -> dict[str, Any]:
         """Seal the audit entries written since the last sealing (of the project's chain, or
         of every chain), after the other kinds wrote theirs."""
-        from ctxdb.service.audit_chain import AuditChainService
+        from ctxdb.service.operations.audit_chain import AuditChainService
 
         chains = AuditChainService(self.storage, self.settings)
         if run.dry_run:
@@ -139,7 +139,7 @@ class RetentionService(Service):
             lambda tx: tx.value("count_expired_memories", project_id=run.scope)))
         removed = batches = 0
         if not run.dry_run and found:
-            from ctxdb.service.memories import MemoryService
+            from ctxdb.service.usecases.memories import MemoryService
 
             sweeper = MemoryService(self.storage, self.settings)
             while batch := sweeper.sweep_expired(run.scope or None, limit=run.batch,

@@ -47,9 +47,9 @@ from ctxdb.errors import (
     InvalidStatusError,
 )
 from ctxdb.service.common import Service, audit, same_request
-from ctxdb.service.instances import require_instance
-from ctxdb.service.phases import require_phase
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.phases import require_phase
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_PAGE = 1_000

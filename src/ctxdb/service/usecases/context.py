@@ -27,9 +27,9 @@ from ctxdb.errors import (
     InvalidTransitionError,
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
-from ctxdb.service.instances import InstanceService, require_instance
-from ctxdb.service.phases import require_phase
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.phases import require_phase
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 

@@ -31,15 +31,15 @@ from ctxdb.domain.validation import (
 from ctxdb.domain.vocabulary import PromotionTarget, RecipientKind
 from ctxdb.errors import MessageNotFoundError, ValidationError
 from ctxdb.service.common import audit
-from ctxdb.service.context import KeyTaken
-from ctxdb.service.instances import require_instance
-from ctxdb.service.projects import require_project
+from ctxdb.service.usecases.context import KeyTaken
+from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Storage, Tx
 
 if TYPE_CHECKING:
-    from ctxdb.service.context import ContextService
-    from ctxdb.service.memories import MemoryService
+    from ctxdb.service.usecases.context import ContextService
+    from ctxdb.service.usecases.memories import MemoryService
 
 MAX_INBOX = 1_000
 MAX_SUBJECT = 1_000
