@@ -125,7 +125,7 @@ def test_imports_point_downward_only() -> None:
 def test_the_rule_catches_imports_up_and_sideways() -> None:
     """Each kind of wrong import, as the check sees it (the package itself has none)."""
     wrong = {
-        "ctxdb.cli.tasks": {"ctxdb.storage.base"},  # a front end reaching past the service
+        "ctxdb.cli.task": {"ctxdb.storage.base"},  # a front end reaching past the service
         "ctxdb.hooks.dispatch": {"ctxdb.mcp.render"},  # one front end using another
         "ctxdb.service.usecases.tasks": {"ctxdb.cli.output"},  # the service calling up
         "ctxdb.domain.models": {"ctxdb.storage", "ctxdb.service.common"},  # domain not pure
@@ -134,7 +134,7 @@ def test_the_rule_catches_imports_up_and_sideways() -> None:
     }
     assert len(violations(wrong)) == 7
     fine = {
-        "ctxdb.cli.tasks": {"ctxdb.service.usecases.tasks", "ctxdb.domain.models", "ctxdb.errors",
+        "ctxdb.cli.task": {"ctxdb.service.usecases.tasks", "ctxdb.domain.models", "ctxdb.errors",
                             "ctxdb.__version__", "ctxdb.cli.output"},
         "ctxdb.service.usecases.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"},
     }

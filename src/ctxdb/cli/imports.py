@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.bundles import import_bundle_command
+from ctxdb.cli.export import import_bundle_command
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
 

@@ -1,4 +1,4 @@
-"""``ctxdb summary`` and ``ctxdb audit``: reports, and the audit log's hash chains."""
+"""``ctxdb audit``: the audit log, and its hash chains sealed and verified."""
 
 from __future__ import annotations
 
@@ -9,29 +9,8 @@ from ctxdb.cli.options import json_option
 from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, print_table, say, show
 from ctxdb.cli.phases_progress import phase_progress
 
-SUMMARY_COLUMNS = ("project_id", "name", "total_story_points", "completed_story_points",
-                   "active_instances", "total_snapshots", "total_tokens")
 AUDIT_COLUMNS = ("audit_id", "occurred_at", "actor", "action", "entity_type", "entity_id",
                  "details")
-
-
-@click.command("summary")
-@json_option
-@pass_app
-def summary_command(app: Application, as_json: bool) -> None:
-    """One row per active project: story points, live instances, context items, tokens."""
-    rows = app.db().projects.summary()
-    show(rows, as_json, lambda: print_table(rows, SUMMARY_COLUMNS, title="project summary",
-                                           empty=_no_projects(app)))
-
-
-def _no_projects(app: Application) -> str:
-    """An empty summary names the database, so that a mistyped path is seen at once."""
-    from rich.markup import escape
-
-    from ctxdb.service.operations.schema import location
-
-    return f"no active projects in {escape(location(app.settings))}"
 
 
 @click.group("audit", invoke_without_command=True)
