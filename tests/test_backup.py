@@ -22,7 +22,8 @@ from ctxdb.errors import (
     DatabaseNotEmptyError,
     ValidationError,
 )
-from ctxdb.service import Ctxdb, backup
+from ctxdb.service import Ctxdb
+from ctxdb.service.operations import backup
 from ctxdb.settings import Settings, load_settings
 
 Content = dict[str, list[tuple[str, ...]]]
