@@ -236,10 +236,16 @@ def test_sqlite_backup_never_writes_over_the_live_files(tmp_path: Path) -> None:
 def test_restore_reports_progress(db: Ctxdb, settings: Settings, tmp_path: Path) -> None:
     populate(db)
     stages: list[str] = []
-    made = backup.backup(settings, tmp_path / "ctxdb.backup",
-                         progress=lambda stage, _done, _total: stages.append(stage))
-    backup.restore(settings, made["file"], force=True,
-                   progress=lambda stage, _done, _total: stages.append(stage))
+
+    class Phases:
+        def start(self, phase: str, total: int | None) -> None:
+            stages.append(phase)
+
+        def advance(self, amount: int) -> None:
+            pass
+
+    made = backup.backup(settings, tmp_path / "ctxdb.backup", progress=Phases())
+    backup.restore(settings, made["file"], force=True, progress=Phases())
     assert "checking the backup" in stages and "writing to disk" in stages
 
 

@@ -43,7 +43,11 @@ LAYER_OF = {
     # the hooks and the CLI alike, so it sits below both, beside the domain's types it fills.
     "repo_identity": "domain",
     "storage": "storage",
-    "settings": "settings", "errors": "foundation", "__version__": "foundation",
+    # The settings, and the database URL forms they accept (database_url.py, beside them).
+    "settings": "settings", "database_url": "settings",
+    "errors": "foundation", "__version__": "foundation",
+    # How long operations report progress: a protocol every layer may call or implement.
+    "progress": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).
@@ -52,7 +56,7 @@ MAY_IMPORT = {
     "service": {"domain", "storage", "settings", "foundation"},
     "domain": {"domain", "foundation"},
     "storage": {"settings", "foundation"},
-    "settings": {"domain", "foundation"},
+    "settings": {"settings", "domain", "foundation"},
     "clients": {"foundation"},
     "foundation": {"foundation"},
 }

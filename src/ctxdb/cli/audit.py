@@ -7,7 +7,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, print_table, say, show
-from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.cli.progress import phase_progress
 
 AUDIT_COLUMNS = ("audit_id", "occurred_at", "actor", "action", "entity_type", "entity_id",
                  "details")

@@ -183,7 +183,7 @@ def copy_command(app: Application, source_url: str | None, target_url: str, forc
       ctxdb db copy --from ~/.local/share/ctxdb/ctxdb.db --to postgresql://…/ctxdb
       ctxdb db copy --from postgresql://…/ctxdb --to laptop.db --force --json
     """
-    from ctxdb.cli.phases_progress import phase_progress
+    from ctxdb.cli.progress import phase_progress
     from ctxdb.errors import CopyVerificationError
     from ctxdb.service.operations.dbcopy import copy_database
 

@@ -9,10 +9,10 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
-from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.operations.doctor import DoctorReport
+    from ctxdb.service.operations.doctor_report import DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 MIB = 1024 * 1024

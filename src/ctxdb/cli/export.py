@@ -14,7 +14,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
-from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.cli.progress import phase_progress
 
 
 def _size(count: int) -> str:

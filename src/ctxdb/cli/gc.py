@@ -9,7 +9,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option, project_option
 from ctxdb.cli.output import print_table, say, show
-from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.cli.progress import phase_progress
 from ctxdb.service.operations.retention import BATCH
 
 ACTIONS = ("removed", "archived", "sealed")

@@ -6,8 +6,6 @@ one command here (or ``import_group.add_command(...)`` from its own module).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,11 +14,11 @@ from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.export import import_bundle_command
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
+from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.operations.imports import Progress
+    pass
 
-STAGES = {"read": "reading files", "write": "writing"}
 
 
 @click.group("import")
@@ -32,27 +30,6 @@ def import_group() -> None:
                                 the MCP memory server's memory.json
     ctxdb import legacy PATH    a database built with the seed's own SQLite schema
     """
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Progress]:
-    """A Rich progress bar on stderr (stdout stays for the result), or a silent callback."""
-    if not enabled:
-        yield lambda _stage, _advance, _total: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, advance: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
-            bar.update(tasks[stage], advance=advance, total=total)
-
-        yield update
 
 
 def print_report(report: dict[str, Any], what: str) -> None:
@@ -110,7 +87,7 @@ def files_command(app: Application, path: str, project_id: str | None, dry_run: 
 
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         repo = repo_identity(folder)
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         report = app.db().imports.import_files(path, project_id=project_id, repo=repo,
                                                dry_run=dry_run, progress=progress)
     show(report, as_json, lambda: print_report(report, "files from"))
@@ -134,7 +111,7 @@ def legacy_command(app: Application, path: str, dry_run: bool, as_json: bool) ->
       ctxdb import legacy ultrathink_context.db --dry-run
       ctxdb --url postgresql://… import legacy ultrathink_context.db --json
     """
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         report = app.db().imports.import_legacy(path, dry_run=dry_run, progress=progress)
     show(report, as_json, lambda: print_report(report, "legacy database"))
 

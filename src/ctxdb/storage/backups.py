@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.migrate import load_migrations
-
-# (what is happening, units done, units in all; 0 in all when unknown)
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxdb.domain.validation import check_identifier
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service
 from ctxdb.service.operations.records import RowCodec
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.storage import Row, Tx
 from ctxdb.storage.dialect import LOCK_AUDIT_SEALING
 from ctxdb.storage.tables import table_named

@@ -40,6 +40,7 @@ from ctxdb.errors import (
     StorageError,
     ValidationError,
 )
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import audit
 from ctxdb.service.operations.schema import location
 from ctxdb.settings import Settings
@@ -47,7 +48,6 @@ from ctxdb.storage import Tx, connect_storage
 from ctxdb.storage.backups import (
     BackupContents,
     Backups,
-    Progress,
     backups,
     fsync_directory,
     fsync_file,
@@ -58,10 +58,6 @@ __all__ = ["FORMATS", "Progress", "backup", "checksum_file", "restore", "sha256_
 FORMATS = ("auto", "sqlite", "pg_dump", "bundle")
 CHECKSUM_SUFFIX = ".sha256"
 _CHUNK = 1 << 20
-
-
-def _quiet(_stage: str, _done: int, _total: int) -> None:
-    """The progress callback of callers that show none."""
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -128,8 +124,9 @@ def _backup_target(tools: Backups, file: str | Path, force: bool) -> Path:
 
 
 def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: str = "auto",
-           progress: Progress = _quiet) -> dict[str, Any]:
+           progress: Progress | None = None) -> dict[str, Any]:
     """Write a checked, durable backup of the whole database to ``file``; returns a summary."""
+    progress = progress or NoProgress()
     tools = backups(settings)
     fmt = _backup_format(tools, fmt)
     target = _backup_target(tools, file, force)
@@ -139,7 +136,7 @@ def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: st
             contents = tools.back_up(scratch, progress)
         else:
             contents = _bundle_backup(settings, scratch, progress)
-        progress("writing to disk", 0, 0)
+        progress.start("writing to disk", None)
         digest = _publish(scratch, target)
     tables = contents.tables
     return {
@@ -173,27 +170,12 @@ def _backup_format(tools: Backups, fmt: str) -> str:
     return tools.format
 
 
-class _BundleProgress:
-    """The bundle service's progress protocol, reported through a :data:`Progress` callback."""
-
-    def __init__(self, report: Progress) -> None:
-        self._report, self._phase, self._done, self._total = report, "", 0, 0
-
-    def start(self, phase: str, total: int | None) -> None:
-        self._phase, self._done, self._total = phase, 0, total or 0
-        self._report(phase, 0, self._total)
-
-    def advance(self, amount: int) -> None:
-        self._done += amount
-        self._report(self._phase, self._done, self._total)
-
-
 def _bundle_backup(settings: Settings, scratch: Path, progress: Progress) -> BackupContents:
     from ctxdb.service import Ctxdb
 
     with Ctxdb.open(settings) as db:
-        exported = db.bundles.export(scratch, overwrite=True, progress=_BundleProgress(progress))
-        manifest = db.bundles.verify(scratch, _BundleProgress(progress))
+        exported = db.bundles.export(scratch, overwrite=True, progress=progress)
+        manifest = db.bundles.verify(scratch, progress)
     return BackupContents(int(exported["schema_version"]), manifest.counts,
                           "ok" if manifest.sha256 == exported["sha256"] else "differs")
 
@@ -202,17 +184,18 @@ def _bundle_backup(settings: Settings, scratch: Path, progress: Progress) -> Bac
 
 
 def restore(settings: Settings, file: str | Path, *, force: bool = False,
-            dry_run: bool = False, progress: Progress = _quiet) -> dict[str, Any]:
+            dry_run: bool = False, progress: Progress | None = None) -> dict[str, Any]:
     """Replace the database's content with the backup in ``file``, once the backup checks out.
 
     Refuses (``DatabaseNotEmptyError``) a database that holds data unless ``force``; with
     ``dry_run`` only checks and reports. The live SQLite file is written through SQLite (the
     backup API), never replaced or deleted.
     """
+    progress = progress or NoProgress()
     tools = backups(settings)
     source = Path(file).expanduser().resolve()
     started = time.monotonic()
-    progress("checking the backup", 0, 0)
+    progress.start("checking the backup", None)
     checksum = _verify_checksum(source)
     fmt, contents = _inspect(tools, source)
     occupied = {t: n for t, n in tools.live_row_counts().items()
@@ -310,7 +293,7 @@ def _restore_bundle(settings: Settings, source: Path, progress: Progress) -> Non
     with Ctxdb.open(settings) as db:
         dialect = db.storage.dialect
         manifest = verify_bundle(source, db.migrator().latest_version)
-        options = ImportOptions(write=True, replace=False, progress=_BundleProgress(progress))
+        options = ImportOptions(write=True, replace=False, progress=progress)
 
         def unit(tx: Tx) -> None:
             for table in reversed(TABLES):  # children first

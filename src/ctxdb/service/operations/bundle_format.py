@@ -29,13 +29,13 @@ from typing import IO, Any, cast
 
 from ctxdb.domain.validation import MAX_INDEXED_BYTES, is_real_timestamp, unstorable
 from ctxdb.errors import BundleError, BundleVersionError
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.operations.records import (
     RowCodec,
     TableDigest,
     encode_json,
     is_canonical_timestamp,
 )
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.storage.tables import TABLES, Table, table_named
 
 FORMAT = "ctxdb-bundle"

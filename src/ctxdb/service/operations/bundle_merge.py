@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxdb.errors import BundleError, ImportConflictError
+from ctxdb.progress import Progress
 from ctxdb.service.operations.audit_chain import GENESIS, link_sha256
 from ctxdb.service.operations.records import RowCodec, encode_json
-from ctxdb.service.progress import Progress
 from ctxdb.storage.base import Tx
 from ctxdb.storage.bulk import (
     TableSql,

@@ -27,6 +27,7 @@ from typing import IO, Any
 from ctxdb import __version__
 from ctxdb.domain.validation import check_identifier
 from ctxdb.errors import ConflictError, ImportConflictError, ValidationError
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service
 from ctxdb.service.operations.bundle_format import (
     FORMAT,
@@ -38,7 +39,6 @@ from ctxdb.service.operations.bundle_format import (
 )
 from ctxdb.service.operations.bundle_import import ImportOptions, TableCounts, import_records
 from ctxdb.service.operations.records import RowCodec, TableDigest
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Migrator, Tx
 from ctxdb.storage.bulk import TableSql, count_rows, stream_rows

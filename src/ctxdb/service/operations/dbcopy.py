@@ -27,9 +27,9 @@ from ctxdb.errors import (
     TargetNotEmptyError,
     ValidationError,
 )
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.operations.records import RowCodec, TableDigest
 from ctxdb.service.operations.schema import location
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx, connect_storage
 from ctxdb.storage.bulk import (

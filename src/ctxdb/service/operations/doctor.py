@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ctxdb.domain.validation import check_non_negative_int
 from ctxdb.errors import CtxdbError, DatabaseUnavailableError
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service, audit
+from ctxdb.service.operations.doctor_agents import check_reload_budget, check_stale_instances
+from ctxdb.service.operations.doctor_report import (
+    FAIL,
+    PASS,
+    WARN,
+    Check,
+    DoctorReport,
+    listed,
+    mib,
+)
 from ctxdb.service.operations.query_plans import HOT_QUERIES, plan_uses_index
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
 from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
@@ -29,11 +38,9 @@ from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
 if TYPE_CHECKING:
     from ctxdb.service.usecases.instances import InstanceService
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
 WAL_WARN_BYTES = 64 * 1024 * 1024
 SEARCH_TABLE = "search_documents"  # the full-text index's documents (migration 0008)
 SEALS_TABLE = "audit_seals"  # the audit log's hash chains (migration 0011)
-_MOST_LISTED = 5  # problems named in a detail line; the data carries all of them
 
 
 class SearchIndex(Protocol):
@@ -46,56 +53,14 @@ class SearchIndex(Protocol):
         """Rebuild the index from the rows; per source, the entries written."""
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # PASS, WARN or FAIL
-    detail: str
-    fixed: str = ""  # what --fix did about it; empty when nothing
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    backend: str
-    location: str
-    fix: bool
-    thorough: bool
-    checks: tuple[Check, ...]
-
-    @property
-    def ok(self) -> bool:
-        """No check failed (warnings are allowed)."""
-        return all(check.status != FAIL for check in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        counts = {status: sum(c.status == status for c in self.checks)
-                  for status in (PASS, WARN, FAIL)}
-        return {"backend": self.backend, "location": self.location, "ok": self.ok,
-                "fix": self.fix, "thorough": self.thorough, "summary": counts,
-                "checks": [check.to_dict() for check in self.checks]}
-
-
 class _RollBack(Exception):
     """Ends the doctor's write probe: its transaction is rolled back, nothing is kept."""
-
-
-def _listed(items: list[str]) -> str:
-    shown = "; ".join(items[:_MOST_LISTED])
-    return shown + (f"; … {len(items) - _MOST_LISTED} more" if len(items) > _MOST_LISTED else "")
 
 
 def _table_reads(plan: list[str]) -> list[str]:
     """The steps of a plan that read a table (SQLite SCAN/SEARCH, PostgreSQL … Scan)."""
     reads = [step.strip() for step in plan if "scan" in step.lower() or "search" in step.lower()]
     return reads or [step.strip() for step in plan]
-
-
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 class DoctorService(Service):
@@ -144,8 +109,9 @@ class DoctorService(Service):
             ("indexes", lambda: self.check_indexes(fix)),
             ("query_plans", self.check_query_plans),
             ("search_index", lambda: self.check_search_index(fix)),
-            ("stale_instances", lambda: self.check_stale_instances(fix)),
-            ("reload_budget", self.check_reload_budget),
+            ("stale_instances", lambda: check_stale_instances(self.storage, self.settings,
+                                                              self.instances, fix)),
+            ("reload_budget", lambda: check_reload_budget(self.storage, self.settings)),
             ("audit_chain", self.check_audit_chain),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
@@ -174,7 +140,7 @@ class DoctorService(Service):
         wrong = [f"{p.name} is {p.actual}, ctxdb requires {p.expected}"
                  for p in probes if not p.ok]
         if wrong:
-            return Check("connection", FAIL, _listed(wrong), data=data)
+            return Check("connection", FAIL, listed(wrong), data=data)
         detail = ", ".join(f"{p.name}={p.actual}" for p in probes)
         if risks := [p.risk for p in probes if p.risk]:
             return Check("connection", WARN, "; ".join([detail, *risks]), data=data)
@@ -192,12 +158,12 @@ class DoctorService(Service):
                     if m["state"] == state]
 
         if modified := named("modified"):
-            return Check("schema", FAIL, f"migration {_listed(modified)} changed after it was "
+            return Check("schema", FAIL, f"migration {listed(modified)} changed after it was "
                          "applied (stored checksum differs): the schema may not be what ctxdb "
                          "expects; see docs/doctor.md", data=data)
         if unknown := named("unknown"):
             return Check("schema", FAIL, f"the database has migrations this ctxdb does not "
-                         f"know ({_listed(unknown)}): upgrade ctxdb", data=data)
+                         f"know ({listed(unknown)}): upgrade ctxdb", data=data)
         if pending := named("pending"):
             detail = (f"schema version {current} of {latest}, {len(pending)} migration(s) "
                       "pending: run `ctxdb db upgrade`")
@@ -240,11 +206,11 @@ class DoctorService(Service):
                 "damaged_indexes": list(report.damaged_indexes)}
         if not report.only_indexes_damaged:
             return Check("integrity", FAIL, f"{report.method} found {len(report.problems)} "
-                         f"problem(s): {_listed(list(report.problems))}. The database file is "
+                         f"problem(s): {listed(list(report.problems))}. The database file is "
                          "damaged: restore a backup (see docs/doctor.md)", data=data)
         if not fix:
             return Check("integrity", FAIL, f"{report.method}: damaged index(es) "
-                         f"{_listed(list(report.damaged_indexes))}; `ctxdb doctor --fix` "
+                         f"{listed(list(report.damaged_indexes))}; `ctxdb doctor --fix` "
                          "rebuilds them from their tables", data=data)
         for index in report.damaged_indexes:
             self._rebuild_index(index)
@@ -265,7 +231,7 @@ class DoctorService(Service):
         problems = self.health.foreign_key_problems()
         if problems:
             return Check("foreign_keys", FAIL, f"{len(problems)} problem(s): "
-                         f"{_listed(problems)}", data={"problems": problems})
+                         f"{listed(problems)}", data={"problems": problems})
         return Check("foreign_keys", PASS, self.health.foreign_key_guarantee)
 
     # --- indexes and query plans ---------------------------------------------------------
@@ -280,7 +246,7 @@ class DoctorService(Service):
             return Check("indexes", PASS, f"all {len(declared)} indexes the migrations "
                          "declare are present", data=data)
         if not fix:
-            return Check("indexes", FAIL, f"missing index(es) {_listed(missing)}: "
+            return Check("indexes", FAIL, f"missing index(es) {listed(missing)}: "
                          "`ctxdb doctor --fix` recreates them as their migration declares",
                          data=data)
         for name in missing:
@@ -315,7 +281,7 @@ class DoctorService(Service):
                 wrong.append(f"{hot.label} ({hot.query}) does not use {index}: "
                              f"{' / '.join(_table_reads(plan)[:2])}")
         if wrong:
-            return Check("query_plans", FAIL, _listed(wrong), data={"queries": rows})
+            return Check("query_plans", FAIL, listed(wrong), data={"queries": rows})
         return Check("query_plans", PASS, f"all {len(rows)} hot queries use their indexes",
                      data={"queries": rows})
 
@@ -335,7 +301,7 @@ class DoctorService(Service):
                          f"({', '.join(status) or 'no sources'})", data=data)
         if not fix:
             return Check("search_index", FAIL, f"the full-text index disagrees with its rows "
-                         f"({_listed(off)}): `ctxdb doctor --fix` rebuilds it", data=data)
+                         f"({listed(off)}): `ctxdb doctor --fix` rebuilds it", data=data)
         rebuilt = search.rebuild_index()
         after = self.check_search_index(fix=False)
         if after is None:  # pragma: no cover - the search service cannot vanish meanwhile
@@ -358,69 +324,20 @@ class DoctorService(Service):
             return Check("audit_chain", PASS, detail + " (`ctxdb audit seal` or `ctxdb gc` "
                          "seals them)" if result["unsealed"] else detail, data=data)
         return Check("audit_chain", FAIL, f"{detail}; {result['problem_count']} problem(s): "
-                     f"{_listed(result['problems'])}", data=data)
-
-    def check_stale_instances(self, fix: bool) -> Check:
-        stale_after = self.settings.stale_after
-        stale = self.storage.read(lambda tx: tx.all("stale_instances", stale_after=stale_after))
-        ids = [row["instance_id"] for row in stale]
-        data = {"stale_after": stale_after, "instances": ids}
-        if not stale:
-            return Check("stale_instances", PASS, "no live instance has been silent for more "
-                         f"than {stale_after:g} s", data=data)
-        if not fix:
-            return Check("stale_instances", WARN, f"{len(ids)} live instance(s) silent for more "
-                         f"than {stale_after:g} s (setting stale_after): {_listed(ids)}; "
-                         "`ctxdb doctor --fix` marks them crashed and frees their tasks",
-                         data=data)
-        crashed = self.instances.reap_stale()
-        after = self.check_stale_instances(fix=False)
-        return dataclasses.replace(after, fixed=f"marked {len(crashed)} instance(s) crashed: "
-                                   + _listed([row["instance_id"] for row in crashed]))
-
-    def check_reload_budget(self) -> Check:
-        """Active projects whose live CRITICAL items exceed the reload budget.
-
-        The budget is ``pack_budget_fraction`` of the smallest window one of the project's
-        agents reloads with: the default ``context_window`` (every new agent's) or a live
-        instance's smaller one. A clear-and-reload of such a project still succeeds, but
-        carries only the CRITICAL items that fit and names the others; nothing to fix, since
-        only a person can decide which items to demote.
-        """
-        fraction, default = self.settings.pack_budget_fraction, self.settings.context_window
-        over = []
-        for row in self.storage.read(lambda tx: tx.all("critical_context_per_project")):
-            window = min(default, int(row["smallest_window"] or default))
-            budget, tokens = int(window * fraction), int(row["tokens"])
-            if tokens > budget:
-                over.append({"project_id": row["project_id"], "name": row["name"],
-                             "critical_items": int(row["items"]), "critical_tokens": tokens,
-                             "context_window": window, "reload_budget": budget})
-        data = {"pack_budget_fraction": fraction, "projects": over}
-        if not over:
-            return Check("reload_budget", PASS, "every active project's CRITICAL items fit "
-                         f"the reload budget ({fraction * 100:g}% of the context window)",
-                         data=data)
-        named = [f"{p['project_id']} ({p['name']}): {p['critical_items']} CRITICAL item(s) of "
-                 f"{p['critical_tokens']} tokens, over the reload budget of "
-                 f"{p['reload_budget']} ({fraction * 100:g}% of a {p['context_window']}-token "
-                 "window)" for p in over]
-        return Check("reload_budget", WARN, f"{len(over)} project(s): {_listed(named)}. A "
-                     "clear-and-reload carries the CRITICAL items that fit and names the rest: "
-                     "lower the priority of some, or raise pack_budget_fraction", data=data)
+                     f"{listed(result['problems'])}", data=data)
 
     def check_size(self, fix: bool, wal_warn_bytes: int) -> Check:
         size = self.health.size()
         data = {"database_bytes": size.database_bytes, "wal_bytes": size.wal_bytes,
                 "wal_warn_bytes": wal_warn_bytes}
         if size.wal_bytes is None:
-            return Check("size", PASS, f"database {_mib(size.database_bytes)} (the "
+            return Check("size", PASS, f"database {mib(size.database_bytes)} (the "
                          "write-ahead log is the server's)", data=data)
-        detail = f"database {_mib(size.database_bytes)}, WAL {_mib(size.wal_bytes)}"
+        detail = f"database {mib(size.database_bytes)}, WAL {mib(size.wal_bytes)}"
         if size.wal_bytes <= wal_warn_bytes:
             return Check("size", PASS, detail, data=data)
         if not fix:
-            return Check("size", WARN, f"{detail}, over {_mib(wal_warn_bytes)}: a reader "
+            return Check("size", WARN, f"{detail}, over {mib(wal_warn_bytes)}: a reader "
                          "held a snapshot for long; `ctxdb doctor --fix` checkpoints it",
                          data=data)
         self.health.checkpoint()
@@ -428,8 +345,8 @@ class DoctorService(Service):
         if after.status != PASS:
             return dataclasses.replace(after, fixed="could not truncate the WAL: another "
                                        "connection is using it; run again when it is idle")
-        return dataclasses.replace(after, fixed=f"checkpointed the WAL ({_mib(size.wal_bytes)}"
-                                   " → " + _mib(after.data["wal_bytes"] or 0) + ")")
+        return dataclasses.replace(after, fixed=f"checkpointed the WAL ({mib(size.wal_bytes)}"
+                                   " → " + mib(after.data["wal_bytes"] or 0) + ")")
 
 
 def diagnose(

@@ -31,16 +31,13 @@ from ctxdb.importers.records import (
     Skip,
     key_slot_and_digest,
 )
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.memories import MemoryService
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.service.usecases.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
-
-# progress(stage, advance, total): "read" per file read (total unknown: None), "write" per
-# record written (total known).
-Progress = Callable[[str, int, int | None], None]
 
 
 class _DryRun(Exception):
@@ -49,10 +46,6 @@ class _DryRun(Exception):
     def __init__(self, report: ImportReport) -> None:
         super().__init__("dry run")
         self.report = report
-
-
-def _noop(stage: str, advance: int, total: int | None) -> None:
-    """The progress callback of a caller that does not watch."""
 
 
 class ImportService(Service):
@@ -95,25 +88,27 @@ class ImportService(Service):
         else:
             repo = repo.checked()
         actor = check_identifier(actor or self.settings.actor, "actor")
-        report_progress = progress or _noop
-        plan = scan(path, progress=lambda rel: report_progress("read", 1, None))
+        # Progress: "read" per file read (total unknown), then "write" per record written.
+        report_progress = progress or NoProgress()
+        plan = scan(path, progress=report_progress)
         items, memories, refused = self._prepared(plan)
         total = len(items) + len(memories)
 
         def unit(tx: Tx) -> ImportReport:
             report = ImportReport(source=plan.root, dry_run=dry_run)
+            report_progress.start("write", total)
             pid = report.project_id = self._target_project(tx, project_id, repo, actor)
             for skip in plan.skipped + refused:
                 report.skip(skip)
             live = _live_imported_items(tx, pid)
             for item, values in items:
                 report.count(item.kind, self._write_item(tx, pid, item, values, live, actor))
-                report_progress("write", 1, total)
+                report_progress.advance(1)
             for memory, value_json in memories:
                 outcome = self._write_memory(tx, pid, memory, value_json, actor, report)
                 if outcome is not None:
                     report.count(memory.kind, outcome)
-                report_progress("write", 1, total)
+                report_progress.advance(1)
             report.details["files_read"] = plan.files_read
             audit(tx, actor, "import.files", "project", pid, pid, source=plan.root,
                   dry_run=dry_run, totals={o: report.total(o) for o in
@@ -227,7 +222,7 @@ class ImportService(Service):
         from ctxdb.importers.legacy import read_legacy
 
         actor = check_identifier(actor or self.settings.actor, "actor")
-        report_progress = progress or _noop
+        report_progress = progress or NoProgress()
         data = read_legacy(path, self.settings.max_content_bytes)
         total = len(data.projects) + len(data.phases) + len(data.instances) + \
             len(data.snapshots)
@@ -236,8 +231,9 @@ class ImportService(Service):
             from ctxdb.service.operations.legacy_writer import LegacyWriter
 
             report = ImportReport(source=data.path, dry_run=dry_run)
+            report_progress.start("write", total)
             writer = LegacyWriter(tx, self.settings, report, actor,
-                                  lambda: report_progress("write", 1, total))
+                                  lambda: report_progress.advance(1))
             writer.write(data)
             if dry_run:
                 raise _DryRun(report)

@@ -38,8 +38,8 @@ from ctxdb.domain.validation import (
     check_non_negative_int,
 )
 from ctxdb.errors import ConflictError, ContextItemNotFoundError
+from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service, audit, decode, decode_all
-from ctxdb.service.progress import NoProgress, Progress
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 

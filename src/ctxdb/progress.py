@@ -1,8 +1,9 @@
-"""How long operations (bundles, ``db copy``) report progress: a phase with a total, then
-steps of it.
+"""How long operations report progress: a phase with a total, then steps of it.
 
-The service layer calls these; a front end decides how to show them (the CLI: a Rich progress
-bar on stderr). Calls come every batch of rows, never every row.
+The one progress protocol of ctxdb: bundles, ``db copy``, ``gc``, ``doctor``, the audit chain,
+imports, and backups down to the backend that copies pages (so it imports nothing of ctxdb,
+like ``errors.py``). The code doing the work calls it; a front end decides how to show it (the
+CLI: a Rich progress bar on stderr). Calls come every batch of rows, never every row.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""A Rich progress bar on stderr for the phases of long operations (bundles, ``db copy``,
-``gc``, ``doctor``); stdout stays for the result, or for the bundle itself with
-``ctxdb export -``."""
+"""The one Rich progress bar on stderr, for the phases of every long operation (bundles,
+``db copy``, ``gc``, ``doctor``, ``audit``, ``import``, ``backup``, ``restore``); stdout stays
+for the result, or for the bundle itself with ``ctxdb export -``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ctxdb.service.progress import Progress
+    from ctxdb.progress import Progress
 
 LABELS = {"export": "exporting records", "verify": "verifying", "check": "checking records",
           "import": "importing records", "copy": "copying rows", "doctor": "running checks",
@@ -17,7 +17,8 @@ LABELS = {"export": "exporting records", "verify": "verifying", "check": "checki
           "gc:session_events": "removing old session events",
           "gc:context_items": "archiving old context items",
           "gc:audit_entries": "audit entries", "audit seal": "sealing audit entries",
-          "audit verify": "verifying audit chains"}
+          "audit verify": "verifying audit chains", "read": "reading files",
+          "write": "writing"}
 
 
 class _RichPhases:
@@ -38,7 +39,7 @@ class _RichPhases:
 @contextmanager
 def phase_progress(enabled: bool) -> Iterator[Progress]:
     """Progress of the phases of a long operation, shown when ``enabled`` (not with --json)."""
-    from ctxdb.service.progress import NoProgress
+    from ctxdb.progress import NoProgress
 
     if not enabled:
         yield NoProgress()
