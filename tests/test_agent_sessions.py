@@ -1,4 +1,4 @@
-"""The session service behind the agent-client hooks, on both backends.
+"""The agent-session service behind the agent-client hooks, on both backends.
 
 Each test drives the service as the hooks do (``AgentSession`` + ``RepoIdentity``) and checks
 what was stored: instances, generations, handoffs, and the recorded injections.

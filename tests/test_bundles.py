@@ -342,7 +342,7 @@ def _resigned(data: bytes, change: Any) -> bytes:
     """The bundle with ``change(record)`` applied to every record, every checksum made right
     again (the records', the trailer's per table and the file's): what a buggy or hostile
     writer could produce, which no checksum can catch."""
-    from ctxdb.service.operations.bundle_format import BundleWriter
+    from ctxdb.service.operations.bundle_writer import BundleWriter
     from ctxdb.service.operations.records import RowCodec, TableDigest
     from ctxdb.storage.tables import table_named
 
@@ -421,7 +421,7 @@ def test_a_signed_line_that_is_no_json_is_refused_with_nothing_written(
     unparsed; the second finds it is no JSON and the import is rolled back."""
     import hashlib
 
-    from ctxdb.service.operations.bundle_format import BundleWriter
+    from ctxdb.service.operations.bundle_writer import BundleWriter
     from ctxdb.service.operations.records import TableDigest
 
     parts = good_bundle.split(b"\n")
@@ -464,7 +464,7 @@ def _forged(data: bytes, change: Any) -> bytes:
     could: the first reading takes such a line by its bytes, the second reads its values."""
     import hashlib
 
-    from ctxdb.service.operations.bundle_format import BundleWriter
+    from ctxdb.service.operations.bundle_writer import BundleWriter
     from ctxdb.service.operations.records import TableDigest
 
     parts = data.split(b"\n")

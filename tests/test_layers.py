@@ -6,7 +6,8 @@ layer may import:
 
     front ends   cli/ hooks/ mcp/ compat/ (later http/ web/), and ctxdb/__init__.py
         |        never storage, never another front end
-    service      service/: never a front end
+    service      service/: never a front end; inside it usecases/ never imports
+                 operations/, and common.py neither of them
         |
     domain       domain/: pure values and rules, imports neither service nor storage;
                  beside it the readers of foreign formats, importers/ and transcripts/
@@ -16,7 +17,8 @@ layer may import:
                  words (priorities) with the domain's own vocabulary, so it may import domain/
                  (which never imports it)
 
-    foundation   errors.py: imported by every layer, imports nothing of ctxdb
+    foundation   errors.py and progress.py: imported by every layer, import nothing of
+                 ctxdb
     clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
                  editing for the CLI, importing only the foundation
 

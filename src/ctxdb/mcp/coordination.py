@@ -44,8 +44,8 @@ async def task_create(
     """Add a task to the project's work queue for any agent to claim; it waits until
     the tasks it depends on are done."""
     return await in_thread(tools.task_create, title=title, description=description,
-                            priority=priority, depends_on=depends_on,
-                            parent_task_id=parent_task_id, project_id=project_id)
+                           priority=priority, depends_on=depends_on,
+                           parent_task_id=parent_task_id, project_id=project_id)
 
 
 async def task_list(
@@ -63,7 +63,7 @@ async def task_list(
 ) -> str:
     """The project's tasks in id order: status, priority and who holds each."""
     return await in_thread(tools.task_list, status=status, lease_owner=lease_owner,
-                            after=after, limit=limit, project_id=project_id)
+                           after=after, limit=limit, project_id=project_id)
 
 
 async def task_claim(
@@ -77,7 +77,7 @@ async def task_claim(
     """Take the highest-priority ready task of the project for your instance. Returns
     its id and an epoch: pass both to task_complete or task_fail."""
     return await in_thread(tools.task_claim, instance_id=instance_id,
-                            lease_seconds=lease_seconds, project_id=project_id)
+                           lease_seconds=lease_seconds, project_id=project_id)
 
 
 async def task_complete(
@@ -90,7 +90,7 @@ async def task_complete(
     """Mark a task you claimed done (tasks waiting only for it become ready). Refused if
     your lease expired or the task passed to another agent."""
     return await in_thread(tools.task_complete, task_id=task_id, epoch=epoch,
-                            result=result, project_id=project_id)
+                           result=result, project_id=project_id)
 
 
 async def task_fail(
@@ -102,7 +102,7 @@ async def task_fail(
 ) -> str:
     """Give up a task you claimed as failed (tasks waiting for it are blocked)."""
     return await in_thread(tools.task_fail, task_id=task_id, epoch=epoch, error=error,
-                            project_id=project_id)
+                           project_id=project_id)
 
 
 async def message_send(
@@ -121,8 +121,8 @@ async def message_send(
     """Leave a message for other agents of the project: give exactly one of
     to_instance, to_role or broadcast=true. It is delivered until acknowledged."""
     return await in_thread(tools.message_send, body=body, to_instance=to_instance,
-                            to_role=to_role, broadcast=broadcast, subject=subject,
-                            sender=sender, project_id=project_id)
+                           to_role=to_role, broadcast=broadcast, subject=subject,
+                           sender=sender, project_id=project_id)
 
 
 async def message_inbox(
@@ -138,8 +138,8 @@ async def message_inbox(
     """Receive your instance's unacknowledged messages, oldest first. Acknowledge each
     with message_ack once handled."""
     return await in_thread(tools.message_inbox, instance_id=instance_id,
-                            visibility_seconds=visibility_seconds, limit=limit,
-                            project_id=project_id)
+                           visibility_seconds=visibility_seconds, limit=limit,
+                           project_id=project_id)
 
 
 async def message_ack(
@@ -150,7 +150,7 @@ async def message_ack(
 ) -> str:
     """Acknowledge a message you received: it is never delivered to you again."""
     return await in_thread(tools.message_ack, message_id=message_id,
-                            instance_id=instance_id, project_id=project_id)
+                           instance_id=instance_id, project_id=project_id)
 
 
 async def approval_request(
@@ -171,9 +171,9 @@ async def approval_request(
     """Ask a person to approve something before you go on; returns the gate's id. Then
     call approval_status until it is approved or rejected (do not go on before)."""
     return await in_thread(tools.approval_request, gate_type=gate_type,
-                            request=request, title=title, instance_id=instance_id,
-                            phase_id=phase_id, idempotency_key=idempotency_key,
-                            project_id=project_id)
+                           request=request, title=title, instance_id=instance_id,
+                           phase_id=phase_id, idempotency_key=idempotency_key,
+                           project_id=project_id)
 
 
 async def approval_status(
@@ -187,7 +187,7 @@ async def approval_status(
     """Whether an approval gate is pending, approved, rejected or cancelled, with who
     decided and their response."""
     return await in_thread(tools.approval_status, gate_id=gate_id,
-                            wait_seconds=wait_seconds, project_id=project_id)
+                           wait_seconds=wait_seconds, project_id=project_id)
 
 
 async def command_record(
@@ -215,10 +215,10 @@ async def command_record(
     """Record a command you ran (tests, a build, a migration) and how it ended, so that
     other agents and people can see it. Give exit_code or status."""
     return await in_thread(tools.command_record, command=command, arguments=arguments,
-                            exit_code=exit_code, status=status, output=output,
-                            error=error, duration_ms=duration_ms,
-                            instance_id=instance_id, cwd=cwd,
-                            idempotency_key=idempotency_key, project_id=project_id)
+                           exit_code=exit_code, status=status, output=output,
+                           error=error, duration_ms=duration_ms,
+                           instance_id=instance_id, cwd=cwd,
+                           idempotency_key=idempotency_key, project_id=project_id)
 
 
 async def checkpoint_save(
@@ -233,8 +233,8 @@ async def checkpoint_save(
 ) -> str:
     """Save a checkpoint of your state to resume from after a crash or /clear."""
     return await in_thread(tools.checkpoint_save, instance_id=instance_id, state=state,
-                            label=label, idempotency_key=idempotency_key,
-                            project_id=project_id)
+                           label=label, idempotency_key=idempotency_key,
+                           project_id=project_id)
 
 
 async def checkpoint_latest(
@@ -246,7 +246,7 @@ async def checkpoint_latest(
 ) -> str:
     """Read the newest checkpoint (of an instance, or with a label) to resume from."""
     return await in_thread(tools.checkpoint_latest, instance_id=instance_id,
-                            label=label, project_id=project_id)
+                           label=label, project_id=project_id)
 
 
 TOOLS: list[Tool] = [

@@ -50,7 +50,7 @@ async def get_context(
     is one), then every CRITICAL item and as many HIGH, MEDIUM and LOW items as fit the
     token budget, each as "[PRIORITY] #sequence (content type): content"."""
     return await in_thread(tools.get_context, project_id=project_id,
-                            budget_tokens=budget_tokens, phase_id=phase_id)
+                           budget_tokens=budget_tokens, phase_id=phase_id)
 
 
 async def store_context(
@@ -71,8 +71,8 @@ async def store_context(
     """Store one context item so that it is loaded back after /clear, compaction or a
     crash, by you or other agents of the project. Returns the new item's id."""
     return await in_thread(tools.store_context, content=content, priority=priority,
-                            content_type=content_type, phase_id=phase_id,
-                            created_by=created_by, project_id=project_id)
+                           content_type=content_type, phase_id=phase_id,
+                           created_by=created_by, project_id=project_id)
 
 
 async def search_context(
@@ -94,8 +94,8 @@ async def search_context(
     (looked up in the full-text index), priority, content type and phase. To search
     memories and conversation events too, ranked by relevance, use search."""
     return await in_thread(tools.search_context, query=query, priority=priority,
-                            content_type=content_type, phase_id=phase_id, limit=limit,
-                            full_content=full_content, project_id=project_id)
+                           content_type=content_type, phase_id=phase_id, limit=limit,
+                           full_content=full_content, project_id=project_id)
 
 
 async def search(
@@ -128,9 +128,9 @@ async def search(
     """Full-text search over the project's context items, memories and conversation
     events: the best matches first, each with where to find it and a snippet."""
     return await in_thread(tools.search, query=query, kinds=kinds,
-                            content_type=content_type, priority=priority,
-                            namespace=namespace, since=since, until=until, limit=limit,
-                            raw=raw, project_id=project_id)
+                           content_type=content_type, priority=priority,
+                           namespace=namespace, since=since, until=until, limit=limit,
+                           raw=raw, project_id=project_id)
 
 
 async def record_handoff(
@@ -148,8 +148,8 @@ async def record_handoff(
     compaction, or another agent); get_context shows the latest one first. Your token
     usage is not changed. Give at least a summary or next steps."""
     return await in_thread(tools.record_handoff, instance_id=instance_id,
-                            summary=summary, next_steps=next_steps,
-                            working_set=working_set, project_id=project_id)
+                           summary=summary, next_steps=next_steps,
+                           working_set=working_set, project_id=project_id)
 
 
 async def heartbeat(
@@ -162,7 +162,7 @@ async def heartbeat(
     """Tell ctxdb this agent instance is alive (instances without heartbeats are marked
     crashed after a while); a crashed instance that beats again is active again."""
     return await in_thread(tools.heartbeat, instance_id=instance_id, phase_id=phase_id,
-                            project_id=project_id)
+                           project_id=project_id)
 
 
 async def list_instances(
@@ -190,7 +190,7 @@ async def memory_get(
     """Read a memory (a JSON value kept under a namespace path and key) with its version
     number; pass that version as expected_version to memory_put to update it safely."""
     return await in_thread(tools.memory_get, namespace=namespace, key=key,
-                            version=version, project_id=project_id)
+                           version=version, project_id=project_id)
 
 
 async def memory_put(
@@ -218,8 +218,8 @@ async def memory_put(
     expected_version for read-modify-write, so that a concurrent writer is never
     silently overwritten."""
     return await in_thread(tools.memory_put, namespace=namespace, key=key, value=value,
-                            memory_type=memory_type, expected_version=expected_version,
-                            ttl_seconds=ttl_seconds, project_id=project_id)
+                           memory_type=memory_type, expected_version=expected_version,
+                           ttl_seconds=ttl_seconds, project_id=project_id)
 
 
 async def memory_list(
@@ -239,8 +239,8 @@ async def memory_list(
     """List the project's live memories in (namespace, key) order, with their versions
     and a preview of each value."""
     return await in_thread(tools.memory_list, prefix=prefix, limit=limit,
-                            after_namespace=after_namespace, after_key=after_key,
-                            project_id=project_id)
+                           after_namespace=after_namespace, after_key=after_key,
+                           project_id=project_id)
 
 
 async def session_append(
@@ -260,8 +260,8 @@ async def session_append(
     """Append an event (a message) to an open conversation session; it gets the next
     number of the session's event log."""
     return await in_thread(tools.session_append, session_id=session_id, role=role,
-                            content=content, metadata=metadata,
-                            idempotency_key=idempotency_key, project_id=project_id)
+                           content=content, metadata=metadata,
+                           idempotency_key=idempotency_key, project_id=project_id)
 
 
 async def session_events(
@@ -276,8 +276,8 @@ async def session_events(
 ) -> str:
     """Read a conversation session's events in order, a page at a time."""
     return await in_thread(tools.session_events, session_id=session_id,
-                            after_sequence=after_sequence, limit=limit,
-                            project_id=project_id)
+                           after_sequence=after_sequence, limit=limit,
+                           project_id=project_id)
 
 
 TOOLS: list[Tool] = [

@@ -40,6 +40,7 @@ with message_inbox and acknowledge them with message_ack; before a step a person
 call approval_request and wait for approval_status to say approved; save your progress with \
 checkpoint_save and resume from checkpoint_latest."""
 
+
 def bound(function: ToolFunction, tools: ContextTools) -> ToolFunction:
     """The tool as the server calls it: ``function`` with its first argument, ``tools``, given.
 

@@ -54,7 +54,6 @@ SessionId = Annotated[str, Field(description="The conversation session id (sess_
                                  min_length=1)]
 
 
-
 def _as_tool_error(exc: CtxdbError) -> ToolError:
     return ToolError(f"{exc.message} [{exc.code}]")
 

@@ -33,7 +33,6 @@ from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.operations.records import (
     RowCodec,
     TableDigest,
-    encode_json,
     is_canonical_timestamp,
 )
 from ctxdb.storage.tables import TABLES, Table, table_named
@@ -68,41 +67,6 @@ def open_for_reading(path: Path) -> IO[bytes]:
         return cast(IO[bytes], gzip.open(path, "rb") if compressed else path.open("rb"))
     except OSError as exc:
         raise BundleError(f"cannot read the bundle {path}: {exc.strerror or exc}") from None
-
-
-class BundleWriter:
-    """Writes the lines of one bundle to a binary stream and keeps the whole-file checksum."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._hash = hashlib.sha256()
-        self.records = 0
-        self.bytes = 0
-
-    def _line(self, text: str) -> None:
-        data = text.encode("utf-8") + b"\n"
-        self._hash.update(data)
-        self._stream.write(data)
-        self.bytes += len(data)
-
-    def header(self, header: dict[str, Any]) -> None:
-        self._line(encode_json({"kind": "header", **header}))
-
-    def record(self, line: str) -> None:
-        self.records += 1
-        self._line(line)
-
-    def trailer(self, tables: dict[str, TableDigest]) -> dict[str, Any]:
-        trailer = {
-            "kind": "trailer",
-            "records": self.records,
-            "tables": {name: digest.to_dict() for name, digest in tables.items()},
-            "sha256": self._hash.hexdigest(),
-        }
-        text = encode_json(trailer).encode("utf-8") + b"\n"
-        self._stream.write(text)
-        self.bytes += len(text)
-        return trailer
 
 
 @dataclass(frozen=True)

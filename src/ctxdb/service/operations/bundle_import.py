@@ -23,13 +23,8 @@ from typing import Any
 
 from ctxdb.errors import BundleError
 from ctxdb.service.operations.bundle_format import Manifest, read_records
-from ctxdb.service.operations.bundle_merge import (
-    BATCH_ROWS,
-    ImportOptions,
-    Merge,
-    TableCounts,
-    TableMerge,
-)
+from ctxdb.service.operations.bundle_ids import ImportOptions, Merge, TableCounts
+from ctxdb.service.operations.bundle_merge import BATCH_ROWS, TableMerge
 from ctxdb.service.operations.records import RowCodec
 from ctxdb.storage.base import Tx
 from ctxdb.storage.bulk import (
@@ -117,7 +112,7 @@ def import_records(tx: Tx, dialect: Dialect, path: Path, manifest: Manifest,
                 table = _table(name, manifest, done)
                 columns = manifest.columns[name]
                 current = (_TableLoad(tx, table, columns, dialect, options) if merge is None
-                           else merge.table(table, columns))
+                           else TableMerge(merge, table, columns))
             current.add(row, checksum)
         if current is not None:
             done[current.table.name] = current.finish()

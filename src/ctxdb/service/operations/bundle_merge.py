@@ -36,33 +36,31 @@ stored here; the import's result gives each such chain's head in the bundle and 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from ctxdb.errors import BundleError, ImportConflictError
-from ctxdb.progress import Progress
-from ctxdb.service.operations.audit_chain import GENESIS, link_sha256
+from ctxdb.service.operations.bundle_ids import (
+    Merge,
+    TableCounts,
+    project_name,
+)
+from ctxdb.service.operations.bundle_seals import place_seals
 from ctxdb.service.operations.records import RowCodec, encode_json
-from ctxdb.storage.base import Tx
 from ctxdb.storage.bulk import (
     TableSql,
-    draw_identities,
     find_row,
     find_rows_by,
     finish_table,
     insert_rows,
     is_empty,
-    max_key,
     stream_rows,
     stream_unowned_rows,
     update_rows,
 )
-from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.tables import TABLES, Table, numbered_space
 
 BATCH_ROWS = 2_000
 MAX_LISTED_CONFLICTS = 20
-NEW_IDS_AT_ONCE = 500  # numbers drawn from a PostgreSQL counter per round trip
 
 # The numbered entity an audit entry's entity_id names, by its entity_type; and the keys of
 # its details that hold numbered ids (a number, or a list of them).
@@ -80,122 +78,6 @@ AUDIT_DETAIL_SPACES = {
 # Tables whose rows own rows of other tables (Scope.parent): the owner of each is remembered.
 _PARENTS = frozenset(t.scope.parent for t in TABLES if t.scope.parent is not None)
 _SEALS = "audit_seals"
-
-
-@dataclass
-class TableCounts:
-    rows: int = 0
-    inserted: int = 0
-    skipped: int = 0
-    replaced: int = 0
-    conflicts: int = 0
-    renumbered: int = 0  # inserted with a new id, their number being taken here
-
-    def to_dict(self) -> dict[str, int]:
-        return {"rows": self.rows, "inserted": self.inserted, "skipped": self.skipped,
-                "replaced": self.replaced, "conflicts": self.conflicts,
-                "renumbered": self.renumbered}
-
-
-@dataclass
-class ImportOptions:
-    write: bool  # False: a dry run, which only counts
-    replace: bool
-    progress: Progress
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    foreign: int = 0  # conflicts with rows of other projects, which nothing may overwrite
-    resealed: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def clear(self) -> None:
-        """Before a (retried) transaction."""
-        self.conflicts.clear()
-        self.foreign = 0
-        self.resealed.clear()
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-class IdMap:
-    """Per numbered space: each bundle id's id in this database, and the ids this import has
-    placed rows at (kept, matched or new), which no other record may take."""
-
-    def __init__(self) -> None:
-        self.local: dict[str, dict[int, int]] = defaultdict(dict)
-        self.taken: dict[str, set[int]] = defaultdict(set)
-
-    def place(self, space: str, bundle_id: int, local_id: int) -> None:
-        if bundle_id in self.local[space]:
-            raise BundleError(f"damaged bundle: the id {bundle_id} of {space} is repeated; "
-                              "nothing was imported")
-        self.local[space][bundle_id] = local_id
-        self.taken[space].add(local_id)
-
-    def require(self, space: str, bundle_id: int, where: str) -> int:
-        local = self.local[space].get(bundle_id)
-        if local is None:
-            raise BundleError(f"{where} refers to {space} {bundle_id}, which the bundle does "
-                              "not hold; nothing was imported")
-        return local
-
-    def follow(self, space: str, value: Any) -> Any:
-        """A number (or a list of them) as it is here; numbers the bundle does not hold (rows
-        removed since) stay as they were."""
-        if isinstance(value, list):
-            return [self.follow(space, v) for v in value]
-        if _is_number(value):
-            return self.local[space].get(value, value)
-        return value
-
-
-class _Counter:
-    """New ids of a numbered space: past every id its tables hold, and drawn from the
-    database's counter where it has one (so never one a concurrent writer draws)."""
-
-    def __init__(self, tx: Tx, dialect: Dialect, space: str, write: bool) -> None:
-        tables = numbered_space(space)
-        self.tx, self.write = tx, write
-        self.sql = TableSql(tables[0], tables[0].key, dialect)
-        self.floor = max(max_key(tx, TableSql(t, t.key, dialect)) for t in tables) + 1
-        self.pending: list[int] = []
-
-    def take(self, taken: set[int]) -> int:
-        while True:
-            if not self.pending:
-                drawn = (draw_identities(self.tx, self.sql, self.floor, NEW_IDS_AT_ONCE)
-                         if self.write else None)
-                if drawn is None:
-                    drawn = list(range(self.floor, self.floor + NEW_IDS_AT_ONCE))
-                self.pending = sorted(drawn, reverse=True)
-                self.floor = max(drawn) + 1
-            candidate = self.pending.pop()
-            if candidate not in taken:
-                return candidate
-
-
-class Merge:
-    """What the tables of one import into a database holding rows share."""
-
-    def __init__(self, tx: Tx, dialect: Dialect, project_id: str | None,
-                 options: ImportOptions) -> None:
-        self.tx, self.dialect, self.options = tx, dialect, options
-        self.bundle_project = project_id
-        # The projects the bundle's rows may belong to (a whole database: also no project).
-        self.projects: set[str | None] = {project_id} if project_id else {None}
-        self.present: set[str] = set()  # the bundle's projects this database held already
-        self.ids = IdMap()
-        self.owners: dict[str, dict[Any, str | None]] = defaultdict(dict)
-        self.audit_hashes: dict[int, tuple[str, str]] = {}  # local id -> (bundle's, now)
-        self._counters: dict[str, _Counter] = {}
-
-    def new_id(self, space: str) -> int:
-        if space not in self._counters:
-            self._counters[space] = _Counter(self.tx, self.dialect, space, self.options.write)
-        return self._counters[space].take(self.ids.taken[space])
-
-    def table(self, table: Table, columns: tuple[str, ...]) -> TableMerge:
-        return TableMerge(self, table, columns)
 
 
 class TableMerge:
@@ -224,7 +106,7 @@ class TableMerge:
         if self.table.name == _SEALS:
             self._seals.append(row)  # placed at the end, chain by chain
             return
-        owner = self._owner(row)
+        owner = self.owner(row)
         if self.table.numbers is not None:
             row = self._place_numbered(row, owner)
         else:
@@ -264,7 +146,7 @@ class TableMerge:
                               if key in AUDIT_DETAIL_SPACES else value
                               for key, value in details.items()}
 
-    def _owner(self, row: dict[str, Any]) -> str | None:
+    def owner(self, row: dict[str, Any]) -> str | None:
         """The project the record belongs to: one of the bundle's, or the bundle is refused."""
         scope, name = self.table.scope, self.table.name
         if scope.parent is None:
@@ -278,7 +160,7 @@ class TableMerge:
                                   "does not hold; nothing was imported")
             owner = parents[row[scope.column]]
         if owner not in self.merge.projects:
-            raise BundleError(f"a {name} record belongs to {_project(owner)}, not to the "
+            raise BundleError(f"a {name} record belongs to {project_name(owner)}, not to the "
                               "bundle's; nothing was imported")
         return owner
 
@@ -314,7 +196,7 @@ class TableMerge:
         if local != number:
             self.counts.renumbered += 1
         placed = {**row, id_column: local}
-        self._insert(placed, row)
+        self.insert(placed, row)
         return placed
 
     def _skip(self, space: str, number: int, local: int,
@@ -328,7 +210,7 @@ class TableMerge:
         if self.table.name == "projects" and found is not None and owner is not None:
             self.merge.present.add(owner)
         if found is None:
-            self._insert(row, row)
+            self.insert(row, row)
         elif self._same(found, row):
             self.counts.skipped += 1
         elif self._owner_of(found, row) == owner:
@@ -433,7 +315,7 @@ class TableMerge:
         key = {k: row[k] for k in self.table.key}
         if self.options.write:
             raise ImportConflictError(
-                f"{self.table.name} {key} of {_project(owner)} is here with different "
+                f"{self.table.name} {key} of {project_name(owner)} is here with different "
                 "content (changed here since the bundle was made, or changed in the bundle); "
                 "nothing was imported. --dry-run lists every such row; --replace would "
                 "overwrite them with the bundle's version and lose their changes made here "
@@ -446,10 +328,10 @@ class TableMerge:
         self.counts.conflicts += 1
         self.options.foreign += 1
         key = {k: row[k] for k in self.table.key}
-        where = _project(holder) if holder is not _ELSEWHERE else "another row"
+        where = project_name(holder) if holder is not _ELSEWHERE else "another row"
         if self.options.write:
             raise ImportConflictError(
-                f"{self.table.name} {key} of {_project(owner)} is already used here by "
+                f"{self.table.name} {key} of {project_name(owner)} is already used here by "
                 f"{where}; nothing was imported, and --replace never overwrites another "
                 "project's rows: rename one of them in its own database first",
                 table=self.table.name, key=key, project_id=owner)
@@ -461,7 +343,7 @@ class TableMerge:
 
     # --- writing ------------------------------------------------------------------------
 
-    def _insert(self, placed: dict[str, Any], row: dict[str, Any]) -> None:
+    def insert(self, placed: dict[str, Any], row: dict[str, Any]) -> None:
         self.counts.inserted += 1
         if self.options.write:
             self._pending.append(self._values(placed, row))
@@ -486,7 +368,7 @@ class TableMerge:
 
     def finish(self) -> TableCounts:
         if self._seals:
-            self._place_seals()
+            place_seals(self, self._seals)
         self.options.progress.advance(self.counts.rows % BATCH_ROWS)
         if self.options.write:
             self._flush()
@@ -505,63 +387,6 @@ class TableMerge:
                  for column, value in zip(self._deferred, entry[:width], strict=True)]
                 + entry[width:] for entry in self._later]
 
-    # --- audit seals --------------------------------------------------------------------
-
-    def _place_seals(self) -> None:
-        """Each chain's seals, once all are read (a chain is ordered by its seals, not by
-        entry ids). Entries sealed here already keep their seals. The others are sealed at the
-        end of their chain here: as the bundle holds them where the chain is new here and its
-        entries unchanged (a copy, which verifies as its source does), else sealed again over
-        the entries as stored here, once the bundle's chain is verified."""
-        chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for seal in self._seals:
-            self._owner(seal)  # the entry it seals is the bundle's
-            chains[str(seal["chain"])].append(seal)
-        for chain in sorted(chains):
-            seals = sorted(chains[chain], key=lambda seal: int(seal["seal_seq"]))
-            hashes = [self.merge.audit_hashes[seal["audit_id"]] for seal in seals]
-            unsealed = [index for index, seal in enumerate(seals) if find_row(
-                self.tx, self.sql, {"audit_id": seal["audit_id"]}) is None]
-            self.counts.skipped += len(seals) - len(unsealed)
-            if not unsealed:
-                continue
-            head = self.tx.one("audit_chain_head", chain=chain)
-            if head is None and all(entry[0] == entry[1] for entry in hashes):
-                for seal in seals:
-                    self._insert(seal, seal)
-                continue
-            self._verify_bundle_chain(chain, seals, hashes)
-            self._append(chain, [seals[i] for i in unsealed], [hashes[i][1] for i in unsealed],
-                         head, str(seals[-1]["chain_sha256"]))
-
-    @staticmethod
-    def _verify_bundle_chain(chain: str, seals: list[dict[str, Any]],
-                             hashes: list[tuple[str, str]]) -> None:
-        """The chain as the bundle holds it, recomputed from the bundle's entries."""
-        head = GENESIS
-        for number, (seal, entry) in enumerate(zip(seals, hashes, strict=True), start=1):
-            if seal["seal_seq"] != number or seal["row_sha256"] != entry[0] \
-                    or seal["chain_sha256"] != link_sha256(head, entry[0]):
-                raise BundleError(
-                    f"the bundle's audit chain of {_project(chain or None)} does not verify at "
-                    f"seal {number}; its entries are sealed again here (they get new ids, or "
-                    "join a chain this database has), which would hide that; nothing was "
-                    "imported", chain=chain, seal_seq=number)
-            head = str(seal["chain_sha256"])
-
-    def _append(self, chain: str, seals: list[dict[str, Any]], entries: list[str],
-                head: Any, bundle_head: str) -> None:
-        """Seals of ``entries`` (their hashes as stored here) after the chain's head here."""
-        number = 0 if head is None else int(head["seal_seq"])
-        link = GENESIS if head is None else str(head["chain_sha256"])
-        for seal, entry in zip(seals, entries, strict=True):
-            number += 1
-            link = link_sha256(link, entry)
-            placed = {**seal, "seal_seq": number, "row_sha256": entry, "chain_sha256": link}
-            self._insert(placed, placed)
-        self.options.resealed[chain] = {"seals": len(seals), "bundle_head": bundle_head,
-                                        "head": link}
-
 
 class _Elsewhere:
     """A row's owner when it hangs from another parent than the record: equals no project."""
@@ -571,7 +396,3 @@ class _Elsewhere:
 
 
 _ELSEWHERE = _Elsewhere()
-
-
-def _project(owner: Any) -> str:
-    return "no project" if owner is None else f"project {owner}"

@@ -32,12 +32,12 @@ from ctxdb.service.common import Service
 from ctxdb.service.operations.bundle_format import (
     FORMAT,
     FORMAT_VERSION,
-    BundleWriter,
     Manifest,
     is_gzip_name,
     verify_bundle,
 )
 from ctxdb.service.operations.bundle_import import ImportOptions, TableCounts, import_records
+from ctxdb.service.operations.bundle_writer import BundleWriter
 from ctxdb.service.operations.records import RowCodec, TableDigest
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Migrator, Tx

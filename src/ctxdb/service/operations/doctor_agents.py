@@ -35,6 +35,7 @@ def check_stale_instances(storage: Storage, settings: Settings, instances: Insta
     return dataclasses.replace(after, fixed=f"marked {len(crashed)} instance(s) crashed: "
                                + listed([row["instance_id"] for row in crashed]))
 
+
 def check_reload_budget(storage: Storage, settings: Settings) -> Check:
     """Active projects whose live CRITICAL items exceed the reload budget.
 

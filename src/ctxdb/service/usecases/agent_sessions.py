@@ -10,18 +10,24 @@ makes a unit retried after a commit return the recorded result instead of applyi
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity, check_source, injection_max_chars
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
-from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import check_identifier, check_text
-from ctxdb.errors import CtxdbError, InstanceNotFoundError
+from ctxdb.errors import InstanceNotFoundError
 from ctxdb.service.common import audit, decode
-from ctxdb.service.usecases.context import pack_in_tx
+from ctxdb.service.usecases.agent_session_rows import (
+    context_tokens,
+    fresh_compact_handoff,
+    injected_ids,
+    injection_view,
+    previous_session,
+    record_injection,
+    set_usage,
+)
 from ctxdb.service.usecases.continuity import (
     ContinuityService,
     Settlement,
@@ -31,15 +37,14 @@ from ctxdb.service.usecases.continuity import (
     startup_context,
 )
 from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.packs import startup_pack
 from ctxdb.service.usecases.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
-from ctxdb.transcripts.tail import latest_context_tokens
 
 if TYPE_CHECKING:
     from ctxdb.service.usecases.handoffs import HandoffDraft
 
-SESSION_START = "SessionStart"
 MAX_COMPACT_SUMMARY = 100_000
 
 
@@ -91,7 +96,7 @@ class AgentSessionService:
         def unit(tx: Tx) -> dict[str, Any]:
             done = tx.one("injection_by_key", idempotency_key=key)
             if done is not None:  # a retry of this unit after its first attempt committed
-                return _injection_view(done)
+                return injection_view(done)
             project = project_for_repo(tx, repo, self.settings, actor)
             instance = self._instance(tx, session, project["project_id"], repo, actor)
             if settlements:
@@ -101,11 +106,11 @@ class AgentSessionService:
                 handoff = self._new_generation(tx, session, source, instance, draft, repo)
                 instance = require_instance(tx, instance["instance_id"])
             if context_tokens is not None:
-                _set_usage(tx, instance, context_tokens)
+                set_usage(tx, instance, context_tokens)
             pack = self._pack(tx, instance)
             items = [dict(item) for item in pack.items]
             if source == "resume":
-                seen = _injected_ids(tx, instance)
+                seen = injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
             if source == "startup":
                 result = self._inject_startup(tx, instance, session, repo, items, key,
@@ -131,10 +136,10 @@ class AgentSessionService:
         from ctxdb.service.usecases.handoffs import draft_from_transcript
 
         if source == "compact":
-            fresh = self.storage.read(lambda tx: _fresh_compact_handoff(tx, session))
+            fresh = self.storage.read(lambda tx: fresh_compact_handoff(tx, session))
             return None if fresh else draft_from_transcript(session.transcript_path, "compact")
         if source == "clear":
-            previous = self.storage.read(lambda tx: _previous_session(tx, session, repo))
+            previous = self.storage.read(lambda tx: previous_session(tx, session, repo))
             if previous is not None and previous["handoff"] is None:
                 return draft_from_transcript(previous["transcript_path"], "clear")
         return None
@@ -169,12 +174,12 @@ class AgentSessionService:
                         repo: RepoIdentity) -> dict[str, Any] | None:
         """Start the instance's next generation; return the handoff to inject first."""
         if source == "compact":
-            handoff = _fresh_compact_handoff(tx, session)
+            handoff = fresh_compact_handoff(tx, session)
             if handoff is None and draft is not None:
                 handoff = draft.insert(tx, instance, new_idempotency_key())
             tx.value("clear_token_usage", instance_id=instance["instance_id"])
             return handoff
-        previous = _previous_session(tx, session, repo)
+        previous = previous_session(tx, session, repo)
         if previous is None:  # a /clear that kept its session id: the same instance goes on
             handoff = decode(tx.one("latest_handoff_of_instance",
                                     instance_id=instance["instance_id"]) or {}) or None
@@ -202,7 +207,7 @@ class AgentSessionService:
                                   handoff_text=handoff["summary"] if handoff else None,
                                   max_chars=injection_max_chars(session.client),
                                   critical_omitted=critical_omitted)
-        return _record_injection(tx, instance, session, source, rendered.text,
+        return record_injection(tx, instance, session, source, rendered.text,
                                  rendered.item_ids, handoff, key)
 
     def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
@@ -216,7 +221,7 @@ class AgentSessionService:
             critical_omitted=critical_omitted,
             title=injection_title(instance["project_id"], "startup"),
             max_chars=injection_max_chars(session.client))
-        return _record_injection(tx, instance, session, "startup", rendered.text,
+        return record_injection(tx, instance, session, "startup", rendered.text,
                                  rendered.item_ids, handoff, key)
 
     # --- UserPromptSubmit ------------------------------------------------------------------
@@ -232,14 +237,14 @@ class AgentSessionService:
         """
         session = session.checked()
         repo = repo.checked() if repo is not None else None
-        tokens = _context_tokens(session.transcript_path)
+        tokens = context_tokens(session.transcript_path)
 
         def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
             # A prompt proves the session alive, whatever was recorded (crashed, ended).
             tx.execute("revive_instance", instance_id=instance["instance_id"], phase_id=None)
             if tokens is not None:
-                _set_usage(tx, instance, tokens)
+                set_usage(tx, instance, tokens)
             audit(tx, actor or instance["instance_id"], "session.prompt", "instance",
                   instance["instance_id"], instance["project_id"], context_tokens=tokens)
             stopped = sessions_needing_handoff(tx, self.settings, instance["project_id"])
@@ -333,7 +338,7 @@ class AgentSessionService:
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
             require_instance(tx, instance_id)
-            return [_injection_view(row) for row in
+            return [injection_view(row) for row in
                     tx.all("injections_of_instance", instance_id=instance_id)]
 
         return self.storage.read(unit)
@@ -360,99 +365,3 @@ class AgentSessionService:
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
         return self._instance(tx, session, project["project_id"], repo,
                               actor or self.settings.actor)
-
-
-def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
-    """The pack a session start injects. Like ``tokens.clear_and_reload``'s it never fails:
-    CRITICAL items over the budget are left out and named (the injected text says how to
-    fetch them), rather than fail the agent's session start."""
-    return pack_in_tx(tx, project_id, budget, phase_id, partial_critical=True)
-
-
-def _record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
-                      text: str, item_ids: list[int], handoff: dict[str, Any] | None,
-                      key: str) -> dict[str, Any]:
-    """Store what was injected (which items, which handoff, the text) for audit."""
-    row = {
-        "project_id": instance["project_id"], "instance_id": instance["instance_id"],
-        "session_id": session.session_id, "generation": instance["generation"],
-        "hook_event": SESSION_START, "source": source, "item_ids": json.dumps(item_ids),
-        "handoff_id": handoff["handoff_id"] if handoff else None,
-        "characters": len(text), "tokens": estimate_tokens(text),
-        "injected_text": text, "idempotency_key": key,
-    }
-    row["injection_id"] = tx.value("insert_injection", **row)
-    return _injection_view(row)
-
-
-def _context_tokens(path: str | None) -> int | None:
-    if not path:
-        return None
-    try:
-        return latest_context_tokens(path)
-    except (OSError, CtxdbError):
-        return None  # no transcript (yet), or no readable one: usage stays as it is
-
-
-def _set_usage(tx: Tx, instance: dict[str, Any], tokens: int) -> None:
-    capped = max(0, min(int(tokens), int(instance["context_window"])))
-    tx.execute("set_token_usage", instance_id=instance["instance_id"], tokens=capped)
-
-
-def _injected_ids(tx: Tx, instance: dict[str, Any]) -> set[int]:
-    seen: set[int] = set()
-    for row in tx.all("injected_item_ids", instance_id=instance["instance_id"],
-                      generation=instance["generation"]):
-        ids = row["item_ids"]
-        seen.update(json.loads(ids) if isinstance(ids, str) else ids)
-    return seen
-
-
-def _fresh_compact_handoff(tx: Tx, session: AgentSession) -> dict[str, Any] | None:
-    """The handoff the PreCompact hook saved in the instance's current generation, if any."""
-    row = tx.one("instance_of_session", session_id=session.session_id, client=session.client)
-    if row is None:
-        return None
-    instance = require_instance(tx, row["instance_id"])
-    handoff = tx.one("latest_handoff_of_instance", instance_id=instance["instance_id"])
-    if handoff is None or handoff["kind"] != "compact" \
-            or handoff["generation"] != instance["generation"]:
-        return None
-    return decode(handoff)
-
-
-def _previous_session(tx: Tx, session: AgentSession,
-                      repo: RepoIdentity) -> dict[str, Any] | None:
-    """The session a /clear replaced: the latest other one of the client in this worktree."""
-    project = tx.one("project_by_repo_key", repo_key=repo.repo_key)
-    if project is None or repo.worktree is None:
-        return None
-    row = tx.one("previous_instance_in_worktree", project_id=project["project_id"],
-                 client=session.client, worktree=repo.worktree,
-                 instance_id=_own_instance_id(tx, session))
-    if row is None:
-        return None
-    previous = require_instance(tx, row["instance_id"])
-    handoff = tx.one("latest_handoff_of_instance", instance_id=previous["instance_id"])
-    return {"instance_id": previous["instance_id"], "generation": previous["generation"],
-            "transcript_path": previous["metadata"].get("transcript_path"),
-            "handoff": decode(handoff) if handoff else None}
-
-
-def _own_instance_id(tx: Tx, session: AgentSession) -> str:
-    row = tx.one("instance_of_session", session_id=session.session_id, client=session.client)
-    return str(row["instance_id"]) if row else session.default_instance_id
-
-
-def _injection_view(row: dict[str, Any]) -> dict[str, Any]:
-    ids = row["item_ids"]
-    return {
-        "injection_id": row["injection_id"], "project_id": row["project_id"],
-        "instance_id": row["instance_id"], "session_id": row["session_id"],
-        "generation": row["generation"], "hook_event": row["hook_event"],
-        "source": row["source"], "item_ids": json.loads(ids) if isinstance(ids, str) else ids,
-        "handoff_id": row["handoff_id"], "characters": row["characters"],
-        "tokens": row["tokens"], "text": row["injected_text"],
-        "created_at": row.get("created_at"),
-    }
-

@@ -8,7 +8,7 @@ from typing import Any
 
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
-from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
+from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack
 from ctxdb.domain.search import parse_query
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.domain.validation import (
@@ -28,6 +28,7 @@ from ctxdb.errors import (
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
@@ -57,35 +58,6 @@ def require_item(tx: Tx, item_id: int) -> dict[str, Any]:
     if row is None:
         raise ContextItemNotFoundError(f"unknown context item {item_id}", item_id=item_id)
     return decode(row)
-
-
-def current_phase_id(tx: Tx, project_id: str) -> int | None:
-    row = tx.one("current_phase", project_id=project_id)
-    return None if row is None else int(row["phase_id"])
-
-
-def pack_in_tx(
-    tx: Tx, project_id: str, budget: int, phase_id: int | None,
-    max_skips: int = DEFAULT_MAX_SKIPS, *, partial_critical: bool = False,
-) -> Pack:
-    """The budgeted pack, read inside the caller's transaction (see ``domain.packing``;
-    ``partial_critical`` for a reload, which must not fail)."""
-    focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
-    critical = decode_all(tx.all("items_of_priority", project_id=project_id,
-                                 priority="CRITICAL", phase_id=None))
-
-    def tier(priority: Priority) -> Any:
-        if focus is not None:
-            for row in tx.stream("pack_tier_in_phase", project_id=project_id,
-                                 phase_id=focus, priority=priority.value):
-                yield decode(row)
-        for row in tx.stream("pack_tier_outside_phase", project_id=project_id,
-                             phase_id=-1 if focus is None else focus,
-                             priority=priority.value):
-            yield decode(row)
-
-    tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
-    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
 
 
 class ContextService:

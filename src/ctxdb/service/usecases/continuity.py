@@ -230,7 +230,7 @@ class ContinuityService(Service):
         from ctxdb.domain.agents import CLIENTS, injection_max_chars
         from ctxdb.domain.render import injection_title
         from ctxdb.errors import ValidationError
-        from ctxdb.service.usecases.agent_sessions import startup_pack
+        from ctxdb.service.usecases.packs import startup_pack
         from ctxdb.service.usecases.projects import require_project
 
         check_identifier(project_id, "project_id")

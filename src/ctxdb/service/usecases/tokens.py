@@ -17,8 +17,8 @@ from ctxdb.domain.validation import (
 from ctxdb.domain.vocabulary import HandoffKind
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
 from ctxdb.service.common import Service, audit, decode, decode_all
-from ctxdb.service.usecases.context import pack_in_tx
 from ctxdb.service.usecases.instances import instance_of_project, require_instance
+from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Tx
 
