@@ -2,9 +2,9 @@
 export and import on SQLite, measured in the same run.
 
 - **db copy**: a SQLite database of ``--items`` context items (one project) copied into an
-  empty, migrated PostgreSQL database by ``ctxdb.service.dbcopy.copy_database`` (the whole
-  command: read-only snapshot, copy in one transaction with COPY, then every table read back
-  on both sides and compared by row count and content checksum), against a raw copy with
+  empty, migrated PostgreSQL database by ``ctxdb.service.operations.dbcopy.copy_database``
+  (the whole command: read-only snapshot, copy in one transaction with COPY, then every table
+  read back on both sides and compared by row count and content checksum), against a raw copy with
   the bare drivers: ``SELECT`` every table of the file with ``sqlite3`` and ``COPY`` it into
   the same PostgreSQL tables with psycopg, identity counters set, no verification. The copy
   phase alone (ctxdb's report times it apart from the verification) is a row of its own.
@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
 from ctxdb.service import Ctxdb
-from ctxdb.service.dbcopy import copy_database
+from ctxdb.service.operations.dbcopy import copy_database
 from ctxdb.settings import Settings
 from ctxdb.storage.tables import TABLES
 from data import Mix, bench_settings, seeded_project

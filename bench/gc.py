@@ -44,7 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
 from ctxdb.service import Ctxdb
-from ctxdb.service.retention import BATCH
+from ctxdb.service.operations.retention import BATCH
 from ctxdb.settings import Settings
 from data import ITEM_COLUMNS, Mix, bench_settings, generated_rows
 from run import DEFAULT_PG_URL, machine, scratch_database

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench mo
 from ctxdb.domain.search import SearchQuery, parse_query
 from ctxdb.errors import InvalidSearchQueryError
 from ctxdb.service import Ctxdb
-from ctxdb.service.search import MAX_RESULTS
+from ctxdb.service.usecases.search import MAX_RESULTS
 from ctxdb.storage.base import raw
 from data import bench_settings
 from recall_set import CONTEXT_ITEMS, MEMORIES, QUESTIONS

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ctxdb.service import Ctxdb
-from ctxdb.service.audit_chain import GENESIS, entry_sha256, link_sha256
+from ctxdb.service.operations.audit_chain import GENESIS, entry_sha256, link_sha256
 from test_cli import Cli
 
 
@@ -183,7 +183,7 @@ def test_sealers_and_writers_at_once_leave_whole_chains(db: Ctxdb) -> None:
 
 
 def test_sealing_goes_batch_after_batch(db: Ctxdb, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ctxdb.service.audit_chain.SEAL_BATCH", 3)
+    monkeypatch.setattr("ctxdb.service.operations.audit_chain.SEAL_BATCH", 3)
     some_history(db)
     total = len(entries(db))
     assert total > 3 * 2

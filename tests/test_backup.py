@@ -1,4 +1,4 @@
-"""``ctxdb.service.backup`` on both backends: round trips, refusals, and damaged backups.
+"""``ctxdb.service.operations.backup`` on both backends: round trips, refusals, and damaged backups.
 
 A database's content is compared as every row of every table, read with the raw driver; a
 refused restore must leave that content exactly as it was.
@@ -22,7 +22,8 @@ from ctxdb.errors import (
     DatabaseNotEmptyError,
     ValidationError,
 )
-from ctxdb.service import Ctxdb, backup
+from ctxdb.service import Ctxdb
+from ctxdb.service.operations import backup
 from ctxdb.settings import Settings, load_settings
 
 Content = dict[str, list[tuple[str, ...]]]
@@ -235,10 +236,16 @@ def test_sqlite_backup_never_writes_over_the_live_files(tmp_path: Path) -> None:
 def test_restore_reports_progress(db: Ctxdb, settings: Settings, tmp_path: Path) -> None:
     populate(db)
     stages: list[str] = []
-    made = backup.backup(settings, tmp_path / "ctxdb.backup",
-                         progress=lambda stage, _done, _total: stages.append(stage))
-    backup.restore(settings, made["file"], force=True,
-                   progress=lambda stage, _done, _total: stages.append(stage))
+
+    class Phases:
+        def start(self, phase: str, total: int | None) -> None:
+            stages.append(phase)
+
+        def advance(self, amount: int) -> None:
+            pass
+
+    made = backup.backup(settings, tmp_path / "ctxdb.backup", progress=Phases())
+    backup.restore(settings, made["file"], force=True, progress=Phases())
     assert "checking the backup" in stages and "writing to disk" in stages
 
 

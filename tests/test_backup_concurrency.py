@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from ctxdb.service import Ctxdb, backup
+from ctxdb.service import Ctxdb
+from ctxdb.service.operations import backup
 from ctxdb.settings import Settings
 from test_backup import other_settings  # noqa: F401 - a fixture used below
 from test_concurrency import worker_environment

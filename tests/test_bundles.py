@@ -342,8 +342,8 @@ def _resigned(data: bytes, change: Any) -> bytes:
     """The bundle with ``change(record)`` applied to every record, every checksum made right
     again (the records', the trailer's per table and the file's): what a buggy or hostile
     writer could produce, which no checksum can catch."""
-    from ctxdb.service.bundle_format import BundleWriter
-    from ctxdb.service.records import RowCodec, TableDigest
+    from ctxdb.service.operations.bundle_writer import BundleWriter
+    from ctxdb.service.operations.records import RowCodec, TableDigest
     from ctxdb.storage.tables import table_named
 
     parts = data.split(b"\n")
@@ -421,8 +421,8 @@ def test_a_signed_line_that_is_no_json_is_refused_with_nothing_written(
     unparsed; the second finds it is no JSON and the import is rolled back."""
     import hashlib
 
-    from ctxdb.service.bundle_format import BundleWriter
-    from ctxdb.service.records import TableDigest
+    from ctxdb.service.operations.bundle_writer import BundleWriter
+    from ctxdb.service.operations.records import TableDigest
 
     parts = good_bundle.split(b"\n")
     header = json.loads(parts[0])
@@ -464,8 +464,8 @@ def _forged(data: bytes, change: Any) -> bytes:
     could: the first reading takes such a line by its bytes, the second reads its values."""
     import hashlib
 
-    from ctxdb.service.bundle_format import BundleWriter
-    from ctxdb.service.records import TableDigest
+    from ctxdb.service.operations.bundle_writer import BundleWriter
+    from ctxdb.service.operations.records import TableDigest
 
     parts = data.split(b"\n")
     header = json.loads(parts[0])
@@ -540,7 +540,7 @@ def test_a_poisoned_transcript_ingested_on_sqlite_moves_to_postgres_and_back(
 ) -> None:
     """NULs, lone surrogates and impossible dates were stored by SQLite and then refused by
     PostgreSQL (``db copy``) and by the import (even into SQLite)."""
-    from ctxdb.service.dbcopy import copy_database
+    from ctxdb.service.operations.dbcopy import copy_database
     from test_ingest import POISON, response
 
     transcript = tmp_path / "poisoned.jsonl"

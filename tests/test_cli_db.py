@@ -106,7 +106,7 @@ def test_a_file_that_is_not_a_database_exits_6(tmp_path: Path) -> None:
 
 
 def test_printed_locations_hide_passwords(tmp_path: Path) -> None:
-    from ctxdb.service.schema import location
+    from ctxdb.service.operations.schema import location
     from ctxdb.settings import Settings
 
     assert location(Settings(url="postgresql://ctx:s3cret@db.example:5433/ctxdb")) == \

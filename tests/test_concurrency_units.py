@@ -24,7 +24,8 @@ import pytest
 
 import ctxdb
 from ctxdb.errors import TooManyInstancesError, TooManyProjectsError, TransientStorageError
-from ctxdb.service import Ctxdb, schema
+from ctxdb.service import Ctxdb
+from ctxdb.service.operations import schema
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage.retry import MAX_ATTEMPTS
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from ctxdb.database_url import URL_FORMS
 from ctxdb.errors import ConfigError
-from ctxdb.settings import URL_FORMS, load_settings
+from ctxdb.settings import load_settings
 from test_cli import Cli
 from test_hooks import CTXDB, Hook
 

@@ -21,7 +21,7 @@ from ctxdb.errors import (
     TargetNotEmptyError,
     ValidationError,
 )
-from ctxdb.service.dbcopy import copy_database
+from ctxdb.service.operations.dbcopy import copy_database
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Migrator, connect_storage
 from ctxdb.storage.tables import TABLES

@@ -21,8 +21,9 @@ import pytest
 
 from ctxdb.errors import ValidationError
 from ctxdb.service import Ctxdb
-from ctxdb.service.doctor import FAIL, PASS, WARN, Check, DoctorReport, diagnose
-from ctxdb.service.query_plans import HOT_QUERIES, plan_uses_index
+from ctxdb.service.operations.doctor import diagnose
+from ctxdb.service.operations.doctor_report import FAIL, PASS, WARN, Check, DoctorReport
+from ctxdb.service.operations.query_plans import HOT_QUERIES, plan_uses_index
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import connect_storage
 from ctxdb.storage.dialect import POSTGRES, SQLITE

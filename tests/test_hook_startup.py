@@ -112,9 +112,9 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=env, check=True, timeout=60)
     code, modules = json.loads(done.stdout.splitlines()[-1])
-    assert code == 0 and "ctxdb.service.sessions" in modules  # the prompt was handled
-    unwanted = {"click", "rich", "ctxdb.cli.root", "ctxdb.service.tokens",
-                "ctxdb.service.transcripts", "ctxdb.service.handoffs",
+    assert code == 0 and "ctxdb.service.usecases.agent_sessions" in modules  # prompt handled
+    unwanted = {"click", "rich", "ctxdb.cli.root", "ctxdb.service.usecases.tokens",
+                "ctxdb.service.usecases.transcripts", "ctxdb.service.usecases.handoffs",
                 "ctxdb.transcripts.handoff", "ctxdb.transcripts.decisions",
                 "snowballstemmer"}  # the stemmer only where a write indexes a document
     assert unwanted.isdisjoint(modules)

@@ -6,7 +6,8 @@ layer may import:
 
     front ends   cli/ hooks/ mcp/ compat/ (later http/ web/), and ctxdb/__init__.py
         |        never storage, never another front end
-    service      service/: never a front end
+    service      service/: never a front end; inside it usecases/ never imports
+                 operations/, and common.py neither of them
         |
     domain       domain/: pure values and rules, imports neither service nor storage;
                  beside it the readers of foreign formats, importers/ and transcripts/
@@ -16,7 +17,8 @@ layer may import:
                  words (priorities) with the domain's own vocabulary, so it may import domain/
                  (which never imports it)
 
-    foundation   errors.py: imported by every layer, imports nothing of ctxdb
+    foundation   errors.py and progress.py: imported by every layer, import nothing of
+                 ctxdb
     clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
                  editing for the CLI, importing only the foundation
 
@@ -43,7 +45,11 @@ LAYER_OF = {
     # the hooks and the CLI alike, so it sits below both, beside the domain's types it fills.
     "repo_identity": "domain",
     "storage": "storage",
-    "settings": "settings", "errors": "foundation", "__version__": "foundation",
+    # The settings, and the database URL forms they accept (database_url.py, beside them).
+    "settings": "settings", "database_url": "settings",
+    "errors": "foundation", "__version__": "foundation",
+    # How long operations report progress: a protocol every layer may call or implement.
+    "progress": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).
@@ -52,7 +58,7 @@ MAY_IMPORT = {
     "service": {"domain", "storage", "settings", "foundation"},
     "domain": {"domain", "foundation"},
     "storage": {"settings", "foundation"},
-    "settings": {"domain", "foundation"},
+    "settings": {"settings", "domain", "foundation"},
     "clients": {"foundation"},
     "foundation": {"foundation"},
 }
@@ -72,7 +78,7 @@ def module_name(path: Path) -> str:
 
 
 def package_of(module: str) -> str:
-    """The top-level part of ctxdb a module belongs to: ``ctxdb.service.tasks`` -> service."""
+    """The top-level part of ctxdb a module belongs to: ``ctxdb.service.usecases.x`` -> service."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "ctxdb"
 
@@ -126,17 +132,19 @@ def test_imports_point_downward_only() -> None:
 def test_the_rule_catches_imports_up_and_sideways() -> None:
     """Each kind of wrong import, as the check sees it (the package itself has none)."""
     wrong = {
-        "ctxdb.cli.tasks": {"ctxdb.storage.base"},  # a front end reaching past the service
+        "ctxdb.cli.task": {"ctxdb.storage.base"},  # a front end reaching past the service
         "ctxdb.hooks.dispatch": {"ctxdb.mcp.render"},  # one front end using another
-        "ctxdb.service.tasks": {"ctxdb.cli.output"},  # the service calling up
+        "ctxdb.service.usecases.tasks": {"ctxdb.cli.output"},  # the service calling up
         "ctxdb.domain.models": {"ctxdb.storage", "ctxdb.service.common"},  # domain not pure
         "ctxdb.storage.sqlite": {"ctxdb.domain.search"},  # storage depending upward
         "ctxdb.errors": {"ctxdb.service"},
     }
     assert len(violations(wrong)) == 7
-    fine = {"ctxdb.cli.tasks": {"ctxdb.service.tasks", "ctxdb.domain.models", "ctxdb.errors",
-                                "ctxdb.__version__", "ctxdb.cli.output"},
-            "ctxdb.service.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"}}
+    fine = {
+        "ctxdb.cli.task": {"ctxdb.service.usecases.tasks", "ctxdb.domain.models", "ctxdb.errors",
+                            "ctxdb.__version__", "ctxdb.cli.output"},
+        "ctxdb.service.usecases.tasks": {"ctxdb.storage", "ctxdb.domain.models", "ctxdb.settings"},
+    }
     assert violations(fine) == []
 
 
@@ -144,3 +152,51 @@ def test_the_exceptions_are_still_needed() -> None:
     """An exception whose import is gone is deleted from the list (it must not outlive it)."""
     graph = import_graph()
     assert [pair for pair in LAUNCHERS if pair[1] not in graph.get(pair[0], set())] == []
+
+
+# The service's two rooms (docs/architecture.md): the agents' use cases, and the operations on a
+# whole database, which may use the use cases' rules. What both share stays in service/ itself.
+SERVICE_ROOMS = {
+    "usecases": {"usecases", "common"},
+    "operations": {"operations", "usecases", "common"},
+    "common": {"common"},
+}
+
+
+def service_room(module: str) -> str | None:
+    """``ctxdb.service.usecases.tasks`` -> usecases; the facade (``ctxdb.service``) -> None."""
+    parts = module.split(".")
+    if parts[:2] != ["ctxdb", "service"] or len(parts) < 3:
+        return None
+    return parts[2] if parts[2] in ("usecases", "operations") else "common"
+
+
+def room_violations(edges: dict[str, set[str]]) -> list[str]:
+    found = []
+    for source, targets in sorted(edges.items()):
+        room = service_room(source)
+        if room is None:
+            continue
+        for target in sorted(targets):
+            theirs = service_room(target)
+            if theirs is not None and theirs not in SERVICE_ROOMS[room]:
+                found.append(f"{source} ({room}) imports {target} ({theirs})")
+    return found
+
+
+def test_service_rooms_point_one_way() -> None:
+    graph = import_graph()
+    rooms = {service_room(module) for module in graph} - {None}
+    assert rooms == {"usecases", "operations", "common"}
+    assert room_violations(graph) == []
+
+
+def test_the_room_rule_catches_a_use_case_importing_an_operation() -> None:
+    wrong = {
+        "ctxdb.service.usecases.tasks": {"ctxdb.service.operations.retention"},
+        "ctxdb.service.common": {"ctxdb.service.usecases.projects"},
+    }
+    assert len(room_violations(wrong)) == 2
+    fine = {"ctxdb.service.operations.imports": {"ctxdb.service.usecases.memories",
+                                                 "ctxdb.service.common", "ctxdb.service"}}
+    assert room_violations(fine) == []

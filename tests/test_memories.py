@@ -20,7 +20,7 @@ from ctxdb.errors import (
     VersionConflictError,
 )
 from ctxdb.service import Ctxdb
-from ctxdb.service.memories import MUST_NOT_EXIST
+from ctxdb.service.usecases.memories import MUST_NOT_EXIST
 
 NS = "user:prefs"
 

@@ -343,7 +343,11 @@ def test_every_front_end_notices_a_crash(
 def test_a_crash_is_settled_once_by_concurrent_settlers(
     hook: Hook, db: Ctxdb, repo: Path, worked: Path, settings: Any
 ) -> None:
-    from ctxdb.service.continuity import draft_settlements, sessions_needing_handoff, settle_in_tx
+    from ctxdb.service.usecases.continuity import (
+        draft_settlements,
+        sessions_needing_handoff,
+        settle_in_tx,
+    )
 
     work(hook, repo, worked, "a")
     project_id = project_of(db, repo)

@@ -19,7 +19,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service import Ctxdb
-from ctxdb.service.retention import INSTANCE_REFERENCES
+from ctxdb.service.operations.retention import INSTANCE_REFERENCES
 from ctxdb.settings import Settings
 from test_backup import content_of
 from test_foreign_key_indexes import postgres_schema, sqlite_schema

@@ -151,7 +151,7 @@ def test_every_table_belongs_to_projects_through_a_column(catalog: dict[str, Any
 def test_every_reference_to_a_numbered_row_is_registered(catalog: dict[str, Any]) -> None:
     """A bundle imported next to other projects may give its rows new numbers: the columns
     that hold them must be listed (Table.refs) to be rewritten too."""
-    from ctxdb.service.bundle_merge import AUDIT_DETAIL_SPACES, AUDIT_ENTITY_SPACES
+    from ctxdb.service.operations.bundle_merge import AUDIT_DETAIL_SPACES, AUDIT_ENTITY_SPACES
 
     for child, column, parent in catalog["foreign"]:
         source, target = table_named(child), table_named(parent)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import ctxdb
 from ctxdb.errors import VersionConflictError
-from ctxdb.service.memories import MUST_NOT_EXIST
+from ctxdb.service.usecases.memories import MUST_NOT_EXIST
 
 BARRIER_TIMEOUT = 60.0
 NAMESPACE, KEY = "test:counters", "shared"

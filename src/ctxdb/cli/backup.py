@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_table, say, show
-
-if TYPE_CHECKING:
-    from ctxdb.service.backup import Progress
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Progress]:
-    """A Rich progress bar on stderr (stdout stays for the result), or a silent callback."""
-    if not enabled:
-        yield lambda _stage, _done, _total: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total or None)
-
-        yield update
+from ctxdb.cli.progress import phase_progress
 
 
 def _table_rows(tables: dict[str, int]) -> list[dict[str, Any]]:
@@ -63,9 +40,9 @@ def backup_command(app: Application, file: str, force: bool, fmt: str, as_json: 
       ctxdb backup ~/backups/ctxdb-$(date +%Y%m%d).db
       ctxdb --url postgresql://ctxdb@db/ctxdb backup ctxdb.dump --json
     """
-    from ctxdb.service import backup
+    from ctxdb.service.operations import backup
 
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         result = backup.backup(app.settings, file, force=force, fmt=fmt, progress=progress)
 
     def human() -> None:
@@ -102,9 +79,9 @@ def restore_command(app: Application, file: str, force: bool, dry_run: bool,
       ctxdb restore ~/backups/ctxdb-20250101.db --dry-run
       ctxdb restore ~/backups/ctxdb-20250101.db --force
     """
-    from ctxdb.service import backup
+    from ctxdb.service.operations import backup
 
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         result = backup.restore(app.settings, file, force=force, dry_run=dry_run,
                                 progress=progress)
 

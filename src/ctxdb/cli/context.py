@@ -268,8 +268,8 @@ def delete_command(app: Application, item_id: int, as_json: bool) -> None:
 
 
 def _add_archive_commands() -> None:
-    # Defined with `ctxdb gc` (cli/retention.py), which is what archives items.
-    from ctxdb.cli.retention import archived_command, unarchive_command
+    # Defined with `ctxdb gc` (cli/gc.py), which is what archives items.
+    from ctxdb.cli.gc import archived_command, unarchive_command
 
     context_group.add_command(archived_command)
     context_group.add_command(unarchive_command)

@@ -22,7 +22,7 @@ def init_command(app: Application, as_json: bool) -> None:
     must exist; its tables are created). Safe to run again: an up-to-date database is left
     as it is.
     """
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     result = schema.init(app.settings)
 
@@ -51,7 +51,7 @@ def db_group() -> None:
 @pass_app
 def status_command(app: Application, as_json: bool) -> None:
     """Show each migration: version, name, state (applied/pending/modified) and when applied."""
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     result = schema.status(app.settings)
 
@@ -98,7 +98,7 @@ def upgrade_command(app: Application, target: int | None, dry_run: bool, as_json
       ctxdb db upgrade --dry-run
       ctxdb --url postgresql://ctxdb@db:5432/ctxdb db upgrade
     """
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     _show_migration_result(schema.upgrade(app.settings, target, dry_run), as_json)
 
@@ -114,7 +114,7 @@ def downgrade_command(
     app: Application, target: int | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
     """Roll back applied migrations. This can destroy data: it asks first unless --yes."""
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     if not dry_run and not yes:
         plan = schema.downgrade(app.settings, target, dry_run=True)
@@ -183,9 +183,9 @@ def copy_command(app: Application, source_url: str | None, target_url: str, forc
       ctxdb db copy --from ~/.local/share/ctxdb/ctxdb.db --to postgresql://…/ctxdb
       ctxdb db copy --from postgresql://…/ctxdb --to laptop.db --force --json
     """
-    from ctxdb.cli.phases_progress import phase_progress
+    from ctxdb.cli.progress import phase_progress
     from ctxdb.errors import CopyVerificationError
-    from ctxdb.service.dbcopy import copy_database
+    from ctxdb.service.operations.dbcopy import copy_database
 
     source = app.settings.replace(url=source_url) if source_url else app.settings
     target = app.settings.replace(url=target_url)

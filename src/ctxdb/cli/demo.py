@@ -17,7 +17,7 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.output import print_table, say
 from ctxdb.cli.packs import print_pack_table
-from ctxdb.cli.reports import SUMMARY_COLUMNS
+from ctxdb.cli.summary import SUMMARY_COLUMNS
 from ctxdb.cli.tokens import USAGE_COLUMNS, print_reload
 from ctxdb.domain.pack_formats import pack_payload
 
@@ -206,7 +206,7 @@ def demo_command(app: Application) -> None:
       ctxdb --url /tmp/demo.db demo              on a scratch file
       ctxdb --url postgresql://postgres@127.0.0.1/ctxdb demo
     """
-    from ctxdb.service import schema
+    from ctxdb.service.operations import schema
 
     settings = app.settings
     db = app.db()

@@ -1,4 +1,4 @@
-"""``ctxdb doctor``: render the checks of the database's health (see service/doctor.py)."""
+"""``ctxdb doctor``: render the checks of the database's health (service/operations/doctor.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
-from ctxdb.cli.phases_progress import phase_progress
+from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.doctor import Check, DoctorReport
+    from ctxdb.service.operations.doctor_report import Check, DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 MIB = 1024 * 1024
@@ -56,7 +56,7 @@ def doctor_command(
       ctxdb doctor --fix --dry-run
       ctxdb --url postgresql://ctxdb@db:5432/ctxdb doctor --fix
     """
-    from ctxdb.service.doctor import diagnose
+    from ctxdb.service.operations.doctor import diagnose
 
     with phase_progress(not as_json) as progress:
         report = diagnose(app.settings, fix=fix and not dry_run, thorough=thorough,
@@ -69,7 +69,7 @@ def doctor_command(
 def _client_checks() -> list[Check]:
     """Agent-client settings that keep ctxdb's hooks from running here (only when found)."""
     from ctxdb.clients import codex, project_root
-    from ctxdb.service.doctor import WARN, Check
+    from ctxdb.service.operations.doctor_report import WARN, Check
 
     root = project_root(Path.cwd())
     if codex.untrusted_project_hooks(root, Path.home()):

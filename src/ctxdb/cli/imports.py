@@ -6,21 +6,18 @@ one command here (or ``import_group.add_command(...)`` from its own module).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.bundles import import_bundle_command
 from ctxdb.cli.options import json_option
 from ctxdb.cli.output import console, print_table, show
+from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
-    from ctxdb.service.imports import Progress
+    pass
 
-STAGES = {"read": "reading files", "write": "writing"}
 
 
 @click.group("import")
@@ -32,27 +29,6 @@ def import_group() -> None:
                                 the MCP memory server's memory.json
     ctxdb import legacy PATH    a database built with the seed's own SQLite schema
     """
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Progress]:
-    """A Rich progress bar on stderr (stdout stays for the result), or a silent callback."""
-    if not enabled:
-        yield lambda _stage, _advance, _total: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, advance: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
-            bar.update(tasks[stage], advance=advance, total=total)
-
-        yield update
 
 
 def print_report(report: dict[str, Any], what: str) -> None:
@@ -110,7 +86,7 @@ def files_command(app: Application, path: str, project_id: str | None, dry_run: 
 
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         repo = repo_identity(folder)
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         report = app.db().imports.import_files(path, project_id=project_id, repo=repo,
                                                dry_run=dry_run, progress=progress)
     show(report, as_json, lambda: print_report(report, "files from"))
@@ -134,10 +110,69 @@ def legacy_command(app: Application, path: str, dry_run: bool, as_json: bool) ->
       ctxdb import legacy ultrathink_context.db --dry-run
       ctxdb --url postgresql://… import legacy ultrathink_context.db --json
     """
-    with progress_bar(not as_json) as progress:
+    with phase_progress(not as_json) as progress:
         report = app.db().imports.import_legacy(path, dry_run=dry_run, progress=progress)
     show(report, as_json, lambda: print_report(report, "legacy database"))
 
 
-# `ctxdb import bundle`, with `ctxdb export`, lives in its own module.
-import_group.add_command(import_bundle_command)
+
+def _table_rows(
+    tables: dict[str, dict[str, Any]], columns: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """One row per table that has any of the counts, for the summary table."""
+    return [{"table": name, **{c: counts[c] for c in columns}}
+            for name, counts in tables.items() if any(counts[c] for c in columns)]
+
+
+def _print_import(result: dict[str, Any]) -> None:
+    columns = ("rows", "inserted", "skipped", "replaced", "renumbered")
+    print_table(_table_rows(result["tables"], columns), ("table", *columns), empty="no rows")
+    scope = f"project {result['project_id']}" if result["project_id"] else "every project"
+    made = f"made {result['created_at']} from {result['source_backend']}"
+    if result["dry_run"]:
+        verb = "[yellow]dry run, nothing written:[/yellow] would insert"
+    else:
+        verb = "imported"
+    console().print(
+        f"bundle of {scope}, {made}, verified ({result['records']:,} records); {verb} "
+        f"{result['inserted']:,}, skipped {result['skipped']:,} already present, replaced "
+        f"{result['replaced']:,}; {result['renumbered']:,} given new ids", soft_wrap=True)
+    for chain, sealed in sorted(result.get("resealed", {}).items()):
+        console().print(
+            f"audit chain of {chain or '(no project)'}: {sealed['seals']:,} entries sealed "
+            f"again here; its head {sealed['head']} (in the bundle: {sealed['bundle_head']})",
+            soft_wrap=True, markup=False)
+
+
+@import_group.command("bundle")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True,
+              help="Verify the bundle and count what would be imported; write nothing.")
+@click.option("--replace", is_flag=True,
+              help="Overwrite rows of the bundle's own projects that hold a different version "
+                   "of a record with the bundle's, losing their changes made here (default: "
+                   "such a row refuses the whole import). Never writes other projects' rows.")
+@json_option
+@pass_app
+def import_bundle_command(app: Application, file: str, dry_run: bool, replace: bool,
+                          as_json: bool) -> None:
+    """Import FILE, a bundle written by `ctxdb export`, after verifying all of it.
+
+    Every line's checksum, the counts and checksums of the trailer and the schema version
+    are checked before anything is written; a damaged bundle is refused (exit 2) with
+    nothing written. The import is one transaction: all of it or nothing. Into an empty
+    database every id is kept. Into one with other projects, their rows are never written:
+    a record whose number is taken here gets a new one (every reference follows it, and the
+    project's audit chain is sealed again); rows already present are skipped, so importing
+    again changes nothing. A row of the bundle's own project that holds a different version
+    refuses the import (exit 4; --dry-run lists such conflicts) unless --replace.
+
+    \b
+    Examples:
+      ctxdb import bundle backup.jsonl.gz --dry-run
+      ctxdb --url postgresql://… import bundle laptop.jsonl --json
+    """
+    with phase_progress(not as_json) as progress:
+        result = app.db().bundles.import_bundle(file, dry_run=dry_run, replace=replace,
+                                                progress=progress)
+    show(result, as_json, lambda: _print_import(result))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from ctxdb.importers.mcp_memory import (
 )
 from ctxdb.importers.paths import check_inside, read_text, relative, resolve_root, walk
 from ctxdb.importers.records import FilesPlan, ItemRecord, MemoryRecord, Skip, digest
+from ctxdb.progress import Progress
 
 INSTRUCTION_FILES = frozenset({"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "GEMINI.md"})
 MARKDOWN = (".md", ".markdown")
@@ -46,12 +46,12 @@ LOCAL_SETTINGS_REASON = "personal settings (may hold secrets); not imported"
 SQLITE_REASON = ("a SQLite database; if it has the seed's schema, use "
                  "`ctxdb import legacy` on it")
 
-Progress = Callable[[str], None]
-
-
 def scan(path: str, progress: Progress | None = None) -> FilesPlan:
-    """Read everything importable under ``path`` (a folder, or one file)."""
+    """Read everything importable under ``path`` (a folder, or one file); ``progress`` is told
+    of the phase ``read`` (its total unknown) and of each file read."""
     root = resolve_root(path)
+    if progress is not None:
+        progress.start("read", None)
     plan = FilesPlan(root=str(root))
     scanner = _Scanner(root, plan, progress)
     if root.is_file():
@@ -120,7 +120,7 @@ class _Scanner:
             return
         self.plan.files_read += 1
         if self.progress is not None:
-            self.progress(rel)
+            self.progress.advance(1)
         wide = _repository_wide(rel) if repository_wide is None else repository_wide
         self.dispatch(rel, resolved, kind, text, strict, wide, depth)
 

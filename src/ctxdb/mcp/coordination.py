@@ -1,24 +1,20 @@
 """The MCP tools for working together: tasks, messages, approval gates, command runs and
 checkpoints, declared with their typed arguments (the input schemas the model sees).
 
-``server.build_server`` calls :func:`register` with its tool decorator; like the rest of the
-server, every tool runs its :class:`~ctxdb.mcp.tools.ContextTools` method in a worker thread.
+Each is a module-level function of the server's :class:`~ctxdb.mcp.tools.ContextTools` and its
+typed arguments, run in a worker thread; :data:`TOOLS` lists them for ``server.build_server``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from ctxdb.domain.models import choices
 from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, TaskStatus
-from ctxdb.mcp.server import InstanceId, ProjectId, ToolFunction, _in_thread
+from ctxdb.mcp.toolbox import READ_ONLY, WRITES, InstanceId, ProjectId, Tool, in_thread
 from ctxdb.mcp.tools import ContextTools
-
-Decorator = Callable[[ToolAnnotations], Callable[[ToolFunction], ToolFunction]]
 
 TASK_STATUSES = choices(TaskStatus)
 RUN_FINAL_STATUSES = choices(FINISHED_RUN_STATUSES)
@@ -34,227 +30,237 @@ IdempotencyKey = Annotated[str | None, Field(
     "of adding another (safe retries).", min_length=1)]
 
 
-def register(tool: Decorator, read_only: ToolAnnotations, writes: ToolAnnotations,
-             tools: ContextTools) -> None:
-    """Declare the coordination tools on the server whose decorator is ``tool``."""
-    _task_tools(tool, read_only, writes, tools)
-    _message_tools(tool, writes, tools)
-    _approval_tools(tool, read_only, writes, tools)
-    _record_tools(tool, read_only, writes, tools)
+async def task_create(
+    tools: ContextTools,
+    title: Annotated[str, Field(description="What to do, in a line.", min_length=1)],
+    description: Annotated[str, Field(description="What to do, in detail.")] = "",
+    priority: Annotated[int, Field(description="Higher is claimed first.")] = 0,
+    depends_on: Annotated[list[int] | None, Field(
+        description="Ids of tasks that must be done first.")] = None,
+    parent_task_id: Annotated[int | None, Field(
+        description="The task this one is a part of.", ge=1)] = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Add a task to the project's work queue for any agent to claim; it waits until
+    the tasks it depends on are done."""
+    return await in_thread(tools.task_create, title=title, description=description,
+                           priority=priority, depends_on=depends_on,
+                           parent_task_id=parent_task_id, project_id=project_id)
 
 
-def _task_tools(tool: Decorator, read_only: ToolAnnotations, writes: ToolAnnotations,
-                tools: ContextTools) -> None:
-    @tool(writes)
-    async def task_create(
-        title: Annotated[str, Field(description="What to do, in a line.", min_length=1)],
-        description: Annotated[str, Field(description="What to do, in detail.")] = "",
-        priority: Annotated[int, Field(description="Higher is claimed first.")] = 0,
-        depends_on: Annotated[list[int] | None, Field(
-            description="Ids of tasks that must be done first.")] = None,
-        parent_task_id: Annotated[int | None, Field(
-            description="The task this one is a part of.", ge=1)] = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Add a task to the project's work queue for any agent to claim; it waits until
-        the tasks it depends on are done."""
-        return await _in_thread(tools.task_create, title=title, description=description,
-                                priority=priority, depends_on=depends_on,
-                                parent_task_id=parent_task_id, project_id=project_id)
-
-    @tool(read_only)
-    async def task_list(
-        status: Annotated[str | None, Field(
-            description="Only tasks in this status.",
-            json_schema_extra={"anyOf": [{"enum": TASK_STATUSES, "type": "string"},
-                                         {"type": "null"}]})] = None,
-        lease_owner: Annotated[str | None, Field(
-            description="Only tasks this instance holds.")] = None,
-        after: Annotated[int, Field(description="Only tasks with a larger id (the last of "
-                                    "the previous page).", ge=0)] = 0,
-        limit: Annotated[int, Field(description="Most tasks to return.", ge=1, le=200)] = 50,
-        project_id: ProjectId = None,
-    ) -> str:
-        """The project's tasks in id order: status, priority and who holds each."""
-        return await _in_thread(tools.task_list, status=status, lease_owner=lease_owner,
-                                after=after, limit=limit, project_id=project_id)
-
-    @tool(writes)
-    async def task_claim(
-        instance_id: InstanceId,
-        lease_seconds: Annotated[float, Field(
-            description="Seconds you hold the task; after that another agent may take it.",
-            gt=0, le=7 * 24 * 3600)] = 1800.0,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Take the highest-priority ready task of the project for your instance. Returns
-        its id and an epoch: pass both to task_complete or task_fail."""
-        return await _in_thread(tools.task_claim, instance_id=instance_id,
-                                lease_seconds=lease_seconds, project_id=project_id)
-
-    @tool(writes)
-    async def task_complete(
-        task_id: TaskId,
-        epoch: Epoch,
-        result: Annotated[Any, Field(description="What came of it: any JSON.")] = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Mark a task you claimed done (tasks waiting only for it become ready). Refused if
-        your lease expired or the task passed to another agent."""
-        return await _in_thread(tools.task_complete, task_id=task_id, epoch=epoch,
-                                result=result, project_id=project_id)
-
-    @tool(writes)
-    async def task_fail(
-        task_id: TaskId,
-        epoch: Epoch,
-        error: Annotated[str, Field(description="What went wrong.", min_length=1)],
-        project_id: ProjectId = None,
-    ) -> str:
-        """Give up a task you claimed as failed (tasks waiting for it are blocked)."""
-        return await _in_thread(tools.task_fail, task_id=task_id, epoch=epoch, error=error,
-                                project_id=project_id)
+async def task_list(
+    tools: ContextTools,
+    status: Annotated[str | None, Field(
+        description="Only tasks in this status.",
+        json_schema_extra={"anyOf": [{"enum": TASK_STATUSES, "type": "string"},
+                                     {"type": "null"}]})] = None,
+    lease_owner: Annotated[str | None, Field(
+        description="Only tasks this instance holds.")] = None,
+    after: Annotated[int, Field(description="Only tasks with a larger id (the last of "
+                                "the previous page).", ge=0)] = 0,
+    limit: Annotated[int, Field(description="Most tasks to return.", ge=1, le=200)] = 50,
+    project_id: ProjectId = None,
+) -> str:
+    """The project's tasks in id order: status, priority and who holds each."""
+    return await in_thread(tools.task_list, status=status, lease_owner=lease_owner,
+                           after=after, limit=limit, project_id=project_id)
 
 
-def _message_tools(tool: Decorator, writes: ToolAnnotations, tools: ContextTools) -> None:
-    @tool(writes)
-    async def message_send(
-        body: AnyJson,
-        to_instance: Annotated[str | None, Field(
-            description="Send to this instance of the project.")] = None,
-        to_role: Annotated[str | None, Field(
-            description="Send to every instance whose metadata has this role.")] = None,
-        broadcast: Annotated[bool, Field(
-            description="Send to every other instance of the project.")] = False,
-        subject: Annotated[str, Field(description="A short subject line.")] = "",
-        sender: Annotated[str | None, Field(description="Your instance id.")] = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Leave a message for other agents of the project: give exactly one of
-        to_instance, to_role or broadcast=true. It is delivered until acknowledged."""
-        return await _in_thread(tools.message_send, body=body, to_instance=to_instance,
-                                to_role=to_role, broadcast=broadcast, subject=subject,
-                                sender=sender, project_id=project_id)
-
-    @tool(writes)
-    async def message_inbox(
-        instance_id: InstanceId,
-        visibility_seconds: Annotated[float, Field(
-            description="Seconds the messages you receive stay hidden from you; if not "
-            "acknowledged by then they come back.", gt=0, le=7 * 24 * 3600)] = 300.0,
-        limit: Annotated[int, Field(description="Most messages to receive.", ge=1,
-                                    le=100)] = 10,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Receive your instance's unacknowledged messages, oldest first. Acknowledge each
-        with message_ack once handled."""
-        return await _in_thread(tools.message_inbox, instance_id=instance_id,
-                                visibility_seconds=visibility_seconds, limit=limit,
-                                project_id=project_id)
-
-    @tool(writes)
-    async def message_ack(
-        message_id: Annotated[int, Field(description="The message's id.", ge=1)],
-        instance_id: InstanceId,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Acknowledge a message you received: it is never delivered to you again."""
-        return await _in_thread(tools.message_ack, message_id=message_id,
-                                instance_id=instance_id, project_id=project_id)
+async def task_claim(
+    tools: ContextTools,
+    instance_id: InstanceId,
+    lease_seconds: Annotated[float, Field(
+        description="Seconds you hold the task; after that another agent may take it.",
+        gt=0, le=7 * 24 * 3600)] = 1800.0,
+    project_id: ProjectId = None,
+) -> str:
+    """Take the highest-priority ready task of the project for your instance. Returns
+    its id and an epoch: pass both to task_complete or task_fail."""
+    return await in_thread(tools.task_claim, instance_id=instance_id,
+                           lease_seconds=lease_seconds, project_id=project_id)
 
 
-def _approval_tools(tool: Decorator, read_only: ToolAnnotations, writes: ToolAnnotations,
-                    tools: ContextTools) -> None:
-    @tool(writes)
-    async def approval_request(
-        gate_type: Annotated[str, Field(
-            description="What is to be approved: plan, deploy, schema_change, …",
-            min_length=1)],
-        request: Annotated[Any, Field(
-            description="What the person deciding needs to see (any JSON), e.g. the plan."
-        )] = None,
-        title: Annotated[str, Field(description="A one-line summary.")] = "",
-        instance_id: Annotated[str | None, Field(description="Your instance id.")] = None,
-        phase_id: Annotated[int | None, Field(description="The phase it belongs to.",
-                                              ge=0)] = None,
-        idempotency_key: IdempotencyKey = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Ask a person to approve something before you go on; returns the gate's id. Then
-        call approval_status until it is approved or rejected (do not go on before)."""
-        return await _in_thread(tools.approval_request, gate_type=gate_type,
-                                request=request, title=title, instance_id=instance_id,
-                                phase_id=phase_id, idempotency_key=idempotency_key,
-                                project_id=project_id)
-
-    @tool(read_only)
-    async def approval_status(
-        gate_id: Annotated[int, Field(description="The gate's id.", ge=1)],
-        wait_seconds: Annotated[float, Field(
-            description="Wait up to this many seconds for a decision.", ge=0,
-            le=MAX_STATUS_WAIT)] = 0.0,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Whether an approval gate is pending, approved, rejected or cancelled, with who
-        decided and their response."""
-        return await _in_thread(tools.approval_status, gate_id=gate_id,
-                                wait_seconds=wait_seconds, project_id=project_id)
+async def task_complete(
+    tools: ContextTools,
+    task_id: TaskId,
+    epoch: Epoch,
+    result: Annotated[Any, Field(description="What came of it: any JSON.")] = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Mark a task you claimed done (tasks waiting only for it become ready). Refused if
+    your lease expired or the task passed to another agent."""
+    return await in_thread(tools.task_complete, task_id=task_id, epoch=epoch,
+                           result=result, project_id=project_id)
 
 
-def _record_tools(tool: Decorator, read_only: ToolAnnotations, writes: ToolAnnotations,
-                  tools: ContextTools) -> None:
-    @tool(writes)
-    async def command_record(
-        command: Annotated[str, Field(description="The program or command, e.g. pytest.",
-                                      min_length=1)],
-        arguments: Annotated[list[Any] | None, Field(
-            description="Its arguments, e.g. [\"-q\", \"tests/\"].")] = None,
-        exit_code: Annotated[int | None, Field(description="Its exit status.")] = None,
-        status: Annotated[str | None, Field(
-            description="success, failed or cancelled. Default: success for exit code 0, "
-            "else failed.",
-            json_schema_extra={"anyOf": [{"enum": RUN_FINAL_STATUSES, "type": "string"},
-                                         {"type": "null"}]})] = None,
-        output: Annotated[str, Field(description="Its output (or the part worth "
-                                     "keeping).")] = "",
-        error: Annotated[str | None, Field(description="An error message.")] = None,
-        duration_ms: Annotated[int | None, Field(description="How long it ran, in ms.",
-                                                 ge=0)] = None,
-        instance_id: Annotated[str | None, Field(description="Your instance id.")] = None,
-        cwd: Annotated[str | None, Field(description="Where it ran.")] = None,
-        idempotency_key: IdempotencyKey = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Record a command you ran (tests, a build, a migration) and how it ended, so that
-        other agents and people can see it. Give exit_code or status."""
-        return await _in_thread(tools.command_record, command=command, arguments=arguments,
-                                exit_code=exit_code, status=status, output=output,
-                                error=error, duration_ms=duration_ms,
-                                instance_id=instance_id, cwd=cwd,
-                                idempotency_key=idempotency_key, project_id=project_id)
+async def task_fail(
+    tools: ContextTools,
+    task_id: TaskId,
+    epoch: Epoch,
+    error: Annotated[str, Field(description="What went wrong.", min_length=1)],
+    project_id: ProjectId = None,
+) -> str:
+    """Give up a task you claimed as failed (tasks waiting for it are blocked)."""
+    return await in_thread(tools.task_fail, task_id=task_id, epoch=epoch, error=error,
+                           project_id=project_id)
 
-    @tool(writes)
-    async def checkpoint_save(
-        instance_id: InstanceId,
-        state: Annotated[Any, Field(
-            description="Your working state (any JSON): the step you are on, what is done, "
-            "what is next.")],
-        label: Annotated[str, Field(description="A name to find it by.")] = "",
-        idempotency_key: IdempotencyKey = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Save a checkpoint of your state to resume from after a crash or /clear."""
-        return await _in_thread(tools.checkpoint_save, instance_id=instance_id, state=state,
-                                label=label, idempotency_key=idempotency_key,
-                                project_id=project_id)
 
-    @tool(read_only)
-    async def checkpoint_latest(
-        instance_id: Annotated[str | None, Field(
-            description="The newest of this instance. Default: of any instance.")] = None,
-        label: Annotated[str | None, Field(description="The newest with this label.")] = None,
-        project_id: ProjectId = None,
-    ) -> str:
-        """Read the newest checkpoint (of an instance, or with a label) to resume from."""
-        return await _in_thread(tools.checkpoint_latest, instance_id=instance_id,
-                                label=label, project_id=project_id)
+async def message_send(
+    tools: ContextTools,
+    body: AnyJson,
+    to_instance: Annotated[str | None, Field(
+        description="Send to this instance of the project.")] = None,
+    to_role: Annotated[str | None, Field(
+        description="Send to every instance whose metadata has this role.")] = None,
+    broadcast: Annotated[bool, Field(
+        description="Send to every other instance of the project.")] = False,
+    subject: Annotated[str, Field(description="A short subject line.")] = "",
+    sender: Annotated[str | None, Field(description="Your instance id.")] = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Leave a message for other agents of the project: give exactly one of
+    to_instance, to_role or broadcast=true. It is delivered until acknowledged."""
+    return await in_thread(tools.message_send, body=body, to_instance=to_instance,
+                           to_role=to_role, broadcast=broadcast, subject=subject,
+                           sender=sender, project_id=project_id)
+
+
+async def message_inbox(
+    tools: ContextTools,
+    instance_id: InstanceId,
+    visibility_seconds: Annotated[float, Field(
+        description="Seconds the messages you receive stay hidden from you; if not "
+        "acknowledged by then they come back.", gt=0, le=7 * 24 * 3600)] = 300.0,
+    limit: Annotated[int, Field(description="Most messages to receive.", ge=1,
+                                le=100)] = 10,
+    project_id: ProjectId = None,
+) -> str:
+    """Receive your instance's unacknowledged messages, oldest first. Acknowledge each
+    with message_ack once handled."""
+    return await in_thread(tools.message_inbox, instance_id=instance_id,
+                           visibility_seconds=visibility_seconds, limit=limit,
+                           project_id=project_id)
+
+
+async def message_ack(
+    tools: ContextTools,
+    message_id: Annotated[int, Field(description="The message's id.", ge=1)],
+    instance_id: InstanceId,
+    project_id: ProjectId = None,
+) -> str:
+    """Acknowledge a message you received: it is never delivered to you again."""
+    return await in_thread(tools.message_ack, message_id=message_id,
+                           instance_id=instance_id, project_id=project_id)
+
+
+async def approval_request(
+    tools: ContextTools,
+    gate_type: Annotated[str, Field(
+        description="What is to be approved: plan, deploy, schema_change, …",
+        min_length=1)],
+    request: Annotated[Any, Field(
+        description="What the person deciding needs to see (any JSON), e.g. the plan."
+    )] = None,
+    title: Annotated[str, Field(description="A one-line summary.")] = "",
+    instance_id: Annotated[str | None, Field(description="Your instance id.")] = None,
+    phase_id: Annotated[int | None, Field(description="The phase it belongs to.",
+                                          ge=0)] = None,
+    idempotency_key: IdempotencyKey = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Ask a person to approve something before you go on; returns the gate's id. Then
+    call approval_status until it is approved or rejected (do not go on before)."""
+    return await in_thread(tools.approval_request, gate_type=gate_type,
+                           request=request, title=title, instance_id=instance_id,
+                           phase_id=phase_id, idempotency_key=idempotency_key,
+                           project_id=project_id)
+
+
+async def approval_status(
+    tools: ContextTools,
+    gate_id: Annotated[int, Field(description="The gate's id.", ge=1)],
+    wait_seconds: Annotated[float, Field(
+        description="Wait up to this many seconds for a decision.", ge=0,
+        le=MAX_STATUS_WAIT)] = 0.0,
+    project_id: ProjectId = None,
+) -> str:
+    """Whether an approval gate is pending, approved, rejected or cancelled, with who
+    decided and their response."""
+    return await in_thread(tools.approval_status, gate_id=gate_id,
+                           wait_seconds=wait_seconds, project_id=project_id)
+
+
+async def command_record(
+    tools: ContextTools,
+    command: Annotated[str, Field(description="The program or command, e.g. pytest.",
+                                  min_length=1)],
+    arguments: Annotated[list[Any] | None, Field(
+        description="Its arguments, e.g. [\"-q\", \"tests/\"].")] = None,
+    exit_code: Annotated[int | None, Field(description="Its exit status.")] = None,
+    status: Annotated[str | None, Field(
+        description="success, failed or cancelled. Default: success for exit code 0, "
+        "else failed.",
+        json_schema_extra={"anyOf": [{"enum": RUN_FINAL_STATUSES, "type": "string"},
+                                     {"type": "null"}]})] = None,
+    output: Annotated[str, Field(description="Its output (or the part worth "
+                                 "keeping).")] = "",
+    error: Annotated[str | None, Field(description="An error message.")] = None,
+    duration_ms: Annotated[int | None, Field(description="How long it ran, in ms.",
+                                             ge=0)] = None,
+    instance_id: Annotated[str | None, Field(description="Your instance id.")] = None,
+    cwd: Annotated[str | None, Field(description="Where it ran.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Record a command you ran (tests, a build, a migration) and how it ended, so that
+    other agents and people can see it. Give exit_code or status."""
+    return await in_thread(tools.command_record, command=command, arguments=arguments,
+                           exit_code=exit_code, status=status, output=output,
+                           error=error, duration_ms=duration_ms,
+                           instance_id=instance_id, cwd=cwd,
+                           idempotency_key=idempotency_key, project_id=project_id)
+
+
+async def checkpoint_save(
+    tools: ContextTools,
+    instance_id: InstanceId,
+    state: Annotated[Any, Field(
+        description="Your working state (any JSON): the step you are on, what is done, "
+        "what is next.")],
+    label: Annotated[str, Field(description="A name to find it by.")] = "",
+    idempotency_key: IdempotencyKey = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Save a checkpoint of your state to resume from after a crash or /clear."""
+    return await in_thread(tools.checkpoint_save, instance_id=instance_id, state=state,
+                           label=label, idempotency_key=idempotency_key,
+                           project_id=project_id)
+
+
+async def checkpoint_latest(
+    tools: ContextTools,
+    instance_id: Annotated[str | None, Field(
+        description="The newest of this instance. Default: of any instance.")] = None,
+    label: Annotated[str | None, Field(description="The newest with this label.")] = None,
+    project_id: ProjectId = None,
+) -> str:
+    """Read the newest checkpoint (of an instance, or with a label) to resume from."""
+    return await in_thread(tools.checkpoint_latest, instance_id=instance_id,
+                           label=label, project_id=project_id)
+
+
+TOOLS: list[Tool] = [
+    (task_create, WRITES),
+    (task_list, READ_ONLY),
+    (task_claim, WRITES),
+    (task_complete, WRITES),
+    (task_fail, WRITES),
+    (message_send, WRITES),
+    (message_inbox, WRITES),
+    (message_ack, WRITES),
+    (approval_request, WRITES),
+    (approval_status, READ_ONLY),
+    (command_record, WRITES),
+    (checkpoint_save, WRITES),
+    (checkpoint_latest, READ_ONLY),
+]

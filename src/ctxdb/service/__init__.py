@@ -14,28 +14,28 @@ from ctxdb.storage import Migrator, Storage, Tx, open_storage
 # The services are imported when first used, not here: a hook process (one per agent event)
 # needs one or two of them, and importing them all would cost more than its transaction.
 if TYPE_CHECKING:
-    from ctxdb.service.access_tokens import ApiTokenService
-    from ctxdb.service.approvals import ApprovalService
-    from ctxdb.service.audit_chain import AuditChainService
-    from ctxdb.service.bundles import BundleService
-    from ctxdb.service.checkpoints import CheckpointService
-    from ctxdb.service.commands import CommandService
-    from ctxdb.service.context import ContextService
-    from ctxdb.service.continuity import ContinuityService
-    from ctxdb.service.conversations import ConversationService
-    from ctxdb.service.doctor import DoctorService
-    from ctxdb.service.imports import ImportService
-    from ctxdb.service.instances import InstanceService
-    from ctxdb.service.memories import MemoryService
-    from ctxdb.service.messages import MessageService
-    from ctxdb.service.phases import PhaseService
-    from ctxdb.service.projects import ProjectService
-    from ctxdb.service.retention import RetentionService
-    from ctxdb.service.search import SearchService
-    from ctxdb.service.sessions import SessionService
-    from ctxdb.service.tasks import TaskService
-    from ctxdb.service.tokens import TokenService
-    from ctxdb.service.transcripts import TranscriptService
+    from ctxdb.service.operations.audit_chain import AuditChainService
+    from ctxdb.service.operations.bundles import BundleService
+    from ctxdb.service.operations.doctor import DoctorService
+    from ctxdb.service.operations.imports import ImportService
+    from ctxdb.service.operations.retention import RetentionService
+    from ctxdb.service.usecases.access_tokens import ApiTokenService
+    from ctxdb.service.usecases.agent_sessions import AgentSessionService
+    from ctxdb.service.usecases.approvals import ApprovalService
+    from ctxdb.service.usecases.checkpoints import CheckpointService
+    from ctxdb.service.usecases.commands import CommandService
+    from ctxdb.service.usecases.context import ContextService
+    from ctxdb.service.usecases.continuity import ContinuityService
+    from ctxdb.service.usecases.conversations import ConversationService
+    from ctxdb.service.usecases.instances import InstanceService
+    from ctxdb.service.usecases.memories import MemoryService
+    from ctxdb.service.usecases.messages import MessageService
+    from ctxdb.service.usecases.phases import PhaseService
+    from ctxdb.service.usecases.projects import ProjectService
+    from ctxdb.service.usecases.search import SearchService
+    from ctxdb.service.usecases.tasks import TaskService
+    from ctxdb.service.usecases.tokens import TokenService
+    from ctxdb.service.usecases.transcripts import TranscriptService
 
 
 MAX_AUDIT_PAGE = 1_000_000
@@ -58,138 +58,138 @@ class Ctxdb:
 
     @cached_property
     def projects(self) -> ProjectService:
-        from ctxdb.service.projects import ProjectService
+        from ctxdb.service.usecases.projects import ProjectService
 
         return ProjectService(self.storage, self.settings)
 
     @cached_property
     def phases(self) -> PhaseService:
-        from ctxdb.service.phases import PhaseService
+        from ctxdb.service.usecases.phases import PhaseService
 
         return PhaseService(self.storage, self.settings)
 
     @cached_property
     def instances(self) -> InstanceService:
-        from ctxdb.service.instances import InstanceService
+        from ctxdb.service.usecases.instances import InstanceService
 
         return InstanceService(self.storage, self.settings)
 
     @cached_property
     def context(self) -> ContextService:
-        from ctxdb.service.context import ContextService
+        from ctxdb.service.usecases.context import ContextService
 
         return ContextService(self.storage, self.settings, self.instances)
 
     @cached_property
     def tokens(self) -> TokenService:
-        from ctxdb.service.tokens import TokenService
+        from ctxdb.service.usecases.tokens import TokenService
 
         return TokenService(self.storage, self.settings)
 
     @cached_property
     def access_tokens(self) -> ApiTokenService:
         """The API tokens of ``ctxdb serve`` (not ``tokens``, an instance's token usage)."""
-        from ctxdb.service.access_tokens import ApiTokenService
+        from ctxdb.service.usecases.access_tokens import ApiTokenService
 
         return ApiTokenService(self.storage, self.settings)
 
     @cached_property
-    def sessions(self) -> SessionService:
-        from ctxdb.service.sessions import SessionService
+    def sessions(self) -> AgentSessionService:
+        from ctxdb.service.usecases.agent_sessions import AgentSessionService
 
-        return SessionService(self.storage, self.settings, self.instances)
+        return AgentSessionService(self.storage, self.settings, self.instances)
 
     @cached_property
     def continuity(self) -> ContinuityService:
         """Handoffs for sessions that stopped without one, and the live siblings."""
-        from ctxdb.service.continuity import ContinuityService
+        from ctxdb.service.usecases.continuity import ContinuityService
 
         return ContinuityService(self.storage, self.settings)
 
     @cached_property
     def transcripts(self) -> TranscriptService:
-        from ctxdb.service.transcripts import TranscriptService
+        from ctxdb.service.usecases.transcripts import TranscriptService
 
         return TranscriptService(self.storage, self.settings)
 
     @cached_property
     def memories(self) -> MemoryService:
-        from ctxdb.service.memories import MemoryService
+        from ctxdb.service.usecases.memories import MemoryService
 
         return MemoryService(self.storage, self.settings)
 
     @cached_property
     def conversations(self) -> ConversationService:
-        from ctxdb.service.conversations import ConversationService
+        from ctxdb.service.usecases.conversations import ConversationService
 
         return ConversationService(self.storage, self.settings)
 
     @cached_property
     def tasks(self) -> TaskService:
-        from ctxdb.service.tasks import TaskService
+        from ctxdb.service.usecases.tasks import TaskService
 
         return TaskService(self.storage, self.settings)
 
     @cached_property
     def messages(self) -> MessageService:
-        from ctxdb.service.messages import MessageService
+        from ctxdb.service.usecases.messages import MessageService
 
         return MessageService(self.storage, self.settings, self.memories, self.context)
 
     @cached_property
     def approvals(self) -> ApprovalService:
-        from ctxdb.service.approvals import ApprovalService
+        from ctxdb.service.usecases.approvals import ApprovalService
 
         return ApprovalService(self.storage, self.settings)
 
     @cached_property
     def commands(self) -> CommandService:
-        from ctxdb.service.commands import CommandService
+        from ctxdb.service.usecases.commands import CommandService
 
         return CommandService(self.storage, self.settings)
 
     @cached_property
     def checkpoints(self) -> CheckpointService:
-        from ctxdb.service.checkpoints import CheckpointService
+        from ctxdb.service.usecases.checkpoints import CheckpointService
 
         return CheckpointService(self.storage, self.settings)
 
     @cached_property
     def search(self) -> SearchService:
-        from ctxdb.service.search import SearchService
+        from ctxdb.service.usecases.search import SearchService
 
         return SearchService(self.storage, self.settings)
 
     @cached_property
     def doctor(self) -> DoctorService:
-        from ctxdb.service.doctor import DoctorService
+        from ctxdb.service.operations.doctor import DoctorService
 
         return DoctorService(self.storage, self.settings, self.instances, lambda: self.search)
 
     @cached_property
     def imports(self) -> ImportService:
-        from ctxdb.service.imports import ImportService
+        from ctxdb.service.operations.imports import ImportService
 
         return ImportService(self.storage, self.settings, self.memories)
 
     @cached_property
     def retention(self) -> RetentionService:
         """``ctxdb gc``: expired memories, ended instances, old events, archived items."""
-        from ctxdb.service.retention import RetentionService
+        from ctxdb.service.operations.retention import RetentionService
 
         return RetentionService(self.storage, self.settings)
 
     @cached_property
     def audit_chain(self) -> AuditChainService:
         """Hash chains over the audit log: ``seal`` and ``verify`` (docs/audit.md)."""
-        from ctxdb.service.audit_chain import AuditChainService
+        from ctxdb.service.operations.audit_chain import AuditChainService
 
         return AuditChainService(self.storage, self.settings)
 
     @cached_property
     def bundles(self) -> BundleService:
         """Export to and import from verified JSON Lines bundles (docs/bundles.md)."""
-        from ctxdb.service.bundles import BundleService
+        from ctxdb.service.operations.bundles import BundleService
 
         return BundleService(self.storage, self.settings)
 

@@ -1,8 +1,9 @@
 """Backup and restore in each backend's own format: one interface, one implementation per backend.
 
-``ctxdb backup`` and ``ctxdb restore`` (``service/backup.py``) decide what is allowed: which
-format, whether a database holding data may be replaced, what a restore is checked against,
-the audit row. How a backend copies itself is here: :class:`Backups` with ``SQLiteBackups``
+``ctxdb backup`` and ``ctxdb restore`` (``service/operations/backup.py``) decide what is
+allowed: which format, whether a database holding data may be replaced, what a restore is
+checked against, the audit row. How a backend copies itself is here: :class:`Backups` with
+``SQLiteBackups``
 (``sqlite_backup.py``: SQLite's online backup API) and ``PostgresBackups`` (``pg_tools.py``:
 pg_dump, pg_restore and psql). The export bundle, the format both backends share, is the
 service layer's.
@@ -15,17 +16,14 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.migrate import load_migrations
-
-# (what is happening, units done, units in all; 0 in all when unknown)
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

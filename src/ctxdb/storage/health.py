@@ -1,7 +1,7 @@
 """Health probes of one database, for ``ctxdb doctor``: one implementation per backend.
 
 The probes only observe (and, for the few safe repairs, act); what counts as healthy is
-decided by the service layer (``service/doctor.py``). A probe that cannot run because the
+decided by the service layer (``service/operations/doctor.py``). A probe that cannot run because the
 database is damaged raises a :mod:`ctxdb.errors` type like every other storage call.
 
 :func:`declared_indexes` reads the migrations' own text to know which named indexes the schema

@@ -29,6 +29,7 @@ from ctxdb.errors import (
     ExternalToolError,
     ValidationError,
 )
+from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage import backups
 from ctxdb.storage.dialect import POSTGRES
@@ -202,10 +203,10 @@ class PostgresBackups(backups.Backups):
     def available(self) -> bool:
         return bool(tool("pg_dump") and tool("pg_restore"))
 
-    def back_up(self, target: Path, progress: backups.Progress) -> backups.BackupContents:
-        progress("running pg_dump", 0, 0)
+    def back_up(self, target: Path, progress: Progress) -> backups.BackupContents:
+        progress.start("running pg_dump", None)
         dump(self.settings.url, target)
-        progress("checking the archive", 0, 0)
+        progress.start("checking the archive", None)
         contents = read_archive(target)
         if contents.schema_version == 0:
             raise BackupInvalidError("the archive holds no ctxdb schema (no schema_migrations "
@@ -224,8 +225,8 @@ class PostgresBackups(backups.Backups):
     def live_row_counts(self) -> dict[str, int]:
         return live_row_counts(self.settings.url)
 
-    def restore(self, source: Path, progress: backups.Progress) -> None:
-        progress("restoring with pg_restore and psql", 0, 0)
+    def restore(self, source: Path, progress: Progress) -> None:
+        progress.start("restoring with pg_restore and psql", None)
         with tempfile.TemporaryDirectory(prefix="ctxdb-restore-") as scratch:
             restore(self.settings.url, source, drop_sql(self.settings),
                     Path(scratch) / "data.sql")

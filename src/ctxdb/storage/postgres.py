@@ -36,11 +36,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import (
     ConfigError,
-    ConflictError,
-    CtxdbError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
-    StatementRefusedError,
     StorageError,
 )
 from ctxdb.settings import Settings
@@ -54,19 +51,18 @@ if TYPE_CHECKING:
 
 try:
     import psycopg
-    from psycopg import errors as pg_errors
     from psycopg.adapt import Loader
     from psycopg.rows import dict_row
     from psycopg.types.string import TextLoader
 
     from ctxdb.storage.pg_pool import (
         BoundedConnection,
-        CheckoutTimeout,
         ConnectionPool,
         NoAnswer,
         connect,
         connection_parameters,
     )
+    from ctxdb.storage.postgres_errors import first_line, is_transient, translate
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
         "PostgreSQL support needs the postgres extra: pip install 'ctxdb[postgres]'"
@@ -77,12 +73,6 @@ _cursor_names = itertools.count()
 # psycopg logs what it also raises (and what ctxdb reports as one error); without a handler of
 # the application's, Python would print those lines to stderr, before a CLI's JSON error.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
-
-# SQLSTATEs after which the same unit of work may succeed: serialization failure, deadlock,
-# the server shutting down, starting up or out of connection slots; and the whole class 08,
-# connection exceptions. (A connection that failed on the client's side has no SQLSTATE.)
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
-_STATEMENT_TIMEOUT = "57014"  # query_canceled: what statement_timeout raises
 
 # One simple-query message, so knowing the transaction id costs no extra round trip.
 # (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
@@ -115,39 +105,6 @@ def _configure(conn: psycopg.Connection[Any], settings: Settings, read_only: boo
         statements.append("SET default_transaction_read_only = on")
     # One simple-query message (bytes, no parameters): one round trip for all of them.
     conn.execute("; ".join(statements).encode())
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, CheckoutTimeout):
-        return True
-    if isinstance(exc, NoAnswer | pg_errors.ConnectionTimeout) or not isinstance(
-            exc, psycopg.Error):
-        return False  # a silent server: running again would wait as long again
-    if exc.sqlstate is None:
-        return isinstance(exc, psycopg.OperationalError)
-    return exc.sqlstate in _TRANSIENT_SQLSTATES or exc.sqlstate.startswith("08")
-
-
-def _translate(exc: psycopg.Error, settings: Settings) -> CtxdbError:
-    if isinstance(exc, NoAnswer):
-        return DatabaseTimeoutError(str(exc), timeout=settings.pg_socket_timeout)
-    if exc.sqlstate == _STATEMENT_TIMEOUT:
-        return DatabaseTimeoutError(
-            f"a statement ran longer than pg_statement_timeout "
-            f"({settings.pg_statement_timeout:g} s) and was cancelled: {_first_line(exc)}",
-            timeout=settings.pg_statement_timeout)
-    if isinstance(exc, psycopg.IntegrityError):
-        return ConflictError(f"the database refused the change: {exc}")
-    if exc.sqlstate is None:
-        return DatabaseUnavailableError(f"PostgreSQL connection failed: {_first_line(exc)}")
-    # The SQLSTATE lets a caller tell, say, index corruption (XX002) from a missing privilege.
-    return StatementRefusedError(f"PostgreSQL error {exc.sqlstate}: {exc}",
-                                 sqlstate=exc.sqlstate)
-
-
-def _first_line(exc: BaseException) -> str:
-    """libpq's message without its hint lines (``Is the server running …``)."""
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:
@@ -294,7 +251,7 @@ class PostgresStorage(Storage):
         except psycopg.Error as exc:
             # Unreachable, refused, a wrong password: said at once, in one line.
             raise DatabaseUnavailableError(
-                f"cannot connect to PostgreSQL at {self.describe_url()}: {_first_line(exc)}"
+                f"cannot connect to PostgreSQL at {self.describe_url()}: {first_line(exc)}"
             ) from exc
 
     def _connect(self) -> BoundedConnection:
@@ -389,11 +346,11 @@ class PostgresStorage(Storage):
             try:
                 return run(unit)
             except psycopg.Error as exc:
-                if _is_transient(exc):
+                if is_transient(exc):
                     raise
-                raise _translate(exc, self.settings) from exc
+                raise translate(exc, self.settings) from exc
 
-        return with_retries(attempt, _is_transient, "PostgreSQL transaction", RETRY_BUDGET)
+        return with_retries(attempt, is_transient, "PostgreSQL transaction", RETRY_BUDGET)
 
     def write(self, unit: Callable[[Tx], T]) -> T:
         return self._guarded(self.indexing(unit), write=True)

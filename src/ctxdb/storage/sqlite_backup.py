@@ -30,6 +30,7 @@ from ctxdb.errors import (
     StorageError,
     ValidationError,
 )
+from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage import backups
 from ctxdb.storage.dialect import SQLITE
@@ -39,7 +40,6 @@ from ctxdb.storage.sqlite import connect
 PAGES_PER_STEP = 256
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-Progress = Callable[[int, int], None]  # (pages done, pages in all)
 
 
 def is_sqlite_file(path: Path) -> bool:
@@ -79,10 +79,23 @@ def integrity(conn: sqlite3.Connection) -> str:
     return "ok" if problems == ["ok"] else "; ".join(problems)
 
 
+class _PagesCopied:
+    """SQLite's backup callback (pages left of pages in all) told as the steps of one phase."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._done: int | None = None
+
+    def __call__(self, _status: int, remaining: int, total: int) -> None:
+        if self._done is None:
+            self._progress.start("copying pages", total)
+            self._done = 0
+        self._progress.advance(total - remaining - self._done)
+        self._done = total - remaining
+
+
 def _step_reporter(progress: Progress | None) -> Callable[[int, int, int], None] | None:
-    if progress is None:
-        return None
-    return lambda _status, remaining, total: progress(total - remaining, total)
+    return None if progress is None else _PagesCopied(progress)
 
 
 def online_backup(database: Path, target: Path, settings: Settings,
@@ -185,14 +198,13 @@ class SQLiteBackups(backups.Backups):
     def protected_files(self) -> set[Path]:
         return live_files(self.settings.sqlite_path)
 
-    def back_up(self, target: Path, progress: backups.Progress) -> backups.BackupContents:
+    def back_up(self, target: Path, progress: Progress) -> backups.BackupContents:
         database = self.settings.sqlite_path
         if not database.exists():
             raise ValidationError(f"there is no database at {database} to back up",
                                   location=str(database))
-        version = online_backup(database, target, self.settings,
-                                lambda done, total: progress("copying pages", done, total))
-        progress("checking the copy", 0, 0)
+        version = online_backup(database, target, self.settings, progress)
+        progress.start("checking the copy", None)
         contents = inspect_backup(target, max(self.latest_version, version))
         if contents["schema_version"] != version:  # a defence: the copy is the snapshot read
             raise BackupInvalidError(f"the copy has schema version {contents['schema_version']}"
@@ -207,9 +219,8 @@ class SQLiteBackups(backups.Backups):
     def live_row_counts(self) -> dict[str, int]:
         return live_row_counts(self.settings.sqlite_path, self.settings)
 
-    def restore(self, source: Path, progress: backups.Progress) -> None:
-        verdict = restore_into(source, self.settings.sqlite_path, self.settings,
-                               lambda done, total: progress("copying pages", done, total))
+    def restore(self, source: Path, progress: Progress) -> None:
+        verdict = restore_into(source, self.settings.sqlite_path, self.settings, progress)
         if verdict != "ok":  # never expected: the source was checked and the copy is SQLite's
             raise BackupInvalidError(
                 f"the restored database failed its integrity check: {verdict}")

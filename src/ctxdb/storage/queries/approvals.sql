@@ -1,4 +1,4 @@
--- Approval gates: requests decided once (see service/approvals.py).
+-- Approval gates: requests decided once (see service/usecases/approvals.py).
 
 -- name: insert_approval_gate
 INSERT INTO approval_gates (project_id, phase_id, instance_id, gate_type, title, request,

@@ -1,4 +1,4 @@
--- Checkpoints of an instance's state (see service/checkpoints.py).
+-- Checkpoints of an instance's state (see service/usecases/checkpoints.py).
 
 -- name: insert_checkpoint
 INSERT INTO checkpoints (project_id, instance_id, phase_id, generation, label, state,

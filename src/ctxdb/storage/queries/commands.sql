@@ -1,4 +1,4 @@
--- Command runs: queued -> running -> success | failed | cancelled (see service/commands.py).
+-- Command runs: queued -> running -> success | failed | cancelled (see service/usecases/commands.py).
 
 -- name: insert_command_run
 -- A run recorded after it finished (:status success, failed or cancelled) started

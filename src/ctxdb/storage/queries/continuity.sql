@@ -1,4 +1,4 @@
--- Continuity across sessions (service/continuity.py): the handoffs made after the fact for
+-- Continuity across sessions (service/usecases/continuity.py): the handoffs made after the fact for
 -- sessions that stopped without one, the handoff a new session resumes from, and the live
 -- sessions a new one is told about.
 

@@ -1,4 +1,4 @@
--- Conversation sessions and their ordered event logs (see service/conversations.py).
+-- Conversation sessions and their ordered event logs (see service/usecases/conversations.py).
 
 -- name: insert_session
 INSERT INTO sessions (session_id, project_id, app_name, user_id, instance_id, state,

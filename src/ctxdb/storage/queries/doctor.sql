@@ -1,4 +1,4 @@
--- Read-only probes of ctxdb doctor (see service/doctor.py).
+-- Read-only probes of ctxdb doctor (see service/operations/doctor.py).
 
 -- name: stale_instances
 -- The live instances reap_stale_instances would mark crashed: no heartbeat for :stale_after

@@ -1,4 +1,4 @@
--- ctxdb import (see service/imports.py): the rows an import writes keep the times and
+-- ctxdb import (see service/operations/imports.py): the rows an import writes keep the times and
 -- numbers of their source, so these inserts take them as parameters ($NOW when absent).
 
 -- name: imported_items

@@ -1,4 +1,4 @@
--- Versioned memories (see service/memories.py). A memory is "live" when it is neither
+-- Versioned memories (see service/usecases/memories.py). A memory is "live" when it is neither
 -- deleted (a tombstone) nor expired; expiry is judged by the database clock, and an expired
 -- row is as good as gone (the sweep, or the next put of its key, removes it).
 

@@ -1,4 +1,4 @@
--- Messages between agent instances and their per-consumer deliveries (see service/messages.py).
+-- Messages between agent instances and their per-consumer deliveries (see service/usecases/messages.py).
 
 -- name: insert_message
 INSERT INTO messages (project_id, sender, recipient_kind, recipient, subject, body, created_at)

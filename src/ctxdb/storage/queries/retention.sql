@@ -1,4 +1,4 @@
--- Retention (service/retention.py, `ctxdb gc`). Ages are seconds before the database clock;
+-- Retention (service/operations/retention.py, `ctxdb gc`). Ages are seconds before the database clock;
 -- :project_id '' means every project. Each batch runs in its own transaction.
 
 -- name: count_expired_memories

@@ -1,4 +1,4 @@
--- Full-text search (see service/search.py and docs/search.md). The documents are kept by
+-- Full-text search (see service/usecases/search.py and docs/search.md). The documents are kept by
 -- triggers (migration 0008) and given their index terms by Storage.write (the search_terms
 -- migration, storage/search_engine.py); these queries read them, index them, or repair them
 -- on request.

@@ -1,4 +1,4 @@
--- The work queue: tasks with leases and dependencies (see service/tasks.py).
+-- The work queue: tasks with leases and dependencies (see service/usecases/tasks.py).
 
 -- name: insert_task
 INSERT INTO tasks (project_id, parent_task_id, title, description, priority, status,

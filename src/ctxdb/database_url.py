@@ -1,0 +1,82 @@
+"""Which database a URL names, in the forms ctxdb accepts, and the URL as ctxdb stores it.
+
+Read by the settings when they are loaded (``url``); a URL of another form is a
+:class:`~ctxdb.errors.ConfigError` naming the accepted ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ctxdb.errors import ConfigError
+
+URL_FORMS = ("a SQLite file path (a relative one is resolved once, from the current "
+             "directory), sqlite:///relative/path.db, sqlite:////absolute/path.db, or "
+             "postgresql://user@host:port/database (postgres:// too)")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def _invalid(setting: str, message: str) -> ConfigError:
+    return ConfigError(message, setting=setting)
+
+
+def database_kind(url: str) -> str:
+    """``"sqlite"`` or ``"postgres"``: which database ``url`` names, in one of the accepted
+    forms (:data:`URL_FORMS`); anything else is a :class:`ConfigError` naming them.
+
+    A URL of another scheme must never be taken for a file name: ``mysql://x/y`` would
+    quietly become a SQLite file ``./mysql:/x/y`` that nobody looks at.
+    """
+    found = _SCHEME.match(url)
+    rest = url[found.end():] if found else ""
+    scheme = found.group(1).lower() if found else ""
+    base, _, driver = scheme.partition("+")
+    if found is None or (not rest.startswith("//") and base not in ("sqlite", *POSTGRES_SCHEMES)):
+        return "sqlite"  # a path (a colon in a file name, or C:\…, is no scheme)
+    if base in POSTGRES_SCHEMES:
+        _check_postgres_url(url)
+        return "postgres"
+    if base == "sqlite":
+        if driver or not rest.startswith("///") or not rest[3:]:
+            raise _invalid("url", f"SQLite URL {url!r} is not of an accepted form: "
+                                  "sqlite:///relative/path.db (three slashes, relative to the "
+                                  "current directory) or sqlite:////absolute/path.db (four)")
+        return "sqlite"
+    hint = (" (did you mean postgresql://…?)" if base.startswith(("postg", "pg", "psql"))
+            else "")
+    raise _invalid("url", f"unknown database URL scheme {found.group(1) + ':'!r}{hint}; "
+                          f"accepted are {URL_FORMS}")
+
+
+def _check_postgres_url(url: str) -> None:
+    from urllib.parse import urlsplit  # a prompt hook on SQLite never needs it
+
+    if not url.partition(":")[2].startswith("//"):
+        raise _invalid("url", f"PostgreSQL URL {_without_password(url)!r} must start with "
+                              "postgresql:// (e.g. postgresql://user@host:5432/database)")
+    try:
+        urlsplit(url).port  # noqa: B018 (reading it checks it)
+    except ValueError as exc:
+        raise _invalid("url", f"PostgreSQL URL {_without_password(url)!r} is malformed: "
+                              f"{exc}") from None
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user part (if any) masked, fit for an error."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def normalised_url(url: str) -> str:
+    """``url`` as ctxdb stores it: a PostgreSQL URL with the scheme libpq reads
+    (``postgresql+psycopg://…`` and ``postgres://…`` become ``postgresql://…``), anything
+    else unchanged. Assumes ``url`` passed :func:`database_kind`."""
+    if database_kind(url) != "postgres":
+        return url
+    return "postgresql:" + url.partition(":")[2]

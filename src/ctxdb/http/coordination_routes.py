@@ -1,0 +1,149 @@
+"""The ``/v1`` routes by which a project's agents coordinate and look things up: memories,
+tasks, messages, search and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ctxdb.http import models as m
+from ctxdb.http.routing import (
+    IdempotencyKey,
+    Reader,
+    Writer,
+    instance_of,
+    no_idempotency,
+)
+
+v1 = APIRouter(prefix="/v1")
+
+
+# --- memories -----------------------------------------------------------------------------
+
+
+@v1.get("/projects/{project_id}/memories", response_model=list[m.Memory])
+def list_memories(caller: Reader, project_id: str, prefix: str = "",
+                  limit: int = 100) -> Any:
+    return caller.db.memories.list(caller.project(project_id), prefix, limit=limit)
+
+
+@v1.put("/projects/{project_id}/memories/{namespace}/{key}", response_model=m.Memory)
+def put_memory(caller: Writer, project_id: str, namespace: str, key: str,
+               body: m.MemoryIn) -> Any:
+    return caller.db.memories.put(
+        caller.project(project_id), namespace, key, body.value, memory_type=body.memory_type,
+        expected_version=body.expected_version, ttl_seconds=body.ttl_seconds)
+
+
+@v1.get("/projects/{project_id}/memories/{namespace}/{key}", response_model=m.Memory)
+def get_memory(caller: Reader, project_id: str, namespace: str, key: str,
+               version: int | None = None) -> Any:
+    return caller.db.memories.get(caller.project(project_id), namespace, key, version)
+
+
+@v1.get("/projects/{project_id}/memories/{namespace}/{key}/history",
+        response_model=list[dict[str, Any]])
+def memory_history(caller: Reader, project_id: str, namespace: str, key: str) -> Any:
+    return caller.db.memories.history(caller.project(project_id), namespace, key)
+
+
+@v1.delete("/projects/{project_id}/memories/{namespace}/{key}", response_model=m.Memory)
+def delete_memory(caller: Writer, project_id: str, namespace: str, key: str,
+                  expected_version: int | None = None) -> Any:
+    return caller.db.memories.delete(caller.project(project_id), namespace, key,
+                                     expected_version=expected_version)
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+@v1.post("/projects/{project_id}/tasks", response_model=m.Task, status_code=201)
+def create_task(caller: Writer, project_id: str, body: m.TaskIn,
+                key: IdempotencyKey = None) -> Any:
+    no_idempotency(key, "tasks")
+    return caller.db.tasks.create(
+        caller.project(project_id), body.title, description=body.description,
+        priority=body.priority, parent_task_id=body.parent_task_id, depends_on=body.depends_on)
+
+
+@v1.get("/projects/{project_id}/tasks", response_model=list[m.Task])
+def list_tasks(caller: Reader, project_id: str, status: str | None = None, after: int = 0,
+               limit: int = 100) -> Any:
+    return caller.db.tasks.list(caller.project(project_id), status=status, after=after,
+                                limit=limit)
+
+
+@v1.post("/projects/{project_id}/tasks/claim", response_model=m.Claim)
+def claim_task(caller: Writer, project_id: str, body: m.ClaimIn) -> Any:
+    pid = caller.project(project_id)
+    instance_of(caller, pid, body.instance_id)
+    return {"task": caller.db.tasks.claim(pid, body.instance_id, body.lease_seconds)}
+
+
+@v1.get("/projects/{project_id}/tasks/{task_id}", response_model=m.Task)
+def get_task(caller: Reader, project_id: str, task_id: int) -> Any:
+    return caller.db.tasks.get(task_id, project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/tasks/{task_id}/renew", response_model=m.Task)
+def renew_task(caller: Writer, project_id: str, task_id: int, body: m.LeaseIn) -> Any:
+    return caller.db.tasks.renew(task_id, body.epoch, body.lease_seconds,
+                                 project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/tasks/{task_id}/complete", response_model=m.Task)
+def complete_task(caller: Writer, project_id: str, task_id: int, body: m.CompleteIn) -> Any:
+    return caller.db.tasks.complete(task_id, body.epoch, body.result,
+                                    project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/tasks/{task_id}/fail", response_model=m.Task)
+def fail_task(caller: Writer, project_id: str, task_id: int, body: m.FailIn) -> Any:
+    return caller.db.tasks.fail(task_id, body.epoch, body.error,
+                                project_id=caller.project(project_id))
+
+
+# --- messages and search ------------------------------------------------------------------
+
+
+@v1.post("/projects/{project_id}/messages", response_model=m.Message, status_code=201)
+def send_message(caller: Writer, project_id: str, body: m.MessageIn,
+                 key: IdempotencyKey = None) -> Any:
+    no_idempotency(key, "messages")
+    return caller.db.messages.send(caller.project(project_id), body.recipient_kind,
+                                   body.recipient, body.body, subject=body.subject,
+                                   sender=body.sender)
+
+
+@v1.post("/projects/{project_id}/messages/inbox", response_model=list[m.Message])
+def inbox(caller: Writer, project_id: str, body: m.InboxIn) -> Any:
+    """Delivers (so a write): each message returned is hidden for ``visibility_seconds``."""
+    instance_of(caller, project_id, body.instance_id)
+    return caller.db.messages.inbox(body.instance_id, body.visibility_seconds, body.limit,
+                                    project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/messages/{message_id}/ack", response_model=dict[str, Any])
+def ack_message(caller: Writer, project_id: str, message_id: int, body: m.AckIn) -> Any:
+    instance_of(caller, project_id, body.instance_id)
+    return caller.db.messages.ack(message_id, body.instance_id,
+                                  project_id=caller.project(project_id))
+
+
+@v1.get("/projects/{project_id}/search", response_model=list[m.SearchHit])
+def search(caller: Reader, project_id: str, q: str,
+           kind: Annotated[list[str] | None, Query()] = None, limit: int = 20) -> Any:
+    pid = caller.project(project_id)
+    if kind is None:
+        return caller.db.search.search(pid, q, limit=limit)
+    return caller.db.search.search(pid, q, kinds=kind, limit=limit)
+
+
+@v1.get("/projects/{project_id}/audit", response_model=list[dict[str, Any]])
+def audit_log(caller: Reader, project_id: str, entity_id: str | None = None,
+              limit: int = 100) -> Any:
+    """The project's newest audit entries first (optionally of one entity)."""
+    pid = caller.project(project_id)
+    caller.db.projects.get(pid)
+    return caller.db.audit_log(project_id=pid, entity_id=entity_id, limit=limit)

@@ -1,0 +1,376 @@
+"""Agent sessions as the client hooks see them: start (startup, resume, clear, compact),
+prompts, the save before a compaction, its summary, and the end.
+
+Each method is one use case: one write transaction with its audit row. Transcripts are parsed
+(pure code, ``ctxdb.transcripts``) before the transaction starts, so no lock is held while a
+file is read. Every text handed to an agent is recorded in ``injections`` (which items, which
+instance and generation, which handoff, the text itself) for audit, and its idempotency key
+makes a unit retried after a commit return the recorded result instead of applying twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ctxdb.domain.agents import (
+    RESUME_DROPS_INJECTIONS,
+    AgentSession,
+    RepoIdentity,
+    check_source,
+    injection_max_chars,
+)
+from ctxdb.domain.ids import new_idempotency_key
+from ctxdb.domain.packing import Pack
+from ctxdb.domain.render import injection_title, render_context
+from ctxdb.domain.validation import check_identifier, check_text
+from ctxdb.errors import InstanceNotFoundError
+from ctxdb.service.common import audit, decode
+from ctxdb.service.usecases.agent_session_rows import (
+    context_tokens,
+    fresh_compact_handoff,
+    injected_ids,
+    injection_view,
+    previous_session,
+    record_injection,
+    set_usage,
+)
+from ctxdb.service.usecases.continuity import (
+    ContinuityService,
+    Settlement,
+    draft_settlements,
+    sessions_needing_handoff,
+    settle_in_tx,
+    startup_context,
+)
+from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.packs import startup_pack
+from ctxdb.service.usecases.repo_projects import project_for_repo
+from ctxdb.settings import Settings
+from ctxdb.storage import Storage, Tx
+
+if TYPE_CHECKING:
+    from ctxdb.service.usecases.handoffs import HandoffDraft
+
+MAX_COMPACT_SUMMARY = 100_000
+
+
+class AgentSessionService:
+    def __init__(self, storage: Storage, settings: Settings, instances: InstanceService) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.instances = instances
+
+    # --- projects of repositories ----------------------------------------------------------
+
+    def resolve_project(self, repo: RepoIdentity, actor: str | None = None) -> dict[str, Any]:
+        """The project of a repository (by ``repo_key``), created on first use."""
+        repo = repo.checked()
+        return self.storage.write(
+            lambda tx: project_for_repo(tx, repo, self.settings, actor or self.settings.actor))
+
+    def find_project(self, repo_key: str) -> dict[str, Any] | None:
+        """The project of a repository, or None if no session has created it yet."""
+        check_identifier(repo_key, "repo_key")
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("project_by_repo_key", repo_key=repo_key)
+            return None if row is None else decode(tx.one("get_project", **row) or {})
+
+        return self.storage.read(unit)
+
+    # --- SessionStart ----------------------------------------------------------------------
+
+    def start(
+        self, session: AgentSession, source: str, repo: RepoIdentity, *,
+        context_tokens: int | None = None, actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Register or revive the session's instance and build what to inject.
+
+        startup: the pack, then where the project's work left off (the latest handoff of
+        another session, see ``service.continuity``) and the live sibling sessions; sessions
+        that stopped without a handoff get theirs first. resume: only packed items not yet
+        injected in this generation (all of them for a client whose resumed history drops
+        the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
+        previous session's handoff, then the pack. compact: a new generation; the handoff
+        saved before the compaction, then the pack.
+        """
+        session, source, repo = session.checked(), check_source(source), repo.checked()
+        actor = actor or self.settings.actor
+        draft = self._draft_for(session, source, repo)
+        settlements = self._settlements_for(repo) if source == "startup" else []
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            done = tx.one("injection_by_key", idempotency_key=key)
+            if done is not None:  # a retry of this unit after its first attempt committed
+                return injection_view(done)
+            project = project_for_repo(tx, repo, self.settings, actor)
+            instance = self._instance(tx, session, project["project_id"], repo, actor)
+            if settlements:
+                settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
+            handoff = None
+            if source in ("clear", "compact"):
+                handoff = self._new_generation(tx, session, source, instance, draft, repo)
+                instance = require_instance(tx, instance["instance_id"])
+            if context_tokens is not None:
+                set_usage(tx, instance, context_tokens)
+            pack = self._pack(tx, instance)
+            items = [dict(item) for item in pack.items]
+            if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
+                seen = injected_ids(tx, instance)
+                items = [item for item in items if item["item_id"] not in seen]
+            if source == "startup":
+                result = self._inject_startup(tx, instance, session, repo, items, key,
+                                              pack.critical_omitted)
+            else:
+                result = self._inject(tx, instance, session, source, items, handoff, key,
+                                      pack.critical_omitted)
+            audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
+                  instance["project_id"], session_id=session.session_id,
+                  injection_id=result["injection_id"], items=len(result["item_ids"]),
+                  handoff_id=result["handoff_id"])
+            return result
+
+        return self.storage.write(unit)
+
+    def _draft_for(self, session: AgentSession, source: str,
+                   repo: RepoIdentity) -> HandoffDraft | None:
+        """A handoff to fall back on, parsed before the transaction (None when not needed)."""
+        if source not in ("compact", "clear"):
+            return None
+        # Imported here: the handoff extraction is only needed by these sources, and every
+        # hook process (one per prompt) would otherwise pay for importing it.
+        from ctxdb.service.usecases.handoffs import draft_from_transcript
+
+        if source == "compact":
+            fresh = self.storage.read(lambda tx: fresh_compact_handoff(tx, session))
+            return None if fresh else draft_from_transcript(session.transcript_path, "compact",
+                                                            client=session.client)
+        if source == "clear":
+            previous = self.storage.read(lambda tx: previous_session(tx, session, repo))
+            if previous is not None and previous["handoff"] is None:
+                return draft_from_transcript(previous["transcript_path"], "clear",
+                                             client=session.client)
+        return None
+
+    def _settlements_for(self, repo: RepoIdentity) -> list[Settlement]:
+        """Handoffs to make for the project's sessions that stopped without one, drafted
+        from their transcripts before the transaction (none when there are none)."""
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            project = tx.one("project_by_repo_key", repo_key=repo.repo_key)
+            if project is None:
+                return []
+            return sessions_needing_handoff(tx, self.settings, project["project_id"])
+
+        return draft_settlements(self.storage.read(unit))
+
+    def _instance(self, tx: Tx, session: AgentSession, project_id: str, repo: RepoIdentity,
+                  actor: str) -> dict[str, Any]:
+        """The session's instance, registered (or revived, when it had ended) as active."""
+        row = tx.one("instance_of_session", session_id=session.session_id,
+                     client=session.client)
+        fields = self.instances.validated_fields(
+            project_id, instance_id=row["instance_id"] if row else session.default_instance_id,
+            client=session.client, session_id=session.session_id, worktree=repo.worktree,
+            branch=repo.branch, process_id=session.process_id,
+            metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
+        )
+        return self.instances.register(tx, fields, actor)
+
+    def _new_generation(self, tx: Tx, session: AgentSession, source: str,
+                        instance: dict[str, Any], draft: HandoffDraft | None,
+                        repo: RepoIdentity) -> dict[str, Any] | None:
+        """Start the instance's next generation; return the handoff to inject first."""
+        if source == "compact":
+            handoff = fresh_compact_handoff(tx, session)
+            if handoff is None and draft is not None:
+                handoff = draft.insert(tx, instance, new_idempotency_key())
+            tx.value("clear_token_usage", instance_id=instance["instance_id"])
+            return handoff
+        previous = previous_session(tx, session, repo)
+        if previous is None:  # a /clear that kept its session id: the same instance goes on
+            handoff = decode(tx.one("latest_handoff_of_instance",
+                                    instance_id=instance["instance_id"]) or {}) or None
+            tx.value("clear_token_usage", instance_id=instance["instance_id"])
+            return handoff
+        tx.execute("set_instance_generation", instance_id=instance["instance_id"],
+                   generation=max(instance["generation"], previous["generation"] + 1))
+        handoff = previous["handoff"]
+        if handoff is None and draft is not None:
+            owner = require_instance(tx, previous["instance_id"])
+            handoff = draft.insert(tx, owner, new_idempotency_key())
+        return handoff
+
+    def _pack(self, tx: Tx, instance: dict[str, Any]) -> Pack:
+        """The reload pack of ``tokens.clear_and_reload``: it never fails; CRITICAL items over
+        the budget are left out and named (the injected text says how to fetch them)."""
+        budget = int(instance["context_window"] * self.settings.pack_budget_fraction)
+        return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
+
+    def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
+                items: list[dict[str, Any]], handoff: dict[str, Any] | None,
+                key: str, critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+        title = injection_title(instance["project_id"], source)
+        rendered = render_context(items, title=title,
+                                  handoff_text=handoff["summary"] if handoff else None,
+                                  max_chars=injection_max_chars(session.client),
+                                  critical_omitted=critical_omitted)
+        return record_injection(tx, instance, session, source, rendered.text,
+                                 rendered.item_ids, handoff, key)
+
+    def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
+                        repo: RepoIdentity, items: list[dict[str, Any]], key: str,
+                        critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+        """The pack, where the work left off and the live siblings; the handoff offered is
+        recorded with the injection."""
+        rendered, handoff = startup_context(
+            tx, self.settings, project_id=instance["project_id"],
+            instance_id=instance["instance_id"], repo=repo, items=items,
+            critical_omitted=critical_omitted,
+            title=injection_title(instance["project_id"], "startup"),
+            max_chars=injection_max_chars(session.client))
+        return record_injection(tx, instance, session, "startup", rendered.text,
+                                 rendered.item_ids, handoff, key)
+
+    # --- UserPromptSubmit ------------------------------------------------------------------
+
+    def prompt(self, session: AgentSession, repo: RepoIdentity | None = None,
+               actor: str | None = None) -> dict[str, Any]:
+        """Heartbeat and context in use (from the transcript's latest main-chain response).
+
+        Without ``repo`` an unknown session is an ``InstanceNotFoundError``; the caller may
+        then compute the repository identity and call again to register it. Sessions of the
+        project that stopped without a handoff (ended, or silent past ``stale_after``) are
+        noticed in the same transaction and given one afterwards (``service.continuity``).
+        """
+        session = session.checked()
+        repo = repo.checked() if repo is not None else None
+        tokens = context_tokens(session.transcript_path, session.client)
+
+        def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            instance = self._known_instance(tx, session, repo, actor)
+            # A prompt proves the session alive, whatever was recorded (crashed, ended).
+            tx.execute("revive_instance", instance_id=instance["instance_id"], phase_id=None)
+            if tokens is not None:
+                set_usage(tx, instance, tokens)
+            audit(tx, actor or instance["instance_id"], "session.prompt", "instance",
+                  instance["instance_id"], instance["project_id"], context_tokens=tokens)
+            stopped = sessions_needing_handoff(tx, self.settings, instance["project_id"])
+            return require_instance(tx, instance["instance_id"]), stopped
+
+        instance, stopped = self.storage.write(unit)
+        if stopped:
+            ContinuityService(self.storage, self.settings).settle(instance["project_id"])
+        return instance
+
+    # --- PreCompact and PostCompact --------------------------------------------------------
+
+    def save_before_compaction(
+        self, session: AgentSession, trigger: str | None, custom_instructions: str | None,
+        repo: RepoIdentity | None = None, actor: str | None = None,
+    ) -> dict[str, Any]:
+        """The save: a handoff of the transcript since the last compaction (kind 'compact')."""
+        session = session.checked()
+        repo = repo.checked() if repo is not None else None
+        if trigger is not None:
+            check_text(trigger, "trigger", 100)
+        if custom_instructions is not None:
+            check_text(custom_instructions, "custom_instructions", 10_000)
+        from ctxdb.service.usecases.handoffs import draft_from_transcript
+
+        draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
+                                      instructions=custom_instructions, client=session.client)
+        key = new_idempotency_key()
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            done = tx.value("handoff_by_key", idempotency_key=key)
+            if done is not None:
+                return decode(tx.one("get_handoff", handoff_id=done) or {})
+            instance = self._known_instance(tx, session, repo, actor)
+            handoff = draft.insert(tx, instance, key)
+            audit(tx, actor or instance["instance_id"], "session.precompact", "instance",
+                  instance["instance_id"], instance["project_id"],
+                  handoff_id=handoff["handoff_id"], trigger=trigger)
+            return handoff
+
+        return self.storage.write(unit)
+
+    def record_compact_summary(self, session: AgentSession, summary: str,
+                               actor: str | None = None) -> int:
+        """Store the client's summary on the session's latest compaction boundary.
+
+        Returns the number of boundaries updated: 0 when the boundary is not ingested yet
+        or already has its summary (ingestion fills it from the transcript too).
+        """
+        session = session.checked()
+        summary = check_text(summary, "compact_summary", MAX_COMPACT_SUMMARY)
+
+        def unit(tx: Tx) -> int:
+            changed = tx.execute("summarize_latest_compaction", session_id=session.session_id,
+                                 summary=summary)
+            row = tx.one("instance_of_session", session_id=session.session_id,
+                         client=session.client)
+            if changed and row is not None:
+                instance = require_instance(tx, row["instance_id"])
+                audit(tx, actor or instance["instance_id"], "session.compact_summary",
+                      "instance", instance["instance_id"], instance["project_id"],
+                      characters=len(summary))
+            return changed
+
+        return self.storage.write(unit)
+
+    # --- SessionEnd ------------------------------------------------------------------------
+
+    def end(self, session: AgentSession, reason: str | None = None,
+            actor: str | None = None) -> dict[str, Any] | None:
+        """Mark the session's instance completed: one short write. None if unknown or ended."""
+        session = session.checked()
+        if reason is not None:
+            check_text(reason, "reason", 100)
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("end_session", session_id=session.session_id, client=session.client)
+            if row is None:
+                return None
+            audit(tx, actor or row["instance_id"], "session.end", "instance",
+                  row["instance_id"], row["project_id"], reason=reason)
+            return row
+
+        return self.storage.write(unit)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def injections(self, instance_id: str) -> list[dict[str, Any]]:
+        """Every injection into an instance, oldest first (item ids decoded)."""
+        check_identifier(instance_id, "instance_id")
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            require_instance(tx, instance_id)
+            return [injection_view(row) for row in
+                    tx.all("injections_of_instance", instance_id=instance_id)]
+
+        return self.storage.read(unit)
+
+    def instance_of(self, session: AgentSession) -> dict[str, Any] | None:
+        session = session.checked()
+
+        def unit(tx: Tx) -> dict[str, Any] | None:
+            row = tx.one("instance_of_session", session_id=session.session_id,
+                         client=session.client)
+            return None if row is None else require_instance(tx, row["instance_id"])
+
+        return self.storage.read(unit)
+
+    def _known_instance(self, tx: Tx, session: AgentSession, repo: RepoIdentity | None,
+                        actor: str | None) -> dict[str, Any]:
+        row = tx.one("instance_of_session", session_id=session.session_id,
+                     client=session.client)
+        if row is not None:
+            return require_instance(tx, row["instance_id"])
+        if repo is None:
+            raise InstanceNotFoundError(
+                f"no instance for {session.client} session {session.session_id!r}")
+        project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
+        return self._instance(tx, session, project["project_id"], repo,
+                              actor or self.settings.actor)

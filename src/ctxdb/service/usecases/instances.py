@@ -1,0 +1,252 @@
+"""Agent instances: registration, heartbeats, ending, and crash detection."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from typing import Any
+
+from ctxdb.domain.ids import new_instance_id
+from ctxdb.domain.models import LIVE_INSTANCE_STATUSES, InstanceStatus, parse_status
+from ctxdb.domain.validation import (
+    MAX_INTEGER,
+    check_identifier,
+    check_metadata,
+    check_non_negative_int,
+    check_optional_int,
+    check_text,
+    encode_json,
+)
+from ctxdb.errors import (
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    TooManyInstancesError,
+    ValidationError,
+)
+from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.usecases.phases import require_phase
+from ctxdb.service.usecases.projects import require_project
+from ctxdb.settings import Settings
+from ctxdb.storage import Row, Tx
+
+_OPTIONAL_TEXT = ("client", "session_id", "worktree", "branch", "model", "hostname")
+
+
+def require_instance(tx: Tx, instance_id: str, project_id: str | None = None) -> dict[str, Any]:
+    """The instance row; with ``project_id``, an instance of another project is refused."""
+    row = tx.one("get_instance", instance_id=check_identifier(instance_id, "instance_id"))
+    return instance_of_project(row, instance_id, project_id)
+
+
+def instance_of_project(row: Row | None, instance_id: str,
+                        project_id: str | None = None) -> dict[str, Any]:
+    """``row``, the instance read (or locked) by id: typed refusals when there is none or,
+    with ``project_id``, when it belongs to another project."""
+    if row is None:
+        raise InstanceNotFoundError(f"unknown instance {instance_id!r}", instance_id=instance_id)
+    if project_id is not None and row["project_id"] != project_id:
+        raise ValidationError(
+            f"instance {instance_id!r} belongs to project {row['project_id']!r}, "
+            f"not {project_id!r}",
+            instance_id=instance_id,
+        )
+    return decode(row)
+
+
+def reap_stale(
+    tx: Tx, settings: Settings, actor: str, project_id: str = ""
+) -> list[dict[str, Any]]:
+    """Mark live instances whose heartbeat is older than ``stale_after`` as crashed, and put
+    the tasks they held leases on back in the queue (the epoch moves on: their writes are
+    stale)."""
+    crashed = tx.all("reap_stale_instances", stale_after=settings.stale_after,
+                     project_id=project_id)
+    for row in crashed:
+        audit(tx, actor, "instance.crashed", "instance", row["instance_id"], row["project_id"],
+              last_heartbeat=row["last_heartbeat"], stale_after=settings.stale_after)
+        for task in tx.all("release_tasks_of_instance", instance_id=row["instance_id"]):
+            audit(tx, actor, "task.release", "task", task["task_id"], task["project_id"],
+                  epoch=task["epoch"], instance_id=row["instance_id"],
+                  reason="instance crashed")
+    return crashed
+
+
+class InstanceService(Service):
+    def launch(self, project_id: str, phase_id: int | None = None, *,
+               actor: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Register an instance (see :meth:`validated_fields` for the accepted fields).
+
+        Registering an id that already exists in the project revives that instance.
+        """
+        values = self.validated_fields(project_id, phase_id, **fields)
+        return self.storage.write(lambda tx: self.register(tx, values, actor))
+
+    def validated_fields(
+        self,
+        project_id: str,
+        phase_id: int | None = None,
+        *,
+        instance_id: str | None = None,
+        hostname: str | None = None,
+        process_id: int | None = None,
+        client: str = "api",
+        session_id: str | None = None,
+        worktree: str | None = None,
+        branch: str | None = None,
+        model: str | None = None,
+        context_window: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Check and complete the fields of a new instance before any transaction starts."""
+        import socket  # here, not at the top: a prompt hook never registers an instance
+
+        fields = {
+            "instance_id": check_identifier(instance_id or new_instance_id(), "instance_id"),
+            "project_id": check_identifier(project_id, "project_id"),
+            "phase_id": check_optional_int(phase_id, "phase_id"),
+            "hostname": socket.gethostname() if hostname is None else hostname,
+            "process_id": os.getpid() if process_id is None else check_non_negative_int(
+                process_id, "process_id", MAX_INTEGER),
+            "client": client, "session_id": session_id, "worktree": worktree,
+            "branch": branch, "model": model,
+            "context_window": self.settings.context_window if context_window is None
+            else check_non_negative_int(context_window, "context_window", MAX_INTEGER),
+            "metadata": encode_json(check_metadata(metadata), "metadata"),
+        }
+        for name in _OPTIONAL_TEXT:
+            if fields[name] is not None:
+                check_text(fields[name], name, 4_096)
+        if int(fields["context_window"] or 0) < 1:
+            raise ValidationError("context_window must be at least 1 token")
+        return fields
+
+    def register(self, tx: Tx, fields: dict[str, Any], actor: str | None) -> dict[str, Any]:
+        """Insert or revive an instance inside the caller's transaction."""
+        project_id, instance_id = fields["project_id"], fields["instance_id"]
+        actor = actor or instance_id
+        tx.one("lock_project", project_id=project_id)
+        require_project(tx, project_id, active=True)
+        if fields["phase_id"] is not None:
+            require_phase(tx, fields["phase_id"], project_id)
+        existing = tx.one("get_instance", instance_id=instance_id)
+        if existing is not None:
+            return self._revive(tx, existing, fields, actor)
+        reap_stale(tx, self.settings, self.settings.actor, project_id)
+        self._check_room(tx, project_id)
+        tx.execute("insert_instance", **fields)
+        audit(tx, actor, "instance.launch", "instance", instance_id, project_id,
+              client=fields["client"], session_id=fields["session_id"],
+              hostname=fields["hostname"], process_id=fields["process_id"])
+        return require_instance(tx, instance_id)
+
+    def _revive(
+        self, tx: Tx, existing: dict[str, Any], fields: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        instance_id = existing["instance_id"]
+        if existing["project_id"] != fields["project_id"]:
+            raise ValidationError(
+                f"instance {instance_id!r} belongs to project {existing['project_id']!r}, "
+                f"not {fields['project_id']!r}",
+                instance_id=instance_id,
+            )
+        self._room_to_revive(tx, existing)
+        tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
+        audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
+              previous_status=existing["status"])
+        return require_instance(tx, instance_id)
+
+    def _room_to_revive(self, tx: Tx, instance: dict[str, Any]) -> None:
+        """A crashed instance that comes back counts again: as for a new one, the project
+        must have room for it (silent instances are crashed first, so they hold none)."""
+        if instance["status"] in LIVE_INSTANCE_STATUSES:
+            return
+        project_id = instance["project_id"]
+        tx.one("lock_project", project_id=project_id)  # counts serialize, as in register
+        reap_stale(tx, self.settings, self.settings.actor, project_id)
+        self._check_room(tx, project_id)
+
+    def _check_room(self, tx: Tx, project_id: str) -> None:
+        live = tx.value("count_live_instances", project_id=project_id)
+        limit = self.settings.max_instances_per_project
+        if live >= limit:
+            raise TooManyInstancesError(
+                f"project {project_id!r} already has {live} live instances, the limit is "
+                f"{limit} (setting max_instances_per_project)",
+                project_id=project_id, limit=limit,
+            )
+
+    def get(self, instance_id: str) -> dict[str, Any]:
+        return self.storage.read(lambda tx: require_instance(tx, instance_id))
+
+    def list(
+        self, project_id: str | None = None, status: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        status_value = "" if status is None else parse_status(InstanceStatus, status).value
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            if project_id is not None:
+                require_project(tx, project_id)
+            return decode_all(tx.all("list_instances", project_id=project_id or "",
+                                     status=status_value))
+
+        return self.storage.read(unit)
+
+    def heartbeat(
+        self, instance_id: str, phase_id: int | None = None, actor: str | None = None, *,
+        project_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Record that the instance is alive; a crashed instance that beats again is revived
+        (``TooManyInstancesError`` when its project has no room for another live one). With
+        ``project_id``, an instance of another project is refused."""
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = require_instance(tx, instance_id, project_id)
+            if instance["status"] == "completed":
+                raise InvalidTransitionError(
+                    f"instance {instance_id!r} has ended; launch a new one",
+                    instance_id=instance_id,
+                )
+            if phase_id is not None:
+                require_phase(tx, phase_id, instance["project_id"])
+            self._room_to_revive(tx, instance)
+            tx.execute("heartbeat_instance", instance_id=instance_id, phase_id=phase_id)
+            audit(tx, actor or instance_id, "instance.heartbeat", "instance", instance_id,
+                  instance["project_id"], previous_status=instance["status"])
+            return require_instance(tx, instance_id)
+
+        return self.storage.write(unit)
+
+    def set_status(
+        self, instance_id: str, status: str, actor: str | None = None
+    ) -> dict[str, Any]:
+        target = parse_status(InstanceStatus, status)
+
+        def unit(tx: Tx) -> dict[str, Any]:
+            instance = require_instance(tx, instance_id)
+            if instance["status"] == "completed" and target != InstanceStatus.COMPLETED:
+                raise InvalidTransitionError(
+                    f"instance {instance_id!r} has ended; it cannot become {target.value}",
+                    instance_id=instance_id,
+                )
+            if target in LIVE_INSTANCE_STATUSES:
+                self._room_to_revive(tx, instance)
+            tx.execute("set_instance_status", instance_id=instance_id, status=target.value)
+            audit(tx, actor or self.settings.actor, f"instance.{target.value}", "instance",
+                  instance_id, instance["project_id"], previous_status=instance["status"])
+            return require_instance(tx, instance_id)
+
+        return self.storage.write(unit)
+
+    def end(self, instance_id: str, actor: str | None = None) -> dict[str, Any]:
+        """Mark the instance completed (its session ended normally)."""
+        return self.set_status(instance_id, InstanceStatus.COMPLETED.value, actor)
+
+    def reap_stale(self, project_id: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Mark instances without a heartbeat for ``stale_after`` seconds as crashed."""
+
+        def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
+            if project_id is not None:
+                require_project(tx, project_id)
+            return reap_stale(tx, self.settings, self.settings.actor, project_id or "")
+
+        return self.storage.write(unit)
