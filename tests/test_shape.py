@@ -27,11 +27,6 @@ def long_modules() -> list[str]:
             if (lines := len(path.read_text("utf-8").splitlines())) > MAX_MODULE_LINES]
 
 
-# Functions over the limit that are being rewritten elsewhere (a split here would only collide
-# with that work); each is deleted from the list when it is fixed, and the test says so.
-LONG_FUNCTIONS_BEING_REWRITTEN = {"service/usecases/search.py:search"}
-
-
 def long_functions() -> dict[str, int]:
     """``path:function`` -> its length, for every function over the limit."""
     found = {}
@@ -59,7 +54,4 @@ def test_no_module_is_over_400_lines() -> None:
 
 
 def test_no_function_is_over_60_lines() -> None:
-    long = long_functions()
-    assert {name: lines for name, lines in long.items()
-            if name not in LONG_FUNCTIONS_BEING_REWRITTEN} == {}
-    assert set(long) >= LONG_FUNCTIONS_BEING_REWRITTEN, "fixed: delete it from the list"
+    assert long_functions() == {}

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.checks import check_kinds, check_namespace
 from ctxdb.domain.models import Priority, choices
@@ -38,6 +39,9 @@ from ctxdb.errors import InvalidSearchQueryError, StorageError, ValidationError
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
+
+if TYPE_CHECKING:
+    from ctxdb.storage.search_engine import SearchEngine
 
 MAX_RESULTS = 200
 MAX_QUERY_LENGTH = 1_000
@@ -93,6 +97,88 @@ def _hit(row: Row, words: list[str], prefixes: list[str],
     }
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """A query as the engine takes it: the text that must match and the text ranked by (the
+    wanted words only), a looser pair when some of the words may do, and what the snippets
+    highlight."""
+
+    match: str
+    rank: str
+    words: list[str]
+    prefixes: list[str]
+    matches: Callable[[str], bool]
+    relaxed: tuple[str, str] | None = None
+
+
+def _compile(engine: SearchEngine, query: str, raw: bool) -> _Compiled:
+    if raw:
+        if not query.strip():
+            raise InvalidSearchQueryError("the search query is empty", query=query)
+        words = raw_words(query)
+        return _Compiled(query, query, words, [], engine.raw_highlighter(words))
+    parsed = parse_query(query)
+    some = parsed.relaxed()
+    return _Compiled(
+        engine.query_text(parsed), engine.query_text(parsed.wanted()), parsed.words,
+        parsed.prefixes, engine.highlighter(parsed),
+        None if some is None else (engine.query_text(some), engine.query_text(some.wanted())))
+
+
+def _filters(project_id: str, kinds: str | Iterable[str], priority: str | None,
+             content_type: str | None, namespace: str | None, since: Any, until: Any,
+             limit: int) -> dict[str, Any]:
+    """The query's parameters but for the match: each filter checked ("" when unset)."""
+    chosen = check_kinds(kinds)
+    start = EARLIEST if since is None else parse_instant(since, "since")
+    end = LATEST if until is None else parse_instant(until, "until")
+    if start >= end:
+        raise ValidationError(f"since ({start}) must be before until ({end})")
+    check_limit(limit, MAX_RESULTS)
+    return {
+        "project_id": project_id,
+        "kind_1": chosen[0], "kind_2": chosen[1 % len(chosen)],
+        "kind_3": chosen[2 % len(chosen)],
+        "priority": "" if priority is None else Priority.parse(priority).value,
+        "content_type": "" if content_type is None else check_identifier(
+            content_type, "content_type"),
+        "namespace": "" if namespace is None else check_namespace(namespace),
+        "since": start,
+        "until": end,
+        "limit": min(MAX_CANDIDATES, max(MIN_CANDIDATES, limit * CANDIDATES_PER_HIT)),
+    }
+
+
+def _best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
+    scored = [(ranked(row, now), row) for row in rows]
+    # Best first; equal scores newest first (then the later document).
+    scored.sort(key=lambda pair: (pair[0], _moment(pair[1]["occurred_at"]),
+                                  pair[1]["doc_id"]), reverse=True)
+    return scored
+
+
+def _search_in_tx(tx: Tx, compiled: _Compiled, params: dict[str, Any],
+                  limit: int) -> list[dict[str, Any]]:
+    """The records with every word first; then, while the limit is not reached, those with
+    some of them (``match`` says which)."""
+    now = datetime.now(UTC)
+    found = _best(tx.all("search_hits", **params, match=compiled.match,
+                         rank=compiled.rank), now)[:limit]
+    hits = [_compiled_hit(compiled, row, score) | {"match": "all"} for score, row in found]
+    if compiled.relaxed is not None and len(hits) < limit:
+        seen = {row["doc_id"] for _, row in found}
+        match, rank = compiled.relaxed
+        more = _best(tx.all("search_hits", **params, match=match, rank=rank), now)
+        kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
+        hits += [_compiled_hit(compiled, row, score) | {"match": "some"}
+                 for score, row in kept[:limit - len(hits)]]
+    return hits
+
+
+def _compiled_hit(compiled: _Compiled, row: Row, score: float) -> dict[str, Any]:
+    return _hit(row, compiled.words, compiled.prefixes, compiled.matches, score)
+
+
 class SearchService(Service):
     def search(
         self,
@@ -121,63 +207,13 @@ class SearchService(Service):
         """
         check_identifier(project_id, "project_id")
         check_text(query, "query", MAX_QUERY_LENGTH)
-        engine = self.storage.search_engine()
-        relaxed: tuple[str, str] | None = None
-        if raw:
-            if not query.strip():
-                raise InvalidSearchQueryError("the search query is empty", query=query)
-            match, rank, words, prefixes = query, query, raw_words(query), []
-            matches = engine.raw_highlighter(words)
-        else:
-            parsed = parse_query(query)
-            match, rank = engine.query_text(parsed), engine.query_text(parsed.wanted())
-            words, prefixes = parsed.words, parsed.prefixes
-            matches = engine.highlighter(parsed)
-            some = parsed.relaxed()
-            if some is not None:
-                relaxed = engine.query_text(some), engine.query_text(some.wanted())
-        chosen = check_kinds(kinds)
-        start = EARLIEST if since is None else parse_instant(since, "since")
-        end = LATEST if until is None else parse_instant(until, "until")
-        if start >= end:
-            raise ValidationError(f"since ({start}) must be before until ({end})")
-        check_limit(limit, MAX_RESULTS)
-        params = {
-            "project_id": project_id,
-            "match": match,
-            "rank": rank,
-            "kind_1": chosen[0], "kind_2": chosen[1 % len(chosen)],
-            "kind_3": chosen[2 % len(chosen)],
-            "priority": "" if priority is None else Priority.parse(priority).value,
-            "content_type": "" if content_type is None else check_identifier(
-                content_type, "content_type"),
-            "namespace": "" if namespace is None else check_namespace(namespace),
-            "since": start,
-            "until": end,
-            "limit": min(MAX_CANDIDATES, max(MIN_CANDIDATES, limit * CANDIDATES_PER_HIT)),
-        }
-
-        def best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
-            scored = [(ranked(row, now), row) for row in rows]
-            # Best first; equal scores newest first (then the later document).
-            scored.sort(key=lambda pair: (pair[0], _moment(pair[1]["occurred_at"]),
-                                          pair[1]["doc_id"]), reverse=True)
-            return scored
+        compiled = _compile(self.storage.search_engine(), query, raw)
+        params = _filters(project_id, kinds, priority, content_type, namespace, since, until,
+                          limit)
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
             require_project(tx, project_id)
-            now = datetime.now(UTC)
-            found = best(tx.all("search_hits", **params), now)[:limit]
-            hits = [_hit(row, words, prefixes, matches, score) | {"match": "all"}
-                    for score, row in found]
-            if relaxed is not None and len(hits) < limit:
-                seen = {row["doc_id"] for _, row in found}
-                more = best(tx.all("search_hits", **params | dict(
-                    zip(("match", "rank"), relaxed, strict=True))), now)
-                kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
-                hits += [_hit(row, words, prefixes, matches, score) | {"match": "some"}
-                         for score, row in kept[:limit - len(hits)]]
-            return hits
+            return _search_in_tx(tx, compiled, params, limit)
 
         try:
             return self.storage.read(unit)
