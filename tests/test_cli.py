@@ -237,11 +237,31 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     tight = run("context", "-p", pid, "--budget-tokens", "1")
     assert tight.exit_code == 0, tight.output
     assert tight.stdout == (f"# ctxdb context: project {pid} (startup)\n"
-                            "- [CRITICAL] 1 item(s) over the reload budget, not loaded: #1 "
-                            f"(item {pack['items'][0]['item_id']}, note, "
+                            "- [CRITICAL] 1 item(s) over the reload budget, not loaded: "
+                            f"#{pack['items'][0]['item_id']} (note, "
                             f"{pack['items'][0]['token_count']} tokens). "
                             "Fetch one with `ctxdb context get ITEM_ID`.\n")
     assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
+
+
+def test_injected_numbers_are_the_ids_context_get_takes_within_the_project(
+        run: Cli, pid: str) -> None:
+    """The injected text numbers an item by the id ``context get`` takes; a ``get`` with a
+    project refuses another project's item, so a fetch never crosses projects silently."""
+    other = run.ok("project", "create", "Other")["project_id"]
+    theirs = run.ok("context", "store", "-p", other, '{"secret": 1}')["item_id"]
+    ours = run.ok("context", "store", "-p", pid, '{"rule": "cents"}', "--priority",
+                  "CRITICAL")["item_id"]
+    assert ours != 1  # the item is first in its project: sequence 1, but not id 1
+    text = run("context", "-p", pid).stdout
+    assert f'- [CRITICAL] #{ours} (note): {{"rule": "cents"}}' in text and "#1 " not in text
+    assert run.ok("context", "get", str(ours), "-p", pid)["content"] == {"rule": "cents"}
+    assert run.ok("context", "-p", pid, "get", str(ours))["item_id"] == ours
+    refused = run.fails(3, "context", "get", str(theirs), "-p", pid)
+    assert refused == f"error: unknown context item {theirs} in project {pid!r}"
+    assert "unknown context item" in run.fails(3, "context", "-p", pid, "get", str(theirs))
+    markdown = run("context", "-p", pid, "--format", "markdown").stdout
+    assert f"- [CRITICAL] #{ours} (note)" in markdown
 
 
 def test_tokens_usage_and_clear_and_reload(run: Cli, pid: str) -> None:
