@@ -40,6 +40,7 @@ from ctxdb.errors import (
     StorageError,
     ValidationError,
 )
+from ctxdb.private_files import private_directory, private_file
 from ctxdb.service.common import audit
 from ctxdb.service.schema import location
 from ctxdb.settings import Settings
@@ -91,6 +92,7 @@ def _scratch_beside(target: Path) -> Iterator[Path]:
     """A temporary path in the target's directory (so that the final rename is atomic)."""
     # Ending in the target's name keeps its suffix (a bundle named *.gz is compressed).
     scratch = target.with_name(f".partial-{os.getpid()}-{secrets.token_hex(4)}.{target.name}")
+    private_file(scratch)  # a backup holds every project: 0600 before anything is written
     try:
         yield scratch
     finally:
@@ -120,7 +122,7 @@ def _backup_target(tools: Backups, file: str | Path, force: bool) -> Path:
     if target.exists() and not force:
         raise BackupTargetExistsError(f"{target} already exists; pass --force to replace it",
                                       file=str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(target.parent)
     return target
 
 
