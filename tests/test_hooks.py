@@ -339,7 +339,7 @@ def test_the_reload_hook_names_critical_items_over_the_budget(
     assert all(f"CRITICAL rule {n}: " in reload for n in range(5))
     assert "CRITICAL rule 5: " not in reload
     assert "3 item(s) over the reload budget, not loaded: " + "; ".join(
-        f"#{n + 1} (item {rules[n]}, code, 10000 tokens)" for n in (5, 6, 7)) in reload
+        f"#{rules[n]} (code, 10000 tokens)" for n in (5, 6, 7)) in reload
     assert "`ctxdb context get ITEM_ID`" in reload
     current = instance(db)
     assert current["generation"] == 1
