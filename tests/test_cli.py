@@ -7,6 +7,7 @@ with ``--url``; ``--traceback`` lets an unexpected exception fail the test with 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ class Cli:
         self.env = {**CLEAN_ENV, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
                     "CTXDB_ACTOR": "user:test"}
 
-    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+    def __call__(self, *args: str, input: str | bytes | None = None, **env: str) -> Result:
         return CliRunner().invoke(cli, ["--traceback", "--url", self.url, *args], input=input,
                                   env={**self.env, **env})
 
@@ -39,7 +40,7 @@ class Cli:
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
-    def fails(self, code: int, *args: str, input: str | None = None, **env: str) -> str:
+    def fails(self, code: int, *args: str, input: str | bytes | None = None, **env: str) -> str:
         """Run a command that must fail with ``code``; return its one-line error message."""
         result = self(*args, input=input, **env)
         assert result.exit_code == code, result.output
@@ -319,3 +320,31 @@ def test_bad_settings_exit_2_naming_the_variable(run: Cli, tmp_path: Path) -> No
     assert "CTXDB_CONTEXT_WINDOW" in message
     missing = tmp_path / "missing.toml"
     assert "does not exist" in run.fails(2, "--config", str(missing), "project", "list")
+
+
+@pytest.mark.parametrize("command", [
+    ("context", "store", "-p", "PID"),
+    ("context", "store", "-p", "PID", "--text"),
+    ("memory", "put", "-p", "PID", "notes", "k"),
+    ("memory", "put", "-p", "PID", "notes", "k", "--text"),
+])
+def test_missing_unreadable_or_binary_input_files_are_typed_errors(
+        run: Cli, pid: str, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Each names the file and the problem (exit 2), not an internal error; nothing stored."""
+    args = [pid if arg == "PID" else arg for arg in command]
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    locked = tmp_path / "locked.json"
+    locked.write_text("{}", encoding="utf-8")
+    locked.chmod(0o000)
+    missing = tmp_path / "missing.json"
+    assert run.fails(2, *args, "--file", str(missing)) == f"error: {missing}: no such file"
+    assert run.fails(2, *args, "--file", str(binary)) == (
+        f"error: {binary} is not UTF-8 text (byte 0x89 at offset 0); give a text file")
+    if os.geteuid() != 0:  # root reads any file
+        assert run.fails(2, *args, "--file", str(locked)) == \
+            f"error: {locked}: permission denied"
+    assert run.fails(2, *args, input=b"\xff\xfe{}") == (
+        "error: stdin is not UTF-8 text (byte 0xff at offset 0); give a text file")
+    assert run.ok("context", "list", "-p", pid) == {
+        "CRITICAL": [], "HIGH": [], "MEDIUM": [], "LOW": []}

@@ -86,6 +86,14 @@ class ClientSettingsError(ConfigError):
     code = "invalid_client_settings"
 
 
+class InputFileError(ValidationError):
+    """A file (or stdin) given as input cannot be read as what it should be: missing,
+    unreadable, a folder, not UTF-8 text, not a transcript; ``path`` and ``reason`` are in
+    details. Nothing was written."""
+
+    code = "invalid_input_file"
+
+
 class ImportSourceError(ValidationError):
     """What ``ctxdb import`` was asked to read cannot be imported; nothing was written."""
 
