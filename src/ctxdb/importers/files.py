@@ -23,7 +23,15 @@ from ctxdb.importers.mcp_memory import (
     looks_like_graph,
     parse_graph,
 )
-from ctxdb.importers.paths import check_inside, read_text, relative, resolve_root, walk
+from ctxdb.importers.paths import (
+    SYMLINK_LOOP,
+    check_inside,
+    file_type_problem,
+    read_text,
+    relative,
+    resolve_root,
+    walk,
+)
 from ctxdb.importers.records import FilesPlan, ItemRecord, MemoryRecord, Skip, digest
 
 INSTRUCTION_FILES = frozenset({"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "GEMINI.md"})
@@ -54,6 +62,9 @@ def scan(path: str, progress: Progress | None = None) -> FilesPlan:
     root = resolve_root(path)
     plan = FilesPlan(root=str(root))
     scanner = _Scanner(root, plan, progress)
+    problem = None if root.is_dir() else file_type_problem(root)
+    if problem is not None:
+        raise ImportSourceError(f"{path} is {problem}: give a folder or a file", path=path)
     if root.is_file():
         scanner.single_file(root)
     else:
@@ -102,7 +113,14 @@ class _Scanner:
     def file(self, path: Path, kind: str, *, strict: bool = False,
              repository_wide: bool | None = None, depth: int = 0) -> None:
         rel = relative(self.root, path)
+        problem = file_type_problem(path)  # before anything opens it: a FIFO would block
+        if problem == SYMLINK_LOOP:  # resolving it would fail: nothing to check inside
+            self.skip(_skip_kind(rel), rel, problem)
+            return
         resolved = check_inside(self.root, path, rel)
+        if problem is not None:
+            self.skip(_skip_kind(rel), rel, problem)
+            return
         if resolved in self.done:
             if path.is_symlink():
                 self.skip(kind, rel, f"same file as {relative(self.root, resolved)}")
