@@ -348,3 +348,36 @@ def test_missing_unreadable_or_binary_input_files_are_typed_errors(
         "error: stdin is not UTF-8 text (byte 0xff at offset 0); give a text file")
     assert run.ok("context", "list", "-p", pid) == {
         "CRITICAL": [], "HIGH": [], "MEDIUM": [], "LOW": []}
+
+
+DEEP = "[" * 5_000 + "]" * 5_000
+NESTED_150 = '{"a": ' * 150 + "1" + "}" * 150
+LONG_INTEGER = "1" * 4_301
+
+
+@pytest.mark.parametrize(("bad", "limit"), [
+    (DEEP, "nested deeper than the limit of 100 levels"),
+    (NESTED_150, "nested deeper than the limit of 100 levels"),
+    (LONG_INTEGER, "an integer of 4301 digits, over the limit of 4300 digits"),
+])
+def test_json_over_a_limit_is_a_typed_error_at_every_cli_entry_point(
+        run: Cli, pid: str, bad: str, limit: str) -> None:
+    """Deep JSON and huge integers name the limit (exit 2), never 'internal error'; nothing
+    changes (the audit log counts every write)."""
+    iid = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    sid = run.ok("session", "create", "-p", pid, "app", "u1")["session_id"]
+    item = run.ok("context", "store", "-p", pid, "{}")["item_id"]
+    before = len(run.ok("audit", "-p", pid, "--limit", "1000"))
+    wrapped = f'{{"x": {bad}}}'
+    commands = [
+        ("context", "store", "-p", pid, bad), ("context", "supersede", str(item), bad),
+        ("context", "store", "-p", pid, "{}", "--metadata", wrapped),
+        ("memory", "put", "-p", pid, "ns", "k", bad),
+        ("checkpoint", "save", iid, bad), ("session", "append", sid, "user", bad),
+        ("session", "state", sid, wrapped), ("message", "send", "-p", pid, "--broadcast", bad),
+        ("approval", "request", "-p", pid, "deploy", bad),
+    ]
+    for command in commands:
+        assert limit in run.fails(2, *command), command
+    assert limit in run.fails(2, "context", "store", "-p", pid, input=bad)
+    assert len(run.ok("audit", "-p", pid, "--limit", "1000")) == before

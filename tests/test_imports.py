@@ -231,7 +231,7 @@ def test_a_fifo_or_a_symlink_loop_is_skipped_not_opened(db: Ctxdb, project: dict
     assert reasons["CLAUDE.md"] == "not a regular file (a FIFO)"
     assert reasons[".claude/context/loop.md"] == "a symlink loop"
     assert report["counts"]["context"]["imported"] == 1
-    with pytest.raises(ImportSourceError, match="CLAUDE.md is not a regular file"):
+    with pytest.raises(ImportSourceError, match=r"CLAUDE\.md is not a regular file"):
         db.imports.import_files(str(root / "CLAUDE.md"), project_id=project["project_id"])
 
 

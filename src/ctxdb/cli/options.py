@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ctxdb.cli.application import Application
+from ctxdb.domain.validation import load_json
 from ctxdb.errors import InputFileError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +52,7 @@ class JsonText(ParamBase):
         if not isinstance(value, str):
             return value
         try:
-            return json.loads(value)
+            return load_json(value, f"the value of {param.name if param else 'a parameter'}")
         except json.JSONDecodeError as exc:
             self.fail(f"not valid JSON ({exc}): {value!r}", param, ctx)
 
@@ -116,7 +117,7 @@ def read_content(content: str | None, file: str | None, as_text: bool) -> Any:
     if not content:
         raise click.UsageError("the content is empty; pass JSON such as '{\"note\": \"…\"}'")
     try:
-        return json.loads(content)
+        return load_json(content, "the content")
     except json.JSONDecodeError as exc:
         raise click.UsageError(
             f"the content is not valid JSON ({exc}); use --text to store plain text"
