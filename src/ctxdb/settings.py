@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ctxdb.domain.models import PRIORITY_ORDER, choices
+from ctxdb.domain.validation import MAX_BIGINT, MAX_INTEGER
 from ctxdb.errors import ConfigError
 
 ENV_PREFIX = "CTXDB_"
@@ -160,6 +161,9 @@ class Settings:
                      "max_content_bytes", "pool_min_size", "pool_max_size"):
             if getattr(self, name) < 1:
                 raise _invalid(name, f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.context_window > MAX_INTEGER:  # an instance stores it in an INTEGER column
+            raise _invalid("context_window", f"context_window must be in 1..{MAX_INTEGER} "
+                                             f"tokens, got {self.context_window}")
         if self.busy_timeout_ms < 30_000:
             raise _invalid("busy_timeout_ms",
                            "busy_timeout_ms below 30000 lets writers fail with 'locked'")
@@ -248,8 +252,12 @@ def _without_password(url: str) -> str:
     """``url`` with the password of its user part (if any) masked, fit for an error."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed URL ('[::1' host): mask what may be a password by hand
+        return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    if password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
@@ -320,13 +328,22 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         if not _lossless(setting.kind, raw):
             raise ValueError(raw)
         value = setting.kind(raw)
+        if setting.kind is int and abs(value) > MAX_BIGINT:
+            raise ConfigError(f"{source}: {setting.name} must be in "
+                              f"-{MAX_BIGINT}..{MAX_BIGINT}, got {_shown(raw)}")
         if setting.name == "sqlite_synchronous":
             value = value.upper()
         return value
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{source}: {setting.name} expects {setting.kind.__name__}, got {raw!r}"
+            f"{source}: {setting.name} expects {setting.kind.__name__}, got {_shown(raw)}"
         ) from None
+
+
+def _shown(raw: Any) -> str:
+    """A setting's raw value for an error, cut short (a 5,000-digit number is not read)."""
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _lossless(kind: type, raw: Any) -> bool:
