@@ -43,6 +43,10 @@ MAX_JSON_DEPTH = 100
 # Integers: Python converts at most 4,300 digits between text and int (CVE-2020-10735).
 MAX_JSON_INTEGER_DIGITS = 4_300
 
+# A number given as text outside JSON (an age such as 7d): at most this many digits, so that
+# it fits a BIGINT and Python's int() never meets its 4,300-digit limit.
+MAX_NUMBER_DIGITS = 18
+
 # What neither database can store in text: NUL (PostgreSQL refuses it) and lone surrogates
 # (no driver can encode them; a Python string holds a surrogate only when it is lone).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
