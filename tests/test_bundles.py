@@ -299,6 +299,32 @@ def test_a_damaged_bundle_is_refused_with_nothing_written(
     assert set(row_counts(db, tmp_path).values()) == {0}
 
 
+def _with_line(data: bytes, number: int, line: bytes) -> bytes:
+    parts = data.split(b"\n")
+    return b"\n".join([*parts[:number], line, *parts[number:]])
+
+
+@pytest.mark.parametrize(("line", "limit"), [
+    (b"[" * 5_000 + b"]" * 5_000, "nested deeper than the limit of 100 levels"),
+    (b'{"a": ' * 150 + b"1" + b"}" * 150, "nested deeper than the limit of 100 levels"),
+    (b"1" * 5_000, "an integer of 5000 digits, over the limit of 4300 digits"),
+])
+def test_a_bundle_line_over_a_json_limit_is_damage_naming_the_limit(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes, line: bytes, limit: str
+) -> None:
+    for number in (0, 3):  # as the header, as a record
+        path = tmp_path / f"over-{number}.jsonl"
+        path.write_bytes(_with_line(good_bundle, number, line) if number else
+                         line + b"\n" + good_bundle.split(b"\n", 1)[1])
+        with pytest.raises(BundleError) as refused:
+            db.bundles.import_bundle(path)
+        if number:
+            assert limit in refused.value.message and "(line 4)" in refused.value.message
+        else:
+            assert "not a ctxdb bundle" in refused.value.message
+    assert set(row_counts(db, tmp_path).values()) == {0}
+
+
 @pytest.mark.parametrize("version", sorted(VERSIONS))
 def test_a_bundle_of_a_newer_version_is_refused(
     db: Ctxdb, tmp_path: Path, good_bundle: bytes, version: str

@@ -235,6 +235,23 @@ def test_a_fifo_or_a_symlink_loop_is_skipped_not_opened(db: Ctxdb, project: dict
         db.imports.import_files(str(root / "CLAUDE.md"), project_id=project["project_id"])
 
 
+@pytest.mark.parametrize("name", [".claude/context/deep.json", "memory.json",
+                                  ".claude/settings.json"])
+def test_json_over_the_depth_limit_is_a_skip_in_a_folder_and_an_error_when_named(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    """Not 'internal error: RecursionError': the limit of every JSON ctxdb takes, named."""
+    root = tmp_path / "repo"
+    deep = write(root / name, "[" * 5_000 + "]" * 5_000)
+    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert "nested deeper than the limit of 100 levels" in reasons.get(name, ""), reasons
+    if not name.startswith(".claude/settings"):
+        with pytest.raises(MalformedImportFileError, match="nested deeper than the limit"):
+            db.imports.import_files(str(deep), project_id=project["project_id"])
+    assert items_of(db, project["project_id"]) == []
+
+
 def test_malformed_json_is_a_reported_skip_in_a_folder_and_an_error_when_named(
     db: Ctxdb, project: dict[str, Any], repo: Path
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ctxdb.errors import ImportSourceError, MalformedImportFileError
 from ctxdb.importers import markdown
-from ctxdb.importers.json_items import MalformedItems, looks_like_items, parse_items
+from ctxdb.importers.json_items import MalformedItems, load, looks_like_items, parse_items
 from ctxdb.importers.mcp_memory import (
     MEMORY_FILE_NAMES,
     MalformedGraph,
@@ -194,7 +194,7 @@ class _Scanner:
             self.graph(rel, text, strict)
             return
         try:
-            if not looks_like_items(json.loads(text)):
+            if not looks_like_items(load(text)):
                 raise MalformedItems("not a list of context items, an object with an 'items' "
                                      "list, or an object keyed by priority")
             items = parse_items(rel, text)
@@ -220,9 +220,12 @@ class _Scanner:
         value: dict[str, Any] = {"source": rel}
         if rel.endswith(".json"):
             try:
-                value["json"] = json.loads(text)
+                value["json"] = load(text)
             except json.JSONDecodeError as exc:
                 self.skip("memories", rel, f"not valid JSON: {exc}")
+                return
+            except MalformedItems as exc:
+                self.skip("memories", rel, str(exc))
                 return
         elif rel.endswith(MARKDOWN):
             front_matter, body = markdown.split_front_matter(text)
