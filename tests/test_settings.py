@@ -127,6 +127,24 @@ def test_numbers_out_of_range_and_malformed_urls_are_refused_when_loaded(
     assert len(refused.value.message) < 300
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (bytes(range(128, 256)), "is not valid TOML"),
+    (b"a = " + b"[" * 5_000 + b"]" * 5_000, "nests arrays or tables too deep to read"),
+    (None, "cannot be read: Is a directory"),
+])
+def test_a_binary_deep_or_folder_config_file_is_a_config_error(
+    home: Path, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "ctxdb.toml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings(env=env_of(home, CTXDB_CONFIG=str(path)))
+    assert str(path) in refused.value.message
+
+
 def test_bad_config_file_values_name_the_file(home: Path, tmp_path: Path) -> None:
     wrong_type = write_config(tmp_path / "wrong.toml", 'context_window = "big"\n')
     with pytest.raises(ConfigError, match=r"wrong\.toml: context_window expects int"):

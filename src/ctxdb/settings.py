@@ -366,8 +366,13 @@ def _from_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # binary is not TOML either
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests arrays or tables too deep to read "
+                          "(no ctxdb setting is nested)") from None
+    except OSError as exc:  # a folder, unreadable
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     table = data.get("ctxdb", data)
     known = {s.name: s for s in SETTINGS_HELP}
     unknown = sorted(set(table) - set(known))
