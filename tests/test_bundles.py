@@ -539,6 +539,12 @@ UNSTORABLE: dict[str, tuple[str, str, Any, str]] = {
                       r"context_items\.created_at is not a valid timestamp"),
     "an id longer than PostgreSQL indexes": ("projects", "repo_key", "git:" + "r" * 3_000,
                                              r"projects\.repo_key is longer than 2000 bytes"),
+    "an integer over BIGINT": ("projects", "total_story_points", 2**63,
+                               r"projects\.total_story_points .*9223372036854775807"),
+    "a negative integer under BIGINT": ("context_items", "token_count", -(2**63) - 1,
+                                        r"context_items\.token_count .*9223372036854775807"),
+    "an id over BIGINT": ("context_items", "item_id", 2**64,
+                          r"context_items\.item_id .*9223372036854775807"),
 }
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from ctxdb.domain.validation import (
+    MAX_BIGINT,
     MAX_INDEXED_BYTES,
     is_real_timestamp,
     load_json,
@@ -272,6 +273,9 @@ class _RecordChecker:
             value = row.get(column)
             if value is not None and type(value) is not expected:
                 raise self._invalid(table, column, number)
+            if isinstance(value, int) and not -MAX_BIGINT - 1 <= value <= MAX_BIGINT:
+                raise _damaged(f"{table.name}.{column} is {value}, outside the 64-bit integers "
+                               f"a database stores (-{MAX_BIGINT + 1}..{MAX_BIGINT})", number)
         for column in self.timestamps[table.name]:
             value = row.get(column)
             if value is not None and not (is_canonical_timestamp(value)
