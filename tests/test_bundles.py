@@ -223,6 +223,26 @@ def test_export_refusals(db: Ctxdb, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.partial"))
 
 
+def test_export_to_a_full_disk_is_a_typed_error_leaving_nothing(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from ctxdb.errors import OutputWriteError
+    from ctxdb.service import bundles
+
+    def full(_descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(bundles.os, "fsync", full)  # the disk fills as the bundle is flushed
+    with pytest.raises(OutputWriteError) as refused:
+        db.bundles.export(tmp_path / "all.jsonl")
+    assert refused.value.message == (f"cannot write the bundle {tmp_path / 'all.jsonl'}: "
+                                     "No space left on device; nothing was written there")
+    assert refused.value.category == "storage"
+    assert not (tmp_path / "all.jsonl").exists() and not list(tmp_path.glob(".all.jsonl.*"))
+
+
 def test_export_to_a_stream(db: Ctxdb, project: dict[str, Any], tmp_path: Path) -> None:
     stream = io.BytesIO()
     result = db.bundles.export(stream)

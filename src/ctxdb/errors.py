@@ -320,6 +320,14 @@ class StorageError(CtxdbError):
     category = "storage"
 
 
+class OutputWriteError(StorageError):
+    """A file ctxdb writes (an export, a backup) could not be written: the disk is full,
+    the folder is not writable; ``path`` and ``reason`` are in details. Nothing was left at
+    the path."""
+
+    code = "output_write_failed"
+
+
 class DatabaseUnavailableError(StorageError):
     code = "database_unavailable"
 
