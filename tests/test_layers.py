@@ -16,7 +16,8 @@ layer may import:
                  words (priorities) with the domain's own vocabulary, so it may import domain/
                  (which never imports it)
 
-    foundation   errors.py: imported by every layer, imports nothing of ctxdb
+    foundation   errors.py: imported by every layer, imports nothing of ctxdb; beside it
+                 private_files.py (files and folders created private), standard library only
     clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
                  editing for the CLI, importing only the foundation
 
@@ -44,6 +45,7 @@ LAYER_OF = {
     "repo_identity": "domain",
     "storage": "storage",
     "settings": "settings", "errors": "foundation", "__version__": "foundation",
+    "private_files": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).
