@@ -83,3 +83,4 @@ def test_the_hook_log_and_its_state_folder_are_private(
     assert "could not reach the database" in log.read_text(encoding="utf-8")
     assert mode(log) == 0o600
     assert mode(log.parent) == mode(log.parent.parent) == 0o700
+

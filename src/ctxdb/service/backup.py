@@ -37,6 +37,7 @@ from ctxdb.errors import (
     BackupInvalidError,
     BackupTargetExistsError,
     DatabaseNotEmptyError,
+    OutputWriteError,
     StorageError,
     ValidationError,
 )
@@ -136,13 +137,17 @@ def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: st
     fmt = _backup_format(tools, fmt)
     target = _backup_target(tools, file, force)
     started = time.monotonic()
-    with _scratch_beside(target) as scratch:
-        if fmt == tools.format:
-            contents = tools.back_up(scratch, progress)
-        else:
-            contents = _bundle_backup(settings, scratch, progress)
-        progress("writing to disk", 0, 0)
-        digest = _publish(scratch, target)
+    try:
+        with _scratch_beside(target) as scratch:
+            if fmt == tools.format:
+                contents = tools.back_up(scratch, progress)
+            else:
+                contents = _bundle_backup(settings, scratch, progress)
+            progress("writing to disk", 0, 0)
+            digest = _publish(scratch, target)
+    except OSError as exc:  # a full disk, a folder not writable: typed, not a bug
+        raise OutputWriteError(f"cannot write the backup {target}: {exc.strerror or exc}",
+                               path=str(target), reason=exc.strerror or str(exc)) from None
     tables = contents.tables
     return {
         "backend": tools.dialect.name,
