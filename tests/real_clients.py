@@ -179,10 +179,16 @@ def diagnosis(env: dict[str, str]) -> str:
     """What ctxdb saw, for a failure message: the sessions, handoffs and the hook log."""
     with sqlite3.connect(env["CTXDB_URL"]) as conn:
         sessions = conn.execute("SELECT session_id, status FROM instances").fetchall()
-        handoffs = conn.execute("SELECT instance_id, kind FROM handoffs").fetchall()
+        handoffs = conn.execute("SELECT instance_id, kind, handoff_id, created_at "
+                                "FROM handoffs").fetchall()
+        injections = conn.execute("SELECT session_id, source, handoff_id, characters, "
+                                  "created_at FROM injections").fetchall()
+        events = conn.execute("SELECT action, entity_id, occurred_at FROM audit_log "
+                              "ORDER BY audit_id").fetchall()
     hook_log = Path(env["CTXDB_HOOK_LOG"])
     log = hook_log.read_text(encoding="utf-8") if hook_log.exists() else "(empty)"
-    return f"sessions (id, status): {sessions}; handoffs: {handoffs}; hook log: {log}"
+    return (f"sessions (id, status): {sessions}; handoffs: {handoffs}; injections: "
+            f"{injections}; audit: {events}; hook log: {log}")
 
 
 def query(env: dict[str, str], sql: str, *params: Any) -> list[tuple[Any, ...]]:

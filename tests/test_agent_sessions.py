@@ -202,13 +202,13 @@ def test_a_reload_names_the_critical_items_over_the_budget(
         assert text.startswith("# Handoff") and "xterm.js" in text
         assert reload["item_ids"] == fits and "a HIGH note" not in text
         assert "35 item(s) over the reload budget, not loaded" in text
-        assert all(f"(item {item_id}, code, 2000 tokens)" in text for item_id in left_out[:20])
-        assert f"(item {left_out[20]}," not in text
+        assert all(f"#{item_id} (code, 2000 tokens)" in text for item_id in left_out[:20])
+        assert f"#{left_out[20]} (" not in text
         assert "… and 15 more (`ctxdb context --format json` names them all)" in text
         assert "`ctxdb context get ITEM_ID`" in text
     startup = db.sessions.start(session(None, "s-2"), "startup", REPO)
     assert startup["item_ids"] == fits and len(startup["text"]) <= MAX_INJECTION_CHARS
-    assert f"#26 (item {left_out[0]}, code, 2000 tokens)" in startup["text"]
+    assert f"#{left_out[0]} (code, 2000 tokens)" in startup["text"]
 
 
 @pytest.mark.parametrize(("make", "message"), [

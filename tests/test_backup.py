@@ -305,3 +305,21 @@ def test_a_bundle_of_one_project_is_not_a_backup(
     with pytest.raises(BackupInvalidError, match="export of one project"):
         backup.restore(settings, one["path"], force=True)
     assert content_of(settings) == before
+
+
+def test_a_backup_to_a_full_disk_is_a_typed_error_leaving_nothing(
+        db: Ctxdb, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from ctxdb.errors import OutputWriteError
+
+    def full(_path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(backup, "fsync_file", full)  # the disk fills as the backup is flushed
+    target = tmp_path / "backups" / "ctxdb.backup"
+    with pytest.raises(OutputWriteError) as refused:
+        backup.backup(settings, target)
+    assert refused.value.message == f"cannot write the backup {target}: No space left on device"
+    assert list(target.parent.iterdir()) == []

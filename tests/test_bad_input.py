@@ -149,6 +149,15 @@ class Unserializable:
 
 Case = tuple[str, Callable[[World], Any], type[CtxdbError], str]
 
+
+def deep(levels: int) -> list[Any]:
+    """A list nested ``levels`` deep, built without recursion."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 CASES: list[Case] = [
     # unknown things
     ("unknown project: store", lambda w: w.db.context.store("proj_void", "x"),
@@ -209,6 +218,27 @@ CASES: list[Case] = [
      InvalidContentError, "lone surrogate"),
     ("content: too large", lambda w: w.db.context.store(w.project, "x" * MAX_CONTENT_BYTES),
      ContentTooLargeError, f"over the limit of {MAX_CONTENT_BYTES} bytes"),
+    # JSON over the limits (validation.MAX_JSON_DEPTH), whatever the entry point
+    ("content: nested too deep", lambda w: w.db.context.store(w.project, deep(5_000)),
+     InvalidContentError, "content is nested deeper than the limit of 100 levels"),
+    ("content: 101 levels", lambda w: w.db.context.store(w.project, deep(101)),
+     InvalidContentError, "nested deeper than the limit of 100 levels"),
+    ("metadata: nested too deep",
+     lambda w: w.db.context.store(w.project, "x", metadata={"m": deep(500)}),
+     InvalidContentError, "metadata is nested deeper than the limit"),
+    ("supersede: nested too deep", lambda w: w.db.context.supersede(w.item, deep(2_000)),
+     InvalidContentError, "nested deeper than the limit"),
+    ("memory: nested too deep",
+     lambda w: w.db.memories.put(w.project, "notes", "k", deep(2_000)),
+     InvalidContentError, "nested deeper than the limit"),
+    ("checkpoint: nested too deep", lambda w: w.db.checkpoints.save(w.instance, deep(2_000)),
+     InvalidContentError, "nested deeper than the limit"),
+    ("message: nested too deep",
+     lambda w: w.db.messages.send(w.project, "broadcast", None, deep(2_000)),
+     InvalidContentError, "nested deeper than the limit"),
+    ("approval: nested too deep",
+     lambda w: w.db.approvals.request(w.project, "deploy", deep(2_000)),
+     InvalidContentError, "nested deeper than the limit"),
     ("metadata: a set", lambda w: w.db.context.store(w.project, "x", metadata={"s": {1}}),
      InvalidContentError, "metadata is not JSON-serializable"),
     ("metadata: not an object", lambda w: w.db.context.store(w.project, "x", metadata=[1]),  # type: ignore[arg-type]

@@ -223,6 +223,26 @@ def test_export_refusals(db: Ctxdb, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.partial"))
 
 
+def test_export_to_a_full_disk_is_a_typed_error_leaving_nothing(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from ctxdb.errors import OutputWriteError
+    from ctxdb.service.operations import bundles
+
+    def full(_descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(bundles.os, "fsync", full)  # the disk fills as the bundle is flushed
+    with pytest.raises(OutputWriteError) as refused:
+        db.bundles.export(tmp_path / "all.jsonl")
+    assert refused.value.message == (f"cannot write the bundle {tmp_path / 'all.jsonl'}: "
+                                     "No space left on device; nothing was written there")
+    assert refused.value.category == "storage"
+    assert not (tmp_path / "all.jsonl").exists() and not list(tmp_path.glob(".all.jsonl.*"))
+
+
 def test_export_to_a_stream(db: Ctxdb, project: dict[str, Any], tmp_path: Path) -> None:
     stream = io.BytesIO()
     result = db.bundles.export(stream)
@@ -296,6 +316,32 @@ def test_a_damaged_bundle_is_refused_with_nothing_written(
     assert refused.value.code in ("invalid_bundle", "unsupported_bundle_version")
     with pytest.raises(BundleError):
         db.bundles.import_bundle(path, dry_run=True)
+    assert set(row_counts(db, tmp_path).values()) == {0}
+
+
+def _with_line(data: bytes, number: int, line: bytes) -> bytes:
+    parts = data.split(b"\n")
+    return b"\n".join([*parts[:number], line, *parts[number:]])
+
+
+@pytest.mark.parametrize(("line", "limit"), [
+    (b"[" * 5_000 + b"]" * 5_000, "nested deeper than the limit of 100 levels"),
+    (b'{"a": ' * 150 + b"1" + b"}" * 150, "nested deeper than the limit of 100 levels"),
+    (b"1" * 5_000, "an integer of 5000 digits, over the limit of 4300 digits"),
+])
+def test_a_bundle_line_over_a_json_limit_is_damage_naming_the_limit(
+    db: Ctxdb, tmp_path: Path, good_bundle: bytes, line: bytes, limit: str
+) -> None:
+    for number in (0, 3):  # as the header, as a record
+        path = tmp_path / f"over-{number}.jsonl"
+        path.write_bytes(_with_line(good_bundle, number, line) if number else
+                         line + b"\n" + good_bundle.split(b"\n", 1)[1])
+        with pytest.raises(BundleError) as refused:
+            db.bundles.import_bundle(path)
+        if number:
+            assert limit in refused.value.message and "(line 4)" in refused.value.message
+        else:
+            assert "not a ctxdb bundle" in refused.value.message
     assert set(row_counts(db, tmp_path).values()) == {0}
 
 
@@ -513,6 +559,12 @@ UNSTORABLE: dict[str, tuple[str, str, Any, str]] = {
                       r"context_items\.created_at is not a valid timestamp"),
     "an id longer than PostgreSQL indexes": ("projects", "repo_key", "git:" + "r" * 3_000,
                                              r"projects\.repo_key is longer than 2000 bytes"),
+    "an integer over BIGINT": ("projects", "total_story_points", 2**63,
+                               r"projects\.total_story_points .*9223372036854775807"),
+    "a negative integer under BIGINT": ("context_items", "token_count", -(2**63) - 1,
+                                        r"context_items\.token_count .*9223372036854775807"),
+    "an id over BIGINT": ("context_items", "item_id", 2**64,
+                          r"context_items\.item_id .*9223372036854775807"),
 }
 
 

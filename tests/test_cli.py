@@ -7,6 +7,7 @@ with ``--url``; ``--traceback`` lets an unexpected exception fail the test with 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ class Cli:
         self.env = {**CLEAN_ENV, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
                     "CTXDB_ACTOR": "user:test"}
 
-    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+    def __call__(self, *args: str, input: str | bytes | None = None, **env: str) -> Result:
         return CliRunner().invoke(cli, ["--traceback", "--url", self.url, *args], input=input,
                                   env={**self.env, **env})
 
@@ -39,7 +40,7 @@ class Cli:
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
-    def fails(self, code: int, *args: str, input: str | None = None, **env: str) -> str:
+    def fails(self, code: int, *args: str, input: str | bytes | None = None, **env: str) -> str:
         """Run a command that must fail with ``code``; return its one-line error message."""
         result = self(*args, input=input, **env)
         assert result.exit_code == code, result.output
@@ -237,11 +238,31 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     tight = run("context", "-p", pid, "--budget-tokens", "1")
     assert tight.exit_code == 0, tight.output
     assert tight.stdout == (f"# ctxdb context: project {pid} (startup)\n"
-                            "- [CRITICAL] 1 item(s) over the reload budget, not loaded: #1 "
-                            f"(item {pack['items'][0]['item_id']}, note, "
+                            "- [CRITICAL] 1 item(s) over the reload budget, not loaded: "
+                            f"#{pack['items'][0]['item_id']} (note, "
                             f"{pack['items'][0]['token_count']} tokens). "
                             "Fetch one with `ctxdb context get ITEM_ID`.\n")
     assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
+
+
+def test_injected_numbers_are_the_ids_context_get_takes_within_the_project(
+        run: Cli, pid: str) -> None:
+    """The injected text numbers an item by the id ``context get`` takes; a ``get`` with a
+    project refuses another project's item, so a fetch never crosses projects silently."""
+    other = run.ok("project", "create", "Other")["project_id"]
+    theirs = run.ok("context", "store", "-p", other, '{"secret": 1}')["item_id"]
+    ours = run.ok("context", "store", "-p", pid, '{"rule": "cents"}', "--priority",
+                  "CRITICAL")["item_id"]
+    assert ours != 1  # the item is first in its project: sequence 1, but not id 1
+    text = run("context", "-p", pid).stdout
+    assert f'- [CRITICAL] #{ours} (note): {{"rule": "cents"}}' in text and "#1 " not in text
+    assert run.ok("context", "get", str(ours), "-p", pid)["content"] == {"rule": "cents"}
+    assert run.ok("context", "-p", pid, "get", str(ours))["item_id"] == ours
+    refused = run.fails(3, "context", "get", str(theirs), "-p", pid)
+    assert refused == f"error: unknown context item {theirs} in project {pid!r}"
+    assert "unknown context item" in run.fails(3, "context", "-p", pid, "get", str(theirs))
+    markdown = run("context", "-p", pid, "--format", "markdown").stdout
+    assert f"- [CRITICAL] #{ours} (note)" in markdown
 
 
 def test_tokens_usage_and_clear_and_reload(run: Cli, pid: str) -> None:
@@ -299,3 +320,64 @@ def test_bad_settings_exit_2_naming_the_variable(run: Cli, tmp_path: Path) -> No
     assert "CTXDB_CONTEXT_WINDOW" in message
     missing = tmp_path / "missing.toml"
     assert "does not exist" in run.fails(2, "--config", str(missing), "project", "list")
+
+
+@pytest.mark.parametrize("command", [
+    ("context", "store", "-p", "PID"),
+    ("context", "store", "-p", "PID", "--text"),
+    ("memory", "put", "-p", "PID", "notes", "k"),
+    ("memory", "put", "-p", "PID", "notes", "k", "--text"),
+])
+def test_missing_unreadable_or_binary_input_files_are_typed_errors(
+        run: Cli, pid: str, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """Each names the file and the problem (exit 2), not an internal error; nothing stored."""
+    args = [pid if arg == "PID" else arg for arg in command]
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    locked = tmp_path / "locked.json"
+    locked.write_text("{}", encoding="utf-8")
+    locked.chmod(0o000)
+    missing = tmp_path / "missing.json"
+    assert run.fails(2, *args, "--file", str(missing)) == f"error: {missing}: no such file"
+    assert run.fails(2, *args, "--file", str(binary)) == (
+        f"error: {binary} is not UTF-8 text (byte 0x89 at offset 0); give a text file")
+    if os.geteuid() != 0:  # root reads any file
+        assert run.fails(2, *args, "--file", str(locked)) == \
+            f"error: {locked}: permission denied"
+    assert run.fails(2, *args, input=b"\xff\xfe{}") == (
+        "error: stdin is not UTF-8 text (byte 0xff at offset 0); give a text file")
+    assert run.ok("context", "list", "-p", pid) == {
+        "CRITICAL": [], "HIGH": [], "MEDIUM": [], "LOW": []}
+
+
+DEEP = "[" * 5_000 + "]" * 5_000
+NESTED_150 = '{"a": ' * 150 + "1" + "}" * 150
+LONG_INTEGER = "1" * 4_301
+
+
+@pytest.mark.parametrize(("bad", "limit"), [
+    (DEEP, "nested deeper than the limit of 100 levels"),
+    (NESTED_150, "nested deeper than the limit of 100 levels"),
+    (LONG_INTEGER, "an integer of 4301 digits, over the limit of 4300 digits"),
+])
+def test_json_over_a_limit_is_a_typed_error_at_every_cli_entry_point(
+        run: Cli, pid: str, bad: str, limit: str) -> None:
+    """Deep JSON and huge integers name the limit (exit 2), never 'internal error'; nothing
+    changes (the audit log counts every write)."""
+    iid = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    sid = run.ok("session", "create", "-p", pid, "app", "u1")["session_id"]
+    item = run.ok("context", "store", "-p", pid, "{}")["item_id"]
+    before = len(run.ok("audit", "-p", pid, "--limit", "1000"))
+    wrapped = f'{{"x": {bad}}}'
+    commands = [
+        ("context", "store", "-p", pid, bad), ("context", "supersede", str(item), bad),
+        ("context", "store", "-p", pid, "{}", "--metadata", wrapped),
+        ("memory", "put", "-p", pid, "ns", "k", bad),
+        ("checkpoint", "save", iid, bad), ("session", "append", sid, "user", bad),
+        ("session", "state", sid, wrapped), ("message", "send", "-p", pid, "--broadcast", bad),
+        ("approval", "request", "-p", pid, "deploy", bad),
+    ]
+    for command in commands:
+        assert limit in run.fails(2, *command), command
+    assert limit in run.fails(2, "context", "store", "-p", pid, input=bad)
+    assert len(run.ok("audit", "-p", pid, "--limit", "1000")) == before

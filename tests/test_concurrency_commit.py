@@ -51,6 +51,7 @@ class CommitAnswerCutter:
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._armed = False
+        self._freeze_at_commit = False
         self.frozen = threading.Event()
         self.cut = 0
         self._sockets: list[socket.socket] = []
@@ -62,6 +63,12 @@ class CommitAnswerCutter:
 
     def freeze(self) -> None:
         self.frozen.set()
+
+    def freeze_at_commit(self) -> None:
+        """Let the next COMMIT reach the server, then freeze: it commits, and its answer
+        (and everything after) never comes back."""
+        with self._lock:
+            self._freeze_at_commit = True
 
     def _accept(self) -> None:
         while True:
@@ -85,8 +92,13 @@ class CommitAnswerCutter:
                     if self._armed and COMMIT_MESSAGE in data:
                         self._armed = False
                         cutting.set()
+                    freezing = self._freeze_at_commit and COMMIT_MESSAGE in data
+                    if freezing:
+                        self._freeze_at_commit = False
                 if not self.frozen.is_set():
                     server.sendall(data)
+                if freezing:
+                    self.frozen.set()
         except OSError:
             pass
         _shut(server)

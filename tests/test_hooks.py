@@ -380,7 +380,7 @@ def test_the_reload_hook_names_critical_items_over_the_budget(
     assert all(f"CRITICAL rule {n}: " in reload for n in range(5))
     assert "CRITICAL rule 5: " not in reload
     assert "3 item(s) over the reload budget, not loaded: " + "; ".join(
-        f"#{n + 1} (item {rules[n]}, code, 10000 tokens)" for n in (5, 6, 7)) in reload
+        f"#{rules[n]} (code, 10000 tokens)" for n in (5, 6, 7)) in reload
     assert "`ctxdb context get ITEM_ID`" in reload
     current = instance(db)
     assert current["generation"] == 1
@@ -577,3 +577,18 @@ def test_a_poisoned_transcript_never_stops_stop_or_precompact(
     handoff = db.tokens.latest_handoff(instance_id=instance(db, "poisoned")["instance_id"])
     assert handoff is not None and "the latest request" in handoff["summary"]
     assert hook.logged() == ""
+
+
+@pytest.mark.parametrize(("raw", "limit"), [
+    ('{"hook_event_name": "Stop", "x": ' + "[" * 5_000 + "]" * 5_000 + "}",
+     "hook input is nested deeper than the limit of 100 levels"),
+    ('{"hook_event_name": "Stop", "x": ' + "1" * 5_000 + "}",
+     "hook input has an integer of 5000 digits, over the limit of 4300 digits"),
+])
+def test_hook_input_over_a_json_limit_is_a_typed_error(raw: str, limit: str) -> None:
+    from ctxdb.errors import ValidationError
+    from ctxdb.hooks.payload import parse_event
+
+    with pytest.raises(ValidationError) as refused:
+        parse_event("claude-code", raw)
+    assert refused.value.message == limit

@@ -217,6 +217,41 @@ def test_symlinks_inside_the_folder_are_read_once(db: Ctxdb, project: dict[str, 
                                   "reason": "same file as CLAUDE.md"}]
 
 
+@pytest.mark.timeout(20)
+def test_a_fifo_or_a_symlink_loop_is_skipped_not_opened(db: Ctxdb, project: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    """A FIFO named CLAUDE.md would block the import forever if opened: its type is checked
+    first. A symlink loop is skipped too, not a traceback."""
+    root = tmp_path / "repo"
+    write(root / ".claude" / "context" / "notes.md", "# Notes\n\nkept\n")
+    os.mkfifo(root / "CLAUDE.md")
+    os.symlink("loop.md", root / ".claude" / "context" / "loop.md")
+    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert reasons["CLAUDE.md"] == "not a regular file (a FIFO)"
+    assert reasons[".claude/context/loop.md"] == "a symlink loop"
+    assert report["counts"]["context"]["imported"] == 1
+    with pytest.raises(ImportSourceError, match=r"CLAUDE\.md is not a regular file"):
+        db.imports.import_files(str(root / "CLAUDE.md"), project_id=project["project_id"])
+
+
+@pytest.mark.parametrize("name", [".claude/context/deep.json", "memory.json",
+                                  ".claude/settings.json"])
+def test_json_over_the_depth_limit_is_a_skip_in_a_folder_and_an_error_when_named(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    """Not 'internal error: RecursionError': the limit of every JSON ctxdb takes, named."""
+    root = tmp_path / "repo"
+    deep = write(root / name, "[" * 5_000 + "]" * 5_000)
+    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert "nested deeper than the limit of 100 levels" in reasons.get(name, ""), reasons
+    if not name.startswith(".claude/settings"):
+        with pytest.raises(MalformedImportFileError, match="nested deeper than the limit"):
+            db.imports.import_files(str(deep), project_id=project["project_id"])
+    assert items_of(db, project["project_id"]) == []
+
+
 def test_malformed_json_is_a_reported_skip_in_a_folder_and_an_error_when_named(
     db: Ctxdb, project: dict[str, Any], repo: Path
 ) -> None:

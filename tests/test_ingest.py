@@ -169,6 +169,27 @@ def test_the_ingest_transcript_command(settings: Settings, tmp_path: Path) -> No
     assert missing.exit_code == 3 and "no transcript file at" in missing.stderr
 
 
+@pytest.mark.parametrize(("name", "data"), [
+    ("notes.txt", b"just some notes\nand more\n"),
+    ("blob.bin", bytes(range(256)) * 4 + b"\n"),
+    ("list.json", b'[1, 2]\n{"no": "type"}\n'),
+])
+def test_a_file_that_is_not_a_transcript_is_refused_and_nothing_recorded(
+    db: Ctxdb, settings: Settings, tmp_path: Path, name: str, data: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = CliRunner().invoke(cli, ["--url", settings.url, "ingest-transcript", str(path)],
+                                env={"CTXDB_ACTOR": "user:test", "HOME": str(tmp_path)})
+    assert result.exit_code == 2, result.output
+    assert f"{path} is not a transcript" in result.stderr
+    assert db.transcripts.usage(path.stem)["totals"]["responses"] == 0
+    assert db.audit_log() == []
+    empty = tmp_path / "started.jsonl"  # a session just started: nothing to read yet
+    empty.write_bytes(b"")
+    assert db.transcripts.ingest(empty)["records"] == 0
+
+
 @pytest.mark.parametrize("block", [64, 4_096, 256 * 1024])
 def test_the_tail_gives_the_context_in_use_of_the_whole_file(block: int) -> None:
     """Pure file reading (no database): small blocks make it grow the window many times."""

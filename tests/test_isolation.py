@@ -60,6 +60,7 @@ class World:
     session: str
     archived_item: int
     transcript: str
+    item: int
 
 
 @pytest.fixture
@@ -87,7 +88,8 @@ def world(db: Ctxdb, settings: Settings, tmp_path: Path) -> World:
         run=db.commands.queue(other, "make")["run_id"],
         checkpoint=db.checkpoints.save(stranger, {"step": 1})["checkpoint_id"],
         session=db.conversations.create(other, "app", "user")["session_id"],
-        archived_item=item, transcript=str(transcript))
+        archived_item=item, transcript=str(transcript),
+        item=db.context.store(other, "their secret")["item_id"])
 
 
 def untouched(db: Ctxdb, world: World) -> dict[str, Any]:
@@ -253,6 +255,8 @@ CLI_CASES: dict[tuple[str, str], CliCase] = {
         ["context", "store", "-p", w.own, '"x"', "--phase", str(w.phase)], "unknown phase"),
     ("context store", "created_by"): lambda w: (
         ["context", "store", "-p", w.own, '"x"', "--created-by", w.stranger], INSTANCE),
+    ("context get", "item_id"): lambda w: (
+        ["context", "get", str(w.item), "-p", w.own], "unknown context item"),
     ("context unarchive", "item_id"): lambda w: (
         ["context", "unarchive", str(w.archived_item), "-p", w.own],
         "no archived context item"),

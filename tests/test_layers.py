@@ -18,7 +18,8 @@ layer may import:
                  (which never imports it)
 
     foundation   errors.py and progress.py: imported by every layer, import nothing of
-                 ctxdb
+                 ctxdb; beside them private_files.py (files and folders created private),
+                 standard library only
     clients/     what ``ctxdb install`` writes into agent clients' settings files: plain file
                  editing for the CLI, importing only the foundation
 
@@ -50,6 +51,7 @@ LAYER_OF = {
     "errors": "foundation", "__version__": "foundation",
     # How long operations report progress: a protocol every layer may call or implement.
     "progress": "foundation",
+    "private_files": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).

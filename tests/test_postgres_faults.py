@@ -153,7 +153,9 @@ def test_a_lost_commit_answer_on_a_frozen_server_is_bounded_and_says_so(
 
             def freeze_then_insert(tx: Tx) -> None:
                 tx.execute_raw("SELECT 1", {})
-                proxy.freeze()  # the COMMIT goes out, and nothing comes back
+                # The statements the write adds after the unit (the search terms) still get
+                # their answers; the COMMIT goes out, and nothing comes back.
+                proxy.freeze_at_commit()
 
             started = time.monotonic()
             with pytest.raises(DatabaseTimeoutError, match="may have been committed"):

@@ -120,3 +120,11 @@ def test_instants_are_stored_timestamps() -> None:
 def test_bad_instants_are_refused(value: object) -> None:
     with pytest.raises(ValidationError, match="since"):
         parse_instant(value, "since")
+
+
+def test_an_age_of_too_many_digits_names_the_limit() -> None:
+    """Not Python's 4,300-digit ValueError (an internal error): the limit named."""
+    with pytest.raises(ValidationError, match="since is an age of 5000 digits, over the "
+                                              "limit of 18 digits"):
+        parse_instant("9" * 5_000 + "d", "since")
+    parse_instant("9" * 18 + "w", "since")  # the largest age: before the first date

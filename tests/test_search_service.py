@@ -260,6 +260,11 @@ def test_raw_queries_use_the_engines_syntax_and_bad_ones_are_typed_errors(
             db.search.search(pid, bad, raw=True)
     with pytest.raises(InvalidSearchQueryError, match="empty"):
         db.search.search(pid, "  ", raw=True)
+    # The engine's own limits are invalid queries too, not storage errors: FTS5's parser
+    # stack (deep parentheses), PostgreSQL's phrase distance (at most 16,384).
+    too_much = "(" * 400 + "a" + ")" * 400 if sqlite else "a <99999> b"
+    with pytest.raises(InvalidSearchQueryError, match="cannot parse the raw query"):
+        db.search.search(pid, too_much, raw=True)
 
 
 def test_the_record_about_the_words_ranks_first(db: Ctxdb, pid: str) -> None:

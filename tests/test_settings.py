@@ -107,6 +107,44 @@ def test_bad_environment_values_name_the_variable(
         load_settings(env=env_of(home, **{variable: value}))
 
 
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("CTXDB_CONTEXT_WINDOW", "99999999999999999999",
+     "context_window must be in -9223372036854775807..9223372036854775807"),
+    ("CTXDB_CONTEXT_WINDOW", "4294967296", "context_window must be in 1..2147483647 tokens"),
+    ("CTXDB_CONTEXT_WINDOW", "9" * 5_000, "context_window expects int, got '999"),
+    ("CTXDB_MAX_PROJECTS", "-" + "9" * 30, "max_projects must be in -9223372036854775807"),
+    ("CTXDB_URL", "postgresql://me:secret@[::1/ctxdb",
+     "PostgreSQL URL 'postgresql://me:***@[::1/ctxdb' is malformed: Invalid IPv6 URL"),
+])
+def test_numbers_out_of_range_and_malformed_urls_are_refused_when_loaded(
+    home: Path, variable: str, value: str, message: str
+) -> None:
+    """Refused with the range named when the settings load, not accepted and then failing
+    every launch (or an internal error); the password of a malformed URL stays masked."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env=env_of(home, **{variable: value}))
+    assert message in refused.value.message and "secret" not in refused.value.message
+    assert len(refused.value.message) < 300
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (bytes(range(128, 256)), "is not valid TOML"),
+    (b"a = " + b"[" * 5_000 + b"]" * 5_000, "nests arrays or tables too deep to read"),
+    (None, "cannot be read: Is a directory"),
+])
+def test_a_binary_deep_or_folder_config_file_is_a_config_error(
+    home: Path, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "ctxdb.toml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_settings(env=env_of(home, CTXDB_CONFIG=str(path)))
+    assert str(path) in refused.value.message
+
+
 def test_bad_config_file_values_name_the_file(home: Path, tmp_path: Path) -> None:
     wrong_type = write_config(tmp_path / "wrong.toml", 'context_window = "big"\n')
     with pytest.raises(ConfigError, match=r"wrong\.toml: context_window expects int"):

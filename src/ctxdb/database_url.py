@@ -66,8 +66,12 @@ def _without_password(url: str) -> str:
     """``url`` with the password of its user part (if any) masked, fit for an error."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed URL ('[::1' host): mask what may be a password by hand
+        return re.sub(r"(//[^/@:]*:)[^@/]*@", r"\1***@", url)
+    if password is None:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

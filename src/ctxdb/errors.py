@@ -86,6 +86,14 @@ class ClientSettingsError(ConfigError):
     code = "invalid_client_settings"
 
 
+class InputFileError(ValidationError):
+    """A file (or stdin) given as input cannot be read as what it should be: missing,
+    unreadable, a folder, not UTF-8 text, not a transcript; ``path`` and ``reason`` are in
+    details. Nothing was written."""
+
+    code = "invalid_input_file"
+
+
 class ImportSourceError(ValidationError):
     """What ``ctxdb import`` was asked to read cannot be imported; nothing was written."""
 
@@ -310,6 +318,14 @@ class ApiTokenNotFoundError(NotFoundError):
 class StorageError(CtxdbError):
     code = "storage_error"
     category = "storage"
+
+
+class OutputWriteError(StorageError):
+    """A file ctxdb writes (an export, a backup) could not be written: the disk is full,
+    the folder is not writable; ``path`` and ``reason`` are in details. Nothing was left at
+    the path."""
+
+    code = "output_write_failed"
 
 
 class DatabaseUnavailableError(StorageError):

@@ -17,6 +17,7 @@ from typing import Any
 
 from ctxdb.database_url import database_kind, normalised_url
 from ctxdb.domain.models import PRIORITY_ORDER, choices
+from ctxdb.domain.validation import MAX_BIGINT, MAX_INTEGER
 from ctxdb.errors import ConfigError
 
 ENV_PREFIX = "CTXDB_"
@@ -155,6 +156,9 @@ class Settings:
                      "max_content_bytes", "pool_min_size", "pool_max_size"):
             if getattr(self, name) < 1:
                 raise _invalid(name, f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.context_window > MAX_INTEGER:  # an instance stores it in an INTEGER column
+            raise _invalid("context_window", f"context_window must be in 1..{MAX_INTEGER} "
+                                             f"tokens, got {self.context_window}")
         if self.busy_timeout_ms < 30_000:
             raise _invalid("busy_timeout_ms",
                            "busy_timeout_ms below 30000 lets writers fail with 'locked'")
@@ -254,13 +258,22 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         if not _lossless(setting.kind, raw):
             raise ValueError(raw)
         value = setting.kind(raw)
+        if setting.kind is int and abs(value) > MAX_BIGINT:
+            raise ConfigError(f"{source}: {setting.name} must be in "
+                              f"-{MAX_BIGINT}..{MAX_BIGINT}, got {_shown(raw)}")
         if setting.name == "sqlite_synchronous":
             value = value.upper()
         return value
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{source}: {setting.name} expects {setting.kind.__name__}, got {raw!r}"
+            f"{source}: {setting.name} expects {setting.kind.__name__}, got {_shown(raw)}"
         ) from None
+
+
+def _shown(raw: Any) -> str:
+    """A setting's raw value for an error, cut short (a 5,000-digit number is not read)."""
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def _lossless(kind: type, raw: Any) -> bool:
@@ -283,8 +296,13 @@ def _from_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # binary is not TOML either
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests arrays or tables too deep to read "
+                          "(no ctxdb setting is nested)") from None
+    except OSError as exc:  # a folder, unreadable
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     table = data.get("ctxdb", data)
     known = {s.name: s for s in SETTINGS_HELP}
     unknown = sorted(set(table) - set(known))

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.options import json_option, project_option
+from ctxdb.cli.options import json_option, project_option, read_input_text
 from ctxdb.cli.output import print_record, print_table, show
+from ctxdb.domain.validation import load_json
 
 CHECKPOINT_COLUMNS = ("checkpoint_id", "instance_id", "label", "generation", "phase_id",
                       "created_at", "state")
@@ -31,10 +32,9 @@ def read_state(state: str | None, file: str | None) -> Any:
     if state is None:
         if file is None and sys.stdin.isatty():
             raise click.UsageError("no state: give it as an argument, with --file, or on stdin")
-        with click.open_file("-" if file is None else file, "r", encoding="utf-8") as handle:
-            state = handle.read().strip()
+        state = read_input_text("-" if file is None else file).strip()
     try:
-        return json.loads(state)
+        return load_json(state, "the state")
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"the state is not valid JSON ({exc})") from None
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.options import json_option, project_option
+from ctxdb.cli.options import json_option, project_option, read_input_text
 from ctxdb.cli.output import print_record, print_table, show
 from ctxdb.domain.models import choices
 from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, RunStatus
@@ -50,9 +50,7 @@ def read_output(output: str | None, output_file: str | None) -> str:
         raise click.UsageError("give either --output or --output-file, not both")
     if output_file is None:
         return output or ""
-    with click.open_file(output_file, "r", encoding="utf-8", errors="replace") as handle:
-        text: str = handle.read()
-    return text
+    return read_input_text(output_file, errors="replace")
 
 
 def result_options(func: Any) -> Any:

@@ -180,12 +180,27 @@ def store_command(app: Application, /, project_id: str, content: str | None, fil
 
 
 @context_group.command("get")
+@click.option("--project", "-p", "project_id", metavar="PROJECT_ID",
+              help="Only an item of this project: another project's item is refused.")
 @click.argument("item_id", type=int)
 @json_option
 @pass_app
-def get_command(app: Application, item_id: int, as_json: bool) -> None:
-    """Show one context item, whatever its state (active, superseded, deleted)."""
-    show_item(app.db().context.get(item_id), as_json)
+def get_command(app: Application, project_id: str | None, item_id: int, as_json: bool) -> None:
+    """Show one context item, whatever its state (active, superseded, deleted).
+
+    ITEM_ID is the item id: the number shown as `#41` in the injected context and in
+    `ctxdb context`, and in the item_id column of `ctxdb context list` (not the sequence
+    number). With --project (here or on `ctxdb context`), an item of another project is
+    refused rather than shown.
+    """
+    show_item(app.db().context.get(item_id, project_id or _group_project()), as_json)
+
+
+def _group_project() -> str | None:
+    """The --project given to ``ctxdb context`` itself (``ctxdb context -p P get 41``)."""
+    parent = click.get_current_context().parent
+    value = parent.params.get("project_id") if parent is not None else None
+    return value if isinstance(value, str) else None
 
 
 @context_group.command("list")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ctxdb.cli.application import Application
+from ctxdb.domain.validation import load_json
+from ctxdb.errors import InputFileError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,7 +52,7 @@ class JsonText(ParamBase):
         if not isinstance(value, str):
             return value
         try:
-            return json.loads(value)
+            return load_json(value, f"the value of {param.name if param else 'a parameter'}")
         except json.JSONDecodeError as exc:
             self.fail(f"not valid JSON ({exc}): {value!r}", param, ctx)
 
@@ -70,6 +72,36 @@ class JsonObject(JsonText):
 JSON_OBJECT = JsonObject()
 
 
+def read_input_text(source: str, errors: str = "strict") -> str:
+    """The text of the file ``source`` ('-': stdin), as UTF-8; a file that is missing,
+    unreadable, a folder or (with strict ``errors``) not UTF-8 text is an ``InputFileError``
+    naming it and the problem, not a traceback."""
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
+    except FileNotFoundError:
+        raise InputFileError(f"{name}: no such file", path=name, reason="missing") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{name} is a folder, not a file", path=name,
+                             reason="directory") from None
+    except PermissionError:
+        raise InputFileError(f"{name}: permission denied", path=name,
+                             reason="unreadable") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {name}: {exc.strerror or exc}", path=name,
+                             reason="unreadable") from None
+    try:
+        return data.decode("utf-8", errors)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "give a text file", path=name, reason="not_utf8", offset=exc.start) from None
+
+
 def read_content(content: str | None, file: str | None, as_text: bool) -> Any:
     """The content of a context item: the argument, a file, or stdin; JSON unless ``as_text``."""
     if content is not None and file is not None:
@@ -77,9 +109,7 @@ def read_content(content: str | None, file: str | None, as_text: bool) -> Any:
     if content is None:
         if file is None and sys.stdin.isatty():
             raise click.UsageError("no content: give it as an argument, with --file, or on stdin")
-        source = "-" if file is None else file
-        with click.open_file(source, "r", encoding="utf-8") as handle:
-            content = handle.read()
+        content = read_input_text("-" if file is None else file)
         if not as_text:
             content = content.strip()
     if as_text:
@@ -87,7 +117,7 @@ def read_content(content: str | None, file: str | None, as_text: bool) -> Any:
     if not content:
         raise click.UsageError("the content is empty; pass JSON such as '{\"note\": \"…\"}'")
     try:
-        return json.loads(content)
+        return load_json(content, "the content")
     except json.JSONDecodeError as exc:
         raise click.UsageError(
             f"the content is not valid JSON ({exc}); use --text to store plain text"

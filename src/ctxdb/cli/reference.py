@@ -33,6 +33,9 @@ renders the result. This file is generated from the commands' `--help` by
   machine-readable JSON and nothing else on stdout.
 - **Errors** go to stderr as one line, `error: <message>`; with `--json`, as one JSON object
   `{"error": <code>, "message": …, "exit_code": …, …details}`. Bad input changes nothing.
+- **Limits** of every JSON ctxdb takes (content, metadata, state, bodies, import files, bundle
+  lines): at most 100 levels of nesting and integers of at most 4,300 digits; over one is an
+  error naming it (exit 2). Input files and stdin must be UTF-8 text.
 - **Exit codes** are listed below; each error's `category` (see `ctxdb.errors`) picks its code
   in one table (`ctxdb.cli.output.EXIT_CODES`).
 """

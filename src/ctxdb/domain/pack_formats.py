@@ -53,6 +53,6 @@ def pack_as_text(payload: dict[str, Any]) -> str:
     lines = [f"ctxdb context for project {payload['project_id']}: {usage_line(payload)}"]
     for priority, items in _by_priority(payload["items"]).items():
         for item in items:
-            lines.append(f"[{priority}] #{item['sequence_number']} ({item['content_type']}): "
+            lines.append(f"[{priority}] #{item['item_id']} ({item['content_type']}): "
                          f"{item_text(item)}")
     return "\n".join(lines)

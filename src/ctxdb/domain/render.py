@@ -8,12 +8,16 @@ string must stay under the clients' cap of 10,000 characters; the text is built 
 - the handoff gets at most ``HANDOFF_SHARE`` of the cap when items follow it;
 - every CRITICAL item is always listed, each cut short when all of them would not fit;
 - CRITICAL items the pack left out (over the reload budget: ``Pack.critical_omitted``) are
-  named right after them, by sequence number and item id, with the command that fetches one;
+  named right after them, by item id, with the command that fetches one;
   this line is never dropped (at most ``MAX_NAMED_OMITTED`` are named, the rest counted);
 - HIGH, MEDIUM and LOW items follow in pack order while they fit; the rest are counted in
   a last line that says how to see them.
 
 Only the ids of the items actually written are reported, and recorded as injected.
+
+Every item is numbered by its item id (``#41``), the one number ``ctxdb context get`` takes,
+never by its sequence in the project: a model that reads ``#1`` and fetches item 1 must get
+that item, not another project's.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def item_text(item: Mapping[str, Any]) -> str:
 
 
 def _item_line(item: Mapping[str, Any], max_chars: int | None = None) -> str:
-    head = f"- [{item['priority']}] #{item['sequence_number']} ({item['content_type']}): "
+    head = f"- [{item['priority']}] #{item['item_id']} ({item['content_type']}): "
     body = item_text(item)
     if max_chars is not None:
         body = clip(body, max(MIN_ITEM_CHARS, max_chars - len(head)))
@@ -66,8 +70,8 @@ def _item_line(item: Mapping[str, Any], max_chars: int | None = None) -> str:
 
 def critical_omitted_line(omitted: Sequence[Mapping[str, Any]]) -> str:
     """The line that names the CRITICAL items a reload left out, and how to fetch one."""
-    named = "; ".join(f"#{entry['sequence_number']} (item {entry['item_id']}, "
-                      f"{entry['content_type']}, {entry['token_count']} tokens)"
+    named = "; ".join(f"#{entry['item_id']} ({entry['content_type']}, "
+                      f"{entry['token_count']} tokens)"
                       for entry in omitted[:MAX_NAMED_OMITTED])
     more = len(omitted) - MAX_NAMED_OMITTED
     if more > 0:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ctxdb.domain.validation import MAX_NUMBER_DIGITS
 from ctxdb.errors import InvalidSearchQueryError, ValidationError
 
 MAX_QUERY_TERMS = 32
@@ -146,6 +147,9 @@ def parse_instant(value: object, what: str, now: datetime | None = None) -> str:
         text = value.strip()
         age = _AGO.fullmatch(text)
         if age is not None:
+            if len(age[1]) > MAX_NUMBER_DIGITS:
+                raise ValidationError(f"{what} is an age of {len(age[1])} digits, over the "
+                                      f"limit of {MAX_NUMBER_DIGITS} digits", value=text[:40])
             seconds = int(age[1]) * _UNIT_SECONDS[age[2]]
             try:
                 moment = (now or datetime.now(UTC)) - timedelta(seconds=seconds)

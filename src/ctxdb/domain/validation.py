@@ -35,6 +35,18 @@ MAX_NAME_LENGTH = 500
 # part of an index key (ids, keys, paths) stays below this, leaving room for the other columns.
 MAX_INDEXED_BYTES = 2_000
 
+# JSON limits, the same at every entry point (CLI, library, MCP, HTTP, imports, bundles).
+# Depth: Python's parser and serializer recurse (about 1,000 levels end in RecursionError)
+# and PostgreSQL's jsonb parser is bounded by its stack; 100 levels is far more than any real
+# document and leaves room for the envelopes ctxdb wraps around a value.
+MAX_JSON_DEPTH = 100
+# Integers: Python converts at most 4,300 digits between text and int (CVE-2020-10735).
+MAX_JSON_INTEGER_DIGITS = 4_300
+
+# A number given as text outside JSON (an age such as 7d): at most this many digits, so that
+# it fits a BIGINT and Python's int() never meets its 4,300-digit limit.
+MAX_NUMBER_DIGITS = 18
+
 # What neither database can store in text: NUL (PostgreSQL refuses it) and lone surrogates
 # (no driver can encode them; a Python string holds a surrogate only when it is lone).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -191,12 +203,77 @@ def check_choice(value: object, enum: type[E], what: str, /, *,
     raise error(f"{what} must be one of {accepted}, got {value!r}", **details)
 
 
+def json_depth_over(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests lists and objects deeper than ``limit`` (iterative: a value
+    too deep for recursion is measured too)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict):
+            children: Iterable[object] = current.values()
+        elif isinstance(current, list | tuple):
+            children = current
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_json_depth(value: Any, what: str,
+                     error: type[ValidationError] = InvalidContentError) -> Any:
+    if json_depth_over(value):
+        raise error(f"{what} is nested deeper than the limit of {MAX_JSON_DEPTH} levels",
+                    limit=MAX_JSON_DEPTH)
+    return value
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise _IntegerTooLong(len(digits.lstrip("-")))
+    return int(digits)
+
+
+class _IntegerTooLong(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def load_json(text: str | bytes, what: str,
+              error: type[ValidationError] = InvalidContentError) -> Any:
+    """``json.loads`` within the limits (``MAX_JSON_DEPTH`` levels, integers of at most
+    ``MAX_JSON_INTEGER_DIGITS`` digits): over a limit is ``error`` naming it; text that is not
+    JSON still raises ``json.JSONDecodeError`` (a ``ValueError``), for callers that word it."""
+    try:
+        value = json.loads(text, parse_int=_bounded_int)
+    except _IntegerTooLong as exc:
+        raise error(f"{what} has an integer of {exc.digits} digits, over the limit of "
+                    f"{MAX_JSON_INTEGER_DIGITS} digits", limit=MAX_JSON_INTEGER_DIGITS) from None
+    except RecursionError:
+        raise error(f"{what} is nested deeper than the limit of {MAX_JSON_DEPTH} levels",
+                    limit=MAX_JSON_DEPTH) from None
+    return check_json_depth(value, what, error)
+
+
+def parse_json(text: str | bytes, what: str,
+               error: type[ValidationError] = InvalidContentError) -> Any:
+    """``text`` parsed as JSON within the limits, or ``error`` naming what is wrong: the
+    parser of JSON a caller hands in, so that no input ends in RecursionError."""
+    try:
+        return load_json(text, what, error)
+    except ValueError as exc:  # not JSON; bytes that are not UTF-8
+        raise error(f"{what} is not valid JSON ({exc})") from None
+
+
 def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
     """Serialize ``value`` to compact JSON text both databases accept, or raise a typed error.
 
     NUL characters are refused because PostgreSQL's jsonb cannot hold them, and SQLite must
     accept exactly what PostgreSQL accepts so that data moves between them losslessly.
     """
+    check_json_depth(value, what)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ctxdb.private_files import private_directory, private_file
+
 MAX_LOG_BYTES = 1024 * 1024
 
 
@@ -34,9 +36,10 @@ def log_failure(context: str, exc: BaseException | None = None, message: str = "
         lines.append("".join(traceback.format_exception(exc)).rstrip())
     try:
         path = log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
             path.replace(path.with_name(path.name + ".1"))
+        private_file(path)  # tracebacks can quote context: the log is as private as the db
         with path.open("a", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write("\n".join(lines) + "\n")
     except (OSError, ValueError):

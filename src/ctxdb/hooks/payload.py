@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxdb.domain.agents import AgentSession, injection_limit
+from ctxdb.domain.validation import load_json
 from ctxdb.errors import ValidationError
 
 # Gemini CLI event -> the Claude Code event with the same role.
@@ -44,7 +45,7 @@ class HookEvent:
 def parse_event(client: str, raw: str, parent_pid: int | None = None) -> HookEvent:
     """The event in ``raw`` (the hook's stdin); a typed error names what is wrong."""
     try:
-        data = json.loads(raw)
+        data = load_json(raw, "hook input", ValidationError)  # within the limits of all JSON
     except ValueError as exc:
         raise ValidationError(f"hook input is not JSON: {exc}") from None
     if not isinstance(data, dict):

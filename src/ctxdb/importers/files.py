@@ -15,14 +15,22 @@ from typing import Any
 
 from ctxdb.errors import ImportSourceError, MalformedImportFileError
 from ctxdb.importers import markdown
-from ctxdb.importers.json_items import MalformedItems, looks_like_items, parse_items
+from ctxdb.importers.json_items import MalformedItems, load, looks_like_items, parse_items
 from ctxdb.importers.mcp_memory import (
     MEMORY_FILE_NAMES,
     MalformedGraph,
     looks_like_graph,
     parse_graph,
 )
-from ctxdb.importers.paths import check_inside, read_text, relative, resolve_root, walk
+from ctxdb.importers.paths import (
+    SYMLINK_LOOP,
+    check_inside,
+    file_type_problem,
+    read_text,
+    relative,
+    resolve_root,
+    walk,
+)
 from ctxdb.importers.records import FilesPlan, ItemRecord, MemoryRecord, Skip, digest
 from ctxdb.progress import Progress
 
@@ -54,6 +62,9 @@ def scan(path: str, progress: Progress | None = None) -> FilesPlan:
         progress.start("read", None)
     plan = FilesPlan(root=str(root))
     scanner = _Scanner(root, plan, progress)
+    problem = None if root.is_dir() else file_type_problem(root)
+    if problem is not None:
+        raise ImportSourceError(f"{path} is {problem}: give a folder or a file", path=path)
     if root.is_file():
         scanner.single_file(root)
     else:
@@ -102,7 +113,14 @@ class _Scanner:
     def file(self, path: Path, kind: str, *, strict: bool = False,
              repository_wide: bool | None = None, depth: int = 0) -> None:
         rel = relative(self.root, path)
+        problem = file_type_problem(path)  # before anything opens it: a FIFO would block
+        if problem == SYMLINK_LOOP:  # resolving it would fail: nothing to check inside
+            self.skip(_skip_kind(rel), rel, problem)
+            return
         resolved = check_inside(self.root, path, rel)
+        if problem is not None:
+            self.skip(_skip_kind(rel), rel, problem)
+            return
         if resolved in self.done:
             if path.is_symlink():
                 self.skip(kind, rel, f"same file as {relative(self.root, resolved)}")
@@ -176,7 +194,7 @@ class _Scanner:
             self.graph(rel, text, strict)
             return
         try:
-            if not looks_like_items(json.loads(text)):
+            if not looks_like_items(load(text)):
                 raise MalformedItems("not a list of context items, an object with an 'items' "
                                      "list, or an object keyed by priority")
             items = parse_items(rel, text)
@@ -202,9 +220,12 @@ class _Scanner:
         value: dict[str, Any] = {"source": rel}
         if rel.endswith(".json"):
             try:
-                value["json"] = json.loads(text)
+                value["json"] = load(text)
             except json.JSONDecodeError as exc:
                 self.skip("memories", rel, f"not valid JSON: {exc}")
+                return
+            except MalformedItems as exc:
+                self.skip("memories", rel, str(exc))
                 return
         elif rel.endswith(MARKDOWN):
             front_matter, body = markdown.split_front_matter(text)

@@ -20,6 +20,8 @@ import json
 from typing import Any
 
 from ctxdb.domain.models import PRIORITY_ORDER
+from ctxdb.domain.validation import load_json
+from ctxdb.errors import ValidationError
 from ctxdb.importers.records import ItemRecord
 
 PRIORITIES = tuple(p.value for p in PRIORITY_ORDER)
@@ -91,10 +93,20 @@ def _item(source: str, index: int, listed_under: str | None, item: Any) -> ItemR
         token_count=token_count)
 
 
+def load(text: str) -> Any:
+    """A file's JSON within the limits of every JSON ctxdb takes (nesting depth, integer
+    digits: domain/validation.py); over one is :class:`MalformedItems` naming the limit (a
+    skip in a folder, an error for a file named), text that is not JSON a JSONDecodeError."""
+    try:
+        return load_json(text, "the JSON")
+    except ValidationError as exc:
+        raise MalformedItems(exc.message) from None
+
+
 def parse_items(source: str, text: str) -> list[ItemRecord]:
     """The items of a JSON file; :class:`MalformedItems` names what is wrong and where."""
     try:
-        value = json.loads(text)
+        value = load(text)
     except json.JSONDecodeError as exc:
         raise MalformedItems(f"not valid JSON: {exc}") from None
     return [_item(source, index, listed_under, item)

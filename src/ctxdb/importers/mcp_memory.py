@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from ctxdb.importers.json_items import MalformedItems, load
 from ctxdb.importers.records import MemoryRecord, digest
 
 _NOT_NAMESPACE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -51,9 +52,11 @@ def _records(text: str) -> list[tuple[int, Any]]:
     stripped = text.strip()
     if stripped.startswith("{") and "\n" in stripped:
         try:  # one object holding the lists (pretty-printed or not)
-            whole = json.loads(stripped)
+            whole = load(stripped)
         except json.JSONDecodeError:
             whole = None
+        except MalformedItems as exc:
+            raise MalformedGraph(str(exc)) from None
         if isinstance(whole, dict) and "type" not in whole:
             return _from_lists(whole)
     found = []
@@ -61,9 +64,11 @@ def _records(text: str) -> list[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            found.append((number, json.loads(line)))
+            found.append((number, load(line)))
         except json.JSONDecodeError as exc:
             raise MalformedGraph(f"line {number} is not valid JSON: {exc}") from None
+        except MalformedItems as exc:
+            raise MalformedGraph(f"line {number}: {exc}") from None
     if len(found) == 1 and isinstance(found[0][1], dict) and "type" not in found[0][1]:
         return _from_lists(found[0][1])
     return found

@@ -8,7 +8,9 @@ writes nothing.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +24,27 @@ SKIPPED_DIRS = frozenset({
 })
 MAX_FILE_BYTES = 1024 * 1024
 BINARY_PROBE_BYTES = 8192
+SYMLINK_LOOP = "a symlink loop"
+_SPECIAL_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                  (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"))
+
+
+def file_type_problem(path: Path) -> str | None:
+    """Why ``path`` (symlinks followed) is not a regular file to read, or None.
+
+    Checked before anything opens it: opening a FIFO named CLAUDE.md blocks until a writer
+    comes, that is forever. A path that cannot be looked at for another reason (dangling
+    symlink, permissions) is None here; reading it reports why.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return SYMLINK_LOOP if exc.errno == errno.ELOOP else None
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "special")
+    return f"not a regular file ({kind})"
 
 
 def resolve_root(path: str) -> Path:
@@ -81,6 +104,9 @@ def read_text(root: Path, path: Path) -> tuple[str | None, str | None]:
     """
     shown = relative(root, path)
     resolved = check_inside(root, path, shown)
+    problem = file_type_problem(resolved)
+    if problem is not None:
+        return None, problem
     try:
         size = resolved.stat().st_size
         if size > MAX_FILE_BYTES:

@@ -164,7 +164,7 @@ SQLITE = Dialect(
     search_indexed=("d.terms IS NOT NULL AND d.doc_id IN (SELECT id FROM search_fts_docsize)"),
     search_rebuild="INSERT INTO search_fts (search_fts) VALUES ('rebuild')",
     search_query_errors=("fts5: syntax error", "unterminated string", "unknown special query",
-                         "no such column"),
+                         "no such column", "fts5: parser stack overflow"),
     search_terms_probe=("SELECT 1 AS found FROM pragma_table_info('search_documents') "
                         "WHERE name = 'terms'"),
 )
@@ -224,7 +224,9 @@ POSTGRES = Dialect(
     search_score=lambda p: f"ts_rank(d.search_vector, to_tsquery('simple', {p}), 1)",
     search_indexed="d.search_vector IS NOT NULL",
     search_rebuild=None,
-    search_query_errors=("tsquery",),  # "syntax error in tsquery", "no operand in …"
+    # "syntax error in tsquery", "no operand in …", "tsquery stack too small", and a <N>
+    # over 16,384: "distance in phrase operator must be an integer value between zero and …"
+    search_query_errors=("tsquery", "distance in phrase operator"),
     search_terms_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
                         "to_regclass('search_documents') AND attname = 'terms' "
                         "AND NOT attisdropped"),

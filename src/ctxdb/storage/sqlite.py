@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConflictError, DatabaseUnavailableError, StorageError
+from ctxdb.private_files import private_directory, private_file
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
@@ -40,7 +41,9 @@ def connect(path: Path, settings: Settings, read_only: bool = False) -> sqlite3.
     """
     try:
         if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created private (SQLite gives the -wal and -shm files the database's mode).
+            private_directory(path.parent)
+            private_file(path)
         elif not path.is_file():
             raise DatabaseUnavailableError(f"no SQLite database at {path}")
         conn = sqlite3.connect(

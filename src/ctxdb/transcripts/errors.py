@@ -21,6 +21,13 @@ class TranscriptUnreadableError(ValidationError):
     code = "transcript_unreadable"
 
 
+class NotATranscriptError(TranscriptUnreadableError):
+    """The file has lines, but none is a transcript record (a JSON object with a ``type``):
+    a text, binary or other JSON file given by mistake. Nothing was recorded."""
+
+    code = "not_a_transcript"
+
+
 class InvalidTranscriptOffsetError(ValidationError):
     """A start offset that is negative, past the end, or not at the start of a line.
 

@@ -37,9 +37,11 @@ from ctxdb.errors import (
     BackupInvalidError,
     BackupTargetExistsError,
     DatabaseNotEmptyError,
+    OutputWriteError,
     StorageError,
     ValidationError,
 )
+from ctxdb.private_files import private_directory, private_file
 from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import audit
 from ctxdb.service.operations.schema import location
@@ -87,6 +89,7 @@ def _scratch_beside(target: Path) -> Iterator[Path]:
     """A temporary path in the target's directory (so that the final rename is atomic)."""
     # Ending in the target's name keeps its suffix (a bundle named *.gz is compressed).
     scratch = target.with_name(f".partial-{os.getpid()}-{secrets.token_hex(4)}.{target.name}")
+    private_file(scratch)  # a backup holds every project: 0600 before anything is written
     try:
         yield scratch
     finally:
@@ -116,7 +119,7 @@ def _backup_target(tools: Backups, file: str | Path, force: bool) -> Path:
     if target.exists() and not force:
         raise BackupTargetExistsError(f"{target} already exists; pass --force to replace it",
                                       file=str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(target.parent)
     return target
 
 
@@ -131,13 +134,17 @@ def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: st
     fmt = _backup_format(tools, fmt)
     target = _backup_target(tools, file, force)
     started = time.monotonic()
-    with _scratch_beside(target) as scratch:
-        if fmt == tools.format:
-            contents = tools.back_up(scratch, progress)
-        else:
-            contents = _bundle_backup(settings, scratch, progress)
-        progress.start("writing to disk", None)
-        digest = _publish(scratch, target)
+    try:
+        with _scratch_beside(target) as scratch:
+            if fmt == tools.format:
+                contents = tools.back_up(scratch, progress)
+            else:
+                contents = _bundle_backup(settings, scratch, progress)
+            progress.start("writing to disk", None)
+            digest = _publish(scratch, target)
+    except OSError as exc:  # a full disk, a folder not writable: typed, not a bug
+        raise OutputWriteError(f"cannot write the backup {target}: {exc.strerror or exc}",
+                               path=str(target), reason=exc.strerror or str(exc)) from None
     tables = contents.tables
     return {
         "backend": tools.dialect.name,

@@ -27,8 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from ctxdb.domain.validation import MAX_INDEXED_BYTES, is_real_timestamp, unstorable
-from ctxdb.errors import BundleError, BundleVersionError
+from ctxdb.domain.validation import (
+    MAX_BIGINT,
+    MAX_INDEXED_BYTES,
+    is_real_timestamp,
+    load_json,
+    unstorable,
+)
+from ctxdb.errors import BundleError, BundleVersionError, ValidationError
 from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.operations.records import (
     RowCodec,
@@ -100,8 +106,10 @@ def _damaged(message: str, line: int | None = None) -> BundleError:
 
 def _json_line(raw: bytes, number: int) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return load_json(raw, "the line")
+    except ValidationError as exc:  # over a limit of every JSON (domain/validation.py)
+        raise _damaged(exc.message, number) from None
+    except ValueError:  # not JSON, not UTF-8
         raise _damaged("not a JSON line", number) from None
 
 
@@ -131,8 +139,8 @@ def _header_columns(header: dict[str, Any]) -> dict[str, tuple[str, ...]]:
 def parse_header(raw: bytes, latest_schema: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The header of a bundle and its columns per table; refuses what cannot be read."""
     try:
-        header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        header = load_json(raw, "the header")
+    except (ValueError, ValidationError):  # not JSON, or over a limit: not a header
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise BundleError(f"not a ctxdb bundle: the first line is not a {FORMAT} header",
@@ -234,6 +242,9 @@ class _RecordChecker:
             value = row.get(column)
             if value is not None and type(value) is not expected:
                 raise self._invalid(table, column, number)
+            if isinstance(value, int) and not -MAX_BIGINT - 1 <= value <= MAX_BIGINT:
+                raise _damaged(f"{table.name}.{column} is {value}, outside the 64-bit integers "
+                               f"a database stores (-{MAX_BIGINT + 1}..{MAX_BIGINT})", number)
         for column in self.timestamps[table.name]:
             value = row.get(column)
             if value is not None and not (is_canonical_timestamp(value)

@@ -26,7 +26,12 @@ from typing import IO, Any
 
 from ctxdb import __version__
 from ctxdb.domain.validation import check_identifier
-from ctxdb.errors import ConflictError, ImportConflictError, ValidationError
+from ctxdb.errors import (
+    ConflictError,
+    ImportConflictError,
+    OutputWriteError,
+    ValidationError,
+)
 from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service
 from ctxdb.service.operations.bundle_format import (
@@ -67,8 +72,14 @@ class BundleService(Service):
         if isinstance(destination, str | os.PathLike):
             path = Path(destination)
             _check_destination(path, overwrite)
-            with _replacing(path) as spool:
-                result = self._export_into(spool, is_gzip_name(path), project_id, progress)
+            try:
+                with _replacing(path) as spool:
+                    result = self._export_into(spool, is_gzip_name(path), project_id,
+                                               progress)
+            except OSError as exc:  # a full disk, a folder not writable: typed, not a bug
+                raise OutputWriteError(
+                    f"cannot write the bundle {path}: {exc.strerror or exc}; nothing was "
+                    "written there", path=str(path), reason=exc.strerror or str(exc)) from None
             result["path"] = str(path)
         else:
             with tempfile.TemporaryFile() as spool:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.handoffs import HandoffDraft
 
 MAX_COMPACT_SUMMARY = 100_000
+# The SessionEnd reason of a /clear (Claude Code), after which SessionStart "clear" follows.
+CLEARED = "clear"
 
 
 class AgentSessionService:
@@ -324,7 +326,16 @@ class AgentSessionService:
 
     def end(self, session: AgentSession, reason: str | None = None,
             actor: str | None = None) -> dict[str, Any] | None:
-        """Mark the session's instance completed: one short write. None if unknown or ended."""
+        """Mark the session's instance completed (one short write; None if unknown or ended),
+        then give it its handoff after the fact if its last work has none.
+
+        That handoff is made here (unless the session was cleared: see below), not left to the
+        next hook of the project: the transcript
+        is there now, and a client may remove or rewrite its session files afterwards (Gemini
+        CLI was seen removing a resumed session's file as the next session started). It is
+        the same settling the next hook would do (``service.usecases.continuity``), so when
+        the hook's deadline stops it, the next hook still does it.
+        """
         session = session.checked()
         if reason is not None:
             check_text(reason, "reason", 100)
@@ -337,7 +348,12 @@ class AgentSessionService:
                   row["instance_id"], row["project_id"], reason=reason)
             return row
 
-        return self.storage.write(unit)
+        row = self.storage.write(unit)
+        # After /clear (reason 'clear') the next SessionStart makes the old session's handoff
+        # itself, as the first thing of the new one (kind 'clear').
+        if row is not None and reason != CLEARED:
+            ContinuityService(self.storage, self.settings).settle(row["project_id"], actor)
+        return row
 
     # --- reading ---------------------------------------------------------------------------
 

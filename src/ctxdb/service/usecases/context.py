@@ -244,8 +244,16 @@ class ContextService:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def get(self, item_id: int) -> dict[str, Any]:
-        return self.storage.read(lambda tx: require_item(tx, item_id))
+    def get(self, item_id: int, project_id: str | None = None) -> dict[str, Any]:
+        """One item by its id (database-wide); with ``project_id``, only an item of that
+        project: another project's item is refused as unknown, so a fetch never crosses
+        projects silently."""
+        item = self.storage.read(lambda tx: require_item(tx, item_id))
+        if project_id is not None and item["project_id"] != project_id:
+            raise ContextItemNotFoundError(
+                f"unknown context item {item_id} in project {project_id!r}",
+                item_id=item_id, project_id=project_id)
+        return item
 
     def load_for_instance(
         self, instance_id: str, project_id: str, phase_id: int | None = None,

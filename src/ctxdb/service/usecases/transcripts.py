@@ -41,6 +41,7 @@ from ctxdb.transcripts import (
     reader,
     subagent_files,
 )
+from ctxdb.transcripts.errors import NotATranscriptError
 from ctxdb.transcripts.text import clip
 
 # Timestamps as Claude Code writes them, of a date that exists; anything else is stored as
@@ -75,6 +76,17 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _require_a_transcript(path: Path, chunk: TranscriptChunk) -> None:
+    """A first read of a file with lines, none a transcript record (a JSON object with a
+    ``type``), is a file given by mistake: refused, rather than reported as 0 new records."""
+    typed = sum(count for kind, count in chunk.record_types.items() if kind != "?")
+    if chunk.end_offset > chunk.start_offset and typed == 0:
+        lines = chunk.records + chunk.malformed_lines
+        raise NotATranscriptError(
+            f"{path} is not a transcript: none of its {lines} line(s) is a JSON record with "
+            "a type; nothing was recorded", path=str(path), reason="not_a_transcript")
 
 
 class TranscriptService(Service):
@@ -145,6 +157,8 @@ class TranscriptService(Service):
                   "compactions": 0, "skipped_lines": 0, "reset": reset, "applied": False,
                   # the read stopped at its limit, not at the end of the file
                   "more": _size(path) - chunk.start_offset > reader.MAX_READ_BYTES}
+        if stored is None and not subagent:
+            _require_a_transcript(path, chunk)
         if stored is not None and chunk.end_offset == offset:
             return result  # nothing new: a re-run writes nothing at all
         session = session_id if not subagent and session_id else chunk.session_id or session_id
