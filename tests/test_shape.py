@@ -21,10 +21,19 @@ MAX_FUNCTION_LINES = 60
 CLI_MODULE_OF = {"init": "db", "restore": "backup", "import": "imports"}
 
 
+# Modules allowed past the limit, each with its reason.
+LONGER_MODULES = {
+    # The one exception tree (DESIGN: one root error, one module): a flat list of short class
+    # declarations that reads top to bottom; split, a reader would hunt for a class's parent.
+    "errors.py": 450,
+}
+
+
 def long_modules() -> list[str]:
     return [f"{path.relative_to(PACKAGE)}: {lines} lines"
             for path in sorted(PACKAGE.rglob("*.py"))
-            if (lines := len(path.read_text("utf-8").splitlines())) > MAX_MODULE_LINES]
+            if (lines := len(path.read_text("utf-8").splitlines()))
+            > LONGER_MODULES.get(str(path.relative_to(PACKAGE)), MAX_MODULE_LINES)]
 
 
 def long_functions() -> dict[str, int]:
