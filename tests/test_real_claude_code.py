@@ -23,52 +23,34 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sqlite3
 import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-CTXDB = Path(sys.executable).with_name("ctxdb")
-REQUIRE_CLIENTS = os.environ.get("CTXDB_REQUIRE_CLIENTS", "") in ("1", "true", "yes")
-# Generous: the machine running the tests may be loaded; a session takes about 2 s here.
-CLI_TIMEOUT = 120
+from real_clients import (
+    CLI_TIMEOUT,
+    MockServer,
+    Recorded,
+    client_program,
+    ctxdb,
+    diagnosis,
+    git_repository,
+)
 
 MARKED_REQUEST = "MARK-7f3a implement the refund flow"
 OPEN_TODOS = ("TODO-91c2 write the refund ledger entry", "TODO-4d7e test partial refunds")
 DONE_TODO = "TODO-0b55 read the payment model"
 LAST_ANSWER = "ANSWER-5e18 the refund flow is planned; the ledger entry is next."
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @pytest.fixture
 def claude() -> str:
-    """The ``claude`` program to test, or skip (fail under ``CTXDB_REQUIRE_CLIENTS=1``)."""
-    program = os.environ.get("CTXDB_TEST_CLAUDE") or shutil.which("claude")
-    if program and os.access(program, os.X_OK):
-        return program
-    problem = (f"CTXDB_TEST_CLAUDE={program} is not an executable file" if program
-               else "set CTXDB_TEST_CLAUDE to the claude program or put claude on PATH")
-    if REQUIRE_CLIENTS:
-        pytest.fail(f"Claude Code is required (CTXDB_REQUIRE_CLIENTS=1): {problem}")
-    pytest.skip(f"Claude Code CLI not available: {problem} (see docs/hooks.md)")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    method: str
-    target: str  # the request line's target: a path, or a proxy's absolute URL / host:port
-    host: str | None
-    body: Any
+    return client_program("CTXDB_TEST_CLAUDE", "claude", "Claude Code")
 
 
 class MockModel:
@@ -80,95 +62,22 @@ class MockModel:
 
     def __init__(self, todo_tool: str) -> None:
         self.todo_tool = todo_tool
-        self.requests: list[Recorded] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server = MockServer(self.answer)
 
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> MockModel:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
-
-    def record(self, recorded: Recorded) -> None:
-        with self.lock:
-            self.requests.append(recorded)
+    def answer(self, request: Recorded) -> tuple[int, str, bytes] | None:
+        if request.method != "POST" or urlsplit(request.target).path != "/v1/messages" \
+                or not isinstance(request.body, dict):
+            return None
+        message = _message(request.body, _reply(request.body, self.todo_tool))
+        if request.body.get("stream"):
+            return 200, "text/event-stream", _stream(message)
+        return 200, "application/json", json.dumps(message).encode()
 
     def model_requests(self, session_id: str) -> list[dict[str, Any]]:
         """The bodies of the Messages API requests of one Claude Code session, in order."""
-        with self.lock:
-            bodies = [r.body for r in self.requests
-                      if r.method == "POST" and urlsplit(r.target).path == "/v1/messages"]
+        bodies = [r.body for r in self.server.recorded()
+                  if r.method == "POST" and urlsplit(r.target).path == "/v1/messages"]
         return [body for body in bodies if _session_of(body) == session_id]
-
-    def elsewhere(self) -> list[Recorded]:
-        """Requests meant for a host other than this loopback server (through a proxy)."""
-        with self.lock:
-            return [r for r in self.requests if _addressed_elsewhere(r)]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        mock = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # the requests are recorded, not logged
-
-            def _read_body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    return json.loads(raw) if raw else None
-                except ValueError:
-                    return raw.decode("utf-8", "replace")
-
-            def _handle(self) -> None:
-                body = self._read_body()
-                recorded = Recorded(self.command, self.path, self.headers.get("Host"), body)
-                mock.record(recorded)
-                if _addressed_elsewhere(recorded):
-                    self._send(403, "application/json", b'{"error": "offline test"}')
-                elif (self.command == "POST" and urlsplit(self.path).path == "/v1/messages"
-                      and isinstance(body, dict)):
-                    self._answer(body)
-                else:
-                    self._send(404, "application/json", b'{"error": "not mocked"}')
-
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_CONNECT = _handle
-
-            def _answer(self, request: dict[str, Any]) -> None:
-                message = _message(request, _reply(request, mock.todo_tool))
-                if request.get("stream"):
-                    self._send(200, "text/event-stream", _stream(message))
-                else:
-                    self._send(200, "application/json", json.dumps(message).encode())
-
-            def _send(self, status: int, content_type: str, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-        return Handler
-
-
-def _addressed_elsewhere(recorded: Recorded) -> bool:
-    """A proxy request (``CONNECT host:port``, an absolute URL) or one for another host."""
-    host = (recorded.host or "").rsplit(":", 1)[0].strip("[]")
-    return (recorded.method == "CONNECT" or not recorded.target.startswith("/")
-            or host not in LOOPBACK_HOSTS)
 
 
 def _session_of(body: Any) -> str | None:
@@ -301,22 +210,16 @@ def _stream(message: dict[str, Any]) -> bytes:
 @pytest.fixture(params=sorted(SCRIPTS))
 def mock_model(request: pytest.FixtureRequest) -> Iterator[MockModel]:
     """The mock model, its todo list written with one tool or the other."""
-    with MockModel(str(request.param)) as mock:
+    mock = MockModel(str(request.param))
+    with mock.server:
         yield mock
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A git repository with one commit and ctxdb's Claude Code hooks installed."""
-    repo = tmp_path / "shop"
-    repo.mkdir()
-    git = ["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "-q"], check=True, timeout=30)
-    (repo / "README.md").write_text("shop\n", encoding="utf-8")
-    subprocess.run([*git, "add", "README.md"], check=True, timeout=30)
-    subprocess.run([*git, "commit", "-q", "-m", "start"], check=True, timeout=30)
-    subprocess.run([str(CTXDB), "install", "claude-code", "--scope", "project"], cwd=repo,
-                   check=True, capture_output=True, timeout=60)
+    repo = git_repository(tmp_path / "shop")
+    ctxdb("install", "claude-code", "--scope", "project", cwd=repo, env=dict(os.environ))
     return repo
 
 
@@ -331,7 +234,7 @@ def client_env(tmp_path: Path, mock: MockModel) -> dict[str, str]:
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_STATE_HOME": str(home / ".local" / "state"),
-        "ANTHROPIC_BASE_URL": mock.url,
+        "ANTHROPIC_BASE_URL": mock.server.url,
         "ANTHROPIC_API_KEY": "sk-ant-offline-test",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
@@ -342,10 +245,7 @@ def client_env(tmp_path: Path, mock: MockModel) -> dict[str, str]:
         "CLAUDE_CODE_ENABLE_TODO_TOOLS": "1",
         **({"CLAUDE_CODE_ENABLE_TASKS": "0"} if mock.todo_tool == "TodoWrite" else {}),
         # Anything addressed elsewhere lands on the mock, which records and refuses it.
-        **{name: mock.url for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY",
-                                       "https_proxy", "http_proxy", "all_proxy")},
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
+        **mock.server.proxy_env(),
         "CTXDB_URL": str(tmp_path / "ctxdb.db"),
         "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"),
     }
@@ -361,19 +261,6 @@ def run_session(program: str, repo: Path, env: dict[str, str], prompt: str) -> s
     result = json.loads(done.stdout)
     assert result.get("is_error") is False, result
     return str(result["session_id"])
-
-
-def diagnosis(env: dict[str, str]) -> str:
-    """What ctxdb saw, for a failure message: the sessions and the hook log.
-
-    A session whose SessionEnd hook did not finish within Claude Code's limit (1.5 s for all
-    of them) is still live, and gets its handoff only once it is past ``stale_after``.
-    """
-    with sqlite3.connect(env["CTXDB_URL"]) as conn:
-        sessions = conn.execute("SELECT session_id, status FROM instances").fetchall()
-    hook_log = Path(env["CTXDB_HOOK_LOG"])
-    log = hook_log.read_text(encoding="utf-8") if hook_log.exists() else "(empty)"
-    return f"sessions (id, status): {sessions}; hook log: {log}"
 
 
 def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
@@ -398,4 +285,4 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     for todo in OPEN_TODOS:
         assert todo in opening, context
     assert DONE_TODO not in opening
-    assert mock_model.elsewhere() == []
+    assert mock_model.server.elsewhere() == []
