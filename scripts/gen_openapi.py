@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from generated_doc import write_or_check
+
 import ctxdb
 from ctxdb.http.app import create_app
 
@@ -25,15 +27,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv[1:]:
-        if DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC} is out of date: run python scripts/gen_openapi.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC}")
-    return 0
+    return write_or_check(DOC, render(), "gen_openapi.py")
 
 
 if __name__ == "__main__":
