@@ -23,10 +23,12 @@ import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ctxdb.errors import UnsupportedFeatureError
 from ctxdb.storage.dialect import Dialect
 
 if TYPE_CHECKING:
     from ctxdb.storage.health import Health
+    from ctxdb.storage.row_security import RowSecurity
     from ctxdb.storage.search_engine import SearchEngine
 
 T = TypeVar("T")
@@ -152,6 +154,25 @@ class Storage(abc.ABC):
         for :meth:`read`.
         """
         return self.read(lambda tx: tx.one(query, **params))
+
+    def scoped(self, project_ids: Sequence[str] | None) -> Storage:
+        """This storage with each of its transactions limited to ``project_ids`` (``None``:
+        every project, a fleet-wide caller) by the database's row-level security, a second
+        wall under the services' own project checks (``ctxdb db secure``, docs/server.md).
+
+        The scope is set per transaction, never per connection, so that a pooled connection
+        never carries one caller's projects into another's transaction. The scoped storage
+        shares this one's connections; closing it leaves them open. SQLite has no row-level
+        security: it answers itself, and only the services' checks apply.
+        """
+        return self
+
+    def row_security(self) -> RowSecurity:
+        """Setting up and inspecting row-level security (``ctxdb db secure``, doctor)."""
+        raise UnsupportedFeatureError(
+            f"row-level security is a PostgreSQL feature; this database is {self.dialect.name}"
+            " (on SQLite the server's own project checks are the isolation)",
+            backend=self.dialect.name)
 
     @abc.abstractmethod
     def health(self) -> Health:

@@ -31,6 +31,7 @@ from ctxdb.service.operations.doctor_report import (
     mib,
 )
 from ctxdb.service.operations.query_plans import HOT_QUERIES, plan_uses_index
+from ctxdb.service.operations.row_security import RowSecurityService
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
 from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
@@ -113,6 +114,7 @@ class DoctorService(Service):
                                                               self.instances, fix)),
             ("reload_budget", lambda: check_reload_budget(self.storage, self.settings)),
             ("audit_chain", self.check_audit_chain),
+            ("row_security", RowSecurityService(self.storage, self.settings).check),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
         progress = progress or NoProgress()
