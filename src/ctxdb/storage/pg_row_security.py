@@ -124,6 +124,14 @@ class PostgresRowSecurity(RowSecurity):
     def __init__(self, storage: Any) -> None:
         self.storage = storage
 
+    def applies_to(self, table: str) -> bool:
+        def unit(tx: Tx) -> bool:
+            row = raw(tx).one_raw("SELECT row_security_active(%(t)s::regclass) AS on",
+                                  {"t": table})
+            return bool(row and row["on"])
+
+        return self.storage.read(unit)  # type: ignore[no-any-return]
+
     def state(self) -> RowSecurityState:
         def unit(tx: Tx) -> RowSecurityState:
             rtx = raw(tx)

@@ -88,5 +88,9 @@ class RowSecurity(abc.ABC):
         sent to the server already hashed (SCRAM), never in clear."""
 
     @abc.abstractmethod
+    def applies_to(self, table: str) -> bool:
+        """Whether row-level security filters this connection's reads of ``table``."""
+
+    @abc.abstractmethod
     def state(self) -> RowSecurityState:
         """What is secured, and which roles row-level security applies to."""

@@ -36,6 +36,13 @@ class RowSecurityService(Service):
             raise ValidationError("password must not be empty or hold a NUL byte")
         return self.storage.row_security().secure(role, password)
 
+    def applies_to(self, table: str) -> bool:
+        """Whether row-level security filters this connection's reads of ``table``."""
+        try:
+            return self.storage.row_security().applies_to(table)
+        except UnsupportedFeatureError:
+            return False
+
     def check(self) -> Check | None:
         """The doctor's check; ``None`` on a backend without row-level security."""
         try:
@@ -45,6 +52,28 @@ class RowSecurityService(Service):
         if not state.tables:
             return None  # nothing migrated: the schema check says so
         return _judged(state)
+
+
+def server_warning(service: RowSecurityService) -> str | None:
+    """What ``ctxdb serve`` should warn of at startup about its own connection: row-level
+    security not set up, or set up but not confining the server's role; ``None`` when the
+    server is confined, and on a backend without row-level security."""
+    try:
+        state = service.storage.row_security().state()
+    except UnsupportedFeatureError:
+        return None
+    if not state.tables:
+        return None
+    judged = _judged(state)
+    if judged.status == WARN:
+        return judged.detail
+    if judged.status == FAIL:
+        return f"row-level security is not in order: {judged.detail}"
+    if escapes := state.connected.escapes:
+        return (f"this server connects as {state.connected.name} ({escapes}): row-level "
+                f"security does not confine it; connect as {state.app_roles[0].name} "
+                "(docs/server.md)")
+    return None
 
 
 def _judged(state: RowSecurityState) -> Check:
