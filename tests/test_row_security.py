@@ -177,16 +177,21 @@ def test_isolation_matrix_holds_by_row_security_alone(
     with secured.open(secured.owner_url) as owner:
         world = build_world(owner)
         headers = auth(token(owner, world["A"]["project_id"], "admin"))
+        b_headers = auth(token(owner, world["B"]["project_id"], "read"))
         _learn_tables(owner)
         before = _rows_by_project(owner)
     monkeypatch.setattr(http_auth.Caller, "project", lambda self, project_id: project_id)
     b = world["B"]
     tried = 0
-    with secured.open(secured.app_url) as app, TestClient(create_app(app)) as client:
+    # One pooled connection: every request reuses it, B's own between A's.
+    with secured.open(secured.app_url, pool_min_size=1, pool_max_size=1) as app, \
+            TestClient(create_app(app)) as client:
         assert client.get("/readyz", headers=headers).status_code == 200
+        b_tasks = f"/v1/projects/{b['project_id']}/tasks"
         for route in routes(client):
             if not named_ids(route) or route.name in ("create_project", "list_projects"):
                 continue
+            assert SECRET_OF_B in client.get(b_tasks, headers=b_headers).text
             answer = call(client, route, b, headers)
             assert SECRET_OF_B not in answer.text, (route.path, answer.text)
             assert answer.status_code < 500, (route.path, answer.text)
