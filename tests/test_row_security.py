@@ -166,6 +166,8 @@ def test_a_pooled_connection_never_carries_a_scope_into_the_next(secured: Secure
             assert app.storage.read_one("get_project", project_id=a) is None
             assert app.scoped([b]).storage.read_one("get_project", project_id=a) is None
             assert app.scoped([a]).storage.read_one("get_project", project_id=a) is not None
+        # What a scoped copy learned of the schema, its origin knows: one probe per process.
+        assert app.storage.search_terms is True
         # Through the services, as a request does: B's scope cannot find A's project.
         assert app.scoped([b]).projects.list() == [app.scoped([b]).projects.get(b)]
 

@@ -117,6 +117,9 @@ class Storage(abc.ABC):
     # Whether the schema has search_documents.terms (the search_terms migration), found out
     # by the first write; None: not known (yet, or since a migration ran).
     search_terms: bool | None = None
+    # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
+    # so that the per-request copies of a server do not each probe the schema again.
+    origin: Storage | None = None
 
     def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:
         """``unit``, then the index terms of the search documents it wrote (see
@@ -127,6 +130,8 @@ class Storage(abc.ABC):
             if self.search_terms is None:
                 self.search_terms = raw(tx).one_raw(self.dialect.search_terms_probe,
                                                     {}) is not None
+                if self.origin is not None:
+                    self.origin.search_terms = self.search_terms
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending
 

@@ -210,8 +210,11 @@ def _ensure_role(tx: RawTx, role: str, password: str | None,
 
 def _hashed(tx: RawTx, password: str, role: str) -> str:
     """The password as the server stores it (SCRAM): the clear text never leaves here."""
-    hashed: bytes = tx.encrypt_password(password, role)  # type: ignore[attr-defined]
-    return hashed.decode()
+    from ctxdb.storage.postgres import PostgresTx
+
+    if not isinstance(tx, PostgresTx):
+        raise TypeError("a PostgreSQL transaction is needed to hash a password")
+    return tx.connection.pgconn.encrypt_password(password.encode(), role.encode()).decode()
 
 
 def _grant(tx: RawTx, role: str, tables: list[str]) -> None:

@@ -230,9 +230,9 @@ class PostgresTx(RawTx):
             for row in rows:
                 copy.write_row(row)
 
-    def encrypt_password(self, password: str, role: str) -> bytes:
-        """``password`` hashed by libpq as the server stores it (SCRAM), never sent in clear."""
-        return self._conn.pgconn.encrypt_password(password.encode(), role.encode())
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        return self._conn
 
     def lock(self, key: int) -> None:
         self.flush()
@@ -275,7 +275,7 @@ class PostgresStorage(Storage):
 
     def scoped(self, project_ids: Sequence[str] | None) -> PostgresStorage:
         clone = copy.copy(self)
-        clone._scope = b"; " + scope_statement(project_ids)
+        clone._scope, clone.origin = b"; " + scope_statement(project_ids), self
         return clone
 
     def row_security(self) -> RowSecurity:
