@@ -274,8 +274,11 @@ def test_an_owner_that_is_no_superuser_keeps_working(
                 if c["status"] != "pass"} == {"query_plans": "warn"}
         run.ok("db", "upgrade")
         run.ok("backup", str(tmp_path / "owned.dump"))
+        run.ok("restore", str(tmp_path / "owned.dump"), "--force")
+        assert [p["project_id"] for p in run.ok("project", "list")] == [project]
         copied = run.ok("db", "copy", "--to", str(tmp_path / "copy.db"))
         assert copied["rows"] > 0
+        assert json.loads(run("doctor", "--json").stdout)["ok"] is True  # still secured
         forced = _admin("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'projects'",
                         dbname)
         assert forced == [(True,)]
