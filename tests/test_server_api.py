@@ -41,6 +41,10 @@ def client(db: Ctxdb) -> Iterator[TestClient]:
 
 @pytest.fixture
 def world(db: Ctxdb) -> dict[str, Any]:
+    return build_world(db)
+
+
+def build_world(db: Ctxdb) -> dict[str, Any]:
     """Projects A and B, each with one record of every kind a route names by id."""
     found: dict[str, Any] = {}
     for name in ("A", "B"):

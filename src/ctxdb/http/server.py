@@ -8,6 +8,7 @@ acknowledged has been committed.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 
 from ctxdb.http.app import DEFAULT_MAX_BODY_BYTES, create_app
 from ctxdb.service import Ctxdb
+from ctxdb.service.operations.row_security import server_warning
 from ctxdb.settings import load_settings
 
 # How the settings reach worker processes, which uvicorn starts from an import string.
@@ -29,6 +31,8 @@ def app_from_environment() -> FastAPI:
     settings = load_settings(config_file=os.environ.get(_ENV_CONFIG) or None,
                              url=os.environ.get(_ENV_URL) or None)
     db = Ctxdb.open(settings)
+    if warning := server_warning(db.row_security):
+        logging.getLogger("ctxdb.serve").warning("%s", warning)
     app = create_app(db, max_body_bytes=int(os.environ.get(_ENV_MAX_BODY,
                                                            DEFAULT_MAX_BODY_BYTES)))
 

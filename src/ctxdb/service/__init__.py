@@ -5,6 +5,7 @@ Front ends (CLI, hooks, MCP, HTTP) and the seed-compatible classes call only thi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ctxdb.service.operations.doctor import DoctorService
     from ctxdb.service.operations.imports import ImportService
     from ctxdb.service.operations.retention import RetentionService
+    from ctxdb.service.operations.row_security import RowSecurityService
     from ctxdb.service.usecases.access_tokens import ApiTokenService
     from ctxdb.service.usecases.agent_sessions import AgentSessionService
     from ctxdb.service.usecases.approvals import ApprovalService
@@ -196,6 +198,25 @@ class Ctxdb:
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
         return cls(open_storage(settings), settings)
+
+    def scoped(self, project_ids: Sequence[str] | None, actor: str | None = None) -> Ctxdb:
+        """A facade over the same connections whose every transaction may reach only
+        ``project_ids`` (``None``: every project), by PostgreSQL's row-level security when
+        it is set up (``ctxdb db secure``): a second wall under the services' own checks.
+        On SQLite the services' checks are the only wall. ``actor`` names the audit rows."""
+        from ctxdb.domain.validation import check_identifier
+
+        ids = None if project_ids is None else tuple(
+            check_identifier(pid, "project_id") for pid in project_ids)
+        settings = self.settings if actor is None else self.settings.replace(actor=actor)
+        return Ctxdb(self.storage.scoped(ids), settings)
+
+    @cached_property
+    def row_security(self) -> RowSecurityService:
+        """``ctxdb db secure`` and the doctor's check of row-level security (PostgreSQL)."""
+        from ctxdb.service.operations.row_security import RowSecurityService
+
+        return RowSecurityService(self.storage, self.settings)
 
     def migrator(self) -> Migrator:
         return Migrator(self.storage)

@@ -88,7 +88,10 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> str:
 def dump(url: str, target: Path) -> None:
     """Write a custom-format archive of the whole database to ``target``."""
     conn = Connection.from_url(url)
+    # --enable-row-security: an owner subject to FORCEd row-level security (ctxdb db secure)
+    # reads every row through its policy; without it pg_dump refuses such tables.
     _run([_require("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+          "--enable-row-security",
           f"--file={target}", f"--dbname={conn.conninfo}"], conn.env)
 
 

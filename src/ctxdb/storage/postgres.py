@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import time
@@ -43,11 +44,13 @@ from ctxdb.errors import (
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.pg_row_security import scope_statement
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
     from ctxdb.storage.health import Health
+    from ctxdb.storage.row_security import RowSecurity
 
 try:
     import psycopg
@@ -227,6 +230,10 @@ class PostgresTx(RawTx):
             for row in rows:
                 copy.write_row(row)
 
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        return self._conn
+
     def lock(self, key: int) -> None:
         self.flush()
         self._conn.execute(POSTGRES.advisory_lock(key))
@@ -245,6 +252,7 @@ class PostgresStorage(Storage):
         self.read_only = read_only
         self.url = settings.url
         self._queries = compiled_queries(POSTGRES)
+        self._scope = b""  # sent with each BEGIN: the row-level security scope (scoped())
         try:
             self._pool = ConnectionPool(self._connect, settings.pool_min_size,
                                         settings.pool_max_size)
@@ -265,6 +273,16 @@ class PostgresStorage(Storage):
             raise
         return conn
 
+    def scoped(self, project_ids: Sequence[str] | None) -> PostgresStorage:
+        clone = copy.copy(self)
+        clone._scope, clone.origin = b"; " + scope_statement(project_ids), self
+        return clone
+
+    def row_security(self) -> RowSecurity:
+        from ctxdb.storage.pg_row_security import PostgresRowSecurity
+
+        return PostgresRowSecurity(self)
+
     def describe_url(self) -> str:
         # Never print a password that may be part of the URL.
         info = psycopg.conninfo.conninfo_to_dict(self.url)
@@ -273,11 +291,16 @@ class PostgresStorage(Storage):
     def describe(self) -> str:
         return f"postgres: {self.describe_url()}"
 
-    def _transaction(self, unit: Callable[[Tx], T]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
+    def _transaction(self, unit: Callable[[Tx], T], begin: bytes = b"BEGIN") -> T:
+        with self._pool.connection() as conn:
+            conn.execute(begin + self._scope)  # one message: a scope costs no round trip
             tx = PostgresTx(conn, self._queries)
-            result = unit(tx)
-            tx.flush()
+            try:
+                result = unit(tx)
+                tx.commit()
+            except BaseException:
+                _rollback_if_possible(conn)
+                raise
             return result
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
@@ -285,7 +308,7 @@ class PostgresStorage(Storage):
         committing = False
         try:
             with self._pool.connection() as conn:
-                cursor = conn.execute(_BEGIN_WITH_ID)
+                cursor = conn.execute(_BEGIN_WITH_ID + self._scope)
                 cursor.nextset()
                 xid = int(_scalar(cursor))
                 tx = PostgresTx(conn, self._queries)
@@ -360,7 +383,12 @@ class PostgresStorage(Storage):
 
     def read_one(self, query: str, **params: Any) -> Row | None:
         return self._guarded(lambda tx: tx.one(query, **params), write=False,
-                             run=self._statement)
+                             run=None if self._scope else self._statement)
+
+    def snapshot(self, unit: Callable[[Tx], T]) -> T:
+        # The isolation level in BEGIN itself: it must come before any query (a scope's too).
+        return self._guarded(unit, write=False, run=lambda work: self._transaction(
+            work, b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
 
     def health(self) -> Health:
         from ctxdb.storage.postgres_health import PostgresHealth
@@ -368,4 +396,5 @@ class PostgresStorage(Storage):
         return PostgresHealth(self)
 
     def close(self) -> None:
-        self._pool.close()
+        if not self._scope:  # a scoped storage leaves the connections to its origin
+            self._pool.close()

@@ -31,6 +31,7 @@ from ctxdb.service.operations.doctor_report import (
     mib,
 )
 from ctxdb.service.operations.query_plans import HOT_QUERIES, plan_uses_index
+from ctxdb.service.operations.row_security import RowSecurityService
 from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, Storage, Tx
 from ctxdb.storage.health import Health, IndexDefinition, declared_indexes
@@ -113,6 +114,7 @@ class DoctorService(Service):
                                                               self.instances, fix)),
             ("reload_budget", lambda: check_reload_budget(self.storage, self.settings)),
             ("audit_chain", self.check_audit_chain),
+            ("row_security", RowSecurityService(self.storage, self.settings).check),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
         ]
         progress = progress or NoProgress()
@@ -267,7 +269,7 @@ class DoctorService(Service):
     def check_query_plans(self) -> Check:
         health = self.health
         current = Migrator(self.storage).current_version()
-        rows, wrong = [], []
+        rows, wrong, full_text = [], [], True
         for hot in (hot for hot in HOT_QUERIES if hot.since <= current):
             index = health.index_name(hot.index)
             try:
@@ -278,8 +280,14 @@ class DoctorService(Service):
             rows.append({"label": hot.label, "query": hot.query, "index": index,
                          "uses_index": uses, "plan": plan})
             if not uses:
+                full_text = full_text and hot.index.full_text
                 wrong.append(f"{hot.label} ({hot.query}) does not use {index}: "
                              f"{' / '.join(_table_reads(plan)[:2])}")
+        if wrong and full_text and RowSecurityService(self.storage, self.settings).applies_to(
+                SEARCH_TABLE):
+            return Check("query_plans", WARN, listed(wrong) + "; expected under row-level "
+                         "security, whose policies come before the full-text match (not "
+                         "leakproof): see docs/server.md", data={"queries": rows})
         if wrong:
             return Check("query_plans", FAIL, listed(wrong), data={"queries": rows})
         return Check("query_plans", PASS, f"all {len(rows)} hot queries use their indexes",
