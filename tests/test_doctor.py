@@ -34,7 +34,7 @@ from test_audit_chain import raw
 
 CHECKS = ["connection", "schema", "writable", "integrity", "foreign_keys", "indexes",
           "query_plans", "search_index", "stale_instances", "reload_budget", "audit_chain",
-          "size"]
+          "size", "statistics"]
 STALE = 0.05  # seconds
 
 

@@ -1,5 +1,6 @@
-"""``ctxdb init`` and ``ctxdb db status|upgrade|downgrade|copy|secure``: the database schema,
-copying a whole database to another one, and PostgreSQL's row-level security."""
+"""``ctxdb init`` and ``ctxdb db status|upgrade|downgrade|copy|secure|optimize``: the database
+schema, copying a whole database to another one, PostgreSQL's row-level security and routine
+maintenance."""
 
 from __future__ import annotations
 
@@ -237,3 +238,42 @@ def secure_command(app: Application, role: str, password: str | None, as_json: b
             f"`ctxdb serve` connected as {result['role']}")
 
     show(result, as_json, human)
+
+
+@db_group.command("optimize")
+@click.option("--vacuum", is_flag=True,
+              help="SQLite: also rewrite the file to give free pages back to the disk (holds "
+                   "the database while it runs: stop the agents first). PostgreSQL always "
+                   "vacuums, which lets agents go on.")
+@json_option
+@pass_app
+def optimize_command(app: Application, vacuum: bool, as_json: bool) -> None:
+    """Refresh the query planner's statistics and reclaim the space of deleted rows.
+
+    Safe while agents work: one short step per table, each committed on its own (SQLite:
+    an approximate ANALYZE per table and a WAL checkpoint; PostgreSQL: VACUUM (ANALYZE) per
+    table). `ctxdb gc` runs it after each collection, and `ctxdb doctor` says when it is due.
+
+    \b
+    Examples:
+      ctxdb db optimize
+      ctxdb db optimize --vacuum --json
+    """
+    result = app.db().maintenance.optimize(vacuum=vacuum)
+
+    def human() -> None:
+        before, after = result["before"], result["after"]
+        say(f"{len(result['steps'])} step(s) in {result['seconds']:g} s")
+        rows = [{"measure": name, "before": _shown(before[key]), "after": _shown(after[key])}
+                for name, key in (("tables without statistics", "unanalyzed"),
+                                  ("rows changed since analyzed", "changed_rows"),
+                                  ("reclaimable bytes", "reclaimable_bytes"))]
+        print_table(rows, ("measure", "before", "after"))
+
+    show(result, as_json, human)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not counted"
+    return str(len(value)) if isinstance(value, list) else str(value)

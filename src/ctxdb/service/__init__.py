@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ctxdb.service.operations.bundles import BundleService
     from ctxdb.service.operations.doctor import DoctorService
     from ctxdb.service.operations.imports import ImportService
+    from ctxdb.service.operations.maintenance import MaintenanceService
     from ctxdb.service.operations.retention import RetentionService
     from ctxdb.service.operations.row_security import RowSecurityService
     from ctxdb.service.usecases.access_tokens import ApiTokenService
@@ -180,6 +181,13 @@ class Ctxdb:
         from ctxdb.service.operations.retention import RetentionService
 
         return RetentionService(self.storage, self.settings)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceService:
+        """``ctxdb db optimize``: planner statistics and reclaimable space."""
+        from ctxdb.service.operations.maintenance import MaintenanceService
+
+        return MaintenanceService(self.storage, self.settings)
 
     @cached_property
     def audit_chain(self) -> AuditChainService:

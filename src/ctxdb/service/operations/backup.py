@@ -321,7 +321,8 @@ def _check_restored_rows(tools: Backups, expected: dict[str, int]) -> None:
 
 
 def _record_restore(settings: Settings, result: dict[str, Any]) -> None:
-    """The audit row of the restore, in the restored database."""
+    """The audit row of the restore, in the restored database, and the statistics of the
+    rows that arrived (a restore brings none of its own)."""
     storage = connect_storage(settings)
     try:
         def unit(tx: Tx) -> None:
@@ -331,5 +332,6 @@ def _record_restore(settings: Settings, result: dict[str, Any]) -> None:
                   checksum=result["checksum"])
 
         storage.write(unit)
+        storage.health().analyze_after_load()
     finally:
         storage.close()
