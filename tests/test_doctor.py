@@ -43,7 +43,11 @@ def healthy(backend: str) -> dict[str, str]:
     until `ctxdb db secure` ran (tests/test_row_security.py); SQLite has no such check."""
     if backend == "sqlite":
         return dict.fromkeys(CHECKS, PASS)
-    return {**dict.fromkeys(CHECKS[:-1], PASS), "row_security": WARN, CHECKS[-1]: PASS}
+    last = CHECKS.index("size")  # row_security comes before size and statistics
+    return {**dict.fromkeys(CHECKS[:last], PASS), "row_security": WARN,
+            **dict.fromkeys(CHECKS[last:], PASS)}
+
+
 SEARCH_MIGRATION = 8
 
 
