@@ -143,6 +143,10 @@ def test_restore_refuses_a_database_with_data_and_changes_nothing(
     assert refused.value.details["tables"]["projects"] == 2
     dry = backup.restore(settings, made["file"], force=True, dry_run=True)
     assert dry["dry_run"] and dry["replaced_rows"]["projects"] == 2
+    assert not dry["needs_force"]
+    # A dry run reports what would be replaced without --force, and says it is needed.
+    unforced = backup.restore(settings, made["file"], dry_run=True)
+    assert unforced["replaced_rows"]["projects"] == 2 and unforced["needs_force"]
     assert content_of(settings) == before
 
 

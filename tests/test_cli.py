@@ -215,6 +215,12 @@ def test_page_supersede_delete(run: Cli, pid: str) -> None:
     assert [i["item_id"] for i in live["HIGH"]] == [ids[2]]
 
 
+def test_bare_context_of_an_empty_project_says_so(run: Cli, pid: str) -> None:
+    empty = run("context", "-p", pid)
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert f"nothing to inject: project {pid} has no live context items" in empty.stderr
+
+
 def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None:
     run.ok("context", "store", "-p", pid, '{"decision": "Stripe"}', "--priority", "CRITICAL")
     run.ok("context", "store", "-p", pid, json.dumps({"note": "x" * 400}), "--priority", "LOW")

@@ -34,7 +34,7 @@ def instance_group() -> None:
 @click.option("--id", "instance_id", help="Choose the id (default: inst_…); launching an "
               "existing id of the project revives that instance.")
 @click.option("--client", default="cli", show_default=True,
-              help="The agent client, e.g. claude-code, codex, gemini-cli.")
+              help="The agent client, e.g. claude-code, codex, gemini.")
 @click.option("--session-id", help="The client's session id.")
 @click.option("--worktree", help="The working tree the instance runs in.")
 @click.option("--branch", help="The git branch it works on.")

@@ -195,8 +195,9 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     """Replace the database's content with the backup in ``file``, once the backup checks out.
 
     Refuses (``DatabaseNotEmptyError``) a database that holds data unless ``force``; with
-    ``dry_run`` only checks and reports. The live SQLite file is written through SQLite (the
-    backup API), never replaced or deleted.
+    ``dry_run`` only checks and reports (``needs_force``: the restore would be refused).
+    The live SQLite file is written through SQLite (the backup API), never replaced or
+    deleted.
     """
     progress = progress or NoProgress()
     tools = backups(settings)
@@ -207,7 +208,8 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     fmt, contents = _inspect(tools, source)
     occupied = {t: n for t, n in tools.live_row_counts().items()
                 if n and t != "schema_migrations"}
-    if occupied and not force:
+    # A dry run reports what would be replaced instead of refusing: that is what it is for.
+    if occupied and not force and not dry_run:
         raise DatabaseNotEmptyError(
             f"{location(settings)} holds data ({sum(occupied.values())} rows in "
             f"{len(occupied)} tables); pass --force to replace it with the backup",
@@ -221,6 +223,7 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
         "schema_version": contents.schema_version,
         "tables": contents.tables,
         "replaced_rows": occupied,
+        "needs_force": bool(occupied) and not force,
         "dry_run": dry_run,
     }
     if dry_run:
