@@ -215,6 +215,20 @@ def test_page_supersede_delete(run: Cli, pid: str) -> None:
     assert [i["item_id"] for i in live["HIGH"]] == [ids[2]]
 
 
+def test_a_silent_instance_lists_as_stale_before_any_reap(run: Cli, pid: str) -> None:
+    silent = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    fresh = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    time.sleep(1.2)
+    run.ok("instance", "heartbeat", fresh)  # a heartbeat does not reap the others
+    listed = {i["instance_id"]: i for i in run.ok("instance", "list", "-p", pid,
+                                                   CTXDB_STALE_AFTER="1")}
+    assert (listed[silent]["status"], listed[silent]["silent"]) == ("active", True)
+    assert (listed[fresh]["status"], listed[fresh]["silent"]) == ("active", False)
+    table = run("instance", "list", "-p", pid, CTXDB_STALE_AFTER="1", COLUMNS="200").stdout
+    assert table.count("active (stale)") == 1
+    assert not run.ok("instance", "list", "-p", pid)[0]["silent"]  # default: 300 s
+
+
 def test_bare_context_of_an_empty_project_says_so(run: Cli, pid: str) -> None:
     empty = run("context", "-p", pid)
     assert empty.exit_code == 0 and empty.stdout == ""
