@@ -20,7 +20,7 @@ import test_hooks
 from ctxdb.domain.agents import CLIENTS, injection_limit, injection_max_chars
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.resume import RESUME_TITLE, SIBLINGS_TITLE, render_startup
-from ctxdb.mcp.continuity import siblings_text
+from ctxdb.mcp.continuity import siblings as siblings_text
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
 from test_hooks import CTXDB, FIXTURES, Hook, event, instance, project_of
