@@ -283,7 +283,7 @@ TOOLS: list[Declared] = [
     Declared(message_inbox, WRITES),
     Declared(message_ack, WRITES),
     Declared(approval_request, WRITES),
-    Declared(approval_status, READ_ONLY),
+    Declared(approval_status, READ_ONLY, waits=True),
     Declared(command_record, WRITES),
     Declared(checkpoint_save, WRITES),
     Declared(checkpoint_latest, READ_ONLY),

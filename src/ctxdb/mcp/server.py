@@ -32,6 +32,7 @@ from pydantic import Field
 
 from ctxdb import __version__
 from ctxdb.mcp import continuity, coordination, details, knowledge
+from ctxdb.mcp.stdio import run_stdio
 from ctxdb.mcp.toolbox import READ_ONLY, WRITES, Declared, compact_schema, sdk_tool
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
@@ -110,4 +111,4 @@ def serve(db: Ctxdb, default_project: str | None = None, no_project_hint: str = 
           which: str = "default") -> None:
     """Serve the tools over stdin/stdout until the client closes stdin."""
     server = build_server(ContextTools(db, default_project, no_project_hint), which)
-    anyio.run(server.run_stdio_async)
+    anyio.run(run_stdio, server)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -41,6 +42,7 @@ class Declared:
     function: ToolFunction
     hints: ToolAnnotations
     name: str | None = None
+    waits: bool = False  # may wait long (for a person): runs beside the other tools
 
     @property
     def tool_name(self) -> str:
@@ -81,10 +83,35 @@ def _as_tool_error(exc: CtxdbError) -> ToolError:
 
 async def in_thread(function: Callable[..., str], **arguments: Any) -> str:
     """Run one synchronous tool function in a worker thread; ctxdb errors become tool errors."""
+    return await _in_thread(function, arguments)
+
+
+async def _in_thread(function: Callable[..., str], arguments: dict[str, Any],
+                     limiter: anyio.CapacityLimiter | None = None) -> str:
     try:
-        return await anyio.to_thread.run_sync(functools.partial(function, **arguments))
+        return await anyio.to_thread.run_sync(functools.partial(function, **arguments),
+                                              limiter=limiter)
     except CtxdbError as exc:
         raise _as_tool_error(exc) from None
+
+
+# Tools that wait (approval_status with wait_seconds) sleep in their thread for up to a
+# minute. In the shared pool of worker threads (40) enough of them would leave none for any
+# other tool; so each wait gets a thread of its own, beside that pool, and at most
+# MAX_WAITS wait at once in a process: one more is refused at once, saying so.
+MAX_WAITS = 32
+_WAIT_SLOTS = threading.BoundedSemaphore(MAX_WAITS)
+
+
+async def in_wait_thread(function: Callable[..., str], **arguments: Any) -> str:
+    """Run a tool that may wait in a thread outside the shared pool (see MAX_WAITS)."""
+    if not _WAIT_SLOTS.acquire(blocking=False):
+        raise ToolError(f"too many waiting calls at once (the limit is {MAX_WAITS}): call "
+                        "again later, or without waiting (wait_seconds=0) [too_many_waits]")
+    try:
+        return await _in_thread(function, arguments, anyio.CapacityLimiter(1))
+    finally:
+        _WAIT_SLOTS.release()
 
 
 def sdk_tool(declared: Declared, tools: ContextTools) -> SdkTool:
@@ -94,8 +121,10 @@ def sdk_tool(declared: Declared, tools: ContextTools) -> SdkTool:
     function = declared.function
     signature = inspect.signature(function, eval_str=True)
 
+    run = in_wait_thread if declared.waits else in_thread
+
     async def call(**arguments: Any) -> str:
-        return await in_thread(function, tools=tools, **arguments)
+        return await run(function, tools=tools, **arguments)
 
     call.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=list(signature.parameters.values())[1:])
