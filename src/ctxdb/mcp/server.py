@@ -33,7 +33,14 @@ from pydantic import Field
 from ctxdb import __version__
 from ctxdb.mcp import continuity, coordination, details, knowledge
 from ctxdb.mcp.stdio import run_stdio
-from ctxdb.mcp.toolbox import READ_ONLY, WRITES, Declared, compact_schema, sdk_tool
+from ctxdb.mcp.toolbox import (
+    READ_ONLY,
+    WRITES,
+    Declared,
+    ToolsSource,
+    compact_schema,
+    sdk_tool,
+)
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
 
@@ -87,7 +94,7 @@ def call_tool(full: dict[str, SdkTool], shown: set[str]) -> SdkTool:
     return tool
 
 
-def tool_set(tools: ContextTools, which: str = "default", *,
+def tool_set(tools: ToolsSource, which: str = "default", *,
              writes: bool = True) -> list[SdkTool]:
     """The tools a server offers: ``which`` set, without the writing ones unless ``writes``."""
     allowed = [declared for declared in TOOLS if writes or not declared.writes]
@@ -99,7 +106,7 @@ def tool_set(tools: ContextTools, which: str = "default", *,
     return [*shown, call_tool(full, {tool.name for tool in shown})]
 
 
-def build_server(tools: ContextTools, which: str = "default", *,
+def build_server(tools: ToolsSource, which: str = "default", *,
                  writes: bool = True) -> MCPServer[Any]:
     """The server with the tools of :func:`tool_set`."""
     return MCPServer("ctxdb", title="ctxdb context store", version=__version__,
@@ -110,5 +117,6 @@ def build_server(tools: ContextTools, which: str = "default", *,
 def serve(db: Ctxdb, default_project: str | None = None, no_project_hint: str = "", *,
           which: str = "default") -> None:
     """Serve the tools over stdin/stdout until the client closes stdin."""
-    server = build_server(ContextTools(db, default_project, no_project_hint), which)
+    tools = ContextTools(db, default_project, no_project_hint)
+    server = build_server(lambda: tools, which)
     anyio.run(run_stdio, server)

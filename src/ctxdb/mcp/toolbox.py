@@ -114,9 +114,14 @@ async def in_wait_thread(function: Callable[..., str], **arguments: Any) -> str:
         _WAIT_SLOTS.release()
 
 
-def sdk_tool(declared: Declared, tools: ContextTools) -> SdkTool:
-    """The SDK's tool of ``declared`` bound to ``tools``: its input schema is built from the
-    function's arguments after ``tools`` (made compact, see :func:`compact_schema`), its
+# Where a tool finds the ContextTools of its call: one for the life of a stdio server, the
+# request's own over HTTP (``ctxdb.http.mcp_endpoint``).
+ToolsSource = Callable[[], ContextTools]
+
+
+def sdk_tool(declared: Declared, tools: ToolsSource) -> SdkTool:
+    """The SDK's tool of ``declared``, called with ``tools()``: its input schema is built from
+    the function's arguments after that one (made compact, see :func:`compact_schema`), its
     description is the docstring on one line, and each call runs in a worker thread."""
     function = declared.function
     signature = inspect.signature(function, eval_str=True)
@@ -124,7 +129,7 @@ def sdk_tool(declared: Declared, tools: ContextTools) -> SdkTool:
     run = in_wait_thread if declared.waits else in_thread
 
     async def call(**arguments: Any) -> str:
-        return await run(function, tools=tools, **arguments)
+        return await run(function, tools=tools(), **arguments)
 
     call.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=list(signature.parameters.values())[1:])
