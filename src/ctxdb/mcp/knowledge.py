@@ -47,9 +47,10 @@ def get_context(
         description="Rank this phase's items first. Default: the current phase.",
         ge=0)] = None,
 ) -> str:
-    """The project's context for you to work from: the latest handoff first (when there
-    is one), then every CRITICAL item and as many HIGH, MEDIUM and LOW items as fit the
-    token budget, each as "[PRIORITY] #sequence (content type): content"."""
+    """The project's context for you to work from (call it at the start of a task or after
+    /clear): the latest handoff first (when there is one), then every CRITICAL item and as
+    many HIGH, MEDIUM and LOW items as fit the token budget, each as "[PRIORITY] #sequence
+    (content type): content"."""
     project = tools.project(project_id)
     settings = tools.db.settings
     budget = budget_tokens if budget_tokens is not None else int(
@@ -75,8 +76,8 @@ def store_context(
     ] = None,
     project_id: ProjectId = None,
 ) -> str:
-    """Store one context item so that it is loaded back after /clear, compaction or a
-    crash, by you or other agents of the project. Returns the new item's id."""
+    """Store a decision, constraint or finding worth keeping: it is loaded back after
+    /clear, compaction or a crash, for you and the project's other agents. Returns its id."""
     item = tools.db.context.store(tools.project(project_id), content, priority, content_type,
                                  phase_id, created_by=created_by)
     return render.stored_text(item)
