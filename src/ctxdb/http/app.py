@@ -1,4 +1,5 @@
-"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz`` and the REST API ``/v1``.
+"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz``, the REST API ``/v1``
+and MCP over streamable HTTP at ``/mcp``.
 
 Every ``/v1`` route names the scope it needs (``READ``/``WRITE``/``ADMIN`` from
 :mod:`ctxdb.http.auth`) and reaches a project only through ``Caller.project``; records named
@@ -15,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from ctxdb import __version__
 from ctxdb.errors import CtxdbError, ValidationError
@@ -26,6 +28,7 @@ from ctxdb.http.problems import problem, problem_of
 from ctxdb.service import Ctxdb
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+MCP_METHODS = ["GET", "POST", "DELETE"]
 
 
 def readiness(db: Ctxdb) -> tuple[bool, str]:
@@ -38,6 +41,23 @@ def readiness(db: Ctxdb) -> tuple[bool, str]:
     if current != latest:
         return False, f"schema version {current}, this ctxdb needs {latest} (ctxdb db upgrade)"
     return True, f"schema version {current}"
+
+
+def mcp_route() -> Route:
+    """``/mcp``: MCP over streamable HTTP (:mod:`ctxdb.http.mcp_endpoint`); where the MCP SDK
+    is not installed, a route that says so."""
+    try:
+        from ctxdb.http.mcp_endpoint import McpEndpoint
+    except ImportError as exc:
+        if (exc.name or "").startswith("ctxdb"):
+            raise  # a bug in ctxdb itself, not a missing extra
+        return Route("/mcp", _without_mcp_sdk, methods=MCP_METHODS)
+    return Route("/mcp", McpEndpoint(), methods=MCP_METHODS)
+
+
+def _without_mcp_sdk(request: Request) -> Response:
+    return problem(501, "mcp_not_installed", "this server cannot speak MCP: the MCP SDK is "
+                   "not installed here (pip install 'ctxdb[mcp]')")
 
 
 def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -62,6 +82,7 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
     # routes are one flat list: the auth test enumerates it.
     for routes in (project_routes, coordination_routes):
         app.router.routes.extend(routes.v1.routes)
+    app.router.routes.append(mcp_route())
 
     @app.exception_handler(CtxdbError)
     async def ctxdb_error(request: Request, exc: CtxdbError) -> Response:
