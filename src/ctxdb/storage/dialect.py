@@ -10,6 +10,10 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
 - ``$FOR_UPDATE``     row lock on PostgreSQL; nothing on SQLite, whose write transactions
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
+- ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no
+                      longer be joined by a row before them (PostgreSQL: the oldest running
+                      transaction of this database; SQLite, one writer committing in id
+                      order: past every row)
 
 Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 
@@ -99,6 +103,7 @@ class Dialect:
     # transaction gives documents their terms only then (a database not yet upgraded, or
     # being downgraded).
     search_terms_probe: str
+    settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0015)
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -108,6 +113,7 @@ class Dialect:
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
+                  .replace("$SETTLED_XACT", self.settled_xact)
                   .replace("$SEARCH_FROM", self.search_from)
                   .replace("$SEARCH_INDEXED", self.search_indexed))
         return self.param_style(sql)
@@ -167,6 +173,7 @@ SQLITE = Dialect(
                          "no such column", "fts5: parser stack overflow"),
     search_terms_probe=("SELECT 1 AS found FROM pragma_table_info('search_documents') "
                         "WHERE name = 'terms'"),
+    settled_xact="1",  # xact_id is always 0: every committed row is settled
 )
 
 POSTGRES = Dialect(
@@ -230,4 +237,15 @@ POSTGRES = Dialect(
     search_terms_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
                         "to_regclass('search_documents') AND attname = 'terms' "
                         "AND NOT attisdropped"),
+    # The oldest transaction of the statement's snapshot still running, not counting those
+    # seen running in another database (they write no row here; unknown ones count), or the
+    # snapshot's xmax when none runs: every transaction below it has ended, and no later one
+    # can take a number below it. Not the snapshot's xmin, the whole cluster's: one slow
+    # transaction in another database would hold every feed back.
+    settled_xact=(
+        "(SELECT coalesce(min(x::text::bigint), "
+        "pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+        "FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE NOT EXISTS ("
+        "SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid = xid(x) "
+        "AND a.datname <> current_database()))"),
 )

@@ -47,6 +47,7 @@ from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
 
 try:
@@ -367,5 +368,11 @@ class PostgresStorage(Storage):
 
         return PostgresHealth(self)
 
+    def _new_change_signal(self) -> ChangeSignal:
+        from ctxdb.storage.pg_listener import PostgresChangeSignal
+
+        return PostgresChangeSignal(self.settings)
+
     def close(self) -> None:
+        self._close_change_signal()
         self._pool.close()

@@ -261,6 +261,12 @@ TABLES: tuple[Table, ...] = (
         refs="audit_id:audit_log"),
 )
 
+# Columns a database keeps about its own rows, left out of TABLES: filled by their default on
+# insert, never exported, copied or hashed. audit_log.xact_id is the number of the transaction
+# that wrote the row in this database (the change feed's order, migration 0015): another
+# database's numbers would put copied rows out of its order.
+LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id")})
+
 # Tables kept by the database itself from other tables' rows (search indexes and, for
 # SQLite FTS5, their shadow tables, which share the index's name as a prefix): never exported,
 # never copied, rebuilt by triggers as their source rows are inserted. search_documents is

@@ -1,0 +1,20 @@
+-- The change feed (GET /v1/events; service/usecases/changes.py) reads the audit log in the
+-- order of its positions, (xact_id, audit_id): see the migration 0015. Only rows below
+-- $SETTLED_XACT are read, those of transactions that have all ended, so that a row can never
+-- appear before a position a reader has passed. One statement each: its one snapshot is the
+-- one the settled line is taken from.
+
+-- name: changes_after
+SELECT xact_id, audit_id, occurred_at, actor, action, entity_type, entity_id, project_id
+FROM audit_log
+WHERE (xact_id, audit_id) > (:xact_id, :audit_id) AND xact_id < $SETTLED_XACT
+ORDER BY xact_id, audit_id
+LIMIT :limit;
+
+-- name: changes_tip
+-- The position of the last settled row: where a reader that asks for no history starts.
+SELECT xact_id, audit_id
+FROM audit_log
+WHERE xact_id < $SETTLED_XACT
+ORDER BY xact_id DESC, audit_id DESC
+LIMIT 1;
