@@ -16,7 +16,6 @@ from ctxdb.errors import ValidationError
 from ctxdb.service import Ctxdb
 from ctxdb.service.usecases.changes import Change, Position
 
-
 ONLY_POSTGRES = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 
