@@ -234,3 +234,27 @@ def wait_for(probe: Callable[[], Any], seconds: float = 10.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+@ONLY_POSTGRES
+def test_a_restored_database_feeds_what_is_written_after_the_restore(
+        db: Ctxdb, pid: str, backend: str, tmp_path: Any) -> None:
+    """The restored audit rows lose the source's transaction numbers (they could lie ahead of
+    the server's), so what is written next comes after them in the feed."""
+    import psycopg
+
+    from ctxdb.service.operations import backup
+
+    db.context.store(pid, {"before": "the backup"}, "HIGH", "note")
+    with psycopg.connect(db.settings.url, autocommit=True) as conn:
+        # As if the archive came from a server whose transaction numbers ran far ahead.
+        conn.execute("UPDATE audit_log SET xact_id = xact_id + 1000000000000")
+        made = backup.backup(db.settings, tmp_path / "ctxdb.backup")
+        backup.restore(db.settings, made["file"], force=True)
+        numbers = conn.execute("SELECT DISTINCT xact_id FROM audit_log "
+                               "WHERE action <> 'database.restore'").fetchall()
+    assert numbers == [(0,)]
+    tip = db.changes.tip()
+    db.context.store(pid, {"after": "the restore"}, "HIGH", "note")
+    changes, _ = read_all(db, tip, until=count_at_least(1))
+    assert [c.action for c in changes] == ["context.store"]
