@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ctxdb.domain.event_ids import seal
 from ctxdb.errors import ValidationError
 from ctxdb.service import Ctxdb
 from ctxdb.service.usecases.changes import Change, Position
@@ -81,10 +82,10 @@ def test_every_change_a_dashboard_shows_is_in_the_feed_in_order(db: Ctxdb, pid: 
     # Commit order, which these sequential writes share with the audit log's ids.
     audited = [e["action"] for e in reversed(db.audit_log(project_id=pid, limit=1000))]
     assert actions == audited[-len(actions):]
-    assert [Position.parse(c.cursor) for c in changes] == sorted(
-        Position.parse(c.cursor) for c in changes)
+    positions = [db.changes.start(c.cursor) for c in changes]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
     assert all(c.project_id == pid and c.occurred_at and c.actor for c in changes)
-    assert end == Position.parse(changes[-1].cursor)
+    assert end == positions[-1]
     assert db.changes.since(end).changes == []
 
 
@@ -95,10 +96,9 @@ def test_a_cursor_resumes_with_exactly_what_came_after_it(db: Ctxdb, pid: str) -
     changes, _ = read_all(db, start, until=count_at_least(12))
     assert len(changes) == 12
     for cut in (0, 5, 11):
-        resumed, _ = read_all(db, Position.parse(changes[cut].cursor),
+        resumed, _ = read_all(db, db.changes.start(changes[cut].cursor),
                               until=count_at_least(11 - cut), seconds=2)
         assert resumed == changes[cut + 1:]
-    assert db.changes.start(changes[3].cursor) == Position.parse(changes[3].cursor)
 
 
 def test_a_project_reader_gets_its_project_only_and_moves_past_the_others(
@@ -127,11 +127,38 @@ def test_a_new_reader_starts_at_the_tip(db: Ctxdb, pid: str) -> None:
     assert [c.action for c in changes] == ["context.store"]
 
 
-@pytest.mark.parametrize("cursor", ["", "12", "a-b", "1-2-3", "-1-2", "1-99999999999999999999",
-                                    "9223372036854775808-1"])
-def test_a_cursor_the_feed_never_gave_is_refused(db: Ctxdb, cursor: str) -> None:
-    with pytest.raises(ValidationError, match="not an event id"):
-        db.changes.start(cursor)
+def test_an_event_id_the_feed_never_gave_is_refused(db: Ctxdb, pid: str) -> None:
+    start = db.changes.tip()
+    db.context.store(pid, {"n": 1}, "HIGH", "note")
+    (change,), _ = read_all(db, start, until=count_at_least(1))
+    assert db.changes.start(change.cursor) > start
+    tampered = change.cursor[:5] + ("A" if change.cursor[5] != "A" else "B") + change.cursor[6:]
+    other_key = seal(bytes(32), 0, 1)
+    for cursor in ("", "12", "0-1", "1-2-3", change.cursor[:-1], change.cursor + "A",
+                   change.cursor.upper(), tampered, other_key, "é" * 32):
+        with pytest.raises(ValidationError, match="not an event id"):
+            db.changes.start(cursor)
+
+
+def test_event_ids_say_nothing_of_the_changes_between_them(db: Ctxdb, pid: str) -> None:
+    """A reader of one project cannot count the others' changes from its ids: they are the
+    positions sealed, opaque, of one length, not in any visible order."""
+    other = db.projects.create("other")["project_id"]
+    start = db.changes.tip()
+    for n in range(6):
+        db.context.store(pid, {"n": n}, "LOW", "note")
+        for _ in range(n):
+            db.context.store(other, {"busy": n}, "LOW", "note")
+    mine, _ = read_all(db, start, pid, until=count_at_least(6))
+    everything, _ = read_all(db, start, until=count_at_least(21))
+    ids = [c.cursor for c in mine]
+    assert len({len(i) for i in ids}) == 1 and len(set(ids)) == 6
+    # An id is its position sealed with this database's secret key: the same position under
+    # another key is another id (domain/event_ids.py: a keyed pseudorandom permutation).
+    positions = [db.changes.start(i) for i in ids]
+    assert [seal(bytes(32), p.xact_id, p.audit_id) for p in positions] != ids
+    assert [db.changes.start(i) for i in ids] == positions
+    assert {c.cursor for c in everything} >= set(ids)  # the same event, the same id
 
 
 def test_the_batch_limit_is_checked(db: Ctxdb) -> None:

@@ -20,7 +20,7 @@ from ctxdb.http import event_routes
 from ctxdb.http.app import create_app
 from ctxdb.service import Ctxdb
 
-EVENT_ID = re.compile(r"^\d+-\d+$")
+EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
 DATA_FIELDS = {"id", "project_id", "entity_type", "entity_id", "action", "actor",
                "occurred_at"}
 

@@ -281,9 +281,11 @@ DERIVED_TRIGGER_PREFIX = "search_"
 DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_memories",
                            "search_add_missing_events")
 
-# Tables that belong to the database engine or to the migration runner.
+# Tables that belong to the database engine, to the migration runner, or to the database
+# itself: change_feed_keys holds the key that seals this database's change feed positions
+# (migration 0015), which mean nothing in another database and are never moved.
 BOOKKEEPING_TABLES = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1",
-                                "sqlite_stat4"})
+                                "sqlite_stat4", "change_feed_keys"})
 
 _BY_NAME = {table.name: table for table in TABLES}
 

@@ -17,18 +17,19 @@ project does not read the fleet's changes again on every wake-up.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from ctxdb.domain.validation import MAX_INTEGER
+from ctxdb.domain.event_ids import seal, unseal
 from ctxdb.errors import ValidationError
 from ctxdb.service.common import Service
-from ctxdb.storage import Row, Tx
+from ctxdb.storage import Row, Storage, Tx
 
 MAX_BATCH = 1_000
-_CURSOR = re.compile(r"^(\d{1,19})-(\d{1,19})$")
+# Each database's key, read once per storage (it never changes: migration 0015 makes it).
+_KEYS: WeakKeyDictionary[Storage, bytes] = WeakKeyDictionary()
 
 
 @dataclass(frozen=True, order=True)
@@ -38,24 +39,12 @@ class Position:
     xact_id: int
     audit_id: int
 
-    def __str__(self) -> str:
-        return f"{self.xact_id}-{self.audit_id}"
-
-    @classmethod
-    def parse(cls, cursor: str) -> Position:
-        """The position of a cursor the feed handed out (an event's id)."""
-        found = _CURSOR.match(cursor.strip()) if isinstance(cursor, str) else None
-        if found is None or max(int(found[1]), int(found[2])) > MAX_INTEGER:
-            raise ValidationError(
-                f"{str(cursor)[:80]!r} is not an event id of the change feed (send the id of "
-                f"the last event received, or none to start from now)", field="cursor")
-        return cls(int(found[1]), int(found[2]))
-
 
 @dataclass(frozen=True)
 class Change:
     """One change, as the feed shows it: which record of which project, what was done, by
-    whom and when. ``cursor`` resumes the feed after it."""
+    whom and when. ``cursor`` (its event id, the position sealed: domain/event_ids.py)
+    resumes the feed after it."""
 
     cursor: str
     project_id: str | None
@@ -81,8 +70,12 @@ class ChangeBatch:
     full: bool
 
 
-def _change(row: Row) -> Change:
-    return Change(cursor=str(Position(int(row["xact_id"]), int(row["audit_id"]))),
+def _position(row: Row) -> Position:
+    return Position(int(row["xact_id"]), int(row["audit_id"]))
+
+
+def _change(key: bytes, row: Row) -> Change:
+    return Change(cursor=seal(key, int(row["xact_id"]), int(row["audit_id"])),
                   project_id=row["project_id"], entity_type=row["entity_type"],
                   entity_id=row["entity_id"], action=row["action"], actor=row["actor"],
                   occurred_at=row["occurred_at"])
@@ -93,12 +86,28 @@ class ChangeFeedService(Service):
         """The position after the last change committed: a reader starting here gets only
         what commits from now on."""
         row = self.storage.read_one("changes_tip")
-        return Position(0, 0) if row is None else Position(int(row["xact_id"]),
-                                                           int(row["audit_id"]))
+        return Position(0, 0) if row is None else _position(row)
 
     def start(self, cursor: str | None) -> Position:
         """Where a reader resumes: after ``cursor`` (an event id it received), or at the tip."""
-        return self.tip() if cursor is None else Position.parse(cursor)
+        if cursor is None:
+            return self.tip()
+        position = unseal(self._key(), cursor.strip() if isinstance(cursor, str) else cursor)
+        if position is None:
+            raise ValidationError(
+                f"{str(cursor)[:80]!r} is not an event id of this database's change feed "
+                f"(send the id of the last event received, or none to start from now)",
+                field="cursor")
+        return Position(*position)
+
+    def _key(self) -> bytes:
+        key = _KEYS.get(self.storage)
+        if key is None:
+            row = self.storage.read_one("change_feed_key")
+            if row is None:
+                raise ValidationError("this database has no change feed key (migration 0015)")
+            key = _KEYS[self.storage] = bytes.fromhex(row["secret"])
+        return key
 
     def since(self, after: Position, project_id: str | None = None,
               limit: int = 200) -> ChangeBatch:
@@ -112,9 +121,9 @@ class ChangeFeedService(Service):
                           limit=limit)
 
         rows = self.storage.read(unit)
-        position = after if not rows else Position(int(rows[-1]["xact_id"]),
-                                                   int(rows[-1]["audit_id"]))
-        changes = [_change(row) for row in rows
+        key = self._key()
+        position = after if not rows else _position(rows[-1])
+        changes = [_change(key, row) for row in rows
                    if project_id is None or row["project_id"] == project_id]
         return ChangeBatch(changes, position, full=len(rows) == limit)
 

@@ -18,3 +18,7 @@ FROM audit_log
 WHERE xact_id < $SETTLED_XACT
 ORDER BY xact_id DESC, audit_id DESC
 LIMIT 1;
+
+-- name: change_feed_key
+-- The key that seals the feed's positions into event ids (domain/event_ids.py).
+SELECT secret FROM change_feed_keys WHERE key_id = 1;

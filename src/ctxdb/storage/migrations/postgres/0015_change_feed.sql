@@ -13,6 +13,9 @@
 -- A statement trigger NOTIFYs ctxdb_changes on every insert into the log; the payload is
 -- empty (one notification per transaction whatever it wrote): it only wakes the servers'
 -- listeners, which read the rows from the table.
+-- The feed's event ids are positions sealed with a key of this database's own
+-- (change_feed_keys, made here from the engine's random source; domain/event_ids.py), so that
+-- an id tells a project's reader nothing of the changes of other projects between its own.
 
 -- migrate:up
 ALTER TABLE audit_log ADD COLUMN xact_id BIGINT NOT NULL DEFAULT 0;
@@ -27,7 +30,15 @@ $$;
 CREATE TRIGGER audit_log_notify AFTER INSERT ON audit_log
 FOR EACH STATEMENT EXECUTE FUNCTION ctxdb_notify_change();
 
+CREATE TABLE change_feed_keys (
+    key_id INTEGER PRIMARY KEY,
+    secret TEXT NOT NULL
+);
+INSERT INTO change_feed_keys (key_id, secret)
+VALUES (1, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+
 -- migrate:down
+DROP TABLE change_feed_keys;
 DROP TRIGGER audit_log_notify ON audit_log;
 DROP FUNCTION ctxdb_notify_change();
 DROP INDEX idx_audit_change_order;

@@ -4,11 +4,21 @@
 -- lock from the id it draws to its COMMIT, so rows commit in audit_id order and xact_id stays
 -- 0: the order is the id's. The column and its index exist here too so that the feed's query
 -- is written once for both backends; the index holds two integers per row.
+-- The feed's event ids are positions sealed with a key of this database's own
+-- (change_feed_keys, made here from the engine's random source; domain/event_ids.py), so that
+-- an id tells a project's reader nothing of the changes of other projects between its own.
 
 -- migrate:up
 ALTER TABLE audit_log ADD COLUMN xact_id INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX idx_audit_change_order ON audit_log(xact_id, audit_id);
 
+CREATE TABLE change_feed_keys (
+    key_id INTEGER PRIMARY KEY,
+    secret TEXT NOT NULL
+);
+INSERT INTO change_feed_keys (key_id, secret) VALUES (1, lower(hex(randomblob(32))));
+
 -- migrate:down
+DROP TABLE change_feed_keys;
 DROP INDEX idx_audit_change_order;
 ALTER TABLE audit_log DROP COLUMN xact_id;
