@@ -10,7 +10,10 @@ The stream reads the feed when the process's change signal rings (LISTEN/NOTIFY 
 PostgreSQL, a poll of the file on SQLite; ``storage/change_signal.py``) and sends a comment
 line every ``HEARTBEAT_SECONDS`` so that proxies keep the connection open. At each heartbeat
 the token is checked again: a revoked or expired token ends the stream, and reconnecting is
-then refused.
+then refused. When the server is asked to stop, :func:`end_streams` ends every stream at once
+(a stream never ends by itself, so the graceful shutdown would otherwise wait its whole
+timeout and then cut them); clients reconnect, to another replica or to the restarted
+server, with their last id.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -44,6 +47,29 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
                    "entity_type, entity_id, action, actor, occurred_at); comment lines as "
                    "heartbeats.",
     "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+class _Streams:
+    """The app's open streams: how to wake each, and whether the server is stopping."""
+
+    def __init__(self) -> None:
+        self.wakers: set[Callable[[], None]] = set()
+        self.closing = False
+
+
+def _streams(app: FastAPI) -> _Streams:
+    streams: _Streams | None = getattr(app.state, "feed_streams", None)
+    if streams is None:
+        streams = app.state.feed_streams = _Streams()
+    return streams
+
+
+def end_streams(app: FastAPI) -> None:
+    """End every stream of the app now and refuse to wait in new ones (the server stops)."""
+    streams = _streams(app)
+    streams.closing = True
+    for wake in list(streams.wakers):
+        wake()
 
 
 def encode(change: Change) -> str:
@@ -95,6 +121,7 @@ class _Stream:
         self.db, self.request, self.scope = db, request, scope
         self.max_seconds = max_seconds
         self.wake = asyncio.Event()
+        self.streams = _streams(request.app)
 
     def _ringer(self) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
@@ -106,12 +133,15 @@ class _Stream:
         return ring
 
     async def events(self, position: Position) -> AsyncIterator[str]:
-        unsubscribe = self.db.changes.subscribe(self._ringer())
+        ring = self._ringer()
+        unsubscribe = self.db.changes.subscribe(ring)
+        self.streams.wakers.add(ring)
         try:
             yield f"retry: {RETRY_MILLISECONDS}\n: ctxdb change feed\n\n"
             async for text in self._follow(position):
                 yield text
         finally:
+            self.streams.wakers.discard(ring)
             unsubscribe()
 
     async def _follow(self, position: Position) -> AsyncIterator[str]:
@@ -127,7 +157,7 @@ class _Stream:
             if batch.full:
                 continue
             now = loop.time()
-            if now >= deadline:
+            if now >= deadline or self.streams.closing:
                 return
             if now >= beat:
                 if not await run_in_threadpool(_still_allowed, self.request):
