@@ -14,6 +14,11 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       longer be joined by a row before them (PostgreSQL: the oldest running
                       transaction of this database; SQLite, one writer committing in id
                       order: past every row)
+- ``$AFTER_POSITION`` the audit rows after the position ``(:xact_id, :audit_id)``, written so
+                      that the engine seeks it in the index on (xact_id, audit_id): a row
+                      comparison on PostgreSQL; on SQLite, where xact_id is always 0, the
+                      position's xact_id and a range of ids (SQLite seeks a row comparison on
+                      its first column only, which there is every row)
 
 Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 
@@ -104,6 +109,7 @@ class Dialect:
     # being downgraded).
     search_terms_probe: str
     settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0015)
+    after_position: str  # $AFTER_POSITION (likewise)
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -114,6 +120,7 @@ class Dialect:
                   .replace("$FOR_UPDATE", self.for_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
                   .replace("$SETTLED_XACT", self.settled_xact)
+                  .replace("$AFTER_POSITION", self.after_position)
                   .replace("$SEARCH_FROM", self.search_from)
                   .replace("$SEARCH_INDEXED", self.search_indexed))
         return self.param_style(sql)
@@ -174,6 +181,7 @@ SQLITE = Dialect(
     search_terms_probe=("SELECT 1 AS found FROM pragma_table_info('search_documents') "
                         "WHERE name = 'terms'"),
     settled_xact="1",  # xact_id is always 0: every committed row is settled
+    after_position="xact_id = :xact_id AND audit_id > :audit_id",
 )
 
 POSTGRES = Dialect(
@@ -248,4 +256,5 @@ POSTGRES = Dialect(
         "FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE NOT EXISTS ("
         "SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid = xid(x) "
         "AND a.datname <> current_database()))"),
+    after_position="(xact_id, audit_id) > (:xact_id, :audit_id)",
 )

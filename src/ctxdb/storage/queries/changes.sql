@@ -5,9 +5,11 @@
 -- one the settled line is taken from.
 
 -- name: changes_after
+-- $AFTER_POSITION: the rows after (:xact_id, :audit_id), as each engine seeks them in the
+-- index (see dialect.py).
 SELECT xact_id, audit_id, occurred_at, actor, action, entity_type, entity_id, project_id
 FROM audit_log
-WHERE (xact_id, audit_id) > (:xact_id, :audit_id) AND xact_id < $SETTLED_XACT
+WHERE $AFTER_POSITION AND xact_id < $SETTLED_XACT
 ORDER BY xact_id, audit_id
 LIMIT :limit;
 
