@@ -14,11 +14,11 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       longer be joined by a row before them (PostgreSQL: the oldest running
                       transaction of this database; SQLite, one writer committing in id
                       order: past every row)
-- ``$AFTER_POSITION`` the audit rows after the position ``(:xact_id, :audit_id)``, written so
-                      that the engine seeks it in the index on (xact_id, audit_id): a row
-                      comparison on PostgreSQL; on SQLite, where xact_id is always 0, the
-                      position's xact_id and a range of ids (SQLite seeks a row comparison on
-                      its first column only, which there is every row)
+- ``$AFTER_POSITION`` the audit rows after the position ``(:xact_id, :audit_id)``, and
+  ``$POSITION_ORDER``, ``$POSITION_ORDER_DESC``: their order, (xact_id, audit_id). Written
+                      as the engine walks them by an index: PostgreSQL's on (xact_id,
+                      audit_id); on SQLite, where xact_id is always 0, the table's own key
+                      (audit_id is the rowid), which a row comparison would not use
 
 Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 
@@ -110,6 +110,7 @@ class Dialect:
     search_terms_probe: str
     settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0015)
     after_position: str  # $AFTER_POSITION (likewise)
+    position_order: str  # $POSITION_ORDER (likewise; $POSITION_ORDER_DESC is derived)
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -121,6 +122,9 @@ class Dialect:
                   .replace("$SKIP_LOCKED", self.skip_locked)
                   .replace("$SETTLED_XACT", self.settled_xact)
                   .replace("$AFTER_POSITION", self.after_position)
+                  .replace("$POSITION_ORDER_DESC", self.position_order.replace(",", " DESC,")
+                           + " DESC")
+                  .replace("$POSITION_ORDER", self.position_order)
                   .replace("$SEARCH_FROM", self.search_from)
                   .replace("$SEARCH_INDEXED", self.search_indexed))
         return self.param_style(sql)
@@ -182,6 +186,7 @@ SQLITE = Dialect(
                         "WHERE name = 'terms'"),
     settled_xact="1",  # xact_id is always 0: every committed row is settled
     after_position="xact_id = :xact_id AND audit_id > :audit_id",
+    position_order="audit_id",
 )
 
 POSTGRES = Dialect(
@@ -257,4 +262,5 @@ POSTGRES = Dialect(
         "SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid = xid(x) "
         "AND a.datname <> current_database()))"),
     after_position="(xact_id, audit_id) > (:xact_id, :audit_id)",
+    position_order="xact_id, audit_id",
 )

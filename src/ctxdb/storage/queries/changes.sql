@@ -5,12 +5,12 @@
 -- one the settled line is taken from.
 
 -- name: changes_after
--- $AFTER_POSITION: the rows after (:xact_id, :audit_id), as each engine seeks them in the
--- index (see dialect.py).
+-- $AFTER_POSITION: the rows after (:xact_id, :audit_id); $POSITION_ORDER: (xact_id, audit_id)
+-- order; each as its engine walks it by an index (see dialect.py).
 SELECT xact_id, audit_id, occurred_at, actor, action, entity_type, entity_id, project_id
 FROM audit_log
 WHERE $AFTER_POSITION AND xact_id < $SETTLED_XACT
-ORDER BY xact_id, audit_id
+ORDER BY $POSITION_ORDER
 LIMIT :limit;
 
 -- name: changes_tip
@@ -18,7 +18,7 @@ LIMIT :limit;
 SELECT xact_id, audit_id
 FROM audit_log
 WHERE xact_id < $SETTLED_XACT
-ORDER BY xact_id DESC, audit_id DESC
+ORDER BY $POSITION_ORDER_DESC
 LIMIT 1;
 
 -- name: change_feed_key
