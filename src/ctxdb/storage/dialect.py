@@ -50,6 +50,7 @@ from dataclasses import dataclass
 LOCK_MIGRATIONS = 4242001
 LOCK_PROJECT_CREATION = 4242002
 LOCK_AUDIT_SEALING = 4242003
+LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migration 0015)
 
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")

@@ -10,9 +10,14 @@
 -- reader any more. Rows from before this migration keep xact_id 0 and come first, by id.
 -- The column belongs to this database (its transaction numbers): bundles and db copy leave
 -- it out, and rows they insert take the inserting transaction's number.
--- A statement trigger NOTIFYs ctxdb_changes on every insert into the log; the payload is
--- empty (one notification per transaction whatever it wrote): it only wakes the servers'
--- listeners, which read the rows from the table.
+-- A statement trigger NOTIFYs ctxdb_changes on inserts into the log; the payload is empty (one
+-- notification per transaction whatever it wrote): it only wakes the servers' listeners,
+-- which read the rows from the table. PostgreSQL makes notifying transactions commit one at a
+-- time (a lock held through the commit's flush), which cost a third of the commit throughput
+-- of 8 concurrent writers; so only one transaction at a time notifies (the advisory lock
+-- 4242004, LOCK_CHANGE_NOTIFY in dialect.py, held to its end), and those that find it taken
+-- commit as before: the notifying one, or the next, or the listeners' one-second fallback
+-- read wakes the readers for them.
 -- The feed's event ids are positions sealed with a key of this database's own
 -- (change_feed_keys, made here from the engine's random source; domain/event_ids.py), so that
 -- an id tells a project's reader nothing of the changes of other projects between its own.
@@ -23,7 +28,9 @@ ALTER TABLE audit_log ALTER COLUMN xact_id SET DEFAULT (pg_current_xact_id()::te
 CREATE INDEX idx_audit_change_order ON audit_log(xact_id, audit_id);
 CREATE FUNCTION ctxdb_notify_change() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('ctxdb_changes', '');
+    IF pg_try_advisory_xact_lock(4242004) THEN
+        PERFORM pg_notify('ctxdb_changes', '');
+    END IF;
     RETURN NULL;
 END
 $$;
