@@ -285,3 +285,38 @@ def test_a_restored_database_feeds_what_is_written_after_the_restore(
     db.context.store(pid, {"after": "the restore"}, "HIGH", "note")
     changes, _ = read_all(db, tip, until=count_at_least(1))
     assert [c.action for c in changes] == ["context.store"]
+
+
+def test_a_reader_following_concurrent_writers_gets_every_change_once(
+        db: Ctxdb, pid: str, settings: Any) -> None:
+    """Four writers with their own connections commit in whatever order they get to; a reader
+    follows the feed as they write, and ends with exactly the audit rows written, each once."""
+    start = db.changes.tip()
+    writers = [Ctxdb.open(settings) for _ in range(4)]
+    seen: list[Change] = []
+    position = start
+
+    def write(store: Ctxdb) -> None:
+        for n in range(25):
+            store.context.store(pid, {"n": n}, "LOW", "note")
+
+    threads = [threading.Thread(target=write, args=(store,)) for store in writers]
+    try:
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            batch = db.changes.since(position, pid, limit=13)
+            seen += batch.changes
+            position = batch.position
+        rest, _ = read_all(db, position, pid, until=lambda found: len(seen) + len(found) >= 100)
+        seen += rest
+    finally:
+        for thread in threads:
+            thread.join()
+        for store in writers:
+            store.close()
+    written = [e for e in db.audit_log(project_id=pid, limit=1000)
+               if e["action"] == "context.store"]
+    assert len(written) == 100
+    assert sorted(int(c.entity_id) for c in seen) == sorted(int(e["entity_id"]) for e in written)
+    assert len({c.cursor for c in seen}) == 100
