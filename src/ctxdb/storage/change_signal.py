@@ -4,7 +4,7 @@ its subscribers when the audit log may have grown.
 A signal only says "read again": the durable order is the table's (``queries/changes.sql``),
 so a wake-up too many costs one cheap read and a missed one at most ``fallback_seconds`` of
 delay. The backends differ in how they notice a commit: PostgreSQL LISTENs on one dedicated
-connection (``pg_listener.py``, the migration 0015 NOTIFYs on every insert into the log), and
+connection (``pg_listener.py``, the migration 0016 NOTIFYs on every insert into the log), and
 SQLite, where no other process can tell it anything, asks its file at a short interval
 whether another connection committed (``PRAGMA data_version``, which reads no table).
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 LOCK_MIGRATIONS = 4242001
 LOCK_PROJECT_CREATION = 4242002
 LOCK_AUDIT_SEALING = 4242003
-LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migration 0015)
+LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migration 0016)
 
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -109,7 +109,7 @@ class Dialect:
     # transaction gives documents their terms only then (a database not yet upgraded, or
     # being downgraded).
     search_terms_probe: str
-    settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0015)
+    settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0016)
     after_position: str  # $AFTER_POSITION (likewise)
     position_order: str  # $POSITION_ORDER (likewise; $POSITION_ORDER_DESC is derived)
 

@@ -1,5 +1,5 @@
 """The change signal of PostgreSQL: one connection per process LISTENing on ``ctxdb_changes``
-(see ``change_signal.py``; migration 0015 NOTIFYs on every insert into the audit log).
+(see ``change_signal.py``; migration 0016 NOTIFYs on every insert into the audit log).
 
 The connection is the listener's own, outside the pool, and lives as long as the storage.
 When it breaks (the server restarted, the backend was terminated, the network went) the

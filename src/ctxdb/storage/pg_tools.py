@@ -152,7 +152,7 @@ def live_row_counts(url: str) -> dict[str, int]:
     return counts
 
 
-# The audit rows' transaction numbers (the change feed's order, migration 0015) are those of
+# The audit rows' transaction numbers (the change feed's order, migration 0016) are those of
 # the database the archive was made from: in another server they could lie ahead of every
 # transaction to come, and the feed would read no new row until its numbers caught up. Those
 # rows are the past: number 0, ordered by their ids, before anything written next. (Restored

@@ -263,7 +263,7 @@ TABLES: tuple[Table, ...] = (
 
 # Columns a database keeps about its own rows, left out of TABLES: filled by their default on
 # insert, never exported, copied or hashed. audit_log.xact_id is the number of the transaction
-# that wrote the row in this database (the change feed's order, migration 0015): another
+# that wrote the row in this database (the change feed's order, migration 0016): another
 # database's numbers would put copied rows out of its order.
 LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id")})
 
@@ -283,7 +283,7 @@ DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_mem
 
 # Tables that belong to the database engine, to the migration runner, or to the database
 # itself: change_feed_keys holds the key that seals this database's change feed positions
-# (migration 0015), which mean nothing in another database and are never moved.
+# (migration 0016), which mean nothing in another database and are never moved.
 BOOKKEEPING_TABLES = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1",
                                 "sqlite_stat4", "change_feed_keys"})
 

@@ -4,7 +4,7 @@ that follow it (``GET /v1/events``, docs/server.md).
 Its source is the audit log, which every mutation writes in its own transaction (``audit()``
 in service/common.py): context items, memories, tasks, messages, approvals, instances with
 their heartbeats and token usage, handoffs, phases, command runs, checkpoints, conversations,
-tokens. The feed adds no row to a write; the migration 0015 adds one column and one index
+tokens. The feed adds no row to a write; the migration 0016 adds one column and one index
 entry to the audit row, and on PostgreSQL a NOTIFY.
 
 A reader holds a :class:`Position` and asks for what comes after it. Storage reads only rows
@@ -28,7 +28,7 @@ from ctxdb.service.common import Service
 from ctxdb.storage import Row, Storage, Tx
 
 MAX_BATCH = 1_000
-# Each database's key, read once per storage (it never changes: migration 0015 makes it).
+# Each database's key, read once per storage (it never changes: migration 0016 makes it).
 _KEYS: WeakKeyDictionary[Storage, bytes] = WeakKeyDictionary()
 
 
@@ -105,7 +105,7 @@ class ChangeFeedService(Service):
         if key is None:
             row = self.storage.read_one("change_feed_key")
             if row is None:
-                raise ValidationError("this database has no change feed key (migration 0015)")
+                raise ValidationError("this database has no change feed key (migration 0016)")
             key = _KEYS[self.storage] = bytes.fromhex(row["secret"])
         return key
 

@@ -1,5 +1,5 @@
 -- The change feed (GET /v1/events; service/usecases/changes.py) reads the audit log in the
--- order of its positions, (xact_id, audit_id): see the migration 0015. Only rows below
+-- order of its positions, (xact_id, audit_id): see the migration 0016. Only rows below
 -- $SETTLED_XACT are read, those of transactions that have all ended, so that a row can never
 -- appear before a position a reader has passed. One statement each: its one snapshot is the
 -- one the settled line is taken from.

@@ -1,4 +1,4 @@
--- ctxdb schema version 15 for PostgreSQL: the live change feed (GET /v1/events, docs/server.md).
+-- ctxdb schema version 16 for PostgreSQL: the live change feed (GET /v1/events, docs/server.md).
 -- The feed reads the audit log, which every mutation already writes in its own transaction.
 -- An audit_id is drawn when the row is inserted, not when its transaction commits, so a
 -- transaction holding a smaller id may commit after one holding a larger id: a reader that

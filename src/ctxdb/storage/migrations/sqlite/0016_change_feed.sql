@@ -1,4 +1,4 @@
--- ctxdb schema version 15 for SQLite: the live change feed (GET /v1/events, docs/server.md).
+-- ctxdb schema version 16 for SQLite: the live change feed (GET /v1/events, docs/server.md).
 -- The feed reads the audit log in (xact_id, audit_id) order, the order PostgreSQL needs (see
 -- its migration of the same number). SQLite has one writer at a time, which holds the write
 -- lock from the id it draws to its COMMIT, so rows commit in audit_id order and xact_id stays
