@@ -147,6 +147,16 @@ def test_the_app_role_sees_its_scope_and_nothing_else(secured: Secured) -> None:
     assert fleet == everything
 
 
+def test_the_app_role_follows_the_change_feed_of_its_scope(secured: Secured) -> None:
+    with secured.open(secured.owner_url) as owner:
+        start = owner.changes.tip()
+        world = build_world(owner)
+    a = world["A"]["project_id"]
+    with secured.open(secured.app_url) as app:
+        batch = app.scoped([a]).changes.since(start, a, limit=1000)
+    assert batch.changes and {c.project_id for c in batch.changes} == {a}
+
+
 def test_a_pooled_connection_never_carries_a_scope_into_the_next(secured: Secured) -> None:
     with secured.open(secured.owner_url) as owner:
         world = build_world(owner)

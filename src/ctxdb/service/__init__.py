@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.access_tokens import ApiTokenService
     from ctxdb.service.usecases.agent_sessions import AgentSessionService
     from ctxdb.service.usecases.approvals import ApprovalService
+    from ctxdb.service.usecases.changes import ChangeFeedService
     from ctxdb.service.usecases.checkpoints import CheckpointService
     from ctxdb.service.usecases.commands import CommandService
     from ctxdb.service.usecases.context import ContextService
@@ -82,6 +83,13 @@ class Ctxdb:
         from ctxdb.service.usecases.context import ContextService
 
         return ContextService(self.storage, self.settings, self.instances)
+
+    @cached_property
+    def changes(self) -> ChangeFeedService:
+        """The change feed: every change in commit order, for readers that follow it."""
+        from ctxdb.service.usecases.changes import ChangeFeedService
+
+        return ChangeFeedService(self.storage, self.settings)
 
     @cached_property
     def tokens(self) -> TokenService:

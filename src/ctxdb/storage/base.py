@@ -20,6 +20,7 @@ backend's transaction really has, which only code inside ``ctxdb.storage`` reach
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,12 +28,14 @@ from ctxdb.errors import UnsupportedFeatureError
 from ctxdb.storage.dialect import Dialect
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
     from ctxdb.storage.row_security import RowSecurity
     from ctxdb.storage.search_engine import SearchEngine
 
 T = TypeVar("T")
 Row = dict[str, Any]
+_SIGNAL_GUARD = threading.Lock()
 
 
 class Tx(abc.ABC):
@@ -200,6 +203,26 @@ class Storage(abc.ABC):
             return unit(tx)
 
         return self.read(in_snapshot)
+
+    _change_signal: ChangeSignal | None = None
+
+    def change_signal(self) -> ChangeSignal:
+        """What wakes this process's readers of the change feed when the audit log may have
+        grown (see change_signal.py): one per storage, made on first use, closed with it."""
+        with _SIGNAL_GUARD:
+            if self._change_signal is None:
+                self._change_signal = self._new_change_signal()
+            return self._change_signal
+
+    @abc.abstractmethod
+    def _new_change_signal(self) -> ChangeSignal:
+        """This backend's change signal."""
+
+    def _close_change_signal(self) -> None:
+        with _SIGNAL_GUARD:
+            signal, self._change_signal = self._change_signal, None
+        if signal is not None:
+            signal.close()
 
     @abc.abstractmethod
     def close(self) -> None:

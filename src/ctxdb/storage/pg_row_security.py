@@ -219,12 +219,15 @@ def _hashed(tx: RawTx, password: str, role: str) -> str:
 
 def _grant(tx: RawTx, role: str, tables: list[str]) -> None:
     """What ``ctxdb serve`` needs: rows of the protected tables (the policies decide which),
-    the schema version, the search views, the sequences that number rows."""
+    the schema version, the change feed's key, the views, the sequences that number rows."""
     who = _ident(role)
     tx.execute_raw(f"GRANT USAGE ON SCHEMA {_ident(_schema(tx))} TO {who}", {})
     for table in tables:
         tx.execute_raw(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {_ident(table)} TO {who}", {})
     tx.execute_raw(f"GRANT SELECT ON schema_migrations TO {who}", {})
+    # The change feed's key (no project's data): the server seals and opens event ids with it.
+    if tx.all_raw("SELECT to_regclass('change_feed_keys') IS NOT NULL AS x", {})[0]["x"]:
+        tx.execute_raw(f"GRANT SELECT ON change_feed_keys TO {who}", {})
     invoker = int(tx.all_raw("SHOW server_version_num", {})[0]["server_version_num"]) >= 150000
     for row in tx.all_raw(_OTHER_RELATIONS, {}):
         what = "SELECT" if row["kind"] == "v" else "USAGE, SELECT"

@@ -11,14 +11,13 @@
 - only what may succeed when run again is retried: a lost connection, a serialization
   failure, a deadlock, a server shutting down or refusing connections for a moment. Every
   other error of the server (a value too large for an index, a constraint, a type, a
-  privilege) is the same the next time, and is reported at once;
-- every connection runs with ``synchronous_commit=on`` and the UTC time zone;
-- a unit of work that fails with a serialization failure, a deadlock or a dropped connection
-  is run again as a whole, which is safe because every insert carries an idempotency key;
+  privilege) is the same the next time, and is reported at once. A unit is run again as a
+  whole, which is safe because every insert carries an idempotency key;
 - except when the connection drops after COMMIT was sent: the server may have committed, and
   running the unit again would repeat a change that happened (a second audit row, or "already
   deleted" for a delete that worked). A write learns its transaction id in the same round trip
   as BEGIN, so a commit that got no answer is looked up (``txid_status``) instead of guessed;
+- every connection runs with ``synchronous_commit=on`` and the UTC time zone;
 - statements whose outcome nobody reads (audit and history rows, :meth:`Tx.defer`) travel
   with the next statement or with the COMMIT in one pipeline, instead of a round trip each;
 - ``jsonb`` comes back as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
@@ -35,12 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxdb.errors import (
-    ConfigError,
-    DatabaseTimeoutError,
-    DatabaseUnavailableError,
-    StorageError,
-)
+from ctxdb.errors import ConfigError, DatabaseTimeoutError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
@@ -49,6 +43,7 @@ from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
     from ctxdb.storage.row_security import RowSecurity
 
@@ -73,8 +68,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 T = TypeVar("T")
 _cursor_names = itertools.count()
-# psycopg logs what it also raises (and what ctxdb reports as one error); without a handler of
-# the application's, Python would print those lines to stderr, before a CLI's JSON error.
+# psycopg logs the errors it also raises: without a handler they would reach stderr as well.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 # One simple-query message, so knowing the transaction id costs no extra round trip.
@@ -395,6 +389,12 @@ class PostgresStorage(Storage):
 
         return PostgresHealth(self)
 
+    def _new_change_signal(self) -> ChangeSignal:
+        from ctxdb.storage.pg_listener import PostgresChangeSignal
+
+        return PostgresChangeSignal(self.settings)
+
     def close(self) -> None:
         if not self._scope:  # a scoped storage leaves the connections to its origin
+            self._close_change_signal()
             self._pool.close()

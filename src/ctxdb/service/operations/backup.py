@@ -55,6 +55,7 @@ from ctxdb.storage.backups import (
     fsync_file,
     native_format_of,
 )
+from ctxdb.storage.tables import BOOKKEEPING_TABLES
 
 __all__ = ["FORMATS", "Progress", "backup", "checksum_file", "restore", "sha256_of"]
 FORMATS = ("auto", "sqlite", "pg_dump", "bundle")
@@ -156,7 +157,7 @@ def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: st
         "sha256": digest,
         "schema_version": contents.schema_version,
         "integrity": contents.integrity,
-        "rows": sum(n for name, n in tables.items() if name != "schema_migrations"),
+        "rows": sum(n for name, n in tables.items() if name not in BOOKKEEPING_TABLES),
         "tables": tables,
         "elapsed_seconds": round(time.monotonic() - started, 3),
     }
@@ -207,7 +208,7 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     checksum = _verify_checksum(source)
     fmt, contents = _inspect(tools, source)
     occupied = {t: n for t, n in tools.live_row_counts().items()
-                if n and t != "schema_migrations"}
+                if n and t not in BOOKKEEPING_TABLES}
     # A dry run reports what would be replaced instead of refusing: that is what it is for.
     if occupied and not force and not dry_run:
         raise DatabaseNotEmptyError(
