@@ -401,3 +401,23 @@ def test_json_over_a_limit_is_a_typed_error_at_every_cli_entry_point(
         assert limit in run.fails(2, *command), command
     assert limit in run.fails(2, "context", "store", "-p", pid, input=bad)
     assert len(run.ok("audit", "-p", pid, "--limit", "1000")) == before
+
+
+def test_root_options_may_follow_the_subcommand(settings: Settings, tmp_path: Path) -> None:
+    made = Cli(settings.url, tmp_path).ok("project", "create", "Placed")["project_id"]
+    env = {**CLEAN_ENV, "HOME": str(tmp_path)}
+    for args in (["project", "list", "--json", "--url", settings.url],
+                 ["project", "list", f"--url={settings.url}", "--json", "--traceback"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 0, (args, result.output)
+        assert [p["project_id"] for p in json.loads(result.stdout)] == [made]
+
+
+def test_hoisting_stops_at_a_double_dash() -> None:
+    from ctxdb.cli.root import hoisted
+
+    assert hoisted(["project", "list", "--url", "a.db", "--json"]) == [
+        "--url", "a.db", "project", "list", "--json"]
+    assert hoisted(["command", "run", "--", "tool", "--url", "x"]) == [
+        "command", "run", "--", "tool", "--url", "x"]
+    assert hoisted(["project", "list", "--url"]) == ["project", "list", "--url"]

@@ -25,6 +25,7 @@ from ctxdb.service.operations.doctor_agents import check_reload_budget, check_st
 from ctxdb.service.operations.doctor_report import (
     FAIL,
     PASS,
+    SKIP,
     WARN,
     Check,
     DoctorReport,
@@ -207,7 +208,7 @@ class DoctorService(Service):
     def check_integrity(self, fix: bool, thorough: bool) -> Check:
         report = self.health.integrity(thorough)
         if not report.method:
-            return Check("integrity", PASS, f"not verified: {report.unavailable}")
+            return Check("integrity", SKIP, f"not verified: {report.unavailable}")
         if not report.problems:
             return Check("integrity", PASS, f"{report.method}: ok",
                          data={"method": report.method})
