@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ctxdb import __version__
 from ctxdb.errors import CtxdbError, ValidationError
-from ctxdb.http import coordination_routes, project_routes
+from ctxdb.http import coordination_routes, hook_routes, project_routes
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
@@ -60,7 +60,7 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
 
     # The /v1 routes join the app's own list (not a nested router), so that the app's
     # routes are one flat list: the auth test enumerates it.
-    for routes in (project_routes, coordination_routes):
+    for routes in (project_routes, coordination_routes, hook_routes):
         app.router.routes.extend(routes.v1.routes)
 
     @app.exception_handler(CtxdbError)
