@@ -102,3 +102,36 @@ def silent() -> Iterator[str]:
             thread.join(5)
             for connection in held:
                 connection.close()
+
+
+@contextmanager
+def raw_answer(data: bytes) -> Iterator[str]:
+    """A server that reads one request and sends ``data`` as it is, then closes."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.1)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    connection = listener.accept()[0]
+                except OSError:
+                    continue
+                with connection:
+                    connection.settimeout(5)
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        request += connection.recv(65536)
+                    head, _, body = request.partition(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    while len(body) < length:
+                        body += connection.recv(65536)
+                    connection.sendall(data)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        finally:
+            stop.set()
+            thread.join(5)

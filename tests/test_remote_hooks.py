@@ -25,7 +25,7 @@ from ctxdb.domain.agents import AgentSession
 from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
-from remote_server import canned, free_port, served, silent
+from remote_server import canned, free_port, raw_answer, served, silent
 from test_hooks import Hook, event
 
 # The same session in each client's own event names.
@@ -220,6 +220,29 @@ def test_a_failing_or_odd_server_is_logged_and_the_client_gets_nothing(
     assert "Traceback" not in hook.logged()  # a server's failure is said in one line
 
 
+def test_the_answer_is_read_as_http_whatever_its_framing(
+        repo: Path, tmp_path: Path) -> None:
+    """A chunked answer (as a proxy may send it) is joined; bytes that are no HTTP are
+    refused in the log."""
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                     "additionalContext": "from the server"}}
+    body = json.dumps({"output": output}).encode()
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:9], body[9:]))
+               + b"0\r\n\r\n")
+    payload = json.dumps(event("SessionStart", repo, None, source="startup"))
+    with raw_answer(chunked) as url:
+        hook = RemoteHook(url, tmp_path / "hook.log", tmp_path / "home", "ctxdb_x")
+        done = hook.raw(payload)
+    assert (done.returncode, done.stderr) == (0, "") and json.loads(done.stdout) == output
+    with raw_answer(b"SSH-2.0-OpenSSH_9.6\r\n") as url:
+        hook = RemoteHook(url, tmp_path / "hook.log", tmp_path / "home", "ctxdb_x")
+        done = hook.raw(payload)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "answered something that is no HTTP response" in hook.logged()
+
+
 def test_a_slow_server_is_given_up_and_a_wrong_token_refused(
         db: Ctxdb, server: str, repo: Path, tmp_path: Path) -> None:
     with canned(200, b'{"output": null}', delay=3) as url:
@@ -276,7 +299,7 @@ def test_the_remote_hook_imports_only_the_standard_library(
     foreign = {name for name in loaded if name.split(".")[0] not in sys.stdlib_module_names
                and name.split(".")[0] != "ctxdb"}
     assert foreign == set()
-    assert "http.client" in loaded
+    assert "socket" in loaded and "http.client" not in loaded
     assert not any(name.startswith(("ctxdb.service", "ctxdb.storage", "ctxdb.cli.root"))
                    for name in loaded)
 
@@ -289,3 +312,20 @@ def test_the_hook_log_names_a_refused_event_without_a_traceback(
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert "answered 400: invalid_input" in hook.logged()
     assert "Traceback" not in hook.logged()
+
+
+def test_the_click_path_forwards_too(
+        db: Ctxdb, server: str, repo: Path, tmp_path: Path) -> None:
+    """``ctxdb --url http://… hook …`` (a global option first: click runs it) forwards the
+    event like the fast path."""
+    seed(db, repo)
+    hook = RemoteHook(db.settings.url, tmp_path / "hook.log", tmp_path / "home",
+                      fleet_token(db))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("ctxdb")), "--url", server, "hook", "--client",
+         "codex"], input=json.dumps(event("SessionStart", repo, None, source="startup")),
+        capture_output=True, text=True, env=hook.env(), timeout=60)
+    assert (done.returncode, done.stderr, hook.logged()) == (0, "", "")
+    text = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert "amounts are integer cents" in text
+    assert db.sessions.instance_of(AgentSession("codex", "sess-1")) is not None

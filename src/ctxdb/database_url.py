@@ -43,7 +43,7 @@ def database_kind(url: str) -> str:
         _check_postgres_url(url)
         return "postgres"
     if base in SERVER_SCHEMES and not driver:
-        _check_server_url(url)
+        server_address(url)
         return "server"
     if base == "sqlite":
         if driver or not rest.startswith("///") or not rest[3:]:
@@ -70,19 +70,26 @@ def _check_postgres_url(url: str) -> None:
                               f"{exc}") from None
 
 
-def _check_server_url(url: str) -> None:
-    from urllib.parse import urlsplit
+# http(s)://host[:port][/path]: a name or an IPv4 address, or an IPv6 one in brackets. Read
+# with a pattern rather than urllib.parse, whose import a hook process would pay on every event.
+_SERVER_URL = re.compile(r"(?i)(https?)://([A-Za-z0-9._~%-]+|\[[0-9A-Fa-f:.]+\])"
+                         r"(?::([0-9]{1,5}))?(/[^?#]*)?")
 
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (reading it checks it)
-    except ValueError as exc:
-        raise _invalid("url", f"server URL {url!r} is malformed: {exc}") from None
-    if not parts.hostname or parts.query or parts.fragment or parts.username is not None:
-        # A path is allowed: a server behind a proxy may be mounted under one.
+
+def server_address(url: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, path)`` of a server URL (the port defaults to the scheme's, the
+    path has no trailing slash); a :class:`ConfigError` when ``url`` is not of that form."""
+    found = _SERVER_URL.fullmatch(url)
+    if found is None:
         raise _invalid("url", f"server URL {_without_password(url)!r} must be "
                               "http(s)://host[:port][/path] (the token goes in CTXDB_TOKEN, "
                               "not in the URL)")
+    scheme, host, port, path = found.groups()
+    scheme = scheme.lower()
+    number = int(port) if port else (443 if scheme == "https" else 80)
+    if not 0 < number < 65536:
+        raise _invalid("url", f"server URL {url!r} is malformed: port {port} is out of range")
+    return scheme, host.strip("[]"), number, (path or "").rstrip("/")
 
 
 def server_refusal(url: str) -> ConfigError:

@@ -7,8 +7,8 @@ cases the local hook runs and answers ``{"output": …}``, the object to print (
 answer is read, checked and written out again with the local renderer, so that whatever
 the server sends the client gets one valid output or none.
 
-Only the standard library (``http.client``, ``json``, ``ssl`` for https) is imported on this
-path: no HTTP library, no database driver. A server that is down, slow, refuses the token,
+Only the standard library (``socket``, ``json``, ``ssl`` for https) is imported on this path:
+no HTTP library, no database driver. A server that is down, slow, refuses the token,
 redirects or answers garbage raises :class:`RemoteHookError` (the dispatcher logs it and
 prints nothing: fail open). Every wait is bounded by the ``answer_by`` instant.
 """
@@ -19,12 +19,12 @@ import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
+from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
 
 if TYPE_CHECKING:
-    from http.client import HTTPConnection
+    import socket
 
     from ctxdb.domain.agents import RepoIdentity
     from ctxdb.settings import Settings
@@ -61,41 +61,85 @@ def _repo_body(repo: RepoIdentity) -> dict[str, Any]:
             "branch": repo.branch}
 
 
-def _connection(url: str, timeout: float) -> tuple[HTTPConnection, str]:
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        from http.client import HTTPSConnection
-
-        return HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout), parts.path
-    from http.client import HTTPConnection
-
-    return HTTPConnection(parts.hostname or "", parts.port, timeout=timeout), parts.path
-
-
 def _post(url: str, token: str, payload: bytes, connect_within: float,
           answer_by: float) -> tuple[int, bytes]:
-    """The status and body of the server's answer; every wait ends by ``answer_by``."""
-    connection, prefix = _connection(url, max(0.01, min(connect_within, _left(answer_by))))
+    """The status and body of the server's answer; every wait ends by ``answer_by``.
+
+    One HTTP/1.1 request on a socket of its own (``Connection: close``), written and read
+    here: http.client would import the email package and ssl on every event."""
+    import socket
+
+    scheme, host, port, prefix = server_address(url)
+    # An ASCII name goes to getaddrinfo as bytes: as str it would load the IDNA codec.
+    address: Any = (host.encode("ascii") if host.isascii() else host, port)
     try:
-        try:
-            connection.connect()
-        except OSError as exc:
-            raise RemoteHookError(f"cannot connect to the server at {url}: "
-                                  f"{exc.strerror or exc}") from None
-        try:
-            sock = connection.sock  # the response keeps it, the connection may let it go
-            sock.settimeout(_left(answer_by))
-            connection.request("POST", prefix.rstrip("/") + ROUTE, body=payload, headers={
-                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                "Accept": "application/json"})
-            response = connection.getresponse()
-            sock.settimeout(_left(answer_by))
-            return response.status, response.read(MAX_ANSWER_BYTES + 1)
-        except (OSError, ValueError) as exc:  # a timeout is an OSError; http.client's too
-            raise RemoteHookError(f"the server at {url} gave no answer in time or broke off: "
-                                  f"{type(exc).__name__}: {exc}") from None
+        sock = socket.create_connection(address, max(0.01, min(connect_within,
+                                                               _left(answer_by))))
+    except OSError as exc:
+        raise RemoteHookError(f"cannot connect to the server at {url}: "
+                              f"{exc.strerror or exc}") from None
+    try:
+        if scheme == "https":
+            import ssl  # only for https
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        sock.settimeout(_left(answer_by))
+        netloc = f"[{host}]" if ":" in host else host
+        sock.sendall(f"POST {prefix}{ROUTE} HTTP/1.1\r\nHost: {netloc}:{port}\r\n"
+                     f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                     f"Accept: application/json\r\nContent-Length: {len(payload)}\r\n"
+                     "Connection: close\r\n\r\n".encode("latin-1") + payload)
+        return _response(_read_all(sock, answer_by), url)
+    except OSError as exc:  # a timeout, a reset, a TLS failure
+        raise RemoteHookError(f"the server at {url} gave no answer in time or broke off: "
+                              f"{type(exc).__name__}: {exc}") from None
     finally:
-        connection.close()
+        sock.close()
+
+
+def _read_all(sock: socket.socket, answer_by: float) -> bytes:
+    """Everything the server sends until it closes, within ``answer_by`` and the size cap."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES + 64 * 1024:
+            break  # more than any answer: _output refuses it
+        sock.settimeout(_left(answer_by))
+    return b"".join(chunks)
+
+
+def _response(raw: bytes, url: str) -> tuple[int, bytes]:
+    """``(status, body)`` of an HTTP/1.x response (a chunked body is joined)."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if not separator or len(parts) < 2 or not parts[0].startswith("HTTP/1.") \
+            or not parts[1].isdigit():
+        raise RemoteHookError(f"the server at {url} answered something that is no HTTP "
+                              f"response: {raw[:200]!r}")
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines[1:])}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _unchunked(body, url)
+    elif headers.get("content-length", "").isdigit():
+        body = body[: int(headers["content-length"])]
+    return int(parts[1]), body
+
+
+def _unchunked(body: bytes, url: str) -> bytes:
+    joined: list[bytes] = []
+    while True:
+        size_line, _, rest = body.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise RemoteHookError(f"the server at {url} sent a broken chunked body") from None
+        if size == 0:
+            return b"".join(joined)
+        joined.append(rest[:size])
+        body = rest[size + 2:]
 
 
 def _left(answer_by: float) -> float:
