@@ -4,11 +4,14 @@ remote hook's tests: ``ctxdb hook`` processes talk to them over loopback."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import uvicorn
 
@@ -44,8 +47,9 @@ def served(db: Ctxdb) -> Iterator[str]:
 
 @contextmanager
 def canned(status: int, body: bytes, headers: dict[str, str] | None = None,
-           delay: float = 0.0) -> Iterator[str]:
-    """A server answering every request with ``status`` and ``body`` after ``delay``."""
+           delay: float = 0.0, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """A server answering every request with ``status`` and ``body`` after ``delay``; over
+    TLS with ``tls`` (certificate and key files)."""
 
     class Answer(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -68,10 +72,16 @@ def canned(status: int, body: bytes, headers: dict[str, str] | None = None,
             pass  # a hook that gave up on a slow answer: expected, not worth a traceback
 
     server = Server(("127.0.0.1", 0), Answer)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -135,3 +145,12 @@ def raw_answer(data: bytes) -> Iterator[str]:
         finally:
             stop.set()
             thread.join(5)
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key (made by openssl)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

@@ -25,7 +25,7 @@ from ctxdb.domain.agents import AgentSession
 from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
-from remote_server import canned, free_port, raw_answer, served, silent
+from remote_server import canned, free_port, raw_answer, self_signed, served, silent
 from test_hooks import Hook, event
 
 # The same session in each client's own event names.
@@ -243,6 +243,25 @@ def test_the_answer_is_read_as_http_whatever_its_framing(
     assert "answered something that is no HTTP response" in hook.logged()
 
 
+def test_https_checks_the_servers_certificate(repo: Path, tmp_path: Path) -> None:
+    """Over https the server's certificate is verified against the trusted authorities
+    (``SSL_CERT_FILE`` adds one): an unknown one fails open, like a server that is down."""
+    output = {"hookSpecificOutput": {"hookEventName": "SessionStart",
+                                     "additionalContext": "over TLS"}}
+    payload = json.dumps(event("SessionStart", repo, None, source="startup"))
+    cert, key = self_signed(tmp_path)
+    with canned(200, json.dumps({"output": output}).encode(), tls=(cert, key)) as url:
+        hook = RemoteHook(url, tmp_path / "hook.log", tmp_path / "home", "ctxdb_x")
+        refused = hook.raw(payload)
+        trusted = subprocess.run(
+            [str(Path(sys.executable).with_name("ctxdb")), "hook", "--client", "claude-code"],
+            input=payload, capture_output=True, text=True, timeout=60,
+            env={**hook.env(), "SSL_CERT_FILE": str(cert)})
+    assert (refused.returncode, refused.stdout, refused.stderr) == (0, "", "")
+    assert "CERTIFICATE_VERIFY_FAILED" in hook.logged()
+    assert (trusted.returncode, trusted.stderr) == (0, "") and json.loads(trusted.stdout) == output
+
+
 def test_a_slow_server_is_given_up_and_a_wrong_token_refused(
         db: Ctxdb, server: str, repo: Path, tmp_path: Path) -> None:
     with canned(200, b'{"output": null}', delay=3) as url:
@@ -329,3 +348,17 @@ def test_the_click_path_forwards_too(
     text = json.loads(done.stdout)["hookSpecificOutput"]["additionalContext"]
     assert "amounts are integer cents" in text
     assert db.sessions.instance_of(AgentSession("codex", "sess-1")) is not None
+
+
+def test_the_remote_hook_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
+    """Completion and the table's shape only: its timings are evidence, never asserted."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "remote_hook.py"
+    done = subprocess.run([sys.executable, str(bench), "--runs", "2", "--items", "10"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()
+            if line.startswith(("python -c pass", "remote ", "local "))]
+    assert [row[0] + " " + row[1] for row in rows] == [
+        "python -c", "remote SessionStart", "remote UserPromptSubmit", "local UserPromptSubmit",
+        "remote SessionEnd"]
+    assert all(row[-1] in ("PASS", "MISS") for row in rows if row[0] == "remote")

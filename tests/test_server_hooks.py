@@ -54,7 +54,7 @@ def body(name: str, session_id: str, repo: dict[str, Any] | None,
          client: str = "claude-code") -> dict[str, Any]:
     payload = {"hook_event_name": name, "session_id": session_id, "cwd": "/src/x",
                "transcript_path": None, **EVENTS.get(name, {})}
-    return {"client": client, "event": payload, "repo": repo}
+    return {"client": client, "event": payload, "repo": repo, "host": "agent-box-7"}
 
 
 def bearer(db: Ctxdb, project_id: str | None, scope: str = "write") -> dict[str, str]:
@@ -104,6 +104,7 @@ def test_a_projects_token_runs_its_own_sessions(
     agent = db.sessions.instance_of(AgentSession("claude-code", "a-session"))
     assert agent is not None and agent["project_id"] == world["a"]
     assert agent["status"] == "completed"
+    assert agent["hostname"] == "agent-box-7"  # the agent's machine, not the server's
 
 
 def test_a_fleet_token_registers_a_repositorys_project(
@@ -126,6 +127,7 @@ def test_a_fleet_token_registers_a_repositorys_project(
     (body("SessionStart", "s", {**REPO_A, "repo_key": ""}), "repo_key"),
     ({**body("SessionStart", "s", REPO_A), "event": [1]}, "event"),
     ({**body("SessionStart", "s", REPO_A), "extra": 1}, "extra"),
+    ({**body("SessionStart", "s", REPO_A), "host": "h" * 256}, "hostname"),
 ])
 def test_a_malformed_hook_request_is_a_problem_that_changes_nothing(
         db: Ctxdb, client: TestClient, request_body: dict[str, Any], expected: str) -> None:

@@ -16,6 +16,7 @@ prints nothing: fail open). Every wait is bounded by the ``answer_by`` instant.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,6 @@ from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
 
 if TYPE_CHECKING:
-    import socket
-
     from ctxdb.domain.agents import RepoIdentity
     from ctxdb.settings import Settings
 
@@ -46,7 +45,7 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
     if not settings.token:
         raise RemoteHookError(f"CTXDB_URL names the server {settings.url} but no token is "
                               "set (CTXDB_TOKEN or token in the config file); nothing was sent")
-    body = {"client": event.client, "event": event.fields,
+    body = {"client": event.client, "event": event.fields, "host": socket.gethostname(),
             "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
     status, text = _post(settings.url, settings.token, json.dumps(body).encode("utf-8"),
                          connect_within, answer_by)
@@ -67,8 +66,6 @@ def _post(url: str, token: str, payload: bytes, connect_within: float,
 
     One HTTP/1.1 request on a socket of its own (``Connection: close``), written and read
     here: http.client would import the email package and ssl on every event."""
-    import socket
-
     scheme, host, port, prefix = server_address(url)
     # An ASCII name goes to getaddrinfo as bytes: as str it would load the IDNA codec.
     address: Any = (host.encode("ascii") if host.isascii() else host, port)

@@ -49,6 +49,7 @@ class HookIn(BaseModel):
     client: str = Field(description="claude-code, codex or gemini")
     event: dict[str, Any] = Field(description="the client's hook payload, as it came")
     repo: HookRepo | None = Field(None, description="needed by every event but SessionEnd")
+    host: str | None = Field(None, description="the agent's machine, recorded on its instance")
 
 
 class HookOut(BaseModel):
@@ -70,10 +71,11 @@ def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
 
 def remote_event(body: HookIn) -> HookEvent:
     """The event as the local hook parses it, less what the server must not act on: the
-    transcript path (a file of the agent's machine) and the process id (of that machine)."""
+    transcript path (a file of the agent's machine) and the process id (of that machine); the
+    machine's name is recorded instead of the server's."""
     event = parse_event(body.client, json.dumps(body.event), None)
     session = AgentSession(event.session.client, event.session.session_id,
-                           transcript_path=None, cwd=event.session.cwd)
+                           transcript_path=None, cwd=event.session.cwd, hostname=body.host)
     return HookEvent(event.client, event.name, event.event, session.checked(), event.fields)
 
 
