@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from ctxdb import __version__
 from ctxdb.errors import CtxdbError, ValidationError
-from ctxdb.http import coordination_routes, event_routes, project_routes
+from ctxdb.http import coordination_routes, event_routes, hook_routes, project_routes
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
@@ -81,7 +81,7 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
 
     # The /v1 routes join the app's own list (not a nested router), so that the app's
     # routes are one flat list: the auth test enumerates it.
-    for routes in (project_routes, coordination_routes, event_routes):
+    for routes in (project_routes, coordination_routes, event_routes, hook_routes):
         app.router.routes.extend(routes.v1.routes)
     app.router.routes.append(mcp_route())
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.context import ContextService
     from ctxdb.service.usecases.continuity import ContinuityService
     from ctxdb.service.usecases.conversations import ConversationService
+    from ctxdb.service.usecases.hook_events import HookEventService
     from ctxdb.service.usecases.instances import InstanceService
     from ctxdb.service.usecases.memories import MemoryService
     from ctxdb.service.usecases.messages import MessageService
@@ -122,6 +123,13 @@ class Ctxdb:
         from ctxdb.service.usecases.transcripts import TranscriptService
 
         return TranscriptService(self.storage, self.settings)
+
+    @cached_property
+    def hook_events(self) -> HookEventService:
+        """An agent client's hook event, as ``ctxdb hook`` and the server's hook route run it."""
+        from ctxdb.service.usecases.hook_events import HookEventService
+
+        return HookEventService(self)
 
     @cached_property
     def memories(self) -> MemoryService:
