@@ -275,9 +275,11 @@ DERIVED_TRIGGER_PREFIX = "search_"
 DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_memories",
                            "search_add_missing_events")
 
-# Tables that belong to the database engine or to the migration runner.
+# Tables that belong to the database engine or to the migration runner; and
+# idempotency_keys (migration 0018), the first answers kept for clients that retry a create
+# within seconds: answers naming this database's ids, meaningless in a bundle or a copy.
 BOOKKEEPING_TABLES = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1",
-                                "sqlite_stat4"})
+                                "sqlite_stat4", "idempotency_keys"})
 
 _BY_NAME = {table.name: table for table in TABLES}
 
