@@ -187,6 +187,10 @@ class LeaseIn(Body):
     lease_seconds: float = 300.0
 
 
+class EpochIn(Body):
+    epoch: int
+
+
 class CompleteIn(Body):
     epoch: int
     result: Any = None
