@@ -111,11 +111,12 @@ class SupersedeIn(Body):
 
 
 class ContextItem(Record):
+    """An item; with its ``content`` where the service gives it (a store answers a summary)."""
+
     item_id: int
     project_id: str
     priority: str
     content_type: str
-    content: Any = None
 
 
 class ContextPage(Record):
