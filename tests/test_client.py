@@ -16,7 +16,8 @@ import uvicorn
 
 import ctxdb
 from ctxdb import errors
-from ctxdb.client.transport import error_of
+from ctxdb.client import RemoteCtxdb
+from ctxdb.client.transport import Transport, error_of
 from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.http.app import create_app
 from ctxdb.service import Ctxdb
@@ -181,3 +182,31 @@ def test_an_unknown_code_is_the_class_of_its_status() -> None:
     assert type(error) is errors.ConflictError and error.details["n"] == 1
     known = error_of(httpx.Response(404, json={"code": "task_not_found", "detail": "gone"}))
     assert type(known) is errors.TaskNotFoundError and known.message == "gone"
+
+
+class LosesFirstAnswer(httpx.HTTPTransport):
+    """Sends each request to the server, but loses the answer of the first create: what a
+    client sees when the connection drops after the server committed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        answer = super().handle_request(request)
+        if request.method == "POST" and not self.lost:
+            answer.read()
+            self.lost += 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return answer
+
+
+def test_a_create_whose_answer_was_lost_is_sent_again_without_a_duplicate(
+        db: Ctxdb, server_url: str) -> None:
+    pid = db.projects.create("p")["project_id"]
+    lossy = LosesFirstAnswer()
+    secret = db.access_tokens.create(pid, "write")["secret"]
+    with RemoteCtxdb(Transport(server_url, secret, http_transport=lossy)) as remote:
+        task = remote.tasks.create(pid, "exactly once")
+        assert lossy.lost == 1
+    assert [t["task_id"] for t in db.tasks.list(pid)] == [task["task_id"]]

@@ -75,10 +75,11 @@ class Transport:
     """One HTTP connection pool to a server, with the token of every request."""
 
     def __init__(self, url: str, token: str, *, timeout: float = 30.0,
-                 project_id: str | None = None) -> None:
+                 project_id: str | None = None,
+                 http_transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         self.default_project = project_id
-        self.http = httpx.Client(base_url=self.url, timeout=timeout,
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, transport=http_transport,
                                  headers={"Authorization": f"Bearer {token}"})
 
     def project(self, project_id: str | None) -> str:
