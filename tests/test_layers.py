@@ -37,7 +37,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "ctxdb"
 
-FRONT_ENDS = {"cli", "hooks", "mcp", "compat", "http", "web", "ctxdb"}
+FRONT_ENDS = {"cli", "hooks", "mcp", "compat", "http", "web", "client", "ctxdb"}
 LAYER_OF = {
     **dict.fromkeys(FRONT_ENDS, "front end"),
     "service": "service",
@@ -74,6 +74,8 @@ LAUNCHERS = {
     ("ctxdb.cli.serve", "ctxdb.http.server"),
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.server"),
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.tools"),
+    # ctxdb.connect() opens the remote facade (client/) as ctxdb.open() opens the local one.
+    ("ctxdb", "ctxdb.client"),
 }
 
 

@@ -1,7 +1,8 @@
 """ctxdb: a database-first context store for fleets of AI coding agents.
 
 The library entry point is :func:`ctxdb.open`, which returns a :class:`ctxdb.service.Ctxdb`
-bound to the database named by the settings. The seed-compatible classes live in
+bound to the database named by the settings; :func:`ctxdb.connect` gives the same services
+over the HTTP API of a ``ctxdb serve``. The seed-compatible classes live in
 :mod:`ctxdb.compat`.
 """
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ctxdb.client import RemoteCtxdb
     from ctxdb.service import Ctxdb
     from ctxdb.settings import Settings
 
@@ -26,3 +28,17 @@ def open(settings: Settings | None = None, **overrides: Any) -> Ctxdb:
     elif overrides:
         settings = settings.replace(**overrides)
     return Ctxdb.open(settings)
+
+
+def connect(url: str, token: str, *, project_id: str | None = None,
+            timeout: float = 30.0) -> RemoteCtxdb:
+    """The services of the ``ctxdb serve`` at ``url``, as :func:`open` gives a database's
+    (docs/api.md). Needs the ``client`` extra: ``pip install 'ctxdb[client]'``."""
+    try:
+        from ctxdb.client import connect as connect_to
+    except ModuleNotFoundError as exc:
+        from ctxdb.errors import ConfigError
+
+        raise ConfigError(f"ctxdb.connect needs the client extra ({exc.name} is missing): "
+                          f"pip install 'ctxdb[client]'") from exc
+    return connect_to(url, token, project_id=project_id, timeout=timeout)

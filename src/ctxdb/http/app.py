@@ -6,9 +6,10 @@ Every ``/v1`` route names the scope it needs (``READ``/``WRITE``/``ADMIN`` from
 by id are looked up within that project, so another project's id answers exactly like an
 unknown one. Endpoints are plain ``def``: FastAPI runs them in its worker threads, where the
 synchronous services run unchanged. The routes are declared by resource in
-:mod:`ctxdb.http.project_routes` and :mod:`ctxdb.http.coordination_routes`, with what they
-share in :mod:`ctxdb.http.routing`; the change feed (Server-Sent Events) in
-:mod:`ctxdb.http.event_routes`.
+:mod:`ctxdb.http.project_routes`, :mod:`ctxdb.http.coordination_routes`,
+:mod:`ctxdb.http.session_routes` and :mod:`ctxdb.http.workflow_routes`, with what they share
+in :mod:`ctxdb.http.routing`; the change feed (Server-Sent Events) in
+:mod:`ctxdb.http.event_routes`, remote agents' hook events in :mod:`ctxdb.http.hook_routes`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from starlette.routing import Route
 
 from ctxdb import __version__
 from ctxdb.errors import CtxdbError, ValidationError
-from ctxdb.http import coordination_routes, event_routes, hook_routes, project_routes
+from ctxdb.http import (
+    coordination_routes,
+    event_routes,
+    hook_routes,
+    project_routes,
+    session_routes,
+    workflow_routes,
+)
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
@@ -81,7 +89,8 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
 
     # The /v1 routes join the app's own list (not a nested router), so that the app's
     # routes are one flat list: the auth test enumerates it.
-    for routes in (project_routes, coordination_routes, event_routes, hook_routes):
+    for routes in (project_routes, coordination_routes, session_routes, workflow_routes,
+                   event_routes, hook_routes):
         app.router.routes.extend(routes.v1.routes)
     app.router.routes.append(mcp_route())
 

@@ -13,7 +13,6 @@ from ctxdb.http.routing import (
     Reader,
     Writer,
     instance_of,
-    no_idempotency,
 )
 
 v1 = APIRouter(prefix="/v1")
@@ -61,10 +60,10 @@ def delete_memory(caller: Writer, project_id: str, namespace: str, key: str,
 @v1.post("/projects/{project_id}/tasks", response_model=m.Task, status_code=201)
 def create_task(caller: Writer, project_id: str, body: m.TaskIn,
                 key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "tasks")
     return caller.db.tasks.create(
         caller.project(project_id), body.title, description=body.description,
-        priority=body.priority, parent_task_id=body.parent_task_id, depends_on=body.depends_on)
+        priority=body.priority, parent_task_id=body.parent_task_id, depends_on=body.depends_on,
+        idempotency_key=key)
 
 
 @v1.get("/projects/{project_id}/tasks", response_model=list[m.Task])
@@ -104,16 +103,38 @@ def fail_task(caller: Writer, project_id: str, task_id: int, body: m.FailIn) -> 
                                 project_id=caller.project(project_id))
 
 
+@v1.post("/projects/{project_id}/tasks/{task_id}/start", response_model=m.Task)
+def start_task(caller: Writer, project_id: str, task_id: int, body: m.EpochIn) -> Any:
+    """The lease holder began the work (leased → running)."""
+    return caller.db.tasks.start(task_id, body.epoch, project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/tasks/{task_id}/release", response_model=m.Task)
+def release_task(caller: Writer, project_id: str, task_id: int, body: m.EpochIn) -> Any:
+    """Hand the task back to the queue before finishing it."""
+    return caller.db.tasks.release(task_id, body.epoch, project_id=caller.project(project_id))
+
+
+@v1.post("/projects/{project_id}/tasks/{task_id}/cancel", response_model=m.Task)
+def cancel_task(caller: Writer, project_id: str, task_id: int) -> Any:
+    """End an unfinished task, leased or not."""
+    return caller.db.tasks.cancel(task_id, project_id=caller.project(project_id))
+
+
 # --- messages and search ------------------------------------------------------------------
 
 
 @v1.post("/projects/{project_id}/messages", response_model=m.Message, status_code=201)
 def send_message(caller: Writer, project_id: str, body: m.MessageIn,
                  key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "messages")
     return caller.db.messages.send(caller.project(project_id), body.recipient_kind,
                                    body.recipient, body.body, subject=body.subject,
-                                   sender=body.sender)
+                                   sender=body.sender, idempotency_key=key)
+
+
+@v1.get("/projects/{project_id}/messages/{message_id}", response_model=m.Message)
+def get_message(caller: Reader, project_id: str, message_id: int) -> Any:
+    return caller.db.messages.get(message_id, project_id=caller.project(project_id))
 
 
 @v1.post("/projects/{project_id}/messages/inbox", response_model=list[m.Message])

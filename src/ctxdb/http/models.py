@@ -111,11 +111,12 @@ class SupersedeIn(Body):
 
 
 class ContextItem(Record):
+    """An item; with its ``content`` where the service gives it (a store answers a summary)."""
+
     item_id: int
     project_id: str
     priority: str
     content_type: str
-    content: Any = None
 
 
 class ContextPage(Record):
@@ -185,6 +186,10 @@ class Claim(Record):
 class LeaseIn(Body):
     epoch: int
     lease_seconds: float = 300.0
+
+
+class EpochIn(Body):
+    epoch: int
 
 
 class CompleteIn(Body):

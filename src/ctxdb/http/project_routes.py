@@ -20,7 +20,7 @@ from ctxdb.http.routing import (
     Writer,
     instance_of,
     item_of,
-    no_idempotency,
+    project_naming,
     taken_elsewhere,
 )
 
@@ -39,8 +39,8 @@ def list_projects(caller: Reader) -> list[dict[str, Any]]:
 
 @v1.post("/projects", response_model=m.Project, status_code=201)
 def create_project(caller: FleetAdmin, body: m.ProjectIn, key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "projects")
-    return caller.db.projects.create(body.name, body.description, body.total_story_points)
+    return caller.db.projects.create(body.name, body.description, body.total_story_points,
+                                     idempotency_key=key)
 
 
 @v1.get("/projects/{project_id}", response_model=m.Project)
@@ -63,9 +63,8 @@ def list_phases(caller: Reader, project_id: str) -> Any:
 @v1.post("/projects/{project_id}/phases", response_model=m.Phase, status_code=201)
 def create_phase(caller: Writer, project_id: str, body: m.PhaseIn,
                  key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "phases")
     return caller.db.phases.create(caller.project(project_id), body.phase_number, body.name,
-                                   body.story_points, body.description)
+                                   body.story_points, body.description, idempotency_key=key)
 
 
 def phase_of(caller: Caller, project_id: str, phase_id: int) -> dict[str, Any]:
@@ -104,13 +103,12 @@ def block_phase(caller: Writer, project_id: str, phase_id: int, body: m.BlockIn)
 @v1.post("/projects/{project_id}/instances", response_model=m.Instance, status_code=201)
 def launch_instance(caller: Writer, project_id: str, body: m.InstanceIn,
                     key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "instances (send instance_id: launching it again revives it)")
     pid = caller.project(project_id)
     if body.instance_id is not None:
         taken_elsewhere(caller, pid, body.instance_id)
     fields = body.model_dump(exclude_none=True)
     phase_id = fields.pop("phase_id", None)
-    return caller.db.instances.launch(pid, phase_id, **fields)
+    return caller.db.instances.launch(pid, phase_id, idempotency_key=key, **fields)
 
 
 @v1.get("/projects/{project_id}/instances", response_model=list[m.Instance])
@@ -143,6 +141,12 @@ def set_usage(caller: Writer, project_id: str, instance_id: str, body: m.UsageIn
     return caller.db.tokens.update_usage(instance_id, body.tokens)
 
 
+@v1.get("/projects/{project_id}/instances/{instance_id}/usage", response_model=m.Usage)
+def get_usage(caller: Reader, project_id: str, instance_id: str) -> Any:
+    instance_of(caller, project_id, instance_id)
+    return caller.db.tokens.check_usage(instance_id)
+
+
 @v1.post("/projects/{project_id}/instances/{instance_id}/reload",
          response_model=dict[str, Any])
 def clear_and_reload(caller: Writer, project_id: str, instance_id: str,
@@ -156,18 +160,19 @@ def clear_and_reload(caller: Writer, project_id: str, instance_id: str,
 @v1.post("/projects/{project_id}/handoffs", response_model=m.Handoff, status_code=201)
 def record_handoff(caller: Writer, project_id: str, body: m.HandoffIn,
                    key: IdempotencyKey = None) -> Any:
-    no_idempotency(key, "handoffs")
     instance_of(caller, project_id, body.instance_id)
     return caller.db.tokens.record_handoff(
         body.instance_id, summary=body.summary, next_steps=body.next_steps,
-        working_set=body.working_set, project_id=caller.project(project_id))
+        working_set=body.working_set, project_id=caller.project(project_id),
+        idempotency_key=key)
 
 
 @v1.get("/projects/{project_id}/handoffs/latest", response_model=m.Handoff | None)
-def latest_handoff(caller: Reader, project_id: str) -> Any:
-    pid = caller.project(project_id)
+def latest_handoff(caller: Reader, project_id: str, instance_id: str | None = None) -> Any:
+    """The newest handoff of the instance (when given), else of the project."""
+    pid = project_naming(caller, project_id, instance_id)
     caller.db.projects.get(pid)
-    return caller.db.tokens.latest_handoff(project_id=pid)
+    return caller.db.tokens.latest_handoff(instance_id=instance_id, project_id=pid)
 
 
 # --- context ------------------------------------------------------------------------------
@@ -201,11 +206,12 @@ def get_context(caller: Reader, project_id: str, item_id: int) -> Any:
 @v1.post("/projects/{project_id}/context/{item_id}/supersede", response_model=m.ContextItem,
          status_code=201)
 def supersede_context(caller: Writer, project_id: str, item_id: int,
-                      body: m.SupersedeIn) -> Any:
+                      body: m.SupersedeIn, key: IdempotencyKey = None) -> Any:
+    """With ``Idempotency-Key``, a retry gets the first replacement."""
     item_of(caller, project_id, item_id)
     return caller.db.context.supersede(
         item_id, body.content, priority=body.priority, content_type=body.content_type,
-        metadata=body.metadata, token_count=body.token_count)
+        metadata=body.metadata, token_count=body.token_count, idempotency_key=key)
 
 
 @v1.delete("/projects/{project_id}/context/{item_id}", response_model=m.ContextItem)

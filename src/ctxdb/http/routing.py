@@ -12,21 +12,15 @@ from ctxdb.errors import (
     ConflictError,
     ContextItemNotFoundError,
     InstanceNotFoundError,
-    ValidationError,
 )
 from ctxdb.http.auth import FLEET_ADMIN, READ, WRITE, Caller
 
+# Honoured by every create: a retry with the same key and body gets the first answer
+# (service/idempotency.py).
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Reader = Annotated[Caller, Depends(READ)]
 Writer = Annotated[Caller, Depends(WRITE)]
 FleetAdmin = Annotated[Caller, Depends(FLEET_ADMIN)]
-
-
-def no_idempotency(key: str | None, what: str) -> None:
-    """A create whose service keeps no idempotency key refuses one rather than ignore it: a
-    client must not believe a retry is safe when it is not."""
-    if key is not None:
-        raise ValidationError(f"Idempotency-Key is not supported on {what} yet (docs/server.md)")
 
 
 def item_of(caller: Caller, project_id: str, item_id: int) -> dict[str, Any]:
@@ -54,3 +48,13 @@ def taken_elsewhere(caller: Caller, project_id: str, instance_id: str) -> None:
     if instance["project_id"] != project_id:
         raise ConflictError(f"instance id {instance_id!r} is taken: launch with another id, "
                             f"or none to get a new one", instance_id=instance_id)
+
+
+def project_naming(caller: Caller, project_id: str, instance_id: str | None) -> str:
+    """The URL's project, when the instance a body or filter names (if any) is one of its
+    own: another project's instance answers like an unknown one, where the service's own
+    refusal would name the project it belongs to."""
+    pid = caller.project(project_id)
+    if instance_id is not None:
+        instance_of(caller, pid, instance_id)
+    return pid

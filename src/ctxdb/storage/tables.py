@@ -283,9 +283,11 @@ DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_mem
 
 # Tables that belong to the database engine, to the migration runner, or to the database
 # itself: change_feed_keys holds the key that seals this database's change feed positions
-# (migration 0016), which mean nothing in another database and are never moved.
+# (migration 0016), which mean nothing in another database and are never moved; and
+# idempotency_keys (migration 0017), the first answers kept for clients that retry a create
+# within seconds: answers naming this database's ids, meaningless in a bundle or a copy.
 BOOKKEEPING_TABLES = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1",
-                                "sqlite_stat4", "change_feed_keys"})
+                                "sqlite_stat4", "change_feed_keys", "idempotency_keys"})
 
 _BY_NAME = {table.name: table for table in TABLES}
 

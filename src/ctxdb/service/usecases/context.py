@@ -27,6 +27,7 @@ from ctxdb.errors import (
     InvalidTransitionError,
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
@@ -194,8 +195,11 @@ class ContextService:
         created_by: str | None = None,
         token_count: int | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Replace an item by a new one; the old one stays, marked superseded, for history."""
+        """Replace an item by a new one; the old one stays, marked superseded, for history.
+        With ``idempotency_key``, a retry gets the first answer (the replacement) instead of
+        being refused because the item is superseded by then."""
         check_non_negative_int(item_id, "item_id")
         old = self.storage.read(lambda tx: require_item(tx, item_id))
         values = self.item_values(
@@ -206,6 +210,10 @@ class ContextService:
             # second call on the same (by then superseded) item is refused below.
             f"supersede:{item_id}:{new_idempotency_key()}",
         )
+        claim = claim_of(old["project_id"], "context.supersede", idempotency_key, {
+            "item_id": item_id, "content": content, "priority": priority,
+            "content_type": content_type, "metadata": metadata, "created_by": created_by,
+            "token_count": token_count})
 
         def unit(tx: Tx) -> dict[str, Any]:
             current = require_item(tx, item_id)
@@ -224,7 +232,7 @@ class ContextService:
                   superseded_by=new["item_id"])
             return new
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def delete(self, item_id: int, actor: str | None = None) -> dict[str, Any]:
         """Tombstone an item: it leaves every load and pack but stays for audit and export."""

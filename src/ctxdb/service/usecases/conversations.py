@@ -37,6 +37,7 @@ from ctxdb.errors import (
     SessionNotFoundError,
 )
 from ctxdb.service.common import Service, audit, decode, same_request
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -83,8 +84,10 @@ class ConversationService(Service):
         instance_id: str | None = None,
         state: dict[str, Any] | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Open a session; ``instance_id`` must be an instance of the same project."""
+        """Open a session; ``instance_id`` must be an instance of the same project. With
+        ``idempotency_key``, a retry gets the first answer."""
         check_identifier(project_id, "project_id")
         check_identifier(app_name, "app_name")
         check_identifier(user_id, "user_id")
@@ -93,6 +96,9 @@ class ConversationService(Service):
         state_json = check_state({} if state is None else state, self.settings.max_content_bytes)
         actor = check_identifier(actor or self.settings.actor, "actor")
         session_id = new_session_id()
+        claim = claim_of(project_id, "session.create", idempotency_key, {
+            "app_name": app_name, "user_id": user_id, "instance_id": instance_id,
+            "state": state})
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id, active=True)
@@ -105,7 +111,7 @@ class ConversationService(Service):
                   app_name=app_name, user_id=user_id, instance_id=instance_id)
             return _session(require_session(tx, session_id))
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def get(self, session_id: str, *, project_id: str | None = None) -> dict[str, Any]:
         self._check_ids(session_id, project_id)

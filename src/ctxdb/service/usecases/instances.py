@@ -24,6 +24,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.phases import require_phase
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
@@ -73,13 +74,18 @@ def reap_stale(
 
 class InstanceService(Service):
     def launch(self, project_id: str, phase_id: int | None = None, *,
-               actor: str | None = None, **fields: Any) -> dict[str, Any]:
+               actor: str | None = None, idempotency_key: str | None = None,
+               **fields: Any) -> dict[str, Any]:
         """Register an instance (see :meth:`validated_fields` for the accepted fields).
 
-        Registering an id that already exists in the project revives that instance.
+        Registering an id that already exists in the project revives that instance. With
+        ``idempotency_key``, a retry gets the first answer (the request is the fields given,
+        not the defaults filled in, which differ between processes).
         """
         values = self.validated_fields(project_id, phase_id, **fields)
-        return self.storage.write(lambda tx: self.register(tx, values, actor))
+        claim = claim_of(values["project_id"], "instance.launch", idempotency_key,
+                         {"phase_id": phase_id, **fields})
+        return write_once(self.storage, claim, lambda tx: self.register(tx, values, actor))
 
     def validated_fields(
         self,

@@ -31,6 +31,7 @@ from ctxdb.domain.validation import (
 from ctxdb.domain.vocabulary import PromotionTarget, RecipientKind
 from ctxdb.errors import MessageNotFoundError, ValidationError
 from ctxdb.service.common import audit, decode_all
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.context import KeyTaken
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.service.usecases.projects import require_project
@@ -88,15 +89,20 @@ class MessageService:
         self.context = context
 
     def send(self, project_id: str, recipient_kind: str, recipient: str | None, body: Any, *,
-             subject: str = "", sender: str | None = None) -> dict[str, Any]:
+             subject: str = "", sender: str | None = None,
+             idempotency_key: str | None = None) -> dict[str, Any]:
         """Send ``body`` (any JSON value) to an instance of the project (``"instance"``), to
         the instances of a role (``"role"``) or to all of them (``"broadcast"``, recipient
         ``None``). ``sender`` is an instance id or an actor (the settings' actor by default);
-        an instance of another project is refused."""
+        an instance of another project is refused. With ``idempotency_key``, a retry gets
+        the first answer."""
         check_identifier(project_id, "project_id")
         kind, to = check_recipient(recipient_kind, recipient)
         body_json = encode_json(body, "message body", self.settings.max_content_bytes)
         check_text(subject, "subject", MAX_SUBJECT)
+        claim = claim_of(project_id, "message.send", idempotency_key, {
+            "recipient_kind": kind.value, "recipient": to, "body": body, "subject": subject,
+            "sender": sender})
         sender = check_identifier(sender or self.settings.actor, "sender")
 
         def unit(tx: Tx) -> dict[str, Any]:
@@ -118,7 +124,7 @@ class MessageService:
             message["live_recipients"] = sum(_addressed_to(message, i) for i in live)
             return message
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def get(self, message_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         check_positive_id(message_id, "message_id")

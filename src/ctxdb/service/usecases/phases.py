@@ -15,6 +15,7 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.errors import ConflictError, InvalidTransitionError, PhaseNotFoundError
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Tx
 
@@ -39,12 +40,18 @@ class PhaseService(Service):
         description: str = "",
         metadata: dict[str, Any] | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Add a phase; with ``idempotency_key``, a retry gets the first answer."""
+        check_identifier(project_id, "project_id")
         check_non_negative_int(phase_number, "phase_number", MAX_INTEGER)
         check_identifier(name, "phase name")
         check_non_negative_int(story_points, "story_points", MAX_INTEGER)
         check_text(description, "description", 10_000)
         metadata_json = encode_json(check_metadata(metadata), "metadata")
+        claim = claim_of(project_id, "phase.create", idempotency_key, {
+            "phase_number": phase_number, "name": name, "story_points": story_points,
+            "description": description, "metadata": metadata})
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id, active=True)
@@ -60,7 +67,7 @@ class PhaseService(Service):
                   project_id, phase_number=phase_number, name=name)
             return require_phase(tx, phase_id)
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def get(self, phase_id: int) -> dict[str, Any]:
         return self.storage.read(lambda tx: require_phase(tx, phase_id))

@@ -22,6 +22,7 @@ from ctxdb.errors import (
     TooManyProjectsError,
 )
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.idempotency import FLEET, claim_of, write_once
 from ctxdb.storage import Tx
 from ctxdb.storage.dialect import LOCK_PROJECT_CREATION
 
@@ -50,8 +51,11 @@ class ProjectService(Service):
         repo_key: str | None = None,
         actor: str | None = None,
         project_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Create a project; ``project_id`` may be chosen by the caller (e.g. on import)."""
+        """Create a project; ``project_id`` may be chosen by the caller (e.g. on import).
+        With ``idempotency_key`` (fleet-wide: a project belongs to none), a retry gets the
+        first answer (see service/idempotency.py)."""
         check_identifier(name, "project name")
         check_text(description, "description", MAX_DESCRIPTION)
         check_non_negative_int(total_story_points, "total_story_points", MAX_INTEGER)
@@ -59,6 +63,10 @@ class ProjectService(Service):
                                     self.settings.max_content_bytes)
         if repo_key is not None:
             check_identifier(repo_key, "repo_key")
+        claim = claim_of(FLEET, "project.create", idempotency_key, {
+            "name": name, "description": description, "metadata": metadata,
+            "total_story_points": total_story_points, "repo_key": repo_key,
+            "project_id": project_id})
         project_id = check_identifier(project_id or new_project_id(), "project_id")
         actor = actor or self.settings.actor
 
@@ -83,7 +91,7 @@ class ProjectService(Service):
             audit(tx, actor, "project.create", "project", project_id, project_id, name=name)
             return require_project(tx, project_id)
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def get(self, project_id: str) -> dict[str, Any]:
         return self.storage.read(lambda tx: require_project(tx, project_id))

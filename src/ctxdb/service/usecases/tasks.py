@@ -48,6 +48,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service.common import Service, audit
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -112,8 +113,10 @@ class TaskService(Service):
         parent_task_id: int | None = None,
         depends_on: Iterable[int] = (),
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Add a task; it is ``ready`` unless a task it depends on is not done yet."""
+        """Add a task; it is ``ready`` unless a task it depends on is not done yet. With
+        ``idempotency_key``, a retry gets the first answer."""
         check_identifier(project_id, "project_id")
         check_text(title, "title")
         if not title.strip():
@@ -128,6 +131,9 @@ class TaskService(Service):
         if len(dependencies) > MAX_DEPENDENCIES:
             raise ValidationError(f"a task may depend on at most {MAX_DEPENDENCIES} tasks")
         actor = check_identifier(actor or self.settings.actor, "actor")
+        claim = claim_of(project_id, "task.create", idempotency_key, {
+            "title": title, "description": description, "priority": priority,
+            "parent_task_id": parent_task_id, "depends_on": dependencies})
 
         def unit(tx: Tx) -> dict[str, Any]:
             require_project(tx, project_id, active=True)
@@ -151,7 +157,7 @@ class TaskService(Service):
                   depends_on=dependencies)
             return _load(tx, task_id)
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
 
     def get(self, task_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         """One task, with ``depends_on`` (the ids of the tasks it waits for)."""

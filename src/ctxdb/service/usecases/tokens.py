@@ -17,6 +17,7 @@ from ctxdb.domain.validation import (
 from ctxdb.domain.vocabulary import HandoffKind
 from ctxdb.errors import InvalidTransitionError, TokenUsageOutOfRangeError, ValidationError
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.instances import instance_of_project, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.projects import require_project
@@ -242,6 +243,7 @@ class TokenService(Service):
         kind: str = "manual",
         project_id: str | None = None,
         actor: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Save a handoff of the instance's current generation, leaving its usage untouched.
 
@@ -249,7 +251,8 @@ class TokenService(Service):
         before it is cleared or compacted; :meth:`clear_and_reload` is the variant that also
         resets the usage. One transaction with its audit row; returns the stored handoff.
         With ``project_id``, an instance of another project is refused: a handoff is the
-        first thing its project's agents load.
+        first thing its project's agents load. With ``idempotency_key``, a retry gets the
+        first answer.
         """
         check_identifier(instance_id, "instance_id")
         if project_id is not None:
@@ -264,6 +267,11 @@ class TokenService(Service):
         if not (summary.strip() or next_steps or working_set):
             raise ValidationError("a handoff needs a summary, next steps or a working set")
         key = new_idempotency_key()
+        claim = None if idempotency_key is None else claim_of(
+            project_id or self.instance_project(instance_id), "handoff.record",
+            idempotency_key, {"instance_id": instance_id, "summary": summary,
+                              "next_steps": next_steps, "working_set": working_set,
+                              "kind": kind})
 
         def unit(tx: Tx) -> dict[str, Any]:
             instance = instance_of_project(tx.one("lock_instance", instance_id=instance_id),
@@ -283,7 +291,11 @@ class TokenService(Service):
                       generation=instance["generation"])
             return decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
 
-        return self.storage.write(unit)
+        return write_once(self.storage, claim, unit)
+
+    def instance_project(self, instance_id: str) -> str:
+        return str(self.storage.read(
+            lambda tx: require_instance(tx, instance_id))["project_id"])
 
     def latest_handoff(
         self, *, instance_id: str | None = None, project_id: str | None = None

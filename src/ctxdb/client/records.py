@@ -1,0 +1,201 @@
+"""The remote services of a project's own records: projects, phases, instances, token usage
+and handoffs, context, memories. Each method takes the arguments of the local service of the
+same name (``ctxdb.service``) and answers as it does; ``actor`` is not taken, since the server
+names the token in the audit log. Methods that name a record by id alone (a phase, an item)
+reach it within the connection's project, or the ``project_id`` given."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from ctxdb.client.transport import Transport, segment
+
+
+class RemoteService:
+    def __init__(self, transport: Transport) -> None:
+        self.t = transport
+
+
+class RemoteProjects(RemoteService):
+    def create(self, name: str, description: str = "", total_story_points: int = 0, *,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+        return dict(self.t.create("/v1/projects", {
+            "name": name, "description": description,
+            "total_story_points": total_story_points}, idempotency_key))
+
+    def get(self, project_id: str) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id)))
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", "/v1/projects"))
+
+    def summary(self) -> builtins.list[dict[str, Any]]:
+        """The summary rows of every project the token sees."""
+        return [row for project in self.list()
+                for row in self.t.call("GET", self.t.path(project["project_id"], "summary"))]
+
+
+class RemotePhases(RemoteService):
+    def create(self, project_id: str, phase_number: int, name: str, story_points: int = 0,
+               description: str = "", *, idempotency_key: str | None = None) -> dict[str, Any]:
+        return dict(self.t.create(self.t.path(project_id, "phases"), {
+            "phase_number": phase_number, "name": name, "story_points": story_points,
+            "description": description}, idempotency_key))
+
+    def get(self, phase_id: int, *, project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "phases", phase_id)))
+
+    def list(self, project_id: str) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "phases")))
+
+    def start(self, phase_id: int, *, project_id: str | None = None) -> dict[str, Any]:
+        return self._change(phase_id, "start", project_id, None)
+
+    def complete(self, phase_id: int, *, project_id: str | None = None) -> dict[str, Any]:
+        return self._change(phase_id, "complete", project_id, None)
+
+    def block(self, phase_id: int, reason: str = "", *,
+              project_id: str | None = None) -> dict[str, Any]:
+        return self._change(phase_id, "block", project_id, {"reason": reason})
+
+    def _change(self, phase_id: int, verb: str, project_id: str | None,
+                body: Any) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "phases", phase_id, verb),
+                                json=body))
+
+
+class RemoteInstances(RemoteService):
+    def launch(self, project_id: str, phase_id: int | None = None, *,
+               idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
+        body = {"phase_id": phase_id, **fields}
+        return dict(self.t.create(self.t.path(project_id, "instances"),
+                                  {k: v for k, v in body.items() if v is not None},
+                                  idempotency_key))
+
+    def get(self, instance_id: str, *, project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "instances", instance_id)))
+
+    def list(self, project_id: str | None = None,
+             status: str | None = None) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "instances"),
+                                params={"status": status}))
+
+    def heartbeat(self, instance_id: str, phase_id: int | None = None, *,
+                  project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
+                                                     "heartbeat"), json={"phase_id": phase_id}))
+
+    def end(self, instance_id: str, *, project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
+                                                     "end")))
+
+
+class RemoteTokens(RemoteService):
+    """An instance's token usage and its handoffs (``db.tokens`` locally)."""
+
+    def update_usage(self, instance_id: str, token_count: int, *,
+                     project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("PUT", self.t.path(project_id, "instances", instance_id,
+                                                    "usage"), json={"tokens": token_count}))
+
+    def check_usage(self, instance_id: str, *,
+                    project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "instances", instance_id,
+                                                    "usage")))
+
+    def clear_and_reload(self, instance_id: str, *, summary: str = "",
+                         next_steps: list[Any] | None = None,
+                         working_set: dict[str, Any] | None = None,
+                         budget_tokens: int | None = None,
+                         project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
+                                                     "reload"), json={
+            "summary": summary, "next_steps": next_steps, "working_set": working_set,
+            "budget_tokens": budget_tokens}))
+
+    def record_handoff(self, instance_id: str, *, summary: str = "",
+                       next_steps: list[Any] | None = None,
+                       working_set: dict[str, Any] | None = None,
+                       project_id: str | None = None,
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        return dict(self.t.create(self.t.path(project_id, "handoffs"), {
+            "instance_id": instance_id, "summary": summary, "next_steps": next_steps,
+            "working_set": working_set}, idempotency_key))
+
+    def latest_handoff(self, *, instance_id: str | None = None,
+                       project_id: str | None = None) -> dict[str, Any] | None:
+        answer = self.t.call("GET", self.t.path(project_id, "handoffs", "latest"),
+                             params={"instance_id": instance_id})
+        return None if answer is None else dict(answer)
+
+
+class RemoteContext(RemoteService):
+    def store(self, project_id: str, content: Any, priority: str = "HIGH",
+              content_type: str = "code", phase_id: int | None = None, *,
+              metadata: dict[str, Any] | None = None, token_count: int | None = None,
+              idempotency_key: str | None = None) -> dict[str, Any]:
+        return dict(self.t.create(self.t.path(project_id, "context"), {
+            "content": content, "priority": priority, "content_type": content_type,
+            "phase_id": phase_id, "metadata": metadata, "token_count": token_count},
+            idempotency_key))
+
+    def get(self, item_id: int, project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "context", item_id)))
+
+    def supersede(self, item_id: int, content: Any, *, priority: str | None = None,
+                  content_type: str | None = None, metadata: dict[str, Any] | None = None,
+                  token_count: int | None = None, idempotency_key: str | None = None,
+                  project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.create(self.t.path(project_id, "context", item_id, "supersede"), {
+            "content": content, "priority": priority, "content_type": content_type,
+            "metadata": metadata, "token_count": token_count}, idempotency_key))
+
+    def delete(self, item_id: int, *, project_id: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("DELETE", self.t.path(project_id, "context", item_id)))
+
+    def page(self, project_id: str, priority: str, after_sequence: int = 0,
+             limit: int = 100) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "context"), params={
+            "priority": priority, "after_sequence": after_sequence, "limit": limit}))
+
+    def full(self, project_id: str, phase_id: int | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self.t.path(project_id, "context", "full"),
+                                params={"phase_id": phase_id}))
+
+    def pack(self, project_id: str, budget_tokens: int,
+             phase_id: int | None = None) -> dict[str, Any]:
+        """The pack in its JSON form (``ctxdb.domain.pack_formats.pack_payload``): items in
+        pack order, counts and the manifest."""
+        return dict(self.t.call("GET", self.t.path(project_id, "pack"), params={
+            "budget_tokens": budget_tokens, "phase_id": phase_id}))
+
+
+class RemoteMemories(RemoteService):
+    def put(self, project_id: str, namespace: str, key: str, value: Any, *,
+            memory_type: str | None = None, expected_version: int | None = None,
+            ttl_seconds: int | None = None) -> dict[str, Any]:
+        return dict(self.t.call("PUT", self._path(project_id, namespace, key), json={
+            "value": value, "memory_type": memory_type, "expected_version": expected_version,
+            "ttl_seconds": ttl_seconds}))
+
+    def get(self, project_id: str, namespace: str, key: str,
+            version: int | None = None) -> dict[str, Any]:
+        return dict(self.t.call("GET", self._path(project_id, namespace, key),
+                                params={"version": version}))
+
+    def history(self, project_id: str, namespace: str, key: str) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self._path(project_id, namespace, key) + "/history"))
+
+    def list(self, project_id: str, prefix: str = "", *,
+             limit: int = 100) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "memories"),
+                                params={"prefix": prefix, "limit": limit}))
+
+    def delete(self, project_id: str, namespace: str, key: str, *,
+               expected_version: int | None = None) -> dict[str, Any]:
+        return dict(self.t.call("DELETE", self._path(project_id, namespace, key),
+                                params={"expected_version": expected_version}))
+
+    def _path(self, project_id: str, namespace: str, key: str) -> str:
+        return f"{self.t.path(project_id, 'memories')}/{segment(namespace)}/{segment(key)}"
