@@ -26,8 +26,8 @@ PG_ADMIN_URL = os.environ.get(
 )
 REQUIRE_POSTGRES = os.environ.get("CTXDB_REQUIRE_POSTGRES", "") in ("1", "true", "yes")
 TABLES_IN_DELETE_ORDER = (
-    "search_documents", "audit_seals", "audit_log", "api_tokens", "checkpoints", "command_runs",
-    "approval_gates",
+    "idempotency_keys", "search_documents", "audit_seals", "audit_log", "api_tokens",
+    "checkpoints", "command_runs", "approval_gates",
     "message_deliveries", "messages", "task_dependencies", "tasks",
     "session_events", "sessions", "memory_versions", "memories", "injections", "compactions",
     "api_usage", "transcripts", "handoffs",
