@@ -1,0 +1,103 @@
+"""Templates, their filters, and the headers every dashboard answer carries.
+
+A page is rendered whole, or, when the page's script asks for it (``X-Ctxdb-Region: 1``),
+only its live region: the part that refreshes without a reload. The region is answered with
+an ETag of its text, so that a poll that finds nothing new costs a 304 and no repaint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REGION_HEADER = "x-ctxdb-region"
+# Nothing inline, nothing from elsewhere: scripts, styles and images come from this server.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "object-src 'none'")
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode("ascii")),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every answer of the dashboard, errors and static
+    files included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def age(text: str | None, now: datetime | None = None) -> str:
+    """How long ago a stored time was, in the largest whole unit: ``42 s``, ``3 min``."""
+    moment = parse_time(text)
+    if moment is None:
+        return "never"
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{(part / whole * 100 if whole else 0):.1f}%"
+
+
+def build_environment() -> Environment:
+    env = Environment(loader=PackageLoader("ctxdb.web", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["age"] = age
+    env.filters["percent"] = percent
+    return env
+
+
+ENVIRONMENT = build_environment()
+
+
+def page(request: Request, template: str, context: dict[str, Any],
+         status_code: int = 200) -> Response:
+    """The page, or only its live region when the page's script polls for it."""
+    values = {"request": request, "base": request.scope.get("root_path", ""), **context}
+    if request.headers.get(REGION_HEADER) == "1":
+        return region(request, template, values)
+    html = ENVIRONMENT.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def region(request: Request, template: str, values: dict[str, Any]) -> Response:
+    compiled = ENVIRONMENT.get_template(template)
+    html = "".join(compiled.blocks["region"](compiled.new_context(values)))
+    etag = '"' + hashlib.sha256(html.encode("utf-8")).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(html, headers=headers)
