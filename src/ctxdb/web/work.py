@@ -1,5 +1,6 @@
-"""The work page: the task board, command runs with their output, and the approvals inbox
-where a person approves or rejects a pending gate with a reason."""
+"""The work page: the task board, messages between instances, command runs with their
+output, and the approvals inbox where a person approves or rejects a pending gate with a
+reason."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ routes = APIRouter()
 Seeing = Annotated[Viewer, Depends(current_viewer)]
 TASKS_PER_COLUMN = 50
 RUNS_PER_PAGE = 50
+MESSAGES_PER_PAGE = 50
 RECENT_DECISIONS = 20
 MAX_REASON = 2_000
 BOARD = (TaskStatus.READY, TaskStatus.CLAIMED, TaskStatus.RUNNING, TaskStatus.BLOCKED,
@@ -47,16 +49,25 @@ def runs(viewer: Viewer, project_id: str, after: int, run_id: int | None) -> dic
             "next_after": listed[-1]["run_id"] if more else None}
 
 
+def messages(viewer: Viewer, project_id: str, before: int) -> dict[str, Any]:
+    listed = viewer.db.messages.list(project_id, before=before, limit=MESSAGES_PER_PAGE)
+    more = len(listed) == MESSAGES_PER_PAGE
+    return {"messages": listed, "messages_before": before,
+            "older": listed[-1]["message_id"] if more else None}
+
+
 @routes.get("/projects/{project_id}/work", name="work")
 def work(request: Request, project_id: str, viewer: Seeing,
          runs_after: Annotated[int, Query(ge=0)] = 0,
-         run: Annotated[int | None, Query(ge=1)] = None) -> Response:
+         run: Annotated[int | None, Query(ge=1)] = None,
+         messages_before: Annotated[int, Query(ge=0)] = 0) -> Response:
     return page(request, "work.html", {
         "viewer": viewer, "title": "Work", "section": "work", "project_id": project_id,
         "project": viewer.db.projects.get(project_id),
         "board": task_board(viewer, project_id),
         **approvals(viewer, project_id),
         **runs(viewer, project_id, runs_after, run),
+        **messages(viewer, project_id, messages_before),
     })
 
 
