@@ -190,7 +190,7 @@ def test_security_headers_on_pages_errors_and_static_files(
     sign_in(client, db.access_tokens.create(None, "read")["secret"])
     for path in ("/ui/login", "/ui/", f"/ui/projects/{world['A']['project_id']}",
                  "/ui/projects/proj_nope", "/ui/static/dashboard.css", "/ui/static/dashboard.js",
-                 "/ui/static/missing.js"):
+                 "/ui/static/missing.js", "/ui/no/such/page"):
         headers = client.get(path).headers
         assert headers["content-security-policy"] == CSP, path
         assert headers["x-frame-options"] == "DENY"

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ctxdb.errors import AuthenticationError, CtxdbError
 from ctxdb.service import Ctxdb
@@ -48,6 +49,7 @@ def create_dashboard(db: Ctxdb) -> FastAPI:
     dashboard.mount("/static", StaticFiles(packages=[("ctxdb.web", "static")]), name="static")
     dashboard.add_exception_handler(CtxdbError, shown_error)  # type: ignore[arg-type]
     dashboard.add_exception_handler(RequestValidationError, bad_request)  # type: ignore[arg-type]
+    dashboard.add_exception_handler(StarletteHTTPException, no_such_page)  # type: ignore[arg-type]
     dashboard.add_middleware(SecurityHeaders)
     return dashboard
 
@@ -93,6 +95,13 @@ def shown_error(request: Request, exc: CtxdbError) -> Response:
         return answer
     return page(request, "error.html", {"title": "Error", "message": exc.message,
                                         "code": exc.code}, status_code=status)
+
+
+def no_such_page(request: Request, exc: StarletteHTTPException) -> Response:
+    message = {404: "there is no such page", 405: "this page does not take that method"}.get(
+        exc.status_code, str(exc.detail))
+    return page(request, "error.html", {"title": "Error", "message": message,
+                                        "code": "http"}, status_code=exc.status_code)
 
 
 def bad_request(request: Request, exc: RequestValidationError) -> Response:

@@ -8,7 +8,7 @@ an ETag of its text, so that a poll that finds nothing new costs a 304 and no re
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -55,28 +55,10 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def age(text: str | None, now: datetime | None = None) -> str:
-    """How long ago a stored time was, in the largest whole unit: ``42 s``, ``3 min``."""
-    moment = parse_time(text)
-    if moment is None:
-        return "never"
-    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
-    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def percent(part: float, whole: float) -> str:
-    return f"{(part / whole * 100 if whole else 0):.1f}%"
-
-
 def build_environment() -> Environment:
     env = Environment(loader=PackageLoader("ctxdb.web", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters["age"] = age
-    env.filters["percent"] = percent
     return env
 
 

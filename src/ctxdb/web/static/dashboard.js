@@ -10,13 +10,24 @@
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
   });
 
+  // "42 s ago" in the largest whole unit, as the server would say it.
+  function ago(moment) {
+    const seconds = Math.max(0, Math.floor((Date.now() - moment.getTime()) / 1000));
+    const units = [["d", 86400], ["h", 3600], ["min", 60]];
+    for (const [unit, size] of units) {
+      if (seconds >= size) return Math.floor(seconds / size) + " " + unit + " ago";
+    }
+    return seconds + " s ago";
+  }
+
+  // Times arrive as UTC text (so that a region's text, and its ETag, only change when the
+  // data does); here they are shown in the viewer's zone, or as an age that keeps counting.
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       const moment = new Date(el.getAttribute("datetime"));
-      if (!isNaN(moment.getTime())) {
-        el.textContent = formatter.format(moment);
-        el.title = el.getAttribute("datetime");
-      }
+      if (isNaN(moment.getTime())) return;
+      el.title = formatter.format(moment);
+      el.textContent = el.hasAttribute("data-age") ? ago(moment) : el.title;
     });
   }
 
@@ -57,7 +68,10 @@
   }
 
   function startTrigger(refresh) {
-    window.setInterval(refresh, POLL_MS);
+    window.setInterval(function () {
+      localizeTimes(document);  // ages keep counting between changes
+      refresh();
+    }, POLL_MS);
     document.addEventListener("visibilitychange", function () {
       if (!document.hidden) refresh();
     });
