@@ -111,6 +111,10 @@ def test_pages_and_regions_refuse_a_missing_wrong_or_revoked_token(
             assert answer.headers["location"] == "/ui/login"
             assert client.get(path, headers=REGION).status_code == 401
             assert "a's own" not in answer.text
+        decide = f"/ui/projects/{world['A']['project_id']}/approvals/{world['A']['gate_id']}"
+        answer = client.post(decide, data={"csrf": "x", "decision": "approve"})
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/login"
+        assert db.approvals.get(world["A"]["gate_id"])["status"] == "pending"
 
 
 def test_every_page_renders_for_its_own_project(db: Ctxdb, client: TestClient,

@@ -84,11 +84,12 @@ async def logout(request: Request) -> Response:
 
 
 def shown_error(request: Request, exc: CtxdbError) -> Response:
-    """A refused request: to the sign-in page when not signed in (a region poll gets a bare
-    401, so that the page's script sends the person there), else a page naming the error."""
+    """A refused request: to the sign-in page when not signed in (a form posted after the
+    token was revoked too; a region poll gets a bare 401, so that the page's script sends
+    the person there), else a page naming the error."""
     status = STATUS_BY_CATEGORY.get(exc.category, 500)
     if status == 401:
-        if request.headers.get(REGION_HEADER) == "1" or request.method != "GET":
+        if request.headers.get(REGION_HEADER) == "1":
             return Response(status_code=401)
         answer = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
         clear_cookie(request, answer, SESSION_COOKIE)
