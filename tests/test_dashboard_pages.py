@@ -151,3 +151,27 @@ def test_the_chart_scales_usage_and_marks_clears() -> None:
                {"occurred_at": "2026-01-01T00:00:01.000Z", "action": "tokens.update",
                 "details": {"current": 7}}]
     assert [(p.tokens, p.clear) for p in audit_points(entries)] == [(7, False), (0, True)]
+
+
+def test_a_poll_builds_the_region_only_when_the_viewers_data_moved(
+        db: Ctxdb, client: TestClient, pid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctxdb.web import render, work
+
+    monkeypatch.setattr(render, "TICK_SECONDS", 10**9)  # no tick during the test
+    builds: list[str] = []
+    board = work.task_board
+    monkeypatch.setattr(work, "task_board", lambda *a: builds.append("built") or board(*a))
+    other = db.projects.create("other")["project_id"]
+    sign_in(client, db.access_tokens.create(pid, "read")["secret"])
+    path, region = f"/ui/projects/{pid}/work", {"X-Ctxdb-Region": "1"}
+    tag = client.get(path, headers=region).headers["etag"]
+    db.messages.send(other, "broadcast", None, "elsewhere")  # another project: not a change
+    same = client.get(path, headers={**region, "If-None-Match": tag})
+    assert (same.status_code, same.headers["etag"], len(builds)) == (304, tag, 1)
+    db.memories.put(pid, "notes", "k", 1)  # a change of the project this page does not show
+    moved = client.get(path, headers={**region, "If-None-Match": tag})
+    assert moved.status_code == 304 and len(builds) == 2
+    assert moved.headers["etag"] != tag and moved.headers["etag"][-34:] == tag[-34:]
+    db.messages.send(pid, "broadcast", None, "hello team")
+    shown = client.get(path, headers={**region, "If-None-Match": moved.headers["etag"]})
+    assert shown.status_code == 200 and "hello team" in shown.text

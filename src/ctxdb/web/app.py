@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ctxdb.errors import AuthenticationError, CtxdbError
 from ctxdb.service import Ctxdb
 from ctxdb.web import fleet, instance, project, work
-from ctxdb.web.render import REGION_HEADER, SecurityHeaders, page
+from ctxdb.web.render import REGION_HEADER, SecurityHeaders, Unchanged, page
 from ctxdb.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -48,6 +48,7 @@ def create_dashboard(db: Ctxdb) -> FastAPI:
     dashboard.add_api_route("/logout", logout, methods=["POST"])
     dashboard.mount("/static", StaticFiles(packages=[("ctxdb.web", "static")]), name="static")
     dashboard.add_exception_handler(CtxdbError, shown_error)  # type: ignore[arg-type]
+    dashboard.add_exception_handler(Unchanged, not_modified)  # type: ignore[arg-type]
     dashboard.add_exception_handler(RequestValidationError, bad_request)  # type: ignore[arg-type]
     dashboard.add_exception_handler(StarletteHTTPException, no_such_page)  # type: ignore[arg-type]
     dashboard.add_middleware(SecurityHeaders)
@@ -96,6 +97,10 @@ def shown_error(request: Request, exc: CtxdbError) -> Response:
         return answer
     return page(request, "error.html", {"title": "Error", "message": exc.message,
                                         "code": exc.code}, status_code=status)
+
+
+def not_modified(request: Request, exc: Unchanged) -> Response:
+    return Response(status_code=304, headers={"ETag": exc.etag, "Cache-Control": "no-cache"})
 
 
 def no_such_page(request: Request, exc: StarletteHTTPException) -> Response:

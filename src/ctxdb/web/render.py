@@ -1,13 +1,19 @@
-"""Templates, their filters, and the headers every dashboard answer carries.
+"""Templates, and the headers every dashboard answer carries.
 
 A page is rendered whole, or, when the page's script asks for it (``X-Ctxdb-Region: 1``),
-only its live region: the part that refreshes without a reload. The region is answered with
-an ETag of its text, so that a poll that finds nothing new costs a 304 and no repaint.
+only its live region: the part that refreshes without a reload. The region's ETag is
+``"<data version>-<hash of its text>"``. The data version is the newest audit entry the
+viewer may see (every change is audited in its own transaction, so nothing changes without
+a new one) and a 10-second tick (for what changes with time alone: a heartbeat growing
+late, a lease expiring). A poll whose version is still current is answered 304 before any
+page is built; one whose version moved is rendered, and answered 304 all the same (with the
+new tag) when its text did not change, so the page repaints only when something shown did.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +22,10 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ctxdb.service import Ctxdb
+
 REGION_HEADER = "x-ctxdb-region"
+TICK_SECONDS = 10
 # Nothing inline, nothing from elsewhere: scripts, styles and images come from this server.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -49,6 +58,31 @@ class SecurityHeaders:
         await self.app(scope, receive, send_secured)
 
 
+class Unchanged(Exception):
+    """Nothing the viewer may see changed since the region's last fetch: answered 304."""
+
+    def __init__(self, etag: str) -> None:
+        super().__init__(etag)
+        self.etag = etag
+
+
+def data_version(db: Ctxdb, project_id: str | None) -> str:
+    newest = db.audit_log(project_id=project_id, limit=1)
+    return f"{newest[0]['audit_id'] if newest else 0}.{int(time.time() // TICK_SECONDS)}"
+
+
+def check_unchanged(request: Request, db: Ctxdb, project_id: str | None) -> None:
+    """For a poll of a live region: raise :class:`Unchanged` when the data version the
+    poll's tag names is still current; else keep the version for the answer's tag."""
+    if request.headers.get(REGION_HEADER) != "1":
+        return
+    version = data_version(db, project_id)
+    request.state.data_version = version
+    tag = request.headers.get("if-none-match", "")
+    if tag.startswith(f'"{version}-'):
+        raise Unchanged(tag)
+
+
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -78,8 +112,9 @@ def page(request: Request, template: str, context: dict[str, Any],
 def region(request: Request, template: str, values: dict[str, Any]) -> Response:
     compiled = ENVIRONMENT.get_template(template)
     html = "".join(compiled.blocks["region"](compiled.new_context(values)))
-    etag = '"' + hashlib.sha256(html.encode("utf-8")).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == etag:
+    digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32]
+    version = getattr(request.state, "data_version", "")
+    headers = {"ETag": f'"{version}-{digest}"', "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match", "").endswith(f'-{digest}"'):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(html, headers=headers)

@@ -32,6 +32,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service import Ctxdb
+from ctxdb.web.render import check_unchanged
 
 SESSION_COOKIE = "ctxdb_session"
 LOGIN_CSRF_COOKIE = "ctxdb_login_csrf"
@@ -112,11 +113,13 @@ def viewer_of(db: Ctxdb, secret: str | None) -> Viewer:
 
 
 def current_viewer(request: Request) -> Viewer:
-    """A dependency of every page (a plain ``def``: its database read runs in a worker)."""
+    """A dependency of every page (a plain ``def``: its database read runs in a worker). A
+    poll of a page's live region whose data did not change ends here, with a 304."""
     viewer = viewer_of(request.app.state.db, request.cookies.get(SESSION_COOKIE))
     project_id = request.path_params.get("project_id")
     if project_id is not None:
         viewer.project(project_id)
+    check_unchanged(request, viewer.db, viewer.token["project_id"])
     return viewer
 
 

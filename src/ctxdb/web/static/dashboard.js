@@ -52,9 +52,10 @@
           window.location.assign(region.dataset.signin);
           return;
         }
+        const fresh = answer.headers.get("ETag");
+        if (answer.status === 304 && fresh) etag = fresh;  // the data moved, the text did not
         if (answer.status !== 200) return;
         const html = await answer.text();
-        const fresh = answer.headers.get("ETag");
         if (busy(region)) return;  // keep the old tag: the change is applied on a later try
         etag = fresh;
         region.innerHTML = html;
