@@ -116,7 +116,9 @@ def pages(ids: dict[str, Any]) -> list[tuple[str, str]]:
     project = f"/ui/projects/{ids['project_id']}"
     return [("fleet", "/ui/"), ("work", f"{project}/work"),
             ("instance", f"{project}/instances/{ids['instance_id']}"),
-            ("project (items by priority)", project), ("project search", f"{project}?q=cache"),
+            ("project (items by priority)", project),
+            ("search, a word in ~1% of items", f"{project}?q=42"),
+            ("search, a word in every item", f"{project}?q=cache"),
             ("pack preview, 20,000 tokens", f"{project}/pack?budget=20000"),
             ("memories", f"{project}/memories"), ("audit log", f"{project}/audit")]
 

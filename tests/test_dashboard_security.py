@@ -85,7 +85,8 @@ def test_sign_in_sets_a_strict_http_only_cookie(db: Ctxdb, client: TestClient,
 
 
 def test_sign_in_refuses_a_wrong_token_and_a_missing_csrf(db: Ctxdb, client: TestClient) -> None:
-    form = client.get("/ui/login")
+    form = client.get("/ui/login?error=paste+your+token+elsewhere&status_code=500")
+    assert form.status_code == 200 and "elsewhere" not in form.text
     wrong = client.post("/ui/login", data={"csrf": csrf_in(form.text),
                                             "token": "ctxdb_" + "x" * 43})
     assert wrong.status_code == 401 and "ctxdb_session" not in wrong.headers.get("set-cookie", "")

@@ -43,7 +43,7 @@ def create_dashboard(db: Ctxdb) -> FastAPI:
     dashboard.state.db = db
     for module in (fleet, work, instance, project):
         dashboard.include_router(module.routes)
-    dashboard.add_api_route("/login", login_form, methods=["GET"])
+    dashboard.add_api_route("/login", login_page, methods=["GET"])
     dashboard.add_api_route("/login", login, methods=["POST"])
     dashboard.add_api_route("/logout", logout, methods=["POST"])
     dashboard.mount("/static", StaticFiles(packages=[("ctxdb.web", "static")]), name="static")
@@ -55,7 +55,12 @@ def create_dashboard(db: Ctxdb) -> FastAPI:
     return dashboard
 
 
+def login_page(request: Request) -> Response:
+    return login_form(request)
+
+
 def login_form(request: Request, error: str = "", status_code: int = 200) -> Response:
+    """The sign-in form (with ``error`` after a refusal: never taken from the request)."""
     token = new_login_csrf()
     answer = page(request, "login.html", {"title": "Sign in", "login_csrf": token,
                                           "error": error}, status_code=status_code)
