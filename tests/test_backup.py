@@ -25,6 +25,7 @@ from ctxdb.errors import (
 from ctxdb.service import Ctxdb
 from ctxdb.service.operations import backup
 from ctxdb.settings import Settings, load_settings
+from ctxdb.storage.tables import LOCAL_COLUMNS, table_named
 
 Content = dict[str, list[tuple[str, ...]]]
 
@@ -38,17 +39,27 @@ def content_of(settings: Settings) -> Content:
             names = [r[0] for r in pg.execute(
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")]
-            tables = {name: pg.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
+            tables = {name: pg.execute(_select_all(name)).fetchall() for name in names}
     else:
         with sqlite3.connect(settings.sqlite_path) as conn:
             names = [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
                 "AND name NOT LIKE 'sqlite_%'")]
-            tables = {name: conn.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
+            tables = {name: conn.execute(_select_all(name)).fetchall() for name in names}
         conn.close()
     return {name: sorted(tuple(_text(v) for v in row) for row in rows
                          if "database.restore" not in row)
             for name, rows in tables.items()}
+
+
+def _select_all(table: str) -> str:
+    """Every row; audit_log without the column each database numbers by itself (its
+    transactions', for the change feed): a backup restored elsewhere, or a bundle, has others."""
+    local = [column for name, column in LOCAL_COLUMNS if name == table]
+    if not local:
+        return f'SELECT * FROM "{table}"'
+    kept = [column for column, _kind in table_named(table).columns]  # type: ignore[union-attr]
+    return f'SELECT {", ".join(kept)} FROM "{table}"'
 
 
 def _text(value: Any) -> str:
@@ -143,6 +154,10 @@ def test_restore_refuses_a_database_with_data_and_changes_nothing(
     assert refused.value.details["tables"]["projects"] == 2
     dry = backup.restore(settings, made["file"], force=True, dry_run=True)
     assert dry["dry_run"] and dry["replaced_rows"]["projects"] == 2
+    assert not dry["needs_force"]
+    # A dry run reports what would be replaced without --force, and says it is needed.
+    unforced = backup.restore(settings, made["file"], dry_run=True)
+    assert unforced["replaced_rows"]["projects"] == 2 and unforced["needs_force"]
     assert content_of(settings) == before
 
 

@@ -215,6 +215,26 @@ def test_page_supersede_delete(run: Cli, pid: str) -> None:
     assert [i["item_id"] for i in live["HIGH"]] == [ids[2]]
 
 
+def test_a_silent_instance_lists_as_stale_before_any_reap(run: Cli, pid: str) -> None:
+    silent = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    fresh = run.ok("instance", "launch", "-p", pid)["instance_id"]
+    time.sleep(1.2)
+    run.ok("instance", "heartbeat", fresh)  # a heartbeat does not reap the others
+    listed = {i["instance_id"]: i for i in run.ok("instance", "list", "-p", pid,
+                                                   CTXDB_STALE_AFTER="1")}
+    assert (listed[silent]["status"], listed[silent]["silent"]) == ("active", True)
+    assert (listed[fresh]["status"], listed[fresh]["silent"]) == ("active", False)
+    table = run("instance", "list", "-p", pid, CTXDB_STALE_AFTER="1", COLUMNS="200").stdout
+    assert table.count("active (stale)") == 1
+    assert not run.ok("instance", "list", "-p", pid)[0]["silent"]  # default: 300 s
+
+
+def test_bare_context_of_an_empty_project_says_so(run: Cli, pid: str) -> None:
+    empty = run("context", "-p", pid)
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert f"nothing to inject: project {pid} has no live context items" in empty.stderr
+
+
 def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None:
     run.ok("context", "store", "-p", pid, '{"decision": "Stripe"}', "--priority", "CRITICAL")
     run.ok("context", "store", "-p", pid, json.dumps({"note": "x" * 400}), "--priority", "LOW")
@@ -381,3 +401,23 @@ def test_json_over_a_limit_is_a_typed_error_at_every_cli_entry_point(
         assert limit in run.fails(2, *command), command
     assert limit in run.fails(2, "context", "store", "-p", pid, input=bad)
     assert len(run.ok("audit", "-p", pid, "--limit", "1000")) == before
+
+
+def test_root_options_may_follow_the_subcommand(settings: Settings, tmp_path: Path) -> None:
+    made = Cli(settings.url, tmp_path).ok("project", "create", "Placed")["project_id"]
+    env = {**CLEAN_ENV, "HOME": str(tmp_path)}
+    for args in (["project", "list", "--json", "--url", settings.url],
+                 ["project", "list", f"--url={settings.url}", "--json", "--traceback"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 0, (args, result.output)
+        assert [p["project_id"] for p in json.loads(result.stdout)] == [made]
+
+
+def test_hoisting_stops_at_a_double_dash() -> None:
+    from ctxdb.cli.root import hoisted
+
+    assert hoisted(["project", "list", "--url", "a.db", "--json"]) == [
+        "--url", "a.db", "project", "list", "--json"]
+    assert hoisted(["command", "run", "--", "tool", "--url", "x"]) == [
+        "command", "run", "--", "tool", "--url", "x"]
+    assert hoisted(["project", "list", "--url"]) == ["project", "list", "--url"]

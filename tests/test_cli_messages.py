@@ -39,8 +39,10 @@ def test_send_inbox_ack_promote(run: Cli, pid: str) -> None:
     assert run.ok("message", "inbox", reviewer) == []
     assert [m["message_id"] for m in run.ok("message", "inbox", coder)] == [
         direct["message_id"]]
-    acked = run.ok("message", "ack", str(sent["message_id"]), reviewer)
+    acked = run.ok("message", "ack", reviewer, str(sent["message_id"]))
     assert (acked["delivered_count"], acked["acked_at"] is not None) == (1, True)
+    # The older order, message first, is still understood.
+    assert run.ok("message", "ack", str(direct["message_id"]), coder)["acked_at"] is not None
     memory = run.ok("message", "promote", str(sent["message_id"]), "memory", "-p", pid,
                     "--namespace", "team", "--key", "pr")
     assert memory["value"] == {"pr": 12}
@@ -58,6 +60,20 @@ def test_refusals(run: Cli, pid: str) -> None:
     run.fails(2, "message", "send", "-p", pid, "--broadcast", "{not json")
     run.fails(3, "message", "send", "-p", pid, "--to", "inst_ghost", '"x"')
     assert "unknown message" in run.fails(3, "message", "ack", "999999", coder)
+    assert "not a message id" in run.fails(2, "message", "ack", coder, "inst_other")
+    run.fails(2, "message", "send", "-p", pid, "--broadcast", '"x"', "--text", "y")
     run.fails(2, "message", "inbox", coder, "--visibility", "0")
     run.fails(2, "message", "promote", "1", "disk")
     assert run.ok("message", "inbox", coder) == []
+
+
+def test_text_bodies_role_warnings_and_bodies_in_the_inbox(run: Cli, pid: str) -> None:
+    coder = launch(run, pid, "coder")
+    nobody = run("message", "send", "-p", pid, "--role", "reviewer", "--text", "look at #12")
+    assert nobody.exit_code == 0
+    assert "no live instance is in role 'reviewer' yet" in nobody.stderr
+    sent = run.ok("message", "send", "-p", pid, "--role", "coder", "--text", "rebase please",
+                  "--sender", "user:lead")
+    assert (sent["body"], sent["live_recipients"]) == ("rebase please", 1)
+    shown = run("message", "inbox", coder)
+    assert shown.exit_code == 0 and "rebase please" in shown.stdout

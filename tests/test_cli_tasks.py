@@ -78,3 +78,12 @@ def test_refusals_exit_codes(run: Cli, pid: str, inst: str) -> None:
     run.fails(2, "task", "complete", tid, "1", "--result", "{not json")
     run.fails(2, "task", "list", "-p", pid, "--limit", "0")
     assert run.ok("task", "get", tid)["epoch"] == 1
+
+
+def test_task_priorities_take_the_context_names_too(run: Cli, pid: str) -> None:
+    low = run.ok("task", "create", "-p", pid, "tidy up", "--priority", "low")
+    urgent = run.ok("task", "create", "-p", pid, "outage", "--priority", "CRITICAL")
+    numbered = run.ok("task", "create", "-p", pid, "between", "--priority", "25")
+    assert (low["priority"], urgent["priority"], numbered["priority"]) == (0, 30, 25)
+    refused = run.fails(2, "task", "create", "-p", pid, "x", "--priority", "URGENT")
+    assert "CRITICAL, HIGH, MEDIUM, LOW" in refused

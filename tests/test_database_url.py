@@ -15,6 +15,7 @@ import pytest
 
 from ctxdb.database_url import URL_FORMS
 from ctxdb.errors import ConfigError
+from ctxdb.service import Ctxdb
 from ctxdb.settings import load_settings
 from test_cli import Cli
 from test_hooks import CTXDB, Hook
@@ -23,7 +24,15 @@ REFUSED = {
     "mysql://x/y": "unknown database URL scheme 'mysql:'",
     "postgressql://x/y": "unknown database URL scheme 'postgressql:' (did you mean "
                          "postgresql://…?)",
-    "http://db.internal/ctxdb": "unknown database URL scheme 'http:'",
+    "ftp://db.internal/ctxdb": "unknown database URL scheme 'ftp:'",
+    "http+unix://x": "unknown database URL scheme 'http+unix:'",
+    "https://ctxdb:secret@db.internal": "server URL 'https://ctxdb:***@db.internal' must be "
+                                        "http(s)://host[:port][/path] (the token goes in "
+                                        "CTXDB_TOKEN",
+    "http://db.internal/?token=x": "must be http(s)://host[:port][/path]",
+    "http:///ctxdb": "must be http(s)://host[:port][/path]",
+    "http://db.internal:http": "must be http(s)://host[:port][/path]",
+    "http://db.internal:70000": "is malformed: port 70000 is out of range",
     "sqlite://rel.db": "SQLite URL 'sqlite://rel.db' is not of an accepted form",
     "sqlite:rel.db": "SQLite URL 'sqlite:rel.db' is not of an accepted form",
     "sqlite://": "SQLite URL 'sqlite://' is not of an accepted form",
@@ -69,6 +78,27 @@ def test_postgresql_spellings_are_accepted_as_libpq_reads_them(
     settings = load_settings(env={"HOME": str(cwd)}, url=url)
     assert settings.is_postgres and settings.url == kept
     assert settings.replace(url=url).url == kept  # db copy --to goes through replace
+
+
+@pytest.mark.parametrize(("url", "kept"), [
+    ("http://db.internal:8700", "http://db.internal:8700"),
+    ("HTTPS://ctxdb.example.com/", "HTTPS://ctxdb.example.com"),
+    ("https://proxy.example.com/ctxdb/", "https://proxy.example.com/ctxdb"),
+])
+def test_a_server_url_is_kept_for_the_remote_client_and_is_no_database(
+        cwd: Path, url: str, kept: str) -> None:
+    settings = load_settings(env={"HOME": str(cwd), "CTXDB_TOKEN": "ctxdb_t"}, url=url)
+    assert settings.is_server and not settings.is_postgres and settings.url == kept
+    assert settings.token == "ctxdb_t" and "ctxdb_t" not in repr(settings)
+    with pytest.raises(ConfigError, match="is a ctxdb server, not a database"):
+        Ctxdb.open(settings)
+    assert list(cwd.iterdir()) == []
+
+
+def test_the_cli_says_a_server_url_needs_the_remote_client(cwd: Path) -> None:
+    message = Cli("http://127.0.0.1:9", cwd).fails(2, "summary")
+    assert "is a ctxdb server, not a database" in message and "docs/server.md" in message
+    assert list(cwd.iterdir()) == []
 
 
 @pytest.mark.parametrize(("url", "path"), [

@@ -586,8 +586,8 @@ def test_a_poisoned_transcript_never_stops_stop_or_precompact(
      "hook input has an integer of 5000 digits, over the limit of 4300 digits"),
 ])
 def test_hook_input_over_a_json_limit_is_a_typed_error(raw: str, limit: str) -> None:
+    from ctxdb.domain.hook_events import parse_event
     from ctxdb.errors import ValidationError
-    from ctxdb.hooks.payload import parse_event
 
     with pytest.raises(ValidationError) as refused:
         parse_event("claude-code", raw)

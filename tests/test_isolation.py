@@ -26,7 +26,7 @@ from test_mcp import Client, run_session
 from test_retention import old_item
 
 # Arguments that name a record although their name does not end in ``_id``.
-REFERENCES = {"created_by", "sender", "to_instance", "lease_owner", "depends_on"}
+REFERENCES = {"created_by", "sender", "to_instance", "lease_owner", "depends_on", "ids"}
 
 # Id-like arguments that name no record of ctxdb, so there is nothing to refuse.
 NOT_RECORDS = {
@@ -157,6 +157,9 @@ MCP_CASES: dict[tuple[str, str], McpCase] = {
     ("session_events", "session_id"): lambda w: (
         {"session_id": w.session}, "[session_not_found]"),
     ("siblings", "instance_id"): lambda w: ({"instance_id": w.stranger}, INSTANCE),
+    ("get", "ids"): lambda w: ({"ids": [f"item:{w.item}"]}, "[context_item_not_found]"),
+    ("timeline", "event_id"): lambda w: (
+        {"event_id": f"event:{w.session}/1"}, "[session_not_found]"),
 }
 
 

@@ -65,13 +65,16 @@ MAY_IMPORT = {
     "clients": {"foundation"},
     "foundation": {"foundation"},
 }
-# A front end that starts another: the one `ctxdb` executable runs the hooks and serves MCP.
+# A front end that starts another: the one `ctxdb` executable runs the hooks and serves MCP,
+# and the HTTP server serves MCP at /mcp.
 LAUNCHERS = {
     ("ctxdb.cli.main", "ctxdb.hooks.command"),
     ("ctxdb.cli.hook", "ctxdb.hooks.command"),
     ("ctxdb.cli.mcp", "ctxdb.mcp"),
     ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
     ("ctxdb.cli.serve", "ctxdb.http.server"),
+    ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.server"),
+    ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.tools"),
     # The server serves the dashboard's pages beside its API.
     ("ctxdb.http.app", "ctxdb.web.app"),
 }

@@ -32,7 +32,7 @@ TOOLS = {"get_context", "store_context", "search_context", "record_handoff", "he
          "session_events", "task_create", "task_list", "task_claim", "task_complete",
          "task_fail", "message_send", "message_inbox", "message_ack", "approval_request",
          "approval_status", "command_record", "checkpoint_save", "checkpoint_latest",
-         "search", "siblings"}
+         "search", "siblings", "get", "timeline"}
 
 
 class Client:
@@ -68,9 +68,12 @@ def server_env(settings: Settings, home: Path) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def connect(settings: Settings, home: Path, *args: str) -> AsyncIterator[Client]:
-    params = StdioServerParameters(command=CTXDB, args=["mcp", *args],
-                                   env=server_env(settings, home))
+async def connect(settings: Settings, home: Path, *args: str,
+                  cwd: Path | None = None) -> AsyncIterator[Client]:
+    # The full tool set unless the test asks for another (the last --tools counts); run in
+    # the test's folder, which is in no repository, so no project is the default unless given.
+    params = StdioServerParameters(command=CTXDB, args=["mcp", "--tools", "all", *args],
+                                   env=server_env(settings, home), cwd=str(cwd or home))
     with (home / "server-stderr.log").open("w", encoding="utf-8") as errlog:
         async with stdio_client(params, errlog=errlog) as (read, write), \
                 ClientSession(read, write) as session:
@@ -79,10 +82,10 @@ async def connect(settings: Settings, home: Path, *args: str) -> AsyncIterator[C
 
 
 def run_session(settings: Settings, home: Path, body: Callable[[Client], Awaitable[None]],
-                *args: str) -> None:
+                *args: str, cwd: Path | None = None) -> None:
     async def main() -> None:
         with anyio.fail_after(60):
-            async with connect(settings, home, *args) as client:
+            async with connect(settings, home, *args, cwd=cwd) as client:
                 await body(client)
 
     anyio.run(main)
@@ -295,7 +298,7 @@ def test_stdout_carries_only_protocol_messages(
     answers = []
     with subprocess.Popen([CTXDB, "mcp", "--project", project_id], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          env=server_env(settings, tmp_path)) as server:
+                          env=server_env(settings, tmp_path), cwd=tmp_path) as server:
         assert server.stdin is not None and server.stdout is not None
         for request in requests:  # one at a time: closing stdin cancels pending requests
             server.stdin.write(json.dumps(request) + "\n")

@@ -32,21 +32,21 @@ def test_search_finds_every_kind_and_says_where_it_lives(
         assert schema["required"] == ["query"] and listed["search"].annotations.read_only_hint
         lines = (await client.text("search", project_id=project_id, query="STRIPE")).splitlines()
         assert lines[0] == (f"3 best matches for 'STRIPE' in project {project_id} (matching "
-                            "words between **):")
-        assert any(line.startswith("- context item 1 (seq 1, CRITICAL decision), ")
+                            "words between **; whole records: get with the ids):")
+        assert any(line.startswith("- item:1 (CRITICAL decision, seq 1) score ")
                    and line.endswith("decision payments via **Stripe**") for line in lines)
-        assert any(line.startswith("- memory billing:psp/provider v1 (semantic), ")
+        assert any(line.startswith("- memory:billing:psp/provider (memory v1, semantic) ")
                    for line in lines)
-        assert any(line.startswith("- event 1 of session sess_") and "(user)" in line
+        assert any(line.startswith("- event:sess_") and "/1 (user event)" in line
                    and line.endswith("is **stripe** down?") for line in lines)
         memories = await client.text("search", project_id=project_id, query="stripe",
                                      kinds=["memory"], namespace="billing", limit=1)
-        assert memories.splitlines()[1].startswith("- memory billing:psp/provider")
+        assert memories.splitlines()[1].startswith("- memory:billing:psp/provider")
         assert memories.splitlines()[2] == "More may match: raise limit or narrow the search."
         none = await client.text("search", project_id=project_id, query="absent",
                                  since="1h")
         assert none == f"0 best matches for 'absent' in project {project_id} (matching " \
-            "words between **):"
+            "words between **; whole records: get with the ids):"
         refused = await client.error("search", project_id=project_id, query="?!")
         assert "no words to search for" in refused and "[invalid_search_query]" in refused
         other = db.projects.create("other")["project_id"]
@@ -58,6 +58,6 @@ def test_search_finds_every_kind_and_says_where_it_lives(
 
 def test_hit_lines() -> None:
     hit = {"kind": "event", "id": 4, "sequence": 2, "session_id": "sess_x", "type": "tool",
-           "time": "2025-01-01T00:00:00.000Z", "snippet": "ran **tests**"}
-    assert render.hit_line(hit) == ("- event 2 of session sess_x (tool), "
+           "time": "2025-01-01T00:00:00.000Z", "snippet": "ran **tests**", "score": 1.5}
+    assert render.hit_line(hit) == ("- event:sess_x/2 (tool event) score 1.50, "
                                     "2025-01-01T00:00:00.000Z: ran **tests**")

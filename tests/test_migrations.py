@@ -37,8 +37,9 @@ DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "
 # GIN index. Everything else, search_documents and its source views included, is the same.
 SQLITE_ONLY_TABLES = {"search_fts", "search_fts_data", "search_fts_idx", "search_fts_docsize",
                       "search_fts_config"}
+# The change feed's order index: SQLite walks the same order by the table's own key (0016).
 POSTGRES_ONLY = {"columns": {("search_documents", "search_vector")},
-                 "indexes": {"idx_search_documents_vector"}}
+                 "indexes": {"idx_search_documents_vector", "idx_audit_change_order"}}
 
 
 def with_dbname(url: str, dbname: str) -> str:

@@ -20,7 +20,8 @@ import test_hooks
 from ctxdb.domain.agents import CLIENTS, injection_limit, injection_max_chars
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.resume import RESUME_TITLE, SIBLINGS_TITLE, render_startup
-from ctxdb.mcp.continuity import siblings_text
+from ctxdb.mcp.continuity import siblings as siblings_text
+from ctxdb.mcp.knowledge import search_context
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
 from test_hooks import CTXDB, FIXTURES, Hook, event, instance, project_of
@@ -336,7 +337,7 @@ def test_every_front_end_notices_a_crash(
     elif noticed_by == "SessionStart":
         hook(event("SessionStart", repo, None, "d", source="startup"))
     else:
-        ContextTools(db, project_id).search_context("anything")
+        search_context(ContextTools(db, project_id), "anything")
     assert [h["working_set"]["made_after"] for h in _handoffs(db, project_id)] == ["crash"]
     assert instance(db, "a")["status"] == "crashed"
 

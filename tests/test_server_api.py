@@ -21,6 +21,8 @@ from ctxdb.http.problems import STATUS_BY_CATEGORY
 from ctxdb.service import Ctxdb
 from test_cli_docs import all_error_classes
 
+# FastAPI's own routes (the OpenAPI document and its viewers), open to all by design.
+DOCUMENTATION_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 OPENAPI_DOC = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 SECRET_OF_B = "the-secret-of-project-b"
 
@@ -41,6 +43,10 @@ def client(db: Ctxdb) -> Iterator[TestClient]:
 
 @pytest.fixture
 def world(db: Ctxdb) -> dict[str, Any]:
+    return build_world(db)
+
+
+def build_world(db: Ctxdb) -> dict[str, Any]:
     """Projects A and B, each with one record of every kind a route names by id."""
     found: dict[str, Any] = {}
     for name in ("A", "B"):
@@ -103,6 +109,8 @@ def call(client: TestClient, route: APIRoute, ids: dict[str, Any],
     method = sorted(route.methods)[0]
     query = {p.name: SAMPLE_QUERY.get(p.name, sample(p.field_info.annotation))
              for p in route.dependant.query_params if p.field_info.is_required()}
+    # The change feed streams until the client goes; here it sends what there is and ends.
+    query.update({p.name: 0 for p in route.dependant.query_params if p.name == "max_seconds"})
     return client.request(method, url_of(route, ids), json=sample_body(route, ids),
                           params=query, headers=headers)
 
@@ -160,6 +168,34 @@ def test_auth_matrix_refuses_every_route(db: Ctxdb, client: TestClient,
         elif route.path == "/v1/projects" and "POST" in route.methods:
             assert call(client, route, a, auth(write_b)).status_code == 403
     assert checked > 150
+    for case, (headers, status) in refusals.items():
+        answer = mcp_call(client, headers, "get_context")
+        assert (answer.status_code, answer.json()["code"]) == (status, "unauthenticated"), case
+    # /mcp: a read token is offered no writing tool; another project's token reaches nothing.
+    refused = mcp_call(client, auth(read_a), "store_context", content="x")
+    assert "Unknown tool" in refused.json()["result"]["content"][0]["text"]
+    other = mcp_call(client, auth(write_b), "get_context", project_id=a["project_id"])
+    assert other.json()["result"]["isError"] is True
+    assert "[project_not_found]" in other.json()["result"]["content"][0]["text"]
+
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-06-18"}
+
+
+def mcp_call(client: TestClient, headers: dict[str, str], tool: str, **arguments: Any) -> Any:
+    """One stateless MCP tools/call at /mcp."""
+    return client.post("/mcp", headers={**MCP_HEADERS, **headers}, json={
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments}})
+
+
+def test_every_route_is_in_the_matrices(client: TestClient) -> None:
+    # The matrices enumerate the API routes; the other routes have their own rows: /mcp, and
+    # the dashboard at /ui (with / leading there) in tests/test_dashboard_security.py.
+    others = {getattr(route, "path", None) for route in client.app.routes  # type: ignore[attr-defined]
+              if not isinstance(route, APIRoute)}
+    assert others - DOCUMENTATION_ROUTES == {"/mcp", "/ui", "/"}
 
 
 def test_isolation_matrix_gives_nothing_of_another_project(

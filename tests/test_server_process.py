@@ -89,6 +89,26 @@ def test_healthz_readyz_and_a_graceful_shutdown(
         httpx.get(f"{base}/healthz", timeout=1)
 
 
+def test_a_change_feed_stream_ends_at_once_when_the_server_stops(
+        db: Ctxdb, server: tuple[subprocess.Popen[bytes], str]) -> None:
+    """A stream never ends by itself: without being ended at SIGTERM it would hold the
+    graceful shutdown for its whole timeout (30 s) and then be cut."""
+    process, base = server
+    project = db.projects.create("followed")["project_id"]
+    secret = db.access_tokens.create(project, "read")["secret"]
+    with httpx.stream("GET", f"{base}/v1/events", timeout=30,
+                      headers={"Authorization": f"Bearer {secret}"}) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "retry: 2000"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        rest = list(lines)  # the stream ends cleanly (no error): the server closed it
+    assert time.monotonic() - started < 5, rest
+    assert process.wait(timeout=10) in (0, -signal.SIGTERM)
+    assert b"timeout graceful shutdown exceeded" not in (
+        process.stdout.read() if process.stdout else b"")
+
+
 def test_the_core_and_the_hooks_never_import_the_server_stack() -> None:
     code = ("import sys, ctxdb, ctxdb.service, ctxdb.hooks.command, ctxdb.cli.main; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "

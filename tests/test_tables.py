@@ -16,6 +16,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.storage.tables import (
     BOOKKEEPING_TABLES,
     DERIVED_TABLES,
+    LOCAL_COLUMNS,
     TABLES,
     is_derived,
     table_named,
@@ -39,7 +40,8 @@ def sqlite_catalog(db: Ctxdb) -> dict[str, Any]:
             if is_derived(name) or name in BOOKKEEPING_TABLES:
                 continue
             info = conn.execute(f"PRAGMA table_info({name})").fetchall()
-            columns[name] = {c[1]: c[2].upper() for c in info}
+            columns[name] = {c[1]: c[2].upper() for c in info
+                             if (name, c[1]) not in LOCAL_COLUMNS}
             keys[name] = tuple(c[1] for c in sorted(info, key=lambda c: c[5]) if c[5])
             foreign += [(name, fk[3], fk[2]) for fk in
                         conn.execute(f"PRAGMA foreign_key_list({name})")]
@@ -66,7 +68,8 @@ def postgres_catalog(db: Ctxdb) -> dict[str, Any]:
         for table, column, data_type, is_identity, generated in conn.execute(
                 "SELECT table_name, column_name, data_type, is_identity, is_generated "
                 "FROM information_schema.columns WHERE table_schema = current_schema()"):
-            if generated == "ALWAYS" or is_derived(table) or table in BOOKKEEPING_TABLES:
+            if generated == "ALWAYS" or is_derived(table) or table in BOOKKEEPING_TABLES \
+                    or (table, column) in LOCAL_COLUMNS:
                 continue
             columns.setdefault(table, {})[column] = data_type
             if is_identity == "YES":

@@ -285,7 +285,7 @@ def test_unknown_ids_are_refused(db: Ctxdb, pid: str, worker: str) -> None:
 @pytest.mark.parametrize("call, error", [
     (lambda db, pid: db.tasks.create(pid, ""), ValidationError),
     (lambda db, pid: db.tasks.create(pid, "   "), ValidationError),
-    (lambda db, pid: db.tasks.create(pid, "x", priority="high"), InvalidPriorityError),
+    (lambda db, pid: db.tasks.create(pid, "x", priority="urgent"), InvalidPriorityError),
     (lambda db, pid: db.tasks.create(pid, "x", priority=True), InvalidPriorityError),
     (lambda db, pid: db.tasks.create(pid, "x", priority=10**9), InvalidPriorityError),
     (lambda db, pid: db.tasks.create(pid, "x", depends_on="12"), ValidationError),

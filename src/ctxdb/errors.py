@@ -73,6 +73,12 @@ class ConfigError(ValidationError):
     code = "invalid_config"
 
 
+class UnsupportedFeatureError(ConfigError):
+    """What was asked exists on another backend only (row-level security: PostgreSQL)."""
+
+    code = "unsupported_feature"
+
+
 class BackupInvalidError(ValidationError):
     """A backup file that cannot be restored: missing, damaged (integrity or checksum), not a
     ctxdb backup, or made by a newer ctxdb; nothing was changed."""

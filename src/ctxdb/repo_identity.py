@@ -39,13 +39,19 @@ _SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")
 def repo_identity(cwd: str) -> RepoIdentity:
     """The identity of the repository containing ``cwd`` (see the module docstring)."""
     directory = os.path.realpath(cwd)
+    return repository_identity(directory) or RepoIdentity(
+        _bounded("dir:" + directory), Path(directory).name or "root", directory, None)
+
+
+def repository_identity(cwd: str) -> RepoIdentity | None:
+    """The identity of the git repository containing ``cwd``; None outside any."""
+    directory = os.path.realpath(cwd)
     lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir",
                  "--abbrev-ref", "HEAD")
     if lines is None or len(lines) < 2:
         lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir")
         if lines is None or len(lines) < 2:
-            return RepoIdentity(_bounded("dir:" + directory), Path(directory).name or "root",
-                                directory, None)
+            return None
         lines.append("")  # a repository without commits has no HEAD to name
     toplevel, common = lines[0], Path(directory, lines[1]).resolve()
     branch = lines[2] if len(lines) > 2 and lines[2] not in ("", "HEAD") else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctxdb.database_url import database_kind, normalised_url
+from ctxdb.database_url import database_kind, normalised_url, server_refusal
 from ctxdb.domain.models import PRIORITY_ORDER, choices
 from ctxdb.domain.validation import MAX_BIGINT, MAX_INTEGER
 from ctxdb.errors import ConfigError
@@ -99,14 +99,25 @@ class Settings:
     pg_connect_timeout: float = 1.0
     pg_statement_timeout: float = 30.0
     pg_socket_timeout: float = 40.0
+    # The bearer token a remote client sends to the server that ``url`` names (http(s)://…).
+    # Kept out of the repr: settings end up in tracebacks and logs.
+    token: str = field(default="", repr=False)
 
     @property
     def is_postgres(self) -> bool:
         return database_kind(self.url) == "postgres"
 
     @property
+    def is_server(self) -> bool:
+        """The URL names a ctxdb server (http(s)://…), which only remote clients talk to."""
+        return database_kind(self.url) == "server"
+
+    @property
     def sqlite_path(self) -> Path:
-        """Absolute path of the SQLite file; relative paths are resolved once, here."""
+        """Absolute path of the SQLite file; relative paths are resolved once, here. A
+        server URL is no file: asking for it is the refusal that says so."""
+        if self.is_server:
+            raise server_refusal(self.url)
         sqlite_url = self.url[:len("sqlite:///")].lower() == "sqlite:///"
         raw = self.url[len("sqlite:///"):] if sqlite_url else self.url
         return Path(raw).expanduser().resolve()
@@ -133,7 +144,8 @@ class Settings:
         """The settings with the URL as ctxdb keeps and shows it: a SQLite path made absolute
         (resolved once, here: changing directory later must not move the database), a
         PostgreSQL URL with the scheme libpq reads."""
-        url = normalised_url(self.url) if self.is_postgres else str(self.sqlite_path)
+        url = normalised_url(self.url) if self.is_postgres or self.is_server \
+            else str(self.sqlite_path)
         return dataclasses.replace(self, url=url)
 
     def validate(self) -> None:
@@ -203,7 +215,8 @@ def _invalid(setting: str, message: str) -> ConfigError:
 
 
 SETTINGS_HELP: tuple[Setting, ...] = (
-    Setting("url", str, "database: a SQLite path, sqlite:///path, or postgresql://…"),
+    Setting("url", str, "database: a SQLite path, sqlite:///path, or postgresql://…; or a "
+            "ctxdb server, http(s)://host:port, for `ctxdb hook`"),
     Setting("context_window", int, "default context window of an instance, in tokens"),
     Setting("clear_threshold", float, "fraction of the window at which to clear and reload"),
     Setting("heartbeat_interval", float, "seconds between instance heartbeats"),
@@ -241,6 +254,7 @@ SETTINGS_HELP: tuple[Setting, ...] = (
             "PostgreSQL: seconds one statement may run on the server (0: no limit)"),
     Setting("pg_socket_timeout", float,
             "PostgreSQL: seconds to wait for any answer before the connection is dropped"),
+    Setting("token", str, "bearer token sent to the ctxdb server that url names"),
 )
 
 

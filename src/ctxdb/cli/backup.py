@@ -93,7 +93,8 @@ def restore_command(app: Application, file: str, force: bool, dry_run: bool,
         replaced = sum(result["replaced_rows"].values())
         if replaced:
             say(f"{'would replace' if dry_run else 'replaced'} {replaced:,} rows that were "
-                "in the database")
+                "in the database" + (" (the restore itself needs --force)"
+                                     if result["needs_force"] else ""))
         print_table(_table_rows(result["tables"]), ("table", "rows"), empty="no rows")
 
     show(result, as_json, human)

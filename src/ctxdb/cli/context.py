@@ -112,8 +112,12 @@ def context_group(ctx: click.Context, project_id: str | None, budget_tokens: int
     if output_format == "json":
         emit_json({**payload, "handoff": handoff, "text": rendered.text,
                    "injected_item_ids": rendered.item_ids})
-    else:
+    elif rendered.text:
         click.echo(rendered.text)
+    else:
+        # Nothing would be injected: said on stderr, so that stdout stays exactly the text.
+        click.echo(f"nothing to inject: project {project_id} has no live context items "
+                   "(ctxdb context store)", err=True)
 
 
 def _print_new_session(app: Application, project_id: str | None, client: str,

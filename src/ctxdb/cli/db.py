@@ -1,5 +1,6 @@
-"""``ctxdb init`` and ``ctxdb db status|upgrade|downgrade|copy``: the database schema, and
-copying a whole database to another one."""
+"""``ctxdb init`` and ``ctxdb db status|upgrade|downgrade|copy|secure|optimize``: the database
+schema, copying a whole database to another one, PostgreSQL's row-level security and routine
+maintenance."""
 
 from __future__ import annotations
 
@@ -198,3 +199,81 @@ def copy_command(app: Application, source_url: str | None, target_url: str, forc
             print_table(exc.details["tables"], ("table", "source_rows", "target_rows", "match"))
         raise
     show(result, as_json, lambda: _print_copy(result))
+
+
+@db_group.command("secure")
+@click.option("--role", default="ctxdb_app", show_default=True, metavar="NAME",
+              help="The application role `ctxdb serve` connects as: created if missing; "
+                   "refused if it is a superuser, has BYPASSRLS or owns the tables.")
+@click.option("--password", envvar="CTXDB_APP_PASSWORD", metavar="TEXT",
+              help="Set the role's password (sent hashed; never printed). Without it an "
+                   "existing role keeps its password. [env: CTXDB_APP_PASSWORD]")
+@json_option
+@pass_app
+def secure_command(app: Application, role: str, password: str | None, as_json: bool) -> None:
+    """Set up PostgreSQL row-level security: a second wall between projects (PostgreSQL only).
+
+    Run as the database owner. Creates or updates the application role (LOGIN, no BYPASSRLS,
+    not a superuser), grants it what `ctxdb serve` needs on ctxdb's tables, views and
+    sequences, and enables and FORCEs row-level security on every table that holds project
+    data, with policies that let it see only the projects the server sets for each
+    transaction. The owner keeps seeing every row (migrations, db copy, backups, the CLI).
+    One transaction; safe to run again, and to be run again after `ctxdb db upgrade`
+    (doctor's row_security check says when). Then run `ctxdb serve` with a URL naming the
+    role. See docs/server.md.
+
+    \b
+    Examples:
+      ctxdb --url postgresql://owner@db/ctxdb db secure --role ctxdb_app
+      CTXDB_APP_PASSWORD=… ctxdb --url postgresql://owner@db/ctxdb db secure
+    """
+    result = app.db().row_security.secure(role, password)
+
+    def human() -> None:
+        verb = "created" if result["created"] else "updated"
+        secret = ", password set" if result["password_set"] else ""
+        say(f"application role [bold]{result['role']}[/bold] {verb}{secret}")
+        print_table(result["tables"], ("table", "via"))
+        say(f"row-level security enabled and forced on {len(result['tables'])} tables; run "
+            f"`ctxdb serve` connected as {result['role']}")
+
+    show(result, as_json, human)
+
+
+@db_group.command("optimize")
+@click.option("--vacuum", is_flag=True,
+              help="SQLite: also rewrite the file to give free pages back to the disk (holds "
+                   "the database while it runs: stop the agents first). PostgreSQL always "
+                   "vacuums, which lets agents go on.")
+@json_option
+@pass_app
+def optimize_command(app: Application, vacuum: bool, as_json: bool) -> None:
+    """Refresh the query planner's statistics and reclaim the space of deleted rows.
+
+    Safe while agents work: one short step per table, each committed on its own (SQLite:
+    an approximate ANALYZE per table and a WAL checkpoint; PostgreSQL: VACUUM (ANALYZE) per
+    table). `ctxdb gc` runs it after each collection, and `ctxdb doctor` says when it is due.
+
+    \b
+    Examples:
+      ctxdb db optimize
+      ctxdb db optimize --vacuum --json
+    """
+    result = app.db().maintenance.optimize(vacuum=vacuum)
+
+    def human() -> None:
+        before, after = result["before"], result["after"]
+        say(f"{len(result['steps'])} step(s) in {result['seconds']:g} s")
+        rows = [{"measure": name, "before": _shown(before[key]), "after": _shown(after[key])}
+                for name, key in (("tables without statistics", "unanalyzed"),
+                                  ("rows changed since analyzed", "changed_rows"),
+                                  ("reclaimable bytes", "reclaimable_bytes"))]
+        print_table(rows, ("measure", "before", "after"))
+
+    show(result, as_json, human)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not counted"
+    return str(len(value)) if isinstance(value, list) else str(value)

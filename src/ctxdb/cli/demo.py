@@ -42,7 +42,7 @@ class DemoProject:
 PROJECTS = (
     DemoProject(
         "Demo web shop", "e-commerce rewrite", 300, ("Checkout", "Payments"),
-        ("claude-code", "codex", "gemini-cli"),
+        ("claude-code", "codex", "gemini"),
         (
             ("CRITICAL", "decision", {"decision": "payments go through Stripe, never stored"}),
             ("CRITICAL", "constraint", {"rule": "all prices are integer cents"}),
@@ -66,7 +66,7 @@ PROJECTS = (
     ),
     DemoProject(
         "Demo mobile app", "offline-first notes app", 150, ("Sync", "Release"),
-        ("gemini-cli", "claude-code", "codex"),
+        ("gemini", "claude-code", "codex"),
         (
             ("CRITICAL", "constraint", {"rule": "never drop a local edit during sync"}),
             ("HIGH", "decision", {"decision": "last-writer-wins per field, not per note"}),

@@ -16,7 +16,7 @@ from ctxdb.cli.progress import phase_progress
 if TYPE_CHECKING:
     from ctxdb.service.operations.doctor_report import Check, DoctorReport
 
-STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
 MIB = 1024 * 1024
 
 
@@ -43,7 +43,8 @@ def doctor_command(
 ) -> int:
     """Check the database's health: settings, integrity, schema, indexes, instances, size.
 
-    Prints one row per check with pass, warn or fail. Exits with 7 when a check failed
+    Prints one row per check with pass, warn, fail or skipped (a check that could not look,
+    e.g. integrity on PostgreSQL without the amcheck extension). Exits with 7 when a check failed
     (warnings exit 0), so it can guard scripts and CI. The database is examined as it is:
     doctor never upgrades the schema and, without --fix (or with --dry-run), changes nothing:
     each finding --fix would repair names the repair. See docs/doctor.md for what each check
@@ -101,6 +102,7 @@ def _render(report: DoctorReport) -> None:
     out.print(table)
     counts = report.to_dict()["summary"]
     verdict = "[green]healthy[/green]" if report.ok else "[bold red]unhealthy[/bold red]"
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
     out.print(f"{verdict}: {counts['pass']} passed, {counts['warn']} warning(s), "
-              f"{counts['fail']} failed" + ("" if report.fix or report.ok else
+              f"{counts['fail']} failed{skipped}" + ("" if report.fix or report.ok else
                                             "; see docs/doctor.md, or try --fix"))

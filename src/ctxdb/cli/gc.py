@@ -64,7 +64,9 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, batch_si
       by default: never CRITICAL unless listed) are archived, not deleted
       (CTXDB_RETENTION_CONTEXT_ITEMS); `ctxdb context unarchive ITEM_ID` brings one back;
     - the audit entries written since the last sealing are sealed into their projects' hash
-      chains (with --project, that project's chain; see `ctxdb audit seal`).
+      chains (with --project, that project's chain; see `ctxdb audit seal`);
+    - then the planner's statistics are refreshed and freed space reclaimed, as
+      `ctxdb db optimize` does.
 
     Each batch is one transaction with its audit row and changes at most --batch-size
     records, so agents can keep writing meanwhile. Ages are in seconds; 0 turns a kind off.
@@ -90,6 +92,9 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, batch_si
             for action in ACTIONS:
                 row.setdefault(action, "")
         print_table(rows, ("kind", *ACTIONS, "policy"))
+        optimized = report["optimize"]
+        say(f"optimized the database: {len(optimized['steps'])} step(s) in "
+            f"{optimized['seconds']:g} s (ctxdb db optimize)")
 
     show(report, as_json, human)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -20,6 +22,7 @@ from ctxdb.clients import (
     project_root,
 )
 from ctxdb.clients.files import FileChange
+from ctxdb.clients.merge import TOKEN_ENV_VAR
 
 # What `ctxdb mcp` needs beyond ctxdb itself (the `mcp` extra of the package).
 MCP_EXTRA_HINT = "pip install 'ctxdb[mcp]'"
@@ -38,6 +41,10 @@ MCP_EXTRA_HINT = "pip install 'ctxdb[mcp]'"
 @click.option("--ctxdb-command", "executable", metavar="PATH",
               help="The ctxdb program the client should run (default: this ctxdb's absolute "
               "path, else 'ctxdb' found on PATH).")
+@click.option("--server", "server_url", metavar="URL",
+              help="Register ctxdb's MCP server by URL: a 'ctxdb serve' at URL (its /mcp), "
+              "with the token the client reads from $CTXDB_TOKEN, instead of a local "
+              "'ctxdb mcp'. The token itself is never written.")
 @click.option("--trust", is_flag=True,
               help="Codex only: also trust this repository in your Codex config "
               "($CODEX_HOME/config.toml, default ~/.codex): [projects.\"<repo>\"] "
@@ -45,7 +52,8 @@ MCP_EXTRA_HINT = "pip install 'ctxdb[mcp]'"
 @json_option
 @pass_app
 def install_command(app: Application, client: str, scope: str, dry_run: bool, uninstall: bool,
-                    executable: str | None, trust: bool, as_json: bool) -> None:
+                    executable: str | None, server_url: str | None, trust: bool,
+                    as_json: bool) -> None:
     """Merge ctxdb's hooks and MCP server into an agent client's settings.
 
     Your own settings, hooks and MCP servers are kept; running it twice changes nothing the
@@ -67,8 +75,8 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
       gemini       .gemini/settings.json  hooks SessionStart, BeforeAgent, AfterAgent,
                                           PreCompress, SessionEnd; mcpServers.ctxdb
 
-    Every hook runs 'ctxdb hook --client CLIENT'; the MCP server runs 'ctxdb mcp'.
-    See docs/install.md for the exact entries and how to undo them by hand.
+    Every hook runs 'ctxdb hook --client CLIENT'; the MCP server runs 'ctxdb mcp' (with
+    --server URL: the client connects to URL/mcp). See docs/install.md for the entries.
 
     \b
     Examples:
@@ -76,16 +84,18 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
       ctxdb install claude-code                 this repository's Claude Code settings
       ctxdb install codex --scope user          every Codex session of this user
       ctxdb install gemini --uninstall          take ctxdb out again
+      ctxdb install claude-code --server https://ctxdb.internal:8080
     """
     if trust and (client != "codex" or uninstall):
         raise click.UsageError("--trust is for installing into Codex (ctxdb install codex "
                                "--trust)")
+    mcp_url = None if server_url is None or uninstall else mcp_endpoint(server_url)
     root = project_root(Path.cwd())
     changes = plan_install(client, scope, root, Path.home(), executable or ctxdb_executable(),
-                           uninstall=uninstall)
+                           uninstall, mcp_url)
     if trust:
         changes.append(codex.trust_plan(root, Path.home()))
-    warnings = [] if uninstall else _warnings()
+    warnings = [] if uninstall else _warnings(mcp_url)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     if not dry_run:
@@ -103,8 +113,23 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
             click.echo(f"next: {step}")
 
 
-def _warnings() -> list[str]:
+def mcp_endpoint(server_url: str) -> str:
+    """The ``/mcp`` URL of the server at ``server_url`` (given with or without it)."""
+    url = server_url.strip().rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise click.BadParameter(f"{server_url!r} is not an http:// or https:// URL",
+                                 param_hint="--server")
+    return url if url.endswith("/mcp") else f"{url}/mcp"
+
+
+def _warnings(mcp_url: str | None) -> list[str]:
     """What will not work although the install succeeds."""
+    if mcp_url is not None:
+        if os.environ.get(TOKEN_ENV_VAR):
+            return []
+        return [f"{TOKEN_ENV_VAR} is not set here: the client sends the token it finds in "
+                f"{TOKEN_ENV_VAR} (create one with 'ctxdb token create', on the server's "
+                "database) and cannot connect without it"]
     if not _mcp_installed():
         return ["the MCP server is registered, but 'ctxdb mcp' cannot start: the MCP SDK is "
                 f"not installed here; run: {MCP_EXTRA_HINT} (the hooks work without it)"]

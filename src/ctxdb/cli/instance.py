@@ -34,7 +34,7 @@ def instance_group() -> None:
 @click.option("--id", "instance_id", help="Choose the id (default: inst_…); launching an "
               "existing id of the project revives that instance.")
 @click.option("--client", default="cli", show_default=True,
-              help="The agent client, e.g. claude-code, codex, gemini-cli.")
+              help="The agent client, e.g. claude-code, codex, gemini.")
 @click.option("--session-id", help="The client's session id.")
 @click.option("--worktree", help="The working tree the instance runs in.")
 @click.option("--branch", help="The git branch it works on.")
@@ -75,9 +75,13 @@ def get_command(app: Application, instance_id: str, as_json: bool) -> None:
 @pass_app
 def list_command(app: Application, project_id: str | None, status: str | None,
                  as_json: bool) -> None:
-    """List instances, oldest first."""
+    """List instances, oldest first; a live one without a heartbeat for CTXDB_STALE_AFTER
+    seconds shows as "(stale)" (crash detection marks it crashed at its next run)."""
     instances = app.db().instances.list(project_id, status)
-    show(instances, as_json, lambda: print_table(instances, INSTANCE_COLUMNS, title="instances",
+    # A live instance gone silent reads as stale, not as the active it still is on record.
+    shown = [{**i, "status": f"{i['status']} (stale)" if i["silent"] else i["status"]}
+             for i in instances]
+    show(instances, as_json, lambda: print_table(shown, INSTANCE_COLUMNS, title="instances",
                                                 empty="no instances match"))
 
 

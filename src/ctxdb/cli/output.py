@@ -108,26 +108,64 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+# Columns whose values must be read whole: an id, a time or a state folded over lines is
+# misread. Every other column may wrap, but never narrower than its header.
+_WHOLE_COLUMNS = ("version", "status", "state", "priority", "scope", "kind")
+_WHOLE_SUFFIXES = ("_id", "_at", "_count", "_tokens", "tokens", "_seq")
+_TABLE_CHROME = 4  # Rich's outer border and padding, and 3 per column between them
+
+
+def _whole(column: str) -> bool:
+    return column in _WHOLE_COLUMNS or column.endswith(_WHOLE_SUFFIXES)
+
+
+def _narrowest(rows: list[list[str]], columns: Sequence[str]) -> int:
+    """The narrowest a table of ``rows`` can be with whole columns unwrapped and every other
+    column at least as wide as its header."""
+    widths = [max([len(column)] + [len(row[i]) for row in rows]) if _whole(column)
+              else len(column) for i, column in enumerate(columns)]
+    return sum(widths) + 3 * len(columns) + _TABLE_CHROME
+
+
 def print_table(
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
     title: str | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """A Rich table of ``columns`` of ``rows``; id-like columns never wrap."""
+    """A Rich table of ``columns`` of ``rows``: ids, times and states never wrap, other
+    columns never get narrower than their header. When the terminal is too narrow for
+    that, each row is printed as a block of ``column: value`` lines instead."""
     from rich.table import Table
 
-    rows = list(rows)
-    if not rows:
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
+    if not cells:
         say(f"[dim]{empty}[/dim]")
+        return
+    out = console()
+    if _narrowest(cells, columns) > out.width:
+        _print_blocks(cells, columns, title)
         return
     table = Table(title=title, title_justify="left")
     for column in columns:
-        wraps = not (column.endswith("_id") or column in ("version", "status", "priority"))
-        table.add_column(column, no_wrap=not wraps, overflow="fold")
-    for row in rows:
-        table.add_row(*(cell(row.get(column)) for column in columns))
-    console().print(table)
+        whole = _whole(column)
+        table.add_column(column, no_wrap=whole, overflow="fold", min_width=len(column))
+    for values in cells:
+        table.add_row(*values)
+    out.print(table)
+
+
+def _print_blocks(cells: list[list[str]], columns: Sequence[str], title: str | None) -> None:
+    out = console()
+    if title:
+        out.print(title)
+    label = max(len(column) for column in columns)
+    for number, values in enumerate(cells):
+        if number:
+            out.print()
+        for column, value in zip(columns, values, strict=True):
+            # The value is markup as it would be in a table cell (some callers colour it).
+            out.print(f"[bold]{column:>{label}}[/bold]  {value}", overflow="fold")
 
 
 def print_record(record: Mapping[str, Any], title: str | None = None) -> None:

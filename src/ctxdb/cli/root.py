@@ -47,6 +47,9 @@ class CtxdbGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module_name), attribute)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoisted(args))
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         standalone = kwargs.pop("standalone_mode", True)
         app = kwargs.setdefault("obj", Application())
@@ -76,6 +79,34 @@ class CtxdbGroup(click.Group):
         return code
 
 
+# The root's options, which a user may also give after the subcommand (`ctxdb project list
+# --url …`): click only takes a group's options before its subcommand.
+_ROOT_VALUED = ("--url", "--config")
+_ROOT_FLAGS = ("--traceback",)
+
+
+def hoisted(args: list[str]) -> list[str]:
+    """``args`` with the root's options moved in front of the subcommand, up to a ``--``."""
+    front: list[str] = []
+    rest: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg == "--":
+            rest += args[position:]
+            break
+        name = arg.split("=", 1)[0]
+        if arg in _ROOT_FLAGS or (name in _ROOT_VALUED and "=" in arg):
+            front.append(arg)
+        elif arg in _ROOT_VALUED and position + 1 < len(args):
+            front += args[position:position + 2]
+            position += 1
+        else:
+            rest.append(arg)
+        position += 1
+    return front + rest
+
+
 def _usage_message(exc: click.ClickException) -> str:
     message = exc.format_message()
     context = getattr(exc, "ctx", None)
@@ -100,7 +131,8 @@ def cli(app: Application, url: str | None, config: str | None, traceback: bool) 
 
     Projects, phases and agent instances; prioritized context (CRITICAL, HIGH, MEDIUM, LOW)
     loaded back within a token budget; clear-and-reload with handoffs. SQLite by default,
-    PostgreSQL with --url postgresql://…
+    PostgreSQL with --url postgresql://… (--url, --config and --traceback may also follow
+    the subcommand).
 
     \b
     Examples:

@@ -7,10 +7,22 @@ from typing import Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.options import JsonText, json_option, project_option
+from ctxdb.cli.options import JsonText, ParamBase, json_option, project_option
 from ctxdb.cli.output import print_record, print_table, show
 from ctxdb.domain.models import choices
 from ctxdb.domain.vocabulary import TaskStatus
+
+
+class TaskPriority(ParamBase):
+    """A number, or a context priority's name (the service maps and checks it)."""
+
+    name = "PRIORITY"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        text = str(value).strip()
+        return int(text) if text.lstrip("+-").isdigit() else text
+
 
 TASK_COLUMNS = ("task_id", "title", "priority", "status", "lease_owner", "lease_expires_at",
                 "epoch", "attempts")
@@ -48,20 +60,23 @@ def task_group() -> None:
 @project_option
 @click.argument("title")
 @click.option("--description", default="", help="What to do, in detail.")
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--priority", type=TaskPriority(), default="0", show_default=True,
+              help="Higher runs first: a number, or CRITICAL (30), HIGH (20), MEDIUM (10), "
+                   "LOW (0).")
 @click.option("--parent", "parent_task_id", type=int, help="The parent task's id.")
 @click.option("--depends-on", "depends_on", type=int, multiple=True, metavar="TASK_ID",
               help="A task that must be done first (repeatable).")
 @json_option
 @pass_app
 def create_command(app: Application, project_id: str, title: str, description: str,
-                   priority: int, parent_task_id: int | None, depends_on: tuple[int, ...],
-                   as_json: bool) -> None:
+                   priority: int | str, parent_task_id: int | None,
+                   depends_on: tuple[int, ...], as_json: bool) -> None:
     """Add a task; it is pending until the tasks it depends on are done.
 
     \b
     Example:
       ctxdb task create -p proj_… "Write the parser" --priority 5 --depends-on 12
+      ctxdb task create -p proj_… "Fix the login outage" --priority CRITICAL
     """
     task = app.db().tasks.create(project_id, title, description=description, priority=priority,
                                  parent_task_id=parent_task_id, depends_on=depends_on)

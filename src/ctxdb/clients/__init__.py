@@ -23,7 +23,7 @@ SCOPES = ("project", "user")
 EXECUTABLE_NAMES = ("ctxdb", "ctxdb.exe")
 
 
-PlanFunction = Callable[[str, Path, Path, str, str, bool], list[FileChange]]
+PlanFunction = Callable[[str, Path, Path, str, str, bool, str | None], list[FileChange]]
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,17 @@ CLIENTS: dict[str, Client] = {
 
 
 def plan_install(client: str, scope: str, root: Path, home: Path, executable: str,
-                 uninstall: bool = False) -> list[FileChange]:
+                 uninstall: bool = False, mcp_url: str | None = None) -> list[FileChange]:
     """Every settings file of ``client`` in ``scope`` with its planned text; writes nothing.
 
     ``root`` is the project (repository) folder of the project scope, ``home`` the user's
-    home folder of the user scope, ``executable`` how the client should start ctxdb.
+    home folder of the user scope, ``executable`` how the client should start ctxdb;
+    ``mcp_url``: the client reaches ctxdb's MCP server at that URL (``ctxdb serve``'s
+    ``/mcp``) with the token of ``$CTXDB_TOKEN``, instead of starting ``ctxdb mcp``.
     """
     hook_command = f"{shlex.quote(executable)} hook --client {client}"
-    return CLIENTS[client].plan(scope, root, home, executable, hook_command, uninstall)
+    return CLIENTS[client].plan(scope, root, home, executable, hook_command, uninstall,
+                                mcp_url)
 
 
 def apply_changes(changes: Sequence[FileChange]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ctxdb.clients.files import FileChange, plan_json_edit
 from ctxdb.clients.merge import (
     HookSpec,
+    bearer_header,
     install_hooks,
     install_server,
     ours_for,
@@ -54,10 +55,12 @@ def settings_paths(scope: str, root: Path, home: Path) -> tuple[Path, Path]:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
     hooks_path, mcp_path = settings_paths(scope, root, home)
     is_ours = ours_for(CLIENT)
-    server = {"type": "stdio", "command": executable, "args": ["mcp"]}
+    server: dict[str, object] = {"type": "stdio", "command": executable, "args": ["mcp"]}
+    if mcp_url is not None:
+        server = {"type": "http", "url": mcp_url, "headers": bearer_header()}
     if uninstall:
         return [plan_json_edit(hooks_path, lambda data: uninstall_hooks(data, is_ours)),
                 plan_json_edit(mcp_path, uninstall_server)]

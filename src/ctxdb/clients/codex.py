@@ -37,7 +37,14 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Item, Table
 
 from ctxdb.clients.files import FileChange, plan_json_edit, read_text, trailing_newlines_like
-from ctxdb.clients.merge import SERVER_NAME, HookSpec, install_hooks, ours_for, uninstall_hooks
+from ctxdb.clients.merge import (
+    SERVER_NAME,
+    TOKEN_ENV_VAR,
+    HookSpec,
+    install_hooks,
+    ours_for,
+    uninstall_hooks,
+)
 from ctxdb.errors import ClientSettingsError
 
 CLIENT = "codex"
@@ -49,6 +56,7 @@ MARKER = "added by ctxdb install"
 HOOKS_ON_BY_DEFAULT = (0, 171, 0)
 # Variables Codex must pass to ``ctxdb mcp`` so that it opens the hooks' database.
 MCP_ENV_VARS = ["CTXDB_URL", "CTXDB_CONFIG"]
+CODEX_TRANSPORT_KEYS = ("command", "args", "env_vars", "url", "bearer_token_env_var")
 VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 # (event, timeout in seconds)
@@ -92,7 +100,7 @@ def needs_feature_switch(version: tuple[int, int, int] | None) -> bool:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
     hooks_path, config_path = settings_paths(scope, root, home)
     is_ours = ours_for(CLIENT)
     if uninstall:
@@ -102,7 +110,15 @@ def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
     hooks_change = plan_json_edit(
         hooks_path, lambda data: install_hooks(data, specs, is_ours, hooks_path))
     switch = needs_feature_switch(installed_version())
-    return [hooks_change, plan_config(config_path, executable, switch)]
+    return [hooks_change, plan_config(config_path, server_entry(executable, mcp_url), switch)]
+
+
+def server_entry(executable: str, mcp_url: str | None) -> dict[str, Any]:
+    """``[mcp_servers.ctxdb]``: ``ctxdb mcp`` as a process, or the server's ``/mcp`` with the
+    token read from ``CTXDB_TOKEN`` (Codex refuses a token written in the file)."""
+    if mcp_url is not None:
+        return {"url": mcp_url, "bearer_token_env_var": TOKEN_ENV_VAR}
+    return {"command": executable, "args": ["mcp"], "env_vars": MCP_ENV_VARS}
 
 
 def codex_home(home: Path) -> Path:
@@ -187,12 +203,12 @@ def _parse(text: str, path: Path) -> Any:
                                   "nothing was written", path=str(path)) from None
 
 
-def plan_config(path: Path, executable: str | None, switch: bool = False) -> FileChange:
-    """Install (``executable`` given) or uninstall (None) ctxdb's part of ``config.toml``;
-    ``switch``: set ``[features] hooks = true`` (a Codex older than 0.171)."""
+def plan_config(path: Path, entry: dict[str, Any] | None, switch: bool = False) -> FileChange:
+    """Install (the server ``entry`` given) or uninstall (None) ctxdb's part of
+    ``config.toml``; ``switch``: set ``[features] hooks = true`` (a Codex older than 0.171)."""
     before = read_text(path) or ""
     document = _parse(before, path)
-    if executable is None:
+    if entry is None:
         notes = (_disable_feature(document, path, FEATURE)
                  + _disable_feature(document, path, OLD_FEATURE)
                  + _remove_server(document, path))
@@ -200,14 +216,14 @@ def plan_config(path: Path, executable: str | None, switch: bool = False) -> Fil
         notes = _disable_feature(document, path, OLD_FEATURE)
         notes += (_enable_feature(document, path) if switch
                   else _disable_feature(document, path, FEATURE))
-        notes += _add_server(document, executable, path)
+        notes += _add_server(document, entry, path)
     existed = path.exists()
     if not notes:
         text = before if existed else None
         return FileChange(path, text, text)
     text = document.as_string()
     after: str | None = text
-    if executable is None:
+    if entry is None:
         # Removing a table leaves the blank line that separated it; an emptied file goes.
         after = trailing_newlines_like(text, before) if text.strip() else None
     return FileChange(path, before if existed else None, after, notes)
@@ -270,22 +286,24 @@ def _disable_feature(document: Any, path: Path, name: str) -> list[str]:
     return [f"removed [features] {name} (ctxdb had set it)"]
 
 
-def _add_server(document: Any, executable: str, path: Path) -> list[str]:
+def _add_server(document: Any, entry: dict[str, Any], path: Path) -> list[str]:
     servers = _table(document, "mcp_servers", path, create=True)
     current = servers.get(SERVER_NAME)
     if current is None:
         server = tomlkit.table()
-        server["command"] = executable
-        server["args"] = ["mcp"]
-        server["env_vars"] = MCP_ENV_VARS
+        for key, value in entry.items():
+            server[key] = value
         servers[SERVER_NAME] = server
         return [f"added MCP server {SERVER_NAME}"]
     if not isinstance(current, dict):
         raise ClientSettingsError(f"{path}: \"mcp_servers.{SERVER_NAME}\" must be a table; "
                                   "nothing was written", path=str(path))
-    changed = False
-    for key, value in (("command", executable), ("args", ["mcp"]),
-                       ("env_vars", MCP_ENV_VARS)):
+    # The keys of the other transport go (a process's or a URL's); the user's others stay.
+    stale = [key for key in CODEX_TRANSPORT_KEYS if key in current and key not in entry]
+    for key in stale:
+        del current[key]
+    changed = bool(stale)
+    for key, value in entry.items():
         if current.get(key) != value:
             current[key] = value
             changed = True

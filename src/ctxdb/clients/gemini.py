@@ -13,6 +13,7 @@ from pathlib import Path
 from ctxdb.clients.files import FileChange, plan_json_edit
 from ctxdb.clients.merge import (
     HookSpec,
+    bearer_header,
     install_hooks,
     install_server,
     ours_for,
@@ -48,7 +49,7 @@ def settings_path(scope: str, root: Path, home: Path) -> Path:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
     path = settings_path(scope, root, home)
     is_ours = ours_for(CLIENT)
     if uninstall:
@@ -56,7 +57,9 @@ def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
             path, lambda data: uninstall_hooks(data, is_ours) + uninstall_server(data),
             COMMENT_HINT)]
     specs = hook_specs(hook_command)
-    server = {"command": executable, "args": ["mcp"]}
+    server: dict[str, object] = {"command": executable, "args": ["mcp"]}
+    if mcp_url is not None:  # httpUrl: Gemini's key for streamable HTTP (url is SSE)
+        server = {"httpUrl": mcp_url, "headers": bearer_header()}
     return [plan_json_edit(
         path, lambda data: install_hooks(data, specs, is_ours, path)
         + install_server(data, server, path), COMMENT_HINT)]

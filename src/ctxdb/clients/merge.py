@@ -24,6 +24,11 @@ from ctxdb.errors import ClientSettingsError
 
 HOOK_KEYS_MANAGED = ("type", "command", "timeout", "async")
 SERVER_NAME = "ctxdb"
+# How a client reaches an MCP server (a process, or a URL): what changes when ctxdb's server
+# entry moves from one transport to the other, while any other key the user added stays.
+TRANSPORT_KEYS = ("type", "command", "args", "url", "httpUrl", "headers")
+# The environment variable a client reads ctxdb's token from (never written in clear).
+TOKEN_ENV_VAR = "CTXDB_TOKEN"
 
 IsOurs = Callable[[Mapping[str, Any]], bool]
 
@@ -181,8 +186,17 @@ def install_server(settings: dict[str, Any], spec: Mapping[str, Any], path: Path
         servers[SERVER_NAME] = dict(spec)
         return [f"added MCP server {SERVER_NAME}"]
     before = dict(current)
+    for key in TRANSPORT_KEYS:
+        if key not in spec:
+            current.pop(key, None)
     current.update(spec)
     return [f"updated MCP server {SERVER_NAME}"] if current != before else []
+
+
+def bearer_header() -> dict[str, str]:
+    """The Authorization header of a URL-based server, naming the token's variable: the
+    client expands ``${CTXDB_TOKEN}`` from its environment when it connects."""
+    return {"Authorization": f"Bearer ${{{TOKEN_ENV_VAR}}}"}
 
 
 def uninstall_server(settings: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ from ctxdb.errors import ValidationError
 CLIENTS = ("claude-code", "codex", "gemini")
 SESSION_SOURCES = ("startup", "resume", "clear", "compact")
 MAX_PATH_CHARS = 4_096
+MAX_HOSTNAME_CHARS = 255
 # The longest text each client takes from a hook (``additionalContext``), in characters.
 # Claude Code documents 10,000; Codex and Gemini CLI document no cap, and ctxdb holds them to
 # the same one. Injections are built to ``INJECTION_MARGIN`` below it.
@@ -70,15 +71,20 @@ class AgentSession:
     transcript_path: str | None = None
     cwd: str | None = None
     process_id: int | None = None
+    # The agent's machine, when it is not this one (an event forwarded to a server); None:
+    # this machine's name is recorded.
+    hostname: str | None = None
 
     def checked(self) -> AgentSession:
         if self.client not in CLIENTS:
             raise ValidationError(
                 f"unknown client {self.client!r}: expected one of {', '.join(CLIENTS)}")
         check_identifier(self.session_id, "session_id")
-        for what, value in (("transcript_path", self.transcript_path), ("cwd", self.cwd)):
+        for what, value, limit in (("transcript_path", self.transcript_path, MAX_PATH_CHARS),
+                                   ("cwd", self.cwd, MAX_PATH_CHARS),
+                                   ("hostname", self.hostname, MAX_HOSTNAME_CHARS)):
             if value is not None:
-                check_text(value, what, MAX_PATH_CHARS)
+                check_text(value, what, limit)
         return self
 
     @property

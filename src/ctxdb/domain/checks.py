@@ -25,14 +25,21 @@ from ctxdb.domain.vocabulary import RecipientKind, SearchKind
 from ctxdb.errors import InvalidIdentifierError, InvalidPriorityError, ValidationError
 
 MIN_TASK_PRIORITY, MAX_TASK_PRIORITY = -1_000_000, 1_000_000
+# The context's priority names as task priorities: spaced, so numbers fit between them.
+TASK_PRIORITY_OF = {"CRITICAL": 30, "HIGH": 20, "MEDIUM": 10, "LOW": 0}
 MAX_ARGUMENTS = 10_000
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]+(?::[A-Za-z0-9_.-]+)*")
 
 
 def check_task_priority(value: object) -> int:
-    """A task's priority: an integer, higher runs first."""
+    """A task's priority: an integer, higher runs first, or the name of a context priority
+    (``TASK_PRIORITY_OF``: CRITICAL 30, HIGH 20, MEDIUM 10, LOW 0), so that people who
+    think in the context's names need not learn a second scale."""
+    if isinstance(value, str) and value.upper() in TASK_PRIORITY_OF:
+        return TASK_PRIORITY_OF[value.upper()]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPriorityError(f"priority must be an integer, got {value!r}")
+        raise InvalidPriorityError(f"priority must be an integer or one of "
+                                   f"{', '.join(TASK_PRIORITY_OF)}, got {value!r}")
     if not MIN_TASK_PRIORITY <= value <= MAX_TASK_PRIORITY:
         raise InvalidPriorityError(
             f"priority must be between {MIN_TASK_PRIORITY} and {MAX_TASK_PRIORITY}, got {value}")

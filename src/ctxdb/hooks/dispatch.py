@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN
+from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
 from ctxdb.hooks.logfile import log_failure
-from ctxdb.hooks.payload import HookEvent, context_output, parse_event
 
 if TYPE_CHECKING:
-    from ctxdb.service import Ctxdb
+    from ctxdb.domain.agents import RepoIdentity
     from ctxdb.settings import Settings
 
 # Seconds of database work allowed per event, well inside the clients' timeouts (all
@@ -44,6 +43,12 @@ DEADLINES = {
 # MIN_CONNECT_TIMEOUT. A server slower to connect would slow every prompt anyway.
 CONNECTED_BY = 0.6
 MIN_CONNECT_TIMEOUT = 0.2
+# Through a ctxdb server (CTXDB_URL=http(s)://…) an event takes milliseconds; one that has no
+# answer REMOTE_DEADLINE seconds after this module's import counts as down and the hook goes on
+# without it (fail open), unless --deadline asked for longer. The forward stops waiting
+# REMOTE_MARGIN before, to log why rather than only that time ran out.
+REMOTE_DEADLINE = 1.0
+REMOTE_MARGIN = 0.05
 _STARTED = time.monotonic()
 
 
@@ -74,8 +79,11 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
         return None
     if not event.event:
         return None  # an event ctxdb does not handle: nothing to do, nothing to say
-    seconds = DEADLINES[event.event] if deadline is None else deadline
-    outcome: dict[str, Any] = {"doing": "starting"}
+    # What the worker shares with this thread: what it is doing (for the log) and the
+    # deadline, which it shortens for a server when none was given (see REMOTE_DEADLINE).
+    outcome: dict[str, Any] = {
+        "doing": "starting", "started": started, "explicit": deadline is not None,
+        "seconds": DEADLINES[event.event] if deadline is None else deadline}
 
     def work() -> None:
         try:
@@ -85,18 +93,28 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
 
     worker = threading.Thread(target=work, name="ctxdb-hook", daemon=True)
     worker.start()
-    worker.join(max(0.0, seconds - (time.monotonic() - started)))
+    while worker.is_alive() and (left := outcome["seconds"] - (time.monotonic() - started)) > 0:
+        worker.join(min(left, 0.1))  # returns as soon as the worker ends
     where = f"{client} {event.name} session {event.session.session_id}"
     if worker.is_alive():
-        log_failure(where, message=f"deadline of {seconds:g} s exceeded while "
+        log_failure(where, message=f"deadline of {outcome['seconds']:g} s exceeded while "
                     f"{outcome['doing']}; nothing was output"
                     + (f"\n{captured.getvalue().rstrip()}" if captured.getvalue() else ""))
         _leave_now()
     if "error" in outcome:
-        log_failure(where, outcome["error"])
+        _log_error(where, outcome["error"])
         return None
     output: str | None = outcome.get("output")
     return output
+
+
+def _log_error(where: str, error: BaseException) -> None:
+    from ctxdb.hooks.remote import RemoteHookError
+
+    if isinstance(error, RemoteHookError):  # expected, and said in full: no traceback
+        log_failure(where, message=str(error))
+    else:
+        log_failure(where, error)
 
 
 def _leave_now() -> None:
@@ -111,86 +129,29 @@ def _handle(event: HookEvent, load_settings: Callable[[], Settings],
     """Handle the event; ``progress["doing"]`` says what for the log, should time run out."""
     progress["doing"] = "loading the settings"
     settings = load_settings()
-    left = CONNECTED_BY - (time.monotonic() - _STARTED)
-    settings = settings.replace(pg_connect_timeout=min(
-        settings.pg_connect_timeout, max(MIN_CONNECT_TIMEOUT, left)))
+    connect_within = max(MIN_CONNECT_TIMEOUT, CONNECTED_BY - (time.monotonic() - _STARTED))
+    if settings.is_server:
+        from ctxdb.hooks.remote import forward
+
+        if not progress["explicit"]:  # counted from the start, like CONNECTED_BY
+            progress["seconds"] = min(progress["seconds"],
+                                      _STARTED + REMOTE_DEADLINE - progress["started"])
+        progress["doing"] = f"asking the server at {settings.url}"
+        # The forward gives up (and says why) just before the dispatcher would.
+        answer_by = progress["started"] + progress["seconds"] - REMOTE_MARGIN
+        return forward(event, _repo, settings, connect_within, answer_by)
+    settings = settings.replace(pg_connect_timeout=min(settings.pg_connect_timeout,
+                                                       connect_within))
     progress["doing"] = "opening the database"
     from ctxdb.service import Ctxdb
 
     with Ctxdb.open(settings) as db:
         progress["doing"] = f"handling the event ({db.storage.describe()})"
-        handler = HANDLERS[event.event]
-        return handler(db, event)
+        text = db.hook_events.handle(event, lambda: _repo(event))
+        return context_output(event, text) if text else None
 
 
-def _repo(event: HookEvent) -> Any:
+def _repo(event: HookEvent) -> RepoIdentity:
     from ctxdb.repo_identity import repo_identity
 
     return repo_identity(event.session.cwd or os.getcwd())
-
-
-def _session_start(db: Ctxdb, event: HookEvent) -> str | None:
-    source = event.text("source") or "startup"
-    tokens = event.fields.get("context_tokens")
-    result = db.sessions.start(
-        event.session, source, _repo(event),
-        context_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool)
-        else None,
-    )
-    return context_output(event, result["text"])
-
-
-def _prompt(db: Ctxdb, event: HookEvent) -> str | None:
-    from ctxdb.errors import InstanceNotFoundError
-
-    try:
-        db.sessions.prompt(event.session)
-    except InstanceNotFoundError:  # installed mid-session: register it now
-        db.sessions.prompt(event.session, _repo(event))
-    return None
-
-
-def _pre_compact(db: Ctxdb, event: HookEvent) -> str | None:
-    if event.client in AUTO_PRE_COMPACT_EVERY_TURN and event.text("trigger") == "auto":
-        # Fired on every turn, compression or not: a handoff per turn would bury the real
-        # ones. The session's handoff is made from its transcript when it stops.
-        return None
-    db.sessions.save_before_compaction(
-        event.session, event.text("trigger"), event.text("custom_instructions"),
-        _repo(event))
-    db.continuity.settle_for_session(event.session)
-    return None  # PreCompact cannot add context: the reload is SessionStart(compact)
-
-
-def _post_compact(db: Ctxdb, event: HookEvent) -> str | None:
-    _ingest(db, event)
-    summary = event.text("compact_summary")
-    if summary:
-        db.sessions.record_compact_summary(event.session, summary)
-    return None
-
-
-def _ingest(db: Ctxdb, event: HookEvent) -> str | None:
-    if event.session.transcript_path:
-        db.transcripts.ingest(event.session.transcript_path,
-                              session_id=event.session.session_id, client=event.client)
-    # Sessions of the project that stopped without a handoff get one (crash detection does
-    # not wait for a command); one indexed read when there are none.
-    db.continuity.settle_for_session(event.session)
-    return None
-
-
-def _session_end(db: Ctxdb, event: HookEvent) -> str | None:
-    db.sessions.end(event.session, event.text("reason"))
-    return None
-
-
-HANDLERS: dict[str, Callable[[Ctxdb, HookEvent], str | None]] = {
-    "SessionStart": _session_start,
-    "UserPromptSubmit": _prompt,
-    "PreCompact": _pre_compact,
-    "PostCompact": _post_compact,
-    "Stop": _ingest,
-    "SubagentStop": _ingest,
-    "SessionEnd": _session_end,
-}

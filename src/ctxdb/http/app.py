@@ -1,5 +1,5 @@
-"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz``, the REST API ``/v1``
-and the dashboard at ``/ui`` (``/`` leads there).
+"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz``, the REST API ``/v1``,
+MCP over streamable HTTP at ``/mcp``, and the dashboard at ``/ui`` (``/`` leads there).
 
 Every ``/v1`` route names the scope it needs (``READ``/``WRITE``/``ADMIN`` from
 :mod:`ctxdb.http.auth`) and reaches a project only through ``Caller.project``; records named
@@ -7,7 +7,8 @@ by id are looked up within that project, so another project's id answers exactly
 unknown one. Endpoints are plain ``def``: FastAPI runs them in its worker threads, where the
 synchronous services run unchanged. The routes are declared by resource in
 :mod:`ctxdb.http.project_routes` and :mod:`ctxdb.http.coordination_routes`, with what they
-share in :mod:`ctxdb.http.routing`.
+share in :mod:`ctxdb.http.routing`; the change feed (Server-Sent Events) in
+:mod:`ctxdb.http.event_routes`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from ctxdb import __version__
 from ctxdb.errors import CtxdbError, ValidationError
-from ctxdb.http import coordination_routes, project_routes
+from ctxdb.http import coordination_routes, event_routes, hook_routes, project_routes
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
@@ -28,6 +30,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.web.app import create_dashboard
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+MCP_METHODS = ["GET", "POST", "DELETE"]
 
 
 def readiness(db: Ctxdb) -> tuple[bool, str]:
@@ -40,6 +43,23 @@ def readiness(db: Ctxdb) -> tuple[bool, str]:
     if current != latest:
         return False, f"schema version {current}, this ctxdb needs {latest} (ctxdb db upgrade)"
     return True, f"schema version {current}"
+
+
+def mcp_route() -> Route:
+    """``/mcp``: MCP over streamable HTTP (:mod:`ctxdb.http.mcp_endpoint`); where the MCP SDK
+    is not installed, a route that says so."""
+    try:
+        from ctxdb.http.mcp_endpoint import McpEndpoint
+    except ImportError as exc:
+        if (exc.name or "").startswith("ctxdb"):
+            raise  # a bug in ctxdb itself, not a missing extra
+        return Route("/mcp", _without_mcp_sdk, methods=MCP_METHODS)
+    return Route("/mcp", McpEndpoint(), methods=MCP_METHODS)
+
+
+def _without_mcp_sdk(request: Request) -> Response:
+    return problem(501, "mcp_not_installed", "this server cannot speak MCP: the MCP SDK is "
+                   "not installed here (pip install 'ctxdb[mcp]')")
 
 
 def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
@@ -62,8 +82,9 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
 
     # The /v1 routes join the app's own list (not a nested router), so that the app's
     # routes are one flat list: the auth test enumerates it.
-    for routes in (project_routes, coordination_routes):
+    for routes in (project_routes, coordination_routes, event_routes, hook_routes):
         app.router.routes.extend(routes.v1.routes)
+    app.router.routes.append(mcp_route())
     # The dashboard (docs/dashboard.md): an application of its own, signed in by cookie.
     app.mount("/ui", create_dashboard(db), name="dashboard")
     app.router.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)

@@ -58,7 +58,9 @@ class Need:
 
     def __call__(self, request: Request) -> Caller:
         db: Ctxdb = request.app.state.db
-        token = db.access_tokens.authenticate(bearer_secret(request))
+        # The one read made before the project is known: a token is found by its secret's
+        # hash among every project's (with row-level security, a fleet-wide scope).
+        token = db.scoped(None).access_tokens.authenticate(bearer_secret(request))
         if not allows(TokenScope(token["scope"]), self.scope):
             raise PermissionDeniedError(
                 f"token {token['token_id']} has scope {token['scope']}; this needs "
@@ -67,8 +69,10 @@ class Need:
             raise PermissionDeniedError(
                 f"token {token['token_id']} belongs to one project; this needs a fleet-wide "
                 f"token (ctxdb token create --all-projects)")
-        actor = f"token:{token['token_id']}"
-        caller = Caller(token, Ctxdb(db.storage, db.settings.replace(actor=actor)))
+        # Every transaction of the request is scoped to the token's project by PostgreSQL's
+        # row-level security too (when set up), a second wall under Caller.project.
+        projects = None if token["project_id"] is None else [token["project_id"]]
+        caller = Caller(token, db.scoped(projects, actor=f"token:{token['token_id']}"))
         # A route of a project refuses a token of another before its body is even checked.
         project_id = request.path_params.get("project_id")
         if project_id is not None:

@@ -3,20 +3,27 @@
 Each worker process opens its own store (a factory builds the app in the worker). On SIGTERM
 or SIGINT uvicorn stops accepting connections and lets requests in flight finish (up to
 ``graceful_seconds``); the store is closed after the last one, so every write that was
-acknowledged has been committed.
+acknowledged has been committed. The change feed's streams, which never end by themselves,
+are ended as the signal comes (``event_routes.end_streams``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
 from ctxdb.http.app import DEFAULT_MAX_BODY_BYTES, create_app
+from ctxdb.http.event_routes import end_streams
 from ctxdb.service import Ctxdb
+from ctxdb.service.operations.row_security import server_warning
 from ctxdb.settings import load_settings
 
 # How the settings reach worker processes, which uvicorn starts from an import string.
@@ -29,11 +36,14 @@ def app_from_environment() -> FastAPI:
     settings = load_settings(config_file=os.environ.get(_ENV_CONFIG) or None,
                              url=os.environ.get(_ENV_URL) or None)
     db = Ctxdb.open(settings)
+    if warning := server_warning(db.row_security):
+        logging.getLogger("ctxdb.serve").warning("%s", warning)
     app = create_app(db, max_body_bytes=int(os.environ.get(_ENV_MAX_BODY,
                                                            DEFAULT_MAX_BODY_BYTES)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _before_stopping(lambda: end_streams(app))
         try:
             yield
         finally:
@@ -41,6 +51,24 @@ def app_from_environment() -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _before_stopping(action: Callable[[], None]) -> None:
+    """Run ``action`` when SIGTERM or SIGINT asks the server to stop, then uvicorn's own
+    handler (installed before the app starts; it lets requests in flight finish)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if not callable(previous):
+            continue
+
+        def handler(sig: int, frame: FrameType | None,
+                    previous: Callable[[int, FrameType | None], object] = previous) -> None:
+            action()
+            previous(sig, frame)
+
+        signal.signal(number, handler)
 
 
 def serve(*, url: str, config_file: str | None, host: str, port: int, workers: int,

@@ -13,7 +13,9 @@ from pydantic import Field
 
 from ctxdb.domain.models import choices
 from ctxdb.domain.vocabulary import FINISHED_RUN_STATUSES, TaskStatus
-from ctxdb.mcp.toolbox import READ_ONLY, WRITES, InstanceId, ProjectId, Tool, in_thread
+from ctxdb.errors import ApprovalTimeoutError, ValidationError
+from ctxdb.mcp import render_coordination as render
+from ctxdb.mcp.toolbox import READ_ONLY, WRITES, Declared, InstanceId, ProjectId
 from ctxdb.mcp.tools import ContextTools
 
 TASK_STATUSES = choices(TaskStatus)
@@ -30,7 +32,7 @@ IdempotencyKey = Annotated[str | None, Field(
     "of adding another (safe retries).", min_length=1)]
 
 
-async def task_create(
+def task_create(
     tools: ContextTools,
     title: Annotated[str, Field(description="What to do, in a line.", min_length=1)],
     description: Annotated[str, Field(description="What to do, in detail.")] = "",
@@ -43,12 +45,13 @@ async def task_create(
 ) -> str:
     """Add a task to the project's work queue for any agent to claim; it waits until
     the tasks it depends on are done."""
-    return await in_thread(tools.task_create, title=title, description=description,
-                           priority=priority, depends_on=depends_on,
-                           parent_task_id=parent_task_id, project_id=project_id)
+    task = tools.db.tasks.create(tools.project(project_id), title, description=description,
+                                priority=priority, depends_on=depends_on or (),
+                                parent_task_id=parent_task_id)
+    return render.task_created_text(task)
 
 
-async def task_list(
+def task_list(
     tools: ContextTools,
     status: Annotated[str | None, Field(
         description="Only tasks in this status.",
@@ -62,11 +65,13 @@ async def task_list(
     project_id: ProjectId = None,
 ) -> str:
     """The project's tasks in id order: status, priority and who holds each."""
-    return await in_thread(tools.task_list, status=status, lease_owner=lease_owner,
-                           after=after, limit=limit, project_id=project_id)
+    project = tools.project(project_id)
+    tasks = tools.db.tasks.list(project, status=status, lease_owner=lease_owner,
+                               after=after, limit=limit)
+    return render.tasks_text(project, tasks, status, limit)
 
 
-async def task_claim(
+def task_claim(
     tools: ContextTools,
     instance_id: InstanceId,
     lease_seconds: Annotated[float, Field(
@@ -76,11 +81,12 @@ async def task_claim(
 ) -> str:
     """Take the highest-priority ready task of the project for your instance. Returns
     its id and an epoch: pass both to task_complete or task_fail."""
-    return await in_thread(tools.task_claim, instance_id=instance_id,
-                           lease_seconds=lease_seconds, project_id=project_id)
+    project = tools.project(project_id)
+    task = tools.db.tasks.claim(project, instance_id, lease_seconds)
+    return render.task_claimed_text(task, project)
 
 
-async def task_complete(
+def task_complete(
     tools: ContextTools,
     task_id: TaskId,
     epoch: Epoch,
@@ -89,11 +95,11 @@ async def task_complete(
 ) -> str:
     """Mark a task you claimed done (tasks waiting only for it become ready). Refused if
     your lease expired or the task passed to another agent."""
-    return await in_thread(tools.task_complete, task_id=task_id, epoch=epoch,
-                           result=result, project_id=project_id)
+    return render.task_finished_text(tools.db.tasks.complete(
+        task_id, epoch, result, project_id=tools.scope(project_id)))
 
 
-async def task_fail(
+def task_fail(
     tools: ContextTools,
     task_id: TaskId,
     epoch: Epoch,
@@ -101,11 +107,11 @@ async def task_fail(
     project_id: ProjectId = None,
 ) -> str:
     """Give up a task you claimed as failed (tasks waiting for it are blocked)."""
-    return await in_thread(tools.task_fail, task_id=task_id, epoch=epoch, error=error,
-                           project_id=project_id)
+    return render.task_finished_text(tools.db.tasks.fail(
+        task_id, epoch, error, project_id=tools.scope(project_id)))
 
 
-async def message_send(
+def message_send(
     tools: ContextTools,
     body: AnyJson,
     to_instance: Annotated[str | None, Field(
@@ -120,12 +126,20 @@ async def message_send(
 ) -> str:
     """Leave a message for other agents of the project: give exactly one of
     to_instance, to_role or broadcast=true. It is delivered until acknowledged."""
-    return await in_thread(tools.message_send, body=body, to_instance=to_instance,
-                           to_role=to_role, broadcast=broadcast, subject=subject,
-                           sender=sender, project_id=project_id)
+    chosen: list[tuple[str, str | None]] = [
+        (kind, value) for kind, value in (("instance", to_instance), ("role", to_role))
+        if value is not None]
+    if broadcast:
+        chosen.append(("broadcast", None))
+    if len(chosen) != 1:
+        raise ValidationError("give exactly one of to_instance, to_role or broadcast=true")
+    kind, recipient = chosen[0]
+    message = tools.db.messages.send(tools.project(project_id), kind, recipient, body,
+                                    subject=subject, sender=sender)
+    return render.message_sent_text(message)
 
 
-async def message_inbox(
+def message_inbox(
     tools: ContextTools,
     instance_id: InstanceId,
     visibility_seconds: Annotated[float, Field(
@@ -137,23 +151,23 @@ async def message_inbox(
 ) -> str:
     """Receive your instance's unacknowledged messages, oldest first. Acknowledge each
     with message_ack once handled."""
-    return await in_thread(tools.message_inbox, instance_id=instance_id,
-                           visibility_seconds=visibility_seconds, limit=limit,
-                           project_id=project_id)
+    messages = tools.db.messages.inbox(instance_id, visibility_seconds, limit,
+                                      project_id=tools.scope(project_id))
+    return render.inbox_text(instance_id, messages, visibility_seconds)
 
 
-async def message_ack(
+def message_ack(
     tools: ContextTools,
     message_id: Annotated[int, Field(description="The message's id.", ge=1)],
     instance_id: InstanceId,
     project_id: ProjectId = None,
 ) -> str:
     """Acknowledge a message you received: it is never delivered to you again."""
-    return await in_thread(tools.message_ack, message_id=message_id,
-                           instance_id=instance_id, project_id=project_id)
+    tools.db.messages.ack(message_id, instance_id, project_id=tools.scope(project_id))
+    return render.ack_text(message_id, instance_id)
 
 
-async def approval_request(
+def approval_request(
     tools: ContextTools,
     gate_type: Annotated[str, Field(
         description="What is to be approved: plan, deploy, schema_change, …",
@@ -170,13 +184,13 @@ async def approval_request(
 ) -> str:
     """Ask a person to approve something before you go on; returns the gate's id. Then
     call approval_status until it is approved or rejected (do not go on before)."""
-    return await in_thread(tools.approval_request, gate_type=gate_type,
-                           request=request, title=title, instance_id=instance_id,
-                           phase_id=phase_id, idempotency_key=idempotency_key,
-                           project_id=project_id)
+    gate = tools.db.approvals.request(tools.project(project_id), gate_type, request,
+                                     title=title, instance_id=instance_id,
+                                     phase_id=phase_id, idempotency_key=idempotency_key)
+    return render.gate_text(gate)
 
 
-async def approval_status(
+def approval_status(
     tools: ContextTools,
     gate_id: Annotated[int, Field(description="The gate's id.", ge=1)],
     wait_seconds: Annotated[float, Field(
@@ -186,11 +200,18 @@ async def approval_status(
 ) -> str:
     """Whether an approval gate is pending, approved, rejected or cancelled, with who
     decided and their response."""
-    return await in_thread(tools.approval_status, gate_id=gate_id,
-                           wait_seconds=wait_seconds, project_id=project_id)
+    scope = tools.scope(project_id)
+    if wait_seconds <= 0:
+        return render.gate_text(tools.db.approvals.get(gate_id, project_id=scope))
+    try:
+        gate = tools.db.approvals.wait(gate_id, wait_seconds, poll_seconds=1.0,
+                                      project_id=scope)
+    except ApprovalTimeoutError:  # still pending: that is an answer, not a failure
+        gate = tools.db.approvals.get(gate_id, project_id=scope)
+    return render.gate_text(gate)
 
 
-async def command_record(
+def command_record(
     tools: ContextTools,
     command: Annotated[str, Field(description="The program or command, e.g. pytest.",
                                   min_length=1)],
@@ -214,14 +235,15 @@ async def command_record(
 ) -> str:
     """Record a command you ran (tests, a build, a migration) and how it ended, so that
     other agents and people can see it. Give exit_code or status."""
-    return await in_thread(tools.command_record, command=command, arguments=arguments,
-                           exit_code=exit_code, status=status, output=output,
-                           error=error, duration_ms=duration_ms,
-                           instance_id=instance_id, cwd=cwd,
-                           idempotency_key=idempotency_key, project_id=project_id)
+    run = tools.db.commands.record(tools.project(project_id), command, arguments or [],
+                                  exit_code=exit_code, status=status, output=output,
+                                  error=error, duration_ms=duration_ms,
+                                  instance_id=instance_id, cwd=cwd,
+                                  idempotency_key=idempotency_key)
+    return render.run_recorded_text(run)
 
 
-async def checkpoint_save(
+def checkpoint_save(
     tools: ContextTools,
     instance_id: InstanceId,
     state: Annotated[Any, Field(
@@ -232,12 +254,13 @@ async def checkpoint_save(
     project_id: ProjectId = None,
 ) -> str:
     """Save a checkpoint of your state to resume from after a crash or /clear."""
-    return await in_thread(tools.checkpoint_save, instance_id=instance_id, state=state,
-                           label=label, idempotency_key=idempotency_key,
-                           project_id=project_id)
+    checkpoint = tools.db.checkpoints.save(instance_id, state, label=label,
+                                          project_id=tools.scope(project_id),
+                                          idempotency_key=idempotency_key)
+    return render.checkpoint_saved_text(checkpoint)
 
 
-async def checkpoint_latest(
+def checkpoint_latest(
     tools: ContextTools,
     instance_id: Annotated[str | None, Field(
         description="The newest of this instance. Default: of any instance.")] = None,
@@ -245,22 +268,23 @@ async def checkpoint_latest(
     project_id: ProjectId = None,
 ) -> str:
     """Read the newest checkpoint (of an instance, or with a label) to resume from."""
-    return await in_thread(tools.checkpoint_latest, instance_id=instance_id,
-                           label=label, project_id=project_id)
+    project = tools.project(project_id)
+    checkpoint = tools.db.checkpoints.latest(project, instance_id=instance_id, label=label)
+    return render.checkpoint_text(checkpoint, project)
 
 
-TOOLS: list[Tool] = [
-    (task_create, WRITES),
-    (task_list, READ_ONLY),
-    (task_claim, WRITES),
-    (task_complete, WRITES),
-    (task_fail, WRITES),
-    (message_send, WRITES),
-    (message_inbox, WRITES),
-    (message_ack, WRITES),
-    (approval_request, WRITES),
-    (approval_status, READ_ONLY),
-    (command_record, WRITES),
-    (checkpoint_save, WRITES),
-    (checkpoint_latest, READ_ONLY),
+TOOLS: list[Declared] = [
+    Declared(task_create, WRITES),
+    Declared(task_list, READ_ONLY),
+    Declared(task_claim, WRITES),
+    Declared(task_complete, WRITES),
+    Declared(task_fail, WRITES),
+    Declared(message_send, WRITES),
+    Declared(message_inbox, WRITES),
+    Declared(message_ack, WRITES),
+    Declared(approval_request, WRITES),
+    Declared(approval_status, READ_ONLY, waits=True),
+    Declared(command_record, WRITES),
+    Declared(checkpoint_save, WRITES),
+    Declared(checkpoint_latest, READ_ONLY),
 ]

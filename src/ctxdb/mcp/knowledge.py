@@ -13,10 +13,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ctxdb.domain.models import InstanceStatus, choices
+from ctxdb.domain.pack_formats import pack_as_text, pack_payload
 from ctxdb.domain.vocabulary import MemoryType, Role, SearchKind
+from ctxdb.mcp import render
 from ctxdb.mcp.toolbox import (
     READ_ONLY,
     WRITES,
+    Declared,
     InstanceId,
     MemoryKey,
     Namespace,
@@ -25,8 +28,6 @@ from ctxdb.mcp.toolbox import (
     Priority,
     ProjectId,
     SessionId,
-    Tool,
-    in_thread,
 )
 from ctxdb.mcp.tools import ContextTools
 
@@ -36,7 +37,7 @@ ROLES = choices(Role)
 SEARCH_KINDS = choices(SearchKind)
 
 
-async def get_context(
+def get_context(
     tools: ContextTools,
     project_id: ProjectId = None,
     budget_tokens: Annotated[int | None, Field(
@@ -46,14 +47,21 @@ async def get_context(
         description="Rank this phase's items first. Default: the current phase.",
         ge=0)] = None,
 ) -> str:
-    """The project's context for you to work from: the latest handoff first (when there
-    is one), then every CRITICAL item and as many HIGH, MEDIUM and LOW items as fit the
-    token budget, each as "[PRIORITY] #sequence (content type): content"."""
-    return await in_thread(tools.get_context, project_id=project_id,
-                           budget_tokens=budget_tokens, phase_id=phase_id)
+    """The project's context for you to work from (call it at the start of a task or after
+    /clear): the latest handoff first (when there is one), then every CRITICAL item and as
+    many HIGH, MEDIUM and LOW items as fit the token budget, each as "[PRIORITY] #sequence
+    (content type): content"."""
+    project = tools.project(project_id)
+    settings = tools.db.settings
+    budget = budget_tokens if budget_tokens is not None else int(
+        settings.context_window * settings.pack_budget_fraction)
+    pack = tools.db.context.pack(project, budget, phase_id)
+    handoff = tools.db.tokens.latest_handoff(project_id=project)
+    text = pack_as_text(pack_payload(project, pack))
+    return text if handoff is None else f"{render.handoff_text(handoff)}\n\n{text}"
 
 
-async def store_context(
+def store_context(
     tools: ContextTools,
     content: Annotated[dict[str, Any] | str, Field(
         description="The context: a JSON object (e.g. {\"decision\": …, \"why\": …}) or "
@@ -68,14 +76,14 @@ async def store_context(
     ] = None,
     project_id: ProjectId = None,
 ) -> str:
-    """Store one context item so that it is loaded back after /clear, compaction or a
-    crash, by you or other agents of the project. Returns the new item's id."""
-    return await in_thread(tools.store_context, content=content, priority=priority,
-                           content_type=content_type, phase_id=phase_id,
-                           created_by=created_by, project_id=project_id)
+    """Store a decision, constraint or finding worth keeping: it is loaded back after
+    /clear, compaction or a crash, for you and the project's other agents. Returns its id."""
+    item = tools.db.context.store(tools.project(project_id), content, priority, content_type,
+                                 phase_id, created_by=created_by)
+    return render.stored_text(item)
 
 
-async def search_context(
+def search_context(
     tools: ContextTools,
     query: Annotated[str | None, Field(
         description="Words to find (all of them, any case; \"a phrase\", -excluded, "
@@ -93,12 +101,14 @@ async def search_context(
     """Find or list the project's live context items, newest first, filtered by words
     (looked up in the full-text index), priority, content type and phase. To search
     memories and conversation events too, ranked by relevance, use search."""
-    return await in_thread(tools.search_context, query=query, priority=priority,
-                           content_type=content_type, phase_id=phase_id, limit=limit,
-                           full_content=full_content, project_id=project_id)
+    project = tools.project(project_id)
+    result = tools.db.context.search(project, query, priority=priority,
+                                    content_type=content_type, phase_id=phase_id,
+                                    limit=limit)
+    return render.search_text(project, query, result, full_content)
 
 
-async def search(
+def search(
     tools: ContextTools,
     query: Annotated[str, Field(
         description="Words to find, any form or case (records with all of them first, "
@@ -128,13 +138,15 @@ async def search(
 ) -> str:
     """Full-text search over the project's context items, memories and conversation
     events: the best matches first, each with where to find it and a snippet."""
-    return await in_thread(tools.search, query=query, kinds=kinds,
-                           content_type=content_type, priority=priority,
-                           namespace=namespace, since=since, until=until, limit=limit,
-                           raw=raw, project_id=project_id)
+    project = tools.project(project_id)
+    hits = tools.db.search.search(project, query, kinds=kinds or tuple(SearchKind),
+                                 content_type=content_type, priority=priority,
+                                 namespace=namespace, since=since, until=until,
+                                 limit=limit, raw=raw)
+    return render.search_hits_text(project, query, hits, limit)
 
 
-async def record_handoff(
+def record_handoff(
     tools: ContextTools,
     instance_id: InstanceId,
     summary: Annotated[str, Field(
@@ -148,12 +160,13 @@ async def record_handoff(
     """Leave a handoff for whoever continues this instance's work (you after /clear or
     compaction, or another agent); get_context shows the latest one first. Your token
     usage is not changed. Give at least a summary or next steps."""
-    return await in_thread(tools.record_handoff, instance_id=instance_id,
-                           summary=summary, next_steps=next_steps,
-                           working_set=working_set, project_id=project_id)
+    handoff = tools.db.tokens.record_handoff(instance_id, summary=summary,
+                                            next_steps=next_steps, working_set=working_set,
+                                            project_id=tools.scope(project_id))
+    return render.handoff_recorded_text(handoff)
 
 
-async def heartbeat(
+def heartbeat(
     tools: ContextTools,
     instance_id: InstanceId,
     phase_id: Annotated[int | None, Field(
@@ -162,11 +175,11 @@ async def heartbeat(
 ) -> str:
     """Tell ctxdb this agent instance is alive (instances without heartbeats are marked
     crashed after a while); a crashed instance that beats again is active again."""
-    return await in_thread(tools.heartbeat, instance_id=instance_id, phase_id=phase_id,
-                           project_id=project_id)
+    return render.heartbeat_text(tools.db.instances.heartbeat(
+        instance_id, phase_id, project_id=tools.scope(project_id)))
 
 
-async def list_instances(
+def list_instances(
     tools: ContextTools,
     project_id: ProjectId = None,
     status: Annotated[str | None, Field(
@@ -176,10 +189,11 @@ async def list_instances(
 ) -> str:
     """The project's agent instances: status, client, generation, token usage and last
     heartbeat, oldest first."""
-    return await in_thread(tools.list_instances, project_id=project_id, status=status)
+    project = tools.project(project_id)
+    return render.instances_text(project, tools.db.instances.list(project, status), status)
 
 
-async def memory_get(
+def memory_get(
     tools: ContextTools,
     namespace: Namespace,
     key: MemoryKey,
@@ -190,11 +204,13 @@ async def memory_get(
 ) -> str:
     """Read a memory (a JSON value kept under a namespace path and key) with its version
     number; pass that version as expected_version to memory_put to update it safely."""
-    return await in_thread(tools.memory_get, namespace=namespace, key=key,
-                           version=version, project_id=project_id)
+    memory = tools.db.memories.get(tools.project(project_id), namespace, key, version)
+    if version is None:
+        return render.memory_text(memory)
+    return render.memory_version_text(memory)
 
 
-async def memory_put(
+def memory_put(
     tools: ContextTools,
     namespace: Namespace,
     key: MemoryKey,
@@ -218,12 +234,14 @@ async def memory_put(
     """Write a memory as a new version (earlier versions stay in its history). Use
     expected_version for read-modify-write, so that a concurrent writer is never
     silently overwritten."""
-    return await in_thread(tools.memory_put, namespace=namespace, key=key, value=value,
-                           memory_type=memory_type, expected_version=expected_version,
-                           ttl_seconds=ttl_seconds, project_id=project_id)
+    memory = tools.db.memories.put(tools.project(project_id), namespace, key, value,
+                                  memory_type=memory_type,
+                                  expected_version=expected_version,
+                                  ttl_seconds=ttl_seconds)
+    return render.memory_stored_text(memory)
 
 
-async def memory_list(
+def memory_list(
     tools: ContextTools,
     prefix: Annotated[str, Field(
         description="A namespace path: lists memories in it and below it ('user' finds "
@@ -239,12 +257,15 @@ async def memory_list(
 ) -> str:
     """List the project's live memories in (namespace, key) order, with their versions
     and a preview of each value."""
-    return await in_thread(tools.memory_list, prefix=prefix, limit=limit,
-                           after_namespace=after_namespace, after_key=after_key,
-                           project_id=project_id)
+    project = tools.project(project_id)
+    after = None
+    if after_namespace is not None or after_key is not None:
+        after = (after_namespace or "", after_key or "")
+    memories = tools.db.memories.list(project, prefix, limit=limit, after=after)
+    return render.memories_text(project, prefix, memories, limit)
 
 
-async def session_append(
+def session_append(
     tools: ContextTools,
     session_id: SessionId,
     role: Annotated[str, Field(description="Who speaks: user, assistant, system or tool.",
@@ -260,12 +281,13 @@ async def session_append(
 ) -> str:
     """Append an event (a message) to an open conversation session; it gets the next
     number of the session's event log."""
-    return await in_thread(tools.session_append, session_id=session_id, role=role,
-                           content=content, metadata=metadata,
-                           idempotency_key=idempotency_key, project_id=project_id)
+    event = tools.db.conversations.append(session_id, role, content, metadata=metadata,
+                                         idempotency_key=idempotency_key,
+                                         project_id=tools.scope(project_id))
+    return render.event_appended_text(event)
 
 
-async def session_events(
+def session_events(
     tools: ContextTools,
     session_id: SessionId,
     after_sequence: Annotated[int, Field(
@@ -276,22 +298,22 @@ async def session_events(
     project_id: ProjectId = None,
 ) -> str:
     """Read a conversation session's events in order, a page at a time."""
-    return await in_thread(tools.session_events, session_id=session_id,
-                           after_sequence=after_sequence, limit=limit,
-                           project_id=project_id)
+    events = tools.db.conversations.events(session_id, after_sequence=after_sequence,
+                                          limit=limit, project_id=tools.scope(project_id))
+    return render.session_events_text(session_id, events, after_sequence, limit)
 
 
-TOOLS: list[Tool] = [
-    (get_context, READ_ONLY),
-    (store_context, WRITES),
-    (search_context, READ_ONLY),
-    (search, READ_ONLY),
-    (record_handoff, WRITES),
-    (heartbeat, WRITES),
-    (list_instances, READ_ONLY),
-    (memory_get, READ_ONLY),
-    (memory_put, WRITES),
-    (memory_list, READ_ONLY),
-    (session_append, WRITES),
-    (session_events, READ_ONLY),
+TOOLS: list[Declared] = [
+    Declared(get_context, READ_ONLY),
+    Declared(store_context, WRITES),
+    Declared(search_context, READ_ONLY),
+    Declared(search, READ_ONLY),
+    Declared(record_handoff, WRITES),
+    Declared(heartbeat, WRITES),
+    Declared(list_instances, READ_ONLY),
+    Declared(memory_get, READ_ONLY),
+    Declared(memory_put, WRITES),
+    Declared(memory_list, READ_ONLY),
+    Declared(session_append, WRITES),
+    Declared(session_events, READ_ONLY),
 ]

@@ -63,23 +63,37 @@ def search_text(
     return "\n".join(lines)
 
 
-def hit_line(hit: dict[str, Any]) -> str:
-    """One search hit: what it is, how to fetch it whole, and its snippet."""
+def hit_id(hit: dict[str, Any]) -> str:
+    """The id of a hit as ``get`` takes it (and ``timeline``, for an event)."""
     if hit["kind"] == "context":
-        what = (f"context item {hit['id']} (seq {hit['sequence']}, {hit['priority']} "
-                f"{hit['type']})")
+        return f"item:{hit['id']}"
+    if hit["kind"] == "memory":
+        return f"memory:{hit['namespace']}/{hit['key']}"
+    return f"event:{hit['session_id']}/{hit['sequence']}"
+
+
+def hit_line(hit: dict[str, Any]) -> str:
+    """One search hit on one line: its id, what it is, score, time and snippet."""
+    if hit["kind"] == "context":
+        what = f"{hit['priority']} {hit['type']}, seq {hit['sequence']}"
     elif hit["kind"] == "memory":
-        what = (f"memory {hit['namespace']}/{hit['key']} v{hit['version']} "
-                f"({hit['type']})")
+        what = f"memory v{hit['version']}, {hit['type']}"
     else:
-        what = f"event {hit['sequence']} of session {hit['session_id']} ({hit['type']})"
-    return f"- {what}, {hit['time']}: {hit['snippet']}"
+        what = f"{hit['type']} event"
+    return (f"- {hit_id(hit)} ({what}) score {hit['score']:.2f}, {hit['time']}: "
+            f"{hit['snippet']}")
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """One conversation event, whole."""
+    return (f"#{event['sequence']} [{event['role']}] {event['created_at']}: "
+            f"{content_text(event['content'])}")
 
 
 def search_hits_text(project_id: str, query: str, hits: list[dict[str, Any]],
                      limit: int) -> str:
     lines = [f"{len(hits)} best match{'es' if len(hits) != 1 else ''} for {query!r} in project "
-             f"{project_id} (matching words between **):"]
+             f"{project_id} (matching words between **; whole records: get with the ids):"]
     lines += [hit_line(hit) for hit in hits]
     if len(hits) == limit:
         lines.append("More may match: raise limit or narrow the search.")

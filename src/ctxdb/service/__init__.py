@@ -5,6 +5,7 @@ Front ends (CLI, hooks, MCP, HTTP) and the seed-compatible classes call only thi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +19,19 @@ if TYPE_CHECKING:
     from ctxdb.service.operations.bundles import BundleService
     from ctxdb.service.operations.doctor import DoctorService
     from ctxdb.service.operations.imports import ImportService
+    from ctxdb.service.operations.maintenance import MaintenanceService
     from ctxdb.service.operations.retention import RetentionService
+    from ctxdb.service.operations.row_security import RowSecurityService
     from ctxdb.service.usecases.access_tokens import ApiTokenService
     from ctxdb.service.usecases.agent_sessions import AgentSessionService
     from ctxdb.service.usecases.approvals import ApprovalService
+    from ctxdb.service.usecases.changes import ChangeFeedService
     from ctxdb.service.usecases.checkpoints import CheckpointService
     from ctxdb.service.usecases.commands import CommandService
     from ctxdb.service.usecases.context import ContextService
     from ctxdb.service.usecases.continuity import ContinuityService
     from ctxdb.service.usecases.conversations import ConversationService
+    from ctxdb.service.usecases.hook_events import HookEventService
     from ctxdb.service.usecases.instances import InstanceService
     from ctxdb.service.usecases.memories import MemoryService
     from ctxdb.service.usecases.messages import MessageService
@@ -81,6 +86,13 @@ class Ctxdb:
         return ContextService(self.storage, self.settings, self.instances)
 
     @cached_property
+    def changes(self) -> ChangeFeedService:
+        """The change feed: every change in commit order, for readers that follow it."""
+        from ctxdb.service.usecases.changes import ChangeFeedService
+
+        return ChangeFeedService(self.storage, self.settings)
+
+    @cached_property
     def tokens(self) -> TokenService:
         from ctxdb.service.usecases.tokens import TokenService
 
@@ -111,6 +123,13 @@ class Ctxdb:
         from ctxdb.service.usecases.transcripts import TranscriptService
 
         return TranscriptService(self.storage, self.settings)
+
+    @cached_property
+    def hook_events(self) -> HookEventService:
+        """An agent client's hook event, as ``ctxdb hook`` and the server's hook route run it."""
+        from ctxdb.service.usecases.hook_events import HookEventService
+
+        return HookEventService(self)
 
     @cached_property
     def memories(self) -> MemoryService:
@@ -180,6 +199,13 @@ class Ctxdb:
         return RetentionService(self.storage, self.settings)
 
     @cached_property
+    def maintenance(self) -> MaintenanceService:
+        """``ctxdb db optimize``: planner statistics and reclaimable space."""
+        from ctxdb.service.operations.maintenance import MaintenanceService
+
+        return MaintenanceService(self.storage, self.settings)
+
+    @cached_property
     def audit_chain(self) -> AuditChainService:
         """Hash chains over the audit log: ``seal`` and ``verify`` (docs/audit.md)."""
         from ctxdb.service.operations.audit_chain import AuditChainService
@@ -196,6 +222,25 @@ class Ctxdb:
     @classmethod
     def open(cls, settings: Settings) -> Ctxdb:
         return cls(open_storage(settings), settings)
+
+    def scoped(self, project_ids: Sequence[str] | None, actor: str | None = None) -> Ctxdb:
+        """A facade over the same connections whose every transaction may reach only
+        ``project_ids`` (``None``: every project), by PostgreSQL's row-level security when
+        it is set up (``ctxdb db secure``): a second wall under the services' own checks.
+        On SQLite the services' checks are the only wall. ``actor`` names the audit rows."""
+        from ctxdb.domain.validation import check_identifier
+
+        ids = None if project_ids is None else tuple(
+            check_identifier(pid, "project_id") for pid in project_ids)
+        settings = self.settings if actor is None else self.settings.replace(actor=actor)
+        return Ctxdb(self.storage.scoped(ids), settings)
+
+    @cached_property
+    def row_security(self) -> RowSecurityService:
+        """``ctxdb db secure`` and the doctor's check of row-level security (PostgreSQL)."""
+        from ctxdb.service.operations.row_security import RowSecurityService
+
+        return RowSecurityService(self.storage, self.settings)
 
     def migrator(self) -> Migrator:
         return Migrator(self.storage)

@@ -32,6 +32,10 @@ def connect_storage(settings: Settings, read_only: bool = False) -> Storage:
     ``read_only``: the database refuses every write made through this storage (a SQLite file
     opened read-only, PostgreSQL sessions with read-only transactions).
     """
+    if settings.is_server:
+        from ctxdb.database_url import server_refusal
+
+        raise server_refusal(settings.url)
     if settings.is_postgres:
         from ctxdb.storage.postgres import PostgresStorage
 

@@ -20,17 +20,22 @@ backend's transaction really has, which only code inside ``ctxdb.storage`` reach
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ctxdb.errors import UnsupportedFeatureError
 from ctxdb.storage.dialect import Dialect
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
+    from ctxdb.storage.row_security import RowSecurity
     from ctxdb.storage.search_engine import SearchEngine
 
 T = TypeVar("T")
 Row = dict[str, Any]
+_SIGNAL_GUARD = threading.Lock()
 
 
 class Tx(abc.ABC):
@@ -115,6 +120,9 @@ class Storage(abc.ABC):
     # Whether the schema has search_documents.terms (the search_terms migration), found out
     # by the first write; None: not known (yet, or since a migration ran).
     search_terms: bool | None = None
+    # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
+    # so that the per-request copies of a server do not each probe the schema again.
+    origin: Storage | None = None
 
     def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:
         """``unit``, then the index terms of the search documents it wrote (see
@@ -125,6 +133,8 @@ class Storage(abc.ABC):
             if self.search_terms is None:
                 self.search_terms = raw(tx).one_raw(self.dialect.search_terms_probe,
                                                     {}) is not None
+                if self.origin is not None:
+                    self.origin.search_terms = self.search_terms
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending
 
@@ -153,6 +163,25 @@ class Storage(abc.ABC):
         """
         return self.read(lambda tx: tx.one(query, **params))
 
+    def scoped(self, project_ids: Sequence[str] | None) -> Storage:
+        """This storage with each of its transactions limited to ``project_ids`` (``None``:
+        every project, a fleet-wide caller) by the database's row-level security, a second
+        wall under the services' own project checks (``ctxdb db secure``, docs/server.md).
+
+        The scope is set per transaction, never per connection, so that a pooled connection
+        never carries one caller's projects into another's transaction. The scoped storage
+        shares this one's connections; closing it leaves them open. SQLite has no row-level
+        security: it answers itself, and only the services' checks apply.
+        """
+        return self
+
+    def row_security(self) -> RowSecurity:
+        """Setting up and inspecting row-level security (``ctxdb db secure``, doctor)."""
+        raise UnsupportedFeatureError(
+            f"row-level security is a PostgreSQL feature; this database is {self.dialect.name}"
+            " (on SQLite the server's own project checks are the isolation)",
+            backend=self.dialect.name)
+
     @abc.abstractmethod
     def health(self) -> Health:
         """The probes ``ctxdb doctor`` runs against this backend (see storage/health.py)."""
@@ -174,6 +203,26 @@ class Storage(abc.ABC):
             return unit(tx)
 
         return self.read(in_snapshot)
+
+    _change_signal: ChangeSignal | None = None
+
+    def change_signal(self) -> ChangeSignal:
+        """What wakes this process's readers of the change feed when the audit log may have
+        grown (see change_signal.py): one per storage, made on first use, closed with it."""
+        with _SIGNAL_GUARD:
+            if self._change_signal is None:
+                self._change_signal = self._new_change_signal()
+            return self._change_signal
+
+    @abc.abstractmethod
+    def _new_change_signal(self) -> ChangeSignal:
+        """This backend's change signal."""
+
+    def _close_change_signal(self) -> None:
+        with _SIGNAL_GUARD:
+            signal, self._change_signal = self._change_signal, None
+        if signal is not None:
+            signal.close()
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -10,6 +10,15 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
 - ``$FOR_UPDATE``     row lock on PostgreSQL; nothing on SQLite, whose write transactions
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
+- ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no
+                      longer be joined by a row before them (PostgreSQL: the oldest running
+                      transaction of this database; SQLite, one writer committing in id
+                      order: past every row)
+- ``$AFTER_POSITION`` the audit rows after the position ``(:xact_id, :audit_id)``, and
+  ``$POSITION_ORDER``, ``$POSITION_ORDER_DESC``: their order, (xact_id, audit_id). Written
+                      as the engine walks them by an index: PostgreSQL's on (xact_id,
+                      audit_id); on SQLite, where xact_id is always 0, the table's own key
+                      (audit_id is the rowid), which a row comparison would not use
 
 Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 
@@ -41,6 +50,7 @@ from dataclasses import dataclass
 LOCK_MIGRATIONS = 4242001
 LOCK_PROJECT_CREATION = 4242002
 LOCK_AUDIT_SEALING = 4242003
+LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migration 0016)
 
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -99,6 +109,9 @@ class Dialect:
     # transaction gives documents their terms only then (a database not yet upgraded, or
     # being downgraded).
     search_terms_probe: str
+    settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0016)
+    after_position: str  # $AFTER_POSITION (likewise)
+    position_order: str  # $POSITION_ORDER (likewise; $POSITION_ORDER_DESC is derived)
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -108,6 +121,11 @@ class Dialect:
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
+                  .replace("$SETTLED_XACT", self.settled_xact)
+                  .replace("$AFTER_POSITION", self.after_position)
+                  .replace("$POSITION_ORDER_DESC", self.position_order.replace(",", " DESC,")
+                           + " DESC")
+                  .replace("$POSITION_ORDER", self.position_order)
                   .replace("$SEARCH_FROM", self.search_from)
                   .replace("$SEARCH_INDEXED", self.search_indexed))
         return self.param_style(sql)
@@ -167,6 +185,9 @@ SQLITE = Dialect(
                          "no such column", "fts5: parser stack overflow"),
     search_terms_probe=("SELECT 1 AS found FROM pragma_table_info('search_documents') "
                         "WHERE name = 'terms'"),
+    settled_xact="1",  # xact_id is always 0: every committed row is settled
+    after_position="xact_id = :xact_id AND audit_id > :audit_id",
+    position_order="audit_id",
 )
 
 POSTGRES = Dialect(
@@ -230,4 +251,17 @@ POSTGRES = Dialect(
     search_terms_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
                         "to_regclass('search_documents') AND attname = 'terms' "
                         "AND NOT attisdropped"),
+    # The oldest transaction of the statement's snapshot still running, not counting those
+    # seen running in another database (they write no row here; unknown ones count), or the
+    # snapshot's xmax when none runs: every transaction below it has ended, and no later one
+    # can take a number below it. Not the snapshot's xmin, the whole cluster's: one slow
+    # transaction in another database would hold every feed back.
+    settled_xact=(
+        "(SELECT coalesce(min(x::text::bigint), "
+        "pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+        "FROM pg_snapshot_xip(pg_current_snapshot()) AS x WHERE NOT EXISTS ("
+        "SELECT 1 FROM pg_stat_activity a WHERE a.backend_xid = xid(x) "
+        "AND a.datname <> current_database()))"),
+    after_position="(xact_id, audit_id) > (:xact_id, :audit_id)",
+    position_order="xact_id, audit_id",
 )

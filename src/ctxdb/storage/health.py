@@ -60,6 +60,23 @@ class StorageSize:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """How current the planner's statistics are, and how much space waits to be reclaimed.
+
+    ``unanalyzed`` names the tables holding rows that have no statistics at all;
+    ``changed_rows`` counts rows written since the last analysis (``None`` where the backend
+    does not count them); ``reclaimable_bytes`` is the space of deleted rows or free pages,
+    estimated where the backend only counts rows (``None`` where it cannot tell).
+    """
+
+    unanalyzed: tuple[str, ...]
+    changed_rows: int | None
+    reclaimable_bytes: int | None
+    last_analyzed: str | None = None  # the oldest analysis of a table, where it is recorded
+    note: str = ""  # how this backend plans, where that says more than the figures
+
+
+@dataclass(frozen=True)
 class IndexRef:
     """An index a query must use, as every backend's schema knows it: by its name (named
     indexes are called the same on every backend), as the index behind a UNIQUE constraint
@@ -151,6 +168,27 @@ class Health(abc.ABC):
     @abc.abstractmethod
     def size(self) -> StorageSize:
         """How much space the database (and its write-ahead log, if its own) takes."""
+
+    @abc.abstractmethod
+    def statistics(self) -> Statistics:
+        """The state of the planner's statistics and of reclaimable space (read only)."""
+
+    @abc.abstractmethod
+    def optimize(self, vacuum: bool) -> list[str]:
+        """Refresh the planner's statistics and reclaim what can be reclaimed while agents
+        work, one step per table or pragma, each committed on its own; ``vacuum``: also
+        the steps that hold the database for their whole run (SQLite's VACUUM). Returns
+        the statements run, in order."""
+
+    @abc.abstractmethod
+    def estimated_rows(self, index: str) -> int | None:
+        """The rows the planner believes the table of ``index`` holds (``None``: it has no
+        statistics of it and plans for a table of any size)."""
+
+    @abc.abstractmethod
+    def analyze_after_load(self) -> None:
+        """Refresh statistics after many rows arrived at once (a migration, an import, a
+        copy), where the backend needs it for good plans."""
 
     @abc.abstractmethod
     def checkpoint(self) -> StorageSize | None:

@@ -136,6 +136,10 @@ class Migrator:
         for migration in plan:
             if self._schema_write(functools.partial(self._apply_up, migration=migration)):
                 done.append(migration)
+        if done and current > 0:
+            # A migration may have moved or indexed existing rows: give the planner their
+            # statistics now (an empty database, version 0, has none worth gathering).
+            self.storage.health().analyze_after_load()
         return done
 
     def _schema_write(self, unit: Callable[[Tx], T]) -> T:

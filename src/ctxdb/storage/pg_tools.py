@@ -88,7 +88,10 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> str:
 def dump(url: str, target: Path) -> None:
     """Write a custom-format archive of the whole database to ``target``."""
     conn = Connection.from_url(url)
+    # --enable-row-security: an owner subject to FORCEd row-level security (ctxdb db secure)
+    # reads every row through its policy; without it pg_dump refuses such tables.
     _run([_require("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
+          "--enable-row-security",
           f"--file={target}", f"--dbname={conn.conninfo}"], conn.env)
 
 
@@ -152,6 +155,20 @@ def live_row_counts(url: str) -> dict[str, int]:
     return counts
 
 
+# The audit rows' transaction numbers (the change feed's order, migration 0016) are those of
+# the database the archive was made from: in another server they could lie ahead of every
+# transaction to come, and the feed would read no new row until its numbers caught up. Those
+# rows are the past: number 0, ordered by their ids, before anything written next. (Restored
+# into the server it came from, an archive keeps its numbers, all behind the server's.)
+# (The archive's SQL empties the search path; the tables are found through the default one.)
+_FORGET_TRANSACTION_NUMBERS = (
+    "RESET search_path; DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = 'audit_log' "
+    "AND column_name = 'xact_id') THEN "
+    "UPDATE audit_log SET xact_id = 0 WHERE xact_id >= pg_current_xact_id()::text::bigint; "
+    "END IF; END $$")
+
+
 def restore(url: str, archive: Path, drop_sql: str, script: Path) -> None:
     """Replace ctxdb's tables with the archive's, in one transaction.
 
@@ -165,7 +182,7 @@ def restore(url: str, archive: Path, drop_sql: str, script: Path) -> None:
             "--set=ON_ERROR_STOP=1", f"--dbname={conn.conninfo}"]
     if drop_sql.strip():
         args.append(f"--command={drop_sql}")
-    _run([*args, f"--file={script}"], conn.env)
+    _run([*args, f"--file={script}", f"--command={_FORGET_TRANSACTION_NUMBERS}"], conn.env)
 
 
 def drop_sql(settings: Settings) -> str:

@@ -11,14 +11,13 @@
 - only what may succeed when run again is retried: a lost connection, a serialization
   failure, a deadlock, a server shutting down or refusing connections for a moment. Every
   other error of the server (a value too large for an index, a constraint, a type, a
-  privilege) is the same the next time, and is reported at once;
-- every connection runs with ``synchronous_commit=on`` and the UTC time zone;
-- a unit of work that fails with a serialization failure, a deadlock or a dropped connection
-  is run again as a whole, which is safe because every insert carries an idempotency key;
+  privilege) is the same the next time, and is reported at once. A unit is run again as a
+  whole, which is safe because every insert carries an idempotency key;
 - except when the connection drops after COMMIT was sent: the server may have committed, and
   running the unit again would repeat a change that happened (a second audit row, or "already
   deleted" for a delete that worked). A write learns its transaction id in the same round trip
   as BEGIN, so a commit that got no answer is looked up (``txid_status``) instead of guessed;
+- every connection runs with ``synchronous_commit=on`` and the UTC time zone;
 - statements whose outcome nobody reads (audit and history rows, :meth:`Tx.defer`) travel
   with the next statement or with the COMMIT in one pipeline, instead of a round trip each;
 - ``jsonb`` comes back as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
@@ -28,26 +27,25 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxdb.errors import (
-    ConfigError,
-    DatabaseTimeoutError,
-    DatabaseUnavailableError,
-    StorageError,
-)
+from ctxdb.errors import ConfigError, DatabaseTimeoutError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.pg_row_security import scope_statement
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
+    from ctxdb.storage.row_security import RowSecurity
 
 try:
     import psycopg
@@ -70,8 +68,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 T = TypeVar("T")
 _cursor_names = itertools.count()
-# psycopg logs what it also raises (and what ctxdb reports as one error); without a handler of
-# the application's, Python would print those lines to stderr, before a CLI's JSON error.
+# psycopg logs the errors it also raises: without a handler they would reach stderr as well.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 # One simple-query message, so knowing the transaction id costs no extra round trip.
@@ -227,6 +224,10 @@ class PostgresTx(RawTx):
             for row in rows:
                 copy.write_row(row)
 
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        return self._conn
+
     def lock(self, key: int) -> None:
         self.flush()
         self._conn.execute(POSTGRES.advisory_lock(key))
@@ -245,6 +246,7 @@ class PostgresStorage(Storage):
         self.read_only = read_only
         self.url = settings.url
         self._queries = compiled_queries(POSTGRES)
+        self._scope = b""  # sent with each BEGIN: the row-level security scope (scoped())
         try:
             self._pool = ConnectionPool(self._connect, settings.pool_min_size,
                                         settings.pool_max_size)
@@ -265,6 +267,16 @@ class PostgresStorage(Storage):
             raise
         return conn
 
+    def scoped(self, project_ids: Sequence[str] | None) -> PostgresStorage:
+        clone = copy.copy(self)
+        clone._scope, clone.origin = b"; " + scope_statement(project_ids), self
+        return clone
+
+    def row_security(self) -> RowSecurity:
+        from ctxdb.storage.pg_row_security import PostgresRowSecurity
+
+        return PostgresRowSecurity(self)
+
     def describe_url(self) -> str:
         # Never print a password that may be part of the URL.
         info = psycopg.conninfo.conninfo_to_dict(self.url)
@@ -273,11 +285,16 @@ class PostgresStorage(Storage):
     def describe(self) -> str:
         return f"postgres: {self.describe_url()}"
 
-    def _transaction(self, unit: Callable[[Tx], T]) -> T:
-        with self._pool.connection() as conn, conn.transaction():
+    def _transaction(self, unit: Callable[[Tx], T], begin: bytes = b"BEGIN") -> T:
+        with self._pool.connection() as conn:
+            conn.execute(begin + self._scope)  # one message: a scope costs no round trip
             tx = PostgresTx(conn, self._queries)
-            result = unit(tx)
-            tx.flush()
+            try:
+                result = unit(tx)
+                tx.commit()
+            except BaseException:
+                _rollback_if_possible(conn)
+                raise
             return result
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
@@ -285,7 +302,7 @@ class PostgresStorage(Storage):
         committing = False
         try:
             with self._pool.connection() as conn:
-                cursor = conn.execute(_BEGIN_WITH_ID)
+                cursor = conn.execute(_BEGIN_WITH_ID + self._scope)
                 cursor.nextset()
                 xid = int(_scalar(cursor))
                 tx = PostgresTx(conn, self._queries)
@@ -360,12 +377,24 @@ class PostgresStorage(Storage):
 
     def read_one(self, query: str, **params: Any) -> Row | None:
         return self._guarded(lambda tx: tx.one(query, **params), write=False,
-                             run=self._statement)
+                             run=None if self._scope else self._statement)
+
+    def snapshot(self, unit: Callable[[Tx], T]) -> T:
+        # The isolation level in BEGIN itself: it must come before any query (a scope's too).
+        return self._guarded(unit, write=False, run=lambda work: self._transaction(
+            work, b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
 
     def health(self) -> Health:
         from ctxdb.storage.postgres_health import PostgresHealth
 
         return PostgresHealth(self)
 
+    def _new_change_signal(self) -> ChangeSignal:
+        from ctxdb.storage.pg_listener import PostgresChangeSignal
+
+        return PostgresChangeSignal(self.settings)
+
     def close(self) -> None:
-        self._pool.close()
+        if not self._scope:  # a scoped storage leaves the connections to its origin
+            self._close_change_signal()
+            self._pool.close()

@@ -14,7 +14,13 @@ from typing import Any
 from ctxdb.errors import StorageError
 from ctxdb.storage.base import Tx, raw
 from ctxdb.storage.dialect import POSTGRES
-from ctxdb.storage.health import Health, IntegrityReport, SettingProbe, StorageSize
+from ctxdb.storage.health import (
+    Health,
+    IntegrityReport,
+    SettingProbe,
+    Statistics,
+    StorageSize,
+)
 from ctxdb.storage.postgres import PostgresStorage
 from ctxdb.storage.queries import compiled_queries
 
@@ -60,6 +66,33 @@ WHERE n.nspname = current_schema() AND c.contype = 'u' AND t.relname = %(table)s
             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
             ORDER BY k.ord) = %(columns)s::text[]
 """
+
+
+# ctxdb's tables with what PostgreSQL counts of them. reltuples is -1 until a table is first
+# analyzed (PostgreSQL 14 and newer); the counters restart after a crash, so they are a
+# lower bound. n_dead_tup rows of the table's average width approximate what VACUUM frees.
+_TABLE_STATISTICS = """
+SELECT c.relname AS name, c.reltuples, s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
+       greatest(s.last_analyze, s.last_autoanalyze) AS analyzed_at,
+       CASE WHEN c.reltuples > 0
+            THEN pg_table_size(c.oid) / c.reltuples ELSE 0 END AS row_bytes
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+ORDER BY c.relname"""
+
+
+# A table without statistics is a finding from this size on: below it, any plan reads a
+# few pages (and a new database's tables all start without).
+STATISTICS_MIN_ROWS = 1_000
+# The planner's estimate of the rows of an index's table (-1: never analyzed or vacuumed).
+_INDEXED_TABLE_ROWS = """
+SELECT t.reltuples FROM pg_class i
+JOIN pg_index x ON x.indexrelid = i.oid
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = i.relnamespace
+WHERE n.nspname = current_schema() AND i.relname = %(index)s"""
 
 
 class PostgresHealth(Health):
@@ -156,6 +189,60 @@ class PostgresHealth(Health):
         row = self.storage.read(lambda tx: raw(tx).one_raw(
             "SELECT pg_database_size(current_database()) AS n", {}))
         return StorageSize(int(row["n"]) if row else 0)
+
+    def statistics(self) -> Statistics:
+        def unit(tx: Tx) -> tuple[list[Any], tuple[str, ...]]:
+            rows = raw(tx).all_raw(_TABLE_STATISTICS, {})
+            # reltuples is set by ANALYZE and VACUUM in the table's own transaction; the
+            # counters of pg_stat_user_tables arrive later, so they do not tell the size.
+            unanalyzed = tuple(str(r["name"]) for r in rows if float(r["reltuples"]) < 0
+                               and self._holds(tx, str(r["name"]), STATISTICS_MIN_ROWS))
+            return rows, unanalyzed
+
+        rows, unanalyzed = self.storage.read(unit)
+        changed = sum(int(r["n_mod_since_analyze"] or 0) for r in rows)
+        dead = sum(int(r["n_dead_tup"] or 0) * float(r["row_bytes"] or 0) for r in rows)
+        times = [r["analyzed_at"] for r in rows if r["analyzed_at"] is not None]
+        oldest = str(min(times)) if times else None
+        return Statistics(unanalyzed, changed, int(dead), oldest)
+
+    @staticmethod
+    def _holds(tx: Tx, table: str, rows: int) -> bool:
+        """Whether ``table`` holds at least ``rows`` rows (counted up to there only)."""
+        found = raw(tx).one_raw(f'SELECT count(*) AS n FROM (SELECT 1 FROM "{table}" '
+                                f"LIMIT {rows}) t", {})
+        return bool(found and int(found["n"]) >= rows)
+
+    def optimize(self, vacuum: bool) -> list[str]:
+        # VACUUM (not FULL) and ANALYZE take locks that let reads and writes go on; VACUUM
+        # cannot run inside a transaction, so each table gets its own statement in
+        # autocommit. Every table is vacuumed whatever ``vacuum``: on a server with
+        # autovacuum off (as some are) nothing else frees dead rows.
+        tables = [str(r["name"]) for r in self.storage.read(
+            lambda tx: raw(tx).all_raw(_TABLE_STATISTICS, {}))]
+        steps = [f'VACUUM (ANALYZE) "{table}"' for table in tables]
+        for step in steps:
+            self._autocommit(step)
+        return steps
+
+    def _autocommit(self, statement: str) -> None:
+        def unit(tx: Tx) -> None:
+            raw(tx).script(statement)
+
+        # The storage's own guard: its errors translated and retried like every other call.
+        self.storage._guarded(unit, write=False, run=self.storage._statement)
+
+    def analyze_after_load(self) -> None:
+        # The planner keeps the statistics of the tables as they were (none, or empty,
+        # after a migration) until ANALYZE runs; autovacuum, which would run it, may be off.
+        self.storage.write(lambda tx: raw(tx).script("ANALYZE"))
+
+    def estimated_rows(self, index: str) -> int | None:
+        row = self.storage.read(lambda tx: raw(tx).one_raw(_INDEXED_TABLE_ROWS,
+                                                           {"index": index}))
+        if row is None or float(row["reltuples"]) < 0:
+            return None
+        return int(row["reltuples"])
 
     def checkpoint(self) -> None:
         return None

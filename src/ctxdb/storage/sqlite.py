@@ -26,6 +26,7 @@ from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.retry import with_retries
 
 if TYPE_CHECKING:
+    from ctxdb.storage.change_signal import ChangeSignal
     from ctxdb.storage.health import Health
 
 T = TypeVar("T")
@@ -262,7 +263,13 @@ class SQLiteStorage(Storage):
 
         return SQLiteHealth(self)
 
+    def _new_change_signal(self) -> ChangeSignal:
+        from ctxdb.storage.change_signal import SQLiteChangeSignal
+
+        return SQLiteChangeSignal(self)
+
     def close(self) -> None:
+        self._close_change_signal()
         with self._guard:
             self._closed = True
             connections, self._all_connections = self._all_connections, []

@@ -10,7 +10,13 @@ from typing import Any
 from ctxdb.errors import StorageError
 from ctxdb.storage.base import Tx, raw
 from ctxdb.storage.dialect import SQLITE
-from ctxdb.storage.health import Health, IntegrityReport, SettingProbe, StorageSize
+from ctxdb.storage.health import (
+    Health,
+    IntegrityReport,
+    SettingProbe,
+    Statistics,
+    StorageSize,
+)
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.sqlite import SQLiteStorage, connect
 
@@ -19,6 +25,12 @@ _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 _INDEX_MESSAGE = re.compile(
     r"(?:missing from index|wrong # of entries in index|non-unique entry in index) (\w+)")
 _MOST_FOREIGN_KEY_PROBLEMS = 100
+# The tables that have statistics (sqlite_stat1 exists once ANALYZE ran).
+_ANALYZED_TABLES = ("SELECT DISTINCT tbl FROM sqlite_stat1 WHERE tbl IN "
+                    "(SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY 1")
+# Rows ANALYZE reads per index: an approximate analysis whose cost does not grow with the
+# table, so that it can run while agents write (SQLite's own advice for PRAGMA optimize).
+_ANALYSIS_LIMIT = 1000
 
 
 def _synchronous_risk(synchronous: str) -> str:
@@ -111,6 +123,54 @@ class SQLiteHealth(Health):
 
     def reindex_statement(self, index: str) -> str:
         return f'REINDEX "{index}";'
+
+    def statistics(self) -> Statistics:
+        def unit(tx: Tx) -> Statistics:
+            free = int(self._pragma(tx, "freelist_count")) * int(self._pragma(tx, "page_size"))
+            return Statistics((), None, free, note="ctxdb plans its SQLite queries without "
+                              "statistics, on purpose (docs/doctor.md)")
+
+        return self.storage.read(unit)
+
+    def optimize(self, vacuum: bool) -> list[str]:
+        # ctxdb's SQLite queries are planned without statistics, on purpose: SQLite never
+        # refreshes them by itself, and figures gathered while a table was small make it
+        # scan that table once it is large. So no statistics are created here; those that
+        # exist (a manual ANALYZE, as the original guide advises) are refreshed, so that
+        # they at least describe the tables as they are now.
+        analyzed = [str(r["tbl"]) for r in self.storage.read(lambda tx: raw(tx).all_raw(
+            _ANALYZED_TABLES, {}))] if self._has_statistics() else []
+        steps = [f"PRAGMA analysis_limit = {_ANALYSIS_LIMIT}"] if analyzed else []
+        # One ANALYZE per table, each its own short write: agents' writes wait for one
+        # table's sample at most, not for the whole database's.
+        steps += [f'ANALYZE "{table}"' for table in analyzed]
+        steps += ["VACUUM"] if vacuum else []
+        steps += ["PRAGMA wal_checkpoint(PASSIVE)"]
+        conn = connect(self.storage.path, self.storage.settings)
+        try:
+            for step in steps:
+                conn.execute(step).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite optimize failed at {step!r}: {exc}") from exc
+        finally:
+            conn.close()
+        return steps
+
+    def estimated_rows(self, index: str) -> int | None:
+        if not self._has_statistics():
+            return None
+        row = self.storage.read(lambda tx: raw(tx).one_raw(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = :index", {"index": index}))
+        return int(str(row["stat"]).split()[0]) if row else None
+
+    def _has_statistics(self) -> bool:
+        return bool(self.storage.read(lambda tx: raw(tx).one_raw(
+            "SELECT 1 AS x FROM sqlite_master WHERE name = 'sqlite_stat1'", {})))
+
+    def analyze_after_load(self) -> None:
+        # SQLite plans well without statistics, and `ctxdb db optimize` (run by gc) keeps
+        # them current once they exist; nothing to do after a load.
+        return None
 
     def _wal_path(self) -> Path:
         return Path(f"{self.storage.path}-wal")

@@ -261,6 +261,12 @@ TABLES: tuple[Table, ...] = (
         refs="audit_id:audit_log"),
 )
 
+# Columns a database keeps about its own rows, left out of TABLES: filled by their default on
+# insert, never exported, copied or hashed. audit_log.xact_id is the number of the transaction
+# that wrote the row in this database (the change feed's order, migration 0016): another
+# database's numbers would put copied rows out of its order.
+LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id")})
+
 # Tables kept by the database itself from other tables' rows (search indexes and, for
 # SQLite FTS5, their shadow tables, which share the index's name as a prefix): never exported,
 # never copied, rebuilt by triggers as their source rows are inserted. search_documents is
@@ -275,9 +281,11 @@ DERIVED_TRIGGER_PREFIX = "search_"
 DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_memories",
                            "search_add_missing_events")
 
-# Tables that belong to the database engine or to the migration runner.
+# Tables that belong to the database engine, to the migration runner, or to the database
+# itself: change_feed_keys holds the key that seals this database's change feed positions
+# (migration 0016), which mean nothing in another database and are never moved.
 BOOKKEEPING_TABLES = frozenset({"schema_migrations", "sqlite_sequence", "sqlite_stat1",
-                                "sqlite_stat4"})
+                                "sqlite_stat4", "change_feed_keys"})
 
 _BY_NAME = {table.name: table for table in TABLES}
 

@@ -55,6 +55,7 @@ from ctxdb.storage.backups import (
     fsync_file,
     native_format_of,
 )
+from ctxdb.storage.tables import BOOKKEEPING_TABLES
 
 __all__ = ["FORMATS", "Progress", "backup", "checksum_file", "restore", "sha256_of"]
 FORMATS = ("auto", "sqlite", "pg_dump", "bundle")
@@ -156,7 +157,7 @@ def backup(settings: Settings, file: str | Path, *, force: bool = False, fmt: st
         "sha256": digest,
         "schema_version": contents.schema_version,
         "integrity": contents.integrity,
-        "rows": sum(n for name, n in tables.items() if name != "schema_migrations"),
+        "rows": sum(n for name, n in tables.items() if name not in BOOKKEEPING_TABLES),
         "tables": tables,
         "elapsed_seconds": round(time.monotonic() - started, 3),
     }
@@ -195,8 +196,9 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     """Replace the database's content with the backup in ``file``, once the backup checks out.
 
     Refuses (``DatabaseNotEmptyError``) a database that holds data unless ``force``; with
-    ``dry_run`` only checks and reports. The live SQLite file is written through SQLite (the
-    backup API), never replaced or deleted.
+    ``dry_run`` only checks and reports (``needs_force``: the restore would be refused).
+    The live SQLite file is written through SQLite (the backup API), never replaced or
+    deleted.
     """
     progress = progress or NoProgress()
     tools = backups(settings)
@@ -206,8 +208,9 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
     checksum = _verify_checksum(source)
     fmt, contents = _inspect(tools, source)
     occupied = {t: n for t, n in tools.live_row_counts().items()
-                if n and t != "schema_migrations"}
-    if occupied and not force:
+                if n and t not in BOOKKEEPING_TABLES}
+    # A dry run reports what would be replaced instead of refusing: that is what it is for.
+    if occupied and not force and not dry_run:
         raise DatabaseNotEmptyError(
             f"{location(settings)} holds data ({sum(occupied.values())} rows in "
             f"{len(occupied)} tables); pass --force to replace it with the backup",
@@ -221,6 +224,7 @@ def restore(settings: Settings, file: str | Path, *, force: bool = False,
         "schema_version": contents.schema_version,
         "tables": contents.tables,
         "replaced_rows": occupied,
+        "needs_force": bool(occupied) and not force,
         "dry_run": dry_run,
     }
     if dry_run:
@@ -321,7 +325,8 @@ def _check_restored_rows(tools: Backups, expected: dict[str, int]) -> None:
 
 
 def _record_restore(settings: Settings, result: dict[str, Any]) -> None:
-    """The audit row of the restore, in the restored database."""
+    """The audit row of the restore, in the restored database, and the statistics of the
+    rows that arrived (a restore brings none of its own)."""
     storage = connect_storage(settings)
     try:
         def unit(tx: Tx) -> None:
@@ -331,5 +336,6 @@ def _record_restore(settings: Settings, result: dict[str, Any]) -> None:
                   checksum=result["checksum"])
 
         storage.write(unit)
+        storage.health().analyze_after_load()
     finally:
         storage.close()

@@ -196,6 +196,8 @@ class BundleService(Service):
                 "bundle's own projects here; the import would be refused. --replace would "
                 "overwrite those rows with the bundle's version and lose their changes made "
                 "here", conflicts=result["conflicts"], examples=options.conflicts)
+        if not dry_run:
+            self.storage.health().analyze_after_load()
         result["seconds"] = round(time.perf_counter() - started, 3)
         return result
 

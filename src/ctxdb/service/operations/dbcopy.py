@@ -77,8 +77,10 @@ def copy_database(
             if dry_run:
                 return {**report, **_plan(reader, writer, target_version == version, force)}
             Migrator(writer).upgrade()
-            return {**report, **reader.snapshot(
-                lambda tx: _copy_and_verify(tx, reader, writer, force, batch_size, progress))}
+            copied = reader.snapshot(
+                lambda tx: _copy_and_verify(tx, reader, writer, force, batch_size, progress))
+            writer.health().analyze_after_load()  # the target's statistics: of empty tables
+            return {**report, **copied}
 
 
 def _source_version(reader: Storage, where: str) -> int:

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+# A check that could not look (PostgreSQL without amcheck): neither a pass nor a finding.
+SKIP = "skipped"
 _MOST_LISTED = 5  # problems named in a detail line; the data carries all of them
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str  # PASS, WARN or FAIL
+    status: str  # PASS, WARN, FAIL or SKIP
     detail: str
     fixed: str = ""  # what --fix did about it; empty when nothing
     data: dict[str, Any] = field(default_factory=dict)
@@ -38,7 +40,7 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {status: sum(c.status == status for c in self.checks)
-                  for status in (PASS, WARN, FAIL)}
+                  for status in (PASS, WARN, FAIL, SKIP)}
         return {"backend": self.backend, "location": self.location, "ok": self.ok,
                 "fix": self.fix, "thorough": self.thorough, "summary": counts,
                 "checks": [check.to_dict() for check in self.checks]}

@@ -57,7 +57,8 @@ class ImportService(Service):
         try:
             report = self.storage.write(unit)
         except _DryRun as finished:
-            report = finished.report
+            return finished.report.to_dict()
+        self.storage.health().analyze_after_load()
         return report.to_dict()
 
     # --- files -----------------------------------------------------------------------------

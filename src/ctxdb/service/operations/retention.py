@@ -115,7 +115,13 @@ class RetentionService(Service):
             run.progress.start(f"gc:{kind}", None)
             kinds[kind] = collect_kind(run)
         return {"dry_run": dry_run, "project_id": project_id, "policy": self.policy(),
-                "kinds": kinds}
+                "kinds": kinds, "optimize": None if dry_run else self._optimize()}
+
+    def _optimize(self) -> dict[str, Any]:
+        """Rows were just removed and archived: refresh statistics, reclaim the space."""
+        from ctxdb.service.operations.maintenance import MaintenanceService
+
+        return MaintenanceService(self.storage, self.settings).optimize()
 
     # --- audit entries ---------------------------------------------------------------------
 

@@ -175,7 +175,7 @@ class AgentSessionService:
         fields = self.instances.validated_fields(
             project_id, instance_id=row["instance_id"] if row else session.default_instance_id,
             client=session.client, session_id=session.session_id, worktree=repo.worktree,
-            branch=repo.branch, process_id=session.process_id,
+            branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
             metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
         )
         return self.instances.register(tx, fields, actor)

@@ -181,13 +181,19 @@ class InstanceService(Service):
     def list(
         self, project_id: str | None = None, status: str | None = None
     ) -> builtins.list[dict[str, Any]]:
+        """The instances, oldest first; ``silent`` marks a live one without a heartbeat for
+        ``stale_after`` seconds (crash detection marks it crashed at its next run)."""
         status_value = "" if status is None else parse_status(InstanceStatus, status).value
 
         def unit(tx: Tx) -> list[dict[str, Any]]:
             if project_id is not None:
                 require_project(tx, project_id)
-            return decode_all(tx.all("list_instances", project_id=project_id or "",
-                                     status=status_value))
+            rows = decode_all(tx.all("list_instances", project_id=project_id or "",
+                                     status=status_value,
+                                     stale_after=self.settings.stale_after))
+            for row in rows:
+                row["silent"] = bool(row["silent"])
+            return rows
 
         return self.storage.read(unit)
 

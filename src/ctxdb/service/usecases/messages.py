@@ -32,7 +32,7 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.domain.vocabulary import PromotionTarget, RecipientKind
 from ctxdb.errors import MessageNotFoundError, ValidationError
-from ctxdb.service.common import audit
+from ctxdb.service.common import audit, decode_all
 from ctxdb.service.usecases.context import KeyTaken
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.service.usecases.projects import require_project
@@ -113,7 +113,12 @@ class MessageService:
                                   body=body_json)
             audit(tx, sender, "message.send", "message", message_id, project_id,
                   recipient_kind=kind.value, recipient=to, subject=subject)
-            return require_message(tx, message_id)
+            message = require_message(tx, message_id)
+            # Who would receive it now: 0 for a role no live instance has yet (it waits
+            # for one), which a sender would otherwise never learn.
+            live = decode_all(tx.all("list_live_instances", project_id=project_id))
+            message["live_recipients"] = sum(_addressed_to(message, i) for i in live)
+            return message
 
         return self.storage.write(unit)
 

@@ -108,7 +108,7 @@ class TaskService(Service):
         title: str,
         *,
         description: str = "",
-        priority: int = 0,
+        priority: int | str = 0,
         parent_task_id: int | None = None,
         depends_on: Iterable[int] = (),
         actor: str | None = None,
@@ -119,7 +119,7 @@ class TaskService(Service):
         if not title.strip():
             raise ValidationError("title must not be empty")
         check_text(description, "description", MAX_DESCRIPTION)
-        check_task_priority(priority)
+        priority = check_task_priority(priority)
         if parent_task_id is not None:
             check_positive_id(parent_task_id, "parent_task_id")
         if isinstance(depends_on, str | bytes):

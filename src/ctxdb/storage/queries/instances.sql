@@ -17,9 +17,13 @@ SELECT instance_id, project_id, phase_id, context_window, current_token_usage, g
 FROM instances WHERE instance_id = :instance_id $FOR_UPDATE;
 
 -- name: list_instances
+-- silent: a live instance that has not beaten for :stale_after seconds, which crash
+-- detection will mark crashed at its next run (until then its status still says live).
 SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
        branch, model, context_window, current_token_usage, generation, status, started_at,
-       last_heartbeat, ended_at, metadata
+       last_heartbeat, ended_at, metadata,
+       CASE WHEN status IN ('active', 'idle') AND last_heartbeat < $AGO(:stale_after)
+            THEN 1 ELSE 0 END AS silent
 FROM instances
 WHERE (project_id = :project_id OR :project_id = '')
   AND (status = :status OR :status = '')

@@ -45,15 +45,10 @@ WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence;
 
 -- name: project_summary
--- The seed's v_project_summary, without its double counting: each figure is its own subquery.
-SELECT p.project_id, p.name, p.total_story_points, p.completed_story_points,
-       (SELECT count(*) FROM instances i
-        WHERE i.project_id = p.project_id AND i.status = 'active') AS active_instances,
-       (SELECT count(*) FROM context_items c
-        WHERE c.project_id = p.project_id AND c.state = 'active') AS total_snapshots,
-       (SELECT coalesce(sum(i.current_token_usage), 0) FROM instances i
-        WHERE i.project_id = p.project_id AND i.status = 'active') AS total_tokens,
-       p.created_at, p.updated_at
-FROM projects p
+-- The seed's v_project_summary (migration 0015), for the projects that are not archived.
+SELECT v.project_id, v.name, v.total_story_points, v.completed_story_points,
+       v.active_instances, v.total_snapshots, v.total_tokens, v.created_at, v.updated_at
+FROM v_project_summary v
+JOIN projects p ON p.project_id = v.project_id
 WHERE p.status = 'active'
-ORDER BY p.created_at, p.project_id;
+ORDER BY v.created_at, v.project_id;

@@ -2,7 +2,9 @@
 
 Claude Code and Codex use the same event names; Gemini CLI names its events differently and
 they are mapped here. Every event carries ``session_id``, ``transcript_path``, ``cwd`` and
-``hook_event_name``; the per-event fields are kept in ``fields``.
+``hook_event_name``; the per-event fields are kept in ``fields``. Pure code below the front
+ends: the local hook (``ctxdb.hooks``) and the server's hook route (``ctxdb.http``) both read
+events and write outputs with it.
 """
 
 from __future__ import annotations

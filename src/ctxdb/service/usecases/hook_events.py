@@ -1,0 +1,104 @@
+"""One agent-client hook event, run against the use cases: what ``ctxdb hook`` does with it.
+
+The local hook (``ctxdb.hooks.dispatch``) and the server's hook route
+(``ctxdb.http.hook_routes``) both call :meth:`HookEventService.handle`, so an event does the
+same thing on a database file and through a server. Each event is a few of the session
+use cases in a row (each its own transaction); the text returned is what to inject into the
+model's context (None: nothing).
+
+The repository identity comes from the caller as a function: the local hook computes it
+from the working directory (git) only when an event needs it; the server takes the one the
+agent's machine sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RepoIdentity
+from ctxdb.domain.hook_events import HookEvent
+from ctxdb.errors import InstanceNotFoundError
+
+if TYPE_CHECKING:
+    from ctxdb.service import Ctxdb
+
+RepoOf = Callable[[], RepoIdentity]
+
+
+class HookEventService:
+    """The hook events over the facade's services (each made on first use, so that a prompt
+    imports no transcript reader)."""
+
+    def __init__(self, db: Ctxdb) -> None:
+        self.db = db
+
+    def handle(self, event: HookEvent, repo: RepoOf) -> str | None:
+        """Run ``event`` (one of ``EVENTS``; any other does nothing); the text to inject."""
+        handler = _HANDLERS.get(event.event)
+        return None if handler is None else handler(self.db, event, repo)
+
+
+def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    source = event.text("source") or "startup"
+    tokens = event.fields.get("context_tokens")
+    result = db.sessions.start(
+        event.session, source, repo(),
+        context_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool)
+        else None,
+    )
+    text: str = result["text"]
+    return text
+
+
+def _prompt(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    try:
+        db.sessions.prompt(event.session)
+    except InstanceNotFoundError:  # installed mid-session: register it now
+        db.sessions.prompt(event.session, repo())
+    return None
+
+
+def _pre_compact(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    if event.client in AUTO_PRE_COMPACT_EVERY_TURN and event.text("trigger") == "auto":
+        # Fired on every turn, compression or not: a handoff per turn would bury the real
+        # ones. The session's handoff is made from its transcript when it stops.
+        return None
+    db.sessions.save_before_compaction(
+        event.session, event.text("trigger"), event.text("custom_instructions"), repo())
+    db.continuity.settle_for_session(event.session)
+    return None  # PreCompact cannot add context: the reload is SessionStart(compact)
+
+
+def _post_compact(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    _ingest(db, event, repo)
+    summary = event.text("compact_summary")
+    if summary:
+        db.sessions.record_compact_summary(event.session, summary)
+    return None
+
+
+def _ingest(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    if event.session.transcript_path:
+        db.transcripts.ingest(event.session.transcript_path,
+                              session_id=event.session.session_id, client=event.client)
+    # Sessions of the project that stopped without a handoff get one (crash detection does
+    # not wait for a command); one indexed read when there are none.
+    db.continuity.settle_for_session(event.session)
+    return None
+
+
+def _session_end(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    db.sessions.end(event.session, event.text("reason"))
+    return None
+
+
+_HANDLERS: dict[str, Callable[[Ctxdb, HookEvent, RepoOf], str | None]] = {
+    "SessionStart": _session_start,
+    "UserPromptSubmit": _prompt,
+    "PreCompact": _pre_compact,
+    "PostCompact": _post_compact,
+    "Stop": _ingest,
+    "SubagentStop": _ingest,
+    "SessionEnd": _session_end,
+}
