@@ -4,7 +4,7 @@ Every ``import`` of every module under ``src/ctxdb`` is read (those inside funct
 under ``TYPE_CHECKING`` too: a type is a dependency as well) and checked against what its
 layer may import:
 
-    front ends   cli/ hooks/ mcp/ compat/ (later http/ web/), and ctxdb/__init__.py
+    front ends   cli/ hooks/ mcp/ compat/ http/ web/, and ctxdb/__init__.py
         |        never storage, never another front end
     service      service/: never a front end; inside it usecases/ never imports
                  operations/, and common.py neither of them
@@ -25,7 +25,8 @@ layer may import:
 
 ``ctxdb.__version__`` is a constant, importable from anywhere; the rest of ``ctxdb/__init__``
 (``ctxdb.open``) is the library's front end. Front ends start each other only where one
-executable serves another's protocol (``ctxdb hook``, ``ctxdb mcp``): listed in
+executable serves another's protocol (``ctxdb hook``, ``ctxdb mcp``), and where the server
+serves the dashboard beside its API: listed in
 :data:`LAUNCHERS`.
 """
 
@@ -76,6 +77,8 @@ LAUNCHERS = {
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.tools"),
     # ctxdb.connect() opens the remote facade (client/) as ctxdb.open() opens the local one.
     ("ctxdb", "ctxdb.client"),
+    # The server serves the dashboard's pages beside its API.
+    ("ctxdb.http.app", "ctxdb.web.app"),
 }
 
 

@@ -301,3 +301,22 @@ def refused_audit(settings: Any, action: str) -> Iterator[None]:
         conn.execute("DROP TRIGGER IF EXISTS refuse_promotions")
         conn.commit()
         conn.close()
+
+
+def test_list_pages_a_projects_messages_newest_first_without_delivering(
+        db: Ctxdb, pid: str, fleet: dict[str, str]) -> None:
+    other = db.projects.create("other")["project_id"]
+    db.messages.send(other, "broadcast", None, "not ours")
+    sent = [db.messages.send(pid, "broadcast", None, {"n": n})["message_id"] for n in range(5)]
+    db.messages.ack(sent[0], "coder")
+    first = db.messages.list(pid, limit=3)
+    assert ids(first) == sent[:1:-1]
+    rest = db.messages.list(pid, before=first[-1]["message_id"], limit=3)
+    assert ids(rest) == [sent[1], sent[0]]
+    assert rest[-1]["acked"] == 1 and first[0]["acked"] == 0
+    assert rest[-1]["body"] == {"n": 0}
+    assert ids(db.messages.inbox("rev-1", limit=10)) == sent  # listing delivered nothing
+    with pytest.raises(ProjectNotFoundError):
+        db.messages.list("proj_nope")
+    with pytest.raises(ValidationError):
+        db.messages.list(pid, before=-1)

@@ -209,10 +209,11 @@ def mcp_call(client: TestClient, headers: dict[str, str], tool: str, **arguments
 
 
 def test_every_route_is_in_the_matrices(client: TestClient) -> None:
-    # The matrices enumerate the API routes; the one other route, /mcp, has its own rows.
+    # The matrices enumerate the API routes; the other routes have their own rows: /mcp, and
+    # the dashboard at /ui (with / leading there) in tests/test_dashboard_security.py.
     others = {getattr(route, "path", None) for route in client.app.routes  # type: ignore[attr-defined]
               if not isinstance(route, APIRoute)}
-    assert others - DOCUMENTATION_ROUTES == {"/mcp"}
+    assert others - DOCUMENTATION_ROUTES == {"/mcp", "/ui", "/"}
 
 
 def test_isolation_matrix_gives_nothing_of_another_project(

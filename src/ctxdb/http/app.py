@@ -1,5 +1,5 @@
-"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz``, the REST API ``/v1``
-and MCP over streamable HTTP at ``/mcp``.
+"""The ASGI application of ``ctxdb serve``: ``/healthz``, ``/readyz``, the REST API ``/v1``,
+MCP over streamable HTTP at ``/mcp``, and the dashboard at ``/ui`` (``/`` leads there).
 
 Every ``/v1`` route names the scope it needs (``READ``/``WRITE``/``ADMIN`` from
 :mod:`ctxdb.http.auth`) and reaches a project only through ``Caller.project``; records named
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -35,6 +35,7 @@ from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
 from ctxdb.http.problems import problem, problem_of
 from ctxdb.service import Ctxdb
+from ctxdb.web.app import create_dashboard
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 MCP_METHODS = ["GET", "POST", "DELETE"]
@@ -93,6 +94,9 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
                    event_routes, hook_routes):
         app.router.routes.extend(routes.v1.routes)
     app.router.routes.append(mcp_route())
+    # The dashboard (docs/dashboard.md): an application of its own, signed in by cookie.
+    app.mount("/ui", create_dashboard(db), name="dashboard")
+    app.router.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
     @app.exception_handler(CtxdbError)
     async def ctxdb_error(request: Request, exc: CtxdbError) -> Response:

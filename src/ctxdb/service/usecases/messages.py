@@ -14,6 +14,7 @@ be promoted into a memory or a context item (see :meth:`MessageService.promote`)
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ctxdb.domain.validation import (
     check_choice,
     check_identifier,
     check_limit,
+    check_non_negative_int,
     check_positive_id,
     check_seconds,
     check_text,
@@ -132,8 +134,25 @@ class MessageService:
             check_identifier(project_id, "project_id")
         return self.storage.read(lambda tx: require_message(tx, message_id, project_id))
 
+    def list(self, project_id: str, *, before: int = 0,
+             limit: int = 100) -> builtins.list[dict[str, Any]]:
+        """A page of the project's messages, newest first, with how many consumers
+        acknowledged each; pass the last one's id as ``before`` for the next page. Reading
+        them delivers nothing (unlike :meth:`inbox`)."""
+        check_identifier(project_id, "project_id")
+        check_non_negative_int(before, "before")
+        check_limit(limit, MAX_INBOX)
+
+        def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
+            require_project(tx, project_id)
+            return [_message(row) for row in tx.all(
+                "list_messages", project_id=project_id, before_message_id=before, limit=limit)]
+
+        return self.storage.read(unit)
+
     def inbox(self, instance_id: str, visibility_seconds: float = 30.0, limit: int = 10, *,
-              project_id: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+              project_id: str | None = None,
+              actor: str | None = None) -> builtins.list[dict[str, Any]]:
         """Receive up to ``limit`` visible, unacknowledged messages addressed to the instance,
         oldest first; each is hidden from it for ``visibility_seconds`` and comes back after
         that unless acknowledged. Each message carries this consumer's ``delivered_count``.
@@ -145,7 +164,7 @@ class MessageService:
         check_limit(limit, MAX_INBOX)
         actor = check_identifier(actor or instance_id, "actor")
 
-        def unit(tx: Tx) -> list[dict[str, Any]]:
+        def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             instance = require_instance(tx, instance_id, project_id)
             owner = instance["project_id"]
             rows = tx.all("visible_messages", project_id=owner, instance_id=instance_id,

@@ -48,3 +48,15 @@ RETURNING delivered_count, acked_at;
 -- name: get_delivery
 SELECT message_id, instance_id, delivered_count, visible_after, acked_at
 FROM message_deliveries WHERE message_id = :message_id AND instance_id = :instance_id;
+
+-- name: list_messages
+-- A page of a project's messages, newest first, before the cursor (0: from the newest), with
+-- how many consumers acknowledged each (the dashboard's view of what went between agents).
+SELECT m.message_id, m.project_id, m.sender, m.recipient_kind, m.recipient, m.subject, m.body,
+       m.created_at,
+       (SELECT count(*) FROM message_deliveries d
+        WHERE d.message_id = m.message_id AND d.acked_at IS NOT NULL) AS acked
+FROM messages m
+WHERE m.project_id = :project_id AND (:before_message_id = 0 OR m.message_id < :before_message_id)
+ORDER BY m.message_id DESC
+LIMIT :limit;
