@@ -164,7 +164,8 @@ def live_row_counts(url: str) -> dict[str, int]:
 # statement a policy applies to fail: both are reset, so that the owner's policy lets the
 # owner's update through on a database secured with `ctxdb db secure`.)
 _FORGET_TRANSACTION_NUMBERS = (
-    "RESET search_path; RESET row_security; DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns "
+    "RESET search_path; RESET row_security; "
+    "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = 'audit_log' "
     "AND column_name = 'xact_id') THEN "
     "UPDATE audit_log SET xact_id = 0 WHERE xact_id >= pg_current_xact_id()::text::bigint; "
