@@ -239,6 +239,7 @@ class PostgresTx(RawTx):
 
 class PostgresStorage(Storage):
     dialect = POSTGRES
+    keeps_dead_index_entries = True  # until a vacuum, which ctxdb must not rely on
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
