@@ -4,6 +4,7 @@ migration's backfill of records written before it."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,35 @@ def test_the_triggers_write_each_document_as_its_record_makes_it(
     assert {kind for kind, _ in found(db, pid, "adyen")} == {"context", "memory", "event"}
     assert sorted(found(db, pid, "stripe")) == sorted([
         ("context", records["note"]["item_id"]), ("event", records["event"]["event_id"])])
+
+
+def write_behind_ctxdb(db: Ctxdb, sql: str) -> None:
+    """Run ``sql`` on a connection of its own, outside ctxdb (nothing indexes what it does)."""
+    if db.storage.dialect.name == "sqlite":
+        conn = sqlite3.connect(db.settings.sqlite_path)
+        try:
+            conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(db.settings.url, autocommit=True) as pg:
+            pg.execute(sql.encode())
+
+
+def test_a_write_without_documents_spares_the_look_for_them(
+    db: Ctxdb, pid: str, records: dict[str, Any]
+) -> None:
+    """Only a transaction that ran a statement able to write a search document looks for
+    documents without index terms: one left without them outside ctxdb stays so through a
+    write of another kind, and is indexed by the next write that stores an item."""
+    write_behind_ctxdb(db, "UPDATE search_documents SET body = body || ' quetzal' "
+                           "WHERE kind = 'event'")
+    assert db.search.index_status()["event"] == (1, 0)
+    db.projects.create("no documents here")
+    assert db.search.index_status()["event"] == (1, 0)
+    db.context.store(pid, {"note": "a document"}, "LOW", "note")
+    assert db.search.index_status()["event"] == (1, 1)
+    assert found(db, pid, "quetzal") == [("event", records["event"]["event_id"])]

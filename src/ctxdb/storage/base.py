@@ -73,6 +73,10 @@ class RawTx(Tx):
     """A transaction with literal SQL too: the type of every backend's transaction, for code
     inside ``ctxdb.storage`` only (services are typed against :class:`Tx`)."""
 
+    # Whether a statement of this transaction may have written a search document: a named
+    # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
+    may_write_documents = False
+
     @abc.abstractmethod
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of literal SQL already in this backend's parameter style."""
@@ -127,7 +131,8 @@ class Storage(abc.ABC):
     def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:
         """``unit``, then the index terms of the search documents it wrote (see
         storage/search_engine.py): a write unit as the backends run it, so that no write
-        path can commit a document the full-text index does not hold.
+        path can commit a document the full-text index does not hold. A unit that ran no
+        statement able to write one (``RawTx.may_write_documents``) costs no look.
 
         Where the index keeps dead entries, the documents without terms are looked for
         above the highest id this storage indexed before the unit began, so that a write
@@ -138,6 +143,8 @@ class Storage(abc.ABC):
         def run(tx: Tx) -> T:
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
             result = unit(tx)
+            if not raw(tx).may_write_documents:  # nothing to look for: spare the statement
+                return result
             if self.search_terms is None:  # the first write, or the schema changed: all
                 self.search_terms = raw(tx).one_raw(self.dialect.search_terms_probe,
                                                     {}) is not None

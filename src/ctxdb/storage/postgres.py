@@ -43,7 +43,7 @@ from ctxdb.errors import (
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
-from ctxdb.storage.queries import compiled_queries
+from ctxdb.storage.queries import compiled_queries, document_writers
 from ctxdb.storage.retry import RETRY_BUDGET, with_retries
 
 if TYPE_CHECKING:
@@ -126,10 +126,21 @@ class PostgresTx(RawTx):
         self._conn = conn
         self._queries = queries
         self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._document_writers = document_writers()
+
+    def _named(self, query: str) -> str:
+        if query in self._document_writers:
+            self.may_write_documents = True
+        return self._queries[query]
+
+    def _literal(self) -> None:
+        """Before literal SQL, which may write anything: the deferred statements, then note it."""
+        self.flush()
+        self.may_write_documents = True
 
     def defer(self, query: str, **params: Any) -> None:
         if _PIPELINE:
-            self._deferred.append((self._queries[query], params))
+            self._deferred.append((self._named(query), params))
         else:
             self.execute(query, **params)
 
@@ -164,17 +175,17 @@ class PostgresTx(RawTx):
     def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
         cursor = self._conn.cursor(row_factory=dict_row)
         with self._after_deferred():
-            cursor.execute(self._queries[query], params)
+            cursor.execute(self._named(query), params)
         return cursor
 
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
-        self.flush()
+        self._literal()
         with self._conn.cursor(row_factory=dict_row) as cursor:
             row: Row | None = cursor.execute(sql, params).fetchone()
             return row
 
     def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
-        self.flush()
+        self._literal()
         with self._conn.cursor(row_factory=dict_row) as cursor:
             cursor.execute(sql, params or None)
             if cursor.description is None:  # a statement without a result, such as SET
@@ -196,7 +207,7 @@ class PostgresTx(RawTx):
         name = f"ctxdb_stream_{next(_cursor_names)}"
         with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
             cursor.itersize = 256
-            cursor.execute(self._queries[query], params)
+            cursor.execute(self._named(query), params)
             yield from cursor
 
     def execute(self, query: str, **params: Any) -> int:
@@ -204,12 +215,12 @@ class PostgresTx(RawTx):
             return int(cursor.rowcount)
 
     def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
-        self.flush()
+        self._literal()
         with self._conn.cursor() as cursor:
             return int(cursor.execute(sql, params or None).rowcount)
 
     def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
-        self.flush()
+        self._literal()
         name = f"ctxdb_rows_{next(_cursor_names)}"
         with self._conn.cursor(name=name) as cursor:
             cursor.itersize = batch
@@ -217,12 +228,12 @@ class PostgresTx(RawTx):
             yield from cursor
 
     def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.flush()
+        self._literal()
         with self._conn.cursor() as cursor:
             cursor.executemany(sql, rows)
 
     def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.flush()
+        self._literal()
         with self._conn.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -233,7 +244,7 @@ class PostgresTx(RawTx):
 
     def script(self, sql: str) -> None:
         # Without parameters psycopg sends the text as one simple query: many statements run.
-        self.flush()
+        self._literal()
         self._conn.execute(sql.encode())
 
 
