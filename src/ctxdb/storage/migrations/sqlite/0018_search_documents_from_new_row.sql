@@ -1,4 +1,4 @@
--- ctxdb schema version 17 for SQLite: nothing to change (the PostgreSQL migration of this
+-- ctxdb schema version 18 for SQLite: nothing to change (the PostgreSQL migration of this
 -- number makes its search triggers build each document from the row they fire on).
 --
 -- PostgreSQL's PL/pgSQL trigger functions keep a generic plan per statement for the life of

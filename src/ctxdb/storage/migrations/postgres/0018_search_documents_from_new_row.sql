@@ -1,4 +1,4 @@
--- ctxdb schema version 17 for PostgreSQL: the search triggers build a document from the row
+-- ctxdb schema version 18 for PostgreSQL: the search triggers build a document from the row
 -- they fire on (NEW) instead of reading that row back through the search_*_source views.
 --
 -- Why: a PL/pgSQL function keeps the plans of its statements for the life of the connection,
