@@ -145,3 +145,32 @@ def test_recall_benchmark_meets_its_goal(backend: str, tmp_path: Path,
         assert results["ctxdb (postgres)"]["recall@5"] >= 0.85
         assert re.search(r"same records found on both backends: (\d+) of \1 questions$",
                          done.stdout, re.MULTILINE)
+
+
+GROWTH_LINE = re.compile(r"^(?P<backend>sqlite|postgres)\s+(?P<items>[\d,]+) stores; mean ms per "
+                         r"tenth: (?P<tenths>(?:\d+\.\d\d ?){10})$")
+GROWTH_RATIO = re.compile(r"ratio (?P<ratio>\d+\.\d\d)x \(p50 \d+\.\d\dx\), goal <= 1\.15x: "
+                          r"(?:PASS|FAIL)$")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_tiny_write_growth_run(backend: str, tmp_path: Path,
+                               request: pytest.FixtureRequest) -> None:
+    report = tmp_path / "growth.json"
+    command = [sys.executable, str(ROOT / "bench" / "write_growth.py"), "--items", "60",
+               "--window", "20", "--backend", backend, "--json", str(report)]
+    if backend == "postgres":
+        command += ["--pg-url", request.getfixturevalue("pg_url")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    heading = GROWTH_LINE.match(lines[0])
+    assert heading and heading["backend"] == backend and heading["items"] == "60", done.stdout
+    assert GROWTH_RATIO.search(lines[1]), done.stdout
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["items"] == 60 and result["window"] == 20 and len(result["tenths_mean_ms"]) == 10
+    assert result["ratio"] == pytest.approx(result["last_mean_ms"] / result["first_mean_ms"])
+    assert result["passed"] == (result["ratio"] <= 1.15)
+    assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"

@@ -4,6 +4,7 @@ migration's backfill of records written before it."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -364,3 +365,58 @@ def _fresh_settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     request.addfinalizer(drop)
     url = server.rsplit("/", 1)[0] + "/" + name
     return load_settings(env=env, url=url, actor="user:test")
+
+
+def test_the_triggers_write_each_document_as_its_record_makes_it(
+    db: Ctxdb, pid: str, records: dict[str, Any]
+) -> None:
+    """The documents the triggers write (from the row they fire on) are those the search
+    repair makes from the records (through the search_*_source views): a rebuild after
+    stores, a supersede, a delete, memory puts and a memory delete finds nothing to repair,
+    and every document has its terms."""
+    db.context.supersede(records["item"]["item_id"], {"decision": "Payments via Adyen"})
+    db.context.delete(records["other"]["item_id"])
+    db.memories.put(pid, "billing:psp", "provider", {"name": "adyen"}, expected_version=1)
+    db.memories.put(pid, "billing:psp", "region", {"name": "eu"})
+    db.memories.delete(pid, "billing:psp", "region")
+    db.conversations.append(records["session"]["session_id"], "assistant", "We use adyen now.")
+    before = db.search.index_status()
+    db.search.rebuild_index()
+    assert db.audit_log(entity_id="search_documents")[0]["details"]["repaired"] == {
+        kind: {"removed": 0, "added": 0} for kind in ("context", "memory", "event")}
+    assert db.search.index_status() == before
+    assert {kind for kind, _ in found(db, pid, "adyen")} == {"context", "memory", "event"}
+    assert sorted(found(db, pid, "stripe")) == sorted([
+        ("context", records["note"]["item_id"]), ("event", records["event"]["event_id"])])
+
+
+def write_behind_ctxdb(db: Ctxdb, sql: str) -> None:
+    """Run ``sql`` on a connection of its own, outside ctxdb (nothing indexes what it does)."""
+    if db.storage.dialect.name == "sqlite":
+        conn = sqlite3.connect(db.settings.sqlite_path)
+        try:
+            conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(db.settings.url, autocommit=True) as pg:
+            pg.execute(sql.encode())
+
+
+def test_a_write_without_documents_spares_the_look_for_them(
+    db: Ctxdb, pid: str, records: dict[str, Any]
+) -> None:
+    """Only a transaction that ran a statement able to write a search document looks for
+    documents without index terms: one left without them outside ctxdb stays so through a
+    write of another kind, and is indexed by the next write that stores an item."""
+    write_behind_ctxdb(db, "UPDATE search_documents SET body = body || ' quetzal' "
+                           "WHERE kind = 'event'")
+    assert db.search.index_status()["event"] == (1, 0)
+    db.projects.create("no documents here")
+    assert db.search.index_status()["event"] == (1, 0)
+    db.context.store(pid, {"note": "a document"}, "LOW", "note")
+    assert db.search.index_status()["event"] == (1, 1)
+    assert found(db, pid, "quetzal") == [("event", records["event"]["event_id"])]

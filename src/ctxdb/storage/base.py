@@ -78,6 +78,10 @@ class RawTx(Tx):
     """A transaction with literal SQL too: the type of every backend's transaction, for code
     inside ``ctxdb.storage`` only (services are typed against :class:`Tx`)."""
 
+    # Whether a statement of this transaction may have written a search document: a named
+    # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
+    may_write_documents = False
+
     @abc.abstractmethod
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of literal SQL already in this backend's parameter style."""
@@ -123,22 +127,45 @@ class Storage(abc.ABC):
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
+    # Whether an index keeps the entries of the documents given their terms (PostgreSQL
+    # until a vacuum), so that finding those still without terms must not start from the
+    # first document; see :meth:`indexing`.
+    keeps_dead_index_entries = False
+    # The highest search document id given its terms by a write of this storage: ids are
+    # handed out in increasing order, so a document written by a transaction that begins
+    # after that write has a higher one (a document whose body changes gets a new id).
+    _indexed_up_to = 0
 
     def indexing(self, unit: Callable[[Tx], T]) -> Callable[[Tx], T]:
         """``unit``, then the index terms of the search documents it wrote (see
         storage/search_engine.py): a write unit as the backends run it, so that no write
-        path can commit a document the full-text index does not hold."""
+        path can commit a document the full-text index does not hold. A unit that ran no
+        statement able to write one (``RawTx.may_write_documents``) costs no look.
+
+        Where the index keeps dead entries, the documents without terms are looked for
+        above the highest id this storage indexed before the unit began, so that a write
+        never steps over the entries of every document indexed before: their number grows
+        with the database, and which plan the server uses for the look-up (one that skips
+        entries known dead, or one that visits each) must not decide how long a write takes.
+        """
         def run(tx: Tx) -> T:
+            floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
             result = unit(tx)
-            if self.search_terms is None:
+            if not raw(tx).may_write_documents:  # nothing to look for: spare the statement
+                return result
+            if self.search_terms is None:  # the first write, or the schema changed: all
                 self.search_terms = raw(tx).one_raw(self.dialect.search_terms_probe,
                                                     {}) is not None
                 if self.origin is not None:
                     self.origin.search_terms = self.search_terms
+                floor = 0
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending
 
-                index_pending(tx)
+                highest = index_pending(tx, after=floor)
+                self._indexed_up_to = max(self._indexed_up_to, highest)
+                if self.origin is not None:  # a server's per-request copy tells its origin
+                    self.origin._indexed_up_to = max(self.origin._indexed_up_to, highest)
             return result
 
         return run

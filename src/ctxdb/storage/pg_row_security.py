@@ -210,7 +210,7 @@ def _ensure_role(tx: RawTx, role: str, password: str | None,
 
 def _hashed(tx: RawTx, password: str, role: str) -> str:
     """The password as the server stores it (SCRAM): the clear text never leaves here."""
-    from ctxdb.storage.postgres import PostgresTx
+    from ctxdb.storage.pg_tx import PostgresTx
 
     if not isinstance(tx, PostgresTx):
         raise TypeError("a PostgreSQL transaction is needed to hash a password")

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctxdb.errors import ConfigError, DatabaseTimeoutError, DatabaseUnavailableError, StorageError
 from ctxdb.settings import Settings
-from ctxdb.storage.base import RawTx, Row, Storage, Tx
+from ctxdb.storage.base import Row, Storage, Tx
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.pg_row_security import scope_statement
 from ctxdb.storage.queries import compiled_queries
@@ -49,9 +48,6 @@ if TYPE_CHECKING:
 
 try:
     import psycopg
-    from psycopg.adapt import Loader
-    from psycopg.rows import dict_row
-    from psycopg.types.string import TextLoader
 
     from ctxdb.storage.pg_pool import (
         BoundedConnection,
@@ -60,6 +56,7 @@ try:
         connect,
         connection_parameters,
     )
+    from ctxdb.storage.pg_tx import PostgresTx, configure_connection, scalar
     from ctxdb.storage.postgres_errors import first_line, is_transient, translate
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
@@ -67,7 +64,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 T = TypeVar("T")
-_cursor_names = itertools.count()
 # psycopg logs the errors it also raises: without a handler they would reach stderr as well.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
@@ -77,31 +73,6 @@ _BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _COMMIT_OUTCOME = "SELECT txid_status(%s)"
 # How long a commit whose answer was lost may stay "in progress" while its backend winds up.
 _OUTCOME_PATIENCE = 5.0
-# Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
-_PIPELINE = psycopg.Pipeline.is_supported()
-
-
-class TimestampTextLoader(Loader):
-    """Render ``timestamptz`` (server time zone UTC) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-
-    def load(self, data: Any) -> str:
-        text = bytes(data).decode()
-        stamp, _, _zone = text.partition("+")
-        day, _, clock = stamp.partition(" ")
-        seconds, _, fraction = clock.partition(".")
-        return f"{day}T{seconds}.{(fraction + '000')[:3]}Z"
-
-
-def _configure(conn: psycopg.Connection[Any], settings: Settings, read_only: bool) -> None:
-    conn.adapters.register_loader("jsonb", TextLoader)
-    conn.adapters.register_loader("json", TextLoader)
-    conn.adapters.register_loader("timestamptz", TimestampTextLoader)
-    statements = ["SET TIME ZONE 'UTC'", "SET synchronous_commit = on",
-                  f"SET statement_timeout = {round(settings.pg_statement_timeout * 1000)}"]
-    if read_only:
-        statements.append("SET default_transaction_read_only = on")
-    # One simple-query message (bytes, no parameters): one round trip for all of them.
-    conn.execute("; ".join(statements).encode())
 
 
 def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:
@@ -111,135 +82,9 @@ def _rollback_if_possible(conn: psycopg.Connection[Any]) -> None:
             conn.rollback()
 
 
-def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
-    row = cursor.fetchone()
-    if row is None:
-        raise StorageError("PostgreSQL returned no row where one was expected")
-    return row[0]
-
-
-class PostgresTx(RawTx):
-    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
-        self._conn = conn
-        self._queries = queries
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
-
-    def defer(self, query: str, **params: Any) -> None:
-        if _PIPELINE:
-            self._deferred.append((self._queries[query], params))
-        else:
-            self.execute(query, **params)
-
-    @contextlib.contextmanager
-    def _after_deferred(self) -> Iterator[None]:
-        """Sends the deferred statements, then what the block sends, in one pipeline: one
-        round trip for all. An error in any of them is raised when the block ends."""
-        if not self._deferred:
-            yield
-            return
-        deferred, self._deferred = self._deferred, []
-        with self._conn.pipeline():
-            for sql, params in deferred:
-                self._conn.execute(sql, params)
-            yield
-
-    def flush(self) -> None:
-        """Runs the deferred statements now (before a statement a pipeline cannot carry)."""
-        with self._after_deferred():
-            pass
-
-    def commit(self) -> None:
-        """COMMIT, with the deferred statements before it in the same round trip."""
-        if not self._deferred:
-            self._conn.commit()
-            return
-        with self._after_deferred():
-            # As a statement of the pipeline: conn.commit() would end the pipeline with a
-            # second synchronization, a round trip more than the one this saves.
-            self._conn.execute("COMMIT")
-
-    def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
-        cursor = self._conn.cursor(row_factory=dict_row)
-        with self._after_deferred():
-            cursor.execute(self._queries[query], params)
-        return cursor
-
-    def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
-        self.flush()
-        with self._conn.cursor(row_factory=dict_row) as cursor:
-            row: Row | None = cursor.execute(sql, params).fetchone()
-            return row
-
-    def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
-        self.flush()
-        with self._conn.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(sql, params or None)
-            if cursor.description is None:  # a statement without a result, such as SET
-                return []
-            return list(cursor.fetchall())
-
-    def all(self, query: str, **params: Any) -> list[Row]:
-        with self._cursor(query, params) as cursor:
-            return list(cursor.fetchall())
-
-    def one(self, query: str, **params: Any) -> Row | None:
-        with self._cursor(query, params) as cursor:
-            row: Row | None = cursor.fetchone()
-            return row
-
-    def stream(self, query: str, **params: Any) -> Iterator[Row]:
-        # A server-side cursor, so that rows not consumed are never sent over the network.
-        self.flush()
-        name = f"ctxdb_stream_{next(_cursor_names)}"
-        with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
-            cursor.itersize = 256
-            cursor.execute(self._queries[query], params)
-            yield from cursor
-
-    def execute(self, query: str, **params: Any) -> int:
-        with self._cursor(query, params) as cursor:
-            return int(cursor.rowcount)
-
-    def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
-        self.flush()
-        with self._conn.cursor() as cursor:
-            return int(cursor.execute(sql, params or None).rowcount)
-
-    def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
-        self.flush()
-        name = f"ctxdb_rows_{next(_cursor_names)}"
-        with self._conn.cursor(name=name) as cursor:
-            cursor.itersize = batch
-            cursor.execute(sql, params or None)
-            yield from cursor
-
-    def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.flush()
-        with self._conn.cursor() as cursor:
-            cursor.executemany(sql, rows)
-
-    def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self.flush()
-        with self._conn.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    @property
-    def connection(self) -> psycopg.Connection[Any]:
-        return self._conn
-
-    def lock(self, key: int) -> None:
-        self.flush()
-        self._conn.execute(POSTGRES.advisory_lock(key))
-
-    def script(self, sql: str) -> None:
-        # Without parameters psycopg sends the text as one simple query: many statements run.
-        self.flush()
-        self._conn.execute(sql.encode())
-
-
 class PostgresStorage(Storage):
     dialect = POSTGRES
+    keeps_dead_index_entries = True  # until a vacuum, which ctxdb must not rely on
 
     def __init__(self, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
@@ -261,7 +106,7 @@ class PostgresStorage(Storage):
                        self.settings.pg_socket_timeout,
                        **connection_parameters(self.settings.pg_socket_timeout))
         try:
-            _configure(conn, self.settings, self.read_only)
+            configure_connection(conn, self.settings, self.read_only)
         except BaseException:
             conn.close()
             raise
@@ -304,7 +149,7 @@ class PostgresStorage(Storage):
             with self._pool.connection() as conn:
                 cursor = conn.execute(_BEGIN_WITH_ID + self._scope)
                 cursor.nextset()
-                xid = int(_scalar(cursor))
+                xid = int(scalar(cursor))
                 tx = PostgresTx(conn, self._queries)
                 try:
                     result = unit(tx)
@@ -340,7 +185,7 @@ class PostgresStorage(Storage):
         while True:
             try:
                 with self._pool.connection() as conn:
-                    status = _scalar(conn.execute(_COMMIT_OUTCOME, (xid,)))
+                    status = scalar(conn.execute(_COMMIT_OUTCOME, (xid,)))
             except (psycopg.Error, StorageError):
                 return False
             if status != "in progress" or time.monotonic() > deadline:

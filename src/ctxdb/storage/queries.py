@@ -12,6 +12,10 @@ from pathlib import Path
 from ctxdb.storage.dialect import Dialect
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+# A statement that writes a record the search triggers make a document of, or a document.
+_WRITES_DOCUMENTS = re.compile(
+    r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|search_documents)\b",
+    re.IGNORECASE)
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -43,3 +47,10 @@ def raw_queries() -> dict[str, str]:
 @functools.cache
 def compiled_queries(dialect: Dialect) -> dict[str, str]:
     return {name: dialect.compile(sql) for name, sql in raw_queries().items()}
+
+
+@functools.cache
+def document_writers() -> frozenset[str]:
+    """The named queries after which a transaction may hold search documents without their
+    index terms (Storage.indexing looks for them only then)."""
+    return frozenset(name for name, sql in raw_queries().items() if _WRITES_DOCUMENTS.search(sql))

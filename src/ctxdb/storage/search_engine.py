@@ -69,7 +69,8 @@ class SearchEngine(abc.ABC):
         rebuild_engine_index(tx, self.dialect)
 
     def index_pending(self, tx: Tx) -> int:
-        """Give their terms to the documents that have none (see :func:`index_pending`)."""
+        """Give their terms to the documents that have none (see :func:`index_pending`);
+        returns the highest id among them (0 when there were none)."""
         return index_pending(tx)
 
     def reindex_changed(self, tx: Tx) -> int:
@@ -103,18 +104,19 @@ def highlighter(query: Query) -> Callable[[str], bool]:
     return word_matcher(words, prefixes)
 
 
-def index_pending(tx: Tx) -> int:
+def index_pending(tx: Tx, after: int = 0) -> int:
     """Give their terms to the documents that have none (written or changed in this
-    transaction, or by a migration); returns how many were indexed."""
+    transaction, or by a migration), those with an id above ``after``; returns the highest
+    id among them (``after`` when there were none)."""
     from ctxdb.storage.search_text import index_terms
 
-    done, after = 0, 0
     while rows := tx.all("search_pending_documents", after=after, limit=_PENDING_BATCH):
         for row in rows:
             tx.defer("search_set_terms", doc_id=row["doc_id"], terms=index_terms(row["body"]))
-        done += len(rows)
         after = rows[-1]["doc_id"]
-    return done
+        if len(rows) < _PENDING_BATCH:  # the last batch: asking again would find nothing
+            break
+    return after
 
 
 def reindex_changed(tx: Tx) -> int:

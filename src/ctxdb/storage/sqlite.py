@@ -22,7 +22,7 @@ from ctxdb.private_files import private_directory, private_file
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
-from ctxdb.storage.queries import compiled_queries
+from ctxdb.storage.queries import compiled_queries, document_writers
 from ctxdb.storage.retry import with_retries
 
 if TYPE_CHECKING:
@@ -115,15 +115,23 @@ class SQLiteTx(RawTx):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
+        self._document_writers = document_writers()
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
+        if query in self._document_writers:
+            self.may_write_documents = True
         return self._conn.execute(self._queries[query], params)
 
+    def _literal(self) -> sqlite3.Connection:
+        """The connection, for literal SQL: it may write anything."""
+        self.may_write_documents = True
+        return self._conn
+
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
-        return _first(self._conn.execute(sql, params))
+        return _first(self._literal().execute(sql, params))
 
     def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
-        cursor = self._conn.execute(sql, params)
+        cursor = self._literal().execute(sql, params)
         if cursor.description is None:  # a statement without a result, such as REINDEX
             return []
         columns = [column[0] for column in cursor.description]
@@ -150,10 +158,10 @@ class SQLiteTx(RawTx):
         return self._run(query, params).rowcount
 
     def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
-        return self._conn.execute(sql, params).rowcount
+        return self._literal().execute(sql, params).rowcount
 
     def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
-        cursor = self._conn.execute(sql, params)
+        cursor = self._literal().execute(sql, params)
         cursor.arraysize = batch
         try:
             yield from cursor
@@ -161,14 +169,14 @@ class SQLiteTx(RawTx):
             cursor.close()
 
     def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
+        self._literal().executemany(sql, rows)
 
     def lock(self, key: int) -> None:
         """Nothing to do: BEGIN IMMEDIATE already holds the database's one write lock."""
 
     def script(self, sql: str) -> None:
         for statement in split_statements(sql):
-            self._conn.execute(statement)
+            self._literal().execute(statement)
 
 
 def split_statements(sql: str) -> list[str]:

@@ -154,35 +154,40 @@ class ContextService:
         """Insert the item and its audit row; raises ``KeyTaken`` if the key is already used.
 
         The idempotency check is the insert itself (``ON CONFLICT DO NOTHING`` on the key),
-        which saves a statement per store. When it finds the key taken, the sequence number is
-        already drawn, so the caller's whole transaction must be abandoned: hence the error.
+        which saves a statement per store, and the sequence number is drawn by a deferred
+        statement that travels with the insert, which reads it: one round trip for both on
+        PostgreSQL. When the key is taken the number is drawn already, so the caller's whole
+        transaction must be abandoned: hence the error.
         """
         project_id = values["project_id"]
-        sequence = tx.value("next_sequence", project_id=project_id)
-        if sequence is None:  # no such active project: say which, unless stored before
+        if values["phase_id"] is not None:
+            require_phase(tx, values["phase_id"], project_id)
+        if values["created_by"] is not None:
+            require_instance(tx, values["created_by"], project_id)
+        row = self._draw_and_insert(tx, values)
+        if row is None:  # the key is taken, or no such active project: say which
             if self._stored_before(tx, values) is not None:
                 raise KeyTaken
             require_project(tx, project_id, active=True)
             # The project was committed by another transaction after the first look
             # (PostgreSQL, read committed): it is visible now, so draw the number again.
-            sequence = tx.value("next_sequence", project_id=project_id)
-            if sequence is None:
+            row = self._draw_and_insert(tx, values)
+            if row is None:
                 raise ConflictError(
                     f"project {project_id!r} changed while the item was stored; try again",
                     project_id=project_id)
-        if values["phase_id"] is not None:
-            require_phase(tx, values["phase_id"], project_id)
-        if values["created_by"] is not None:
-            require_instance(tx, values["created_by"], project_id)
-        item_id = tx.value("insert_item", sequence_number=sequence, **values)
-        if item_id is None:
-            raise KeyTaken
+        item_id, sequence = row["item_id"], row["sequence_number"]
         audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
               "context_item", item_id, project_id, priority=values["priority"],
               sequence_number=sequence, token_count=values["token_count"])
         summary = {"item_id": item_id, "sequence_number": sequence, "state": "active",
                    **{name: values[name] for name in SUMMARY_FIELDS if name in values}}
         return {name: summary[name] for name in SUMMARY_FIELDS}
+
+    @staticmethod
+    def _draw_and_insert(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
+        tx.defer("draw_sequence", project_id=values["project_id"])
+        return tx.one("insert_next_item", **values)
 
     def supersede(
         self,

@@ -13,6 +13,19 @@ VALUES (:project_id, :phase_id, :sequence_number, :content_type, :priority, :tok
 ON CONFLICT (project_id, idempotency_key) DO NOTHING  -- no row returned: the key is taken
 RETURNING item_id;
 
+-- name: insert_next_item
+-- A store's insert, with the number draw_sequence (projects.sql) just drew: both are sent
+-- together (the draw deferred), one round trip on PostgreSQL. No row returned: the key is
+-- taken, or the project is not an active one.
+INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
+                           token_count, content, metadata, created_by, idempotency_key,
+                           created_at)
+SELECT :project_id, :phase_id, p.next_sequence, :content_type, :priority, :token_count,
+       :content, :metadata, :created_by, :idempotency_key, $NOW
+FROM projects p WHERE p.project_id = :project_id AND p.status = 'active'
+ON CONFLICT (project_id, idempotency_key) DO NOTHING
+RETURNING item_id, sequence_number;
+
 -- name: get_item
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
        content, metadata, created_by, created_at, state, superseded_by, deleted_at, deleted_by

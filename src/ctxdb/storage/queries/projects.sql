@@ -44,6 +44,11 @@ UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
 WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence;
 
+-- name: draw_sequence
+-- next_sequence, for a statement that reads the number itself (context.sql's insert_next_item).
+UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+WHERE project_id = :project_id AND status = 'active';
+
 -- name: project_summary
 -- The seed's v_project_summary (migration 0015), for the projects that are not archived.
 SELECT v.project_id, v.name, v.total_story_points, v.completed_story_points,

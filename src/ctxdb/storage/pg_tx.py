@@ -1,0 +1,190 @@
+"""The PostgreSQL side of one unit of work (:class:`PostgresTx`) and how ctxdb sets up each
+connection: ``jsonb`` as text and ``timestamptz`` as ISO-8601 text, exactly as SQLite stores
+them, UTC, ``synchronous_commit=on`` and the statement timeout. Imported by
+:mod:`ctxdb.storage.postgres` once the postgres extra is known to be installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Loader
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+
+from ctxdb.errors import StorageError
+from ctxdb.settings import Settings
+from ctxdb.storage.base import RawTx, Row
+from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.queries import document_writers
+
+_cursor_names = itertools.count()
+# Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
+_PIPELINE = psycopg.Pipeline.is_supported()
+
+
+class TimestampTextLoader(Loader):
+    """Render ``timestamptz`` (server time zone UTC) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+
+    def load(self, data: Any) -> str:
+        text = bytes(data).decode()
+        stamp, _, _zone = text.partition("+")
+        day, _, clock = stamp.partition(" ")
+        seconds, _, fraction = clock.partition(".")
+        return f"{day}T{seconds}.{(fraction + '000')[:3]}Z"
+
+
+def configure_connection(conn: psycopg.Connection[Any], settings: Settings,
+                         read_only: bool) -> None:
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("json", TextLoader)
+    conn.adapters.register_loader("timestamptz", TimestampTextLoader)
+    statements = ["SET TIME ZONE 'UTC'", "SET synchronous_commit = on",
+                  f"SET statement_timeout = {round(settings.pg_statement_timeout * 1000)}"]
+    if read_only:
+        statements.append("SET default_transaction_read_only = on")
+    # One simple-query message (bytes, no parameters): one round trip for all of them.
+    conn.execute("; ".join(statements).encode())
+
+
+def scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    if row is None:
+        raise StorageError("PostgreSQL returned no row where one was expected")
+    return row[0]
+
+
+class PostgresTx(RawTx):
+    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
+        self._conn = conn
+        self._queries = queries
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._document_writers = document_writers()
+
+    def _named(self, query: str) -> str:
+        if query in self._document_writers:
+            self.may_write_documents = True
+        return self._queries[query]
+
+    def _literal(self) -> None:
+        """Before literal SQL, which may write anything: the deferred statements, then note it."""
+        self.flush()
+        self.may_write_documents = True
+
+    def defer(self, query: str, **params: Any) -> None:
+        if _PIPELINE:
+            self._deferred.append((self._named(query), params))
+        else:
+            self.execute(query, **params)
+
+    @contextlib.contextmanager
+    def _after_deferred(self) -> Iterator[None]:
+        """Sends the deferred statements, then what the block sends, in one pipeline: one
+        round trip for all. An error in any of them is raised when the block ends."""
+        if not self._deferred:
+            yield
+            return
+        deferred, self._deferred = self._deferred, []
+        with self._conn.pipeline():
+            for sql, params in deferred:
+                self._conn.execute(sql, params)
+            yield
+
+    def flush(self) -> None:
+        """Runs the deferred statements now (before a statement a pipeline cannot carry)."""
+        with self._after_deferred():
+            pass
+
+    def commit(self) -> None:
+        """COMMIT, with the deferred statements before it in the same round trip."""
+        if not self._deferred:
+            self._conn.commit()
+            return
+        with self._after_deferred():
+            # As a statement of the pipeline: conn.commit() would end the pipeline with a
+            # second synchronization, a round trip more than the one this saves.
+            self._conn.execute("COMMIT")
+
+    def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        cursor = self._conn.cursor(row_factory=dict_row)
+        with self._after_deferred():
+            cursor.execute(self._named(query), params)
+        return cursor
+
+    def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
+        self._literal()
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            row: Row | None = cursor.execute(sql, params).fetchone()
+            return row
+
+    def all_raw(self, sql: str, params: dict[str, Any]) -> list[Row]:
+        self._literal()
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, params or None)
+            if cursor.description is None:  # a statement without a result, such as SET
+                return []
+            return list(cursor.fetchall())
+
+    def all(self, query: str, **params: Any) -> list[Row]:
+        with self._cursor(query, params) as cursor:
+            return list(cursor.fetchall())
+
+    def one(self, query: str, **params: Any) -> Row | None:
+        with self._cursor(query, params) as cursor:
+            row: Row | None = cursor.fetchone()
+            return row
+
+    def stream(self, query: str, **params: Any) -> Iterator[Row]:
+        # A server-side cursor, so that rows not consumed are never sent over the network.
+        self.flush()
+        name = f"ctxdb_stream_{next(_cursor_names)}"
+        with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
+            cursor.itersize = 256
+            cursor.execute(self._named(query), params)
+            yield from cursor
+
+    def execute(self, query: str, **params: Any) -> int:
+        with self._cursor(query, params) as cursor:
+            return int(cursor.rowcount)
+
+    def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
+        self._literal()
+        with self._conn.cursor() as cursor:
+            return int(cursor.execute(sql, params or None).rowcount)
+
+    def rows_raw(self, sql: str, params: dict[str, Any], batch: int) -> Iterator[tuple[Any, ...]]:
+        self._literal()
+        name = f"ctxdb_rows_{next(_cursor_names)}"
+        with self._conn.cursor(name=name) as cursor:
+            cursor.itersize = batch
+            cursor.execute(sql, params or None)
+            yield from cursor
+
+    def execute_many_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._literal()
+        with self._conn.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+    def copy_raw(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._literal()
+        with self._conn.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        return self._conn
+
+    def lock(self, key: int) -> None:
+        self.flush()
+        self._conn.execute(POSTGRES.advisory_lock(key))
+
+    def script(self, sql: str) -> None:
+        # Without parameters psycopg sends the text as one simple query: many statements run.
+        self._literal()
+        self._conn.execute(sql.encode())
+
