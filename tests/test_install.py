@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import subprocess
-import sys
+import sysconfig
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -470,16 +470,6 @@ def test_trust_is_for_codex_only(setup: Setup) -> None:
     assert not (setup.home / ".codex").exists()
 
 
-@pytest.mark.parametrize("client", CLIENTS)
-def test_a_missing_mcp_extra_is_named(setup: Setup, client: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ctxdb.cli.install._mcp_installed", lambda: False)
-    result = setup.ok(client)
-    assert "pip install 'ctxdb[mcp]'" in result.output
-    monkeypatch.setattr("ctxdb.cli.install._mcp_installed", lambda: True)
-    assert "warning" not in setup.ok(client).output
-
-
 def test_a_file_keeps_its_indentation_and_permissions(setup: Setup) -> None:
     path = setup.home / ".claude.json"
     original = json.dumps({"numStartups": 7, "projects": {"/x": {"allowedTools": []}}},
@@ -515,10 +505,12 @@ def test_a_worktree_root_is_found_by_its_git_file(setup: Setup,
 
 
 def test_the_default_command_is_this_ctxdb_programs_absolute_path(setup: Setup) -> None:
-    program = Path(sys.executable).parent / "ctxdb"
+    # Off PATH (/usr/bin:/bin): the path; on PATH, see test_install_command.py.
+    program = Path(sysconfig.get_path("scripts")) / "ctxdb"
     result = subprocess.run([str(program), "install", "claude-code", "--dry-run", "--json"],
                             capture_output=True, text=True, cwd=setup.repo, timeout=60,
-                            env={**os.environ, "HOME": str(setup.home)}, check=True)
+                            env={**os.environ, "HOME": str(setup.home),
+                                 "PATH": "/usr/bin:/bin"}, check=True)
     diff = json.loads(result.stdout)["files"][0]["diff"]
     assert f'"command": "{program} hook --client claude-code"' in diff
     assert setup.snapshot() == {}

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sys
+import sysconfig
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ SCOPES = ("project", "user")
 EXECUTABLE_NAMES = ("ctxdb", "ctxdb.exe")
 
 
-PlanFunction = Callable[[str, Path, Path, str, str, bool, str | None], list[FileChange]]
+PlanFunction = Callable[[str, Path, Path, str, str, bool, str | None, bool],
+                        list[FileChange]]
 
 
 @dataclass(frozen=True)
@@ -40,17 +42,19 @@ CLIENTS: dict[str, Client] = {
 
 
 def plan_install(client: str, scope: str, root: Path, home: Path, executable: str,
-                 uninstall: bool = False, mcp_url: str | None = None) -> list[FileChange]:
+                 uninstall: bool = False, mcp_url: str | None = None,
+                 with_mcp: bool = True) -> list[FileChange]:
     """Every settings file of ``client`` in ``scope`` with its planned text; writes nothing.
 
     ``root`` is the project (repository) folder of the project scope, ``home`` the user's
     home folder of the user scope, ``executable`` how the client should start ctxdb;
     ``mcp_url``: the client reaches ctxdb's MCP server at that URL (``ctxdb serve``'s
-    ``/mcp``) with the token of ``$CTXDB_TOKEN``, instead of starting ``ctxdb mcp``.
+    ``/mcp``) with the token of ``$CTXDB_TOKEN``, instead of starting ``ctxdb mcp``;
+    ``with_mcp`` False: the hooks only, an MCP server entry already there left as it is.
     """
     hook_command = f"{shlex.quote(executable)} hook --client {client}"
     return CLIENTS[client].plan(scope, root, home, executable, hook_command, uninstall,
-                                mcp_url)
+                                mcp_url, with_mcp)
 
 
 def apply_changes(changes: Sequence[FileChange]) -> None:
@@ -71,16 +75,48 @@ def project_root(start: Path) -> Path:
     return start
 
 
-def ctxdb_executable() -> str:
-    """How a client should start ctxdb: this ``ctxdb`` program's absolute path when known.
+@dataclass(frozen=True)
+class CtxdbCommand:
+    """How a client should start ctxdb, and whether that holds on another machine."""
 
-    An absolute path keeps hooks working when the client runs outside the virtualenv (or
-    without its ``bin`` on PATH) that ctxdb was installed into. The path is not resolved
-    through symlinks, so a launcher such as ``~/.local/bin/ctxdb`` stays the one named.
-    Failing both this program and PATH, the bare name ``ctxdb`` is used.
+    command: str
+    portable: bool  # the bare name, found through the client's PATH wherever it runs
+
+
+def ctxdb_command() -> CtxdbCommand:
+    """The bare ``ctxdb`` when the ``ctxdb`` on PATH is this very program, else its path.
+
+    Settings files of a project are usually committed: the bare name works in every clone
+    and on every machine with ctxdb on its PATH, where an absolute path names a virtualenv
+    of this machine. Both programs are compared through their symlinks, so a launcher such
+    as ``~/.local/bin/ctxdb`` (pipx, uv tool) counts as this program. Otherwise the absolute
+    path keeps the hooks working when the client runs outside the virtualenv; it is not
+    resolved, so a launcher stays the one named.
     """
+    running = running_program()
+    found = shutil.which("ctxdb")
+    if running is not None and found is not None and _same_file(running, found):
+        return CtxdbCommand("ctxdb", portable=True)
+    if running is not None:
+        return CtxdbCommand(os.path.abspath(running), portable=False)
+    return CtxdbCommand(os.path.abspath(found) if found else "ctxdb", portable=False)
+
+
+def running_program() -> Path | None:
+    """This ctxdb's program: the one that was run, else the one installed beside this Python
+    (``python -m ctxdb``); None when there is neither."""
     program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if program is not None and program.name in EXECUTABLE_NAMES and program.is_file():
-        return os.path.abspath(program)
-    found = shutil.which("ctxdb")
-    return os.path.abspath(found) if found else "ctxdb"
+        return program
+    scripts = Path(sysconfig.get_path("scripts"))
+    for name in EXECUTABLE_NAMES:
+        if (scripts / name).is_file():
+            return scripts / name
+    return None
+
+
+def _same_file(first: Path, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False

@@ -55,7 +55,8 @@ def settings_paths(scope: str, root: Path, home: Path) -> tuple[Path, Path]:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None,
+         with_mcp: bool = True) -> list[FileChange]:
     hooks_path, mcp_path = settings_paths(scope, root, home)
     is_ours = ours_for(CLIENT)
     server: dict[str, object] = {"type": "stdio", "command": executable, "args": ["mcp"]}
@@ -65,7 +66,9 @@ def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
         return [plan_json_edit(hooks_path, lambda data: uninstall_hooks(data, is_ours)),
                 plan_json_edit(mcp_path, uninstall_server)]
     specs = hook_specs(hook_command)
-    return [
-        plan_json_edit(hooks_path, lambda data: install_hooks(data, specs, is_ours, hooks_path)),
-        plan_json_edit(mcp_path, lambda data: install_server(data, server, mcp_path)),
-    ]
+    changes = [plan_json_edit(hooks_path,
+                              lambda data: install_hooks(data, specs, is_ours, hooks_path))]
+    if with_mcp:
+        changes.append(plan_json_edit(mcp_path,
+                                      lambda data: install_server(data, server, mcp_path)))
+    return changes

@@ -100,17 +100,19 @@ def needs_feature_switch(version: tuple[int, int, int] | None) -> bool:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None,
+         with_mcp: bool = True) -> list[FileChange]:
     hooks_path, config_path = settings_paths(scope, root, home)
     is_ours = ours_for(CLIENT)
     if uninstall:
         hooks_change = plan_json_edit(hooks_path, lambda data: uninstall_hooks(data, is_ours))
-        return [hooks_change, plan_config(config_path, None)]
+        return [hooks_change, plan_config(config_path, install=False)]
     specs = hook_specs(hook_command)
     hooks_change = plan_json_edit(
         hooks_path, lambda data: install_hooks(data, specs, is_ours, hooks_path))
     switch = needs_feature_switch(installed_version())
-    return [hooks_change, plan_config(config_path, server_entry(executable, mcp_url), switch)]
+    entry = server_entry(executable, mcp_url) if with_mcp else None
+    return [hooks_change, plan_config(config_path, install=True, entry=entry, switch=switch)]
 
 
 def server_entry(executable: str, mcp_url: str | None) -> dict[str, Any]:
@@ -203,12 +205,14 @@ def _parse(text: str, path: Path) -> Any:
                                   "nothing was written", path=str(path)) from None
 
 
-def plan_config(path: Path, entry: dict[str, Any] | None, switch: bool = False) -> FileChange:
-    """Install (the server ``entry`` given) or uninstall (None) ctxdb's part of
-    ``config.toml``; ``switch``: set ``[features] hooks = true`` (a Codex older than 0.171)."""
+def plan_config(path: Path, install: bool, entry: dict[str, Any] | None = None,
+                switch: bool = False) -> FileChange:
+    """Install or uninstall ctxdb's part of ``config.toml``: the server ``entry`` (None: the
+    server is left as it is, ``--no-mcp``); ``switch``: set ``[features] hooks = true`` (a
+    Codex older than 0.171)."""
     before = read_text(path) or ""
     document = _parse(before, path)
-    if entry is None:
+    if not install:
         notes = (_disable_feature(document, path, FEATURE)
                  + _disable_feature(document, path, OLD_FEATURE)
                  + _remove_server(document, path))
@@ -216,14 +220,14 @@ def plan_config(path: Path, entry: dict[str, Any] | None, switch: bool = False) 
         notes = _disable_feature(document, path, OLD_FEATURE)
         notes += (_enable_feature(document, path) if switch
                   else _disable_feature(document, path, FEATURE))
-        notes += _add_server(document, entry, path)
+        notes += _add_server(document, entry, path) if entry is not None else []
     existed = path.exists()
     if not notes:
         text = before if existed else None
         return FileChange(path, text, text)
     text = document.as_string()
     after: str | None = text
-    if entry is None:
+    if not install:
         # Removing a table leaves the blank line that separated it; an emptied file goes.
         after = trailing_newlines_like(text, before) if text.strip() else None
     return FileChange(path, before if existed else None, after, notes)

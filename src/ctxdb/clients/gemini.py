@@ -9,6 +9,7 @@ so that one is short too. Each entry also carries ``"name": "ctxdb"`` for Gemini
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ctxdb.clients.files import FileChange, plan_json_edit
 from ctxdb.clients.merge import (
@@ -49,7 +50,8 @@ def settings_path(scope: str, root: Path, home: Path) -> Path:
 
 
 def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
-         uninstall: bool, mcp_url: str | None = None) -> list[FileChange]:
+         uninstall: bool, mcp_url: str | None = None,
+         with_mcp: bool = True) -> list[FileChange]:
     path = settings_path(scope, root, home)
     is_ours = ours_for(CLIENT)
     if uninstall:
@@ -60,6 +62,9 @@ def plan(scope: str, root: Path, home: Path, executable: str, hook_command: str,
     server: dict[str, object] = {"command": executable, "args": ["mcp"]}
     if mcp_url is not None:  # httpUrl: Gemini's key for streamable HTTP (url is SSE)
         server = {"httpUrl": mcp_url, "headers": bearer_header()}
-    return [plan_json_edit(
-        path, lambda data: install_hooks(data, specs, is_ours, path)
-        + install_server(data, server, path), COMMENT_HINT)]
+
+    def edit(data: dict[str, Any]) -> list[str]:
+        notes = install_hooks(data, specs, is_ours, path)
+        return notes + install_server(data, server, path) if with_mcp else notes
+
+    return [plan_json_edit(path, edit, COMMENT_HINT)]
