@@ -63,8 +63,7 @@ class TokenUsageOutOfRangeError(ValidationError):
 
 
 class InvalidSearchQueryError(ValidationError):
-    """A search query with nothing to search for, or (in raw mode) one the full-text engine
-    cannot parse; ``query`` is in details."""
+    """A query with nothing to search for, or (raw mode) one the engine cannot parse."""
 
     code = "invalid_search_query"
 
@@ -80,8 +79,7 @@ class UnsupportedFeatureError(ConfigError):
 
 
 class BackupInvalidError(ValidationError):
-    """A backup file that cannot be restored: missing, damaged (integrity or checksum), not a
-    ctxdb backup, or made by a newer ctxdb; nothing was changed."""
+    """A backup that cannot be restored: missing, damaged, not ctxdb's, or from a newer one."""
 
     code = "backup_invalid"
 
@@ -107,29 +105,25 @@ class ImportSourceError(ValidationError):
 
 
 class UnsafePathError(ImportSourceError):
-    """An import would read outside the folder it was given (a symlink pointing out, an
-    ``@../…`` reference); ``path`` and ``target`` are in details."""
+    """An import would read outside its folder (a symlink out, an ``@../…`` reference)."""
 
     code = "unsafe_path"
 
 
 class MalformedImportFileError(ImportSourceError):
-    """A file given to ``ctxdb import files`` is not in the shape it claims (bad JSON, a
-    context item without content, …); ``path`` and ``reason`` are in details."""
+    """A file given to ``ctxdb import files`` is not in the shape it claims (bad JSON, …)."""
 
     code = "malformed_import_file"
 
 
 class NotALegacyDatabaseError(ImportSourceError):
-    """The file is not a SQLite database with the seed's schema (``projects``, ``phases``,
-    ``context_snapshots``, ``active_instances``, ``schema_version``)."""
+    """The file is not a SQLite database with the original specification's schema."""
 
     code = "not_a_legacy_database"
 
 
 class InvalidLegacyDataError(ImportSourceError):
-    """A row of a legacy database holds a value ctxdb cannot keep (an unknown priority, a
-    timestamp it cannot read, …); ``table`` and ``row`` are in details."""
+    """A row of a legacy database holds a value ctxdb cannot keep (an unknown priority, …)."""
 
     code = "invalid_legacy_data"
 
@@ -213,15 +207,13 @@ class InvalidTransitionError(ConflictError):
 
 
 class VersionConflictError(ConflictError):
-    """A compare-and-set write expected another version; ``current_version`` is in details
-    (``None`` when the memory does not exist, or is deleted or expired)."""
+    """A compare-and-set write expected another version (``current_version`` in details)."""
 
     code = "version_conflict"
 
 
 class StaleEpochError(ConflictError):
-    """A task write carried an epoch that is not the task's current one: its lease has since
-    passed to another holder (or was released); ``current_epoch`` is in details."""
+    """A task write carried an old epoch: its lease has passed on (or was released)."""
 
     code = "stale_epoch"
 
@@ -242,8 +234,7 @@ class IdempotencyConflictError(ConflictError):
 
 
 class AlreadyDecidedError(InvalidTransitionError):
-    """An approval gate was decided (or cancelled) before: a decision is never changed;
-    ``status`` and ``decided_by`` are in details."""
+    """An approval gate was decided (or cancelled) before: a decision is never changed."""
 
     code = "already_decided"
 
@@ -255,8 +246,7 @@ class ApprovalRejectedError(ConflictError):
 
 
 class DatabaseNotEmptyError(ConflictError):
-    """A restore would overwrite a database that holds data, and ``--force`` was not given;
-    the row counts per table are in details."""
+    """A restore would overwrite a database that holds data, and ``--force`` was not given."""
 
     code = "database_not_empty"
 
@@ -305,8 +295,7 @@ class AuthenticationError(CtxdbError):
 
 
 class PermissionDeniedError(CtxdbError):
-    """A valid token whose scope does not allow the request (a read token asked to write, a
-    project's token asked for a fleet-wide operation)."""
+    """A valid token whose scope does not allow the request (a read token asked to write)."""
 
     code = "forbidden"
     category = "forbidden"
@@ -385,8 +374,7 @@ class BundleError(ValidationError):
 
 
 class BundleVersionError(BundleError):
-    """A bundle of a format version or schema version this ctxdb cannot read (made by a newer
-    ctxdb); nothing was written."""
+    """A bundle of a format or schema version this ctxdb cannot read (from a newer one)."""
 
     code = "unsupported_bundle_version"
 
@@ -399,8 +387,7 @@ class ImportConflictError(ConflictError):
 
 
 class TargetNotEmptyError(ConflictError):
-    """``db copy`` into a database that holds rows, without ``--force``; ``tables`` in details
-    lists the tables that are not empty."""
+    """``db copy`` into a database that holds rows, without ``--force``."""
 
     code = "target_not_empty"
 
