@@ -101,15 +101,26 @@ def test_the_mcp_tools_advertise_exactly_the_domain_values(tmp_path: Path) -> No
     from ctxdb.mcp.tools import ContextTools
 
     settings = load_settings(env={"HOME": str(tmp_path)}, url=str(tmp_path / "ctxdb.db"))
-    with Ctxdb.open(settings) as db:
-        tools = anyio.run(build_server(ContextTools(db)).list_tools)
-    found = {}
-    for tool in tools:
-        for name, schema in tool.input_schema["properties"].items():
-            for values in enums_in(schema):
-                assert (tool.name, name) not in found, "one enum per argument"
-                found[(tool.name, name)] = values
-    assert found == MCP_ENUMS
+
+    def advertised(which: str) -> tuple[dict[tuple[str, str], list[str]], set[str]]:
+        with Ctxdb.open(settings) as db:
+            tools = anyio.run(build_server(ContextTools(db), which).list_tools)
+        found = {}
+        for tool in tools:
+            for name, schema in tool.input_schema["properties"].items():
+                for values in enums_in(schema):
+                    assert (tool.name, name) not in found, "one enum per argument"
+                    found[(tool.name, name)] = values
+        return found, {tool.name for tool in tools}
+
+    every, every_name = advertised("all")
+    assert every == MCP_ENUMS
+    default, _names = advertised("default")
+    # `call` names the tools it runs: tool names, not values of the domain.
+    assert set(default.pop(("call", "tool"))) <= every_name
+    # The lean set has the same values wherever it has the argument.
+    assert ("search", "kinds") in default
+    assert all(MCP_ENUMS[key] == values for key, values in default.items())
 
 
 def test_the_choice_check_names_the_accepted_values() -> None:

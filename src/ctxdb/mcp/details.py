@@ -134,7 +134,8 @@ def brief_search(
         description="Words in any form; \"a phrase\"; -word excluded; word* a prefix.",
         min_length=1)],
     kinds: Annotated[list[str] | None, Field(
-        description="context, memory and/or event. Default: all.")] = None,
+        description="context, memory and/or event. Default: all.",
+        json_schema_extra={"items": {"enum": knowledge.SEARCH_KINDS, "type": "string"}})] = None,
     since: Annotated[str | None, Field(
         description="Only records since: ISO-8601 or an age (12h, 7d).")] = None,
     limit: Annotated[int, Field(ge=1, le=200)] = 10,

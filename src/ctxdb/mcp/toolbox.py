@@ -158,5 +158,8 @@ def compact_schema(schema: Any) -> Any:
     choices_ = compact.get("anyOf")
     if isinstance(choices_, list) and len(choices_) == 2 and {"type": "null"} in choices_:
         compact.pop("anyOf")
-        compact.update(next(entry for entry in choices_ if entry != {"type": "null"}))
+        # What the argument declared itself (an enum of an array's items) wins over the
+        # plain alternative pydantic derived from its type.
+        for key, value in next(entry for entry in choices_ if entry != {"type": "null"}).items():
+            compact.setdefault(key, value)
     return compact
