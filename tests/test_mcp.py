@@ -274,7 +274,7 @@ def test_without_the_sdk_the_command_names_the_extra(tmp_path: Path) -> None:
                             env={**env, "HOME": str(tmp_path), "CTXDB_URL": str(tmp_path / "x.db")})
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("error: ctxdb mcp needs the MCP SDK")
-    assert result.stderr.rstrip().endswith("pip install 'ctxdb[mcp]'")
+    assert result.stderr.rstrip().endswith("pip install '.[mcp]' in a clone of ctxdb")
     assert not (tmp_path / "x.db").exists()  # refused before opening any database
 
 

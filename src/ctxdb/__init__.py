@@ -33,12 +33,12 @@ def open(settings: Settings | None = None, **overrides: Any) -> Ctxdb:
 def connect(url: str, token: str, *, project_id: str | None = None,
             timeout: float = 30.0) -> RemoteCtxdb:
     """The services of the ``ctxdb serve`` at ``url``, as :func:`open` gives a database's
-    (docs/api.md). Needs the ``client`` extra: ``pip install 'ctxdb[client]'``."""
+    (docs/api.md). Needs the ``client`` extra (README: Install)."""
     try:
         from ctxdb.client import connect as connect_to
     except ModuleNotFoundError as exc:
         from ctxdb.errors import ConfigError
 
         raise ConfigError(f"ctxdb.connect needs the client extra ({exc.name} is missing): "
-                          f"pip install 'ctxdb[client]'") from exc
+                          f"pip install '.[client]' in a clone of ctxdb") from exc
     return connect_to(url, token, project_id=project_id, timeout=timeout)

@@ -29,7 +29,7 @@ def mcp_command(app: Application, project_id: str | None, tool_set: str) -> None
     Tools for context (get, store, search, handoffs, heartbeats, instances), memories,
     session events, tasks, messages, approval gates, command runs and checkpoints (see
     docs/mcp.md). stdout carries only protocol messages; logs go to
-    stderr. Needs the optional MCP SDK: pip install 'ctxdb[mcp]' (without it: exit 2).
+    stderr. Needs the optional MCP SDK, the mcp extra (README: Install; without it: exit 2).
 
     \b
     Examples:

@@ -7,7 +7,8 @@ import click
 from ctxdb.cli.application import Application, pass_app
 from ctxdb.errors import ConfigError
 
-SERVER_HINT = "pip install 'ctxdb[server]'"
+# From a clone (README: Install): 'ctxdb' on the public index is another project.
+SERVER_HINT = "install ctxdb with its server extra: pip install '.[server]' in a clone of ctxdb"
 
 
 @click.command("serve")
@@ -24,8 +25,8 @@ def serve_command(app: Application, host: str, port: int, workers: int,
     """Serve the REST API /v1 with bearer tokens (see `ctxdb token create`).
 
     /healthz answers without a token; every other route needs one. SIGTERM stops accepting
-    connections and lets requests in flight finish. Needs the server extra:
-    pip install 'ctxdb[server]'.
+    connections and lets requests in flight finish. Needs the server extra (README:
+    Install).
 
     \b
     Example:

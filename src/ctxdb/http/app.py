@@ -67,7 +67,7 @@ def mcp_route() -> Route:
 
 def _without_mcp_sdk(request: Request) -> Response:
     return problem(501, "mcp_not_installed", "this server cannot speak MCP: the MCP SDK is "
-                   "not installed here (pip install 'ctxdb[mcp]')")
+                   "not installed here (pip install '.[mcp]' in a clone of ctxdb)")
 
 
 def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:

@@ -9,7 +9,9 @@ synchronous core serves the asynchronous protocol, and :mod:`ctxdb.mcp.server` c
 tool set. Only these modules import the optional ``mcp`` SDK.
 """
 
-SDK_HINT = "pip install 'ctxdb[mcp]'"
+# Extras install from a clone (README: Install): 'ctxdb' on the public index is another
+# project, so a hint never names it.
+SDK_HINT = "install ctxdb with its mcp extra: pip install '.[mcp]' in a clone of ctxdb"
 # The tool sets of ``ctxdb mcp --tools`` (see ``server.py``): here, so that the command line
 # can offer them without importing the SDK.
 TOOL_SETS = ("default", "all")

@@ -60,7 +60,8 @@ try:
     from ctxdb.storage.postgres_errors import first_line, is_transient, translate
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
-        "PostgreSQL support needs the postgres extra: pip install 'ctxdb[postgres]'"
+        "PostgreSQL support needs the postgres extra: pip install '.[postgres]' in a clone of "
+        "ctxdb"
     ) from exc
 
 T = TypeVar("T")
