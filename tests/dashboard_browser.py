@@ -1,5 +1,6 @@
-"""What the dashboard's browser tests share: a real uvicorn server in a thread, the system's
-headless Chromium driven by Playwright, and a page that records every console error.
+"""What the dashboard's browser tests share: the system's headless Chromium driven by
+Playwright, and a page that records every console error (the server is
+``remote_server.served``, as for every test of ``ctxdb serve``).
 
 Playwright never downloads a browser here: it drives the Chromium of the operating system
 (Debian's ``chromium`` package), found from ``CTXDB_TEST_CHROMIUM`` or on PATH. Without one
@@ -11,18 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-
-from ctxdb.service import Ctxdb
 
 REQUIRE_BROWSER = os.environ.get("CTXDB_REQUIRE_BROWSER", "") in ("1", "true", "yes")
 # Screenshots for docs/dashboard.md, written only when asked (a normal run leaves the tree).
@@ -39,33 +32,6 @@ def chromium_path() -> str:
     if REQUIRE_BROWSER:
         pytest.fail(f"a browser is required (CTXDB_REQUIRE_BROWSER=1): {problem}")
     pytest.skip(f"no Chromium: {problem} (Debian: apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def running_server(db: Ctxdb) -> Iterator[str]:
-    """``ctxdb serve``'s application under uvicorn on a loopback port; yields its base URL."""
-    from ctxdb.http.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 class ConsoleWatch:

@@ -1,5 +1,6 @@
-"""A real uvicorn server in a thread over a test's store, and canned HTTP answers, for the
-remote hook's tests: ``ctxdb hook`` processes talk to them over loopback."""
+"""A real uvicorn server in a thread over a test's store (:func:`served`, which every test of
+the server, the client, the dashboard and /mcp runs), and canned HTTP answers for the remote
+hook's tests: ``ctxdb hook`` processes talk to them over loopback."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ def free_port() -> int:
 
 @contextmanager
 def served(db: Ctxdb) -> Iterator[str]:
-    """``ctxdb serve``'s application over ``db`` on a free loopback port; its base URL."""
-    config = uvicorn.Config(create_app(db), host="127.0.0.1", port=free_port(),
-                            log_level="warning", lifespan="off")
+    """``ctxdb serve``'s application over ``db`` on a loopback port the system chose (no race
+    for a free one); its base URL."""
+    config = uvicorn.Config(create_app(db), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
@@ -39,10 +41,10 @@ def served(db: Ctxdb) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{config.port}"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join(20)
 
 
 @contextmanager

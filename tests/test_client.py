@@ -5,22 +5,20 @@ same typed errors."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import ctxdb
 from ctxdb import errors
 from ctxdb.client import RemoteCtxdb
 from ctxdb.client.transport import Transport, error_of
 from ctxdb.domain.pack_formats import pack_payload
-from ctxdb.http.app import create_app
 from ctxdb.service import Ctxdb
+from remote_server import served
 
 GLOBAL_ID = re.compile(r"(proj|inst|sess)_\d{8}_\d{6}_[0-9a-f]+|mem_[0-9a-f]{32}")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
@@ -33,19 +31,8 @@ VOLATILE = {"hostname", "process_id", "actor", "created_by", "requested_by", "de
 
 @pytest.fixture
 def server_url(db: Ctxdb) -> Iterator[str]:
-    config = uvicorn.Config(create_app(db), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(20)
+    with served(db) as url:
+        yield url
 
 
 def failure(call: Callable[[], Any]) -> tuple[str, str]:

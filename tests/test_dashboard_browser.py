@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from ctxdb.service import Ctxdb
-from dashboard_browser import ConsoleWatch, chromium_path, running_server, screenshot
+from dashboard_browser import ConsoleWatch, chromium_path, screenshot
+from remote_server import served
 
 CTXDB = Path(sys.executable).with_name("ctxdb")
 # An agent's change must show within 2 s; the region is polled every second.
@@ -41,7 +42,7 @@ def site(db: Ctxdb) -> Iterator[dict[str, Any]]:
     pid = project["project_id"]
     db.phases.start(db.phases.create(pid, 1, "checkout")["phase_id"])
     token = db.access_tokens.create(pid, "write", name="operator")
-    with running_server(db) as base:
+    with served(db) as base:
         yield {"base": base, "pid": pid, "secret": token["secret"],
                "token_id": token["token_id"]}
 

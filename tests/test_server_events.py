@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from ctxdb.http import event_routes
-from ctxdb.http.app import create_app
 from ctxdb.service import Ctxdb
+from remote_server import served as serving
 
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
 DATA_FIELDS = {"id", "project_id", "entity_type", "entity_id", "action", "actor",
@@ -27,20 +24,8 @@ DATA_FIELDS = {"id", "project_id", "entity_type", "entity_id", "action", "actor"
 
 @pytest.fixture
 def served(db: Ctxdb) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(db), log_level="warning",
-                                           lifespan="off"))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with serving(db) as url:
+        yield url
 
 
 @pytest.fixture
