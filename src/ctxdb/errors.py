@@ -78,6 +78,14 @@ class UnsupportedFeatureError(ConfigError):
     code = "unsupported_feature"
 
 
+class LocalOnlyError(UnsupportedFeatureError):
+    """Asked of a ctxdb server (``CTXDB_URL=http(s)://…``) what only a local database can do:
+    an operation on the database file itself (backup, restore, migrations, …) or a service
+    the HTTP API does not offer. The message says where to run it instead."""
+
+    code = "local_only"
+
+
 class BackupInvalidError(ValidationError):
     """A backup that cannot be restored: missing, damaged, not ctxdb's, or from a newer one."""
 

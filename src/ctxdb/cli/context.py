@@ -35,8 +35,10 @@ def _default_budget(app: Application) -> int:
 def _build_pack(app: Application, project_id: str, budget: int | None,
                 phase_id: int | None, partial_critical: bool = False) -> dict[str, Any]:
     budget = _default_budget(app) if budget is None else budget
-    return pack_payload(project_id, app.db().context.pack(
-        project_id, budget, phase_id, partial_critical=partial_critical))
+    pack = app.db().context.pack(project_id, budget, phase_id,
+                                 partial_critical=partial_critical)
+    # A server answers the pack in its JSON form already (ctxdb.connect).
+    return pack if isinstance(pack, dict) else pack_payload(project_id, pack)
 
 
 def show_item(item: dict[str, Any], as_json: bool) -> None:

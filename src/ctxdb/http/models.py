@@ -24,6 +24,18 @@ class ProjectIn(Body):
     name: str
     description: str = ""
     total_story_points: int = 0
+    metadata: dict[str, Any] | None = None
+    repo_key: str | None = None
+
+
+class ProjectUpdateIn(Body):
+    """The fields to change; those left out (or null) keep their value."""
+
+    name: str | None = None
+    description: str | None = None
+    total_story_points: int | None = None
+    completed_story_points: int | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class Project(Record):
@@ -100,6 +112,7 @@ class ContextIn(Body):
     phase_id: int | None = None
     metadata: dict[str, Any] | None = None
     token_count: int | None = None
+    created_by: str | None = None  # the instance (of the project) that wrote it
 
 
 class SupersedeIn(Body):
@@ -223,6 +236,16 @@ class InboxIn(Body):
 
 class AckIn(Body):
     instance_id: str
+
+
+class PromoteIn(Body):
+    """Keep a message as a memory (``to="memory"``: namespace and key) or a context item
+    (``to="context"``: priority)."""
+
+    to: str
+    namespace: str | None = None
+    key: str | None = None
+    priority: str = "HIGH"
 
 
 class SearchHit(Record):
