@@ -244,3 +244,65 @@ def test_every_command_works_through_a_server_or_says_it_is_local_only(
         assert error["error"] == LOCAL, (path, result.output)
         assert result.exit_code == 2 and "server host" in error["message"], path
     assert set(tmp_path.rglob("*")) == before, "a command through a server wrote a file"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_output_through_a_server_is_the_local_output(
+        remote: RemoteCli, db: Ctxdb, settings: Any, tmp_path: Path) -> None:
+    local = Cli(settings.url, tmp_path)
+    pid = db.projects.create("Shop", "rewrite", 300, {"team": "a"})["project_id"]
+    iid = db.instances.launch(pid, model="m")["instance_id"]
+    db.context.store(pid, {"rule": "stripe webhooks retry"}, "CRITICAL", "decision")
+    db.context.store(pid, "the webhook handler lives in api/hooks.py", "LOW", "note")
+    db.memories.put(pid, "team", "style", {"formatter": "black"})
+    db.tasks.create(pid, "retry the webhook")
+    db.messages.send(pid, "instance", iid, "deploy at noon")
+    commands = [
+        ("project", "get", pid), ("project", "list"), ("summary",),
+        ("instance", "list", "-p", pid), ("context", "list", "-p", pid),
+        ("context", "-p", pid, "--budget-tokens", "4000"),
+        ("context", "pack", "-p", pid, "--budget-tokens", "4000"),
+        ("memory", "get", "-p", pid, "team", "style"), ("memory", "list", "-p", pid),
+        ("task", "list", "-p", pid), ("search", "-p", pid, "webhook", "--kind", "context"),
+    ]
+    for command in commands:
+        here, there = local(*command), remote(*command)
+        assert here.exit_code == there.exit_code == 0, (command, here.output, there.output)
+        assert there.stdout == here.stdout, command
+    # The same for machine output, and for the errors.
+    for command in [("task", "list", "-p", pid, "--json"), ("context", "get", "999", "--json"),
+                    ("memory", "get", "-p", pid, "team", "nope")]:
+        here, there = local(*command), remote(*command)
+        assert (there.exit_code, there.stdout) == (here.exit_code, here.stdout), command
+        assert there.stderr.replace(', "status": 404', "") == here.stderr, command
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_servers_refusals_are_typed_errors_with_their_exit_codes(
+        db: Ctxdb, server: str, tmp_path: Path) -> None:
+    pid = db.projects.create("Shop")["project_id"]
+    other = db.projects.create("Other")["project_id"]
+
+    def as_token(scope: str, project_id: str | None = pid) -> RemoteCli:
+        return RemoteCli(server, tmp_path, db.access_tokens.create(project_id, scope)["secret"])
+
+    def refusal(cli: RemoteCli, *args: str) -> tuple[int, str]:
+        result = cli(*args, "--json")
+        return result.exit_code, parsed(result.stderr, " ".join(args))["error"]
+
+    reader = as_token("read")
+    assert reader.ok("project", "get", pid)["project_id"] == pid
+    assert refusal(reader, "context", "store", "-p", pid, "--text", "x") == (8, "forbidden")
+    assert refusal(as_token("admin"), "project", "create", "New") == (8, "forbidden")
+    assert refusal(as_token("admin"), "project", "get", other) == (3, "project_not_found")
+    assert refusal(as_token("write"), "project", "archive", pid) == (8, "forbidden")
+    assert refusal(RemoteCli(server, tmp_path, "ctxdb_" + "x" * 43),
+                   "project", "list") == (8, "unauthenticated")
+    no_token = RemoteCli(server, tmp_path, "")
+    assert refusal(no_token, "project", "list") == (2, "invalid_config")
+    assert "CTXDB_TOKEN" in no_token("project", "list").stderr
+    # A server that is not there: a storage error (exit 6), as an unreachable database.
+    gone = RemoteCli("http://127.0.0.1:9", tmp_path, "ctxdb_" + "x" * 43)
+    assert refusal(gone, "summary") == (6, "database_unavailable")
+    # Nothing refused was written.
+    assert {row["action"] for row in db.audit_log(pid)} == {"project.create", "api_token.create"}

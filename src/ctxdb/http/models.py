@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 class Body(BaseModel):
@@ -17,7 +26,29 @@ class Body(BaseModel):
 
 
 class Record(BaseModel):
+    """A record as the service answers it, its fields in the service's order (not the
+    declared fields first), so that a remote client prints it as the local one does."""
+
     model_config = ConfigDict(extra="allow")
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        record = handler(data)
+        if isinstance(data, dict) and isinstance(record, Record):
+            record._order = tuple(data)
+        return record
+
+    # No return annotation on purpose: pydantic then documents the model's own fields in the
+    # OpenAPI document (an annotation would replace them by that type's schema).
+    @model_serializer(mode="wrap")
+    def _in_order(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        fields = handler(self)
+        if not self._order or not isinstance(fields, dict):
+            return fields
+        ordered = {name: fields[name] for name in self._order if name in fields}
+        return ordered | {name: value for name, value in fields.items() if name not in ordered}
 
 
 class ProjectIn(Body):
