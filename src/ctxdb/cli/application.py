@@ -66,8 +66,8 @@ class Application:
         settings = self.settings
         if not settings.token:
             raise ConfigError(f"{settings.url} is a ctxdb server: set CTXDB_TOKEN to a token "
-                              "it issued (ctxdb token create, on the server host)",
-                              setting="token")
+                              "it issued (ctxdb token create, on the server host; "
+                              "docs/server.md)", setting="token")
         # Typed as the local facade: the remote one answers by the same names and raises
         # LocalOnlyError for what it lacks (see ctxdb.client).
         return cast("Ctxdb", ctxdb.connect(settings.url, settings.token))
