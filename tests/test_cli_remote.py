@@ -306,3 +306,20 @@ def test_a_servers_refusals_are_typed_errors_with_their_exit_codes(
     assert refusal(gone, "summary") == (6, "database_unavailable")
     # Nothing refused was written.
     assert {row["action"] for row in db.audit_log(pid)} == {"project.create", "api_token.create"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_facade_names_what_a_server_does_not_offer(db: Ctxdb, server: str) -> None:
+    import ctxdb
+    from ctxdb.errors import LocalOnlyError
+
+    pid = db.projects.create("Shop")["project_id"]
+    with ctxdb.connect(server, db.access_tokens.create(pid, "admin")["secret"]) as remote:
+        with pytest.raises(LocalOnlyError, match=r"db\.retention is not offered .* server host"):
+            remote.retention.collect(pid)
+        with pytest.raises(LocalOnlyError, match=r"audit_chain\.seal is not offered"):
+            remote.audit_chain.seal(pid)
+        # What the CLI passes locally is taken, so the same code runs on both facades.
+        item = remote.context.store(pid, "x", "HIGH", "note", actor="user:ignored")
+        audit = remote.audit_log(pid, entity_id=str(item["item_id"]))
+        assert audit[0]["actor"].startswith("token:")

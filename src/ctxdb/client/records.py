@@ -9,6 +9,7 @@ given. A method the HTTP API does not offer raises :class:`ctxdb.errors.LocalOnl
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Any
 
 from ctxdb.client.transport import Transport, segment
@@ -31,8 +32,8 @@ class RemoteService:
         # Only reached for a name the class lacks: a method of the local service alone.
         if name.startswith("_") or name == "t":
             raise AttributeError(name)
-        raise not_offered(f"{type(self).__name__.removeprefix('Remote').lower()}.{name}",
-                          self.t.url)
+        service = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__.removeprefix("Remote"))
+        raise not_offered(f"{service.lower()}.{name}", self.t.url)
 
 
 class RemoteProjects(RemoteService):
