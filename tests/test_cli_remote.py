@@ -106,6 +106,7 @@ def _steps() -> list[Step]:
         ("context page", p("-p", "{pid}", "--priority", "CRITICAL"), OK),
         ("context pack", p("-p", "{pid}", "--budget-tokens", "2000"), OK),
         ("context", p("-p", "{pid}", "--format", "json"), OK),
+        ("context", p("--format", "json"), LOCAL),  # the project of the current repository
         ("context supersede", p("{item}", '{{"rule": "use stripe webhooks v2"}}'), OK),
         ("context delete", p("{item}"), OK),
         ("context archived", p("-p", "{pid}"), LOCAL),
@@ -235,7 +236,7 @@ def test_every_command_works_through_a_server_or_says_it_is_local_only(
                 state[name] = answer[field]
             continue
         if path in NO_JSON:
-            assert result.exit_code == 2 and "server host" in result.stderr, path
+            assert result.exit_code == 2 and "ctxdb server at" in result.stderr, path
             continue
         error = parsed(result.stderr, path)
         if want == CONFLICT:  # refused by the server's service, as locally: a typed conflict
