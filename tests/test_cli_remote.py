@@ -305,6 +305,10 @@ def test_a_servers_refusals_are_typed_errors_with_their_exit_codes(
     # A server that is not there: a storage error (exit 6), as an unreachable database.
     gone = RemoteCli("http://127.0.0.1:9", tmp_path, "ctxdb_" + "x" * 43)
     assert refusal(gone, "summary") == (6, "database_unavailable")
+    # A record named by id alone, with a token that sees two projects: which one is asked.
+    fleet = as_token("admin", None)
+    assert refusal(fleet, "phase", "start", "1") == (2, "invalid_input")
+    assert "--project" in fleet("phase", "start", "1").stderr
     # Nothing refused was written.
     assert {row["action"] for row in db.audit_log(pid)} == {"project.create", "api_token.create"}
 
