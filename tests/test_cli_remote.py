@@ -86,7 +86,7 @@ def _steps() -> list[Step]:
         ("phase create", p("-p", "{pid}", "1", "build"), OK),
         ("phase list", p("-p", "{pid}"), OK),
         ("phase start", p("{phase}"), OK),
-        ("phase current", p("-p", "{pid}"), LOCAL),
+        ("phase current", p("-p", "{pid}"), OK),
         ("phase block", p("{phase}", "--reason", "waiting"), OK),
         ("phase complete", p("{phase}"), OK),
         ("instance launch", p("-p", "{pid}", "--model", "m", "--context-window", "10000"), OK),
@@ -96,7 +96,7 @@ def _steps() -> list[Step]:
         ("instance reap", p("-p", "{pid}"), OK),
         ("tokens update", p("{iid}", "4000"), OK),
         ("tokens check", p("{iid}"), OK),
-        ("tokens all", p(), LOCAL),
+        ("tokens all", p("-p", "{pid}"), OK),
         ("tokens clear", p("{iid}", "--summary", "half way"), OK),
         ("tokens auto", p("{iid}"), LOCAL),
         ("context store", p("-p", "{pid}", '{{"rule": "use stripe webhooks"}}', "--priority",
@@ -260,7 +260,8 @@ def test_the_output_through_a_server_is_the_local_output(
     db.messages.send(pid, "instance", iid, "deploy at noon")
     commands = [
         ("project", "get", pid), ("project", "list"), ("summary",),
-        ("instance", "list", "-p", pid), ("context", "list", "-p", pid),
+        ("instance", "list", "-p", pid), ("tokens", "all", "-p", pid),
+        ("phase", "current", "-p", pid), ("context", "list", "-p", pid),
         ("context", "-p", pid, "--budget-tokens", "4000"),
         ("context", "pack", "-p", pid, "--budget-tokens", "4000"),
         ("memory", "get", "-p", pid, "team", "style"), ("memory", "list", "-p", pid),

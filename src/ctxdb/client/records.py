@@ -83,6 +83,10 @@ class RemotePhases(RemoteService):
     def list(self, project_id: str) -> builtins.list[dict[str, Any]]:
         return list(self.t.call("GET", self.t.path(project_id, "phases")))
 
+    def current(self, project_id: str) -> dict[str, Any] | None:
+        answer = self.t.call("GET", self.t.path(project_id, "phases", "current"))
+        return None if answer is None else dict(answer)
+
     def start(self, phase_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         return self._change(phase_id, "start", project_id, None)
 
@@ -138,6 +142,10 @@ class RemoteTokens(RemoteService):
                      project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("PUT", self.t.path(project_id, "instances", instance_id,
                                                     "usage"), json={"tokens": token_count}))
+
+    def all_usage(self, project_id: str | None = None) -> dict[str, Any]:
+        """Every live instance's usage (a server reports one project's)."""
+        return dict(self.t.call("GET", self.t.path(project_id, "usage")))
 
     def check_usage(self, instance_id: str, *,
                     project_id: str | None = None) -> dict[str, Any]:

@@ -86,6 +86,13 @@ def phase_of(caller: Caller, project_id: str, phase_id: int) -> dict[str, Any]:
     return phase
 
 
+# Before /phases/{phase_id}, which would take "current" for an id.
+@v1.get("/projects/{project_id}/phases/current", response_model=m.Phase | None)
+def current_phase(caller: Reader, project_id: str) -> Any:
+    """The active phase with the highest number, or null."""
+    return caller.db.phases.current(caller.project(project_id))
+
+
 @v1.get("/projects/{project_id}/phases/{phase_id}", response_model=m.Phase)
 def get_phase(caller: Reader, project_id: str, phase_id: int) -> Any:
     return phase_of(caller, project_id, phase_id)
@@ -132,6 +139,12 @@ def list_instances(caller: Reader, project_id: str, status: str | None = None) -
 def reap_instances(caller: Writer, project_id: str) -> Any:
     """Mark the project's instances silent for longer than ``stale_after`` as crashed."""
     return caller.db.instances.reap_stale(caller.project(project_id))
+
+
+@v1.get("/projects/{project_id}/usage", response_model=dict[str, Any])
+def all_usage(caller: Reader, project_id: str) -> Any:
+    """The usage of each live instance of the project, with totals."""
+    return caller.db.tokens.all_usage(caller.project(project_id))
 
 
 @v1.get("/projects/{project_id}/instances/{instance_id}", response_model=m.Instance)
