@@ -18,6 +18,7 @@ from ctxdb.cli.main import LOCAL_ONLY, cli
 from ctxdb.service import Ctxdb
 from remote_server import served
 from test_cli import Cli
+from test_retention import old_item
 
 
 class RemoteCli(Cli):
@@ -68,8 +69,10 @@ def leaf_commands() -> set[str]:
 # Commands that do not open the database: `hook` forwards to the server by itself
 # (tests/test_remote_hooks.py), `install` writes an agent client's settings.
 NOT_STORE = {"hook", "install"}
-OK, LOCAL, CONFLICT = "ok", "local_only", "conflict"
-Step = tuple[str, Callable[[dict[str, Any]], list[str]], str]
+OK, LOCAL = "ok", "local_only"
+# Refused by the server's service as locally (exit codes): a conflict, nothing to find.
+CONFLICT, NOT_FOUND = 4, 3
+Step = tuple[str, Callable[[dict[str, Any]], list[str]], str | int]
 
 
 def _steps() -> list[Step]:
@@ -109,15 +112,15 @@ def _steps() -> list[Step]:
         ("context", p("--format", "json"), LOCAL),  # the project of the current repository
         ("context supersede", p("{item}", '{{"rule": "use stripe webhooks v2"}}'), OK),
         ("context delete", p("{item}"), OK),
-        ("context archived", p("-p", "{pid}"), LOCAL),
-        ("context unarchive", p("{item}"), LOCAL),
+        ("context archived", p("-p", "{pid}"), OK),
+        ("context unarchive", p("{item}"), NOT_FOUND),  # not archived: as locally
         ("memory put", p("-p", "{pid}", "team", "style", '"black"'), OK),
         ("memory get", p("-p", "{pid}", "team", "style"), OK),
         ("memory history", p("-p", "{pid}", "team", "style"), OK),
         ("memory list", p("-p", "{pid}"), OK),
         ("memory delete", p("-p", "{pid}", "team", "style"), OK),
-        ("memory purge", p("-p", "{pid}", "team", "style", "--yes"), LOCAL),
-        ("memory sweep", p("-p", "{pid}"), LOCAL),
+        ("memory purge", p("-p", "{pid}", "team", "style", "--yes"), OK),
+        ("memory sweep", p("-p", "{pid}"), OK),
         ("task create", p("-p", "{pid}", "write the webhook"), OK),
         ("task list", p("-p", "{pid}"), OK),
         ("task get", p("{task}"), OK),
@@ -239,8 +242,8 @@ def test_every_command_works_through_a_server_or_says_it_is_local_only(
             assert result.exit_code == 2 and "ctxdb server at" in result.stderr, path
             continue
         error = parsed(result.stderr, path)
-        if want == CONFLICT:  # refused by the server's service, as locally: a typed conflict
-            assert result.exit_code == 4, (path, result.output)
+        if isinstance(want, int):  # refused by the server's service, as locally
+            assert result.exit_code == want, (path, result.output)
             continue
         assert error["error"] == LOCAL, (path, result.output)
         assert result.exit_code == 2 and "server host" in error["message"], path
@@ -258,6 +261,8 @@ def test_the_output_through_a_server_is_the_local_output(
     db.memories.put(pid, "team", "style", {"formatter": "black"})
     db.tasks.create(pid, "retry the webhook")
     db.messages.send(pid, "instance", iid, "deploy at noon")
+    archived = old_item(db, settings, pid, "LOW")
+    db.retention.collect(pid)
     commands = [
         ("project", "get", pid), ("project", "list"), ("summary",),
         ("instance", "list", "-p", pid), ("tokens", "all", "-p", pid),
@@ -266,6 +271,7 @@ def test_the_output_through_a_server_is_the_local_output(
         ("context", "pack", "-p", pid, "--budget-tokens", "4000"),
         ("memory", "get", "-p", pid, "team", "style"), ("memory", "list", "-p", pid),
         ("task", "list", "-p", pid), ("search", "-p", pid, "webhook", "--kind", "context"),
+        ("context", "archived", "-p", pid),
     ]
     for command in commands:
         here, there = local(*command), remote(*command)
@@ -277,6 +283,9 @@ def test_the_output_through_a_server_is_the_local_output(
         here, there = local(*command), remote(*command)
         assert (there.exit_code, there.stdout) == (here.exit_code, here.stdout), command
         assert there.stderr.replace(', "status": 404', "") == here.stderr, command
+    # What `ctxdb gc` archived comes back through the server.
+    assert [i["item_id"] for i in remote.ok("context", "unarchive", str(archived))] == [archived]
+    assert local.ok("context", "get", str(archived))["item_id"] == archived
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -321,8 +330,8 @@ def test_the_facade_names_what_a_server_does_not_offer(db: Ctxdb, server: str) -
 
     pid = db.projects.create("Shop")["project_id"]
     with ctxdb.connect(server, db.access_tokens.create(pid, "admin")["secret"]) as remote:
-        with pytest.raises(LocalOnlyError, match=r"db\.retention is not offered .* server host"):
-            remote.retention.collect(pid)
+        with pytest.raises(LocalOnlyError, match=r"retention\.collect is not offered .* host"):
+            remote.retention.collect(pid)  # what `ctxdb gc` does: on the server host
         with pytest.raises(LocalOnlyError, match=r"audit_chain\.seal is not offered"):
             remote.audit_chain.seal(pid)
         # What the CLI passes locally is taken, so the same code runs on both facades.

@@ -250,5 +250,31 @@ class RemoteMemories(RemoteService):
         return dict(self.t.call("DELETE", self._path(project_id, namespace, key),
                                 params={"expected_version": expected_version}))
 
+    def purge(self, project_id: str, namespace: str, key: str, *,
+              actor: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self._path(project_id, namespace, key) + "/purge"))
+
+    def sweep_expired(self, project_id: str | None = None, *, limit: int = 1000,
+                      actor: str | None = None) -> int:
+        """Remove up to ``limit`` expired memories (a server sweeps one project's)."""
+        answer = self.t.call("POST", self.t.path(project_id, "memories", "sweep"),
+                             params={"limit": limit})
+        return int(answer["removed"])
+
     def _path(self, project_id: str, namespace: str, key: str) -> str:
         return f"{self.t.path(project_id, 'memories')}/{segment(namespace)}/{segment(key)}"
+
+
+class RemoteRetention(RemoteService):
+    """The archived context items (``db.retention``); ``collect`` (``ctxdb gc``) runs where
+    the database is."""
+
+    def archived(self, project_id: str, *, after_item_id: int = 0,
+                 limit: int = 100) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "context", "archived"),
+                                params={"after_item_id": after_item_id, "limit": limit}))
+
+    def unarchive(self, item_id: int, *, project_id: str | None = None,
+                  actor: str | None = None) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("POST", self.t.path(project_id, "context", item_id,
+                                                     "unarchive")))

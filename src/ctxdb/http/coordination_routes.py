@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from ctxdb.errors import ValidationError
 from ctxdb.http import models as m
 from ctxdb.http.routing import (
+    Admin,
     IdempotencyKey,
     Reader,
     Writer,
@@ -62,6 +63,20 @@ def delete_memory(caller: Writer, project_id: str, namespace: str, key: str,
                   expected_version: int | None = None) -> Any:
     return caller.db.memories.delete(caller.project(project_id), namespace, key,
                                      expected_version=expected_version)
+
+
+@v1.post("/projects/{project_id}/memories/{namespace}/{key}/purge",
+         response_model=dict[str, Any])
+def purge_memory(caller: Admin, project_id: str, namespace: str, key: str) -> Any:
+    """Erase a memory and every version of it (audited): an admin's cleanup."""
+    return caller.db.memories.purge(caller.project(project_id), namespace, key)
+
+
+@v1.post("/projects/{project_id}/memories/sweep", response_model=m.Swept)
+def sweep_memories(caller: Writer, project_id: str, limit: int = 1000) -> Any:
+    """Remove up to ``limit`` expired memories of the project."""
+    return {"removed": caller.db.memories.sweep_expired(caller.project(project_id),
+                                                        limit=limit)}
 
 
 # --- tasks --------------------------------------------------------------------------------

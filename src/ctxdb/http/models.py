@@ -269,6 +269,10 @@ class AckIn(Body):
     instance_id: str
 
 
+class Swept(BaseModel):
+    removed: int
+
+
 class PromoteIn(Body):
     """Keep a message as a memory (``to="memory"``: namespace and key) or a context item
     (``to="context"``: priority)."""

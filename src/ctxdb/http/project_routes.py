@@ -229,6 +229,22 @@ def full_context(caller: Reader, project_id: str, phase_id: int | None = None) -
     return caller.db.context.full(caller.project(project_id), phase_id)
 
 
+# Before /context/{item_id}, which would take "archived" for an id.
+@v1.get("/projects/{project_id}/context/archived", response_model=list[m.ContextItem])
+def archived_context(caller: Reader, project_id: str, after_item_id: int = 0,
+                     limit: int = 100) -> Any:
+    """A page of the items ``ctxdb gc`` moved out, in id order after ``after_item_id``."""
+    return caller.db.retention.archived(caller.project(project_id),
+                                        after_item_id=after_item_id, limit=limit)
+
+
+@v1.post("/projects/{project_id}/context/{item_id}/unarchive",
+         response_model=list[m.ContextItem])
+def unarchive_context(caller: Writer, project_id: str, item_id: int) -> Any:
+    """The item back, unchanged, with the archived items that superseded it."""
+    return caller.db.retention.unarchive(item_id, project_id=caller.project(project_id))
+
+
 @v1.get("/projects/{project_id}/context/{item_id}", response_model=m.ContextItem)
 def get_context(caller: Reader, project_id: str, item_id: int) -> Any:
     return item_of(caller, project_id, item_id)
