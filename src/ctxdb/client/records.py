@@ -162,6 +162,17 @@ class RemoteTokens(RemoteService):
             "summary": summary, "next_steps": next_steps, "working_set": working_set,
             "budget_tokens": budget_tokens}))
 
+    def auto_manage(self, instance_id: str, threshold: float | None = None, *,
+                    summary: str = "", next_steps: list[Any] | None = None,
+                    working_set: dict[str, Any] | None = None,
+                    budget_tokens: int | None = None, actor: str | None = None,
+                    project_id: str | None = None) -> dict[str, Any] | None:
+        answer = self.t.call("POST", self.t.path(project_id, "instances", instance_id, "auto"),
+                             json={"threshold": threshold, "summary": summary,
+                                   "next_steps": next_steps, "working_set": working_set,
+                                   "budget_tokens": budget_tokens})
+        return None if answer is None else dict(answer)
+
     def record_handoff(self, instance_id: str, *, summary: str = "",
                        next_steps: list[Any] | None = None,
                        working_set: dict[str, Any] | None = None,

@@ -274,6 +274,10 @@ def _moment(value: Any) -> str | None:
 
 
 class RemoteAuditChain(RemoteService):
+    def seal(self, project_id: str | None = None, *, progress: Any = None) -> dict[str, Any]:
+        """Seal the project's new audit entries (a server seals one project's chain)."""
+        return dict(self.t.call("POST", self.t.path(project_id, "audit", "seal")))
+
     def verify(self, project_id: str | None = None, *, progress: Any = None) -> dict[str, Any]:
         """The verification of the project's chain (a server verifies one project's)."""
         return dict(self.t.call("GET", self.t.path(project_id, "audit", "verify")))

@@ -136,6 +136,10 @@ class ReloadIn(Body):
     budget_tokens: int | None = None
 
 
+class AutoReloadIn(ReloadIn):
+    threshold: float | None = None  # of the window; default: the server's clear_threshold
+
+
 class ContextIn(Body):
     content: Any
     priority: str = "HIGH"

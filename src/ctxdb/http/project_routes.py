@@ -188,6 +188,17 @@ def clear_and_reload(caller: Writer, project_id: str, instance_id: str,
         working_set=body.working_set, budget_tokens=body.budget_tokens)
 
 
+@v1.post("/projects/{project_id}/instances/{instance_id}/auto",
+         response_model=dict[str, Any] | None)
+def auto_reload(caller: Writer, project_id: str, instance_id: str,
+                body: m.AutoReloadIn) -> Any:
+    """Clear and reload only when usage has reached the threshold; null when it has not."""
+    instance_of(caller, project_id, instance_id)
+    return caller.db.tokens.auto_manage(
+        instance_id, body.threshold, summary=body.summary, next_steps=body.next_steps,
+        working_set=body.working_set, budget_tokens=body.budget_tokens)
+
+
 @v1.post("/projects/{project_id}/handoffs", response_model=m.Handoff, status_code=201)
 def record_handoff(caller: Writer, project_id: str, body: m.HandoffIn,
                    key: IdempotencyKey = None) -> Any:
