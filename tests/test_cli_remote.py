@@ -110,6 +110,7 @@ def _steps() -> list[Step]:
         ("context pack", p("-p", "{pid}", "--budget-tokens", "2000"), OK),
         ("context", p("-p", "{pid}", "--format", "json"), OK),
         ("context", p("--format", "json"), LOCAL),  # the project of the current repository
+        ("context", p("-p", "{pid}", "--as-new-session"), LOCAL),
         ("context supersede", p("{item}", '{{"rule": "use stripe webhooks v2"}}'), OK),
         ("context delete", p("{item}"), OK),
         ("context archived", p("-p", "{pid}"), OK),

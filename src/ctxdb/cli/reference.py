@@ -34,7 +34,7 @@ renders the result. This file is generated from the commands' `--help` by
   session, task, message, approval, command, checkpoint, search, summary, audit) run through
   the server's HTTP API (`ctxdb.connect`), with the same output. Commands on the database
   itself (init, db, backup, restore, gc, import, export, doctor, demo, serve, mcp,
-  ingest-transcript, token) and the few a server does not offer (e.g. `memory purge`) exit 2
+  ingest-transcript, token) and `context --as-new-session` (or without `--project`) exit 2
   with the error `local_only`: run them on the server host. A token's refusal exits 8.
 - **Output**: people get Rich tables. `--json` (on every command that prints data) prints
   machine-readable JSON and nothing else on stdout.
