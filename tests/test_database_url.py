@@ -95,9 +95,10 @@ def test_a_server_url_is_kept_for_the_remote_client_and_is_no_database(
     assert list(cwd.iterdir()) == []
 
 
-def test_the_cli_says_a_server_url_needs_the_remote_client(cwd: Path) -> None:
+def test_the_cli_says_a_server_url_needs_a_token(cwd: Path) -> None:
     message = Cli("http://127.0.0.1:9", cwd).fails(2, "summary")
-    assert "is a ctxdb server, not a database" in message and "docs/server.md" in message
+    assert "is a ctxdb server" in message and "CTXDB_TOKEN" in message
+    assert "docs/server.md" in message
     assert list(cwd.iterdir()) == []
 
 

@@ -77,6 +77,8 @@ LAUNCHERS = {
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.tools"),
     # ctxdb.connect() opens the remote facade (client/) as ctxdb.open() opens the local one.
     ("ctxdb", "ctxdb.client"),
+    # With a server URL the CLI runs its commands through that same ctxdb.connect().
+    ("ctxdb.cli.application", "ctxdb"),
     # The server serves the dashboard's pages beside its API.
     ("ctxdb.http.app", "ctxdb.web.app"),
 }

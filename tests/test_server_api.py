@@ -92,7 +92,7 @@ def url_of(route: APIRoute, ids: dict[str, Any]) -> str:
 
 SAMPLE_QUERY = {"priority": "HIGH", "budget_tokens": 1000, "q": "secret"}
 # Body fields whose declared type allows values the service refuses before any lookup.
-SAMPLE_FIELDS = {"role": "user", "exit_code": 0}
+SAMPLE_FIELDS = {"role": "user", "exit_code": 0, "to": "context"}
 
 
 def sample(annotation: Any) -> Any:

@@ -94,10 +94,9 @@ def server_address(url: str) -> tuple[str, str, int, str]:
 
 def server_refusal(url: str) -> ConfigError:
     """What opening a server URL as a database says: which client talks to a server."""
-    return _invalid("url", f"{url} is a ctxdb server, not a database: `ctxdb hook` forwards "
-                           "its events there, while this command needs a database URL "
-                           "(a SQLite path or postgresql://…) or the remote client "
-                           "(docs/server.md)")
+    return _invalid("url", f"{url} is a ctxdb server, not a database: reach it with "
+                           "ctxdb.connect(url, token) (as the ctxdb command does), or give a "
+                           "database URL (a SQLite path or postgresql://…) (docs/server.md)")
 
 
 def _without_password(url: str) -> str:

@@ -78,6 +78,11 @@ class UnsupportedFeatureError(ConfigError):
     code = "unsupported_feature"
 
 
+class LocalOnlyError(UnsupportedFeatureError):
+    """Asked of a ctxdb server what only the database itself can do (backup, migrations, …)."""
+    code = "local_only"
+
+
 class BackupInvalidError(ValidationError):
     """A backup that cannot be restored: missing, damaged, not ctxdb's, or from a newer one."""
 
@@ -348,17 +353,15 @@ class TransientStorageError(StorageError):
 
 
 class DatabaseTimeoutError(StorageError):
-    """The database did not answer within ``pg_socket_timeout`` (a frozen server, a lost
-    network), or a statement ran past ``pg_statement_timeout``. Not retried: waiting again
-    would wait as long. ``timeout`` (seconds) is in details."""
+    """No answer within ``pg_socket_timeout`` (a frozen server, a lost network), or a statement
+    past ``pg_statement_timeout``; not retried (as long a wait). ``timeout`` in details."""
 
     code = "database_timeout"
 
 
 class StatementRefusedError(StorageError):
-    """The database refused a statement for a reason that running it again cannot change (a
-    value too large for an index, a bad value, a missing privilege, …): reported at once,
-    never retried. ``sqlstate`` is in details."""
+    """A statement refused for a reason a retry cannot change (a value too large for an index,
+    a bad value, a missing privilege, …): never retried. ``sqlstate`` is in details."""
 
     code = "statement_refused"
 
@@ -367,8 +370,8 @@ class StatementRefusedError(StorageError):
 
 
 class BundleError(ValidationError):
-    """A bundle file is damaged or not a bundle (bad checksum, missing or extra line, truncated,
-    unreadable); it was refused before anything was written. ``line`` is in details when known."""
+    """A damaged bundle or not one (bad checksum, missing or extra line, truncated, unreadable),
+    refused before any write; ``line`` in details when known."""
 
     code = "invalid_bundle"
 
@@ -380,8 +383,7 @@ class BundleVersionError(BundleError):
 
 
 class ImportConflictError(ConflictError):
-    """A bundle record has the primary key of a different row already in the database (or
-    clashes with one of its unique values); nothing was written."""
+    """A bundle record clashes with a different row's primary key or unique value; no write."""
 
     code = "import_conflict"
 
@@ -393,7 +395,6 @@ class TargetNotEmptyError(ConflictError):
 
 
 class CopyVerificationError(StorageError):
-    """After ``db copy`` the target's row counts or content hashes differ from the source's;
-    ``tables`` in details has both sides of every table."""
+    """After ``db copy`` the target's counts or hashes differ; ``tables`` in details: both."""
 
     code = "copy_verification_failed"

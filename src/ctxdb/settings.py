@@ -216,7 +216,7 @@ def _invalid(setting: str, message: str) -> ConfigError:
 
 SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("url", str, "database: a SQLite path, sqlite:///path, or postgresql://…; or a "
-            "ctxdb server, http(s)://host:port, for `ctxdb hook`"),
+            "ctxdb server, http(s)://host:port, for `ctxdb hook` and the everyday commands"),
     Setting("context_window", int, "default context window of an instance, in tokens"),
     Setting("clear_threshold", float, "fraction of the window at which to clear and reload"),
     Setting("heartbeat_interval", float, "seconds between instance heartbeats"),

@@ -19,7 +19,7 @@ from ctxdb.cli.packs import PACK_FORMATS, print_pack_table
 from ctxdb.domain.agents import CLIENTS, RepoIdentity
 from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
-from ctxdb.errors import ProjectNotFoundError
+from ctxdb.errors import LocalOnlyError, ProjectNotFoundError
 
 # ``--format markdown`` renders every packed item: a cap no pack reaches.
 UNCAPPED = 10**12
@@ -35,8 +35,10 @@ def _default_budget(app: Application) -> int:
 def _build_pack(app: Application, project_id: str, budget: int | None,
                 phase_id: int | None, partial_critical: bool = False) -> dict[str, Any]:
     budget = _default_budget(app) if budget is None else budget
-    return pack_payload(project_id, app.db().context.pack(
-        project_id, budget, phase_id, partial_critical=partial_critical))
+    pack = app.db().context.pack(project_id, budget, phase_id,
+                                 partial_critical=partial_critical)
+    # A server answers the pack in its JSON form already (ctxdb.connect).
+    return pack if isinstance(pack, dict) else pack_payload(project_id, pack)
 
 
 def show_item(item: dict[str, Any], as_json: bool) -> None:
@@ -141,6 +143,10 @@ def _project_of_current_repository(app: Application, repo: RepoIdentity | None =
 
     from ctxdb.repo_identity import repo_identity
 
+    if app.remote:
+        raise LocalOnlyError(f"the project of the current repository is found in a local "
+                             f"database only: through the ctxdb server at {app.settings.url}, "
+                             "pass --project", url=app.settings.url)
     repo = repo or repo_identity(os.getcwd())
     project = app.db().sessions.find_project(repo.repo_key)
     if project is None:

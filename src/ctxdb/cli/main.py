@@ -51,6 +51,15 @@ COMMANDS: dict[str, str] = {
     "gc": "ctxdb.cli.gc:gc_command",
 }
 
+# Commands that work on the database itself (its file, schema, backups, bulk imports and
+# exports, tokens) or serve it: with CTXDB_URL naming a ctxdb server (http(s)://…) they refuse
+# with LocalOnlyError, saying to run them on the server host. Every other command goes
+# through ctxdb.connect's facade (tests/test_cli_remote.py runs each one).
+LOCAL_ONLY: frozenset[str] = frozenset({
+    "init", "db", "backup", "restore", "gc", "import", "export", "doctor", "demo", "serve",
+    "mcp", "ingest-transcript", "token",
+})
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -29,6 +29,13 @@ renders the result. This file is generated from the commands' `--help` by
   (`$XDG_DATA_HOME/ctxdb/`, by default `~/.local/share/ctxdb/`). A SQLite file is created and
   upgraded when first opened; an empty PostgreSQL database gets its schema when first opened, and
   one at an older version is upgraded only by `ctxdb init` or `ctxdb db upgrade`.
+- **Through a server**: with `--url http(s)://host:port` (or `CTXDB_URL`) and a token in
+  `CTXDB_TOKEN`, the everyday commands (project, phase, instance, tokens, context, memory,
+  session, task, message, approval, command, checkpoint, search, summary, audit) run through
+  the server's HTTP API (`ctxdb.connect`), with the same output. Commands on the database
+  itself (init, db, backup, restore, gc, import, export, doctor, demo, serve, mcp,
+  ingest-transcript, token) and `context --as-new-session` (or without `--project`) exit 2
+  with the error `local_only`: run them on the server host. A token's refusal exits 8.
 - **Output**: people get Rich tables. `--json` (on every command that prints data) prints
   machine-readable JSON and nothing else on stdout.
 - **Errors** go to stderr as one line, `error: <message>`; with `--json`, as one JSON object

@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from ctxdb import __version__
-from ctxdb.cli.application import Application, pass_app
-from ctxdb.cli.main import COMMANDS
+from ctxdb.cli.application import Application
+from ctxdb.cli.main import COMMANDS, LOCAL_ONLY
 from ctxdb.cli.output import EXIT_INTERNAL, EXIT_USAGE, exit_code_for, report_error
 from ctxdb.errors import CtxdbError
 from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
@@ -117,7 +117,8 @@ def _usage_message(exc: click.ClickException) -> str:
 
 @click.group("ctxdb", cls=CtxdbGroup, epilog=_environment_help(),
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", metavar="URL", help="Database: a SQLite file path or postgresql://… "
+@click.option("--url", metavar="URL", help="Database: a SQLite file path or postgresql://…, "
+              "or a ctxdb server http(s)://… (token: $CTXDB_TOKEN) "
               "(default: $CTXDB_URL, else ctxdb.db in the user's data directory).")
 @click.option("--config", metavar="PATH", type=click.Path(dir_okay=False),
               help=f"TOML config file (default: ${CONFIG_ENV}, else "
@@ -125,8 +126,8 @@ def _usage_message(exc: click.ClickException) -> str:
 @click.option("--traceback", is_flag=True,
               help="Let unexpected (internal) errors raise with their Python traceback.")
 @click.version_option(__version__, "--version", prog_name="ctxdb")
-@pass_app
-def cli(app: Application, url: str | None, config: str | None, traceback: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, config: str | None, traceback: bool) -> None:
     """ctxdb: a database-first context store for fleets of AI coding agents.
 
     Projects, phases and agent instances; prioritized context (CRITICAL, HIGH, MEDIUM, LOW)
@@ -142,4 +143,7 @@ def cli(app: Application, url: str | None, config: str | None, traceback: bool) 
       ctxdb context --project proj_… --budget-tokens 8000 --format markdown
       ctxdb summary --json
     """
+    app = ctx.ensure_object(Application)
     app.url, app.config, app.traceback = url, config, traceback
+    if ctx.invoked_subcommand in LOCAL_ONLY:
+        app.local_only = ctx.invoked_subcommand

@@ -1,34 +1,68 @@
 """The remote services of a project's own records: projects, phases, instances, token usage
 and handoffs, context, memories. Each method takes the arguments of the local service of the
 same name (``ctxdb.service``) and answers as it does; ``actor`` is not taken, since the server
-names the token in the audit log. Methods that name a record by id alone (a phase, an item)
-reach it within the connection's project, or the ``project_id`` given."""
+names the token in the audit log (it is accepted, and left unused, where the CLI passes it,
+so that code written for ``ctxdb.open()`` runs unchanged). Methods that name a record by id
+alone (a phase, an item) reach it within the connection's project, or the ``project_id``
+given. A method the HTTP API does not offer raises :class:`ctxdb.errors.LocalOnlyError`."""
 
 from __future__ import annotations
 
 import builtins
+import re
 from typing import Any
 
 from ctxdb.client.transport import Transport, segment
+from ctxdb.errors import LocalOnlyError
+
+
+def not_offered(what: str, url: str) -> LocalOnlyError:
+    """What asking a server for a service or method of a local database only raises."""
+    return LocalOnlyError(
+        f"{what} is not offered by the ctxdb server at {url}: run it where the database is "
+        f"(on the server host, with CTXDB_URL naming the SQLite file or postgresql://…)",
+        feature=what, url=url)
 
 
 class RemoteService:
     def __init__(self, transport: Transport) -> None:
         self.t = transport
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name the class lacks: a method of the local service alone.
+        if name.startswith("_") or name == "t":
+            raise AttributeError(name)
+        service = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__.removeprefix("Remote"))
+        raise not_offered(f"{service.lower()}.{name}", self.t.url)
+
 
 class RemoteProjects(RemoteService):
-    def create(self, name: str, description: str = "", total_story_points: int = 0, *,
+    def create(self, name: str, description: str = "", total_story_points: int = 0,
+               metadata: dict[str, Any] | None = None, repo_key: str | None = None,
+               actor: str | None = None, *,
                idempotency_key: str | None = None) -> dict[str, Any]:
         return dict(self.t.create("/v1/projects", {
-            "name": name, "description": description,
-            "total_story_points": total_story_points}, idempotency_key))
+            "name": name, "description": description, "total_story_points": total_story_points,
+            "metadata": metadata, "repo_key": repo_key}, idempotency_key))
 
     def get(self, project_id: str) -> dict[str, Any]:
         return dict(self.t.call("GET", self.t.path(project_id)))
 
-    def list(self) -> builtins.list[dict[str, Any]]:
-        return list(self.t.call("GET", "/v1/projects"))
+    def list(self, include_archived: bool = False) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", "/v1/projects",
+                                params={"include_archived": include_archived}))
+
+    def update(self, project_id: str, *, name: str | None = None,
+               description: str | None = None, total_story_points: int | None = None,
+               completed_story_points: int | None = None,
+               metadata: dict[str, Any] | None = None,
+               actor: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("PATCH", self.t.path(project_id), json={
+            "name": name, "description": description, "total_story_points": total_story_points,
+            "completed_story_points": completed_story_points, "metadata": metadata}))
+
+    def archive(self, project_id: str, actor: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "archive")))
 
     def summary(self) -> builtins.list[dict[str, Any]]:
         """The summary rows of every project the token sees."""
@@ -49,6 +83,10 @@ class RemotePhases(RemoteService):
     def list(self, project_id: str) -> builtins.list[dict[str, Any]]:
         return list(self.t.call("GET", self.t.path(project_id, "phases")))
 
+    def current(self, project_id: str) -> dict[str, Any] | None:
+        answer = self.t.call("GET", self.t.path(project_id, "phases", "current"))
+        return None if answer is None else dict(answer)
+
     def start(self, phase_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         return self._change(phase_id, "start", project_id, None)
 
@@ -67,7 +105,8 @@ class RemotePhases(RemoteService):
 
 class RemoteInstances(RemoteService):
     def launch(self, project_id: str, phase_id: int | None = None, *,
-               idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
+               actor: str | None = None, idempotency_key: str | None = None,
+               **fields: Any) -> dict[str, Any]:
         body = {"phase_id": phase_id, **fields}
         return dict(self.t.create(self.t.path(project_id, "instances"),
                                   {k: v for k, v in body.items() if v is not None},
@@ -86,18 +125,27 @@ class RemoteInstances(RemoteService):
         return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
                                                      "heartbeat"), json={"phase_id": phase_id}))
 
-    def end(self, instance_id: str, *, project_id: str | None = None) -> dict[str, Any]:
+    def end(self, instance_id: str, *, actor: str | None = None,
+            project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
                                                      "end")))
+
+    def reap_stale(self, project_id: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Mark the project's silent instances crashed (a server reaps one project's)."""
+        return list(self.t.call("POST", self.t.path(project_id, "instances", "reap")))
 
 
 class RemoteTokens(RemoteService):
     """An instance's token usage and its handoffs (``db.tokens`` locally)."""
 
-    def update_usage(self, instance_id: str, token_count: int, *,
+    def update_usage(self, instance_id: str, token_count: int, actor: str | None = None, *,
                      project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("PUT", self.t.path(project_id, "instances", instance_id,
                                                     "usage"), json={"tokens": token_count}))
+
+    def all_usage(self, project_id: str | None = None) -> dict[str, Any]:
+        """Every live instance's usage (a server reports one project's)."""
+        return dict(self.t.call("GET", self.t.path(project_id, "usage")))
 
     def check_usage(self, instance_id: str, *,
                     project_id: str | None = None) -> dict[str, Any]:
@@ -107,12 +155,23 @@ class RemoteTokens(RemoteService):
     def clear_and_reload(self, instance_id: str, *, summary: str = "",
                          next_steps: list[Any] | None = None,
                          working_set: dict[str, Any] | None = None,
-                         budget_tokens: int | None = None,
+                         budget_tokens: int | None = None, actor: str | None = None,
                          project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("POST", self.t.path(project_id, "instances", instance_id,
                                                      "reload"), json={
             "summary": summary, "next_steps": next_steps, "working_set": working_set,
             "budget_tokens": budget_tokens}))
+
+    def auto_manage(self, instance_id: str, threshold: float | None = None, *,
+                    summary: str = "", next_steps: list[Any] | None = None,
+                    working_set: dict[str, Any] | None = None,
+                    budget_tokens: int | None = None, actor: str | None = None,
+                    project_id: str | None = None) -> dict[str, Any] | None:
+        answer = self.t.call("POST", self.t.path(project_id, "instances", instance_id, "auto"),
+                             json={"threshold": threshold, "summary": summary,
+                                   "next_steps": next_steps, "working_set": working_set,
+                                   "budget_tokens": budget_tokens})
+        return None if answer is None else dict(answer)
 
     def record_handoff(self, instance_id: str, *, summary: str = "",
                        next_steps: list[Any] | None = None,
@@ -133,12 +192,13 @@ class RemoteTokens(RemoteService):
 class RemoteContext(RemoteService):
     def store(self, project_id: str, content: Any, priority: str = "HIGH",
               content_type: str = "code", phase_id: int | None = None, *,
-              metadata: dict[str, Any] | None = None, token_count: int | None = None,
+              metadata: dict[str, Any] | None = None, created_by: str | None = None,
+              token_count: int | None = None, actor: str | None = None,
               idempotency_key: str | None = None) -> dict[str, Any]:
         return dict(self.t.create(self.t.path(project_id, "context"), {
             "content": content, "priority": priority, "content_type": content_type,
-            "phase_id": phase_id, "metadata": metadata, "token_count": token_count},
-            idempotency_key))
+            "phase_id": phase_id, "metadata": metadata, "token_count": token_count,
+            "created_by": created_by}, idempotency_key))
 
     def get(self, item_id: int, project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("GET", self.t.path(project_id, "context", item_id)))
@@ -146,7 +206,7 @@ class RemoteContext(RemoteService):
     def supersede(self, item_id: int, content: Any, *, priority: str | None = None,
                   content_type: str | None = None, metadata: dict[str, Any] | None = None,
                   token_count: int | None = None, idempotency_key: str | None = None,
-                  project_id: str | None = None) -> dict[str, Any]:
+                  actor: str | None = None, project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.create(self.t.path(project_id, "context", item_id, "supersede"), {
             "content": content, "priority": priority, "content_type": content_type,
             "metadata": metadata, "token_count": token_count}, idempotency_key))
@@ -163,12 +223,13 @@ class RemoteContext(RemoteService):
         return dict(self.t.call("GET", self.t.path(project_id, "context", "full"),
                                 params={"phase_id": phase_id}))
 
-    def pack(self, project_id: str, budget_tokens: int,
-             phase_id: int | None = None) -> dict[str, Any]:
+    def pack(self, project_id: str, budget_tokens: int, phase_id: int | None = None, *,
+             partial_critical: bool = False) -> dict[str, Any]:
         """The pack in its JSON form (``ctxdb.domain.pack_formats.pack_payload``): items in
         pack order, counts and the manifest."""
         return dict(self.t.call("GET", self.t.path(project_id, "pack"), params={
-            "budget_tokens": budget_tokens, "phase_id": phase_id}))
+            "budget_tokens": budget_tokens, "phase_id": phase_id,
+            "partial_critical": partial_critical}))
 
 
 class RemoteMemories(RemoteService):
@@ -187,15 +248,44 @@ class RemoteMemories(RemoteService):
     def history(self, project_id: str, namespace: str, key: str) -> builtins.list[dict[str, Any]]:
         return list(self.t.call("GET", self._path(project_id, namespace, key) + "/history"))
 
-    def list(self, project_id: str, prefix: str = "", *,
-             limit: int = 100) -> builtins.list[dict[str, Any]]:
-        return list(self.t.call("GET", self.t.path(project_id, "memories"),
-                                params={"prefix": prefix, "limit": limit}))
+    def list(self, project_id: str, prefix: str = "", *, limit: int = 100,
+             after: tuple[str, str] | None = None, include_deleted: bool = False,
+             include_expired: bool = False) -> builtins.list[dict[str, Any]]:
+        namespace, key = after or (None, None)
+        return list(self.t.call("GET", self.t.path(project_id, "memories"), params={
+            "prefix": prefix, "limit": limit, "after_namespace": namespace, "after_key": key,
+            "include_deleted": include_deleted, "include_expired": include_expired}))
 
     def delete(self, project_id: str, namespace: str, key: str, *,
                expected_version: int | None = None) -> dict[str, Any]:
         return dict(self.t.call("DELETE", self._path(project_id, namespace, key),
                                 params={"expected_version": expected_version}))
 
+    def purge(self, project_id: str, namespace: str, key: str, *,
+              actor: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self._path(project_id, namespace, key) + "/purge"))
+
+    def sweep_expired(self, project_id: str | None = None, *, limit: int = 1000,
+                      actor: str | None = None) -> int:
+        """Remove up to ``limit`` expired memories (a server sweeps one project's)."""
+        answer = self.t.call("POST", self.t.path(project_id, "memories", "sweep"),
+                             params={"limit": limit})
+        return int(answer["removed"])
+
     def _path(self, project_id: str, namespace: str, key: str) -> str:
         return f"{self.t.path(project_id, 'memories')}/{segment(namespace)}/{segment(key)}"
+
+
+class RemoteRetention(RemoteService):
+    """The archived context items (``db.retention``); ``collect`` (``ctxdb gc``) runs where
+    the database is."""
+
+    def archived(self, project_id: str, *, after_item_id: int = 0,
+                 limit: int = 100) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "context", "archived"),
+                                params={"after_item_id": after_item_id, "limit": limit}))
+
+    def unarchive(self, item_id: int, *, project_id: str | None = None,
+                  actor: str | None = None) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("POST", self.t.path(project_id, "context", item_id,
+                                                     "unarchive")))

@@ -92,7 +92,8 @@ class Transport:
             if len(visible) != 1:
                 raise errors.ValidationError(
                     f"this token sees {len(visible)} projects: pass project_id (or "
-                    f"ctxdb.connect(..., project_id=...))")
+                    f"ctxdb.connect(..., project_id=...)); from the ctxdb command, --project "
+                    f"where it takes one, else a token of the one project")
             self.default_project = str(visible[0]["project_id"])
         return self.default_project
 

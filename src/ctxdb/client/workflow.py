@@ -28,10 +28,12 @@ class RemoteTasks(RemoteService):
     def get(self, task_id: int, *, project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("GET", self.t.path(project_id, "tasks", task_id)))
 
-    def list(self, project_id: str, *, status: str | None = None, after: int = 0,
+    def list(self, project_id: str, *, status: str | None = None,
+             lease_owner: str | None = None, parent_task_id: int | None = None, after: int = 0,
              limit: int = 100) -> builtins.list[dict[str, Any]]:
         return list(self.t.call("GET", self.t.path(project_id, "tasks"), params={
-            "status": status, "after": after, "limit": limit}))
+            "status": status, "lease_owner": lease_owner, "parent_task_id": parent_task_id,
+            "after": after, "limit": limit}))
 
     def claim(self, project_id: str, instance_id: str,
               lease_seconds: float) -> dict[str, Any] | None:
@@ -90,6 +92,13 @@ class RemoteMessages(RemoteService):
             project_id: str | None = None) -> dict[str, Any]:
         return dict(self.t.call("POST", self.t.path(project_id, "messages", message_id, "ack"),
                                 json={"instance_id": instance_id}))
+
+    def promote(self, message_id: int, to: str, *, project_id: str | None = None,
+                namespace: str | None = None, key: str | None = None,
+                priority: str = "HIGH", actor: str | None = None) -> dict[str, Any]:
+        return dict(self.t.call("POST", self.t.path(project_id, "messages", message_id,
+                                                     "promote"), json={
+            "to": to, "namespace": namespace, "key": key, "priority": priority}))
 
 
 class RemoteConversations(RemoteService):
@@ -246,13 +255,29 @@ class RemoteCheckpoints(RemoteService):
 
 class RemoteSearch(RemoteService):
     def search(self, project_id: str, query: str, *, kinds: str | Iterable[str] | None = None,
-               limit: int = 20) -> builtins.list[dict[str, Any]]:
+               priority: str | None = None, content_type: str | None = None,
+               namespace: str | None = None, since: Any = None, until: Any = None,
+               limit: int = 20, raw: bool = False) -> builtins.list[dict[str, Any]]:
+        """``since`` and ``until`` as the local service takes them: a date or datetime (sent
+        in ISO form), or text (a date, or an age such as 7d)."""
         kind = None if kinds is None else [kinds] if isinstance(kinds, str) else list(kinds)
         return list(self.t.call("GET", self.t.path(project_id, "search"), params={
-            "q": query, "kind": kind, "limit": limit}))
+            "q": query, "kind": kind, "priority": priority, "content_type": content_type,
+            "namespace": namespace, "since": _moment(since), "until": _moment(until),
+            "limit": limit, "raw": raw}))
+
+
+def _moment(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(value.isoformat())
 
 
 class RemoteAuditChain(RemoteService):
-    def verify(self, project_id: str | None = None) -> dict[str, Any]:
+    def seal(self, project_id: str | None = None, *, progress: Any = None) -> dict[str, Any]:
+        """Seal the project's new audit entries (a server seals one project's chain)."""
+        return dict(self.t.call("POST", self.t.path(project_id, "audit", "seal")))
+
+    def verify(self, project_id: str | None = None, *, progress: Any = None) -> dict[str, Any]:
         """The verification of the project's chain (a server verifies one project's)."""
         return dict(self.t.call("GET", self.t.path(project_id, "audit", "verify")))

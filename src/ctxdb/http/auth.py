@@ -82,4 +82,5 @@ class Need:
 
 READ = Need(TokenScope.READ)
 WRITE = Need(TokenScope.WRITE)
+ADMIN = Need(TokenScope.ADMIN)
 FLEET_ADMIN = Need(TokenScope.ADMIN, fleet=True)

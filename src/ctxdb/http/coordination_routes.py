@@ -7,12 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from ctxdb.errors import ValidationError
 from ctxdb.http import models as m
 from ctxdb.http.routing import (
+    Admin,
     IdempotencyKey,
     Reader,
     Writer,
     instance_of,
+    project_naming,
 )
 
 v1 = APIRouter(prefix="/v1")
@@ -22,9 +25,17 @@ v1 = APIRouter(prefix="/v1")
 
 
 @v1.get("/projects/{project_id}/memories", response_model=list[m.Memory])
-def list_memories(caller: Reader, project_id: str, prefix: str = "",
-                  limit: int = 100) -> Any:
-    return caller.db.memories.list(caller.project(project_id), prefix, limit=limit)
+def list_memories(caller: Reader, project_id: str, prefix: str = "", limit: int = 100,
+                  after_namespace: str | None = None, after_key: str | None = None,
+                  include_deleted: bool = False, include_expired: bool = False) -> Any:
+    """A page in (namespace, key) order: pass the last one's as after_namespace, after_key."""
+    if (after_namespace is None) != (after_key is None):
+        raise ValidationError("give after_namespace and after_key together, or neither")
+    after = None if after_namespace is None or after_key is None else (after_namespace,
+                                                                       after_key)
+    return caller.db.memories.list(caller.project(project_id), prefix, limit=limit,
+                                   after=after, include_deleted=include_deleted,
+                                   include_expired=include_expired)
 
 
 @v1.put("/projects/{project_id}/memories/{namespace}/{key}", response_model=m.Memory)
@@ -54,6 +65,20 @@ def delete_memory(caller: Writer, project_id: str, namespace: str, key: str,
                                      expected_version=expected_version)
 
 
+@v1.post("/projects/{project_id}/memories/{namespace}/{key}/purge",
+         response_model=dict[str, Any])
+def purge_memory(caller: Admin, project_id: str, namespace: str, key: str) -> Any:
+    """Erase a memory and every version of it (audited): an admin's cleanup."""
+    return caller.db.memories.purge(caller.project(project_id), namespace, key)
+
+
+@v1.post("/projects/{project_id}/memories/sweep", response_model=m.Swept)
+def sweep_memories(caller: Writer, project_id: str, limit: int = 1000) -> Any:
+    """Remove up to ``limit`` expired memories of the project."""
+    return {"removed": caller.db.memories.sweep_expired(caller.project(project_id),
+                                                        limit=limit)}
+
+
 # --- tasks --------------------------------------------------------------------------------
 
 
@@ -68,9 +93,11 @@ def create_task(caller: Writer, project_id: str, body: m.TaskIn,
 
 @v1.get("/projects/{project_id}/tasks", response_model=list[m.Task])
 def list_tasks(caller: Reader, project_id: str, status: str | None = None, after: int = 0,
-               limit: int = 100) -> Any:
-    return caller.db.tasks.list(caller.project(project_id), status=status, after=after,
-                                limit=limit)
+               limit: int = 100, lease_owner: str | None = None,
+               parent_task_id: int | None = None) -> Any:
+    pid = project_naming(caller, project_id, lease_owner)
+    return caller.db.tasks.list(pid, status=status, lease_owner=lease_owner,
+                                parent_task_id=parent_task_id, after=after, limit=limit)
 
 
 @v1.post("/projects/{project_id}/tasks/claim", response_model=m.Claim)
@@ -152,13 +179,31 @@ def ack_message(caller: Writer, project_id: str, message_id: int, body: m.AckIn)
                                   project_id=caller.project(project_id))
 
 
+@v1.post("/projects/{project_id}/messages/{message_id}/promote",
+         response_model=dict[str, Any])
+def promote_message(caller: Writer, project_id: str, message_id: int,
+                    body: m.PromoteIn) -> Any:
+    """Keep a message as a memory or a context item; answers the message and what it became."""
+    return caller.db.messages.promote(message_id, body.to, project_id=caller.project(project_id),
+                                      namespace=body.namespace, key=body.key,
+                                      priority=body.priority)
+
+
 @v1.get("/projects/{project_id}/search", response_model=list[m.SearchHit])
 def search(caller: Reader, project_id: str, q: str,
-           kind: Annotated[list[str] | None, Query()] = None, limit: int = 20) -> Any:
-    pid = caller.project(project_id)
-    if kind is None:
-        return caller.db.search.search(pid, q, limit=limit)
-    return caller.db.search.search(pid, q, kinds=kind, limit=limit)
+           kind: Annotated[list[str] | None, Query()] = None, limit: int = 20,
+           priority: str | None = None, content_type: str | None = None,
+           namespace: str | None = None, since: str | None = None, until: str | None = None,
+           raw: bool = False) -> Any:
+    """``since`` and ``until``: a date, a date and time, or an age (30m, 12h, 7d); ``raw``:
+    ``q`` in the engine's own syntax. ``content_type``: an item's content type, a memory's
+    type or an event's role."""
+    filters: dict[str, Any] = {"priority": priority, "content_type": content_type,
+                               "namespace": namespace, "since": since, "until": until,
+                               "limit": limit, "raw": raw}
+    if kind is not None:
+        filters["kinds"] = kind
+    return caller.db.search.search(caller.project(project_id), q, **filters)
 
 
 @v1.get("/projects/{project_id}/audit", response_model=list[dict[str, Any]])

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 
 class Body(BaseModel):
@@ -17,13 +26,47 @@ class Body(BaseModel):
 
 
 class Record(BaseModel):
+    """A record as the service answers it, its fields in the service's order (not the
+    declared fields first), so that a remote client prints it as the local one does."""
+
     model_config = ConfigDict(extra="allow")
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_order(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        record = handler(data)
+        if isinstance(data, dict) and isinstance(record, Record):
+            record._order = tuple(data)
+        return record
+
+    # No return annotation on purpose: pydantic then documents the model's own fields in the
+    # OpenAPI document (an annotation would replace them by that type's schema).
+    @model_serializer(mode="wrap")
+    def _in_order(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        fields = handler(self)
+        if not self._order or not isinstance(fields, dict):
+            return fields
+        ordered = {name: fields[name] for name in self._order if name in fields}
+        return ordered | {name: value for name, value in fields.items() if name not in ordered}
 
 
 class ProjectIn(Body):
     name: str
     description: str = ""
     total_story_points: int = 0
+    metadata: dict[str, Any] | None = None
+    repo_key: str | None = None
+
+
+class ProjectUpdateIn(Body):
+    """The fields to change; those left out (or null) keep their value."""
+
+    name: str | None = None
+    description: str | None = None
+    total_story_points: int | None = None
+    completed_story_points: int | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class Project(Record):
@@ -93,6 +136,10 @@ class ReloadIn(Body):
     budget_tokens: int | None = None
 
 
+class AutoReloadIn(ReloadIn):
+    threshold: float | None = None  # of the window; default: the server's clear_threshold
+
+
 class ContextIn(Body):
     content: Any
     priority: str = "HIGH"
@@ -100,6 +147,7 @@ class ContextIn(Body):
     phase_id: int | None = None
     metadata: dict[str, Any] | None = None
     token_count: int | None = None
+    created_by: str | None = None  # the instance (of the project) that wrote it
 
 
 class SupersedeIn(Body):
@@ -223,6 +271,20 @@ class InboxIn(Body):
 
 class AckIn(Body):
     instance_id: str
+
+
+class Swept(BaseModel):
+    removed: int
+
+
+class PromoteIn(Body):
+    """Keep a message as a memory (``to="memory"``: namespace and key) or a context item
+    (``to="context"``: priority)."""
+
+    to: str
+    namespace: str | None = None
+    key: str | None = None
+    priority: str = "HIGH"
 
 
 class SearchHit(Record):

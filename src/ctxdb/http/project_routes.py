@@ -14,6 +14,7 @@ from ctxdb.errors import (
 from ctxdb.http import models as m
 from ctxdb.http.auth import Caller
 from ctxdb.http.routing import (
+    Admin,
     FleetAdmin,
     IdempotencyKey,
     Reader,
@@ -31,8 +32,8 @@ v1 = APIRouter(prefix="/v1")
 
 
 @v1.get("/projects", response_model=list[m.Project])
-def list_projects(caller: Reader) -> list[dict[str, Any]]:
-    projects = caller.db.projects.list()
+def list_projects(caller: Reader, include_archived: bool = False) -> list[dict[str, Any]]:
+    projects = caller.db.projects.list(include_archived)
     mine = caller.token["project_id"]
     return [p for p in projects if caller.fleet_wide or p["project_id"] == mine]
 
@@ -40,12 +41,23 @@ def list_projects(caller: Reader) -> list[dict[str, Any]]:
 @v1.post("/projects", response_model=m.Project, status_code=201)
 def create_project(caller: FleetAdmin, body: m.ProjectIn, key: IdempotencyKey = None) -> Any:
     return caller.db.projects.create(body.name, body.description, body.total_story_points,
-                                     idempotency_key=key)
+                                     body.metadata, body.repo_key, idempotency_key=key)
 
 
 @v1.get("/projects/{project_id}", response_model=m.Project)
 def get_project(caller: Reader, project_id: str) -> Any:
     return caller.db.projects.get(caller.project(project_id))
+
+
+@v1.patch("/projects/{project_id}", response_model=m.Project)
+def update_project(caller: Writer, project_id: str, body: m.ProjectUpdateIn) -> Any:
+    return caller.db.projects.update(caller.project(project_id), **body.model_dump())
+
+
+@v1.post("/projects/{project_id}/archive", response_model=m.Project)
+def archive_project(caller: Admin, project_id: str) -> Any:
+    """Kept with all its data; it leaves listings and the project limit."""
+    return caller.db.projects.archive(caller.project(project_id))
 
 
 @v1.get("/projects/{project_id}/summary", response_model=list[dict[str, Any]])
@@ -72,6 +84,13 @@ def phase_of(caller: Caller, project_id: str, phase_id: int) -> dict[str, Any]:
     if phase["project_id"] != caller.project(project_id):
         raise PhaseNotFoundError(f"unknown phase {phase_id}", phase_id=phase_id)
     return phase
+
+
+# Before /phases/{phase_id}, which would take "current" for an id.
+@v1.get("/projects/{project_id}/phases/current", response_model=m.Phase | None)
+def current_phase(caller: Reader, project_id: str) -> Any:
+    """The active phase with the highest number, or null."""
+    return caller.db.phases.current(caller.project(project_id))
 
 
 @v1.get("/projects/{project_id}/phases/{phase_id}", response_model=m.Phase)
@@ -116,6 +135,18 @@ def list_instances(caller: Reader, project_id: str, status: str | None = None) -
     return caller.db.instances.list(caller.project(project_id), status)
 
 
+@v1.post("/projects/{project_id}/instances/reap", response_model=list[m.Instance])
+def reap_instances(caller: Writer, project_id: str) -> Any:
+    """Mark the project's instances silent for longer than ``stale_after`` as crashed."""
+    return caller.db.instances.reap_stale(caller.project(project_id))
+
+
+@v1.get("/projects/{project_id}/usage", response_model=dict[str, Any])
+def all_usage(caller: Reader, project_id: str) -> Any:
+    """The usage of each live instance of the project, with totals."""
+    return caller.db.tokens.all_usage(caller.project(project_id))
+
+
 @v1.get("/projects/{project_id}/instances/{instance_id}", response_model=m.Instance)
 def get_instance(caller: Reader, project_id: str, instance_id: str) -> Any:
     return instance_of(caller, project_id, instance_id)
@@ -157,6 +188,17 @@ def clear_and_reload(caller: Writer, project_id: str, instance_id: str,
         working_set=body.working_set, budget_tokens=body.budget_tokens)
 
 
+@v1.post("/projects/{project_id}/instances/{instance_id}/auto",
+         response_model=dict[str, Any] | None)
+def auto_reload(caller: Writer, project_id: str, instance_id: str,
+                body: m.AutoReloadIn) -> Any:
+    """Clear and reload only when usage has reached the threshold; null when it has not."""
+    instance_of(caller, project_id, instance_id)
+    return caller.db.tokens.auto_manage(
+        instance_id, body.threshold, summary=body.summary, next_steps=body.next_steps,
+        working_set=body.working_set, budget_tokens=body.budget_tokens)
+
+
 @v1.post("/projects/{project_id}/handoffs", response_model=m.Handoff, status_code=201)
 def record_handoff(caller: Writer, project_id: str, body: m.HandoffIn,
                    key: IdempotencyKey = None) -> Any:
@@ -182,9 +224,9 @@ def latest_handoff(caller: Reader, project_id: str, instance_id: str | None = No
 def store_context(caller: Writer, project_id: str, body: m.ContextIn,
                   key: IdempotencyKey = None) -> Any:
     return caller.db.context.store(
-        caller.project(project_id), body.content, body.priority, body.content_type,
-        body.phase_id, metadata=body.metadata, token_count=body.token_count,
-        idempotency_key=key)
+        project_naming(caller, project_id, body.created_by), body.content, body.priority,
+        body.content_type, body.phase_id, metadata=body.metadata, token_count=body.token_count,
+        created_by=body.created_by, idempotency_key=key)
 
 
 @v1.get("/projects/{project_id}/context", response_model=m.ContextPage)
@@ -196,6 +238,22 @@ def page_context(caller: Reader, project_id: str, priority: str,
 @v1.get("/projects/{project_id}/context/full", response_model=dict[str, list[m.ContextItem]])
 def full_context(caller: Reader, project_id: str, phase_id: int | None = None) -> Any:
     return caller.db.context.full(caller.project(project_id), phase_id)
+
+
+# Before /context/{item_id}, which would take "archived" for an id.
+@v1.get("/projects/{project_id}/context/archived", response_model=list[m.ContextItem])
+def archived_context(caller: Reader, project_id: str, after_item_id: int = 0,
+                     limit: int = 100) -> Any:
+    """A page of the items ``ctxdb gc`` moved out, in id order after ``after_item_id``."""
+    return caller.db.retention.archived(caller.project(project_id),
+                                        after_item_id=after_item_id, limit=limit)
+
+
+@v1.post("/projects/{project_id}/context/{item_id}/unarchive",
+         response_model=list[m.ContextItem])
+def unarchive_context(caller: Writer, project_id: str, item_id: int) -> Any:
+    """The item back, unchanged, with the archived items that superseded it."""
+    return caller.db.retention.unarchive(item_id, project_id=caller.project(project_id))
 
 
 @v1.get("/projects/{project_id}/context/{item_id}", response_model=m.ContextItem)
@@ -221,7 +279,10 @@ def delete_context(caller: Writer, project_id: str, item_id: int) -> Any:
 
 
 @v1.get("/projects/{project_id}/pack", response_model=m.Pack)
-def pack(caller: Reader, project_id: str, budget_tokens: int,
-         phase_id: int | None = None) -> Any:
+def pack(caller: Reader, project_id: str, budget_tokens: int, phase_id: int | None = None,
+         partial_critical: bool = False) -> Any:
+    """With ``partial_critical``, CRITICAL items over the budget are left out and named (as a
+    reload's pack does) instead of refused."""
     pid = caller.project(project_id)
-    return pack_payload(pid, caller.db.context.pack(pid, budget_tokens, phase_id))
+    return pack_payload(pid, caller.db.context.pack(pid, budget_tokens, phase_id,
+                                                    partial_critical=partial_critical))

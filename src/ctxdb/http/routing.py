@@ -13,13 +13,14 @@ from ctxdb.errors import (
     ContextItemNotFoundError,
     InstanceNotFoundError,
 )
-from ctxdb.http.auth import FLEET_ADMIN, READ, WRITE, Caller
+from ctxdb.http.auth import ADMIN, FLEET_ADMIN, READ, WRITE, Caller
 
 # Honoured by every create: a retry with the same key and body gets the first answer
 # (service/idempotency.py).
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 Reader = Annotated[Caller, Depends(READ)]
 Writer = Annotated[Caller, Depends(WRITE)]
+Admin = Annotated[Caller, Depends(ADMIN)]
 FleetAdmin = Annotated[Caller, Depends(FLEET_ADMIN)]
 
 

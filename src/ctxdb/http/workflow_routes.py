@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ctxdb.http import workflow_models as w
-from ctxdb.http.routing import IdempotencyKey, Reader, Writer, project_naming
+from ctxdb.http.routing import Admin, IdempotencyKey, Reader, Writer, project_naming
 
 v1 = APIRouter(prefix="/v1")
 PROJECT = "/projects/{project_id}"
@@ -162,3 +162,12 @@ def verify_audit(caller: Reader, project_id: str) -> Any:
     pid = caller.project(project_id)
     caller.db.projects.get(pid)
     return caller.db.audit_chain.verify(pid)
+
+
+@v1.post(PROJECT + "/audit/seal", response_model=dict[str, Any])
+def seal_audit(caller: Admin, project_id: str) -> Any:
+    """Seal the project's audit entries written since the last sealing into its hash chain;
+    how many, and the chain's head (docs/audit.md)."""
+    pid = caller.project(project_id)
+    caller.db.projects.get(pid)
+    return caller.db.audit_chain.seal(pid)

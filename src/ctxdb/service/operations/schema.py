@@ -20,7 +20,10 @@ from ctxdb.storage.migrate import Migration
 
 
 def location(settings: Settings) -> str:
-    """Where the database is, safe to print: a file path, or the URL without its password."""
+    """Where the database is, safe to print: a file path, or the URL without its password
+    (a ctxdb server's URL as it is: a token is never part of it)."""
+    if settings.is_server:
+        return settings.url
     if not settings.is_postgres:
         return str(settings.sqlite_path)
     parts = urlsplit(settings.url)
