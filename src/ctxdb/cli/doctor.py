@@ -14,6 +14,7 @@ from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
 from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
+    from ctxdb.clients import trust
     from ctxdb.service.operations.doctor_report import Check, DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
@@ -69,16 +70,61 @@ def doctor_command(
 
 def _client_checks() -> list[Check]:
     """Agent-client settings that keep ctxdb's hooks from running here (only when found)."""
-    from ctxdb.clients import codex, project_root
-    from ctxdb.service.operations.doctor_report import WARN, Check
+    import os
 
-    root = project_root(Path.cwd())
-    if codex.untrusted_project_hooks(root, Path.home()):
-        return [Check("codex trust", WARN,
-                      f"ctxdb's Codex hooks are installed in {root / '.codex'}, but Codex "
-                      "ignores that folder until the project is trusted: run 'ctxdb install "
-                      "codex --trust' (then approve the hooks in Codex's /hooks review)")]
-    return []
+    from ctxdb.clients import codex, project_root, trust
+    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+
+    root, home = project_root(Path.cwd()), Path.home()
+    checks = []
+    if codex.untrusted_project_hooks(root, home):
+        checks.append(Check(
+            "codex trust", WARN,
+            f"ctxdb's Codex hooks are installed in {root / '.codex'}, but Codex ignores that "
+            "folder until the project is trusted: run 'ctxdb install codex --trust' (then "
+            "approve the hooks in Codex's /hooks review)"))
+    codex_home = codex.codex_home(home)
+    hook_files = [codex_home / "hooks.json"]
+    if codex.is_project_trusted(root, home):
+        hook_files.insert(0, codex.settings_paths("project", root, home)[0])
+    for hooks_path in hook_files:
+        checks += _codex_hook_checks(trust.codex_hooks_trust(hooks_path, codex_home), root)
+    if trust.gemini_project_hooks(root) and not trust.gemini_folder_trusted(
+            root, home, os.environ):
+        checks.append(Check(
+            "gemini trust", WARN,
+            f"ctxdb's Gemini CLI hooks are installed in {root / '.gemini'}, but Gemini CLI "
+            "ignores that folder until you trust it: run 'gemini' in "
+            f"{root} and trust the folder when asked (or with /permissions); for headless "
+            "runs, set GEMINI_CLI_TRUST_WORKSPACE=true"))
+    elif trust.gemini_project_hooks(root):
+        checks.append(Check("gemini trust", PASS,
+                            f"Gemini CLI trusts {root}, where ctxdb's hooks are installed"))
+    return checks
+
+
+_UNTRUSTED_REASONS = {
+    "untrusted": "not approved yet",
+    "modified": "changed since you approved it",
+    "disabled": "turned off in /hooks",
+}
+
+
+def _codex_hook_checks(hooks: list[trust.HookTrust], root: Path) -> list[Check]:
+    """One warning per ctxdb hook Codex will skip; one pass when it runs them all."""
+    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+
+    skipped = [hook for hook in hooks if hook.status != "trusted"]
+    if hooks and not skipped:
+        source = hooks[0].key.rsplit(":", 3)[0]
+        return [Check("codex hook trust", PASS,
+                      f"Codex runs ctxdb's {len(hooks)} hook(s) of {source}",
+                      data={"hooks": [hook.key for hook in hooks]})]
+    return [Check(f"codex hook {hook.event}", WARN,
+                  f"Codex skips ctxdb's {hook.event} hook ({_UNTRUSTED_REASONS[hook.status]}): "
+                  f"run 'codex' in {root} and approve it in the /hooks review",
+                  data={"key": hook.key, "status": hook.status})
+            for hook in skipped]
 
 
 def _render(report: DoctorReport) -> None:
