@@ -1,4 +1,5 @@
-"""The real Claude Code CLI, offline: a new session picks up where the last one stopped.
+"""The real Claude Code CLI, offline: the CRITICAL item at startup, and a new session picking
+up where the last one stopped.
 
 Claude Code runs non-interactively (``claude -p``) with ctxdb's hooks installed in a scratch
 git repository (``ctxdb install claude-code``) and talks to a mock of the Messages API on a
@@ -40,11 +41,13 @@ from real_clients import (
     ctxdb,
     diagnosis,
     git_repository,
+    store_critical,
 )
 
 MARKED_REQUEST = "MARK-7f3a implement the refund flow"
 OPEN_TODOS = ("TODO-91c2 write the refund ledger entry", "TODO-4d7e test partial refunds")
 DONE_TODO = "TODO-0b55 read the payment model"
+CRITICAL = "CRIT-3a71 a refund never exceeds the captured amount"
 LAST_ANSWER = "ANSWER-5e18 the refund flow is planned; the ledger entry is next."
 
 
@@ -267,9 +270,11 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     claude: str, tmp_path: Path, project: Path, mock_model: MockModel
 ) -> None:
     env = client_env(tmp_path, mock_model)
+    store_critical(project, env, CRITICAL)
 
     first = run_session(claude, project, env, MARKED_REQUEST)
     first_requests = mock_model.model_requests(first)
+    assert CRITICAL in json.dumps(first_requests[0]), diagnosis(env)  # at startup
     # The whole script was played and every tool call succeeded: the todo list is written.
     assert len(first_requests) == len(SCRIPTS[mock_model.todo_tool](first_requests[-1]))
     results = [result for body in first_requests for result in _tool_results(body)]
@@ -285,4 +290,5 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     for todo in OPEN_TODOS:
         assert todo in opening, context
     assert DONE_TODO not in opening
+    assert CRITICAL in opening
     assert mock_model.server.elsewhere() == []
