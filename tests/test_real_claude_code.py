@@ -1,5 +1,5 @@
-"""The real Claude Code CLI, offline: the CRITICAL item at startup, and a new session picking
-up where the last one stopped.
+"""The real Claude Code CLI, offline: the CRITICAL item at startup and after compaction and
+resume, and a new session picking up where the last one stopped.
 
 Claude Code runs non-interactively (``claude -p``) with ctxdb's hooks installed in a scratch
 git repository (``ctxdb install claude-code``) and talks to a mock of the Messages API on a
@@ -9,7 +9,9 @@ request; the mock model writes a todo list with one of the CLI's two sets of tod
 first, as a real model does, since the CLI defers them), then gives a last answer; the
 session ends (SessionEnd fires as ``claude -p`` exits). Session 2 is a fresh session, no
 ``--resume``: its first request to the model must carry the marked request and the open
-todos, which only ctxdb's SessionStart hook can have put there.
+todos, which only ctxdb's SessionStart hook can have put there. Then session 2 is compacted
+(``claude -p /compact --resume``, the mock writing the summary) and resumed; the resumed turn's
+request must carry the CRITICAL item again.
 
 Every proxy variable points at the mock, which records and refuses anything addressed to
 another host: the test asserts that nothing was.
@@ -41,6 +43,7 @@ from real_clients import (
     ctxdb,
     diagnosis,
     git_repository,
+    query,
     store_critical,
 )
 
@@ -254,10 +257,12 @@ def client_env(tmp_path: Path, mock: MockModel) -> dict[str, str]:
     }
 
 
-def run_session(program: str, repo: Path, env: dict[str, str], prompt: str) -> str:
-    """Run one non-interactive session to its end; returns its session id."""
+def run_session(program: str, repo: Path, env: dict[str, str], prompt: str,
+                resume: str | None = None) -> str:
+    """Run one non-interactive session (or a turn of ``resume``) to its end; returns its
+    session id."""
     done = subprocess.run([program, "-p", prompt, "--output-format", "json",
-                           "--strict-mcp-config"],
+                           "--strict-mcp-config", *(["--resume", resume] if resume else [])],
                           cwd=repo, env=env, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"claude failed: {done.stdout}\n{done.stderr}"
@@ -292,3 +297,18 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     assert DONE_TODO not in opening
     assert CRITICAL in opening
     assert mock_model.server.elsewhere() == []
+    if mock_model.todo_tool == "TodoWrite":  # compaction does not depend on the todo tool
+        compacted_and_resumed(claude, project, env, mock_model, second)
+
+
+def compacted_and_resumed(claude: str, project: Path, env: dict[str, str], mock: MockModel,
+                          session: str) -> None:
+    """``/compact`` the session, then resume it: the request after the compaction carries the
+    CRITICAL item, which only ctxdb can have put back (the summary the mock wrote is "OK.")."""
+    assert run_session(claude, project, env, "/compact", resume=session) == session
+    assert run_session(claude, project, env, "Carry on.", resume=session) == session
+    sources = [source for (source,) in query(
+        env, "SELECT source FROM injections WHERE session_id = ? ORDER BY created_at", session)]
+    assert "compact" in sources and sources[-1] == "resume", diagnosis(env)
+    after = json.dumps(mock.model_requests(session)[-1])
+    assert "Carry on." in after and CRITICAL in after, diagnosis(env)
