@@ -16,7 +16,7 @@ so the test gives MCP servers a startup grace (``mcp_optional_startup_grace_ms``
 compacts offline once a turn's context passes ``model_auto_compact_token_limit`` (the mock
 reports more after the tool calls): it asks the model for a summary, runs PreCompact, replaces
 the history, and runs SessionStart with source ``compact`` before the turn carries on. Resume
-(``codex exec resume``) is not covered here.
+(``codex exec resume --last``) runs SessionStart with source ``resume``.
 
 The CLI comes from ``CTXDB_TEST_CODEX`` (the ``codex`` program), else from PATH; without it the
 test is skipped, unless ``CTXDB_REQUIRE_CLIENTS=1`` (CI: ``.ci/run`` installs the pinned
@@ -158,8 +158,11 @@ def client_env(tmp_path: Path, mock: CodexMock) -> dict[str, str]:
     }
 
 
-def run_session(program: str, repo: Path, env: dict[str, str], prompt: str) -> None:
-    done = subprocess.run([program, "exec", "--dangerously-bypass-hook-trust", prompt],
+def run_session(program: str, repo: Path, env: dict[str, str], prompt: str,
+                resume_last: bool = False) -> None:
+    """One ``codex exec`` turn: of a new session, or of the last one (``resume --last``)."""
+    resume = ["resume", "--last"] if resume_last else []
+    done = subprocess.run([program, "exec", "--dangerously-bypass-hook-trust", *resume, prompt],
                           cwd=repo, env=env, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"codex failed: {done.stdout}\n{done.stderr}"
@@ -249,6 +252,12 @@ def test_mcp_writes_reach_the_next_session_and_critical_context_survives_compact
     assert not any(item.get("type") == "function_call_output"
                    for item in after_compaction.get("input", [])), "no compaction happened"
     assert CRITICAL in json.dumps(after_compaction), diagnosis(env)
+
+    run_session(codex, repo, env, "Carry on.", resume_last=True)
+    resumed = json.dumps(mock.model_requests()[-1])
+    assert "Carry on." in resumed and CRITICAL in resumed, diagnosis(env)
+    assert query(env, "SELECT count(*) FROM injections WHERE source = 'resume'") == [(1,)], \
+        diagnosis(env)
 
     time.sleep(STALE_AFTER + 0.5)
     run_session(codex, repo, env, "What should I work on?")
