@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from ctxdb.cli.main import cli
 from ctxdb.clients.trust import codex_hook_hash, codex_hooks_trust
 from real_clients import (
     CLI_TIMEOUT,
@@ -39,6 +41,9 @@ from test_real_codex import CODEX_OWN_CALLS
 from test_real_gemini import ANSWER as GEMINI_ANSWER
 from test_real_gemini import GeminiMock
 
+# What doctor reads of the clients' settings besides HOME: unset unless a test sets them.
+TRUST_VARIABLES = ("CODEX_HOME", "GEMINI_CLI_TRUST_WORKSPACE", "GEMINI_CLI_TRUSTED_FOLDERS_PATH",
+                   "CTXDB_CONFIG")
 EVENTS = ("SessionStart", "UserPromptSubmit", "PreCompact", "PostCompact", "Stop")
 
 
@@ -58,9 +63,15 @@ def base_env(tmp_path: Path, proxy: MockServer) -> dict[str, str]:
 
 
 def doctor_checks(repo: Path, env: dict[str, str], prefix: str) -> dict[str, dict[str, Any]]:
-    done = subprocess.run([str(CTXDB), "doctor", "--json"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """``ctxdb doctor --json`` in ``repo`` with ``env`` (in process), its checks of ``prefix``."""
+    unset: dict[str, str | None] = dict.fromkeys(TRUST_VARIABLES)
+    cwd = Path.cwd()
+    os.chdir(repo)
+    try:
+        done = CliRunner().invoke(cli, ["doctor", "--json"], env={**unset, **env})
+    finally:
+        os.chdir(cwd)
+    assert done.exit_code == 0, done.output
     return {check["name"]: check for check in json.loads(done.stdout)["checks"]
             if check["name"].startswith(prefix)}
 
