@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ctxdb.cli.main import cli
 from ctxdb.clients.trust import (
     codex_hook_hash,
     codex_hooks_trust,
@@ -113,3 +115,24 @@ def test_gemini_project_hooks_are_found_by_their_command(tmp_path: Path) -> None
     settings.write_text(json.dumps({"hooks": {"SessionStart": [{"hooks": [
         {"type": "command", "command": "ctxdb hook --client gemini"}]}]}}), encoding="utf-8")
     assert gemini_project_hooks(tmp_path)
+
+
+def test_doctor_names_the_users_codex_hooks_apart(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    codex_home, work = tmp_path / "codex", tmp_path / "work"
+    hooks_path = write_hooks(tmp_path / "user")
+    codex_home.mkdir()
+    (codex_home / "hooks.json").write_text(hooks_path.read_text(encoding="utf-8"),
+                                           encoding="utf-8")
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {"HOME": str(tmp_path / "home"), "CODEX_HOME": str(codex_home),
+           "CTXDB_URL": str(tmp_path / "ctxdb.db"), "CTXDB_CONFIG": None,
+           "GEMINI_CLI_TRUST_WORKSPACE": None}
+    assert CliRunner().invoke(cli, ["init"], env=env).exit_code == 0
+    done = CliRunner().invoke(cli, ["doctor", "--json"], env=env)
+    assert done.exit_code == 0, done.output
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]
+              if c["name"].startswith("codex")}
+    assert set(checks) == {f"codex hook {event} (user)" for event in CODEX_REPORTED}
+    assert all(c["status"] == "warn" and "/hooks" in c["detail"] for c in checks.values())

@@ -73,7 +73,7 @@ def _client_checks() -> list[Check]:
     import os
 
     from ctxdb.clients import codex, project_root, trust
-    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+    from ctxdb.service.operations.doctor_report import WARN, Check
 
     root, home = project_root(Path.cwd()), Path.home()
     checks = []
@@ -84,22 +84,13 @@ def _client_checks() -> list[Check]:
             "folder until the project is trusted: run 'ctxdb install codex --trust' (then "
             "approve the hooks in Codex's /hooks review)"))
     codex_home = codex.codex_home(home)
-    hook_files = [codex_home / "hooks.json"]
     if codex.is_project_trusted(root, home):
-        hook_files.insert(0, codex.settings_paths("project", root, home)[0])
-    for hooks_path in hook_files:
-        checks += _codex_hook_checks(trust.codex_hooks_trust(hooks_path, codex_home), root)
-    if trust.gemini_project_hooks(root) and not trust.gemini_folder_trusted(
-            root, home, os.environ):
-        checks.append(Check(
-            "gemini trust", WARN,
-            f"ctxdb's Gemini CLI hooks are installed in {root / '.gemini'}, but Gemini CLI "
-            "ignores that folder until you trust it: run 'gemini' in "
-            f"{root} and trust the folder when asked (or with /permissions); for headless "
-            "runs, set GEMINI_CLI_TRUST_WORKSPACE=true"))
-    elif trust.gemini_project_hooks(root):
-        checks.append(Check("gemini trust", PASS,
-                            f"Gemini CLI trusts {root}, where ctxdb's hooks are installed"))
+        project_hooks = codex.settings_paths("project", root, home)[0]
+        checks += _codex_hook_checks(trust.codex_hooks_trust(project_hooks, codex_home), root, "")
+    checks += _codex_hook_checks(trust.codex_hooks_trust(codex_home / "hooks.json", codex_home),
+                                 root, " (user)")
+    if trust.gemini_project_hooks(root):
+        checks.append(_gemini_check(root, trust.gemini_folder_trusted(root, home, os.environ)))
     return checks
 
 
@@ -110,21 +101,35 @@ _UNTRUSTED_REASONS = {
 }
 
 
-def _codex_hook_checks(hooks: list[trust.HookTrust], root: Path) -> list[Check]:
-    """One warning per ctxdb hook Codex will skip; one pass when it runs them all."""
+def _codex_hook_checks(hooks: list[trust.HookTrust], root: Path, scope: str) -> list[Check]:
+    """One warning per ctxdb hook Codex will skip; one pass when it runs them all. ``scope``
+    tells the user's hooks (`` (user)``) from the project's in the check names."""
     from ctxdb.service.operations.doctor_report import PASS, WARN, Check
 
     skipped = [hook for hook in hooks if hook.status != "trusted"]
     if hooks and not skipped:
         source = hooks[0].key.rsplit(":", 3)[0]
-        return [Check("codex hook trust", PASS,
+        return [Check(f"codex hook trust{scope}", PASS,
                       f"Codex runs ctxdb's {len(hooks)} hook(s) of {source}",
                       data={"hooks": [hook.key for hook in hooks]})]
-    return [Check(f"codex hook {hook.event}", WARN,
+    return [Check(f"codex hook {hook.event}{scope}", WARN,
                   f"Codex skips ctxdb's {hook.event} hook ({_UNTRUSTED_REASONS[hook.status]}): "
                   f"run 'codex' in {root} and approve it in the /hooks review",
                   data={"key": hook.key, "status": hook.status})
             for hook in skipped]
+
+
+def _gemini_check(root: Path, trusted: bool) -> Check:
+    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+
+    if trusted:
+        return Check("gemini trust", PASS,
+                     f"Gemini CLI trusts {root}, where ctxdb's hooks are installed")
+    return Check("gemini trust", WARN,
+                 f"ctxdb's Gemini CLI hooks are installed in {root / '.gemini'}, but Gemini CLI "
+                 f"ignores that folder until you trust it: run 'gemini' in {root} and trust "
+                 "the folder when asked (or with /permissions); for headless runs, set "
+                 "GEMINI_CLI_TRUST_WORKSPACE=true")
 
 
 def _render(report: DoctorReport) -> None:
