@@ -175,3 +175,16 @@ def test_no_mcp_goes_with_neither_uninstall_nor_server(setup: Setup,  # noqa: F8
     done = setup.run("gemini", "--no-mcp", *args)
     assert done.exit_code == 2 and "--no-mcp installs the hooks only" in done.output
     assert setup.snapshot() == {}
+
+
+def test_codex_user_scope_goes_where_codex_reads_it(setup: Setup) -> None:  # noqa: F811
+    """With ``$CODEX_HOME`` set, Codex reads the user's hooks.json and config.toml there."""
+    codex_home = setup.tmp / "codex-home"
+    env = {"HOME": str(setup.home), "CODEX_HOME": str(codex_home),
+           "PATH": f"{setup.bin}{os.pathsep}{SYSTEM_PATH}"}
+    done = CliRunner().invoke(cli, ["install", "codex", "--scope", "user",
+                                    "--ctxdb-command", EXE], env=env)
+    assert done.exit_code == 0, done.output
+    assert ctxdb_entries(load(codex_home / "hooks.json"), "SessionStart", "codex")
+    assert '[mcp_servers.ctxdb]' in (codex_home / "config.toml").read_text(encoding="utf-8")
+    assert not (setup.home / ".codex").exists()

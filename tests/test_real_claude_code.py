@@ -1,4 +1,5 @@
-"""The real Claude Code CLI, offline: a new session picks up where the last one stopped.
+"""The real Claude Code CLI, offline: the CRITICAL item at startup and after compaction and
+resume, and a new session picking up where the last one stopped.
 
 Claude Code runs non-interactively (``claude -p``) with ctxdb's hooks installed in a scratch
 git repository (``ctxdb install claude-code``) and talks to a mock of the Messages API on a
@@ -8,7 +9,9 @@ request; the mock model writes a todo list with one of the CLI's two sets of tod
 first, as a real model does, since the CLI defers them), then gives a last answer; the
 session ends (SessionEnd fires as ``claude -p`` exits). Session 2 is a fresh session, no
 ``--resume``: its first request to the model must carry the marked request and the open
-todos, which only ctxdb's SessionStart hook can have put there.
+todos, which only ctxdb's SessionStart hook can have put there. Then session 2 is compacted
+(``claude -p /compact --resume``, the mock writing the summary) and resumed; the resumed turn's
+request must carry the CRITICAL item again.
 
 Every proxy variable points at the mock, which records and refuses anything addressed to
 another host: the test asserts that nothing was.
@@ -40,11 +43,14 @@ from real_clients import (
     ctxdb,
     diagnosis,
     git_repository,
+    query,
+    store_critical,
 )
 
 MARKED_REQUEST = "MARK-7f3a implement the refund flow"
 OPEN_TODOS = ("TODO-91c2 write the refund ledger entry", "TODO-4d7e test partial refunds")
 DONE_TODO = "TODO-0b55 read the payment model"
+CRITICAL = "CRIT-3a71 a refund never exceeds the captured amount"
 LAST_ANSWER = "ANSWER-5e18 the refund flow is planned; the ledger entry is next."
 
 
@@ -251,10 +257,12 @@ def client_env(tmp_path: Path, mock: MockModel) -> dict[str, str]:
     }
 
 
-def run_session(program: str, repo: Path, env: dict[str, str], prompt: str) -> str:
-    """Run one non-interactive session to its end; returns its session id."""
+def run_session(program: str, repo: Path, env: dict[str, str], prompt: str,
+                resume: str | None = None) -> str:
+    """Run one non-interactive session (or a turn of ``resume``) to its end; returns its
+    session id."""
     done = subprocess.run([program, "-p", prompt, "--output-format", "json",
-                           "--strict-mcp-config"],
+                           "--strict-mcp-config", *(["--resume", resume] if resume else [])],
                           cwd=repo, env=env, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, f"claude failed: {done.stdout}\n{done.stderr}"
@@ -267,9 +275,11 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     claude: str, tmp_path: Path, project: Path, mock_model: MockModel
 ) -> None:
     env = client_env(tmp_path, mock_model)
+    store_critical(project, env, CRITICAL)
 
     first = run_session(claude, project, env, MARKED_REQUEST)
     first_requests = mock_model.model_requests(first)
+    assert CRITICAL in json.dumps(first_requests[0]), diagnosis(env)  # at startup
     # The whole script was played and every tool call succeeded: the todo list is written.
     assert len(first_requests) == len(SCRIPTS[mock_model.todo_tool](first_requests[-1]))
     results = [result for body in first_requests for result in _tool_results(body)]
@@ -285,4 +295,20 @@ def test_a_fresh_session_is_given_the_marked_request_and_open_todos_of_the_last(
     for todo in OPEN_TODOS:
         assert todo in opening, context
     assert DONE_TODO not in opening
+    assert CRITICAL in opening
     assert mock_model.server.elsewhere() == []
+    if mock_model.todo_tool == "TodoWrite":  # compaction does not depend on the todo tool
+        compacted_and_resumed(claude, project, env, mock_model, second)
+
+
+def compacted_and_resumed(claude: str, project: Path, env: dict[str, str], mock: MockModel,
+                          session: str) -> None:
+    """``/compact`` the session, then resume it: the request after the compaction carries the
+    CRITICAL item, which only ctxdb can have put back (the summary the mock wrote is "OK.")."""
+    assert run_session(claude, project, env, "/compact", resume=session) == session
+    assert run_session(claude, project, env, "Carry on.", resume=session) == session
+    sources = [source for (source,) in query(
+        env, "SELECT source FROM injections WHERE session_id = ? ORDER BY created_at", session)]
+    assert "compact" in sources and sources[-1] == "resume", diagnosis(env)
+    after = json.dumps(mock.model_requests(session)[-1])
+    assert "Carry on." in after and CRITICAL in after, diagnosis(env)

@@ -8,6 +8,14 @@ every request. Each turn makes a routing call (``generateContent``, JSON asked f
 turn's own streamed call (``streamGenerateContent``); the mock reports a distinct prompt token
 count for each.
 
+Not covered: the CRITICAL item after Gemini compresses its chat. Gemini CLI 0.61 did not
+compress offline here: with ``model.compressionThreshold`` at 0.001 and the mock reporting
+5,000 prompt tokens, neither a tool call's continuation nor a resumed turn made it summarize
+(its compression runs only outside its newer context management, which decides on its own).
+ctxdb could not put the item back after a compression anyway: Gemini's PreCompress is advisory
+(it cannot add context) and Gemini starts no SessionStart after compressing, so the item
+survives only if Gemini's own summary keeps it (see docs/install.md).
+
 The CLI comes from ``CTXDB_TEST_GEMINI`` (the ``gemini`` program), else from PATH; without it
 the test is skipped, unless ``CTXDB_REQUIRE_CLIENTS=1`` (CI: ``.ci/run`` installs the pinned
 version), in which case it fails.

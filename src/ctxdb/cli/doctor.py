@@ -14,6 +14,7 @@ from ctxdb.cli.output import EXIT_OK, EXIT_UNHEALTHY, console, show
 from ctxdb.cli.progress import phase_progress
 
 if TYPE_CHECKING:
+    from ctxdb.clients import trust
     from ctxdb.service.operations.doctor_report import Check, DoctorReport
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
@@ -69,16 +70,66 @@ def doctor_command(
 
 def _client_checks() -> list[Check]:
     """Agent-client settings that keep ctxdb's hooks from running here (only when found)."""
-    from ctxdb.clients import codex, project_root
+    import os
+
+    from ctxdb.clients import codex, project_root, trust
     from ctxdb.service.operations.doctor_report import WARN, Check
 
-    root = project_root(Path.cwd())
-    if codex.untrusted_project_hooks(root, Path.home()):
-        return [Check("codex trust", WARN,
-                      f"ctxdb's Codex hooks are installed in {root / '.codex'}, but Codex "
-                      "ignores that folder until the project is trusted: run 'ctxdb install "
-                      "codex --trust' (then approve the hooks in Codex's /hooks review)")]
-    return []
+    root, home = project_root(Path.cwd()), Path.home()
+    checks = []
+    if codex.untrusted_project_hooks(root, home):
+        checks.append(Check(
+            "codex trust", WARN,
+            f"ctxdb's Codex hooks are installed in {root / '.codex'}, but Codex ignores that "
+            "folder until the project is trusted: run 'ctxdb install codex --trust' (then "
+            "approve the hooks in Codex's /hooks review)"))
+    codex_home = codex.codex_home(home)
+    if codex.is_project_trusted(root, home):
+        project_hooks = codex.settings_paths("project", root, home)[0]
+        checks += _codex_hook_checks(trust.codex_hooks_trust(project_hooks, codex_home), root, "")
+    checks += _codex_hook_checks(trust.codex_hooks_trust(codex_home / "hooks.json", codex_home),
+                                 root, " (user)")
+    if trust.gemini_project_hooks(root):
+        checks.append(_gemini_check(root, trust.gemini_folder_trusted(root, home, os.environ)))
+    return checks
+
+
+_UNTRUSTED_REASONS = {
+    "untrusted": "not approved yet",
+    "modified": "changed since you approved it",
+    "disabled": "turned off in /hooks",
+}
+
+
+def _codex_hook_checks(hooks: list[trust.HookTrust], root: Path, scope: str) -> list[Check]:
+    """One warning per ctxdb hook Codex will skip; one pass when it runs them all. ``scope``
+    tells the user's hooks (`` (user)``) from the project's in the check names."""
+    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+
+    skipped = [hook for hook in hooks if hook.status != "trusted"]
+    if hooks and not skipped:
+        source = hooks[0].key.rsplit(":", 3)[0]
+        return [Check(f"codex hook trust{scope}", PASS,
+                      f"Codex runs ctxdb's {len(hooks)} hook(s) of {source}",
+                      data={"hooks": [hook.key for hook in hooks]})]
+    return [Check(f"codex hook {hook.event}{scope}", WARN,
+                  f"Codex skips ctxdb's {hook.event} hook ({_UNTRUSTED_REASONS[hook.status]}): "
+                  f"run 'codex' in {root} and approve it in the /hooks review",
+                  data={"key": hook.key, "status": hook.status})
+            for hook in skipped]
+
+
+def _gemini_check(root: Path, trusted: bool) -> Check:
+    from ctxdb.service.operations.doctor_report import PASS, WARN, Check
+
+    if trusted:
+        return Check("gemini trust", PASS,
+                     f"Gemini CLI trusts {root}, where ctxdb's hooks are installed")
+    return Check("gemini trust", WARN,
+                 f"ctxdb's Gemini CLI hooks are installed in {root / '.gemini'}, but Gemini CLI "
+                 f"ignores that folder until you trust it: run 'gemini' in {root} and trust "
+                 "the folder when asked (or with /permissions); for headless runs, set "
+                 "GEMINI_CLI_TRUST_WORKSPACE=true")
 
 
 def _render(report: DoctorReport) -> None:

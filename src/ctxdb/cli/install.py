@@ -70,7 +70,8 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
     Files are replaced atomically; no backup is kept (use --dry-run to review first).
 
     \b
-    Files touched (project scope: in the repository root; user scope: in ~):
+    Files touched (project scope: in the repository root; user scope: in ~, and for Codex
+    in $CODEX_HOME when it is set):
       claude-code  .claude/settings.json  hooks SessionStart, UserPromptSubmit,
                                           PreCompact, PostCompact, Stop, SubagentStop,
                                           SessionEnd

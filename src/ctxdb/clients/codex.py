@@ -75,8 +75,9 @@ def hook_specs(hook_command: str) -> list[HookSpec]:
 
 
 def settings_paths(scope: str, root: Path, home: Path) -> tuple[Path, Path]:
-    """(hooks.json, config.toml) of ``scope``."""
-    folder = (home if scope == "user" else root) / ".codex"
+    """(hooks.json, config.toml) of ``scope``: the user's are where Codex reads them,
+    ``$CODEX_HOME`` (default ``~/.codex``)."""
+    folder = codex_home(home) if scope == "user" else root / ".codex"
     return folder / "hooks.json", folder / "config.toml"
 
 
