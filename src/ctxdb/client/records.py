@@ -10,6 +10,7 @@ import builtins
 from typing import Any
 
 from ctxdb.client.transport import Transport, segment
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 
 
 class RemoteService:
@@ -132,7 +133,7 @@ class RemoteTokens(RemoteService):
 
 class RemoteContext(RemoteService):
     def store(self, project_id: str, content: Any, priority: str = "HIGH",
-              content_type: str = "code", phase_id: int | None = None, *,
+              content_type: str = DEFAULT_CONTENT_TYPE, phase_id: int | None = None, *,
               metadata: dict[str, Any] | None = None, token_count: int | None = None,
               idempotency_key: str | None = None) -> dict[str, Any]:
         return dict(self.t.create(self.t.path(project_id, "context"), {

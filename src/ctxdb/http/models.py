@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -96,7 +98,7 @@ class ReloadIn(Body):
 class ContextIn(Body):
     content: Any
     priority: str = "HIGH"
-    content_type: str = "code"
+    content_type: str = DEFAULT_CONTENT_TYPE
     phase_id: int | None = None
     metadata: dict[str, Any] | None = None
     token_count: int | None = None
