@@ -327,7 +327,9 @@ def test_summary_and_audit(run: Cli, pid: str) -> None:
     run.ok("instance", "launch", "-p", pid)
     run.ok("context", "store", "-p", pid, "{}")
     [row] = run.ok("summary")
-    assert (row["project_id"], row["active_instances"], row["total_snapshots"]) == (pid, 1, 1)
+    assert (row["project_id"], row["active_instances"], row["context_items"]) == (pid, 1, 1)
+    assert row["total_snapshots"] == 1  # the seed's name for the same count
+    assert "context_items" in run("summary").stdout
     entries = run.ok("audit", "--project", pid, "--limit", "2")
     assert [e["action"] for e in entries] == ["context.store", "instance.launch"]
     assert [e["action"] for e in run.ok("audit", "--entity", pid)] == ["project.create"]
