@@ -136,7 +136,7 @@ def cli(app: Application, url: str | None, config: str | None, traceback: bool) 
 
     \b
     Examples:
-      ctxdb demo                        a guided tour on the default database
+      ctxdb demo                        a guided tour on a throwaway database
       ctxdb init                        create or upgrade the database
       ctxdb project create Shop --description "e-commerce rewrite"
       ctxdb context --project proj_… --budget-tokens 8000 --format markdown
