@@ -89,7 +89,7 @@ def test_each_kind_of_file_is_mapped(db: Ctxdb, project: dict[str, Any], repo: P
     assert not [i for i in items if "node_modules" in i["metadata"]["import"]["source"]]
     decisions = by_source(items, ".claude/context/decisions.json")
     assert [(i["priority"], i["content_type"]) for i in decisions] == [
-        ("CRITICAL", "decision"), ("MEDIUM", "note"), ("LOW", "note")]
+        ("CRITICAL", "decision"), ("MEDIUM", "note"), ("LOW", "code")]  # code: the default
     assert decisions[2]["metadata"]["owner"] == "ana"
     assert [i["priority"] for i in by_source(items, ".claude/context/architecture.md")] == [
         "MEDIUM", "MEDIUM"]
