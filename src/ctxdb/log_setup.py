@@ -31,6 +31,7 @@ _RECORD_FIELDS = frozenset({
     "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
     "relativeCreated", "thread", "threadName", "processName", "process", "taskName",
     "message", "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
 })
 
 
