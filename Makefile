@@ -1,5 +1,5 @@
-# Two commands do everything: `make demo` runs ctxdb's guided demo on the embedded SQLite
-# default, `make test` runs the linters, the type checker and the whole test suite.
+# Two commands do everything: `make demo` runs ctxdb's guided demo on a throwaway SQLite
+# file, `make test` runs the linters, the type checker and the whole test suite.
 # Both create the virtual environment in .venv and install what they need first.
 
 PYTHON ?= python3

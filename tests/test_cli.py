@@ -242,7 +242,7 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     assert text.exit_code == 0, text.output
     # The text a SessionStart hook injects: the LOW item did not fit the budget.
     assert text.stdout == (f"# ctxdb context: project {pid} (startup)\n"
-                           '- [CRITICAL] #1 (note): {"decision": "Stripe"}\n')
+                           '- [CRITICAL] #1 (code): {"decision": "Stripe"}\n')
     markdown = run("context", "--project", pid, "--format", "markdown")
     assert "- [CRITICAL] #1" in markdown.stdout and "- [LOW] #2" in markdown.stdout
     pack = json.loads(run("context", "-p", pid, "--format", "json", "--budget-tokens",
@@ -259,7 +259,7 @@ def test_bare_context_prints_the_pack_in_each_format(run: Cli, pid: str) -> None
     assert tight.exit_code == 0, tight.output
     assert tight.stdout == (f"# ctxdb context: project {pid} (startup)\n"
                             "- [CRITICAL] 1 item(s) over the reload budget, not loaded: "
-                            f"#{pack['items'][0]['item_id']} (note, "
+                            f"#{pack['items'][0]['item_id']} (code, "
                             f"{pack['items'][0]['token_count']} tokens). "
                             "Fetch one with `ctxdb context get ITEM_ID`.\n")
     assert "'yaml' is not one of" in run.fails(2, "context", "-p", pid, "--format", "yaml")
@@ -275,14 +275,14 @@ def test_injected_numbers_are_the_ids_context_get_takes_within_the_project(
                   "CRITICAL")["item_id"]
     assert ours != 1  # the item is first in its project: sequence 1, but not id 1
     text = run("context", "-p", pid).stdout
-    assert f'- [CRITICAL] #{ours} (note): {{"rule": "cents"}}' in text and "#1 " not in text
+    assert f'- [CRITICAL] #{ours} (code): {{"rule": "cents"}}' in text and "#1 " not in text
     assert run.ok("context", "get", str(ours), "-p", pid)["content"] == {"rule": "cents"}
     assert run.ok("context", "-p", pid, "get", str(ours))["item_id"] == ours
     refused = run.fails(3, "context", "get", str(theirs), "-p", pid)
     assert refused == f"error: unknown context item {theirs} in project {pid!r}"
     assert "unknown context item" in run.fails(3, "context", "-p", pid, "get", str(theirs))
     markdown = run("context", "-p", pid, "--format", "markdown").stdout
-    assert f"- [CRITICAL] #{ours} (note)" in markdown
+    assert f"- [CRITICAL] #{ours} (code)" in markdown
 
 
 def test_tokens_usage_and_clear_and_reload(run: Cli, pid: str) -> None:
@@ -327,7 +327,9 @@ def test_summary_and_audit(run: Cli, pid: str) -> None:
     run.ok("instance", "launch", "-p", pid)
     run.ok("context", "store", "-p", pid, "{}")
     [row] = run.ok("summary")
-    assert (row["project_id"], row["active_instances"], row["total_snapshots"]) == (pid, 1, 1)
+    assert (row["project_id"], row["active_instances"], row["context_items"]) == (pid, 1, 1)
+    assert row["total_snapshots"] == 1  # the seed's name for the same count
+    assert "context_items" in run("summary").stdout
     entries = run.ok("audit", "--project", pid, "--limit", "2")
     assert [e["action"] for e in entries] == ["context.store", "instance.launch"]
     assert [e["action"] for e in run.ok("audit", "--entity", pid)] == ["project.create"]

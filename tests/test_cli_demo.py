@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import ctxdb
@@ -38,9 +40,14 @@ def test_demo_runs_again_and_again_within_the_project_limit(
         result = CliRunner().invoke(cli, ["--traceback", "--url", settings.url, "demo"], env=env)
         assert result.exit_code == 0, result.output
         assert demo_projects(settings.url) == (len(PROJECTS), len(PROJECTS) * (run - 1))
-    for expected in ("9/9", "handoff saved", "reloaded", "omitted", "project summary",
-                     "ended 8 instances"):
-        assert expected in result.stdout
+    for expected in ("14/14", "handoff saved", "reloaded", "omitted", "project summary",
+                     "ended 8 instances", "on your database",
+                     # what a new session is given, search, tasks, messages, approvals
+                     "│ # ctxdb context: project", "│ # Where we left off",
+                     "best matches for 'stripe'", "Retry declined cards once", "inbox of",
+                     "checkout freeze at 17:00", "acknowledged 2 message(s)",
+                     "deploy checkout to staging", "approved"):
+        assert expected in result.stdout, expected
 
 
 def test_the_installed_command_runs_the_demo(tmp_path: Path) -> None:
@@ -55,12 +62,27 @@ def test_the_installed_command_runs_the_demo(tmp_path: Path) -> None:
     assert demo_projects(str(url)) == (len(PROJECTS), len(PROJECTS))
 
 
-def test_the_demo_defaults_to_the_data_directory(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CTXDB_")}
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME="", XDG_CONFIG_HOME="")
-    result = subprocess.run([str(CTXDB), "demo"], env=env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    default = tmp_path / ".local" / "share" / "ctxdb" / "ctxdb.db"
-    assert str(default) in result.stdout
-    assert demo_projects(str(default)) == (len(PROJECTS), 0)
+def test_the_demo_never_writes_into_the_default_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --database or --url it runs on a new file in a temporary folder, and says
+    where; the user's own database is not even created."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    home = tmp_path / "home"
+    env = {**CLEAN_ENV, "HOME": str(home), "XDG_DATA_HOME": "", "XDG_CONFIG_HOME": ""}
+    result = CliRunner().invoke(cli, ["--traceback", "demo"], env=env)
+    assert result.exit_code == 0, result.output
+    [throwaway] = (tmp_path / "tmp").glob("ctxdb-demo-*/ctxdb.db")
+    assert "on a throwaway database" in result.stdout
+    assert f"ctxdb --url {throwaway} summary" in " ".join(result.stdout.split())
+    assert demo_projects(str(throwaway)) == (len(PROJECTS), 0)
+    assert not (home / ".local" / "share" / "ctxdb").exists()
+
+
+def test_the_demo_runs_on_the_database_it_is_given(tmp_path: Path) -> None:
+    chosen = tmp_path / "chosen.db"
+    result = CliRunner().invoke(cli, ["demo", "--database", str(chosen)],
+                                env={**CLEAN_ENV, "HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert demo_projects(str(chosen)) == (len(PROJECTS), 0)

@@ -27,16 +27,33 @@ def live_items(run: Cli, pid: str) -> int:
 def test_import_files_into_a_project(run: Cli, tmp_path: Path) -> None:
     repo = build_repository(tmp_path / "shop")
     pid = run.ok("project", "create", "Shop")["project_id"]
-    dry = run.ok("import", "files", str(repo), "--project", pid, "--dry-run")
+    dry = run.ok("import", "files", str(repo), "--project", pid, "--dry-run",
+                 "--include-instructions")
     assert dry["dry_run"] is True and dry["totals"]["imported"] == 26
     assert live_items(run, pid) == 0
-    report = run.ok("import", "files", str(repo), "-p", pid)
+    report = run.ok("import", "files", str(repo), "-p", pid, "--include-instructions")
     assert report["project_id"] == pid and report["totals"] == dry["totals"]
     assert run.ok("memory", "get", "-p", pid, "mcp:entity:person", "Ana_Lima")["version"] == 1
-    human = run("import", "files", str(repo), "-p", pid)
+    human = run("import", "files", str(repo), "-p", pid, "--include-instructions")
     assert human.exit_code == 0
     assert "imported 0 new, 0 updated; 26 unchanged, 6 skipped" in human.stdout
     assert "personal settings" in human.stdout
+
+
+def test_import_files_says_which_files_the_clients_load_themselves(run: Cli,
+                                                                  tmp_path: Path) -> None:
+    repo = build_repository(tmp_path / "shop")
+    pid = run.ok("project", "create", "Shop")["project_id"]
+    human = run("import", "files", str(repo), "-p", pid)
+    assert human.exit_code == 0, human.output
+    flat = " ".join(human.stdout.split())
+    assert "Claude Code loads it into every session itself" in flat
+    assert "--include-instructions" in flat
+    report = run.ok("import", "files", str(repo), "-p", pid)
+    skipped = {s["path"] for s in report["skipped"] if s["kind"] == "instructions"}
+    assert {"CLAUDE.md", "AGENTS.md", "GEMINI.md", "frontend/CLAUDE.md"} <= skipped
+    assert report["counts"].get("instructions", {}).get("imported", 0) == 0
+    assert report["totals"]["unchanged"] == 15
 
 
 def test_import_files_defaults_to_the_repositorys_project(run: Cli, tmp_path: Path) -> None:

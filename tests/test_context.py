@@ -343,3 +343,30 @@ def test_counts_per_priority(db: Ctxdb, project: dict[str, Any]) -> None:
         "MEDIUM": {"items": 1, "tokens": 4},
         "LOW": {"items": 1, "tokens": 7},
     }
+
+
+def test_one_content_type_default_on_every_interface() -> None:
+    """The seed's store_context defaults content_type to 'code': the library, the CLI, MCP,
+    HTTP, the remote client and the JSON importer default to the same word."""
+    import inspect
+
+    from ctxdb.cli.context import store_command
+    from ctxdb.client.records import RemoteContext
+    from ctxdb.compat.async_loader import AsyncContextLoader
+    from ctxdb.compat.loader import SQLiteContextLoader
+    from ctxdb.compat.manager import MultiProjectManager
+    from ctxdb.http.models import ContextIn
+    from ctxdb.importers.json_items import parse_items
+    from ctxdb.mcp.knowledge import store_context
+    from ctxdb.service.usecases.context import ContextService
+
+    def default(function: Any, name: str = "content_type") -> Any:
+        return inspect.signature(function).parameters[name].default
+
+    [cli_option] = [p for p in store_command.params if p.name == "content_type"]
+    [imported] = parse_items("items.json", '[{"content": "x"}]')
+    assert {default(ContextService.store), default(MultiProjectManager.store_context),
+            default(SQLiteContextLoader.store_context),
+            default(AsyncContextLoader.store_context), default(RemoteContext.store),
+            default(store_context), cli_option.default,
+            ContextIn.model_fields["content_type"].default, imported.content_type} == {"code"}

@@ -119,6 +119,8 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
                 "snowballstemmer"}  # the stemmer only where a write indexes a document
     assert unwanted.isdisjoint(modules)
     assert ("psycopg" in modules) == settings.url.startswith("postgresql")
+    # ctxdb's loggers (ctxdb.logs) never import logging; psycopg does, on PostgreSQL only.
+    assert ("logging" in modules) == settings.url.startswith("postgresql")
 
 
 def _prompt(cwd: Path) -> str:

@@ -26,6 +26,11 @@ def repo(tmp_path: Path) -> Path:
     return build_repository(tmp_path / "shop")
 
 
+def with_instructions(db: Ctxdb, path: str, **options: Any) -> dict[str, Any]:
+    """An import of ``path`` that takes the instruction files too (most tests are about them)."""
+    return db.imports.import_files(path, include_instructions=True, **options)
+
+
 def items_of(db: Ctxdb, project_id: str) -> list[dict[str, Any]]:
     grouped = db.context.full(project_id)
     return sorted((item for group in grouped.values() for item in group),
@@ -46,7 +51,7 @@ def by_source(items: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
 
 def test_each_kind_of_file_is_mapped(db: Ctxdb, project: dict[str, Any], repo: Path) -> None:
     pid = project["project_id"]
-    report = db.imports.import_files(str(repo), project_id=pid)
+    report = with_instructions(db, str(repo), project_id=pid)
     counts = report["counts"]
     assert counts["instructions"]["imported"] == 11
     assert counts["context"] == {"imported": 2, "updated": 0, "unchanged": 0, "skipped": 2}
@@ -84,7 +89,7 @@ def test_each_kind_of_file_is_mapped(db: Ctxdb, project: dict[str, Any], repo: P
     assert not [i for i in items if "node_modules" in i["metadata"]["import"]["source"]]
     decisions = by_source(items, ".claude/context/decisions.json")
     assert [(i["priority"], i["content_type"]) for i in decisions] == [
-        ("CRITICAL", "decision"), ("MEDIUM", "note"), ("LOW", "note")]
+        ("CRITICAL", "decision"), ("MEDIUM", "note"), ("LOW", "code")]  # code: the default
     assert decisions[2]["metadata"]["owner"] == "ana"
     assert [i["priority"] for i in by_source(items, ".claude/context/architecture.md")] == [
         "MEDIUM", "MEDIUM"]
@@ -113,9 +118,9 @@ def test_each_kind_of_file_is_mapped(db: Ctxdb, project: dict[str, Any], repo: P
 
 def test_importing_again_adds_nothing(db: Ctxdb, project: dict[str, Any], repo: Path) -> None:
     pid = project["project_id"]
-    first = db.imports.import_files(str(repo), project_id=pid)
+    first = with_instructions(db, str(repo), project_id=pid)
     items, memories = items_of(db, pid), memories_of(db, pid)
-    again = db.imports.import_files(str(repo), project_id=pid)
+    again = with_instructions(db, str(repo), project_id=pid)
     assert again["totals"]["imported"] == again["totals"]["updated"] == 0
     assert again["totals"]["unchanged"] == first["totals"]["imported"]
     assert items_of(db, pid) == items
@@ -126,10 +131,10 @@ def test_a_changed_section_supersedes_its_earlier_import(
     db: Ctxdb, project: dict[str, Any], repo: Path
 ) -> None:
     pid = project["project_id"]
-    db.imports.import_files(str(repo), project_id=pid)
+    with_instructions(db, str(repo), project_id=pid)
     cart = "Cart totals are cached for 60 s in Redis."
     (repo / "CLAUDE.md").write_text(CLAUDE_MD.replace(cart, "Cart totals are never cached."))
-    report = db.imports.import_files(str(repo), project_id=pid)
+    report = with_instructions(db, str(repo), project_id=pid)
     assert report["counts"]["instructions"]["updated"] == 1
     assert report["totals"]["imported"] == 0
     live = [i for i in by_source(items_of(db, pid), "CLAUDE.md")
@@ -138,7 +143,7 @@ def test_a_changed_section_supersedes_its_earlier_import(
     assert not [i for i in items_of(db, pid) if "cached for 60 s" in str(i["content"])]
     # Back to the first text: it becomes the live item again (a new version of the slot).
     (repo / "CLAUDE.md").write_text(CLAUDE_MD)
-    assert db.imports.import_files(str(repo), project_id=pid)["counts"]["instructions"][
+    assert with_instructions(db, str(repo), project_id=pid)["counts"]["instructions"][
         "updated"] == 1
     live = [i for i in by_source(items_of(db, pid), "CLAUDE.md")
             if i["metadata"]["import"]["section"][-1] == "Cart"]
@@ -164,16 +169,16 @@ def test_dry_run_writes_nothing_and_reports_the_same(
     db: Ctxdb, repo: Path, make_settings: Any
 ) -> None:
     identity = RepoIdentity("git:example.com/acme/shop@0123456789ab", "shop", str(repo))
-    dry = db.imports.import_files(str(repo), repo=identity, dry_run=True)
+    dry = with_instructions(db, str(repo), repo=identity, dry_run=True)
     assert dry["dry_run"] is True and dry["totals"]["imported"] == 26
     assert nothing_written(db)  # not even the repository's project
-    real = db.imports.import_files(str(repo), repo=identity)
+    real = with_instructions(db, str(repo), repo=identity)
     assert {k: v for k, v in real.items() if k not in ("dry_run", "project_id")} == \
         {k: v for k, v in dry.items() if k not in ("dry_run", "project_id")}
     project = db.projects.get(real["project_id"])
     assert project["repo_key"] == identity.repo_key
     # The repository's project is found again, not created twice.
-    assert db.imports.import_files(str(repo), repo=identity)["project_id"] == project["project_id"]
+    assert with_instructions(db, str(repo), repo=identity)["project_id"] == project["project_id"]
 
 
 def test_a_symlink_pointing_out_refuses_the_import(db: Ctxdb, repo: Path,
@@ -182,7 +187,7 @@ def test_a_symlink_pointing_out_refuses_the_import(db: Ctxdb, repo: Path,
     os.symlink(secret, repo / ".claude" / "context" / "notes.md")
     identity = RepoIdentity("dir:shop", "shop", str(repo))
     with pytest.raises(UnsafePathError) as caught:
-        db.imports.import_files(str(repo), repo=identity)
+        with_instructions(db, str(repo), repo=identity)
     assert caught.value.details["path"] == ".claude/context/notes.md"
     assert nothing_written(db)
 
@@ -192,7 +197,7 @@ def test_a_symlinked_folder_pointing_out_refuses_the_import(db: Ctxdb, repo: Pat
     write(tmp_path / "elsewhere" / "CLAUDE.md", "# Other\n\nNot this repository.\n")
     os.symlink(tmp_path / "elsewhere", repo / "linked")
     with pytest.raises(UnsafePathError):
-        db.imports.import_files(str(repo), repo=RepoIdentity("dir:shop", "shop"))
+        with_instructions(db, str(repo), repo=RepoIdentity("dir:shop", "shop"))
     assert nothing_written(db)
 
 
@@ -201,7 +206,7 @@ def test_an_at_reference_leading_out_refuses_the_import(db: Ctxdb, repo: Path,
     write(tmp_path / "private.md", "# Private\n\nmy notes\n")
     write(repo / "CLAUDE.md", CLAUDE_MD + "\nSee @../private.md too.\n")
     with pytest.raises(UnsafePathError) as caught:
-        db.imports.import_files(str(repo), repo=RepoIdentity("dir:shop", "shop"))
+        with_instructions(db, str(repo), repo=RepoIdentity("dir:shop", "shop"))
     assert "@../private.md" in caught.value.message
     assert nothing_written(db)
 
@@ -211,7 +216,7 @@ def test_symlinks_inside_the_folder_are_read_once(db: Ctxdb, project: dict[str, 
     root = tmp_path / "repo"
     write(root / "CLAUDE.md", "# Repo\n\nShared instructions.\n")
     os.symlink("CLAUDE.md", root / "AGENTS.md")
-    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    report = with_instructions(db, str(root), project_id=project["project_id"])
     assert report["counts"]["instructions"]["imported"] == 1
     assert report["skipped"] == [{"kind": "instructions", "path": "AGENTS.md",
                                   "reason": "same file as CLAUDE.md"}]
@@ -226,7 +231,7 @@ def test_a_fifo_or_a_symlink_loop_is_skipped_not_opened(db: Ctxdb, project: dict
     write(root / ".claude" / "context" / "notes.md", "# Notes\n\nkept\n")
     os.mkfifo(root / "CLAUDE.md")
     os.symlink("loop.md", root / ".claude" / "context" / "loop.md")
-    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    report = with_instructions(db, str(root), project_id=project["project_id"])
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert reasons["CLAUDE.md"] == "not a regular file (a FIFO)"
     assert reasons[".claude/context/loop.md"] == "a symlink loop"
@@ -243,7 +248,7 @@ def test_json_over_the_depth_limit_is_a_skip_in_a_folder_and_an_error_when_named
     """Not 'internal error: RecursionError': the limit of every JSON ctxdb takes, named."""
     root = tmp_path / "repo"
     deep = write(root / name, "[" * 5_000 + "]" * 5_000)
-    report = db.imports.import_files(str(root), project_id=project["project_id"])
+    report = with_instructions(db, str(root), project_id=project["project_id"])
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert "nested deeper than the limit of 100 levels" in reasons.get(name, ""), reasons
     if not name.startswith(".claude/settings"):
@@ -258,7 +263,7 @@ def test_malformed_json_is_a_reported_skip_in_a_folder_and_an_error_when_named(
     pid = project["project_id"]
     bad = write(repo / ".claude" / "context" / "broken.json", '[{"content": "a"},')
     write(repo / ".claude" / "context" / "shapeless.json", '[{"text": "no content key"}]')
-    report = db.imports.import_files(str(repo), project_id=pid)
+    report = with_instructions(db, str(repo), project_id=pid)
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert reasons[".claude/context/broken.json"].startswith("malformed: not valid JSON")
     assert reasons[".claude/context/shapeless.json"].startswith("malformed: not a list")
@@ -297,3 +302,53 @@ def test_bad_targets_are_refused(db: Ctxdb, project: dict[str, Any], tmp_path: P
     with pytest.raises(ProjectNotFoundError):
         db.imports.import_files(str(tmp_path), project_id="proj_unknown")
     assert len(db.audit_log()) == 1  # the fixture's project.create only
+
+
+def install_every_client(root: Path) -> None:
+    """What `ctxdb install` writes into a repository, for each client (project scope)."""
+    from ctxdb.clients import CLIENTS, apply_changes, plan_install
+
+    for client in sorted(CLIENTS):
+        apply_changes(plan_install(client, "project", root, root / "home", "ctxdb"))
+
+
+def test_a_folder_import_leaves_out_what_clients_load_and_what_install_wrote(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path
+) -> None:
+    """CLAUDE.md (the client loads it: importing it injects it twice) and ctxdb's hooks in
+    .claude/settings.json are skipped with the reason; the rest of the folder is imported."""
+    root = tmp_path / "repo"
+    write(root / "CLAUDE.md", CLAUDE_MD)
+    write(root / "AGENTS.md", "# Agents\n\nRun make test.\n")
+    write(root / ".claude" / "rules" / "style.md", "# Style\n\nShort functions.\n")
+    write(root / ".claude" / "context" / "notes.md", "# Notes\n\nThe cache is per tenant.\n")
+    install_every_client(root)
+    assert (root / ".claude" / "settings.json").exists()
+    pid = project["project_id"]
+    report = db.imports.import_files(str(root), project_id=pid)
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert "Claude Code loads it into every session itself" in reasons["CLAUDE.md"]
+    assert "--include-instructions" in reasons["CLAUDE.md"]
+    assert reasons["AGENTS.md"].startswith("Codex loads it")
+    assert reasons[".claude/rules/style.md"].startswith("Claude Code loads it")
+    assert reasons[".claude/settings.json"].startswith("only ctxdb's own hooks")
+    assert [i["metadata"]["import"]["source"] for i in items_of(db, pid)] == [
+        ".claude/context/notes.md"]
+    assert memories_of(db, pid) == {}
+
+
+def test_settings_keep_the_users_own_entries_without_ctxdbs_hooks(
+    db: Ctxdb, project: dict[str, Any], tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    write(root / ".claude" / "settings.json", json.dumps({
+        "permissions": {"deny": ["Read(./.env)"]},
+        "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "make lint"}]}]}}))
+    install_every_client(root)
+    pid = project["project_id"]
+    db.imports.import_files(str(root), project_id=pid)
+    value = memories_of(db, pid)[("claude:settings", "settings.json")]["value"]
+    assert value["json"] == {"permissions": {"deny": ["Read(./.env)"]},
+                             "hooks": {"Stop": [{"hooks": [{"type": "command",
+                                                            "command": "make lint"}]}]}}
+    assert value["ctxdb_hooks_left_out"] >= 5

@@ -53,6 +53,8 @@ LAYER_OF = {
     # How long operations report progress: a protocol every layer may call or implement.
     "progress": "foundation",
     "private_files": "foundation",
+    # Loggers every layer may log through, and the setting up of logging its entry points call.
+    "logs": "foundation", "log_setup": "foundation",
     "clients": "clients",
 }
 # What each layer may import besides its own package (a front end: not another front end).

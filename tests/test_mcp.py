@@ -124,7 +124,7 @@ def test_store_get_and_search_context(
             "store_context", project_id=project_id, content={"decision": "payments via Stripe"},
             priority="CRITICAL", content_type="decision")
         assert stored.startswith("Stored context item ") and "CRITICAL decision" in stored
-        assert "HIGH note" in await client.text(
+        assert "HIGH code" in await client.text(
             "store_context", project_id=project_id, content="the orders table has stripe_id")
         await client.text("store_context", project_id=project_id, content={"todo": "tests"},
                           priority="low", content_type="todo")
@@ -133,7 +133,7 @@ def test_store_get_and_search_context(
         lines = context.splitlines()
         assert lines[0].startswith(f"ctxdb context for project {project_id}: 3 items")
         assert lines[1:] == ['[CRITICAL] #1 (decision): {"decision": "payments via Stripe"}',
-                             "[HIGH] #2 (note): the orders table has stripe_id",
+                             "[HIGH] #2 (code): the orders table has stripe_id",
                              '[LOW] #3 (todo): {"todo": "tests"}']
         small = await client.text("get_context", project_id=project_id, budget_tokens=12)
         assert "[CRITICAL]" in small and "[LOW]" not in small
@@ -153,7 +153,7 @@ def test_store_get_and_search_context(
     items = db.context.search(project_id)["items"]
     assert [(i["priority"], i["content_type"], i["content"]) for i in items] == [
         ("LOW", "todo", {"todo": "tests"}),
-        ("HIGH", "note", "the orders table has stripe_id"),
+        ("HIGH", "code", "the orders table has stripe_id"),
         ("CRITICAL", "decision", {"decision": "payments via Stripe"}),
     ]
     assert all(i["created_by"] is None for i in items)
@@ -187,7 +187,7 @@ def test_instances_heartbeat_and_handoff(
 
         stored = await client.text("store_context", content="seen by the instance",
                                    created_by=instance_id)
-        assert "HIGH note" in stored
+        assert "HIGH code" in stored
 
         context = (await client.text("get_context")).splitlines()
         assert context[0].startswith("Latest handoff #") and f"instance {instance_id}" in \

@@ -209,14 +209,14 @@ def test_summary_after_a_scripted_scenario(db: Ctxdb) -> None:
     summary = {row["project_id"]: row for row in db.projects.summary()}
     assert set(summary) == {alpha, beta}
     expected_keys = {"project_id", "name", "total_story_points", "completed_story_points",
-                     "active_instances", "total_snapshots", "total_tokens", "created_at",
-                     "updated_at"}
+                     "active_instances", "context_items", "total_snapshots", "total_tokens",
+                     "created_at", "updated_at"}
     assert set(summary[alpha]) == expected_keys
     assert summary[alpha]["name"] == "Alpha"
     assert summary[alpha]["total_story_points"] == 50
     assert summary[alpha]["completed_story_points"] == 20
     assert summary[alpha]["active_instances"] == 2
-    assert summary[alpha]["total_snapshots"] == 2
+    assert summary[alpha]["context_items"] == summary[alpha]["total_snapshots"] == 2
     assert summary[alpha]["total_tokens"] == 1_500
     assert summary[beta]["active_instances"] == 0
     assert summary[beta]["total_snapshots"] == 1

@@ -30,10 +30,12 @@ def free_port() -> int:
 def server(settings: Settings, db: Ctxdb,
            tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    # Logs as JSON lines (docs/configuration.md), every worker and uvicorn line included.
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "CTXDB_LOG_FORMAT": "json"}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ctxdb"), "--url", settings.url, "serve",
-         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--port", str(port), "-v"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -83,7 +85,13 @@ def test_healthz_readyz_and_a_graceful_shutdown(
     item_id = json.loads(answer.split(b"\r\n\r\n", 1)[1])["item_id"]
     # uvicorn re-raises SIGTERM once it has shut down cleanly, as a process killed by it.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-    assert b"Finished server process" in (process.stdout.read() if process.stdout else b"")
+    logged = [json.loads(line) for line in (process.stdout.read() if process.stdout else b"")
+              .decode().splitlines()]  # nothing but JSON lines, uvicorn's too
+    messages = [entry["message"] for entry in logged]
+    assert "Finished server process" in " ".join(messages)
+    assert any(m.startswith(f"worker {process.pid} serving") for m in messages), messages
+    assert any(m.startswith(f"worker {process.pid} stopped") for m in messages), messages
+    assert any("GET /healthz" in m for m in messages), messages  # the access log
     assert db.context.get(item_id)["content"] == {"note": "in flight"}
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/healthz", timeout=1)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 if TYPE_CHECKING:
+    from ctxdb.log_setup import LogChoice
     from ctxdb.service import Ctxdb
     from ctxdb.settings import Settings
 
@@ -24,6 +25,7 @@ class Application:
         self.url: str | None = None
         self.config: str | None = None
         self.traceback = False
+        self.logging: LogChoice | None = None  # what the root's -v and --log-format chose
         # Set as soon as a command's --json flag is parsed, so errors come out as JSON too.
         self.json_output = False
         # The command about to run when it works on the database itself (main.LOCAL_ONLY):

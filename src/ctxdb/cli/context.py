@@ -17,6 +17,7 @@ from ctxdb.cli.options import (
 from ctxdb.cli.output import emit_json, print_record, print_table, show
 from ctxdb.cli.packs import PACK_FORMATS, print_pack_table
 from ctxdb.domain.agents import CLIENTS, RepoIdentity
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
 from ctxdb.errors import LocalOnlyError, ProjectNotFoundError
@@ -162,7 +163,7 @@ def _project_of_current_repository(app: Application, repo: RepoIdentity | None =
 @content_options
 @click.option("--priority", default="HIGH", show_default=True,
               help="CRITICAL, HIGH, MEDIUM or LOW.")
-@click.option("--type", "content_type", default="note", show_default=True,
+@click.option("--type", "content_type", default=DEFAULT_CONTENT_TYPE, show_default=True,
               help="What kind of content: code, decision, note, …")
 @click.option("--phase", "phase_id", type=int, help="The phase the item belongs to.")
 @click.option("--token-count", type=int, help="Exact token count (default: estimated).")

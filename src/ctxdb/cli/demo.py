@@ -1,10 +1,15 @@
-"""``ctxdb demo``: a guided run of the whole cycle on the configured database.
+"""``ctxdb demo``: a guided run of the whole cycle, on a throwaway database unless told one.
 
 Three projects with phases, two or three agent instances each, context at every priority, an
 instance pushed past the clear threshold and cleared-and-reloaded (handoff shown), a budgeted
-pack with its manifest, and the project summary. Demo projects carry ``{"ctxdb_demo": true}``
-in their metadata: each run archives the previous run's projects first and ends its own
-instances last, so the demo can run any number of times without reaching a limit.
+pack with its manifest; then (demo_tour.py) what a new session is given, search, tasks,
+messages and an approval gate; and the project summary.
+
+It writes into a new SQLite file in a temporary folder, never into the user's database,
+unless a database is named (``--database`` or ``ctxdb --url``). There, demo projects carry
+``{"ctxdb_demo": true}`` in their metadata: each run archives the previous run's projects
+first and ends its own instances last, so the demo can run any number of times without
+reaching a limit.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ctxdb.cli.application import Application, pass_app
+from ctxdb.cli.demo_tour import tour
 from ctxdb.cli.output import print_table, say
 from ctxdb.cli.packs import print_pack_table
 from ctxdb.cli.summary import SUMMARY_COLUMNS
@@ -25,8 +31,9 @@ if TYPE_CHECKING:
     from ctxdb.service import Ctxdb
 
 DEMO_MARK = "ctxdb_demo"
-STEPS = 9
+STEPS = 14
 DEMO_WINDOW = 200_000
+ROLES = ("reviewer", "developer")  # instance metadata "role", what messages address
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,8 @@ def launch_instances(db: Ctxdb, projects: list[dict[str, Any]]) -> dict[str, lis
         launched[pid] = [
             db.instances.launch(pid, project["phase_id"], client=client, model="demo",
                                 context_window=DEMO_WINDOW,
-                                session_id=f"demo-{index}")["instance_id"]
+                                session_id=f"demo-{index}",
+                                metadata={"role": ROLES[index % len(ROLES)]})["instance_id"]
             for index, client in enumerate(project["spec"].clients, start=1)
         ]
     return launched
@@ -181,38 +189,56 @@ def run_demo(db: Ctxdb, actor: str, threshold: float) -> None:
         "notes do not")
     print_pack_table(pack_payload(first, db.context.pack(first, budget)))
 
-    step(8, "The project summary (the seed's v_project_summary).")
+    tour(db, projects[0], instances[first], actor, step)
+
+    step(13, "The project summary (the seed's v_project_summary).")
     ours = {p["project_id"] for p in projects}
     rows = [row for row in db.projects.summary() if row["project_id"] in ours]
     print_table(rows, SUMMARY_COLUMNS, title="project summary")
 
-    step(9, "End the demo's instances, as their sessions would end.")
+    step(14, "End the demo's instances, as their sessions would end.")
     ended = [db.instances.end(i, actor=actor) for ids in instances.values() for i in ids]
     say(f"ended {len(ended)} instances")
 
 
 @click.command("demo")
+@click.option("--database", metavar="URL",
+              help="Run on this database (a SQLite path or postgresql://…) instead of a "
+                   "throwaway one; the global --url does the same.")
 @pass_app
-def demo_command(app: Application) -> None:
-    """A guided tour of ctxdb on the configured database (safe to run again and again).
+def demo_command(app: Application, database: str | None) -> None:
+    """A guided tour of ctxdb, on a throwaway database (safe to run again and again).
 
     Creates 3 demo projects with instances and context, clears and reloads an instance
-    that passed its threshold, builds a budgeted pack and prints the summary. The previous
-    run's demo projects are archived first.
+    that passed its threshold, builds a budgeted pack, shows what a new agent session is
+    given, searches, works a task queue, exchanges messages, approves a deploy and prints
+    the summary. It runs on a new SQLite file in a temporary folder (kept, so that you can
+    look around afterwards) and never touches your own database unless you name one with
+    --database (or ctxdb --url); there, the previous run's demo projects are archived first.
 
     \b
     Examples:
-      ctxdb demo                                 on the default SQLite file
-      ctxdb --url /tmp/demo.db demo              on a scratch file
+      ctxdb demo                                 on a throwaway SQLite file
+      ctxdb demo --database /tmp/demo.db         on a file of your choice
       ctxdb --url postgresql://postgres@127.0.0.1/ctxdb demo
     """
     from ctxdb.service.operations import schema
 
+    throwaway = database is None and app.url is None
+    if database is not None:
+        app.url = database
+    elif throwaway:
+        import tempfile
+        from pathlib import Path
+
+        app.url = str(Path(tempfile.mkdtemp(prefix="ctxdb-demo-")) / "ctxdb.db")
     settings = app.settings
     db = app.db()
     backend = "PostgreSQL" if settings.is_postgres else "SQLite"
-    say(f"[bold]ctxdb demo[/bold] on {backend}: {schema.location(settings)}")
+    where = "a throwaway database" if throwaway else "your database"
+    say(f"[bold]ctxdb demo[/bold] on {where} ({backend}): {schema.location(settings)}")
     run_demo(db, settings.actor, settings.clear_threshold)
     click.echo()
-    say("[bold green]done.[/bold green] Look around with: ctxdb project list, ctxdb summary, "
-        "ctxdb context --project <id> --format markdown, ctxdb audit")
+    again = f"ctxdb --url {app.url}" if throwaway else "ctxdb"
+    say(f"[bold green]done.[/bold green] Look around with: {again} summary (or project list, "
+        "context --project <id> --format markdown, audit)")

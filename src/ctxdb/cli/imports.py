@@ -53,20 +53,25 @@ def print_report(report: dict[str, Any], what: str) -> None:
               help="The project to import into (default: the project of the repository "
                    "PATH is in, created on first use as the agent hooks do).")
 @click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@click.option("--include-instructions", is_flag=True,
+              help="Import CLAUDE.md, AGENTS.md, GEMINI.md and .claude/rules/ too (skipped by "
+                   "default: the clients load them into every session themselves).")
 @json_option
 @pass_app
 def files_command(app: Application, path: str, project_id: str | None, dry_run: bool,
-                  as_json: bool) -> None:
+                  include_instructions: bool, as_json: bool) -> None:
     """Import a project's file-based memory from PATH (a folder or one file).
 
     \b
-    CLAUDE.md, AGENTS.md, GEMINI.md   one context item per section, CRITICAL or HIGH
-    .claude/CLAUDE.md, .claude/rules/ the same
     .claude/context/                  markdown/text as MEDIUM items; JSON files of items
     .claude/commands|agents|skills/   procedural memories (claude:commands, …)
-    .claude/settings.json, config/    memories (claude:settings, claude:config)
+    .claude/settings.json, config/    memories (claude:settings without ctxdb's own
+                                      hooks, claude:config)
     memory.json                       the MCP memory server's graph → mcp:entity:<type>
                                       and mcp:relation:<type> memories
+    CLAUDE.md, AGENTS.md, GEMINI.md,  skipped: the clients load them into every session
+    .claude/CLAUDE.md, .claude/rules/ themselves; with --include-instructions (or named
+                                      as PATH) one context item per section
 
     Importing again adds nothing; a changed section supersedes its earlier import. Logs,
     personal settings, large and binary files are skipped with the reason. A symlink or
@@ -87,8 +92,9 @@ def files_command(app: Application, path: str, project_id: str | None, dry_run: 
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         repo = repo_identity(folder)
     with phase_progress(not as_json) as progress:
-        report = app.db().imports.import_files(path, project_id=project_id, repo=repo,
-                                               dry_run=dry_run, progress=progress)
+        report = app.db().imports.import_files(
+            path, project_id=project_id, repo=repo, dry_run=dry_run,
+            include_instructions=include_instructions, progress=progress)
     show(report, as_json, lambda: print_report(report, "files from"))
 
 

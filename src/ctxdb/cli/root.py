@@ -9,6 +9,7 @@ registered in ``ctxdb.cli.main.COMMANDS``; a command's module is imported only w
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -21,12 +22,16 @@ from ctxdb.cli.output import EXIT_INTERNAL, EXIT_USAGE, exit_code_for, report_er
 from ctxdb.errors import CtxdbError
 from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
 
+log = logging.getLogger(__name__)
+
 
 def _environment_help() -> str:
     lines = ["Environment variables (also settable in the config file):", "", "\b"]
     width = max(len(s.env_var) for s in SETTINGS_HELP)
     lines += [f"  {s.env_var:<{width}}  {s.help}" for s in SETTINGS_HELP]
     lines.append(f"  {CONFIG_ENV:<{width}}  the TOML config file to read")
+    lines.append(f"  {'CTXDB_LOG_LEVEL':<{width}}  DEBUG, INFO, WARNING (default), ERROR")
+    lines.append(f"  {'CTXDB_LOG_FORMAT':<{width}}  text (default) or json, logs on stderr")
     lines += ["", "Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 not found,",
               "4 conflict, 5 limit exceeded, 6 storage error, 7 doctor found a failure",
               "(see docs/cli.md)."]
@@ -59,6 +64,8 @@ class CtxdbGroup(click.Group):
             result = base_main(*args, standalone_mode=False, **kwargs)
             code = result if isinstance(result, int) else 0
         except CtxdbError as exc:
+            log.debug("%s: exit %s", type(exc).__name__, exit_code_for(exc.category),
+                      exc_info=exc)
             code = report_error(exc.message, exit_code_for(exc.category), app.json_output,
                                 **exc.to_dict())
         except click.ClickException as exc:
@@ -69,6 +76,7 @@ class CtxdbGroup(click.Group):
         except Exception as exc:
             if app.traceback:
                 raise
+            log.debug("internal error", exc_info=exc)
             code = report_error(
                 f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback "
                 "to see where)", EXIT_INTERNAL, app.json_output, error="internal")
@@ -81,8 +89,8 @@ class CtxdbGroup(click.Group):
 
 # The root's options, which a user may also give after the subcommand (`ctxdb project list
 # --url …`): click only takes a group's options before its subcommand.
-_ROOT_VALUED = ("--url", "--config")
-_ROOT_FLAGS = ("--traceback",)
+_ROOT_VALUED = ("--url", "--config", "--log-format")
+_ROOT_FLAGS = ("--traceback", "--verbose", "-v", "-vv")
 
 
 def hoisted(args: list[str]) -> list[str]:
@@ -125,25 +133,35 @@ def _usage_message(exc: click.ClickException) -> str:
               "~/.config/ctxdb/config.toml when present).")
 @click.option("--traceback", is_flag=True,
               help="Let unexpected (internal) errors raise with their Python traceback.")
+@click.option("--verbose", "-v", "verbosity", count=True,
+              help="Log what ctxdb does on stderr: -v for INFO, -vv for DEBUG (default: "
+              "$CTXDB_LOG_LEVEL, else WARNING).")
+@click.option("--log-format", type=click.Choice(("text", "json")),
+              help="How log lines look: text, or json (one object per line, for a "
+              "long-running serve or mcp). Default: $CTXDB_LOG_FORMAT, else text.")
 @click.version_option(__version__, "--version", prog_name="ctxdb")
 @click.pass_context
-def cli(ctx: click.Context, url: str | None, config: str | None, traceback: bool) -> None:
+def cli(ctx: click.Context, url: str | None, config: str | None, traceback: bool,
+        verbosity: int, log_format: str | None) -> None:
     """ctxdb: a database-first context store for fleets of AI coding agents.
 
     Projects, phases and agent instances; prioritized context (CRITICAL, HIGH, MEDIUM, LOW)
     loaded back within a token budget; clear-and-reload with handoffs. SQLite by default,
-    PostgreSQL with --url postgresql://… (--url, --config and --traceback may also follow
-    the subcommand).
+    PostgreSQL with --url postgresql://… (--url, --config, --traceback, --verbose and
+    --log-format may also follow the subcommand).
 
     \b
     Examples:
-      ctxdb demo                        a guided tour on the default database
+      ctxdb demo                        a guided tour on a throwaway database
       ctxdb init                        create or upgrade the database
       ctxdb project create Shop --description "e-commerce rewrite"
       ctxdb context --project proj_… --budget-tokens 8000 --format markdown
       ctxdb summary --json
     """
+    from ctxdb.log_setup import configure
+
     app = ctx.ensure_object(Application)
     app.url, app.config, app.traceback = url, config, traceback
+    app.logging = configure(verbosity, log_format)
     if ctx.invoked_subcommand in LOCAL_ONLY:
         app.local_only = ctx.invoked_subcommand

@@ -42,4 +42,4 @@ def serve_command(app: Application, host: str, port: int, workers: int,
     app.db()  # an unreachable database or an outdated schema fails now, not per request
     app.close()  # each worker opens its own store
     serve(url=app.settings.url, config_file=app.config, host=host, port=port,
-          workers=workers, max_body_bytes=max_body_bytes)
+          workers=workers, max_body_bytes=max_body_bytes, logging_choice=app.logging)

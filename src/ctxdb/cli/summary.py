@@ -9,7 +9,7 @@ from ctxdb.cli.options import json_option
 from ctxdb.cli.output import print_table, show
 
 SUMMARY_COLUMNS = ("project_id", "name", "total_story_points", "completed_story_points",
-                   "active_instances", "total_snapshots", "total_tokens")
+                   "active_instances", "context_items", "total_tokens")
 
 
 @click.command("summary")

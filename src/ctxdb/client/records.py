@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ctxdb.client.transport import Transport, segment
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 from ctxdb.errors import LocalOnlyError
 
 
@@ -191,7 +192,7 @@ class RemoteTokens(RemoteService):
 
 class RemoteContext(RemoteService):
     def store(self, project_id: str, content: Any, priority: str = "HIGH",
-              content_type: str = "code", phase_id: int | None = None, *,
+              content_type: str = DEFAULT_CONTENT_TYPE, phase_id: int | None = None, *,
               metadata: dict[str, Any] | None = None, created_by: str | None = None,
               token_count: int | None = None, actor: str | None = None,
               idempotency_key: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any, Self
 
 from ctxdb.compat._base import DEFAULT_DB_PATH
 from ctxdb.compat.loader import SQLiteContextLoader
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 
 
 class AsyncContextLoader:
@@ -37,7 +38,7 @@ class AsyncContextLoader:
         project_id: str,
         content: dict[str, Any],
         priority: str = "HIGH",
-        content_type: str = "code",
+        content_type: str = DEFAULT_CONTENT_TYPE,
         phase_id: int | None = None,
     ) -> int:
         return await asyncio.to_thread(

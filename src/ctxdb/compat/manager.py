@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ctxdb.compat._base import DEFAULT_DB_PATH, CompatBase, store_item
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 
 # The seed's default size of a project, in story points.
 SEED_TOTAL_STORY_POINTS = 1300
@@ -37,7 +38,7 @@ class MultiProjectManager(CompatBase):
         project_id: str,
         content: dict[str, Any],
         priority: str = "HIGH",
-        content_type: str = "code",
+        content_type: str = DEFAULT_CONTENT_TYPE,
         phase_id: int | None = None,
     ) -> int:
         """Store one context item; returns its id (the seed's ``snapshot_id``)."""

@@ -56,6 +56,11 @@ class InstanceStatus(StrEnum):
 
 LIVE_INSTANCE_STATUSES = (InstanceStatus.ACTIVE, InstanceStatus.IDLE)
 
+# A context item's content type when the caller names none. The seed's API defines it
+# (store_context(..., content_type='code'), and 'code' for an item of its JSON loader without
+# a type); the library, the CLI, MCP, HTTP and the JSON importer all keep that one default.
+DEFAULT_CONTENT_TYPE = "code"
+
 # Which phase transitions each command may make; anything else is an InvalidTransitionError.
 PHASE_TRANSITIONS: dict[PhaseStatus, tuple[PhaseStatus, ...]] = {
     PhaseStatus.ACTIVE: (PhaseStatus.PENDING, PhaseStatus.BLOCKED),

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -143,7 +145,7 @@ class AutoReloadIn(ReloadIn):
 class ContextIn(Body):
     content: Any
     priority: str = "HIGH"
-    content_type: str = "code"
+    content_type: str = DEFAULT_CONTENT_TYPE
     phase_id: int | None = None
     metadata: dict[str, Any] | None = None
     token_count: int | None = None

@@ -7,6 +7,7 @@ gives each its HTTP status, and the body carries the error's stable ``code`` and
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -29,6 +30,8 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
           409: "Conflict", 413: "Content Too Large", 422: "Unprocessable Content",
           500: "Internal Server Error", 503: "Service Unavailable"}
 
+log = logging.getLogger(__name__)
+
 
 def status_for(error: CtxdbError) -> int:
     return STATUS_BY_CATEGORY.get(error.category, 500)
@@ -42,6 +45,8 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 def problem_of(error: CtxdbError) -> JSONResponse:
+    log.debug("%s answered as %d %s", type(error).__name__, status_for(error), error.code,
+              exc_info=error)
     details = {k: v for k, v in error.details.items()
                if k not in ("type", "title", "status", "code", "detail")}
     details = json.loads(json.dumps(details, default=str))  # a detail may be a path or a date

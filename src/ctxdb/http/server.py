@@ -5,6 +5,11 @@ or SIGINT uvicorn stops accepting connections and lets requests in flight finish
 ``graceful_seconds``); the store is closed after the last one, so every write that was
 acknowledged has been committed. The change feed's streams, which never end by themselves,
 are ended as the signal comes (``event_routes.end_streams``).
+
+Logging: each worker sets it up as the ``ctxdb serve`` that started it did (level and format
+passed on in the environment, :func:`ctxdb.log_setup.configure`), uvicorn's own loggers
+included, so ``CTXDB_LOG_FORMAT=json`` makes every line on stderr (startup, requests,
+shutdown) one JSON object.
 """
 
 from __future__ import annotations
@@ -22,32 +27,39 @@ from fastapi import FastAPI
 
 from ctxdb.http.app import DEFAULT_MAX_BODY_BYTES, create_app
 from ctxdb.http.event_routes import end_streams
+from ctxdb.log_setup import FORMAT_ENV, LEVEL_ENV, LogChoice, configure
 from ctxdb.service import Ctxdb
 from ctxdb.service.operations.row_security import server_warning
+from ctxdb.service.operations.schema import location
 from ctxdb.settings import load_settings
 
 # How the settings reach worker processes, which uvicorn starts from an import string.
 _ENV_URL, _ENV_CONFIG = "CTXDB_SERVE_URL", "CTXDB_SERVE_CONFIG"
 _ENV_MAX_BODY = "CTXDB_SERVE_MAX_BODY"
 
+log = logging.getLogger(__name__)
+
 
 def app_from_environment() -> FastAPI:
     """The app of one worker: its own store, opened here and closed at shutdown."""
+    configure()  # from CTXDB_LOG_LEVEL and CTXDB_LOG_FORMAT, which serve() set
     settings = load_settings(config_file=os.environ.get(_ENV_CONFIG) or None,
                              url=os.environ.get(_ENV_URL) or None)
     db = Ctxdb.open(settings)
     if warning := server_warning(db.row_security):
-        logging.getLogger("ctxdb.serve").warning("%s", warning)
+        log.warning("%s", warning)
     app = create_app(db, max_body_bytes=int(os.environ.get(_ENV_MAX_BODY,
                                                            DEFAULT_MAX_BODY_BYTES)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _before_stopping(lambda: end_streams(app))
+        log.info("worker %d serving %s", os.getpid(), location(settings))
         try:
             yield
         finally:
             db.close()
+            log.info("worker %d stopped; its store is closed", os.getpid())
 
     app.router.lifespan_context = lifespan
     return app
@@ -72,10 +84,16 @@ def _before_stopping(action: Callable[[], None]) -> None:
 
 
 def serve(*, url: str, config_file: str | None, host: str, port: int, workers: int,
-          max_body_bytes: int, graceful_seconds: int = 30) -> None:
+          max_body_bytes: int, logging_choice: LogChoice | None = None,
+          graceful_seconds: int = 30) -> None:
+    if logging_choice is not None:  # the workers log as this process was told to
+        os.environ[LEVEL_ENV] = logging.getLevelName(logging_choice.level)
+        os.environ[FORMAT_ENV] = logging_choice.format
     os.environ[_ENV_URL] = url
     os.environ[_ENV_CONFIG] = config_file or ""
     os.environ[_ENV_MAX_BODY] = str(max_body_bytes)
     uvicorn.run("ctxdb.http.server:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, timeout_graceful_shutdown=graceful_seconds,
-                log_level="info", server_header=False)
+                log_level="info", server_header=False,
+                log_config=None)  # uvicorn's loggers go through ctxdb's (configure())
+

@@ -9,12 +9,16 @@ reads only inside the folder: a symlink or an ``@path`` reference that leads out
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import ImportSourceError, MalformedImportFileError
 from ctxdb.importers import markdown
+from ctxdb.importers.client_files import (
+    ONLY_CTXDB_HOOKS,
+    client_loaded_reason,
+    without_ctxdb_hooks,
+)
 from ctxdb.importers.json_items import MalformedItems, load, looks_like_items, parse_items
 from ctxdb.importers.mcp_memory import (
     MEMORY_FILE_NAMES,
@@ -38,9 +42,6 @@ INSTRUCTION_FILES = frozenset({"CLAUDE.md", "CLAUDE.local.md", "AGENTS.md", "GEM
 MARKDOWN = (".md", ".markdown")
 SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_IMPORT_DEPTH = 5  # Claude Code follows @imports five hops deep
-# "@path" in an instruction file (Claude Code's import syntax), outside code.
-_AT_IMPORT = re.compile(r"(?<![\w@`])@((?:~|\.{1,2})?/?[\w.\-/~]+)")
-_CODE_SPAN = re.compile(r"`[^`]*`")
 
 # .claude/<folder>/… → (namespace, memory type) of the memories its markdown files become.
 PROCEDURES = {
@@ -54,14 +55,19 @@ LOCAL_SETTINGS_REASON = "personal settings (may hold secrets); not imported"
 SQLITE_REASON = ("a SQLite database; if it has the seed's schema, use "
                  "`ctxdb import legacy` on it")
 
-def scan(path: str, progress: Progress | None = None) -> FilesPlan:
+def scan(path: str, progress: Progress | None = None, *,
+         include_instructions: bool = False) -> FilesPlan:
     """Read everything importable under ``path`` (a folder, or one file); ``progress`` is told
-    of the phase ``read`` (its total unknown) and of each file read."""
+    of the phase ``read`` (its total unknown) and of each file read.
+
+    In a folder, the instruction files agent clients load by themselves (CLAUDE.md,
+    AGENTS.md, …) are skipped unless ``include_instructions``; one named as ``path`` is read.
+    """
     root = resolve_root(path)
     if progress is not None:
         progress.start("read", None)
     plan = FilesPlan(root=str(root))
-    scanner = _Scanner(root, plan, progress)
+    scanner = _Scanner(root, plan, progress, include_instructions)
     problem = None if root.is_dir() else file_type_problem(root)
     if problem is not None:
         raise ImportSourceError(f"{path} is {problem}: give a folder or a file", path=path)
@@ -73,8 +79,10 @@ def scan(path: str, progress: Progress | None = None) -> FilesPlan:
 
 
 class _Scanner:
-    def __init__(self, root: Path, plan: FilesPlan, progress: Progress | None) -> None:
+    def __init__(self, root: Path, plan: FilesPlan, progress: Progress | None,
+                 include_instructions: bool) -> None:
         self.root = root
+        self.include_instructions = include_instructions
         self.plan = plan
         self.progress = progress
         self.done: set[Path] = set()  # resolved paths already read (symlinks, @imports)
@@ -90,6 +98,10 @@ class _Scanner:
         candidates.sort(key=lambda c: (c[0].is_symlink(), c[1] != "instructions",
                                        relative(self.root, c[0])))
         for path, kind in candidates:
+            if kind == "instructions" and not self.include_instructions:
+                rel = relative(self.root, path)
+                self.skip("instructions", rel, client_loaded_reason(rel))
+                continue
             self.file(path, kind)
 
     def single_file(self, path: Path) -> None:
@@ -155,6 +167,8 @@ class _Scanner:
             self.json_file(rel, text, strict)
         elif kind == "graph":
             self.graph(rel, text, strict)
+        elif kind == "claude_settings":
+            self.settings_file(rel, text)
         elif kind.startswith("memory:"):
             self.memory_file(rel, kind.removeprefix("memory:"), text)
 
@@ -171,7 +185,7 @@ class _Scanner:
                                         markdown.instruction_priority(section, wide)))
         if depth >= MAX_IMPORT_DEPTH:
             return
-        for target in _at_imports(body, resolved.parent):
+        for target in markdown.at_imports(body, resolved.parent):
             # A reference is read only when it exists (as Claude Code does); one that
             # exists outside the import folder refuses the import.
             if not target.exists():
@@ -235,6 +249,25 @@ class _Scanner:
         self.plan.memories.append(MemoryRecord("memories", rel, namespace, key, value,
                                                memory_type))
 
+    def settings_file(self, rel: str, text: str) -> None:
+        """Claude Code's settings.json without ctxdb's own hooks; skipped when that is all."""
+        try:
+            settings, ctxdb_hooks = without_ctxdb_hooks(load(text))
+        except json.JSONDecodeError as exc:
+            self.skip("memories", rel, f"not valid JSON: {exc}")
+            return
+        except MalformedItems as exc:
+            self.skip("memories", rel, str(exc))
+            return
+        if ctxdb_hooks and settings == {}:
+            self.skip("memories", rel, ONLY_CTXDB_HOOKS)
+            return
+        value: dict[str, Any] = {"source": rel, "json": settings}
+        if ctxdb_hooks:
+            value["ctxdb_hooks_left_out"] = ctxdb_hooks
+        self.plan.memories.append(MemoryRecord("memories", rel, "claude:settings",
+                                               "settings.json", value, "semantic"))
+
     def malformed(self, kind: str, rel: str, reason: str, strict: bool) -> None:
         if strict:
             raise MalformedImportFileError(f"{rel}: {reason}", path=rel, reason=reason)
@@ -287,7 +320,7 @@ def _classify_claude(inner: list[str]) -> str:
     if top == "skills":
         return "skip:skill resource (only each skill's SKILL.md is imported)"
     if inner == ["settings.json"]:
-        return "memory:claude:settings|settings.json|semantic"
+        return "claude_settings"
     if inner == ["settings.local.json"]:
         return f"skip:{LOCAL_SETTINGS_REASON}"
     if top == "config" and len(inner) > 1:
@@ -329,26 +362,6 @@ def _is_sqlite(path: Path) -> bool:
             return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
-
-
-def _at_imports(text: str, base: Path) -> list[Path]:
-    targets: list[Path] = []
-    fence: str | None = None
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("```", "~~~")):
-            marker = stripped[:3]
-            fence = None if fence == marker else (fence or marker)
-            continue
-        if fence is not None:
-            continue
-        for match in _AT_IMPORT.finditer(_CODE_SPAN.sub("", line)):
-            reference = match.group(1).rstrip(".")
-            if "/" not in reference and not reference.endswith(MARKDOWN):
-                continue  # "@decorator", "@someone": not a path
-            target = Path(reference).expanduser()
-            targets.append(target if target.is_absolute() else base / target)
-    return targets
 
 
 def _shown(target: Path, base: Path) -> str:

@@ -8,7 +8,8 @@ Accepted shapes (see docs/imports.md):
 
 An item is an object with ``content`` (any JSON, required) and optionally ``priority``
 (CRITICAL, HIGH, MEDIUM, LOW; default HIGH, or the key it is listed under),
-``content_type`` or ``type`` (default ``note``), ``metadata`` (an object), ``token_count``
+``content_type`` or ``type`` (default ``code``, as the seed's loader),
+``metadata`` (an object), ``token_count``
 (an exact count; estimated when absent) and ``key`` or ``id`` (names the item across
 imports: a changed item with the same key replaces the one imported before; without one,
 its position in the file names it).
@@ -19,14 +20,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxdb.domain.models import PRIORITY_ORDER
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE, PRIORITY_ORDER
 from ctxdb.domain.validation import load_json
 from ctxdb.errors import ValidationError
 from ctxdb.importers.records import ItemRecord
 
 PRIORITIES = tuple(p.value for p in PRIORITY_ORDER)
 DEFAULT_PRIORITY = "HIGH"
-DEFAULT_CONTENT_TYPE = "note"
 
 
 class MalformedItems(ValueError):

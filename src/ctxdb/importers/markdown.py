@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _CLOSING = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")  # "## Title ##"; not the "#" of "C#"
@@ -105,3 +106,30 @@ def instruction_priority(section: Section, repository_wide: bool) -> str:
                             or CRITICAL_EMPHASIS.search(section.body)):
         return "CRITICAL"
     return "HIGH"
+
+
+# "@path" in an instruction file (Claude Code's import syntax), outside code.
+_AT_IMPORT = re.compile(r"(?<![\w@`])@((?:~|\.{1,2})?/?[\w.\-/~]+)")
+_CODE_SPAN = re.compile(r"`[^`]*`")
+
+
+def at_imports(text: str, base: Path) -> list[Path]:
+    """The files ``text`` references with Claude Code's ``@path`` syntax (outside code),
+    resolved against ``base``."""
+    targets: list[Path] = []
+    fence: str | None = None
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("```", "~~~")):
+            marker = stripped[:3]
+            fence = None if fence == marker else (fence or marker)
+            continue
+        if fence is not None:
+            continue
+        for match in _AT_IMPORT.finditer(_CODE_SPAN.sub("", line)):
+            reference = match.group(1).rstrip(".")
+            if "/" not in reference and not reference.endswith((".md", ".markdown")):
+                continue  # "@decorator", "@someone": not a path
+            target = Path(reference).expanduser()
+            targets.append(target if target.is_absolute() else base / target)
+    return targets

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ctxdb.domain.models import InstanceStatus, choices
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE, InstanceStatus, choices
 from ctxdb.domain.pack_formats import pack_as_text, pack_payload
 from ctxdb.domain.vocabulary import MemoryType, Role, SearchKind
 from ctxdb.mcp import render
@@ -69,7 +69,7 @@ def store_context(
     priority: Priority = "HIGH",
     content_type: Annotated[str, Field(
         description="What kind of content: decision, constraint, note, code, todo, …",
-        min_length=1)] = "note",
+        min_length=1)] = DEFAULT_CONTENT_TYPE,
     phase_id: PhaseId = None,
     created_by: Annotated[str | None, Field(
         description="Your instance id, if you have one (must belong to the project).")

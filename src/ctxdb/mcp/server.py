@@ -22,6 +22,7 @@ is out of reach. ``all`` lists every tool by itself.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any
 
 import anyio
@@ -43,6 +44,8 @@ from ctxdb.mcp.toolbox import (
 )
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
+
+log = logging.getLogger(__name__)
 
 # Every tool of the full set, in the order a client lists them.
 TOOLS: list[Declared] = [*knowledge.TOOLS, *coordination.TOOLS, *continuity.TOOLS,
@@ -119,4 +122,7 @@ def serve(db: Ctxdb, default_project: str | None = None, no_project_hint: str = 
     """Serve the tools over stdin/stdout until the client closes stdin."""
     tools = ContextTools(db, default_project, no_project_hint)
     server = build_server(lambda: tools, which)
+    log.info("MCP server on stdio: %s tools, default project %s", which,
+             default_project or "none")
     anyio.run(run_stdio, server)
+    log.info("MCP client closed stdin: server stopped")

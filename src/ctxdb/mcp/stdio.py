@@ -10,6 +10,7 @@ line goes on unchanged.
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -22,6 +23,8 @@ from mcp.shared.message import SessionMessage
 from mcp.types import ErrorData, JSONRPCError
 
 from ctxdb.mcp.wire import refusal
+
+log = logging.getLogger(__name__)
 
 
 class CheckedLines:
@@ -53,7 +56,7 @@ class CheckedLines:
                 with anyio.CancelScope(shield=True):
                     await self.replies.send(SessionMessage(reply))
             else:
-                print(f"ctxdb mcp: ignored a notification: {refused.message}", file=sys.stderr)
+                log.warning("ignored a notification: %s", refused.message)
 
 
 async def run_stdio(server: MCPServer[Any]) -> None:

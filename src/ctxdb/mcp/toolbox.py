@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from pydantic import Field
 from ctxdb.domain.models import PRIORITY_ORDER, choices
 from ctxdb.errors import CtxdbError
 from ctxdb.mcp.tools import ContextTools
+
+log = logging.getLogger(__name__)
 
 ToolFunction = Callable[..., str]
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -78,6 +81,7 @@ SessionId = Annotated[str, Field(description="The conversation session id (sess_
 
 
 def _as_tool_error(exc: CtxdbError) -> ToolError:
+    log.debug("%s answered as a tool error [%s]", type(exc).__name__, exc.code, exc_info=exc)
     return ToolError(f"{exc.message} [{exc.code}]")
 
 

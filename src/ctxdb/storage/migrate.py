@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
+from ctxdb.logs import get_logger
 from ctxdb.storage.base import Storage, Tx, raw
 from ctxdb.storage.dialect import LOCK_MIGRATIONS, Dialect
 
@@ -28,6 +29,8 @@ T = TypeVar("T")
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _UP, _DOWN = "-- migrate:up", "-- migrate:down"
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Migrator:
         done = []
         for migration in plan:
             if self._schema_write(functools.partial(self._apply_up, migration=migration)):
+                log.info("applied migration %04d_%s", migration.version, migration.name)
                 done.append(migration)
         if done and current > 0:
             # A migration may have moved or indexed existing rows: give the planner their
@@ -176,7 +180,10 @@ class Migrator:
         transaction under the migration lock, so that a process opening the database
         meanwhile never sees it half made: it waits for the lock, then finds it complete.
         Returns whether this call created it (``False``: another process had begun first)."""
-        return bool(self._schema_write(self._create_all))
+        created = bool(self._schema_write(self._create_all))
+        if created:
+            log.info("created the schema: migrations 1 to %d applied", self.latest_version)
+        return created
 
     def _create_all(self, tx: Tx) -> bool:
         self.storage.search_terms = None
@@ -197,6 +204,7 @@ class Migrator:
             return plan
         for migration in plan:
             self._schema_write(functools.partial(self._apply_down, migration=migration))
+            log.info("rolled back migration %04d_%s", migration.version, migration.name)
         return plan
 
     def _apply_down(self, tx: Tx, migration: Migration) -> None:

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ctxdb.errors import TransientStorageError
+from ctxdb.logs import get_logger
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 # Ten attempts with backoff doubling from ~20 ms to a 1 s cap wait about 4 s in all: long enough
 # to ride out a PostgreSQL restart or a burst of terminated connections (six attempts gave up
@@ -48,5 +50,7 @@ def with_retries(
                 raise TransientStorageError(
                     f"{describe} failed {number} times with a transient error: {exc}"
                 ) from exc
+            log.info("%s: transient error on attempt %d of %d (%s); retrying in %.0f ms",
+                     describe, number, MAX_ATTEMPTS, exc, pause * 1000)
             time.sleep(pause)
     raise AssertionError("unreachable")

@@ -70,6 +70,7 @@ class ImportService(Service):
         project_id: str | None = None,
         repo: RepoIdentity | None = None,
         dry_run: bool = False,
+        include_instructions: bool = False,
         progress: Progress | None = None,
         actor: str | None = None,
     ) -> dict[str, Any]:
@@ -77,7 +78,9 @@ class ImportService(Service):
 
         The project is ``project_id``, else the one of ``repo`` (created on first use, as
         the agent hooks do). Returns the report: counts per kind and outcome, skipped files
-        with reasons.
+        with reasons. The instruction files clients load by themselves (CLAUDE.md,
+        AGENTS.md, GEMINI.md, .claude/rules/) are skipped in a folder unless
+        ``include_instructions``.
         """
         from ctxdb.importers.files import scan
 
@@ -91,7 +94,7 @@ class ImportService(Service):
         actor = check_identifier(actor or self.settings.actor, "actor")
         # Progress: "read" per file read (total unknown), then "write" per record written.
         report_progress = progress or NoProgress()
-        plan = scan(path, progress=report_progress)
+        plan = scan(path, progress=report_progress, include_instructions=include_instructions)
         items, memories, refused = self._prepared(plan)
         total = len(items) + len(memories)
 

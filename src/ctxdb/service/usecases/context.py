@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ctxdb.domain.ids import new_idempotency_key
-from ctxdb.domain.models import PRIORITY_ORDER, Priority
+from ctxdb.domain.models import DEFAULT_CONTENT_TYPE, PRIORITY_ORDER, Priority
 from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack
 from ctxdb.domain.search import parse_query
 from ctxdb.domain.tokens import estimate_tokens
@@ -74,7 +74,7 @@ class ContextService:
         project_id: str,
         content: Any,
         priority: str = "HIGH",
-        content_type: str = "code",
+        content_type: str = DEFAULT_CONTENT_TYPE,
         phase_id: int | None = None,
         *,
         metadata: dict[str, Any] | None = None,

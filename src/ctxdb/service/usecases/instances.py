@@ -23,6 +23,7 @@ from ctxdb.errors import (
     TooManyInstancesError,
     ValidationError,
 )
+from ctxdb.logs import get_logger
 from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.phases import require_phase
@@ -30,6 +31,7 @@ from ctxdb.service.usecases.projects import require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Tx
 
+log = get_logger(__name__)
 _OPTIONAL_TEXT = ("client", "session_id", "worktree", "branch", "model", "hostname")
 
 
@@ -63,6 +65,10 @@ def reap_stale(
     crashed = tx.all("reap_stale_instances", stale_after=settings.stale_after,
                      project_id=project_id)
     for row in crashed:
+        log.info("reaping instance %s of %s: no heartbeat since %s (stale after %s s); it "
+                 "is marked crashed and its task leases go back to the queue",
+                 row["instance_id"], row["project_id"], row["last_heartbeat"],
+                 settings.stale_after)
         audit(tx, actor, "instance.crashed", "instance", row["instance_id"], row["project_id"],
               last_heartbeat=row["last_heartbeat"], stale_after=settings.stale_after)
         for task in tx.all("release_tasks_of_instance", instance_id=row["instance_id"]):

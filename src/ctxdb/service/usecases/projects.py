@@ -149,5 +149,7 @@ class ProjectService(Service):
         return self.storage.write(unit)
 
     def summary(self) -> builtins.list[dict[str, Any]]:
-        """The seed's ``v_project_summary``: one row per active project."""
+        """The seed's ``v_project_summary``: one row per active project. ``context_items``
+        counts its live context items; ``total_snapshots`` is the same number under the
+        seed's name, kept for its callers."""
         return self.storage.read(lambda tx: tx.all("project_summary"))

@@ -51,8 +51,10 @@ WHERE project_id = :project_id AND status = 'active';
 
 -- name: project_summary
 -- The seed's v_project_summary (migration 0015), for the projects that are not archived.
+-- total_snapshots is the seed's name for the live context items; context_items says so.
 SELECT v.project_id, v.name, v.total_story_points, v.completed_story_points,
-       v.active_instances, v.total_snapshots, v.total_tokens, v.created_at, v.updated_at
+       v.active_instances, v.total_snapshots AS context_items, v.total_snapshots,
+       v.total_tokens, v.created_at, v.updated_at
 FROM v_project_summary v
 JOIN projects p ON p.project_id = v.project_id
 WHERE p.status = 'active'
