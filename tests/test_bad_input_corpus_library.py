@@ -45,6 +45,34 @@ Args = dict[str, Any]
 Poisons = Callable[[World], st.SearchStrategy[Poison]]
 
 
+def _damaged(good: bytes) -> st.SearchStrategy[Poison]:
+    """A bundle damaged the ways a disk, a transfer or an editor damages one."""
+
+    def flip(at: int, byte: int) -> Poison:
+        at %= len(good)
+        new = byte if byte != good[at] else (byte + 1) % 256
+        return Poison(good[:at] + bytes([new]) + good[at + 1:], f"byte {at} changed")
+
+    return st.one_of(
+        st.builds(flip, st.integers(0, 10**6), st.integers(0, 255)),
+        st.builds(lambda at: Poison(good[:at % len(good)], f"cut at {at % len(good)}"),
+                  st.integers(0, 10**6)),
+        st.builds(lambda at, junk: Poison(good[:at % len(good)] + junk + good[at % len(good):],
+                                          "junk inserted"),
+                  st.integers(0, 10**6), st.binary(min_size=1, max_size=20)),
+        st.builds(lambda n: Poison(good.replace(b'"format_version":1',
+                                                b'"format_version":' + b"9" * n, 1),
+                                   f"a {n}-digit format version"), st.integers(19, 5_000)),
+        st.builds(lambda data: Poison(data, "not a bundle"), st.binary(max_size=200)),
+    )
+
+
+def _import(world: World, data: bytes) -> Any:
+    path = world.home / "case.jsonl"
+    path.write_bytes(data)
+    return world.db.bundles.import_bundle(path)
+
+
 @dataclass(frozen=True)
 class Operation:
     """A facade call: its valid arguments, and a poison for each of them."""
@@ -79,6 +107,9 @@ def _foreign(key: str, what: str, low: int = 1) -> Poisons:
 
 
 OPERATIONS = [
+    Operation(
+        "bundles.import_bundle", lambda w, a: _import(w, a["data"]),
+        lambda w: {"data": w.other["bundle"]}, {"data": lambda w: _damaged(w.other["bundle"])}),
     Operation(
         "context.store",
         lambda w, a: w.db.context.store(
@@ -270,6 +301,8 @@ def world(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
     url = str(tmp_path / "corpus.db") if backend == "sqlite" else request.getfixturevalue(
         "make_settings")().url
     made = build_world(url, tmp_path)
+    made.db.bundles.export(tmp_path / "good.jsonl")  # before the fingerprint: it may audit
+    made.other["bundle"] = (tmp_path / "good.jsonl").read_bytes()
     try:
         yield made
     finally:
