@@ -3,8 +3,9 @@
 The hook's contract with the agent clients: exit 0 whatever it is given, print nothing or one
 JSON object, never block. Each case feeds :func:`ctxdb.hooks.command.run_hook_command` (what
 ``ctxdb hook`` runs) one bad event on stdin: bytes that are not UTF-8 or not JSON, JSON over
-the depth or integer limits, events that are not objects or lack their name or session, and
-known events whose session id no row may carry. Each must be logged as a typed ctxdb error
+the depth or integer limits, events that are not objects or lack their name or session,
+known events whose session id no row may carry, and events naming a transcript ctxdb cannot
+read. Each must be logged as a typed ctxdb error
 (never an exception of another kind), or, for an event ctxdb does not handle, skipped without
 a word; nothing printed, and the database as it was.
 """
@@ -114,6 +115,34 @@ PAYLOADS = st.one_of(
 )
 
 
+# Transcripts ctxdb must refuse to read (an empty one is a session that has said nothing yet).
+BAD_TRANSCRIPTS = {
+    "garbage.jsonl": b"\xff\xfe\x00garbage\n{not json\n",
+    "not-a-transcript.jsonl": b'{"a": 1}\n[1, 2]\n"x"\n',
+    "deep.jsonl": b"[" * 500 + b"]" * 500 + b"\n",
+    "digits.jsonl": b'{"type": "user", "n": ' + b"9" * 5_000 + b"}\n",
+}
+TRANSCRIPT_EVENTS = ["Stop", "SubagentStop", "PostCompact", "AfterAgent"]
+
+
+def transcript_payloads(folder: Path) -> st.SearchStrategy[Payload]:
+    """Events that name a transcript ctxdb cannot read: missing, a folder, a path no file
+    system holds, or a file that is not a transcript."""
+    for name, data in BAD_TRANSCRIPTS.items():
+        (folder / name).write_bytes(data)
+    paths = st.one_of(
+        st.sampled_from([str(folder / name) for name in BAD_TRANSCRIPTS]),
+        st.just(str(folder)),
+        st.builds(lambda tail: str(folder / "missing" / tail), st.text("abc", min_size=1)),
+        st.builds(lambda text: f"{folder}/{text}\x00.jsonl", ODD_TEXT),
+        st.integers(4_097, 6_000).map(lambda n: "/" + "p" * n),
+    )
+    return st.builds(
+        lambda name, path: Payload(dumps(event(name, "s1", transcript_path=path)),
+                                   "a transcript ctxdb cannot read", event_name=name),
+        st.sampled_from(TRANSCRIPT_EVENTS), paths)
+
+
 class Recorder:
     """What the hook logged: (what it was doing, the exception, the message)."""
 
@@ -156,7 +185,8 @@ def test_bad_hook_input_is_logged_as_typed_and_changes_nothing(
     ran = 0
 
     @settings(CORPUS_SETTINGS, max_examples=EXAMPLES["hook"])
-    @given(client=st.sampled_from(sorted(CLIENTS)), payload=PAYLOADS)
+    @given(client=st.sampled_from(sorted(CLIENTS)),
+           payload=PAYLOADS | transcript_payloads(tmp_path))
     def corpus(client: str, payload: Payload) -> None:
         nonlocal ran
         recorder.entries.clear()
