@@ -14,7 +14,6 @@ function: the fingerprint taken after every case must equal the one taken before
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import reprlib
@@ -34,6 +33,7 @@ from ctxdb.settings import Settings, load_settings
 # Examples per entry point: together at least 10,000 generated cases per run. Each test
 # checks that its share really ran (Hypothesis stops early when a strategy runs out).
 EXAMPLES = {"library": 4_000, "cli": 1_600, "hook": 2_600, "mcp": 2_000}
+assert sum(EXAMPLES.values()) >= 10_000, "the corpus promises 10,000 cases a run"
 POSTGRES_EXAMPLES = 150
 # How many cases ran in this process, per entry point (printed by conftest.py).
 RAN: Counter[str] = Counter()
@@ -360,11 +360,3 @@ def odd_query() -> st.SearchStrategy[Poison]:
 def bad_query() -> st.SearchStrategy[Poison]:
     return st.one_of(odd_query(), *_bad_strings("query"),
                      st.just(Poison("q" * 1_001, "query over 1000", says="longer than")))
-
-
-def jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
