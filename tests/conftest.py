@@ -148,3 +148,13 @@ def scratch(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many bad-input cases the corpus generated (``bad_input_corpus.py``)."""
+    from bad_input_corpus import RAN
+
+    if RAN:
+        parts = ", ".join(f"{name} {count}" for name, count in sorted(RAN.items()))
+        terminalreporter.write_line(
+            f"bad-input corpus: {sum(RAN.values())} generated cases ({parts})")

@@ -116,5 +116,8 @@ def test_refusals_name_the_problem() -> None:
     assert 'jsonrpc must be "2.0"' in messages[MALFORMED[2][0]]
     assert "lone surrogate" in messages[MALFORMED[4][0]]
     assert "nested deeper than the limit of 100 levels" in messages[MALFORMED[5][0]]
+    # A line cut inside its id does not name one: "1" of id 12 would answer another request.
+    cut = refusal('{"jsonrpc": "2.0", "id": 1')
+    assert cut is not None and cut.request_id is None
     notification = refusal('{"jsonrpc": "2.0", "method": 5}')
     assert notification is not None and not notification.answered

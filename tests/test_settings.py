@@ -113,6 +113,9 @@ def test_bad_environment_values_name_the_variable(
     ("CTXDB_CONTEXT_WINDOW", "4294967296", "context_window must be in 1..2147483647 tokens"),
     ("CTXDB_CONTEXT_WINDOW", "9" * 5_000, "context_window expects int, got '999"),
     ("CTXDB_MAX_PROJECTS", "-" + "9" * 30, "max_projects must be in -9223372036854775807"),
+    # nan passed every range check (each comparison with it is false).
+    ("CTXDB_STALE_AFTER", "nan", "stale_after must be a finite number, got 'nan'"),
+    ("CTXDB_HEARTBEAT_INTERVAL", "inf", "heartbeat_interval must be a finite number"),
     ("CTXDB_URL", "postgresql://me:secret@[::1/ctxdb",
      "PostgreSQL URL 'postgresql://me:***@[::1/ctxdb' is malformed: Invalid IPv6 URL"),
 ])

@@ -275,6 +275,11 @@ def _convert(setting: Setting, raw: Any, source: str) -> Any:
         if setting.kind is int and abs(value) > MAX_BIGINT:
             raise ConfigError(f"{source}: {setting.name} must be in "
                               f"-{MAX_BIGINT}..{MAX_BIGINT}, got {_shown(raw)}")
+        # nan passes every range check below it (each comparison is false), and no setting
+        # means anything by an infinite number of seconds or tokens.
+        if setting.kind is float and not math.isfinite(value):
+            raise ConfigError(f"{source}: {setting.name} must be a finite number, "
+                              f"got {_shown(raw)}")
         if setting.name == "sqlite_synchronous":
             value = value.upper()
         return value

@@ -204,7 +204,10 @@ def get_command(app: Application, project_id: str | None, item_id: int, as_json:
     number). With --project (here or on `ctxdb context`), an item of another project is
     refused rather than shown.
     """
-    show_item(app.db().context.get(item_id, project_id or _group_project()), as_json)
+    # An empty --project is refused as such, not read as no project (which would show the
+    # item of any project).
+    scope = project_id if project_id is not None else _group_project()
+    show_item(app.db().context.get(item_id, scope), as_json)
 
 
 def _group_project() -> str | None:

@@ -59,13 +59,18 @@ class CheckedLines:
                 log.warning("ignored a notification: %s", refused.message)
 
 
-async def run_stdio(server: MCPServer[Any]) -> None:
-    """Serve ``server`` over stdin/stdout until the client closes stdin."""
-    stdin = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8",
-                                             errors="replace"))
-    lines = CheckedLines(cast(AsyncIterator[str], stdin))
+async def run_stdio(server: MCPServer[Any], stdin: AsyncIterator[str] | None = None,
+                    stdout: Any = None) -> None:
+    """Serve ``server`` over stdin/stdout until the client closes stdin. ``stdin`` (lines)
+    and ``stdout`` (an object with async ``write`` and ``flush``) replace the process's, for
+    a client in the same process (the tests)."""
+    if stdin is None:
+        stdin = cast(AsyncIterator[str], anyio.wrap_file(
+            io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")))
+    lines = CheckedLines(stdin)
     # The SDK iterates whatever it is given as stdin line by line; CheckedLines is that.
-    async with stdio_server(stdin=cast(Any, lines)) as (read_stream, write_stream):
+    async with stdio_server(stdin=cast(Any, lines), stdout=stdout) as (read_stream,
+                                                                      write_stream):
         lines.answer_through(write_stream)
         # MCPServer.run_stdio_async opens its own transport, with no way to give it this
         # stdin, so this is its body: the SDK's low-level server (the extra pins SDK 2.x).

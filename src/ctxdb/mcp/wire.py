@@ -21,7 +21,9 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 # The id of a line that is not JSON (truncated, say), read from its text so that the client
 # waiting for that id gets its answer; JSON-RPC's own rule (id null) would leave it waiting.
-_ID_IN_TEXT = re.compile(r'"id"\s*:\s*(-?\d{1,18}(?![\d.eE])|"(?:[^"\\]|\\.){0,200}")')
+# A number must be followed by what ends it: a line cut inside id 12 holds "1", whose
+# answer would go to another request.
+_ID_IN_TEXT = re.compile(r'"id"\s*:\s*(-?\d{1,18}(?=\s*[,}\]])|"(?:[^"\\]|\\.){0,200}")')
 RequestId = str | int
 
 

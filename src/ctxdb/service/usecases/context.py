@@ -261,6 +261,8 @@ class ContextService:
         """One item by its id (database-wide); with ``project_id``, only an item of that
         project: another project's item is refused as unknown, so a fetch never crosses
         projects silently."""
+        if project_id is not None:  # a bad one is named as such, not as "unknown item"
+            check_identifier(project_id, "project_id")
         item = self.storage.read(lambda tx: require_item(tx, item_id))
         if project_id is not None and item["project_id"] != project_id:
             raise ContextItemNotFoundError(
