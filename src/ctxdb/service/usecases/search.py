@@ -158,25 +158,39 @@ def _best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
 
 
 def _search_in_tx(tx: Tx, compiled: _Compiled, params: dict[str, Any],
-                  limit: int) -> list[dict[str, Any]]:
+                  limit: int, terms: bool = False) -> list[dict[str, Any]]:
     """The records with every word first; then, while the limit is not reached, those with
-    some of them (``match`` says which)."""
+    some of them (``match`` says which). With ``terms`` each hit has its record's index
+    words too (``terms``: the stemmed words, blank-separated)."""
     now = datetime.now(UTC)
     found = _best(tx.all("search_hits", **params, match=compiled.match,
                          rank=compiled.rank), now)[:limit]
-    hits = [_compiled_hit(compiled, row, score) | {"match": "all"} for score, row in found]
+    hits = [_compiled_hit(compiled, row, score, terms) | {"match": "all"}
+            for score, row in found]
     if compiled.relaxed is not None and len(hits) < limit:
         seen = {row["doc_id"] for _, row in found}
         match, rank = compiled.relaxed
         more = _best(tx.all("search_hits", **params, match=match, rank=rank), now)
         kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
-        hits += [_compiled_hit(compiled, row, score) | {"match": "some"}
+        hits += [_compiled_hit(compiled, row, score, terms) | {"match": "some"}
                  for score, row in kept[:limit - len(hits)]]
     return hits
 
 
-def _compiled_hit(compiled: _Compiled, row: Row, score: float) -> dict[str, Any]:
-    return _hit(row, compiled.words, compiled.prefixes, compiled.matches, score)
+def _compiled_hit(compiled: _Compiled, row: Row, score: float,
+                  terms: bool = False) -> dict[str, Any]:
+    hit = _hit(row, compiled.words, compiled.prefixes, compiled.matches, score)
+    return hit | {"terms": row["terms"] or ""} if terms else hit
+
+
+def search_in_tx(tx: Tx, engine: SearchEngine, project_id: str, query: str, *,
+                 kinds: Iterable[str], limit: int) -> list[dict[str, Any]]:
+    """:meth:`SearchService.search` of free text (never raw) inside the caller's transaction,
+    for a project the caller has checked; each hit with its record's index words
+    (``terms``). Prompt-time recall reads it (``usecases.recall``)."""
+    compiled = _compile(engine, query, False)
+    params = _filters(project_id, kinds, None, None, None, None, None, limit)
+    return _search_in_tx(tx, compiled, params, limit, terms=True)
 
 
 class SearchService(Service):
