@@ -198,9 +198,9 @@ def test_prompt_terms_and_the_relevance_floor() -> None:
 
 def test_render_names_each_record_on_one_line() -> None:
     hits = [{"kind": "context", "id": 7, "priority": "HIGH", "type": "note", "key": None,
-             "namespace": None, "snippet": "**payment**\nretries"},
+             "namespace": None, "body": "payment\nretries"},
             {"kind": "memory", "id": "mem_1", "priority": None, "type": "semantic",
-             "namespace": "pay", "key": "a key\nwith lines", "snippet": "x " * 400}]
+             "namespace": "pay", "key": "a key\nwith lines", "body": "x " * 400}]
     rendered = render_recall(hits, title="t", max_chars=1_000)
     lines = rendered.text.splitlines()
     assert lines[:2] == ["# t", "- item #7 (HIGH, note): payment retries"]
@@ -218,3 +218,21 @@ def _event(client: str, name: str, session: AgentSession, prompt: str) -> Any:
 
 def _no_repo() -> RepoIdentity:
     raise AssertionError("a known session needs no repository identity")
+
+
+def test_the_english_stemmer_alone_stems_as_snowballstemmer_does() -> None:
+    """The stemmer is loaded without snowballstemmer's __init__ (which imports 36 languages,
+    on every searched prompt): it must be the same stemmer."""
+    import re
+
+    import snowballstemmer  # type: ignore[import-untyped]
+
+    from ctxdb.storage.search_text import _stemmer
+
+    reference = snowballstemmer.stemmer("english").stemWord
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    words = {word.lower() for path in docs.glob("*.md")
+             for word in re.findall(r"[^\W\d_]+", path.read_text(encoding="utf-8"))}
+    assert len(words) > 3_000
+    assert [_stemmer()(word) for word in sorted(words)] == [reference(word)
+                                                           for word in sorted(words)]

@@ -15,7 +15,7 @@ is the pure part (docs/hooks.md, "Recall on every prompt"):
   terms (two, or about a third of them for a long prompt), so a prompt about something the
   project never recorded injects nothing, whatever the engine's scores (which differ
   between SQLite and PostgreSQL);
-- :func:`render_recall`: one line per hit (kind, id, a one-line title) under a heading,
+- :func:`render_recall`: one line per hit (kind, id, the start of its text) under a heading,
   within a character budget; :func:`recalled_keys` reads back which records an earlier
   block named, so that none is injected twice in a generation.
 """
@@ -44,7 +44,6 @@ SHARE_REQUIRED = 1 / 3
 # A line of a block: "- <label> <id> (…": the label names the kind (``_LABELS``).
 _LINE = re.compile(r"^- (\w+) (\S+) \(", re.MULTILINE)
 _WORD = re.compile(r"[^\W_]+")  # letters and digits, as the search reads words
-_MARKS = re.compile(r"\*\*")
 _LABELS = {"context": "item"}
 _KINDS_OF_LABELS = {label: kind for kind, label in _LABELS.items()}
 
@@ -124,8 +123,9 @@ def _line(hit: Mapping[str, Any]) -> str:
         hit.get("priority"), hit.get("type"),
         f"{hit['namespace']} {hit['key']}" if hit.get("key") is not None else None)
         if part)
-    title = _MARKS.sub("", str(hit.get("snippet") or ""))
-    # One line, whatever the record holds (a memory's key may hold a line break).
+    # The start of the record's text (only what a line can show is read), on one line
+    # whatever the record holds (a memory's key may hold a line break).
+    title = str(hit.get("body") or "")[:MAX_LINE_CHARS * 2]
     return " ".join(f"- {_LABELS.get(kind, kind)} {ident} ({details}): {title}".split())
 
 
