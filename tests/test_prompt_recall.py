@@ -236,3 +236,22 @@ def test_the_english_stemmer_alone_stems_as_snowballstemmer_does() -> None:
     assert len(words) > 3_000
     assert [_stemmer()(word) for word in sorted(words)] == [reference(word)
                                                            for word in sorted(words)]
+
+
+def test_the_settings_come_from_the_environment_and_the_config_file(tmp_path: Path) -> None:
+    from ctxdb.errors import ConfigError
+    from ctxdb.settings import load_settings
+
+    env = {"HOME": str(tmp_path), "CTXDB_URL": str(tmp_path / "x.db")}
+    assert (load_settings(env=env).recall, load_settings(env=env).recall_max_chars) \
+        == (True, 1_500)
+    config = tmp_path / "config.toml"
+    config.write_text("recall = false\nrecall_max_chars = 800\n", encoding="utf-8")
+    from_file = load_settings(env=env, config_file=config)
+    assert (from_file.recall, from_file.recall_max_chars) == (False, 800)
+    from_env = load_settings(env={**env, "CTXDB_RECALL": "on",
+                                  "CTXDB_RECALL_MAX_CHARS": "2000"}, config_file=config)
+    assert (from_env.recall, from_env.recall_max_chars) == (True, 2_000)
+    for bad in ("299", "9501", "lots"):
+        with pytest.raises(ConfigError, match="CTXDB_RECALL_MAX_CHARS"):
+            load_settings(env={**env, "CTXDB_RECALL_MAX_CHARS": bad})
