@@ -255,3 +255,32 @@ def test_the_settings_come_from_the_environment_and_the_config_file(tmp_path: Pa
     for bad in ("299", "9501", "lots"):
         with pytest.raises(ConfigError, match="CTXDB_RECALL_MAX_CHARS"):
             load_settings(env={**env, "CTXDB_RECALL_MAX_CHARS": bad})
+
+
+def test_through_the_server_a_prompt_recalls_its_own_projects_records_only(db: Ctxdb) -> None:
+    from fastapi.testclient import TestClient
+
+    from ctxdb.http.app import create_app
+
+    repos = {name: {"repo_key": f"git:example.com/acme/{name}@{name * 12}", "name": name,
+                    "worktree": f"/src/{name}", "branch": "main"} for name in ("a", "b")}
+    projects = {name: db.sessions.resolve_project(RepoIdentity(**repo))["project_id"]
+                for name, repo in repos.items()}
+    headers = {"Authorization": "Bearer "
+               + db.access_tokens.create(projects["a"], "write")["secret"]}
+
+    def post(name: str, **fields: Any) -> Any:
+        event = {"hook_event_name": name, "session_id": "a-1", "cwd": "/src/a", **fields}
+        answer = client.post("/v1/hooks", headers=headers, json={
+            "client": "gemini", "event": event, "repo": repos["a"]})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["output"]
+
+    with TestClient(create_app(db)) as client:
+        post("SessionStart", source="startup")
+        db.context.store(projects["b"], "payment retries at Stripe: the secret of b", "HIGH")
+        mine = db.context.store(projects["a"], "payment retries at Stripe back off", "HIGH")
+        output = post("BeforeAgent", prompt="why do payment retries at Stripe fail?")
+    text = output["hookSpecificOutput"]["additionalContext"]
+    assert output["hookSpecificOutput"]["hookEventName"] == "BeforeAgent"
+    assert f"- item #{mine['item_id']} " in text and "secret of b" not in text
