@@ -61,6 +61,7 @@ def _english_stemmer_module() -> ModuleType:
     from the package's folder under a private package name, so the code is the library's
     own and ``import snowballstemmer`` elsewhere is untouched."""
     import importlib
+    import importlib.util
     import sys
 
     spec = importlib.util.find_spec("snowballstemmer")
