@@ -2,9 +2,18 @@
 
 Measures, in the same run: the bare interpreter (``python -c pass``), ``ctxdb hook``
 SessionStart (startup, with ``--items`` context items in the project, so the pack is read
-and rendered) and UserPromptSubmit (heartbeat + context in use from the transcript's tail).
-Prints the p50 and p90 of each, with the goals (SessionStart p50 <= 150 ms, UserPromptSubmit
-p50 <= 100 ms). A report, not a test: timings on a shared machine are evidence.
+and rendered), UserPromptSubmit with recall off (heartbeat + context in use from the
+transcript's tail) and with recall on, for a prompt that matches some of the items (the
+search, the relevance floor and the injection recorded: the block is checked to be there)
+and for one that matches none. Prints the p50 and p90 of each, and the p50 of the CPU time
+each process used (on a shared machine the elapsed time counts others' work too; the CPU time
+much less, and a hook waits for little else but fsync), with the goals (SessionStart
+p50 <= 150 ms, UserPromptSubmit p50 <= 100 ms, with or without recall). A report, not a test:
+timings on a shared machine are evidence.
+
+The items are notes in a made-up language whose word frequencies follow Zipf's law
+(``data.Prose``), so the matching prompt's words are in about 7%, 2% and 0.4% of the items:
+the search ranks hundreds of candidates, as a prompt in a real project would.
 
 Usage:
     python bench/hooks.py [--runs N] [--items N] [--url URL]
@@ -20,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,11 +39,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
+
 import ctxdb
 from ctxdb.repo_identity import repo_identity
+from data import Prose
 
-GOALS_MS = {"SessionStart (startup)": 150.0, "UserPromptSubmit": 100.0}
+PROMPT = "UserPromptSubmit"
+RECALLED = "UserPromptSubmit (recall)"
+UNRELATED = "UserPromptSubmit (recall, no match)"
+GOALS_MS = {"SessionStart (startup)": 150.0, PROMPT: 100.0, RECALLED: 100.0, UNRELATED: 100.0}
 CTXDB = Path(sys.executable).with_name("ctxdb")
+CPU_MS: list[float] = []  # the CPU time of each timed process, in the order they ran
+PROSE = Prose()
+# Words of these ranks are in about 7%, 2% and 0.4% of notes of 30 to 50 words.
+MATCHING_PROMPT = (f"why does {PROSE.word(50)} break the {PROSE.word(200)} of "
+                   f"{PROSE.word(1000)} when it runs?")
+UNRELATED_PROMPT = "what is the weather like in Lisbon this weekend, roughly"
 
 
 def make_repo(folder: Path) -> Path:
@@ -66,20 +89,33 @@ def make_transcript(folder: Path, responses: int = 200) -> Path:
 
 def fill_project(url: str, repo: Path, items: int) -> None:
     priorities = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+    rng = random.Random(7)
     with ctxdb.open(url=url, auto_migrate=True) as db:
         project_id = db.sessions.resolve_project(repo_identity(str(repo)))["project_id"]
         for n in range(items):
             # A few CRITICAL rules, the rest spread over the other priorities.
             priority = priorities[0] if n < 5 else priorities[1 + n % 3]
-            db.context.store(project_id, {"note": f"item {n}: " + "detail " * 20}, priority)
+            note = PROSE.note(rng, rng.randint(30, 50))
+            db.context.store(project_id, {"note": f"item {n}: {note}"}, priority)
 
 
-def timed(command: list[str], stdin: str, env: dict[str, str]) -> float:
+def timed(command: list[str], stdin: str, env: dict[str, str],
+          expect_output: bool | None = None) -> float:
+    """Milliseconds the command took; ``expect_output`` checks that it printed an injection
+    (True) or nothing (False), so that a case measures what it says. The CPU time the
+    process used (user + system) is added to ``CPU_MS``: on a machine shared with others'
+    work the elapsed time counts their work too, the CPU time much less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, input=stdin, capture_output=True, text=True, env=env)
     elapsed = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_MS.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
     if done.returncode != 0 or done.stderr:
         raise SystemExit(f"{command} failed: {done.returncode} {done.stderr}")
+    if expect_output is not None and ("additionalContext" in done.stdout) != expect_output:
+        raise SystemExit(f"{command} printed {done.stdout[:300]!r}: expected "
+                         f"{'an injection' if expect_output else 'nothing'}")
     return elapsed
 
 
@@ -89,26 +125,45 @@ def hook_payload(event: str, session_id: str, repo: Path, transcript: Path,
                        "cwd": str(repo), "hook_event_name": event, **fields})
 
 
-def measure(runs: int, items: int, url: str | None, folder: Path) -> dict[str, list[float]]:
+Samples = dict[str, list[tuple[float, float]]]  # per measurement: (elapsed, CPU) ms
+
+
+def measure(runs: int, items: int, url: str | None, folder: Path) -> Samples:
     url = url or str(folder / "bench.db")
     repo, transcript = make_repo(folder), make_transcript(folder)
     fill_project(url, repo, items)
-    env = {**os.environ, "CTXDB_URL": url, "CTXDB_HOOK_LOG": str(folder / "hook.log")}
+    env = {**os.environ, "CTXDB_URL": url, "CTXDB_HOOK_LOG": str(folder / "hook.log"),
+           "CTXDB_RECALL": "1"}
+    # As installed: each module compiled once, then read from its bytecode (with
+    # PYTHONDONTWRITEBYTECODE every process would compile the modules changed since the
+    # install again, some 10 ms each).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    recall_off = {**env, "CTXDB_RECALL": "0"}
     hook = [str(CTXDB), "hook", "--client", "claude-code"]
     run_id = os.urandom(4).hex()
-    times: dict[str, list[float]] = {"python -c pass": [], "SessionStart (startup)": [],
-                                     "UserPromptSubmit": []}
+    times: Samples = {"python -c pass": [], "SessionStart (startup)": [], PROMPT: [],
+                      RECALLED: [], UNRELATED: []}
+
+    def sample(name: str, elapsed: float) -> None:
+        times[name].append((elapsed, CPU_MS[-1]))
+
     for n in range(runs):
-        times["python -c pass"].append(timed([sys.executable, "-c", "pass"], "", env))
+        sample("python -c pass", timed([sys.executable, "-c", "pass"], "", env))
         session = f"bench-{run_id}-{n}"  # unique per run: a database may be reused
-        times["SessionStart (startup)"].append(timed(
+
+        def prompt(text: str, session: str = session) -> str:
+            return hook_payload(PROMPT, session, repo, transcript, prompt=text)
+
+        sample("SessionStart (startup)", timed(
             hook, hook_payload("SessionStart", session, repo, transcript, source="startup"),
             env))
-        times["UserPromptSubmit"].append(timed(
-            hook, hook_payload("UserPromptSubmit", session, repo, transcript, prompt="go"),
-            env))
-        timed(hook, hook_payload("SessionEnd", session, repo, transcript, reason="other"),
-              env)
+        sample(PROMPT, timed(hook, prompt(MATCHING_PROMPT), recall_off, False))
+        sample(UNRELATED, timed(hook, prompt(UNRELATED_PROMPT), env, False))
+        # The session's first prompt about them: the block is injected (and recorded).
+        sample(RECALLED, timed(hook, prompt(MATCHING_PROMPT), env, True))
+        # Untimed, with a longer deadline: on a loaded machine its 1 s may run out.
+        timed([*hook, "--deadline", "20"],
+              hook_payload("SessionEnd", session, repo, transcript, reason="other"), env)
     log = folder / "hook.log"
     if log.exists():
         entries = log.read_text()
@@ -121,20 +176,22 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def report(times: dict[str, list[float]], items: int, url: str | None, load: str) -> None:
+def report(times: Samples, items: int, url: str | None, load: str) -> None:
     backend = "postgres" if url and url.startswith("postgres") else "sqlite"
     print(f"ctxdb hook, whole process: {backend}, {items} items in the project, "
           f"{len(next(iter(times.values())))} runs each")
     print(f"load average (1, 5, 15 min) before and after: {load}")
-    print(f"{'measurement':<26}{'p50 ms':>9}{'p90 ms':>9}{'goal p50':>10}  result")
-    for name, values in times.items():
-        ordered = sorted(values)
+    print(f"{'measurement':<38}{'p50 ms':>9}{'p90 ms':>9}{'CPU p50':>9}{'goal p50':>10}"
+          "  result")
+    for name, samples in times.items():
+        ordered = sorted(elapsed for elapsed, _ in samples)
         p50 = statistics.median(ordered)
         p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+        cpu = statistics.median(cpu for _, cpu in samples)
         goal = GOALS_MS.get(name)
         verdict = "" if goal is None else ("PASS" if p50 <= goal else "MISS")
         goal_text = "" if goal is None else f"{goal:.0f}"
-        print(f"{name:<26}{p50:>9.1f}{p90:>9.1f}{goal_text:>10}  {verdict}")
+        print(f"{name:<38}{p50:>9.1f}{p90:>9.1f}{cpu:>9.1f}{goal_text:>10}  {verdict}")
 
 
 def main() -> int:

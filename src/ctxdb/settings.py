@@ -17,6 +17,7 @@ from typing import Any
 
 from ctxdb.database_url import database_kind, normalised_url, server_refusal
 from ctxdb.domain.models import PRIORITY_ORDER, choices
+from ctxdb.domain.render import MAX_INJECTION_CHARS
 from ctxdb.domain.validation import MAX_BIGINT, MAX_INTEGER
 from ctxdb.errors import ConfigError
 
@@ -24,6 +25,7 @@ ENV_PREFIX = "CTXDB_"
 CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 PRIORITY_NAMES = tuple(choices(PRIORITY_ORDER))
+MIN_RECALL_CHARS = 300  # a heading and one line
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -90,6 +92,10 @@ class Settings:
     resume_window: int = 3 * 24 * 3600
     resume_siblings: bool = True
     resume_share: float = 0.4
+    # Prompt-time recall (docs/hooks.md): UserPromptSubmit injects the records that match the
+    # prompt and were not injected yet in the generation, in at most ``recall_max_chars``.
+    recall: bool = True
+    recall_max_chars: int = 1_500
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
     # PostgreSQL waits, in seconds (docs/configuration.md): nothing waits on the server without
     # bound. Connecting (a refused server fails at once, a silent one after this); one
@@ -189,6 +195,10 @@ class Settings:
                            "retention_context_priorities must list priorities among "
                            f"{', '.join(PRIORITY_NAMES)}, "
                            f"got {self.retention_context_priorities!r}")
+        if not MIN_RECALL_CHARS <= self.recall_max_chars <= MAX_INJECTION_CHARS:
+            raise _invalid("recall_max_chars", "recall_max_chars must be in "
+                           f"{MIN_RECALL_CHARS}..{MAX_INJECTION_CHARS} characters, "
+                           f"got {self.recall_max_chars}")
         for name in ("heartbeat_interval", "stale_after"):
             if getattr(self, name) <= 0:
                 raise _invalid(name, f"{name} must be positive, got {getattr(self, name)}")
@@ -247,6 +257,8 @@ SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("resume_siblings", bool, "tell a new session about the project's live sessions"),
     Setting("resume_share", float,
             "share of the injection limit the resume and siblings blocks may take"),
+    Setting("recall", bool, "inject the records that match each prompt (UserPromptSubmit)"),
+    Setting("recall_max_chars", int, "most characters of the block a prompt's recall injects"),
     Setting("actor", str, "who is recorded in the audit log for user actions"),
     Setting("pg_connect_timeout", float,
             "PostgreSQL: seconds to connect before the server counts as unreachable"),

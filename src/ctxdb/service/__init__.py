@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.messages import MessageService
     from ctxdb.service.usecases.phases import PhaseService
     from ctxdb.service.usecases.projects import ProjectService
+    from ctxdb.service.usecases.recall import RecallService
     from ctxdb.service.usecases.search import SearchService
     from ctxdb.service.usecases.tasks import TaskService
     from ctxdb.service.usecases.tokens import TokenService
@@ -117,6 +118,13 @@ class Ctxdb:
         from ctxdb.service.usecases.continuity import ContinuityService
 
         return ContinuityService(self.storage, self.settings)
+
+    @cached_property
+    def recall(self) -> RecallService:
+        """Prompt-time recall: what UserPromptSubmit injects about the prompt."""
+        from ctxdb.service.usecases.recall import RecallService
+
+        return RecallService(self.storage, self.settings)
 
     @cached_property
     def transcripts(self) -> TranscriptService:

@@ -20,12 +20,12 @@ SESSION_START = "SessionStart"
 
 def record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
                       text: str, item_ids: list[int], handoff: dict[str, Any] | None,
-                      key: str) -> dict[str, Any]:
+                      key: str, hook_event: str = SESSION_START) -> dict[str, Any]:
     """Store what was injected (which items, which handoff, the text) for audit."""
     row = {
         "project_id": instance["project_id"], "instance_id": instance["instance_id"],
         "session_id": session.session_id, "generation": instance["generation"],
-        "hook_event": SESSION_START, "source": source, "item_ids": json.dumps(item_ids),
+        "hook_event": hook_event, "source": source, "item_ids": json.dumps(item_ids),
         "handoff_id": handoff["handoff_id"] if handoff else None,
         "characters": len(text), "tokens": estimate_tokens(text),
         "injected_text": text, "idempotency_key": key,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RepoIdentity
 from ctxdb.domain.hook_events import HookEvent
+from ctxdb.domain.recall import recall_terms
 from ctxdb.errors import InstanceNotFoundError
 
 if TYPE_CHECKING:
@@ -56,7 +57,11 @@ def _prompt(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
         db.sessions.prompt(event.session)
     except InstanceNotFoundError:  # installed mid-session: register it now
         db.sessions.prompt(event.session, repo())
-    return None
+    prompt = event.text("prompt") or ""
+    if not db.settings.recall or not recall_terms(prompt):
+        return None  # a reply ("yes", "go on") or recall off: the search is not imported
+    injection = db.recall.for_prompt(event.session, prompt)
+    return None if injection is None else str(injection["text"])
 
 
 def _pre_compact(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:

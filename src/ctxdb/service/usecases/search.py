@@ -78,6 +78,12 @@ def ranked(row: Row, now: datetime) -> float:
 
 def _hit(row: Row, words: list[str], prefixes: list[str],
          matches: Callable[[str], bool], score: float) -> dict[str, Any]:
+    return _record(row, score) | {
+        "snippet": snippet(row["body"], words, prefixes, matches=matches)}
+
+
+def _record(row: Row, score: float) -> dict[str, Any]:
+    """A hit but its snippet: what it is and where it lives."""
     kind = row["kind"]
     ids = {"context": row["item_id"], "memory": row["memory_id"], "event": row["event_id"]}
     return {
@@ -93,7 +99,6 @@ def _hit(row: Row, words: list[str], prefixes: list[str],
         "session_id": row["session_id"],
         # the item's sequence number in its project, or the event's in its session
         "sequence": row["sequence_number"] if kind == "context" else row["sequence"],
-        "snippet": snippet(row["body"], words, prefixes, matches=matches),
     }
 
 
@@ -158,25 +163,43 @@ def _best(rows: list[Row], now: datetime) -> list[tuple[float, Row]]:
 
 
 def _search_in_tx(tx: Tx, compiled: _Compiled, params: dict[str, Any],
-                  limit: int) -> list[dict[str, Any]]:
+                  limit: int, texts: bool = False) -> list[dict[str, Any]]:
     """The records with every word first; then, while the limit is not reached, those with
-    some of them (``match`` says which)."""
+    some of them (``match`` says which). With ``texts`` each hit has, instead of a snippet,
+    its record's text (``body``) and index words (``terms``: the stemmed words,
+    blank-separated): a snippet stems every word it shows, a millisecond per hit in a new
+    process."""
     now = datetime.now(UTC)
     found = _best(tx.all("search_hits", **params, match=compiled.match,
                          rank=compiled.rank), now)[:limit]
-    hits = [_compiled_hit(compiled, row, score) | {"match": "all"} for score, row in found]
+    hits = [_compiled_hit(compiled, row, score, texts) | {"match": "all"}
+            for score, row in found]
     if compiled.relaxed is not None and len(hits) < limit:
         seen = {row["doc_id"] for _, row in found}
         match, rank = compiled.relaxed
         more = _best(tx.all("search_hits", **params, match=match, rank=rank), now)
         kept = [(score, row) for score, row in more if row["doc_id"] not in seen]
-        hits += [_compiled_hit(compiled, row, score) | {"match": "some"}
+        hits += [_compiled_hit(compiled, row, score, texts) | {"match": "some"}
                  for score, row in kept[:limit - len(hits)]]
     return hits
 
 
-def _compiled_hit(compiled: _Compiled, row: Row, score: float) -> dict[str, Any]:
+def _compiled_hit(compiled: _Compiled, row: Row, score: float,
+                  texts: bool = False) -> dict[str, Any]:
+    if texts:
+        return _record(row, score) | {"body": row["body"], "terms": row["terms"] or ""}
     return _hit(row, compiled.words, compiled.prefixes, compiled.matches, score)
+
+
+def search_in_tx(tx: Tx, engine: SearchEngine, project_id: str, query: str, *,
+                 kinds: Iterable[str], limit: int) -> list[dict[str, Any]]:
+    """:meth:`SearchService.search` of free text (never raw) inside the caller's transaction,
+    for a project the caller has checked; each hit with its record's text and index words
+    (``body`` and ``terms``) instead of a snippet. Prompt-time recall reads it
+    (``usecases.recall``)."""
+    compiled = _compile(engine, query, False)
+    params = _filters(project_id, kinds, None, None, None, None, None, limit)
+    return _search_in_tx(tx, compiled, params, limit, texts=True)
 
 
 class SearchService(Service):

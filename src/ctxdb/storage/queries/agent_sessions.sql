@@ -44,6 +44,13 @@ ORDER BY injection_id;
 SELECT item_ids FROM injections
 WHERE instance_id = :instance_id AND generation = :generation;
 
+-- name: injections_of_generation
+-- What was injected into one generation of an instance: the items, and the text of the
+-- blocks of one hook event (prompt-time recall reads which records its blocks named).
+SELECT item_ids, CASE WHEN hook_event = :hook_event THEN injected_text ELSE '' END AS text
+FROM injections
+WHERE instance_id = :instance_id AND generation = :generation;
+
 -- name: transcript_by_path
 SELECT transcript_id, path, session_id, agent_id, project_id, instance_id, byte_offset,
        records, created_at, updated_at

@@ -24,9 +24,9 @@ LIMIT :limit;
 -- The best matches of one project, by relevance, then newest first. The inner query ranks
 -- and filters (an empty string means "any"; the namespace is a whole path or its start up
 -- to a ':'; :rank is the query without its exclusions); the outer one adds each hit's text
--- and where it lives, for the few kept.
+-- (and its index words, which prompt-time recall counts) and where it lives, for the few kept.
 SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, d.content_type, d.priority,
-       d.namespace, d.body, d.occurred_at, h.score,
+       d.namespace, d.body, d.terms, d.occurred_at, h.score,
        c.sequence_number, m.key, m.version, e.session_id, e.sequence
 FROM (
     SELECT d.doc_id, d.occurred_at, $SEARCH_SCORE(:rank) AS score
