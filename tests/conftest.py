@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,11 +152,35 @@ def scratch(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# The corpus counts its cases in the process that runs them (a worker, when the suite runs in
+# parallel): each test carries what it ran in its report, and the process that prints the
+# summary adds up the reports it receives.
+CORPUS_CASES: Counter[str] = Counter()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    corpus = sys.modules.get("bad_input_corpus")
+    before = Counter(corpus.RAN) if corpus else Counter()
+    try:
+        return (yield)
+    finally:
+        corpus = sys.modules.get("bad_input_corpus")
+        if corpus:
+            for name, count in (corpus.RAN - before).items():
+                item.user_properties.append(("bad_input_cases", (name, count)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "bad_input_cases":
+            name, count = value
+            CORPUS_CASES[name] += count
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How many bad-input cases the corpus generated (``bad_input_corpus.py``)."""
-    from bad_input_corpus import RAN
-
-    if RAN:
-        parts = ", ".join(f"{name} {count}" for name, count in sorted(RAN.items()))
+    if CORPUS_CASES:
+        parts = ", ".join(f"{name} {count}" for name, count in sorted(CORPUS_CASES.items()))
         terminalreporter.write_line(
-            f"bad-input corpus: {sum(RAN.values())} generated cases ({parts})")
+            f"bad-input corpus: {sum(CORPUS_CASES.values())} generated cases ({parts})")

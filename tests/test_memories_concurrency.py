@@ -20,7 +20,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
 
 WORKERS = 8
-INCREMENTS_PER_WORKER = 500
+INCREMENTS_PER_WORKER = 200
 WORKER = Path(__file__).parent / "workers" / "memory_cas_worker.py"
 NAMESPACE, KEY = "test:counters", "shared"
 
