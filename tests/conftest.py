@@ -23,6 +23,11 @@ import ctxdb
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 
+# Output is not a terminal here, so Rich would wrap at 80 columns, and where a long temporary
+# path falls (longer under parallel workers) would decide whether a phrase a test looks for is
+# cut by a line break. Tests of the 80-column layout set COLUMNS themselves.
+os.environ.setdefault("COLUMNS", "200")
+
 PG_ADMIN_URL = os.environ.get(
     "CTXDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

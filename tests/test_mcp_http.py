@@ -67,7 +67,7 @@ def test_tools_store_and_get_over_http(base_url: str, db: Ctxdb,
             item_id = answer.split()[3]
             stored.append(item_id)
             whole = await client.text("get", ids=[f"item:{item_id}"])
-            assert whole.startswith(f"item:{item_id}: item {item_id} (seq 1, CRITICAL note")
+            assert whole.startswith(f"item:{item_id}: item {item_id} (seq 1, CRITICAL code")
             assert "deploys need a green CI" in whole
             assert "deploys need a green CI" in await client.text("get_context")
 
