@@ -156,6 +156,12 @@ class MemoryNotFoundError(NotFoundError):
     code = "memory_not_found"
 
 
+class ObservationNotFoundError(NotFoundError):
+    """No observation with that id, or not in the given project."""
+
+    code = "observation_not_found"
+
+
 class SessionNotFoundError(NotFoundError):
     """No conversation session (``sess_…``) with that id, or not in the given project."""
 

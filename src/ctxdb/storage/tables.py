@@ -182,6 +182,14 @@ TABLES: tuple[Table, ...] = (
         summary text, created_at timestamp""",
         key="compaction_id", identity=True,
         natural="boundary_uuid"),
+    # What agent sessions did (migration 0019), keyed by the transcript records they come
+    # from: an import recognises a row by that key.
+    _table("observations", """
+        observation_id int, project_id text, instance_id text, session_id text,
+        generation int, kind text, tool text, text text, exit_code int, source_key text,
+        occurred_at timestamp, created_at timestamp""",
+        key="observation_id", identity=True,
+        natural="source_key"),
     _table("memories", """
         memory_id text, project_id text, namespace text, key text, memory_type text,
         version int, value json, created_by text, updated_by text, created_at timestamp,

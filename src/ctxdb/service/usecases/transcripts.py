@@ -1,4 +1,5 @@
-"""Transcript ingestion: token usage per API response and compaction boundaries, read
+"""Transcript ingestion: token usage per API response, compaction boundaries and the
+session's observations (its timeline: ``service/usecases/observations.py``), read
 incrementally from the agents' JSONL transcripts.
 
 Idempotent and incremental: each file's byte offset is stored (table ``transcripts``), a read
@@ -33,6 +34,7 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.observations import record_observations
 from ctxdb.storage import Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,
@@ -120,6 +122,7 @@ class TranscriptService(Service):
             "records": sum(r["records"] for r in results),
             "usage_entries": sum(r["usage_entries"] for r in results),
             "compactions": sum(r["compactions"] for r in results),
+            "observations": sum(r["observations"] for r in results),
             "skipped_lines": sum(r["skipped_lines"] for r in results),
         }
 
@@ -137,7 +140,8 @@ class TranscriptService(Service):
         result = {"path": str(path), "from_offset": parts[0]["from_offset"],
                   "to_offset": parts[-1]["to_offset"], "reset": parts[0]["reset"],
                   "applied": any(part["applied"] for part in parts)}
-        for count in ("records", "usage_entries", "compactions", "skipped_lines"):
+        for count in ("records", "usage_entries", "compactions", "observations",
+                      "skipped_lines"):
             result[count] = sum(part[count] for part in parts)
         return result
 
@@ -154,7 +158,8 @@ class TranscriptService(Service):
             chunk, reset = parse_transcript(path, 0, client), True
         result = {"path": str(path), "from_offset": chunk.start_offset,
                   "to_offset": chunk.end_offset, "records": 0, "usage_entries": 0,
-                  "compactions": 0, "skipped_lines": 0, "reset": reset, "applied": False,
+                  "compactions": 0, "observations": 0, "skipped_lines": 0, "reset": reset,
+                  "applied": False,
                   # the read stopped at its limit, not at the end of the file
                   "more": _size(path) - chunk.start_offset > reader.MAX_READ_BYTES}
         if stored is None and not subagent:
@@ -228,8 +233,9 @@ class TranscriptService(Service):
                 tx.execute("summarize_latest_compaction", session_id=session,
                            summary=clip(event.text, MAX_SUMMARY_CHARS))
         self._note_usage(tx, chunk, owner, subagent)
+        observations = record_observations(tx, chunk, Path(chunk.path), session, owner)
         return {"records": chunk.records, "usage_entries": len(chunk.usage),
-                "compactions": compactions,
+                "compactions": compactions, "observations": observations,
                 "skipped_lines": chunk.malformed_lines + chunk.rejected_lines}
 
     @staticmethod
