@@ -163,7 +163,8 @@ class ObservationNotFoundError(NotFoundError):
 
 
 class SessionNotFoundError(NotFoundError):
-    """No conversation session (``sess_…``) with that id, or not in the given project."""
+    """No conversation session (``sess_…``) with that id, or not in the given project; or an
+    agent session the project's timeline does not know (``ctxdb timeline --session``)."""
 
     code = "session_not_found"
 

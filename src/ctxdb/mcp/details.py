@@ -84,7 +84,8 @@ def _checkpoint(tools: ContextTools, project: str, rest: str) -> str:
 
 
 FETCHERS: dict[str, Fetcher] = {"item": _item, "memory": _memory, "event": _event,
-                                "observation": _observation, "task": _task, "gate": _gate, "checkpoint": _checkpoint}
+                                "observation": _observation, "task": _task, "gate": _gate,
+                                "checkpoint": _checkpoint}
 
 
 def fetch(tools: ContextTools, project: str, record_id: str) -> str:

@@ -31,7 +31,6 @@ from typing import Any
 from ctxdb.domain.vocabulary import ObservationKind as Kind
 from ctxdb.transcripts.decisions import decision_sentences
 from ctxdb.transcripts.models import (
-    EDIT_TOOLS,
     TODO_LIST_TOOLS,
     ToolResult,
     ToolUse,

@@ -20,7 +20,7 @@ from typing import Any
 
 from ctxdb.domain.search import parse_instant
 from ctxdb.domain.validation import check_identifier, check_limit, is_real_timestamp
-from ctxdb.errors import ObservationNotFoundError, ValidationError
+from ctxdb.errors import ObservationNotFoundError, SessionNotFoundError, ValidationError
 from ctxdb.service.common import Service
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -78,8 +78,9 @@ def record_observations(tx: Tx, chunk: TranscriptChunk, path: Path, session_id: 
 class ObservationService(Service):
     def timeline(self, project_id: str, *, session_id: str | None = None,
                  since: Any = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest ``limit`` observations of a project (or of one of its sessions), since
-        ``since`` (ISO-8601, a ``datetime`` or an age such as ``7d``), oldest first."""
+        """The latest ``limit`` observations of a project (or of one of its agent sessions),
+        since ``since`` (ISO-8601, a ``datetime`` or an age such as ``7d``), oldest first. A
+        session the project does not know is refused, as one of another project is."""
         check_identifier(project_id, "project_id")
         if session_id is not None:
             check_identifier(session_id, "session_id")
@@ -88,6 +89,11 @@ class ObservationService(Service):
 
         def unit(tx: Tx) -> list[Row]:
             require_project(tx, project_id)
+            if session_id is not None and tx.one("session_in_project", session_id=session_id,
+                                                 project_id=project_id) is None:
+                raise SessionNotFoundError(
+                    f"unknown session {session_id!r} in project {project_id!r}: no instance "
+                    "runs it and it has no observations", session_id=session_id)
             return tx.all("latest_observations", project_id=project_id,
                           session_id=session_id or "", since=start, limit=limit)
 

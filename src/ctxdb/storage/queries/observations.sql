@@ -64,3 +64,10 @@ LIMIT :limit;
 -- transcript): its exit code, once known.
 UPDATE observations SET exit_code = :exit_code
 WHERE source_key = :source_key AND exit_code IS NULL;
+
+-- name: session_in_project
+-- Whether the project knows an agent session: by its observations or by an instance.
+SELECT 1 AS known WHERE EXISTS (SELECT 1 FROM observations
+                                WHERE session_id = :session_id AND project_id = :project_id)
+                     OR EXISTS (SELECT 1 FROM instances
+                                WHERE session_id = :session_id AND project_id = :project_id);
