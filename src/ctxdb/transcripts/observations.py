@@ -71,12 +71,12 @@ def observations_of(chunk: TranscriptChunk, session_id: str,
     found = [Observation(Kind.PROMPT, keys.of(Kind.PROMPT, p.uuid, p.offset),
                          _bounded(p.text), p.timestamp, p.offset)
              for p in chunk.user_prompts]
+    found.extend(_decisions(chunk, keys))  # a record's text comes before its tool calls
     for use in chunk.tool_uses:
         found.extend(_of_tool_use(use, results.get(use.id), keys))
     used = {use.id for use in chunk.tool_uses}
     found.extend(_error(result, None, keys) for result in chunk.tool_results
                  if result.is_error and result.tool_use_id not in used)
-    found.extend(_decisions(chunk, keys))
     found.extend(
         Observation(Kind.COMPACTION, keys.of(Kind.COMPACTION, c.uuid, c.offset),
                     _compaction_text(c.trigger, c.pre_tokens), c.timestamp, c.offset)

@@ -167,6 +167,10 @@ class TranscriptService(Service):
         if stored is not None and chunk.end_offset == offset:
             return result  # nothing new: a re-run writes nothing at all
         session = session_id if not subagent and session_id else chunk.session_id or session_id
+        if session is None and stored is not None and stored["session_id"]:
+            # A later read may hold no record naming the session (Codex names it once, in
+            # the first): it stays the one the file was first filed under.
+            session = str(stored["session_id"])
         if session is None:
             session = path.stem  # Claude Code names the file after its session
         check_identifier(session, "session_id")
