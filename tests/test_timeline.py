@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from ctxdb.cli.main import cli
 from ctxdb.domain.agents import RepoIdentity
 from ctxdb.domain.hook_events import parse_event
-from ctxdb.errors import ObservationNotFoundError, SessionNotFoundError, ValidationError
+from ctxdb.errors import NotFoundError, SessionNotFoundError, ValidationError
 from ctxdb.mcp import details
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
@@ -239,7 +239,7 @@ def test_observations_stay_in_their_project(db: Ctxdb, pid: str, spotter: str) -
         db.observations.timeline(other, session_id=spotter)
     assert db.observations.timeline(other) == []
     some = db.observations.timeline(pid, limit=1)[0]["observation_id"]
-    with pytest.raises(ObservationNotFoundError):
+    with pytest.raises(NotFoundError):
         db.observations.get(other, some)
     assert db.search.search(other, "upstream", kinds=["observation"]) == []
 
@@ -255,6 +255,9 @@ def test_observations_are_searchable(db: Ctxdb, pid: str, spotter: str) -> None:
     counts = db.search.index_status()["observation"]
     assert counts[0] == counts[1] == len(db.observations.timeline(pid, limit=1_000))
     assert db.search.rebuild_index()["observation"] == counts[0]
+    # The trigger writes each document as the repair (from the view) would have.
+    repaired = db.audit_log(entity_id="search_documents")[0]["details"]["repaired"]
+    assert repaired["observation"] == {"removed": 0, "added": 0}
 
 
 def test_mcp_get_and_timeline_take_observation_ids(db: Ctxdb, pid: str, spotter: str) -> None:
@@ -269,7 +272,7 @@ def test_mcp_get_and_timeline_take_observation_ids(db: Ctxdb, pid: str, spotter:
     assert len(shown) == 4 and shown[2].startswith(f">{record_id} [error]")
     assert shown[1].endswith("git push 2>&1 (exit 128)")
     other = db.projects.create("another")["project_id"]
-    with pytest.raises(ObservationNotFoundError):
+    with pytest.raises(NotFoundError):
         details.timeline(ContextTools(db, other), record_id)
     with pytest.raises(ValidationError):
         details.get(tools, ["observation:x"])

@@ -156,15 +156,8 @@ class MemoryNotFoundError(NotFoundError):
     code = "memory_not_found"
 
 
-class ObservationNotFoundError(NotFoundError):
-    """No observation with that id, or not in the given project."""
-
-    code = "observation_not_found"
-
-
 class SessionNotFoundError(NotFoundError):
-    """No conversation session (``sess_…``) with that id, or not in the given project; or an
-    agent session the project's timeline does not know (``ctxdb timeline --session``)."""
+    """No conversation session (``sess_…``) with that id, or not in the given project."""
 
     code = "session_not_found"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ctxdb.domain.search import parse_instant
 from ctxdb.domain.validation import check_identifier, check_limit, is_real_timestamp
-from ctxdb.errors import ObservationNotFoundError, SessionNotFoundError, ValidationError
+from ctxdb.errors import NotFoundError, SessionNotFoundError, ValidationError
 from ctxdb.service.common import Service
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
@@ -131,7 +131,7 @@ def _require(tx: Tx, project_id: str, observation_id: int) -> Row:
     require_project(tx, project_id)
     row = tx.one("get_observation", observation_id=observation_id, project_id=project_id)
     if row is None:
-        raise ObservationNotFoundError(
+        raise NotFoundError(
             f"project {project_id!r} has no observation {observation_id}",
             observation_id=observation_id)
     return row
