@@ -3,8 +3,8 @@
 The extraction is checked on every fixture transcript against counts made here from the raw
 JSON (tool calls by name, boundaries by record type), independently of the parser; storing it
 on both backends: the same counts, a second ingestion (and a re-read from the start) adds
-nothing, the observations are searchable, browsable (`ctxdb timeline`, MCP get/timeline) and
-stay within their project.
+nothing, the observations are searchable, browsable (`ctxdb timeline`, MCP get/timeline,
+``GET /v1/projects/{id}/timeline``) and stay within their project.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from ctxdb.cli.main import cli
 from ctxdb.domain.agents import RepoIdentity
 from ctxdb.domain.hook_events import parse_event
 from ctxdb.errors import NotFoundError, SessionNotFoundError, ValidationError
+from ctxdb.http.app import create_app
 from ctxdb.mcp import details
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
@@ -29,6 +31,7 @@ from ctxdb.transcripts import ToolResult, parse_transcript, subagent_files
 from ctxdb.transcripts.models import EDIT_TOOLS
 from ctxdb.transcripts.observations import command_exit_code, observations_of
 from test_ingest import copy_of
+from test_server_api import auth, token
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLAUDE = FIXTURES / "claude-code"
@@ -327,3 +330,17 @@ def test_ctxdb_timeline(settings: Settings, db: Ctxdb, pid: str, spotter: str) -
         o["observation_id"] for o in db.observations.timeline(pid, limit=3)]
     refused = run(settings, "-p", pid, "--session", "elsewhere")
     assert refused.exit_code == 3 and "unknown session 'elsewhere'" in refused.output
+
+
+def test_the_timeline_over_http(db: Ctxdb, pid: str, spotter: str) -> None:
+    with TestClient(create_app(db)) as client:
+        url = f"/v1/projects/{pid}/timeline"
+        headers = auth(token(db, pid, "read"))
+        answer = client.get(url, params={"session_id": spotter, "limit": 3}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == db.observations.timeline(pid, session_id=spotter, limit=3)
+        assert client.get(url, params={"session_id": "elsewhere"},
+                          headers=headers).status_code == 404
+        assert client.get(url, params={"since": "soon"}, headers=headers).status_code == 400
+        other = db.projects.create("another")["project_id"]
+        assert client.get(url, headers=auth(token(db, other, "read"))).status_code == 404
