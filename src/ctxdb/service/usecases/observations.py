@@ -50,14 +50,11 @@ def _instant(value: str | None) -> str | None:
 
 
 def record_observations(tx: Tx, chunk: TranscriptChunk, path: Path, session_id: str,
-                        owner: dict[str, Any]) -> int:
-    """Store the observations of ``chunk`` (read from ``path``); how many were new."""
+                        owner: dict[str, Any], generation: int | None) -> int:
+    """Store the observations of ``chunk`` (read from ``path``), of the session's instance in
+    ``generation``; how many were new."""
     if owner["project_id"] is None:
         return 0
-    generation = None
-    if owner["instance_id"] is not None:
-        instance = tx.one("get_instance", instance_id=owner["instance_id"])
-        generation = None if instance is None else instance["generation"]
     added = 0
     for observation in observations_of(chunk, session_id, path.name):
         added += tx.execute(

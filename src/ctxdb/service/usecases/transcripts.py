@@ -35,7 +35,7 @@ from ctxdb.domain.validation import (
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.service.usecases.observations import record_observations
-from ctxdb.storage import Tx
+from ctxdb.storage import Row, Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,
     TranscriptChunk,
@@ -236,23 +236,25 @@ class TranscriptService(Service):
             else:
                 tx.execute("summarize_latest_compaction", session_id=session,
                            summary=clip(event.text, MAX_SUMMARY_CHARS))
-        self._note_usage(tx, chunk, owner, subagent)
-        observations = record_observations(tx, chunk, Path(chunk.path), session, owner)
+        instance = None if owner["instance_id"] is None else tx.one(
+            "get_instance", instance_id=owner["instance_id"])
+        self._note_usage(tx, chunk, instance, subagent)
+        observations = record_observations(
+            tx, chunk, Path(chunk.path), session, owner,
+            None if instance is None else instance["generation"])
         return {"records": chunk.records, "usage_entries": len(chunk.usage),
                 "compactions": compactions, "observations": observations,
                 "skipped_lines": chunk.malformed_lines + chunk.rejected_lines}
 
     @staticmethod
-    def _note_usage(tx: Tx, chunk: TranscriptChunk, owner: dict[str, Any],
+    def _note_usage(tx: Tx, chunk: TranscriptChunk, instance: Row | None,
                     subagent: bool) -> None:
         """The instance's context in use, from the latest main-chain response read."""
         tokens = chunk.context_tokens
-        if subagent or tokens is None or owner["instance_id"] is None:
+        if subagent or tokens is None or instance is None:
             return
-        row = tx.one("get_instance", instance_id=owner["instance_id"])
-        if row is not None:
-            tx.execute("set_token_usage", instance_id=owner["instance_id"],
-                       tokens=min(tokens, int(row["context_window"])))
+        tx.execute("set_token_usage", instance_id=instance["instance_id"],
+                   tokens=min(tokens, int(instance["context_window"])))
 
     # --- reading ---------------------------------------------------------------------------
 
