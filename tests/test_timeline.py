@@ -209,6 +209,28 @@ def test_a_transcript_of_no_known_project_records_no_observations(
     assert db.observations.timeline(pid) == []
 
 
+def test_a_poisoned_transcript_gives_storable_observations(
+        db: Ctxdb, pid: str, tmp_path: Path) -> None:
+    """NULs and lone surrogates arrive as U+FFFD, an impossible date as the time of
+    recording, a key too long for an index hashed: the same on both backends."""
+    from test_ingest import POISON, prompt, response
+
+    path = tmp_path / "poisoned.jsonl"
+    path.write_bytes(prompt("first\x00 request \ud800") + b"".join(
+        line for line, _, _ in POISON.values()) + response(2) + json.dumps({
+            "type": "assistant", "sessionId": "poisoned", "uuid": "u-long",
+            "timestamp": "2025-13-45T99:99:99Z", "message": {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "t" * 100_000, "name": "Bash",
+                 "input": {"command": "rm -rf build"}}]}}).encode() + b"\n")
+    added = db.transcripts.ingest(path, project_id=pid)["observations"]
+    observations = db.observations.timeline(pid, limit=1_000)
+    assert added == len(observations) >= 3
+    texts = {o["kind"]: o["text"] for o in observations}
+    assert texts["prompt"] == "first\ufffd request \ufffd"
+    assert texts["command"] == "rm -rf build"
+    assert db.transcripts.ingest(path, project_id=pid)["observations"] == 0
+
+
 @pytest.fixture
 def spotter(db: Ctxdb, pid: str, tmp_path: Path) -> str:
     """The spotter session ingested into ``pid``; its session id."""
