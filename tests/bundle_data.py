@@ -2,8 +2,8 @@
 
 Two projects with a bit of everything: phases, instances, context items with supersede and
 delete (and an archived one), a clear-and-reload handoff, an agent session with its
-injection, an ingested transcript (usage, compactions, observations), memories with versions, a tombstone
-and a JSON null, conversation sessions and events, tasks with a parent and dependencies,
+injection, an ingested transcript (usage, compactions, observations), memories with versions,
+a tombstone and a JSON null, conversation sessions and events, tasks with a parent and dependencies,
 messages with deliveries, approvals, command runs, checkpoints, API tokens, and the audit
 log of all of it. Values include the awkward ones: non-ASCII text, floats, nested JSON, NULLs.
 """
