@@ -142,7 +142,7 @@ def assert_search_index_works(db: Ctxdb, project_id: str) -> None:
     new writes (its triggers are on again)."""
     status = db.search.index_status()
     assert all(should == indexed for should, indexed in status.values()), status
-    assert status["context"][0] > 0 and status["memory"][0] > 0 and status["event"][0] > 0
+    assert all(should > 0 for should, _indexed in status.values()), status
     assert db.search.search(project_id, "Adyen")
     added = db.context.store(project_id, {"note": "zebracorn after the load"}, "HIGH")
     hits = db.search.search(project_id, "zebracorn")
