@@ -123,34 +123,37 @@ def test_keys_do_not_depend_on_where_a_read_starts() -> None:
     assert {o.key for o in head} | {o.key for o in tail} == {o.key for o in whole}
 
 
+# A short transcript with one thing of each kind a transcript gives.
+SAMPLE = [
+    {"type": "user", "uuid": "u1", "timestamp": "2026-01-01T10:00:00.000Z",
+     "message": {"role": "user", "content": "rename the payment module"}},
+    {"type": "assistant", "uuid": "a1", "timestamp": "2026-01-01T10:00:01.000Z",
+     "message": {"id": "m1", "role": "assistant", "content": [
+         {"type": "text", "text": "I'll use the adapter pattern instead of a rewrite."},
+         {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/r.py"}},
+         {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "make"}},
+         {"type": "tool_use", "id": "t3", "name": "Edit", "input": {"file_path": "/e.py"}},
+         {"type": "tool_use", "id": "t4", "name": "TodoWrite", "input": {"todos": [
+             {"content": "ship", "status": "pending"}]}}]}},
+    {"type": "user", "uuid": "u2", "timestamp": "2026-01-01T10:00:02.000Z",
+     "message": {"role": "user", "content": [
+         {"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
+         {"type": "tool_result", "tool_use_id": "t2", "is_error": True,
+          "content": "Exit code 2\nmake: *** no rule"},
+         {"type": "tool_result", "tool_use_id": "t3", "is_error": True,
+          "content": "String to replace not found"}]}},
+    {"type": "system", "subtype": "compact_boundary", "uuid": "c1",
+     "timestamp": "2026-01-01T10:00:03.000Z",
+     "compactMetadata": {"trigger": "manual", "preTokens": 1234}},
+    {"type": "user", "uuid": "u3", "isCompactSummary": True,
+     "timestamp": "2026-01-01T10:00:04.000Z",
+     "message": {"role": "user", "content": "Summary: renamed."}},
+]
+
+
 def test_what_each_kind_records(tmp_path: Path) -> None:
-    lines = [
-        {"type": "user", "uuid": "u1", "timestamp": "2026-01-01T10:00:00.000Z",
-         "message": {"role": "user", "content": "rename the payment module"}},
-        {"type": "assistant", "uuid": "a1", "timestamp": "2026-01-01T10:00:01.000Z",
-         "message": {"id": "m1", "role": "assistant", "content": [
-             {"type": "text", "text": "I'll use the adapter pattern instead of a rewrite."},
-             {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "/r.py"}},
-             {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "make"}},
-             {"type": "tool_use", "id": "t3", "name": "Edit", "input": {"file_path": "/e.py"}},
-             {"type": "tool_use", "id": "t4", "name": "TodoWrite", "input": {"todos": [
-                 {"content": "ship", "status": "pending"}]}}]}},
-        {"type": "user", "uuid": "u2", "timestamp": "2026-01-01T10:00:02.000Z",
-         "message": {"role": "user", "content": [
-             {"type": "tool_result", "tool_use_id": "t1", "content": "ok"},
-             {"type": "tool_result", "tool_use_id": "t2", "is_error": True,
-              "content": "Exit code 2\nmake: *** no rule"},
-             {"type": "tool_result", "tool_use_id": "t3", "is_error": True,
-              "content": "String to replace not found"}]}},
-        {"type": "system", "subtype": "compact_boundary", "uuid": "c1",
-         "timestamp": "2026-01-01T10:00:03.000Z",
-         "compactMetadata": {"trigger": "manual", "preTokens": 1234}},
-        {"type": "user", "uuid": "u3", "isCompactSummary": True,
-         "timestamp": "2026-01-01T10:00:04.000Z",
-         "message": {"role": "user", "content": "Summary: renamed."}},
-    ]
     path = tmp_path / "t.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    path.write_text("".join(json.dumps(line) + "\n" for line in SAMPLE))
     found = [(o.kind.value, o.text, o.tool, o.exit_code)
              for o in observations_of(parse_transcript(path), "s", path.name)]
     assert found == [
@@ -200,6 +203,19 @@ def test_ingestion_stores_each_observation_once(db: Ctxdb, tmp_path: Path) -> No
         path.write_bytes(data)
         db.transcripts.ingest(path, project_id=pid, client=client)
         assert kinds_of(db, pid) == expected, source.name
+
+
+def test_a_commands_exit_code_read_later_completes_it(
+        db: Ctxdb, pid: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in SAMPLE[:2]))
+    db.transcripts.ingest(path, project_id=pid, session_id="s")
+    [command] = [o for o in db.observations.timeline(pid) if o["kind"] == "command"]
+    assert command["exit_code"] is None
+    path.write_text("".join(json.dumps(line) + "\n" for line in SAMPLE))
+    db.transcripts.ingest(path, project_id=pid, session_id="s")
+    [command] = [o for o in db.observations.timeline(pid) if o["kind"] == "command"]
+    assert command["exit_code"] == 2
 
 
 def test_a_transcript_of_no_known_project_records_no_observations(
