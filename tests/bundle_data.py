@@ -2,8 +2,8 @@
 
 Two projects with a bit of everything: phases, instances, context items with supersede and
 delete (and an archived one), a clear-and-reload handoff, an agent session with its
-injection, an ingested transcript (usage, compactions), memories with versions, a tombstone
-and a JSON null, conversation sessions and events, tasks with a parent and dependencies,
+injection, an ingested transcript (usage, compactions, observations), memories with versions,
+a tombstone and a JSON null, conversation sessions and events, tasks with a parent and dependencies,
 messages with deliveries, approvals, command runs, checkpoints, API tokens, and the audit
 log of all of it. Values include the awkward ones: non-ASCII text, floats, nested JSON, NULLs.
 """
@@ -75,7 +75,7 @@ def _agent_session(db: Ctxdb, workdir: Path) -> None:
     repo = RepoIdentity("git:example.com/acme/blog@0123456789ab", "blog", "/src/blog", "main")
     session = AgentSession("claude-code", "s-1", str(transcript), "/src/blog")
     db.sessions.start(session, "startup", repo)
-    db.transcripts.ingest(transcript)
+    db.transcripts.ingest(transcript, session_id="s-1")  # the session's: it has observations
 
 
 def _memories(db: Ctxdb, pid: str, other: str) -> None:
@@ -142,7 +142,7 @@ def assert_search_index_works(db: Ctxdb, project_id: str) -> None:
     new writes (its triggers are on again)."""
     status = db.search.index_status()
     assert all(should == indexed for should, indexed in status.values()), status
-    assert status["context"][0] > 0 and status["memory"][0] > 0 and status["event"][0] > 0
+    assert all(should > 0 for should, _indexed in status.values()), status
     assert db.search.search(project_id, "Adyen")
     added = db.context.store(project_id, {"note": "zebracorn after the load"}, "HIGH")
     hits = db.search.search(project_id, "zebracorn")

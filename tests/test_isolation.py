@@ -297,6 +297,8 @@ CLI_CASES: dict[tuple[str, str], CliCase] = {
         ["task", "list", "-p", w.own, "--owner", w.stranger], INSTANCE),
     ("task list", "parent_task_id"): lambda w: (
         ["task", "list", "-p", w.own, "--parent", str(w.task)], "unknown task"),
+    ("timeline", "session_id"): lambda w: (
+        ["timeline", "-p", w.own, "--session", w.session], "unknown session"),
 }
 
 

@@ -31,7 +31,7 @@ DATA_TABLES = {"projects", "phases", "instances", "context_items", "handoffs", "
                "memory_versions", "sessions", "session_events", "tasks",
                "task_dependencies", "messages", "message_deliveries",
                "approval_gates", "command_runs", "checkpoints", "archived_context_items",
-               "search_documents"}
+               "search_documents", "observations"}
 # The full-text index is the one part of the schema that differs by design (docs/search.md):
 # SQLite's FTS5 table with its shadow tables, PostgreSQL's generated tsvector column and its
 # GIN index. Everything else, search_documents and its source views included, is the same.

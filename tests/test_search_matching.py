@@ -205,7 +205,8 @@ def test_the_migration_reindexes_an_existing_database(
         assert ids(db, pid, "config") == {item}
         assert [h["kind"] for h in db.search.search(pid, "webhook")] == ["memory"]
         assert db.search.index_status() == {"context": (1, 1), "memory": (1, 1),
-                                            "event": (0, 0)}
+                                            "event": (0, 0),
+                                            "observation": (0, 0)}
         migrator.downgrade(version - 1)  # and it can be taken back
         store(db, pid, "a write after the downgrade")  # (no terms to give: no column)
         migrator.upgrade()

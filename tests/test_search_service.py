@@ -67,7 +67,8 @@ def test_every_kind_is_found_with_where_it_lives(
         records["session"]["session_id"], 1, "user")
     assert found_event["snippet"] == "Do we use **stripe** or paypal?"
     assert all(isinstance(hit["score"], float) for hit in hits.values())
-    assert db.search.index_status() == {"context": (3, 3), "memory": (1, 1), "event": (1, 1)}
+    assert db.search.index_status() == {"context": (3, 3), "memory": (1, 1), "event": (1, 1),
+                                        "observation": (0, 0)}
 
 
 def test_a_rolled_back_write_leaves_nothing_in_the_index(db: Ctxdb, pid: str) -> None:
@@ -92,7 +93,8 @@ def test_a_rolled_back_write_leaves_nothing_in_the_index(db: Ctxdb, pid: str) ->
         db.storage.write(unit)
     assert seen_inside == [3]
     assert found(db, pid, "quetzal") == []
-    assert db.search.index_status() == {"context": (0, 0), "memory": (0, 0), "event": (0, 0)}
+    assert db.search.index_status() == {"context": (0, 0), "memory": (0, 0), "event": (0, 0),
+                                        "observation": (0, 0)}
 
 
 def test_supersede_delete_put_and_purge_keep_the_index_current(
@@ -116,7 +118,8 @@ def test_supersede_delete_put_and_purge_keep_the_index_current(
     assert found(db, pid, "again") == [("memory", memory_id)]
     db.memories.purge(pid, "billing:psp", "provider")
     assert found(db, pid, "again") == []
-    assert db.search.index_status() == {"context": (2, 2), "memory": (0, 0), "event": (1, 1)}
+    assert db.search.index_status() == {"context": (2, 2), "memory": (0, 0), "event": (1, 1),
+                                        "observation": (0, 0)}
 
 
 def test_an_expired_memory_is_not_found(db: Ctxdb, pid: str) -> None:
@@ -296,11 +299,14 @@ def test_rebuild_repairs_a_damaged_index(db: Ctxdb, pid: str, records: dict[str,
     if db.storage.dialect.name == "sqlite":
         raw_sql(db, "INSERT INTO search_fts (search_fts) VALUES ('delete-all')")
         assert db.search.index_status() == {"context": (3, 0), "memory": (1, 0),
-                                            "event": (1, 0)}
+                                            "event": (1, 0),
+                                            "observation": (0, 0)}
     else:
         assert db.search.index_status() == {"context": (3, 3), "memory": (1, 0),
-                                            "event": (1, 1)}
-    assert db.search.rebuild_index() == {"context": 3, "memory": 1, "event": 1}
+                                            "event": (1, 1),
+                                            "observation": (0, 0)}
+    assert db.search.rebuild_index() == {"context": 3, "memory": 1, "event": 1,
+                                         "observation": 0}
     assert db.search.index_status() == healthy
     assert {kind for kind, _ in found(db, pid, "stripe")} == {"context", "memory", "event"}
     assert found(db, pid, "garbage") == []
@@ -308,7 +314,8 @@ def test_rebuild_repairs_a_damaged_index(db: Ctxdb, pid: str, records: dict[str,
     assert entry["action"] == "search.rebuild"
     assert entry["details"]["repaired"]["memory"] == {"removed": 0, "added": 1}
     assert entry["details"]["repaired"]["event"] == {"removed": 1, "added": 1}
-    assert db.search.rebuild_index() == {"context": 3, "memory": 1, "event": 1}  # idempotent
+    assert db.search.rebuild_index() == {"context": 3, "memory": 1, "event": 1,
+                                         "observation": 0}  # idempotent
 
 
 def test_the_migration_indexes_records_written_before_it(
@@ -335,7 +342,8 @@ def test_the_migration_indexes_records_written_before_it(
         assert len(found(db, pid, "before", kinds="context")) == 2
         assert found(db, pid, "old") == [] and found(db, pid, "deleted") == []
         assert db.search.index_status() == {"context": (2, 2), "memory": (1, 1),
-                                            "event": (1, 1)}
+                                            "event": (1, 1),
+                                            "observation": (0, 0)}
         migrator.downgrade(search_version - 1)  # and it can be taken back
         migrator.upgrade()
         assert len(found(db, pid, "before")) == 4
@@ -383,7 +391,8 @@ def test_the_triggers_write_each_document_as_its_record_makes_it(
     before = db.search.index_status()
     db.search.rebuild_index()
     assert db.audit_log(entity_id="search_documents")[0]["details"]["repaired"] == {
-        kind: {"removed": 0, "added": 0} for kind in ("context", "memory", "event")}
+        kind: {"removed": 0, "added": 0}
+        for kind in ("context", "memory", "event", "observation")}
     assert db.search.index_status() == before
     assert {kind for kind, _ in found(db, pid, "adyen")} == {"context", "memory", "event"}
     assert sorted(found(db, pid, "stripe")) == sorted([

@@ -1,4 +1,5 @@
-"""``ctxdb ingest-transcript PATH``: record a transcript's token usage and compactions."""
+"""``ctxdb ingest-transcript PATH``: record a transcript's token usage, compactions and
+observations (the session's timeline)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def ingest_command(app: Application, path: str, session_id: str | None,
                    project_id: str | None, client: str, no_subagents: bool,
                    as_json: bool) -> None:
     """Ingest an agent's transcript (JSONL; Claude Code's unless --client says otherwise):
-    token usage per API response, compaction boundaries and their summaries.
+    token usage per API response, compaction boundaries and their summaries, and what the
+    session did (its observations: `ctxdb timeline`), when its project is known.
 
     Incremental and idempotent: the byte offset read so far is stored, so running it again
     reads only what was appended (nothing new: nothing written). Usage is recorded once per
@@ -46,12 +48,12 @@ def ingest_command(app: Application, path: str, session_id: str | None,
 
     def human() -> None:
         print_table(result["files"], ("path", "from_offset", "to_offset", "records",
-                                      "usage_entries", "compactions", "skipped_lines",
-                                      "reset"),
+                                      "usage_entries", "compactions", "observations",
+                                      "skipped_lines", "reset"),
                     title="ingested")
         skipped = result["skipped_lines"]
         say(f"{result['records']} new records, {result['usage_entries']} usage entries, "
-            f"{result['compactions']} new compactions"
+            f"{result['compactions']} new compactions, {result['observations']} new observations"
             + (f", {skipped} line{'s' if skipped != 1 else ''} skipped (not JSON, nested too "
                "deep, too long, or a key that cannot be stored)" if skipped else ""))
 

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "checkpoint": "ctxdb.cli.checkpoint:checkpoint_group",
     "search": "ctxdb.cli.search:search_command",
     "summary": "ctxdb.cli.summary:summary_command",
+    "timeline": "ctxdb.cli.timeline:timeline_command",
     "audit": "ctxdb.cli.audit:audit_command",
     "demo": "ctxdb.cli.demo:demo_command",
     "hook": "ctxdb.cli.hook:hook_command",

@@ -1,4 +1,5 @@
-"""``ctxdb search QUERY``: full-text search over a project's context, memories and events."""
+"""``ctxdb search QUERY``: full-text search over a project's context, memories, events and
+observations."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def where(hit: dict[str, Any]) -> str:
         return f"item {hit['id']} (#{hit['sequence']}, {hit['priority']})"
     if hit["kind"] == "memory":
         return f"{hit['namespace']}/{hit['key']} v{hit['version']}"
+    if hit["kind"] == "observation":
+        return f"{hit['session_id']} observation {hit['id']}"
     return f"{hit['session_id']} #{hit['sequence']}"
 
 
@@ -51,7 +54,7 @@ def print_hits(hits: list[dict[str, Any]], query: str) -> None:
 @project_option
 @click.argument("words", nargs=-1, required=True)
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(choices(SearchKind)),
-              help="Only this kind of record (repeat for several; default: all three).")
+              help="Only this kind of record (repeat for several; default: all).")
 @click.option("--type", "content_type", metavar="TYPE",
               help="Only records of this type: an item's content type, a memory's type or an "
               "event's role.")

@@ -112,7 +112,7 @@ def check_recipient(kind: object, recipient: object) -> tuple[RecipientKind, str
 
 
 def check_kinds(kinds: str | Iterable[str]) -> tuple[str, ...]:
-    """The kinds to search: one name or several, each of context, memory, event."""
+    """The kinds to search: one name or several, each of context, memory, event, observation."""
     chosen = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     for kind in chosen:
         check_choice(kind, SearchKind, "kind", value=repr(kind))

@@ -1,5 +1,5 @@
 """The words of the use cases the hooks never reach: tasks, command runs, approval gates,
-conversation sessions, memories, messages, full-text search and handoffs.
+conversation sessions, memories, messages, full-text search, observations and handoffs.
 
 Each closed set of words a caller may pass is one ``StrEnum``: the services check input
 against it (:func:`ctxdb.domain.validation.check_choice`) and every front end builds its
@@ -93,6 +93,22 @@ class SearchKind(StrEnum):
     CONTEXT = "context"
     MEMORY = "memory"
     EVENT = "event"
+    OBSERVATION = "observation"
+
+
+class ObservationKind(StrEnum):
+    """What an agent session did, as its timeline records it (docs/timeline.md)."""
+
+    PROMPT = "prompt"
+    READ = "read"
+    EDIT = "edit"
+    COMMAND = "command"
+    ERROR = "error"
+    TODO = "todo"
+    DECISION = "decision"
+    COMPACTION = "compaction"
+    SUMMARY = "summary"
+    HANDOFF = "handoff"
 
 
 class HandoffKind(StrEnum):

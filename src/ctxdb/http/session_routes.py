@@ -1,5 +1,6 @@
 """The ``/v1`` routes of conversation sessions (an app's sessions with its users) and their
-events: create, list, get, replace the state, close, append an event, read the events.
+events: create, list, get, replace the state, close, append an event, read the events; and the
+timeline of what agent sessions did (docs/timeline.md).
 
 Every id is looked up by the service within the URL's project, so another project's session
 answers exactly like an unknown one. See docs/conversations.md for what a session holds.
@@ -68,3 +69,12 @@ def list_events(caller: Reader, project_id: str, session_id: str, after_sequence
     """A page of events in order: pass the last one's ``sequence`` as ``after_sequence``."""
     return caller.db.conversations.events(session_id, after_sequence=after_sequence,
                                           limit=limit, project_id=caller.project(project_id))
+
+
+@v1.get("/projects/{project_id}/timeline", response_model=list[w.Observation])
+def timeline(caller: Reader, project_id: str, session_id: str | None = None,
+             since: str | None = None, limit: int = 50) -> Any:
+    """The latest observations of the project (or of one agent session), oldest first;
+    ``since`` is ISO-8601 or an age (``7d``)."""
+    return caller.db.observations.timeline(caller.project(project_id), session_id=session_id,
+                                           since=since, limit=limit)

@@ -1,4 +1,4 @@
-"""The declared bodies of the ``/v1`` routes of conversation sessions and the workflow
+"""The declared bodies of the ``/v1`` routes of conversation sessions, the timeline, the workflow
 records (approval gates, command runs, checkpoints) and of the audit chain's verification.
 
 As in :mod:`ctxdb.http.models`: requests refuse unknown fields, responses name what a client
@@ -48,6 +48,16 @@ class Event(Record):
     sequence: int
     role: str
     content: Any = None
+
+
+class Observation(Record):
+    """One thing an agent session did (docs/timeline.md)."""
+
+    observation_id: int
+    session_id: str
+    kind: str
+    text: str
+    occurred_at: str
 
 
 # --- approval gates -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The MCP tools of progressive disclosure: ``get`` fetches whole records by the ids that
-``search`` prints, ``timeline`` shows what happened before and after an event of a session.
+``search`` prints, ``timeline`` shows what happened before and after an event of a
+conversation session or an observation of an agent session (docs/timeline.md).
 
 A model first spends a few tokens on compact search hits (``item:12``, ``memory:ns/key``,
 ``event:sess_…/3``), then asks only for what it needs. An id is ``KIND:REST``; the kinds and
@@ -20,8 +21,9 @@ from ctxdb.mcp.toolbox import READ_ONLY, Declared, ProjectId
 from ctxdb.mcp.tools import ContextTools
 
 MAX_IDS = 20
-ID_HELP = ("item:ID, memory:NAMESPACE/KEY, event:SESSION/N, task:ID, gate:ID or "
-           "checkpoint:ID")
+ID_HELP = ("item:ID, memory:NAMESPACE/KEY, event:SESSION/N, observation:ID, task:ID, "
+           "gate:ID or checkpoint:ID")
+TIMELINE_IDS = "event:SESSION/N or observation:ID"
 
 Fetcher = Callable[[ContextTools, str, str], str]
 
@@ -59,6 +61,11 @@ def _event(tools: ContextTools, project: str, rest: str) -> str:
     return render.event_text(events[0])
 
 
+def _observation(tools: ContextTools, project: str, rest: str) -> str:
+    observation = tools.db.observations.get(project, _number(rest, f"observation:{rest}"))
+    return render.observation_text(observation)
+
+
 def _task(tools: ContextTools, project: str, rest: str) -> str:
     task = tools.db.tasks.get(_number(rest, f"task:{rest}"), project_id=project)
     description = f"\nDescription: {task['description']}" if task["description"] else ""
@@ -77,7 +84,8 @@ def _checkpoint(tools: ContextTools, project: str, rest: str) -> str:
 
 
 FETCHERS: dict[str, Fetcher] = {"item": _item, "memory": _memory, "event": _event,
-                                "task": _task, "gate": _gate, "checkpoint": _checkpoint}
+                                "observation": _observation, "task": _task, "gate": _gate,
+                                "checkpoint": _checkpoint}
 
 
 def fetch(tools: ContextTools, project: str, record_id: str) -> str:
@@ -104,17 +112,19 @@ def get(
 def timeline(
     tools: ContextTools,
     event_id: Annotated[str, Field(
-        description="An event id from search: event:SESSION/N.", min_length=1)],
-    before: Annotated[int, Field(description="Events before it.", ge=0, le=50)] = 5,
-    after: Annotated[int, Field(description="Events after it.", ge=0, le=50)] = 5,
+        description=f"An id from search: {TIMELINE_IDS}.", min_length=1)],
+    before: Annotated[int, Field(description="Records before it.", ge=0, le=50)] = 5,
+    after: Annotated[int, Field(description="Records after it.", ge=0, le=50)] = 5,
     project_id: ProjectId = None,
 ) -> str:
-    """What happened before and after an event of a session, in order (to understand a
-    search hit in its conversation)."""
+    """What happened before and after an event of a conversation session, or an
+    observation of an agent session, in order (to understand a search hit in context)."""
     project = tools.project(project_id)
     kind, _colon, rest = event_id.partition(":")
+    if kind == "observation":
+        return _observation_timeline(tools, project, _number(rest, event_id), before, after)
     if kind != "event":
-        raise ValidationError(f"invalid event id {event_id!r}: expected event:SESSION/N")
+        raise ValidationError(f"invalid id {event_id!r}: expected {TIMELINE_IDS}")
     session_id, number = _halves(rest, event_id)
     sequence = _number(number, event_id)
     first = max(sequence - before, 1)
@@ -128,13 +138,24 @@ def timeline(
     return "\n".join(lines)
 
 
+def _observation_timeline(tools: ContextTools, project: str, observation_id: int,
+                          before: int, after: int) -> str:
+    rows = tools.db.observations.around(project, observation_id, before=before, after=after)
+    session = next(row["session_id"] for row in rows if row["observation_id"] == observation_id)
+    lines = [f"Observations of session {session} around observation:{observation_id} "
+             "(> marks it):"]
+    lines += [(">" if row["observation_id"] == observation_id else " ")
+              + render.observation_text(row) for row in rows]
+    return "\n".join(lines)
+
+
 def brief_search(
     tools: ContextTools,
     query: Annotated[str, Field(
         description="Words in any form; \"a phrase\"; -word excluded; word* a prefix.",
         min_length=1)],
     kinds: Annotated[list[str] | None, Field(
-        description="context, memory and/or event. Default: all.",
+        description="context, memory, event and/or observation. Default: all.",
         json_schema_extra={"items": {"enum": knowledge.SEARCH_KINDS, "type": "string"}})] = None,
     since: Annotated[str | None, Field(
         description="Only records since: ISO-8601 or an age (12h, 7d).")] = None,

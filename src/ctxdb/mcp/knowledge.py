@@ -116,12 +116,12 @@ def search(
         "-word excluded; 'or' between alternatives; word* for words starting so.",
         min_length=1)],
     kinds: Annotated[list[str] | None, Field(
-        description="Which records: context, memory and/or event. Default: all.",
+        description="Which records: context, memory, event and/or observation. Default: all.",
         json_schema_extra={"items": {"enum": SEARCH_KINDS,
                                      "type": "string"}})] = None,
     content_type: Annotated[str | None, Field(
-        description="Only this type: an item's content type, a memory's type or an "
-        "event's role.")] = None,
+        description="Only this type: an item's content type, a memory's type, an "
+        "event's role or an observation's kind.")] = None,
     priority: OptionalPriority = None,
     namespace: Annotated[str | None, Field(
         description="Only memories in this namespace path or below it.")] = None,
@@ -136,8 +136,9 @@ def search(
         "PostgreSQL to_tsquery).")] = False,
     project_id: ProjectId = None,
 ) -> str:
-    """Full-text search over the project's context items, memories and conversation
-    events: the best matches first, each with where to find it and a snippet."""
+    """Full-text search over the project's context items, memories, conversation events
+    and agent-session observations: the best matches first, each with where to find it and
+    a snippet."""
     project = tools.project(project_id)
     hits = tools.db.search.search(project, query, kinds=kinds or tuple(SearchKind),
                                  content_type=content_type, priority=priority,

@@ -64,11 +64,14 @@ def search_text(
 
 
 def hit_id(hit: dict[str, Any]) -> str:
-    """The id of a hit as ``get`` takes it (and ``timeline``, for an event)."""
+    """The id of a hit as ``get`` takes it (and ``timeline``, for an event or an
+    observation)."""
     if hit["kind"] == "context":
         return f"item:{hit['id']}"
     if hit["kind"] == "memory":
         return f"memory:{hit['namespace']}/{hit['key']}"
+    if hit["kind"] == "observation":
+        return f"observation:{hit['id']}"
     return f"event:{hit['session_id']}/{hit['sequence']}"
 
 
@@ -78,10 +81,21 @@ def hit_line(hit: dict[str, Any]) -> str:
         what = f"{hit['priority']} {hit['type']}, seq {hit['sequence']}"
     elif hit["kind"] == "memory":
         what = f"memory v{hit['version']}, {hit['type']}"
+    elif hit["kind"] == "observation":
+        what = f"{hit['type']} in session {hit['session_id']}"
     else:
         what = f"{hit['type']} event"
     return (f"- {hit_id(hit)} ({what}) score {hit['score']:.2f}, {hit['time']}: "
             f"{hit['snippet']}")
+
+
+def observation_text(observation: dict[str, Any]) -> str:
+    """One observation of an agent session's timeline, whole."""
+    code = observation["exit_code"]
+    status = f" (exit {code})" if code is not None else ""
+    return (f"observation:{observation['observation_id']} [{observation['kind']}] "
+            f"{observation['occurred_at']} session {observation['session_id']}: "
+            f"{observation['text']}{status}")
 
 
 def event_text(event: dict[str, Any]) -> str:

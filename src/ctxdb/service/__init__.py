@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.instances import InstanceService
     from ctxdb.service.usecases.memories import MemoryService
     from ctxdb.service.usecases.messages import MessageService
+    from ctxdb.service.usecases.observations import ObservationService
     from ctxdb.service.usecases.phases import PhaseService
     from ctxdb.service.usecases.projects import ProjectService
     from ctxdb.service.usecases.recall import RecallService
@@ -131,6 +132,12 @@ class Ctxdb:
         from ctxdb.service.usecases.transcripts import TranscriptService
 
         return TranscriptService(self.storage, self.settings)
+
+    @cached_property
+    def observations(self) -> ObservationService:
+        from ctxdb.service.usecases.observations import ObservationService
+
+        return ObservationService(self.storage, self.settings)
 
     @cached_property
     def hook_events(self) -> HookEventService:

@@ -14,7 +14,7 @@ from ctxdb.storage.dialect import Dialect
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 # A statement that writes a record the search triggers make a document of, or a document.
 _WRITES_DOCUMENTS = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|search_documents)\b",
+    r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
     re.IGNORECASE)
 
 

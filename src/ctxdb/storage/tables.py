@@ -182,6 +182,14 @@ TABLES: tuple[Table, ...] = (
         summary text, created_at timestamp""",
         key="compaction_id", identity=True,
         natural="boundary_uuid"),
+    # What agent sessions did (migration 0019), keyed by the transcript records they come
+    # from: an import recognises a row by that key.
+    _table("observations", """
+        observation_id int, project_id text, instance_id text, session_id text,
+        generation int, kind text, tool text, text text, exit_code int, source_key text,
+        occurred_at timestamp, created_at timestamp""",
+        key="observation_id", identity=True,
+        natural="source_key"),
     _table("memories", """
         memory_id text, project_id text, namespace text, key text, memory_type text,
         version int, value json, created_by text, updated_by text, created_at timestamp,
@@ -270,7 +278,8 @@ LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id")}
 # Tables kept by the database itself from other tables' rows (search indexes and, for
 # SQLite FTS5, their shadow tables, which share the index's name as a prefix): never exported,
 # never copied, rebuilt by triggers as their source rows are inserted. search_documents is
-# the full-text search's copy of the live items, memories and events (migration 0008).
+# the full-text search's copy of the live items, memories, events (migration 0008) and
+# observations (0019).
 DERIVED_TABLES: frozenset[str] = frozenset({"search_documents", "search_fts"})
 
 # The triggers that keep the derived tables current are named with this prefix. A bulk load
@@ -279,7 +288,7 @@ DERIVED_TABLES: frozenset[str] = frozenset({"search_documents", "search_fts"})
 # row by row (see bulk.suspend_derived_triggers).
 DERIVED_TRIGGER_PREFIX = "search_"
 DERIVED_REBUILD_QUERIES = ("search_add_missing_context", "search_add_missing_memories",
-                           "search_add_missing_events")
+                           "search_add_missing_events", "search_add_missing_observations")
 
 # Tables that belong to the database engine, to the migration runner, or to the database
 # itself: change_feed_keys holds the key that seals this database's change feed positions

@@ -113,6 +113,9 @@ class ToolResult:
     # The id of the task a TaskCreate call created (``toolUseResult.task.id``); None when the
     # result's record says none, or holds several results and so cannot say whose it is.
     task_id: str | None = None
+    # The start of what a failed call reported (Claude Code writes "Exit code N" first for a
+    # failed command); None for a call that did not fail, or whose report is not text.
+    error_text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ SYNTHETIC_MODEL = "<synthetic>"
 # Record keys naming the session, the writing Claude Code version and the subagent; the
 # latest non-empty value wins.
 IDENTITY_FIELDS = {"sessionId": "session_id", "version": "version", "agentId": "agent_id"}
+# How much of a failed tool call's report is kept: its first lines say what went wrong.
+MAX_ERROR_CHARS = 1_000
 # The only ways a parsed line can hold a NUL or a lone surrogate: the JSON escapes \u0000 and
 # \uD800-\uDFFF, or the UTF-8 bytes of a surrogate (json decodes bytes with surrogatepass).
 # Valid escaped pairs match too; sanitizing them changes nothing.
@@ -216,9 +218,10 @@ class _ChunkBuilder:
         # The record's toolUseResult is the result of its one tool call, if it has one.
         task_id = _created_task_id(record) if len(results) == 1 else None
         for block in results:
+            failed = block.get("is_error") is True
             self.tool_results.append(ToolResult(
-                block["tool_use_id"], block.get("is_error") is True, uuid, timestamp,
-                sidechain, offset, task_id,
+                block["tool_use_id"], failed, uuid, timestamp, sidechain, offset, task_id,
+                _error_text(block.get("content")) if failed else None,
             ))
         self._add_answers(offset, record, uuid, timestamp)
         typed = typed_user_text(record, content)
@@ -257,6 +260,12 @@ def _created_task_id(record: dict[str, Any]) -> str | None:
     """The id of the task a TaskCreate call created, from its result's ``toolUseResult``."""
     task_id = _dict(_dict(record.get("toolUseResult")).get("task")).get("id")
     return task_id if isinstance(task_id, str) and task_id else None
+
+
+def _error_text(content: object) -> str | None:
+    """The start of a failed tool call's report (a string, or text blocks)."""
+    text = content if isinstance(content, str) else "\n".join(_texts(content))
+    return text[:MAX_ERROR_CHARS] or None
 
 
 def _sanitized(value: Any) -> Any:

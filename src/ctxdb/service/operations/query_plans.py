@@ -77,7 +77,8 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
     # SQLite's FTS5 index is a virtual table the plan names; PostgreSQL's is a GIN index.
     HotQuery("full-text search", "search_hits", IndexRef(full_text=True),
              {"project_id": _PROJECT, "match": "doctor", "rank": "doctor",
-              "kind_1": "context", "kind_2": "memory", "kind_3": "event", "content_type": "",
+              "kind_1": "context", "kind_2": "memory", "kind_3": "event",
+              "kind_4": "observation", "content_type": "",
               "priority": "", "namespace": "", "since": "0001-01-01T00:00:00.000Z",
               "until": "9999-12-31T23:59:59.999Z", "limit": 20}, since=8),
 )

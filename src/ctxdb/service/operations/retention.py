@@ -53,7 +53,7 @@ INSTANCE_REFERENCES = {
     "transcripts": "instance_id", "api_usage": "instance_id", "compactions": "instance_id",
     "sessions": "instance_id", "tasks": "lease_owner", "approval_gates": "instance_id",
     "command_runs": "instance_id", "checkpoints": "instance_id",
-    "message_deliveries": "instance_id",
+    "message_deliveries": "instance_id", "observations": "instance_id",
 }
 
 

@@ -43,6 +43,8 @@ class HandoffDraft:
             idempotency_key=key)
         if handoff_id is None:  # the key was taken: this unit's first attempt committed
             handoff_id = tx.value("handoff_by_key", idempotency_key=key)
+        else:  # on its session's timeline (docs/timeline.md)
+            tx.execute("observe_handoff", handoff_id=handoff_id)
         return decode(tx.one("get_handoff", handoff_id=handoff_id) or {})
 
 

@@ -59,7 +59,9 @@ MIN_CANDIDATES, CANDIDATES_PER_HIT, MAX_CANDIDATES = 50, 5, 500
 # Repairs of the documents of each kind, in the order they run (see queries/search.sql).
 _REPAIRS = {"context": ("search_remove_stale_context", "search_add_missing_context"),
             "memory": ("search_remove_stale_memories", "search_add_missing_memories"),
-            "event": ("search_remove_stale_events", "search_add_missing_events")}
+            "event": ("search_remove_stale_events", "search_add_missing_events"),
+            "observation": ("search_remove_stale_observations",
+                            "search_add_missing_observations")}
 
 
 def _moment(value: Any) -> datetime:
@@ -85,13 +87,14 @@ def _hit(row: Row, words: list[str], prefixes: list[str],
 def _record(row: Row, score: float) -> dict[str, Any]:
     """A hit but its snippet: what it is and where it lives."""
     kind = row["kind"]
-    ids = {"context": row["item_id"], "memory": row["memory_id"], "event": row["event_id"]}
+    ids = {"context": row["item_id"], "memory": row["memory_id"], "event": row["event_id"],
+           "observation": row["observation_id"]}
     return {
         "kind": kind,
         "id": ids[kind],
         "score": score,
         "time": row["occurred_at"],
-        "type": row["content_type"],  # content type, memory type or event role
+        "type": row["content_type"],  # content type, memory type, event role or observed kind
         "priority": row["priority"],
         "namespace": row["namespace"],
         "key": row["key"],
@@ -143,7 +146,7 @@ def _filters(project_id: str, kinds: str | Iterable[str], priority: str | None,
     return {
         "project_id": project_id,
         "kind_1": chosen[0], "kind_2": chosen[1 % len(chosen)],
-        "kind_3": chosen[2 % len(chosen)],
+        "kind_3": chosen[2 % len(chosen)], "kind_4": chosen[3 % len(chosen)],
         "priority": "" if priority is None else Priority.parse(priority).value,
         "content_type": "" if content_type is None else check_identifier(
             content_type, "content_type"),

@@ -191,6 +191,7 @@ class TokenService(Service):
             generation=instance["generation"], kind=kind, summary=summary, next_steps=steps,
             working_set=working, tokens_before=instance["current_token_usage"],
             idempotency_key=key))
+        tx.execute("observe_handoff", handoff_id=handoff_id)  # on the session's timeline
         generation = tx.value("clear_token_usage", instance_id=instance_id)
         audit(tx, actor or instance_id, action, "instance", instance_id,
               instance["project_id"], tokens_before=instance["current_token_usage"],
@@ -286,6 +287,7 @@ class TokenService(Service):
                     instance_id=instance_id, generation=instance["generation"], kind=kind,
                     summary=summary, next_steps=steps, working_set=working,
                     tokens_before=instance["current_token_usage"], idempotency_key=key))
+                tx.execute("observe_handoff", handoff_id=handoff_id)
                 audit(tx, actor or instance_id, "tokens.handoff", "instance", instance_id,
                       instance["project_id"], handoff_id=handoff_id, kind=kind,
                       generation=instance["generation"])

@@ -1,4 +1,5 @@
-"""Transcript ingestion: token usage per API response and compaction boundaries, read
+"""Transcript ingestion: token usage per API response, compaction boundaries and the
+session's observations (its timeline: ``service/usecases/observations.py``), read
 incrementally from the agents' JSONL transcripts.
 
 Idempotent and incremental: each file's byte offset is stored (table ``transcripts``), a read
@@ -33,7 +34,8 @@ from ctxdb.domain.validation import (
 )
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.instances import require_instance
-from ctxdb.storage import Tx
+from ctxdb.service.usecases.observations import record_observations
+from ctxdb.storage import Row, Tx
 from ctxdb.transcripts import (
     InvalidTranscriptOffsetError,
     TranscriptChunk,
@@ -120,6 +122,7 @@ class TranscriptService(Service):
             "records": sum(r["records"] for r in results),
             "usage_entries": sum(r["usage_entries"] for r in results),
             "compactions": sum(r["compactions"] for r in results),
+            "observations": sum(r["observations"] for r in results),
             "skipped_lines": sum(r["skipped_lines"] for r in results),
         }
 
@@ -137,7 +140,8 @@ class TranscriptService(Service):
         result = {"path": str(path), "from_offset": parts[0]["from_offset"],
                   "to_offset": parts[-1]["to_offset"], "reset": parts[0]["reset"],
                   "applied": any(part["applied"] for part in parts)}
-        for count in ("records", "usage_entries", "compactions", "skipped_lines"):
+        for count in ("records", "usage_entries", "compactions", "observations",
+                      "skipped_lines"):
             result[count] = sum(part[count] for part in parts)
         return result
 
@@ -154,7 +158,8 @@ class TranscriptService(Service):
             chunk, reset = parse_transcript(path, 0, client), True
         result = {"path": str(path), "from_offset": chunk.start_offset,
                   "to_offset": chunk.end_offset, "records": 0, "usage_entries": 0,
-                  "compactions": 0, "skipped_lines": 0, "reset": reset, "applied": False,
+                  "compactions": 0, "observations": 0, "skipped_lines": 0, "reset": reset,
+                  "applied": False,
                   # the read stopped at its limit, not at the end of the file
                   "more": _size(path) - chunk.start_offset > reader.MAX_READ_BYTES}
         if stored is None and not subagent:
@@ -162,6 +167,10 @@ class TranscriptService(Service):
         if stored is not None and chunk.end_offset == offset:
             return result  # nothing new: a re-run writes nothing at all
         session = session_id if not subagent and session_id else chunk.session_id or session_id
+        if session is None and stored is not None and stored["session_id"]:
+            # A later read may hold no record naming the session (Codex names it once, in
+            # the first): it stays the one the file was first filed under.
+            session = str(stored["session_id"])
         if session is None:
             session = path.stem  # Claude Code names the file after its session
         check_identifier(session, "session_id")
@@ -227,22 +236,25 @@ class TranscriptService(Service):
             else:
                 tx.execute("summarize_latest_compaction", session_id=session,
                            summary=clip(event.text, MAX_SUMMARY_CHARS))
-        self._note_usage(tx, chunk, owner, subagent)
+        instance = None if owner["instance_id"] is None else tx.one(
+            "get_instance", instance_id=owner["instance_id"])
+        self._note_usage(tx, chunk, instance, subagent)
+        observations = record_observations(
+            tx, chunk, Path(chunk.path), session, owner,
+            None if instance is None else instance["generation"])
         return {"records": chunk.records, "usage_entries": len(chunk.usage),
-                "compactions": compactions,
+                "compactions": compactions, "observations": observations,
                 "skipped_lines": chunk.malformed_lines + chunk.rejected_lines}
 
     @staticmethod
-    def _note_usage(tx: Tx, chunk: TranscriptChunk, owner: dict[str, Any],
+    def _note_usage(tx: Tx, chunk: TranscriptChunk, instance: Row | None,
                     subagent: bool) -> None:
         """The instance's context in use, from the latest main-chain response read."""
         tokens = chunk.context_tokens
-        if subagent or tokens is None or owner["instance_id"] is None:
+        if subagent or tokens is None or instance is None:
             return
-        row = tx.one("get_instance", instance_id=owner["instance_id"])
-        if row is not None:
-            tx.execute("set_token_usage", instance_id=owner["instance_id"],
-                       tokens=min(tokens, int(row["context_window"])))
+        tx.execute("set_token_usage", instance_id=instance["instance_id"],
+                   tokens=min(tokens, int(instance["context_window"])))
 
     # --- reading ---------------------------------------------------------------------------
 

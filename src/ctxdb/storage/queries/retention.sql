@@ -193,3 +193,8 @@ FROM archived_context_items a WHERE a.item_id = :item_id;
 
 -- name: forget_archived_item
 DELETE FROM archived_context_items WHERE item_id = :item_id;
+
+-- name: forget_instance_in_observations
+UPDATE observations SET instance_id = NULL
+WHERE observation_id IN (SELECT observation_id FROM observations
+                         WHERE instance_id = :instance_id LIMIT :limit);

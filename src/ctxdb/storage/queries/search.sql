@@ -25,15 +25,16 @@ LIMIT :limit;
 -- and filters (an empty string means "any"; the namespace is a whole path or its start up
 -- to a ':'; :rank is the query without its exclusions); the outer one adds each hit's text
 -- (and its index words, which prompt-time recall counts) and where it lives, for the few kept.
-SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, d.content_type, d.priority,
-       d.namespace, d.body, d.terms, d.occurred_at, h.score,
-       c.sequence_number, m.key, m.version, e.session_id, e.sequence
+SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, d.observation_id,
+       d.content_type, d.priority, d.namespace, d.body, d.terms, d.occurred_at, h.score,
+       c.sequence_number, m.key, m.version, coalesce(e.session_id, o.session_id) AS session_id,
+       e.sequence
 FROM (
     SELECT d.doc_id, d.occurred_at, $SEARCH_SCORE(:rank) AS score
     FROM $SEARCH_FROM
     WHERE $SEARCH_MATCH(:match)
       AND d.project_id = :project_id
-      AND d.kind IN (:kind_1, :kind_2, :kind_3)
+      AND d.kind IN (:kind_1, :kind_2, :kind_3, :kind_4)
       AND (:content_type = '' OR d.content_type = :content_type)
       AND (:priority = '' OR d.priority = :priority)
       AND (:namespace = '' OR d.namespace = :namespace
@@ -48,6 +49,7 @@ JOIN search_documents d ON d.doc_id = h.doc_id
 LEFT JOIN context_items c ON c.item_id = d.item_id
 LEFT JOIN memories m ON m.memory_id = d.memory_id
 LEFT JOIN session_events e ON e.event_id = d.event_id
+LEFT JOIN observations o ON o.observation_id = d.observation_id
 ORDER BY h.score DESC, h.occurred_at DESC, h.doc_id DESC;
 
 -- name: search_matching_items
@@ -72,7 +74,9 @@ SELECT 'context' AS kind, count(*) AS n FROM context_items WHERE state = 'active
 UNION ALL
 SELECT 'memory', count(*) FROM memories WHERE deleted_at IS NULL
 UNION ALL
-SELECT 'event', count(*) FROM session_events;
+SELECT 'event', count(*) FROM session_events
+UNION ALL
+SELECT 'observation', count(*) FROM observations;
 
 -- name: search_index_counts
 -- How many documents are in the full-text index, per kind.
@@ -130,3 +134,19 @@ INSERT INTO search_documents (project_id, kind, event_id, content_type, body, oc
 SELECT s.project_id, 'event', s.event_id, s.content_type, s.body, s.occurred_at
 FROM search_event_source s
 WHERE NOT EXISTS (SELECT 1 FROM search_documents d WHERE d.event_id = s.event_id);
+
+-- name: search_remove_stale_observations
+DELETE FROM search_documents
+WHERE kind = 'observation' AND NOT EXISTS (
+    SELECT 1 FROM search_observation_source s
+    WHERE s.observation_id = search_documents.observation_id
+      AND s.project_id = search_documents.project_id
+      AND s.content_type = search_documents.content_type AND s.body = search_documents.body
+      AND s.occurred_at = search_documents.occurred_at);
+
+-- name: search_add_missing_observations
+INSERT INTO search_documents (project_id, kind, observation_id, content_type, body,
+                              occurred_at)
+SELECT s.project_id, 'observation', s.observation_id, s.content_type, s.body, s.occurred_at
+FROM search_observation_source s
+WHERE NOT EXISTS (SELECT 1 FROM search_documents d WHERE d.observation_id = s.observation_id);
