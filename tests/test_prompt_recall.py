@@ -284,3 +284,22 @@ def test_through_the_server_a_prompt_recalls_its_own_projects_records_only(db: C
     text = output["hookSpecificOutput"]["additionalContext"]
     assert output["hookSpecificOutput"]["hookEventName"] == "BeforeAgent"
     assert f"- item #{mine['item_id']} " in text and "secret of b" not in text
+
+
+def test_what_other_sessions_did_is_recalled_but_not_the_sessions_own(
+        db: Ctxdb, repo: RepoIdentity, shop: dict[str, Any], tmp_path: Path) -> None:
+    from test_ingest import prompt
+
+    transcript = tmp_path / "earlier.jsonl"
+    transcript.write_bytes(prompt("the invoice exporter crashes on refunds with a KeyError"))
+    db.transcripts.ingest(transcript, project_id=shop["project_id"], session_id="earlier")
+    question = "does the invoice exporter still crash on refunds?"
+    injection = db.recall.for_prompt(shop["session"], question)
+    assert injection is not None
+    assert "- observation " in injection["text"] and "KeyError" in injection["text"]
+    # The same record ingested as the asking session's own turn is in its conversation already.
+    own = start(db, repo, session_id="s-own")
+    mine = tmp_path / "mine.jsonl"
+    mine.write_bytes(prompt("the ledger importer drops rows with a ValueError at midnight"))
+    db.transcripts.ingest(mine, project_id=shop["project_id"], session_id="s-own")
+    assert db.recall.for_prompt(own, "why does the ledger importer drop rows at midnight") is None

@@ -30,9 +30,10 @@ from typing import Any
 
 from ctxdb.domain.render import clip
 
-# The kinds of records a prompt recalls, best first when scores tie; a kind added to the
-# search (observations) is recalled by adding it here.
-RECALL_KINDS: tuple[str, ...] = ("context", "memory")
+# The kinds of records a prompt recalls, best first when scores tie: what the project keeps,
+# and what earlier sessions did (observations of other sessions: a session's own are in its
+# conversation already).
+RECALL_KINDS: tuple[str, ...] = ("context", "memory", "observation")
 MIN_TERMS = 2
 MAX_TERMS = 12
 MIN_WORD_LENGTH, MAX_WORD_LENGTH = 3, 40

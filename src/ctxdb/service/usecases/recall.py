@@ -70,6 +70,12 @@ def relevant(hits: Sequence[dict[str, Any]], terms: Sequence[str]) -> list[dict[
     return kept
 
 
+def _own(hit: dict[str, Any], session: AgentSession) -> bool:
+    """Whether ``hit`` is an observation of ``session`` itself (what it did is in its
+    conversation, or in the summary that replaced it)."""
+    return hit["kind"] == "observation" and hit["session_id"] == session.session_id
+
+
 class RecallService(Service):
     def for_prompt(self, session: AgentSession, prompt: str,
                    actor: str | None = None) -> dict[str, Any] | None:
@@ -94,7 +100,8 @@ class RecallService(Service):
             hits = search_in_tx(tx, engine, instance["project_id"], recall_query(terms),
                                 kinds=RECALL_KINDS, limit=CANDIDATES)
             seen = already_injected(tx, instance)
-            return instance, [hit for hit in relevant(hits, terms) if hit_key(hit) not in seen]
+            return instance, [hit for hit in relevant(hits, terms)
+                              if hit_key(hit) not in seen and not _own(hit, session)]
 
         instance, hits = self.storage.read(find)
         if instance is None or not hits:
