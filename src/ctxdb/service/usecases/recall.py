@@ -73,7 +73,7 @@ def relevant(hits: Sequence[dict[str, Any]], terms: Sequence[str]) -> list[dict[
 def _own(hit: dict[str, Any], session: AgentSession) -> bool:
     """Whether ``hit`` is an observation of ``session`` itself (what it did is in its
     conversation, or in the summary that replaced it)."""
-    return hit["kind"] == "observation" and hit["session_id"] == session.session_id
+    return hit["kind"] == "observation" and str(hit["session_id"]) == session.session_id
 
 
 class RecallService(Service):
