@@ -152,6 +152,7 @@ def _steps() -> list[Step]:
         ("session events", p("{session}"), OK),
         ("session close", p("{session}"), OK),
         ("search", p("-p", "{pid}", "webhook", "--since", "1d", "--priority", "CRITICAL"), OK),
+        ("timeline", p("-p", "{pid}", "--since", "1d"), OK),
         ("checkpoint save", p("{iid}", '{{"done": 1}}'), OK),
         ("checkpoint latest", p("-p", "{pid}"), OK),
         ("checkpoint list", p("-p", "{pid}"), OK),
@@ -272,7 +273,7 @@ def test_the_output_through_a_server_is_the_local_output(
         ("context", "pack", "-p", pid, "--budget-tokens", "4000"),
         ("memory", "get", "-p", pid, "team", "style"), ("memory", "list", "-p", pid),
         ("task", "list", "-p", pid), ("search", "-p", pid, "webhook", "--kind", "context"),
-        ("context", "archived", "-p", pid),
+        ("context", "archived", "-p", pid), ("timeline", "-p", pid),
     ]
     for command in commands:
         here, there = local(*command), remote(*command)

@@ -36,7 +36,7 @@ class RemoteCtxdb:
         self.conversations, self.approvals = w.RemoteConversations(t), w.RemoteApprovals(t)
         self.commands, self.checkpoints = w.RemoteCommands(t), w.RemoteCheckpoints(t)
         self.search, self.audit_chain = w.RemoteSearch(t), w.RemoteAuditChain(t)
-        self.retention = r.RemoteRetention(t)
+        self.retention, self.observations = r.RemoteRetention(t), w.RemoteObservations(t)
 
     @property
     def url(self) -> str:

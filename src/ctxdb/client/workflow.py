@@ -101,6 +101,13 @@ class RemoteMessages(RemoteService):
             "to": to, "namespace": namespace, "key": key, "priority": priority}))
 
 
+class RemoteObservations(RemoteService):
+    def timeline(self, project_id: str, *, session_id: str | None = None,
+                 since: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
+        return list(self.t.call("GET", self.t.path(project_id, "timeline"), params={
+            "session_id": session_id, "since": since, "limit": limit}))
+
+
 class RemoteConversations(RemoteService):
     def create(self, project_id: str, app_name: str, user_id: str, *,
                instance_id: str | None = None, state: dict[str, Any] | None = None,
