@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ctxdb.http import models as m
+from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import (
     IdempotencyKey,
     Reader,
@@ -15,7 +16,7 @@ from ctxdb.http.routing import (
     instance_of,
 )
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 # --- memories -----------------------------------------------------------------------------
