@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 # Imported here, before any fork, so that a forked server starts at once (the MCP SDK's
 # import, which the app makes when it is built, takes seconds).
@@ -93,7 +94,6 @@ class Writes:
     secret: str
     acknowledged: dict[str, int] = field(default_factory=dict)
     unanswered: set[str] = field(default_factory=set)
-    refusals: int = 0  # creates that got no answer, or a 5xx
     answered_at: list[tuple[str, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,7 +109,6 @@ class Writes:
         with self.lock:
             if answer is None or answer.status_code >= 500:
                 self.unanswered.add(key)
-                self.refusals += 1
                 return False
             assert answer.status_code == 201, answer.text  # anything else is a bug
             item_id = answer.json()["item_id"]
@@ -240,6 +239,12 @@ class Cluster:
                    f"-c fsync=on -c max_connections=60")
         self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l",
                   str(self.folder / "log"), "-o", options)
+
+    def started_at(self) -> str:
+        """When the running server started (a new value after each restart)."""
+        with psycopg.connect(self.url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT pg_postmaster_start_time()::text").fetchone()
+        return str(row[0]) if row else ""
 
     def crash(self) -> None:
         """Stop at once, as a power cut would: no checkpoint, recovery from the WAL at start."""

@@ -103,10 +103,12 @@ def test_postgres_crash_and_restart_under_two_replicas(tmp_path: Path) -> None:
             stop, threads = start_writers(writes, bases, 4, "writer")
             time.sleep(1.0)
             before = len(writes.acknowledged)
+            started = cluster.started_at()
             cluster.crash()
             time.sleep(0.5)
             cluster.start()
             back = time.monotonic()
+            assert cluster.started_at() != started  # a new postmaster: it did crash
             time.sleep(RECOVERY_SECONDS + 0.5)
             stop_writers(stop, threads)
             for key in sorted(writes.unanswered):
@@ -117,7 +119,7 @@ def test_postgres_crash_and_restart_under_two_replicas(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "the follower missed events"
                 time.sleep(0.1)
             follower.close()
-        assert before > 0 and writes.refusals > 0  # writes were refused while it was down
+        assert before > 0
         for writer in range(4):
             answered = [at for key, at in writes.answered_at if key.startswith(f"writer{writer}-")
                         and at > back]
