@@ -21,6 +21,7 @@ from ctxdb.errors import (
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
 from test_cli import Cli
+from test_retention import backdate
 
 
 @pytest.fixture
@@ -110,3 +111,24 @@ def test_cli_creates_lists_and_revokes(run: Cli, db: Ctxdb, pid: str) -> None:
                                     "--expires", "forever")
     assert "unknown API token" in run.fails(3, "token", "revoke", "tok_nope")
     assert len(run.ok("token", "list")) == 2
+
+
+def test_a_tokens_last_use_is_recorded_at_most_once_a_minute(
+        run: Cli, db: Ctxdb, settings: Settings, pid: str) -> None:
+    made = db.access_tokens.create(pid, "read", name="ci")
+    other = db.access_tokens.create(pid, "read", name="unused")
+    assert made["last_used_at"] is None
+    db.access_tokens.authenticate(made["secret"])
+    first = db.access_tokens.list(pid)[0]["last_used_at"]
+    assert first is not None
+    db.access_tokens.authenticate(made["secret"])  # within the minute: nothing written
+    assert db.access_tokens.list(pid)[0]["last_used_at"] == first
+    backdate(settings, "api_tokens", "last_used_at", "token_id", made["token_id"])
+    long_ago = db.access_tokens.list(pid)[0]["last_used_at"]
+    db.access_tokens.authenticate(made["secret"])
+    later = db.access_tokens.list(pid)[0]["last_used_at"]
+    assert later != long_ago and str(later) >= str(first)  # recorded again: the minute passed
+    assert [t["last_used_at"] for t in run.ok("token", "list")] == [later, None]
+    human = run("token", "list")
+    assert "last_used_at" in human.stdout and other["token_id"] in human.stdout
+    assert not db.audit_log(entity_id=made["token_id"])[0]["action"].endswith("use")

@@ -34,7 +34,7 @@ from test_audit_chain import raw
 
 CHECKS = ["connection", "schema", "writable", "integrity", "foreign_keys", "indexes",
           "query_plans", "search_index", "stale_instances", "reload_budget", "audit_chain",
-          "size", "statistics"]
+          "change_feed", "size", "statistics"]
 STALE = 0.05  # seconds
 
 
@@ -542,3 +542,21 @@ def test_sealed_entries_lost_from_the_tail_fail_the_audit_chain_check(
             f"{first_seal} to {len(sealed)}) were removed after they were sealed; they were "
             "the newest sealed entries of the chain") in chain.detail
     assert chain.data["problem_count"] == 4
+
+
+def test_the_change_feed_check_finds_a_missing_key_and_on_postgresql_a_silent_trigger(
+        scratch: Settings) -> None:
+    report = diagnose(scratch)
+    feed = check(report, "change_feed")
+    assert feed.status == PASS and feed.data["sealing_key"], feed
+    assert ("NOTIFY trigger" if scratch.is_postgres else "poll") in feed.detail
+    if scratch.is_postgres:
+        raw_execute(scratch.url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_notify")
+        feed = check(diagnose(scratch), "change_feed")
+        assert feed.status == WARN and "audit_log_notify on audit_log is disabled" in feed.detail
+        raw_execute(scratch.url, "DROP TRIGGER audit_log_notify ON audit_log")
+        feed = check(diagnose(scratch), "change_feed")
+        assert feed.status == WARN and "audit_log_notify on audit_log is missing" in feed.detail
+    raw_execute(scratch.url, "DELETE FROM change_feed_keys")
+    feed = check(diagnose(scratch), "change_feed")
+    assert feed.status == FAIL and "sealing key is missing" in feed.detail

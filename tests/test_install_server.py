@@ -88,3 +88,17 @@ def test_the_endpoint_is_not_doubled(setup: Setup) -> None:  # noqa: F811
 
 def test_help_documents_it() -> None:
     assert "--server URL" in CliRunner().invoke(cli, ["install", "--help"]).stdout
+
+
+@pytest.mark.parametrize(("given", "endpoint"), [
+    ("http://127.0.0.1:8700", "http://127.0.0.1:8700/mcp"),
+    ("https://ctxdb.example.com/base/", "https://ctxdb.example.com/base/mcp"),
+    ("https://ctxdb.example.com/mcp", "https://ctxdb.example.com/mcp"),
+    # Every tool listed by itself (docs/mcp.md): the query stays after the path.
+    ("https://ctxdb.example.com?tools=all", "https://ctxdb.example.com/mcp?tools=all"),
+    ("https://ctxdb.example.com/mcp/?tools=all", "https://ctxdb.example.com/mcp?tools=all"),
+])
+def test_the_server_url_becomes_its_mcp_endpoint(given: str, endpoint: str) -> None:
+    from ctxdb.cli.install import mcp_endpoint
+
+    assert mcp_endpoint(given) == endpoint

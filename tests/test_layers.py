@@ -75,6 +75,7 @@ LAUNCHERS = {
     ("ctxdb.cli.mcp", "ctxdb.mcp"),
     ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
     ("ctxdb.cli.serve", "ctxdb.http.server"),
+    ("ctxdb.http.mcp_endpoint", "ctxdb.mcp"),
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.server"),
     ("ctxdb.http.mcp_endpoint", "ctxdb.mcp.tools"),
     # ctxdb.connect() opens the remote facade (client/) as ctxdb.open() opens the local one.

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import httpx
 import httpx2
 import pytest
 from mcp import ClientSession
@@ -28,10 +29,10 @@ def base_url(db: Ctxdb) -> Iterator[str]:
 
 
 @asynccontextmanager
-async def connect(url: str, secret: str | None) -> AsyncIterator[Client]:
+async def connect(url: str, secret: str | None, path: str = "/mcp") -> AsyncIterator[Client]:
     headers = {} if secret is None else {"Authorization": f"Bearer {secret}"}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http, \
-            streamable_http_client(f"{url}/mcp", http_client=http) as (read, write), \
+            streamable_http_client(f"{url}{path}", http_client=http) as (read, write), \
             ClientSession(read, write) as session:
         await session.initialize()
         yield Client(session)
@@ -141,3 +142,33 @@ def test_refused_without_a_valid_token(base_url: str, secret: str | None) -> Non
                          {"Authorization": f"Bearer {secret}"})
     assert answer.status_code == 401
     assert answer.json()["code"] == "unauthenticated"
+
+
+def test_the_url_chooses_every_tool_as_mcp_tools_all_does(base_url: str, db: Ctxdb,
+                                                          projects: dict[str, str]) -> None:
+    from ctxdb.mcp.server import TOOLS
+
+    a = projects["a"]
+    writer, reader = (db.access_tokens.create(a, scope)["secret"] for scope in ("write", "read"))
+    every_tool = {declared.tool_name for declared in TOOLS}
+    read_only = {declared.tool_name for declared in TOOLS if not declared.writes}
+
+    async def body() -> None:
+        async with connect(base_url, writer, "/mcp?tools=all") as client:
+            listed = {tool.name for tool in (await client.session.list_tools()).tools}
+            assert listed == every_tool and "call" not in listed and "memory_put" in listed
+            await client.text("memory_put", namespace="n", key="k", value={"v": 1})
+        async with connect(base_url, reader, "/mcp?tools=all") as client:
+            listed = {tool.name for tool in (await client.session.list_tools()).tools}
+            assert listed == read_only and "memory_get" in listed and "memory_put" not in listed
+        async with connect(base_url, writer) as client:  # the default set, unchanged
+            listed = {tool.name for tool in (await client.session.list_tools()).tools}
+            assert "call" in listed and len(listed) < len(every_tool)
+
+    run(body)
+    assert db.memories.get(a, "n", "k")["value"] == {"v": 1}
+    wrong = httpx.post(f"{base_url}/mcp?tools=some", headers={
+        "Authorization": f"Bearer {writer}", "Accept": "application/json, text/event-stream"},
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "invalid_input")
+    assert "tools must be one of default, all" in wrong.json()["detail"]

@@ -135,7 +135,7 @@ def test_a_dry_run_counts_and_changes_nothing(
     kinds = report["kinds"]
     assert report["dry_run"] and {k: v["found"] for k, v in kinds.items()} == {
         "memories": 1, "instances": 2, "session_events": 2, "context_items": 3,
-        "audit_entries": unsealed}
+        "idempotency_keys": 0, "audit_entries": unsealed}
     assert all(v["done"] == 0 for v in kinds.values())
     assert kinds["context_items"]["kept_referenced"] == 1
     assert content_of(settings) == before
@@ -163,9 +163,11 @@ def test_gc_removes_and_archives_exactly_what_the_policy_says(
     report = db.retention.collect(progress=progress)
     sealed = report["kinds"].pop("audit_entries")["done"]
     assert {k: v["done"] for k, v in report["kinds"].items()} == {
-        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3}
+        "memories": 1, "instances": 2, "session_events": 2, "context_items": 3,
+        "idempotency_keys": 0}
     assert progress.done == {"gc:memories": 1, "gc:instances": 2, "gc:session_events": 2,
-                             "gc:context_items": 3, "gc:audit_entries": 0,
+                             "gc:context_items": 3, "gc:idempotency_keys": 0,
+                             "gc:audit_entries": 0,
                              "audit seal": sealed}
     # Last, the audit entries are sealed: those of the scenario and those gc just wrote.
     assert sealed == len(db.audit_log(limit=1000)) and db.audit_chain.unsealed() == 0
@@ -217,7 +219,8 @@ def test_gc_of_one_project_leaves_the_others_alone(
     report = db.retention.collect(project_id=scenario.other)
     sealed = report["kinds"].pop("audit_entries")["done"]
     assert {k: v["done"] for k, v in report["kinds"].items()} == {
-        "memories": 0, "instances": 0, "session_events": 0, "context_items": 1}
+        "memories": 0, "instances": 0, "session_events": 0, "context_items": 1,
+        "idempotency_keys": 0}
     # Only the project's own chain was sealed.
     assert sealed == len(db.audit_log(scenario.other, limit=1000))
     assert db.audit_chain.unsealed(scenario.other) == 0
@@ -228,7 +231,7 @@ def test_gc_of_one_project_leaves_the_others_alone(
 
 def test_zero_ages_switch_kinds_off(settings: Settings, scenario: Scenario) -> None:
     off = settings.replace(retention_instances=0, retention_session_events=0,
-                           retention_context_items=0)
+                           retention_context_items=0, retention_idempotency_keys=0)
     with Ctxdb.open(off) as db:
         kinds = db.retention.collect()["kinds"]
     assert [k for k, v in kinds.items() if v["done"]] == ["memories", "audit_entries"]
@@ -343,7 +346,7 @@ def test_small_batches_end_where_one_big_batch_does(db: Ctxdb, settings: Setting
         assert reports[small.pid][kind]["done"] == reports[big.pid][kind]["done"], kind
     big_batches = {k: v["batches"] for k, v in reports[big.pid].items() if k != "audit_entries"}
     assert big_batches == {"memories": 0, "instances": 1, "session_events": 1,
-                           "context_items": 1}
+                           "context_items": 1, "idempotency_keys": 0}
     small_kinds = reports[small.pid]
     # 4 instances, each named by 5 items, a checkpoint, a session and a delivery (32 rows),
     # and their 4 deletes: 36 records, 12 batches of 3
@@ -430,3 +433,20 @@ def test_gc_forgets_every_reference_to_an_instance(db: Ctxdb, backend: str) -> N
     keys = (postgres_schema(db) if backend == "postgres" else sqlite_schema(db))[0]
     pointing = {k.table: k.columns for k in keys if k.parent == "instances"}
     assert pointing == {table: (column,) for table, column in INSTANCE_REFERENCES.items()}
+
+
+def test_gc_removes_idempotency_keys_past_their_retention(
+        db: Ctxdb, settings: Settings, pid: str) -> None:
+    old = db.tasks.create(pid, "retried long ago", idempotency_key="old-key")
+    new = db.tasks.create(pid, "retried now", idempotency_key="new-key")
+    backdate(settings, "idempotency_keys", "created_at", "idempotency_key", "old-key")
+    dry = db.retention.collect(dry_run=True)["kinds"]["idempotency_keys"]
+    assert (dry["found"], dry["done"], dry["age_seconds"]) == (1, 0, 7 * 24 * 3600)
+    report = db.retention.collect(pid, batch_size=1)["kinds"]["idempotency_keys"]
+    assert (report["found"], report["done"], report["batches"]) == (1, 1, 1)
+    # The recent key still answers a retry with its record; the old one is a new create.
+    assert db.tasks.create(pid, "retried now", idempotency_key="new-key") == new
+    again = db.tasks.create(pid, "retried long ago", idempotency_key="old-key")
+    assert again["task_id"] != old["task_id"]
+    assert [e["action"] for e in db.audit_log(limit=50)].count("retention.idempotency_keys") == 1
+    assert db.retention.collect(dry_run=True)["kinds"]["idempotency_keys"]["found"] == 0

@@ -86,6 +86,8 @@ class Settings:
     retention_session_events: int = 90 * 24 * 3600
     retention_context_items: int = 180 * 24 * 3600
     retention_context_priorities: str = "MEDIUM,LOW"
+    # ... and after which the idempotency keys of creates are removed (a retry comes sooner).
+    retention_idempotency_keys: int = 7 * 24 * 3600
     # Continuity (docs/hooks.md): a new session is offered the latest handoff saved in the
     # last ``resume_window`` seconds (0: never) and told of the live siblings; both blocks
     # together take at most ``resume_share`` of the client's injection limit.
@@ -185,7 +187,7 @@ class Settings:
                 raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
                                      f"got {getattr(self, name)}")
         for name in ("retention_instances", "retention_session_events",
-                     "retention_context_items", "resume_window"):
+                     "retention_context_items", "retention_idempotency_keys", "resume_window"):
             if getattr(self, name) < 0:
                 raise _invalid(name, f"{name} must be 0 (never) or more seconds, "
                                      f"got {getattr(self, name)}")
@@ -252,6 +254,8 @@ SETTINGS_HELP: tuple[Setting, ...] = (
             "gc: age in seconds at which context items are archived (0: never)"),
     Setting("retention_context_priorities", str,
             "gc: priorities whose old items are archived (default MEDIUM,LOW)"),
+    Setting("retention_idempotency_keys", int,
+            "gc: age in seconds at which idempotency keys are removed (0: never)"),
     Setting("resume_window", int,
             "seconds a handoff is offered to new sessions of its project (0: never)"),
     Setting("resume_siblings", bool, "tell a new session about the project's live sessions"),

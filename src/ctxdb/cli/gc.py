@@ -18,6 +18,7 @@ KIND_LABELS = {
     "instances": "ended instances",
     "session_events": "events of closed sessions",
     "context_items": "old context items",
+    "idempotency_keys": "old idempotency keys",
     "audit_entries": "audit entries to seal",
 }
 ARCHIVED_COLUMNS = ("item_id", "priority", "state", "content_type", "content", "created_at",
@@ -63,6 +64,9 @@ def gc_command(app: Application, project_id: str | None, dry_run: bool, batch_si
     - old context items of the priorities in CTXDB_RETENTION_CONTEXT_PRIORITIES (MEDIUM,LOW
       by default: never CRITICAL unless listed) are archived, not deleted
       (CTXDB_RETENTION_CONTEXT_ITEMS); `ctxdb context unarchive ITEM_ID` brings one back;
+    - idempotency keys of creates (the HTTP API's Idempotency-Key) claimed long ago are
+      removed (CTXDB_RETENTION_IDEMPOTENCY_KEYS, 7 days by default): a retry after that
+      creates anew;
     - the audit entries written since the last sealing are sealed into their projects' hash
       chains (with --project, that project's chain; see `ctxdb audit seal`);
     - then the planner's statistics are refreshed and freed space reclaimed, as

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -122,12 +122,14 @@ def install_command(app: Application, client: str, scope: str, dry_run: bool, un
 
 
 def mcp_endpoint(server_url: str) -> str:
-    """The ``/mcp`` URL of the server at ``server_url`` (given with or without it)."""
-    url = server_url.strip().rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+    """The ``/mcp`` URL of the server at ``server_url`` (given with or without it; a query such
+    as ``?tools=all`` is kept)."""
+    parts = urlsplit(server_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{server_url!r} is not an http:// or https:// URL",
                                  param_hint="--server")
-    return url if url.endswith("/mcp") else f"{url}/mcp"
+    path = parts.path.rstrip("/")
+    return urlunsplit(parts._replace(path=path if path.endswith("/mcp") else f"{path}/mcp"))
 
 
 def _checked_options(client: str, uninstall: bool, trust: bool, no_mcp: bool,

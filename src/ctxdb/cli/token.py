@@ -15,7 +15,7 @@ from ctxdb.domain.vocabulary import TokenScope
 from ctxdb.errors import ValidationError
 
 TOKEN_COLUMNS = ("token_id", "name", "project_id", "scope", "status", "created_at",
-                 "expires_at", "revoked_at")
+                 "expires_at", "revoked_at", "last_used_at")
 
 
 @click.group("token")

@@ -14,6 +14,8 @@ in :mod:`ctxdb.http.routing`; the change feed (Server-Sent Events) in
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -33,7 +35,7 @@ from ctxdb.http import (
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
 from ctxdb.http.limits import BodyLimit
-from ctxdb.http.problems import problem, problem_of
+from ctxdb.http.problems import PROBLEM_RESPONSES, problem, problem_media_type, problem_of
 from ctxdb.service import Ctxdb
 from ctxdb.web.app import create_dashboard
 
@@ -76,13 +78,20 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
                   description="The HTTP API of ctxdb serve (docs/server.md).")
     app.state.db = db
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_media_type(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/healthz", response_model=m.Health)
     def healthz() -> dict[str, str]:
         """Liveness: the process answers. The only route without a token."""
         return {"status": "ok", "detail": ""}
 
     @app.get("/readyz", response_model=m.Health, dependencies=[Depends(READ)],
-             responses={503: {"model": m.Health}})
+             responses={503: {"model": m.Health}, "4XX": PROBLEM_RESPONSES["4XX"]})
     def readyz() -> Response:
         ready, detail = readiness(db)
         return JSONResponse({"status": "ready" if ready else "unavailable", "detail": detail},

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from ctxdb.errors import ValidationError
 from ctxdb.http import models as m
+from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import (
     Admin,
     IdempotencyKey,
@@ -18,7 +19,7 @@ from ctxdb.http.routing import (
     project_naming,
 )
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 # --- memories -----------------------------------------------------------------------------

@@ -29,9 +29,10 @@ from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
 from ctxdb.errors import ProjectNotFoundError, ValidationError
 from ctxdb.http.auth import Caller
+from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 class HookRepo(BaseModel):

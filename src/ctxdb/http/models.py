@@ -296,3 +296,14 @@ class SearchHit(Record):
 class Health(BaseModel):
     status: str
     detail: str = ""
+
+
+class Problem(Record):
+    """An error (RFC 9457, ``application/problem+json``): the error's stable ``code`` and,
+    beyond these fields, its details (``item_id``, ``errors``, …)."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from ctxdb.errors import CtxdbError
+from ctxdb.http.models import Problem
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -31,6 +32,28 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
           500: "Internal Server Error", 503: "Service Unavailable"}
 
 log = logging.getLogger(__name__)
+
+
+# What every /v1 route may answer besides its success, for the OpenAPI document: any client
+# error (bad input, a token refused, an unknown id, a conflict, a limit, a body too large) and
+# 503 when the database cannot be reached. A 500 is a bug and is not promised.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "A client error (`code` says which)"},
+    503: {"model": Problem, "description": "The database cannot be reached or is busy"},
+}
+
+
+def problem_media_type(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (an OpenAPI document) with every error body declared as what it is sent
+    as, ``application/problem+json`` (FastAPI declares a model's body as JSON)."""
+    reference = "#/components/schemas/Problem"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if content.get("application/json", {}).get("schema") == {"$ref": reference}:
+                    content[PROBLEM_TYPE] = content.pop("application/json")
+    return document
 
 
 def status_for(error: CtxdbError) -> int:

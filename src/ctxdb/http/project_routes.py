@@ -13,6 +13,7 @@ from ctxdb.errors import (
 )
 from ctxdb.http import models as m
 from ctxdb.http.auth import Caller
+from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import (
     Admin,
     FleetAdmin,
@@ -25,7 +26,7 @@ from ctxdb.http.routing import (
     taken_elsewhere,
 )
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 # --- projects and phases ------------------------------------------------------------------

@@ -15,9 +15,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from ctxdb.http import workflow_models as w
+from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Admin, IdempotencyKey, Reader, Writer, project_naming
 
-v1 = APIRouter(prefix="/v1")
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 PROJECT = "/projects/{project_id}"
 
 

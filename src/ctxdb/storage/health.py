@@ -118,6 +118,12 @@ class Health(abc.ABC):
         row = self.storage.read(lambda tx: raw(tx).one_raw(query, {"name": name}))
         return bool(row and row["n"])
 
+    def change_feed_wakeup_problems(self) -> list[str] | None:
+        """What keeps the change feed's listeners from being woken on writes (PostgreSQL: the
+        NOTIFY trigger of migration 0016); None where nothing wakes them (SQLite: the
+        servers poll the file)."""
+        return None
+
     def rebuild_index(self, tx: Tx, index: str) -> None:
         """Rebuild ``index`` from its table, in the transaction ``tx``."""
         raw(tx).script(self.reindex_statement(index))

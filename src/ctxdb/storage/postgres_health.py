@@ -95,6 +95,19 @@ JOIN pg_namespace n ON n.oid = i.relnamespace
 WHERE n.nspname = current_schema() AND i.relname = %(index)s"""
 
 
+# The change feed's wake-up (migration 0016): the statement trigger on the audit log, whether
+# it is enabled ('D': disabled) and whether its function still notifies the feed's channel.
+_FEED_TRIGGER = """
+SELECT t.tgenabled::text AS enabled,
+       position('ctxdb_changes' IN pg_get_functiondef(p.oid)) > 0 AS notifies
+FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE n.nspname = current_schema() AND c.relname = 'audit_log'
+  AND t.tgname = 'audit_log_notify'"""
+
+
 class PostgresHealth(Health):
     storage: PostgresStorage
     foreign_key_guarantee = "every foreign key is validated and enforced by PostgreSQL"
@@ -102,6 +115,17 @@ class PostgresHealth(Health):
 
     def __init__(self, storage: PostgresStorage) -> None:
         super().__init__(storage)
+
+    def change_feed_wakeup_problems(self) -> list[str] | None:
+        row = self.storage.read(lambda tx: raw(tx).one_raw(_FEED_TRIGGER, {}))
+        if row is None:
+            return ["the trigger audit_log_notify on audit_log is missing"]
+        problems = []
+        if row["enabled"] == "D":
+            problems.append("the trigger audit_log_notify on audit_log is disabled")
+        if not row["notifies"]:
+            problems.append("the trigger's function no longer notifies ctxdb_changes")
+        return problems
 
     def connection_settings(self) -> list[SettingProbe]:
         def unit(tx: Tx) -> list[SettingProbe]:

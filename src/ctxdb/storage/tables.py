@@ -254,7 +254,8 @@ TABLES: tuple[Table, ...] = (
     # (project_id NULL) belongs to no project, so only whole-database copies move it.
     _table("api_tokens", """
         token_id text, name text, project_id text, scope text, secret_sha256 text,
-        created_by text, created_at timestamp, expires_at timestamp, revoked_at timestamp""",
+        created_by text, created_at timestamp, expires_at timestamp, revoked_at timestamp,
+        last_used_at timestamp""",
         key="token_id"),
     _table("audit_log", """
         audit_id int, occurred_at timestamp, actor text, action text, entity_type text,

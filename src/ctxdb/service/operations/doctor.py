@@ -22,6 +22,7 @@ from ctxdb.errors import CtxdbError, DatabaseUnavailableError
 from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service, audit
 from ctxdb.service.operations.doctor_agents import check_reload_budget, check_stale_instances
+from ctxdb.service.operations.doctor_audit import check_audit_chain, check_change_feed
 from ctxdb.service.operations.doctor_report import (
     FAIL,
     PASS,
@@ -47,7 +48,6 @@ WAL_WARN_BYTES = 64 * 1024 * 1024
 # the plan: a hot query that skips its index there is no finding.
 SMALL_TABLE_ROWS = 1_000
 SEARCH_TABLE = "search_documents"  # the full-text index's documents (migration 0008)
-SEALS_TABLE = "audit_seals"  # the audit log's hash chains (migration 0011)
 
 
 class SearchIndex(Protocol):
@@ -119,7 +119,8 @@ class DoctorService(Service):
             ("stale_instances", lambda: check_stale_instances(self.storage, self.settings,
                                                               self.instances, fix)),
             ("reload_budget", lambda: check_reload_budget(self.storage, self.settings)),
-            ("audit_chain", self.check_audit_chain),
+            ("audit_chain", lambda: check_audit_chain(self.storage, self.settings)),
+            ("change_feed", lambda: check_change_feed(self.storage)),
             ("row_security", RowSecurityService(self.storage, self.settings).check),
             ("size", lambda: self.check_size(fix, wal_warn_bytes)),
             ("statistics", lambda: check_statistics(
@@ -331,23 +332,6 @@ class DoctorService(Service):
             return None
         return dataclasses.replace(after, fixed="rebuilt the full-text index: " + ", ".join(
             f"{source} {count}" for source, count in rebuilt.items()))
-
-    def check_audit_chain(self) -> Check | None:
-        """The audit log's hash chains, recomputed (docs/audit.md). Nothing to fix: a
-        changed entry cannot be changed back by ctxdb; the check says which it is."""
-        if not self._has_table(SEALS_TABLE):
-            return None  # a schema from before the chains
-        from ctxdb.service.operations.audit_chain import AuditChainService
-
-        result = AuditChainService(self.storage, self.settings).verify()
-        data = {key: result[key] for key in ("sealed", "unsealed", "problem_count")}
-        detail = (f"{result['sealed']} sealed audit entries in {len(result['chains'])} "
-                  f"chain(s), {result['unsealed']} not sealed yet")
-        if result["ok"]:
-            return Check("audit_chain", PASS, detail + " (`ctxdb audit seal` or `ctxdb gc` "
-                         "seals them)" if result["unsealed"] else detail, data=data)
-        return Check("audit_chain", FAIL, f"{detail}; {result['problem_count']} problem(s): "
-                     f"{listed(result['problems'])}", data=data)
 
     def check_size(self, fix: bool, wal_warn_bytes: int) -> Check:
         size = self.health.size()

@@ -1,9 +1,9 @@
 """Retention (``ctxdb gc``): what is old enough to leave the working set, and where it goes.
 
-Four kinds, each collected in batches; every batch is one transaction with its audit row
-(see docs/retention.md for the policy and the reasons). A batch changes at most
-``batch_size`` records, whatever they are, so that gc holds the write lock (SQLite's is the
-whole database's) only briefly and can run while agents work:
+Five kinds (the fifth, idempotency keys, in ``idempotency_retention.py``), each collected in
+batches; every batch is one transaction with its audit row (docs/retention.md has the policy
+and the reasons). A batch changes at most ``batch_size`` records, whatever they are, so that
+gc holds the write lock (SQLite's: the whole database's) only briefly, while agents work:
 
 - ``memories``: expired memories are removed with their versions (the memory sweep);
 - ``instances``: completed or crashed instances that ended more than ``retention_instances``
@@ -40,12 +40,12 @@ from ctxdb.domain.validation import (
 from ctxdb.errors import ConflictError, ContextItemNotFoundError
 from ctxdb.progress import NoProgress, Progress
 from ctxdb.service.common import Service, audit, decode, decode_all
+from ctxdb.service.operations.idempotency_retention import collect_idempotency_keys
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 BATCH = 500  # records changed per transaction of gc, unless the caller says otherwise
 MAX_PAGE = 1_000
-KINDS = ("memories", "instances", "session_events", "context_items")
 # Every table whose rows name an instance, with the column (queries forget_instance_in_*);
 # tests/test_retention.py checks it against the schema's foreign keys.
 INSTANCE_REFERENCES = {
@@ -87,6 +87,7 @@ class RetentionService(Service):
             "session_events_after_seconds": s.retention_session_events,
             "context_items_after_seconds": s.retention_context_items,
             "context_priorities": list(s.archivable_priorities),
+            "idempotency_keys_after_seconds": s.retention_idempotency_keys,
         }
 
     def collect(self, project_id: str | None = None, *, dry_run: bool = False,
@@ -109,6 +110,8 @@ class RetentionService(Service):
         collectors = {"memories": self._memories, "instances": self._instances,
                       "session_events": self._session_events,
                       "context_items": self._context_items,
+                      "idempotency_keys": lambda run: collect_idempotency_keys(
+                          self.storage, self.settings.retention_idempotency_keys, run),
                       "audit_entries": self._audit_entries}
         kinds = {}
         for kind, collect_kind in collectors.items():

@@ -9,6 +9,7 @@ revocation takes effect on the next request. Creating and revoking a token are a
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import Any
 
 from ctxdb.domain.access import is_well_formed, new_secret, new_token_id, secret_hash
@@ -19,17 +20,26 @@ from ctxdb.domain.validation import (
     check_text,
 )
 from ctxdb.domain.vocabulary import TokenScope
-from ctxdb.errors import ApiTokenNotFoundError, AuthenticationError, ValidationError
+from ctxdb.errors import (
+    ApiTokenNotFoundError,
+    AuthenticationError,
+    CtxdbError,
+    ValidationError,
+)
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
 MAX_TOKEN_NAME = 200
+# A token's use is recorded at most this often (seconds): a write a minute per token in use,
+# not one per request.
+USE_RECORDED_EVERY = 60
 
 
 def _view(row: Row) -> dict[str, Any]:
     """A token as it is shown: never its secret or hash; ``status`` says whether it works."""
-    token = {name: value for name, value in row.items() if name != "expired"}
+    token = {name: value for name, value in row.items()
+             if name not in ("expired", "use_unrecorded")}
     token["status"] = ("revoked" if row["revoked_at"] is not None
                        else "expired" if row["expired"] else "active")
     return token
@@ -86,15 +96,28 @@ class ApiTokenService(Service):
         if not is_well_formed(secret):
             raise AuthenticationError("the bearer token is malformed: a ctxdb API token "
                                       "starts with 'ctxdb_' (see `ctxdb token create`)")
-        row = self.storage.read(
-            lambda tx: tx.one("api_token_by_secret", secret_sha256=secret_hash(secret)))
+        row = self.storage.read(lambda tx: tx.one(
+            "api_token_by_secret", secret_sha256=secret_hash(secret),
+            use_every=USE_RECORDED_EVERY))
         if row is None:
             raise AuthenticationError("the bearer token is not a token of this server")
         if row["revoked_at"] is not None:
             raise AuthenticationError(f"token {row['token_id']} is revoked")
         if row["expired"]:
             raise AuthenticationError(f"token {row['token_id']} expired at {row['expires_at']}")
+        if row["use_unrecorded"]:
+            self._record_use(row["token_id"])
         return _view(row)
+
+    def _record_use(self, token_id: str) -> None:
+        """Set the token's ``last_used_at`` (if no other request did within the minute). Only
+        bookkeeping: a database that cannot take the write now does not fail the request."""
+        try:
+            self.storage.write(lambda tx: tx.execute(
+                "touch_api_token", token_id=token_id, use_every=USE_RECORDED_EVERY))
+        except CtxdbError:
+            logging.getLogger("ctxdb.tokens").warning(
+                "could not record the use of token %s", token_id, exc_info=True)
 
     @staticmethod
     def _require(tx: Tx, token_id: str) -> Row:

@@ -24,3 +24,7 @@ ORDER BY p.project_id;
 -- read-write transaction and the privilege) that leaves nothing behind.
 UPDATE schema_migrations SET version = version
 WHERE version = (SELECT max(version) FROM schema_migrations);
+
+-- name: change_feed_key_present
+-- The secret that seals the change feed's event ids (migration 0016): there must be one.
+SELECT count(*) AS n FROM change_feed_keys WHERE key_id = 1 AND length(secret) >= 32;

@@ -198,3 +198,16 @@ DELETE FROM archived_context_items WHERE item_id = :item_id;
 UPDATE observations SET instance_id = NULL
 WHERE observation_id IN (SELECT observation_id FROM observations
                          WHERE instance_id = :instance_id LIMIT :limit);
+
+-- name: count_old_idempotency_keys
+-- Keys claimed before the cutoff (of one project, or of all and the fleet-wide ones).
+SELECT count(*) AS n FROM idempotency_keys
+WHERE created_at < $AGO(:age_seconds) AND (project_id = :project_id OR :project_id = '');
+
+-- name: delete_old_idempotency_keys
+-- Up to :limit of those keys, the oldest first. A retry under a removed key creates anew.
+DELETE FROM idempotency_keys
+WHERE (project_id, operation, idempotency_key) IN (
+    SELECT project_id, operation, idempotency_key FROM idempotency_keys
+    WHERE created_at < $AGO(:age_seconds) AND (project_id = :project_id OR :project_id = '')
+    ORDER BY created_at LIMIT :limit);
