@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from ctxdb.errors import AuthenticationError
 from ctxdb.service import Ctxdb
 from ctxdb.service.usecases.changes import Position
-from ctxdb.web.session import SESSION_COOKIE, Viewer, viewer_of
+from ctxdb.web.session import SESSION_COOKIE, Viewer, over_tls, viewer_of
 
 routes = APIRouter()
 
@@ -46,7 +46,8 @@ def same_origin(request: Request) -> bool:
     if site is not None and site != "same-origin":
         return False
     origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
+    scheme = "https" if over_tls(request) else request.url.scheme  # TLS ended at a proxy
+    return origin is None or origin == f"{scheme}://{request.url.netloc}"
 
 
 def still_signed_in(db: Ctxdb, secret: str) -> Callable[[], bool]:
