@@ -43,7 +43,7 @@
   }
 
   function refresher(region) {
-    let etag = null;
+    let etag = region.dataset.etag || null;  // the tag of the region as the page showed it
     let running = false;
     let again = false;  // asked while running: a change may have come after the fetch began
     return async function refresh() {
