@@ -69,12 +69,9 @@ def test_a_signed_in_page_follows_its_projects_changes(
         db.context.store(two["a"], {"note": "of a"}, "HIGH", "note")
         change = data_of(lines)
     assert (change["project_id"], change["action"]) == (two["a"], "context.store")
-
-
-def test_a_fleet_token_follows_one_project_when_the_page_names_it(
-        db: Ctxdb, base: str, two: dict[str, str]) -> None:
-    secret = db.access_tokens.create(None, "read")["secret"]
-    with signed_in(base, secret) as client, client.stream(
+    # A fleet-wide token follows every project, or the one its page names.
+    fleet = db.access_tokens.create(None, "read")["secret"]
+    with signed_in(base, fleet) as client, client.stream(
             "GET", "/ui/events", params={"project_id": two["b"]}) as stream:
         lines = stream.iter_lines()
         db.memories.put(two["a"], "n", "k", {"v": 1})
