@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ctxdb.service import Ctxdb
@@ -20,8 +21,11 @@ from dashboard_browser import ConsoleWatch, chromium_path, screenshot
 from remote_server import served
 
 CTXDB = Path(sys.executable).with_name("ctxdb")
-# An agent's change must show within 2 s; the region is polled every second.
+# An agent's change must show within 2 s (the change feed triggers a refresh; without it, the
+# region is polled every second).
 LIVE_MS = 2_000
+# Run before the page's own script: no timer repeats, so no poll can refresh the page.
+NO_POLLING = "window.setInterval = function () { return 0; };"
 WIDE, NARROW = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
@@ -100,6 +104,47 @@ def test_an_instance_appears_and_its_gauge_moves_while_the_agent_reports(
     expect(page.locator("time[data-age]")).to_have_text(re.compile(r"^\d+ s ago$"))
     screenshot(page, "instance")
     no_console_errors(page)
+
+
+def test_a_change_shows_through_the_change_feed_with_polling_disabled(
+        db: Ctxdb, page: Any, site: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    page.add_init_script(NO_POLLING)
+    opened: list[str] = []
+    page.on("request", lambda request: opened.append(request.url)
+            if "/ui/events" in request.url else None)
+    sign_in(page, site)
+    pid = site["pid"]
+    page.goto(f"{site['base']}/ui/projects/{pid}/work")
+    expect(page.locator("[data-live]")).to_have_attribute("data-following", "feed")
+    assert opened[-1] == f"{site['base']}/ui/events?project_id={pid}"
+    # An agent's write through HTTP, as a remote agent makes it.
+    gate = httpx.post(f"{site['base']}/v1/projects/{pid}/approvals",
+                      headers={"Authorization": f"Bearer {site['secret']}"},
+                      json={"gate_type": "deploy", "request": {"to": "staging"}, "title": "ship"},
+                      timeout=10)
+    assert gate.status_code == 201, gate.text
+    card = page.locator(f"[data-gate='{gate.json()['gate_id']}']")
+    expect(card).to_be_visible(timeout=LIVE_MS)
+    # And one through the library, on the fleet page.
+    page.get_by_role("link", name="Fleet").click()
+    expect(page.locator("[data-live]")).to_have_attribute("data-following", "feed")
+    agent = db.instances.launch(pid, client="claude-code")
+    expect(page.locator(f"tr[data-instance='{agent['instance_id']}']")).to_be_visible(
+        timeout=LIVE_MS)
+    no_console_errors(page)
+
+
+def test_without_the_feed_the_page_polls(db: Ctxdb, page: Any, site: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    page.route("**/ui/events*", lambda route: route.fulfill(status=503, body="gone"))
+    sign_in(page, site)
+    expect(page.locator("[data-live]")).to_have_attribute("data-following", "poll")
+    agent = db.instances.launch(site["pid"], client="gemini")
+    expect(page.locator(f"tr[data-instance='{agent['instance_id']}']")).to_be_visible(
+        timeout=LIVE_MS)
 
 
 def test_approving_a_gate_from_the_inbox_ends_the_agents_wait(

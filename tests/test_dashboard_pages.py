@@ -5,6 +5,7 @@ paging, memory versions; and the usage chart's geometry."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity
+from ctxdb.errors import ValidationError
 from ctxdb.service import Ctxdb
 from ctxdb.web.charts import Point, audit_points, chart
 from test_dashboard_security import sign_in
@@ -102,6 +104,32 @@ def test_an_instance_shows_its_injections_usage_and_handoff(
     assert "tokens.clear_and_reload" in page
 
 
+def test_an_instance_lists_every_handoff_newest_first_a_page_at_a_time(
+        db: Ctxdb, client: TestClient, pid: str) -> None:
+    agent = db.instances.launch(pid)["instance_id"]
+    other = db.instances.launch(pid)["instance_id"]
+    made = [db.tokens.record_handoff(agent, summary=f"step {n} done")["handoff_id"]
+            for n in range(12)]
+    db.tokens.record_handoff(other, summary="the other agent's")
+    sign_in(client, db.access_tokens.create(pid, "read")["secret"])
+    url = f"/ui/projects/{pid}/instances/{agent}"
+    first = client.get(url).text
+    shown = [int(n) for n in re.findall(r'data-handoff="(\d+)"', first)]
+    assert shown == made[::-1][:10]
+    assert "step 11 done" in first and "the other agent's" not in first
+    older = re.search(r'href="(\?handoffs_before=\d+)#handoffs-h">Older handoffs', first)
+    assert older is not None
+    second = client.get(url + older[1]).text
+    assert [int(n) for n in re.findall(r'data-handoff="(\d+)"', second)] == made[1::-1]
+    assert "Older handoffs" not in second and "Newest handoffs" in second
+    # The library call under the page: an instance of another project is refused.
+    assert db.tokens.handoffs(agent, pid, before_id=made[1], limit=5) == [
+        db.tokens.handoffs(agent, limit=12)[-1]]
+    with pytest.raises(ValidationError):
+        db.tokens.handoffs(agent, db.projects.create("elsewhere")["project_id"])
+    assert client.get(url + "?handoffs_before=0").status_code == 400
+
+
 def test_a_project_shows_history_pages_and_memory_versions(
         db: Ctxdb, client: TestClient, pid: str) -> None:
     first = db.context.store(pid, {"decision": "stripe"}, "HIGH")
@@ -164,7 +192,14 @@ def test_a_poll_builds_the_region_only_when_the_viewers_data_moved(
     other = db.projects.create("other")["project_id"]
     sign_in(client, db.access_tokens.create(pid, "read")["secret"])
     path, region = f"/ui/projects/{pid}/work", {"X-Ctxdb-Region": "1"}
+    # The whole page carries its region's tag, so the script's first refresh is a 304.
+    shown_tag = re.search(r'data-etag="([^"]+)"', client.get(path).text)
+    assert shown_tag is not None
+    first = client.get(path, headers={**region, "If-None-Match": html.unescape(shown_tag[1])})
+    assert first.status_code == 304
+    builds.clear()
     tag = client.get(path, headers=region).headers["etag"]
+    assert tag == first.headers["etag"]
     db.messages.send(other, "broadcast", None, "elsewhere")  # another project: not a change
     same = client.get(path, headers={**region, "If-None-Match": tag})
     assert (same.status_code, same.headers["etag"], len(builds)) == (304, tag, 1)

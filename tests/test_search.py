@@ -85,6 +85,27 @@ def test_limit_and_every_match_found_however_old(db: Ctxdb, seeded: dict[str, An
     assert found(db.context.search(project_id, "fees")) == [ids["stripe"]]
 
 
+def test_the_newest_matches_are_the_same_whether_found_among_the_newest_items_or_through_all(
+        db: Ctxdb, pid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search for a common word looks among the newest SEARCH_WINDOW items first and
+    through every match only when those hold too few: both ways give the newest matches, in
+    order."""
+    from ctxdb.service.usecases import search
+
+    monkeypatch.setattr(search, "SEARCH_WINDOW", 6)
+    monkeypatch.setattr(search, "COMMON_MATCHES", 2)
+    stored = [db.context.store(pid, f"{'common' if n % 2 else 'common rare'} {n}", "LOW",
+                               "note")["item_id"] for n in range(20)]
+    newest_first = stored[::-1]
+    common = db.context.search(pid, "common", limit=2)  # enough among the newest 6
+    assert found(common) == newest_first[:2] and common["has_more"]
+    rare = db.context.search(pid, "rare", limit=4)  # 3 among the newest 6: all are read
+    assert found(rare) == newest_first[1::2][:4] and rare["has_more"]
+    every = db.context.search(pid, "rare", limit=10)
+    assert found(every) == newest_first[1::2] and not every["has_more"]
+    assert found(db.context.search(pid, "common", limit=3, priority="HIGH")) == []
+
+
 @pytest.mark.parametrize(("arguments", "error", "message"), [
     ({"priority": "URGENT"}, InvalidPriorityError, "invalid priority 'URGENT'"),
     ({"limit": 0}, ValidationError, "limit must be between 1 and 200"),

@@ -14,6 +14,7 @@ in :mod:`ctxdb.http.routing`; the change feed (Server-Sent Events) in
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -104,7 +105,10 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
         app.router.routes.extend(routes.v1.routes)
     app.router.routes.append(mcp_route())
     # The dashboard (docs/dashboard.md): an application of its own, signed in by cookie.
-    app.mount("/ui", create_dashboard(db), name="dashboard")
+    # Its pages follow the change feed through the same stream code as /v1/events, tied to
+    # this app so that the server's shutdown ends their streams too.
+    feed = functools.partial(event_routes.feed_response, app, named=False)
+    app.mount("/ui", create_dashboard(db, feed), name="dashboard")
     app.router.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
     @app.exception_handler(CtxdbError)

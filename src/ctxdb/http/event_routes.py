@@ -73,19 +73,25 @@ def end_streams(app: FastAPI) -> None:
         wake()
 
 
-def encode(change: Change) -> str:
-    """One event in the SSE wire format."""
+def encode(change: Change, named: bool = True) -> str:
+    """One event in the SSE wire format; ``named``: its ``event`` field is the entity type
+    (else it is a plain ``message`` event, which a page hears with one listener)."""
     data = json.dumps(change.to_dict(), separators=(",", ":"), sort_keys=True)
-    return f"id: {change.cursor}\nevent: {change.entity_type}\ndata: {data}\n\n"
+    name = f"event: {change.entity_type}\n" if named else ""
+    return f"id: {change.cursor}\n{name}data: {data}\n\n"
 
 
-def _still_allowed(request: Request) -> bool:
-    db: Ctxdb = request.app.state.db
-    try:
-        db.access_tokens.authenticate(bearer_secret(request))
-    except CtxdbError:
-        return False
-    return True
+def still_signed(db: Ctxdb, secret: str) -> Callable[[], bool]:
+    """Whether the token of ``secret`` is still valid (read from the database when asked)."""
+
+    def check() -> bool:
+        try:
+            db.access_tokens.authenticate(secret)
+        except CtxdbError:
+            return False
+        return True
+
+    return check
 
 
 def _scope(caller: Caller, project_id: str | None) -> str | None:
@@ -109,7 +115,20 @@ async def follow_changes(
     """The live change feed of the token's projects, as Server-Sent Events."""
     scope = await run_in_threadpool(_scope, caller, project_id)
     start = await run_in_threadpool(caller.db.changes.start, last_event_id or after)
-    stream = _Stream(caller.db, request, scope, math.inf if max_seconds is None else max_seconds)
+    return feed_response(request.app, caller.db, scope, start,
+                         still_signed(caller.db, bearer_secret(request)),
+                         math.inf if max_seconds is None else max_seconds)
+
+
+def feed_response(app: FastAPI, db: Ctxdb, scope: str | None, start: Position,
+                  still_allowed: Callable[[], bool], max_seconds: float = math.inf,
+                  *, named: bool = True) -> StreamingResponse:
+    """The feed after ``start`` (of project ``scope``, or of all with ``None``) as a stream of
+    Server-Sent Events, ended when ``still_allowed`` (asked at each heartbeat) says no, or
+    when ``app``'s server stops. Shared by ``/v1/events`` and the dashboard's own stream
+    (``/ui/events``, signed in by cookie, with unnamed events), which ``create_app`` hands
+    this function."""
+    stream = _Stream(db, _streams(app), scope, still_allowed, max_seconds, named)
     return StreamingResponse(stream.events(start), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -117,12 +136,12 @@ async def follow_changes(
 class _Stream:
     """One client's stream: reads after its position whenever the signal rings."""
 
-    def __init__(self, db: Ctxdb, request: Request, scope: str | None,
-                 max_seconds: float) -> None:
-        self.db, self.request, self.scope = db, request, scope
+    def __init__(self, db: Ctxdb, streams: _Streams, scope: str | None,
+                 still_allowed: Callable[[], bool], max_seconds: float, named: bool) -> None:
+        self.db, self.streams, self.scope, self.named = db, streams, scope, named
+        self.still_allowed = still_allowed
         self.max_seconds = max_seconds
         self.wake = asyncio.Event()
-        self.streams = _streams(request.app)
 
     def _ringer(self) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
@@ -154,14 +173,14 @@ class _Stream:
             batch = await run_in_threadpool(self.db.changes.since, position, self.scope, BATCH)
             position = batch.position
             for change in batch.changes:
-                yield encode(change)
+                yield encode(change, self.named)
             if batch.full:
                 continue
             now = loop.time()
             if now >= deadline or self.streams.closing:
                 return
             if now >= beat:
-                if not await run_in_threadpool(_still_allowed, self.request):
+                if not await run_in_threadpool(self.still_allowed):
                     return
                 yield ": heartbeat\n\n"
                 beat = now + HEARTBEAT_SECONDS

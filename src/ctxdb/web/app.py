@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ctxdb.errors import AuthenticationError, CtxdbError
 from ctxdb.service import Ctxdb
-from ctxdb.web import fleet, instance, project, work
+from ctxdb.web import fleet, instance, live, project, work
 from ctxdb.web.render import REGION_HEADER, SecurityHeaders, Unchanged, page
 from ctxdb.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -37,11 +37,13 @@ STATUS_BY_CATEGORY = {"invalid": 400, "limit": 422, "unauthenticated": 401, "for
 SESSION_SECONDS = 12 * 3600
 
 
-def create_dashboard(db: Ctxdb) -> FastAPI:
-    """The dashboard over an open store (the caller closes it)."""
+def create_dashboard(db: Ctxdb, feed: live.Feed) -> FastAPI:
+    """The dashboard over an open store (the caller closes it); ``feed`` streams the change
+    feed to its pages (``/ui/events``)."""
     dashboard = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     dashboard.state.db = db
-    for module in (fleet, work, instance, project):
+    dashboard.state.feed = feed
+    for module in (fleet, work, instance, project, live):
         dashboard.include_router(module.routes)
     dashboard.add_api_route("/login", login_page, methods=["GET"])
     dashboard.add_api_route("/login", login, methods=["POST"])

@@ -1,11 +1,12 @@
-"""The instance page: its token gauge, usage over time, generations and handoffs,
-checkpoints, and what was injected into it (the recorded injections with their items)."""
+"""The instance page: its token gauge, usage over time, generations and handoffs (every
+one, newest first, paged), checkpoints, and what was injected into it (the recorded
+injections with their items)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ctxdb.errors import ContextItemNotFoundError, InstanceNotFoundError
 from ctxdb.web.charts import api_points, audit_points, chart
@@ -18,6 +19,7 @@ AUDIT_DEPTH = 500
 INJECTIONS_SHOWN = 20
 ITEMS_PER_INJECTION = 30
 CHECKPOINTS_SHOWN = 50
+HANDOFFS_PER_PAGE = 10
 
 
 def instance_of(viewer: Viewer, project_id: str, instance_id: str) -> dict[str, Any]:
@@ -60,16 +62,25 @@ def history(viewer: Viewer, instance: dict[str, Any]) -> dict[str, Any]:
             "generations": generations}
 
 
+def handoffs(viewer: Viewer, project_id: str, instance_id: str,
+             before_id: int | None) -> dict[str, Any]:
+    """A page of the instance's handoffs, newest first, and whether older ones remain."""
+    rows = viewer.db.tokens.handoffs(instance_id, project_id, before_id=before_id,
+                                     limit=HANDOFFS_PER_PAGE + 1)
+    return {"handoffs": rows[:HANDOFFS_PER_PAGE], "handoffs_before": before_id,
+            "older_handoffs": len(rows) > HANDOFFS_PER_PAGE}
+
+
 @routes.get("/projects/{project_id}/instances/{instance_id}", name="instance")
-def instance_page(request: Request, project_id: str, instance_id: str,
-                  viewer: Seeing) -> Response:
+def instance_page(request: Request, project_id: str, instance_id: str, viewer: Seeing,
+                  handoffs_before: Annotated[int | None, Query(ge=1)] = None) -> Response:
     instance = instance_of(viewer, project_id, instance_id)
     db = viewer.db
     return page(request, "instance.html", {
         "viewer": viewer, "title": f"Instance {instance_id}", "section": "instance",
         "project_id": project_id, "instance": instance,
         "threshold": db.settings.clear_threshold,
-        "handoff": db.tokens.latest_handoff(instance_id=instance_id, project_id=project_id),
+        **handoffs(viewer, project_id, instance_id, handoffs_before),
         "checkpoints": db.checkpoints.list(project_id, instance_id=instance_id,
                                            limit=CHECKPOINTS_SHOWN),
         "injections": injections(viewer, project_id, instance_id),

@@ -73,13 +73,12 @@ def data_version(db: Ctxdb, project_id: str | None) -> str:
 
 def check_unchanged(request: Request, db: Ctxdb, project_id: str | None) -> None:
     """For a poll of a live region: raise :class:`Unchanged` when the data version the
-    poll's tag names is still current; else keep the version for the answer's tag."""
-    if request.headers.get(REGION_HEADER) != "1":
-        return
+    poll's tag names is still current; else (and for a whole page) keep the version, read
+    before the page's data, for the region's tag."""
     version = data_version(db, project_id)
     request.state.data_version = version
     tag = request.headers.get("if-none-match", "")
-    if tag.startswith(f'"{version}-'):
+    if request.headers.get(REGION_HEADER) == "1" and tag.startswith(f'"{version}-'):
         raise Unchanged(tag)
 
 
@@ -105,16 +104,28 @@ def page(request: Request, template: str, context: dict[str, Any],
     values = {"request": request, "base": request.scope.get("root_path", ""), **context}
     if request.headers.get(REGION_HEADER) == "1":
         return region(request, template, values)
+    if context.get("viewer") is not None and hasattr(request.state, "data_version"):
+        # The page carries its region's tag: the script's first refresh is then a 304
+        # unless something changed since, instead of replacing what was just shown.
+        values["region_etag"] = region_tag(request, region_text(template, values))
     html = ENVIRONMENT.get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-def region(request: Request, template: str, values: dict[str, Any]) -> Response:
+def region_text(template: str, values: dict[str, Any]) -> str:
     compiled = ENVIRONMENT.get_template(template)
-    html = "".join(compiled.blocks["region"](compiled.new_context(values)))
+    return "".join(compiled.blocks["region"](compiled.new_context(values)))
+
+
+def region_tag(request: Request, html: str) -> str:
     digest = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32]
-    version = getattr(request.state, "data_version", "")
-    headers = {"ETag": f'"{version}-{digest}"', "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match", "").endswith(f'-{digest}"'):
+    return f'"{getattr(request.state, "data_version", "")}-{digest}"'
+
+
+def region(request: Request, template: str, values: dict[str, Any]) -> Response:
+    html = region_text(template, values)
+    tag = region_tag(request, html)
+    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match", "").endswith(f'-{tag.split("-", 1)[1]}'):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(html, headers=headers)

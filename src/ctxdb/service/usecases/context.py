@@ -32,6 +32,7 @@ from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
 from ctxdb.service.usecases.projects import require_project
+from ctxdb.service.usecases.search import newest_matching_items
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
@@ -355,7 +356,7 @@ class ContextService:
             filters = {"project_id": project_id, "priority": level, "content_type": kind,
                        "phase_id": phase_id, "limit": limit + 1}  # one more: has_more
             rows = (tx.all("live_items_newest_first", **filters) if match is None
-                    else tx.all("search_matching_items", match=match, **filters))
+                    else newest_matching_items(tx, match, filters))
             items = decode_all(rows)
             return {"items": items[:limit], "has_more": len(items) > limit}
 

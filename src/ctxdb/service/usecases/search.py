@@ -292,3 +292,25 @@ class SearchService(Service):
             return counts
 
         return self.storage.write(unit)
+
+
+# How a search finds the newest context items that match (``db.context.search``): a word in
+# at least COMMON_MATCHES documents is looked for among the SEARCH_WINDOW newest items first,
+# each looked up in the index, newest first until enough match (a few lookups for a common
+# word, instead of reading its every match and sorting them); a rarer word, or one whose
+# matches are not among the newest items, is read through all its matches, which are few.
+COMMON_MATCHES = 2_000
+SEARCH_WINDOW = 1_000
+
+
+def newest_matching_items(tx: Tx, match: str, filters: dict[str, Any]) -> list[Row]:
+    """The newest ``filters["limit"]`` live items of the project that match ``match`` (the
+    engine's query text) and pass the structured filters."""
+    many = tx.value("search_context_matches_upto", match=match, cap=COMMON_MATCHES,
+                    project_id=filters["project_id"])
+    if int(many or 0) >= COMMON_MATCHES:
+        rows = tx.all("search_matching_newest_items", match=match, window=SEARCH_WINDOW,
+                      **filters)
+        if len(rows) == filters["limit"]:
+            return rows
+    return tx.all("search_matching_items", match=match, **filters)

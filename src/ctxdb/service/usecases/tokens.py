@@ -10,7 +10,9 @@ from ctxdb.domain.resume import has_substance
 from ctxdb.domain.validation import (
     check_choice,
     check_identifier,
+    check_limit,
     check_non_negative_int,
+    check_optional_int,
     check_text,
     encode_json,
 )
@@ -26,6 +28,7 @@ from ctxdb.storage import Tx
 MAX_SUMMARY = 100_000
 # How many of a project's newest handoffs are looked through for one with substance.
 RECENT_HANDOFFS = 20
+MAX_HANDOFFS_LISTED = 500
 
 
 def usage_view(instance: dict[str, Any]) -> dict[str, Any]:
@@ -320,5 +323,22 @@ class TokenService(Service):
                 return next((row for row in rows if has_substance(row)),
                             rows[0] if rows else None)
             return decode(row) if row else None
+
+        return self.storage.read(unit)
+
+    def handoffs(
+        self, instance_id: str, project_id: str | None = None, *,
+        before_id: int | None = None, limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        """The instance's handoffs, newest first: at most ``limit``, with ``before_id`` only
+        those older than that handoff (the next page). With ``project_id``, an instance of
+        another project is refused, as ``latest_handoff`` refuses it."""
+        check_optional_int(before_id, "before_id")
+        check_limit(limit, MAX_HANDOFFS_LISTED)
+
+        def unit(tx: Tx) -> list[dict[str, Any]]:
+            require_instance(tx, instance_id, project_id)
+            return decode_all(tx.all("handoffs_of_instance", instance_id=instance_id,
+                                     before_id=before_id, limit=limit))
 
         return self.storage.read(unit)

@@ -25,3 +25,12 @@ SELECT handoff_id, project_id, instance_id, generation, kind, summary, next_step
        working_set, tokens_before, created_at
 FROM handoffs WHERE project_id = :project_id
 ORDER BY handoff_id DESC LIMIT :limit;
+
+-- name: handoffs_of_instance
+-- An instance's handoffs, newest first, a page at a time (those before :before_id, if any).
+SELECT handoff_id, project_id, instance_id, generation, kind, summary, next_steps,
+       working_set, tokens_before, created_at
+FROM handoffs
+WHERE instance_id = :instance_id
+  AND (CAST(:before_id AS BIGINT) IS NULL OR handoff_id < :before_id)
+ORDER BY handoff_id DESC LIMIT :limit;

@@ -68,6 +68,41 @@ WHERE item_id IN (SELECT d.item_id FROM $SEARCH_FROM
 ORDER BY sequence_number DESC
 LIMIT :limit;
 
+-- name: search_context_matches_upto
+-- How many of the project's context documents match, counted up to :cap (a word is common
+-- enough for search_matching_newest_items when it reaches it).
+SELECT count(*) FROM (SELECT 1 FROM $SEARCH_FROM
+                      WHERE $SEARCH_MATCH(:match) AND d.project_id = :project_id
+                        AND d.kind = 'context'
+                      LIMIT :cap) found;
+
+-- name: search_matching_newest_items
+-- search_matching_items among the project's :window newest live items that pass the filters:
+-- the items are walked newest first, each looked up in the index, until :limit match. A word
+-- found in many items is answered after a few lookups, without reading its every match.
+-- Fewer than :limit found means the matches are rarer (or older), and the search
+-- (service/usecases/search.py, newest_matching_items) asks search_matching_items instead.
+SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
+       content, metadata, created_by, created_at
+FROM context_items c
+WHERE project_id = :project_id AND state = 'active'
+  AND (priority = :priority OR :priority = '')
+  AND (content_type = :content_type OR :content_type = '')
+  AND (CAST(:phase_id AS BIGINT) IS NULL OR phase_id = :phase_id)
+  AND sequence_number >= (
+      SELECT min(sequence_number) FROM (
+          SELECT sequence_number FROM context_items
+          WHERE project_id = :project_id AND state = 'active'
+            AND (priority = :priority OR :priority = '')
+            AND (content_type = :content_type OR :content_type = '')
+            AND (CAST(:phase_id AS BIGINT) IS NULL OR phase_id = :phase_id)
+          ORDER BY sequence_number DESC
+          LIMIT :window) newest)
+  AND EXISTS (SELECT 1 FROM $SEARCH_FROM
+              WHERE $SEARCH_MATCH(:match) AND d.item_id = c.item_id AND d.kind = 'context')
+ORDER BY sequence_number DESC
+LIMIT :limit;
+
 -- name: search_source_counts
 -- How many records should have a document, per kind.
 SELECT 'context' AS kind, count(*) AS n FROM context_items WHERE state = 'active'

@@ -1,10 +1,14 @@
 // The dashboard's only script: shows times in the viewer's zone, and refreshes each page's
-// live region without a reload. What triggers a refresh is one function (startTrigger), so
-// that a poll can give way to the change feed (GET /v1/events) without touching the rest.
+// live region without a reload when the change feed (GET /ui/events, server-sent events)
+// says something changed; while the feed is not open, it polls every second instead.
 "use strict";
 
 (function () {
-  const POLL_MS = 1000;
+  const POLL_MS = 1000;      // the poll, while the feed is not open
+  const TICK_MS = 10000;     // with the feed open: for what changes with time alone
+  const SETTLE_MS = 100;     // a burst of changes: one refresh after it
+  const MIN_GAP_MS = 500;    // and never two refreshes closer than this (a busy fleet)
+  const REOPEN_MS = 30000;   // a feed the server refused is tried again after this
   const formatter = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
@@ -39,10 +43,15 @@
   }
 
   function refresher(region) {
-    let etag = null;
+    let etag = region.dataset.etag || null;  // the tag of the region as the page showed it
     let running = false;
+    let again = false;  // asked while running: a change may have come after the fetch began
     return async function refresh() {
-      if (running || document.hidden) return;
+      if (document.hidden) return;
+      if (running) {
+        again = true;
+        return;
+      }
       running = true;
       try {
         const headers = { "X-Ctxdb-Region": "1" };
@@ -64,23 +73,66 @@
         // The server is restarting or the network is down: the next tick tries again.
       } finally {
         running = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
       }
     };
   }
 
-  function startTrigger(refresh) {
+  // The change feed: ``changed`` on every event, ``opened(true|false)`` as it opens and
+  // drops. A dropped connection is retried by EventSource itself (with the last event id,
+  // so nothing is missed); one the server refused (401, 403, 404) is closed, and opened
+  // anew later: meanwhile the poll goes on, and a 401 there leads to the sign-in page.
+  function follow(url, changed, opened) {
+    if (!window.EventSource || !url) return;
+    const feed = new EventSource(url);
+    feed.addEventListener("open", function () { opened(true); });
+    feed.addEventListener("message", changed);
+    feed.addEventListener("error", function () {
+      opened(false);
+      if (feed.readyState === EventSource.CLOSED) {
+        window.setTimeout(function () { follow(url, changed, opened); }, REOPEN_MS);
+      }
+    });
+  }
+
+  function startTrigger(region, refresh) {
+    let following = false;
+    let last = 0;         // when the last refresh was asked for
+    let pending = null;   // the refresh a change scheduled
+    function refreshNow() {
+      last = Date.now();
+      refresh();
+    }
+    function soon() {
+      if (pending !== null) return;
+      const wait = Math.max(SETTLE_MS, last + MIN_GAP_MS - Date.now());
+      pending = window.setTimeout(function () {
+        pending = null;
+        refreshNow();
+      }, wait);
+    }
+    follow(region.dataset.events, soon, function (open) {
+      following = open;
+      region.dataset.following = open ? "feed" : "poll";
+      if (open) soon();  // what changed while it was not open
+    });
     window.setInterval(function () {
       localizeTimes(document);  // ages keep counting between changes
-      refresh();
+      if (!following || Date.now() - last >= TICK_MS) refreshNow();
     }, POLL_MS);
     document.addEventListener("visibilitychange", function () {
-      if (!document.hidden) refresh();
+      if (!document.hidden) refreshNow();
     });
+    // A refresh held back while the person typed in the region is applied when they leave.
+    region.addEventListener("focusout", soon);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     const region = document.querySelector("[data-live]");
-    if (region && region.dataset.signin) startTrigger(refresher(region));
+    if (region && region.dataset.signin) startTrigger(region, refresher(region));
   });
 })();
