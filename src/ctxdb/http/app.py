@@ -111,6 +111,14 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
     app.mount("/ui", create_dashboard(db, feed), name="dashboard")
     app.router.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
+    _answer_errors(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every error as application/problem+json (docs/api.md)."""
+
     @app.exception_handler(CtxdbError)
     async def ctxdb_error(request: Request, exc: CtxdbError) -> Response:
         return problem_of(exc)
@@ -133,6 +141,3 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
         # exception goes on to the server's log with its traceback.
         return problem(500, "internal_error", "unexpected server error (a bug: the server's "
                        "log has the details)")
-
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    return app
