@@ -178,6 +178,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":  # the teardown's report carries the test's properties again
+        return
     for key, value in report.user_properties:
         if key == "bad_input_cases":
             name, count = value
