@@ -17,7 +17,9 @@ check that nothing acknowledged was lost.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,11 @@ from typing import Any
 
 import httpx
 
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries ``import sniffio`` on every request; without the package each failed
+    # import searches sys.path again (a third of the agents' CPU time with a thousand of
+    # them). A None entry makes the import fail at once, which is what httpcore expects.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 CLIENT = "claude-code"
 # The weighted mix an agent draws its next event from (follow-ups come first: see the
 # module docstring).
@@ -43,13 +50,20 @@ class Fleet:
     repo_key: str
     period: float
     started: float = 0.0
-    latencies: dict[str, list[float]] = field(default_factory=dict)  # seconds, by event
+    # (sent at, seconds to the answer) of each answered event, by event; "sent at" counts
+    # from the start of the run.
+    latencies: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)  # seconds an event started after it was due
     errors: int = 0
     first_errors: list[str] = field(default_factory=list)
     acknowledged: dict[str, list[int]] = field(
         default_factory=lambda: {"store": [], "message": [], "complete": []})
     instances: list[str] = field(default_factory=list)  # those whose SessionStart succeeded
+    # At most as many requests in flight as the pool has connections: the pool itself
+    # (httpcore) spends time on every waiting request, which with a thousand agents made the
+    # client, not the server, the bottleneck.
+    in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
+    client_cpu_s: float = 0.0  # CPU time of this process during the run
 
     def failed(self, kind: str, message: str) -> None:
         self.errors += 1
@@ -181,8 +195,8 @@ async def session_end(client: httpx.AsyncClient, fleet: Fleet, agent: Agent
 
 ACTIONS: dict[str, Action] = {
     "SessionStart": session_start, "SessionStart(compact)": reload, "UserPromptSubmit": prompt,
-    "usage": usage, "store": store, "claim": claim, "complete": complete, "message": message, "PreCompact": pre_compact,
-    "SessionEnd": session_end,
+    "usage": usage, "store": store, "claim": claim, "complete": complete, "message": message,
+    "PreCompact": pre_compact, "SessionEnd": session_end,
 }
 
 
@@ -204,24 +218,31 @@ async def live(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, until: flo
 async def one_event(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, kind: str) -> None:
     if kind == "message" and not fleet.instances:
         kind = "UserPromptSubmit"  # nobody to write to yet
-    started = time.perf_counter()
+    started = time.perf_counter()  # a wait for a free connection counts in the latency
     try:
-        answer = await ACTIONS[kind](client, fleet, agent)
+        async with fleet.in_flight:
+            answer = await ACTIONS[kind](client, fleet, agent)
     except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
         fleet.failed(kind, f"{type(exc).__name__}: {exc}")
         return
     if answer.status_code >= 300:
         fleet.failed(kind, f"HTTP {answer.status_code}: {answer.text[:200]}")
         return
-    fleet.latencies.setdefault(kind, []).append(time.perf_counter() - started)
+    fleet.latencies.setdefault(kind, []).append(
+        (started - fleet.started, time.perf_counter() - started))
 
 
 async def run_fleet(fleet: Fleet, bases: list[str], agents: int, seconds: float,
                     connections: int, seed: int = 12) -> float:
     """Run ``agents`` agents (round-robin over ``bases``) for ``seconds``; the wall time
     from the first event due to the last answer."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # An idle connection is dropped before the server's keep-alive timeout (uvicorn: 5 s)
+    # would close it: else a request sent as the server closes it fails (ReadError).
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
+                          keepalive_expiry=2.0)
     headers = {"Authorization": f"Bearer {fleet.token}"}
+    fleet.in_flight = asyncio.Semaphore(connections)
+    cpu = time.process_time()
     async with httpx.AsyncClient(limits=limits, headers=headers, timeout=60.0) as client:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -229,4 +250,5 @@ async def run_fleet(fleet: Fleet, bases: list[str], agents: int, seconds: float,
         crowd = [Agent(n, bases[n % len(bases)], random.Random(seed * 100_003 + n))
                  for n in range(agents)]
         await asyncio.gather(*(live(client, fleet, a, start + seconds) for a in crowd))
+        fleet.client_cpu_s = time.process_time() - cpu
         return loop.time() - start
