@@ -174,3 +174,33 @@ def test_tiny_write_growth_run(backend: str, tmp_path: Path,
     assert result["ratio"] == pytest.approx(result["last_mean_ms"] / result["first_mean_ms"])
     assert result["passed"] == (result["ratio"] <= 1.15)
     assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"
+
+
+FLEET_ROW = re.compile(r"^(?P<backend>sqlite|postgres)\s+(?P<servers>\d)\s+(?P<agents>[\d,]+)"
+                       r"(?:\s+[\d,]+\.\d){7}\s+(?P<errors>\d+)\s+(?P<lost>\d+)\s+(?:PASS|MISS)$")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_tiny_fleet_run(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A few agents for ~3 s (an event every 0.5 s, so the whole mix runs) against real
+    servers: one on SQLite, two replicas on PostgreSQL; no error, nothing acknowledged lost."""
+    report = tmp_path / "fleet.json"
+    command = [sys.executable, str(ROOT / "bench" / "fleet.py"), "--agents", "4", "--seconds",
+               "3", "--period", "0.5", "--backend", backend, "--json", str(report)]
+    if backend == "postgres":
+        command += ["--pg-url", request.getfixturevalue("pg_url")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [m for m in map(FLEET_ROW.match, done.stdout.splitlines()) if m]
+    assert len(rows) == 1, done.stdout
+    row = rows[0]
+    assert (row["backend"], row["servers"], row["agents"]) == (
+        backend, "2" if backend == "postgres" else "1", "4"), done.stdout
+    assert (row["errors"], row["lost"]) == ("0", "0"), done.stdout
+    (result,) = json.loads(report.read_text())["results"]
+    assert result["errors"] == 0 and not any(result["lost"].values())
+    assert result["events"] >= 12 and len(result["by_event"]) >= 5  # the mix, not one route
+    assert sum(result["acknowledged"].values()) > 0
+    assert not list(tmp_path.glob("*.db*")), "the benchmark left database files behind"
