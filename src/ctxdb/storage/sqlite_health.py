@@ -32,6 +32,8 @@ _ANALYZED_TABLES = ("SELECT DISTINCT tbl FROM sqlite_stat1 WHERE tbl IN "
 # table, so that it can run while agents write (SQLite's own advice for PRAGMA optimize).
 _ANALYSIS_LIMIT = 1000
 
+CHECKPOINT_WAIT_MS = 2_000  # how long a WAL truncation waits for readers to finish
+
 
 def _synchronous_risk(synchronous: str) -> str:
     if synchronous != "NORMAL":
@@ -185,7 +187,10 @@ class SQLiteHealth(Health):
         conn = connect(self.storage.path, self.storage.settings)
         try:
             # Busy (another connection reads or writes) leaves the WAL as it is: the size
-            # returned then shows that nothing was truncated.
+            # returned then shows that nothing was truncated. A truncation is worth a short
+            # wait for readers to finish, not the writers' long busy timeout: a long-running
+            # reader would hold `doctor --fix` for half a minute, and a later run truncates.
+            conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite checkpoint failed: {exc}") from exc
