@@ -166,6 +166,33 @@ def test_a_failing_unit_rolls_back_only_itself(db: Ctxdb) -> None:
     assert db.context.store(project_id, "after")["sequence_number"] == 3
 
 
+def test_even_system_exit_is_the_callers_and_the_writer_goes_on(db: Ctxdb) -> None:
+    def unit(tx: Tx) -> None:
+        raise SystemExit(3)
+
+    with pytest.raises(SystemExit):
+        db.storage.write(unit)
+    assert db.projects.create("still writing")["name"] == "still writing"
+
+
+def test_a_busy_group_is_retried_whole_and_answered_once(db: Ctxdb) -> None:
+    project_id = db.projects.create("busy")["project_id"]
+    attempts: list[int] = []
+
+    def busy_once(tx: Tx) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    stored, busy = one_group(db, [lambda: db.context.store(project_id, "once"),
+                                  lambda: db.storage.write(busy_once)])
+    assert busy == "done" and len(attempts) == 2
+    assert stored["sequence_number"] == 1
+    assert contents(db, project_id) == ["once"]
+    assert audit_actions(db).count("context.store") == 1
+
+
 def deferred_violation(tx: Tx) -> None:
     """A unit whose own statements pass but whose transaction cannot COMMIT."""
     raw(tx).execute_raw("PRAGMA defer_foreign_keys = ON", {})

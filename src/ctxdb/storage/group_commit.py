@@ -69,7 +69,7 @@ class _GroupBroken(StorageError):
 class _UnitLostTransaction(Exception):
     """The unit at ``index`` failed and SQLite rolled the whole transaction back with it."""
 
-    def __init__(self, index: int, cause: Exception) -> None:
+    def __init__(self, index: int, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.index, self.cause = index, cause
 
@@ -155,11 +155,13 @@ class GroupCommitter:
                 self._commit(group)
                 group = []
         finally:
-            # Only reached early by a bug or an interpreter shutting down: answer everyone
-            # still waiting rather than leave them blocked forever (none was committed).
+            # At close the queue is empty. Reached early only by a bug: answer everyone still
+            # waiting rather than leave them blocked forever (none of theirs was committed).
             with self._wakeup:
                 left = group + list(self._queue)
                 self._queue.clear()
+                if self._writer is threading.current_thread():
+                    self._writer = None  # the next unit submitted starts a new writer
             for request in left:
                 if not request.done.is_set():
                     request.error = StorageError("the group-commit writer stopped")
@@ -191,7 +193,7 @@ class GroupCommitter:
         request.result, request.error = result, error
         request.done.set()
 
-    def _caller_error(self, exc: Exception) -> Exception:
+    def _caller_error(self, exc: BaseException) -> BaseException:
         return self.backend.translate(exc) if isinstance(exc, sqlite3.Error) else exc
 
     def _attempt(self, group: list[_Request]) -> list[tuple[Any, BaseException | None]]:
@@ -218,7 +220,7 @@ class GroupCommitter:
         conn.execute("SAVEPOINT ctxdb_unit")
         try:
             result = unit(self.backend.transaction(conn))
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit is the caller's, not the writer's
             if not conn.in_transaction:
                 # SQLite rolled the whole transaction back (a full disk, an I/O error):
                 # the units before this one are gone too, none of them committed.
