@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,10 @@ def one_group(db: Ctxdb, calls: list[Callable[[], Any]]) -> list[Any]:
     outcomes: list[Any] = []
     runner = threading.Thread(target=lambda: outcomes.extend(in_threads(calls)))
     runner.start()
-    while len(group._queue) < len(calls):
-        threading.Event().wait(0.005)
+    deadline = time.monotonic() + 10
+    while len(group._queue) < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(group._queue) == len(calls), "not every call was queued behind the holder"
     release.set()
     holding.join(10)
     runner.join(30)
@@ -164,6 +167,15 @@ def test_a_failing_unit_rolls_back_only_itself(db: Ctxdb) -> None:
     assert audit_actions(db).count("context.store") == 2
     # The next write takes the next number: the failed unit's sequence was rolled back.
     assert db.context.store(project_id, "after")["sequence_number"] == 3
+
+
+def test_one_idempotency_key_twice_in_one_group_stores_once(db: Ctxdb) -> None:
+    project_id = db.projects.create("retried")["project_id"]
+    first, second = one_group(db, [
+        lambda: db.context.store(project_id, "once", idempotency_key="key-1"),
+        lambda: db.context.store(project_id, "once", idempotency_key="key-1")])
+    assert first == second and first["sequence_number"] == 1
+    assert contents(db, project_id) == ["once"]
 
 
 def test_even_system_exit_is_the_callers_and_the_writer_goes_on(db: Ctxdb) -> None:
