@@ -9,6 +9,7 @@ after its COMMIT), interleaved repetitions with the order rotating (bench/harnes
   commits concurrent writes together (``sqlite_group_commit``, its default on SQLite);
 * ``serve, one commit per write``: the same clients against a second server with
   ``CTXDB_SQLITE_GROUP_COMMIT=false``;
+  (each server runs ``--server-workers`` uvicorn workers, one by default);
 * ``library``: ``--clients`` processes each opening the store with ``ctxdb.Ctxdb.open`` and
   storing its items one per transaction (bench/writers.py).
 
@@ -19,6 +20,7 @@ before and after and the figures are evidence, not a verdict.
 
 Usage:
     python bench/server_writes.py [--clients 64] [--items 10] [--repetitions 3]
+                                  [--server-workers 1]
 """
 
 from __future__ import annotations
@@ -48,13 +50,14 @@ GOAL_RATIO = 2.0
 THREADS_PER_CLIENT_PROCESS = 8
 
 
-def start_server(url: str, folder: Path, group_commit: bool) -> tuple[subprocess.Popen[bytes],
-                                                                      int]:
+def start_server(url: str, folder: Path, group_commit: bool,
+                 workers: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     log_path = folder / f"server-{port}.log"
     env = {**os.environ, "CTXDB_SQLITE_GROUP_COMMIT": "true" if group_commit else "false",
            "XDG_CONFIG_HOME": str(folder), "HOME": str(folder)}
-    process = subprocess.Popen([str(CTXDB), "--url", url, "serve", "--port", str(port)],
+    process = subprocess.Popen([str(CTXDB), "--url", url, "serve", "--port", str(port),
+                                "--workers", str(workers)],
                                stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,6 +138,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--items", type=int, default=10, help="items each client stores")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="worker processes of each ctxdb serve")
     args = parser.parse_args()
     load_before = load_average()
     with tempfile.TemporaryDirectory() as name:
@@ -143,8 +148,8 @@ def main() -> int:
         with Ctxdb.open(bench_settings(url, folder)) as db:
             project_id = str(db.projects.create("server writes")["project_id"])
             token = str(db.access_tokens.create(None, "write", name="bench")["secret"])
-        grouped, grouped_port = start_server(url, folder, group_commit=True)
-        single, single_port = start_server(url, folder, group_commit=False)
+        grouped, grouped_port = start_server(url, folder, True, args.server_workers)
+        single, single_port = start_server(url, folder, False, args.server_workers)
         contents = [{"item": n, "text": "a decision worth keeping " * 4}
                     for n in range(args.items)]
         try:
@@ -165,7 +170,8 @@ def main() -> int:
 
 def report(args: argparse.Namespace, samples: list[list[float]], load: str) -> None:
     grouped, single, library = (1 / statistics.median(side) for side in samples)
-    print(f"{args.clients} concurrent writers, {args.items} items each, SQLite "
+    print(f"{args.clients} concurrent writers, {args.items} items each, "
+          f"{args.server_workers} server worker(s), SQLite "
           f"(synchronous=FULL), median of {args.repetitions} interleaved repetitions; "
           f"load average before / after: {load}")
     for label, value in (("serve, group commit", grouped),
