@@ -32,6 +32,9 @@ PG_ADMIN_URL = os.environ.get(
     "CTXDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("CTXDB_REQUIRE_POSTGRES", "") in ("1", "true", "yes")
+# CTXDB_TEST_GROUP_COMMIT=1: the SQLite stores of the fixtures commit through the group-commit
+# writer (storage/group_commit.py), as `ctxdb serve` does, to run the suite against that mode.
+GROUP_COMMIT = os.environ.get("CTXDB_TEST_GROUP_COMMIT", "") in ("1", "true", "yes")
 TABLES_IN_DELETE_ORDER = (
     "idempotency_keys", "search_documents", "audit_seals", "audit_log", "api_tokens",
     "checkpoints", "command_runs", "approval_gates",
@@ -104,6 +107,8 @@ def make_settings(
 
     def make(**overrides: Any) -> Settings:
         env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        if GROUP_COMMIT and backend == "sqlite":
+            overrides.setdefault("sqlite_group_commit", True)
         return load_settings(env=env, url=url, actor="user:test", **overrides)
 
     return make

@@ -68,6 +68,8 @@ class Settings:
     max_instances_per_project: int = 10
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 30_000
+    # SQLite group commit (docs/configuration.md); None: on for `ctxdb serve` only.
+    sqlite_group_commit: bool | None = None
     max_content_bytes: int = 1024 * 1024
     pack_budget_fraction: float = 0.25
     auto_migrate: bool | None = None
@@ -237,6 +239,7 @@ SETTINGS_HELP: tuple[Setting, ...] = (
     Setting("max_instances_per_project", int, "most live instances per project"),
     Setting("sqlite_synchronous", str, "FULL (default, durable) or NORMAL (faster, riskier)"),
     Setting("busy_timeout_ms", int, "SQLite busy timeout in ms (at least 30000)"),
+    Setting("sqlite_group_commit", bool, "SQLite: commit concurrent writes together"),
     Setting("max_content_bytes", int, "largest accepted context item, in bytes of JSON"),
     Setting("pack_budget_fraction", float, "share of the window a reload pack may fill"),
     Setting("auto_migrate", bool, "upgrade the schema on open (default: SQLite yes, PG no)"),

@@ -20,6 +20,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from types import FrameType
 
 import uvicorn
@@ -45,6 +46,10 @@ def app_from_environment() -> FastAPI:
     configure()  # from CTXDB_LOG_LEVEL and CTXDB_LOG_FORMAT, which serve() set
     settings = load_settings(config_file=os.environ.get(_ENV_CONFIG) or None,
                              url=os.environ.get(_ENV_URL) or None)
+    if settings.sqlite_group_commit is None:
+        # A server's many request threads write at once: on SQLite they share COMMITs
+        # (storage/group_commit.py) unless the settings say otherwise.
+        settings = replace(settings, sqlite_group_commit=True)
     db = Ctxdb.open(settings)
     if warning := server_warning(db.row_security):
         log.warning("%s", warning)

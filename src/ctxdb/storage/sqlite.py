@@ -27,6 +27,7 @@ from ctxdb.storage.retry import with_retries
 
 if TYPE_CHECKING:
     from ctxdb.storage.change_signal import ChangeSignal
+    from ctxdb.storage.group_commit import GroupCommitter
     from ctxdb.storage.health import Health
 
 T = TypeVar("T")
@@ -208,6 +209,23 @@ class SQLiteStorage(Storage):
         self._all_connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         self._closed = False
+        self._group: GroupCommitter | None = None
+        if settings.sqlite_group_commit and not read_only:
+            self._group = self._new_group_committer()
+
+    def _new_group_committer(self) -> GroupCommitter:
+        from ctxdb.storage.group_commit import GroupBackend, GroupCommitter
+
+        return GroupCommitter(GroupBackend(
+            connection=self._connection,
+            transaction=lambda conn: SQLiteTx(conn, self._queries),
+            is_busy=_is_busy, translate=_translate,
+            describe=f"SQLite group commit on {self.path}"))
+
+    @property
+    def group_commit(self) -> GroupCommitter | None:
+        """The committer that writes run through (``sqlite_group_commit``), if on."""
+        return self._group
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not run two transactions at
@@ -246,6 +264,10 @@ class SQLiteStorage(Storage):
         return with_retries(attempt, _is_busy, f"SQLite transaction on {self.path}")
 
     def write(self, unit: Callable[[Tx], T]) -> T:
+        # With group commit on, the unit joins the writer thread's next transaction (see
+        # group_commit.py); a unit that writes again from inside one runs as it always did.
+        if self._group is not None and not self._group.in_writer():
+            return self._group.submit(self.indexing(unit))
         return self._guarded("BEGIN IMMEDIATE", self.indexing(unit))
 
     def read(self, unit: Callable[[Tx], T]) -> T:
@@ -278,6 +300,8 @@ class SQLiteStorage(Storage):
 
     def close(self) -> None:
         self._close_change_signal()
+        if self._group is not None:
+            self._group.close()  # every queued write runs and is answered first
         with self._guard:
             self._closed = True
             connections, self._all_connections = self._all_connections, []
