@@ -78,10 +78,10 @@ class HookOut(BaseModel):
         description="what the hook prints (hookSpecificOutput), or null: nothing")
     transcript_offset: int | None = Field(
         None, description="how far the server has read the transcript sent (where the "
-                          "agent's next bytes start); null: not this event's business")
+                          "agent's next bytes start); only when a transcript was sent")
 
 
-@v1.post("/hooks", response_model=HookOut)
+@v1.post("/hooks", response_model=HookOut, response_model_exclude_unset=True)
 def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     event = remote_event(body)
     if not event.event:
@@ -90,8 +90,9 @@ def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     check_reach(caller, event, repo)
     text = caller.db.hook_events.handle(event, lambda: _required(repo))
     output = context_output(event, text) if text else None
-    return {"output": None if output is None else json.loads(output),
-            "transcript_offset": _offset(caller, event)}
+    answer = {"output": None if output is None else json.loads(output)}
+    offset = _offset(caller, event)
+    return answer if offset is None else {**answer, "transcript_offset": offset}
 
 
 def remote_event(body: HookIn) -> HookEvent:
