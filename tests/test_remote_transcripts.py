@@ -146,6 +146,29 @@ def test_a_backlog_goes_with_the_next_events(db: Ctxdb, repo: Path, tmp_path: Pa
     assert row is not None and row["byte_offset"] == transcript.stat().st_size
 
 
+def test_a_line_longer_than_an_upload_is_skipped_and_a_half_written_one_waits(
+        db: Ctxdb, scratch: Settings, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(remote_transcript, "MAX_UPLOAD_BYTES", 64 * 1024)
+    lines = SHORT.read_bytes().splitlines(keepends=True)
+    huge = json.dumps({"type": "progress", "data": "x" * 300_000}).encode() + b"\n"
+    transcript = tmp_path / SHORT.name
+    transcript.write_bytes(b"".join(lines[:10]) + huge + b"".join(lines[10:]) + b'{"type":')
+    sid = transcript.stem
+    with Ctxdb.open(scratch) as local_db:
+        local_db.transcripts.ingest(transcript, session_id=sid)
+        local = local_db.transcripts.usage(sid)["totals"]
+    with served(db) as server:
+        settings = db.settings.replace(url=server, token=fleet_token(db))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        for _ in range(4):
+            forward(parse_event("claude-code", json.dumps(event("Stop", repo, transcript, sid))),
+                    lambda _: repo_identity(str(repo)), settings, 1.0, time.monotonic() + 20)
+    assert db.transcripts.usage(sid)["totals"] == local and local["responses"] > 0
+    row = db.transcripts.get(str(transcript))
+    assert row is not None and row["byte_offset"] == transcript.stat().st_size - len(b'{"type":')
+
+
 def post(server: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(f"{server}/v1/hooks", json.dumps(body).encode(),
                                      {"Authorization": f"Bearer {token}",

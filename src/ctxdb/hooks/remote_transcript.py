@@ -32,6 +32,7 @@ from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
 
 INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
 PROMPT_TAIL_BYTES = 256 * 1024
+LONG_LINE_SCAN = 16 * 1024 * 1024
 _SCAN_BYTES = 64 * 1024
 
 
@@ -131,8 +132,12 @@ def _piece(handle: Any, path: str, start: int, size: int) -> dict[str, Any]:
     last = data.rfind(b"\n")
     skipped = 0
     if last < 0 and len(data) == MAX_UPLOAD_BYTES:
-        end = _line_end(handle, start + len(data), size)
-        skipped = 0 if end is None else end - start  # None: its end is not written yet
+        # Scanned for its end within bounds (the hook must answer in a second); a line
+        # longer still is skipped in parts, its later parts read as malformed and skipped.
+        scanned = min(size, start + LONG_LINE_SCAN)
+        end = _line_end(handle, start + len(data), scanned)
+        if end is not None or scanned < size:  # else: its end is not written yet
+            skipped = (scanned if end is None else end) - start
     data = data[: last + 1]
     return {"path": os.path.abspath(path), "offset": start, "size": size,
             "data": base64.b64encode(data).decode("ascii"), "skipped": skipped}
