@@ -218,3 +218,33 @@ def test_no_path_a_client_names_is_read_on_the_server(db: Ctxdb, repo: Path) -> 
     project = str(db.sessions.resolve_project(identity)["project_id"])
     observed = db.observations.timeline(project, session_id=sid, limit=10)
     assert {row["kind"] for row in observed} == {"handoff"}  # the bare handoffs only
+
+
+def test_a_path_a_remote_agent_took_does_not_hide_a_local_file(
+        db: Ctxdb, scratch: Settings, repo: Path, tmp_path: Path) -> None:
+    """Rows are keyed by path: a remote agent naming a file of the server's machine moves no
+    offset of the session that really writes it there."""
+    transcript = tmp_path / SHORT.name
+    shutil.copy(SHORT, transcript)
+    lines = SHORT.read_bytes().splitlines(keepends=True)
+    first = b"".join(lines[:30])
+    with served(db) as server:
+        settings = db.settings.replace(url=server, token=fleet_token(db))
+        db.hook_events.handle(parse_event("claude-code", json.dumps(
+            event("SessionStart", repo, None, "intruder", source="startup"))),
+            lambda: repo_identity(str(repo)))
+        status, answer = post(server, settings.token or "", {
+            "client": "claude-code", "event": event("Stop", repo, None, "intruder"),
+            "repo": None, "transcript": {
+                "path": str(transcript), "offset": 0, "size": transcript.stat().st_size,
+                "data": base64.b64encode(first).decode()}})
+    assert status == 200 and answer["transcript_offset"] == len(first)
+    db.transcripts.ingest(transcript, session_id=transcript.stem)
+    row = db.transcripts.get(str(transcript))
+    assert row is not None and row["session_id"] == transcript.stem
+    assert row["byte_offset"] == transcript.stat().st_size
+    with Ctxdb.open(scratch) as fresh:  # what the file gives read once, alone
+        fresh.transcripts.ingest(transcript, session_id=transcript.stem)
+        expected = fresh.transcripts.usage(transcript.stem)["totals"]
+    assert db.transcripts.usage(transcript.stem)["totals"] == expected
+    assert expected["responses"] > 0

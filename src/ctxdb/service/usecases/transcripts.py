@@ -152,9 +152,12 @@ class TranscriptService(Service):
     ) -> dict[str, Any]:
         stored = self.storage.read(lambda tx: tx.one("transcript_by_path", path=str(path)))
         offset = int(stored["byte_offset"]) if stored else 0
-        reset = False
+        # A row another session holds (a remote agent may name any path: its rows are keys,
+        # not files) does not say how far this file was read: read it from the start.
+        reset = bool(stored and session_id and not subagent
+                     and stored["session_id"] not in (None, session_id))
         try:
-            chunk = parse_transcript(path, offset, client)
+            chunk = parse_transcript(path, 0 if reset else offset, client)
         except InvalidTranscriptOffsetError:
             chunk, reset = parse_transcript(path, 0, client), True
         # the read stopped at its limit, not at the end of the file
