@@ -35,6 +35,8 @@ from test_remote_hooks import RemoteHook, fleet_token
 VIEWER = Path(__file__).parent / "fixtures" / "claude-code" / "claude-code-viewer"
 LONG = VIEWER / "fe5e1c67-53e7-4862-81ae-d0e013e3270b.jsonl"  # 774 KB, 20 TodoWrite calls
 SHORT = VIEWER / "5c0375b4-57a5-4f26-b12d-d022ee4e51b7.jsonl"
+SPOTTER = Path(__file__).parent / "fixtures" / "claude-code" / "spotter" \
+    / "4d5611e5-241a-462a-8d15-5122611a9569.jsonl"  # with two subagent transcripts
 
 
 @pytest.fixture
@@ -167,6 +169,34 @@ def test_a_line_longer_than_an_upload_is_skipped_and_a_half_written_one_waits(
     assert db.transcripts.usage(sid)["totals"] == local and local["responses"] > 0
     row = db.transcripts.get(str(transcript))
     assert row is not None and row["byte_offset"] == transcript.stat().st_size - len(b'{"type":')
+
+
+def test_subagent_transcripts_go_with_the_session(db: Ctxdb, scratch: Settings, repo: Path,
+                                                  tmp_path: Path) -> None:
+    """As local ingestion reads ``<session>/subagents/*.jsonl`` with the session's file, the
+    remote hook sends their new bytes, in what the session's bytes leave of one upload."""
+    main = tmp_path / SPOTTER.name
+    head = SPOTTER.read_bytes()[: 900 * 1024]
+    main.write_bytes(head[: head.rfind(b"\n") + 1])  # 900 KB: the subagents wait a turn
+    shutil.copytree(SPOTTER.with_suffix(""), main.with_suffix(""))
+    sid = main.stem
+    session = [event("SessionStart", repo, main, sid, source="startup"),
+               *[event("Stop", repo, main, sid) for _ in range(3)]]
+    with Ctxdb.open(scratch) as local_db:
+        for payload in session:
+            local_db.hook_events.handle(parse_event("claude-code", json.dumps(payload)),
+                                        lambda: repo_identity(str(repo)))
+        local = outcome(local_db, repo, [sid])[sid]
+    with served(db) as server:
+        hook = RemoteHook(server, tmp_path / "hook.log", tmp_path / "home", fleet_token(db))
+        for payload in session:
+            hook(payload, "--deadline", "10")
+        assert hook.logged() == ""
+    remote = outcome(db, repo, [sid])[sid]
+    assert (remote["usage"], remote["gauge"], remote["observations"]) == \
+        (local["usage"], local["gauge"], local["observations"])
+    sidechain = [row for row in db.transcripts.usage(sid)["responses"] if row["sidechain"]]
+    assert sidechain  # the subagents' responses
 
 
 def post(server: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

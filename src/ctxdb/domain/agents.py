@@ -82,6 +82,8 @@ class AgentSession:
     # The part of the transcript a remote agent sent with its event (its transcript_path is
     # then None: a path on the agent's machine is no file of the server's to open).
     uploaded: UploadedTranscript | None = None
+    # With it, the new bytes of the session's subagent transcripts (<session>/subagents/).
+    uploaded_subagents: tuple[UploadedTranscript, ...] = ()
 
     @property
     def transcript(self) -> Source | None:

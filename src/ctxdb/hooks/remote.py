@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
-from ctxdb.hooks.remote_transcript import note_offset, transcript_body
+from ctxdb.hooks.remote_transcript import note_offset, subagent_bodies, transcript_body
 from ctxdb.settings import default_data_dir
 
 if TYPE_CHECKING:
@@ -49,12 +49,17 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
     if not settings.token:
         raise RemoteHookError(f"CTXDB_URL names the server {settings.url} but no token is "
                               "set (CTXDB_TOKEN or token in the config file); nothing was sent")
-    body = {"client": event.client, "event": event.fields, "host": socket.gethostname(),
-            "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
+    body: dict[str, Any] = {
+        "client": event.client, "event": event.fields, "host": socket.gethostname(),
+        "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
     state_dir = default_data_dir(os.environ)
     transcript = transcript_body(event, settings.url, state_dir)
+    subagents: list[dict[str, Any]] = []
     if transcript is not None:
         body["transcript"] = transcript
+        subagents = subagent_bodies(event, settings.url, state_dir, transcript)
+        if subagents:
+            body["subagents"] = subagents
     status, text = _post(settings.url, settings.token, json.dumps(body).encode("utf-8"),
                          connect_within, answer_by)
     if status != 200:
@@ -62,8 +67,12 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
                               f"{_detail(text)}; nothing was output")
     output = _output(event, text, settings.url)
     if transcript is not None:  # _output checked the answer is a JSON object
+        answer = json.loads(text)
         note_offset(state_dir, settings.url, transcript["path"],
-                    json.loads(text).get("transcript_offset"))
+                    answer.get("transcript_offset"))
+        offsets = answer.get("subagent_offsets")
+        for sent in subagents if isinstance(offsets, dict) else []:
+            note_offset(state_dir, settings.url, sent["path"], offsets.get(sent["path"]))
     return output
 
 

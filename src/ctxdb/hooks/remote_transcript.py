@@ -5,7 +5,9 @@ the bytes sent with it (``ctxdb.transcripts.uploaded``), as a local hook reads t
 
 - Stop, SubagentStop and PostCompact ingest the transcript: they send the bytes from the
   offset the server last answered (``transcript_offset``), at most ``MAX_UPLOAD_BYTES`` of
-  complete lines; a longer backlog goes with the next events. The offset answered is kept in
+  complete lines, and in what is left of it, the new bytes of the session's subagent
+  transcripts (``<session>/subagents/*.jsonl``, which local ingestion reads with it); a
+  longer backlog goes with the next events. The offset answered is kept in
   a small file of the agent's machine, one per server and transcript. Losing it costs a
   re-send from the start, which the server reads once (its offset only moves forward, by
   compare-and-set); a server that is behind the offset sent answers its own, and the next
@@ -38,10 +40,10 @@ _SCAN_BYTES = 64 * 1024
 
 def transcript_body(event: HookEvent, url: str, state_dir: Path) -> dict[str, Any] | None:
     """The ``transcript`` member of the event's request (None: the event needs none)."""
-    path = event.session.transcript_path
     tail = _tail_bytes(event)
-    if not path or (tail is None and event.event not in INGESTING):
+    if not event.session.transcript_path or (tail is None and event.event not in INGESTING):
         return None
+    path = os.path.abspath(event.session.transcript_path)
     try:
         with _open(path) as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -50,9 +52,43 @@ def transcript_body(event: HookEvent, url: str, state_dir: Path) -> dict[str, An
                 start = 0 if start > size else start
             else:
                 start = _line_start(handle, max(0, size - tail), size)
-            return _piece(handle, path, start, size)
+            return _piece(handle, path, start, size, MAX_UPLOAD_BYTES)
     except OSError:
         return None  # no readable transcript (yet): the event goes without one
+
+
+def subagent_bodies(event: HookEvent, url: str, state_dir: Path,
+                    main: dict[str, Any]) -> list[dict[str, Any]]:
+    """The new bytes of the session's subagent transcripts (``<session>/subagents/*.jsonl``,
+    which local ingestion reads with the session's), within what the ``main`` transcript's
+    body left of ``MAX_UPLOAD_BYTES``."""
+    budget = MAX_UPLOAD_BYTES - len(base64.b64decode(main["data"]))
+    if not event.session.transcript_path or event.event not in INGESTING:
+        return []
+    folder = Path(os.path.abspath(event.session.transcript_path)).with_suffix("") / "subagents"
+    try:
+        files = sorted(str(file) for file in folder.glob("*.jsonl"))
+    except OSError:
+        return []
+    bodies = []
+    for file in files:
+        if budget <= 0:
+            break
+        try:
+            with _open(file) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                start = stored_offset(state_dir, url, file)
+                start = 0 if start > size else start
+                if start == size:
+                    continue  # nothing new
+                body = _piece(handle, file, start, size, budget)
+        except OSError:
+            continue
+        sent = len(base64.b64decode(body["data"]))
+        if sent or body["skipped"]:
+            bodies.append(body)
+            budget -= sent
+    return bodies
 
 
 def note_offset(state_dir: Path, url: str, path: str, offset: object) -> None:
@@ -124,11 +160,12 @@ def _line_end(handle: Any, position: int, size: int) -> int | None:
     return None
 
 
-def _piece(handle: Any, path: str, start: int, size: int) -> dict[str, Any]:
-    """The complete lines from ``start``, at most ``MAX_UPLOAD_BYTES``; a single line longer
-    than that is left out (``skipped``), as the local reader leaves out one too long."""
+def _piece(handle: Any, path: str, start: int, size: int, limit: int) -> dict[str, Any]:
+    """The complete lines from ``start``, at most ``limit`` bytes; a single line longer than
+    ``MAX_UPLOAD_BYTES`` is left out (``skipped``), as the local reader leaves out one too
+    long (a line longer than a smaller ``limit`` waits for the next event)."""
     handle.seek(start)
-    data = handle.read(min(size - start, MAX_UPLOAD_BYTES))
+    data = handle.read(min(size - start, limit))
     last = data.rfind(b"\n")
     skipped = 0
     if last < 0 and len(data) == MAX_UPLOAD_BYTES:

@@ -37,6 +37,8 @@ from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES, UploadedTranscript
 
+MAX_SUBAGENT_FILES = 100
+
 v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
@@ -71,6 +73,9 @@ class HookIn(BaseModel):
     host: str | None = Field(None, description="the agent's machine, recorded on its instance")
     transcript: HookTranscript | None = Field(
         None, description="the part of the session's transcript the event needs")
+    subagents: list[HookTranscript] = Field(
+        default_factory=list, max_length=MAX_SUBAGENT_FILES,
+        description="with transcript: the new bytes of its <session>/subagents/*.jsonl")
 
 
 class HookOut(BaseModel):
@@ -79,6 +84,8 @@ class HookOut(BaseModel):
     transcript_offset: int | None = Field(
         None, description="how far the server has read the transcript sent (where the "
                           "agent's next bytes start); only when a transcript was sent")
+    subagent_offsets: dict[str, int] | None = Field(
+        None, description="the same for each subagent transcript sent")
 
 
 @v1.post("/hooks", response_model=HookOut, response_model_exclude_unset=True)
@@ -91,8 +98,14 @@ def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     text = caller.db.hook_events.handle(event, lambda: _required(repo))
     output = context_output(event, text) if text else None
     answer = {"output": None if output is None else json.loads(output)}
-    offset = _offset(caller, event)
-    return answer if offset is None else {**answer, "transcript_offset": offset}
+    offset = _offset(caller, event, event.session.uploaded)
+    if offset is not None:
+        answer["transcript_offset"] = offset
+    if event.session.uploaded_subagents:
+        answer["subagent_offsets"] = {
+            upload.name: offset for upload in event.session.uploaded_subagents
+            if (offset := _offset(caller, event, upload)) is not None}
+    return answer
 
 
 def remote_event(body: HookIn) -> HookEvent:
@@ -102,7 +115,8 @@ def remote_event(body: HookIn) -> HookEvent:
     event = parse_event(body.client, json.dumps(body.event), None)
     session = AgentSession(event.session.client, event.session.session_id,
                            transcript_path=None, cwd=event.session.cwd, hostname=body.host,
-                           uploaded=uploaded(body.transcript))
+                           uploaded=uploaded(body.transcript),
+                           uploaded_subagents=subagents_uploaded(body))
     return HookEvent(event.client, event.name, event.event, session.checked(), event.fields)
 
 
@@ -137,8 +151,10 @@ def _required(repo: RepoIdentity | None) -> RepoIdentity:
 
 def uploaded(sent: HookTranscript | None) -> UploadedTranscript | None:
     """The transcript bytes sent, checked: a name, never a file of this machine to open."""
-    if sent is None:
-        return None
+    return None if sent is None else _upload(sent)
+
+
+def _upload(sent: HookTranscript) -> UploadedTranscript:
     if not os.path.isabs(sent.path):
         raise ValidationError("transcript.path must be the absolute path of the file on the "
                               f"agent's machine, got {sent.path[:200]!r}")
@@ -158,9 +174,27 @@ def uploaded(sent: HookTranscript | None) -> UploadedTranscript | None:
     return upload
 
 
-def _offset(caller: Caller, event: HookEvent) -> int | None:
-    """The stored offset of the transcript the event sent, if it is this session's."""
-    upload = event.session.uploaded
+def subagents_uploaded(body: HookIn) -> tuple[UploadedTranscript, ...]:
+    """The subagent transcripts sent: files of ``<session>/subagents/`` next to the session's
+    transcript (``<session>.jsonl``), within one upload's bytes in all."""
+    if not body.subagents:
+        return ()
+    if body.transcript is None:
+        raise ValidationError("subagents are sent with the session's transcript only")
+    folder = os.path.join(os.path.splitext(body.transcript.path)[0], "subagents")
+    uploads = tuple(_upload(sent) for sent in body.subagents)
+    for upload in uploads:
+        if os.path.dirname(upload.name) != folder or not upload.name.endswith(".jsonl"):
+            raise ValidationError(f"a subagent transcript must be a .jsonl file of {folder}, "
+                                  f"got {upload.name[:200]!r}")
+    if sum(len(upload.data) for upload in uploads) > MAX_UPLOAD_BYTES:
+        raise ValidationError(f"the subagent transcripts sent hold more than {MAX_UPLOAD_BYTES} "
+                              "bytes in all")
+    return uploads
+
+
+def _offset(caller: Caller, event: HookEvent, upload: UploadedTranscript | None) -> int | None:
+    """The stored offset of a transcript the event sent, if it is this session's."""
     if upload is None:
         return None
     row = caller.db.transcripts.get(upload.name)

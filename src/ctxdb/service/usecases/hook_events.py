@@ -88,6 +88,9 @@ def _ingest(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
         db.transcripts.ingest_uploaded(event.session.uploaded,
                                        session_id=event.session.session_id,
                                        client=event.client)
+        for subagent in event.session.uploaded_subagents:
+            db.transcripts.ingest_uploaded(subagent, session_id=event.session.session_id,
+                                           client=event.client, subagent=True)
     elif event.session.transcript_path:
         db.transcripts.ingest(event.session.transcript_path,
                               session_id=event.session.session_id, client=event.client)

@@ -166,7 +166,7 @@ class TranscriptService(Service):
                            actor, subagent=subagent, reset=reset, more=more)
 
     def ingest_uploaded(self, upload: UploadedTranscript, *, session_id: str,
-                        client: str | None = None) -> int | None:
+                        client: str | None = None, subagent: bool = False) -> int | None:
         """Ingest the bytes a remote agent sent of its transcript, as :meth:`ingest` reads
         the file, under the path the agent named (a name only: no file is opened). Returns
         the offset stored after it (where the agent's next bytes must start), None when the
@@ -187,7 +187,7 @@ class TranscriptService(Service):
             return offset
         chunk = parse_transcript(upload, start, client)
         done = self._store(Path(name), chunk, stored, offset, session_id, None, None,
-                           self.settings.actor, subagent=False, reset=reset, more=False)
+                           self.settings.actor, subagent=subagent, reset=reset, more=False)
         return int(done["to_offset"]) if done["applied"] else self._offset_of(name, offset)
 
     def _offset_of(self, name: str, default: int) -> int:
