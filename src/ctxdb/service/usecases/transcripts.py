@@ -205,7 +205,7 @@ class TranscriptService(Service):
                   "applied": False, "more": more}
         if stored is None and not subagent:
             _require_a_transcript(path, chunk)
-        if stored is not None and chunk.end_offset == offset:
+        if stored is not None and chunk.end_offset == offset and not reset:
             return result  # nothing new: a re-run writes nothing at all
         session = session_id if not subagent and session_id else chunk.session_id or session_id
         if session is None and stored is not None and stored["session_id"]:
