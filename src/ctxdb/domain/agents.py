@@ -7,9 +7,14 @@ before any transaction starts, so a malformed payload changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import ValidationError
+
+if TYPE_CHECKING:
+    from ctxdb.transcripts.reader import Source
+    from ctxdb.transcripts.uploaded import UploadedTranscript
 
 CLIENTS = ("claude-code", "codex", "gemini")
 SESSION_SOURCES = ("startup", "resume", "clear", "compact")
@@ -74,6 +79,16 @@ class AgentSession:
     # The agent's machine, when it is not this one (an event forwarded to a server); None:
     # this machine's name is recorded.
     hostname: str | None = None
+    # The part of the transcript a remote agent sent with its event (its transcript_path is
+    # then None: a path on the agent's machine is no file of the server's to open).
+    uploaded: UploadedTranscript | None = None
+    # With it, the new bytes of the session's subagent transcripts (<session>/subagents/).
+    uploaded_subagents: tuple[UploadedTranscript, ...] = ()
+
+    @property
+    def transcript(self) -> Source | None:
+        """What the session's transcript is read from: the upload, else the local file."""
+        return self.uploaded if self.uploaded is not None else self.transcript_path
 
     def checked(self) -> AgentSession:
         if self.client not in CLIENTS:

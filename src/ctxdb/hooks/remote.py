@@ -7,7 +7,7 @@ cases the local hook runs and answers ``{"output": …}``, the object to print (
 answer is read, checked and written out again with the local renderer, so that whatever
 the server sends the client gets one valid output or none.
 
-Only the standard library (``socket``, ``json``, ``ssl`` for https) is imported on this path:
+Only the standard library (``socket``, ``json``, ``ssl`` for https, ``base64``) is imported here:
 no HTTP library, no database driver. A server that is down, slow, refuses the token,
 redirects or answers garbage raises :class:`RemoteHookError` (the dispatcher logs it and
 prints nothing: fail open). Every wait is bounded by the ``answer_by`` instant.
@@ -16,6 +16,7 @@ prints nothing: fail open). Every wait is bounded by the ``answer_by`` instant.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
+from ctxdb.hooks.remote_transcript import note_offset, subagent_bodies, transcript_body
+from ctxdb.settings import default_data_dir
 
 if TYPE_CHECKING:
     from ctxdb.domain.agents import RepoIdentity
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 ROUTE = "/v1/hooks"
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer holds one injection (10,000 characters)
+# The part of the transcript the event needs goes with it (remote_transcript.py).
 # Events whose handling never needs the repository (the server knows the session already):
 # they skip the git calls.
 WITHOUT_REPO = frozenset({"SessionEnd"})
@@ -45,14 +49,31 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
     if not settings.token:
         raise RemoteHookError(f"CTXDB_URL names the server {settings.url} but no token is "
                               "set (CTXDB_TOKEN or token in the config file); nothing was sent")
-    body = {"client": event.client, "event": event.fields, "host": socket.gethostname(),
-            "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
+    body: dict[str, Any] = {
+        "client": event.client, "event": event.fields, "host": socket.gethostname(),
+        "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
+    state_dir = default_data_dir(os.environ)
+    transcript = transcript_body(event, settings.url, state_dir)
+    subagents: list[dict[str, Any]] = []
+    if transcript is not None:
+        body["transcript"] = transcript
+        subagents = subagent_bodies(event, settings.url, state_dir, transcript)
+        if subagents:
+            body["subagents"] = subagents
     status, text = _post(settings.url, settings.token, json.dumps(body).encode("utf-8"),
                          connect_within, answer_by)
     if status != 200:
         raise RemoteHookError(f"the server at {settings.url} answered {status}: "
                               f"{_detail(text)}; nothing was output")
-    return _output(event, text, settings.url)
+    output = _output(event, text, settings.url)
+    if transcript is not None:  # _output checked the answer is a JSON object
+        answer = json.loads(text)
+        note_offset(state_dir, settings.url, transcript["path"],
+                    answer.get("transcript_offset"))
+        offsets = answer.get("subagent_offsets")
+        for sent in subagents if isinstance(offsets, dict) else []:
+            note_offset(state_dir, settings.url, sent["path"], offsets.get(sent["path"]))
+    return output
 
 
 def _repo_body(repo: RepoIdentity) -> dict[str, Any]:

@@ -3,12 +3,13 @@
 The route runs the event through the same use cases as the local hook
 (``db.hook_events``) and answers ``{"output": …}``, the object the hook prints (null:
 nothing). What only the agent's machine knows comes with the event: the repository identity
-of its working directory (``repo``; git runs there, not here). What the server does not do
-for a remote agent: read a file the request names. The transcript is on the agent's
-machine, so the event's ``transcript_path`` is dropped before anything runs: no transcript
-ingestion, no token usage read from it, handoffs without the transcript's summary
-(docs/server.md). Reading a path a caller names would also let a token read the server's
-own files.
+of its working directory (``repo``; git runs there, not here), and the part of its
+transcript the event needs (``transcript``: the bytes appended since the offset the server
+answered last, or the file's last block; ``ctxdb.hooks.remote_transcript``). Those bytes are
+read as the file would be, under the path the agent named (``ctxdb.transcripts.uploaded``),
+and the answer says how far the server has read that transcript (``transcript_offset``).
+What the server never does: open a file the request names. The event's ``transcript_path``
+is dropped before anything runs, so a token cannot make the server read its own files.
 
 Token scope: a fleet-wide token may register a repository's project (created on first use,
 as the local hook does); a project's token may touch only its own project. An event whose
@@ -19,7 +20,10 @@ another project holds it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,6 +35,9 @@ from ctxdb.errors import ProjectNotFoundError, ValidationError
 from ctxdb.http.auth import Caller
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
+from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES, UploadedTranscript
+
+MAX_SUBAGENT_FILES = 100
 
 v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -45,20 +52,43 @@ class HookRepo(BaseModel):
     branch: str | None = None
 
 
+class HookTranscript(BaseModel):
+    """Bytes ``[offset, offset + len(data))`` of the agent's transcript file ``path`` (of
+    ``size`` bytes), complete lines, then ``skipped`` bytes of one over-long line left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(max_length=4096, description="the file on the agent's machine (a name)")
+    offset: int = Field(ge=0)
+    size: int = Field(ge=0)
+    data: str = Field(max_length=4 * (MAX_UPLOAD_BYTES // 3 + 1),
+                      description=f"base64, at most {MAX_UPLOAD_BYTES} bytes")
+    skipped: int = Field(0, ge=0)
+
+
 class HookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client: str = Field(description="claude-code, codex or gemini")
     event: dict[str, Any] = Field(description="the client's hook payload, as it came")
     repo: HookRepo | None = Field(None, description="needed by every event but SessionEnd")
     host: str | None = Field(None, description="the agent's machine, recorded on its instance")
+    transcript: HookTranscript | None = Field(
+        None, description="the part of the session's transcript the event needs")
+    subagents: list[HookTranscript] = Field(
+        default_factory=list, max_length=MAX_SUBAGENT_FILES,
+        description="with transcript: the new bytes of its <session>/subagents/*.jsonl")
 
 
 class HookOut(BaseModel):
     output: dict[str, Any] | None = Field(
         description="what the hook prints (hookSpecificOutput), or null: nothing")
+    transcript_offset: int | None = Field(
+        None, description="how far the server has read the transcript sent (where the "
+                          "agent's next bytes start); only when a transcript was sent")
+    subagent_offsets: dict[str, int] | None = Field(
+        None, description="the same for each subagent transcript sent")
 
 
-@v1.post("/hooks", response_model=HookOut)
+@v1.post("/hooks", response_model=HookOut, response_model_exclude_unset=True)
 def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     event = remote_event(body)
     if not event.event:
@@ -67,7 +97,15 @@ def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     check_reach(caller, event, repo)
     text = caller.db.hook_events.handle(event, lambda: _required(repo))
     output = context_output(event, text) if text else None
-    return {"output": None if output is None else json.loads(output)}
+    answer = {"output": None if output is None else json.loads(output)}
+    offset = _offset(caller, event, event.session.uploaded)
+    if offset is not None:
+        answer["transcript_offset"] = offset
+    if event.session.uploaded_subagents:
+        answer["subagent_offsets"] = {
+            upload.name: offset for upload in event.session.uploaded_subagents
+            if (offset := _offset(caller, event, upload)) is not None}
+    return answer
 
 
 def remote_event(body: HookIn) -> HookEvent:
@@ -76,7 +114,9 @@ def remote_event(body: HookIn) -> HookEvent:
     machine's name is recorded instead of the server's."""
     event = parse_event(body.client, json.dumps(body.event), None)
     session = AgentSession(event.session.client, event.session.session_id,
-                           transcript_path=None, cwd=event.session.cwd, hostname=body.host)
+                           transcript_path=None, cwd=event.session.cwd, hostname=body.host,
+                           uploaded=uploaded(body.transcript),
+                           uploaded_subagents=subagents_uploaded(body))
     return HookEvent(event.client, event.name, event.event, session.checked(), event.fields)
 
 
@@ -107,3 +147,57 @@ def _required(repo: RepoIdentity | None) -> RepoIdentity:
     if repo is None:
         raise ValidationError("this event needs the repository identity: send 'repo'")
     return repo
+
+
+def uploaded(sent: HookTranscript | None) -> UploadedTranscript | None:
+    """The transcript bytes sent, checked: a name, never a file of this machine to open."""
+    return None if sent is None else _upload(sent)
+
+
+def _upload(sent: HookTranscript) -> UploadedTranscript:
+    if not os.path.isabs(sent.path):
+        raise ValidationError("transcript.path must be the absolute path of the file on the "
+                              f"agent's machine, got {sent.path[:200]!r}")
+    try:
+        data = base64.b64decode(sent.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("transcript.data is not base64") from None
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValidationError(f"transcript.data holds {len(data)} bytes, more than the "
+                              f"{MAX_UPLOAD_BYTES} one event may carry")
+    if data and not data.endswith(b"\n"):
+        raise ValidationError("transcript.data must be complete lines (end with a newline)")
+    upload = UploadedTranscript(sent.path, sent.offset, data, sent.size, sent.skipped)
+    if upload.end > upload.size:
+        raise ValidationError(f"transcript: offset {sent.offset} plus the bytes sent and "
+                              f"skipped ({upload.end - sent.offset}) exceed size {sent.size}")
+    return upload
+
+
+def subagents_uploaded(body: HookIn) -> tuple[UploadedTranscript, ...]:
+    """The subagent transcripts sent: files of ``<session>/subagents/`` next to the session's
+    transcript (``<session>.jsonl``), within one upload's bytes in all."""
+    if not body.subagents:
+        return ()
+    if body.transcript is None:
+        raise ValidationError("subagents are sent with the session's transcript only")
+    folder = os.path.join(os.path.splitext(body.transcript.path)[0], "subagents")
+    uploads = tuple(_upload(sent) for sent in body.subagents)
+    for upload in uploads:
+        if os.path.dirname(upload.name) != folder or not upload.name.endswith(".jsonl"):
+            raise ValidationError(f"a subagent transcript must be a .jsonl file of {folder}, "
+                                  f"got {upload.name[:200]!r}")
+    if sum(len(upload.data) for upload in uploads) > MAX_UPLOAD_BYTES:
+        raise ValidationError(f"the subagent transcripts sent hold more than {MAX_UPLOAD_BYTES} "
+                              "bytes in all")
+    return uploads
+
+
+def _offset(caller: Caller, event: HookEvent, upload: UploadedTranscript | None) -> int | None:
+    """The stored offset of a transcript the event sent, if it is this session's."""
+    if upload is None:
+        return None
+    row = caller.db.transcripts.get(upload.name)
+    if row is None:
+        return 0
+    return int(row["byte_offset"]) if row["session_id"] == event.session.session_id else None

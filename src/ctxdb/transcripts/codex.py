@@ -22,7 +22,6 @@ ones: they are split into input, cache-read and cache-write tokens whose sum
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
@@ -38,7 +37,7 @@ from ctxdb.transcripts.models import (
     UserPrompt,
 )
 from ctxdb.transcripts.parser import _ChunkBuilder, _count, _dict, _str
-from ctxdb.transcripts.reader import read_complete_lines
+from ctxdb.transcripts.reader import Source, read_complete_lines
 
 GENERATED = re.compile(r"^\s*<([a-z_]+)>")
 PATCHED_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
@@ -46,7 +45,7 @@ OUTPUTS = ("function_call_output", "custom_tool_call_output")
 UNSUPPORTED = ("unsupported call: ", "unsupported custom tool call: ")
 
 
-def parse_codex_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> TranscriptChunk:
+def parse_codex_transcript(path: Source, start_offset: int = 0) -> TranscriptChunk:
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``)."""
     lines = read_complete_lines(path, start_offset)
     builder = _CodexChunkBuilder()

@@ -25,7 +25,6 @@ whose sum (``context_tokens``) is what the model reported.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -39,7 +38,7 @@ from ctxdb.transcripts.models import (
     UserPrompt,
 )
 from ctxdb.transcripts.parser import _ChunkBuilder, _count, _dict, _str
-from ctxdb.transcripts.reader import read_complete_lines
+from ctxdb.transcripts.reader import Source, read_complete_lines
 
 # Text Gemini CLI generates into user messages: the environment summary it starts a chat
 # with, and the SessionStart hook's context (cut off the prompt it precedes).
@@ -49,7 +48,7 @@ HOOK_CONTEXT = re.compile(r"^\s*<hook_context>.*?</hook_context>\s*", re.DOTALL)
 SUCCESS = "success"
 
 
-def parse_gemini_transcript(path: str | os.PathLike[str], start_offset: int = 0) -> TranscriptChunk:
+def parse_gemini_transcript(path: Source, start_offset: int = 0) -> TranscriptChunk:
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``)."""
     lines = read_complete_lines(path, start_offset)
     builder = _GeminiChunkBuilder()

@@ -18,14 +18,18 @@ line of its last ``MAX_READ_BYTES`` (what matters to whoever resumes is at the e
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from ctxdb.transcripts import reader
 from ctxdb.transcripts.decisions import extract_decisions
 from ctxdb.transcripts.models import Compaction, Todo, TranscriptChunk
 from ctxdb.transcripts.parser import parse_transcript
-from ctxdb.transcripts.reader import line_start_at_or_after, open_transcript, subagent_files
+from ctxdb.transcripts.reader import (
+    Source,
+    line_start_at_or_after,
+    subagent_files,
+    transcript_size,
+)
 from ctxdb.transcripts.text import clip
 
 MAX_TEXT_CHARS = 2_000
@@ -47,7 +51,7 @@ class Handoff:
 
 
 def handoff_since_last_compaction(
-    path: str | os.PathLike[str], *, include_subagents: bool = True, client: str | None = None
+    path: Source, *, include_subagents: bool = True, client: str | None = None
 ) -> Handoff:
     """The handoff of ``path``, a transcript of ``client`` (see :func:`parse_transcript`)."""
     chunk = _parse_tail(path, client)
@@ -59,10 +63,9 @@ def handoff_since_last_compaction(
     return handoff_from_chunk(chunk, extra_files_edited=extra_files)
 
 
-def _parse_tail(path: str | os.PathLike[str], client: str | None = None) -> TranscriptChunk:
+def _parse_tail(path: Source, client: str | None = None) -> TranscriptChunk:
     """The whole transcript, or its last ``MAX_READ_BYTES`` when it is longer."""
-    with open_transcript(path) as handle:
-        size = os.fstat(handle.fileno()).st_size
+    size = transcript_size(path)
     start = line_start_at_or_after(path, max(0, size - reader.MAX_READ_BYTES))
     if start is None:  # no line starts in the last MAX_READ_BYTES: nothing readable there
         return TranscriptChunk(str(path), size, size, malformed_lines=1)

@@ -17,7 +17,6 @@ identifier, e.g. a megabyte long) is counted in ``rejected_lines`` and skipped.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from typing import Any
@@ -36,7 +35,7 @@ from ctxdb.transcripts.models import (
     UserPrompt,
 )
 from ctxdb.transcripts.prompts import typed_user_text
-from ctxdb.transcripts.reader import read_complete_lines
+from ctxdb.transcripts.reader import Source, read_complete_lines
 
 # Claude Code writes placeholder assistant messages (errors, "No response requested.") with
 # this model and all-zero usage; they are not API responses and would zero the context size.
@@ -52,7 +51,7 @@ MAX_ERROR_CHARS = 1_000
 _UNSTORABLE_IN_LINE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 
 
-def parse_transcript(path: str | os.PathLike[str], start_offset: int = 0,
+def parse_transcript(path: Source, start_offset: int = 0,
                      client: str | None = None) -> TranscriptChunk:
     """Parse the complete lines of ``path`` from ``start_offset`` (a previous ``end_offset``).
 

@@ -24,6 +24,10 @@ from ctxdb.transcripts.errors import (
     TranscriptNotFoundError,
     TranscriptUnreadableError,
 )
+from ctxdb.transcripts.uploaded import UploadedTranscript
+
+# A transcript file, or the part of one a remote agent sent (never opened: see uploaded.py).
+Source = str | os.PathLike[str] | UploadedTranscript
 
 MAX_READ_BYTES = 32 * 1024 * 1024
 _SCAN_BYTES = 1024 * 1024
@@ -54,12 +58,14 @@ class CompleteLines:
             position = newline + 1
 
 
-def read_complete_lines(path: str | os.PathLike[str], start_offset: int = 0,
+def read_complete_lines(path: Source, start_offset: int = 0,
                         max_bytes: int | None = None) -> CompleteLines:
     """The complete lines from ``start_offset``, at most ``max_bytes`` (by default
     ``MAX_READ_BYTES``) of them."""
     _check_offset_type(start_offset)
     max_bytes = MAX_READ_BYTES if max_bytes is None else max_bytes
+    if isinstance(path, UploadedTranscript):
+        return _uploaded_lines(path, start_offset, max_bytes)
     with open_transcript(path) as handle:
         try:
             size = os.fstat(handle.fileno()).st_size
@@ -94,8 +100,19 @@ def open_transcript(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
-def line_start_at_or_after(path: str | os.PathLike[str], position: int) -> int | None:
-    """The offset of the first line starting at or after ``position``; None if none does."""
+def transcript_size(path: Source) -> int:
+    """The length of the transcript in bytes (a typed error unless it is a regular file)."""
+    if isinstance(path, UploadedTranscript):
+        return path.size
+    with open_transcript(path) as handle:
+        return os.fstat(handle.fileno()).st_size
+
+
+def line_start_at_or_after(path: Source, position: int) -> int | None:
+    """The offset of the first line starting at or after ``position``; None if none does.
+    Of an upload, the first line it holds at or after ``position``."""
+    if isinstance(path, UploadedTranscript):
+        return _uploaded_line_start(path, position)
     if position == 0:
         return 0
     with open_transcript(path) as handle:
@@ -120,7 +137,7 @@ def _end_of_line(handle: BinaryIO, position: int, size: int) -> int | None:
     return None
 
 
-def _unreadable(path: str | os.PathLike[str], exc: OSError) -> TranscriptUnreadableError:
+def _unreadable(path: Source, exc: OSError) -> TranscriptUnreadableError:
     if isinstance(exc, PermissionError):
         return TranscriptUnreadableError(
             f"transcript {path} is not readable: {exc.strerror}", path=str(path))
@@ -137,7 +154,7 @@ def _check_offset_type(start_offset: object) -> None:
 
 
 def _check_offset_position(
-    handle: BinaryIO, path: str | os.PathLike[str], start_offset: int, size: int
+    handle: BinaryIO, path: Source, start_offset: int, size: int
 ) -> None:
     if start_offset > size:
         raise InvalidTranscriptOffsetError(
@@ -156,11 +173,40 @@ def _check_offset_position(
         )
 
 
-def subagent_files(path: str | os.PathLike[str]) -> list[Path]:
+def subagent_files(path: Source) -> list[Path]:
     """The subagent transcripts Claude Code 2.1+ writes next to ``<session>.jsonl``, in
-    ``<session>/subagents/*.jsonl``, sorted by name; empty for older transcripts."""
+    ``<session>/subagents/*.jsonl``, sorted by name; empty for older transcripts, and for an
+    upload (its neighbours are on the agent's machine)."""
+    if isinstance(path, UploadedTranscript):
+        return []
     transcript = Path(path)
     folder = transcript.with_suffix("") / "subagents"
     if not folder.is_dir():
         return []
     return sorted(child for child in folder.glob("*.jsonl") if child.is_file())
+
+
+def _uploaded_lines(upload: UploadedTranscript, start: int, max_bytes: int) -> CompleteLines:
+    """The upload's complete lines from ``start``, which must fall within it at a line start
+    (its bytes end with a newline: the agent sends complete lines only)."""
+    sent_end = upload.offset + len(upload.data)
+    inside = upload.offset <= start <= upload.end
+    if not inside or (upload.offset < start <= sent_end
+                      and upload.data[start - upload.offset - 1] != 0x0A):
+        raise InvalidTranscriptOffsetError(
+            f"start offset {start} is not at a line start within the bytes sent of "
+            f"{upload.name} ({upload.offset} to {upload.end})", start_offset=start)
+    if start > sent_end:  # within the skipped line: nothing the agent sent follows
+        return CompleteLines(b"", start, upload.end - start)
+    piece = upload.data[start - upload.offset:][:max_bytes]
+    if start + len(piece) < sent_end:  # cut by max_bytes: complete lines only
+        piece = piece[: piece.rfind(b"\n") + 1]
+        return CompleteLines(piece, start)
+    return CompleteLines(piece, start, upload.skipped)
+
+
+def _uploaded_line_start(upload: UploadedTranscript, position: int) -> int | None:
+    if position <= upload.offset:
+        return upload.offset
+    newline = upload.data.find(b"\n", position - 1 - upload.offset)
+    return None if newline < 0 else upload.offset + newline + 1

@@ -8,21 +8,21 @@ limit (``MAX_READ_BYTES``).
 
 from __future__ import annotations
 
-import os
-
 from ctxdb.transcripts import reader
 from ctxdb.transcripts.parser import parse_transcript
-from ctxdb.transcripts.reader import line_start_at_or_after, open_transcript
+from ctxdb.transcripts.reader import Source, line_start_at_or_after, transcript_size
+from ctxdb.transcripts.uploaded import UploadedTranscript
 
 FIRST_BLOCK = 256 * 1024
 
 
-def latest_context_tokens(path: str | os.PathLike[str], block: int = FIRST_BLOCK,
+def latest_context_tokens(path: Source, block: int = FIRST_BLOCK,
                           client: str | None = None) -> int | None:
     """Context tokens of the latest main-chain response in ``path`` (a transcript of
     ``client``, see :func:`parse_transcript`), or None if none."""
-    with open_transcript(path) as handle:  # a regular file, or a typed error
-        size = os.fstat(handle.fileno()).st_size
+    if isinstance(path, UploadedTranscript):  # the agent sent its file's last block
+        return parse_transcript(path, path.offset, client).context_tokens
+    size = transcript_size(path)  # a regular file, or a typed error
     block = min(block, reader.MAX_READ_BYTES)  # what one read from ``start`` takes in
     while True:
         start = line_start_at_or_after(path, max(0, size - block))

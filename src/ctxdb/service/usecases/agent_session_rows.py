@@ -13,6 +13,7 @@ from ctxdb.errors import CtxdbError
 from ctxdb.service.common import decode
 from ctxdb.service.usecases.instances import require_instance
 from ctxdb.storage import Tx
+from ctxdb.transcripts.reader import Source
 from ctxdb.transcripts.tail import latest_context_tokens
 
 SESSION_START = "SessionStart"
@@ -34,7 +35,7 @@ def record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, so
     return injection_view(row)
 
 
-def context_tokens(path: str | None, client: str) -> int | None:
+def context_tokens(path: Source | None, client: str) -> int | None:
     if not path:
         return None
     try:

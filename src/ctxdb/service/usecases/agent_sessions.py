@@ -146,7 +146,7 @@ class AgentSessionService:
 
         if source == "compact":
             fresh = self.storage.read(lambda tx: fresh_compact_handoff(tx, session))
-            return None if fresh else draft_from_transcript(session.transcript_path, "compact",
+            return None if fresh else draft_from_transcript(session.transcript, "compact",
                                                             client=session.client)
         if source == "clear":
             previous = self.storage.read(lambda tx: previous_session(tx, session, repo))
@@ -248,7 +248,7 @@ class AgentSessionService:
         """
         session = session.checked()
         repo = repo.checked() if repo is not None else None
-        tokens = context_tokens(session.transcript_path, session.client)
+        tokens = context_tokens(session.transcript, session.client)
 
         def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
@@ -281,7 +281,7 @@ class AgentSessionService:
             check_text(custom_instructions, "custom_instructions", 10_000)
         from ctxdb.service.usecases.handoffs import draft_from_transcript
 
-        draft = draft_from_transcript(session.transcript_path, "compact", trigger=trigger,
+        draft = draft_from_transcript(session.transcript, "compact", trigger=trigger,
                                       instructions=custom_instructions, client=session.client)
         key = new_idempotency_key()
 
@@ -352,7 +352,8 @@ class AgentSessionService:
         # After /clear (reason 'clear') the next SessionStart makes the old session's handoff
         # itself, as the first thing of the new one (kind 'clear').
         if row is not None and reason != CLEARED:
-            ContinuityService(self.storage, self.settings).settle(row["project_id"], actor)
+            ContinuityService(self.storage, self.settings).settle(row["project_id"], actor,
+                                                                  session)
         return row
 
     # --- reading ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.usecases.instances import reap_stale
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
+from ctxdb.transcripts.uploaded import UploadedTranscript
 
 if TYPE_CHECKING:
     from ctxdb.domain.resume import StartupContext
@@ -69,8 +70,10 @@ def sessions_needing_handoff(tx: Tx, settings: Settings, project_id: str) -> lis
                              limit=SETTLE_LIMIT))
 
 
-def draft_settlements(rows: list[dict[str, Any]]) -> list[Settlement]:
-    """Parse the transcripts of ``rows`` (outside any transaction) into handoff drafts."""
+def draft_settlements(rows: list[dict[str, Any]],
+                      ending: AgentSession | None = None) -> list[Settlement]:
+    """Parse the transcripts of ``rows`` (outside any transaction) into handoff drafts; the
+    ``ending`` session's from the part of it its remote agent sent, if it did."""
     if not rows:
         return []
     # Imported here: the parser is needed only when a session stopped without a handoff.
@@ -80,8 +83,12 @@ def draft_settlements(rows: list[dict[str, Any]]) -> list[Settlement]:
     for row in rows:
         metadata = row.get("metadata") or {}
         path = metadata.get("transcript_path") if isinstance(metadata, dict) else None
+        if ending is not None and ending.uploaded is not None \
+                and row["session_id"] == ending.session_id and row["client"] == ending.client:
+            path = ending.uploaded
         made_after = "end" if row["status"] == "completed" else "crash"
-        draft = draft_from_transcript(path if isinstance(path, str) else None, "end",
+        draft = draft_from_transcript(path if isinstance(path, str | UploadedTranscript)
+                                      else None, "end",
                                       client=row["client"])
         draft = dataclasses.replace(
             draft, working_set={**draft.working_set, "made_after": made_after,
@@ -170,8 +177,10 @@ def startup_context(
 
 
 class ContinuityService(Service):
-    def settle(self, project_id: str, actor: str | None = None) -> list[dict[str, Any]]:
-        """Give a handoff to each session of the project that stopped without one.
+    def settle(self, project_id: str, actor: str | None = None,
+               ending: AgentSession | None = None) -> list[dict[str, Any]]:
+        """Give a handoff to each session of the project that stopped without one (see
+        :func:`draft_settlements` for ``ending``).
 
         One read when there is nothing to do (the common case, run by every hook and MCP
         call); the handoffs stored otherwise.
@@ -179,7 +188,7 @@ class ContinuityService(Service):
         check_identifier(project_id, "project_id")
         rows = self.storage.read(
             lambda tx: sessions_needing_handoff(tx, self.settings, project_id))
-        return self._settle(project_id, rows, actor)
+        return self._settle(project_id, rows, actor, ending)
 
     def settle_for_session(self, session: AgentSession,
                            actor: str | None = None) -> list[dict[str, Any]]:
@@ -197,11 +206,11 @@ class ContinuityService(Service):
         project_id, rows = self.storage.read(unit)
         return self._settle(project_id, rows, actor) if project_id else []
 
-    def _settle(self, project_id: str, rows: list[dict[str, Any]],
-                actor: str | None) -> list[dict[str, Any]]:
+    def _settle(self, project_id: str, rows: list[dict[str, Any]], actor: str | None,
+                ending: AgentSession | None = None) -> list[dict[str, Any]]:
         if not rows:
             return []
-        settlements = draft_settlements(rows)
+        settlements = draft_settlements(rows, ending)
         return self.storage.write(lambda tx: settle_in_tx(
             tx, self.settings, project_id, settlements, actor or self.settings.actor))
 

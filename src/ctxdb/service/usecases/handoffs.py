@@ -15,6 +15,7 @@ from ctxdb.errors import CtxdbError
 from ctxdb.service.common import decode
 from ctxdb.storage import Tx
 from ctxdb.transcripts import handoff_since_last_compaction, render_handoff_text
+from ctxdb.transcripts.reader import Source
 from ctxdb.transcripts.text import clip
 
 HANDOFF_TEXT_CHARS = 4_000
@@ -49,7 +50,7 @@ class HandoffDraft:
 
 
 def draft_from_transcript(
-    path: str | None, kind: str, *, trigger: str | None = None,
+    path: Source | None, kind: str, *, trigger: str | None = None,
     instructions: str | None = None, client: str | None = None,
 ) -> HandoffDraft:
     """The handoff of ``path`` (a transcript of ``client``) since its last compaction; a bare
@@ -64,7 +65,7 @@ def draft_from_transcript(
         handoff = handoff_since_last_compaction(path, client=client)
     except CtxdbError as exc:  # missing or unreadable transcript: save what is known
         return HandoffDraft(kind, _bare(kind, exc.message, notes),
-                            working_set={"trigger": trigger, "transcript_path": path})
+                            working_set={"trigger": trigger, "transcript_path": str(path)})
     budget = HANDOFF_TEXT_CHARS - sum(len(note) + 2 for note in notes)
     text = "\n\n".join([render_handoff_text(handoff, budget), *notes])
     return HandoffDraft(
@@ -77,7 +78,7 @@ def draft_from_transcript(
             "decisions": handoff.decisions,
             "trigger": trigger,
             "custom_instructions": instructions,
-            "transcript_path": path,
+            "transcript_path": str(path),
         },
         context_tokens=handoff.context_tokens,
     )

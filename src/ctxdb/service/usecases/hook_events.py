@@ -84,7 +84,14 @@ def _post_compact(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
 
 
 def _ingest(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
-    if event.session.transcript_path:
+    if event.session.uploaded is not None:  # a remote agent's bytes (http/hook_routes.py)
+        db.transcripts.ingest_uploaded(event.session.uploaded,
+                                       session_id=event.session.session_id,
+                                       client=event.client)
+        for subagent in event.session.uploaded_subagents:
+            db.transcripts.ingest_uploaded(subagent, session_id=event.session.session_id,
+                                           client=event.client, subagent=True)
+    elif event.session.transcript_path:
         db.transcripts.ingest(event.session.transcript_path,
                               session_id=event.session.session_id, client=event.client)
     # Sessions of the project that stopped without a handoff get one (crash detection does

@@ -45,6 +45,7 @@ from ctxdb.transcripts import (
 )
 from ctxdb.transcripts.errors import NotATranscriptError
 from ctxdb.transcripts.text import clip
+from ctxdb.transcripts.uploaded import UploadedTranscript
 
 # Timestamps as Claude Code writes them, of a date that exists; anything else is stored as
 # unknown (NULL) rather than handed to PostgreSQL's timestamptz parser (or stored by SQLite).
@@ -151,20 +152,60 @@ class TranscriptService(Service):
     ) -> dict[str, Any]:
         stored = self.storage.read(lambda tx: tx.one("transcript_by_path", path=str(path)))
         offset = int(stored["byte_offset"]) if stored else 0
-        reset = False
+        # A row another session holds (a remote agent may name any path: its rows are keys,
+        # not files) does not say how far this file was read: read it from the start.
+        reset = bool(stored and session_id and not subagent
+                     and stored["session_id"] not in (None, session_id))
         try:
-            chunk = parse_transcript(path, offset, client)
+            chunk = parse_transcript(path, 0 if reset else offset, client)
         except InvalidTranscriptOffsetError:
             chunk, reset = parse_transcript(path, 0, client), True
+        # the read stopped at its limit, not at the end of the file
+        more = _size(path) - chunk.start_offset > reader.MAX_READ_BYTES
+        return self._store(path, chunk, stored, offset, session_id, project_id, instance_id,
+                           actor, subagent=subagent, reset=reset, more=more)
+
+    def ingest_uploaded(self, upload: UploadedTranscript, *, session_id: str,
+                        client: str | None = None, subagent: bool = False) -> int | None:
+        """Ingest the bytes a remote agent sent of its transcript, as :meth:`ingest` reads
+        the file, under the path the agent named (a name only: no file is opened). Returns
+        the offset stored after it (where the agent's next bytes must start), None when the
+        path is another session's.
+
+        Bytes that do not reach the stored offset, or start past it, apply nothing (the agent
+        sends again from the offset returned); bytes sent twice are read once, since the
+        offset only moves by compare-and-set."""
+        name = os.path.abspath(_check_path(upload.name))
+        check_identifier(session_id, "session_id")
+        stored = self.storage.read(lambda tx: tx.one("transcript_by_path", path=name))
+        if stored is not None and stored["session_id"] not in (None, session_id):
+            return None  # another session's file: not this agent's to move or to learn of
+        offset = int(stored["byte_offset"]) if stored else 0
+        reset = offset > upload.size  # the agent's file is shorter: replaced, read anew
+        start = 0 if reset else offset
+        if not upload.offset <= start <= upload.end:
+            return offset
+        chunk = parse_transcript(upload, start, client)
+        done = self._store(Path(name), chunk, stored, offset, session_id, None, None,
+                           self.settings.actor, subagent=subagent, reset=reset, more=False)
+        return int(done["to_offset"]) if done["applied"] else self._offset_of(name, offset)
+
+    def _offset_of(self, name: str, default: int) -> int:
+        row = self.storage.read(lambda tx: tx.one("transcript_by_path", path=name))
+        return default if row is None else int(row["byte_offset"])
+
+    def _store(self, path: Path, chunk: TranscriptChunk, stored: Row | None, offset: int,
+               session_id: str | None, project_id: str | None, instance_id: str | None,
+               actor: str, *, subagent: bool, reset: bool, more: bool) -> dict[str, Any]:
+        """Apply ``chunk`` read from ``offset`` (the stored one) in one transaction, unless
+        another ingestion moved the offset first."""
         result = {"path": str(path), "from_offset": chunk.start_offset,
                   "to_offset": chunk.end_offset, "records": 0, "usage_entries": 0,
                   "compactions": 0, "observations": 0, "skipped_lines": 0, "reset": reset,
-                  "applied": False,
-                  # the read stopped at its limit, not at the end of the file
-                  "more": _size(path) - chunk.start_offset > reader.MAX_READ_BYTES}
+                  "applied": False, "more": more}
         if stored is None and not subagent:
             _require_a_transcript(path, chunk)
-        if stored is not None and chunk.end_offset == offset:
+        if stored is not None and chunk.end_offset == offset and not reset:
             return result  # nothing new: a re-run writes nothing at all
         session = session_id if not subagent and session_id else chunk.session_id or session_id
         if session is None and stored is not None and stored["session_id"]:
