@@ -95,10 +95,13 @@ class CommitAnswerCutter:
                     freezing = self._freeze_at_commit and COMMIT_MESSAGE in data
                     if freezing:
                         self._freeze_at_commit = False
-                if not self.frozen.is_set():
-                    server.sendall(data)
                 if freezing:
+                    # Frozen before the COMMIT goes out: the server's answer could otherwise
+                    # reach the client between the send and the freeze.
                     self.frozen.set()
+                    server.sendall(data)
+                elif not self.frozen.is_set():
+                    server.sendall(data)
         except OSError:
             pass
         _shut(server)
