@@ -32,6 +32,14 @@ ODD_PROMPTS = [
 
 
 @pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    """Recall is off by default (it misses its latency goal on the development machine,
+    docs/hooks.md): these tests turn it on, as a user does with CTXDB_RECALL=1."""
+    result: Settings = make_settings(recall=True)
+    return result
+
+
+@pytest.fixture
 def repo(tmp_path: Path) -> RepoIdentity:
     return RepoIdentity(repo_key=f"dir:{tmp_path}", name="shop", worktree=str(tmp_path),
                         branch="main")
@@ -116,7 +124,7 @@ def test_records_injected_in_this_generation_are_not_injected_again(
 
 
 def test_the_block_stays_within_its_budget(make_settings: Any, repo: RepoIdentity) -> None:
-    with Ctxdb.open(make_settings(recall_max_chars=400)) as db:
+    with Ctxdb.open(make_settings(recall=True, recall_max_chars=400)) as db:
         session = start(db, repo)
         project_id = project_of(db, session)
         for n in range(12):
@@ -167,7 +175,8 @@ def test_the_hook_process_exits_0_on_odd_prompts_and_prints_the_block(
     env = {k: v for k, v in os.environ.items()
            if k not in {s.env_var for s in SETTINGS_HELP} | {CONFIG_ENV}}
     env |= {"CTXDB_URL": settings.url, "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"),
-            "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+            "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "CTXDB_RECALL": "1"}
     session = shop["session"]
     outputs = []
     for prompt in (ODD_PROMPTS[0], ODD_PROMPTS[5]):  # quotes and operators; 90,000 characters
@@ -244,14 +253,14 @@ def test_the_settings_come_from_the_environment_and_the_config_file(tmp_path: Pa
 
     env = {"HOME": str(tmp_path), "CTXDB_URL": str(tmp_path / "x.db")}
     assert (load_settings(env=env).recall, load_settings(env=env).recall_max_chars) \
-        == (True, 1_500)
+        == (False, 1_500)
     config = tmp_path / "config.toml"
-    config.write_text("recall = false\nrecall_max_chars = 800\n", encoding="utf-8")
+    config.write_text("recall = true\nrecall_max_chars = 800\n", encoding="utf-8")
     from_file = load_settings(env=env, config_file=config)
-    assert (from_file.recall, from_file.recall_max_chars) == (False, 800)
-    from_env = load_settings(env={**env, "CTXDB_RECALL": "on",
+    assert (from_file.recall, from_file.recall_max_chars) == (True, 800)
+    from_env = load_settings(env={**env, "CTXDB_RECALL": "off",
                                   "CTXDB_RECALL_MAX_CHARS": "2000"}, config_file=config)
-    assert (from_env.recall, from_env.recall_max_chars) == (True, 2_000)
+    assert (from_env.recall, from_env.recall_max_chars) == (False, 2_000)
     for bad in ("299", "9501", "lots"):
         with pytest.raises(ConfigError, match="CTXDB_RECALL_MAX_CHARS"):
             load_settings(env={**env, "CTXDB_RECALL_MAX_CHARS": bad})

@@ -98,7 +98,7 @@ class Settings:
     resume_share: float = 0.4
     # Prompt-time recall (docs/hooks.md): UserPromptSubmit injects the records that match the
     # prompt and were not injected yet in the generation, in at most ``recall_max_chars``.
-    recall: bool = True
+    recall: bool = False
     recall_max_chars: int = 1_500
     actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
     # PostgreSQL waits, in seconds (docs/configuration.md): nothing waits on the server without
