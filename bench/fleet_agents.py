@@ -100,9 +100,9 @@ Action = Callable[[httpx.AsyncClient, Fleet, Agent], Awaitable[httpx.Response]]
 def hook_body(fleet: Fleet, agent: Agent, event: str, **fields: Any) -> dict[str, Any]:
     """The body ``ctxdb hook`` posts to ``/v1/hooks`` (ctxdb.hooks.remote)."""
     payload = {"session_id": agent.session_id, "transcript_path": None,
-               "cwd": f"/work/agent-{agent.number}", "hook_event_name": event, **fields}
+               "cwd": f"/home/agent-{agent.number}", "hook_event_name": event, **fields}
     repo = None if event == "SessionEnd" else {
-        "repo_key": fleet.repo_key, "name": "fleet", "worktree": f"/work/agent-{agent.number}",
+        "repo_key": fleet.repo_key, "name": "fleet", "worktree": f"/home/agent-{agent.number}",
         "branch": f"agent-{agent.number}"}
     return {"client": CLIENT, "event": payload, "repo": repo, "host": f"host-{agent.number}"}
 

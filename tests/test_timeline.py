@@ -334,8 +334,8 @@ def test_the_stop_hook_records_the_turn(db: Ctxdb, tmp_path: Path) -> None:
     path = copy_of(CLAUDE_FILES[1], tmp_path)
     session = parse_transcript(path).session_id
     assert session is not None
-    repo = RepoIdentity("dir:/work/shop", "shop", "/work/shop")
-    event = {"session_id": session, "transcript_path": str(path), "cwd": "/work/shop"}
+    repo = RepoIdentity("dir:/srv/shop", "shop", "/srv/shop")
+    event = {"session_id": session, "transcript_path": str(path), "cwd": "/srv/shop"}
     for name in ("SessionStart", "Stop", "Stop"):
         db.hook_events.handle(parse_event("claude-code", json.dumps(
             {**event, "hook_event_name": name, "source": "startup"})), lambda: repo)
