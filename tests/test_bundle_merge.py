@@ -276,9 +276,11 @@ def test_a_whole_database_bundle_joins_a_database_with_its_own_chains(
 
     source, shop = laptop
     team = populate_other(db)
-    for store in (source, db):
-        store.storage.write(lambda tx: audit(tx, "user:test", "test.note", "database", "x",
-                                             None))
+    # Entries of their own in each: written the same way within the same clock tick, the
+    # two would be one entry to the merge (it recognises an audit entry by its content).
+    for store, entity in ((source, "laptop-note"), (db, "team-note")):
+        store.storage.write(lambda tx, entity=entity: audit(tx, "user:test", "test.note",
+                                                            "database", entity, None))
         store.audit_chain.seal()
     before = snapshot(db, tmp_path, "before")
     own_chain = assert_chains_verify(db)["chains"][""]
