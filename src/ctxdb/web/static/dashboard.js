@@ -42,12 +42,21 @@
     return ["INPUT", "TEXTAREA", "SELECT"].indexOf(active.tagName) >= 0;
   }
 
+  // Set once the page is being left (a form sent: sign-out, a decision): no refresh and no
+  // feed after that, whose answer, a 401 once signed out, would only be noise.
+  let leaving = false;
+  const feeds = [];
+  document.addEventListener("submit", function () {
+    leaving = true;
+    feeds.forEach(function (feed) { feed.close(); });
+  }, true);
+
   function refresher(region) {
     let etag = region.dataset.etag || null;  // the tag of the region as the page showed it
     let running = false;
     let again = false;  // asked while running: a change may have come after the fetch began
     return async function refresh() {
-      if (document.hidden) return;
+      if (document.hidden || leaving) return;
       if (running) {
         again = true;
         return;
@@ -86,8 +95,9 @@
   // so nothing is missed); one the server refused (401, 403, 404) is closed, and opened
   // anew later: meanwhile the poll goes on, and a 401 there leads to the sign-in page.
   function follow(url, changed, opened) {
-    if (!window.EventSource || !url) return;
+    if (!window.EventSource || !url || leaving) return;
     const feed = new EventSource(url);
+    feeds.push(feed);
     feed.addEventListener("open", function () { opened(true); });
     feed.addEventListener("message", changed);
     feed.addEventListener("error", function () {
