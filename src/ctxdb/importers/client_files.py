@@ -10,8 +10,12 @@ writes ctxdb's hooks: those entries are configuration of ctxdb itself, not proje
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Mapping
 from typing import Any
+
+from ctxdb.clients.merge import uninstall_hooks
 
 INSTRUCTIONS_FLAG = "--include-instructions"
 _LOADED_BY = {"CLAUDE.md": "Claude Code", "CLAUDE.local.md": "Claude Code",
@@ -32,33 +36,24 @@ def client_loaded_reason(rel: str) -> str:
 
 def without_ctxdb_hooks(settings: Any) -> tuple[Any, int]:
     """``settings`` (a client's settings.json) without ctxdb's hook entries, and how many
-    there were; hook groups and events left empty go too."""
-    if not isinstance(settings, dict) or not isinstance(settings.get("hooks"), dict):
+    there were; hook groups and events left empty go too, as ``ctxdb install --uninstall``
+    leaves them (the same code removes them)."""
+    if not isinstance(settings, dict):
         return settings, 0
+    cleaned = copy.deepcopy(settings)
     removed = 0
-    hooks: dict[str, Any] = {}
-    for event, groups in settings["hooks"].items():
-        if not isinstance(groups, list):
-            hooks[event] = groups
-            continue
-        kept_groups = []
-        for group in groups:
-            entries = group.get("hooks") if isinstance(group, dict) else None
-            if not isinstance(entries, list):
-                kept_groups.append(group)
-                continue
-            kept = [e for e in entries if not _is_ctxdb_hook(e)]
-            removed += len(entries) - len(kept)
-            if kept:
-                kept_groups.append({**group, "hooks": kept})
-        if kept_groups:
-            hooks[event] = kept_groups
-    cleaned = {key: value for key, value in settings.items() if key != "hooks"}
-    if hooks:
-        cleaned["hooks"] = hooks
+
+    def counted(entry: Mapping[str, Any]) -> bool:
+        nonlocal removed
+        ours = _is_ctxdb_hook(entry)
+        removed += ours
+        return ours
+
+    uninstall_hooks(cleaned, counted)
     return cleaned, removed
 
 
-def _is_ctxdb_hook(entry: Any) -> bool:
-    command = entry.get("command") if isinstance(entry, dict) else None
+def _is_ctxdb_hook(entry: Mapping[str, Any]) -> bool:
+    """Any client's ctxdb hook: an import does not know which client wrote the file."""
+    command = entry.get("command")
     return isinstance(command, str) and _CTXDB_HOOK.search(command) is not None
