@@ -227,7 +227,16 @@ def test_killed_backends_do_not_grow_a_process_past_one_connection(
             terminate_other_backends(admin)
             db.context.store(project_id, {"n": number})
             db.context.full(project_id)
-        (count,) = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()").fetchone()
+        # A connection attempt that timed out on a loaded machine leaves a backend behind
+        # until the server sees its socket closed: give it a moment; a leak stays.
+        deadline = time.monotonic() + 3
+        while (count := other_sessions(admin)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert count == 1
+
+
+def other_sessions(admin: Any) -> int:
+    (count,) = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()").fetchone()
+    return int(count)

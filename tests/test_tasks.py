@@ -225,14 +225,16 @@ def test_list_filters_and_pages(db: Ctxdb, pid: str, worker: str) -> None:
 
 
 def test_crashed_instances_release_their_leases(make_settings: Any, pid: str) -> None:
-    with Ctxdb.open(make_settings(stale_after=0.05)) as db:
+    # Stale after half a second: long enough that "alive", heard from just before the reap,
+    # is not taken for crashed on a loaded machine.
+    with Ctxdb.open(make_settings(stale_after=0.5)) as db:
         gone = db.instances.launch(pid, instance_id="gone")["instance_id"]
         alive = db.instances.launch(pid, instance_id="alive")["instance_id"]
         lost = db.tasks.create(pid, "lost", priority=2)["task_id"]
         kept = db.tasks.create(pid, "kept", priority=1)["task_id"]
         epoch = db.tasks.claim(pid, gone, 600)["epoch"]  # type: ignore[index]
         db.tasks.start(lost, epoch)
-        time.sleep(0.15)
+        time.sleep(0.6)
         db.instances.heartbeat(alive)
         kept_epoch = db.tasks.claim(pid, alive, 600)["epoch"]  # type: ignore[index]
         assert [r["instance_id"] for r in db.instances.reap_stale(pid)] == [gone]
