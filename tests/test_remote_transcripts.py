@@ -375,3 +375,35 @@ def test_a_handoff_sent_is_checked_and_goes_with_its_transcript_only(
     assert saved is not None and saved["working_set"]["latest_request"] == "ship it"
     assert saved["working_set"]["files_edited"] == ["/agent/a.py"]
     assert saved["working_set"]["transcript_path"] == "/agent/s.jsonl"
+
+
+def test_what_each_event_sends_of_its_transcript(tmp_path: Path) -> None:
+    """A handoff for the events that save one; nothing for Gemini's PreCompress fired on
+    every turn (trigger auto: the server saves nothing then); the tail for a prompt."""
+    transcript = tmp_path / SHORT.name
+    shutil.copy(SHORT, transcript)
+    state = tmp_path / "state"
+
+    def parsed(client: str, name: str, **fields: Any) -> Any:
+        payload = {"session_id": "s", "transcript_path": str(transcript), "cwd": str(tmp_path),
+                   "hook_event_name": name, **fields}
+        return parse_event(client, json.dumps(payload))
+
+    for hook_event in (parsed("claude-code", "PreCompact", trigger="auto"),
+                       parsed("claude-code", "SessionEnd", reason="logout"),
+                       parsed("claude-code", "SessionStart", source="compact"),
+                       parsed("gemini", "PreCompress", trigger="manual")):
+        assert remote_transcript.saves_handoff(hook_event), hook_event.name
+        handoff = remote_transcript.handoff_body(hook_event)
+        assert handoff is not None  # of a Claude Code file: Gemini's reader finds nothing
+        assert bool(handoff["latest_request"]) == (hook_event.client == "claude-code")
+        body = remote_transcript.transcript_body(hook_event, "http://s", state, True)
+        assert body is not None and (body["offset"], body["data"]) == \
+            (transcript.stat().st_size, "")
+    every_turn = parsed("gemini", "PreCompress", trigger="auto")
+    assert not remote_transcript.saves_handoff(every_turn)
+    assert remote_transcript.transcript_body(every_turn, "http://s", state) is None
+    prompt = parsed("claude-code", "UserPromptSubmit", prompt="go")
+    assert not remote_transcript.saves_handoff(prompt)
+    body = remote_transcript.transcript_body(prompt, "http://s", state)
+    assert body is not None and body["data"]

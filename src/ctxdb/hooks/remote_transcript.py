@@ -47,13 +47,7 @@ _SCAN_BYTES = 64 * 1024
 
 def saves_handoff(event: HookEvent) -> bool:
     """Whether the event may save a handoff of the transcript (then :func:`handoff_body`)."""
-    if not event.session.transcript_path:
-        return False
-    if event.event == "PreCompact":
-        # Fired on every turn by such clients: the server saves nothing then (hook_events).
-        return not (event.client in AUTO_PRE_COMPACT_EVERY_TURN
-                    and event.text("trigger") == "auto")
-    return _tail_bytes(event) == MAX_UPLOAD_BYTES
+    return bool(event.session.transcript_path) and _tail_bytes(event) == MAX_UPLOAD_BYTES
 
 
 def handoff_body(event: HookEvent) -> dict[str, Any] | None:
@@ -161,6 +155,9 @@ def _tail_bytes(event: HookEvent) -> int | None:
     """How much of the file's end the event needs (None: the new bytes, or nothing)."""
     if event.event == "UserPromptSubmit":
         return PROMPT_TAIL_BYTES
+    if event.event == "PreCompact" and event.client in AUTO_PRE_COMPACT_EVERY_TURN \
+            and event.text("trigger") == "auto":
+        return None  # fired on every turn by such clients: nothing is saved (hook_events)
     if event.event in ("PreCompact", "SessionEnd") or (
             event.event == "SessionStart" and event.text("source") == "compact"):
         return MAX_UPLOAD_BYTES
