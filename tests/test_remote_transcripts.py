@@ -28,6 +28,8 @@ from ctxdb.hooks.remote import forward
 from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
+from ctxdb.transcripts.handoff import handoff_since_last_compaction
+from ctxdb.transcripts.uploaded import UploadedTranscript
 from remote_server import served
 from test_hooks import event, git
 from test_remote_hooks import RemoteHook, fleet_token
@@ -277,3 +279,131 @@ def test_a_path_a_remote_agent_took_does_not_hide_a_local_file(
         expected = fresh.transcripts.usage(transcript.stem)["totals"]
     assert db.transcripts.usage(transcript.stem)["totals"] == expected
     assert expected["responses"] > 0
+
+
+def subagent_editing_after_the_compaction(main: Path) -> str:
+    """A third subagent transcript next to ``main``'s, made of one real Edit of the session
+    (as a subagent's, after the latest compaction, on a file the session did not edit):
+    the path it edits."""
+    lines = main.read_bytes().splitlines()
+    record = json.loads(next(line for line in lines if b'"name":"Edit"' in line))
+    last = max(str(json.loads(line).get("timestamp") or "") for line in lines[-50:])
+    edited = "/home/USER/projects/spotter/lib/edited_by_a_subagent.ex"
+    for part in record["message"]["content"]:
+        if part.get("type") == "tool_use":
+            part["input"]["file_path"] = edited
+    record.update(isSidechain=True, agentId="editor", timestamp=last)
+    folder = main.with_suffix("") / "subagents"
+    (folder / "agent-editor.jsonl").write_text(json.dumps(record) + "\n")
+    return edited
+
+
+def test_a_remote_handoff_is_the_local_one_past_one_upload_and_with_subagents(
+        db: Ctxdb, scratch: Settings, repo: Path, tmp_path: Path) -> None:
+    """The handoffs a session saves (PreCompact, then SessionEnd after a resumed compaction)
+    through a server are the local hook's: read from the whole 3 MB transcript (more than
+    one upload), with the files its subagents edited."""
+    main = tmp_path / SPOTTER.name
+    shutil.copy(SPOTTER, main)
+    shutil.copytree(SPOTTER.with_suffix(""), main.with_suffix(""))
+    edited = subagent_editing_after_the_compaction(main)
+    sid = main.stem
+    session = [event("SessionStart", repo, main, sid, source="startup"),
+               event("PreCompact", repo, main, sid, trigger="manual",
+                     custom_instructions="keep the tests"),
+               event("SessionStart", repo, main, sid, source="compact"),
+               event("SessionEnd", repo, main, sid, reason="logout")]
+
+    def handoffs(store: Ctxdb) -> list[dict[str, Any]]:
+        agent = store.sessions.instance_of(AgentSession("claude-code", sid))
+        assert agent is not None
+        return [{key: row[key] for key in ("kind", "summary", "next_steps", "working_set",
+                                           "tokens_before")}
+                for row in store.tokens.handoffs(agent["instance_id"])]
+
+    with Ctxdb.open(scratch) as local_db:
+        for payload in session:
+            local_db.hook_events.handle(parse_event("claude-code", json.dumps(payload)),
+                                        lambda: repo_identity(str(repo)))
+        local = handoffs(local_db)
+    with served(db) as server:
+        hook = RemoteHook(server, tmp_path / "hook.log", tmp_path / "home", fleet_token(db))
+        for payload in session:
+            hook(payload, "--deadline", "10")
+        assert hook.logged() == ""
+    remote = handoffs(db)
+    assert remote == local and [row["kind"] for row in remote] == ["end", "compact"]
+    for row in remote:
+        assert edited in row["working_set"]["files_edited"]
+    assert "keep the tests" in remote[1]["summary"]
+    # What the file's last upload alone gives is another handoff: this one is the whole's.
+    tail = main.read_bytes()[-remote_transcript.MAX_UPLOAD_BYTES:]
+    upload = UploadedTranscript(str(main), main.stat().st_size - len(tail) + tail.find(b"\n")
+                                + 1, tail[tail.find(b"\n") + 1:], main.stat().st_size)
+    assert handoff_since_last_compaction(upload) != handoff_since_last_compaction(main)
+
+
+def test_a_handoff_sent_is_checked_and_goes_with_its_transcript_only(
+        db: Ctxdb, repo: Path) -> None:
+    identity = repo_identity(str(repo))
+    repo_body = {"repo_key": identity.repo_key, "name": identity.name,
+                 "worktree": identity.worktree, "branch": identity.branch}
+    named = {"path": "/agent/s.jsonl", "offset": 10, "size": 10, "data": ""}
+    handoff = {"latest_request": "ship it", "files_edited": ["/agent/a.py"]}
+    with served(db) as server:
+        token = fleet_token(db)
+        cases = [({"handoff": handoff}, "its transcript"),
+                 ({"transcript": named, "handoff": {**handoff, "files_edited": ["x"] * 51}},
+                  "files_edited"),
+                 ({"transcript": named, "handoff": {"latest_request": "x" * 2001}},
+                  "latest_request"),
+                 ({"transcript": named, "handoff": {**handoff, "path": "/etc/passwd"}},
+                  "path")]
+        for extra, named_in_detail in cases:
+            status, answer = post(server, token, {
+                "client": "claude-code", "repo": repo_body,
+                "event": event("PreCompact", repo, None, "s", trigger="manual"), **extra})
+            assert (status, answer["code"]) == (400, "invalid_input"), answer
+            assert named_in_detail in answer["detail"], answer
+        status, answer = post(server, token, {
+            "client": "claude-code", "repo": repo_body, "transcript": named,
+            "handoff": handoff, "event": event("PreCompact", repo, None, "s", trigger="manual")})
+        assert status == 200, answer
+    agent = db.sessions.instance_of(AgentSession("claude-code", "s"))
+    assert agent is not None
+    saved = db.tokens.latest_handoff(instance_id=agent["instance_id"])
+    assert saved is not None and saved["working_set"]["latest_request"] == "ship it"
+    assert saved["working_set"]["files_edited"] == ["/agent/a.py"]
+    assert saved["working_set"]["transcript_path"] == "/agent/s.jsonl"
+
+
+def test_what_each_event_sends_of_its_transcript(tmp_path: Path) -> None:
+    """A handoff for the events that save one; nothing for Gemini's PreCompress fired on
+    every turn (trigger auto: the server saves nothing then); the tail for a prompt."""
+    transcript = tmp_path / SHORT.name
+    shutil.copy(SHORT, transcript)
+    state = tmp_path / "state"
+
+    def parsed(client: str, name: str, **fields: Any) -> Any:
+        payload = {"session_id": "s", "transcript_path": str(transcript), "cwd": str(tmp_path),
+                   "hook_event_name": name, **fields}
+        return parse_event(client, json.dumps(payload))
+
+    for hook_event in (parsed("claude-code", "PreCompact", trigger="auto"),
+                       parsed("claude-code", "SessionEnd", reason="logout"),
+                       parsed("claude-code", "SessionStart", source="compact"),
+                       parsed("gemini", "PreCompress", trigger="manual")):
+        assert remote_transcript.saves_handoff(hook_event), hook_event.name
+        handoff = remote_transcript.handoff_body(hook_event)
+        assert handoff is not None  # of a Claude Code file: Gemini's reader finds nothing
+        assert bool(handoff["latest_request"]) == (hook_event.client == "claude-code")
+        body = remote_transcript.transcript_body(hook_event, "http://s", state, True)
+        assert body is not None and (body["offset"], body["data"]) == \
+            (transcript.stat().st_size, "")
+    every_turn = parsed("gemini", "PreCompress", trigger="auto")
+    assert not remote_transcript.saves_handoff(every_turn)
+    assert remote_transcript.transcript_body(every_turn, "http://s", state) is None
+    prompt = parsed("claude-code", "UserPromptSubmit", prompt="go")
+    assert not remote_transcript.saves_handoff(prompt)
+    body = remote_transcript.transcript_body(prompt, "http://s", state)
+    assert body is not None and body["data"]

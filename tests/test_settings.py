@@ -42,7 +42,7 @@ def test_defaults(home: Path) -> None:
     assert settings.stale_after == 600
     assert settings.sqlite_synchronous == "FULL"
     assert settings.busy_timeout_ms == 30_000
-    assert settings.max_instances_per_project == 10
+    assert settings.max_instances_per_project == 1_000
     assert settings.pack_budget_fraction == 0.25
     assert not settings.is_postgres
     assert settings.migrates_automatically

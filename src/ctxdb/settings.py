@@ -65,7 +65,7 @@ class Settings:
     heartbeat_interval: float = 30.0
     stale_after: float = 600.0
     max_projects: int = 100
-    max_instances_per_project: int = 10
+    max_instances_per_project: int = 1_000
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 30_000
     # SQLite group commit (docs/configuration.md); None: on for `ctxdb serve` only.

@@ -20,7 +20,7 @@ from ctxdb.domain.agents import CLIENTS, RepoIdentity
 from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.domain.render import MAX_INJECTION_CHARS, injection_title, render_context
-from ctxdb.errors import LocalOnlyError, ProjectNotFoundError
+from ctxdb.errors import ProjectNotFoundError
 
 # ``--format markdown`` renders every packed item: a cap no pack reaches.
 UNCAPPED = 10**12
@@ -144,10 +144,8 @@ def _project_of_current_repository(app: Application, repo: RepoIdentity | None =
 
     from ctxdb.repo_identity import repo_identity
 
-    if app.remote:
-        raise LocalOnlyError(f"the project of the current repository is found in a local "
-                             f"database only: through the ctxdb server at {app.settings.url}, "
-                             "pass --project", url=app.settings.url)
+    # Computed here (git runs on this machine); through a server, the project is looked up
+    # among those the token sees.
     repo = repo or repo_identity(os.getcwd())
     project = app.db().sessions.find_project(repo.repo_key)
     if project is None:

@@ -37,6 +37,7 @@ class RemoteCtxdb:
         self.commands, self.checkpoints = w.RemoteCommands(t), w.RemoteCheckpoints(t)
         self.search, self.audit_chain = w.RemoteSearch(t), w.RemoteAuditChain(t)
         self.retention, self.observations = r.RemoteRetention(t), w.RemoteObservations(t)
+        self.sessions, self.continuity = r.RemoteSessions(t), r.RemoteContinuity(t)
 
     @property
     def url(self) -> str:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ctxdb.client.transport import Transport, segment
+from ctxdb.domain.agents import RepoIdentity
 from ctxdb.domain.models import DEFAULT_CONTENT_TYPE
 from ctxdb.errors import LocalOnlyError
 
@@ -183,11 +184,41 @@ class RemoteTokens(RemoteService):
             "instance_id": instance_id, "summary": summary, "next_steps": next_steps,
             "working_set": working_set}, idempotency_key))
 
+    def handoffs(self, instance_id: str, project_id: str | None = None, *,
+                 before_id: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """The instance's handoffs, newest first (``before_id``: the next, older page)."""
+        return list(self.t.call("GET", self.t.path(project_id, "instances", instance_id,
+                                                    "handoffs"),
+                                params={"before_id": before_id, "limit": limit}))
+
     def latest_handoff(self, *, instance_id: str | None = None,
                        project_id: str | None = None) -> dict[str, Any] | None:
         answer = self.t.call("GET", self.t.path(project_id, "handoffs", "latest"),
                              params={"instance_id": instance_id})
         return None if answer is None else dict(answer)
+
+
+class RemoteSessions(RemoteService):
+    """The agent sessions' project lookup (``db.sessions``); the hook events themselves go
+    through ``POST /v1/hooks`` (``ctxdb hook``)."""
+
+    def find_project(self, repo_key: str) -> dict[str, Any] | None:
+        """The project of a repository among those the token sees, or None (also when
+        another project holds it: the server does not say)."""
+        found = self.t.call("GET", "/v1/projects", params={"repo_key": repo_key})
+        return dict(found[0]) if found else None
+
+
+class RemoteContinuity(RemoteService):
+    """What a new session is given (``db.continuity``); settling stopped sessions happens on
+    the server, with every read of the project."""
+
+    def new_session(self, project_id: str, client: str,
+                    repo: RepoIdentity | None = None) -> dict[str, Any]:
+        where = {} if repo is None else {"repo_key": repo.repo_key, "repo_name": repo.name,
+                                         "worktree": repo.worktree, "branch": repo.branch}
+        return dict(self.t.call("GET", self.t.path(project_id, "new-session"),
+                                params={"client": client, **where}))
 
 
 class RemoteContext(RemoteService):

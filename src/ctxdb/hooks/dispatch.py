@@ -132,14 +132,21 @@ def _handle(event: HookEvent, load_settings: Callable[[], Settings],
     connect_within = max(MIN_CONNECT_TIMEOUT, CONNECTED_BY - (time.monotonic() - _STARTED))
     if settings.is_server:
         from ctxdb.hooks.remote import forward
+        from ctxdb.hooks.remote_transcript import handoff_body, saves_handoff
 
+        handoff, reading = None, 0.0
+        if saves_handoff(event):  # read here, as a local hook reads it: not the server's time
+            progress["doing"] = "reading the transcript for its handoff"
+            began = time.monotonic()
+            handoff = handoff_body(event)
+            reading = time.monotonic() - began
         if not progress["explicit"]:  # counted from the start, like CONNECTED_BY
-            progress["seconds"] = min(progress["seconds"],
-                                      _STARTED + REMOTE_DEADLINE - progress["started"])
+            progress["seconds"] = min(progress["seconds"], _STARTED + REMOTE_DEADLINE
+                                      + reading - progress["started"])
         progress["doing"] = f"asking the server at {settings.url}"
         # The forward gives up (and says why) just before the dispatcher would.
         answer_by = progress["started"] + progress["seconds"] - REMOTE_MARGIN
-        return forward(event, _repo, settings, connect_within, answer_by)
+        return forward(event, _repo, settings, connect_within, answer_by, handoff)
     settings = settings.replace(pg_connect_timeout=min(settings.pg_connect_timeout,
                                                        connect_within))
     progress["doing"] = "opening the database"

@@ -44,8 +44,11 @@ class RemoteHookError(Exception):
 
 
 def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
-            settings: Settings, connect_within: float, answer_by: float) -> str | None:
-    """Post ``event`` to the server; the output to print (None: nothing)."""
+            settings: Settings, connect_within: float, answer_by: float,
+            handoff: dict[str, Any] | None = None) -> str | None:
+    """Post ``event`` to the server; the output to print (None: nothing). ``handoff``: the
+    one :func:`ctxdb.hooks.remote_transcript.handoff_body` read, for an event that saves one
+    (read before, so that the time it took is not the server's)."""
     if not settings.token:
         raise RemoteHookError(f"CTXDB_URL names the server {settings.url} but no token is "
                               "set (CTXDB_TOKEN or token in the config file); nothing was sent")
@@ -53,10 +56,12 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
         "client": event.client, "event": event.fields, "host": socket.gethostname(),
         "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
     state_dir = default_data_dir(os.environ)
-    transcript = transcript_body(event, settings.url, state_dir)
+    transcript = transcript_body(event, settings.url, state_dir, handoff is not None)
     subagents: list[dict[str, Any]] = []
     if transcript is not None:
         body["transcript"] = transcript
+        if handoff is not None:
+            body["handoff"] = handoff
         subagents = subagent_bodies(event, settings.url, state_dir, transcript)
         if subagents:
             body["subagents"] = subagents

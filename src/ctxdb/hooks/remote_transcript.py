@@ -13,8 +13,13 @@ the bytes sent with it (``ctxdb.transcripts.uploaded``), as a local hook reads t
   compare-and-set); a server that is behind the offset sent answers its own, and the next
   event sends from there. So no byte is lost or counted twice.
 - UserPromptSubmit sends the file's last ``PROMPT_TAIL_BYTES`` (the context in use is the
-  latest response's); PreCompact, SessionEnd and SessionStart after a compaction send its
-  last ``MAX_UPLOAD_BYTES`` (the handoff: the work since the last compaction).
+  latest response's).
+- PreCompact, SessionEnd and SessionStart after a compaction (the events that may save a
+  handoff: the work since the last compaction) send the handoff itself, read here from the
+  whole file (up to the local reader's 32 MiB) and the subagents' files with the code a
+  local hook runs (:func:`handoff_body`), so it is the local hook's handoff; the transcript
+  then goes as its name only (no bytes). When the file cannot be parsed here, its last
+  ``MAX_UPLOAD_BYTES`` go instead, and the server reads the handoff from them.
 
 Standard library only, like the rest of the remote hook's path. A transcript that cannot be
 read sends nothing: the event goes on without it.
@@ -23,12 +28,14 @@ read sends nothing: the event goes on without it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
+from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN
 from ctxdb.domain.hook_events import HookEvent
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
 
@@ -38,8 +45,31 @@ LONG_LINE_SCAN = 16 * 1024 * 1024
 _SCAN_BYTES = 64 * 1024
 
 
-def transcript_body(event: HookEvent, url: str, state_dir: Path) -> dict[str, Any] | None:
-    """The ``transcript`` member of the event's request (None: the event needs none)."""
+def saves_handoff(event: HookEvent) -> bool:
+    """Whether the event may save a handoff of the transcript (then :func:`handoff_body`)."""
+    return bool(event.session.transcript_path) and _tail_bytes(event) == MAX_UPLOAD_BYTES
+
+
+def handoff_body(event: HookEvent) -> dict[str, Any] | None:
+    """The ``handoff`` member of the request: the handoff of the session's transcript since
+    its last compaction, as a local hook reads it (subagents' edits included); None when the
+    file cannot be read (the event then sends the file's last bytes)."""
+    # Imported here: only the events that save a handoff parse the transcript.
+    from ctxdb.errors import CtxdbError
+    from ctxdb.transcripts.handoff import handoff_since_last_compaction
+
+    path = os.path.abspath(str(event.session.transcript_path))
+    try:
+        handoff = handoff_since_last_compaction(path, client=event.client)
+    except (CtxdbError, OSError, ValueError):
+        return None
+    return dataclasses.asdict(handoff)
+
+
+def transcript_body(event: HookEvent, url: str, state_dir: Path,
+                    handoff_sent: bool = False) -> dict[str, Any] | None:
+    """The ``transcript`` member of the event's request (None: the event needs none); with
+    ``handoff_sent``, its name and size only."""
     tail = _tail_bytes(event)
     if not event.session.transcript_path or (tail is None and event.event not in INGESTING):
         return None
@@ -47,7 +77,9 @@ def transcript_body(event: HookEvent, url: str, state_dir: Path) -> dict[str, An
     try:
         with _open(path) as handle:
             size = os.fstat(handle.fileno()).st_size
-            if tail is None:
+            if handoff_sent:
+                start = size
+            elif tail is None:
                 start = stored_offset(state_dir, url, path)
                 start = 0 if start > size else start
             else:
@@ -123,6 +155,9 @@ def _tail_bytes(event: HookEvent) -> int | None:
     """How much of the file's end the event needs (None: the new bytes, or nothing)."""
     if event.event == "UserPromptSubmit":
         return PROMPT_TAIL_BYTES
+    if event.event == "PreCompact" and event.client in AUTO_PRE_COMPACT_EVERY_TURN \
+            and event.text("trigger") == "auto":
+        return None  # fired on every turn by such clients: nothing is saved (hook_events)
     if event.event in ("PreCompact", "SessionEnd") or (
             event.event == "SessionStart" and event.text("source") == "compact"):
         return MAX_UPLOAD_BYTES

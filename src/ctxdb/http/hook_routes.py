@@ -7,7 +7,9 @@ of its working directory (``repo``; git runs there, not here), and the part of i
 transcript the event needs (``transcript``: the bytes appended since the offset the server
 answered last, or the file's last block; ``ctxdb.hooks.remote_transcript``). Those bytes are
 read as the file would be, under the path the agent named (``ctxdb.transcripts.uploaded``),
-and the answer says how far the server has read that transcript (``transcript_offset``).
+and the answer says how far the server has read that transcript (``transcript_offset``). An
+event that saves a handoff sends the handoff itself (``handoff``), read on the agent's machine
+from the whole transcript and its subagents' with the local hook's code.
 What the server never does: open a file the request names. The event's ``transcript_path``
 is dropped before anything runs, so a token cannot make the server read its own files.
 
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +38,14 @@ from ctxdb.errors import ProjectNotFoundError, ValidationError
 from ctxdb.http.auth import Caller
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
+from ctxdb.transcripts.decisions import MAX_DECISION_CHARS, MAX_DECISIONS
+from ctxdb.transcripts.handoff import (
+    MAX_EARLIER_REQUESTS,
+    MAX_LIST_ITEMS,
+    MAX_TEXT_CHARS,
+    Handoff,
+)
+from ctxdb.transcripts.models import Compaction, Todo
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES, UploadedTranscript
 
 MAX_SUBAGENT_FILES = 100
@@ -65,6 +76,57 @@ class HookTranscript(BaseModel):
     skipped: int = Field(0, ge=0)
 
 
+TextOf = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Name = Annotated[str, Field(max_length=1000)]
+
+
+class HookCompaction(BaseModel):
+    """The transcript's latest compaction boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+    uuid: Name | None = None
+    timestamp: Name | None = None
+    trigger: Name | None = None
+    pre_tokens: int | None = Field(None, ge=0)
+    offset: int = Field(ge=0)
+
+
+class HookTodo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    content: TextOf
+    status: Name
+
+
+class HookHandoff(BaseModel):
+    """The handoff of the transcript since its last compaction, read on the agent's machine
+    with the local hook's code (``ctxdb.transcripts.handoff``), bounded as that code bounds
+    it. It is what a write token could store through ``POST …/handoffs`` anyway; the server
+    renders and stores it as a local hook does."""
+
+    model_config = ConfigDict(extra="forbid")
+    session_id: Name | None = None
+    compaction: HookCompaction | None = None
+    latest_request: TextOf | None = None
+    earlier_requests: list[TextOf] = Field(default_factory=list,
+                                           max_length=MAX_EARLIER_REQUESTS)
+    open_todos: list[HookTodo] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    files_edited: list[TextOf] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    decisions: list[Annotated[str, Field(max_length=MAX_DECISION_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_DECISIONS)
+    last_assistant_text: TextOf | None = None
+    context_tokens: int | None = Field(None, ge=0)
+
+    def handoff(self) -> Handoff:
+        compaction = self.compaction
+        return Handoff(
+            session_id=self.session_id,
+            compaction=None if compaction is None else Compaction(**compaction.model_dump()),
+            latest_request=self.latest_request, earlier_requests=list(self.earlier_requests),
+            open_todos=[Todo(todo.content, todo.status) for todo in self.open_todos],
+            files_edited=list(self.files_edited), decisions=list(self.decisions),
+            last_assistant_text=self.last_assistant_text, context_tokens=self.context_tokens)
+
+
 class HookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     client: str = Field(description="claude-code, codex or gemini")
@@ -76,6 +138,10 @@ class HookIn(BaseModel):
     subagents: list[HookTranscript] = Field(
         default_factory=list, max_length=MAX_SUBAGENT_FILES,
         description="with transcript: the new bytes of its <session>/subagents/*.jsonl")
+    handoff: HookHandoff | None = Field(
+        None, description="with transcript, for PreCompact, SessionEnd and SessionStart "
+                          "compact: the handoff the agent's machine read from the whole "
+                          "transcript and its subagents' (a handoff is made from it)")
 
 
 class HookOut(BaseModel):
@@ -115,7 +181,7 @@ def remote_event(body: HookIn) -> HookEvent:
     event = parse_event(body.client, json.dumps(body.event), None)
     session = AgentSession(event.session.client, event.session.session_id,
                            transcript_path=None, cwd=event.session.cwd, hostname=body.host,
-                           uploaded=uploaded(body.transcript),
+                           uploaded=uploaded(body.transcript, body.handoff),
                            uploaded_subagents=subagents_uploaded(body))
     return HookEvent(event.client, event.name, event.event, session.checked(), event.fields)
 
@@ -149,9 +215,17 @@ def _required(repo: RepoIdentity | None) -> RepoIdentity:
     return repo
 
 
-def uploaded(sent: HookTranscript | None) -> UploadedTranscript | None:
-    """The transcript bytes sent, checked: a name, never a file of this machine to open."""
-    return None if sent is None else _upload(sent)
+def uploaded(sent: HookTranscript | None,
+             handoff: HookHandoff | None = None) -> UploadedTranscript | None:
+    """The transcript bytes sent, checked: a name, never a file of this machine to open;
+    with the handoff the agent's machine read from it, if sent."""
+    if sent is None:
+        if handoff is not None:
+            raise ValidationError("a handoff is sent with its transcript (its name) only")
+        return None
+    upload = _upload(sent)
+    return upload if handoff is None else dataclasses.replace(upload,
+                                                              handoff=handoff.handoff())
 
 
 def _upload(sent: HookTranscript) -> UploadedTranscript:

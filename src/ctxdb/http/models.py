@@ -192,6 +192,18 @@ class Handoff(Record):
     instance_id: str
 
 
+class NewSession(Record):
+    """What a new agent session of the client would be given now (SessionStart ``startup``):
+    the text it would be injected, the packed items in it, and the handoff offered (null:
+    none). Nothing is registered."""
+
+    project_id: str
+    client: str
+    text: str
+    item_ids: list[int]
+    handoff: Handoff | None = None
+
+
 class MemoryIn(Body):
     value: Any
     memory_type: str | None = None

@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from ctxdb.domain.agents import RepoIdentity
 from ctxdb.domain.pack_formats import pack_payload
-from ctxdb.errors import (
-    PhaseNotFoundError,
-)
+from ctxdb.errors import PhaseNotFoundError, ValidationError
 from ctxdb.http import models as m
 from ctxdb.http.auth import Caller
 from ctxdb.http.problems import PROBLEM_RESPONSES
@@ -33,8 +32,16 @@ v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 @v1.get("/projects", response_model=list[m.Project])
-def list_projects(caller: Reader, include_archived: bool = False) -> list[dict[str, Any]]:
-    projects = caller.db.projects.list(include_archived)
+def list_projects(caller: Reader, include_archived: bool = False,
+                  repo_key: str | None = None) -> list[dict[str, Any]]:
+    """With ``repo_key``: the project of that repository (archived or not, as a hook finds
+    it), when this token may see it, else none; a repository of another project answers as
+    one nobody knows."""
+    if repo_key is not None:
+        found = caller.db.sessions.find_project(repo_key)
+        projects = [] if found is None else [found]
+    else:
+        projects = caller.db.projects.list(include_archived)
     mine = caller.token["project_id"]
     return [p for p in projects if caller.fleet_wide or p["project_id"] == mine]
 
@@ -218,6 +225,16 @@ def latest_handoff(caller: Reader, project_id: str, instance_id: str | None = No
     return caller.db.tokens.latest_handoff(instance_id=instance_id, project_id=pid)
 
 
+@v1.get("/projects/{project_id}/instances/{instance_id}/handoffs",
+        response_model=list[m.Handoff])
+def list_handoffs(caller: Reader, project_id: str, instance_id: str,
+                  before_id: int | None = None, limit: int = 20) -> Any:
+    """The instance's handoffs, newest first; ``before_id`` pages on to older ones."""
+    instance_of(caller, project_id, instance_id)
+    return caller.db.tokens.handoffs(instance_id, caller.project(project_id),
+                                     before_id=before_id, limit=limit)
+
+
 # --- context ------------------------------------------------------------------------------
 
 
@@ -287,3 +304,21 @@ def pack(caller: Reader, project_id: str, budget_tokens: int, phase_id: int | No
     pid = caller.project(project_id)
     return pack_payload(pid, caller.db.context.pack(pid, budget_tokens, phase_id,
                                                     partial_critical=partial_critical))
+
+
+@v1.get("/projects/{project_id}/new-session", response_model=m.NewSession)
+def new_session(caller: Reader, project_id: str, client: str = "claude-code",
+                repo_key: str | None = None, repo_name: str | None = None,
+                worktree: str | None = None, branch: str | None = None) -> Any:
+    """Exactly what a new ``client`` session of the repository (``repo_key``, ``repo_name``,
+    ``worktree`` and ``branch`` as its machine computes them; the handoffs of its own
+    worktree and branch come first) would be given now: ``ctxdb context --as-new-session``.
+    As every read of a project, sessions that stopped without a handoff get theirs first."""
+    pid = caller.project(project_id)
+    repo = None
+    if repo_key is not None:
+        repo = RepoIdentity(repo_key, repo_name or "repository", worktree, branch)
+    elif (repo_name, worktree, branch) != (None, None, None):
+        raise ValidationError("repo_name, worktree and branch describe a repository: "
+                              "give its repo_key too")
+    return caller.db.continuity.new_session(pid, client, repo)

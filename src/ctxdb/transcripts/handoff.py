@@ -31,6 +31,7 @@ from ctxdb.transcripts.reader import (
     transcript_size,
 )
 from ctxdb.transcripts.text import clip
+from ctxdb.transcripts.uploaded import UploadedTranscript
 
 MAX_TEXT_CHARS = 2_000
 MAX_LIST_ITEMS = 50
@@ -53,7 +54,10 @@ class Handoff:
 def handoff_since_last_compaction(
     path: Source, *, include_subagents: bool = True, client: str | None = None
 ) -> Handoff:
-    """The handoff of ``path``, a transcript of ``client`` (see :func:`parse_transcript`)."""
+    """The handoff of ``path``, a transcript of ``client`` (see :func:`parse_transcript`);
+    of a remote agent's upload, the handoff its machine read from the file (uploaded.py)."""
+    if isinstance(path, UploadedTranscript) and path.handoff is not None:
+        return path.handoff
     chunk = _parse_tail(path, client)
     extra_files: list[str] = []
     if include_subagents:

@@ -2,15 +2,20 @@
 
 A remote agent's hook (``ctxdb hook`` with ``CTXDB_URL=http(s)://…``) sends the part of its
 transcript the event needs: the bytes appended since the server's stored offset (ingestion),
-or the file's last block (the context in use, a handoff). The readers of this package take an
-:class:`UploadedTranscript` wherever they take a path and read it as they would read the file,
-under the path the agent named, which is only a name here: the class has no ``__fspath__``,
-so nothing can open it on this machine's disk.
+or the file's last block (the context in use); for a handoff, the handoff itself, read on
+the agent's machine from the whole file and its subagents' with the local reader. The
+readers of this package take an :class:`UploadedTranscript` wherever they take a path and read
+it as they would read the file, under the path the agent named, which is only a name here:
+the class has no ``__fspath__``, so nothing can open it on this machine's disk.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ctxdb.transcripts.handoff import Handoff
 
 # What one event carries at most; a longer backlog goes with the next events.
 MAX_UPLOAD_BYTES = 1024 * 1024
@@ -27,6 +32,10 @@ class UploadedTranscript:
     data: bytes
     size: int
     skipped: int = 0
+    # The handoff the agent's machine read from the whole file and its subagents' files, as
+    # a local hook reads them (``handoff_since_last_compaction``): a handoff is made from it
+    # rather than from the bytes sent.
+    handoff: Handoff | None = field(default=None, compare=False)
 
     @property
     def end(self) -> int:
