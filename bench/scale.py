@@ -6,7 +6,11 @@ fifth HIGH, the rest MEDIUM and LOW, about 60 tokens each) and 99 others that ho
 evenly. Each growth step bulk-loads the missing items round-robin over the projects
 (``data.bulk_load_items``: one transaction, the search index built once, then the planner
 statistics refreshed as ctxdb does after its own bulk loads), checks through ctxdb that the
-loaded items are what ctxdb would have written, then measures, at that size:
+loaded items are what ctxdb would have written (counts, CRITICAL items, the search index
+agreeing with the items, a loaded item found by a search, the next store's sequence number),
+and keeps a copy of the database at that size (SQLite's backup API; PostgreSQL: a database made
+from it as a template). Then, on the copies and the grown database, in rounds that take the
+sizes in turn so that load from elsewhere on the shared machine falls on every size alike:
 
 - **store**: single durable ``context.store`` calls (into one of the other projects);
 - **pack**: ``context.pack`` of the measured project with a 50,000-token budget;
@@ -14,7 +18,8 @@ loaded items are what ctxdb would have written, then measures, at that size:
 - **search**: ``search.search`` in the measured project, a fixed mix of 200 queries of rare,
   uncommon and common words, two words, phrases, prefixes and ``or``, all kinds, limit 20.
 
-Every call is timed on its own; p50 and p99 per operation and size. The measured project
+Every call is timed on its own (the whole library call, in process); p50 and p99 per
+operation and size, and the search's p50 per class of query. The measured project
 does not change size, so what changes between the rows is the database around it. Goals
 (issue 14): pack and load CRITICAL at the largest size within 1.5x of their time at the
 smallest; search p50 at 1,000,000 items at most 20 ms on SQLite. Timings on a shared machine
@@ -29,7 +34,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sqlite3
 import sys
 import tempfile
 import time
@@ -37,10 +44,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench modules
 
 from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings
 from data import Prose, bench_settings, bulk_load_items
 from run import DEFAULT_PG_URL, machine, scratch_database
 from scale_data import Layout, growth_rows, search_mix
@@ -93,36 +102,47 @@ class Timings:
         return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] * 1000
 
 
-def measure(db: Ctxdb, layout: Layout, queries: list[tuple[str, str]],
-            args: argparse.Namespace) -> dict[str, Timings]:
-    """The four operations, in three rounds so that a burst of load elsewhere on the
-    machine is spread over all of them rather than falling on one."""
-    timings = {name: Timings() for name in ("store", "pack", "load CRITICAL", "search")}
-    by_class: dict[str, Timings] = {}
+OPERATIONS = ("store", "pack", "load CRITICAL", "search")
+ROUNDS = 5
+
+
+def measure_round(db: Ctxdb, layout: Layout, queries: list[tuple[str, str]],
+                  args: argparse.Namespace, number: int, timings: dict[str, Timings]) -> None:
+    """One round's share of every operation on one database."""
     project, target = layout.measured_id, layout.store_target_id
-    db.context.pack(project, PACK_BUDGET)  # warm the caches once, untimed
-    for query in queries[:20]:
-        db.search.search(project, query[1])
-    rounds = 3
-    for number in range(rounds):
-        for index in range(number, args.stores, rounds):
-            timings["store"].time(lambda i=index: db.context.store(
-                target, {"note": f"stored while measuring, {i}"}, priority="LOW"))
-            layout.count_store()
-        for _ in range(args.calls // rounds):
-            timings["pack"].time(lambda: db.context.pack(project, PACK_BUDGET))
-            timings["load CRITICAL"].time(
-                lambda: db.context.page(project, "CRITICAL", limit=1000))
-        for kind, query in queries[number::rounds]:
-            timings["search"].time(lambda q=query: db.search.search(project, q))
-            by_class.setdefault(kind, Timings()).samples.append(timings["search"].samples[-1])
-    timings.update({f"search: {kind}": t for kind, t in sorted(by_class.items())})
+    for index in range(number, args.stores, ROUNDS):
+        timings["store"].time(lambda i=index: db.context.store(
+            target, {"note": f"stored while measuring, {i}"}, priority="LOW"))
+    for _ in range(args.calls // ROUNDS):
+        timings["pack"].time(lambda: db.context.pack(project, PACK_BUDGET))
+        timings["load CRITICAL"].time(lambda: db.context.page(project, "CRITICAL", limit=1000))
+    for kind, query in queries[number::ROUNDS]:
+        timings["search"].time(lambda q=query: db.search.search(project, q))
+        timings.setdefault(f"search: {kind}", Timings()).samples.append(
+            timings["search"].samples[-1])
+
+
+def measure(databases: dict[int, Ctxdb], layout: Layout, queries: list[tuple[str, str]],
+            args: argparse.Namespace) -> dict[int, dict[str, Timings]]:
+    """Every operation on the database of every size, in rounds that take the sizes in turn
+    (a different one first each round): a burst of load elsewhere on the shared machine falls
+    on all sizes alike, so their ratios hold even when the absolute figures swing."""
+    timings = {size: {name: Timings() for name in OPERATIONS} for size in databases}
+    sizes = sorted(databases)
+    for db in databases.values():  # warm each database's caches once, untimed
+        db.context.pack(layout.measured_id, PACK_BUDGET)
+        for _, query in queries[:20]:
+            db.search.search(layout.measured_id, query)
+    for number in range(ROUNDS):
+        shift = number % len(sizes)
+        for size in sizes[shift:] + sizes[:shift]:
+            measure_round(databases[size], layout, queries, args, number, timings[size])
     return timings
 
 
 def check_loaded(db: Ctxdb, layout: Layout, prose: Prose) -> None:
     """What ctxdb sees of the bulk-loaded rows: counts, CRITICAL items, the search index,
-    and the sequence numbers of the next store."""
+    and the sequence number of the next store."""
     counts = db.context.counts(layout.measured_id)
     assert sum(c["items"] for c in counts.values()) == layout.project_items, counts
     critical = db.context.page(layout.measured_id, "CRITICAL", limit=1000)["items"]
@@ -136,31 +156,61 @@ def check_loaded(db: Ctxdb, layout: Layout, prose: Prose) -> None:
     assert stored["sequence_number"] == layout.count_store(), stored
 
 
-def grow(db: Ctxdb, layout: Layout, size: int, prose: Prose) -> float:
-    """Bulk-load the items that make the database ``size`` items; returns the seconds."""
-    started = time.perf_counter()
-    rows, last = growth_rows(layout, size, prose)
-    bulk_load_items(db, rows, last)
-    return time.perf_counter() - started
+def grow(settings: Settings, layout: Layout, size: int, prose: Prose) -> float:
+    """Bulk-load the items that make the database ``size`` items and check them; returns the
+    seconds of the load."""
+    with Ctxdb.open(settings) as db:
+        started = time.perf_counter()
+        rows, last = growth_rows(layout, size, prose)
+        bulk_load_items(db, rows, last)
+        seconds = time.perf_counter() - started
+        check_loaded(db, layout, prose)
+    return seconds
 
 
 def run_backend(backend: str, url: str, config: Path, args: argparse.Namespace,
                 prose: Prose) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    with Ctxdb.open(bench_settings(url, config).replace(max_projects=1_000)) as db:
+    settings = bench_settings(url, config).replace(max_projects=1_000)
+    with Ctxdb.open(settings) as db:
         layout = Layout.create(db, args.project_items)
-        queries = search_mix(prose, args.searches)
+    with contextlib.ExitStack() as stack:
+        urls, loads = {}, {}
         for size in args.size_list:
             log(f"{backend}: loading to {size:,} items …")
-            seconds = grow(db, layout, size, prose)
-            check_loaded(db, layout, prose)
-            log(f"{backend}: {size:,} items loaded and checked in {seconds:.1f} s; measuring …")
-            for operation, timings in measure(db, layout, queries, args).items():
-                results.append({"backend": backend, "size": size, "operation": operation,
-                                "calls": len(timings.samples), "load_seconds": seconds,
-                                "p50_ms": timings.percentile(0.5),
-                                "p99_ms": timings.percentile(0.99)})
-    return results
+            loads[size] = grow(settings, layout, size, prose)
+            log(f"{backend}: {size:,} items loaded and checked in {loads[size]:.1f} s")
+            urls[size] = url if size == args.size_list[-1] else stack.enter_context(
+                snapshot(backend, url, size, args))
+        databases = {size: stack.enter_context(Ctxdb.open(settings.replace(url=snapshot_url)))
+                     for size, snapshot_url in urls.items()}
+        log(f"{backend}: measuring …")
+        measured = measure(databases, layout, search_mix(prose, args.searches), args)
+    return [{"backend": backend, "size": size, "operation": operation, "load_seconds": loads[size],
+             "calls": len(t.samples), "p50_ms": t.percentile(0.5), "p99_ms": t.percentile(0.99)}
+            for size, operations in measured.items() for operation, t in operations.items()]
+
+
+@contextlib.contextmanager
+def snapshot(backend: str, url: str, size: int, args: argparse.Namespace) -> Iterator[str]:
+    """A copy of the database as it is now, page for page (SQLite's backup API; a PostgreSQL
+    database made from it as a template), deleted or dropped afterwards."""
+    if backend == "postgres":
+        with scratch_database(args.pg_url, prefix="scale_bench",
+                              template=urlsplit(url).path.lstrip("/")) as copy_url:
+            yield copy_url
+        return
+    copy = Path(url).with_name(f"scale-{size}.db")
+    source, target = sqlite3.connect(url), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    try:
+        yield str(copy)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
 
 
 def verdicts(results: list[dict[str, Any]]) -> list[str]:
