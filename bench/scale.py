@@ -159,7 +159,9 @@ def check_loaded(db: Ctxdb, layout: Layout, prose: Prose) -> None:
 def grow(settings: Settings, layout: Layout, size: int, prose: Prose) -> float:
     """Bulk-load the items that make the database ``size`` items and check them; returns the
     seconds of the load."""
-    with Ctxdb.open(settings) as db:
+    # A load's statements run for minutes on PostgreSQL: no statement or answer limit then.
+    with Ctxdb.open(settings.replace(pg_statement_timeout=0.0,
+                                     pg_socket_timeout=3_600.0)) as db:
         started = time.perf_counter()
         rows, last = growth_rows(layout, size, prose)
         bulk_load_items(db, rows, last)
