@@ -106,27 +106,40 @@ OPERATIONS = ("store", "pack", "load CRITICAL", "search")
 ROUNDS = 5
 
 
-def measure_round(db: Ctxdb, layout: Layout, queries: list[tuple[str, str]],
-                  args: argparse.Namespace, number: int, timings: dict[str, Timings]) -> None:
-    """One round's share of every operation on one database."""
+def round_steps(layout: Layout, queries: list[tuple[str, str]], args: argparse.Namespace,
+                number: int) -> list[Callable[[Ctxdb, dict[str, Timings]], None]]:
+    """One round's share of each operation, as functions of a database and its timings."""
     project, target = layout.measured_id, layout.store_target_id
-    for index in range(number, args.stores, ROUNDS):
-        timings["store"].time(lambda i=index: db.context.store(
-            target, {"note": f"stored while measuring, {i}"}, priority="LOW"))
-    for _ in range(args.calls // ROUNDS):
-        timings["pack"].time(lambda: db.context.pack(project, PACK_BUDGET))
-        timings["load CRITICAL"].time(lambda: db.context.page(project, "CRITICAL", limit=1000))
-    for kind, query in queries[number::ROUNDS]:
-        timings["search"].time(lambda q=query: db.search.search(project, q))
-        timings.setdefault(f"search: {kind}", Timings()).samples.append(
-            timings["search"].samples[-1])
+
+    def stores(db: Ctxdb, timings: dict[str, Timings]) -> None:
+        for index in range(number, args.stores, ROUNDS):
+            timings["store"].time(lambda i=index: db.context.store(
+                target, {"note": f"stored while measuring, {i}"}, priority="LOW"))
+
+    def packs(db: Ctxdb, timings: dict[str, Timings]) -> None:
+        for _ in range(args.calls // ROUNDS):
+            timings["pack"].time(lambda: db.context.pack(project, PACK_BUDGET))
+
+    def critical(db: Ctxdb, timings: dict[str, Timings]) -> None:
+        for _ in range(args.calls // ROUNDS):
+            timings["load CRITICAL"].time(
+                lambda: db.context.page(project, "CRITICAL", limit=1000))
+
+    def searches(db: Ctxdb, timings: dict[str, Timings]) -> None:
+        for kind, query in queries[number::ROUNDS]:
+            timings["search"].time(lambda q=query: db.search.search(project, q))
+            timings.setdefault(f"search: {kind}", Timings()).samples.append(
+                timings["search"].samples[-1])
+
+    return [stores, packs, critical, searches]
 
 
 def measure(databases: dict[int, Ctxdb], layout: Layout, queries: list[tuple[str, str]],
             args: argparse.Namespace) -> dict[int, dict[str, Timings]]:
-    """Every operation on the database of every size, in rounds that take the sizes in turn
-    (a different one first each round): a burst of load elsewhere on the shared machine falls
-    on all sizes alike, so their ratios hold even when the absolute figures swing."""
+    """Every operation on the database of every size, in rounds: each round runs its share
+    of one operation on every size in turn (a different size first each round), then the
+    next operation, so that a burst of load elsewhere on the shared machine falls on all
+    sizes alike and their ratios hold even when the absolute figures swing."""
     timings = {size: {name: Timings() for name in OPERATIONS} for size in databases}
     sizes = sorted(databases)
     for db in databases.values():  # warm each database's caches once, untimed
@@ -135,8 +148,9 @@ def measure(databases: dict[int, Ctxdb], layout: Layout, queries: list[tuple[str
             db.search.search(layout.measured_id, query)
     for number in range(ROUNDS):
         shift = number % len(sizes)
-        for size in sizes[shift:] + sizes[:shift]:
-            measure_round(databases[size], layout, queries, args, number, timings[size])
+        for step in round_steps(layout, queries, args, number):
+            for size in sizes[shift:] + sizes[:shift]:
+                step(databases[size], timings[size])
     return timings
 
 
