@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench install clean
+.PHONY: demo test lint typecheck pytest bench bench-scale install clean
 
 demo: $(STAMP)
 	$(BIN)/ctxdb demo
@@ -25,6 +25,10 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# 1,000,000 items over 100 projects on both backends: about half an hour, several GB of disk.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
 
 install: $(STAMP)
 

@@ -13,7 +13,7 @@ import itertools
 import json
 import random
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,65 +128,56 @@ def seeded_project(
     """Create a project through ctxdb, then bulk-load its items; returns the project id.
 
     The items are ``mix`` generated with ``seed``, or the ``count`` rows ``rows_of`` makes
-    for the project's id. The database's own triggers write their search documents as the
-    rows go in; the words of those (their terms, computed by ctxdb) are written by a rebuild
-    of the index at the end, as ctxdb's next write would, so that no timed write pays for it.
+    for the project's id (see :func:`bulk_load_items`).
     """
     project_id: str = db.projects.create(name)["project_id"]
     rows = generated_rows(project_id, mix, seed) if rows_of is None else rows_of(project_id)
-    if db.settings.is_postgres:
-        _copy_postgres(db.settings.url, rows)
-    else:
-        _insert_sqlite(db.settings.sqlite_path, rows)
-    _set_sequence(db, project_id, count or mix.total)
-    db.search.rebuild_index()
+    bulk_load_items(db, rows, {project_id: count or mix.total})
     return project_id
 
 
-def _insert_sqlite(path: Path, rows: Iterator[tuple[Any, ...]]) -> None:
-    import sqlite3
+def bulk_load_items(db: Ctxdb, rows: Iterable[tuple[Any, ...]],
+                    last_sequences: dict[str, int]) -> None:
+    """Insert context items (rows in ``ITEM_COLUMNS`` order) in one transaction, as
+    ``ctxdb db copy`` fills a database: the search index's triggers switched off, the rows
+    inserted with one statement (SQLite ``executemany``, PostgreSQL ``COPY``), then the
+    search documents written with one ``INSERT … SELECT`` per kind, given their index terms
+    and (SQLite) the FTS5 index rebuilt once, and the triggers switched on again; each
+    project's counter set to ``last_sequences[project]`` so that ctxdb's next store numbers
+    after the loaded items. The result is what ``ctxdb.context.store`` would have written,
+    item by item, without a fsync per item. Then the planner statistics are refreshed as
+    ctxdb does after its own bulk loads (PostgreSQL: ``ANALYZE``; SQLite plans without).
+    """
+    from ctxdb.storage.base import RawTx, Tx, raw
+    from ctxdb.storage.bulk import bulk_page_cache, rebuild_derived, suspend_derived_triggers
 
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    try:
-        placeholders = ", ".join("?" for _ in ITEM_COLUMNS)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(f"INSERT INTO context_items ({', '.join(ITEM_COLUMNS)}) "
-                         f"VALUES ({placeholders})", rows)
-        conn.execute("COMMIT")
-        conn.execute("ANALYZE")
-    finally:
-        conn.close()
+    dialect = db.storage.dialect
+    columns = ", ".join(ITEM_COLUMNS)
+
+    def insert(tx: RawTx) -> None:
+        if db.settings.is_postgres:
+            tx.copy_raw(f"COPY context_items ({columns}) FROM STDIN", rows)
+        else:
+            marks = ", ".join("?" for _ in ITEM_COLUMNS)
+            tx.execute_many_raw(f"INSERT INTO context_items ({columns}) VALUES ({marks})", rows)
+
+    def unit(tx: Tx) -> None:
+        suspended = suspend_derived_triggers(tx, dialect)
+        with bulk_page_cache(tx, dialect):
+            insert(raw(tx))
+            if suspended is not None:
+                rebuild_derived(tx, dialect, suspended)
+        for project_id, last in last_sequences.items():
+            # The project's counter continues after the loaded items, as if ctxdb had
+            # written them; literal SQL because there is (rightly) no API to set it.
+            raw(tx).execute_raw(_SET_SEQUENCE[db.settings.is_postgres],
+                                {"last": last, "project_id": project_id})
+
+    db.storage.write(unit)
+    db.storage.health().analyze_after_load()
 
 
-def _copy_postgres(url: str, rows: Iterator[tuple[Any, ...]]) -> None:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        with conn.cursor() as cursor, cursor.copy(
-            f"COPY context_items ({', '.join(ITEM_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        conn.autocommit = True
-        conn.execute("VACUUM ANALYZE context_items")
-
-
-def _set_sequence(db: Ctxdb, project_id: str, last: int) -> None:
-    # The project's counter must continue after the bulk-loaded items, as if ctxdb had
-    # written them; a raw statement because there is (rightly) no API to set it.
-    if db.settings.is_postgres:
-        import psycopg
-
-        with psycopg.connect(db.settings.url, autocommit=True) as conn:
-            conn.execute("UPDATE projects SET next_sequence = %s WHERE project_id = %s",
-                         (last, project_id))
-    else:
-        import sqlite3
-
-        conn = sqlite3.connect(str(db.settings.sqlite_path), isolation_level=None)
-        try:
-            conn.execute("UPDATE projects SET next_sequence = ? WHERE project_id = ?",
-                         (last, project_id))
-        finally:
-            conn.close()
+_SET_SEQUENCE = {
+    False: "UPDATE projects SET next_sequence = :last WHERE project_id = :project_id",
+    True: "UPDATE projects SET next_sequence = %(last)s WHERE project_id = %(project_id)s",
+}

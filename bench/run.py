@@ -81,13 +81,16 @@ def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on the server of ``admin_url``, dropped afterwards."""
+def scratch_database(admin_url: str, prefix: str = "ctxdb_bench",
+                     template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database on the server of ``admin_url`` (a copy of the database
+    ``template``, which nobody may be connected to, if given), dropped afterwards."""
     import psycopg
 
-    name = f"ctxdb_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
         try:
             yield urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
         finally:

@@ -27,6 +27,10 @@ Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
 - ``$SEARCH_MATCH(:p)``    the documents matching the engine query ``:p`` (FTS5 syntax, or
                            ``to_tsquery`` syntax; ``search_engine.py`` writes both)
 - ``$SEARCH_SCORE(:p)``    relevance, higher is better (FTS5's bm25 negated, ``ts_rank``)
+- ``$SEARCH_PROJECT(:p)``  the documents of the project ``:p`` as the index itself knows them
+                           (schema version 21), so that the engine joins a word's matches
+                           with one project's documents before reading or scoring any; the
+                           exact ``d.project_id = :p`` still follows it
 - ``$SEARCH_INDEXED``      the documents that are in the index
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
@@ -58,6 +62,7 @@ _AGO = re.compile(r"\$AGO\((:[A-Za-z_]\w*)\)")
 _IN = re.compile(r"\$IN\((:[A-Za-z_]\w*)\)")
 _SEARCH_MATCH = re.compile(r"\$SEARCH_MATCH\((:[A-Za-z_]\w*)\)")
 _SEARCH_SCORE = re.compile(r"\$SEARCH_SCORE\((:[A-Za-z_]\w*)\)")
+_SEARCH_PROJECT = re.compile(r"\$SEARCH_PROJECT\((:[A-Za-z_]\w*)\)")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Dialect:
     search_from: str
     search_match: Callable[[str], str]
     search_score: Callable[[str], str]
+    search_project: Callable[[str], str]
     search_indexed: str
     search_rebuild: str | None
     search_query_errors: tuple[str, ...]
@@ -118,6 +124,7 @@ class Dialect:
         sql = _IN.sub(lambda m: self.later(m.group(1)), sql)
         sql = _SEARCH_MATCH.sub(lambda m: self.search_match(m.group(1)), sql)
         sql = _SEARCH_SCORE.sub(lambda m: self.search_score(m.group(1)), sql)
+        sql = _SEARCH_PROJECT.sub(lambda m: self.search_project(m.group(1)), sql)
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
@@ -177,7 +184,10 @@ SQLITE = Dialect(
     resume_trigger=lambda name, table, sql: sql,
     search_from="search_fts JOIN search_documents d ON d.doc_id = search_fts.rowid",
     search_match=lambda p: f"search_fts MATCH {p}",
-    search_score=lambda p: "-bm25(search_fts)",
+    # project_key (migration 0021) is weighed 0: it is in the query to narrow it, not to rank.
+    search_score=lambda p: "-bm25(search_fts, 1.0, 0.0)",
+    # One token per project ('p' and the hex of the id's bytes); FTS5 ANDs the two MATCHes.
+    search_project=lambda p: f"search_fts.project_key MATCH ('p' || hex({p}))",
     # A document without terms may have an (empty) entry: FTS5's rebuild enters every row.
     search_indexed=("d.terms IS NOT NULL AND d.doc_id IN (SELECT id FROM search_fts_docsize)"),
     search_rebuild="INSERT INTO search_fts (search_fts) VALUES ('rebuild')",
@@ -243,6 +253,8 @@ POSTGRES = Dialect(
     # Normalization 1 divides by 1 + log(length): a short record about the words ranks above
     # a long one that mentions them once, as with bm25.
     search_score=lambda p: f"ts_rank(d.search_vector, to_tsquery('simple', {p}), 1)",
+    # The project's lexeme in every document's vector (migration 0021): letters and digits.
+    search_project=lambda p: f"d.search_vector @@ CAST('p' || md5({p}) AS tsquery)",
     search_indexed="d.search_vector IS NOT NULL",
     search_rebuild=None,
     # "syntax error in tsquery", "no operand in …", "tsquery stack too small", and a <N>

@@ -32,7 +32,7 @@ SELECT d.doc_id, d.kind, d.item_id, d.memory_id, d.event_id, d.observation_id,
 FROM (
     SELECT d.doc_id, d.occurred_at, $SEARCH_SCORE(:rank) AS score
     FROM $SEARCH_FROM
-    WHERE $SEARCH_MATCH(:match)
+    WHERE $SEARCH_MATCH(:match) AND $SEARCH_PROJECT(:project_id)
       AND d.project_id = :project_id
       AND d.kind IN (:kind_1, :kind_2, :kind_3, :kind_4)
       AND (:content_type = '' OR d.content_type = :content_type)
@@ -59,8 +59,8 @@ SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, t
        content, metadata, created_by, created_at
 FROM context_items
 WHERE item_id IN (SELECT d.item_id FROM $SEARCH_FROM
-                  WHERE $SEARCH_MATCH(:match) AND d.project_id = :project_id
-                    AND d.kind = 'context')
+                  WHERE $SEARCH_MATCH(:match) AND $SEARCH_PROJECT(:project_id)
+                    AND d.project_id = :project_id AND d.kind = 'context')
   AND project_id = :project_id AND state = 'active'
   AND (priority = :priority OR :priority = '')
   AND (content_type = :content_type OR :content_type = '')
@@ -72,8 +72,8 @@ LIMIT :limit;
 -- How many of the project's context documents match, counted up to :cap (a word is common
 -- enough for search_matching_newest_items when it reaches it).
 SELECT count(*) FROM (SELECT 1 FROM $SEARCH_FROM
-                      WHERE $SEARCH_MATCH(:match) AND d.project_id = :project_id
-                        AND d.kind = 'context'
+                      WHERE $SEARCH_MATCH(:match) AND $SEARCH_PROJECT(:project_id)
+                        AND d.project_id = :project_id AND d.kind = 'context'
                       LIMIT :cap) found;
 
 -- name: search_matching_newest_items
