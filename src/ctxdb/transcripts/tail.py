@@ -9,11 +9,24 @@ limit (``MAX_READ_BYTES``).
 from __future__ import annotations
 
 from ctxdb.transcripts import reader
+from ctxdb.transcripts.models import TranscriptChunk
 from ctxdb.transcripts.parser import parse_transcript
 from ctxdb.transcripts.reader import Source, line_start_at_or_after, transcript_size
 from ctxdb.transcripts.uploaded import UploadedTranscript
 
 FIRST_BLOCK = 256 * 1024
+
+
+def tail_chunk(path: Source, client: str | None = None) -> TranscriptChunk:
+    """The last block of complete lines of ``path`` (``FIRST_BLOCK``; an upload: what the
+    agent sent), parsed."""
+    if isinstance(path, UploadedTranscript):
+        return parse_transcript(path, path.offset, client)
+    size = transcript_size(path)
+    start = line_start_at_or_after(path, max(0, size - FIRST_BLOCK))
+    if start is None:  # one line longer than the block: nothing complete in it
+        return TranscriptChunk(str(path), size, size)
+    return parse_transcript(path, start, client)
 
 
 def latest_context_tokens(path: Source, block: int = FIRST_BLOCK,
