@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,28 @@ def test_ingestion_stores_the_boundary_once_with_its_summary(db: Ctxdb, tmp_path
     assert db.transcripts.ingest(path, client="gemini")["compactions"] == 0
     [stored] = db.transcripts.compactions(SESSION)
     assert (stored["boundary_uuid"], stored["summary"]) == (SUMMARY_ID, SUMMARY)
+
+
+def test_a_prompt_parses_the_tail_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The context in use and the compression come from one parse of the file's tail; a file
+    that changed is parsed again."""
+    from ctxdb.transcripts import tail
+
+    calls: list[object] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return parse_transcript(*args)
+
+    monkeypatch.setattr(tail, "parse_transcript", counted)
+    path = cut(tmp_path, COMPRESSED)
+    assert tail.latest_context_tokens(path, client="gemini") == 901
+    assert [c.uuid for c in tail.tail_chunk(path, "gemini").compactions] == [SUMMARY_ID]
+    assert len(calls) == 1
+    with path.open("a", encoding="utf-8") as handle:
+        handle.writelines(LINES[COMPRESSED:COMPRESSED + 2])  # the third prompt
+    assert len(tail.tail_chunk(path, "gemini").user_prompts) == 3
+    assert len(calls) == 2
 
 
 # --- the hooks ---------------------------------------------------------------------------
@@ -182,3 +205,27 @@ def test_a_prompt_without_a_readable_transcript_puts_nothing_back(
     started.unlink()
     assert gemini(hook, "BeforeAgent", repo, started, prompt="go") is None
     assert reloads(db) == [] and hook.logged() == ""
+
+
+@pytest.mark.parametrize("answered_by", ["BeforeAgent", "SessionStart"])
+def test_through_a_server_the_compression_is_answered_alike(
+    db: Ctxdb, repo: Path, tmp_path: Path, answered_by: str
+) -> None:
+    """A remote hook sends the file's tail with BeforeAgent and with a Gemini resume: the
+    server reads the compression from those bytes (it never opens the path)."""
+    from remote_server import served
+    from test_remote_hooks import RemoteHook, fleet_token
+
+    db.context.store(project_of(db, repo), CRITICAL, "CRITICAL")
+    path = cut(tmp_path, BEFORE)
+    fields = {"source": "resume"} if answered_by == "SessionStart" else {"prompt": PROMPTS[2]}
+    with served(db) as base:
+        remote = RemoteHook(base, tmp_path / "remote.log", tmp_path / "home", fleet_token(db))
+        assert CRITICAL in (gemini(remote, "SessionStart", repo, path, source="startup") or "")
+        assert gemini(remote, "BeforeAgent", repo, path, prompt=PROMPTS[0]) is None
+        cut(tmp_path, COMPRESSED, path)
+        text = gemini(remote, answered_by, repo, path, **fields)
+        assert text is not None and CRITICAL in text and PROMPTS[1] in text
+        assert gemini(remote, "BeforeAgent", repo, path, prompt=PROMPTS[3]) is None
+    assert [reload["hook_event"] for reload in reloads(db)] == [answered_by]
+    assert remote.logged() == ""
