@@ -93,13 +93,16 @@ def test_the_click_path_runs_the_same_hook(db: Ctxdb, settings: Settings,
     assert {"fast", "click"} <= sessions
 
 
+@pytest.mark.parametrize(("client", "event"), [("claude-code", "UserPromptSubmit"),
+                                               ("gemini", "BeforeAgent")])
 def test_a_prompt_hook_imports_neither_click_nor_unused_services(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, client: str, event: str
 ) -> None:
+    """Gemini's prompt also looks for a compression to answer (none here: no handoff code)."""
     probe = (
         "import io, json, sys\n"
-        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code']\n"
-        f"sys.stdin = io.TextIOWrapper(io.BytesIO({_prompt(tmp_path)!r}.encode()))\n"
+        f"sys.argv = ['ctxdb', 'hook', '--client', {client!r}]\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({_prompt(tmp_path, event)!r}.encode()))\n"
         "from ctxdb.cli.main import main\n"
         "try:\n"
         "    main()\n"
@@ -126,9 +129,9 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
     assert ("logging" in modules) == settings.url.startswith("postgresql")
 
 
-def _prompt(cwd: Path) -> str:
+def _prompt(cwd: Path, event: str = "UserPromptSubmit") -> str:
     return json.dumps({"session_id": "probe", "transcript_path": None, "cwd": str(cwd),
-                       "hook_event_name": "UserPromptSubmit", "prompt": "go"})
+                       "hook_event_name": event, "prompt": "go"})
 
 
 def test_the_facade_creates_each_service_once_and_shares_instances(db: Ctxdb) -> None:

@@ -1,20 +1,20 @@
-"""The real Gemini CLI, offline: the CRITICAL item at startup and after ``--resume``, token
-usage as the model reported it, a handoff for the next session, no handoff per turn.
+"""The real Gemini CLI, offline: the CRITICAL item at startup, after ``--resume`` and after
+Gemini compresses its chat, token usage as the model reported it, a handoff for the next
+session and one for the compression, no handoff per turn.
 
-Gemini CLI runs headless (``gemini -p``) with ctxdb installed in a scratch git repository
-(``ctxdb install gemini --scope project``), the folder trusted (``GEMINI_CLI_TRUST_WORKSPACE``),
-against a mock of the Gemini API on a loopback port (``GOOGLE_GEMINI_BASE_URL``) that records
-every request. Each turn makes a routing call (``generateContent``, JSON asked for) and the
-turn's own streamed call (``streamGenerateContent``); the mock reports a distinct prompt token
-count for each.
+Gemini CLI runs with ctxdb installed in a scratch git repository (``ctxdb install gemini
+--scope project``), the folder trusted (``GEMINI_CLI_TRUST_WORKSPACE``), against a mock of the
+Gemini API on a loopback port (``GOOGLE_GEMINI_BASE_URL``) that records every request. Each
+turn makes a routing call (``generateContent``, JSON asked for) and the turn's own streamed
+call (``streamGenerateContent``); the mock reports a distinct prompt token count for each.
 
-Not covered: the CRITICAL item after Gemini compresses its chat. Gemini CLI 0.61 did not
-compress offline here: with ``model.compressionThreshold`` at 0.001 and the mock reporting
-5,000 prompt tokens, neither a tool call's continuation nor a resumed turn made it summarize
-(its compression runs only outside its newer context management, which decides on its own).
-ctxdb could not put the item back after a compression anyway: Gemini's PreCompress is advisory
-(it cannot add context) and Gemini starts no SessionStart after compressing, so the item
-survives only if Gemini's own summary keeps it (see docs/install.md).
+Startup and resume run headless (``gemini -p``). The compression runs in Gemini's interactive
+UI on a pseudo-terminal (``interactive_client``), where several prompts share one chat: Gemini
+compresses before a prompt's request when the previous answer reported more than half
+(its default threshold) of the model's 1,048,576-token window, asking the model for a summary
+(the mock writes one) and checking it; it fires PreCompress on every turn and no SessionStart
+after compressing, so ctxdb reads the compression from Gemini's session file and puts the
+context back on the next prompt (BeforeAgent; ``service.usecases.compression_reload``).
 
 The CLI comes from ``CTXDB_TEST_GEMINI`` (the ``gemini`` program), else from PATH; without it
 the test is skipped, unless ``CTXDB_REQUIRE_CLIENTS=1`` (CI: ``.ci/run`` installs the pinned
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from interactive_client import TerminalProgram
 from real_clients import (
     CLI_TIMEOUT,
     MockServer,
@@ -56,6 +57,10 @@ CACHED_TOKENS = 700
 STALE_AFTER = 2.0
 
 
+# What Gemini's summarizer answers in the compression test: the CRITICAL item is not in it.
+SUMMARY = "<state_snapshot>SNAP-4e0c the user is planning the refund ledger</state_snapshot>"
+
+
 def prompt_tokens(n: int) -> int:
     return 5_000 + 123 * n
 
@@ -66,10 +71,16 @@ def gemini() -> str:
 
 
 class GeminiMock:
-    """Answers the routing call with a choice of model and each streamed call with a text."""
+    """Answers the routing call with a choice of model, the summarizer of a compression with
+    ``SUMMARY`` and each streamed call with a text.
 
-    def __init__(self) -> None:
+    With ``first_prompt_tokens``, the first streamed answer reports that many prompt tokens,
+    the next ones few: enough, before the second prompt, for Gemini to compress its chat.
+    """
+
+    def __init__(self, first_prompt_tokens: int | None = None) -> None:
         self.turns = 0
+        self.first_prompt_tokens = first_prompt_tokens
         self.server = MockServer(self.answer)
 
     def answer(self, request: Recorded) -> tuple[int, str, bytes] | None:
@@ -82,9 +93,14 @@ class GeminiMock:
             text = json.dumps({"reasoning": "simple", "model_choice": "flash",
                                "complexity_reasoning": "simple", "complexity_score": 1})
             usage = {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
+        elif is_summarizer(request.body):
+            text = SUMMARY
+            usage = {"promptTokenCount": 40, "candidatesTokenCount": 9, "totalTokenCount": 49}
         else:
             text = ANSWER
             prompt = prompt_tokens(self.turns)
+            if self.first_prompt_tokens is not None:
+                prompt = self.first_prompt_tokens if self.turns == 0 else 900 + self.turns
             self.turns += 1
             usage = {"promptTokenCount": prompt, "cachedContentTokenCount": CACHED_TOKENS,
                      "candidatesTokenCount": 20, "totalTokenCount": prompt + 20}
@@ -99,6 +115,15 @@ class GeminiMock:
         """The bodies of the streamed (turn) requests, in order."""
         return [r.body for r in self.server.recorded()
                 if ":streamGenerateContent" in urlsplit(r.target).path]
+
+    def summarizer_requests(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.server.recorded()
+                if isinstance(r.body, dict) and is_summarizer(r.body)]
+
+
+def is_summarizer(body: dict[str, Any]) -> bool:
+    """A request of Gemini's chat compression (its instructions ask for a state snapshot)."""
+    return "state_snapshot" in json.dumps(body.get("systemInstruction") or "")
 
 
 @pytest.fixture
@@ -180,3 +205,65 @@ def test_critical_context_at_startup_and_after_resume_and_a_handoff_for_the_next
     assert MARKED_REQUEST in next_opening, diagnosis(env)
     assert CRITICAL in next_opening
     assert mock.server.elsewhere() == []
+
+
+# Over half (Gemini's default compression threshold) of the 1,048,576-token window of its
+# models: the prompt after the answer that reported it starts with a compression.
+COMPRESSING_PROMPT_TOKENS = 600_000
+PROMPTS = ("MARK-2c9d implement the refund ledger", "PROMPT-2 go on with the ledger",
+           "PROMPT-3 add the reversal entry", "PROMPT-4 write its test")
+
+
+def test_critical_context_after_gemini_compresses_its_chat_and_a_handoff(
+    gemini: str, tmp_path: Path
+) -> None:
+    """Interactive Gemini (its terminal UI on a pseudo-terminal): the answer to the first
+    prompt reports a context past Gemini's threshold, so before the second prompt's request
+    Gemini compresses its history (the mock writes the summary, without the CRITICAL item)
+    and fires no SessionStart. The third prompt's request carries the CRITICAL item again,
+    put back by ctxdb's BeforeAgent hook with the handoff it saved; the fourth adds nothing
+    (once per compression)."""
+    mock = GeminiMock(first_prompt_tokens=COMPRESSING_PROMPT_TOKENS)
+    with mock.server:
+        env = {**client_env(tmp_path, mock), "TERM": "xterm-256color"}
+        repo = git_repository(tmp_path / "shop")
+        ctxdb("install", "gemini", "--scope", "project", cwd=repo, env=env)
+        store_critical(repo, env, CRITICAL)
+        sessions = Path(env["HOME"]) / ".gemini" / "tmp"
+        with TerminalProgram([gemini], repo, env) as ui:
+            ui.wait_for(lambda: _startup_context_added(sessions), CLI_TIMEOUT,
+                        "the SessionStart hook's context in the session file")
+            for n, prompt in enumerate(PROMPTS):
+                ui.submit(prompt, lambda n=n: len(mock.turn_requests()) > n, CLI_TIMEOUT)
+                # AfterAgent ingested the turn's answer: the turn is over.
+                ui.wait_for(lambda n=n: _answers_ingested(env) > n, CLI_TIMEOUT,
+                            f"the answer to prompt {n + 1} in ctxdb")
+        requests = [json.dumps(body) for body in mock.turn_requests()]
+        assert CRITICAL in requests[0], diagnosis(env)
+        # Compressed before the second prompt's request: the summary replaced the history
+        # that held the CRITICAL item, and only ctxdb can put it back.
+        assert len(mock.summarizer_requests()) == 2, mock.server.recorded()  # summary, check
+        assert "SNAP-4e0c" in requests[1] and CRITICAL not in requests[1], diagnosis(env)
+        assert CRITICAL in requests[2], diagnosis(env)
+        assert PROMPTS[0] in requests[2]  # from the handoff: the history lost it too
+        # One reload, by BeforeAgent, with the handoff saved for the compression, and none
+        # for the turns that compressed nothing (PreCompress fired on each of them).
+        reloads = query(env, "SELECT hook_event, handoff_id FROM injections "
+                             "WHERE source = 'compact'")
+        handoffs = query(env, "SELECT handoff_id FROM handoffs WHERE kind = 'compact'")
+        assert [event for event, _ in reloads] == ["BeforeAgent"], diagnosis(env)
+        assert [handoff for _, handoff in reloads] == [h for (h,) in handoffs], diagnosis(env)
+        [(compactions,)] = query(env, "SELECT count(*) FROM compactions")
+        assert compactions == 1
+        assert mock.server.elsewhere() == []
+
+
+def _startup_context_added(sessions: Path) -> bool:
+    """Gemini has added the SessionStart hook's context to the new session's history."""
+    return any("<hook_context>" in chat.read_text(encoding="utf-8", errors="replace")
+               for chat in sessions.glob("*/chats/session-*.jsonl"))
+
+
+def _answers_ingested(env: dict[str, str]) -> int:
+    [(answers,)] = query(env, "SELECT count(*) FROM api_usage")
+    return int(answers)

@@ -33,6 +33,9 @@ RESUME_DROPS_INJECTIONS = frozenset({"gemini"})
 # decide whether to compress: Gemini CLI's PreCompress. Only a manual one (/compress) is sure
 # to be followed by a compression.
 AUTO_PRE_COMPACT_EVERY_TURN = frozenset({"gemini"})
+# Clients that start no SessionStart(compact) after compressing: ctxdb reads the compression
+# from their transcript and puts the context back on the next prompt (or resume) instead.
+RELOAD_AFTER_COMPRESSION = frozenset({"gemini"})
 
 
 def injection_limit(client: str) -> int:

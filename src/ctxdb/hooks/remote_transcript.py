@@ -13,7 +13,8 @@ the bytes sent with it (``ctxdb.transcripts.uploaded``), as a local hook reads t
   compare-and-set); a server that is behind the offset sent answers its own, and the next
   event sends from there. So no byte is lost or counted twice.
 - UserPromptSubmit sends the file's last ``PROMPT_TAIL_BYTES`` (the context in use is the
-  latest response's).
+  latest response's, and a Gemini compression shows there), and so does a Gemini
+  SessionStart(resume) (``service.usecases.compression_reload``).
 - PreCompact, SessionEnd and SessionStart after a compaction (the events that may save a
   handoff: the work since the last compaction) send the handoff itself, read here from the
   whole file (up to the local reader's 32 MiB) and the subagents' files with the code a
@@ -35,7 +36,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN
+from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RELOAD_AFTER_COMPRESSION
 from ctxdb.domain.hook_events import HookEvent
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
 
@@ -153,7 +154,9 @@ def _state_file(state_dir: Path, url: str, path: str) -> Path:
 
 def _tail_bytes(event: HookEvent) -> int | None:
     """How much of the file's end the event needs (None: the new bytes, or nothing)."""
-    if event.event == "UserPromptSubmit":
+    if event.event == "UserPromptSubmit" or (  # a resumed Gemini session: was it compressed?
+            event.event == "SessionStart" and event.text("source") == "resume"
+            and event.client in RELOAD_AFTER_COMPRESSION):
         return PROMPT_TAIL_BYTES
     if event.event == "PreCompact" and event.client in AUTO_PRE_COMPACT_EVERY_TURN \
             and event.text("trigger") == "auto":

@@ -13,6 +13,13 @@ Checked against Gemini CLI 0.61. A transcript is a log of JSON lines of three sh
   ``id``, ``name``, ``args`` and ``status``); one message may be written again with more in
   it (its tool calls), and the latest version wins.
 
+A compression of the chat (Gemini summarizes its history when the context passes its
+threshold, or on ``/compress``) shows as a ``$set.messages`` list that starts over from the
+summary: a user message holding the model's summary, answered by a gemini message with Gemini's
+fixed acknowledgement (``COMPRESSION_ACK``). That pair is the compaction boundary (its id is
+the summary message's, which a resumed session keeps); the summary is the compaction's summary,
+not a prompt or an answer. Rewrites of the list repeat the pair: each boundary counts once.
+
 User messages hold parts: typed text, or the ``functionResponse`` parts of tool results. Gemini
 puts a SessionStart hook's context before the first prompt inside ``<hook_context>…
 </hook_context>``: that block is not typed text and is cut off.
@@ -26,11 +33,14 @@ whose sum (``context_tokens``) is what the model reported.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from ctxdb.domain.validation import is_identifier
 from ctxdb.transcripts.models import (
     AssistantText,
+    Compaction,
+    CompactSummary,
     ToolResult,
     ToolUse,
     TranscriptChunk,
@@ -46,6 +56,9 @@ GENERATED_PREFIXES = ("<session_context>",)
 HOOK_CONTEXT = re.compile(r"^\s*<hook_context>.*?</hook_context>\s*", re.DOTALL)
 # Tool call statuses that mean the call did what it was asked.
 SUCCESS = "success"
+# The model turn Gemini CLI puts after the summary of a compressed history (0.61; the same
+# text since compression began). Not the model's: its presence is what marks a compression.
+COMPRESSION_ACK = "Got it. Thanks for the additional context!"
 
 
 def parse_gemini_transcript(path: Source, start_offset: int = 0) -> TranscriptChunk:
@@ -66,6 +79,9 @@ class _GeminiChunkBuilder(_ChunkBuilder):
         self.seen_prompts: set[str] = set()
         self.texts_by_message: dict[str, int] = {}
         self.seen_tool_calls: set[str] = set()
+        # Ids of the summary and acknowledgement messages of compressions (not the user's
+        # prompts, not the model's answers).
+        self.compression_messages: set[str] = set()
 
     def _add_record(self, offset: int, record: dict[str, Any]) -> None:
         updates = record.get("$set")
@@ -73,6 +89,8 @@ class _GeminiChunkBuilder(_ChunkBuilder):
             self.record_types["$set"] += 1
             self._note_session(updates)
             messages = updates.get("messages")
+            if isinstance(messages, list):
+                self._note_compression(offset, messages)
             for message in messages if isinstance(messages, list) else []:
                 if isinstance(message, dict):
                     self._add_message(offset, message)
@@ -91,8 +109,35 @@ class _GeminiChunkBuilder(_ChunkBuilder):
         if session and is_identifier(session):
             self.identity["session_id"] = session
 
+    def _note_compression(self, offset: int, messages: list[Any]) -> None:
+        """The compaction boundary a rewritten message list starts over from, if any: the
+        first user message followed by Gemini's acknowledgement of a summary."""
+        for summary, ack in pairwise(messages):
+            if not (isinstance(summary, dict) and isinstance(ack, dict)
+                    and summary.get("type") == "user" and ack.get("type") == "gemini"
+                    and _plain_text(ack.get("content")) == COMPRESSION_ACK):
+                continue
+            summary_id, ack_id = _str(summary.get("id")), _str(ack.get("id"))
+            if summary_id is None or not is_identifier(summary_id):
+                self.rejected_lines += 1
+                return
+            self.compression_messages.update(filter(None, (summary_id, ack_id)))
+            if any(c.uuid == summary_id for c in self.compactions):
+                return  # a rewrite of a list already read
+            latest = max(self.usage.values(), key=lambda entry: entry.offset, default=None)
+            timestamp = _str(summary.get("timestamp"))
+            self.compactions.append(Compaction(
+                uuid=summary_id, timestamp=timestamp, trigger=None,
+                pre_tokens=None if latest is None else latest.context_tokens, offset=offset))
+            text = _plain_text(summary.get("content"))
+            if text:
+                self.compact_summaries.append(CompactSummary(summary_id, timestamp, text, offset))
+            return
+
     def _add_message(self, offset: int, message: dict[str, Any]) -> bool:
         """Take in one message; False when it is of no kind ctxdb reads."""
+        if _str(message.get("id")) in self.compression_messages:
+            return True  # a compression's summary or acknowledgement: read as its boundary
         kind = message.get("type")
         if kind == "gemini":
             self._add_answer(offset, message)
@@ -164,6 +209,17 @@ class _GeminiChunkBuilder(_ChunkBuilder):
             self.seen_prompts.add(message_id)
         self.user_prompts.append(
             UserPrompt(typed, message_id, _str(message.get("timestamp")), offset))
+
+
+def _plain_text(content: object) -> str | None:
+    """The text of a message's content: a string, or its text parts joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [part["text"] for part in content
+                 if isinstance(part, dict) and isinstance(part.get("text"), str)]
+        return "\n".join(texts) if texts else None
+    return None
 
 
 def _typed_text(content: object) -> str | None:

@@ -18,7 +18,7 @@ line of its last ``MAX_READ_BYTES`` (what matters to whoever resumes is at the e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ctxdb.transcripts import reader
 from ctxdb.transcripts.decisions import extract_decisions
@@ -52,13 +52,21 @@ class Handoff:
 
 
 def handoff_since_last_compaction(
-    path: Source, *, include_subagents: bool = True, client: str | None = None
+    path: Source, *, include_subagents: bool = True, client: str | None = None,
+    before_latest_compaction: bool = False,
 ) -> Handoff:
     """The handoff of ``path``, a transcript of ``client`` (see :func:`parse_transcript`);
-    of a remote agent's upload, the handoff its machine read from the file (uploaded.py)."""
+    of a remote agent's upload, the handoff its machine read from the file (uploaded.py).
+
+    ``before_latest_compaction``: the handoff of a compaction already written to the
+    transcript (Gemini CLI's, read after the fact): the window starts at the boundary before
+    it, as it would have had the handoff been made just before that compaction.
+    """
     if isinstance(path, UploadedTranscript) and path.handoff is not None:
         return path.handoff
     chunk = _parse_tail(path, client)
+    if before_latest_compaction and chunk.compactions:
+        chunk = replace(chunk, compactions=chunk.compactions[:-1])
     extra_files: list[str] = []
     if include_subagents:
         boundary = chunk.compactions[-1] if chunk.compactions else None

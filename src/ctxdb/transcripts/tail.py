@@ -8,12 +8,47 @@ limit (``MAX_READ_BYTES``).
 
 from __future__ import annotations
 
+import os
+
 from ctxdb.transcripts import reader
+from ctxdb.transcripts.models import TranscriptChunk
 from ctxdb.transcripts.parser import parse_transcript
 from ctxdb.transcripts.reader import Source, line_start_at_or_after, transcript_size
 from ctxdb.transcripts.uploaded import UploadedTranscript
 
 FIRST_BLOCK = 256 * 1024
+# The last block parsed, with what identifies it: a Gemini prompt reads the same tail twice
+# (the context in use, then whether the chat was compressed), and parses it once.
+_last_parsed: tuple[tuple[object, ...], TranscriptChunk] | None = None
+
+
+def tail_chunk(path: Source, client: str | None = None) -> TranscriptChunk:
+    """The last block of complete lines of ``path`` (``FIRST_BLOCK``; an upload: what the
+    agent sent), parsed."""
+    if isinstance(path, UploadedTranscript):
+        return _parse(path, path.offset, client)
+    size = transcript_size(path)
+    start = line_start_at_or_after(path, max(0, size - FIRST_BLOCK))
+    if start is None:  # one line longer than the block: nothing complete in it
+        return TranscriptChunk(str(path), size, size)
+    return _parse(path, start, client)
+
+
+def _parse(path: Source, start: int, client: str | None) -> TranscriptChunk:
+    """``parse_transcript(path, start, client)``, or the last result when it was of the same
+    bytes (the same upload; the same file, unchanged in size and modification time)."""
+    global _last_parsed
+    if isinstance(path, UploadedTranscript):  # compared by its bytes (and name, offset)
+        key: tuple[object, ...] = (path, start, client)
+    else:
+        status = os.stat(path)
+        key = (os.fspath(path), start, client, status.st_size, status.st_mtime_ns)
+    last = _last_parsed
+    if last is not None and last[0] == key:
+        return last[1]
+    chunk = parse_transcript(path, start, client)
+    _last_parsed = (key, chunk)
+    return chunk
 
 
 def latest_context_tokens(path: Source, block: int = FIRST_BLOCK,
@@ -21,13 +56,13 @@ def latest_context_tokens(path: Source, block: int = FIRST_BLOCK,
     """Context tokens of the latest main-chain response in ``path`` (a transcript of
     ``client``, see :func:`parse_transcript`), or None if none."""
     if isinstance(path, UploadedTranscript):  # the agent sent its file's last block
-        return parse_transcript(path, path.offset, client).context_tokens
+        return _parse(path, path.offset, client).context_tokens
     size = transcript_size(path)  # a regular file, or a typed error
     block = min(block, reader.MAX_READ_BYTES)  # what one read from ``start`` takes in
     while True:
         start = line_start_at_or_after(path, max(0, size - block))
         if start is not None:
-            tokens = parse_transcript(path, start, client).context_tokens
+            tokens = _parse(path, start, client).context_tokens
             if tokens is not None or start == 0:
                 return tokens
         if block >= reader.MAX_READ_BYTES:

@@ -26,6 +26,7 @@ from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import InstanceNotFoundError
 from ctxdb.service.common import audit, decode
 from ctxdb.service.usecases.agent_session_rows import (
+    SESSION_START,
     context_tokens,
     fresh_compact_handoff,
     injected_ids,
@@ -85,6 +86,8 @@ class AgentSessionService:
     def start(
         self, session: AgentSession, source: str, repo: RepoIdentity, *,
         context_tokens: int | None = None, actor: str | None = None,
+        hook_event: str = SESSION_START, key: str | None = None,
+        draft: HandoffDraft | None = None,
     ) -> dict[str, Any]:
         """Register or revive the session's instance and build what to inject.
 
@@ -94,13 +97,14 @@ class AgentSessionService:
         injected in this generation (all of them for a client whose resumed history drops
         the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
         previous session's handoff, then the pack. compact: a new generation; the handoff
-        saved before the compaction, then the pack.
+        saved before the compaction (else ``draft``), then the pack. ``hook_event`` and
+        ``key`` (the idempotency key) are recorded with the injection.
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
-        draft = self._draft_for(session, source, repo)
+        draft = draft or self._draft_for(session, source, repo)
         settlements = self._settlements_for(repo) if source == "startup" else []
-        key = new_idempotency_key()
+        key = key or new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
             done = tx.one("injection_by_key", idempotency_key=key)
@@ -126,7 +130,7 @@ class AgentSessionService:
                                               pack.critical_omitted)
             else:
                 result = self._inject(tx, instance, session, source, items, handoff, key,
-                                      pack.critical_omitted)
+                                      pack.critical_omitted, hook_event)
             audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
                   instance["project_id"], session_id=session.session_id,
                   injection_id=result["injection_id"], items=len(result["item_ids"]),
@@ -212,14 +216,15 @@ class AgentSessionService:
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
                 items: list[dict[str, Any]], handoff: dict[str, Any] | None,
-                key: str, critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+                key: str, critical_omitted: list[dict[str, Any]],
+                hook_event: str) -> dict[str, Any]:
         title = injection_title(instance["project_id"], source)
         rendered = render_context(items, title=title,
                                   handoff_text=handoff["summary"] if handoff else None,
                                   max_chars=injection_max_chars(session.client),
                                   critical_omitted=critical_omitted)
         return record_injection(tx, instance, session, source, rendered.text,
-                                 rendered.item_ids, handoff, key)
+                                 rendered.item_ids, handoff, key, hook_event)
 
     def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
                         repo: RepoIdentity, items: list[dict[str, Any]], key: str,

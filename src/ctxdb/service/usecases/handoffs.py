@@ -52,9 +52,10 @@ class HandoffDraft:
 def draft_from_transcript(
     path: Source | None, kind: str, *, trigger: str | None = None,
     instructions: str | None = None, client: str | None = None,
+    before_latest_compaction: bool = False,
 ) -> HandoffDraft:
-    """The handoff of ``path`` (a transcript of ``client``) since its last compaction; a bare
-    one if it cannot be read."""
+    """The handoff of ``path`` (a transcript of ``client``) since its last compaction (the one
+    before it, with ``before_latest_compaction``); a bare one if it cannot be read."""
     notes = []
     if instructions:
         notes.append("## Compaction instructions\n" + clip(instructions.strip(), 1_000))
@@ -62,7 +63,8 @@ def draft_from_transcript(
         return HandoffDraft(kind, _bare(kind, "no transcript was given", notes),
                             working_set={"trigger": trigger})
     try:
-        handoff = handoff_since_last_compaction(path, client=client)
+        handoff = handoff_since_last_compaction(
+            path, client=client, before_latest_compaction=before_latest_compaction)
     except CtxdbError as exc:  # missing or unreadable transcript: save what is known
         return HandoffDraft(kind, _bare(kind, exc.message, notes),
                             working_set={"trigger": trigger, "transcript_path": str(path)})

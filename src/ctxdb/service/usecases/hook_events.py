@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RepoIdentity
+from ctxdb.domain.agents import (
+    AUTO_PRE_COMPACT_EVERY_TURN,
+    RELOAD_AFTER_COMPRESSION,
+    RepoIdentity,
+)
 from ctxdb.domain.hook_events import HookEvent
 from ctxdb.domain.recall import recall_terms
 from ctxdb.errors import InstanceNotFoundError
@@ -42,6 +46,12 @@ class HookEventService:
 
 def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
     source = event.text("source") or "startup"
+    if source == "resume" and event.client in RELOAD_AFTER_COMPRESSION:
+        # Resumed after a compression nothing answered yet: the reload holds all a resume
+        # would inject (the pack), and the handoff; answering it here answers it once.
+        reloaded = _reload(db, event, repo)
+        if reloaded is not None:
+            return reloaded
     tokens = event.fields.get("context_tokens")
     result = db.sessions.start(
         event.session, source, repo(),
@@ -57,6 +67,10 @@ def _prompt(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
         db.sessions.prompt(event.session)
     except InstanceNotFoundError:  # installed mid-session: register it now
         db.sessions.prompt(event.session, repo())
+    if event.client in RELOAD_AFTER_COMPRESSION:
+        reloaded = _reload(db, event, repo)
+        if reloaded is not None:
+            return reloaded  # the pack and the handoff; recall waits for the next prompt
     prompt = event.text("prompt") or ""
     if not db.settings.recall or not recall_terms(prompt):
         return None  # a reply ("yes", "go on") or recall off: the search is not imported
@@ -64,10 +78,18 @@ def _prompt(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
     return None if injection is None else str(injection["text"])
 
 
+def _reload(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+    """The context put back after a compression the client announced with no SessionStart."""
+    from ctxdb.service.usecases.compression_reload import reload_after_compression
+
+    return reload_after_compression(db, event.session, repo, event.name)
+
+
 def _pre_compact(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
     if event.client in AUTO_PRE_COMPACT_EVERY_TURN and event.text("trigger") == "auto":
         # Fired on every turn, compression or not: a handoff per turn would bury the real
-        # ones. The session's handoff is made from its transcript when it stops.
+        # ones. A compression that did happen is read from the transcript on the next
+        # prompt, which saves its handoff then (service.usecases.compression_reload).
         return None
     db.sessions.save_before_compaction(
         event.session, event.text("trigger"), event.text("custom_instructions"), repo())
