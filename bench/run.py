@@ -81,11 +81,11 @@ def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
+def scratch_database(admin_url: str, prefix: str = "ctxdb_bench") -> Iterator[str]:
     """A fresh PostgreSQL database on the server of ``admin_url``, dropped afterwards."""
     import psycopg
 
-    name = f"ctxdb_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
