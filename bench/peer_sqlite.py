@@ -33,7 +33,7 @@ class RawSQLite(Contender):
 
     def __init__(self, location: str, scratch: Path, project: str) -> None:
         super().__init__(location, scratch, project)
-        self.conn = durable_sqlite(location, isolation_level=None)
+        self.conn = durable_sqlite(location, isolation_level=None, check_same_thread=False)
 
     def write(self, key: str, value: dict[str, Any]) -> Any:
         self.conn.execute("INSERT INTO items (project, key, value) VALUES (?, ?, ?)",
@@ -56,6 +56,39 @@ class RawSQLite(Contender):
 
     def close(self) -> None:
         self.conn.close()
+
+
+class RawSQLiteInThread(RawSQLite):
+    """A diagnostic, not a peer: the raw ``INSERT`` handed to a worker thread and awaited
+    (``asyncio.to_thread``), the way ``SQLiteSession`` runs its writes. On the shared 2-core
+    machine of docs/benchmarks.md the same write had a lower median latency this way than
+    from the calling thread; this contender shows that effect apart from the session's own
+    work. Not run unless named in ``--contenders``."""
+
+    name = "raw sqlite3, each write in a worker thread (diagnostic)"
+
+    def __init__(self, location: str, scratch: Path, project: str) -> None:
+        super().__init__(location, scratch, project)
+        self.runner = asyncio.Runner()
+
+    def write_all(self, items: Sequence[tuple[str, dict[str, Any]]]) -> Writes:
+        async def each() -> Writes:
+            writes = Writes()
+            for key, value in items:
+                started = time.perf_counter()
+                try:
+                    await asyncio.to_thread(self.write, key, value)
+                except Exception as exc:
+                    writes.failed(exc)
+                else:
+                    writes.acknowledged(key, time.perf_counter() - started)
+            return writes
+
+        return self.runner.run(each())
+
+    def close(self) -> None:
+        super().close()
+        self.runner.close()
 
 
 def as_session_items(value: dict[str, Any]) -> list[Any]:

@@ -34,6 +34,7 @@ import json
 import random
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench mo
 from data import WORDS
 from hooks import load_average
 from peer_base import WARMUP_WRITES, Contender
-from peer_contenders import CONTENDERS
+from peer_contenders import CONTENDERS, DEFAULT_CONTENDERS
 from peer_report import Figures, header, report
 from peer_writers import run_peer_writers
 from run import DEFAULT_PG_URL, scratch_database
@@ -71,8 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loads", type=int, default=5, help="loads of all items per run")
     parser.add_argument("--round", type=int, default=250,
                         help="writes (and reads) of one contender before the next one's turn")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS),
-                        help=f"comma-separated, of: {', '.join(CONTENDERS)}")
+    parser.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
+                        help=f"comma-separated, of: {', '.join(CONTENDERS)} (default: all "
+                        "but raw-sqlite-thread, a diagnostic)")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
                         help="server to use; the bench creates and drops its own databases")
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
@@ -155,10 +157,10 @@ class SingleProcessRun:
 
     def measure(self, scratch: Path) -> None:
         with ExitStack() as stack:
-            stack.callback(self.close_all)
             for kind in self.kinds:
                 self.stores[kind] = stack.enter_context(
                     fresh_store(kind, self.args.pg_url, scratch))
+                stack.callback(self.close_all)  # on a failure: before any store goes
                 self.projects[kind] = CONTENDERS[kind].create(self.stores[kind], scratch)
                 self.open[kind] = CONTENDERS[kind](self.stores[kind], scratch,
                                                    self.projects[kind])
@@ -247,8 +249,7 @@ class SingleProcessRun:
                         f"load of all items: {len(loaded)} loaded, "
                         f"{len(self.written[kind])} written")
         for kind in self.kinds:
-            self.figures[kind].load_seconds.append(sorted(samples[kind])[len(samples[kind])
-                                                                         // 2])
+            self.figures[kind].load_seconds.append(statistics.median(samples[kind]))
 
 
 def writers_run(args: argparse.Namespace, run: int, values: list[dict[str, Any]],
