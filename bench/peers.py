@@ -195,8 +195,8 @@ class SingleProcessRun:
 
     def write(self) -> None:
         for kind in self.kinds:  # untimed: the first statements, caches, imports
-            self._write(kind, [(f"warm-{number}", value) for number, value in enumerate(
-                self.values[:WARMUP_WRITES])], timed=False)
+            self._write(kind, [(f"warm-{number}", self.values[number % len(self.values)])
+                               for number in range(WARMUP_WRITES)], timed=False)
         items = [(f"item-{number}", value) for number, value in enumerate(self.values)]
         seconds = dict.fromkeys(self.kinds, 0.0)
         acknowledged = dict.fromkeys(self.kinds, 0)

@@ -15,6 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from conftest import PG_ADMIN_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "peers.py"
 WARMUP_WRITES = 20  # bench/peer_base.py: untimed writes before the timed ones
@@ -53,6 +57,31 @@ def test_raw_and_ctxdb_on_sqlite_find_every_write(tmp_path: Path) -> None:
             assert len(figures[name]) == 2 and min(figures[name]) > 0, name
     assert "synchronous=FULL" in done.stdout and "1.00×" in done.stdout
     assert not list(scratch.iterdir()), "the benchmark left files behind"
+
+
+@pytest.mark.postgres
+def test_raw_and_ctxdb_on_postgres_find_every_write_and_drop_their_databases(
+        tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    report = tmp_path / "peers.json"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--contenders", "raw-postgres,ctxdb-postgres",
+         "--items", "15", "--runs", "1", "--writers", "2", "--writes-per-writer", "4",
+         "--reads", "5", "--loads", "1", "--pg-url", PG_ADMIN_URL, "--json", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    stdout, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr
+    assert "synchronous_commit=on" in stdout
+    saved = json.loads(report.read_text())["contenders"]
+    for figures in saved.values():
+        assert figures["intact"] and not figures["errors"]
+        assert figures["single_found"] == figures["single_acknowledged"] == 15 + WARMUP_WRITES
+        assert figures["writer_found"] == figures["writer_acknowledged"] == 2 * 4
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        left = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                             (f"peers_bench_%_{process.pid}_%",)).fetchall()
+    assert not left, "the benchmark left its databases behind"
 
 
 def test_payloads_average_about_490_bytes() -> None:
