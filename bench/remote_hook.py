@@ -8,9 +8,9 @@ SessionStart (startup, with ``--items`` context items in the project: the server
 renders the pack), UserPromptSubmit and SessionEnd; and, for comparison, UserPromptSubmit of
 the local hook on the same database. Prints p50 and p95 of each and its p50 as a multiple of
 the bare interpreter's, against the goal of issue 12: p50 <= 2.5x ``python -c pass``, the
-p50 of each process's own CPU time (user + system, its git children included: less moved by
-the machine's load than the elapsed time), and how many hooks failed open (logged a failure and printed nothing: a server slower than the
-hook's one second counts there).
+p50 of each process's own CPU time (user + system, its git children included: less moved
+by the machine's load than the elapsed time), and how many hooks failed open (logged a
+failure and printed nothing: a server slower than the hook's one second counts there).
 A report, not a test: timings on a shared machine are evidence, and the load average is
 printed before and after.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from json.decoder import scanstring
+from _json import scanstring  # the C scanner json.loads itself ends in
 from collections.abc import Iterable
 from typing import Any
 
