@@ -51,6 +51,20 @@ def test_one_project_per_repository_key(db: Ctxdb) -> None:
     assert len(creations) == 1
 
 
+def test_projects_reached_names_the_instance_and_the_repository_projects(db: Ctxdb) -> None:
+    assert db.sessions.projects_reached(session(), REPO.repo_key) == (None, None)
+    started = db.sessions.start(session(), "startup", REPO)
+    project_id = db.sessions.find_project(REPO.repo_key)["project_id"]  # type: ignore[index]
+    assert started["project_id"] == project_id
+    assert db.sessions.projects_reached(session(), REPO.repo_key) == (project_id, project_id)
+    assert db.sessions.projects_reached(session(), None) == (project_id, None)
+    other = db.projects.create("other", repo_key="git:other")["project_id"]
+    assert db.sessions.projects_reached(session(session_id="s-2"), "git:other") == (None,
+                                                                                     other)
+    with pytest.raises(ValidationError):
+        db.sessions.projects_reached(session(), "")
+
+
 def test_concurrent_sessions_of_one_repository_create_one_project(
     settings: Settings,
 ) -> None:

@@ -89,7 +89,10 @@ def test_healthz_readyz_and_a_graceful_shutdown(
               .decode().splitlines()]  # nothing but JSON lines, uvicorn's too
     messages = [entry["message"] for entry in logged]
     assert "Finished server process" in " ".join(messages)
-    assert any(m.startswith(f"worker {process.pid} serving") for m in messages), messages
+    serving = [m for m in messages if m.startswith(f"worker {process.pid} serving")]
+    assert serving, messages
+    # The server extra brings uvloop and httptools, and uvicorn runs on them.
+    assert serving[0].endswith("(event loop: uvloop, HTTP parser: httptools)"), serving
     assert any(m.startswith(f"worker {process.pid} stopped") for m in messages), messages
     assert any("GET /healthz" in m for m in messages), messages  # the access log
     assert db.context.get(item_id)["content"] == {"note": "in flight"}

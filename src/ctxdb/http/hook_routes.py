@@ -191,14 +191,14 @@ def check_reach(caller: Caller, event: HookEvent, repo: RepoIdentity | None) -> 
     if caller.fleet_wide:
         return
     mine = caller.token["project_id"]
-    instance = caller.db.sessions.instance_of(event.session)
-    if instance is not None and instance["project_id"] != mine:
+    instance_project, repo_project = caller.db.sessions.projects_reached(
+        event.session, None if repo is None else repo.repo_key)
+    if instance_project is not None and instance_project != mine:
         raise _out_of_reach()
     if repo is not None:
-        project = caller.db.sessions.find_project(repo.repo_key)
-        if project is None or project["project_id"] != mine:
+        if repo_project != mine:
             raise _out_of_reach()
-    elif instance is None:
+    elif instance_project is None:
         raise _out_of_reach()
 
 

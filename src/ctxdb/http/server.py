@@ -59,7 +59,8 @@ def app_from_environment() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _before_stopping(lambda: end_streams(app))
-        log.info("worker %d serving %s", os.getpid(), location(settings))
+        log.info("worker %d serving %s (event loop: %s, HTTP parser: %s)", os.getpid(),
+                 location(settings), _event_loop(), _http_parser())
         try:
             yield
         finally:
@@ -68,6 +69,24 @@ def app_from_environment() -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _event_loop() -> str:
+    """uvloop when uvicorn found it (the server extra installs it), else asyncio's own."""
+    import asyncio
+
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") \
+        else "asyncio"
+
+
+def _http_parser() -> str:
+    """httptools when importable: uvicorn's ``http="auto"`` picks it then, else h11 (pure
+    Python, more CPU per request)."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 def _before_stopping(action: Callable[[], None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from _json import scanstring  # the C scanner json.loads itself ends in
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,8 +20,24 @@ def decode(row: Row) -> dict[str, Any]:
     for name in JSON_FIELDS.intersection(row):
         value = row[name]
         if isinstance(value, str):
-            row[name] = json.loads(value)
+            row[name] = parse_json(value)
     return row
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)``, with the two shapes most columns hold taken first: a JSON string
+    (an item's content) and an empty object. A pack decodes every row of a project's tiers,
+    and ``json.loads`` costs several times the C string scanner it ends in."""
+    if text == "{}":
+        return {}
+    if text[:1] == '"':
+        try:
+            value, end = scanstring(text, 1)
+        except ValueError:
+            return json.loads(text)  # raises the error json.loads gives
+        if end == len(text):
+            return value
+    return json.loads(text)
 
 
 def decode_all(rows: Iterable[Row]) -> list[dict[str, Any]]:

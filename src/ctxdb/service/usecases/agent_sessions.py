@@ -374,6 +374,25 @@ class AgentSessionService:
 
         return self.storage.read(unit)
 
+    def projects_reached(self, session: AgentSession, repo_key: str | None
+                         ) -> tuple[str | None, str | None]:
+        """The project of the session's instance and the project of the repository ``repo_key``
+        (None where there is none yet, or none given), read in one transaction: what a
+        server judges a project's token by on every hook event (``http.hook_routes``)."""
+        session = session.checked()
+        if repo_key is not None:
+            check_identifier(repo_key, "repo_key")
+
+        def unit(tx: Tx) -> tuple[str | None, str | None]:
+            instance = tx.one("instance_of_session", session_id=session.session_id,
+                              client=session.client)
+            project = None if repo_key is None else tx.one("project_by_repo_key",
+                                                           repo_key=repo_key)
+            return (None if instance is None else str(instance["project_id"]),
+                    None if project is None else str(project["project_id"]))
+
+        return self.storage.read(unit)
+
     def instance_of(self, session: AgentSession) -> dict[str, Any] | None:
         session = session.checked()
 

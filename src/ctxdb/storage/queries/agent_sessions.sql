@@ -11,7 +11,7 @@ VALUES (:project_id, :name, :description, :repo_key, :metadata, $NOW, $NOW)
 ON CONFLICT DO NOTHING;
 
 -- name: instance_of_session
-SELECT instance_id FROM instances
+SELECT instance_id, project_id FROM instances
 WHERE session_id = :session_id AND client = :client
 ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 
