@@ -5,7 +5,7 @@ target ratio and PASS/FAIL. See docs/benchmarks.md for what each measurement doe
 
 Usage:
     python bench/run.py [--quick] [--backend sqlite|postgres|all] [--pg-url URL]
-                        [--json FILE] [--check]
+                        [--json FILE] [--check] [--only store,writers,memories,...]
 
 ``--check`` makes the exit status 1 when a target is missed (the default only reports:
 timings on a shared machine are evidence, not a test).
@@ -36,6 +36,7 @@ from harness import Result, format_table
 from raw import RawPostgres, RawSQLite
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MEASUREMENTS = ("store", "loads", "pack", "writers", "memories", "search")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,17 +48,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--check", action="store_true",
                         help="exit with status 1 when a target is missed")
-    return parser.parse_args(argv)
+    parser.add_argument("--only", type=lambda text: text.split(","), default=list(MEASUREMENTS),
+                        metavar="NAME[,NAME]",
+                        help=f"run only these measurements, of {', '.join(MEASUREMENTS)} "
+                             "(writers: SQLite only)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.only) - set(MEASUREMENTS))
+    if unknown:
+        parser.error(f"unknown measurement(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(MEASUREMENTS)}")
+    return args
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_sqlite(sizes: cases.Sizes, workdir: Path) -> list[Result]:
+def run_sqlite(sizes: cases.Sizes, workdir: Path, only: list[str]) -> list[Result]:
     results: list[Result] = []
     # One file per measurement, so that a large read fixture does not slow the writes.
-    for name in ("store", "loads", "pack", "writers", "memories", "search"):
+    for name in (name for name in MEASUREMENTS if name in only):
         settings = bench_settings(str(workdir / f"{name}.db"), workdir)
         with Ctxdb.open(settings) as db:
             raw = RawSQLite(settings.sqlite_path, settings.busy_timeout_ms)
@@ -97,23 +107,28 @@ def scratch_database(admin_url: str, prefix: str = "ctxdb_bench",
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path) -> list[Result]:
+def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path,
+                 only: list[str]) -> list[Result]:
     results: list[Result] = []
     with scratch_database(admin_url) as url:
         settings = bench_settings(url, workdir)
         with Ctxdb.open(settings) as db:
             raw = RawPostgres(url)
             try:
-                log("postgres: store ...")
-                results.extend(cases.single_store(db, raw, "postgres", sizes))
-                log("postgres: loads ...")
-                results.extend(cases.loads(db, raw, "postgres", sizes))
-                log("postgres: pack ...")
-                results.append(cases.pack(db, raw, "postgres", sizes))
-                log("postgres: memories ...")
-                results.extend(cases.memories(db, raw, "postgres", sizes))
-                log("postgres: search ...")
-                results.extend(cases.search(db, raw, "postgres", sizes))
+                for name in (name for name in MEASUREMENTS if name in only):
+                    if name == "writers":  # a SQLite measurement
+                        continue
+                    log(f"postgres: {name} ...")
+                    if name == "store":
+                        results.extend(cases.single_store(db, raw, "postgres", sizes))
+                    elif name == "loads":
+                        results.extend(cases.loads(db, raw, "postgres", sizes))
+                    elif name == "pack":
+                        results.append(cases.pack(db, raw, "postgres", sizes))
+                    elif name == "memories":
+                        results.extend(cases.memories(db, raw, "postgres", sizes))
+                    else:
+                        results.extend(cases.search(db, raw, "postgres", sizes))
             finally:
                 raw.close()
     return results
@@ -132,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ctxdb-bench-") as scratch:
         workdir = Path(scratch)
         if args.backend in ("sqlite", "all"):
-            results.extend(run_sqlite(sizes, workdir))
+            results.extend(run_sqlite(sizes, workdir, args.only))
         if args.backend in ("postgres", "all"):
-            results.extend(run_postgres(sizes, args.pg_url, workdir))
+            results.extend(run_postgres(sizes, args.pg_url, workdir, args.only))
     info = machine()
     print(f"ctxdb vs raw driver, same run, {'quick' if args.quick else 'full'} sizes; "
           f"{info['date']}, Python {info['python']}, {info['cpus']} CPUs")

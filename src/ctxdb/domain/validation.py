@@ -273,12 +273,22 @@ def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
     NUL characters are refused because PostgreSQL's jsonb cannot hold them, and SQLite must
     accept exactly what PostgreSQL accepts so that data moves between them losslessly.
     """
-    check_json_depth(value, what)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        check_json_depth(value, what)  # deeper than any serializer goes: over the limit
+        raise
     except (TypeError, ValueError) as exc:
+        check_json_depth(value, what)  # a value both too deep and not JSON: the depth first
         raise InvalidContentError(f"{what} is not JSON-serializable: {exc}") from None
-    if _NUL_ESCAPE.search(text):
+    # Every level of nesting opens a bracket, so text with few brackets (in strings too, which
+    # only over-counts) nests within the limit: the walk over the value is then spared, on
+    # every write.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        check_json_depth(value, what)
+    # The pattern (a look-behind tried at every character) costs more than the rest of the
+    # check; a plain substring test first spares it for the text that has no such escape.
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise InvalidContentError(f"{what} contains a NUL character (\\u0000)")
     try:
         size = len(text.encode("utf-8"))

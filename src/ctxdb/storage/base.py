@@ -82,6 +82,17 @@ class RawTx(Tx):
     # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
     may_write_documents = False
 
+    def look_ahead(self, query: str, **params: Any) -> None:
+        """Ask ``query`` right after each statement that may write a search document, in the
+        same round trip, where a backend saves one that way (PostgreSQL's pipelines): the
+        look for the documents still without index terms (see :meth:`Storage.indexing`).
+        Elsewhere nothing: the look is made when it is needed."""
+
+    def looked(self, query: str, **params: Any) -> list[Row] | None:
+        """The answer to ``query`` with ``params`` asked by :meth:`look_ahead`, once: ``None``
+        when it was not asked so, or when a statement that may write a document came after."""
+        return None
+
     @abc.abstractmethod
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         """The first row of literal SQL already in this backend's parameter style."""
@@ -150,6 +161,11 @@ class Storage(abc.ABC):
         """
         def run(tx: Tx) -> T:
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
+            if self.search_terms:
+                from ctxdb.storage.search_engine import PENDING_BATCH
+
+                raw(tx).look_ahead("search_pending_documents", after=floor,
+                                   limit=PENDING_BATCH)
             result = unit(tx)
             if not raw(tx).may_write_documents:  # nothing to look for: spare the statement
                 return result

@@ -25,6 +25,13 @@ from ctxdb.storage.queries import document_writers
 _cursor_names = itertools.count()
 # Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
 _PIPELINE = psycopg.Pipeline.is_supported()
+# A write transaction's first statements (see PostgresTx.begin): one simple-query message
+# where pipelines are not supported, separate statements of the first pipeline where they are
+# (a pipeline carries one statement per message).
+# (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
+BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
+_BEGIN = b"BEGIN"
+_TRANSACTION_ID = b"SELECT txid_current()"
 
 
 class TimestampTextLoader(Loader):
@@ -62,18 +69,53 @@ class PostgresTx(RawTx):
     def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
-        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._deferred: list[tuple[str | bytes, dict[str, Any] | None]] = []
         self._document_writers = document_writers()
+        # The transaction id (see begin()); None until the server has answered with it.
+        self.transaction_id: int | None = None
+        # See look_ahead(): what to ask after each statement that may write a document, and
+        # the latest answer (with what it asked) while no such statement came after it.
+        self._look: tuple[str, dict[str, Any]] | None = None
+        self._looked: tuple[tuple[str, dict[str, Any]], list[Row]] | None = None
+
+    def look_ahead(self, query: str, **params: Any) -> None:
+        if _PIPELINE:
+            self._look = (query, params)
+
+    def looked(self, query: str, **params: Any) -> list[Row] | None:
+        answer, self._looked = self._looked, None
+        if answer is None or answer[0] != (query, params):
+            return None
+        return answer[1]
+
+    def begin(self, scope: bytes) -> None:
+        """Begin a write transaction, learning its id (so that a COMMIT whose answer is lost
+        can be looked up) and setting ``scope`` (a statement, or nothing) inside it.
+
+        With pipelines these travel with the transaction's first statement instead of in a
+        round trip of their own: a store is one round trip shorter. Nothing depends on the
+        server having begun before then, since nothing is sent before then either; and
+        :meth:`commit` makes sure the id is known before the COMMIT leaves.
+        """
+        if not _PIPELINE:
+            cursor = self._conn.execute(BEGIN_WITH_ID + (b"; " + scope if scope else b""))
+            cursor.nextset()
+            self.transaction_id = int(scalar(cursor))
+            return
+        self._deferred[:0] = [(_BEGIN, None), (_TRANSACTION_ID, None)] + (
+            [(scope, None)] if scope else [])
 
     def _named(self, query: str) -> str:
         if query in self._document_writers:
             self.may_write_documents = True
+            self._looked = None  # what was looked ahead may be missing this one's documents
         return self._queries[query]
 
     def _literal(self) -> None:
         """Before literal SQL, which may write anything: the deferred statements, then note it."""
         self.flush()
         self.may_write_documents = True
+        self._looked = None
 
     def defer(self, query: str, **params: Any) -> None:
         if _PIPELINE:
@@ -82,17 +124,28 @@ class PostgresTx(RawTx):
             self.execute(query, **params)
 
     @contextlib.contextmanager
-    def _after_deferred(self) -> Iterator[None]:
-        """Sends the deferred statements, then what the block sends, in one pipeline: one
-        round trip for all. An error in any of them is raised when the block ends."""
-        if not self._deferred:
+    def _after_deferred(self, look: tuple[str, dict[str, Any]] | None = None) -> Iterator[None]:
+        """Sends the deferred statements, then what the block sends, then the ``look``, in
+        one pipeline: one round trip for all. An error in any of them is raised when the
+        block ends."""
+        if not self._deferred and look is None:
             yield
             return
         deferred, self._deferred = self._deferred, []
+        id_cursor = look_cursor = None
         with self._conn.pipeline():
             for sql, params in deferred:
-                self._conn.execute(sql, params)
+                cursor = self._conn.execute(sql, params)
+                if sql is _TRANSACTION_ID:
+                    id_cursor = cursor
             yield
+            if look is not None:
+                look_cursor = self._conn.cursor(row_factory=dict_row)
+                look_cursor.execute(self._queries[look[0]], look[1])
+        if id_cursor is not None:
+            self.transaction_id = int(scalar(id_cursor))
+        if look is not None and look_cursor is not None:
+            self._looked = (look, list(look_cursor.fetchall()))
 
     def flush(self) -> None:
         """Runs the deferred statements now (before a statement a pipeline cannot carry)."""
@@ -100,7 +153,10 @@ class PostgresTx(RawTx):
             pass
 
     def commit(self) -> None:
-        """COMMIT, with the deferred statements before it in the same round trip."""
+        """COMMIT, with the deferred statements before it in the same round trip; but never
+        before the transaction's id is known, so that a lost answer can be looked up."""
+        if self.transaction_id is None and any(sql is _BEGIN for sql, _ in self._deferred):
+            self.flush()  # a unit that only deferred statements: the id first
         if not self._deferred:
             self._conn.commit()
             return
@@ -111,8 +167,12 @@ class PostgresTx(RawTx):
 
     def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
         cursor = self._conn.cursor(row_factory=dict_row)
-        with self._after_deferred():
-            cursor.execute(self._named(query), params)
+        sql = self._named(query)
+        # After a statement that may write a search document, the look for the documents
+        # without index terms, in the same round trip (the store's own: three were two).
+        look = self._look if query in self._document_writers else None
+        with self._after_deferred(look):
+            cursor.execute(sql, params)
         return cursor
 
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
@@ -177,6 +237,9 @@ class PostgresTx(RawTx):
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
+        """The connection, for what the driver does itself: what was deferred is sent first
+        (the BEGIN among it)."""
+        self.flush()
         return self._conn
 
     def lock(self, key: int) -> None:

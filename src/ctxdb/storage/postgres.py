@@ -68,9 +68,6 @@ T = TypeVar("T")
 # psycopg logs the errors it also raises: without a handler they would reach stderr as well.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
-# One simple-query message, so knowing the transaction id costs no extra round trip.
-# (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
-_BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _COMMIT_OUTCOME = "SELECT txid_status(%s)"
 # How long a commit whose answer was lost may stay "in progress" while its backend winds up.
 _OUTCOME_PATIENCE = 5.0
@@ -148,10 +145,8 @@ class PostgresStorage(Storage):
         committing = False
         try:
             with self._pool.connection() as conn:
-                cursor = conn.execute(_BEGIN_WITH_ID + self._scope)
-                cursor.nextset()
-                xid = int(scalar(cursor))
                 tx = PostgresTx(conn, self._queries)
+                tx.begin(self._scope.removeprefix(b"; "))
                 try:
                     result = unit(tx)
                 except BaseException:
@@ -168,9 +163,12 @@ class PostgresStorage(Storage):
                 return result
         except psycopg.OperationalError as exc:
             # Asked on another connection, once the dead one is back in the pool.
-            if committing and self._committed(xid):
+            # The COMMIT leaves only once the transaction's id is known (PostgresTx.commit):
+            # without the id, it was not sent.
+            xid = tx.transaction_id if committing else None
+            if xid is not None and self._committed(xid):
                 return result
-            if committing and isinstance(exc, NoAnswer):
+            if xid is not None and isinstance(exc, NoAnswer):
                 raise DatabaseTimeoutError(
                     f"{exc}; the COMMIT was sent, so the change may have been committed "
                     "(a call repeated with the same idempotency key is applied once)",

@@ -31,7 +31,7 @@ from ctxdb.storage.search_text import prefix_words, query_words, word_matcher
 
 # Documents given their terms per round: bounds the memory a re-index of a large database
 # holds (the migration that adds terms, a rebuild).
-_PENDING_BATCH = 500
+PENDING_BATCH = 500
 
 
 class Term(Protocol):
@@ -110,11 +110,15 @@ def index_pending(tx: Tx, after: int = 0) -> int:
     id among them (``after`` when there were none)."""
     from ctxdb.storage.search_text import index_terms
 
-    while rows := tx.all("search_pending_documents", after=after, limit=_PENDING_BATCH):
+    # Asked with the last statement that wrote a document, where that saves a round trip.
+    looked = raw(tx).looked("search_pending_documents", after=after, limit=PENDING_BATCH)
+    while rows := (looked if looked is not None else
+                   tx.all("search_pending_documents", after=after, limit=PENDING_BATCH)):
+        looked = None
         for row in rows:
             tx.defer("search_set_terms", doc_id=row["doc_id"], terms=index_terms(row["body"]))
         after = rows[-1]["doc_id"]
-        if len(rows) < _PENDING_BATCH:  # the last batch: asking again would find nothing
+        if len(rows) < PENDING_BATCH:  # the last batch: asking again would find nothing
             break
     return after
 
@@ -126,7 +130,7 @@ def reindex_changed(tx: Tx) -> int:
     from ctxdb.storage.search_text import index_terms
 
     changed, after = 0, 0
-    while rows := tx.all("search_indexed_documents", after=after, limit=_PENDING_BATCH):
+    while rows := tx.all("search_indexed_documents", after=after, limit=PENDING_BATCH):
         for row in rows:
             terms = index_terms(row["body"])
             if terms != row["terms"]:

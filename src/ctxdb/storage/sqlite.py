@@ -24,6 +24,7 @@ from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.queries import compiled_queries, document_writers
 from ctxdb.storage.retry import with_retries
+from ctxdb.storage.sqlite_turns import WriteTurns
 
 if TYPE_CHECKING:
     from ctxdb.storage.change_signal import ChangeSignal
@@ -207,6 +208,7 @@ class SQLiteStorage(Storage):
         self._queries = compiled_queries(SQLITE)
         self._local = threading.local()
         self._all_connections: list[sqlite3.Connection] = []
+        self._all_turns: list[WriteTurns] = []
         self._guard = threading.Lock()
         self._closed = False
         self._group: GroupCommitter | None = None
@@ -240,6 +242,20 @@ class SQLiteStorage(Storage):
             self._local.conn = conn
         return conn
 
+    def _turns(self) -> WriteTurns:
+        """This thread's turns at the write lock (see sqlite_turns.py)."""
+        turns: WriteTurns | None = getattr(self._local, "turns", None)
+        if turns is None:
+            turns = WriteTurns(self.path, self.settings.busy_timeout_ms / 1000)
+            with self._guard:
+                self._all_turns.append(turns)
+            self._local.turns = turns
+        return turns
+
+    def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
+        with self._turns().turn():
+            return self._transaction("BEGIN IMMEDIATE", unit)
+
     def _transaction(self, begin: str, unit: Callable[[Tx], T]) -> T:
         conn = self._connection()
         conn.execute(begin)
@@ -252,10 +268,12 @@ class SQLiteStorage(Storage):
             raise
         return result
 
-    def _guarded(self, begin: str, unit: Callable[[Tx], T]) -> T:
+    def _guarded(self, write: bool, unit: Callable[[Tx], T]) -> T:
         def attempt() -> T:
             try:
-                return self._transaction(begin, unit)
+                if write:
+                    return self._write_transaction(unit)
+                return self._transaction("BEGIN", unit)
             except sqlite3.Error as exc:
                 if _is_busy(exc):
                     raise
@@ -268,10 +286,10 @@ class SQLiteStorage(Storage):
         # group_commit.py); a unit that writes again from inside one runs as it always did.
         if self._group is not None and not self._group.in_writer():
             return self._group.submit(self.indexing(unit))
-        return self._guarded("BEGIN IMMEDIATE", self.indexing(unit))
+        return self._guarded(True, self.indexing(unit))
 
     def read(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded("BEGIN", unit)
+        return self._guarded(False, unit)
 
     def read_one(self, query: str, **params: Any) -> Row | None:
         def attempt() -> Row | None:
@@ -305,6 +323,9 @@ class SQLiteStorage(Storage):
         with self._guard:
             self._closed = True
             connections, self._all_connections = self._all_connections, []
+            turns, self._all_turns = self._all_turns, []
         for conn in connections:
             conn.close()
+        for each in turns:
+            each.close()
         self._local = threading.local()

@@ -1,0 +1,90 @@
+"""A store's statements and round trips (issue 14), and the look for documents without index
+terms that PostgreSQL sends with the statement that wrote one (``RawTx.look_ahead``).
+
+The look is answered before later statements of the unit run: when one of them may write a
+document too, that answer must not be used, or a document would be committed without its
+terms (and missing from search). These tests write several documents in one unit, in every
+way a unit can, and check that each is searchable and none is left without terms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ctxdb.service import Ctxdb
+from ctxdb.settings import load_settings
+from ctxdb.storage import Tx
+
+
+def _pending(db: Ctxdb) -> list[Any]:
+    return db.storage.read(lambda tx: tx.all("search_pending_documents", after=0, limit=10))
+
+
+def test_documents_written_after_the_look_are_indexed(db: Ctxdb, pid: str) -> None:
+    db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
+    first = db.context.item_values(pid, {"note": "quokka ledger"}, "HIGH", "code", None, None,
+                                   None, None, None)
+    second = db.context.item_values(pid, {"note": "wombat invoices"}, "HIGH", "code", None,
+                                    None, None, None, None)
+
+    def unit(tx: Tx) -> None:
+        db.context.store_in_tx(tx, first, None)
+        db.context.store_in_tx(tx, second, None)
+        # A deferred statement that writes a document, after both looks were answered.
+        tx.defer("supersede_item", item_id=db.context.store_in_tx(tx, {
+            **first, "idempotency_key": "third"}, None)["item_id"], superseded_by=None)
+
+    db.storage.write(unit)
+    assert _pending(db) == []
+    for word in ("quokka", "wombat", "invoice"):
+        assert db.context.search(pid, word)["items"], word
+
+
+def test_a_memory_put_and_a_store_in_one_unit_are_both_indexed(db: Ctxdb, pid: str) -> None:
+    db.context.store(pid, {"note": "warmup"})
+    values = db.context.item_values(pid, {"note": "pangolin"}, "HIGH", "code", None, None,
+                                    None, None, None)
+
+    def unit(tx: Tx) -> None:
+        db.context.store_in_tx(tx, values, None)
+        tx.execute("delete_item", item_id=db.context.store_in_tx(tx, {
+            **values, "idempotency_key": "gone"}, None)["item_id"], deleted_by="user:test")
+
+    db.storage.write(unit)
+    db.memories.put(pid, "notes:zoo", "animal", {"name": "axolotl"})
+    assert _pending(db) == []
+    assert db.context.search(pid, "pangolin")["items"]
+    assert [hit["kind"] for hit in db.search.search(pid, "axolotl")] == ["memory"]
+
+
+@pytest.mark.postgres
+def test_a_postgres_store_is_two_round_trips(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("round trips")["project_id"]
+        db.context.store(pid, {"note": "warmup"})
+        pipelines: list[int] = []
+        outside: list[str] = []
+        original_pipeline = psycopg.Connection.pipeline
+        original_execute = psycopg.Cursor.execute
+
+        def counting_pipeline(self: Any) -> Any:
+            pipelines.append(1)
+            return original_pipeline(self)
+
+        def watching_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.connection._pipeline is None:
+                outside.append(str(query)[:60])
+            return original_execute(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
+        monkeypatch.setattr(psycopg.Cursor, "execute", watching_execute)
+        db.context.store(pid, {"note": "two round trips"})
+        monkeypatch.undo()
+        assert (len(pipelines), outside) == (2, [])
+        assert db.context.search(pid, "round")["items"]
