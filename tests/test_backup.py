@@ -240,7 +240,7 @@ def test_sqlite_backup_never_writes_over_the_live_files(tmp_path: Path) -> None:
     settings = load_settings(env={"HOME": str(tmp_path)}, url=str(tmp_path / "live.db"))
     with Ctxdb.open(settings) as db:
         populate(db)
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-writers"):
             with pytest.raises(ValidationError, match="live database"):
                 backup.backup(settings, f"{settings.sqlite_path}{suffix}", force=True)
     with pytest.raises(ValidationError, match="no database"):

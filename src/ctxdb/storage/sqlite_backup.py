@@ -48,8 +48,10 @@ def is_sqlite_file(path: Path) -> bool:
 
 
 def live_files(database: Path) -> set[Path]:
-    """The database file and the files SQLite keeps beside it, which nothing may replace."""
-    return {database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "-journal"))}
+    """The database file and the files SQLite (and ctxdb's writers' turns, sqlite_turns.py)
+    keep beside it, which nothing may replace."""
+    return {database, *(Path(f"{database}{suffix}")
+                        for suffix in ("-wal", "-shm", "-journal", "-writers"))}
 
 
 def user_tables(conn: sqlite3.Connection) -> list[str]:
