@@ -59,9 +59,10 @@ def in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
     return outcomes
 
 
-def one_group(db: Ctxdb, calls: list[Callable[[], Any]]) -> list[Any]:
+def one_group(db: Ctxdb, calls: list[Callable[[], Any]],
+              when_queued: Callable[[], None] | None = None) -> list[Any]:
     """Run ``calls`` (each one write) so that they all land in the same group: the writer is
-    held in a unit of its own until every one of them is queued."""
+    held in a unit of its own until every one of them is queued (and ``when_queued`` ran)."""
     group = committer(db)
     held, release = threading.Event(), threading.Event()
 
@@ -79,6 +80,8 @@ def one_group(db: Ctxdb, calls: list[Callable[[], Any]]) -> list[Any]:
     while len(group._queue) < len(calls) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert len(group._queue) == len(calls), "not every call was queued behind the holder"
+    if when_queued is not None:
+        when_queued()
     release.set()
     holding.join(10)
     runner.join(30)
@@ -262,10 +265,17 @@ def test_a_full_disk_fails_only_the_unit_that_met_it(db: Ctxdb) -> None:
 
 def test_close_answers_every_queued_write(db: Ctxdb) -> None:
     project_id = db.projects.create("draining")["project_id"]
-    closer = threading.Timer(0.05, db.close)
-    closer.start()
-    outcomes = one_group(db, [lambda n=n: db.context.store(project_id, n) for n in range(8)])
-    closer.join()
+    closer = threading.Thread(target=db.close)
+
+    def close_while_queued() -> None:
+        closer.start()
+        deadline = time.monotonic() + 10
+        while not committer(db)._closing and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    outcomes = one_group(db, [lambda n=n: db.context.store(project_id, n) for n in range(8)],
+                         when_queued=close_while_queued)
+    closer.join(30)
     assert all(isinstance(outcome, dict) for outcome in outcomes), outcomes
     with pytest.raises(StorageError, match="closed"):
         db.context.store(project_id, "too late")
