@@ -22,7 +22,6 @@ a retry the same way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ class Claim:
 
 def fingerprint(request: dict[str, Any]) -> str:
     """The SHA-256 of a request's arguments as canonical JSON (keys sorted, no spaces)."""
+    import hashlib  # loads OpenSSL: only a create that names a key needs it, not a hook
+
     text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str,
                       ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -66,7 +66,7 @@ class PostgresTx(RawTx):
         self._document_writers = document_writers()
 
     def _named(self, query: str) -> str:
-        if query in self._document_writers:
+        if self._document_writers[query]:
             self.may_write_documents = True
         return self._queries[query]
 

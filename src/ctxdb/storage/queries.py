@@ -1,6 +1,8 @@
 """Named SQL queries, loaded once from the ``.sql`` files in ``queries/``.
 
 A file holds blocks introduced by ``-- name: some_query``. Names are unique across files.
+Each query is compiled for a dialect when first run: a hook process runs a dozen of the
+hundreds there are.
 """
 
 from __future__ import annotations
@@ -44,13 +46,33 @@ def raw_queries() -> dict[str, str]:
     return merged
 
 
-@functools.cache
-def compiled_queries(dialect: Dialect) -> dict[str, str]:
-    return {name: dialect.compile(sql) for name, sql in raw_queries().items()}
+class CompiledQueries(dict[str, str]):
+    """Query name -> its SQL in one dialect, compiled on first use; a ``KeyError`` for a name
+    no file defines."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__()
+        self.dialect = dialect
+
+    def __missing__(self, name: str) -> str:
+        sql = self[name] = self.dialect.compile(raw_queries()[name])
+        return sql
 
 
 @functools.cache
-def document_writers() -> frozenset[str]:
-    """The named queries after which a transaction may hold search documents without their
-    index terms (Storage.indexing looks for them only then)."""
-    return frozenset(name for name, sql in raw_queries().items() if _WRITES_DOCUMENTS.search(sql))
+def compiled_queries(dialect: Dialect) -> CompiledQueries:
+    return CompiledQueries(dialect)
+
+
+class DocumentWriters(dict[str, bool]):
+    """Query name -> whether it may leave search documents without their index terms in the
+    transaction (Storage.indexing looks for them only then); answered on first use."""
+
+    def __missing__(self, name: str) -> bool:
+        writes = self[name] = _WRITES_DOCUMENTS.search(raw_queries().get(name, "")) is not None
+        return writes
+
+
+@functools.cache
+def document_writers() -> DocumentWriters:
+    return DocumentWriters()
