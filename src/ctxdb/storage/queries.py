@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ctxdb.storage.dialect import Dialect
 
-_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_NAME = re.compile(r"--[ \t]*name:[ \t]*(\w+)\s*$")
 # A statement that writes a record the search triggers make a document of, or a document.
 _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
@@ -21,12 +21,22 @@ _WRITES_DOCUMENTS = re.compile(
 
 
 def parse_queries(text: str) -> dict[str, str]:
-    parts = _NAME.split(text)
+    """Each ``-- name: N`` line's query: the lines up to the next one (what comes before the
+    first is no query). Read line by line, only comment lines tried as a name: every
+    process reads all the files."""
     queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = body.strip().rstrip(";")
+    name: str | None = None
+    body: list[str] = []
+    for line in [*text.splitlines(keepends=True), "-- name: _end"]:
+        header = _NAME.match(line) if line.startswith("--") else None
+        if header is None:
+            body.append(line)
+            continue
+        if name is not None:
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice")
+            queries[name] = "".join(body).strip().rstrip(";")
+        name, body = header[1], []
     return queries
 
 
