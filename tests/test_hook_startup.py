@@ -158,7 +158,8 @@ def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_e
 ) -> None:
     """A prompt of a known session, recall on: the context in use is read from the
     transcript's tail without the parser and its models, and the start's modules (the
-    pack, the repository's project), checksums and retry jitter are not imported."""
+    pack, the repository's project), checksums, retry jitter and dataclasses are not
+    imported."""
     from ctxdb.domain.agents import AgentSession
 
     transcript = tmp_path / "session.jsonl"
@@ -186,7 +187,9 @@ def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_e
                 "ctxdb.transcripts.prompts", "ctxdb.service.usecases.packs",
                 "ctxdb.domain.packing", "ctxdb.service.usecases.repo_projects"}
     if not settings.is_postgres:  # psycopg brings its own
-        unwanted |= {"hashlib", "random"}
+        # Nor dataclasses (and with it inspect, ast, dis, tokenize): the classes on the
+        # path are named tuples, each built in a tenth of a dataclass's time.
+        unwanted |= {"hashlib", "random", "dataclasses", "inspect"}
     assert unwanted.isdisjoint(modules)
 
 

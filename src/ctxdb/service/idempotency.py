@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.errors import IdempotencyConflictError
@@ -35,8 +34,7 @@ T = TypeVar("T")
 FLEET = ""  # the "project" of creates that belong to none yet
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """What a create given a key claims: its key, and the fingerprint of its request."""
 
     project_id: str

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Numbers of the advisory locks ctxdb takes; one place so that they never collide.
 LOCK_MIGRATIONS = 4242001
@@ -60,8 +60,7 @@ _SEARCH_MATCH = re.compile(r"\$SEARCH_MATCH\((:[A-Za-z_]\w*)\)")
 _SEARCH_SCORE = re.compile(r"\$SEARCH_SCORE\((:[A-Za-z_]\w*)\)")
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     name: str
     now: str
     ago: Callable[[str], str]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
 from ctxdb.logs import get_logger
@@ -33,8 +32,7 @@ _UP, _DOWN = "-- migrate:up", "-- migrate:down"
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     version: int
     name: str
     up: str

@@ -10,14 +10,13 @@ so nothing can open it on this machine's disk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # What one event carries at most; a longer backlog goes with the next events.
 MAX_UPLOAD_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class UploadedTranscript:
+class UploadedTranscript(NamedTuple):
     """Bytes ``[offset, offset + len(data))`` of the agent's file ``name`` (``size`` bytes
     long), complete lines only, followed by ``skipped`` bytes of one line over the upload's
     limit that the agent left out."""
