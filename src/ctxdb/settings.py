@@ -152,6 +152,9 @@ class Settings(NamedTuple):
         return tuple(dict.fromkeys(name for name in names if name))
 
     def replace(self, **changes: Any) -> Settings:
+        unknown = sorted(set(changes) - set(self._fields))
+        if unknown:  # what a keyword the class does not take raises
+            raise TypeError(f"Settings got unexpected settings: {', '.join(unknown)}")
         merged = self._replace(**changes)
         merged.validate()
         return merged.with_settled_url() if "url" in changes else merged
