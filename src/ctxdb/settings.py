@@ -96,7 +96,7 @@ class Settings(NamedTuple):
     resume_share: float = 0.4
     # Prompt-time recall (docs/hooks.md): UserPromptSubmit injects the records that match the
     # prompt and were not injected yet in the generation, in at most ``recall_max_chars``.
-    recall: bool = False
+    recall: bool = True
     recall_max_chars: int = 1_500
     # load_settings reads $USER of the environment it is given; this default, of the process
     # when ctxdb.settings was imported, is for settings made without it.
