@@ -15,8 +15,14 @@ The items are notes in a made-up language whose word frequencies follow Zipf's l
 (``data.Prose``), so the matching prompt's words are in about 7%, 2% and 0.4% of the items:
 the search ranks hundreds of candidates, as a prompt in a real project would.
 
+With ``--baseline CTXDB`` another ``ctxdb`` executable (a previous release installed in a
+virtualenv of its own, say) is timed in the same run on the same database, interleaved:
+its UserPromptSubmit with recall off and on, each run with a session of its own. The last
+columns give each measurement's p50 over the bare interpreter's (the hook's own cost, wall
+and CPU).
+
 Usage:
-    python bench/hooks.py [--runs N] [--items N] [--url URL]
+    python bench/hooks.py [--runs N] [--items N] [--url URL] [--baseline CTXDB]
 
 Without ``--url`` a temporary SQLite database is used; a PostgreSQL database is upgraded to
 the current schema first. Each SessionStart uses a new session (ended afterwards, untimed) so
@@ -45,9 +51,11 @@ import ctxdb
 from ctxdb.repo_identity import repo_identity
 from data import Prose
 
+BARE = "python -c pass"
 PROMPT = "UserPromptSubmit"
 RECALLED = "UserPromptSubmit (recall)"
 UNRELATED = "UserPromptSubmit (recall, no match)"
+BASELINE_PROMPT, BASELINE_RECALLED = f"baseline: {PROMPT}", f"baseline: {RECALLED}"
 GOALS_MS = {"SessionStart (startup)": 150.0, PROMPT: 100.0, RECALLED: 100.0, UNRELATED: 100.0}
 CTXDB = Path(sys.executable).with_name("ctxdb")
 CPU_MS: list[float] = []  # the CPU time of each timed process, in the order they ran
@@ -128,7 +136,8 @@ def hook_payload(event: str, session_id: str, repo: Path, transcript: Path,
 Samples = dict[str, list[tuple[float, float]]]  # per measurement: (elapsed, CPU) ms
 
 
-def measure(runs: int, items: int, url: str | None, folder: Path) -> Samples:
+def measure(runs: int, items: int, url: str | None, folder: Path,
+            baseline: Path | None = None) -> Samples:
     url = url or str(folder / "bench.db")
     repo, transcript = make_repo(folder), make_transcript(folder)
     fill_project(url, repo, items)
@@ -141,14 +150,16 @@ def measure(runs: int, items: int, url: str | None, folder: Path) -> Samples:
     recall_off = {**env, "CTXDB_RECALL": "0"}
     hook = [str(CTXDB), "hook", "--client", "claude-code"]
     run_id = os.urandom(4).hex()
-    times: Samples = {"python -c pass": [], "SessionStart (startup)": [], PROMPT: [],
+    times: Samples = {BARE: [], "SessionStart (startup)": [], PROMPT: [],
                       RECALLED: [], UNRELATED: []}
+    if baseline is not None:
+        times |= {BASELINE_PROMPT: [], BASELINE_RECALLED: []}
 
     def sample(name: str, elapsed: float) -> None:
         times[name].append((elapsed, CPU_MS[-1]))
 
     for n in range(runs):
-        sample("python -c pass", timed([sys.executable, "-c", "pass"], "", env))
+        sample(BARE, timed([sys.executable, "-c", "pass"], "", env))
         session = f"bench-{run_id}-{n}"  # unique per run: a database may be reused
 
         def prompt(text: str, session: str = session) -> str:
@@ -164,6 +175,16 @@ def measure(runs: int, items: int, url: str | None, folder: Path) -> Samples:
         # Untimed, with a longer deadline: on a loaded machine its 1 s may run out.
         timed([*hook, "--deadline", "20"],
               hook_payload("SessionEnd", session, repo, transcript, reason="other"), env)
+        if baseline is not None:
+            older = [str(baseline), *hook[1:]]
+            other = f"{session}-baseline"
+            timed([*older, "--deadline", "20"], hook_payload(
+                "SessionStart", other, repo, transcript, source="startup"), env)
+            sample(BASELINE_PROMPT, timed(older, prompt(MATCHING_PROMPT, other), recall_off,
+                                          False))
+            sample(BASELINE_RECALLED, timed(older, prompt(MATCHING_PROMPT, other), env, True))
+            timed([*older, "--deadline", "20"],
+                  hook_payload("SessionEnd", other, repo, transcript, reason="other"), env)
     log = folder / "hook.log"
     if log.exists():
         entries = log.read_text()
@@ -182,7 +203,9 @@ def report(times: Samples, items: int, url: str | None, load: str) -> None:
           f"{len(next(iter(times.values())))} runs each")
     print(f"load average (1, 5, 15 min) before and after: {load}")
     print(f"{'measurement':<38}{'p50 ms':>9}{'p90 ms':>9}{'CPU p50':>9}{'goal p50':>10}"
-          "  result")
+          f"  result{'over bare: p50':>16}{'CPU':>7}")
+    bare_p50 = statistics.median(elapsed for elapsed, _ in times[BARE])
+    bare_cpu = statistics.median(cpu for _, cpu in times[BARE])
     for name, samples in times.items():
         ordered = sorted(elapsed for elapsed, _ in samples)
         p50 = statistics.median(ordered)
@@ -191,7 +214,8 @@ def report(times: Samples, items: int, url: str | None, load: str) -> None:
         goal = GOALS_MS.get(name)
         verdict = "" if goal is None else ("PASS" if p50 <= goal else "MISS")
         goal_text = "" if goal is None else f"{goal:.0f}"
-        print(f"{name:<38}{p50:>9.1f}{p90:>9.1f}{cpu:>9.1f}{goal_text:>10}  {verdict}")
+        over = "" if name == BARE else f"{p50 - bare_p50:>16.1f}{cpu - bare_cpu:>7.1f}"
+        print(f"{name:<38}{p50:>9.1f}{p90:>9.1f}{cpu:>9.1f}{goal_text:>10}  {verdict:<4}{over}")
 
 
 def main() -> int:
@@ -199,10 +223,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--items", type=int, default=1_000)
     parser.add_argument("--url", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--baseline", type=Path,
+                        help="another ctxdb executable to time in the same run (its prompts)")
     args = parser.parse_args()
     load = load_average()
     with tempfile.TemporaryDirectory() as folder:
-        times = measure(args.runs, args.items, args.url, Path(folder))
+        times = measure(args.runs, args.items, args.url, Path(folder), args.baseline)
     report(times, args.items, args.url, f"{load} / {load_average()}")
     return 0
 

@@ -129,9 +129,73 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
     assert ("logging" in modules) == settings.url.startswith("postgresql")
 
 
-def _prompt(cwd: Path, event: str = "UserPromptSubmit") -> str:
-    return json.dumps({"session_id": "probe", "transcript_path": None, "cwd": str(cwd),
-                       "hook_event_name": event, "prompt": "go"})
+def _prompt(cwd: Path, event: str = "UserPromptSubmit", prompt: str = "go",
+            transcript: Path | None = None) -> str:
+    return json.dumps({"session_id": "probe", "cwd": str(cwd),
+                       "transcript_path": None if transcript is None else str(transcript),
+                       "hook_event_name": event, "prompt": prompt})
+
+
+def _modules_of_hook(payload: str, env: dict[str, str]) -> tuple[str, list[str]]:
+    """What ``ctxdb hook`` printed for ``payload``, and the modules it had imported."""
+    probe = (
+        "import io, json, sys\n"
+        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code', '--deadline', '30']\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({payload!r}.encode()))\n"
+        "out = sys.stdout = io.TextIOWrapper(io.BytesIO())\n"
+        "from ctxdb.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stdout = sys.__stdout__\n"
+        "print(json.dumps([out.buffer.getvalue().decode(), sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, check=True, timeout=60)
+    output, modules = json.loads(done.stdout.splitlines()[-1])
+    return output, modules
+
+
+def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_events(
+    db: Ctxdb, settings: Settings, tmp_path: Path
+) -> None:
+    """A prompt of a known session, recall on: the context in use is read from the
+    transcript's tail without the parser and its models, and the start's modules (the
+    pack, the repository's project), checksums, retry jitter and dataclasses are not
+    imported."""
+    from ctxdb.domain.agents import AgentSession
+
+    transcript = tmp_path / "session.jsonl"
+    transcript.write_text(json.dumps({
+        "type": "assistant", "uuid": "u1", "message": {
+            "id": "msg_1", "model": "claude-x", "role": "assistant", "content": [],
+            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20,
+                      "cache_read_input_tokens": 300}}}) + "\n")
+    repo = repo_identity(str(tmp_path))
+    project = db.sessions.resolve_project(repo)["project_id"]
+    db.sessions.start(AgentSession("claude-code", "probe", str(transcript), str(tmp_path)),
+                      "startup", repo)
+    # Stored after the start, so not in its pack: the prompt has it to recall.
+    db.context.store(project, "invoices are rounded to whole cents before the ledger", "HIGH")
+    env = {"HOME": str(tmp_path), "CTXDB_URL": settings.url, "CTXDB_RECALL": "1",
+           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": os.environ["PATH"]}
+    output, modules = _modules_of_hook(
+        _prompt(tmp_path, prompt="why are invoices rounded before the ledger?",
+                transcript=transcript), env)
+    assert "invoices are rounded" in output  # recalled
+    assert not (tmp_path / "hook.log").exists()
+    instance = db.instances.list()[0]
+    assert instance["current_token_usage"] == 325  # read from the transcript's tail
+    assert {"ctxdb.service.usecases.recall", "ctxdb.transcripts.tail"} <= set(modules)
+    unwanted = {"ctxdb.transcripts.parser", "ctxdb.transcripts.models",
+                "ctxdb.transcripts.prompts", "ctxdb.service.usecases.packs",
+                "ctxdb.domain.packing", "ctxdb.service.usecases.repo_projects"}
+    if not settings.is_postgres:  # psycopg brings its own
+        # Nor dataclasses (and with it inspect, ast, dis, tokenize): the classes on the
+        # path are named tuples, each built in a tenth of a dataclass's time.
+        unwanted |= {"hashlib", "random", "dataclasses", "inspect"}
+    assert unwanted.isdisjoint(modules)
 
 
 def test_the_facade_creates_each_service_once_and_shares_instances(db: Ctxdb) -> None:

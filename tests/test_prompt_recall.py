@@ -33,8 +33,7 @@ ODD_PROMPTS = [
 
 @pytest.fixture
 def settings(make_settings: Any) -> Settings:
-    """Recall is off by default (it misses its latency goal on the development machine,
-    docs/hooks.md): these tests turn it on, as a user does with CTXDB_RECALL=1."""
+    """Recall on, as it is by default (these tests do not depend on the default)."""
     result: Settings = make_settings(recall=True)
     return result
 
@@ -253,14 +252,15 @@ def test_the_settings_come_from_the_environment_and_the_config_file(tmp_path: Pa
 
     env = {"HOME": str(tmp_path), "CTXDB_URL": str(tmp_path / "x.db")}
     assert (load_settings(env=env).recall, load_settings(env=env).recall_max_chars) \
-        == (False, 1_500)
+        == (True, 1_500)
     config = tmp_path / "config.toml"
-    config.write_text("recall = true\nrecall_max_chars = 800\n", encoding="utf-8")
+    config.write_text("recall = false\nrecall_max_chars = 800\n", encoding="utf-8")
     from_file = load_settings(env=env, config_file=config)
-    assert (from_file.recall, from_file.recall_max_chars) == (True, 800)
-    from_env = load_settings(env={**env, "CTXDB_RECALL": "off",
+    assert (from_file.recall, from_file.recall_max_chars) == (False, 800)
+    from_env = load_settings(env={**env, "CTXDB_RECALL": "on",
                                   "CTXDB_RECALL_MAX_CHARS": "2000"}, config_file=config)
-    assert (from_env.recall, from_env.recall_max_chars) == (False, 2_000)
+    assert (from_env.recall, from_env.recall_max_chars) == (True, 2_000)
+    assert not load_settings(env={**env, "CTXDB_RECALL": "0"}).recall
     for bad in ("299", "9501", "lots"):
         with pytest.raises(ConfigError, match="CTXDB_RECALL_MAX_CHARS"):
             load_settings(env={**env, "CTXDB_RECALL_MAX_CHARS": bad})

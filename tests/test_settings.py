@@ -228,6 +228,16 @@ def test_settings_are_values(home: Path) -> None:
     assert isinstance(changed, Settings)
     with pytest.raises(AttributeError):
         settings.context_window = 5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unexpected settings: no_such_setting"):
+        settings.replace(no_such_setting=1)
+    assert settings == load_settings(env=env_of(home)) and hash(settings) == hash(
+        load_settings(env=env_of(home)))
+
+
+def test_the_token_is_kept_out_of_the_repr(home: Path) -> None:
+    settings = load_settings(env=env_of(home, CTXDB_TOKEN="s3cret-token"))
+    assert settings.token == "s3cret-token"
+    assert "s3cret-token" not in repr(settings) and "url=" in repr(settings)
 
 
 def test_default_actor_comes_from_the_environment_given() -> None:

@@ -7,13 +7,11 @@ no module keeps a global copy.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ctxdb.database_url import database_kind, normalised_url, server_refusal
 from ctxdb.domain.models import PRIORITY_ORDER, choices
@@ -44,8 +42,7 @@ def default_config_file(env: Mapping[str, str]) -> Path:
     return Path(base).expanduser() / "ctxdb" / "config.toml"
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """Describes one setting: its environment variable, type and meaning (shown in --help)."""
 
     name: str
@@ -57,8 +54,9 @@ class Setting:
         return ENV_PREFIX + self.name.upper()
 
 
-@dataclass(frozen=True)
-class Settings:
+# Named tuples rather than dataclasses: every hook process builds these classes, and a
+# dataclass of 40 fields costs it more than its whole database work (docs/hooks.md).
+class Settings(NamedTuple):
     url: str = ""
     context_window: int = 200_000
     clear_threshold: float = 0.85
@@ -98,9 +96,11 @@ class Settings:
     resume_share: float = 0.4
     # Prompt-time recall (docs/hooks.md): UserPromptSubmit injects the records that match the
     # prompt and were not injected yet in the generation, in at most ``recall_max_chars``.
-    recall: bool = False
+    recall: bool = True
     recall_max_chars: int = 1_500
-    actor: str = field(default_factory=lambda: "user:" + os.environ.get("USER", "unknown"))
+    # load_settings reads $USER of the environment it is given; this default, of the process
+    # when ctxdb.settings was imported, is for settings made without it.
+    actor: str = "user:" + os.environ.get("USER", "unknown")
     # PostgreSQL waits, in seconds (docs/configuration.md): nothing waits on the server without
     # bound. Connecting (a refused server fails at once, a silent one after this); one
     # statement, ended by the server (0: no limit); and one answer of the server, after which
@@ -111,7 +111,13 @@ class Settings:
     pg_socket_timeout: float = 40.0
     # The bearer token a remote client sends to the server that ``url`` names (http(s)://…).
     # Kept out of the repr: settings end up in tracebacks and logs.
-    token: str = field(default="", repr=False)
+    token: str = ""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self,
+                                                                      strict=True)
+                          if name != "token")
+        return f"Settings({shown})"
 
     @property
     def is_postgres(self) -> bool:
@@ -146,7 +152,10 @@ class Settings:
         return tuple(dict.fromkeys(name for name in names if name))
 
     def replace(self, **changes: Any) -> Settings:
-        merged = dataclasses.replace(self, **changes)
+        unknown = sorted(set(changes) - set(self._fields))
+        if unknown:  # what a keyword the class does not take raises
+            raise TypeError(f"Settings got unexpected settings: {', '.join(unknown)}")
+        merged = self._replace(**changes)
         merged.validate()
         return merged.with_settled_url() if "url" in changes else merged
 
@@ -156,7 +165,7 @@ class Settings:
         PostgreSQL URL with the scheme libpq reads."""
         url = normalised_url(self.url) if self.is_postgres or self.is_server \
             else str(self.sqlite_path)
-        return dataclasses.replace(self, url=url)
+        return self._replace(url=url)
 
     def validate(self) -> None:
         """Refuse impossible values; the error's ``setting`` detail names the culprit."""

@@ -6,8 +6,7 @@ before any transaction starts, so a malformed payload changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import ValidationError
@@ -48,8 +47,7 @@ def injection_max_chars(client: str) -> int:
     return injection_limit(client) - INJECTION_MARGIN
 
 
-@dataclass(frozen=True)
-class RepoIdentity:
+class RepoIdentity(NamedTuple):
     """Which project a working directory belongs to.
 
     ``repo_key`` is the same for every clone and worktree of one repository (see
@@ -70,8 +68,7 @@ class RepoIdentity:
         return self
 
 
-@dataclass(frozen=True)
-class AgentSession:
+class AgentSession(NamedTuple):
     """One agent session as its client names it: ``(client, session_id)`` is its identity."""
 
     client: str

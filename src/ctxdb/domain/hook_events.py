@@ -10,8 +10,7 @@ events and write outputs with it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ctxdb.domain.agents import AgentSession, injection_limit
 from ctxdb.domain.validation import load_json
@@ -31,13 +30,12 @@ EVENTS = ("SessionStart", "UserPromptSubmit", "PreCompact", "PostCompact", "Stop
 CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")
 
 
-@dataclass(frozen=True)
-class HookEvent:
+class HookEvent(NamedTuple):
     client: str
     name: str  # the client's own event name, echoed back in the output
     event: str  # the role, in Claude Code's vocabulary; "" when unknown
     session: AgentSession
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any]
 
     def text(self, key: str) -> str | None:
         value = self.fields.get(key)

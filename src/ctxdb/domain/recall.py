@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ctxdb.domain.render import clip
 
@@ -68,11 +67,10 @@ right good great
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 
-@dataclass(frozen=True)
-class RenderedRecall:
+class RenderedRecall(NamedTuple):
     text: str
-    keys: list[tuple[str, str]] = field(default_factory=list)  # (kind, id) of each line
-    item_ids: list[int] = field(default_factory=list)  # the context items among them
+    keys: list[tuple[str, str]]  # (kind, id) of each line
+    item_ids: list[int]  # the context items among them
 
 
 def recall_terms(prompt: str) -> list[str]:
@@ -149,7 +147,7 @@ def render_recall(hits: Sequence[Mapping[str, Any]], *, title: str,
         keys.append(hit_key(hit))
         room -= len(line) + 1
     if not lines:
-        return RenderedRecall("")
+        return RenderedRecall("", [], [])
     item_ids = [int(ident) for kind, ident in keys if kind == "context"]
     return RenderedRecall("\n".join([header, *lines]), keys, item_ids)
 

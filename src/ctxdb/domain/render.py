@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 CLIENT_LIMIT_CHARS = 10_000
 MAX_INJECTION_CHARS = 9_500
@@ -35,10 +34,9 @@ ELLIPSIS = "…"
 MAX_NAMED_OMITTED = 20
 
 
-@dataclass(frozen=True)
-class RenderedContext:
+class RenderedContext(NamedTuple):
     text: str
-    item_ids: list[int] = field(default_factory=list)
+    item_ids: list[int]
     omitted: int = 0
 
 
@@ -98,7 +96,7 @@ def render_context(
         parts.append(clip(handoff_text.strip(), share))
     if not items and not critical_omitted:
         text = "\n\n".join(parts)
-        return RenderedContext(clip(text, max_chars) if text else "")
+        return RenderedContext(clip(text, max_chars) if text else "", [])
     header = f"# {title}"
     used = sum(len(part) + 2 for part in parts) + len(header) + 1
     critical = [item for item in items if item["priority"] == "CRITICAL"]

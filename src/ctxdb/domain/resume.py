@@ -171,7 +171,7 @@ def render_startup(
     critical = [item for item in items if item["priority"] == "CRITICAL"]
     alone = render_context(critical, title=title, max_chars=max_chars,
                            critical_omitted=critical_omitted) \
-        if critical or critical_omitted else RenderedContext("")
+        if critical or critical_omitted else RenderedContext("", [])
     budget = min(int(max_chars * share), max_chars - len(alone.text) - PACK_RESERVE)
     blocks, named = _blocks(resume, siblings, budget)
     if blocks:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from ctxdb.domain.validation import MAX_NUMBER_DIGITS
 from ctxdb.errors import InvalidSearchQueryError, ValidationError
@@ -35,8 +35,7 @@ _TOKEN = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both indexes keep as words
 
 
-@dataclass(frozen=True)
-class Term:
+class Term(NamedTuple):
     """A word or a phrase (words that must follow each other), possibly excluded."""
 
     words: tuple[str, ...]
@@ -44,8 +43,7 @@ class Term:
     prefix: bool = False
 
 
-@dataclass(frozen=True)
-class SearchQuery:
+class SearchQuery(NamedTuple):
     """Alternatives (OR) of groups of terms that must all hold (AND)."""
 
     groups: tuple[tuple[Term, ...], ...]

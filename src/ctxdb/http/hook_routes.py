@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import os
 from typing import Annotated, Any
@@ -224,8 +223,7 @@ def uploaded(sent: HookTranscript | None,
             raise ValidationError("a handoff is sent with its transcript (its name) only")
         return None
     upload = _upload(sent)
-    return upload if handoff is None else dataclasses.replace(upload,
-                                                              handoff=handoff.handoff())
+    return upload if handoff is None else upload._replace(handoff=handoff.handoff())
 
 
 def _upload(sent: HookTranscript) -> UploadedTranscript:

@@ -20,7 +20,6 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from types import FrameType
 
 import uvicorn
@@ -49,7 +48,7 @@ def app_from_environment() -> FastAPI:
     if settings.sqlite_group_commit is None:
         # A server's many request threads write at once: on SQLite they share COMMITs
         # (storage/group_commit.py) unless the settings say otherwise.
-        settings = replace(settings, sqlite_group_commit=True)
+        settings = settings._replace(sqlite_group_commit=True)
     db = Ctxdb.open(settings)
     if warning := server_warning(db.row_security):
         log.warning("%s", warning)

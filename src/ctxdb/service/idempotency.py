@@ -22,11 +22,9 @@ a retry the same way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.errors import IdempotencyConflictError
@@ -36,8 +34,7 @@ T = TypeVar("T")
 FLEET = ""  # the "project" of creates that belong to none yet
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """What a create given a key claims: its key, and the fingerprint of its request."""
 
     project_id: str
@@ -53,6 +50,8 @@ class Claim:
 
 def fingerprint(request: dict[str, Any]) -> str:
     """The SHA-256 of a request's arguments as canonical JSON (keys sorted, no spaces)."""
+    import hashlib  # loads OpenSSL: only a create that names a key needs it, not a hook
+
     text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str,
                       ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

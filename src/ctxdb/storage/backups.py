@@ -23,7 +23,7 @@ from typing import ClassVar
 from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage.dialect import Dialect
-from ctxdb.storage.migrate import load_migrations
+from ctxdb.storage.migrate import migration_files
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Backups(abc.ABC):
     @property
     def latest_version(self) -> int:
         """The newest schema version this ctxdb knows for the backend."""
-        return len(load_migrations(self.dialect))
+        return len(migration_files(self.dialect))
 
     @staticmethod
     @abc.abstractmethod

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Numbers of the advisory locks ctxdb takes; one place so that they never collide.
 LOCK_MIGRATIONS = 4242001
@@ -65,8 +65,7 @@ _SEARCH_SCORE = re.compile(r"\$SEARCH_SCORE\((:[A-Za-z_]\w*)\)")
 _SEARCH_PROJECT = re.compile(r"\$SEARCH_PROJECT\((:[A-Za-z_]\w*)\)")
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     name: str
     now: str
     ago: Callable[[str], str]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ctxdb.errors import MigrationError, SchemaOutdatedError
 from ctxdb.logs import get_logger
@@ -33,8 +32,7 @@ _UP, _DOWN = "-- migrate:up", "-- migrate:down"
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     version: int
     name: str
     up: str
@@ -55,19 +53,28 @@ def _parse(version: int, name: str, text: str) -> Migration:
     return Migration(version, name, up, down)
 
 
-def load_migrations(dialect: Dialect) -> list[Migration]:
-    # Read directly from the package folder, as the queries are (see queries.raw_queries).
+def migration_files(dialect: Dialect) -> list[tuple[int, str, Path]]:
+    """(version, name, file) of each migration of ``dialect``, in order; read directly from
+    the package folder, as the queries are (see queries.raw_queries)."""
     folder = Path(__file__).with_name("migrations") / dialect.name
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found.append(_parse(int(match[1]), match[2], entry.read_text("utf-8")))
-    found.sort(key=lambda m: m.version)
+            found.append((int(match[1]), match[2], entry))
+    found.sort()
     expected = list(range(1, len(found) + 1))
-    if [m.version for m in found] != expected:
+    if [version for version, _name, _path in found] != expected:
         raise MigrationError(f"{dialect.name} migrations are not numbered 1..{len(found)}")
     return found
+
+
+def load_migrations(dialect: Dialect) -> list[Migration]:
+    return _read(migration_files(dialect))
+
+
+def _read(files: list[tuple[int, str, Path]]) -> list[Migration]:
+    return [_parse(version, name, path.read_text("utf-8")) for version, name, path in files]
 
 
 def _now() -> str:
@@ -77,11 +84,17 @@ def _now() -> str:
 class Migrator:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.migrations = load_migrations(storage.dialect)
+        # The files are read only when a migration runs or is listed: opening a store whose
+        # schema is current (every hook process) needs their numbers only.
+        self._files = migration_files(storage.dialect)
+
+    @functools.cached_property
+    def migrations(self) -> list[Migration]:
+        return _read(self._files)
 
     @property
     def latest_version(self) -> int:
-        return self.migrations[-1].version if self.migrations else 0
+        return self._files[-1][0] if self._files else 0
 
     def _has_table(self, tx: Tx) -> bool:
         dialect = self.storage.dialect
@@ -227,7 +240,7 @@ class Migrator:
         PostgreSQL database is upgraded on purpose, with ``ctxdb db upgrade``.
         """
         current = self.current_version()
-        if current == 0 and self.migrations:
+        if current == 0 and self._files:
             self.create_schema()
             current = self.current_version()
         if current == self.latest_version:

@@ -106,7 +106,7 @@ class PostgresTx(RawTx):
             [(scope, None)] if scope else [])
 
     def _named(self, query: str) -> str:
-        if query in self._document_writers:
+        if self._document_writers[query]:
             self.may_write_documents = True
             self._looked = None  # what was looked ahead may be missing this one's documents
         return self._queries[query]

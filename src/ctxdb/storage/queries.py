@@ -1,6 +1,8 @@
 """Named SQL queries, loaded once from the ``.sql`` files in ``queries/``.
 
 A file holds blocks introduced by ``-- name: some_query``. Names are unique across files.
+Each query is compiled for a dialect when first run: a hook process runs a dozen of the
+hundreds there are.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from ctxdb.storage.dialect import Dialect
 
-_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_NAME = re.compile(r"--[ \t]*name:[ \t]*(\w+)\s*$")
 # A statement that writes a record the search triggers make a document of, or a document.
 _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
@@ -19,12 +21,22 @@ _WRITES_DOCUMENTS = re.compile(
 
 
 def parse_queries(text: str) -> dict[str, str]:
-    parts = _NAME.split(text)
+    """Each ``-- name: N`` line's query: the lines up to the next one (what comes before the
+    first is no query). Read line by line, only comment lines tried as a name: every
+    process reads all the files."""
     queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"query {name!r} is defined twice")
-        queries[name] = body.strip().rstrip(";")
+    name: str | None = None
+    body: list[str] = []
+    for line in [*text.splitlines(keepends=True), "-- name: _end"]:
+        header = _NAME.match(line) if line.startswith("--") else None
+        if header is None:
+            body.append(line)
+            continue
+        if name is not None:
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice")
+            queries[name] = "".join(body).strip().rstrip(";")
+        name, body = header[1], []
     return queries
 
 
@@ -44,13 +56,33 @@ def raw_queries() -> dict[str, str]:
     return merged
 
 
-@functools.cache
-def compiled_queries(dialect: Dialect) -> dict[str, str]:
-    return {name: dialect.compile(sql) for name, sql in raw_queries().items()}
+class CompiledQueries(dict[str, str]):
+    """Query name -> its SQL in one dialect, compiled on first use; a ``KeyError`` for a name
+    no file defines."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__()
+        self.dialect = dialect
+
+    def __missing__(self, name: str) -> str:
+        sql = self[name] = self.dialect.compile(raw_queries()[name])
+        return sql
 
 
 @functools.cache
-def document_writers() -> frozenset[str]:
-    """The named queries after which a transaction may hold search documents without their
-    index terms (Storage.indexing looks for them only then)."""
-    return frozenset(name for name, sql in raw_queries().items() if _WRITES_DOCUMENTS.search(sql))
+def compiled_queries(dialect: Dialect) -> CompiledQueries:
+    return CompiledQueries(dialect)
+
+
+class DocumentWriters(dict[str, bool]):
+    """Query name -> whether it may leave search documents without their index terms in the
+    transaction (Storage.indexing looks for them only then); answered on first use."""
+
+    def __missing__(self, name: str) -> bool:
+        writes = self[name] = _WRITES_DOCUMENTS.search(raw_queries().get(name, "")) is not None
+        return writes
+
+
+@functools.cache
+def document_writers() -> DocumentWriters:
+    return DocumentWriters()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -45,6 +44,8 @@ def with_retries(
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            import random  # a retry is rare: the process that never retries skips its import
+
             pause = min(1.0, 0.01 * 2**number) * random.uniform(0.5, 1.5)
             if number == MAX_ATTEMPTS or time.monotonic() + pause > give_up_at:
                 raise TransientStorageError(

@@ -120,7 +120,7 @@ class SQLiteTx(RawTx):
         self._document_writers = document_writers()
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
-        if query in self._document_writers:
+        if self._document_writers[query]:
             self.may_write_documents = True
         return self._conn.execute(self._queries[query], params)
 

@@ -47,8 +47,11 @@ from ctxdb.transcripts.models import (
     UsageEntry,
     UserPrompt,
 )
-from ctxdb.transcripts.parser import _ChunkBuilder, _count, _dict, _str
+from ctxdb.transcripts.parser import _ChunkBuilder
 from ctxdb.transcripts.reader import Source, read_complete_lines
+from ctxdb.transcripts.records import count as _count
+from ctxdb.transcripts.records import dict_or_empty as _dict
+from ctxdb.transcripts.records import str_or_none as _str
 
 # Text Gemini CLI generates into user messages: the environment summary it starts a chat
 # with, and the SessionStart hook's context (cut off the prompt it precedes).

@@ -16,12 +16,10 @@ identifier, e.g. a megabyte long) is counted in ``rejected_lines`` and skipped.
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from typing import Any
 
-from ctxdb.domain.validation import is_identifier, sanitize_text
+from ctxdb.domain.validation import is_identifier
 from ctxdb.transcripts.models import (
     AssistantText,
     Compaction,
@@ -36,19 +34,16 @@ from ctxdb.transcripts.models import (
 )
 from ctxdb.transcripts.prompts import typed_user_text
 from ctxdb.transcripts.reader import Source, read_complete_lines
+from ctxdb.transcripts.records import MalformedLine, record_of, usage_key
+from ctxdb.transcripts.records import count as _count
+from ctxdb.transcripts.records import dict_or_empty as _dict
+from ctxdb.transcripts.records import str_or_none as _str
 
-# Claude Code writes placeholder assistant messages (errors, "No response requested.") with
-# this model and all-zero usage; they are not API responses and would zero the context size.
-SYNTHETIC_MODEL = "<synthetic>"
 # Record keys naming the session, the writing Claude Code version and the subagent; the
 # latest non-empty value wins.
 IDENTITY_FIELDS = {"sessionId": "session_id", "version": "version", "agentId": "agent_id"}
 # How much of a failed tool call's report is kept: its first lines say what went wrong.
 MAX_ERROR_CHARS = 1_000
-# The only ways a parsed line can hold a NUL or a lone surrogate: the JSON escapes \u0000 and
-# \uD800-\uDFFF, or the UTF-8 bytes of a surrogate (json decodes bytes with surrogatepass).
-# Valid escaped pairs match too; sanitizing them changes nothing.
-_UNSTORABLE_IN_LINE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 
 
 def parse_transcript(path: Source, start_offset: int = 0,
@@ -121,13 +116,8 @@ class _ChunkBuilder:
         if not line.strip():
             return
         try:
-            record = json.loads(line)
-            if _UNSTORABLE_IN_LINE.search(line):
-                record = _sanitized(record)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
-            self.malformed_lines += 1
-            return
-        if not isinstance(record, dict):
+            record = record_of(line)
+        except MalformedLine:
             self.malformed_lines += 1
             return
         self.records += 1
@@ -179,21 +169,16 @@ class _ChunkBuilder:
     def _add_usage(
         self, offset: int, record: dict[str, Any], message: dict[str, Any], sidechain: bool
     ) -> None:
-        usage = message.get("usage")
-        model = _str(message.get("model"))
-        if not isinstance(usage, dict) or model == SYNTHETIC_MODEL:
-            return
-        # One API response is written as one record per content block, each with the usage
-        # known so far; the latest record of a message id carries the final numbers.
-        key = _str(message.get("id")) or _str(record.get("uuid"))
+        key = usage_key(record, message)
         if key is None:
             return
         if not is_identifier(key):
             self.rejected_lines += 1
             return
+        usage = message["usage"]  # the latest record of a key carries the final numbers
         self.usage[key] = UsageEntry(
             message_id=key,
-            model=model,
+            model=_str(message.get("model")),
             timestamp=_str(record.get("timestamp")),
             request_id=_str(record.get("requestId")),
             input_tokens=_count(usage.get("input_tokens")),
@@ -265,32 +250,6 @@ def _error_text(content: object) -> str | None:
     """The start of a failed tool call's report (a string, or text blocks)."""
     text = content if isinstance(content, str) else "\n".join(_texts(content))
     return text[:MAX_ERROR_CHARS] or None
-
-
-def _sanitized(value: Any) -> Any:
-    """``value`` (parsed JSON) with :func:`sanitize_text` applied to every string in it."""
-    if isinstance(value, str):
-        return sanitize_text(value)
-    if isinstance(value, list):
-        return [_sanitized(item) for item in value]
-    if isinstance(value, dict):
-        return {sanitize_text(key): _sanitized(item) for key, item in value.items()}
-    return value
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: object) -> int:
-    """A token count from the transcript; anything but a non-negative int counts as 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return 0
-    return value
 
 
 def _blocks(content: object) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,12 +32,18 @@ MAX_READ_BYTES = 32 * 1024 * 1024
 _SCAN_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
 class CompleteLines:
-    data: bytes
-    start_offset: int
-    # Bytes of one line over MAX_READ_BYTES, skipped after ``data`` (0: none).
-    oversized_bytes: int = 0
+    """The complete lines read from ``start_offset``. A plain class, not a dataclass: the
+    prompt hook reads a transcript's tail, and creating a dataclass costs a new process more
+    than the read (iterating it yields its lines, so it cannot be a named tuple either)."""
+
+    __slots__ = ("data", "oversized_bytes", "start_offset")
+
+    def __init__(self, data: bytes, start_offset: int, oversized_bytes: int = 0) -> None:
+        self.data = data
+        self.start_offset = start_offset
+        # Bytes of one line over MAX_READ_BYTES, skipped after ``data`` (0: none).
+        self.oversized_bytes = oversized_bytes
 
     @property
     def end_offset(self) -> int:

@@ -11,8 +11,7 @@ the class has no ``__fspath__``, so nothing can open it on this machine's disk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from ctxdb.transcripts.handoff import Handoff
@@ -21,8 +20,7 @@ if TYPE_CHECKING:
 MAX_UPLOAD_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class UploadedTranscript:
+class UploadedTranscript(NamedTuple):
     """Bytes ``[offset, offset + len(data))`` of the agent's file ``name`` (``size`` bytes
     long), complete lines only, followed by ``skipped`` bytes of one line over the upload's
     limit that the agent left out."""
@@ -35,7 +33,7 @@ class UploadedTranscript:
     # The handoff the agent's machine read from the whole file and its subagents' files, as
     # a local hook reads them (``handoff_since_last_compaction``): a handoff is made from it
     # rather than from the bytes sent.
-    handoff: Handoff | None = field(default=None, compare=False)
+    handoff: Handoff | None = None
 
     @property
     def end(self) -> int:

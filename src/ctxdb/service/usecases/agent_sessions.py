@@ -20,7 +20,6 @@ from ctxdb.domain.agents import (
     injection_max_chars,
 )
 from ctxdb.domain.ids import new_idempotency_key
-from ctxdb.domain.packing import Pack
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import InstanceNotFoundError
@@ -44,17 +43,26 @@ from ctxdb.service.usecases.continuity import (
     startup_context,
 )
 from ctxdb.service.usecases.instances import InstanceService, require_instance
-from ctxdb.service.usecases.packs import startup_pack
-from ctxdb.service.usecases.repo_projects import project_for_repo
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
 if TYPE_CHECKING:
+    from ctxdb.domain.packing import Pack
     from ctxdb.service.usecases.handoffs import HandoffDraft
 
 MAX_COMPACT_SUMMARY = 100_000
 # The SessionEnd reason of a /clear (Claude Code), after which SessionStart "clear" follows.
 CLEARED = "clear"
+
+
+def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
+                     actor: str) -> dict[str, Any]:
+    """``repo_projects.project_for_repo``, imported only when a session names its repository
+    (a start, or the first prompt of a session ctxdb did not see start): a prompt of a known
+    session, on every turn, does without it."""
+    from ctxdb.service.usecases.repo_projects import project_for_repo as of_repo
+
+    return of_repo(tx, repo, settings, actor)
 
 
 class AgentSessionService:
@@ -212,6 +220,8 @@ class AgentSessionService:
         """The reload pack of ``tokens.clear_and_reload``: it never fails; CRITICAL items over
         the budget are left out and named (the injected text says how to fetch them)."""
         budget = int(instance["context_window"] * self.settings.pack_budget_fraction)
+        from ctxdb.service.usecases.packs import startup_pack  # a start's, not a prompt's
+
         return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,

@@ -21,10 +21,8 @@ The text is written by ``domain.resume``; this module reads and stores.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.validation import check_identifier
@@ -43,8 +41,7 @@ RESUME_CANDIDATES = 5
 MAX_SIBLINGS = 20
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(NamedTuple):
     """A handoff to store for a session that stopped without one, drafted before the
     transaction from the session's transcript."""
 
@@ -77,6 +74,8 @@ def draft_settlements(rows: list[dict[str, Any]],
     if not rows:
         return []
     # Imported here: the parser is needed only when a session stopped without a handoff.
+    from dataclasses import replace
+
     from ctxdb.service.usecases.handoffs import draft_from_transcript
 
     settlements = []
@@ -90,7 +89,7 @@ def draft_settlements(rows: list[dict[str, Any]],
         draft = draft_from_transcript(path if isinstance(path, str | UploadedTranscript)
                                       else None, "end",
                                       client=row["client"])
-        draft = dataclasses.replace(
+        draft = replace(
             draft, working_set={**draft.working_set, "made_after": made_after,
                                 "session_id": row["session_id"], "client": row["client"]})
         settlements.append(Settlement(str(row["instance_id"]), str(row["last_heartbeat"]),

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.checks import check_kinds, check_namespace
 from ctxdb.domain.models import Priority, choices
@@ -105,8 +104,7 @@ def _record(row: Row, score: float) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(NamedTuple):
     """A query as the engine takes it: the text that must match and the text ranked by (the
     wanted words only), a looser pair when some of the words may do, and what the snippets
     highlight."""
