@@ -177,7 +177,8 @@ def test_tiny_write_growth_run(backend: str, tmp_path: Path,
 
 
 FLEET_ROW = re.compile(r"^(?P<backend>sqlite|postgres)\s+(?P<servers>\d)\s+(?P<agents>[\d,]+)"
-                       r"(?:\s+[\d,]+\.\d){7}\s+(?P<errors>\d+)\s+(?P<lost>\d+)\s+(?:PASS|MISS)$")
+                       r"(?:\s+[\d,]+\.\d){7}\s+(?P<errors>\d+)\s+(?P<lost>\d+)"
+                       r"\s+(?P<cpu>[\d,]+\.\d\d)\s+(?:PASS|MISS)$")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
@@ -199,6 +200,7 @@ def test_tiny_fleet_run(backend: str, tmp_path: Path, request: pytest.FixtureReq
     assert (row["backend"], row["servers"], row["agents"]) == (
         backend, "2" if backend == "postgres" else "1", "4"), done.stdout
     assert (row["errors"], row["lost"]) == ("0", "0"), done.stdout
+    assert float(row["cpu"].replace(",", "")) > 0, done.stdout  # the servers' CPU was read
     (result,) = json.loads(report.read_text())["results"]
     assert result["errors"] == 0 and not any(result["lost"].values())
     assert result["events"] >= 12 and len(result["by_event"]) >= 5  # the mix, not one route

@@ -123,7 +123,7 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
                 # "go" is a reply, not a topic, so recall searches nothing
                 "snowballstemmer", "ctxdb.service.usecases.search",
                 "ctxdb.service.usecases.recall"}
-    assert unwanted.isdisjoint(modules)
+    assert unwanted.isdisjoint(modules), sorted(unwanted & set(modules))
     assert ("psycopg" in modules) == settings.url.startswith("postgresql")
     # ctxdb's loggers (ctxdb.logs) never import logging; psycopg does, on PostgreSQL only.
     assert ("logging" in modules) == settings.url.startswith("postgresql")
@@ -195,7 +195,7 @@ def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_e
         # Nor dataclasses (and with it inspect, ast, dis, tokenize): the classes on the
         # path are named tuples, each built in a tenth of a dataclass's time.
         unwanted |= {"hashlib", "random", "dataclasses", "inspect"}
-    assert unwanted.isdisjoint(modules)
+    assert unwanted.isdisjoint(modules), sorted(unwanted & set(modules))
 
 
 def test_the_facade_creates_each_service_once_and_shares_instances(db: Ctxdb) -> None:

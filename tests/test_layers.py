@@ -48,11 +48,13 @@ LAYER_OF = {
     "repo_identity": "domain",
     "storage": "storage",
     # The settings, and the database URL forms they accept (database_url.py, beside them).
-    "settings": "settings", "database_url": "settings",
+    "settings": "settings", "database_url": "settings", "settings_sources": "settings",
     "errors": "foundation", "__version__": "foundation",
     # How long operations report progress: a protocol every layer may call or implement.
     "progress": "foundation",
     "private_files": "foundation",
+    # Removing hook entries from a client's settings: for install and for import alike.
+    "hook_entries": "foundation",
     # Loggers every layer may log through, and the setting up of logging its entry points call.
     "logs": "foundation", "log_setup": "foundation",
     "clients": "clients",

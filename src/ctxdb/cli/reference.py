@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import click
 
 from ctxdb.cli.output import EXIT_CODE_MEANINGS
-from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
+from ctxdb.settings import CONFIG_ENV
+from ctxdb.settings_sources import SETTINGS_HELP
 
 HELP_WIDTH = 100
 

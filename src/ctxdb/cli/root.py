@@ -20,7 +20,8 @@ from ctxdb.cli.application import Application
 from ctxdb.cli.main import COMMANDS, LOCAL_ONLY
 from ctxdb.cli.output import EXIT_INTERNAL, EXIT_USAGE, exit_code_for, report_error
 from ctxdb.errors import CtxdbError
-from ctxdb.settings import CONFIG_ENV, SETTINGS_HELP
+from ctxdb.settings import CONFIG_ENV
+from ctxdb.settings_sources import SETTINGS_HELP
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,14 @@ lists or objects that become empty by that removal (never one that was empty alr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ctxdb.errors import ClientSettingsError
+from ctxdb.hook_entries import IsOurs, remove_entries
+from ctxdb.hook_entries import uninstall_hooks as uninstall_hooks  # the clients' own word
 
 HOOK_KEYS_MANAGED = ("type", "command", "timeout", "async")
 SERVER_NAME = "ctxdb"
@@ -30,7 +32,6 @@ TRANSPORT_KEYS = ("type", "command", "args", "url", "httpUrl", "headers")
 # The environment variable a client reads ctxdb's token from (never written in clear).
 TOKEN_ENV_VAR = "CTXDB_TOKEN"
 
-IsOurs = Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -78,51 +79,14 @@ def install_hooks(settings: dict[str, Any], specs: Sequence[HookSpec], is_ours: 
         if _update_entry(first, spec.entry):
             notes.append(f"updated hook {spec.event}")
         if len(found) > 1:
-            _remove_entries(hooks, spec.event, _duplicate_of(first, is_ours))
+            remove_entries(hooks, spec.event, _duplicate_of(first, is_ours))
             notes.append(f"removed {len(found) - 1} duplicate hook(s) {spec.event}")
     # An event that an earlier ctxdb installed but this one does not (renamed or dropped).
     wanted = {spec.event for spec in specs}
     for event in [name for name in hooks if name not in wanted]:
-        if _remove_entries(hooks, event, is_ours):
+        if remove_entries(hooks, event, is_ours):
             notes.append(f"removed outdated hook {event}")
     return notes
-
-
-def uninstall_hooks(settings: dict[str, Any], is_ours: IsOurs) -> list[str]:
-    """Remove ctxdb's hook entries (and what their removal leaves empty)."""
-    hooks = settings.get("hooks")
-    if not isinstance(hooks, dict):
-        return []
-    notes = [f"removed hook {event}" for event in list(hooks)
-             if _remove_entries(hooks, event, is_ours)]
-    if notes and not hooks:
-        del settings["hooks"]
-    return notes
-
-
-def _remove_entries(hooks: dict[str, Any], event: str, doomed: IsOurs) -> int:
-    """Remove the entries ``doomed`` picks under ``event``; drop groups and lists left empty."""
-    groups = hooks.get(event)
-    if not isinstance(groups, list):
-        return 0
-    removed = 0
-    kept_groups = []
-    for group in groups:
-        entries = group.get("hooks") if isinstance(group, dict) else None
-        if not isinstance(entries, list):
-            kept_groups.append(group)
-            continue
-        kept = [e for e in entries if not (isinstance(e, dict) and doomed(e))]
-        removed += len(entries) - len(kept)
-        if kept or len(kept) == len(entries):
-            group["hooks"] = kept
-            kept_groups.append(group)
-    if removed:
-        if kept_groups:
-            hooks[event] = kept_groups
-        else:
-            del hooks[event]
-    return removed
 
 
 def _duplicate_of(kept: Mapping[str, Any], is_ours: IsOurs) -> IsOurs:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ctxdb.clients.merge import uninstall_hooks
+from ctxdb.hook_entries import uninstall_hooks
 
 INSTRUCTIONS_FLAG = "--include-instructions"
 _LOADED_BY = {"CLAUDE.md": "Claude Code", "CLAUDE.local.md": "Claude Code",

@@ -25,7 +25,6 @@ system drops the lock of a process that dies.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,6 +88,8 @@ class WriteTurns:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
+                import random  # only a writer that waits needs it (the hook path does not)
+
                 now = time.monotonic()
                 if give_up_at is None:
                     give_up_at = now + self._patience

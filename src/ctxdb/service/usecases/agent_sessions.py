@@ -21,9 +21,10 @@ from ctxdb.domain.agents import (
 )
 from ctxdb.domain.ids import new_idempotency_key
 from ctxdb.domain.render import injection_title, render_context
-from ctxdb.domain.validation import check_identifier, check_text
+from ctxdb.domain.validation import check_text
 from ctxdb.errors import InstanceNotFoundError
 from ctxdb.service.common import audit, decode
+from ctxdb.service.usecases.agent_session_reads import AgentSessionReads
 from ctxdb.service.usecases.agent_session_rows import (
     SESSION_START,
     context_tokens,
@@ -65,7 +66,7 @@ def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
     return of_repo(tx, repo, settings, actor)
 
 
-class AgentSessionService:
+class AgentSessionService(AgentSessionReads):
     def __init__(self, storage: Storage, settings: Settings, instances: InstanceService) -> None:
         self.storage = storage
         self.settings = settings
@@ -78,16 +79,6 @@ class AgentSessionService:
         repo = repo.checked()
         return self.storage.write(
             lambda tx: project_for_repo(tx, repo, self.settings, actor or self.settings.actor))
-
-    def find_project(self, repo_key: str) -> dict[str, Any] | None:
-        """The project of a repository, or None if no session has created it yet."""
-        check_identifier(repo_key, "repo_key")
-
-        def unit(tx: Tx) -> dict[str, Any] | None:
-            row = tx.one("project_by_repo_key", repo_key=repo_key)
-            return None if row is None else decode(tx.one("get_project", **row) or {})
-
-        return self.storage.read(unit)
 
     # --- SessionStart ----------------------------------------------------------------------
 
@@ -372,46 +363,6 @@ class AgentSessionService:
         return row
 
     # --- reading ---------------------------------------------------------------------------
-
-    def injections(self, instance_id: str) -> list[dict[str, Any]]:
-        """Every injection into an instance, oldest first (item ids decoded)."""
-        check_identifier(instance_id, "instance_id")
-
-        def unit(tx: Tx) -> list[dict[str, Any]]:
-            require_instance(tx, instance_id)
-            return [injection_view(row) for row in
-                    tx.all("injections_of_instance", instance_id=instance_id)]
-
-        return self.storage.read(unit)
-
-    def projects_reached(self, session: AgentSession, repo_key: str | None
-                         ) -> tuple[str | None, str | None]:
-        """The project of the session's instance and the project of the repository ``repo_key``
-        (None where there is none yet, or none given), read in one transaction: what a
-        server judges a project's token by on every hook event (``http.hook_routes``)."""
-        session = session.checked()
-        if repo_key is not None:
-            check_identifier(repo_key, "repo_key")
-
-        def unit(tx: Tx) -> tuple[str | None, str | None]:
-            instance = tx.one("instance_of_session", session_id=session.session_id,
-                              client=session.client)
-            project = None if repo_key is None else tx.one("project_by_repo_key",
-                                                           repo_key=repo_key)
-            return (None if instance is None else str(instance["project_id"]),
-                    None if project is None else str(project["project_id"]))
-
-        return self.storage.read(unit)
-
-    def instance_of(self, session: AgentSession) -> dict[str, Any] | None:
-        session = session.checked()
-
-        def unit(tx: Tx) -> dict[str, Any] | None:
-            row = tx.one("instance_of_session", session_id=session.session_id,
-                         client=session.client)
-            return None if row is None else require_instance(tx, row["instance_id"])
-
-        return self.storage.read(unit)
 
     def _known_instance(self, tx: Tx, session: AgentSession, repo: RepoIdentity | None,
                         actor: str | None) -> dict[str, Any]:
