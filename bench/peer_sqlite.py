@@ -60,10 +60,14 @@ class RawSQLite(Contender):
 
 class RawSQLiteInThread(RawSQLite):
     """A diagnostic, not a peer: the raw ``INSERT`` handed to a worker thread and awaited
-    (``asyncio.to_thread``), the way ``SQLiteSession`` runs its writes. On the shared 2-core
-    machine of docs/benchmarks.md the same write had a lower median latency this way than
-    from the calling thread; this contender shows that effect apart from the session's own
-    work. Not run unless named in ``--contenders``."""
+    (``asyncio.to_thread``), the way ``SQLiteSession`` runs its writes. It fsyncs and waits
+    for every commit as ``RawSQLite`` does; what it measures is a scheduling effect: on a
+    machine whose CPUs are busy with other processes, writes handed to ``asyncio``'s pool
+    wait less for a CPU after their ``fdatasync`` than writes from the calling thread, at
+    about twice the CPU per write; on one CPU they are slower
+    (docs/benchmarks.md, "Why SQLiteSession beats the raw driver here"). Its ratio to
+    ``raw-sqlite`` tells how much of a loaded run's SQLite ratios is that effect. Not run
+    unless named in ``--contenders``."""
 
     name = "raw sqlite3, each write in a worker thread (diagnostic)"
 
