@@ -22,15 +22,14 @@ the bytes sent with it (``ctxdb.transcripts.uploaded``), as a local hook reads t
   then goes as its name only (no bytes). When the file cannot be parsed here, its last
   ``MAX_UPLOAD_BYTES`` go instead, and the server reads the handoff from them.
 
-Standard library only, like the rest of the remote hook's path. A transcript that cannot be
-read sends nothing: the event goes on without it.
+Standard library only, like the rest of the remote hook's path; a prompt imports neither
+:mod:`dataclasses` nor :mod:`hashlib` (each costs a new process more than its own work). A
+transcript that cannot be read sends nothing: the event goes on without it.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -56,6 +55,8 @@ def handoff_body(event: HookEvent) -> dict[str, Any] | None:
     its last compaction, as a local hook reads it (subagents' edits included); None when the
     file cannot be read (the event then sends the file's last bytes)."""
     # Imported here: only the events that save a handoff parse the transcript.
+    import dataclasses
+
     from ctxdb.errors import CtxdbError
     from ctxdb.transcripts.handoff import handoff_since_last_compaction
 
@@ -148,6 +149,8 @@ def stored_offset(state_dir: Path, url: str, path: str) -> int:
 
 
 def _state_file(state_dir: Path, url: str, path: str) -> Path:
+    import hashlib  # here: OpenSSL's load costs every event, and only ingesting ones ask
+
     digest = hashlib.sha256(f"{url}\n{path}".encode("utf-8", "surrogateescape")).hexdigest()
     return state_dir / "remote-transcripts" / digest[:32]
 
