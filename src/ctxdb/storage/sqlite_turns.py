@@ -25,7 +25,6 @@ system drops the lock of a process that dies.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +93,8 @@ class WriteTurns:
                     give_up_at = now + self._patience
                 elif now > give_up_at:
                     return False
+                import random  # only a writer that waits: a hook process rarely does
+
                 time.sleep(random.uniform(*_PAUSE))
             except OSError:  # a file system without flock
                 return False
