@@ -12,7 +12,13 @@ The key, in order of preference:
 3. ``dir:<absolute path>`` outside git (or in a repository without commits).
 
 Computing the root commit walks the history, so the key is cached in the repository's
-common git directory (``ctxdb-repo-key``), which every worktree shares.
+common git directory (``ctxdb-repo-key``), which every worktree shares. Once it is (or with a
+marker), the working tree, the common directory and the branch are read from git's files
+(``.git``, ``gitdir:`` files of worktrees and submodules, ``commondir``, ``HEAD``, loose and
+packed refs) rather than by running git on every event; any layout that reading does not
+fully understand (git's environment variables, ``core.worktree`` or other settings that move
+things, another owner, another file system on the way up, a branch name that git would
+abbreviate otherwise, the reftable format) runs git as before.
 
 The hooks (on every agent event) and the CLI (``ctxdb context``, ``ctxdb import``) both ask
 it, so it sits beside the layers rather than in either front end; it imports only the
@@ -24,10 +30,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from ctxdb.domain.agents import RepoIdentity
+from ctxdb.git_files import read_layout as _read_layout
 
 MARKER_FILE = ".ctxdb-project"
 CACHE_FILE = "ctxdb-repo-key"
@@ -46,6 +52,23 @@ def repo_identity(cwd: str) -> RepoIdentity:
 def repository_identity(cwd: str) -> RepoIdentity | None:
     """The identity of the git repository containing ``cwd``; None outside any."""
     directory = os.path.realpath(cwd)
+    read = _read_layout(directory)
+    if read is not None:
+        toplevel, common, branch = read[0], Path(read[1]), read[2]
+        key = _marker_key(toplevel) or _cached_key(common)
+        if key:  # else git computes it (and caches it for the next event)
+            return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+    layout = git_layout(directory)
+    if layout is None:
+        return None
+    toplevel, common, branch = layout
+    key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
+    return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+
+
+def git_layout(directory: str) -> tuple[str, Path, str | None] | None:
+    """``(toplevel, common git directory, branch or None)`` as git says (None: no
+    repository); ``ctxdb.git_files`` reads the same from the files when it can."""
     lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir",
                  "--abbrev-ref", "HEAD")
     if lines is None or len(lines) < 2:
@@ -53,11 +76,13 @@ def repository_identity(cwd: str) -> RepoIdentity | None:
         if lines is None or len(lines) < 2:
             return None
         lines.append("")  # a repository without commits has no HEAD to name
-    toplevel, common = lines[0], Path(directory, lines[1]).resolve()
     branch = lines[2] if len(lines) > 2 and lines[2] not in ("", "HEAD") else None
+    return lines[0], Path(directory, lines[1]).resolve(), branch
+
+
+def _name(common: Path, toplevel: str) -> str:
     name = common.parent.name if common.name == ".git" else Path(toplevel).name
-    key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
-    return RepoIdentity(key, name or "repository", toplevel, branch)
+    return name or "repository"
 
 
 def normalize_remote(url: str) -> str:
@@ -119,6 +144,8 @@ def _bounded(key: str) -> str:
 
 def _git(cwd: str, *args: str) -> list[str] | None:
     """The output lines of a git command, or None if git is missing or the command fails."""
+    import subprocess  # here: reading git's files (git_files) usually spares the call
+
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=GIT_TIMEOUT, check=False)
