@@ -25,7 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
-from ctxdb.hooks.remote_transcript import note_offset, subagent_bodies, transcript_body
+from ctxdb.hooks.remote_transcript import (
+    INGESTING,
+    note_offset,
+    subagent_bodies,
+    transcript_body,
+)
 from ctxdb.settings import default_data_dir
 
 if TYPE_CHECKING:
@@ -72,7 +77,10 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
         raise RemoteHookError(f"the server at {settings.url} answered {status}: "
                               f"{_detail(text)}; nothing was output")
     output = _output(event, text, settings.url)
-    if transcript is not None:  # _output checked the answer is a JSON object
+    # The offset answered is where the next ingesting event starts, so only those events
+    # keep it (a prompt's tail starts elsewhere, and it would cost every prompt a file write
+    # and the import of hashlib); _output checked the answer is a JSON object.
+    if transcript is not None and event.event in INGESTING:
         answer = json.loads(text)
         note_offset(state_dir, settings.url, transcript["path"],
                     answer.get("transcript_offset"))
