@@ -91,7 +91,7 @@ def test_ingestion_stores_the_boundary_once_with_its_summary(db: Ctxdb, tmp_path
 def test_a_prompt_parses_the_tail_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The context in use and the compression come from one parse of the file's tail; a file
     that changed is parsed again."""
-    from ctxdb.transcripts import tail
+    from ctxdb.transcripts import parser, tail
 
     calls: list[object] = []
 
@@ -99,7 +99,8 @@ def test_a_prompt_parses_the_tail_once(tmp_path: Path, monkeypatch: pytest.Monke
         calls.append(args)
         return parse_transcript(*args)
 
-    monkeypatch.setattr(tail, "parse_transcript", counted)
+    # tail imports the parser where it parses (a prompt of Claude Code needs none).
+    monkeypatch.setattr(parser, "parse_transcript", counted)
     path = cut(tmp_path, COMPRESSED)
     assert tail.latest_context_tokens(path, client="gemini") == 901
     assert [c.uuid for c in tail.tail_chunk(path, "gemini").compactions] == [SUMMARY_ID]
