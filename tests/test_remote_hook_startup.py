@@ -30,6 +30,8 @@ UNWANTED = {
     # only a handoff (dataclasses) or an ingesting event (hashlib) needs them
     "dataclasses", "inspect", "hashlib", "ctxdb.transcripts.parser",
     "ctxdb.transcripts.handoff",
+    # paths are strings on this path: pathlib imports urllib.parse and ipaddress
+    "pathlib",
     # the command line and the server's own libraries
     "click", "pydantic", "fastapi", "logging", "random",
 }

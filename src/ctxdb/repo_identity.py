@@ -27,10 +27,8 @@ standard library and ``domain.agents``, to keep the hook path's start-up small.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-from pathlib import Path
 
 from ctxdb.domain.agents import RepoIdentity
 from ctxdb.git_files import read_layout as _read_layout
@@ -46,7 +44,7 @@ def repo_identity(cwd: str) -> RepoIdentity:
     """The identity of the repository containing ``cwd`` (see the module docstring)."""
     directory = os.path.realpath(cwd)
     return repository_identity(directory) or RepoIdentity(
-        _bounded("dir:" + directory), Path(directory).name or "root", directory, None)
+        _bounded("dir:" + directory), os.path.basename(directory) or "root", directory, None)
 
 
 def repository_identity(cwd: str) -> RepoIdentity | None:
@@ -54,7 +52,7 @@ def repository_identity(cwd: str) -> RepoIdentity | None:
     directory = os.path.realpath(cwd)
     read = _read_layout(directory)
     if read is not None:
-        toplevel, common, branch = read[0], Path(read[1]), read[2]
+        toplevel, common, branch = read
         key = _marker_key(toplevel) or _cached_key(common)
         if key:  # else git computes it (and caches it for the next event)
             return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
@@ -66,7 +64,7 @@ def repository_identity(cwd: str) -> RepoIdentity | None:
     return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
 
 
-def git_layout(directory: str) -> tuple[str, Path, str | None] | None:
+def git_layout(directory: str) -> tuple[str, str, str | None] | None:
     """``(toplevel, common git directory, branch or None)`` as git says (None: no
     repository); ``ctxdb.git_files`` reads the same from the files when it can."""
     lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir",
@@ -77,11 +75,14 @@ def git_layout(directory: str) -> tuple[str, Path, str | None] | None:
             return None
         lines.append("")  # a repository without commits has no HEAD to name
     branch = lines[2] if len(lines) > 2 and lines[2] not in ("", "HEAD") else None
-    return lines[0], Path(directory, lines[1]).resolve(), branch
+    return lines[0], os.path.realpath(os.path.join(directory, lines[1])), branch
 
 
-def _name(common: Path, toplevel: str) -> str:
-    name = common.parent.name if common.name == ".git" else Path(toplevel).name
+def _name(common: str, toplevel: str) -> str:
+    """The common git directory's folder for a ``.git`` (a clone and its worktrees share
+    it), else the working tree's; paths as made by realpath (no trailing separator)."""
+    name = os.path.basename(os.path.dirname(common)) if os.path.basename(common) == ".git" \
+        else os.path.basename(toplevel)
     return name or "repository"
 
 
@@ -102,7 +103,7 @@ def normalize_remote(url: str) -> str:
 
 def _marker_key(toplevel: str) -> str | None:
     try:
-        text = Path(toplevel, MARKER_FILE).read_text(encoding="utf-8")
+        text = _read_text(os.path.join(toplevel, MARKER_FILE))
     except (OSError, UnicodeDecodeError):
         return None
     for line in text.splitlines():
@@ -112,15 +113,15 @@ def _marker_key(toplevel: str) -> str | None:
     return None
 
 
-def _cached_key(common: Path) -> str | None:
+def _cached_key(common: str) -> str | None:
     try:
-        key = (common / CACHE_FILE).read_text(encoding="utf-8").strip()
+        key = _read_text(os.path.join(common, CACHE_FILE)).strip()
     except (OSError, UnicodeDecodeError):
         return None
     return key or None
 
 
-def _computed_key(toplevel: str, common: Path) -> str:
+def _computed_key(toplevel: str, common: str) -> str:
     roots = _git(toplevel, "rev-list", "--max-parents=0", "HEAD")
     if not roots:
         return _bounded("dir:" + toplevel)  # no commits yet: nothing stable to name
@@ -128,9 +129,17 @@ def _computed_key(toplevel: str, common: Path) -> str:
     origin = _git(toplevel, "config", "--get", "remote.origin.url")
     key = _bounded(f"git:{normalize_remote(origin[0])}@{root[:12]}" if origin
                    else f"git:{root}")
-    with contextlib.suppress(OSError):  # read-only repository: compute it again next time
-        (common / CACHE_FILE).write_text(key + "\n", encoding="utf-8")
+    try:
+        with open(os.path.join(common, CACHE_FILE), "w", encoding="utf-8") as cache:
+            cache.write(key + "\n")
+    except OSError:  # a read-only repository: computed again next time
+        pass
     return key
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _bounded(key: str) -> str:

@@ -61,14 +61,16 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
     body: dict[str, Any] = {
         "client": event.client, "event": event.fields, "host": _socket.gethostname(),
         "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
-    state_dir = default_data_dir(os.environ)
+    # Only ingesting events send from (and keep) the offset the server answered last.
+    state_dir = default_data_dir(os.environ) if event.event in INGESTING else None
     transcript = transcript_body(event, settings.url, state_dir, handoff is not None)
     subagents: list[dict[str, Any]] = []
     if transcript is not None:
         body["transcript"] = transcript
         if handoff is not None:
             body["handoff"] = handoff
-        subagents = subagent_bodies(event, settings.url, state_dir, transcript)
+        if state_dir is not None:
+            subagents = subagent_bodies(event, settings.url, state_dir, transcript)
         if subagents:
             body["subagents"] = subagents
     status, text = _post(settings.url, settings.token, json.dumps(body).encode("utf-8"),
@@ -78,9 +80,9 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
                               f"{_detail(text)}; nothing was output")
     output = _output(event, text, settings.url)
     # The offset answered is where the next ingesting event starts, so only those events
-    # keep it (a prompt's tail starts elsewhere, and it would cost every prompt a file write
-    # and the import of hashlib); _output checked the answer is a JSON object.
-    if transcript is not None and event.event in INGESTING:
+    # keep it (a prompt's tail starts elsewhere, and keeping it would cost every prompt a file
+    # write, hashlib and pathlib); _output checked the answer is a JSON object.
+    if transcript is not None and state_dir is not None:
         answer = json.loads(text)
         note_offset(state_dir, settings.url, transcript["path"],
                     answer.get("transcript_offset"))

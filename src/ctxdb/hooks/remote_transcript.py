@@ -32,12 +32,14 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RELOAD_AFTER_COMPRESSION
 from ctxdb.domain.hook_events import HookEvent
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
 PROMPT_TAIL_BYTES = 256 * 1024
@@ -68,10 +70,11 @@ def handoff_body(event: HookEvent) -> dict[str, Any] | None:
     return dataclasses.asdict(handoff)
 
 
-def transcript_body(event: HookEvent, url: str, state_dir: Path,
+def transcript_body(event: HookEvent, url: str, state_dir: Path | None,
                     handoff_sent: bool = False) -> dict[str, Any] | None:
     """The ``transcript`` member of the event's request (None: the event needs none); with
-    ``handoff_sent``, its name and size only."""
+    ``handoff_sent``, its name and size only. ``state_dir`` keeps the offsets an ingesting
+    event sends from (None: none kept, the file is sent from its start)."""
     tail = _tail_bytes(event)
     if not event.session.transcript_path or (tail is None and event.event not in INGESTING):
         return None
@@ -82,7 +85,7 @@ def transcript_body(event: HookEvent, url: str, state_dir: Path,
             if handoff_sent:
                 start = size
             elif tail is None:
-                start = stored_offset(state_dir, url, path)
+                start = 0 if state_dir is None else stored_offset(state_dir, url, path)
                 start = 0 if start > size else start
             else:
                 start = _line_start(handle, max(0, size - tail), size)
@@ -99,6 +102,8 @@ def subagent_bodies(event: HookEvent, url: str, state_dir: Path,
     budget = MAX_UPLOAD_BYTES - len(base64.b64decode(main["data"]))
     if not event.session.transcript_path or event.event not in INGESTING:
         return []
+    from pathlib import Path  # here: the other events need no Path
+
     folder = Path(os.path.abspath(event.session.transcript_path)).with_suffix("") / "subagents"
     try:
         files = sorted(str(file) for file in folder.glob("*.jsonl"))
@@ -150,9 +155,10 @@ def stored_offset(state_dir: Path, url: str, path: str) -> int:
 
 def _state_file(state_dir: Path, url: str, path: str) -> Path:
     import hashlib  # here: OpenSSL's load costs every event, and only ingesting ones ask
+    from pathlib import Path
 
     digest = hashlib.sha256(f"{url}\n{path}".encode("utf-8", "surrogateescape")).hexdigest()
-    return state_dir / "remote-transcripts" / digest[:32]
+    return Path(state_dir, "remote-transcripts", digest[:32])
 
 
 def _tail_bytes(event: HookEvent) -> int | None:
