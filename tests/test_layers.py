@@ -46,6 +46,8 @@ LAYER_OF = {
     # The repository identity (git remote and root commit) of a working directory: read by
     # the hooks and the CLI alike, so it sits below both, beside the domain's types it fills.
     "repo_identity": "domain",
+    # ... which reads git's files for it when it can (git_files.py, standard library only).
+    "git_files": "domain",
     "storage": "storage",
     # The settings, and the database URL forms they accept (database_url.py, beside them).
     "settings": "settings", "database_url": "settings", "settings_sources": "settings",

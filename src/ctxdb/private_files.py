@@ -12,7 +12,10 @@ Standard library only: the hook path imports it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600

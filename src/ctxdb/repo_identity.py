@@ -12,7 +12,13 @@ The key, in order of preference:
 3. ``dir:<absolute path>`` outside git (or in a repository without commits).
 
 Computing the root commit walks the history, so the key is cached in the repository's
-common git directory (``ctxdb-repo-key``), which every worktree shares.
+common git directory (``ctxdb-repo-key``), which every worktree shares. Once it is (or with a
+marker), the working tree, the common directory and the branch are read from git's files
+(``.git``, ``gitdir:`` files of worktrees and submodules, ``commondir``, ``HEAD``, loose and
+packed refs) rather than by running git on every event; any layout that reading does not
+fully understand (git's environment variables, ``core.worktree`` or other settings that move
+things, another owner, another file system on the way up, a branch name that git would
+abbreviate otherwise, the reftable format) runs git as before.
 
 The hooks (on every agent event) and the CLI (``ctxdb context``, ``ctxdb import``) both ask
 it, so it sits beside the layers rather than in either front end; it imports only the
@@ -21,13 +27,11 @@ standard library and ``domain.agents``, to keep the hook path's start-up small.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
-from pathlib import Path
 
 from ctxdb.domain.agents import RepoIdentity
+from ctxdb.git_files import read_layout as _read_layout
 
 MARKER_FILE = ".ctxdb-project"
 CACHE_FILE = "ctxdb-repo-key"
@@ -40,12 +44,29 @@ def repo_identity(cwd: str) -> RepoIdentity:
     """The identity of the repository containing ``cwd`` (see the module docstring)."""
     directory = os.path.realpath(cwd)
     return repository_identity(directory) or RepoIdentity(
-        _bounded("dir:" + directory), Path(directory).name or "root", directory, None)
+        _bounded("dir:" + directory), os.path.basename(directory) or "root", directory, None)
 
 
 def repository_identity(cwd: str) -> RepoIdentity | None:
     """The identity of the git repository containing ``cwd``; None outside any."""
     directory = os.path.realpath(cwd)
+    read = _read_layout(directory)
+    if read is not None:
+        toplevel, common, branch = read
+        key = _marker_key(toplevel) or _cached_key(common)
+        if key:  # else git computes it (and caches it for the next event)
+            return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+    layout = git_layout(directory)
+    if layout is None:
+        return None
+    toplevel, common, branch = layout
+    key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
+    return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+
+
+def git_layout(directory: str) -> tuple[str, str, str | None] | None:
+    """``(toplevel, common git directory, branch or None)`` as git says (None: no
+    repository); ``ctxdb.git_files`` reads the same from the files when it can."""
     lines = _git(directory, "rev-parse", "--show-toplevel", "--git-common-dir",
                  "--abbrev-ref", "HEAD")
     if lines is None or len(lines) < 2:
@@ -53,11 +74,16 @@ def repository_identity(cwd: str) -> RepoIdentity | None:
         if lines is None or len(lines) < 2:
             return None
         lines.append("")  # a repository without commits has no HEAD to name
-    toplevel, common = lines[0], Path(directory, lines[1]).resolve()
     branch = lines[2] if len(lines) > 2 and lines[2] not in ("", "HEAD") else None
-    name = common.parent.name if common.name == ".git" else Path(toplevel).name
-    key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
-    return RepoIdentity(key, name or "repository", toplevel, branch)
+    return lines[0], os.path.realpath(os.path.join(directory, lines[1])), branch
+
+
+def _name(common: str, toplevel: str) -> str:
+    """The common git directory's folder for a ``.git`` (a clone and its worktrees share
+    it), else the working tree's; paths as made by realpath (no trailing separator)."""
+    name = os.path.basename(os.path.dirname(common)) if os.path.basename(common) == ".git" \
+        else os.path.basename(toplevel)
+    return name or "repository"
 
 
 def normalize_remote(url: str) -> str:
@@ -77,7 +103,7 @@ def normalize_remote(url: str) -> str:
 
 def _marker_key(toplevel: str) -> str | None:
     try:
-        text = Path(toplevel, MARKER_FILE).read_text(encoding="utf-8")
+        text = _read_text(os.path.join(toplevel, MARKER_FILE))
     except (OSError, UnicodeDecodeError):
         return None
     for line in text.splitlines():
@@ -87,15 +113,15 @@ def _marker_key(toplevel: str) -> str | None:
     return None
 
 
-def _cached_key(common: Path) -> str | None:
+def _cached_key(common: str) -> str | None:
     try:
-        key = (common / CACHE_FILE).read_text(encoding="utf-8").strip()
+        key = _read_text(os.path.join(common, CACHE_FILE)).strip()
     except (OSError, UnicodeDecodeError):
         return None
     return key or None
 
 
-def _computed_key(toplevel: str, common: Path) -> str:
+def _computed_key(toplevel: str, common: str) -> str:
     roots = _git(toplevel, "rev-list", "--max-parents=0", "HEAD")
     if not roots:
         return _bounded("dir:" + toplevel)  # no commits yet: nothing stable to name
@@ -103,9 +129,17 @@ def _computed_key(toplevel: str, common: Path) -> str:
     origin = _git(toplevel, "config", "--get", "remote.origin.url")
     key = _bounded(f"git:{normalize_remote(origin[0])}@{root[:12]}" if origin
                    else f"git:{root}")
-    with contextlib.suppress(OSError):  # read-only repository: compute it again next time
-        (common / CACHE_FILE).write_text(key + "\n", encoding="utf-8")
+    try:
+        with open(os.path.join(common, CACHE_FILE), "w", encoding="utf-8") as cache:
+            cache.write(key + "\n")
+    except OSError:  # a read-only repository: computed again next time
+        pass
     return key
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _bounded(key: str) -> str:
@@ -119,6 +153,8 @@ def _bounded(key: str) -> str:
 
 def _git(cwd: str, *args: str) -> list[str] | None:
     """The output lines of a git command, or None if git is missing or the command fails."""
+    import subprocess  # here: reading git's files (git_files) usually spares the call
+
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=GIT_TIMEOUT, check=False)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.database_url import database_kind, normalised_url, server_refusal
 from ctxdb.domain.models import PRIORITY_ORDER, choices
@@ -22,26 +21,42 @@ from ctxdb.settings_sources import ENV_PREFIX, from_env, from_file
 from ctxdb.settings_sources import SETTINGS_HELP as SETTINGS_HELP  # where callers look
 from ctxdb.settings_sources import Setting as Setting
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 PRIORITY_NAMES = tuple(choices(PRIORITY_ORDER))
 MIN_RECALL_CHARS = 300  # a heading and one line
 
 
-def _home(env: Mapping[str, str]) -> Path:
+# pathlib is imported where a Path is made, not at the top: a hook process forwarding to a
+# server (CTXDB_URL=http(s)://…) without a config file never makes one, and the import costs
+# it more than its request (docs/benchmarks.md).
+
+
+def _home(env: Mapping[str, str]) -> str:
     # The HOME of the environment given, not of this process: load_settings(env=...) must not
     # read another environment's files.
-    return Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return env["HOME"] if env.get("HOME") else os.path.expanduser("~")
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_DATA_HOME") or str(_home(env) / ".local" / "share")
+    from pathlib import Path
+
+    base = env.get("XDG_DATA_HOME") or os.path.join(_home(env), ".local", "share")
     return Path(base).expanduser().resolve() / "ctxdb"
 
 
 def default_config_file(env: Mapping[str, str]) -> Path:
-    base = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
-    return Path(base).expanduser() / "ctxdb" / "config.toml"
+    from pathlib import Path
+
+    return Path(_config_file(env))
+
+
+def _config_file(env: Mapping[str, str]) -> str:
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(_home(env), ".config")
+    return os.path.join(os.path.expanduser(base), "ctxdb", "config.toml")
 
 
 # Named tuples rather than dataclasses: every hook process builds these classes, and a
@@ -124,6 +139,8 @@ class Settings(NamedTuple):
         server URL is no file: asking for it is the refusal that says so."""
         if self.is_server:
             raise server_refusal(self.url)
+        from pathlib import Path
+
         sqlite_url = self.url[:len("sqlite:///")].lower() == "sqlite:///"
         raw = self.url[len("sqlite:///"):] if sqlite_url else self.url
         return Path(raw).expanduser().resolve()
@@ -245,13 +262,13 @@ def load_settings(
         values.update(found)
         sources.update({name: source(name) for name in found})
 
-    path = Path(config_file) if config_file else None
-    if path is None and env.get(CONFIG_ENV):
-        path = Path(env[CONFIG_ENV])
-    if path is not None and not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    path = path or default_config_file(env)
-    if path.exists():
+    explicit = config_file or env.get(CONFIG_ENV)
+    if explicit or os.path.exists(_config_file(env)):
+        from pathlib import Path
+
+        path = Path(explicit or _config_file(env))
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
         take(from_file(path), lambda _name: str(path))
     take(from_env(env), lambda name: ENV_PREFIX + name.upper())
     take({k: v for k, v in overrides.items() if v is not None}, lambda name: f"argument {name}")

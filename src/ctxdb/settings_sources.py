@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.validation import MAX_BIGINT
 from ctxdb.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_PREFIX = "CTXDB_"
 

@@ -14,15 +14,20 @@ Hooks do not use :mod:`logging`: importing it costs every hook several milliseco
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctxdb.private_files import private_directory, private_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_LOG_BYTES = 1024 * 1024
 MAX_ENTRY_CHARS = 64 * 1024
 
 
 def log_path() -> Path:
+    from pathlib import Path  # here: a hook that succeeds never needs it
+
     explicit = os.environ.get("CTXDB_HOOK_LOG")
     if explicit:
         return Path(explicit)

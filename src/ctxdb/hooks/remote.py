@@ -7,24 +7,30 @@ cases the local hook runs and answers ``{"output": …}``, the object to print (
 answer is read, checked and written out again with the local renderer, so that whatever
 the server sends the client gets one valid output or none.
 
-Only the standard library (``socket``, ``json``, ``ssl`` for https, ``base64``) is imported here:
-no HTTP library, no database driver. A server that is down, slow, refuses the token,
-redirects or answers garbage raises :class:`RemoteHookError` (the dispatcher logs it and
-prints nothing: fail open). Every wait is bounded by the ``answer_by`` instant.
+Only the standard library (``_socket``, ``json``, ``base64``; ``socket`` and ``ssl`` for https
+only) is imported here: no HTTP library, no database driver. A server that is down, slow,
+refuses the token, redirects or answers garbage raises :class:`RemoteHookError` (the
+dispatcher logs it and prints nothing: fail open). Every wait is bounded by the
+``answer_by`` instant.
 """
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py builds enums of all its constants on import
 import json
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
-from ctxdb.hooks.remote_transcript import note_offset, subagent_bodies, transcript_body
+from ctxdb.hooks.remote_transcript import (
+    INGESTING,
+    note_offset,
+    subagent_bodies,
+    transcript_body,
+)
 from ctxdb.settings import default_data_dir
 
 if TYPE_CHECKING:
@@ -53,16 +59,18 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
         raise RemoteHookError(f"CTXDB_URL names the server {settings.url} but no token is "
                               "set (CTXDB_TOKEN or token in the config file); nothing was sent")
     body: dict[str, Any] = {
-        "client": event.client, "event": event.fields, "host": socket.gethostname(),
+        "client": event.client, "event": event.fields, "host": _socket.gethostname(),
         "repo": None if event.event in WITHOUT_REPO else _repo_body(repo_of(event))}
-    state_dir = default_data_dir(os.environ)
+    # Only ingesting events send from (and keep) the offset the server answered last.
+    state_dir = default_data_dir(os.environ) if event.event in INGESTING else None
     transcript = transcript_body(event, settings.url, state_dir, handoff is not None)
     subagents: list[dict[str, Any]] = []
     if transcript is not None:
         body["transcript"] = transcript
         if handoff is not None:
             body["handoff"] = handoff
-        subagents = subagent_bodies(event, settings.url, state_dir, transcript)
+        if state_dir is not None:
+            subagents = subagent_bodies(event, settings.url, state_dir, transcript)
         if subagents:
             body["subagents"] = subagents
     status, text = _post(settings.url, settings.token, json.dumps(body).encode("utf-8"),
@@ -71,7 +79,10 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
         raise RemoteHookError(f"the server at {settings.url} answered {status}: "
                               f"{_detail(text)}; nothing was output")
     output = _output(event, text, settings.url)
-    if transcript is not None:  # _output checked the answer is a JSON object
+    # The offset answered is where the next ingesting event starts, so only those events
+    # keep it (a prompt's tail starts elsewhere, and keeping it would cost every prompt a file
+    # write, hashlib and pathlib); _output checked the answer is a JSON object.
+    if transcript is not None and state_dir is not None:
         answer = json.loads(text)
         note_offset(state_dir, settings.url, transcript["path"],
                     answer.get("transcript_offset"))
@@ -95,9 +106,9 @@ def _post(url: str, token: str, payload: bytes, connect_within: float,
     scheme, host, port, prefix = server_address(url)
     # An ASCII name goes to getaddrinfo as bytes: as str it would load the IDNA codec.
     address: Any = (host.encode("ascii") if host.isascii() else host, port)
+    within = max(0.01, min(connect_within, _left(answer_by)))
     try:
-        sock = socket.create_connection(address, max(0.01, min(connect_within,
-                                                               _left(answer_by))))
+        sock = _connect(address, within, plain=scheme != "https")
     except OSError as exc:
         raise RemoteHookError(f"cannot connect to the server at {url}: "
                               f"{exc.strerror or exc}") from None
@@ -120,7 +131,29 @@ def _post(url: str, token: str, payload: bytes, connect_within: float,
         sock.close()
 
 
-def _read_all(sock: socket.socket, answer_by: float) -> bytes:
+def _connect(address: tuple[Any, int], within: float, plain: bool) -> Any:
+    """A connected socket, each address of the name tried in turn. A ``plain`` one (http)
+    is made with ``_socket`` as ``socket.create_connection`` would make it, without the cost
+    of importing :mod:`socket`; TLS wraps ``socket.socket`` objects only."""
+    if not plain:
+        import socket
+
+        return socket.create_connection(address, within)
+    failure = OSError(f"no address found for {address[0]!r}")
+    for family, kind, proto, _, target in _socket.getaddrinfo(*address, 0,
+                                                              _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(within)
+            sock.connect(target)
+            return sock
+        except OSError as exc:
+            failure = exc
+            sock.close()
+    raise failure
+
+
+def _read_all(sock: Any, answer_by: float) -> bytes:
     """Everything the server sends until it closes, within ``answer_by`` and the size cap."""
     chunks: list[bytes] = []
     size = 0

@@ -22,23 +22,24 @@ the bytes sent with it (``ctxdb.transcripts.uploaded``), as a local hook reads t
   then goes as its name only (no bytes). When the file cannot be parsed here, its last
   ``MAX_UPLOAD_BYTES`` go instead, and the server reads the handoff from them.
 
-Standard library only, like the rest of the remote hook's path. A transcript that cannot be
-read sends nothing: the event goes on without it.
+Standard library only, like the rest of the remote hook's path; a prompt imports neither
+:mod:`dataclasses` nor :mod:`hashlib` (each costs a new process more than its own work). A
+transcript that cannot be read sends nothing: the event goes on without it.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import hashlib
 import os
 import stat
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RELOAD_AFTER_COMPRESSION
 from ctxdb.domain.hook_events import HookEvent
 from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
 PROMPT_TAIL_BYTES = 256 * 1024
@@ -56,6 +57,8 @@ def handoff_body(event: HookEvent) -> dict[str, Any] | None:
     its last compaction, as a local hook reads it (subagents' edits included); None when the
     file cannot be read (the event then sends the file's last bytes)."""
     # Imported here: only the events that save a handoff parse the transcript.
+    import dataclasses
+
     from ctxdb.errors import CtxdbError
     from ctxdb.transcripts.handoff import handoff_since_last_compaction
 
@@ -67,10 +70,11 @@ def handoff_body(event: HookEvent) -> dict[str, Any] | None:
     return dataclasses.asdict(handoff)
 
 
-def transcript_body(event: HookEvent, url: str, state_dir: Path,
+def transcript_body(event: HookEvent, url: str, state_dir: Path | None,
                     handoff_sent: bool = False) -> dict[str, Any] | None:
     """The ``transcript`` member of the event's request (None: the event needs none); with
-    ``handoff_sent``, its name and size only."""
+    ``handoff_sent``, its name and size only. ``state_dir`` keeps the offsets an ingesting
+    event sends from (None: none kept, the file is sent from its start)."""
     tail = _tail_bytes(event)
     if not event.session.transcript_path or (tail is None and event.event not in INGESTING):
         return None
@@ -81,7 +85,7 @@ def transcript_body(event: HookEvent, url: str, state_dir: Path,
             if handoff_sent:
                 start = size
             elif tail is None:
-                start = stored_offset(state_dir, url, path)
+                start = 0 if state_dir is None else stored_offset(state_dir, url, path)
                 start = 0 if start > size else start
             else:
                 start = _line_start(handle, max(0, size - tail), size)
@@ -98,6 +102,8 @@ def subagent_bodies(event: HookEvent, url: str, state_dir: Path,
     budget = MAX_UPLOAD_BYTES - len(base64.b64decode(main["data"]))
     if not event.session.transcript_path or event.event not in INGESTING:
         return []
+    from pathlib import Path  # here: the other events need no Path
+
     folder = Path(os.path.abspath(event.session.transcript_path)).with_suffix("") / "subagents"
     try:
         files = sorted(str(file) for file in folder.glob("*.jsonl"))
@@ -148,8 +154,11 @@ def stored_offset(state_dir: Path, url: str, path: str) -> int:
 
 
 def _state_file(state_dir: Path, url: str, path: str) -> Path:
+    import hashlib  # here: OpenSSL's load costs every event, and only ingesting ones ask
+    from pathlib import Path
+
     digest = hashlib.sha256(f"{url}\n{path}".encode("utf-8", "surrogateescape")).hexdigest()
-    return state_dir / "remote-transcripts" / digest[:32]
+    return Path(state_dir, "remote-transcripts", digest[:32])
 
 
 def _tail_bytes(event: HookEvent) -> int | None:

@@ -88,13 +88,13 @@ class WriteTurns:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
-                import random  # only a writer that waits needs it (the hook path does not)
-
                 now = time.monotonic()
                 if give_up_at is None:
                     give_up_at = now + self._patience
                 elif now > give_up_at:
                     return False
+                import random  # only a writer that waits: a hook process rarely does
+
                 time.sleep(random.uniform(*_PAUSE))
             except OSError:  # a file system without flock
                 return False

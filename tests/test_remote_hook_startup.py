@@ -1,0 +1,89 @@
+"""What a prompt's hook process imports when it forwards the event to a ctxdb server.
+
+A client starts one such process on every prompt, and its imports are most of its cost
+(bench/remote_hook.py): the process must not import what only a database, a handoff, an
+ingestion or https needs, nor run git once the repository's key is cached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ctxdb.service import Ctxdb
+from remote_server import served
+from test_remote_hooks import RemoteHook, fleet_token, seed
+
+UNWANTED = {
+    # a database driver or the service layer: the server has them
+    "sqlite3", "psycopg", "ctxdb.service", "ctxdb.storage",
+    # git runs only until the repository's key is cached (ctxdb.git_files reads the rest)
+    "subprocess",
+    # socket.py (its enums), ssl and http.client: a plain socket does for http
+    "socket", "ssl", "http.client", "urllib.request", "email",
+    # only a handoff (dataclasses) or an ingesting event (hashlib) needs them
+    "dataclasses", "inspect", "hashlib", "ctxdb.transcripts.parser",
+    "ctxdb.transcripts.handoff",
+    # paths are strings on this path: pathlib imports urllib.parse and ipaddress
+    "pathlib",
+    # the command line and the server's own libraries
+    "click", "pydantic", "fastapi", "logging", "random",
+}
+
+
+@pytest.fixture
+def server(db: Ctxdb) -> Iterator[str]:
+    with served(db) as base:
+        yield base
+
+
+def test_a_remote_prompt_imports_nothing_it_does_not_use(
+    db: Ctxdb, server: str, tmp_path: Path
+) -> None:
+    from test_hooks import git
+
+    repo = tmp_path / "shop"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "root")
+    seed(db, repo)  # computes the repository's key once, as the session's start would
+    transcript = tmp_path / "session.jsonl"
+    transcript.write_text(json.dumps({
+        "type": "assistant", "uuid": "u1", "message": {
+            "id": "msg_1", "model": "claude-x", "role": "assistant", "content": [],
+            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20,
+                      "cache_read_input_tokens": 300}}}) + "\n")
+    payload = json.dumps({"session_id": "probe", "cwd": str(repo), "prompt": "go",
+                          "transcript_path": str(transcript),
+                          "hook_event_name": "UserPromptSubmit"})
+    probe = (
+        "import io, json, sys\n"
+        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code']\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({payload!r}.encode()))\n"
+        "from ctxdb.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    hook = RemoteHook(server, tmp_path / "hook.log", tmp_path / "home", fleet_token(db))
+    env = {**hook.env(), "PATH": os.environ["PATH"]}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, check=True, timeout=60)
+    code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and hook.logged() == ""
+    # The prompt reached the server with the transcript's tail: the session is registered
+    # with the context in use read from it.
+    (instance,) = db.instances.list()
+    assert (instance["session_id"], instance["current_token_usage"]) == ("probe", 325)
+    loaded = {name for name in modules
+              if any(name == unwanted or name.startswith(unwanted + ".")
+                     for unwanted in UNWANTED)}
+    assert loaded == set()
