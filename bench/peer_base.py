@@ -146,3 +146,28 @@ class Contender(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the store's connections."""
+
+
+class LangGraphStore(Contender):
+    """A LangGraph ``BaseStore`` (SQLite or PostgreSQL): a namespace per project, the item's
+    key its id; the subclass opens ``self.store`` and sets ``self.namespace``."""
+
+    store: Any
+    namespace: tuple[str, ...]
+
+    @classmethod
+    def create(cls, location: str, scratch: Path) -> str:
+        cls(location, scratch, PROJECT).close()  # its setup() makes its tables
+        return PROJECT
+
+    def write(self, key: str, value: dict[str, Any]) -> Any:
+        self.store.put(self.namespace, key, value)
+        return key
+
+    def read(self, key: Any) -> dict[str, Any]:
+        item = self.store.get(self.namespace, key)
+        assert item is not None, key
+        return item.value
+
+    def load_all(self) -> list[dict[str, Any]]:
+        return [item.value for item in self.store.search(self.namespace, limit=10**9)]

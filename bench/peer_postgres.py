@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from peer_base import PROJECT, Contender, postgres_count
+from peer_base import PROJECT, Contender, LangGraphStore, postgres_count
 from peer_sqlite import CtxdbSQLite
 
 
@@ -61,17 +61,12 @@ class RawPostgres(Contender):
         self.conn.close()
 
 
-class LangGraphPostgres(Contender):
+class LangGraphPostgres(LangGraphStore):
     """LangGraph's ``PostgresStore`` (``langgraph.store.postgres``) as its
     ``from_conn_string`` makes it (one connection, autocommit, each batch in a pipeline)."""
 
     name, backend = "LangGraph PostgresStore", "postgres"
     durability = "synchronous_commit=on (the server's default)"
-
-    @classmethod
-    def create(cls, location: str, scratch: Path) -> str:
-        cls(location, scratch, PROJECT).close()  # its setup() makes its tables
-        return PROJECT
 
     def __init__(self, location: str, scratch: Path, project: str) -> None:
         from langgraph.store.postgres import PostgresStore
@@ -81,18 +76,6 @@ class LangGraphPostgres(Contender):
         self.store = self.stack.enter_context(PostgresStore.from_conn_string(location))
         self.store.setup()
         self.namespace = ("projects", project)
-
-    def write(self, key: str, value: dict[str, Any]) -> Any:
-        self.store.put(self.namespace, key, value)
-        return key
-
-    def read(self, key: Any) -> dict[str, Any]:
-        item = self.store.get(self.namespace, key)
-        assert item is not None, key
-        return item.value
-
-    def load_all(self) -> list[dict[str, Any]]:
-        return [item.value for item in self.store.search(self.namespace, limit=10**9)]
 
     @classmethod
     def count(cls, location: str, project: str) -> int:

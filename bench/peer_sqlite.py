@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peer_base import PROJECT, Contender, Writes, durable_sqlite, sqlite_count
+from peer_base import PROJECT, Contender, LangGraphStore, Writes, durable_sqlite, sqlite_count
 
 
 class RawSQLite(Contender):
@@ -157,7 +157,7 @@ class AgentsSession(Contender):
         self.runner.close()
 
 
-class LangGraphSQLite(Contender):
+class LangGraphSQLite(LangGraphStore):
     """LangGraph's ``SqliteStore`` (``langgraph.store.sqlite``), a namespace per project,
     built on a connection opened as its ``from_conn_string`` opens one (autocommit, shared
     across threads) plus the pragmas."""
@@ -165,11 +165,6 @@ class LangGraphSQLite(Contender):
     name, backend = "LangGraph SqliteStore", "sqlite"
     durability = ("handed to its constructor: a connection with journal_mode=WAL, "
                   "synchronous=FULL")
-
-    @classmethod
-    def create(cls, location: str, scratch: Path) -> str:
-        cls(location, scratch, PROJECT).close()  # its setup() makes its tables
-        return PROJECT
 
     def __init__(self, location: str, scratch: Path, project: str) -> None:
         from langgraph.store.sqlite import SqliteStore
@@ -179,18 +174,6 @@ class LangGraphSQLite(Contender):
         self.store = SqliteStore(self.conn)
         self.store.setup()
         self.namespace = ("projects", project)
-
-    def write(self, key: str, value: dict[str, Any]) -> Any:
-        self.store.put(self.namespace, key, value)
-        return key
-
-    def read(self, key: Any) -> dict[str, Any]:
-        item = self.store.get(self.namespace, key)
-        assert item is not None, key
-        return item.value
-
-    def load_all(self) -> list[dict[str, Any]]:
-        return [item.value for item in self.store.search(self.namespace, limit=10**9)]
 
     @classmethod
     def count(cls, location: str, project: str) -> int:
