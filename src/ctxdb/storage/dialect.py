@@ -9,6 +9,9 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       NULL: an expiry time that may be absent)
 - ``$FOR_UPDATE``     row lock on PostgreSQL; nothing on SQLite, whose write transactions
                       (BEGIN IMMEDIATE) already hold the database write lock
+- ``$FOR_NO_KEY_UPDATE`` the same lock for a row whose key stays: on PostgreSQL it still
+                      excludes other writers of the row, but not the inserts of rows that
+                      refer to it (a foreign key check takes only a key-share lock)
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
 - ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no
                       longer be joined by a row before them (PostgreSQL: the oldest running
@@ -71,6 +74,7 @@ class Dialect(NamedTuple):
     ago: Callable[[str], str]
     later: Callable[[str], str]
     for_update: str
+    for_no_key_update: str  # $FOR_NO_KEY_UPDATE (see the module's docstring)
     skip_locked: str
     param_style: Callable[[str], str]
     table_exists: str  # one parameter, :name; returns a count
@@ -126,6 +130,7 @@ class Dialect(NamedTuple):
         sql = _SEARCH_PROJECT.sub(lambda m: self.search_project(m.group(1)), sql)
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
+                  .replace("$FOR_NO_KEY_UPDATE", self.for_no_key_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
                   .replace("$SETTLED_XACT", self.settled_xact)
                   .replace("$AFTER_POSITION", self.after_position)
@@ -148,6 +153,7 @@ SQLITE = Dialect(
     ago=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','-'||{p}||' seconds')",
     later=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','+'||{p}||' seconds')",
     for_update="",
+    for_no_key_update="",
     skip_locked="",
     param_style=lambda sql: sql,  # sqlite3 understands :name natively
     table_exists="SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name",
@@ -205,6 +211,7 @@ POSTGRES = Dialect(
     ago=lambda p: f"(date_trunc('milliseconds', now()) - {p} * interval '1 second')",
     later=lambda p: f"(date_trunc('milliseconds', now()) + {p} * interval '1 second')",
     for_update="FOR UPDATE",
+    for_no_key_update="FOR NO KEY UPDATE",
     skip_locked="FOR UPDATE SKIP LOCKED",
     param_style=_pyformat,
     table_exists=(
