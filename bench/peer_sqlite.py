@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peer_base import PROJECT, Contender, LangGraphStore, Writes, durable_sqlite, sqlite_count
+from peer_base import (
+    PROJECT,
+    Contender,
+    LangGraphStore,
+    Writes,
+    durable_sqlite,
+    sqlite_count,
+    timed_writes,
+)
 
 
 class RawSQLite(Contender):
@@ -76,19 +83,8 @@ class RawSQLiteInThread(RawSQLite):
         self.runner = asyncio.Runner()
 
     def write_all(self, items: Sequence[tuple[str, dict[str, Any]]]) -> Writes:
-        async def each() -> Writes:
-            writes = Writes()
-            for key, value in items:
-                started = time.perf_counter()
-                try:
-                    await asyncio.to_thread(self.write, key, value)
-                except Exception as exc:
-                    writes.failed(exc)
-                else:
-                    writes.acknowledged(key, time.perf_counter() - started)
-            return writes
-
-        return self.runner.run(each())
+        return self.runner.run(timed_writes(
+            items, lambda key, value: asyncio.to_thread(self.write, key, value)))
 
     def close(self) -> None:
         super().close()
@@ -130,19 +126,8 @@ class AgentsSession(Contender):
 
     def write_all(self, items: Sequence[tuple[str, dict[str, Any]]]) -> Writes:
         """One coroutine awaiting each write in turn (no event loop started per write)."""
-        async def each() -> Writes:
-            writes = Writes()
-            for key, value in items:
-                started = time.perf_counter()
-                try:
-                    await self.session.add_items(as_session_items(value))
-                except Exception as exc:
-                    writes.failed(exc)
-                else:
-                    writes.acknowledged(key, time.perf_counter() - started)
-            return writes
-
-        return self.runner.run(each())
+        return self.runner.run(timed_writes(
+            items, lambda _key, value: self.session.add_items(as_session_items(value))))
 
     def load_all(self) -> list[dict[str, Any]]:
         return [dict(item) for item in self.runner.run(self.session.get_items())]
