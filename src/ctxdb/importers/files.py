@@ -233,13 +233,8 @@ class _Scanner:
         namespace, key, memory_type = target.split("|")
         value: dict[str, Any] = {"source": rel}
         if rel.endswith(".json"):
-            try:
-                value["json"] = load(text)
-            except json.JSONDecodeError as exc:
-                self.skip("memories", rel, f"not valid JSON: {exc}")
-                return
-            except MalformedItems as exc:
-                self.skip("memories", rel, str(exc))
+            loaded, value["json"] = self.json_memory(rel, text)
+            if not loaded:
                 return
         elif rel.endswith(MARKDOWN):
             front_matter, body = markdown.split_front_matter(text)
@@ -249,16 +244,23 @@ class _Scanner:
         self.plan.memories.append(MemoryRecord("memories", rel, namespace, key, value,
                                                memory_type))
 
-    def settings_file(self, rel: str, text: str) -> None:
-        """Claude Code's settings.json without ctxdb's own hooks; skipped when that is all."""
+    def json_memory(self, rel: str, text: str) -> tuple[bool, Any]:
+        """``(True, the value)`` of a JSON memory file; ``(False, None)`` once it is skipped
+        as not JSON or too deep."""
         try:
-            settings, ctxdb_hooks = without_ctxdb_hooks(load(text))
+            return True, load(text)
         except json.JSONDecodeError as exc:
             self.skip("memories", rel, f"not valid JSON: {exc}")
-            return
         except MalformedItems as exc:
             self.skip("memories", rel, str(exc))
+        return False, None
+
+    def settings_file(self, rel: str, text: str) -> None:
+        """Claude Code's settings.json without ctxdb's own hooks; skipped when that is all."""
+        loaded, data = self.json_memory(rel, text)
+        if not loaded:
             return
+        settings, ctxdb_hooks = without_ctxdb_hooks(data)
         if ctxdb_hooks and settings == {}:
             self.skip("memories", rel, ONLY_CTXDB_HOOKS)
             return
