@@ -99,22 +99,9 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
     settings: Settings, tmp_path: Path, client: str, event: str
 ) -> None:
     """Gemini's prompt also looks for a compression to answer (none here: no handoff code)."""
-    probe = (
-        "import io, json, sys\n"
-        f"sys.argv = ['ctxdb', 'hook', '--client', {client!r}]\n"
-        f"sys.stdin = io.TextIOWrapper(io.BytesIO({_prompt(tmp_path, event)!r}.encode()))\n"
-        "from ctxdb.cli.main import main\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        "print(json.dumps([code, sorted(sys.modules)]))\n"
-    )
     env = {"HOME": str(tmp_path), "CTXDB_URL": settings.url,
            "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": os.environ["PATH"]}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, check=True, timeout=60)
-    code, modules = json.loads(done.stdout.splitlines()[-1])
+    code, _, modules = hook_process(prompt_event(tmp_path, event), env, client)
     assert code == 0 and "ctxdb.service.usecases.agent_sessions" in modules  # prompt handled
     unwanted = {"click", "rich", "ctxdb.cli.root", "ctxdb.service.usecases.tokens",
                 "ctxdb.service.usecases.transcripts", "ctxdb.service.usecases.handoffs",
@@ -129,32 +116,48 @@ def test_a_prompt_hook_imports_neither_click_nor_unused_services(
     assert ("logging" in modules) == settings.url.startswith("postgresql")
 
 
-def _prompt(cwd: Path, event: str = "UserPromptSubmit", prompt: str = "go",
-            transcript: Path | None = None) -> str:
+def prompt_event(cwd: Path, event: str = "UserPromptSubmit", prompt: str = "go",
+                 transcript: Path | None = None) -> str:
     return json.dumps({"session_id": "probe", "cwd": str(cwd),
                        "transcript_path": None if transcript is None else str(transcript),
                        "hook_event_name": event, "prompt": prompt})
 
 
-def _modules_of_hook(payload: str, env: dict[str, str]) -> tuple[str, list[str]]:
-    """What ``ctxdb hook`` printed for ``payload``, and the modules it had imported."""
+def usage_transcript(path: Path) -> Path:
+    """A Claude Code transcript of one response whose context in use is 325 tokens."""
+    path.write_text(json.dumps({
+        "type": "assistant", "uuid": "u1", "message": {
+            "id": "msg_1", "model": "claude-x", "role": "assistant", "content": [],
+            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20,
+                      "cache_read_input_tokens": 300}}}) + "\n")
+    return path
+
+
+def hook_process(payload: str, env: dict[str, str], client: str = "claude-code",
+                 deadline: str | None = None) -> tuple[object, str, list[str]]:
+    """``ctxdb hook`` run on ``payload`` in a process of its own: its exit code, what it
+    printed, and the modules it had imported by the end."""
+    argv = ["ctxdb", "hook", "--client", client,
+            *(["--deadline", deadline] if deadline is not None else [])]
     probe = (
         "import io, json, sys\n"
-        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code', '--deadline', '30']\n"
+        f"sys.argv = {argv!r}\n"
         f"sys.stdin = io.TextIOWrapper(io.BytesIO({payload!r}.encode()))\n"
         "out = sys.stdout = io.TextIOWrapper(io.BytesIO())\n"
         "from ctxdb.cli.main import main\n"
+        "code = None\n"
         "try:\n"
         "    main()\n"
-        "except SystemExit:\n"
-        "    pass\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "sys.stdout.flush()\n"
         "sys.stdout = sys.__stdout__\n"
-        "print(json.dumps([out.buffer.getvalue().decode(), sorted(sys.modules)]))\n"
+        "print(json.dumps([code, out.buffer.getvalue().decode(), sorted(sys.modules)]))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           env=env, check=True, timeout=60)
-    output, modules = json.loads(done.stdout.splitlines()[-1])
-    return output, modules
+    code, output, modules = json.loads(done.stdout.splitlines()[-1])
+    return code, output, modules
 
 
 def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_events(
@@ -166,12 +169,7 @@ def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_e
     imported."""
     from ctxdb.domain.agents import AgentSession
 
-    transcript = tmp_path / "session.jsonl"
-    transcript.write_text(json.dumps({
-        "type": "assistant", "uuid": "u1", "message": {
-            "id": "msg_1", "model": "claude-x", "role": "assistant", "content": [],
-            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20,
-                      "cache_read_input_tokens": 300}}}) + "\n")
+    transcript = usage_transcript(tmp_path / "session.jsonl")
     repo = repo_identity(str(tmp_path))
     project = db.sessions.resolve_project(repo)["project_id"]
     db.sessions.start(AgentSession("claude-code", "probe", str(transcript), str(tmp_path)),
@@ -180,9 +178,9 @@ def test_a_recalling_prompt_imports_no_transcript_parser_and_nothing_for_other_e
     db.context.store(project, "invoices are rounded to whole cents before the ledger", "HIGH")
     env = {"HOME": str(tmp_path), "CTXDB_URL": settings.url, "CTXDB_RECALL": "1",
            "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), "PATH": os.environ["PATH"]}
-    output, modules = _modules_of_hook(
-        _prompt(tmp_path, prompt="why are invoices rounded before the ledger?",
-                transcript=transcript), env)
+    _, output, modules = hook_process(
+        prompt_event(tmp_path, prompt="why are invoices rounded before the ledger?",
+                     transcript=transcript), env, deadline="30")
     assert "invoices are rounded" in output  # recalled
     assert not (tmp_path / "hook.log").exists()
     instance = db.instances.list()[0]

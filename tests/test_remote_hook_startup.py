@@ -7,10 +7,7 @@ ingestion or https needs, nor run git once the repository's key is cached.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 
 from ctxdb.service import Ctxdb
 from remote_server import served
+from test_hook_startup import hook_process, prompt_event, usage_transcript
 from test_remote_hooks import RemoteHook, fleet_token, seed
 
 UNWANTED = {
@@ -53,31 +51,11 @@ def test_a_remote_prompt_imports_nothing_it_does_not_use(
     git(repo, "init", "-q", "-b", "main")
     git(repo, "commit", "-q", "--allow-empty", "-m", "root")
     seed(db, repo)  # computes the repository's key once, as the session's start would
-    transcript = tmp_path / "session.jsonl"
-    transcript.write_text(json.dumps({
-        "type": "assistant", "uuid": "u1", "message": {
-            "id": "msg_1", "model": "claude-x", "role": "assistant", "content": [],
-            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 20,
-                      "cache_read_input_tokens": 300}}}) + "\n")
-    payload = json.dumps({"session_id": "probe", "cwd": str(repo), "prompt": "go",
-                          "transcript_path": str(transcript),
-                          "hook_event_name": "UserPromptSubmit"})
-    probe = (
-        "import io, json, sys\n"
-        "sys.argv = ['ctxdb', 'hook', '--client', 'claude-code']\n"
-        f"sys.stdin = io.TextIOWrapper(io.BytesIO({payload!r}.encode()))\n"
-        "from ctxdb.cli.main import main\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    code = exc.code\n"
-        "print(json.dumps([code, sorted(sys.modules)]))\n"
-    )
+    transcript = usage_transcript(tmp_path / "session.jsonl")
+    payload = prompt_event(repo, transcript=transcript)
     hook = RemoteHook(server, tmp_path / "hook.log", tmp_path / "home", fleet_token(db))
     env = {**hook.env(), "PATH": os.environ["PATH"]}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, check=True, timeout=60)
-    code, modules = json.loads(done.stdout.splitlines()[-1])
+    code, _, modules = hook_process(payload, env)
     assert code == 0 and hook.logged() == ""
     # The prompt reached the server with the transcript's tail: the session is registered
     # with the context in use read from it.
