@@ -38,14 +38,19 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "shop"
+def shop_repository(path: Path, origin: str | None = "git@example.com:Acme/Shop.git") -> Path:
+    """A git repository at ``path`` on branch main with one commit (and ``origin``)."""
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     git(path, "commit", "-q", "--allow-empty", "-m", "root")
-    git(path, "remote", "add", "origin", "git@example.com:Acme/Shop.git")
+    if origin is not None:
+        git(path, "remote", "add", "origin", origin)
     return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return shop_repository(tmp_path / "shop")
 
 
 @pytest.fixture

@@ -44,12 +44,9 @@ def server(db: Ctxdb) -> Iterator[str]:
 def test_a_remote_prompt_imports_nothing_it_does_not_use(
     db: Ctxdb, server: str, tmp_path: Path
 ) -> None:
-    from test_hooks import git
+    from test_hooks import shop_repository
 
-    repo = tmp_path / "shop"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "commit", "-q", "--allow-empty", "-m", "root")
+    repo = shop_repository(tmp_path / "shop", origin=None)
     seed(db, repo)  # computes the repository's key once, as the session's start would
     transcript = usage_transcript(tmp_path / "session.jsonl")
     payload = prompt_event(repo, transcript=transcript)

@@ -26,7 +26,7 @@ from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
 from remote_server import canned, free_port, raw_answer, self_signed, served, silent
-from test_hooks import Hook, event
+from test_hooks import Hook, event, shop_repository
 
 # The same session in each client's own event names.
 EVENT_NAMES = {
@@ -82,14 +82,7 @@ def session(hook: Hook, client: str, repo: Path) -> list[str | None]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    from test_hooks import git
-
-    path = tmp_path / "shop"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "commit", "-q", "--allow-empty", "-m", "root")
-    git(path, "remote", "add", "origin", "git@example.com:Acme/Shop.git")
-    return path
+    return shop_repository(tmp_path / "shop")
 
 
 @pytest.mark.parametrize("client", sorted(EVENT_NAMES))

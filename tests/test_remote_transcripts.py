@@ -31,7 +31,7 @@ from ctxdb.settings import Settings
 from ctxdb.transcripts.handoff import handoff_since_last_compaction
 from ctxdb.transcripts.uploaded import UploadedTranscript
 from remote_server import served
-from test_hooks import event, git
+from test_hooks import event, shop_repository
 from test_remote_hooks import RemoteHook, fleet_token
 
 VIEWER = Path(__file__).parent / "fixtures" / "claude-code" / "claude-code-viewer"
@@ -43,11 +43,7 @@ SPOTTER = Path(__file__).parent / "fixtures" / "claude-code" / "spotter" \
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "shop"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "commit", "-q", "--allow-empty", "-m", "root")
-    return path
+    return shop_repository(tmp_path / "shop", origin=None)
 
 
 def events(repo: Path, long: Path, short: Path) -> list[dict[str, Any]]:
