@@ -18,7 +18,6 @@ prompt finds it recorded and adds nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,8 @@ KEY_PREFIX = "reload-after-compaction-"
 
 def reload_key(session: AgentSession, boundary: str) -> str:
     """The idempotency key of the reload after one compaction of one session."""
+    import hashlib  # only once a compaction shows: every Gemini prompt looks for one
+
     digest = hashlib.sha256(
         f"{session.client}\0{session.session_id}\0{boundary}".encode()).hexdigest()
     return KEY_PREFIX + digest[:32]
