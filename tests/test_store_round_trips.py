@@ -88,3 +88,31 @@ def test_a_postgres_store_is_two_round_trips(
         monkeypatch.undo()
         assert (len(pipelines), outside) == (2, [])
         assert db.context.search(pid, "round")["items"]
+
+
+@pytest.mark.postgres
+def test_the_look_goes_only_with_a_statement_that_may_write_a_document(
+        pg_url: str, tmp_path: Path) -> None:
+    """A read in a write unit sends no look after it: only statements that may leave a
+    document without its terms do (the look is a statement on the server's time)."""
+    from ctxdb.storage.base import raw
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("looks")["project_id"]
+        db.context.store(pid, {"note": "warmup"})
+        values = db.context.item_values(pid, {"note": "okapi"}, "HIGH", "code", None, None,
+                                        None, None, None)
+
+        def unit(tx: Tx) -> tuple[Any, Any]:
+            raw(tx).look_ahead("search_pending_documents", after=0, limit=7)
+            tx.one("get_project", project_id=pid)
+            after_read = raw(tx).looked("search_pending_documents", after=0, limit=7)
+            raw(tx).look_ahead("search_pending_documents", after=0, limit=7)
+            db.context.store_in_tx(tx, values, None)
+            after_store = raw(tx).looked("search_pending_documents", after=0, limit=7)
+            return after_read, after_store
+
+        after_read, after_store = db.storage.write(unit)
+        assert after_read is None
+        assert after_store is not None

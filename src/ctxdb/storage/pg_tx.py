@@ -170,7 +170,7 @@ class PostgresTx(RawTx):
         sql = self._named(query)
         # After a statement that may write a search document, the look for the documents
         # without index terms, in the same round trip (the store's own: three were two).
-        look = self._look if query in self._document_writers else None
+        look = self._look if self._document_writers[query] else None
         with self._after_deferred(look):
             cursor.execute(sql, params)
         return cursor
