@@ -73,9 +73,9 @@ def main() -> None:
     hook = hook_arguments(sys.argv[1:])
     if hook is not None:
         if os.environ.get("CTXDB_URL", "")[:8].lower().startswith(("http://", "https://")):
-            from ctxdb.hooks.remote_entry import run  # the full path for what it cannot do
+            from ctxdb.hooks.remote_entry import leave, run  # the full path for the rest
 
-            sys.exit(run(*hook))
+            leave(run(*hook))
         from ctxdb.hooks.command import run_hook_command
 
         sys.exit(run_hook_command(*hook))
