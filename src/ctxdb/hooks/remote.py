@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.database_url import server_address
 from ctxdb.domain.hook_events import HookEvent, context_output
-from ctxdb.hooks.remote_http import MAX_ANSWER_BYTES, post, refusal
+from ctxdb.hooks.remote_http import MAX_ANSWER_BYTES, WITHOUT_REPO, post, refusal
 from ctxdb.hooks.remote_http import RemoteHookError as RemoteHookError
 from ctxdb.hooks.remote_transcript import (
     INGESTING,
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     from ctxdb.settings import Settings
 
 # The part of the transcript the event needs goes with it (remote_transcript.py).
-# Events whose handling never needs the repository (the server knows the session already):
-# they skip the git calls.
-WITHOUT_REPO = frozenset({"SessionEnd"})
 
 
 def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
@@ -73,10 +70,10 @@ def forward(event: HookEvent, repo_of: Callable[[HookEvent], RepoIdentity],
                         json.dumps(body).encode("utf-8"), connect_within, answer_by)
     if status != 200:
         raise refusal(status, text, settings.url)
-    output = _output(event, text, settings.url)
+    output = checked_output(event, text, settings.url)
     # The offset answered is where the next ingesting event starts, so only those events
     # keep it (a prompt's tail starts elsewhere, and keeping it would cost every prompt a file
-    # write, hashlib and pathlib); _output checked the answer is a JSON object.
+    # write, hashlib and pathlib); checked_output checked the answer is a JSON object.
     if transcript is not None and state_dir is not None:
         answer = json.loads(text)
         note_offset(state_dir, settings.url, transcript["path"],
@@ -92,7 +89,7 @@ def _repo_body(repo: RepoIdentity) -> dict[str, Any]:
             "branch": repo.branch}
 
 
-def _output(event: HookEvent, text: bytes, url: str) -> str | None:
+def checked_output(event: HookEvent, text: bytes, url: str) -> str | None:
     """The answer's output, written out again by the local renderer (the same bytes a local
     hook prints); anything but the expected shape is an error."""
     if len(text) > MAX_ANSWER_BYTES:

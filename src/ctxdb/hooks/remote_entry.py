@@ -55,12 +55,13 @@ from ctxdb.hooks.invocation import (  # noqa: E402
 )
 from ctxdb.hooks.remote_http import (  # noqa: E402
     MAX_ANSWER_BYTES,
+    WITHOUT_REPO,
     Address,
     RemoteHookError,
     post,
     refusal,
 )
-from ctxdb.hooks.transcript_pieces import tail_body, tail_bytes  # noqa: E402
+from ctxdb.hooks.transcript_pieces import INGESTING, tail_body, tail_bytes  # noqa: E402
 from ctxdb.settings_names import CONFIG_ENV, ENV_PREFIX, SETTING_NAMES, config_file  # noqa: E402
 
 TYPE_CHECKING = False  # typing's own import costs more than this module's work
@@ -71,12 +72,6 @@ if TYPE_CHECKING:
 # Settings the short path takes from the environment: the server and the token, and one no
 # value of which is wrong (and which only the server's own settings use).
 SHORT_PATH_SETTINGS = frozenset({"url", "token", "actor"})
-# Events that ingest the transcript from the offset the server answered last
-# (hooks.remote_transcript keeps the offsets): the full path's.
-INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
-# Events whose handling never needs the repository (the server knows the session already):
-# they skip reading git's files.
-WITHOUT_REPO = frozenset({"SessionEnd"})
 _READ_BYTES = 64 * 1024
 _JSON_WHITESPACE = " \t\n\r"
 _HOST_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -274,7 +269,8 @@ def _forward(client: str, deadline: float | None, raw: str | None,
     transcript_path = _optional_text(data, "transcript_path")
     tail = tail_bytes(role, client, _text(data, "source"), _text(data, "trigger"))
     if not role or role in INGESTING or (transcript_path and tail == MAX_UPLOAD_BYTES):
-        raise _FullPath  # unknown to ctxdb, an ingestion, or a handoff to read
+        # unknown to ctxdb, an ingestion (it keeps the server's offsets), or a handoff to read
+        raise _FullPath
     repo = None
     if role not in WITHOUT_REPO:
         from ctxdb.repo_identity import known_identity
@@ -345,7 +341,7 @@ def _output(client: str, name: str, role: str, raw: str, text: bytes,
         context = _context(name, text)
     except (ValueError, KeyError, TypeError, RecursionError):
         from ctxdb.domain.hook_events import parse_event
-        from ctxdb.hooks.remote import _output as checked_output
+        from ctxdb.hooks.remote import checked_output
 
         return checked_output(parse_event(client, raw), text, url)
     if context is None or not context or role not in CONTEXT_EVENTS:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 ROUTE = "/v1/hooks"
 MAX_ANSWER_BYTES = 1024 * 1024  # an answer holds one injection (10,000 characters)
+# Events whose request carries no repository: their handling never needs it (the server
+# knows the session already), so they skip reading git's files.
+WITHOUT_REPO = frozenset({"SessionEnd"})
 
 # (scheme, host, port, path prefix), as database_url.server_address gives it
 Address = tuple[str, str, int, str]

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.client_rules import MAX_UPLOAD_BYTES
 from ctxdb.domain.hook_events import HookEvent
+from ctxdb.hooks.transcript_pieces import INGESTING as INGESTING
 from ctxdb.hooks.transcript_pieces import PROMPT_TAIL_BYTES as PROMPT_TAIL_BYTES
 from ctxdb.hooks.transcript_pieces import open_regular, piece, tail_body, tail_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
 
 
 def saves_handoff(event: HookEvent) -> bool:

@@ -22,6 +22,9 @@ TYPE_CHECKING = False  # typing's own import costs every prompt more than this m
 if TYPE_CHECKING:
     from typing import Any
 
+# Events that ingest the transcript from the offset the server answered last
+# (hooks.remote_transcript keeps the offsets); the others send its tail, a handoff or nothing.
+INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
 PROMPT_TAIL_BYTES = 256 * 1024
 LONG_LINE_SCAN = 16 * 1024 * 1024
 _SCAN_BYTES = 64 * 1024
