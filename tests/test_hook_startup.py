@@ -144,6 +144,8 @@ def hook_process(payload: str, env: dict[str, str], client: str = "claude-code",
         f"sys.argv = {argv!r}\n"
         f"sys.stdin = io.TextIOWrapper(io.BytesIO({payload!r}.encode()))\n"
         "out = sys.stdout = io.TextIOWrapper(io.BytesIO())\n"
+        "import os\n"
+        "os._exit = sys.exit  # a remote hook ends with os._exit: report after it\n"
         "from ctxdb.cli.main import main\n"
         "code = None\n"
         "try:\n"

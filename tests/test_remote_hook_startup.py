@@ -62,3 +62,58 @@ def test_a_remote_prompt_imports_nothing_it_does_not_use(
               if any(name == unwanted or name.startswith(unwanted + ".")
                      for unwanted in UNWANTED)}
     assert loaded == set()
+
+
+# Everything the remote short path (ctxdb.hooks.remote_entry) may import beyond what the
+# interpreter loads for `python -c pass`: C modules and ctxdb's modules of constants. An
+# import not listed (json and re, typing, enum, threading, the settings, the exception
+# tree...) costs every prompt more than the request itself (docs/benchmarks.md).
+SHORT_PATH_MODULES = {
+    "__future__", "_json", "_socket", "binascii", "select",
+    "ctxdb", "ctxdb.cli", "ctxdb.cli.main", "ctxdb.domain", "ctxdb.domain.client_rules",
+    "ctxdb.domain.json_limits", "ctxdb.git_files", "ctxdb.hooks", "ctxdb.hooks.invocation",
+    "ctxdb.hooks.remote_entry", "ctxdb.hooks.remote_http", "ctxdb.hooks.transcript_pieces",
+    "ctxdb.repo_identity", "ctxdb.settings_names",
+}
+SHORT_PATH_PROBE = """\
+import sys
+before = set(sys.modules)
+sys.argv = ["ctxdb", "hook", "--client", "claude-code"]
+import os
+os._exit = sys.exit  # a remote hook ends with os._exit: report after it
+from ctxdb.cli.main import main
+try:
+    main()
+except SystemExit:
+    pass
+loaded = sorted(set(sys.modules) - before)
+import json
+print(json.dumps(loaded), file=sys.stderr)
+"""
+
+
+def test_a_remote_prompt_on_the_short_path_imports_only_its_own_modules(
+    db: Ctxdb, server: str, tmp_path: Path
+) -> None:
+    """As a client runs it (the event on a pipe), a prompt with its transcript's tail and a
+    session's start: the modules listed above, and no other."""
+    import json
+    import subprocess
+    import sys
+
+    from test_hooks import shop_repository
+
+    repo = shop_repository(tmp_path / "shop", origin=None)
+    seed(db, repo)  # computes the repository's key once, as the session's start would
+    transcript = usage_transcript(tmp_path / "session.jsonl")
+    hook = RemoteHook(server, tmp_path / "hook.log", tmp_path / "home", fleet_token(db))
+    env = {**hook.env(), "PATH": os.environ["PATH"]}
+    start = json.dumps({"session_id": "probe", "cwd": str(repo), "transcript_path": None,
+                        "hook_event_name": "SessionStart", "source": "startup"})
+    for payload in (prompt_event(repo, transcript=transcript), start):
+        done = subprocess.run([sys.executable, "-c", SHORT_PATH_PROBE], input=payload,
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0 and hook.logged() == ""
+        assert set(json.loads(done.stderr)) - SHORT_PATH_MODULES == set()
+    (instance,) = db.instances.list()
+    assert (instance["session_id"], instance["current_token_usage"]) == ("probe", 325)

@@ -23,7 +23,7 @@ import pytest
 
 from ctxdb.domain.agents import AgentSession
 from ctxdb.domain.hook_events import parse_event
-from ctxdb.hooks import remote_transcript
+from ctxdb.hooks import remote_transcript, transcript_pieces
 from ctxdb.hooks.remote import forward
 from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
@@ -123,7 +123,8 @@ def test_a_remote_session_ends_as_the_local_one(db: Ctxdb, scratch: Settings, re
 
 def test_a_backlog_goes_with_the_next_events(db: Ctxdb, repo: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remote_transcript, "MAX_UPLOAD_BYTES", 200 * 1024)
+    for module in (remote_transcript, transcript_pieces):  # both read the upload's size
+        monkeypatch.setattr(module, "MAX_UPLOAD_BYTES", 200 * 1024)
     transcript = tmp_path / LONG.name
     shutil.copy(LONG, transcript)
     sid = transcript.stem
@@ -149,7 +150,8 @@ def test_a_backlog_goes_with_the_next_events(db: Ctxdb, repo: Path, tmp_path: Pa
 def test_a_line_longer_than_an_upload_is_skipped_and_a_half_written_one_waits(
         db: Ctxdb, scratch: Settings, repo: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remote_transcript, "MAX_UPLOAD_BYTES", 64 * 1024)
+    for module in (remote_transcript, transcript_pieces):  # both read the upload's size
+        monkeypatch.setattr(module, "MAX_UPLOAD_BYTES", 64 * 1024)
     lines = SHORT.read_bytes().splitlines(keepends=True)
     huge = json.dumps({"type": "progress", "data": "x" * 300_000}).encode() + b"\n"
     transcript = tmp_path / SHORT.name

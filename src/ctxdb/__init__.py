@@ -8,11 +8,12 @@ over the HTTP API of a ``ctxdb serve``. The seed-compatible classes live in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing's own import costs every hook process (docs/benchmarks.md)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ctxdb.client import RemoteCtxdb
     from ctxdb.service import Ctxdb
     from ctxdb.settings import Settings

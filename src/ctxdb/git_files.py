@@ -12,13 +12,14 @@ file system on the way up, a repository or working tree of another owner (git's
 include or the reftable format, a ``HEAD`` that is neither a branch nor a commit, and a
 branch whose short name git would write otherwise (a tag or remote of the same name).
 
-Standard library only (``os``, ``re``, ``stat``): it is on the hook path.
+Standard library only (``os``, ``stat``): it is on the hook path, the remote one's short path
+too, which cannot afford ``re`` (with ``enum`` behind it) on every prompt; so the files are
+read by hand, and ``re`` is imported only for a configuration that is not plain ASCII.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 # Variables with which git finds or moves the repository, or takes configuration from the
@@ -26,10 +27,10 @@ import stat
 MOVING_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES",
                     "GIT_DISCOVERY_ACROSS_FILESYSTEM", "GIT_CONFIG_PARAMETERS",
                     "GIT_CONFIG_COUNT", "GIT_NAMESPACE")
-_OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-# Configuration that moves the working tree or the refs, or pulls in other files.
-_UNUSUAL_CONFIG = re.compile(r"worktree|\bbare\s*=\s*true|refstorage|\[\s*include",
-                             re.IGNORECASE)
+_HEX_DIGITS = frozenset("0123456789abcdef")
+# Configuration that moves the working tree or the refs, or pulls in other files: what
+# _unusual_config finds by hand in ASCII text, and with this pattern in any other.
+UNUSUAL_CONFIG = r"worktree|\bbare\s*=\s*true|refstorage|\[\s*include"
 
 Layout = tuple[str, str, str | None]
 
@@ -80,10 +81,10 @@ def _layout(toplevel: str, dot_git: str) -> Layout | None:
     owner = os.geteuid()
     if any(os.stat(path).st_uid != owner for path in (toplevel, git_dir, common)):
         return None
-    if _UNUSUAL_CONFIG.search(_read(os.path.join(common, "config"))):
+    if _unusual_config(_read(os.path.join(common, "config"))):
         return None
     head = _read(os.path.join(git_dir, "HEAD")).strip()
-    if _OBJECT_NAME.fullmatch(head):
+    if _object_name(head):
         return toplevel, common, None  # detached: git names no branch
     if not head.startswith("ref: refs/heads/"):
         return None
@@ -102,6 +103,42 @@ def _with_branch(toplevel: str, git_dir: str, common: str, branch: str) -> Layou
            for name in others for folder in (git_dir, common)):
         return None
     return toplevel, common, branch
+
+
+def _object_name(text: str) -> bool:
+    """Whether ``text`` is a full object name (SHA-1 or SHA-256, lower-case hex)."""
+    return len(text) in (40, 64) and _HEX_DIGITS.issuperset(text)
+
+
+def _unusual_config(text: str) -> bool:
+    """Whether the configuration matches :data:`UNUSUAL_CONFIG`, ignoring case."""
+    if not text.isascii():  # Unicode case folding and spaces: the pattern decides
+        import re
+
+        return re.search(UNUSUAL_CONFIG, text, re.IGNORECASE) is not None
+    lowered = text.lower()
+    return ("worktree" in lowered or "refstorage" in lowered
+            or _found(lowered, "[", ("include",)) or _found(lowered, "bare", ("=", "true")))
+
+
+def _found(text: str, start: str, then: tuple[str, ...]) -> bool:
+    """Whether ``start`` occurs in ``text`` (a word start when it is a word), followed by each
+    of ``then`` in turn, with any whitespace before each."""
+    at = text.find(start)
+    while at >= 0:
+        before = text[at - 1] if at else " "
+        if not start.isalpha() or not (before.isalnum() or before == "_"):
+            position = at + len(start)
+            for word in then:
+                while position < len(text) and text[position].isspace():
+                    position += 1
+                if not text.startswith(word, position):
+                    break
+                position += len(word)
+            else:
+                return True
+        at = text.find(start, at + 1)
+    return False
 
 
 def _packed_refs(common: str) -> set[str]:

@@ -22,26 +22,34 @@ abbreviate otherwise, the reftable format) runs git as before.
 
 The hooks (on every agent event) and the CLI (``ctxdb context``, ``ctxdb import``) both ask
 it, so it sits beside the layers rather than in either front end; it imports only the
-standard library and ``domain.agents``, to keep the hook path's start-up small.
+standard library (``re`` and ``domain.agents`` where they are needed, not on import), to keep
+the hook path's start-up small: the remote hook's short path asks :func:`known_identity`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 
-from ctxdb.domain.agents import RepoIdentity
 from ctxdb.git_files import read_layout as _read_layout
+
+TYPE_CHECKING = False  # typing's own import costs the remote hook's short path too much
+if TYPE_CHECKING:
+    from ctxdb.domain.agents import RepoIdentity
+
+# (repo_key, name, worktree, branch): a RepoIdentity's fields
+Fields = tuple[str, str, str, str | None]
 
 MARKER_FILE = ".ctxdb-project"
 CACHE_FILE = "ctxdb-repo-key"
 GIT_TIMEOUT = 5.0
 MAX_KEY_CHARS = 200
-_SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")
+_SCP_LIKE = r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$"
 
 
 def repo_identity(cwd: str) -> RepoIdentity:
     """The identity of the repository containing ``cwd`` (see the module docstring)."""
+    from ctxdb.domain.agents import RepoIdentity
+
     directory = os.path.realpath(cwd)
     return repository_identity(directory) or RepoIdentity(
         _bounded("dir:" + directory), os.path.basename(directory) or "root", directory, None)
@@ -49,19 +57,32 @@ def repo_identity(cwd: str) -> RepoIdentity:
 
 def repository_identity(cwd: str) -> RepoIdentity | None:
     """The identity of the git repository containing ``cwd``; None outside any."""
+    from ctxdb.domain.agents import RepoIdentity
+
     directory = os.path.realpath(cwd)
-    read = _read_layout(directory)
-    if read is not None:
-        toplevel, common, branch = read
-        key = _marker_key(toplevel) or _cached_key(common)
-        if key:  # else git computes it (and caches it for the next event)
-            return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+    known = known_identity(directory)
+    if known is not None:
+        return RepoIdentity(*known)
     layout = git_layout(directory)
     if layout is None:
         return None
     toplevel, common, branch = layout
     key = _marker_key(toplevel) or _cached_key(common) or _computed_key(toplevel, common)
     return RepoIdentity(key, _name(common, toplevel), toplevel, branch)
+
+
+def known_identity(cwd: str) -> Fields | None:
+    """The fields of the identity of the git repository containing ``cwd``, when git's and
+    ctxdb's files say it all (the key pinned or cached, a layout ``ctxdb.git_files`` reads);
+    None when git must be run (:func:`repository_identity` runs it)."""
+    directory = os.path.realpath(cwd)
+    read = _read_layout(directory)
+    if read is None:
+        return None
+    toplevel, common, branch = read
+    key = _marker_key(toplevel) or _cached_key(common)
+    # else git computes it (and caches it for the next event)
+    return (key, _name(common, toplevel), toplevel, branch) if key else None
 
 
 def git_layout(directory: str) -> tuple[str, str, str | None] | None:
@@ -89,8 +110,10 @@ def _name(common: str, toplevel: str) -> str:
 def normalize_remote(url: str) -> str:
     """``git@github.com:Acme/Shop.git`` and ``https://u@github.com/Acme/Shop`` both give
     ``github.com/acme/shop``."""
+    import re  # here: only computing a key (once per repository) reads a remote
+
     url = url.strip()
-    match = _SCP_LIKE.match(url)
+    match = re.match(_SCP_LIKE, url)
     if match and "://" not in url:
         host, path = match.group(1), match.group(2)
     else:

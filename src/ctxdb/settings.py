@@ -17,14 +17,17 @@ from ctxdb.domain.models import PRIORITY_ORDER, choices
 from ctxdb.domain.render import MAX_INJECTION_CHARS
 from ctxdb.domain.validation import MAX_INTEGER
 from ctxdb.errors import ConfigError
-from ctxdb.settings_sources import ENV_PREFIX, from_env, from_file
+from ctxdb.settings_names import CONFIG_ENV as CONFIG_ENV  # where callers look
+from ctxdb.settings_names import ENV_PREFIX
+from ctxdb.settings_names import config_file as _config_file
+from ctxdb.settings_names import home as _home
 from ctxdb.settings_sources import SETTINGS_HELP as SETTINGS_HELP  # where callers look
 from ctxdb.settings_sources import Setting as Setting
+from ctxdb.settings_sources import from_env, from_file
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-CONFIG_ENV = "CTXDB_CONFIG"
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 PRIORITY_NAMES = tuple(choices(PRIORITY_ORDER))
 MIN_RECALL_CHARS = 300  # a heading and one line
@@ -33,12 +36,6 @@ MIN_RECALL_CHARS = 300  # a heading and one line
 # pathlib is imported where a Path is made, not at the top: a hook process forwarding to a
 # server (CTXDB_URL=http(s)://…) without a config file never makes one, and the import costs
 # it more than its request (docs/benchmarks.md).
-
-
-def _home(env: Mapping[str, str]) -> str:
-    # The HOME of the environment given, not of this process: load_settings(env=...) must not
-    # read another environment's files.
-    return env["HOME"] if env.get("HOME") else os.path.expanduser("~")
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -52,11 +49,6 @@ def default_config_file(env: Mapping[str, str]) -> Path:
     from pathlib import Path
 
     return Path(_config_file(env))
-
-
-def _config_file(env: Mapping[str, str]) -> str:
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(_home(env), ".config")
-    return os.path.join(os.path.expanduser(base), "ctxdb", "config.toml")
 
 
 # Named tuples rather than dataclasses: every hook process builds these classes, and a

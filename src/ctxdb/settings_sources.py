@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.validation import MAX_BIGINT
 from ctxdb.errors import ConfigError
+from ctxdb.settings_names import ENV_PREFIX
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-ENV_PREFIX = "CTXDB_"
 
 
 class Setting(NamedTuple):

@@ -2,17 +2,21 @@
 
 Every ``ctxdb`` process starts in :func:`main`. An agent hook (``ctxdb hook --client …``)
 starts on every prompt, so a well-formed hook invocation is recognised here, before click and
-the command tree are imported, and run by ``ctxdb.hooks.command``. Everything else, including
-``ctxdb hook --help`` and a malformed hook invocation, goes through the click root group
-(``ctxdb.cli.root``), which ``cli`` names here as before.
+the command tree are imported, and run by ``ctxdb.hooks.command`` (with ``CTXDB_URL`` naming
+a server, by ``ctxdb.hooks.remote_entry`` first, which hands it the events it cannot take).
+Everything else, including ``ctxdb hook --help`` and a malformed hook invocation, goes
+through the click root group (``ctxdb.cli.root``), which ``cli`` names here as before.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's own import costs every hook process (docs/benchmarks.md)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ctxdb.cli.root import CtxdbGroup, cli
 
 __all__ = ["COMMANDS", "CtxdbGroup", "cli", "main"]
@@ -64,10 +68,16 @@ LOCAL_ONLY: frozenset[str] = frozenset({
 
 def main() -> None:
     """Console-script entry point."""
-    from ctxdb.hooks.command import hook_arguments, run_hook_command
+    from ctxdb.hooks.invocation import hook_arguments
 
     hook = hook_arguments(sys.argv[1:])
     if hook is not None:
+        if os.environ.get("CTXDB_URL", "")[:8].lower().startswith(("http://", "https://")):
+            from ctxdb.hooks.remote_entry import leave, run  # the full path for the rest
+
+            leave(run(*hook))
+        from ctxdb.hooks.command import run_hook_command
+
         sys.exit(run_hook_command(*hook))
     from ctxdb.cli.root import cli
 

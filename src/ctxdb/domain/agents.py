@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+# The clients' names and limits live in domain.client_rules (the remote hook's short path
+# reads them without this module's imports); named here as before.
+from ctxdb.domain.client_rules import AUTO_PRE_COMPACT_EVERY_TURN as AUTO_PRE_COMPACT_EVERY_TURN
+from ctxdb.domain.client_rules import CLIENTS as CLIENTS
+from ctxdb.domain.client_rules import INJECTION_LIMITS as INJECTION_LIMITS
+from ctxdb.domain.client_rules import INJECTION_MARGIN as INJECTION_MARGIN
+from ctxdb.domain.client_rules import RELOAD_AFTER_COMPRESSION as RELOAD_AFTER_COMPRESSION
+from ctxdb.domain.client_rules import RESUME_DROPS_INJECTIONS as RESUME_DROPS_INJECTIONS
+from ctxdb.domain.client_rules import injection_limit as injection_limit
 from ctxdb.domain.validation import check_identifier, check_text
 from ctxdb.errors import ValidationError
 
@@ -15,31 +24,9 @@ if TYPE_CHECKING:
     from ctxdb.transcripts.reader import Source
     from ctxdb.transcripts.uploaded import UploadedTranscript
 
-CLIENTS = ("claude-code", "codex", "gemini")
 SESSION_SOURCES = ("startup", "resume", "clear", "compact")
 MAX_PATH_CHARS = 4_096
 MAX_HOSTNAME_CHARS = 255
-# The longest text each client takes from a hook (``additionalContext``), in characters.
-# Claude Code documents 10,000; Codex and Gemini CLI document no cap, and ctxdb holds them to
-# the same one. Injections are built to ``INJECTION_MARGIN`` below it.
-INJECTION_LIMITS = {"claude-code": 10_000, "codex": 10_000, "gemini": 10_000}
-INJECTION_MARGIN = 500
-# Clients whose resumed session has lost what the hooks injected: Gemini CLI rebuilds a
-# resumed history without the user messages that start with <hook_context> and expects
-# SessionStart(resume) to supply that context again (checked with Gemini CLI 0.61).
-RESUME_DROPS_INJECTIONS = frozenset({"gemini"})
-# Clients that fire their pre-compaction event (trigger "auto") on every turn, before they
-# decide whether to compress: Gemini CLI's PreCompress. Only a manual one (/compress) is sure
-# to be followed by a compression.
-AUTO_PRE_COMPACT_EVERY_TURN = frozenset({"gemini"})
-# Clients that start no SessionStart(compact) after compressing: ctxdb reads the compression
-# from their transcript and puts the context back on the next prompt (or resume) instead.
-RELOAD_AFTER_COMPRESSION = frozenset({"gemini"})
-
-
-def injection_limit(client: str) -> int:
-    """The client's cap on one injected string (the strictest one for an unknown client)."""
-    return INJECTION_LIMITS.get(client, min(INJECTION_LIMITS.values()))
 
 
 def injection_max_chars(client: str) -> int:

@@ -12,22 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from ctxdb.domain.agents import AgentSession, injection_limit
+from ctxdb.domain.agents import AgentSession
+from ctxdb.domain.client_rules import CONTEXT_EVENTS as CONTEXT_EVENTS
+from ctxdb.domain.client_rules import EVENTS as EVENTS
+from ctxdb.domain.client_rules import GEMINI_EVENTS as GEMINI_EVENTS
+from ctxdb.domain.client_rules import event_role, injection_limit
 from ctxdb.domain.validation import load_json
 from ctxdb.errors import ValidationError
-
-# Gemini CLI event -> the Claude Code event with the same role.
-GEMINI_EVENTS = {
-    "SessionStart": "SessionStart",
-    "BeforeAgent": "UserPromptSubmit",
-    "AfterAgent": "Stop",
-    "PreCompress": "PreCompact",
-    "SessionEnd": "SessionEnd",
-}
-EVENTS = ("SessionStart", "UserPromptSubmit", "PreCompact", "PostCompact", "Stop",
-          "SubagentStop", "SessionEnd")
-# Events whose output the clients add to the model's context.
-CONTEXT_EVENTS = ("SessionStart", "UserPromptSubmit")
 
 
 class HookEvent(NamedTuple):
@@ -53,7 +44,6 @@ def parse_event(client: str, raw: str, parent_pid: int | None = None) -> HookEve
     name = data.get("hook_event_name")
     if not isinstance(name, str) or not name:
         raise ValidationError("hook input has no hook_event_name")
-    event = GEMINI_EVENTS.get(name, "") if client == "gemini" else name
     session_id = data.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise ValidationError(f"{name} hook input has no session_id")
@@ -62,7 +52,7 @@ def parse_event(client: str, raw: str, parent_pid: int | None = None) -> HookEve
         transcript_path=_optional_text(data, "transcript_path"),
         cwd=_optional_text(data, "cwd"), process_id=parent_pid,
     )
-    return HookEvent(client, name, event if event in EVENTS else "", session, data)
+    return HookEvent(client, name, event_role(client, name), session, data)
 
 
 def _optional_text(data: dict[str, Any], key: str) -> str | None:

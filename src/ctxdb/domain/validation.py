@@ -9,6 +9,17 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from ctxdb.domain.json_limits import (
+    MAX_JSON_DEPTH as MAX_JSON_DEPTH,
+)
+from ctxdb.domain.json_limits import (
+    MAX_JSON_INTEGER_DIGITS as MAX_JSON_INTEGER_DIGITS,
+)
+from ctxdb.domain.json_limits import (
+    IntegerTooLong,
+    bounded_int,
+)
+from ctxdb.domain.json_limits import json_depth_over as json_depth_over
 from ctxdb.errors import (
     ContentTooLargeError,
     InvalidContentError,
@@ -39,9 +50,8 @@ MAX_INDEXED_BYTES = 2_000
 # Depth: Python's parser and serializer recurse (about 1,000 levels end in RecursionError)
 # and PostgreSQL's jsonb parser is bounded by its stack; 100 levels is far more than any real
 # document and leaves room for the envelopes ctxdb wraps around a value.
-MAX_JSON_DEPTH = 100
-# Integers: Python converts at most 4,300 digits between text and int (CVE-2020-10735).
-MAX_JSON_INTEGER_DIGITS = 4_300
+# (MAX_JSON_DEPTH and MAX_JSON_INTEGER_DIGITS, in domain.json_limits: the remote hook's
+# short path reads its event within them without importing this module.)
 
 # A number given as text outside JSON (an age such as 7d): at most this many digits, so that
 # it fits a BIGINT and Python's int() never meets its 4,300-digit limit.
@@ -203,24 +213,6 @@ def check_choice(value: object, enum: type[E], what: str, /, *,
     raise error(f"{what} must be one of {accepted}, got {value!r}", **details)
 
 
-def json_depth_over(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether ``value`` nests lists and objects deeper than ``limit`` (iterative: a value
-    too deep for recursion is measured too)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        if isinstance(current, dict):
-            children: Iterable[object] = current.values()
-        elif isinstance(current, list | tuple):
-            children = current
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
 def check_json_depth(value: Any, what: str,
                      error: type[ValidationError] = InvalidContentError) -> Any:
     if json_depth_over(value):
@@ -229,26 +221,14 @@ def check_json_depth(value: Any, what: str,
     return value
 
 
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
-        raise _IntegerTooLong(len(digits.lstrip("-")))
-    return int(digits)
-
-
-class _IntegerTooLong(ValueError):
-    def __init__(self, digits: int) -> None:
-        super().__init__(digits)
-        self.digits = digits
-
-
 def load_json(text: str | bytes, what: str,
               error: type[ValidationError] = InvalidContentError) -> Any:
     """``json.loads`` within the limits (``MAX_JSON_DEPTH`` levels, integers of at most
     ``MAX_JSON_INTEGER_DIGITS`` digits): over a limit is ``error`` naming it; text that is not
     JSON still raises ``json.JSONDecodeError`` (a ``ValueError``), for callers that word it."""
     try:
-        value = json.loads(text, parse_int=_bounded_int)
-    except _IntegerTooLong as exc:
+        value = json.loads(text, parse_int=bounded_int)
+    except IntegerTooLong as exc:
         raise error(f"{what} has an integer of {exc.digits} digits, over the limit of "
                     f"{MAX_JSON_INTEGER_DIGITS} digits", limit=MAX_JSON_INTEGER_DIGITS) from None
     except RecursionError:

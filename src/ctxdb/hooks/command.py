@@ -13,7 +13,6 @@ This module imports nothing heavy at the top: ``main`` imports it in every ``ctx
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -21,53 +20,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
+from ctxdb.hooks.invocation import INPUT_DEADLINE, print_output
+from ctxdb.hooks.invocation import MIN_DEADLINE as MIN_DEADLINE  # where callers look
+from ctxdb.hooks.invocation import hook_arguments as hook_arguments
+
 if TYPE_CHECKING:
     from ctxdb.settings import Settings
 
-MIN_DEADLINE = 0.05  # seconds; the click option's lower bound too
-# Seconds for the event to arrive on stdin when no --deadline is given. The clients write it
-# at once; one that leaves stdin open after a whole event is served as soon as it is there.
-INPUT_DEADLINE = 1.0
-_OPTIONS = ("--client", "--deadline")
 _READ_BYTES = 64 * 1024
-
-
-def hook_arguments(argv: list[str]) -> tuple[str, float | None] | None:
-    """``(client, deadline)`` when ``argv`` is exactly a valid ``hook`` invocation, else None.
-
-    Accepts only what click would accept with the same meaning (``--opt value`` or
-    ``--opt=value``, each option at most once), so the fast path never changes an outcome.
-    """
-    if not argv or argv[0] != "hook":
-        return None
-    from ctxdb.domain.agents import CLIENTS  # imported only on the hook path
-
-    values: dict[str, str] = {}
-    rest = iter(argv[1:])
-    for argument in rest:
-        name, equals, value = argument.partition("=")
-        if name not in _OPTIONS or name in values:
-            return None
-        if not equals:
-            value = next(rest, "")
-            if not value or value.startswith("-"):
-                return None
-        values[name] = value
-    client = values.get("--client")
-    if client not in CLIENTS:
-        return None
-    if "--deadline" not in values:
-        return client, None
-    deadline = _deadline(values["--deadline"])
-    return None if deadline is None else (client, deadline)
-
-
-def _deadline(text: str) -> float | None:
-    try:
-        seconds = float(text)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= MIN_DEADLINE else None
 
 
 def run_hook_command(client: str, deadline: float | None,
@@ -78,13 +38,27 @@ def run_hook_command(client: str, deadline: float | None,
     ``ctxdb`` without ``--url``/``--config`` uses); it is called inside the deadline, which
     counts from here: waiting for the input is part of it.
     """
+    started = time.monotonic()
+    wait = INPUT_DEADLINE if deadline is None else deadline
+    try:
+        raw = read_event(wait)
+    except Exception as exc:  # the contract with the clients: exit 0, whatever happened
+        from ctxdb.hooks.logfile import log_failure
+
+        log_failure(f"{client} hook", exc)
+        return 0
+    return handle_input(client, deadline, raw, wait, started, load_settings)
+
+
+def handle_input(client: str, deadline: float | None, raw: str | None, wait: float,
+                 started: float, load_settings: Callable[[], Settings] | None = None) -> int:
+    """Handle the event read from stdin (None: no whole event came within ``wait``
+    seconds); ``started`` is when the hook began reading it. Always returns 0. The remote
+    short path (``hooks.remote_entry``) hands the events it does not handle itself here."""
     from ctxdb.hooks.dispatch import run_hook
     from ctxdb.hooks.logfile import log_failure
 
-    started = time.monotonic()
     try:
-        wait = INPUT_DEADLINE if deadline is None else deadline
-        raw = read_event(wait)
         if raw is None:
             log_failure(f"{client} hook: bad input",
                         message=f"stdin was not closed within {wait:g} s and held no whole "
@@ -93,7 +67,7 @@ def run_hook_command(client: str, deadline: float | None,
         output = run_hook(client, raw, load_settings or _default_settings, deadline,
                           started=started)
         if output is not None:
-            _print(output)
+            print_output(output)
     except Exception as exc:  # the contract with the clients: exit 0, whatever happened
         log_failure(f"{client} hook", exc)
     return 0
@@ -161,15 +135,6 @@ def _whole_object(text: str) -> bool:
         return isinstance(json.loads(text), dict)
     except (ValueError, RecursionError):
         return False
-
-
-def _print(output: str) -> None:
-    """Write the output as UTF-8 bytes, whatever encoding ``sys.stdout`` was given."""
-    try:
-        sys.stdout.buffer.write((output + "\n").encode("utf-8", errors="backslashreplace"))
-        sys.stdout.buffer.flush()
-    except (OSError, ValueError, AttributeError):  # the client stopped reading (or gave
-        pass  # no stdout): nothing more to tell it
 
 
 def _default_settings() -> Settings:

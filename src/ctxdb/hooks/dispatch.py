@@ -19,36 +19,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
+from ctxdb.hooks.invocation import CONNECTED_BY, MIN_CONNECT_TIMEOUT, REMOTE_MARGIN
+from ctxdb.hooks.invocation import DEADLINES as DEADLINES
+from ctxdb.hooks.invocation import REMOTE_DEADLINE as REMOTE_DEADLINE
 from ctxdb.hooks.logfile import log_failure
 
 if TYPE_CHECKING:
     from ctxdb.domain.agents import RepoIdentity
     from ctxdb.settings import Settings
 
-# Seconds of database work allowed per event, well inside the clients' timeouts (all
-# SessionEnd hooks share 1.5 s; UserPromptSubmit has 30 s, the others 60 s by default).
-DEADLINES = {
-    "SessionStart": 10.0,
-    "UserPromptSubmit": 5.0,
-    "PreCompact": 25.0,
-    "PostCompact": 25.0,
-    "Stop": 25.0,
-    "SubagentStop": 25.0,
-    "SessionEnd": 1.0,
-}
-# A server that does not answer must not cost every prompt its whole deadline: the hook
-# logs why and exits within about a second of its start, whatever its imports took on a busy
-# machine. So its PostgreSQL connection must be made within CONNECTED_BY seconds of this
-# module's import (less if pg_connect_timeout says so), but is given at least
-# MIN_CONNECT_TIMEOUT. A server slower to connect would slow every prompt anyway.
-CONNECTED_BY = 0.6
-MIN_CONNECT_TIMEOUT = 0.2
-# Through a ctxdb server (CTXDB_URL=http(s)://…) an event takes milliseconds; one that has no
-# answer REMOTE_DEADLINE seconds after this module's import counts as down and the hook goes on
-# without it (fail open), unless --deadline asked for longer. The forward stops waiting
-# REMOTE_MARGIN before, to log why rather than only that time ran out.
-REMOTE_DEADLINE = 1.0
-REMOTE_MARGIN = 0.05
 _STARTED = time.monotonic()
 
 

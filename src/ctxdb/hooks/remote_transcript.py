@@ -31,20 +31,17 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 from typing import TYPE_CHECKING, Any
 
-from ctxdb.domain.agents import AUTO_PRE_COMPACT_EVERY_TURN, RELOAD_AFTER_COMPRESSION
+from ctxdb.domain.client_rules import MAX_UPLOAD_BYTES
 from ctxdb.domain.hook_events import HookEvent
-from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES
+from ctxdb.hooks.transcript_pieces import INGESTING as INGESTING
+from ctxdb.hooks.transcript_pieces import PROMPT_TAIL_BYTES as PROMPT_TAIL_BYTES
+from ctxdb.hooks.transcript_pieces import open_regular, piece, tail_body, tail_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-INGESTING = frozenset({"Stop", "SubagentStop", "PostCompact"})
-PROMPT_TAIL_BYTES = 256 * 1024
-LONG_LINE_SCAN = 16 * 1024 * 1024
-_SCAN_BYTES = 64 * 1024
 
 
 def saves_handoff(event: HookEvent) -> bool:
@@ -79,17 +76,17 @@ def transcript_body(event: HookEvent, url: str, state_dir: Path | None,
     if not event.session.transcript_path or (tail is None and event.event not in INGESTING):
         return None
     path = os.path.abspath(event.session.transcript_path)
+    if tail is not None and not handoff_sent:
+        return tail_body(path, tail)
     try:
-        with _open(path) as handle:
+        with open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             if handoff_sent:
                 start = size
-            elif tail is None:
+            else:
                 start = 0 if state_dir is None else stored_offset(state_dir, url, path)
                 start = 0 if start > size else start
-            else:
-                start = _line_start(handle, max(0, size - tail), size)
-            return _piece(handle, path, start, size, MAX_UPLOAD_BYTES)
+            return piece(handle, path, start, size, MAX_UPLOAD_BYTES)
     except OSError:
         return None  # no readable transcript (yet): the event goes without one
 
@@ -114,13 +111,13 @@ def subagent_bodies(event: HookEvent, url: str, state_dir: Path,
         if budget <= 0:
             break
         try:
-            with _open(file) as handle:
+            with open_regular(file) as handle:
                 size = os.fstat(handle.fileno()).st_size
                 start = stored_offset(state_dir, url, file)
                 start = 0 if start > size else start
                 if start == size:
                     continue  # nothing new
-                body = _piece(handle, file, start, size, budget)
+                body = piece(handle, file, start, size, budget)
         except OSError:
             continue
         sent = len(base64.b64decode(body["data"]))
@@ -162,66 +159,4 @@ def _state_file(state_dir: Path, url: str, path: str) -> Path:
 
 
 def _tail_bytes(event: HookEvent) -> int | None:
-    """How much of the file's end the event needs (None: the new bytes, or nothing)."""
-    if event.event == "UserPromptSubmit" or (  # a resumed Gemini session: was it compressed?
-            event.event == "SessionStart" and event.text("source") == "resume"
-            and event.client in RELOAD_AFTER_COMPRESSION):
-        return PROMPT_TAIL_BYTES
-    if event.event == "PreCompact" and event.client in AUTO_PRE_COMPACT_EVERY_TURN \
-            and event.text("trigger") == "auto":
-        return None  # fired on every turn by such clients: nothing is saved (hook_events)
-    if event.event in ("PreCompact", "SessionEnd") or (
-            event.event == "SessionStart" and event.text("source") == "compact"):
-        return MAX_UPLOAD_BYTES
-    return None
-
-
-def _open(path: str) -> Any:
-    """``path`` for reading, refused unless a regular file (a pipe would block the hook)."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise OSError(f"{path} is not a regular file")
-    return os.fdopen(descriptor, "rb")
-
-
-def _line_start(handle: Any, position: int, size: int) -> int:
-    """The first line start at or after ``position`` (``size`` if none)."""
-    if position == 0:
-        return 0
-    end = _line_end(handle, position - 1, size)
-    return size if end is None else end
-
-
-def _line_end(handle: Any, position: int, size: int) -> int | None:
-    """Just after the first newline at or after ``position`` (None if none)."""
-    handle.seek(position)
-    while position < size:
-        data = handle.read(min(_SCAN_BYTES, size - position))
-        if not data:
-            break
-        newline = data.find(b"\n")
-        if newline >= 0:
-            return int(position + newline + 1)
-        position += len(data)
-    return None
-
-
-def _piece(handle: Any, path: str, start: int, size: int, limit: int) -> dict[str, Any]:
-    """The complete lines from ``start``, at most ``limit`` bytes; a single line longer than
-    ``MAX_UPLOAD_BYTES`` is left out (``skipped``), as the local reader leaves out one too
-    long (a line longer than a smaller ``limit`` waits for the next event)."""
-    handle.seek(start)
-    data = handle.read(min(size - start, limit))
-    last = data.rfind(b"\n")
-    skipped = 0
-    if last < 0 and len(data) == MAX_UPLOAD_BYTES:
-        # Scanned for its end within bounds (the hook must answer in a second); a line
-        # longer still is skipped in parts, its later parts read as malformed and skipped.
-        scanned = min(size, start + LONG_LINE_SCAN)
-        end = _line_end(handle, start + len(data), scanned)
-        if end is not None or scanned < size:  # else: its end is not written yet
-            skipped = (scanned if end is None else end) - start
-    data = data[: last + 1]
-    return {"path": os.path.abspath(path), "offset": start, "size": size,
-            "data": base64.b64encode(data).decode("ascii"), "skipped": skipped}
+    return tail_bytes(event.event, event.client, event.text("source"), event.text("trigger"))

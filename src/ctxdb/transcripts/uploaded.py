@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from ctxdb.transcripts.handoff import Handoff
 
-# What one event carries at most; a longer backlog goes with the next events.
-MAX_UPLOAD_BYTES = 1024 * 1024
+from ctxdb.domain.client_rules import MAX_UPLOAD_BYTES as MAX_UPLOAD_BYTES
 
 
 class UploadedTranscript(NamedTuple):
