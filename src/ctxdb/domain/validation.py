@@ -33,6 +33,9 @@ E = TypeVar("E", bound=StrEnum)
 # backslashes. Text that merely contains a backslash followed by "u0000" (source code often
 # does) is written as ``\\u0000`` and is fine for both databases.
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+# The one encoder of encode_json: json.dumps with any argument but the defaults builds a new
+# JSONEncoder on every call, which cost a write more than encoding a small value does.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 # The largest values the databases store: PostgreSQL's INTEGER and BIGINT (SQLite's INTEGER
 # holds 64 bits). Checking here keeps the backends in agreement and the error typed.
@@ -254,7 +257,7 @@ def encode_json(value: Any, what: str, max_bytes: int | None = None) -> str:
     accept exactly what PostgreSQL accepts so that data moves between them losslessly.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except RecursionError:
         check_json_depth(value, what)  # deeper than any serializer goes: over the limit
         raise

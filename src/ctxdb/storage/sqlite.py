@@ -253,8 +253,12 @@ class SQLiteStorage(Storage):
         return turns
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
-        with self._turns().turn():
+        turns = self._turns()
+        held = turns.take()
+        try:
             return self._transaction("BEGIN IMMEDIATE", unit)
+        finally:
+            turns.give_back(held)
 
     def _transaction(self, begin: str, unit: Callable[[Tx], T]) -> T:
         conn = self._connection()

@@ -42,6 +42,21 @@ from ctxdb.private_files import private_file
 _PAUSE = (0.0001, 0.0005)
 
 
+# How many fork()s this process is away from the one that imported this module: a child
+# counts one more (os.register_at_fork), so that a WriteTurns sees it is in a new process by
+# comparing two numbers on each write, where asking os.getpid() is a system call.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
+
+
 def turns_path(database: Path) -> Path:
     return Path(f"{database}-writers")
 
@@ -53,14 +68,14 @@ class WriteTurns:
     def __init__(self, database: Path, patience: float) -> None:
         self._path = turns_path(database)
         self._patience = patience
-        self._pid = -1
+        self._forks = -1
         self._descriptor: int | None = None
 
     def _file(self) -> int | None:
         # A child process made by fork() shares its parent's open file, and with it the
         # parent's lock: it opens its own.
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._forks != _forks:
+            self._forks = _forks
             self._descriptor = None
             if fcntl is not None:
                 try:
@@ -73,13 +88,25 @@ class WriteTurns:
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Hold this writer's turn for the block (or go on without one, see the module)."""
-        descriptor = self._file()
-        held = descriptor is not None and self._take(descriptor)
+        held = self.take()
         try:
             yield
         finally:
-            if held:
-                fcntl.flock(descriptor, fcntl.LOCK_UN)  # type: ignore[arg-type]
+            self.give_back(held)
+
+    def take(self) -> int | None:
+        """Take this writer's turn: the descriptor to hand to :meth:`give_back`, or ``None``
+        when going on without one (see the module). :meth:`turn` without its generator, for
+        the write path."""
+        descriptor = self._file()
+        if descriptor is not None and self._take(descriptor):
+            return descriptor
+        return None
+
+    @staticmethod
+    def give_back(held: int | None) -> None:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
     def _take(self, descriptor: int) -> bool:
         give_up_at: float | None = None
@@ -100,6 +127,6 @@ class WriteTurns:
                 return False
 
     def close(self) -> None:
-        if self._descriptor is not None and self._pid == os.getpid():
+        if self._descriptor is not None and self._forks == _forks:
             os.close(self._descriptor)
-        self._descriptor, self._pid = None, -1
+        self._descriptor, self._forks = None, -1
