@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import ctxdb
+from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.errors import TooManyInstancesError, TooManyProjectsError, TransientStorageError
 from ctxdb.service import Ctxdb
 from ctxdb.service.operations import schema
@@ -209,6 +210,33 @@ def test_instance_limit_holds_under_concurrent_launches(make_settings: Any) -> N
             assert sorted(i["instance_id"] for i in listed) == sorted(launched)
             launches = audited(db, "instance.launch", project_id=project_id)
             assert sorted(row["entity_id"] for row in launches) == sorted(launched)
+
+
+def test_instance_limit_holds_under_concurrent_session_starts(make_settings: Any) -> None:
+    # A SessionStart counts its project's instances last, after its pack and injection: the
+    # limit must hold all the same, and nothing of a refused start stays behind. The limit is
+    # below the connection pool's size (4), so more starts than it are in flight at once.
+    limit, starts = 2, 6
+    with Ctxdb.open(make_settings(max_instances_per_project=limit)) as db:
+        for round_number in range(3):
+            repo = RepoIdentity(f"git:crowded-{round_number}", "crowded")
+            # Made first: the starts that would make it wait for one another on its creation.
+            project_id = db.sessions.resolve_project(repo)["project_id"]
+
+            def start(number: int, repo: RepoIdentity = repo,
+                      round_number: int = round_number) -> dict[str, Any]:
+                agent = AgentSession("claude-code", f"s-{round_number}-{number}", None,
+                                     "/src/crowded")
+                return db.sessions.start(agent, "startup", repo)
+
+            results = run_together(starts, start)
+            started = [r["instance_id"] for r in results if isinstance(r, dict)]
+            refused = [r for r in results if isinstance(r, TooManyInstancesError)]
+            assert (len(started), len(refused)) == (limit, starts - limit), results
+            listed = db.instances.list(project_id)
+            assert sorted(i["instance_id"] for i in listed) == sorted(started)
+            launches = audited(db, "instance.launch", project_id=project_id)
+            assert sorted(row["entity_id"] for row in launches) == sorted(started)
 
 
 def test_project_limit_holds_under_concurrent_creation(make_settings: Any) -> None:

@@ -9,9 +9,10 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       NULL: an expiry time that may be absent)
 - ``$FOR_UPDATE``     row lock on PostgreSQL; nothing on SQLite, whose write transactions
                       (BEGIN IMMEDIATE) already hold the database write lock
-- ``$FOR_NO_KEY_UPDATE`` the same lock for a row whose key stays: on PostgreSQL it still
-                      excludes other writers of the row, but not the inserts of rows that
-                      refer to it (a foreign key check takes only a key-share lock)
+- ``$PROJECT_LOCK(:p)`` a lock on one project's registrations, held to the end of the
+                      transaction: PostgreSQL's advisory lock on the project id's hash (not
+                      the project's row, which every store's sequence draw updates); on
+                      SQLite the parameter alone, as BEGIN IMMEDIATE already holds the lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
 - ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no
                       longer be joined by a row before them (PostgreSQL: the oldest running
@@ -58,6 +59,9 @@ LOCK_MIGRATIONS = 4242001
 LOCK_PROJECT_CREATION = 4242002
 LOCK_AUDIT_SEALING = 4242003
 LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migration 0016)
+# The first half of a project's registration lock ($PROJECT_LOCK), whose second half is the
+# project id's hash: PostgreSQL keeps two-number locks apart from the one-number ones above.
+LOCK_PROJECT_INSTANCES = 4242005
 
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -66,6 +70,7 @@ _IN = re.compile(r"\$IN\((:[A-Za-z_]\w*)\)")
 _SEARCH_MATCH = re.compile(r"\$SEARCH_MATCH\((:[A-Za-z_]\w*)\)")
 _SEARCH_SCORE = re.compile(r"\$SEARCH_SCORE\((:[A-Za-z_]\w*)\)")
 _SEARCH_PROJECT = re.compile(r"\$SEARCH_PROJECT\((:[A-Za-z_]\w*)\)")
+_PROJECT_LOCK = re.compile(r"\$PROJECT_LOCK\((:[A-Za-z_]\w*)\)")
 
 
 class Dialect(NamedTuple):
@@ -74,7 +79,7 @@ class Dialect(NamedTuple):
     ago: Callable[[str], str]
     later: Callable[[str], str]
     for_update: str
-    for_no_key_update: str  # $FOR_NO_KEY_UPDATE (see the module's docstring)
+    project_lock: Callable[[str], str]  # $PROJECT_LOCK (see the module's docstring)
     skip_locked: str
     param_style: Callable[[str], str]
     table_exists: str  # one parameter, :name; returns a count
@@ -128,9 +133,9 @@ class Dialect(NamedTuple):
         sql = _SEARCH_MATCH.sub(lambda m: self.search_match(m.group(1)), sql)
         sql = _SEARCH_SCORE.sub(lambda m: self.search_score(m.group(1)), sql)
         sql = _SEARCH_PROJECT.sub(lambda m: self.search_project(m.group(1)), sql)
+        sql = _PROJECT_LOCK.sub(lambda m: self.project_lock(m.group(1)), sql)
         sql = (sql.replace("$NOW", self.now)
                   .replace("$FOR_UPDATE", self.for_update)
-                  .replace("$FOR_NO_KEY_UPDATE", self.for_no_key_update)
                   .replace("$SKIP_LOCKED", self.skip_locked)
                   .replace("$SETTLED_XACT", self.settled_xact)
                   .replace("$AFTER_POSITION", self.after_position)
@@ -153,7 +158,7 @@ SQLITE = Dialect(
     ago=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','-'||{p}||' seconds')",
     later=lambda p: f"strftime('%Y-%m-%dT%H:%M:%fZ','now','+'||{p}||' seconds')",
     for_update="",
-    for_no_key_update="",
+    project_lock=lambda p: p,
     skip_locked="",
     param_style=lambda sql: sql,  # sqlite3 understands :name natively
     table_exists="SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = :name",
@@ -211,7 +216,7 @@ POSTGRES = Dialect(
     ago=lambda p: f"(date_trunc('milliseconds', now()) - {p} * interval '1 second')",
     later=lambda p: f"(date_trunc('milliseconds', now()) + {p} * interval '1 second')",
     for_update="FOR UPDATE",
-    for_no_key_update="FOR NO KEY UPDATE",
+    project_lock=lambda p: f"pg_advisory_xact_lock({LOCK_PROJECT_INSTANCES}, hashtext({p}))",
     skip_locked="FOR UPDATE SKIP LOCKED",
     param_style=_pyformat,
     table_exists=(

@@ -110,7 +110,7 @@ class AgentSessionService(AgentSessionReads):
             if done is not None:  # a retry of this unit after its first attempt committed
                 return injection_view(done)
             project = project_for_repo(tx, repo, self.settings, actor)
-            instance = self._instance(tx, session, project["project_id"], repo, actor)
+            instance, joined = self._instance(tx, session, project["project_id"], repo, actor)
             if settlements:
                 settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
             handoff = None
@@ -130,6 +130,8 @@ class AgentSessionService(AgentSessionReads):
             else:
                 result = self._inject(tx, instance, session, source, items, handoff, key,
                                       pack.critical_omitted, hook_event)
+            if joined:  # last: the project's registrations wait for this one from here on
+                self.instances.make_room(tx, instance["project_id"])
             audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
                   instance["project_id"], session_id=session.session_id,
                   injection_id=result["injection_id"], items=len(result["item_ids"]),
@@ -171,8 +173,9 @@ class AgentSessionService(AgentSessionReads):
         return draft_settlements(self.storage.read(unit))
 
     def _instance(self, tx: Tx, session: AgentSession, project_id: str, repo: RepoIdentity,
-                  actor: str) -> dict[str, Any]:
-        """The session's instance, registered (or revived, when it had ended) as active."""
+                  actor: str) -> tuple[dict[str, Any], bool]:
+        """The session's instance, registered (or revived, when it had ended) as active, and
+        whether it became live (its project's room is for the caller to check, at the end)."""
         row = tx.one("instance_of_session", session_id=session.session_id,
                      client=session.client)
         fields = self.instances.validated_fields(
@@ -181,7 +184,7 @@ class AgentSessionService(AgentSessionReads):
             branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
             metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
         )
-        return self.instances.register(tx, fields, actor)
+        return self.instances.enter(tx, fields, actor)
 
     def _new_generation(self, tx: Tx, session: AgentSession, source: str,
                         instance: dict[str, Any], draft: HandoffDraft | None,
@@ -374,5 +377,8 @@ class AgentSessionService(AgentSessionReads):
             raise InstanceNotFoundError(
                 f"no instance for {session.client} session {session.session_id!r}")
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
-        return self._instance(tx, session, project["project_id"], repo,
-                              actor or self.settings.actor)
+        instance, joined = self._instance(tx, session, project["project_id"], repo,
+                                          actor or self.settings.actor)
+        if joined:
+            self.instances.make_room(tx, instance["project_id"])
+        return instance

@@ -134,26 +134,34 @@ class InstanceService(Service):
 
     def register(self, tx: Tx, fields: dict[str, Any], actor: str | None) -> dict[str, Any]:
         """Insert or revive an instance inside the caller's transaction."""
+        instance, joined = self.enter(tx, fields, actor)
+        if joined:
+            self.make_room(tx, instance["project_id"])
+        return instance
+
+    def enter(self, tx: Tx, fields: dict[str, Any],
+              actor: str | None) -> tuple[dict[str, Any], bool]:
+        """Insert or revive an instance, and say whether it became live (a new one, or one
+        that had crashed or ended). The project's room for it is not checked here: the caller
+        must call :meth:`make_room` before its transaction ends when it did, as late as it
+        can, since that holds the project's registrations back until COMMIT."""
         project_id, instance_id = fields["project_id"], fields["instance_id"]
         actor = actor or instance_id
-        tx.one("lock_project", project_id=project_id)
         require_project(tx, project_id, active=True)
         if fields["phase_id"] is not None:
             require_phase(tx, fields["phase_id"], project_id)
         existing = tx.one("get_instance", instance_id=instance_id)
         if existing is not None:
             return self._revive(tx, existing, fields, actor)
-        reap_stale(tx, self.settings, self.settings.actor, project_id)
-        self._check_room(tx, project_id)
         tx.execute("insert_instance", **fields)
         audit(tx, actor, "instance.launch", "instance", instance_id, project_id,
               client=fields["client"], session_id=fields["session_id"],
               hostname=fields["hostname"], process_id=fields["process_id"])
-        return require_instance(tx, instance_id)
+        return require_instance(tx, instance_id), True
 
     def _revive(
         self, tx: Tx, existing: dict[str, Any], fields: dict[str, Any], actor: str
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
         instance_id = existing["instance_id"]
         if existing["project_id"] != fields["project_id"]:
             raise ValidationError(
@@ -161,28 +169,29 @@ class InstanceService(Service):
                 f"not {fields['project_id']!r}",
                 instance_id=instance_id,
             )
-        self._room_to_revive(tx, existing)
         tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
         audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
               previous_status=existing["status"])
-        return require_instance(tx, instance_id)
+        joined = existing["status"] not in LIVE_INSTANCE_STATUSES
+        return require_instance(tx, instance_id), joined
 
-    def _room_to_revive(self, tx: Tx, instance: dict[str, Any]) -> None:
-        """A crashed instance that comes back counts again: as for a new one, the project
-        must have room for it (silent instances are crashed first, so they hold none)."""
-        if instance["status"] in LIVE_INSTANCE_STATUSES:
-            return
-        project_id = instance["project_id"]
-        tx.one("lock_project", project_id=project_id)  # counts serialize, as in register
+    def make_room(self, tx: Tx, project_id: str) -> None:
+        """Refuse (``TooManyInstancesError``) an instance this transaction has just made live
+        when, with it, the project has more than ``max_instances_per_project`` live ones.
+
+        Exact under concurrency: the count runs under a lock on the project's registrations
+        (``lock_project_instances``: PostgreSQL's advisory lock, held to COMMIT; SQLite's one
+        writer), so every registration counts the ones that took the lock before it as
+        committed, and each later one counts this one. The lock is not the project's row:
+        the stores' sequence draws (an update of that row) do not wait for it. Silent
+        instances are marked crashed first, so they hold no room."""
+        tx.one("lock_project_instances", project_id=project_id)
         reap_stale(tx, self.settings, self.settings.actor, project_id)
-        self._check_room(tx, project_id)
-
-    def _check_room(self, tx: Tx, project_id: str) -> None:
-        live = tx.value("count_live_instances", project_id=project_id)
+        others = int(tx.value("count_live_instances", project_id=project_id)) - 1
         limit = self.settings.max_instances_per_project
-        if live >= limit:
+        if others >= limit:
             raise TooManyInstancesError(
-                f"project {project_id!r} already has {live} live instances, the limit is "
+                f"project {project_id!r} already has {others} live instances, the limit is "
                 f"{limit} (setting max_instances_per_project)",
                 project_id=project_id, limit=limit,
             )
@@ -226,8 +235,9 @@ class InstanceService(Service):
                 )
             if phase_id is not None:
                 require_phase(tx, phase_id, instance["project_id"])
-            self._room_to_revive(tx, instance)
             tx.execute("heartbeat_instance", instance_id=instance_id, phase_id=phase_id)
+            if instance["status"] not in LIVE_INSTANCE_STATUSES:
+                self.make_room(tx, instance["project_id"])
             audit(tx, actor or instance_id, "instance.heartbeat", "instance", instance_id,
                   instance["project_id"], previous_status=instance["status"])
             return require_instance(tx, instance_id)
@@ -246,9 +256,10 @@ class InstanceService(Service):
                     f"instance {instance_id!r} has ended; it cannot become {target.value}",
                     instance_id=instance_id,
                 )
-            if target in LIVE_INSTANCE_STATUSES:
-                self._room_to_revive(tx, instance)
             tx.execute("set_instance_status", instance_id=instance_id, status=target.value)
+            if (target in LIVE_INSTANCE_STATUSES
+                    and instance["status"] not in LIVE_INSTANCE_STATUSES):
+                self.make_room(tx, instance["project_id"])
             audit(tx, actor or self.settings.actor, f"instance.{target.value}", "instance",
                   instance_id, instance["project_id"], previous_status=instance["status"])
             return require_instance(tx, instance_id)

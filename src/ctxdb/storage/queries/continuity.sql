@@ -6,15 +6,21 @@
 -- Hook sessions of the project that stopped without a handoff of their last work: ended or
 -- crashed within :lookback seconds, or silent past the stale limit (crashed, not yet marked),
 -- and no handoff made at or after their last heartbeat. Run by every hook and MCP call of
--- the project, so it is one look-up on idx_instances_project (project_id, status) with an
--- indexed probe of idx_handoffs_instance per candidate.
+-- the project, so each half is one range of idx_instances_project (project_id, status,
+-- last_heartbeat): the silent live ones (not every live one: a fleet's prompt would read them
+-- all), then the ended ones; with an indexed probe of idx_handoffs_instance per candidate.
 SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
        i.metadata
-FROM instances i
-WHERE i.project_id = :project_id
-  AND i.client IN ('claude-code', 'codex', 'gemini')
-  AND ((i.status IN ('active', 'idle') AND i.last_heartbeat < $AGO(:stale_after))
-       OR (i.status IN ('crashed', 'completed') AND i.ended_at >= $AGO(:lookback)))
+FROM (SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
+      FROM instances
+      WHERE project_id = :project_id AND status IN ('active', 'idle')
+        AND last_heartbeat < $AGO(:stale_after)
+      UNION ALL
+      SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
+      FROM instances
+      WHERE project_id = :project_id AND status IN ('crashed', 'completed')
+        AND ended_at >= $AGO(:lookback)) i
+WHERE i.client IN ('claude-code', 'codex', 'gemini')
   AND NOT EXISTS (SELECT 1 FROM handoffs h
                   WHERE h.instance_id = i.instance_id AND h.created_at >= i.last_heartbeat)
 ORDER BY i.last_heartbeat, i.instance_id

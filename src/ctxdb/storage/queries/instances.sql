@@ -37,6 +37,12 @@ FROM instances
 WHERE status IN ('active', 'idle') AND (project_id = :project_id OR :project_id = '')
 ORDER BY started_at, instance_id;
 
+-- name: lock_project_instances
+-- Serializes what counts a project's live instances (InstanceService.make_room), until COMMIT.
+-- Not a lock on the project's row: FOR UPDATE would hold back every insert that refers to
+-- the project (its foreign key check), and even FOR NO KEY UPDATE every store's sequence draw.
+SELECT $PROJECT_LOCK(:project_id) AS locked;
+
 -- name: count_live_instances
 SELECT count(*) AS n FROM instances
 WHERE project_id = :project_id AND status IN ('active', 'idle');

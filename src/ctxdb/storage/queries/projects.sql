@@ -11,11 +11,6 @@ SELECT p.project_id, p.name, p.description, p.total_story_points, p.completed_st
 FROM projects p
 WHERE p.project_id = :project_id;
 
--- name: lock_project
--- Serializes what counts a project's instances. Not FOR UPDATE: that would also hold back
--- every insert into a table referring to the project (its foreign key check) until COMMIT.
-SELECT project_id, status FROM projects WHERE project_id = :project_id $FOR_NO_KEY_UPDATE;
-
 -- name: count_active_projects
 SELECT count(*) AS n FROM projects WHERE status = 'active';
 
