@@ -66,6 +66,8 @@ def scalar(cursor: psycopg.Cursor[Any]) -> Any:
 
 
 class PostgresTx(RawTx):
+    chains_writes = True
+
     def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
