@@ -56,7 +56,8 @@ WITH drawn AS (
                               'token_count', CAST(:token_count AS BIGINT))
     FROM item
 )
-SELECT item_id, sequence_number FROM item;
+-- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
+SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
 
 -- name: get_item
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,

@@ -108,8 +108,10 @@ WITH written AS (
                               'memory_type', memory_type)
     FROM written
 )
+-- The transaction's id comes back with the memory: no statement of its own (pg_tx.py).
 SELECT memory_id, project_id, namespace, key, memory_type, version, value, created_by,
-       updated_by, created_at, updated_at, expires_at, deleted_at
+       updated_by, created_at, updated_at, expires_at, deleted_at,
+       txid_current() AS transaction_id
 FROM written;
 
 -- name: tombstone_memory
