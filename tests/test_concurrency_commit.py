@@ -176,6 +176,7 @@ def scene(make_settings: Any) -> Iterator[Scene]:
             phase_id = db.phases.create(project_id, 1, "build")["phase_id"]
             instance_id = db.instances.launch(project_id)["instance_id"]
             item_id = db.context.store(project_id, {"n": 0})["item_id"]
+            db.memories.put(project_id, "notes", "plan", "first")
             yield Scene(db, cutter, project_id, phase_id, instance_id, item_id)
     finally:
         cutter.close()
@@ -205,6 +206,13 @@ USE_CASES: dict[str, tuple[Callable[[Scene, Ctxdb], Any], list[str]]] = {
     "supersede item": (lambda s, db: db.context.supersede(s.item_id, {"n": 9}),
                        ["context.store", "context.supersede"]),
     "delete item": (lambda s, db: db.context.delete(s.item_id), ["context.delete"]),
+    # A put of a live memory is one statement that answers with the transaction's id itself
+    # (no statement of its own); a first put tries that statement, which writes nothing, and
+    # then asks for the id before its COMMIT.
+    "put memory": (lambda s, db: db.memories.put(s.project_id, "notes", "plan", "second"),
+                   ["memory.put"]),
+    "put new memory": (lambda s, db: db.memories.put(s.project_id, "notes", "new", "first"),
+                       ["memory.put"]),
 }
 
 

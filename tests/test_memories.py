@@ -53,6 +53,14 @@ def test_compare_and_set_updates_and_keeps_every_version(db: Ctxdb, pid: str) ->
         (1, "put", 1, "agent:a"), (2, "put", 2, "agent:b"), (3, "put", [3], "agent:c")]
     assert db.memories.get(pid, NS, "k", version=2)["value"] == 2
     assert db.memories.get(pid, NS, "k")["value"] == [3]
+    # The audit rows of puts over a live memory (one statement on PostgreSQL, three on
+    # SQLite) say the same on both backends.
+    assert [(e["actor"], e["details"]) for e in db.audit_log(entity_id=second["memory_id"])
+            if e["details"]["version"] > 1] == [
+        ("agent:c", {"namespace": NS, "key": "k", "version": 3, "expected_version": None,
+                     "memory_type": "semantic"}),
+        ("agent:b", {"namespace": NS, "key": "k", "version": 2, "expected_version": 1,
+                     "memory_type": "semantic"})]
 
 
 def test_stale_writer_gets_the_current_version_and_changes_nothing(db: Ctxdb, pid: str) -> None:

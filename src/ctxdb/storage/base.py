@@ -41,6 +41,11 @@ _SIGNAL_GUARD = threading.Lock()
 class Tx(abc.ABC):
     """One open transaction. Queries are referred to by name (see ``queries/*.sql``)."""
 
+    # Whether one statement may write several tables (PostgreSQL's data-modifying WITH), so
+    # that a use case may send its writes as one statement where a query says so; SQLite's
+    # statements write one table each.
+    chains_writes = False
+
     @abc.abstractmethod
     def all(self, query: str, **params: Any) -> list[Row]:
         """Every row of a named query."""

@@ -7,7 +7,9 @@ them, UTC, ``synchronous_commit=on`` and the statement timeout. Imported by
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -32,6 +34,10 @@ _PIPELINE = psycopg.Pipeline.is_supported()
 BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _BEGIN = b"BEGIN"
 _TRANSACTION_ID = b"SELECT txid_current()"
+# The column by which a named query answers with its transaction's id itself (txid_current()
+# AS transaction_id), sparing the statement above: see PostgresTx._cursor.
+CARRIED_ID = "transaction_id"
+_CARRIES_ID = re.compile(r"\bAS\s+transaction_id\b", re.IGNORECASE)
 
 
 class TimestampTextLoader(Loader):
@@ -58,6 +64,12 @@ def configure_connection(conn: psycopg.Connection[Any], settings: Settings,
     conn.execute("; ".join(statements).encode())
 
 
+@functools.cache
+def carries_id(sql: str) -> bool:
+    """Whether a query answers with its transaction's id (in the column ``CARRIED_ID``)."""
+    return _CARRIES_ID.search(sql) is not None
+
+
 def scalar(cursor: psycopg.Cursor[Any]) -> Any:
     row = cursor.fetchone()
     if row is None:
@@ -66,6 +78,8 @@ def scalar(cursor: psycopg.Cursor[Any]) -> Any:
 
 
 class PostgresTx(RawTx):
+    chains_writes = True
+
     def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
@@ -73,6 +87,8 @@ class PostgresTx(RawTx):
         self._document_writers = document_writers()
         # The transaction id (see begin()); None until the server has answered with it.
         self.transaction_id: int | None = None
+        # Whether the id's own statement was left out for a query that carries the id.
+        self._id_carried = False
         # See look_ahead(): what to ask after each statement that may write a document, and
         # the latest answer (with what it asked) while no such statement came after it.
         self._look: tuple[str, dict[str, Any]] | None = None
@@ -157,6 +173,11 @@ class PostgresTx(RawTx):
         before the transaction's id is known, so that a lost answer can be looked up."""
         if self.transaction_id is None and any(sql is _BEGIN for sql, _ in self._deferred):
             self.flush()  # a unit that only deferred statements: the id first
+        if self.transaction_id is None and self._id_carried:
+            # The statement that was to bring the id wrote no row (a unit that then failed
+            # or took another way): ask for it, as begin() would have.
+            self._deferred.insert(0, (_TRANSACTION_ID, None))
+            self.flush()
         if not self._deferred:
             self._conn.commit()
             return
@@ -168,6 +189,11 @@ class PostgresTx(RawTx):
     def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
         cursor = self._conn.cursor(row_factory=dict_row)
         sql = self._named(query)
+        if carries_id(sql) and (_TRANSACTION_ID, None) in self._deferred:
+            # This statement answers with the id itself, in the same round trip as the id's
+            # own statement would: one statement fewer (a store's first pipeline).
+            self._deferred.remove((_TRANSACTION_ID, None))
+            self._id_carried = True
         # After a statement that may write a search document, the look for the documents
         # without index terms, in the same round trip (the store's own: three were two).
         look = self._look if self._document_writers[query] else None
@@ -191,12 +217,20 @@ class PostgresTx(RawTx):
 
     def all(self, query: str, **params: Any) -> list[Row]:
         with self._cursor(query, params) as cursor:
-            return list(cursor.fetchall())
+            return [self._without_id(row) for row in cursor.fetchall()]
 
     def one(self, query: str, **params: Any) -> Row | None:
         with self._cursor(query, params) as cursor:
             row: Row | None = cursor.fetchone()
-            return row
+            return None if row is None else self._without_id(row)
+
+    def _without_id(self, row: Row) -> Row:
+        """The row without the transaction id a query carries (kept: see _cursor)."""
+        if CARRIED_ID in row:
+            carried = row.pop(CARRIED_ID)
+            if self.transaction_id is None:
+                self.transaction_id = int(carried)
+        return row
 
     def stream(self, query: str, **params: Any) -> Iterator[Row]:
         # A server-side cursor, so that rows not consumed are never sent over the network.

@@ -165,30 +165,37 @@ class ContextService:
             require_phase(tx, values["phase_id"], project_id)
         if values["created_by"] is not None:
             require_instance(tx, values["created_by"], project_id)
-        row = self._draw_and_insert(tx, values)
+        actor = actor or values["created_by"] or self.settings.actor
+        row = self._draw_and_insert(tx, values, actor)
         if row is None:  # the key is taken, or no such active project: say which
             if self._stored_before(tx, values) is not None:
                 raise KeyTaken
             require_project(tx, project_id, active=True)
             # The project was committed by another transaction after the first look
             # (PostgreSQL, read committed): it is visible now, so draw the number again.
-            row = self._draw_and_insert(tx, values)
+            row = self._draw_and_insert(tx, values, actor)
             if row is None:
                 raise ConflictError(
                     f"project {project_id!r} changed while the item was stored; try again",
                     project_id=project_id)
         item_id, sequence = row["item_id"], row["sequence_number"]
-        audit(tx, actor or values["created_by"] or self.settings.actor, "context.store",
-              "context_item", item_id, project_id, priority=values["priority"],
-              sequence_number=sequence, token_count=values["token_count"])
         summary = {"item_id": item_id, "sequence_number": sequence, "state": "active",
                    **{name: values[name] for name in SUMMARY_FIELDS if name in values}}
         return {name: summary[name] for name in SUMMARY_FIELDS}
 
     @staticmethod
-    def _draw_and_insert(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
+    def _draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
+        """Draw the number, insert the item with it and write its audit row; ``None`` when
+        nothing was inserted (see :meth:`_insert`)."""
+        if tx.chains_writes:  # all three in one statement
+            return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
         tx.defer("draw_sequence", project_id=values["project_id"])
-        return tx.one("insert_next_item", **values)
+        row = tx.one("insert_next_item", **values)
+        if row is not None:
+            audit(tx, actor, "context.store", "context_item", row["item_id"],
+                  values["project_id"], priority=values["priority"],
+                  sequence_number=row["sequence_number"], token_count=values["token_count"])
+        return row
 
     def supersede(
         self,

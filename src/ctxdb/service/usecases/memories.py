@@ -110,7 +110,11 @@ class MemoryService(Service):
             **{f"ttl_{t.value}": ttl or self.default_ttl(t) for t in MemoryType}}
 
         def unit(tx: Tx) -> dict[str, Any]:
-            if fast is not None:
+            if fast is not None and tx.chains_writes:  # its history and audit rows with it
+                written = tx.one("put_live_memory_recorded", **fast)
+                if written is not None:
+                    return _decoded(written)
+            elif fast is not None:
                 written = tx.one("update_live_memory", **fast)
                 if written is not None:
                     return self._record_put(tx, written, project_id, expected, actor)

@@ -74,6 +74,46 @@ WHERE project_id = :project_id AND namespace = :namespace AND key = :key
 RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
           updated_by, created_at, updated_at, expires_at, deleted_at;
 
+-- name: put_live_memory_recorded
+-- update_live_memory with the put's history row and audit row (details as
+-- MemoryService._record_put writes them on SQLite), in one statement where one statement may
+-- write several tables (PostgreSQL; Tx.chains_writes): both are written only when the update
+-- wrote a row. The same conditions, and the same answer, as update_live_memory.
+WITH written AS (
+    UPDATE memories
+    SET version = version + 1, memory_type = coalesce(:memory_type, memory_type),
+        value = :value, updated_by = :actor, updated_at = $NOW,
+        expires_at = CASE coalesce(:memory_type, memory_type)
+                         WHEN 'episodic' THEN $IN(:ttl_episodic)
+                         WHEN 'procedural' THEN $IN(:ttl_procedural)
+                         ELSE $IN(:ttl_semantic) END
+    WHERE project_id = :project_id AND namespace = :namespace AND key = :key
+      AND (version = :expected_version OR :any_version = 1)
+      AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > $NOW)
+      AND EXISTS (SELECT 1 FROM projects p
+                  WHERE p.project_id = memories.project_id AND p.status = 'active')
+    RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
+              updated_by, created_at, updated_at, expires_at, deleted_at
+), history AS (
+    INSERT INTO memory_versions (memory_id, version, op, memory_type, value, written_by,
+                                 written_at, expires_at)
+    SELECT memory_id, version, 'put', memory_type, value, updated_by, updated_at, expires_at
+    FROM written
+), logged AS (
+    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
+                           details)
+    SELECT $NOW, :actor, 'memory.put', 'memory', memory_id, project_id,
+           jsonb_build_object('namespace', namespace, 'key', key, 'version', version,
+                              'expected_version', CAST(:expected_version AS BIGINT),
+                              'memory_type', memory_type)
+    FROM written
+)
+-- The transaction's id comes back with the memory: no statement of its own (pg_tx.py).
+SELECT memory_id, project_id, namespace, key, memory_type, version, value, created_by,
+       updated_by, created_at, updated_at, expires_at, deleted_at,
+       txid_current() AS transaction_id
+FROM written;
+
 -- name: tombstone_memory
 UPDATE memories
 SET version = version + 1, updated_by = :actor, updated_at = $NOW, deleted_at = $NOW
