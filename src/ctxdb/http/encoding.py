@@ -1,4 +1,4 @@
-"""A ``/v1`` route whose answer is checked and encoded in the endpoint's own worker thread.
+"""A ``/v1`` route whose token check, endpoint and answer run in ONE worker thread.
 
 FastAPI runs a plain ``def`` endpoint in a worker thread, then hands its result to a second
 worker thread only to validate it against the response model, then encodes it on the event
@@ -7,7 +7,16 @@ for every request. :class:`EncodedRoute` does the same validation and the same e
 response model's own ``validate`` and ``serialize_json``, with the route's options) at the
 end of the endpoint's call, in its thread, and returns the finished ``Response``, which
 FastAPI passes through as it is: the same status, headers and bytes, one thread hand-off
-fewer. Routes that stream, are ``async``, or declare no response model are left as they are.
+fewer.
+
+The token check (:class:`ctxdb.http.auth.Need`, a database read) was a hand-off of its own,
+before the request's parameters were checked. It now runs in the endpoint's thread too,
+first, before the endpoint: FastAPI's dependency only notes the check to make
+(:class:`PendingCaller`, no I/O). Which error a request gets is unchanged: when the
+parameters or body are invalid, the 400 handler makes the noted check first
+(:func:`checked_first`), so a refused token still answers 401/403/404 before a bad body's
+400, as when the check ran before the parameters. Routes that stream, are ``async``, or
+declare no response model are left as they are.
 """
 
 from __future__ import annotations
@@ -18,12 +27,48 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
 from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.requests import Request
 from starlette.responses import Response
+
+from ctxdb.http.auth import Caller, Need
+
+PENDING_KEY = "ctxdb.pending_caller"
+
+
+class PendingCaller:
+    """A request's token check, noted by the dependency and made in the endpoint's thread."""
+
+    __slots__ = ("need", "request")
+
+    def __init__(self, need: Need, request: Request) -> None:
+        self.need = need
+        self.request = request
+
+    def check(self) -> Caller:
+        return self.need(self.request)
+
+
+def _pending(need: Need) -> Callable[..., Any]:
+    async def pending_caller(request: Request) -> PendingCaller:
+        pending = PendingCaller(need, request)
+        request.scope[PENDING_KEY] = pending
+        return pending
+
+    return pending_caller
+
+
+async def checked_first(request: Request) -> None:
+    """The token check a route noted but has not made (its parameters were refused before
+    its endpoint ran): made now, so that its refusal answers first, as it always did."""
+    pending = request.scope.pop(PENDING_KEY, None)
+    if pending is not None:
+        await run_in_threadpool(pending.check)
 
 
 class EncodedRoute(APIRoute):
@@ -34,13 +79,18 @@ class EncodedRoute(APIRoute):
                 or not is_plain_function(endpoint)):
             return super().get_route_handler()
         original = self.dependant
-        self.dependant = dataclasses.replace(original, call=self._encoding(endpoint))
+        deferred = [sub.name for sub in original.dependencies
+                    if isinstance(sub.call, Need) and sub.name is not None]
+        self.dependant = dataclasses.replace(
+            original, call=self._encoding(endpoint, deferred),
+            dependencies=[_deferred(sub) for sub in original.dependencies])
         try:
             return super().get_route_handler()
         finally:
             self.dependant = original  # the declared endpoint, for the OpenAPI document
 
-    def _encoding(self, endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    def _encoding(self, endpoint: Callable[..., Any],
+                  deferred: list[str]) -> Callable[..., Any]:
         field = self.response_field
         assert field is not None
         status_code = self.status_code
@@ -48,6 +98,10 @@ class EncodedRoute(APIRoute):
 
         @functools.wraps(endpoint)
         def encoded(**values: Any) -> Any:
+            for name in deferred:
+                pending = values[name]
+                pending.request.scope.pop(PENDING_KEY, None)
+                values[name] = pending.check()
             result = endpoint(**values)
             if isinstance(result, Response):
                 return result
@@ -67,6 +121,13 @@ class EncodedRoute(APIRoute):
             return response
 
         return encoded
+
+
+def _deferred(sub: Dependant) -> Dependant:
+    """A route's named token check, noted instead of made (see the module docstring)."""
+    if not isinstance(sub.call, Need) or sub.name is None:
+        return sub
+    return dataclasses.replace(sub, call=_pending(sub.call))
 
 
 def is_plain_function(call: Callable[..., Any]) -> bool:
