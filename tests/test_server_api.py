@@ -197,6 +197,32 @@ def test_auth_matrix_refuses_every_route(db: Ctxdb, client: TestClient,
     assert "[project_not_found]" in other.json()["result"]["content"][0]["text"]
 
 
+def test_a_refused_token_answers_before_a_bad_body(db: Ctxdb, client: TestClient,
+                                                  world: dict[str, Any]) -> None:
+    """The token is checked before the request's body and parameters (in the endpoint's
+    worker thread, or by the 400 handler when those are refused first: ctxdb.http.encoding),
+    so a request both unauthorised and malformed gets the token's refusal."""
+    a, b = world["A"], world["B"]
+    read_a, fleet_admin = token(db, a["project_id"], "read"), token(db, None, "admin")
+    admin_b = token(db, b["project_id"], "admin")
+    checked = 0
+    for route in routes(client):
+        if not route.dependant.body_params or needed_scope(route) is None:
+            continue
+        method, url = sorted(route.methods)[0], url_of(route, a)
+        cases = [({}, 401, "unauthenticated"), (auth(fleet_admin), 400, "invalid_input")]
+        if needed_scope(route) != "read":
+            cases.append((auth(read_a), 403, "forbidden"))
+        if "{project_id}" in route.path:
+            cases.append((auth(admin_b), 404, "project_not_found"))
+        for headers, status, code in cases:
+            answer = client.request(method, url, json={"not a field": 1}, headers=headers)
+            assert (answer.status_code, answer.json()["code"]) == (status, code), (
+                route.path, headers, answer.text)
+            checked += 1
+    assert checked > 60
+
+
 MCP_HEADERS = {"Accept": "application/json, text/event-stream",
                "MCP-Protocol-Version": "2025-06-18"}
 

@@ -35,6 +35,7 @@ from ctxdb.http import (
 )
 from ctxdb.http import models as m
 from ctxdb.http.auth import READ
+from ctxdb.http.encoding import checked_first
 from ctxdb.http.limits import BodyLimit
 from ctxdb.http.problems import PROBLEM_RESPONSES, problem, problem_media_type, problem_of
 from ctxdb.service import Ctxdb
@@ -125,6 +126,10 @@ def _answer_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        try:
+            await checked_first(request)
+        except CtxdbError as refused:
+            return problem_of(refused)
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])

@@ -50,7 +50,9 @@ def bearer_secret(request: Request) -> str:
 
 class Need:
     """A dependency: the request's caller, refused unless its token has ``scope``. A plain
-    ``def``, so FastAPI runs its database read in a worker thread."""
+    ``def`` that reads the database: on a ``/v1`` route it runs in the endpoint's worker
+    thread, before the endpoint (``ctxdb.http.encoding``); elsewhere FastAPI runs it in a
+    worker thread of its own."""
 
     def __init__(self, scope: TokenScope, *, fleet: bool = False) -> None:
         self.scope = scope

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from ctxdb.errors import ValidationError
 from ctxdb.http import models as m
+from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import (
     Admin,
@@ -19,7 +20,7 @@ from ctxdb.http.routing import (
     project_naming,
 )
 
-v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, route_class=EncodedRoute)
 
 
 # --- memories -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ctxdb.errors import CtxdbError
 from ctxdb.http.auth import Caller, bearer_secret
+from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Reader
 from ctxdb.service import Ctxdb
@@ -40,7 +41,7 @@ HEARTBEAT_SECONDS = 15.0
 BATCH = 200
 RETRY_MILLISECONDS = 2_000
 
-v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, route_class=EncodedRoute)
 
 _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
     "description": "A stream of Server-Sent Events (text/event-stream): `id` (the cursor), "

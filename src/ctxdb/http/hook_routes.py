@@ -35,6 +35,7 @@ from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
 from ctxdb.errors import ProjectNotFoundError, ValidationError
 from ctxdb.http.auth import Caller
+from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
 from ctxdb.transcripts.decisions import MAX_DECISION_CHARS, MAX_DECISIONS
@@ -49,7 +50,7 @@ from ctxdb.transcripts.uploaded import MAX_UPLOAD_BYTES, UploadedTranscript
 
 MAX_SUBAGENT_FILES = 100
 
-v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, route_class=EncodedRoute)
 
 
 class HookRepo(BaseModel):

@@ -12,6 +12,7 @@ from ctxdb.domain.pack_formats import pack_payload
 from ctxdb.errors import PhaseNotFoundError, ValidationError
 from ctxdb.http import models as m
 from ctxdb.http.auth import Caller
+from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import (
     Admin,
@@ -25,7 +26,7 @@ from ctxdb.http.routing import (
     taken_elsewhere,
 )
 
-v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, route_class=EncodedRoute)
 
 
 # --- projects and phases ------------------------------------------------------------------

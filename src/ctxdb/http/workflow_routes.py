@@ -15,10 +15,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from ctxdb.http import workflow_models as w
+from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Admin, IdempotencyKey, Reader, Writer, project_naming
 
-v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+v1 = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES, route_class=EncodedRoute)
 PROJECT = "/projects/{project_id}"
 
 

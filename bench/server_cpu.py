@@ -1,0 +1,204 @@
+"""The CPU time one ``ctxdb serve`` process spends per request of the fleet's mix (issue 12).
+
+One server on SQLite (``--workers 1``), a fresh database per run: a project, a write token,
+seed items and tasks, ``--agents`` sessions started through ``POST /v1/hooks``, then a
+warm-up and ``--requests`` requests, ``--in-flight`` at a time, drawn from the mix of
+bench/fleet_agents.py less its rare events: UserPromptSubmit, a usage report, a context
+store, a task claim (and its completion), a message. The server's CPU time (user + system,
+from ``/proc``) over those requests, per request, is the figure: it follows the server's own
+work much more than the latencies do on a shared machine.
+
+With ``--against DIR`` (the ``src`` folder of another version of ctxdb, say an older
+checkout's), the same runs are made with that version's server too, interleaved, the order
+alternating, and the ratio of the medians is printed: an A/B of a change to the server on
+the same machine at the same time. The load average is printed; figures are evidence, not
+a test.
+
+Usage:
+    python bench/server_cpu.py [--requests 2000] [--rounds 3] [--in-flight 8]
+                               [--agents 50] [--against OTHER/src]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ctxdb.service import Ctxdb
+from data import bench_settings
+from hooks import CTXDB, load_average
+from process_cpu import tree_cpu_seconds
+from remote_hook import free_port
+
+MIX = {"prompt": 30, "usage": 15, "store": 20, "claim": 10, "message": 10}
+WARM_UP = 10  # requests per connection before the measured ones
+
+
+def prepare(url: str, folder: Path, tasks: int) -> tuple[str, str]:
+    """The project (with repository key ``bench``) and a write token's secret."""
+    with Ctxdb.open(bench_settings(url, folder)) as db:
+        project_id = str(db.projects.create("bench", repo_key="bench")["project_id"])
+        secret = str(db.access_tokens.create(project_id, "write")["secret"])
+        for n in range(40):
+            db.context.store(project_id, f"rule {n}: keep the build green", priority="HIGH",
+                             content_type="rule")
+        for n in range(tasks):
+            db.tasks.create(project_id, f"task {n}")
+    return project_id, secret
+
+
+def server_command(src: str | None) -> list[str]:
+    if src is None:
+        return [str(CTXDB)]
+    return [sys.executable, "-c", "import sys; from ctxdb.cli.main import main; "
+            "sys.argv[0] = 'ctxdb'; main()"]
+
+
+def hook_body(agent: int, event: str, **fields: Any) -> dict[str, Any]:
+    return {"client": "claude-code", "host": "bench",
+            "event": {"session_id": f"bench-{agent}", "transcript_path": None,
+                      "cwd": f"/home/agent-{agent}", "hook_event_name": event, **fields},
+            "repo": {"repo_key": "bench", "name": "bench", "worktree": f"/home/agent-{agent}",
+                     "branch": f"agent-{agent}"}}
+
+
+class Mix:
+    """One request of the mix at a time, for agent ``n``."""
+
+    def __init__(self, client: httpx.AsyncClient, base: str, project_id: str,
+                 agents: int) -> None:
+        self.client, self.base = client, base
+        self.project = f"{base}/v1/projects/{project_id}"
+        self.instances = [f"claude-code-bench-{n}" for n in range(agents)]
+        self.rng = random.Random(5)
+
+    async def start_sessions(self) -> None:
+        for n in range(len(self.instances)):
+            check(await self.client.post(f"{self.base}/v1/hooks",
+                                         json=hook_body(n, "SessionStart", source="startup")))
+
+    async def one(self, n: int) -> None:
+        kind = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        instance, post = self.instances[n], self.client.post
+        if kind == "prompt":
+            check(await post(f"{self.base}/v1/hooks",
+                             json=hook_body(n, "UserPromptSubmit", prompt="carry on")))
+        elif kind == "usage":
+            check(await self.client.put(f"{self.project}/instances/{instance}/usage",
+                                        json={"tokens": self.rng.randint(5_000, 150_000)}))
+        elif kind == "store":
+            check(await post(f"{self.project}/context", json={
+                "content": f"agent {n} noted {self.rng.random()}: the cache key needs the "
+                           "tenant", "priority": "MEDIUM", "content_type": "decision"}))
+        elif kind == "claim":
+            task = check(await post(f"{self.project}/tasks/claim",
+                                    json={"instance_id": instance})).json()["task"]
+            if task is not None:
+                check(await post(f"{self.project}/tasks/{task['task_id']}/complete",
+                                 json={"epoch": task["epoch"], "result": {"ok": True}}))
+        else:
+            check(await post(f"{self.project}/messages", json={
+                "recipient_kind": "instance", "recipient": self.rng.choice(self.instances),
+                "subject": "status", "body": {"from": instance}}))
+
+    async def run(self, connections: int, each: int) -> None:
+        async def connection(number: int) -> None:
+            for i in range(each):
+                await self.one((number * 7 + i) % len(self.instances))
+
+        await asyncio.gather(*(connection(n) for n in range(connections)))
+
+
+def check(answer: httpx.Response) -> httpx.Response:
+    if answer.status_code >= 300:
+        raise SystemExit(f"{answer.request.url}: HTTP {answer.status_code} {answer.text[:300]}")
+    return answer
+
+
+async def measure(args: argparse.Namespace, src: str | None) -> float:
+    """CPU milliseconds of the server per measured request, one run on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="ctxdb-server-cpu-") as name:
+        folder = Path(name)
+        url = str(folder / "bench.db")
+        each = max(1, args.requests // args.in_flight)
+        project_id, secret = prepare(url, folder, args.in_flight * (each + WARM_UP))
+        env = {**os.environ, "HOME": name, "XDG_CONFIG_HOME": name,
+               "CTXDB_MAX_INSTANCES_PER_PROJECT": str(max(10, args.agents))}
+        if src is not None:
+            env["PYTHONPATH"] = src
+        port = free_port()
+        with (folder / "server.log").open("wb") as log:
+            server = subprocess.Popen([*server_command(src), "--url", url, "serve", "--port",
+                                       str(port), "--workers", "1"], env=env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {secret}"},
+                                         timeout=60) as client:
+                base = f"http://127.0.0.1:{port}"
+                await wait_ready(client, base, server)
+                mix = Mix(client, base, project_id, args.agents)
+                await mix.start_sessions()
+                await mix.run(args.in_flight, WARM_UP)
+                before = tree_cpu_seconds(server.pid)
+                await mix.run(args.in_flight, each)
+                return 1000 * (tree_cpu_seconds(server.pid) - before) / (each * args.in_flight)
+        finally:
+            server.terminate()
+            server.wait(60)
+
+
+async def wait_ready(client: httpx.AsyncClient, base: str, server: subprocess.Popen[bytes]
+                     ) -> None:
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit("the server stopped before it answered")
+        try:
+            if (await client.get(f"{base}/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("the server did not answer within 60 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--against", default=None,
+                        help="the src folder of another version of ctxdb to compare with")
+    args = parser.parse_args()
+    sides: dict[str, str | None] = {"this": None}
+    if args.against is not None:
+        sides["against"] = str(Path(args.against).resolve())
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    print(f"load average before: {load_average()}")
+    for number in range(args.rounds):
+        order = list(sides) if number % 2 == 0 else list(reversed(sides))
+        for side in order:
+            samples[side].append(asyncio.run(measure(args, sides[side])))
+        print(f"round {number + 1}: " + ", ".join(
+            f"{side} {samples[side][-1]:.3f} ms" for side in sides), flush=True)
+    medians = {side: statistics.median(values) for side, values in samples.items()}
+    print("server CPU per request (median): " + ", ".join(
+        f"{side} {value:.3f} ms" for side, value in medians.items()))
+    if "against" in medians:
+        print(f"this / against: {medians['this'] / medians['against']:.2f}x")
+    print(f"load average after: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
