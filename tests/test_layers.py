@@ -51,6 +51,9 @@ LAYER_OF = {
     "storage": "storage",
     # The settings, and the database URL forms they accept (database_url.py, beside them).
     "settings": "settings", "database_url": "settings", "settings_sources": "settings",
+    # The settings' names and where they are read from (importing nothing: the remote hook's
+    # short path reads them without the settings module).
+    "settings_names": "settings",
     "errors": "foundation", "__version__": "foundation",
     # How long operations report progress: a protocol every layer may call or implement.
     "progress": "foundation",
