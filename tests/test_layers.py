@@ -78,6 +78,8 @@ MAY_IMPORT = {
 # and the HTTP server serves MCP at /mcp.
 LAUNCHERS = {
     ("ctxdb.cli.main", "ctxdb.hooks.command"),
+    ("ctxdb.cli.main", "ctxdb.hooks.invocation"),
+    ("ctxdb.cli.main", "ctxdb.hooks.remote_entry"),
     ("ctxdb.cli.hook", "ctxdb.hooks.command"),
     ("ctxdb.cli.mcp", "ctxdb.mcp"),
     ("ctxdb.cli.mcp", "ctxdb.mcp.server"),
