@@ -20,9 +20,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ctxdb.domain.hook_events import parse_event
+from ctxdb.errors import ConflictError
 from ctxdb.repo_identity import repo_identity
 from ctxdb.service import Ctxdb
+from ctxdb.service.usecases import packs
+from ctxdb.storage import Tx
 from test_hooks import FIXTURES, shop_repository
 
 EXPECTED = Path(__file__).parent / "fixtures" / "startup_injection"
@@ -111,3 +116,42 @@ def test_each_session_start_injects_exactly_the_fixed_text(db: Ctxdb, tmp_path: 
     assert "# Where we left off" in texts["startup"]
     assert "holds task #1 'Port the cache to the replica'" in texts["startup"]
     assert "note 1002:" in texts["resume"] and "#413 " not in texts["resume"]  # shown before
+
+
+def test_the_same_text_when_tiers_are_read_in_many_pages(
+    db: Ctxdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 7 rows: a tier is read in many, each after the last one's sequence number."""
+    monkeypatch.setattr(packs, "SIZES_PAGE", 7)
+    texts = _injections(db, tmp_path)
+    for name, text in texts.items():
+        assert text == (EXPECTED / f"{name}.txt").read_text(encoding="utf-8"), name
+
+
+def _archive(tx: Tx, item_id: int) -> None:
+    tx.execute("copy_item_to_archive", item_id=item_id, actor="user:test")
+    tx.execute("delete_archived_item", item_id=item_id)
+
+
+def test_an_item_archived_after_the_pack_read_it_is_shown_as_it_was(db: Ctxdb, pid: str) -> None:
+    """On PostgreSQL each statement sees the latest commits: gc may archive an item between
+    the read of the pack and that of the item's content. The content is then the archived
+    one; an item also forgotten in between is a conflict, never a wrong text."""
+    ids = [db.context.store(pid, {"n": n, "text": f"item {n}"}, "HIGH")["item_id"]
+           for n in range(3)]
+
+    def unit(tx: Tx) -> list[Any]:
+        pack = packs.startup_pack(tx, pid, 10_000, None)
+        _archive(tx, ids[2])  # the newest: the first of the pack
+        return [item["content"] for item in pack.items]
+
+    assert db.storage.write(unit) == [{"n": n, "text": f"item {n}"} for n in (2, 1, 0)]
+
+    def forgotten(tx: Tx) -> Any:
+        pack = packs.startup_pack(tx, pid, 10_000, None)
+        _archive(tx, ids[1])
+        tx.execute("forget_archived_item", item_id=ids[1])
+        return pack.items[0]["content"]
+
+    with pytest.raises(ConflictError, match=f"context item {ids[1]} was removed"):
+        db.storage.write(forgotten)

@@ -159,7 +159,7 @@ def live_siblings(tx: Tx, settings: Settings, project_id: str,
 
 def startup_context(
     tx: Tx, settings: Settings, *, project_id: str, instance_id: str,
-    repo: RepoIdentity | None, items: list[dict[str, Any]], title: str, max_chars: int,
+    repo: RepoIdentity | None, items: Sequence[Mapping[str, Any]], title: str, max_chars: int,
     critical_omitted: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[StartupContext, dict[str, Any] | None]:
     """What a new session is given: the pack, where the work left off, the live siblings;
@@ -255,7 +255,7 @@ class ContinuityService(Service):
             pack = startup_pack(tx, project_id, budget, None)
             rendered, handoff = startup_context(
                 tx, self.settings, project_id=project_id, instance_id="", repo=repo,
-                items=[dict(item) for item in pack.items],
+                items=pack.items,
                 critical_omitted=pack.critical_omitted,
                 title=injection_title(project_id, "startup"), max_chars=injection_max_chars(client))
             return {"project_id": project_id, "client": client, "text": rendered.text,
