@@ -2,12 +2,12 @@
 
 The project: CRITICAL rules (text and JSON, with runs of whitespace to collapse), a current
 phase, 420 items of the other priorities (text and nested JSON, a few over the whole budget,
-together well over the 50,000-token reload budget), an ended session with a handoff, a live
-sibling that holds a task. Each source of SessionStart (startup, resume after new items,
-compact, clear) and ``ctxdb context --as-new-session`` (``continuity.new_session``) must
-inject exactly the text in ``tests/fixtures/startup_injection/`` (the project's id
-written PROJECT), on both backends: the
-reading and rendering of the pack may change for speed, never what the agent is given.
+together well over the 50,000-token reload budget), an ended session with a handoff, live
+siblings (one with a handoff, one that holds a task). Each source of SessionStart (startup,
+resume after new items, compact, clear) and ``ctxdb context --as-new-session``
+(``continuity.new_session``) must inject exactly the text in
+``tests/fixtures/startup_injection/`` (the project's id written PROJECT), on both backends:
+how the pack and the siblings are read may change for speed, never what the agent is given.
 The fixtures were written by the code before the pack stopped reading the content of items
 no injection shows.
 """
@@ -87,7 +87,11 @@ def _injections(db: Ctxdb, tmp_path: Path) -> dict[str, str]:
     phase = db.phases.create(project_id, 1, "build")
     db.phases.start(phase["phase_id"])
     _fill(db, project_id, phase["phase_id"], rng, 420)
-    # An earlier session that saved a handoff and ended; a live sibling holding a task.
+    # A live sibling with a handoff; a later session that saved one and ended; a live
+    # sibling holding a task.
+    handle("SessionStart", "sibling-with-handoff", True, source="startup")
+    handle("PreCompact", "sibling-with-handoff", True, trigger="manual",
+           custom_instructions=None)
     handle("SessionStart", "earlier", True, source="startup")
     handle("PreCompact", "earlier", True, trigger="manual", custom_instructions=None)
     handle("SessionEnd", "earlier", reason="other")
