@@ -40,7 +40,8 @@ def pack_in_tx(
 
 
 def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips: int,
-          partial_critical: bool, queries: tuple[str, str], read: Tier) -> Pack:
+          partial_critical: bool, queries: tuple[str, str], read: Tier,
+          itemized: bool = True) -> Pack:
     focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
     critical = decode_all(tx.all("items_of_priority", project_id=project_id,
                                  priority="CRITICAL", phase_id=None))
@@ -52,7 +53,8 @@ def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips:
         yield from read(outside_phase, -1 if focus is None else focus, priority.value)
 
     tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
-    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
+    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical,
+                      itemized=itemized)
 
 
 def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
@@ -65,7 +67,8 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     budget of 50,000 tokens packs hundreds of items, an injection of under 10,000 characters
     shows a few dozen, and the rest are only counted. The text is the same as with whole
     items; only the content of what is shown is read and decoded. The transaction must stay
-    open while the items are read.
+    open while the items are read. Its manifest is not itemized (see ``pack_items``): an
+    injection does not show it.
     """
 
     def sizes(query: str, phase: int, priority: str) -> Iterator[Row]:
@@ -79,7 +82,8 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
             before = rows[-1]["sequence_number"]
 
     pack = _pack(tx, project_id, budget, phase_id, DEFAULT_MAX_SKIPS, True,
-                 ("pack_tier_sizes_in_phase", "pack_tier_sizes_outside_phase"), sizes)
+                 ("pack_tier_sizes_in_phase", "pack_tier_sizes_outside_phase"), sizes,
+                 itemized=False)
     reader = ContentReader(tx, project_id)
     pack.items = [row if "content" in row else reader.add(row) for row in pack.items]
     return pack
@@ -89,17 +93,13 @@ class ItemWithoutContent(dict[str, Any]):
     """A packed item read without its content: ``item["content"]`` reads it (``in`` and
     ``get`` do not), with the content of the next items of the pack."""
 
-    __slots__ = ("_index", "_reader")
-
-    def __init__(self, row: Row, reader: ContentReader, index: int) -> None:
-        super().__init__(row)
-        self._reader = reader
-        self._index = index
+    __slots__ = ("reader",)
+    reader: ContentReader
 
     def __missing__(self, key: str) -> Any:
         if key != "content":
             raise KeyError(key)
-        self._reader.read_from(self._index)
+        self.reader.read_from(self)
         return self[key]
 
 
@@ -111,13 +111,18 @@ class ContentReader:
         self.tx = tx
         self.project_id = project_id
         self.items: list[ItemWithoutContent] = []
+        self._position: dict[int, int] = {}  # id() of an item -> its index, made on first use
 
     def add(self, row: Row) -> ItemWithoutContent:
-        item = ItemWithoutContent(row, self, len(self.items))
+        item = ItemWithoutContent(row)
+        item.reader = self
         self.items.append(item)
         return item
 
-    def read_from(self, index: int) -> None:
+    def read_from(self, first: ItemWithoutContent) -> None:
+        if not self._position:
+            self._position = {id(item): index for index, item in enumerate(self.items)}
+        index = self._position[id(first)]
         batch = [item for item in self.items[index:index + CONTENT_BATCH]
                  if "content" not in item]
         ids = [item["item_id"] for item in batch]
