@@ -115,11 +115,14 @@ def pack_items(
     max_skips: int = DEFAULT_MAX_SKIPS,
     *,
     partial_critical: bool = False,
+    itemized: bool = True,
 ) -> Pack:
     """Pack ``critical`` then each tier's stream (already in preference order) into ``budget``.
 
     CRITICAL alone over the budget raises :class:`BudgetExceededError`, or with
-    ``partial_critical`` gives the CRITICAL items that fit and names the others.
+    ``partial_critical`` gives the CRITICAL items that fit and names the others. Without
+    ``itemized`` the manifest's ``included`` and ``omitted`` of HIGH, MEDIUM and LOW items
+    stay empty (its totals and ``stopped`` are kept): for a caller that shows the items only.
     """
     manifest = PackManifest(budget=budget)
     items = list(critical)
@@ -142,10 +145,12 @@ def pack_items(
             if row["token_count"] <= remaining:
                 items.append(row)
                 manifest.used += row["token_count"]
-                manifest.included.append(_entry(row))
+                if itemized:
+                    manifest.included.append(_entry(row))
                 skips = 0
             else:
-                manifest.omitted.append(_entry(row, "exceeds_remaining_budget"))
+                if itemized:
+                    manifest.omitted.append(_entry(row, "exceeds_remaining_budget"))
                 skips += 1
             if manifest.used >= budget or skips >= max_skips:
                 reason = "budget_spent" if manifest.used >= budget else "too_many_misses"

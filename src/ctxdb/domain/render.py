@@ -109,15 +109,18 @@ def render_context(
     room -= sum(len(line) + 1 for line in lines)
     omitted = len(critical) - len(lines)
     lines += left_out
-    for item in others:
-        if omitted == 0:  # once one item does not fit, later ones are left out: pack order
-            line = _item_line(item)  # so the lines of those are not even built
-            if len(line) + 1 <= room:
-                lines.append(line)
-                ids.append(int(item["item_id"]))
-                room -= len(line) + 1
-                continue
-        omitted += 1
+    shown = 0
+    # Once one item does not fit (or a CRITICAL one did not), the later ones are left out:
+    # pack order. They are only counted: their lines are not even built.
+    for item in others if omitted == 0 else ():
+        line = _item_line(item)
+        if len(line) + 1 > room:
+            break
+        lines.append(line)
+        ids.append(int(item["item_id"]))
+        room -= len(line) + 1
+        shown += 1
+    omitted += len(others) - shown
     if omitted:
         lines.append(f"- … {omitted} more item(s) not shown: {more_hint}")
     parts.append("\n".join([header, *lines]))

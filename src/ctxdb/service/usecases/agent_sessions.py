@@ -10,6 +10,7 @@ makes a unit retried after a commit return the recorded result instead of applyi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import (
@@ -120,7 +121,8 @@ class AgentSessionService(AgentSessionReads):
             if context_tokens is not None:
                 set_usage(tx, instance, context_tokens)
             pack = self._pack(tx, instance)
-            items = [dict(item) for item in pack.items]
+            # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
+            items: Sequence[Mapping[str, Any]] = pack.items
             if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
                 seen = injected_ids(tx, instance)
                 items = [item for item in items if item["item_id"] not in seen]
@@ -219,7 +221,7 @@ class AgentSessionService(AgentSessionReads):
         return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
-                items: list[dict[str, Any]], handoff: dict[str, Any] | None,
+                items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,
                 key: str, critical_omitted: list[dict[str, Any]],
                 hook_event: str) -> dict[str, Any]:
         title = injection_title(instance["project_id"], source)
@@ -231,7 +233,7 @@ class AgentSessionService(AgentSessionReads):
                                  rendered.item_ids, handoff, key, hook_event)
 
     def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
-                        repo: RepoIdentity, items: list[dict[str, Any]], key: str,
+                        repo: RepoIdentity, items: Sequence[Mapping[str, Any]], key: str,
                         critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
         """The pack, where the work left off and the live siblings; the handoff offered is
         recorded with the injection."""

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 SETTLE_LIMIT = 5  # sessions given a handoff per call; the next call takes the rest
 RESUME_CANDIDATES = 5
 MAX_SIBLINGS = 20
+HANDOFF_COLUMNS = ("handoff_id", "project_id", "instance_id", "generation", "kind", "summary",
+                   "next_steps", "working_set", "tokens_before", "created_at")
 
 
 class Settlement(NamedTuple):
@@ -151,15 +153,16 @@ def live_siblings(tx: Tx, settings: Settings, project_id: str,
     for task in tx.all("live_leases_of_project", project_id=project_id):
         leases.setdefault(str(task["lease_owner"]), []).append(task)
     for sibling in siblings:
+        # The columns of latest_handoff_of_instance, read with the sibling (the h_* ones).
+        handoff = {name: sibling.pop(f"h_{name}") for name in HANDOFF_COLUMNS}
         sibling["tasks"] = leases.get(str(sibling["instance_id"]), [])
-        handoff = tx.one("latest_handoff_of_instance", instance_id=sibling["instance_id"])
-        sibling["handoff"] = decode(handoff) if handoff else None
+        sibling["handoff"] = decode(handoff) if handoff["handoff_id"] is not None else None
     return siblings
 
 
 def startup_context(
     tx: Tx, settings: Settings, *, project_id: str, instance_id: str,
-    repo: RepoIdentity | None, items: list[dict[str, Any]], title: str, max_chars: int,
+    repo: RepoIdentity | None, items: Sequence[Mapping[str, Any]], title: str, max_chars: int,
     critical_omitted: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[StartupContext, dict[str, Any] | None]:
     """What a new session is given: the pack, where the work left off, the live siblings;
@@ -255,7 +258,7 @@ class ContinuityService(Service):
             pack = startup_pack(tx, project_id, budget, None)
             rendered, handoff = startup_context(
                 tx, self.settings, project_id=project_id, instance_id="", repo=repo,
-                items=[dict(item) for item in pack.items],
+                items=pack.items,
                 critical_omitted=pack.critical_omitted,
                 title=injection_title(project_id, "startup"), max_chars=injection_max_chars(client))
             return {"project_id": project_id, "client": client, "text": rendered.text,

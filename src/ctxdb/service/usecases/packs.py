@@ -3,12 +3,20 @@ what a context load, a clear-and-reload and a hook's session start inject."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
-from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, pack_items
+from ctxdb.domain.packing import DEFAULT_MAX_SKIPS, Pack, Row, pack_items
+from ctxdb.errors import ConflictError
 from ctxdb.service.common import decode, decode_all
 from ctxdb.storage import Tx
+
+CONTENT_BATCH = 32  # the ids item_contents takes (:id0 … :id31)
+SIZES_PAGE = 256  # rows of a tier read at a time without their content
+_BEFORE_ALL = 2**63 - 1  # a sequence number past every item's
+
+Tier = Callable[[str, int, str], Iterator[Row]]  # (query, phase_id, priority) -> its rows
 
 
 def current_phase_id(tx: Tx, project_id: str) -> int | None:
@@ -22,26 +30,116 @@ def pack_in_tx(
 ) -> Pack:
     """The budgeted pack, read inside the caller's transaction (see ``domain.packing``;
     ``partial_critical`` for a reload, which must not fail)."""
+
+    def whole_items(query: str, phase: int, priority: str) -> Iterator[Row]:
+        for row in tx.stream(query, project_id=project_id, phase_id=phase, priority=priority):
+            yield decode(row)
+
+    return _pack(tx, project_id, budget, phase_id, max_skips, partial_critical,
+                 ("pack_tier_in_phase", "pack_tier_outside_phase"), whole_items)
+
+
+def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips: int,
+          partial_critical: bool, queries: tuple[str, str], read: Tier,
+          itemized: bool = True) -> Pack:
     focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
     critical = decode_all(tx.all("items_of_priority", project_id=project_id,
                                  priority="CRITICAL", phase_id=None))
+    in_phase, outside_phase = queries
 
-    def tier(priority: Priority) -> Any:
+    def tier(priority: Priority) -> Iterator[Row]:
         if focus is not None:
-            for row in tx.stream("pack_tier_in_phase", project_id=project_id,
-                                 phase_id=focus, priority=priority.value):
-                yield decode(row)
-        for row in tx.stream("pack_tier_outside_phase", project_id=project_id,
-                             phase_id=-1 if focus is None else focus,
-                             priority=priority.value):
-            yield decode(row)
+            yield from read(in_phase, focus, priority.value)
+        yield from read(outside_phase, -1 if focus is None else focus, priority.value)
 
     tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
-    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
+    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical,
+                      itemized=itemized)
 
 
 def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
     """The pack a session start injects. Like ``tokens.clear_and_reload``'s it never fails:
     CRITICAL items over the budget are left out and named (the injected text says how to
-    fetch them), rather than fail the agent's session start."""
-    return pack_in_tx(tx, project_id, budget, phase_id, partial_critical=True)
+    fetch them), rather than fail the agent's session start.
+
+    Its HIGH, MEDIUM and LOW items are read without their content, which each reads (with
+    that of the next items) when the injection is written and first asks for it: a reload
+    budget of 50,000 tokens packs hundreds of items, an injection of under 10,000 characters
+    shows a few dozen, and the rest are only counted. The text is the same as with whole
+    items; only the content of what is shown is read and decoded. The transaction must stay
+    open while the items are read. Its manifest is not itemized (see ``pack_items``): an
+    injection does not show it.
+    """
+
+    def sizes(query: str, phase: int, priority: str) -> Iterator[Row]:
+        before = _BEFORE_ALL
+        while True:  # a page at a time, so that nothing is read past where packing stops
+            rows = tx.all(query, project_id=project_id, phase_id=phase, priority=priority,
+                          before=before, limit=SIZES_PAGE)
+            yield from rows
+            if len(rows) < SIZES_PAGE:
+                return
+            before = rows[-1]["sequence_number"]
+
+    pack = _pack(tx, project_id, budget, phase_id, DEFAULT_MAX_SKIPS, True,
+                 ("pack_tier_sizes_in_phase", "pack_tier_sizes_outside_phase"), sizes,
+                 itemized=False)
+    reader = ContentReader(tx, project_id)
+    pack.items = [row if "content" in row else reader.add(row) for row in pack.items]
+    return pack
+
+
+class ItemWithoutContent(dict[str, Any]):
+    """A packed item read without its content: ``item["content"]`` reads it (``in`` and
+    ``get`` do not), with the content of the next items of the pack."""
+
+    __slots__ = ("reader",)
+    reader: ContentReader
+
+    def __missing__(self, key: str) -> Any:
+        if key != "content":
+            raise KeyError(key)
+        self.reader.read_from(self)
+        return self[key]
+
+
+class ContentReader:
+    """Reads the content of a pack's items in the order they are shown, CONTENT_BATCH at a
+    time (a rendering shows items in pack order, and stops at the first that does not fit)."""
+
+    def __init__(self, tx: Tx, project_id: str) -> None:
+        self.tx = tx
+        self.project_id = project_id
+        self.items: list[ItemWithoutContent] = []
+        self._position: dict[int, int] = {}  # id() of an item -> its index, made on first use
+
+    def add(self, row: Row) -> ItemWithoutContent:
+        item = ItemWithoutContent(row)
+        item.reader = self
+        self.items.append(item)
+        return item
+
+    def read_from(self, first: ItemWithoutContent) -> None:
+        if not self._position:
+            self._position = {id(item): index for index, item in enumerate(self.items)}
+        index = self._position[id(first)]
+        batch = [item for item in self.items[index:index + CONTENT_BATCH]
+                 if "content" not in item]
+        ids = [item["item_id"] for item in batch]
+        slots = {f"id{n}": ids[n] if n < len(ids) else None for n in range(CONTENT_BATCH)}
+        contents = {row["item_id"]: decode(row)["content"]
+                    for row in self.tx.all("item_contents", project_id=self.project_id,
+                                           **slots)}
+        for item in batch:
+            item["content"] = contents[item["item_id"]] if item["item_id"] in contents \
+                else self._archived(item["item_id"])
+
+    def _archived(self, item_id: int) -> Any:
+        """The content of an item gc archived since the pack read it as live (on PostgreSQL,
+        whose statements each see the latest commits): the one it had then."""
+        row = self.tx.one("archived_item_content", project_id=self.project_id,
+                          item_id=item_id)
+        if row is None:  # archived and forgotten in between: the pack cannot be shown whole
+            raise ConflictError(f"context item {item_id} was removed while the pack was read; "
+                                "try again")
+        return decode(row)["content"]

@@ -108,6 +108,41 @@ WHERE project_id = :project_id AND priority = :priority AND state = 'active'
   AND (phase_id IS NULL OR phase_id <> :phase_id)
 ORDER BY sequence_number DESC;
 
+-- name: pack_tier_sizes_in_phase
+-- pack_tier_in_phase without the content: all that packing looks at, a page at a time (those
+-- before :before). A session start packs hundreds of items and shows a few dozen; it reads
+-- theirs with item_contents. Pages rather than a cursor: on PostgreSQL a tier of small rows
+-- is then one round trip, not a DECLARE, a FETCH and a CLOSE.
+SELECT item_id, priority, content_type, token_count, sequence_number
+FROM context_items
+WHERE project_id = :project_id AND phase_id = :phase_id AND priority = :priority
+  AND state = 'active' AND sequence_number < :before
+ORDER BY sequence_number DESC
+LIMIT :limit;
+
+-- name: pack_tier_sizes_outside_phase
+-- pack_tier_outside_phase without the content (see pack_tier_sizes_in_phase).
+SELECT item_id, priority, content_type, token_count, sequence_number
+FROM context_items
+WHERE project_id = :project_id AND priority = :priority AND state = 'active'
+  AND (phase_id IS NULL OR phase_id <> :phase_id) AND sequence_number < :before
+ORDER BY sequence_number DESC
+LIMIT :limit;
+
+-- name: item_contents
+-- The content of up to 32 items of a project, by id (:id0 … :id31, unused ones NULL).
+SELECT item_id, content
+FROM context_items
+WHERE project_id = :project_id AND item_id IN (
+  :id0, :id1, :id2, :id3, :id4, :id5, :id6, :id7, :id8, :id9, :id10, :id11, :id12,
+  :id13, :id14, :id15, :id16, :id17, :id18, :id19, :id20, :id21, :id22, :id23,
+  :id24, :id25, :id26, :id27, :id28, :id29, :id30, :id31);
+
+-- name: archived_item_content
+-- The content of an item archived (by gc) after a pack read it as live.
+SELECT item_id, content FROM archived_context_items
+WHERE project_id = :project_id AND item_id = :item_id;
+
 -- name: supersede_item
 UPDATE context_items SET state = 'superseded', superseded_by = :superseded_by
 WHERE item_id = :item_id AND state = 'active';

@@ -46,14 +46,25 @@ LIMIT :limit;
 
 -- name: live_siblings
 -- Live and heard from within the stale limit: a silent one not yet marked crashed is not
--- doing anything a new session should leave alone.
-SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
-       $NOW AS now
-FROM instances
-WHERE project_id = :project_id AND status IN ('active', 'idle') AND instance_id <> :instance_id
-  AND last_heartbeat >= $AGO(:stale_after)
-ORDER BY last_heartbeat DESC, instance_id
-LIMIT :limit;
+-- doing anything a new session should leave alone. Each with its latest handoff (the h_*
+-- columns, NULL when it has none), looked up for the :limit siblings kept only: one
+-- statement, not one more per sibling.
+SELECT s.instance_id, s.client, s.session_id, s.worktree, s.branch, s.status,
+       s.last_heartbeat, s.now,
+       h.handoff_id AS h_handoff_id, h.project_id AS h_project_id,
+       h.instance_id AS h_instance_id, h.generation AS h_generation, h.kind AS h_kind,
+       h.summary AS h_summary, h.next_steps AS h_next_steps, h.working_set AS h_working_set,
+       h.tokens_before AS h_tokens_before, h.created_at AS h_created_at
+FROM (SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
+             $NOW AS now
+      FROM instances
+      WHERE project_id = :project_id AND status IN ('active', 'idle')
+        AND instance_id <> :instance_id AND last_heartbeat >= $AGO(:stale_after)
+      ORDER BY last_heartbeat DESC, instance_id
+      LIMIT :limit) s
+LEFT JOIN handoffs h ON h.handoff_id = (
+    SELECT max(latest.handoff_id) FROM handoffs latest WHERE latest.instance_id = s.instance_id)
+ORDER BY s.last_heartbeat DESC, s.instance_id;
 
 -- name: live_leases_of_project
 SELECT task_id, title, status, lease_owner FROM tasks
