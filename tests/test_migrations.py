@@ -8,6 +8,7 @@ is dropped afterwards), so that downgrading never disturbs the shared test datab
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import sqlite3
@@ -402,3 +403,37 @@ def test_the_lean_audit_log_keeps_every_row_and_id(fresh_url: str, tmp_path: Pat
         assert db.audit_log(limit=100) == after
         migrator.upgrade()
         assert db.audit_log(limit=100) == after
+
+
+def test_documents_written_before_0023_search_the_same_after_it(
+    backend: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """0023 changes how a store writes its search document, not the documents: those of a
+    database at 0022 are kept as they are, and found by the same words."""
+    from ctxdb.storage.base import raw
+
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=False)
+    with connect_storage(settings) as older:
+        Migrator(older).upgrade(target=22)
+        style = older.dialect.param_style
+        older.write(lambda tx: raw(tx).execute_raw(style(
+            "INSERT INTO projects (project_id, name, description, status, next_sequence, "
+            f"created_at, updated_at) VALUES ('p1', 'p', '', 'active', 3, {older.dialect.now}, "
+            f"{older.dialect.now})"), {}))
+        for number, word in enumerate(["wombat parsing", "quokkaHandler retries"], start=1):
+            older.write(lambda tx, n=number, w=word: raw(tx).execute_raw(style(
+                "INSERT INTO context_items (project_id, sequence_number, content_type, "
+                "priority, token_count, content, metadata, idempotency_key, created_at) "
+                f"VALUES ('p1', :n, 'note', 'HIGH', 3, :content, '{{}}', :key, "
+                f"{older.dialect.now})"),
+                {"n": n, "content": json.dumps({"note": w}), "key": f"k{n}"}))
+        documents = "SELECT doc_id, item_id, body, terms FROM search_documents ORDER BY doc_id"
+        before = older.read(lambda tx: [dict(row) for row in raw(tx).all_raw(documents, {})])
+        assert len(before) == 2 and all(row["terms"] for row in before)
+        Migrator(older).upgrade()
+        after = older.read(lambda tx: [dict(row) for row in raw(tx).all_raw(documents, {})])
+    assert after == before
+    with ctxdb.open(settings) as db:
+        for word, item in [("wombat", before[0]["item_id"]), ("retry", before[1]["item_id"])]:
+            assert [(hit["kind"], hit["id"]) for hit in db.search.search("p1", word)] == [
+                ("context", item)]

@@ -187,6 +187,14 @@ class ContextService:
     def _draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
         """Draw the number, insert the item with it and write its audit row; ``None`` when
         nothing was inserted (see :meth:`_insert`)."""
+        if tx.documents_written_once:  # and its search document with its terms: four
+            from ctxdb.storage.search_body import postgres_document_text
+            from ctxdb.storage.search_text import index_terms
+
+            body = postgres_document_text(values["content"])
+            return tx.one("store_next_item_and_document", **values,
+                          actor=check_identifier(actor, "actor"), search_body=body,
+                          search_terms=index_terms(body))
         if tx.chains_writes:  # all three in one statement
             return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
         tx.defer("draw_sequence", project_id=values["project_id"])

@@ -59,6 +59,47 @@ WITH drawn AS (
 -- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
 SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
 
+-- name: store_next_item_and_document
+-- store_next_item's three writes and a fourth, the item's search document with its index
+-- terms, where the schema is at 0023 or later (Tx.documents_written_once; before it, the
+-- trigger would write the document again).
+WITH drawn AS (
+    UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+    WHERE project_id = :project_id AND status = 'active'
+    RETURNING next_sequence
+), item AS (
+    INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
+                               token_count, content, metadata, created_by, idempotency_key,
+                               created_at)
+    SELECT :project_id, :phase_id, next_sequence, :content_type, :priority, :token_count,
+           :content, :metadata, :created_by, :idempotency_key, $NOW
+    FROM drawn
+    ON CONFLICT (project_id, idempotency_key) DO NOTHING
+    RETURNING item_id, sequence_number
+), logged AS (
+    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
+                           details)
+    SELECT $NOW, :actor, 'context.store', 'context_item', CAST(item_id AS TEXT), :project_id,
+           jsonb_build_object('priority', CAST(:priority AS TEXT),
+                              'sequence_number', sequence_number,
+                              'token_count', CAST(:token_count AS BIGINT))
+    FROM item
+), document AS (
+    -- The item's search document, written once with its index terms (its body made in
+    -- Python as ctxdb_search_text makes it: storage/search_body.py). The trigger on
+    -- context_items fires after this statement, finds the document and writes none
+    -- (migration 0023). The look for documents without terms still travels with this
+    -- statement: it finds none of this store's, and gives theirs to the documents other
+    -- connections wrote (the trigger's).
+    INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
+                                  occurred_at, terms)
+    SELECT :project_id, 'context', item_id, :content_type, :priority, :search_body, $NOW,
+           :search_terms
+    FROM item
+)
+-- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
+SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
+
 -- name: get_item
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
        content, metadata, created_by, created_at, state, superseded_by, deleted_at, deleted_by

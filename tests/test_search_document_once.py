@@ -1,0 +1,142 @@
+"""A stored item's search document is written once, with its index terms (issue 14,
+migration 0023): on PostgreSQL the store's statement writes it, its body made in Python as
+``ctxdb_search_text`` makes it; the trigger writes one only for rows that have none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
+
+from ctxdb.service import Ctxdb
+from ctxdb.settings import Settings, load_settings
+from ctxdb.storage import Tx
+from ctxdb.storage.base import raw
+from ctxdb.storage.search_body import postgres_document_text
+from ctxdb.storage.search_text import index_terms
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=10)
+_SCALARS = (st.none() | st.booleans() | st.integers(-10**30, 10**30)
+            | st.floats(allow_nan=False, allow_infinity=False) | _TEXT)
+JSON_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20)
+
+# Hand-picked JSON texts whose numbers and keys jsonb rewrites.
+JSON_TEXTS = ['1e2', '1.50', '-0.0', '-0', '1E-7', '[1.0e2, 0.1e1, 12345678901234567890.5]',
+              '{"a": 1, "a": 2}', '{"bb": {"c": [1, [2, {"d": null}]]}, "a": "x", "é": true}',
+              '"text"', 'null', '{}', '[]', '[[[1]], [2]]']
+
+
+@pytest.mark.postgres
+@examples(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=JSON_VALUES)
+def test_the_python_body_is_what_postgres_makes_of_any_json(pg_url: str, value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert postgres_document_text(text) == _postgres_body(pg_url, text)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_the_python_body_is_what_postgres_makes_of_rewritten_json(pg_url: str,
+                                                                   text: str) -> None:
+    assert postgres_document_text(text) == _postgres_body(pg_url, text)
+
+
+def _postgres_body(pg_url: str, text: str) -> str:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT ctxdb_search_text(CAST(%s AS JSONB))", (text,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+CONTENTS: list[Any] = [
+    {"note": "parseHTTPResponse handles 1.50 retries", "tags": ["alpha", 3, 1e2, None, True]},
+    {"zz": {"deep": {"deeper": ["x", {"k": -0.0}]}}, "a": "é café", "b": 12345678901234567890},
+    "a plain string item",
+    [1, [2, [3, "three"]], {"key": "value"}],
+    {"big": "word " * 30_000},
+]
+
+
+def _documents(db: Ctxdb, pid: str) -> list[dict[str, Any]]:
+    def read(tx: Tx) -> list[dict[str, Any]]:
+        return [dict(row) for row in raw(tx).all_raw(db.storage.dialect.param_style(
+            "SELECT d.item_id, d.project_id, d.content_type, d.priority, d.body, d.terms, "
+            "d.occurred_at, s.body AS source_body, s.occurred_at AS source_occurred_at "
+            "FROM search_documents d JOIN search_context_source s ON s.item_id = d.item_id "
+            "WHERE d.project_id = :pid ORDER BY d.item_id"), {"pid": pid})]
+    return db.storage.read(read)
+
+
+def test_a_stored_items_document_is_the_one_its_trigger_would_write(db: Ctxdb, pid: str) -> None:
+    stored = [db.context.store(pid, content, priority="HIGH", content_type="note")["item_id"]
+              for content in CONTENTS]
+    documents = _documents(db, pid)
+    assert [d["item_id"] for d in documents] == stored
+    for document in documents:
+        assert document["body"] == document["source_body"]
+        assert document["occurred_at"] == document["source_occurred_at"]
+        assert document["terms"] == index_terms(document["source_body"])
+        assert (document["content_type"], document["priority"]) == ("note", "HIGH")
+
+
+def test_a_stored_item_is_found_by_its_words(db: Ctxdb, pid: str) -> None:
+    item = db.context.store(pid, CONTENTS[0], priority="HIGH")
+    hits = db.search.search(pid, "retry parse")
+    assert [(hit["kind"], hit["id"]) for hit in hits] == [("context", item["item_id"])]
+
+
+def test_an_item_written_by_another_connection_is_still_indexed(db: Ctxdb, pid: str) -> None:
+    """The trigger writes the document of a row ctxdb's store did not write, and the look
+    that travels with the next write gives it its terms."""
+    row = ("INSERT INTO context_items (project_id, sequence_number, content_type, priority, "
+           "token_count, content, metadata, idempotency_key, created_at) VALUES "
+           "(:pid, 1000, 'note', 'HIGH', 5, "
+           "'{\"note\": \"written elsewhere quokka\"}', '{}', 'elsewhere', "
+           f"{db.storage.dialect.now})")
+    db.storage.write(lambda tx: raw(tx).execute_raw(db.storage.dialect.param_style(row),
+                                                    {"pid": pid}))
+    db.context.store(pid, {"note": "a later store"}, priority="HIGH")
+    assert [hit["kind"] for hit in db.search.search(pid, "quokka")] == ["context"]
+
+
+@pytest.fixture
+def one_connection(pg_url: str, tmp_path: Path) -> Settings:
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    return load_settings(env=env, url=pg_url, actor="user:test", pool_min_size=1,
+                         pool_max_size=1)
+
+
+def _document_writes(db: Ctxdb) -> tuple[int, int]:
+    """Rows of search_documents inserted and updated so far, as the server counts them (the
+    pool has one connection: the one the stores ran on, its statistics flushed first)."""
+    db.storage.read(lambda tx: raw(tx).one_raw("SELECT pg_stat_force_next_flush()", {}))
+
+    def count(tx: Tx) -> tuple[int, int]:
+        row = raw(tx).one_raw("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
+                              "WHERE relname = 'search_documents'", {})
+        assert row is not None
+        return int(row["n_tup_ins"]), int(row["n_tup_upd"])
+
+    return db.storage.read(count)
+
+
+@pytest.mark.postgres
+def test_a_store_writes_its_search_document_once(one_connection: Settings) -> None:
+    with Ctxdb.open(one_connection) as db:
+        pid = db.projects.create("written once")["project_id"]
+        inserted, updated = _document_writes(db)
+        for number in range(10):
+            db.context.store(pid, {"note": f"store number {number}"}, priority="HIGH")
+        assert _document_writes(db) == (inserted + 10, updated)
