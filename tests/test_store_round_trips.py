@@ -71,11 +71,16 @@ def test_a_postgres_store_is_two_round_trips(
         pipelines: list[int] = []
         outside: list[str] = []
         original_pipeline = psycopg.Connection.pipeline
+        original_commit = psycopg.Connection.commit
         original_execute = psycopg.Cursor.execute
 
         def counting_pipeline(self: Any) -> Any:
             pipelines.append(1)
             return original_pipeline(self)
+
+        def counting_commit(self: Any) -> None:  # a COMMIT on its own: a round trip too
+            pipelines.append(1)
+            original_commit(self)
 
         def watching_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
             if self.connection._pipeline is None:
@@ -83,6 +88,7 @@ def test_a_postgres_store_is_two_round_trips(
             return original_execute(self, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
+        monkeypatch.setattr(psycopg.Connection, "commit", counting_commit)
         monkeypatch.setattr(psycopg.Cursor, "execute", watching_execute)
         db.context.store(pid, {"note": "two round trips"})
         monkeypatch.undo()

@@ -28,6 +28,7 @@ from ctxdb.errors import (
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.idempotency import claim_of, write_once
+from ctxdb.service.usecases.context_insert import draw_and_insert
 from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
@@ -166,14 +167,14 @@ class ContextService:
         if values["created_by"] is not None:
             require_instance(tx, values["created_by"], project_id)
         actor = actor or values["created_by"] or self.settings.actor
-        row = self._draw_and_insert(tx, values, actor)
+        row = draw_and_insert(tx, values, actor)
         if row is None:  # the key is taken, or no such active project: say which
             if self._stored_before(tx, values) is not None:
                 raise KeyTaken
             require_project(tx, project_id, active=True)
             # The project was committed by another transaction after the first look
             # (PostgreSQL, read committed): it is visible now, so draw the number again.
-            row = self._draw_and_insert(tx, values, actor)
+            row = draw_and_insert(tx, values, actor)
             if row is None:
                 raise ConflictError(
                     f"project {project_id!r} changed while the item was stored; try again",
@@ -182,28 +183,6 @@ class ContextService:
         summary = {"item_id": item_id, "sequence_number": sequence, "state": "active",
                    **{name: values[name] for name in SUMMARY_FIELDS if name in values}}
         return {name: summary[name] for name in SUMMARY_FIELDS}
-
-    @staticmethod
-    def _draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
-        """Draw the number, insert the item with it and write its audit row; ``None`` when
-        nothing was inserted (see :meth:`_insert`)."""
-        if tx.documents_written_once:  # and its search document with its terms: four
-            from ctxdb.storage.search_body import postgres_document_text
-            from ctxdb.storage.search_text import index_terms
-
-            body = postgres_document_text(values["content"])
-            return tx.one("store_next_item_and_document", **values,
-                          actor=check_identifier(actor, "actor"), search_body=body,
-                          search_terms=index_terms(body))
-        if tx.chains_writes:  # all three in one statement
-            return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
-        tx.defer("draw_sequence", project_id=values["project_id"])
-        row = tx.one("insert_next_item", **values)
-        if row is not None:
-            audit(tx, actor, "context.store", "context_item", row["item_id"],
-                  values["project_id"], priority=values["priority"],
-                  sequence_number=row["sequence_number"], token_count=values["token_count"])
-        return row
 
     def supersede(
         self,

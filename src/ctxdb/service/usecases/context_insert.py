@@ -1,0 +1,37 @@
+"""A context item's insert: the sequence number drawn, the item, its audit row and, where the
+database allows, its search document, in as few statements as the backend can chain.
+
+The statements differ by what the transaction can do (``Tx.chains_writes``: data-modifying
+``WITH``; ``Tx.documents_written_once``: the search document written with its terms by the
+store), not by backend name; each way writes the same rows (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ctxdb.domain.validation import check_identifier
+from ctxdb.service.common import audit
+from ctxdb.storage import Tx
+
+
+def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
+    """Draw the number, insert the item with it and write its audit row; ``None`` when
+    nothing was inserted (see ``ContextService._insert``)."""
+    if tx.documents_written_once:  # and its search document with its terms: four
+        from ctxdb.storage.search_body import postgres_document_text
+        from ctxdb.storage.search_text import index_terms
+
+        body = postgres_document_text(values["content"])
+        return tx.one("store_next_item_and_document", **values,
+                      actor=check_identifier(actor, "actor"), search_body=body,
+                      search_terms=index_terms(body))
+    if tx.chains_writes:  # all three in one statement
+        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
+    tx.defer("draw_sequence", project_id=values["project_id"])
+    row = tx.one("insert_next_item", **values)
+    if row is not None:
+        audit(tx, actor, "context.store", "context_item", row["item_id"],
+              values["project_id"], priority=values["priority"],
+              sequence_number=row["sequence_number"], token_count=values["token_count"])
+    return row
