@@ -15,6 +15,16 @@ SELECT instance_id, project_id FROM instances
 WHERE session_id = :session_id AND client = :client
 ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 
+-- name: session_instance
+-- The session's instance, the whole row (get_instance's columns): instance_of_session and
+-- get_instance in one statement, for a hook that goes on with the instance.
+SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+       branch, model, context_window, current_token_usage, generation, status, started_at,
+       last_heartbeat, ended_at, metadata
+FROM instances
+WHERE session_id = :session_id AND client = :client
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
 -- name: previous_instance_in_worktree
 -- The latest other session of the same client in the same working tree (the session a
 -- /clear replaced).
