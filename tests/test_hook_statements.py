@@ -30,13 +30,11 @@ REPO = RepoIdentity("github.com/acme/shop", "shop", "/work/shop", "main")
 # SQLite's SessionEnd counts the look for unindexed documents, which PostgreSQL sends in the
 # pipeline of the statement that wrote one.
 EXPECTED = {
-    "sqlite": {"startup": 23, "prompt": 12, "end": 12},
-    "postgres": {"startup": 23, "prompt": 12, "end": 11},
+    "sqlite": {"startup": 22, "prompt": 12, "end": 12},
+    "postgres": {"startup": 22, "prompt": 12, "end": 11},
 }
 # Statements that an event may send more than once, and why.
 REPEATS = {
-    # The settlement's read transaction finds the project before the start's own.
-    "project_by_repo_key": 2,
     # instance.launch and session.startup; session.prompt and the recall's injection;
     # session.end and handoff.create.
     "insert_audit": 2,
