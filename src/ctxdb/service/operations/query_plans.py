@@ -61,6 +61,8 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
              {"session_id": "sess_doctor", "after_sequence": 0, "limit": 100}, since=4),
     HotQuery("an agent session's instance (every hook)", "instance_of_session",
              _named("idx_instances_session"), {"session_id": "doctor", "client": "claude-code"}),
+    HotQuery("an agent session's instance row (a prompt, a start)", "session_instance",
+             _named("idx_instances_session"), {"session_id": "doctor", "client": "claude-code"}),
     HotQuery("crash detection (stale heartbeats)", "reap_stale_instances",
              _named("idx_instances_heartbeat"), {"stale_after": 600, "project_id": ""}),
     HotQuery("an instance's latest handoff (reload)", "latest_handoff_of_instance",

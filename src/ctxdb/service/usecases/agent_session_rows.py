@@ -5,13 +5,14 @@ and the session a /clear replaced."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.tokens import estimate_tokens
 from ctxdb.errors import CtxdbError
 from ctxdb.service.common import decode
-from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.instances import instance_of_project, require_instance
 from ctxdb.storage import Tx
 from ctxdb.transcripts.reader import Source
 from ctxdb.transcripts.tail import latest_context_tokens
@@ -45,8 +46,13 @@ def context_tokens(path: Source | None, client: str) -> int | None:
 
 
 def set_usage(tx: Tx, instance: dict[str, Any], tokens: int) -> None:
-    capped = max(0, min(int(tokens), int(instance["context_window"])))
-    tx.execute("set_token_usage", instance_id=instance["instance_id"], tokens=capped)
+    tx.execute("set_token_usage", instance_id=instance["instance_id"],
+               tokens=capped_usage(instance, tokens))
+
+
+def capped_usage(instance: Mapping[str, Any], tokens: int) -> int:
+    """The context in use as recorded: ``tokens`` within 0 and the instance's window."""
+    return max(0, min(int(tokens), int(instance["context_window"])))
 
 
 def injected_ids(tx: Tx, instance: dict[str, Any]) -> set[int]:
@@ -60,10 +66,10 @@ def injected_ids(tx: Tx, instance: dict[str, Any]) -> set[int]:
 
 def fresh_compact_handoff(tx: Tx, session: AgentSession) -> dict[str, Any] | None:
     """The handoff the PreCompact hook saved in the instance's current generation, if any."""
-    row = tx.one("instance_of_session", session_id=session.session_id, client=session.client)
+    row = tx.one("session_instance", session_id=session.session_id, client=session.client)
     if row is None:
         return None
-    instance = require_instance(tx, row["instance_id"])
+    instance = instance_of_project(row, row["instance_id"])
     handoff = tx.one("latest_handoff_of_instance", instance_id=instance["instance_id"])
     if handoff is None or handoff["kind"] != "compact" \
             or handoff["generation"] != instance["generation"]:

@@ -28,6 +28,7 @@ from ctxdb.service.common import audit, decode
 from ctxdb.service.usecases.agent_session_reads import AgentSessionReads
 from ctxdb.service.usecases.agent_session_rows import (
     SESSION_START,
+    capped_usage,
     context_tokens,
     fresh_compact_handoff,
     injected_ids,
@@ -44,7 +45,11 @@ from ctxdb.service.usecases.continuity import (
     settle_in_tx,
     startup_context,
 )
-from ctxdb.service.usecases.instances import InstanceService, require_instance
+from ctxdb.service.usecases.instances import (
+    InstanceService,
+    instance_of_project,
+    require_instance,
+)
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
 
@@ -111,7 +116,7 @@ class AgentSessionService(AgentSessionReads):
             if done is not None:  # a retry of this unit after its first attempt committed
                 return injection_view(done)
             project = project_for_repo(tx, repo, self.settings, actor)
-            instance, joined = self._instance(tx, session, project["project_id"], repo, actor)
+            instance, joined = self._instance(tx, session, project, repo, actor)
             if settlements:
                 settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
             handoff = None
@@ -174,19 +179,20 @@ class AgentSessionService(AgentSessionReads):
 
         return draft_settlements(self.storage.read(unit))
 
-    def _instance(self, tx: Tx, session: AgentSession, project_id: str, repo: RepoIdentity,
-                  actor: str) -> tuple[dict[str, Any], bool]:
-        """The session's instance, registered (or revived, when it had ended) as active, and
-        whether it became live (its project's room is for the caller to check, at the end)."""
-        row = tx.one("instance_of_session", session_id=session.session_id,
-                     client=session.client)
+    def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
+                  repo: RepoIdentity, actor: str) -> tuple[dict[str, Any], bool]:
+        """The session's instance in ``project`` (its row, read in this transaction),
+        registered (or revived, when it had ended) as active, and whether it became live (its
+        project's room is for the caller to check, at the end)."""
+        row = tx.one("session_instance", session_id=session.session_id, client=session.client)
         fields = self.instances.validated_fields(
-            project_id, instance_id=row["instance_id"] if row else session.default_instance_id,
+            project["project_id"],
+            instance_id=row["instance_id"] if row else session.default_instance_id,
             client=session.client, session_id=session.session_id, worktree=repo.worktree,
             branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
             metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
         )
-        return self.instances.enter(tx, fields, actor)
+        return self.instances.enter(tx, fields, actor, project=project, existing=row)
 
     def _new_generation(self, tx: Tx, session: AgentSession, source: str,
                         instance: dict[str, Any], draft: HandoffDraft | None,
@@ -264,13 +270,14 @@ class AgentSessionService(AgentSessionReads):
         def unit(tx: Tx) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             instance = self._known_instance(tx, session, repo, actor)
             # A prompt proves the session alive, whatever was recorded (crashed, ended).
-            tx.execute("revive_instance", instance_id=instance["instance_id"], phase_id=None)
-            if tokens is not None:
-                set_usage(tx, instance, tokens)
+            revived = instance_of_project(tx.one(
+                "revive_for_prompt", instance_id=instance["instance_id"],
+                tokens=None if tokens is None else capped_usage(instance, tokens)),
+                instance["instance_id"])
             audit(tx, actor or instance["instance_id"], "session.prompt", "instance",
                   instance["instance_id"], instance["project_id"], context_tokens=tokens)
             stopped = sessions_needing_handoff(tx, self.settings, instance["project_id"])
-            return require_instance(tx, instance["instance_id"]), stopped
+            return revived, stopped
 
         instance, stopped = self.storage.write(unit)
         if stopped:
@@ -371,15 +378,14 @@ class AgentSessionService(AgentSessionReads):
 
     def _known_instance(self, tx: Tx, session: AgentSession, repo: RepoIdentity | None,
                         actor: str | None) -> dict[str, Any]:
-        row = tx.one("instance_of_session", session_id=session.session_id,
-                     client=session.client)
+        row = tx.one("session_instance", session_id=session.session_id, client=session.client)
         if row is not None:
-            return require_instance(tx, row["instance_id"])
+            return instance_of_project(row, row["instance_id"])
         if repo is None:
             raise InstanceNotFoundError(
                 f"no instance for {session.client} session {session.session_id!r}")
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
-        instance, joined = self._instance(tx, session, project["project_id"], repo,
+        instance, joined = self._instance(tx, session, project, repo,
                                           actor or self.settings.actor)
         if joined:
             self.instances.make_room(tx, instance["project_id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from ctxdb.domain.ids import new_instance_id
@@ -27,7 +28,7 @@ from ctxdb.logs import get_logger
 from ctxdb.service.common import Service, audit, decode, decode_all
 from ctxdb.service.idempotency import claim_of, write_once
 from ctxdb.service.usecases.phases import require_phase
-from ctxdb.service.usecases.projects import require_project
+from ctxdb.service.usecases.projects import refuse_archived, require_project
 from ctxdb.settings import Settings
 from ctxdb.storage import Row, Tx
 
@@ -139,25 +140,33 @@ class InstanceService(Service):
             self.make_room(tx, instance["project_id"])
         return instance
 
-    def enter(self, tx: Tx, fields: dict[str, Any],
-              actor: str | None) -> tuple[dict[str, Any], bool]:
+    def enter(self, tx: Tx, fields: dict[str, Any], actor: str | None, *,
+              project: Mapping[str, Any] | None = None,
+              existing: Row | None = None) -> tuple[dict[str, Any], bool]:
         """Insert or revive an instance, and say whether it became live (a new one, or one
         that had crashed or ended). The project's room for it is not checked here: the caller
         must call :meth:`make_room` before its transaction ends when it did, as late as it
-        can, since that holds the project's registrations back until COMMIT."""
+        can, since that holds the project's registrations back until COMMIT.
+
+        ``project`` and ``existing``: the project's row and the instance's, when the caller
+        has read them in this transaction already (they are not read again)."""
         project_id, instance_id = fields["project_id"], fields["instance_id"]
         actor = actor or instance_id
-        require_project(tx, project_id, active=True)
+        if project is None:
+            require_project(tx, project_id, active=True)
+        else:
+            refuse_archived(project)
         if fields["phase_id"] is not None:
             require_phase(tx, fields["phase_id"], project_id)
-        existing = tx.one("get_instance", instance_id=instance_id)
+        if existing is None:
+            existing = tx.one("get_instance", instance_id=instance_id)
         if existing is not None:
             return self._revive(tx, existing, fields, actor)
-        tx.execute("insert_instance", **fields)
+        inserted = tx.one("insert_instance", **fields)
         audit(tx, actor, "instance.launch", "instance", instance_id, project_id,
               client=fields["client"], session_id=fields["session_id"],
               hostname=fields["hostname"], process_id=fields["process_id"])
-        return require_instance(tx, instance_id), True
+        return instance_of_project(inserted, instance_id), True
 
     def _revive(
         self, tx: Tx, existing: dict[str, Any], fields: dict[str, Any], actor: str
@@ -169,11 +178,11 @@ class InstanceService(Service):
                 f"not {fields['project_id']!r}",
                 instance_id=instance_id,
             )
-        tx.execute("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
+        revived = tx.one("revive_instance", instance_id=instance_id, phase_id=fields["phase_id"])
         audit(tx, actor, "instance.register", "instance", instance_id, fields["project_id"],
               previous_status=existing["status"])
         joined = existing["status"] not in LIVE_INSTANCE_STATUSES
-        return require_instance(tx, instance_id), joined
+        return instance_of_project(revived, instance_id), joined
 
     def make_room(self, tx: Tx, project_id: str) -> None:
         """Refuse (``TooManyInstancesError``) an instance this transaction has just made live

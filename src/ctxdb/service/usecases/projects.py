@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from typing import Any
 
 from ctxdb.domain.ids import new_project_id
@@ -34,11 +35,19 @@ def require_project(tx: Tx, project_id: str, *, active: bool = False) -> dict[st
     row = tx.one("get_project", project_id=check_identifier(project_id, "project_id"))
     if row is None:
         raise ProjectNotFoundError(f"unknown project {project_id!r}", project_id=project_id)
-    if active and row["status"] != "active":
+    if active:
+        refuse_archived(row)
+    return decode(row)
+
+
+def refuse_archived(project: Mapping[str, Any]) -> None:
+    """``InvalidTransitionError`` when ``project`` (a row read in this transaction) is
+    archived: what ``require_project(active=True)`` checks, without reading it again."""
+    if project["status"] != "active":
+        project_id = project["project_id"]
         raise InvalidTransitionError(
             f"project {project_id!r} is archived", project_id=project_id
         )
-    return decode(row)
 
 
 class ProjectService(Service):

@@ -32,7 +32,7 @@ from ctxdb.domain.recall import (
 )
 from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.agent_session_rows import injection_view, record_injection
-from ctxdb.service.usecases.instances import require_instance
+from ctxdb.service.usecases.instances import instance_of_project, require_instance
 from ctxdb.service.usecases.search import search_in_tx
 from ctxdb.storage import Tx
 from ctxdb.storage.search_text import query_words
@@ -92,11 +92,11 @@ class RecallService(Service):
         engine = self.storage.search_engine()
 
         def find(tx: Tx) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-            row = tx.one("instance_of_session", session_id=session.session_id,
+            row = tx.one("session_instance", session_id=session.session_id,
                          client=session.client)
             if row is None:
                 return None, []
-            instance = require_instance(tx, row["instance_id"])
+            instance = instance_of_project(row, row["instance_id"])
             hits = search_in_tx(tx, engine, instance["project_id"], recall_query(terms),
                                 kinds=RECALL_KINDS, limit=CANDIDATES)
             seen = already_injected(tx, instance)

@@ -3,6 +3,15 @@
 -- name: project_by_repo_key
 SELECT project_id FROM projects WHERE repo_key = :repo_key;
 
+-- name: project_row_by_repo_key
+-- The repository's project as get_project reads it, in one statement: a session's start goes
+-- on with the whole row.
+SELECT p.project_id, p.name, p.description, p.total_story_points, p.completed_story_points,
+       (SELECT count(*) FROM phases ph WHERE ph.project_id = p.project_id) AS total_phases,
+       p.status, p.repo_key, p.metadata, p.created_at, p.updated_at, p.archived_at
+FROM projects p
+WHERE p.repo_key = :repo_key;
+
 -- name: insert_repo_project
 -- ON CONFLICT without a target: a concurrent session that created the project for the same
 -- repository first wins, and the caller reads that project back.
@@ -12,6 +21,16 @@ ON CONFLICT DO NOTHING;
 
 -- name: instance_of_session
 SELECT instance_id, project_id FROM instances
+WHERE session_id = :session_id AND client = :client
+ORDER BY started_at DESC, instance_id DESC LIMIT 1;
+
+-- name: session_instance
+-- The session's instance, the whole row (get_instance's columns): instance_of_session and
+-- get_instance in one statement, for a hook that goes on with the instance.
+SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+       branch, model, context_window, current_token_usage, generation, status, started_at,
+       last_heartbeat, ended_at, metadata
+FROM instances
 WHERE session_id = :session_id AND client = :client
 ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 

@@ -3,7 +3,11 @@ INSERT INTO instances (instance_id, project_id, phase_id, hostname, process_id, 
                        session_id, worktree, branch, model, context_window, metadata,
                        started_at, last_heartbeat)
 VALUES (:instance_id, :project_id, :phase_id, :hostname, :process_id, :client, :session_id,
-        :worktree, :branch, :model, :context_window, :metadata, $NOW, $NOW);
+        :worktree, :branch, :model, :context_window, :metadata, $NOW, $NOW)
+-- The row as get_instance reads it: a registration needs no second statement to see it.
+RETURNING instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+          branch, model, context_window, current_token_usage, generation, status, started_at,
+          last_heartbeat, ended_at, metadata;
 
 -- name: get_instance
 SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
@@ -63,7 +67,24 @@ SET last_heartbeat = $NOW,
     status = 'active',
     phase_id = coalesce(:phase_id, phase_id),
     ended_at = NULL
-WHERE instance_id = :instance_id;
+WHERE instance_id = :instance_id
+-- The row as get_instance reads it.
+RETURNING instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+          branch, model, context_window, current_token_usage, generation, status, started_at,
+          last_heartbeat, ended_at, metadata;
+
+-- name: revive_for_prompt
+-- A prompt: revive_instance and, when the transcript told it (:tokens, already capped to the
+-- context window), the context in use, in one statement; the row as get_instance reads it.
+UPDATE instances
+SET last_heartbeat = $NOW,
+    status = 'active',
+    ended_at = NULL,
+    current_token_usage = coalesce(:tokens, current_token_usage)
+WHERE instance_id = :instance_id
+RETURNING instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
+          branch, model, context_window, current_token_usage, generation, status, started_at,
+          last_heartbeat, ended_at, metadata;
 
 -- name: set_instance_status
 UPDATE instances

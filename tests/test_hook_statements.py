@@ -1,0 +1,108 @@
+"""The statements a hook event sends (issue 12: at a fleet's rate, the CPU per event is the
+limit, and each statement costs both the server and the database).
+
+Pinned per event and backend, so that a row read twice in one transaction cannot creep back:
+a change that adds a statement to an event must change these numbers on purpose. The names
+are those of the named queries (``queries/*.sql``); PostgreSQL's BEGIN, transaction id, the
+look for unindexed documents and COMMIT travel in the same pipelines and are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ctxdb.domain.agents import RepoIdentity
+from ctxdb.domain.hook_events import parse_event
+from ctxdb.service import Ctxdb
+from ctxdb.storage.pg_tx import PostgresTx
+from ctxdb.storage.sqlite import SQLiteTx
+
+REPO = RepoIdentity("github.com/acme/shop", "shop", "/work/shop", "main")
+
+# Statements per event: the SessionStart of a new session (a sibling is live, one item is
+# stored), a prompt that recalls an item stored since, the SessionEnd that makes the
+# session's handoff (before issue 12's cut: 25, 15 and 12 on SQLite).
+# SQLite's SessionEnd counts the look for unindexed documents, which PostgreSQL sends in the
+# pipeline of the statement that wrote one.
+EXPECTED = {
+    "sqlite": {"startup": 22, "prompt": 12, "end": 12},
+    "postgres": {"startup": 22, "prompt": 12, "end": 11},
+}
+# Statements that an event may send more than once, and why.
+REPEATS = {
+    # instance.launch and session.startup; session.prompt and the recall's injection;
+    # session.end and handoff.create.
+    "insert_audit": 2,
+    # The recall's read, then its write's look again (another injection may have come since).
+    "injections_of_generation": 2,
+    # One per tier of the pack (HIGH, MEDIUM, LOW).
+    "pack_tier_sizes_outside_phase": 3,
+    # The heartbeat's transaction, then the recall search's.
+    "session_instance": 2,
+}
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the statements sent, in order, on either backend."""
+    sent: list[str] = []
+    sqlite_run, pg_named, pg_lock = SQLiteTx._run, PostgresTx._named, PostgresTx.lock
+
+    def run(self: SQLiteTx, query: str, params: dict[str, Any]) -> Any:
+        sent.append(query)
+        return sqlite_run(self, query, params)
+
+    def named(self: PostgresTx, query: str) -> str:
+        sent.append(query)
+        return pg_named(self, query)
+
+    def lock(self: PostgresTx, key: int) -> None:
+        sent.append("advisory lock")
+        pg_lock(self, key)
+
+    monkeypatch.setattr(SQLiteTx, "_run", run)
+    monkeypatch.setattr(PostgresTx, "_named", named)
+    monkeypatch.setattr(PostgresTx, "lock", lock)
+    yield sent
+
+
+def _event(name: str, session_id: str, **fields: Any) -> Any:
+    return parse_event("claude-code", json.dumps(
+        {"session_id": session_id, "cwd": REPO.worktree, "hook_event_name": name, **fields}))
+
+
+def test_each_hook_event_sends_its_pinned_statements(
+        db: Ctxdb, backend: str, statements: list[str]) -> None:
+    db.hook_events.handle(_event("SessionStart", "sibling", source="startup"), lambda: REPO)
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    db.context.store(project_id, {"note": "the invoices are rendered by the billing worker"})
+    events = {
+        "startup": _event("SessionStart", "s1", source="startup"),
+        "prompt": _event("UserPromptSubmit", "s1", prompt="how do payment retries work"),
+        "end": _event("SessionEnd", "s1", reason="exit"),
+    }
+    sent: dict[str, list[str]] = {}
+    answers: dict[str, str | None] = {}
+    for label, event in events.items():
+        if label == "prompt":  # stored after the start: the prompt recalls it
+            db.context.store(project_id, {"note": "payment retries use exponential backoff"})
+        statements.clear()
+        answers[label] = db.hook_events.handle(event, lambda: REPO)
+        sent[label] = list(statements)
+
+    assert {label: len(names) for label, names in sent.items()} == EXPECTED[backend], sent
+    for label, names in sent.items():
+        repeated = {name: n for name, n in Counter(names).items() if n > 1}
+        assert all(n <= REPEATS.get(name, 1) for name, n in repeated.items()), (label, repeated,
+                                                                            " ".join(names))
+    # The events did their work: registered, recalled, ended (with the cap's lock and count).
+    assert "count_live_instances" in sent["startup"]
+    assert answers["startup"] and "billing worker" in answers["startup"]
+    assert answers["prompt"] and "payment retries" in answers["prompt"]
+    assert [row["status"] for row in db.instances.list(project_id)
+            if row["session_id"] == "s1"] == ["completed"]
