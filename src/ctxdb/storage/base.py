@@ -45,6 +45,10 @@ class Tx(abc.ABC):
     # that a use case may send its writes as one statement where a query says so; SQLite's
     # statements write one table each.
     chains_writes = False
+    # Whether the schema lets a store write its item's search document itself, with its
+    # terms (migration 0023: the trigger then writes none); set by the storage per
+    # transaction where one statement writes several tables.
+    documents_written_once = False
 
     @abc.abstractmethod
     def all(self, query: str, **params: Any) -> list[Row]:
@@ -140,6 +144,9 @@ class Storage(abc.ABC):
     # Whether the schema has search_documents.terms (the search_terms migration), found out
     # by the first write; None: not known (yet, or since a migration ran).
     search_terms: bool | None = None
+    # Whether the schema has migration 0023 (see Tx.documents_written_once), found out by
+    # the first write that chains its statements; None: not known (yet, or since a migration).
+    documents_written_once: bool | None = None
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
@@ -166,6 +173,8 @@ class Storage(abc.ABC):
         """
         def run(tx: Tx) -> T:
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
+            if tx.chains_writes:
+                tx.documents_written_once = self._writes_documents_once(tx)
             if self.search_terms:
                 from ctxdb.storage.search_engine import PENDING_BATCH
 
@@ -190,6 +199,15 @@ class Storage(abc.ABC):
             return result
 
         return run
+
+    def _writes_documents_once(self, tx: Tx) -> bool:
+        if self.documents_written_once is None:  # the first write, or the schema changed
+            probe = self.dialect.documents_once_probe
+            self.documents_written_once = (
+                probe is not None and raw(tx).one_raw(probe, {}) is not None)
+            if self.origin is not None:
+                self.origin.documents_written_once = self.documents_written_once
+        return self.documents_written_once
 
     @abc.abstractmethod
     def write(self, unit: Callable[[Tx], T]) -> T:

@@ -126,6 +126,10 @@ class Dialect(NamedTuple):
     settled_xact: str  # $SETTLED_XACT (see the module's docstring and the migration 0016)
     after_position: str  # $AFTER_POSITION (likewise)
     position_order: str  # $POSITION_ORDER (likewise; $POSITION_ORDER_DESC is derived)
+    # One row if a store may write its item's search document itself (migration 0023, whose
+    # trigger then writes none; Tx.documents_written_once); None where a store never does.
+    # Asked of the catalog, so that it answers on a database of any version, even empty.
+    documents_once_probe: str | None = None
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -274,6 +278,9 @@ POSTGRES = Dialect(
     search_terms_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
                         "to_regclass('search_documents') AND attname = 'terms' "
                         "AND NOT attisdropped"),
+    documents_once_probe=("SELECT 1 AS found FROM pg_description WHERE objoid = "
+                          "to_regprocedure('ctxdb_search_context()') "
+                          "AND strpos(description, 'written once') > 0"),
     # The oldest transaction of the statement's snapshot still running, not counting those
     # seen running in another database (they write no row here; unknown ones count), or the
     # snapshot's xmax when none runs: every transaction below it has ended, and no later one

@@ -2,8 +2,8 @@
 database allows, its search document, in as few statements as the backend can chain.
 
 The statements differ by what the transaction can do (``Tx.chains_writes``: data-modifying
-``WITH``, in which the store also writes the search document with its terms), not by backend
-name; each way writes the same rows (docs/architecture.md).
+``WITH``; ``Tx.documents_written_once``: the search document written with its terms by the
+store), not by backend name; each way writes the same rows (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from ctxdb.storage import Tx
 def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
     """Draw the number, insert the item with it and write its audit row; ``None`` when
     nothing was inserted (see ``ContextService._insert``)."""
-    if tx.chains_writes:  # all four in one statement, the search document with its terms
+    if tx.documents_written_once:  # and its search document with its terms: four
         from ctxdb.storage.search_body import postgres_document_text
         from ctxdb.storage.search_text import index_terms
 
         body = postgres_document_text(values["content"])
-        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"),
-                      search_body=body, search_terms=index_terms(body))
+        return tx.one("store_next_item_and_document", **values,
+                      actor=check_identifier(actor, "actor"), search_body=body,
+                      search_terms=index_terms(body))
+    if tx.chains_writes:  # all three in one statement
+        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
     tx.defer("draw_sequence", project_id=values["project_id"])
     row = tx.one("insert_next_item", **values)
     if row is not None:

@@ -30,8 +30,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
+-- What a store asks (dialect.documents_once_probe) before it writes the document itself.
+COMMENT ON FUNCTION ctxdb_search_context() IS
+    'A context item''s search document: written once, by the store, where it has none';
 
 -- migrate:down
+COMMENT ON FUNCTION ctxdb_search_context() IS NULL;
 CREATE OR REPLACE FUNCTION ctxdb_search_context() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
