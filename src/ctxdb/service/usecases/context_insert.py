@@ -1,9 +1,9 @@
 """A context item's insert: the sequence number drawn, the item, its audit row and, where the
 database allows, its search document, in as few statements as the backend can chain.
 
-The statements differ by what the transaction can do (``Tx.chains_writes``: data-modifying
-``WITH``; ``Tx.documents_written_once``: the search document written with its terms by the
-store), not by backend name; each way writes the same rows (docs/architecture.md).
+The statements differ by what the transaction can do (``Tx.documents_written_once``: a
+data-modifying ``WITH`` on a schema where the store writes the search document with its
+terms), not by backend name; each way writes the same rows (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from ctxdb.storage import Tx
 def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
     """Draw the number, insert the item with it and write its audit row; ``None`` when
     nothing was inserted (see ``ContextService._insert``)."""
-    if tx.documents_written_once:  # and its search document with its terms: four
+    if tx.documents_written_once:  # all four in one statement, the document with its terms
         from ctxdb.storage.search_body import postgres_document_text
         from ctxdb.storage.search_text import index_terms
 
         body = postgres_document_text(values["content"])
-        return tx.one("store_next_item_and_document", **values,
-                      actor=check_identifier(actor, "actor"), search_body=body,
-                      search_terms=index_terms(body))
-    if tx.chains_writes:  # all three in one statement
-        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"))
+        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"),
+                      search_body=body, search_terms=index_terms(body))
     tx.defer("draw_sequence", project_id=values["project_id"])
     row = tx.one("insert_next_item", **values)
     if row is not None:

@@ -27,42 +27,15 @@ ON CONFLICT (project_id, idempotency_key) DO NOTHING
 RETURNING item_id, sequence_number;
 
 -- name: store_next_item
--- A store's three writes in one statement, where one statement may write several tables
--- (PostgreSQL's data-modifying WITH; Tx.chains_writes): the per-project number drawn from the
--- active project's row, the item inserted with it, and its audit row (details as
--- ContextService._insert writes them on SQLite). Each part reads the rows the one before it
--- returned, so nothing is written when the project is not an active one, and no audit row
--- when the key is taken. One statement instead of three is what the server and psycopg
--- charge for per statement, twice saved.
-WITH drawn AS (
-    UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
-    WHERE project_id = :project_id AND status = 'active'
-    RETURNING next_sequence
-), item AS (
-    INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
-                               token_count, content, metadata, created_by, idempotency_key,
-                               created_at)
-    SELECT :project_id, :phase_id, next_sequence, :content_type, :priority, :token_count,
-           :content, :metadata, :created_by, :idempotency_key, $NOW
-    FROM drawn
-    ON CONFLICT (project_id, idempotency_key) DO NOTHING
-    RETURNING item_id, sequence_number
-), logged AS (
-    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
-                           details)
-    SELECT $NOW, :actor, 'context.store', 'context_item', CAST(item_id AS TEXT), :project_id,
-           jsonb_build_object('priority', CAST(:priority AS TEXT),
-                              'sequence_number', sequence_number,
-                              'token_count', CAST(:token_count AS BIGINT))
-    FROM item
-)
--- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
-SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
-
--- name: store_next_item_and_document
--- store_next_item's three writes and a fourth, the item's search document with its index
--- terms, where the schema is at 0023 or later (Tx.documents_written_once; before it, the
--- trigger would write the document again).
+-- A store's four writes in one statement, where one statement may write several tables
+-- (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema is at 0023 or later
+-- (Tx.documents_written_once): the per-project number drawn from the active project's row,
+-- the item inserted with it, its audit row (details as ContextService._insert writes them on
+-- SQLite) and its search document with its index terms. Each part reads the rows the one
+-- before it returned, so nothing is written when the project is not an active one, and no
+-- audit row or document when the key is taken. One statement instead of four is what the
+-- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
+-- tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH drawn AS (
     UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
     WHERE project_id = :project_id AND status = 'active'
