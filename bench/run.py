@@ -64,6 +64,22 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def measure(name: str, db: Ctxdb, raw: Any, backend: str, sizes: cases.Sizes,
+            workdir: Path) -> list[Result]:
+    """The results of the measurement ``name`` (one of MEASUREMENTS) on ``backend``."""
+    if name == "store":
+        return cases.single_store(db, raw, backend, sizes)
+    if name == "loads":
+        return cases.loads(db, raw, backend, sizes)
+    if name == "pack":
+        return [cases.pack(db, raw, backend, sizes)]
+    if name == "memories":
+        return cases.memories(db, raw, backend, sizes)
+    if name == "search":
+        return cases.search(db, raw, backend, sizes)
+    return [cases.concurrent_writers(db, workdir, sizes)]  # writers: SQLite only
+
+
 def run_sqlite(sizes: cases.Sizes, workdir: Path, only: list[str]) -> list[Result]:
     results: list[Result] = []
     # One file per measurement, so that a large read fixture does not slow the writes.
@@ -73,18 +89,7 @@ def run_sqlite(sizes: cases.Sizes, workdir: Path, only: list[str]) -> list[Resul
             raw = RawSQLite(settings.sqlite_path, settings.busy_timeout_ms)
             try:
                 log(f"sqlite: {name} ...")
-                if name == "store":
-                    results.extend(cases.single_store(db, raw, "sqlite", sizes))
-                elif name == "loads":
-                    results.extend(cases.loads(db, raw, "sqlite", sizes))
-                elif name == "pack":
-                    results.append(cases.pack(db, raw, "sqlite", sizes))
-                elif name == "memories":
-                    results.extend(cases.memories(db, raw, "sqlite", sizes))
-                elif name == "search":
-                    results.extend(cases.search(db, raw, "sqlite", sizes))
-                else:
-                    results.append(cases.concurrent_writers(db, workdir, sizes))
+                results.extend(measure(name, db, raw, "sqlite", sizes, workdir))
             finally:
                 raw.close()
     return results
@@ -119,16 +124,7 @@ def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path,
                     if name == "writers":  # a SQLite measurement
                         continue
                     log(f"postgres: {name} ...")
-                    if name == "store":
-                        results.extend(cases.single_store(db, raw, "postgres", sizes))
-                    elif name == "loads":
-                        results.extend(cases.loads(db, raw, "postgres", sizes))
-                    elif name == "pack":
-                        results.append(cases.pack(db, raw, "postgres", sizes))
-                    elif name == "memories":
-                        results.extend(cases.memories(db, raw, "postgres", sizes))
-                    else:
-                        results.extend(cases.search(db, raw, "postgres", sizes))
+                    results.extend(measure(name, db, raw, "postgres", sizes, workdir))
             finally:
                 raw.close()
     return results
