@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ctxdb.storage.dialect import POSTGRES, SQLITE, Dialect
-from ctxdb.storage.queries import compiled_queries, document_writers, parse_queries, raw_queries
+from ctxdb.storage.queries import (
+    compiled_queries,
+    document_writers,
+    parse_queries,
+    raw_queries,
+    with_included,
+)
 
 
 def test_a_file_is_read_as_the_queries_under_their_name_lines() -> None:
@@ -19,6 +25,19 @@ def test_a_file_is_read_as_the_queries_under_their_name_lines() -> None:
     assert parse_queries("no queries here\n") == {}
     with pytest.raises(ValueError, match="'first' is defined twice"):
         parse_queries("-- name: first\nSELECT 1;\n-- name: first\nSELECT 2;\n")
+
+
+def test_a_query_includes_another_by_name() -> None:
+    queries = {"inner": "UPDATE t SET n = n + 1 RETURNING n", "outer": "x"}
+    assert with_included(queries, "WITH w AS ($QUERY(inner)) SELECT n FROM w") == (
+        "WITH w AS (UPDATE t SET n = n + 1 RETURNING n) SELECT n FROM w")
+    with pytest.raises(ValueError, match="'nested' is included and includes another"):
+        with_included({"nested": "$QUERY(outer)"}, "$QUERY(nested)")
+    every = raw_queries()
+    assert not [name for name, sql in every.items() if "$QUERY(" in sql]
+    # The PostgreSQL put is the SQLite put's update with its history and audit rows.
+    assert every["update_live_memory"] in every["put_live_memory_recorded"]
+    assert document_writers()["put_live_memory_recorded"]
 
 
 @pytest.mark.parametrize("dialect", [SQLITE, POSTGRES], ids=["sqlite", "postgres"])

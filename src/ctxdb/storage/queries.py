@@ -3,6 +3,10 @@
 A file holds blocks introduced by ``-- name: some_query``. Names are unique across files.
 Each query is compiled for a dialect when first run: a hook process runs a dozen of the
 hundreds there are.
+
+``$QUERY(other)`` in a query stands for the whole text of the query named ``other`` (which
+holds no ``$QUERY`` itself), so that a statement one backend sends alone and the other sends
+as a part of a larger one (PostgreSQL's data-modifying ``WITH``) is written once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from ctxdb.storage.dialect import Dialect
 
 _NAME = re.compile(r"--[ \t]*name:[ \t]*(\w+)\s*$")
+_INCLUDE = re.compile(r"\$QUERY\((\w+)\)")
 # A statement that writes a record the search triggers make a document of, or a document.
 _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
@@ -53,7 +58,21 @@ def raw_queries() -> dict[str, str]:
             if name in merged:
                 raise ValueError(f"query {name!r} is defined in two files")
             merged[name] = sql
-    return merged
+    return {name: with_included(merged, sql) for name, sql in merged.items()}
+
+
+def with_included(queries: dict[str, str], sql: str) -> str:
+    """``sql`` with each ``$QUERY(name)`` replaced by that query's text."""
+    if "$QUERY(" not in sql:  # nearly every query: no pattern run on every process's start
+        return sql
+
+    def text(match: re.Match[str]) -> str:
+        included = queries[match[1]]
+        if "$QUERY(" in included:
+            raise ValueError(f"query {match[1]!r} is included and includes another itself")
+        return included
+
+    return _INCLUDE.sub(text, sql)
 
 
 class CompiledQueries(dict[str, str]):

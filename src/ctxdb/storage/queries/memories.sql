@@ -78,22 +78,9 @@ RETURNING memory_id, project_id, namespace, key, memory_type, version, value, cr
 -- update_live_memory with the put's history row and audit row (details as
 -- MemoryService._record_put writes them on SQLite), in one statement where one statement may
 -- write several tables (PostgreSQL; Tx.chains_writes): both are written only when the update
--- wrote a row. The same conditions, and the same answer, as update_live_memory.
+-- wrote a row. The update is update_live_memory itself: the same conditions, the same answer.
 WITH written AS (
-    UPDATE memories
-    SET version = version + 1, memory_type = coalesce(:memory_type, memory_type),
-        value = :value, updated_by = :actor, updated_at = $NOW,
-        expires_at = CASE coalesce(:memory_type, memory_type)
-                         WHEN 'episodic' THEN $IN(:ttl_episodic)
-                         WHEN 'procedural' THEN $IN(:ttl_procedural)
-                         ELSE $IN(:ttl_semantic) END
-    WHERE project_id = :project_id AND namespace = :namespace AND key = :key
-      AND (version = :expected_version OR :any_version = 1)
-      AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > $NOW)
-      AND EXISTS (SELECT 1 FROM projects p
-                  WHERE p.project_id = memories.project_id AND p.status = 'active')
-    RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
-              updated_by, created_at, updated_at, expires_at, deleted_at
+$QUERY(update_live_memory)
 ), history AS (
     INSERT INTO memory_versions (memory_id, version, op, memory_type, value, written_by,
                                  written_at, expires_at)
