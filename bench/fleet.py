@@ -93,6 +93,9 @@ class Outcome:
     # the run, per answered event: robust to the machine's load, unlike the latencies.
     server_cpu_ms_per_event: float = 0.0
     server_cpu_share: float = 0.0  # of one core
+    # PostgreSQL's processes (when the server runs on this machine), all its databases: the
+    # third user of the same cores.
+    database_cpu_share: float | None = None  # of one core
 
     @property
     def passed(self) -> bool:
@@ -199,10 +202,14 @@ def run_one(backend: str, agents: int, args: argparse.Namespace, workdir: Path) 
         load_before = load_average()
         try:
             log(f"{backend}, {agents} agents: running for {args.seconds:g} s ...")
+            postmaster = local_postmaster(url) if backend == "postgres" else None
             cpu_before = servers_cpu(servers)
+            database_before = tree_cpu_seconds(postmaster) if postmaster else 0.0
             wall = run_loop(run_fleet(fleet, [base for _, base in servers], agents,
                                       args.seconds, args.connections))
             server_cpu = servers_cpu(servers) - cpu_before
+            database_cpu = tree_cpu_seconds(postmaster) - database_before if postmaster \
+                else None
         finally:
             stop([process for process, _ in servers])
         lost = lost_writes(bench_settings(url, workdir), fleet)
@@ -213,7 +220,26 @@ def run_one(backend: str, agents: int, args: argparse.Namespace, workdir: Path) 
                      f"{load_before} / {load_average()}")
     result.server_cpu_share = server_cpu / wall
     result.server_cpu_ms_per_event = 1000 * server_cpu / max(1, result.events)
+    if database_cpu is not None:
+        result.database_cpu_share = database_cpu / wall
     return result
+
+
+def local_postmaster(url: str) -> int | None:
+    """The PostgreSQL server's main process when it runs on this machine (the parent of
+    a backend whose process this machine has), else ``None``. Its backends are its
+    children, so the servers' pooled connections are counted while they live."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    status = Path(f"/proc/{row[0]}/status") if row else None
+    if status is None or not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    return None
 
 
 def run_loop(main: Coroutine[Any, Any, float]) -> float:
@@ -318,7 +344,9 @@ def details(o: Outcome) -> str:
     acked = ", ".join(f"{n} {kind}" for kind, n in o.acknowledged.items())
     lines = [f"{o.backend}, {o.agents:,} agents ({o.seconds:.1f} s, load average "
              f"{o.load}; the agents' process used {o.client_cpu_share:.0%} of a core, the "
-             f"servers {o.server_cpu_share:.0%}):",
+             f"servers {o.server_cpu_share:.0%}"
+             + (f", PostgreSQL {o.database_cpu_share:.0%}" if o.database_cpu_share is not None
+                else "") + "):",
              f"  by event (count: p50/p99 ms): {events}",
              f"  acknowledged and read back after the servers stopped: {acked}; lost: "
              f"{sum(o.lost.values())}"]
