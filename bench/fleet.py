@@ -89,6 +89,7 @@ class Outcome:
     by_event: dict[str, dict[str, float]] = field(default_factory=dict)
     load: str = ""
     client_cpu_share: float = 0.0  # of one core, the agents' own process
+    client_cpu_ms_per_event: float = 0.0  # the agents' process: bench overhead, not product
     # CPU time of the ctxdb serve processes (all replicas, their workers included) during
     # the run, per answered event: robust to the machine's load, unlike the latencies.
     server_cpu_ms_per_event: float = 0.0
@@ -307,7 +308,7 @@ def outcome(backend: str, agents: int, args: argparse.Namespace, fleet: Fleet, w
         1000 * (every[-1] if every else 0.0), 1000 * percentile(sorted(fleet.lags), 0.99),
         fleet.errors, fleet.first_errors,
         {kind: len(ids) for kind, ids in fleet.acknowledged.items()}, lost, by_event, load,
-        fleet.client_cpu_s / wall)
+        fleet.client_cpu_s / wall, 1000 * fleet.client_cpu_s / max(1, len(every)))
 
 
 def percentile(ordered: list[float], fraction: float) -> float:
@@ -343,8 +344,9 @@ def details(o: Outcome) -> str:
                        for kind, v in o.by_event.items())
     acked = ", ".join(f"{n} {kind}" for kind, n in o.acknowledged.items())
     lines = [f"{o.backend}, {o.agents:,} agents ({o.seconds:.1f} s, load average "
-             f"{o.load}; the agents' process used {o.client_cpu_share:.0%} of a core, the "
-             f"servers {o.server_cpu_share:.0%}"
+             f"{o.load}; the agents' process used {o.client_cpu_share:.0%} of a core "
+             f"({o.client_cpu_ms_per_event:.2f} ms per event), the servers "
+             f"{o.server_cpu_share:.0%}"
              + (f", PostgreSQL {o.database_cpu_share:.0%}" if o.database_cpu_share is not None
                 else "") + "):",
              f"  by event (count: p50/p99 ms): {events}",
