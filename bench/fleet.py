@@ -5,7 +5,7 @@ created for the run and dropped after), a project and a write token made with th
 (``ctxdb project create``, ``ctxdb token create``), the project given a few context items and
 N tasks, then real ``ctxdb serve`` processes: one on SQLite, two replicas on the one
 PostgreSQL database (agents split round-robin). N agents (bench/fleet_agents.py: coroutines
-sharing one pooled ``httpx.AsyncClient``) each send one event every ``--period`` seconds,
+sharing one pooled aiohttp client) each send one event every ``--period`` seconds,
 jittered, for ``--seconds``: the mix of an agent's session (SessionStart with its pack,
 UserPromptSubmit, usage, stores, task claim and complete, messages, PreCompact handoffs,
 SessionEnd) through ``/v1/hooks`` and the ``/v1`` routes. The project's cap on live instances
@@ -20,8 +20,9 @@ events started (p99 lag: a server too slow holds its agents back), errors (any a
 after the servers stopped, every stored item, sent message and completed task the server
 acknowledged is read back through the library. And the CPU time of the ``ctxdb serve``
 processes (replicas and their workers, from ``/proc``) per answered event, with the share of
-a core the servers and the agents' own process used: on a shared machine the latencies follow
-the load, the CPU per event much less (though a process given little of a core spends more).
+a core the servers and the agents' own process used (and the agents' CPU per event: what they
+take from the servers' cores): on a shared machine the latencies follow the load, the CPU per
+event much less (though a process given little of a core spends more).
 
 The goal (issue 12): 1,000 agents at one event every 5 s on this machine with p99 <= 250 ms
 and 0 errors; each row is judged against it (p99, errors, and the offered rate sustained to

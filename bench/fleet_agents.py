@@ -12,26 +12,30 @@ offered (and as lag: how late events start), not hidden.
 
 What the server acknowledged (stored items, sent messages, completed tasks) is kept, for the
 check that nothing acknowledged was lost.
+
+The HTTP client is aiohttp's, not httpx's (which the rest of the project uses): the agents
+stand for processes on other machines, yet here they run on the same cores as the servers
+and PostgreSQL, so every millisecond of CPU they spend is taken from what is measured.
+httpx (with httpcore under it) parses and pools in pure Python; aiohttp parses answers in C
+(llhttp) and waits for a pooled connection on a plain future, for a fraction of the CPU per
+event. What goes on the wire is kept: the same routes, headers that matter (the bearer
+token, the JSON content type) and byte-for-byte the same JSON bodies (httpx's compact
+encoding, ``JSON_BODY``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import functools
+import json
 import random
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore tries ``import sniffio`` on every request; without the package each failed
-    # import searches sys.path again (a third of the agents' CPU time with a thousand of
-    # them). A None entry makes the import fail at once, which is what httpcore expects.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 CLIENT = "claude-code"
 # The weighted mix an agent draws its next event from (follow-ups come first: see the
 # module docstring).
@@ -39,6 +43,10 @@ MIX = {"UserPromptSubmit": 30, "usage": 15, "store": 20, "claim": 10, "message":
        "PreCompact": 5, "SessionEnd": 5}
 JITTER = 0.2  # each wait is the period times a factor drawn from 1 ± JITTER
 KEPT_ERRORS = 5
+# A request body as httpx (and so ctxdb's own client) encodes it; aiohttp's default,
+# json.dumps as is, would add spaces after the separators.
+JSON_BODY = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False)
 
 
 @dataclass
@@ -59,9 +67,10 @@ class Fleet:
     acknowledged: dict[str, list[int]] = field(
         default_factory=lambda: {"store": [], "message": [], "complete": []})
     instances: list[str] = field(default_factory=list)  # those whose SessionStart succeeded
-    # At most as many requests in flight as the pool has connections: the pool itself
-    # (httpcore) spends time on every waiting request, which with a thousand agents made the
-    # client, not the server, the bottleneck.
+    # At most as many requests in flight as the pool has connections, the others waiting in
+    # the order they were sent: aiohttp's pool gives a released connection to whichever
+    # request asks next, ahead of those already waiting, which under load starved some of
+    # them for seconds (a tail of the client's making, not the server's).
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(100))
     client_cpu_s: float = 0.0  # CPU time of this process during the run
 
@@ -94,7 +103,39 @@ class Agent:
         return self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
 
 
-Action = Callable[[httpx.AsyncClient, Fleet, Agent], Awaitable[httpx.Response]]
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A server's whole answer (read before the event's latency is taken, as httpx does)."""
+
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class Client:
+    """The agents' one HTTP client: a pooled aiohttp session, with the two calls they make."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def post(self, url: str, json: Any) -> Answer:
+        return await self.send("POST", url, json)
+
+    async def put(self, url: str, json: Any) -> Answer:
+        return await self.send("PUT", url, json)
+
+    async def send(self, method: str, url: str, body: Any) -> Answer:
+        async with self.session.request(method, url, json=body) as answer:
+            return Answer(answer.status, await answer.read())
+
+
+Action = Callable[[Client, Fleet, Agent], Awaitable[Answer]]
 
 
 def hook_body(fleet: Fleet, agent: Agent, event: str, **fields: Any) -> dict[str, Any]:
@@ -107,14 +148,14 @@ def hook_body(fleet: Fleet, agent: Agent, event: str, **fields: Any) -> dict[str
     return {"client": CLIENT, "event": payload, "repo": repo, "host": f"host-{agent.number}"}
 
 
-async def hook(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, event: str,
-               **fields: Any) -> httpx.Response:
+async def hook(client: Client, fleet: Fleet, agent: Agent, event: str,
+               **fields: Any) -> Answer:
     return await client.post(f"{agent.base}/v1/hooks",
                              json=hook_body(fleet, agent, event, **fields))
 
 
-async def session_start(client: httpx.AsyncClient, fleet: Fleet, agent: Agent,
-                        source: str = "startup") -> httpx.Response:
+async def session_start(client: Client, fleet: Fleet, agent: Agent,
+                        source: str = "startup") -> Answer:
     answer = await hook(client, fleet, agent, "SessionStart", source=source)
     if answer.status_code == 200:
         if answer.json()["output"] is None:
@@ -124,17 +165,17 @@ async def session_start(client: httpx.AsyncClient, fleet: Fleet, agent: Agent,
     return answer
 
 
-async def prompt(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def prompt(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     return await hook(client, fleet, agent, "UserPromptSubmit", prompt="carry on")
 
 
-async def usage(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def usage(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     return await client.put(
         f"{project_url(fleet, agent)}/instances/{agent.instance_id}/usage",
         json={"tokens": agent.rng.randint(5_000, 150_000)})
 
 
-async def store(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def store(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     answer = await client.post(f"{project_url(fleet, agent)}/context", json={
         "content": f"agent {agent.number} noted step {agent.rng.randint(1, 10**9)}: the cache "
                    "key must include the tenant", "priority": "MEDIUM",
@@ -144,7 +185,7 @@ async def store(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.
     return answer
 
 
-async def claim(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def claim(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     answer = await client.post(f"{project_url(fleet, agent)}/tasks/claim",
                                json={"instance_id": agent.instance_id})
     if answer.status_code == 200 and (task := answer.json()["task"]) is not None:
@@ -153,7 +194,7 @@ async def claim(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.
     return answer
 
 
-async def complete(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def complete(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     assert agent.task is not None
     task_id, epoch = agent.task
     answer = await client.post(f"{project_url(fleet, agent)}/tasks/{task_id}/complete",
@@ -164,7 +205,7 @@ async def complete(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> htt
     return answer
 
 
-async def message(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def message(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     answer = await client.post(f"{project_url(fleet, agent)}/messages", json={
         "recipient_kind": "instance", "recipient": agent.rng.choice(fleet.instances),
         "subject": "status", "body": {"from": agent.instance_id, "done": agent.session}})
@@ -173,20 +214,18 @@ async def message(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> http
     return answer
 
 
-async def reload(client: httpx.AsyncClient, fleet: Fleet, agent: Agent) -> httpx.Response:
+async def reload(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     return await session_start(client, fleet, agent, "compact")
 
 
-async def pre_compact(client: httpx.AsyncClient, fleet: Fleet, agent: Agent
-                      ) -> httpx.Response:
+async def pre_compact(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     answer = await hook(client, fleet, agent, "PreCompact", trigger="manual",
                         custom_instructions="")
     agent.pending.insert(0, "SessionStart(compact)")  # the reload after the compaction
     return answer
 
 
-async def session_end(client: httpx.AsyncClient, fleet: Fleet, agent: Agent
-                      ) -> httpx.Response:
+async def session_end(client: Client, fleet: Fleet, agent: Agent) -> Answer:
     answer = await hook(client, fleet, agent, "SessionEnd", reason="other")
     agent.session += 1
     agent.pending.insert(0, "SessionStart")
@@ -204,7 +243,7 @@ def project_url(fleet: Fleet, agent: Agent) -> str:
     return f"{agent.base}/v1/projects/{fleet.project_id}"
 
 
-async def live(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, until: float) -> None:
+async def live(client: Client, fleet: Fleet, agent: Agent, until: float) -> None:
     """One agent: its events at the jittered period until ``until`` (loop time)."""
     loop = asyncio.get_running_loop()
     due = loop.time() + agent.rng.uniform(0, fleet.period)  # the fleet does not start at once
@@ -215,14 +254,14 @@ async def live(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, until: flo
         due += fleet.period * agent.rng.uniform(1 - JITTER, 1 + JITTER)
 
 
-async def one_event(client: httpx.AsyncClient, fleet: Fleet, agent: Agent, kind: str) -> None:
+async def one_event(client: Client, fleet: Fleet, agent: Agent, kind: str) -> None:
     if kind == "message" and not fleet.instances:
         kind = "UserPromptSubmit"  # nobody to write to yet
     started = time.perf_counter()  # a wait for a free connection counts in the latency
     try:
         async with fleet.in_flight:
             answer = await ACTIONS[kind](client, fleet, agent)
-    except (httpx.HTTPError, RuntimeError, ValueError, KeyError) as exc:
+    except (aiohttp.ClientError, TimeoutError, RuntimeError, ValueError, KeyError) as exc:
         fleet.failed(kind, f"{type(exc).__name__}: {exc}")
         return
     if answer.status_code >= 300:
@@ -237,13 +276,18 @@ async def run_fleet(fleet: Fleet, bases: list[str], agents: int, seconds: float,
     """Run ``agents`` agents (round-robin over ``bases``) for ``seconds``; the wall time
     from the first event due to the last answer."""
     # An idle connection is dropped before the server's keep-alive timeout (uvicorn: 5 s)
-    # would close it: else a request sent as the server closes it fails (ReadError).
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
-                          keepalive_expiry=2.0)
-    headers = {"Authorization": f"Bearer {fleet.token}"}
+    # would close it: else a request sent as the server closes it fails.
     fleet.in_flight = asyncio.Semaphore(connections)
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=0,
+                                     keepalive_timeout=2.0)
+    # The API sets no cookie (only the dashboard's login does): none to keep or parse.
+    session = aiohttp.ClientSession(
+        connector=connector, headers={"Authorization": f"Bearer {fleet.token}"},
+        json_serialize=JSON_BODY, cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None, connect=60.0, sock_read=60.0))
     cpu = time.process_time()
-    async with httpx.AsyncClient(limits=limits, headers=headers, timeout=60.0) as client:
+    async with session:
+        client = Client(session)
         loop = asyncio.get_running_loop()
         start = loop.time()
         fleet.started = time.perf_counter()
