@@ -9,7 +9,9 @@ are ended as the signal comes (``event_routes.end_streams``).
 Logging: each worker sets it up as the ``ctxdb serve`` that started it did (level and format
 passed on in the environment, :func:`ctxdb.log_setup.configure`), uvicorn's own loggers
 included, so ``CTXDB_LOG_FORMAT=json`` makes every line on stderr (startup, requests,
-shutdown) one JSON object.
+shutdown) one JSON object. The access log (``uvicorn.access``: one line per request, about
+a twentieth of a busy worker's CPU) is left out with ``access_log=False``
+(``--no-access-log``): uvicorn then gives that logger no handler and stops its propagation.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def _before_stopping(action: Callable[[], None]) -> None:
 
 def serve(*, url: str, config_file: str | None, host: str, port: int, workers: int,
           max_body_bytes: int, logging_choice: LogChoice | None = None,
-          graceful_seconds: int = 30) -> None:
+          graceful_seconds: int = 30, access_log: bool = True) -> None:
     if logging_choice is not None:  # the workers log as this process was told to
         os.environ[LEVEL_ENV] = logging.getLevelName(logging_choice.level)
         os.environ[FORMAT_ENV] = logging_choice.format
@@ -117,6 +119,6 @@ def serve(*, url: str, config_file: str | None, host: str, port: int, workers: i
     os.environ[_ENV_MAX_BODY] = str(max_body_bytes)
     uvicorn.run("ctxdb.http.server:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, timeout_graceful_shutdown=graceful_seconds,
-                log_level="info", server_header=False,
+                log_level="info", server_header=False, access_log=access_log,
                 log_config=None)  # uvicorn's loggers go through ctxdb's (configure())
 
