@@ -3,6 +3,7 @@ healthz, readyz, and a graceful shutdown that lets a request in flight finish an
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -146,6 +147,24 @@ def test_no_access_log_leaves_out_the_request_lines_only(
     assert any(m.startswith(f"worker {process.pid} serving") for m in messages), messages
     assert "Finished server process" in " ".join(messages)
     assert not [m for m in messages if "HTTP/1.1" in m], messages
+
+
+def test_a_worker_leaves_its_startup_objects_out_of_garbage_collection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from ctxdb.http.server import app_from_environment
+
+    monkeypatch.setenv("CTXDB_SERVE_URL", str(tmp_path / "served.db"))
+    monkeypatch.setenv("CTXDB_SERVE_CONFIG", "")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    gc.unfreeze()
+    try:
+        with TestClient(app_from_environment()) as client:  # runs the worker's start-up
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
 
 
 def test_the_core_and_the_hooks_never_import_the_server_stack() -> None:
