@@ -3,6 +3,7 @@ healthz, readyz, and a graceful shutdown that lets a request in flight finish an
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -29,13 +30,19 @@ def free_port() -> int:
 @pytest.fixture
 def server(settings: Settings, db: Ctxdb,
            tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    yield from started(settings, tmp_path)
+
+
+def started(settings: Settings, tmp_path: Path,
+            *options: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     # Logs as JSON lines (docs/configuration.md), every worker and uvicorn line included.
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "CTXDB_LOG_FORMAT": "json"}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "ctxdb"), "--url", settings.url, "serve",
-         "--port", str(port), "-v"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--port", str(port), "-v", *options], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -47,12 +54,14 @@ def server(settings: Settings, db: Ctxdb,
     else:
         process.kill()
         pytest.fail(f"the server did not start: {process.communicate()[0]!r}")
-    yield process, base
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+    try:
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_healthz_readyz_and_a_graceful_shutdown(
@@ -118,6 +127,44 @@ def test_a_change_feed_stream_ends_at_once_when_the_server_stops(
     assert process.wait(timeout=10) in (0, -signal.SIGTERM)
     assert b"timeout graceful shutdown exceeded" not in (
         process.stdout.read() if process.stdout else b"")
+
+
+def test_no_access_log_leaves_out_the_request_lines_only(
+        settings: Settings, db: Ctxdb, tmp_path: Path) -> None:
+    project = db.projects.create("quiet")["project_id"]
+    secret = db.access_tokens.create(project, "read")["secret"]
+    served = started(settings, tmp_path, "--no-access-log")
+    process, base = next(served)
+    assert httpx.get(f"{base}/healthz").status_code == 200
+    assert httpx.get(f"{base}/readyz",
+                     headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    assert httpx.get(f"{base}/readyz").status_code == 401
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    logged = (process.stdout.read() if process.stdout else b"").decode()
+    served.close()
+    messages = [json.loads(line)["message"] for line in logged.splitlines()]
+    assert any(m.startswith(f"worker {process.pid} serving") for m in messages), messages
+    assert "Finished server process" in " ".join(messages)
+    assert not [m for m in messages if "HTTP/1.1" in m], messages
+
+
+def test_a_worker_leaves_its_startup_objects_out_of_garbage_collection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from ctxdb.http.server import app_from_environment
+
+    monkeypatch.setenv("CTXDB_SERVE_URL", str(tmp_path / "served.db"))
+    monkeypatch.setenv("CTXDB_SERVE_CONFIG", "")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    gc.unfreeze()
+    try:
+        with TestClient(app_from_environment()) as client:  # runs the worker's start-up
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
 
 
 def test_the_core_and_the_hooks_never_import_the_server_stack() -> None:

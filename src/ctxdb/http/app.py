@@ -38,6 +38,7 @@ from ctxdb.http.auth import READ
 from ctxdb.http.encoding import checked_first
 from ctxdb.http.limits import BodyLimit
 from ctxdb.http.problems import PROBLEM_RESPONSES, problem, problem_media_type, problem_of
+from ctxdb.http.route_order import hot_first, paths_in_order
 from ctxdb.service import Ctxdb
 from ctxdb.web.app import create_dashboard
 
@@ -82,7 +83,8 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(FastAPI.openapi(app))
+            app.openapi_schema = paths_in_order(problem_media_type(FastAPI.openapi(app)),
+                                                declared)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -112,6 +114,10 @@ def create_app(db: Ctxdb, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Fa
     app.mount("/ui", create_dashboard(db, feed), name="dashboard")
     app.router.add_route("/", lambda request: RedirectResponse("/ui/"), include_in_schema=False)
 
+    # Each request is resolved against this list in order: the agents' routes go first, where
+    # that leaves every request's route unchanged (ctxdb.http.route_order).
+    declared = list(app.router.routes)
+    app.router.routes[:] = hot_first(declared)
     _answer_errors(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     return app
