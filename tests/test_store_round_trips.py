@@ -62,29 +62,35 @@ def test_a_memory_put_and_a_store_in_one_unit_are_both_indexed(db: Ctxdb, pid: s
 
 
 @pytest.mark.postgres
-def test_a_postgres_store_is_two_round_trips(
+def test_a_postgres_store_is_two_round_trips_and_commits_with_its_statement(
         pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEGIN with the transaction id, then the store, the look and the COMMIT in one
+    pipeline: the project's row is not held for a round trip of the client (Tx.commit_with)."""
     env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
     with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
         pid = db.projects.create("round trips")["project_id"]
         db.context.store(pid, {"note": "warmup"})
-        pipelines: list[int] = []
+        pipelines: list[list[str]] = []
         outside: list[str] = []
         original_pipeline = psycopg.Connection.pipeline
         original_commit = psycopg.Connection.commit
         original_execute = psycopg.Cursor.execute
 
         def counting_pipeline(self: Any) -> Any:
-            pipelines.append(1)
+            pipelines.append([])
             return original_pipeline(self)
 
         def counting_commit(self: Any) -> None:  # a COMMIT on its own: a round trip too
-            pipelines.append(1)
+            pipelines.append(["COMMIT"])
             original_commit(self)
 
         def watching_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            text = query.decode() if isinstance(query, bytes) else str(query)
             if self.connection._pipeline is None:
-                outside.append(str(query)[:60])
+                outside.append(text)
+            else:
+                pipelines[-1].append("store" if "INSERT INTO context_items" in text else
+                                     "look" if "terms IS NULL" in text else text)
             return original_execute(self, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
@@ -92,7 +98,8 @@ def test_a_postgres_store_is_two_round_trips(
         monkeypatch.setattr(psycopg.Cursor, "execute", watching_execute)
         db.context.store(pid, {"note": "two round trips"})
         monkeypatch.undo()
-        assert (len(pipelines), outside) == (2, [])
+        assert outside == ["BEGIN; SELECT txid_current()"]
+        assert pipelines == [["store", "look", "COMMIT"]]
         assert db.context.search(pid, "round")["items"]
 
 
