@@ -129,3 +129,49 @@ def test_the_look_goes_only_with_a_statement_that_may_write_a_document(
         after_read, after_store = db.storage.write(unit)
         assert after_read is None
         assert after_store is not None
+
+
+@pytest.mark.postgres
+def test_a_store_holds_its_projects_row_only_while_the_server_works(
+        pg_url: str, tmp_path: Path) -> None:
+    """The COMMIT travels with the store (Tx.commit_with): once the unit has the store's
+    answer, the project's row is free, and another writer of the project does not wait."""
+    from ctxdb.service.usecases.context_insert import draw_and_insert
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("row held")["project_id"]
+        db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
+        values = db.context.item_values(pid, {"note": "okapi"}, "HIGH", "code", None, None,
+                                        None, None, None)
+
+        def unit(tx: Tx) -> Any:
+            row = draw_and_insert(tx, values, "user:test", last=True)
+            with psycopg.connect(pg_url, autocommit=True) as other:
+                other.execute("SET lock_timeout = '2s'")  # held: LockNotAvailable
+                other.execute("UPDATE projects SET updated_at = updated_at "
+                              "WHERE project_id = %s", (pid,))
+            return row
+
+        assert db.storage.write(unit)["sequence_number"] == 2
+        assert db.context.store(pid, {"note": "next"})["sequence_number"] == 3
+
+
+@pytest.mark.postgres
+def test_documents_the_store_s_look_finds_are_indexed_after_its_commit(
+        pg_url: str, tmp_path: Path) -> None:
+    """A store commits with its statement; documents without terms that its look finds
+    (written by others) get their terms in a transaction of their own right after."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("look after commit")["project_id"]
+        first = db.context.store(pid, {"note": "narwhal"})
+        with psycopg.connect(pg_url, autocommit=True) as other:  # as a writer of old would
+            other.execute("UPDATE search_documents SET terms = NULL WHERE item_id = %s",
+                          (first["item_id"],))
+        assert not db.context.search(pid, "narwhal")["items"]
+        second = db.context.store(pid, {"note": "dugong"})
+        assert second["sequence_number"] == first["sequence_number"] + 1
+        assert _pending(db) == []
+        for word in ("narwhal", "dugong"):
+            assert db.context.search(pid, word)["items"], word
