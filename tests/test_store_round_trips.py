@@ -175,3 +175,25 @@ def test_documents_the_store_s_look_finds_are_indexed_after_its_commit(
         assert _pending(db) == []
         for word in ("narwhal", "dugong"):
             assert db.context.search(pid, word)["items"], word
+
+
+@pytest.mark.postgres
+def test_nothing_runs_after_the_statement_a_transaction_committed_with(
+        pg_url: str, tmp_path: Path) -> None:
+    """A statement after a unit's commit_with is refused, not run outside its transaction."""
+    from ctxdb.errors import StorageError
+    from ctxdb.service.usecases.context_insert import draw_and_insert
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("after commit")["project_id"]
+        db.context.store(pid, {"note": "warmup"})
+        values = db.context.item_values(pid, {"note": "tapir"}, "HIGH", "code", None, None,
+                                        None, None, None)
+
+        def unit(tx: Tx) -> None:
+            draw_and_insert(tx, values, "user:test", last=True)
+            tx.one("get_project", project_id=pid)
+
+        with pytest.raises(StorageError, match="commit_with"):
+            db.storage.write(unit)

@@ -28,10 +28,10 @@ _cursor_names = itertools.count()
 # Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
 _PIPELINE = psycopg.Pipeline.is_supported()
 # A write transaction's first statements (see PostgresTx.begin): one simple-query message
-# where pipelines are not supported, separate statements of the first pipeline where they are
-# (a pipeline carries one statement per message).
+# where pipelines are not supported or a COMMIT travels with the unit's last statement
+# (commit_with), separate statements of the first pipeline otherwise (a pipeline carries one
+# statement per message).
 # (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
-BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _BEGIN = b"BEGIN"
 _TRANSACTION_ID = b"SELECT txid_current()"
 # The column by which a named query answers with its transaction's id itself (txid_current()
