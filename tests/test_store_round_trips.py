@@ -62,29 +62,35 @@ def test_a_memory_put_and_a_store_in_one_unit_are_both_indexed(db: Ctxdb, pid: s
 
 
 @pytest.mark.postgres
-def test_a_postgres_store_is_two_round_trips(
+def test_a_postgres_store_is_two_round_trips_and_commits_with_its_statement(
         pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BEGIN with the transaction id, then the store, the look and the COMMIT in one
+    pipeline: the project's row is not held for a round trip of the client (Tx.commit_with)."""
     env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
     with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
         pid = db.projects.create("round trips")["project_id"]
         db.context.store(pid, {"note": "warmup"})
-        pipelines: list[int] = []
+        pipelines: list[list[str]] = []
         outside: list[str] = []
         original_pipeline = psycopg.Connection.pipeline
         original_commit = psycopg.Connection.commit
         original_execute = psycopg.Cursor.execute
 
         def counting_pipeline(self: Any) -> Any:
-            pipelines.append(1)
+            pipelines.append([])
             return original_pipeline(self)
 
         def counting_commit(self: Any) -> None:  # a COMMIT on its own: a round trip too
-            pipelines.append(1)
+            pipelines.append(["COMMIT"])
             original_commit(self)
 
         def watching_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            text = query.decode() if isinstance(query, bytes) else str(query)
             if self.connection._pipeline is None:
-                outside.append(str(query)[:60])
+                outside.append(text)
+            else:
+                pipelines[-1].append("store" if "INSERT INTO context_items" in text else
+                                     "look" if "terms IS NULL" in text else text)
             return original_execute(self, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
@@ -92,7 +98,8 @@ def test_a_postgres_store_is_two_round_trips(
         monkeypatch.setattr(psycopg.Cursor, "execute", watching_execute)
         db.context.store(pid, {"note": "two round trips"})
         monkeypatch.undo()
-        assert (len(pipelines), outside) == (2, [])
+        assert outside == ["BEGIN; SELECT txid_current()"]
+        assert pipelines == [["store", "look", "COMMIT"]]
         assert db.context.search(pid, "round")["items"]
 
 
@@ -122,3 +129,71 @@ def test_the_look_goes_only_with_a_statement_that_may_write_a_document(
         after_read, after_store = db.storage.write(unit)
         assert after_read is None
         assert after_store is not None
+
+
+@pytest.mark.postgres
+def test_a_store_holds_its_projects_row_only_while_the_server_works(
+        pg_url: str, tmp_path: Path) -> None:
+    """The COMMIT travels with the store (Tx.commit_with): once the unit has the store's
+    answer, the project's row is free, and another writer of the project does not wait."""
+    from ctxdb.service.usecases.context_insert import draw_and_insert
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("row held")["project_id"]
+        db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
+        values = db.context.item_values(pid, {"note": "okapi"}, "HIGH", "code", None, None,
+                                        None, None, None)
+
+        def unit(tx: Tx) -> Any:
+            row = draw_and_insert(tx, values, "user:test", last=True)
+            with psycopg.connect(pg_url, autocommit=True) as other:
+                other.execute("SET lock_timeout = '2s'")  # held: LockNotAvailable
+                other.execute("UPDATE projects SET updated_at = updated_at "
+                              "WHERE project_id = %s", (pid,))
+            return row
+
+        assert db.storage.write(unit)["sequence_number"] == 2
+        assert db.context.store(pid, {"note": "next"})["sequence_number"] == 3
+
+
+@pytest.mark.postgres
+def test_documents_the_store_s_look_finds_are_indexed_after_its_commit(
+        pg_url: str, tmp_path: Path) -> None:
+    """A store commits with its statement; documents without terms that its look finds
+    (written by others) get their terms in a transaction of their own right after."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("look after commit")["project_id"]
+        first = db.context.store(pid, {"note": "narwhal"})
+        with psycopg.connect(pg_url, autocommit=True) as other:  # as a writer of old would
+            other.execute("UPDATE search_documents SET terms = NULL WHERE item_id = %s",
+                          (first["item_id"],))
+        assert not db.context.search(pid, "narwhal")["items"]
+        second = db.context.store(pid, {"note": "dugong"})
+        assert second["sequence_number"] == first["sequence_number"] + 1
+        assert _pending(db) == []
+        for word in ("narwhal", "dugong"):
+            assert db.context.search(pid, word)["items"], word
+
+
+@pytest.mark.postgres
+def test_nothing_runs_after_the_statement_a_transaction_committed_with(
+        pg_url: str, tmp_path: Path) -> None:
+    """A statement after a unit's commit_with is refused, not run outside its transaction."""
+    from ctxdb.errors import StorageError
+    from ctxdb.service.usecases.context_insert import draw_and_insert
+
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        pid = db.projects.create("after commit")["project_id"]
+        db.context.store(pid, {"note": "warmup"})
+        values = db.context.item_values(pid, {"note": "tapir"}, "HIGH", "code", None, None,
+                                        None, None, None)
+
+        def unit(tx: Tx) -> None:
+            draw_and_insert(tx, values, "user:test", last=True)
+            tx.one("get_project", project_id=pid)
+
+        with pytest.raises(StorageError, match="commit_with"):
+            db.storage.write(unit)

@@ -74,6 +74,21 @@ class Tx(abc.ABC):
         unit of work, which then commits nothing."""
         self.execute(query, **params)
 
+    def commit_with(self, query: str, **params: Any) -> Row | None:
+        """The first row of a named statement that is the unit's last: nothing may run in
+        this transaction after it. A backend with network round trips may send the COMMIT
+        with it, before its answer is back, so that the rows it locks are not held for a
+        round trip of the client (PostgreSQL; see docs/architecture.md). So:
+
+        - the statement must write nothing when it answers with no row: it is committed
+          all the same (a unit that wants another way then raises, and runs a new unit);
+        - when the COMMIT's answer is lost and the transaction did commit, the row is lost
+          with it, and the unit is run again to learn it: the statement must write nothing
+          the second time (an idempotency key), and answer so.
+
+        Elsewhere this is :meth:`one`, and the storage commits when the unit returns."""
+        return self.one(query, **params)
+
     @abc.abstractmethod
     def lock(self, key: int) -> None:
         """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""

@@ -28,10 +28,10 @@ _cursor_names = itertools.count()
 # Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
 _PIPELINE = psycopg.Pipeline.is_supported()
 # A write transaction's first statements (see PostgresTx.begin): one simple-query message
-# where pipelines are not supported, separate statements of the first pipeline where they are
-# (a pipeline carries one statement per message).
+# where pipelines are not supported or a COMMIT travels with the unit's last statement
+# (commit_with), separate statements of the first pipeline otherwise (a pipeline carries one
+# statement per message).
 # (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
-BEGIN_WITH_ID = b"BEGIN; SELECT txid_current()"
 _BEGIN = b"BEGIN"
 _TRANSACTION_ID = b"SELECT txid_current()"
 # The column by which a named query answers with its transaction's id itself (txid_current()
@@ -93,6 +93,10 @@ class PostgresTx(RawTx):
         # the latest answer (with what it asked) while no such statement came after it.
         self._look: tuple[str, dict[str, Any]] | None = None
         self._looked: tuple[tuple[str, dict[str, Any]], list[Row]] | None = None
+        # What begin() defers: BEGIN, the id's statement and the scope's (see commit_with()).
+        self._begin: list[bytes] = []
+        # Whether the transaction was committed with its last statement (commit_with()).
+        self.committed = False
 
     def look_ahead(self, query: str, **params: Any) -> None:
         if _PIPELINE:
@@ -113,13 +117,17 @@ class PostgresTx(RawTx):
         server having begun before then, since nothing is sent before then either; and
         :meth:`commit` makes sure the id is known before the COMMIT leaves.
         """
+        self._begin = [_BEGIN, _TRANSACTION_ID] + ([scope] if scope else [])
         if not _PIPELINE:
-            cursor = self._conn.execute(BEGIN_WITH_ID + (b"; " + scope if scope else b""))
-            cursor.nextset()
-            self.transaction_id = int(scalar(cursor))
+            self._send_begin()
             return
-        self._deferred[:0] = [(_BEGIN, None), (_TRANSACTION_ID, None)] + (
-            [(scope, None)] if scope else [])
+        self._deferred[:0] = [(sql, None) for sql in self._begin]
+
+    def _send_begin(self) -> None:
+        """BEGIN, the id and the scope as one simple-query message, learning the id."""
+        cursor = self._conn.execute(b"; ".join(self._begin))
+        cursor.nextset()
+        self.transaction_id = int(scalar(cursor))
 
     def _named(self, query: str) -> str:
         if self._document_writers[query]:
@@ -129,22 +137,25 @@ class PostgresTx(RawTx):
 
     def _literal(self) -> None:
         """Before literal SQL, which may write anything: the deferred statements, then note it."""
+        self._check_open()
         self.flush()
         self.may_write_documents = True
         self._looked = None
 
     def defer(self, query: str, **params: Any) -> None:
+        self._check_open()
         if _PIPELINE:
             self._deferred.append((self._named(query), params))
         else:
             self.execute(query, **params)
 
     @contextlib.contextmanager
-    def _after_deferred(self, look: tuple[str, dict[str, Any]] | None = None) -> Iterator[None]:
-        """Sends the deferred statements, then what the block sends, then the ``look``, in
-        one pipeline: one round trip for all. An error in any of them is raised when the
-        block ends."""
-        if not self._deferred and look is None:
+    def _after_deferred(self, look: tuple[str, dict[str, Any]] | None = None,
+                        commit: bool = False) -> Iterator[None]:
+        """Sends the deferred statements, then what the block sends, then the ``look``, then
+        the COMMIT if ``commit``, in one pipeline: one round trip for all. An error in any of
+        them is raised when the block ends (and the statements after it are not run)."""
+        if not self._deferred and look is None and not commit:
             yield
             return
         deferred, self._deferred = self._deferred, []
@@ -158,6 +169,10 @@ class PostgresTx(RawTx):
             if look is not None:
                 look_cursor = self._conn.cursor(row_factory=dict_row)
                 look_cursor.execute(self._queries[look[0]], look[1])
+            if commit:
+                # As a statement of the pipeline: conn.commit() would end the pipeline with
+                # a second synchronization, a round trip more than the one this saves.
+                self._conn.execute(b"COMMIT")
         if id_cursor is not None:
             self.transaction_id = int(scalar(id_cursor))
         if look is not None and look_cursor is not None:
@@ -171,22 +186,74 @@ class PostgresTx(RawTx):
     def commit(self) -> None:
         """COMMIT, with the deferred statements before it in the same round trip; but never
         before the transaction's id is known, so that a lost answer can be looked up."""
+        if self.committed:  # with the unit's last statement (commit_with)
+            return
         if self.transaction_id is None and any(sql is _BEGIN for sql, _ in self._deferred):
             self.flush()  # a unit that only deferred statements: the id first
+        self._know_id()
+        if not self._deferred:
+            self._conn.commit()
+            return
+        with self._after_deferred(commit=True):
+            pass
+
+    def commit_with(self, query: str, **params: Any) -> Row | None:
+        """The statement, the look after it (see look_ahead()) and the COMMIT in one
+        pipeline, so that the rows the statement locks are held for the server's work and
+        the commit's flush only, not for a round trip of the client and its Python.
+
+        The COMMIT leaves only once the transaction id is known (see commit()): when BEGIN
+        is still waiting to be sent, it goes first, with the id and the scope, as one
+        simple-query message, before anything is locked; the round trip this costs is the
+        one the COMMIT of its own no longer does. If the look finds documents without their
+        terms, a transaction of their own is begun at once (as begin() would), in which the
+        storage gives them their terms (Storage.indexing) and which it then commits.
+
+        Taken only where nothing can be missing from this transaction after it: with
+        pipelines, and, for a statement that may write a search document, once the look
+        travels with it (the storage knows the schema). Elsewhere this is :meth:`one`, and
+        the storage commits when the unit returns.
+        """
+        writes_documents = self._document_writers[query]
+        if not _PIPELINE or (writes_documents and self._look is None):
+            return self.one(query, **params)
+        self._check_open()
+        begun = [(sql, None) for sql in self._begin]
+        if begun and self._deferred[:len(begun)] == begun:
+            del self._deferred[:len(begun)]
+            self._send_begin()
+        self._know_id()
+        sql = self._named(query)
+        look = self._look if writes_documents else None
+        # From here on the COMMIT may have left: a lost answer is looked up by the id.
+        self.committed = True
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            with self._after_deferred(look, commit=True):
+                cursor.execute(sql, params)
+            row: Row | None = cursor.fetchone()
+        if self._looked is not None and self._looked[1]:
+            self._reopen()
+        return None if row is None else self._without_id(row)
+
+    def _reopen(self) -> None:
+        """Begin a new transaction after commit_with(), as begin() does."""
+        self.committed, self.transaction_id, self._id_carried = False, None, False
+        self._deferred[:0] = [(sql, None) for sql in self._begin]
+
+    def _check_open(self) -> None:
+        if self.committed:
+            raise StorageError("a statement after the transaction was committed with its "
+                               "last one (commit_with)")
+
+    def _know_id(self) -> None:
         if self.transaction_id is None and self._id_carried:
             # The statement that was to bring the id wrote no row (a unit that then failed
             # or took another way): ask for it, as begin() would have.
             self._deferred.insert(0, (_TRANSACTION_ID, None))
             self.flush()
-        if not self._deferred:
-            self._conn.commit()
-            return
-        with self._after_deferred():
-            # As a statement of the pipeline: conn.commit() would end the pipeline with a
-            # second synchronization, a round trip more than the one this saves.
-            self._conn.execute("COMMIT")
 
     def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+        self._check_open()
         cursor = self._conn.cursor(row_factory=dict_row)
         sql = self._named(query)
         if carries_id(sql) and (_TRANSACTION_ID, None) in self._deferred:
@@ -234,6 +301,7 @@ class PostgresTx(RawTx):
 
     def stream(self, query: str, **params: Any) -> Iterator[Row]:
         # A server-side cursor, so that rows not consumed are never sent over the network.
+        self._check_open()
         self.flush()
         name = f"ctxdb_stream_{next(_cursor_names)}"
         with self._conn.cursor(name=name, row_factory=dict_row) as cursor:
@@ -277,6 +345,7 @@ class PostgresTx(RawTx):
         return self._conn
 
     def lock(self, key: int) -> None:
+        self._check_open()
         self.flush()
         self._conn.execute(POSTGRES.advisory_lock(key))
 

@@ -142,17 +142,19 @@ class PostgresStorage(Storage):
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
         """Like :meth:`_transaction`, but a COMMIT that got no answer is resolved, not redone."""
-        committing = False
+        committing = returned = False
         try:
             with self._pool.connection() as conn:
                 tx = PostgresTx(conn, self._queries)
                 tx.begin(self._scope.removeprefix(b"; "))
                 try:
                     result = unit(tx)
-                except BaseException:
+                except BaseException as exc:
+                    # A connection lost in the pipeline of Tx.commit_with: see below.
+                    committing = isinstance(exc, psycopg.OperationalError) and tx.committed
                     _rollback_if_possible(conn)
                     raise
-                committing = True
+                committing = returned = True
                 try:
                     tx.commit()
                 except psycopg.OperationalError:
@@ -167,7 +169,12 @@ class PostgresStorage(Storage):
             # without the id, it was not sent.
             xid = tx.transaction_id if committing else None
             if xid is not None and self._committed(xid):
-                return result
+                if returned:
+                    return result
+                # Committed with the unit's last statement (Tx.commit_with), whose answer was
+                # lost with the COMMIT's: the unit runs again to learn it (it writes nothing
+                # the second time), as for any lost connection.
+                raise
             if xid is not None and isinstance(exc, NoAnswer):
                 raise DatabaseTimeoutError(
                     f"{exc}; the COMMIT was sent, so the change may have been committed "

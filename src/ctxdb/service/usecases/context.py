@@ -28,7 +28,7 @@ from ctxdb.errors import (
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.idempotency import claim_of, write_once
-from ctxdb.service.usecases.context_insert import draw_and_insert
+from ctxdb.service.usecases.context_insert import NotStored, draw_and_insert
 from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
@@ -91,6 +91,11 @@ class ContextService:
         values = self.item_values(project_id, content, priority, content_type, phase_id,
                                   metadata, created_by, token_count, idempotency_key)
         try:
+            return self.storage.write(lambda tx: self._insert(tx, values, actor, last=True))
+        except NotStored:  # a repeated call? else the careful way: the project's state
+            if stored := self.storage.read(lambda tx: self._stored_before(tx, values)):
+                return stored
+        try:
             return self.storage.write(lambda tx: self._insert(tx, values, actor))
         except KeyTaken:
             # Stored before (a repeated call, or a retry whose first attempt committed). The
@@ -152,8 +157,10 @@ class ContextService:
                                                 "idempotency_key"),
         }
 
-    def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
-        """Insert the item and its audit row; raises ``KeyTaken`` if the key is already used.
+    def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None,
+                last: bool = False) -> dict[str, Any]:
+        """Insert the item and its audit row; raises ``KeyTaken`` if the key is already used
+        (``NotStored`` if ``last``: see draw_and_insert).
 
         The idempotency check is the insert itself (``ON CONFLICT DO NOTHING`` on the key),
         which saves a statement per store, and the sequence number is drawn by a deferred
@@ -167,7 +174,9 @@ class ContextService:
         if values["created_by"] is not None:
             require_instance(tx, values["created_by"], project_id)
         actor = actor or values["created_by"] or self.settings.actor
-        row = draw_and_insert(tx, values, actor)
+        row = draw_and_insert(tx, values, actor, last)
+        if row is None and last:  # committed or not, nothing was written
+            raise NotStored
         if row is None:  # the key is taken, or no such active project: say which
             if self._stored_before(tx, values) is not None:
                 raise KeyTaken

@@ -15,16 +15,26 @@ from ctxdb.service.common import audit
 from ctxdb.storage import Tx
 
 
-def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str) -> dict[str, Any] | None:
+class NotStored(Exception):
+    """A store that was its transaction's last statement inserted nothing (the key is taken,
+    or no active project was seen); it wrote nothing either: the careful way says which."""
+
+
+def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
+                    last: bool = False) -> dict[str, Any] | None:
     """Draw the number, insert the item with it and write its audit row; ``None`` when
-    nothing was inserted (see ``ContextService._insert``)."""
+    nothing was inserted (see ``ContextService._insert``). ``last``: nothing runs in this
+    transaction after it, which may then be committed with the statement (Tx.commit_with:
+    the one statement writes nothing when it answers with no row); the caller then raises
+    ``NotStored`` for ``None``."""
     if tx.documents_written_once:  # all four in one statement, the document with its terms
         from ctxdb.storage.search_body import postgres_document_text
         from ctxdb.storage.search_text import index_terms
 
         body = postgres_document_text(values["content"])
-        return tx.one("store_next_item", **values, actor=check_identifier(actor, "actor"),
-                      search_body=body, search_terms=index_terms(body))
+        run = tx.commit_with if last else tx.one
+        return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
+                   search_body=body, search_terms=index_terms(body))
     tx.defer("draw_sequence", project_id=values["project_id"])
     row = tx.one("insert_next_item", **values)
     if row is not None:

@@ -29,26 +29,33 @@ RETURNING item_id, sequence_number;
 -- name: store_next_item
 -- A store's four writes in one statement, where one statement may write several tables
 -- (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema is at 0023 or later
--- (Tx.documents_written_once): the per-project number drawn from the active project's row,
+-- (Tx.documents_written_once): the per-project number taken from the active project's row,
 -- the item inserted with it, its audit row (details as ContextService._insert writes them on
--- SQLite) and its search document with its index terms. Each part reads the rows the one
--- before it returned, so nothing is written when the project is not an active one, and no
--- audit row or document when the key is taken. One statement instead of four is what the
+-- SQLite), its search document with its index terms, and the number drawn. Each part reads
+-- the rows the one before it returned, so nothing is written when the project is not an
+-- active one, and nothing but the row's lock when the key is taken: the number is drawn only
+-- for an item inserted, after it (so the statement may be committed with, Tx.commit_with,
+-- whatever it answers). The row is locked first (FOR UPDATE: under READ COMMITTED, the
+-- latest committed number once a writer before has committed), so that writers of one
+-- project take turns as they do at the UPDATE. One statement instead of four is what the
 -- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
 -- tests of the migrations, takes the statements one by one, as SQLite does.)
-WITH drawn AS (
-    UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+WITH locked AS (
+    SELECT next_sequence + 1 AS next_sequence FROM projects
     WHERE project_id = :project_id AND status = 'active'
-    RETURNING next_sequence
+    FOR UPDATE
 ), item AS (
     INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
                                token_count, content, metadata, created_by, idempotency_key,
                                created_at)
     SELECT :project_id, :phase_id, next_sequence, :content_type, :priority, :token_count,
            :content, :metadata, :created_by, :idempotency_key, $NOW
-    FROM drawn
+    FROM locked
     ON CONFLICT (project_id, idempotency_key) DO NOTHING
     RETURNING item_id, sequence_number
+), drawn AS (
+    UPDATE projects SET next_sequence = item.sequence_number, updated_at = $NOW
+    FROM item WHERE projects.project_id = :project_id
 ), logged AS (
     INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
                            details)
