@@ -9,16 +9,22 @@
 -- the project, so each half is one range of idx_instances_project (project_id, status,
 -- last_heartbeat): the silent live ones (not every live one: a fleet's prompt would read them
 -- all), then the ended ones; with an indexed probe of idx_handoffs_instance per candidate.
+-- The project is :project_id, or (when NULL) that of the repository :repo_key: a session
+-- start asks before its transaction has read the project (one statement, not two).
 SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
        i.metadata
 FROM (SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = :project_id AND status IN ('active', 'idle')
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status IN ('active', 'idle')
         AND last_heartbeat < $AGO(:stale_after)
       UNION ALL
       SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = :project_id AND status IN ('crashed', 'completed')
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status IN ('crashed', 'completed')
         AND ended_at >= $AGO(:lookback)) i
 WHERE i.client IN ('claude-code', 'codex', 'gemini')
   AND NOT EXISTS (SELECT 1 FROM handoffs h
