@@ -6,9 +6,11 @@
 -- Hook sessions of the project that stopped without a handoff of their last work: ended or
 -- crashed within :lookback seconds, or silent past the stale limit (crashed, not yet marked),
 -- and no handoff made at or after their last heartbeat. Run by every hook and MCP call of
--- the project, so each half is one range of idx_instances_project (project_id, status,
--- last_heartbeat): the silent live ones (not every live one: a fleet's prompt would read them
--- all), then the ended ones; with an indexed probe of idx_handoffs_instance per candidate.
+-- the project, so each part is one range of idx_instances_project (project_id, status,
+-- last_heartbeat): the silent live ones of each live status (not every live one: a fleet's
+-- prompt would read them all; both statuses in one part, PostgreSQL's plan read the whole
+-- project's entries for the heartbeat), then the ended ones; with an indexed probe of
+-- idx_handoffs_instance per candidate.
 -- The project is :project_id, or (when NULL) that of the repository :repo_key: a session
 -- start asks before its transaction has read the project (one statement, not two).
 SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
@@ -17,8 +19,13 @@ FROM (SELECT instance_id, project_id, client, session_id, status, last_heartbeat
       FROM instances
       WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
                                                   WHERE p.repo_key = :repo_key))
-        AND status IN ('active', 'idle')
-        AND last_heartbeat < $AGO(:stale_after)
+        AND status = 'active' AND last_heartbeat < $AGO(:stale_after)
+      UNION ALL
+      SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
+      FROM instances
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status = 'idle' AND last_heartbeat < $AGO(:stale_after)
       UNION ALL
       SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
