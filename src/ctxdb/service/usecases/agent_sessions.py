@@ -171,28 +171,29 @@ class AgentSessionService(AgentSessionReads):
         """Handoffs to make for the project's sessions that stopped without one, drafted
         from their transcripts before the transaction (none when there are none)."""
 
-        def unit(tx: Tx) -> list[dict[str, Any]]:
-            project = tx.one("project_by_repo_key", repo_key=repo.repo_key)
-            if project is None:
-                return []
-            return sessions_needing_handoff(tx, self.settings, project["project_id"])
-
-        return draft_settlements(self.storage.read(unit))
+        # By the repository's key: its project is read in the transaction that follows.
+        return draft_settlements(self.storage.read(
+            lambda tx: sessions_needing_handoff(tx, self.settings, None, repo.repo_key)))
 
     def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
                   repo: RepoIdentity, actor: str) -> tuple[dict[str, Any], bool]:
         """The session's instance in ``project`` (its row, read in this transaction),
         registered (or revived, when it had ended) as active, and whether it became live (its
         project's room is for the caller to check, at the end)."""
-        row = tx.one("session_instance", session_id=session.session_id, client=session.client)
+        # The session's row, else the one of the id a new session registers under (unchecked
+        # here: no instance has an invalid id; validated_fields checks it).
+        row = tx.one("session_or_default_instance", session_id=session.session_id,
+                     client=session.client, instance_id=f"{session.client}-{session.session_id}")
+        own = row is not None and row.pop("of_session") == 1
         fields = self.instances.validated_fields(
             project["project_id"],
-            instance_id=row["instance_id"] if row else session.default_instance_id,
+            instance_id=row["instance_id"] if own and row else session.default_instance_id,
             client=session.client, session_id=session.session_id, worktree=repo.worktree,
             branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
             metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
         )
-        return self.instances.enter(tx, fields, actor, project=project, existing=row)
+        return self.instances.enter(tx, fields, actor, project=project, existing=row,
+                                    existing_read=True)
 
     def _new_generation(self, tx: Tx, session: AgentSession, source: str,
                         instance: dict[str, Any], draft: HandoffDraft | None,

@@ -62,9 +62,12 @@ def lookback(settings: Settings) -> float:
     return max(float(settings.resume_window), settings.stale_after)
 
 
-def sessions_needing_handoff(tx: Tx, settings: Settings, project_id: str) -> list[dict[str, Any]]:
-    """The project's hook sessions that stopped without a handoff (one indexed query)."""
+def sessions_needing_handoff(tx: Tx, settings: Settings, project_id: str | None,
+                             repo_key: str | None = None) -> list[dict[str, Any]]:
+    """The project's hook sessions that stopped without a handoff (one indexed query); the
+    project is ``project_id``, or (None) that of the repository ``repo_key`` (none: none)."""
     return decode_all(tx.all("sessions_needing_handoff", project_id=project_id,
+                             repo_key=repo_key,
                              stale_after=settings.stale_after, lookback=lookback(settings),
                              limit=SETTLE_LIMIT))
 

@@ -14,7 +14,7 @@ agent's machine sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.agents import (
     AUTO_PRE_COMPACT_EVERY_TURN,
@@ -64,17 +64,19 @@ def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
 
 def _prompt(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
     try:
-        db.sessions.prompt(event.session)
+        instance: dict[str, Any] | None = db.sessions.prompt(event.session)
     except InstanceNotFoundError:  # installed mid-session: register it now
-        db.sessions.prompt(event.session, repo())
+        instance = db.sessions.prompt(event.session, repo())
     if event.client in RELOAD_AFTER_COMPRESSION:
+        instance = None  # a reload may have moved its generation: the recall reads it
         reloaded = _reload(db, event, repo)
         if reloaded is not None:
             return reloaded  # the pack and the handoff; recall waits for the next prompt
     prompt = event.text("prompt") or ""
     if not db.settings.recall or not recall_terms(prompt):
         return None  # a reply ("yes", "go on") or recall off: the search is not imported
-    injection = db.recall.for_prompt(event.session, prompt)
+    # The instance the prompt's transaction left: the recall's search does not read it again.
+    injection = db.recall.for_prompt(event.session, prompt, instance=instance)
     return None if injection is None else str(injection["text"])
 
 

@@ -142,14 +142,16 @@ class InstanceService(Service):
 
     def enter(self, tx: Tx, fields: dict[str, Any], actor: str | None, *,
               project: Mapping[str, Any] | None = None,
-              existing: Row | None = None) -> tuple[dict[str, Any], bool]:
+              existing: Row | None = None,
+              existing_read: bool = False) -> tuple[dict[str, Any], bool]:
         """Insert or revive an instance, and say whether it became live (a new one, or one
         that had crashed or ended). The project's room for it is not checked here: the caller
         must call :meth:`make_room` before its transaction ends when it did, as late as it
         can, since that holds the project's registrations back until COMMIT.
 
         ``project`` and ``existing``: the project's row and the instance's, when the caller
-        has read them in this transaction already (they are not read again)."""
+        has read them in this transaction already (they are not read again); with
+        ``existing_read``, ``existing`` None says there is no instance of that id."""
         project_id, instance_id = fields["project_id"], fields["instance_id"]
         actor = actor or instance_id
         if project is None:
@@ -158,7 +160,7 @@ class InstanceService(Service):
             refuse_archived(project)
         if fields["phase_id"] is not None:
             require_phase(tx, fields["phase_id"], project_id)
-        if existing is None:
+        if existing is None and not existing_read:
             existing = tx.one("get_instance", instance_id=instance_id)
         if existing is not None:
             return self._revive(tx, existing, fields, actor)

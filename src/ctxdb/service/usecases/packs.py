@@ -3,7 +3,7 @@ what a context load, a clear-and-reload and a hook's session start inject."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
@@ -14,7 +14,8 @@ from ctxdb.storage import Tx
 
 CONTENT_BATCH = 32  # the ids item_contents takes (:id0 … :id31)
 SIZES_PAGE = 256  # rows of a tier read at a time without their content
-_BEFORE_ALL = 2**63 - 1  # a sequence number past every item's
+# The columns of pack_tier_sizes_in_phase and pack_tier_sizes_outside_phase, in order.
+_SIZE_COLUMNS = ("item_id", "priority", "content_type", "token_count", "sequence_number")
 
 Tier = Callable[[str, int, str], Iterator[Row]]  # (query, phase_id, priority) -> its rows
 
@@ -40,8 +41,7 @@ def pack_in_tx(
 
 
 def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips: int,
-          partial_critical: bool, queries: tuple[str, str], read: Tier,
-          itemized: bool = True) -> Pack:
+          partial_critical: bool, queries: tuple[str, str], read: Tier) -> Pack:
     focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
     critical = decode_all(tx.all("items_of_priority", project_id=project_id,
                                  priority="CRITICAL", phase_id=None))
@@ -53,8 +53,7 @@ def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips:
         yield from read(outside_phase, -1 if focus is None else focus, priority.value)
 
     tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
-    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical,
-                      itemized=itemized)
+    return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
 
 
 def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
@@ -69,21 +68,36 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     items; only the content of what is shown is read and decoded. The transaction must stay
     open while the items are read. Its manifest is not itemized (see ``pack_items``): an
     injection does not show it.
+
+    The phase, the CRITICAL items and each tier's first page come in one statement
+    (``startup_pack_first_pages``); a tier goes on a page at a time only past a full one.
     """
+    parts: dict[int, list[Row]] = {}
+    focus = -1
+    for row in tx.all("startup_pack_first_pages", project_id=project_id, phase_id=phase_id,
+                      limit=SIZES_PAGE):
+        part, focus = row.pop("part"), row.pop("focus")
+        del row["ord"]
+        # The columns (and their order) of items_of_priority, or of the size queries.
+        parts.setdefault(part, []).append(
+            decode(row) if part == 0 else {name: row[name] for name in _SIZE_COLUMNS})
 
-    def sizes(query: str, phase: int, priority: str) -> Iterator[Row]:
-        before = _BEFORE_ALL
-        while True:  # a page at a time, so that nothing is read past where packing stops
-            rows = tx.all(query, project_id=project_id, phase_id=phase, priority=priority,
-                          before=before, limit=SIZES_PAGE)
+    def sizes(part: int, query: str) -> Iterator[Row]:
+        rows: Sequence[Row] = parts.get(part, [])
+        yield from rows
+        while len(rows) == SIZES_PAGE:  # a full page: the next, until packing stops
+            rows = tx.all(query, project_id=project_id, phase_id=focus,
+                          priority=rows[0]["priority"], before=rows[-1]["sequence_number"],
+                          limit=SIZES_PAGE)
             yield from rows
-            if len(rows) < SIZES_PAGE:
-                return
-            before = rows[-1]["sequence_number"]
 
-    pack = _pack(tx, project_id, budget, phase_id, DEFAULT_MAX_SKIPS, True,
-                 ("pack_tier_sizes_in_phase", "pack_tier_sizes_outside_phase"), sizes,
-                 itemized=False)
+    def tier(index: int) -> Iterator[Row]:
+        yield from sizes(2 * index + 1, "pack_tier_sizes_in_phase")
+        yield from sizes(2 * index + 2, "pack_tier_sizes_outside_phase")
+
+    tiers = ((priority, tier(index)) for index, priority in enumerate(PRIORITY_ORDER[1:]))
+    pack = pack_items(parts.get(0, []), tiers, budget, DEFAULT_MAX_SKIPS,
+                      partial_critical=True, itemized=False)
     reader = ContentReader(tx, project_id)
     pack.items = [row if "content" in row else reader.add(row) for row in pack.items]
     return pack

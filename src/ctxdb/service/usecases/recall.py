@@ -77,12 +77,16 @@ def _own(hit: dict[str, Any], session: AgentSession) -> bool:
 
 
 class RecallService(Service):
-    def for_prompt(self, session: AgentSession, prompt: str,
-                   actor: str | None = None) -> dict[str, Any] | None:
+    def for_prompt(self, session: AgentSession, prompt: str, actor: str | None = None, *,
+                   instance: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """Inject what the project holds about ``prompt`` into the session's context: the
         injection recorded (its ``text`` is what to inject), or None when there is nothing
         to add (recall off, a reply rather than a topic, nothing relevant or nothing new,
-        an unknown session)."""
+        an unknown session).
+
+        ``instance``: the session's instance as the prompt's own transaction has just left
+        it, which the search then does not read again (its project and generation are what
+        it needs; the injection's transaction reads the instance afresh)."""
         session = session.checked()
         if not self.settings.recall or not isinstance(prompt, str):
             return None
@@ -91,23 +95,25 @@ class RecallService(Service):
             return None
         engine = self.storage.search_engine()
 
-        def find(tx: Tx) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-            row = tx.one("session_instance", session_id=session.session_id,
-                         client=session.client)
-            if row is None:
-                return None, []
-            instance = instance_of_project(row, row["instance_id"])
+        def find(tx: Tx) -> tuple[Mapping[str, Any] | None, list[dict[str, Any]]]:
+            nonlocal instance
+            if instance is None:
+                row = tx.one("session_instance", session_id=session.session_id,
+                             client=session.client)
+                if row is None:
+                    return None, []
+                instance = instance_of_project(row, row["instance_id"])
             hits = search_in_tx(tx, engine, instance["project_id"], recall_query(terms),
                                 kinds=RECALL_KINDS, limit=CANDIDATES)
             seen = already_injected(tx, instance)
             return instance, [hit for hit in relevant(hits, terms)
                               if hit_key(hit) not in seen and not _own(hit, session)]
 
-        instance, hits = self.storage.read(find)
-        if instance is None or not hits:
+        found, hits = self.storage.read(find)
+        if found is None or not hits:
             return None
-        return self._inject(session, instance["instance_id"], hits,
-                            actor or instance["instance_id"])
+        return self._inject(session, found["instance_id"], hits,
+                            actor or found["instance_id"])
 
     def _inject(self, session: AgentSession, instance_id: str, hits: list[dict[str, Any]],
                 actor: str) -> dict[str, Any] | None:

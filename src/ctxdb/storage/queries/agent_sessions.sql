@@ -34,6 +34,24 @@ FROM instances
 WHERE session_id = :session_id AND client = :client
 ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 
+-- name: session_or_default_instance
+-- A session start's instance: session_instance's row (of_session 1), else the instance the
+-- session registers under (:instance_id, its default id; of_session 0) if one has that id,
+-- in one statement rather than two, as a new session (a fleet's start-up wave) needs both.
+SELECT * FROM (
+  SELECT 1 AS of_session, instance_id, project_id, phase_id, hostname, process_id, client,
+         session_id, worktree, branch, model, context_window, current_token_usage, generation,
+         status, started_at, last_heartbeat, ended_at, metadata
+  FROM instances
+  WHERE session_id = :session_id AND client = :client
+  ORDER BY started_at DESC, instance_id DESC LIMIT 1) own
+UNION ALL
+SELECT 0, instance_id, project_id, phase_id, hostname, process_id, client, session_id,
+       worktree, branch, model, context_window, current_token_usage, generation, status,
+       started_at, last_heartbeat, ended_at, metadata
+FROM instances WHERE instance_id = :instance_id
+ORDER BY of_session DESC LIMIT 1;
+
 -- name: previous_instance_in_worktree
 -- The latest other session of the same client in the same working tree (the session a
 -- /clear replaced).

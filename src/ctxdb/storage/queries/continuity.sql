@@ -6,19 +6,32 @@
 -- Hook sessions of the project that stopped without a handoff of their last work: ended or
 -- crashed within :lookback seconds, or silent past the stale limit (crashed, not yet marked),
 -- and no handoff made at or after their last heartbeat. Run by every hook and MCP call of
--- the project, so each half is one range of idx_instances_project (project_id, status,
--- last_heartbeat): the silent live ones (not every live one: a fleet's prompt would read them
--- all), then the ended ones; with an indexed probe of idx_handoffs_instance per candidate.
+-- the project, so each part is one range of idx_instances_project (project_id, status,
+-- last_heartbeat): the silent live ones of each live status (not every live one: a fleet's
+-- prompt would read them all; both statuses in one part, PostgreSQL's plan read the whole
+-- project's entries for the heartbeat), then the ended ones; with an indexed probe of
+-- idx_handoffs_instance per candidate.
+-- The project is :project_id, or (when NULL) that of the repository :repo_key: a session
+-- start asks before its transaction has read the project (one statement, not two).
 SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
        i.metadata
 FROM (SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = :project_id AND status IN ('active', 'idle')
-        AND last_heartbeat < $AGO(:stale_after)
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status = 'active' AND last_heartbeat < $AGO(:stale_after)
       UNION ALL
       SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = :project_id AND status IN ('crashed', 'completed')
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status = 'idle' AND last_heartbeat < $AGO(:stale_after)
+      UNION ALL
+      SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
+      FROM instances
+      WHERE project_id = COALESCE(:project_id, (SELECT p.project_id FROM projects p
+                                                  WHERE p.repo_key = :repo_key))
+        AND status IN ('crashed', 'completed')
         AND ended_at >= $AGO(:lookback)) i
 WHERE i.client IN ('claude-code', 'codex', 'gemini')
   AND NOT EXISTS (SELECT 1 FROM handoffs h
@@ -48,7 +61,11 @@ LIMIT :limit;
 -- Live and heard from within the stale limit: a silent one not yet marked crashed is not
 -- doing anything a new session should leave alone. Each with its latest handoff (the h_*
 -- columns, NULL when it has none), looked up for the :limit siblings kept only: one
--- statement, not one more per sibling.
+-- statement, not one more per sibling. Each status apart, from its :limit-th newest
+-- heartbeat on (ties included): the :limit newest of both are among those, and each is a
+-- short range of idx_instances_project (project_id, status, last_heartbeat), read from its
+-- newest end. Both statuses at once were sorted whole: every live instance of the project
+-- at each session start (a fleet's thousand, the start's costliest statement).
 SELECT s.instance_id, s.client, s.session_id, s.worktree, s.branch, s.status,
        s.last_heartbeat, s.now,
        h.handoff_id AS h_handoff_id, h.project_id AS h_project_id,
@@ -57,11 +74,28 @@ SELECT s.instance_id, s.client, s.session_id, s.worktree, s.branch, s.status,
        h.tokens_before AS h_tokens_before, h.created_at AS h_created_at
 FROM (SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
              $NOW AS now
+      FROM (
+      SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat
       FROM instances
-      WHERE project_id = :project_id AND status IN ('active', 'idle')
-        AND instance_id <> :instance_id AND last_heartbeat >= $AGO(:stale_after)
+      WHERE project_id = :project_id AND status = 'active' AND instance_id <> :instance_id
+        AND last_heartbeat >= $AGO(:stale_after)
+        AND last_heartbeat >= COALESCE(
+            (SELECT last_heartbeat FROM instances
+             WHERE project_id = :project_id AND status = 'active'
+               AND instance_id <> :instance_id AND last_heartbeat >= $AGO(:stale_after)
+             ORDER BY last_heartbeat DESC LIMIT 1 OFFSET :limit - 1), $AGO(:stale_after))
+      UNION ALL
+      SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat
+      FROM instances
+      WHERE project_id = :project_id AND status = 'idle' AND instance_id <> :instance_id
+        AND last_heartbeat >= $AGO(:stale_after)
+        AND last_heartbeat >= COALESCE(
+            (SELECT last_heartbeat FROM instances
+             WHERE project_id = :project_id AND status = 'idle'
+               AND instance_id <> :instance_id AND last_heartbeat >= $AGO(:stale_after)
+             ORDER BY last_heartbeat DESC LIMIT 1 OFFSET :limit - 1), $AGO(:stale_after))
       ORDER BY last_heartbeat DESC, instance_id
-      LIMIT :limit) s
+      LIMIT :limit) newest) s
 LEFT JOIN handoffs h ON h.handoff_id = (
     SELECT max(latest.handoff_id) FROM handoffs latest WHERE latest.instance_id = s.instance_id)
 ORDER BY s.last_heartbeat DESC, s.instance_id;
