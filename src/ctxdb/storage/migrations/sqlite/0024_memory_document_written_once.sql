@@ -14,8 +14,9 @@
 -- and the put then writes it once, body and terms together (write_memory_document). Every
 -- other update (another connection's, a statement that leaves document_version as it was,
 -- a tombstone) gets its document from the trigger as before, now in one write: the body and
--- NULL terms together (the look that follows the statement gives the terms), or the terms
--- kept when the body is unchanged. search_terms_stale, which did the second write, now
+-- NULL terms together (the look that follows the statement gives the terms; a write of
+-- another connection, as before, waits for ctxdb's next write). search_terms_stale, which
+-- did the second write, now
 -- clears the terms only of a document whose body changed and whose terms did not (a body
 -- edited by hand): a write that gives the new terms with the new body keeps them (the
 -- put's; and should they equal the old ones, they are cleared and the look writes them
@@ -54,11 +55,12 @@ BEGIN
     DELETE FROM search_documents
     WHERE memory_id = old.memory_id AND (new.deleted_at IS NOT NULL
                                          OR new.memory_id <> old.memory_id);
+    -- NULL terms even where the body is unchanged: keeping them when it is (a CASE naming
+    -- the document's old body) made a put of another connection a fifth dearer.
     UPDATE search_documents
     SET (project_id, content_type, namespace, body, expires_at, occurred_at, terms) = (
-        SELECT s.project_id, s.content_type, s.namespace, s.body, s.expires_at, s.occurred_at,
-               CASE WHEN s.body = search_documents.body THEN search_documents.terms END
-        FROM search_memory_source s WHERE s.memory_id = new.memory_id)
+        SELECT project_id, content_type, namespace, body, expires_at, occurred_at, NULL
+        FROM search_memory_source WHERE memory_id = new.memory_id)
     WHERE memory_id = new.memory_id AND new.deleted_at IS NULL;
     INSERT INTO search_documents (project_id, kind, memory_id, content_type, namespace, body,
                                   expires_at, occurred_at)
