@@ -16,6 +16,8 @@ from ctxdb.service import Ctxdb
 from ctxdb.settings import load_settings
 from ctxdb.storage import Tx
 from ctxdb.storage.base import raw
+from ctxdb.storage.dialect import POSTGRES, SQLITE
+from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.search_text import index_terms
 
 VALUES: list[Any] = [
@@ -94,6 +96,16 @@ def test_a_put_whose_words_are_the_same_keeps_its_document_indexed(db: Ctxdb, pi
         _assert_current(db, pid, 1)
         assert [hit["key"] for hit in db.search.search(pid, "wombat")] == ["k"]
     assert db.search.index_status()["memory"] == (1, 1)
+
+
+def test_only_the_sqlite_put_claims_its_document() -> None:
+    """PostgreSQL's put (update_live_memory inside put_live_memory_recorded) is sent as it
+    was: the claim and the body are SQLite's."""
+    sqlite, postgres = compiled_queries(SQLITE), compiled_queries(POSTGRES)
+    assert "document_version = version + 1" in sqlite["update_live_memory"]
+    assert "AS search_body" in sqlite["update_live_memory"]
+    for name in ("update_live_memory", "put_live_memory_recorded"):
+        assert "document_version" not in postgres[name] and "search_body" not in postgres[name]
 
 
 # --- SQLite: how many times the row is written, and the writers that do not claim ----------

@@ -16,14 +16,13 @@
 -- a tombstone) gets its document from the trigger as before, now in one write: the body and
 -- NULL terms together (the look that follows the statement gives the terms; a write of
 -- another connection, as before, waits for ctxdb's next write). search_terms_stale, which
--- did the second write, now
--- clears the terms only of a document whose body changed and whose terms did not (a body
--- edited by hand): a write that gives the new terms with the new body keeps them (the
--- put's; and should they equal the old ones, they are cleared and the look writes them
--- again). Existing memories and documents are unchanged: document_version is NULL until a
--- put.
--- document_version is this database's own bookkeeping (storage/tables.py, LOCAL_COLUMNS):
--- never exported or copied, so a copied memory's next put claims its document again.
+-- did the second write, now clears the terms only of a document whose body changed and
+-- whose terms did not (a body edited by hand): a write that gives the new terms with the
+-- new body keeps them (the put's; should they equal the old ones, they are cleared and the
+-- look writes them again). Existing memories and documents are unchanged: document_version
+-- is NULL until a put. It is this database's own bookkeeping (storage/tables.py,
+-- LOCAL_COLUMNS): never exported or copied, so a copied memory's next put claims its
+-- document again.
 
 -- migrate:up
 ALTER TABLE memories ADD COLUMN document_version INTEGER;
