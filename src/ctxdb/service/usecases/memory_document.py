@@ -3,7 +3,7 @@
 The put of a live memory (``update_live_memory``) claims the memory's search document in the
 row it writes, so that the trigger on ``memories`` leaves the document alone, and answers
 with the document's body as ``search_memory_source`` makes it; the put then writes the
-document here, its body and its terms in one write (docs/architecture.md, "The search
+document here, its body and its terms in one write (docs/architecture.md, "The memory put's
 document written once"). Before, the trigger wrote the body, a second trigger cleared the
 terms and the look for documents without terms wrote them again: three writes of the row,
 and FTS5's index changed four times instead of twice.
