@@ -41,6 +41,8 @@ SQLITE_ONLY_TABLES = {"search_fts", "search_fts_data", "search_fts_idx", "search
 # The change feed's order index: SQLite walks the same order by the table's own key (0016).
 POSTGRES_ONLY = {"columns": {("search_documents", "search_vector")},
                  "indexes": {"idx_search_documents_vector", "idx_audit_change_order"}}
+# The version whose search document a memory put wrote itself, for SQLite's trigger (0024).
+SQLITE_ONLY_COLUMNS = {("memories", "document_version")}
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -331,7 +333,8 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
         for name in names:
             info = conn.execute(f"PRAGMA table_info({name})").fetchall()
             # cid, name, type, notnull, default, pk; SQLite leaves PK columns nullable.
-            columns[name] = [(c[1], bool(c[3]) or c[5] > 0) for c in info]
+            columns[name] = [(c[1], bool(c[3]) or c[5] > 0) for c in info
+                             if (name, c[1]) not in SQLITE_ONLY_COLUMNS]
         indexes = {}
         for index, table in conn.execute(
                 "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
@@ -437,3 +440,51 @@ def test_documents_written_before_0023_search_the_same_after_it(
         for word, item in [("wombat", before[0]["item_id"]), ("retry", before[1]["item_id"])]:
             assert [(hit["kind"], hit["id"]) for hit in db.search.search("p1", word)] == [
                 ("context", item)]
+
+
+def test_memories_search_the_same_across_0024_up_down_and_up(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """0024 changes how a put writes its memory's search document (SQLite), not the
+    documents: those written at 0023 are kept and found, and a database taken down to 0023
+    and up again keeps every memory's document current at each version."""
+    from ctxdb.storage.base import raw
+    from ctxdb.storage.search_text import index_terms
+
+    def documents(db: Ctxdb) -> list[dict[str, Any]]:
+        sql = db.storage.dialect.param_style(
+            "SELECT d.memory_id, d.body, d.terms, d.occurred_at, s.body AS source_body, "
+            "s.occurred_at AS source_occurred_at FROM search_documents d "
+            "JOIN search_memory_source s ON s.memory_id = d.memory_id ORDER BY d.memory_id")
+        return db.storage.read(lambda tx: [dict(row) for row in raw(tx).all_raw(sql, {})])
+
+    def found(db: Ctxdb, pid: str, word: str) -> list[str]:
+        return [hit["key"] for hit in db.search.search(pid, word)]
+
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=True)
+    with Ctxdb.open(settings) as db:
+        migrator = db.migrator()
+        migrator.downgrade(23)
+        pid = db.projects.create("memories")["project_id"]
+        db.memories.put(pid, "notes", "k", {"note": "wombat"})
+        db.memories.put(pid, "notes", "k", {"note": "numbat"}, expected_version=1)
+        db.memories.put(pid, "notes", "other", {"note": "unchanged potoroo"})
+        before = documents(db)
+        assert len(before) == 2 and all(row["terms"] for row in before)
+        migrator.upgrade()
+        assert documents(db) == before
+        assert found(db, pid, "numbat") == ["k"] and found(db, pid, "potoroo") == ["other"]
+        steps = [(24, "bilby"), (23, "quokka"), (24, "dingo")]
+        for version, (schema, word) in enumerate(steps, start=2):
+            if schema < migrator.current_version():
+                migrator.downgrade(schema)
+            elif schema > migrator.current_version():
+                migrator.upgrade()
+            db.memories.put(pid, "notes", "k", {"note": word}, expected_version=version)
+            assert found(db, pid, word) == ["k"], schema
+        assert found(db, pid, "bilby") == [] and found(db, pid, "quokka") == []
+        assert found(db, pid, "potoroo") == ["other"]
+        for row in documents(db):
+            assert row["body"] == row["source_body"]
+            assert row["occurred_at"] == row["source_occurred_at"]
+            assert row["terms"] == index_terms(row["source_body"])

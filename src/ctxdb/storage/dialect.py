@@ -37,6 +37,15 @@ Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
                            exact ``d.project_id = :p`` still follows it
 - ``$SEARCH_INDEXED``      the documents that are in the index
 
+A memory put's search document (SQLite, migration 0024; see ``update_live_memory``):
+
+- ``$CLAIM_MEMORY_DOCUMENT``  SQLite: one more assignment of the put's ``UPDATE``, by which the
+                           row says that its writer writes the memory's search document
+                           itself (the trigger then leaves it); nothing on PostgreSQL
+- ``$MEMORY_DOCUMENT_BODY``   SQLite: one more column the put returns, ``search_body``, the
+                           document's body as ``search_memory_source`` makes it of the row
+                           written; nothing on PostgreSQL
+
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
 full-text index, and how the engines word a query they cannot parse.
@@ -130,6 +139,12 @@ class Dialect(NamedTuple):
     # trigger then writes none; Tx.documents_written_once); None where a store never does.
     # Asked of the catalog, so that it answers on a database of any version, even empty.
     documents_once_probe: str | None = None
+    # $CLAIM_MEMORY_DOCUMENT and $MEMORY_DOCUMENT_BODY (see the module's docstring), and one
+    # row if the schema has what they name (migration 0024; Tx.memory_documents_once); None
+    # where a put never writes its document itself.
+    claim_memory_document: str = ""
+    memory_document_body: str = ""
+    memory_documents_probe: str | None = None
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -147,7 +162,9 @@ class Dialect(NamedTuple):
                            + " DESC")
                   .replace("$POSITION_ORDER", self.position_order)
                   .replace("$SEARCH_FROM", self.search_from)
-                  .replace("$SEARCH_INDEXED", self.search_indexed))
+                  .replace("$SEARCH_INDEXED", self.search_indexed)
+                  .replace("$CLAIM_MEMORY_DOCUMENT", self.claim_memory_document)
+                  .replace("$MEMORY_DOCUMENT_BODY", self.memory_document_body))
         return self.param_style(sql)
 
 
@@ -212,6 +229,13 @@ SQLITE = Dialect(
     settled_xact="1",  # xact_id is always 0: every committed row is settled
     after_position="xact_id = :xact_id AND audit_id > :audit_id",
     position_order="audit_id",
+    claim_memory_document=", document_version = version + 1",
+    # RETURNING runs after the row is written (SQLite makes it a trigger on the row), so the
+    # view reads the row as the put left it.
+    memory_document_body=(", (SELECT s.body FROM search_memory_source s "
+                          "WHERE s.memory_id = memories.memory_id) AS search_body"),
+    memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
+                            "WHERE name = 'document_version'"),
 )
 
 POSTGRES = Dialect(

@@ -273,8 +273,11 @@ TABLES: tuple[Table, ...] = (
 # Columns a database keeps about its own rows, left out of TABLES: filled by their default on
 # insert, never exported, copied or hashed. audit_log.xact_id is the number of the transaction
 # that wrote the row in this database (the change feed's order, migration 0016): another
-# database's numbers would put copied rows out of its order.
-LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id")})
+# database's numbers would put copied rows out of its order. memories.document_version
+# (SQLite only, migration 0024) is the version whose search document the put wrote itself,
+# which says something only to this database's triggers.
+LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id"),
+                                                       ("memories", "document_version")})
 
 # Tables kept by the database itself from other tables' rows (search indexes and, for
 # SQLite FTS5, their shadow tables, which share the index's name as a prefix): never exported,

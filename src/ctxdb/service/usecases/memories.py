@@ -39,6 +39,7 @@ from ctxdb.errors import (
     VersionConflictError,
 )
 from ctxdb.service.common import Service, audit
+from ctxdb.service.usecases.memory_document import write_put_document
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 
@@ -114,9 +115,10 @@ class MemoryService(Service):
                 written = tx.one("put_live_memory_recorded", **fast)
                 if written is not None:
                     return _decoded(written)
-            elif fast is not None:
+            elif fast is not None and tx.memory_documents_once:  # below it: the general path
                 written = tx.one("update_live_memory", **fast)
-                if written is not None:
+                if written is not None:  # it claimed its search document: written here, once
+                    write_put_document(tx, written)
                     return self._record_put(tx, written, project_id, expected, actor)
             row = self._lock(tx, project_id, namespace, key, actor)
             if row is None:  # a new key: the project is checked by its own statement

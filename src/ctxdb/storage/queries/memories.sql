@@ -59,20 +59,37 @@ RETURNING memory_id, project_id, namespace, key, memory_type, version, value, cr
 -- type stays unless one is given, and the expiry follows the resulting type's policy unless
 -- a TTL is given (the caller passes each type's). No row: the caller takes the general path,
 -- which says why (a conflict, an expired or missing memory, an archived project).
+-- On SQLite (from migration 0024 on) the put claims the memory's search document and gets
+-- its body back, to write it once with its terms (write_memory_document; see dialect.py).
 UPDATE memories
 SET version = version + 1, memory_type = coalesce(:memory_type, memory_type), value = :value,
     updated_by = :actor, updated_at = $NOW,
     expires_at = CASE coalesce(:memory_type, memory_type)
                      WHEN 'episodic' THEN $IN(:ttl_episodic)
                      WHEN 'procedural' THEN $IN(:ttl_procedural)
-                     ELSE $IN(:ttl_semantic) END
+                     ELSE $IN(:ttl_semantic) END$CLAIM_MEMORY_DOCUMENT
 WHERE project_id = :project_id AND namespace = :namespace AND key = :key
   AND (version = :expected_version OR :any_version = 1)
   AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > $NOW)
   AND EXISTS (SELECT 1 FROM projects p
               WHERE p.project_id = memories.project_id AND p.status = 'active')
 RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
-          updated_by, created_at, updated_at, expires_at, deleted_at;
+          updated_by, created_at, updated_at, expires_at, deleted_at$MEMORY_DOCUMENT_BODY;
+
+-- name: write_memory_document
+-- The search document of a put that claimed it (update_live_memory on SQLite), written once
+-- with its index terms: the memory's values as the put wrote them. No row: the memory had
+-- no document (insert_memory_document writes it).
+UPDATE search_documents
+SET project_id = :project_id, content_type = :memory_type, namespace = :namespace,
+    body = :body, terms = :terms, expires_at = :expires_at, occurred_at = :updated_at
+WHERE memory_id = :memory_id;
+
+-- name: insert_memory_document
+INSERT INTO search_documents (project_id, kind, memory_id, content_type, namespace, body,
+                              terms, expires_at, occurred_at)
+VALUES (:project_id, 'memory', :memory_id, :memory_type, :namespace, :body, :terms,
+        :expires_at, :updated_at);
 
 -- name: put_live_memory_recorded
 -- update_live_memory with the put's history row and audit row (details as
