@@ -41,21 +41,17 @@ class AgentSessionReads:
     def projects_reached(self, session: AgentSession, repo_key: str | None
                          ) -> tuple[str | None, str | None]:
         """The project of the session's instance and the project of the repository ``repo_key``
-        (None where there is none yet, or none given), read in one transaction: what a
-        server judges a project's token by on every hook event (``http.hook_routes``)."""
+        (None where there is none yet, or none given), read by one statement: what a server
+        judges a project's token by on every hook event (``http.hook_routes``)."""
         session = session.checked()
         if repo_key is not None:
             check_identifier(repo_key, "repo_key")
-
-        def unit(tx: Tx) -> tuple[str | None, str | None]:
-            instance = tx.one("instance_of_session", session_id=session.session_id,
-                              client=session.client)
-            project = None if repo_key is None else tx.one("project_by_repo_key",
-                                                           repo_key=repo_key)
-            return (None if instance is None else str(instance["project_id"]),
-                    None if project is None else str(project["project_id"]))
-
-        return self.storage.read(unit)
+        row = self.storage.read_one("projects_reached", session_id=session.session_id,
+                                    client=session.client, repo_key=repo_key)
+        instance_project = None if row is None else row["instance_project"]
+        repo_project = None if row is None else row["repo_project"]
+        return (None if instance_project is None else str(instance_project),
+                None if repo_project is None else str(repo_project))
 
     def instance_of(self, session: AgentSession) -> dict[str, Any] | None:
         session = session.checked()
