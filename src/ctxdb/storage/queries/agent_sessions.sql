@@ -26,13 +26,11 @@ ORDER BY started_at DESC, instance_id DESC LIMIT 1;
 
 -- name: projects_reached
 -- What a server judges a project's token by on every hook event (http.hook_routes): the
--- project of the session's latest instance (as instance_of_session finds it) and that of the
+-- project of the session's latest instance (project_of_session) and that of the
 -- repository :repo_key (NULL when none is given or none holds it), in one statement, so that
 -- the check is one round trip and not a transaction of two.
-SELECT (SELECT project_id FROM instances
-        WHERE session_id = :session_id AND client = :client
-        ORDER BY started_at DESC, instance_id DESC LIMIT 1) AS instance_project,
-       (SELECT project_id FROM projects WHERE repo_key = :repo_key) AS repo_project;
+SELECT ($QUERY(project_of_session)) AS instance_project,
+       ($QUERY(project_by_repo_key)) AS repo_project;
 
 -- name: session_instance
 -- The session's instance, the whole row (get_instance's columns): instance_of_session and

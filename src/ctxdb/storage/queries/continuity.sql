@@ -12,29 +12,29 @@
 -- project's entries for the heartbeat), then the ended ones; with an indexed probe of
 -- idx_handoffs_instance per candidate.
 -- The project is :project_id, or (when NULL) that of the repository :repo_key: a session
--- start asks before its transaction has read the project (one statement, not two). The
--- COALESCE is inside its own scalar subquery so that each part compares project_id with a
--- plain parameter: PostgreSQL counts a COALESCE as possibly leaky, and under row-level
--- security it then keeps the comparison out of the index (read every project's silent
--- instances), which the doctor's plan check caught.
+-- start asks before its transaction has read the project (one statement, not two), looked up
+-- once for the three parts. Each part compares project_id with the scalar subquery over
+-- target, a plain parameter: a bare COALESCE there PostgreSQL counts as possibly leaky, and
+-- under row-level security it then kept the comparison out of the index (read every
+-- project's silent instances), which the doctor's plan check caught.
+WITH target AS (
+    SELECT COALESCE(:project_id, ($QUERY(project_by_repo_key))) AS project_id
+)
 SELECT i.instance_id, i.project_id, i.client, i.session_id, i.status, i.last_heartbeat,
        i.metadata
 FROM (SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = (SELECT COALESCE(:project_id, (SELECT p.project_id FROM projects p
-                                                          WHERE p.repo_key = :repo_key)))
+      WHERE project_id = (SELECT project_id FROM target)
         AND status = 'active' AND last_heartbeat < $AGO(:stale_after)
       UNION ALL
       SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = (SELECT COALESCE(:project_id, (SELECT p.project_id FROM projects p
-                                                          WHERE p.repo_key = :repo_key)))
+      WHERE project_id = (SELECT project_id FROM target)
         AND status = 'idle' AND last_heartbeat < $AGO(:stale_after)
       UNION ALL
       SELECT instance_id, project_id, client, session_id, status, last_heartbeat, metadata
       FROM instances
-      WHERE project_id = (SELECT COALESCE(:project_id, (SELECT p.project_id FROM projects p
-                                                          WHERE p.repo_key = :repo_key)))
+      WHERE project_id = (SELECT project_id FROM target)
         AND status IN ('crashed', 'completed')
         AND ended_at >= $AGO(:lookback)) i
 WHERE i.client IN ('claude-code', 'codex', 'gemini')
