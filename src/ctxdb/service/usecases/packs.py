@@ -3,7 +3,7 @@ what a context load, a clear-and-reload and a hook's session start inject."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ctxdb.domain.models import PRIORITY_ORDER, Priority
@@ -17,8 +17,6 @@ SIZES_PAGE = 256  # rows of a tier read at a time without their content
 # The columns of pack_tier_sizes_in_phase and pack_tier_sizes_outside_phase, in order.
 _SIZE_COLUMNS = ("item_id", "priority", "content_type", "token_count", "sequence_number")
 
-Tier = Callable[[str, int, str], Iterator[Row]]  # (query, phase_id, priority) -> its rows
-
 
 def current_phase_id(tx: Tx, project_id: str) -> int | None:
     row = tx.one("current_phase", project_id=project_id)
@@ -31,26 +29,19 @@ def pack_in_tx(
 ) -> Pack:
     """The budgeted pack, read inside the caller's transaction (see ``domain.packing``;
     ``partial_critical`` for a reload, which must not fail)."""
+    focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
+    critical = decode_all(tx.all("items_of_priority", project_id=project_id,
+                                 priority="CRITICAL", phase_id=None))
 
     def whole_items(query: str, phase: int, priority: str) -> Iterator[Row]:
         for row in tx.stream(query, project_id=project_id, phase_id=phase, priority=priority):
             yield decode(row)
 
-    return _pack(tx, project_id, budget, phase_id, max_skips, partial_critical,
-                 ("pack_tier_in_phase", "pack_tier_outside_phase"), whole_items)
-
-
-def _pack(tx: Tx, project_id: str, budget: int, phase_id: int | None, max_skips: int,
-          partial_critical: bool, queries: tuple[str, str], read: Tier) -> Pack:
-    focus = current_phase_id(tx, project_id) if phase_id is None else phase_id
-    critical = decode_all(tx.all("items_of_priority", project_id=project_id,
-                                 priority="CRITICAL", phase_id=None))
-    in_phase, outside_phase = queries
-
     def tier(priority: Priority) -> Iterator[Row]:
         if focus is not None:
-            yield from read(in_phase, focus, priority.value)
-        yield from read(outside_phase, -1 if focus is None else focus, priority.value)
+            yield from whole_items("pack_tier_in_phase", focus, priority.value)
+        yield from whole_items("pack_tier_outside_phase", -1 if focus is None else focus,
+                               priority.value)
 
     tiers = ((priority, tier(priority)) for priority in PRIORITY_ORDER[1:])
     return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
