@@ -94,6 +94,13 @@ class Tx(abc.ABC):
         return self.one(query, **params)
 
     @abc.abstractmethod
+    def documents_indexed(self) -> None:
+        """Say that no search document is without its index terms at this point of the
+        transaction (the unit asked the database so in a statement of its own, and has
+        written none since), so that the storage spares the look for them after the unit
+        (:meth:`Storage.indexing`) unless a later statement may write one."""
+
+    @abc.abstractmethod
     def lock(self, key: int) -> None:
         """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
 
@@ -109,6 +116,9 @@ class RawTx(Tx):
     # Whether a statement of this transaction may have written a search document: a named
     # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
     may_write_documents = False
+
+    def documents_indexed(self) -> None:
+        self.may_write_documents = False
 
     def look_ahead(self, query: str, **params: Any) -> None:
         """Ask ``query`` right after each statement that may write a search document, in the

@@ -18,16 +18,26 @@ from ctxdb.storage import Row, Tx
 
 def write_put_document(tx: Tx, written: Row) -> None:
     """The document of the memory ``written`` (a row ``update_live_memory`` returned, whose
-    ``search_body`` is taken out of it), with its index terms."""
+    ``search_body``, ``search_terms`` and ``documents_pending`` are taken out of it), with its
+    index terms; tells the transaction when no document is left without its terms."""
     from ctxdb.storage.search_text import index_terms
 
     body = written.pop("search_body")
+    old_terms = written.pop("search_terms")
+    pending = written.pop("documents_pending")
+    terms = index_terms(body)
     values: dict[str, Any] = {
         "memory_id": written["memory_id"], "project_id": written["project_id"],
         "memory_type": written["memory_type"], "namespace": written["namespace"],
-        "body": body, "terms": index_terms(body), "expires_at": written["expires_at"],
+        "body": body, "terms": terms, "expires_at": written["expires_at"],
         "updated_at": written["updated_at"]}
     # A live memory has its document (the triggers wrote it); one without (a repair
     # removed it, say) gets it here, as the trigger would have written it.
     if not tx.execute("write_memory_document", **values):
         tx.execute("insert_memory_document", **values)
+    # The look for documents without terms (Storage.indexing) finds nothing when none waited
+    # as the put wrote its row (another connection's write, say) and this write kept its
+    # terms: search_terms_stale clears them only where a new body has the old body's terms,
+    # which the put cannot tell from a body left as it was, so it then looks as before.
+    if not pending and terms != old_terms:
+        tx.documents_indexed()
