@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Row = dict[str, Any]
+# Documents given their terms per round (search_engine.index_pending): bounds the memory a
+# re-index of a large database holds (the migration that adds terms, a rebuild). Here, not
+# in search_engine.py, because every write names it (Storage.indexing): an import in a
+# function costs each call about as much as a small statement.
+PENDING_BATCH = 500
 _SIGNAL_GUARD = threading.Lock()
 
 
@@ -209,8 +214,6 @@ class Storage(abc.ABC):
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
             if self.search_terms:
-                from ctxdb.storage.search_engine import PENDING_BATCH
-
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
             result = unit(tx)

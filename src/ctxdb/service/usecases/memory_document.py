@@ -14,14 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from ctxdb.storage import Row, Tx
+from ctxdb.storage.search_text import index_terms
+
+# index_terms is imported above, not in the function: this module is imported only by
+# memories.py, whose writes all index their documents, and an import in a function costs
+# each call about 10 K instructions (the module's spec and __path__ looked up, and missed).
 
 
 def write_put_document(tx: Tx, written: Row) -> None:
     """The document of the memory ``written`` (a row ``update_live_memory`` returned, whose
     ``search_body``, ``search_terms`` and ``documents_pending`` are taken out of it), with its
     index terms; tells the transaction when no document is left without its terms."""
-    from ctxdb.storage.search_text import index_terms
-
     body = written.pop("search_body")
     old_terms = written.pop("search_terms")
     pending = written.pop("documents_pending")
