@@ -207,3 +207,60 @@ def test_a_put_whose_memory_lost_its_document_writes_it(sqlite_db: Ctxdb, lite_p
     db.memories.put(pid, "notes", "k", {"note": "bilby"}, expected_version=1)
     _assert_current(db, pid, 1)
     assert [hit["key"] for hit in db.search.search(pid, "bilby")] == ["k"]
+
+
+def _statements_of(db: Ctxdb, write: Any) -> list[str]:
+    """The statements ctxdb's connection ran for ``write()``."""
+    statements: list[str] = []
+    connection = db.storage._connection()  # type: ignore[attr-defined]
+    connection.set_trace_callback(statements.append)
+    try:
+        write()
+    finally:
+        connection.set_trace_callback(None)
+    return statements
+
+
+def _looks(statements: list[str]) -> int:
+    return sum("WHERE terms IS NULL AND doc_id >" in statement for statement in statements)
+
+
+def test_a_put_with_no_document_waiting_spares_the_look(sqlite_db: Ctxdb, lite_pid: str) -> None:
+    db, pid = sqlite_db, lite_pid
+    db.memories.put(pid, "notes", "k", {"note": "wombat"})
+    for version in range(1, 4):
+        statements = _statements_of(db, lambda v=version: db.memories.put(
+            pid, "notes", "k", {"note": f"wombat {v}"}, expected_version=v))
+        assert _looks(statements) == 0, statements
+        _assert_current(db, pid, 1)
+    assert [hit["key"] for hit in db.search.search(pid, "wombat")] == ["k"]
+
+
+def test_a_put_after_another_connections_write_indexes_its_document(
+    sqlite_db: Ctxdb, lite_pid: str
+) -> None:
+    """The put learns from its own statement that a document waits for its terms (another
+    connection's update, which the trigger wrote without them), and looks as before."""
+    db, pid = sqlite_db, lite_pid
+    db.memories.put(pid, "notes", "k", {"note": "wombat"})
+    db.memories.put(pid, "notes", "other", {"note": "numbat"})
+    other = _connection(db)
+    other.execute("UPDATE memories SET value = '{\"note\": \"quokka\"}', "
+                  "version = version + 1 WHERE key = 'other'")
+    other.close()
+    statements = _statements_of(db, lambda: db.memories.put(
+        pid, "notes", "k", {"note": "wombat again"}, expected_version=1))
+    assert _looks(statements) == 1
+    _assert_current(db, pid, 2)
+    assert [hit["key"] for hit in db.search.search(pid, "quokka")] == ["other"]
+
+
+def test_a_put_whose_words_are_the_same_looks(sqlite_db: Ctxdb, lite_pid: str) -> None:
+    """A new body with the old terms has them cleared by search_terms_stale: that put looks,
+    and its document is indexed again before the commit."""
+    db, pid = sqlite_db, lite_pid
+    db.memories.put(pid, "notes", "k", {"note": "wombat!"})
+    statements = _statements_of(db, lambda: db.memories.put(
+        pid, "notes", "k", {"note": "wombat?"}, expected_version=1))
+    assert _looks(statements) == 1
+    _assert_current(db, pid, 1)

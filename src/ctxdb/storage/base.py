@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Row = dict[str, Any]
+# Documents given their terms per round (search_engine.index_pending): bounds the memory a
+# re-index of a large database holds (the migration that adds terms, a rebuild). Here, not
+# in search_engine.py, because every write names it (Storage.indexing): an import in a
+# function costs each call about as much as a small statement.
+PENDING_BATCH = 500
 _SIGNAL_GUARD = threading.Lock()
 
 
@@ -94,6 +99,13 @@ class Tx(abc.ABC):
         return self.one(query, **params)
 
     @abc.abstractmethod
+    def documents_indexed(self) -> None:
+        """Say that no search document is without its index terms at this point of the
+        transaction (the unit asked the database so in a statement of its own, and has
+        written none since), so that the storage spares the look for them after the unit
+        (:meth:`Storage.indexing`) unless a later statement may write one."""
+
+    @abc.abstractmethod
     def lock(self, key: int) -> None:
         """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
 
@@ -109,6 +121,9 @@ class RawTx(Tx):
     # Whether a statement of this transaction may have written a search document: a named
     # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
     may_write_documents = False
+
+    def documents_indexed(self) -> None:
+        self.may_write_documents = False
 
     def look_ahead(self, query: str, **params: Any) -> None:
         """Ask ``query`` right after each statement that may write a search document, in the
@@ -199,8 +214,6 @@ class Storage(abc.ABC):
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
             if self.search_terms:
-                from ctxdb.storage.search_engine import PENDING_BATCH
-
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
             result = unit(tx)

@@ -42,9 +42,11 @@ A memory put's search document (SQLite, migration 0024; see ``update_live_memory
 - ``$CLAIM_MEMORY_DOCUMENT``  SQLite: one more assignment of the put's ``UPDATE``, by which the
                            row says that its writer writes the memory's search document
                            itself (the trigger then leaves it); nothing on PostgreSQL
-- ``$MEMORY_DOCUMENT_BODY``   SQLite: one more column the put returns, ``search_body``, the
+- ``$MEMORY_DOCUMENT_BODY``   SQLite: more columns the put returns: ``search_body``, the
                            document's body as ``search_memory_source`` makes it of the row
-                           written; nothing on PostgreSQL
+                           written, ``search_terms``, the terms the document has (those of
+                           the previous put), and ``documents_pending``, whether any
+                           document is without its terms; nothing on PostgreSQL
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
@@ -231,9 +233,16 @@ SQLITE = Dialect(
     position_order="audit_id",
     claim_memory_document=", document_version = version + 1",
     # RETURNING runs after the row is written (SQLite makes it a trigger on the row), so the
-    # view reads the row as the put left it.
+    # view reads the row as the put left it; the document, which the claim kept from the
+    # trigger, still has the terms of the memory's previous put. With them, whether any
+    # document waits for its terms (the partial index of search_pending_documents holds
+    # exactly those): the put then knows whether it may spare the look (Tx.documents_indexed).
     memory_document_body=(", (SELECT s.body FROM search_memory_source s "
-                          "WHERE s.memory_id = memories.memory_id) AS search_body"),
+                          "WHERE s.memory_id = memories.memory_id) AS search_body"
+                          ", (SELECT d.terms FROM search_documents d "
+                          "WHERE d.memory_id = memories.memory_id) AS search_terms"
+                          ", EXISTS (SELECT 1 FROM search_documents d "
+                          "WHERE d.terms IS NULL) AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
 )

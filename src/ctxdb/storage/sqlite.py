@@ -205,6 +205,8 @@ class SQLiteStorage(Storage):
         self.read_only = read_only
         self.path = settings.sqlite_path
         self.url = str(self.path)
+        # Named in the error of a write that failed each retry: made once, not per write.
+        self._describe_transaction = f"SQLite transaction on {self.path}"
         self._queries = compiled_queries(SQLITE)
         self._local = threading.local()
         self._all_connections: list[sqlite3.Connection] = []
@@ -283,7 +285,7 @@ class SQLiteStorage(Storage):
                     raise
                 raise _translate(exc) from exc
 
-        return with_retries(attempt, _is_busy, f"SQLite transaction on {self.path}")
+        return with_retries(attempt, _is_busy, self._describe_transaction)
 
     def write(self, unit: Callable[[Tx], T]) -> T:
         # With group commit on, the unit joins the writer thread's next transaction (see

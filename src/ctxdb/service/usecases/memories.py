@@ -17,6 +17,7 @@ version 1).
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from typing import Any
 
@@ -73,6 +74,12 @@ class MemoryService(Service):
         seconds = int(getattr(self.settings, f"memory_ttl_{memory_type.value}"))
         return seconds or None
 
+    @functools.cached_property
+    def _policy_ttls(self) -> dict[str, int | None]:
+        """update_live_memory's ``ttl_<type>`` parameters under the lifecycle policy, made
+        once: the settings of a service never change, and each put passes them."""
+        return {f"ttl_{kind.value}": self.default_ttl(kind) for kind in MemoryType}
+
     # --- writes ----------------------------------------------------------------------------
 
     def put(
@@ -108,7 +115,7 @@ class MemoryService(Service):
             "value": value_json, "actor": actor,
             "memory_type": None if kind is None else kind.value,
             "expected_version": expected, "any_version": int(expected is None),
-            **{f"ttl_{t.value}": ttl or self.default_ttl(t) for t in MemoryType}}
+            **(self._policy_ttls if ttl is None else dict.fromkeys(self._policy_ttls, ttl))}
 
         def unit(tx: Tx) -> dict[str, Any]:
             if fast is not None and tx.chains_writes:  # its history and audit rows with it

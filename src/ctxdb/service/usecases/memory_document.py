@@ -14,20 +14,34 @@ from __future__ import annotations
 from typing import Any
 
 from ctxdb.storage import Row, Tx
+from ctxdb.storage.search_text import index_terms
+
+# index_terms is imported above, not in the function: this module is imported only by
+# memories.py, whose writes all index their documents, and an import in a function costs
+# each call about 10 K instructions (the module's spec and __path__ looked up, and missed).
 
 
 def write_put_document(tx: Tx, written: Row) -> None:
     """The document of the memory ``written`` (a row ``update_live_memory`` returned, whose
-    ``search_body`` is taken out of it), with its index terms."""
-    from ctxdb.storage.search_text import index_terms
-
+    ``search_body``, ``search_terms`` and ``documents_pending`` are taken out of it), with its
+    index terms; tells the transaction when no document is left without its terms."""
     body = written.pop("search_body")
+    old_terms = written.pop("search_terms")
+    pending = written.pop("documents_pending")
+    terms = index_terms(body)
     values: dict[str, Any] = {
         "memory_id": written["memory_id"], "project_id": written["project_id"],
         "memory_type": written["memory_type"], "namespace": written["namespace"],
-        "body": body, "terms": index_terms(body), "expires_at": written["expires_at"],
+        "body": body, "terms": terms, "expires_at": written["expires_at"],
         "updated_at": written["updated_at"]}
     # A live memory has its document (the triggers wrote it); one without (a repair
     # removed it, say) gets it here, as the trigger would have written it.
     if not tx.execute("write_memory_document", **values):
         tx.execute("insert_memory_document", **values)
+    # The look for documents without terms (Storage.indexing) would find nothing when none
+    # waited as the put wrote its row (another connection's write would have left one) and
+    # the terms just written stay: search_terms_stale clears them where a new body has the
+    # old body's terms, which the put cannot tell from a body left as it was (the trigger
+    # then keeps them), so with the old terms it looks as before.
+    if not pending and terms != old_terms:
+        tx.documents_indexed()
