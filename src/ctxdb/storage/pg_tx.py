@@ -210,13 +210,12 @@ class PostgresTx(RawTx):
         storage gives them their terms (Storage.indexing) and which it then commits.
 
         Taken only where nothing can be missing from this transaction after it: with
-        pipelines, and, in a transaction that may write a search document (this statement
-        or one before it), once the look travels (the storage knows the schema). Elsewhere
-        this is :meth:`one`, and the storage commits when the unit returns.
+        pipelines, and, for a statement that may write a search document, once the look
+        travels with it (the storage knows the schema). Elsewhere this is :meth:`one`, and
+        the storage commits when the unit returns.
         """
         writes_documents = self._document_writers[query]
-        documents = writes_documents or self.may_write_documents
-        if not _PIPELINE or (documents and self._look is None):
+        if not _PIPELINE or (writes_documents and self._look is None):
             return self.one(query, **params)
         self._check_open()
         begun = [(sql, None) for sql in self._begin]

@@ -23,10 +23,6 @@ _INCLUDE = re.compile(r"\$QUERY\((\w+)\)")
 _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
     re.IGNORECASE)
-# A query that writes one of those tables, but nothing a search trigger watches, says so on a
-# line of its own, and is then no writer (number_item: the look would run with it, under the
-# project's lock, for nothing).
-_WRITES_NO_DOCUMENT = "-- writes no search document"
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -102,9 +98,7 @@ class DocumentWriters(dict[str, bool]):
     transaction (Storage.indexing looks for them only then); answered on first use."""
 
     def __missing__(self, name: str) -> bool:
-        sql = raw_queries().get(name, "")
-        writes = self[name] = (_WRITES_DOCUMENTS.search(sql) is not None
-                               and _WRITES_NO_DOCUMENT not in sql)
+        writes = self[name] = _WRITES_DOCUMENTS.search(raw_queries().get(name, "")) is not None
         return writes
 
 

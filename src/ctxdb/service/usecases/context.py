@@ -95,11 +95,6 @@ class ContextService:
         except NotStored:  # a repeated call? else the careful way: the project's state
             if stored := self.storage.read(lambda tx: self._stored_before(tx, values)):
                 return stored
-        except ConflictError:
-            # The database refused the quick way's write and rolled it back: a project
-            # archived between the item's insert and its number (number_item), or a phase or
-            # instance deleted since it was checked. The careful way says which.
-            pass
         try:
             return self.storage.write(lambda tx: self._insert(tx, values, actor))
         except KeyTaken:

@@ -27,16 +27,14 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
     transaction after it, which may then be committed with the statement (Tx.commit_with:
     the one statement writes nothing when it answers with no row); the caller then raises
     ``NotStored`` for ``None``."""
-    if tx.documents_written_once:  # the document with its terms, in the same statement
+    if tx.documents_written_once:  # all four in one statement, the document with its terms
         from ctxdb.storage.search_body import postgres_document_text
         from ctxdb.storage.search_text import index_terms
 
         body = postgres_document_text(values["content"])
-        document = {"search_body": body, "search_terms": index_terms(body)}
-        actor = check_identifier(actor, "actor")
-        if last:
-            return _insert_then_number(tx, values, actor, document)
-        return tx.one("store_next_item", **values, actor=actor, **document)
+        run = tx.commit_with if last else tx.one
+        return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
+                   search_body=body, search_terms=index_terms(body))
     tx.defer("draw_sequence", project_id=values["project_id"])
     row = tx.one("insert_next_item", **values)
     if row is not None:
@@ -44,19 +42,3 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
               values["project_id"], priority=values["priority"],
               sequence_number=row["sequence_number"], token_count=values["token_count"])
     return row
-
-
-def _insert_then_number(tx: Tx, values: dict[str, Any], actor: str,
-                        document: dict[str, str]) -> dict[str, Any] | None:
-    """A store that is its transaction's only write: the item and its search document first,
-    with a provisional number, and then, committed with it, the number drawn from the
-    project's locked row and the audit row; so writers of one project take turns only for
-    the second, small statement and the COMMIT's flush (docs/architecture.md, "Writers of
-    one project take turns at its row"). ``None``: nothing was written (the key is taken,
-    or no active project was seen)."""
-    item = tx.one("insert_unnumbered_item", **values, **document)
-    if item is None:
-        return None
-    return tx.commit_with("number_item", project_id=values["project_id"],
-                          item_id=item["item_id"], actor=actor, priority=values["priority"],
-                          token_count=values["token_count"])

@@ -33,20 +33,17 @@ RETURNING item_id, sequence_number;
 -- the item inserted with it, its audit row (details as ContextService._insert writes them on
 -- SQLite), its search document with its index terms, and the number drawn. Each part reads
 -- the rows the one before it returned, so nothing is written when the project is not an
--- active one, and nothing but the row's lock when the key is taken. The row is locked first
--- (under READ COMMITTED, the latest committed number once a writer before has committed),
--- so that writers of one project take turns as they do at the UPDATE; FOR NO KEY UPDATE,
--- the UPDATE's own lock, leaves the key-share locks of other transactions' foreign keys
--- (their inserts into the project) free. One statement instead of four is what the server
--- and psycopg charge for per statement, thrice saved. A store on its own takes two
--- statements instead, which hold the row for less (insert_unnumbered_item, number_item);
--- this one serves a store inside a larger unit, which holds the row to its end anyway.
--- (An older schema, written to by tests of the migrations, takes the statements one by
--- one, as SQLite does.)
+-- active one, and nothing but the row's lock when the key is taken: the number is drawn only
+-- for an item inserted, after it (so the statement may be committed with, Tx.commit_with,
+-- whatever it answers). The row is locked first (FOR UPDATE: under READ COMMITTED, the
+-- latest committed number once a writer before has committed), so that writers of one
+-- project take turns as they do at the UPDATE. One statement instead of four is what the
+-- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
+-- tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH locked AS (
     SELECT next_sequence + 1 AS next_sequence FROM projects
     WHERE project_id = :project_id AND status = 'active'
-    FOR NO KEY UPDATE
+    FOR UPDATE
 ), item AS (
     INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
                                token_count, content, metadata, created_by, idempotency_key,
@@ -82,65 +79,6 @@ WITH locked AS (
 )
 -- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
 SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
-
--- name: insert_unnumbered_item
--- A store's first statement where the store is its transaction's only write (PostgreSQL, as
--- store_next_item): the item with its search document and index terms, the costly part of
--- a store, written before the project's row is locked. Its number is provisional: minus the
--- transaction's id, unique among the transactions in flight and below every real number; no
--- other transaction sees it (uncommitted), and number_item replaces it in the statement
--- committed with the COMMIT, or the transaction fails. Nothing is written when the key is
--- taken or the project is not an active one (no row: the caller takes the careful way).
--- The project's row is only read here, not locked (the foreign key's key-share lock).
-WITH item AS (
-    INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
-                               token_count, content, metadata, created_by, idempotency_key,
-                               created_at)
-    SELECT :project_id, :phase_id, -txid_current(), :content_type, :priority, :token_count,
-           :content, :metadata, :created_by, :idempotency_key, $NOW
-    FROM projects WHERE project_id = :project_id AND status = 'active'
-    ON CONFLICT (project_id, idempotency_key) DO NOTHING
-    RETURNING item_id
-), document AS (
-    -- As in store_next_item: the document written once, with its terms.
-    INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
-                                  occurred_at, terms)
-    SELECT :project_id, 'context', item_id, :content_type, :priority, :search_body, $NOW,
-           :search_terms
-    FROM item
-)
-SELECT item_id, txid_current() AS transaction_id FROM item;
-
--- name: number_item
--- writes no search document (it sets the number only, which no search trigger watches)
--- A store's last statement, sent with its COMMIT (Tx.commit_with): the project's row locked,
--- the number drawn from it and given to the item insert_unnumbered_item wrote, and the
--- item's audit row. All the project's row is held for, from here to the COMMIT's flush, is
--- this statement: writers of one project take turns at it, and only at it. When the project
--- is no longer active (archived since the insert), no number is drawn and the item's number
--- becomes NULL, which its NOT NULL constraint refuses: the transaction fails, and a
--- provisional number is never committed.
-WITH locked AS (
-    SELECT next_sequence + 1 AS next_sequence FROM projects
-    WHERE project_id = :project_id AND status = 'active'
-    FOR NO KEY UPDATE
-), numbered AS (
-    UPDATE context_items SET sequence_number = (SELECT next_sequence FROM locked)
-    WHERE item_id = :item_id
-    RETURNING item_id, sequence_number
-), drawn AS (
-    UPDATE projects SET next_sequence = numbered.sequence_number, updated_at = $NOW
-    FROM numbered WHERE projects.project_id = :project_id
-), logged AS (
-    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
-                           details)
-    SELECT $NOW, :actor, 'context.store', 'context_item', CAST(item_id AS TEXT), :project_id,
-           jsonb_build_object('priority', CAST(:priority AS TEXT),
-                              'sequence_number', sequence_number,
-                              'token_count', CAST(:token_count AS BIGINT))
-    FROM numbered
-)
-SELECT item_id, sequence_number FROM numbered;
 
 -- name: get_item
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
