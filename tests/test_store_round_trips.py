@@ -158,37 +158,6 @@ def test_a_store_holds_its_projects_row_only_while_the_server_works(
 
 
 @pytest.mark.postgres
-def test_a_store_leaves_the_project_open_to_other_inserts_until_its_commit(
-        pg_url: str, tmp_path: Path) -> None:
-    """While a store holds its project's row (here: inside a unit that has not committed),
-    other transactions still insert into the project: the foreign-key check of their insert
-    takes a key-share lock on the row, which the store's lock (FOR NO KEY UPDATE, the
-    UPDATE's own) leaves free; another store of the project still waits its turn."""
-    from ctxdb.service.usecases.context_insert import draw_and_insert
-
-    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
-    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
-        pid = db.projects.create("row shared")["project_id"]
-        db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
-        values = db.context.item_values(pid, {"note": "pangolin"}, "HIGH", "code", None, None,
-                                        None, None, None)
-
-        def unit(tx: Tx) -> Any:
-            row = draw_and_insert(tx, values, "user:test")  # the row held to the COMMIT
-            with psycopg.connect(pg_url, autocommit=True) as other:
-                other.execute("SET lock_timeout = '2s'")  # waiting: LockNotAvailable
-                other.execute("SELECT 1 FROM projects WHERE project_id = %s FOR KEY SHARE",
-                              (pid,))  # what the foreign key of any insert into it takes
-                with pytest.raises(psycopg.errors.LockNotAvailable):
-                    other.execute("SELECT 1 FROM projects WHERE project_id = %s "
-                                  "FOR NO KEY UPDATE", (pid,))  # another store's turn
-            return row
-
-        assert db.storage.write(unit)["sequence_number"] == 2
-        assert db.context.store(pid, {"note": "next"})["sequence_number"] == 3
-
-
-@pytest.mark.postgres
 def test_documents_the_store_s_look_finds_are_indexed_after_its_commit(
         pg_url: str, tmp_path: Path) -> None:
     """A store commits with its statement; documents without terms that its look finds

@@ -35,18 +35,15 @@ RETURNING item_id, sequence_number;
 -- the rows the one before it returned, so nothing is written when the project is not an
 -- active one, and nothing but the row's lock when the key is taken: the number is drawn only
 -- for an item inserted, after it (so the statement may be committed with, Tx.commit_with,
--- whatever it answers). The row is locked first (under READ COMMITTED, the latest committed
--- number once a writer before has committed), so that writers of one project take turns as
--- they do at the UPDATE. FOR NO KEY UPDATE is the UPDATE's own lock: it leaves free the
--- key-share lock that every other insert into the project takes on the row for its foreign
--- key (a memory, an observation, a task, a phase), which FOR UPDATE made wait for the
--- store's COMMIT. One statement instead of four is what the server and psycopg charge for
--- per statement, thrice saved. (An older schema, written to by tests of the migrations,
--- takes the statements one by one, as SQLite does.)
+-- whatever it answers). The row is locked first (FOR UPDATE: under READ COMMITTED, the
+-- latest committed number once a writer before has committed), so that writers of one
+-- project take turns as they do at the UPDATE. One statement instead of four is what the
+-- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
+-- tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH locked AS (
     SELECT next_sequence + 1 AS next_sequence FROM projects
     WHERE project_id = :project_id AND status = 'active'
-    FOR NO KEY UPDATE
+    FOR UPDATE
 ), item AS (
     INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
                                token_count, content, metadata, created_by, idempotency_key,
