@@ -53,6 +53,10 @@ class Tx(abc.ABC):
     # its terms (SQLite's migration 0024: the put claims it in the row it writes, and the
     # trigger then leaves it); set by the storage per transaction where a dialect has it.
     memory_documents_once = False
+    # Whether the schema lets a store write its item's search document itself, first, with
+    # its terms (SQLite's migration 0025: the item's trigger then writes none); set by the
+    # storage per transaction where a dialect has it.
+    item_documents_once = False
 
     @abc.abstractmethod
     def all(self, query: str, **params: Any) -> list[Row]:
@@ -166,8 +170,10 @@ class Storage(abc.ABC):
     # Whether the schema has migration 0023 (see Tx.documents_written_once), found out by
     # the first write that chains its statements; None: not known (yet, or since a migration).
     documents_written_once: bool | None = None
-    # Likewise for Tx.memory_documents_once (SQLite's migration 0024).
+    # Likewise for Tx.memory_documents_once (SQLite's migration 0024) and
+    # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
+    item_documents_once: bool | None = None
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
@@ -198,6 +204,7 @@ class Storage(abc.ABC):
                 tx.documents_written_once = self._writes_documents_once(tx)
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
+                tx.item_documents_once = self._stores_write_documents(tx)
             if self.search_terms:
                 from ctxdb.storage.search_engine import PENDING_BATCH
 
@@ -240,6 +247,15 @@ class Storage(abc.ABC):
             if self.origin is not None:
                 self.origin.memory_documents_once = self.memory_documents_once
         return self.memory_documents_once
+
+    def _stores_write_documents(self, tx: Tx) -> bool:
+        if self.item_documents_once is None:  # the first write, or the schema changed
+            probe = self.dialect.item_documents_probe
+            self.item_documents_once = (
+                probe is not None and raw(tx).one_raw(probe, {}) is not None)
+            if self.origin is not None:
+                self.origin.item_documents_once = self.item_documents_once
+        return self.item_documents_once
 
     @abc.abstractmethod
     def write(self, unit: Callable[[Tx], T]) -> T:
