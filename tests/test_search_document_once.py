@@ -7,6 +7,7 @@ trigger's, and the item's trigger leaves a document that exists."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -270,3 +271,43 @@ def test_a_sqlite_item_of_another_writer_gets_its_document_from_the_trigger(
     assert [hit["kind"] for hit in db.search.search(pid, "quokka")] == ["context"]
     _assert_consistent(counting)
     counting.close()
+
+
+def _traced_store(db: Ctxdb, pid: str, content: Any) -> list[str]:
+    """The first words of each statement one store sends, its comment lines left out. SQLite
+    also traces the statements run inside another (FTS5's, each as its text after "-- ") and
+    a statement again for each trigger it runs: those are left out."""
+    conn: sqlite3.Connection = db.storage._connection()  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        db.context.store(pid, content)
+    finally:
+        conn.set_trace_callback(None)
+    nested = re.compile(r"-- (?:TRIGGER|INSERT|REPLACE|UPDATE|DELETE|SELECT|WITH|PRAGMA)\b")
+    sent = ["\n".join(line for line in s.splitlines() if not line.lstrip().startswith("--"))
+            for s in statements if not nested.match(s)]
+    words = [" ".join(text.split()[:3]) for text in sent if text.strip()]
+    # A statement whose triggers run is traced again for each: counted once.
+    return [w for n, w in enumerate(words) if n == 0 or words[n - 1] != w]
+
+
+def test_a_sqlite_store_looks_for_documents_without_terms_only_when_some_wait(
+    sqlite_db: Ctxdb
+) -> None:
+    db = sqlite_db
+    pid = db.projects.create("looks")["project_id"]
+    db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
+    statements = _traced_store(db, pid, {"note": "nothing waits"})
+    assert statements == ["BEGIN IMMEDIATE", "UPDATE projects SET", "INSERT INTO search_documents",
+                          "INSERT INTO context_items", "INSERT INTO audit_log", "COMMIT"]
+    other = sqlite3.connect(db.settings.sqlite_path, isolation_level=None)
+    other.execute("INSERT INTO context_items (project_id, sequence_number, content_type, "
+                  "priority, token_count, content, metadata, idempotency_key, created_at) "
+                  "VALUES (?, 900, 'note', 'HIGH', 1, '{\"note\": \"bandicoot\"}', '{}', "
+                  "'elsewhere', '2026-01-01T00:00:00.000Z')", (pid,))
+    other.close()
+    statements = _traced_store(db, pid, {"note": "one waits"})
+    assert "SELECT doc_id, body" in statements  # the look, then the terms
+    assert [hit["kind"] for hit in db.search.search(pid, "bandicoot")] == ["context"]
+    assert "SELECT doc_id, body" not in _traced_store(db, pid, {"note": "none waits again"})

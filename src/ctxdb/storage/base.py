@@ -98,6 +98,12 @@ class Tx(abc.ABC):
         return self.one(query, **params)
 
     @abc.abstractmethod
+    def documents_pending(self) -> None:
+        """Say that documents without their index terms were found in the database (written
+        by another connection), for the storage to give them their terms before the COMMIT,
+        as it does after a statement that may leave such a document (Storage.indexing)."""
+
+    @abc.abstractmethod
     def lock(self, key: int) -> None:
         """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
 
@@ -113,6 +119,9 @@ class RawTx(Tx):
     # Whether a statement of this transaction may have written a search document: a named
     # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
     may_write_documents = False
+
+    def documents_pending(self) -> None:
+        self.may_write_documents = True
 
     def look_ahead(self, query: str, **params: Any) -> None:
         """Ask ``query`` right after each statement that may write a search document, in the

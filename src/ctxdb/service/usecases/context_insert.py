@@ -60,6 +60,8 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
     drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"])
     if drawn is None:
         return None
+    if drawn["documents_pending"]:
+        tx.documents_pending()
     body = drawn["search_body"]
     tx.execute("insert_item_document", project_id=values["project_id"],
                item_id=drawn["item_id"], content_type=values["content_type"],
