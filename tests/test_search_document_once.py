@@ -311,3 +311,23 @@ def test_a_sqlite_store_looks_for_documents_without_terms_only_when_some_wait(
     assert "SELECT doc_id, body" in statements  # the look, then the terms
     assert [hit["kind"] for hit in db.search.search(pid, "bandicoot")] == ["context"]
     assert "SELECT doc_id, body" not in _traced_store(db, pid, {"note": "none waits again"})
+
+
+def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
+    """The draw's look-ups stay the same work at any size: the waiting documents by the
+    partial index that holds exactly them, the largest item id by the table's key."""
+    from ctxdb.storage.dialect import SQLITE
+    from ctxdb.storage.queries import compiled_queries
+
+    conn = sqlite3.connect(sqlite_db.settings.sqlite_path)
+    plan = [row[3] for row in conn.execute(
+        "EXPLAIN QUERY PLAN " + compiled_queries(SQLITE)["draw_item"],
+        {"project_id": "p", "content": "{}"})]
+    conn.close()
+    assert "SCAN search_documents USING INDEX idx_search_documents_pending" in plan
+    assert "SEARCH context_items" in plan
+    # sqlite_sequence holds a row per AUTOINCREMENT table: SQLite reads it so for each insert.
+    whole = [step for step in plan if step.startswith("SCAN") and "USING" not in step
+             and "json_tree" not in step and "CONSTANT" not in step
+             and step != "SCAN sqlite_sequence"]
+    assert whole == [], plan
