@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Row = dict[str, Any]
+# Documents given their terms per round: bounds the memory a re-index of a large database
+# holds (the migration that adds terms, a rebuild). Here, not in search_engine.py, so that a
+# write's look (Storage.indexing) names it without an import statement per write.
+PENDING_BATCH = 500
 _SIGNAL_GUARD = threading.Lock()
 
 
@@ -215,8 +219,6 @@ class Storage(abc.ABC):
                 tx.memory_documents_once = self._puts_write_documents(tx)
                 tx.item_documents_once = self._stores_write_documents(tx)
             if self.search_terms:
-                from ctxdb.storage.search_engine import PENDING_BATCH
-
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
             result = unit(tx)

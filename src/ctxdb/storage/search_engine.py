@@ -25,13 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ctxdb.errors import StorageError
-from ctxdb.storage.base import Tx, raw
+from ctxdb.storage.base import PENDING_BATCH, Tx, raw
 from ctxdb.storage.dialect import POSTGRES, SQLITE, Dialect
 from ctxdb.storage.search_text import prefix_words, query_words, word_matcher
-
-# Documents given their terms per round: bounds the memory a re-index of a large database
-# holds (the migration that adds terms, a rebuild).
-PENDING_BATCH = 500
 
 
 class Term(Protocol):
