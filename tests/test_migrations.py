@@ -488,3 +488,57 @@ def test_memories_search_the_same_across_0024_up_down_and_up(
             assert row["body"] == row["source_body"]
             assert row["occurred_at"] == row["source_occurred_at"]
             assert row["terms"] == index_terms(row["source_body"])
+
+
+def test_items_search_the_same_across_0025_up_down_and_up(
+    backend: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """0025 rebuilds SQLite's search_documents (its item key deferred) and changes how a store
+    writes its item's document: the documents of a database at 0024 are kept, ids, bodies and
+    terms, and found by the same words; taken down to 0024 and up again, it keeps every
+    document, and stores at each version are found."""
+    from ctxdb.storage.base import raw
+
+    documents_sql = ("SELECT doc_id, kind, item_id, memory_id, project_id, content_type, "
+                     "priority, body, terms, occurred_at FROM search_documents ORDER BY doc_id")
+
+    def documents(db: Ctxdb) -> list[dict[str, Any]]:
+        return db.storage.read(lambda tx: [dict(row) for row in
+                                           raw(tx).all_raw(documents_sql, {})])
+
+    def found(db: Ctxdb, pid: str, word: str) -> list[int]:
+        return [hit["id"] for hit in db.search.search(pid, word)]
+
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=True)
+    with Ctxdb.open(settings) as db:
+        migrator = db.migrator()
+        migrator.downgrade(24)
+        pid = db.projects.create("items")["project_id"]
+        wombat = db.context.store(pid, {"note": "wombat parsing"})["item_id"]
+        retry = db.context.store(pid, {"note": "quokkaHandler retries"})["item_id"]
+        db.memories.put(pid, "notes", "k", {"note": "potoroo"})
+        before = documents(db)
+        assert len(before) == 3 and all(row["terms"] for row in before)
+        migrator.upgrade()
+        assert migrator.current_version() >= 25
+        assert documents(db) == before
+        assert found(db, pid, "wombat") == [wombat] and found(db, pid, "retry") == [retry]
+        stored = {}
+        for schema, word in [(25, "bilby"), (24, "dingo"), (25, "numbat")]:
+            if schema < migrator.current_version():
+                migrator.downgrade(schema)
+            elif schema > migrator.current_version():
+                migrator.upgrade(schema)
+            stored[word] = db.context.store(pid, {"note": word})["item_id"]
+        migrator.upgrade()
+        after = documents(db)
+        assert after[:3] == before and len(after) == 6
+        for word, item in stored.items():
+            assert found(db, pid, word) == [item], word
+        assert found(db, pid, "wombat") == [wombat]
+        assert len(db.context.full(pid)["HIGH"]) == 5
+    if backend == "sqlite":
+        with sqlite3.connect(fresh_url) as conn:
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+            conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+        conn.close()

@@ -1,10 +1,15 @@
 """A stored item's search document is written once, with its index terms (issue 14,
 migration 0023): on PostgreSQL the store's statement writes it, its body made in Python as
-``ctxdb_search_text`` makes it; the trigger writes one only for rows that have none."""
+``ctxdb_search_text`` makes it; the trigger writes one only for rows that have none. On SQLite
+(migration 0025) the store writes it before the item, its body made by the same SQL as the
+trigger's, and the item's trigger leaves a document that exists."""
 
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
+from ctxdb.errors import IdempotencyConflictError
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Tx
@@ -140,3 +146,188 @@ def test_a_store_writes_its_search_document_once(one_connection: Settings) -> No
         for number in range(10):
             db.context.store(pid, {"note": f"store number {number}"}, priority="HIGH")
         assert _document_writes(db) == (inserted + 10, updated)
+
+
+# --- SQLite (0025): the document written first, the item's trigger leaving it ---------------
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Ctxdb]:
+    """A SQLite database whatever the test's backend: writing the document before the item is
+    SQLite's way (0025); PostgreSQL's store is one statement."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    settings = load_settings(env=env, url=str(tmp_path / "lite.db"), actor="user:test")
+    with Ctxdb.open(settings) as db:
+        yield db
+
+
+def _counting(db: Ctxdb) -> sqlite3.Connection:
+    """Another connection, which counts the writes of search_documents' rows from now on."""
+    conn = sqlite3.connect(db.settings.sqlite_path, isolation_level=None)
+    conn.executescript(
+        "CREATE TABLE document_writes (what TEXT);"
+        "CREATE TRIGGER count_document_inserts AFTER INSERT ON search_documents BEGIN "
+        "INSERT INTO document_writes VALUES ('insert'); END;"
+        "CREATE TRIGGER count_document_updates AFTER UPDATE ON search_documents BEGIN "
+        "INSERT INTO document_writes VALUES ('update'); END;")
+    return conn
+
+
+def _writes(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT what, count(*) FROM document_writes GROUP BY what"))
+
+
+def _assert_consistent(conn: sqlite3.Connection) -> None:
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+
+
+def test_a_sqlite_store_writes_its_document_once(sqlite_db: Ctxdb) -> None:
+    db = sqlite_db
+    pid = db.projects.create("written once")["project_id"]
+    counting = _counting(db)
+    stored = [db.context.store(pid, content, priority="HIGH", content_type="note")["item_id"]
+              for content in CONTENTS]
+    assert _writes(counting) == {"insert": len(CONTENTS)}  # no update: terms came with it
+    documents = _documents(db, pid)
+    assert [d["item_id"] for d in documents] == stored
+    for document in documents:
+        assert document["body"] == document["source_body"]
+        assert document["occurred_at"] == document["source_occurred_at"]
+        assert document["terms"] == index_terms(document["source_body"])
+    assert [hit["id"] for hit in db.search.search(pid, "retry parse")] == [stored[0]]
+    _assert_consistent(counting)
+    counting.close()
+
+
+def test_a_sqlite_store_numbers_its_item_as_autoincrement_would(sqlite_db: Ctxdb) -> None:
+    """The id drawn before the insert is past every id ever used, a deleted last one too."""
+    db = sqlite_db
+    pid = db.projects.create("ids")["project_id"]
+    first = db.context.store(pid, {"note": "first"})["item_id"]
+    conn = sqlite3.connect(db.settings.sqlite_path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("DELETE FROM context_items WHERE item_id = ?", (first,))
+    # Another writer's row with an id of its choosing, far ahead of the counter.
+    conn.execute("INSERT INTO context_items (item_id, project_id, sequence_number, "
+                 "content_type, priority, token_count, content, metadata, idempotency_key, "
+                 "created_at) VALUES (?, ?, 900, 'note', 'HIGH', 1, '\"elsewhere\"', '{}', "
+                 "'elsewhere', '2026-01-01T00:00:00.000Z')", (first + 100, pid))
+    conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'context_items'", (first,))
+    second = db.context.store(pid, {"note": "second"})["item_id"]
+    assert second == first + 101
+    conn.execute("DELETE FROM context_items WHERE item_id = ?", (second,))
+    assert db.context.store(pid, {"note": "third"})["item_id"] == second + 1
+    _assert_consistent(conn)
+    conn.close()
+
+
+def test_a_sqlite_store_whose_key_is_taken_leaves_no_document(sqlite_db: Ctxdb) -> None:
+    db = sqlite_db
+    pid = db.projects.create("keys")["project_id"]
+    first = db.context.store(pid, {"note": "wombat"}, idempotency_key="k")
+    counting = _counting(db)
+    assert db.context.store(pid, {"note": "wombat"}, idempotency_key="k") == first
+    with pytest.raises(IdempotencyConflictError):
+        db.context.store(pid, {"note": "numbat"}, idempotency_key="k")
+    assert _writes(counting) == {}  # each attempt's document rolled back with it
+    assert [hit["id"] for hit in db.search.search(pid, "wombat")] == [first["item_id"]]
+    assert db.search.search(pid, "numbat") == []
+    after = db.context.store(pid, {"note": "numbat"})
+    assert after["sequence_number"] == first["sequence_number"] + 1  # no number lost
+    _assert_consistent(counting)
+    counting.close()
+
+
+def test_a_document_without_its_item_cannot_commit(sqlite_db: Ctxdb) -> None:
+    """The deferred key still holds at COMMIT: a document whose item never came is refused."""
+    conn = sqlite3.connect(sqlite_db.settings.sqlite_path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    pid = sqlite_db.projects.create("orphans")["project_id"]
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO search_documents (project_id, kind, item_id, content_type, body, "
+                 "occurred_at, terms) VALUES (?, 'context', 424242, 'note', 'x', "
+                 "'2026-01-01T00:00:00.000Z', 'x')", (pid,))
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        conn.execute("COMMIT")
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+def test_a_sqlite_item_of_another_writer_gets_its_document_from_the_trigger(
+    sqlite_db: Ctxdb
+) -> None:
+    db = sqlite_db
+    pid = db.projects.create("elsewhere")["project_id"]
+    db.context.store(pid, {"note": "first"})
+    counting = _counting(db)
+    counting.execute("INSERT INTO context_items (project_id, sequence_number, content_type, "
+                     "priority, token_count, content, metadata, idempotency_key, created_at) "
+                     "VALUES (?, 900, 'note', 'HIGH', 1, '{\"note\": \"quokka\"}', '{}', "
+                     "'elsewhere', '2026-01-01T00:00:00.000Z')", (pid,))
+    assert _writes(counting) == {"insert": 1}
+    db.context.store(pid, {"note": "a later store"})  # its look gives the terms
+    assert _writes(counting) == {"insert": 2, "update": 1}
+    assert [hit["kind"] for hit in db.search.search(pid, "quokka")] == ["context"]
+    _assert_consistent(counting)
+    counting.close()
+
+
+def _traced_store(db: Ctxdb, pid: str, content: Any) -> list[str]:
+    """The first words of each statement one store sends, its comment lines left out. SQLite
+    also traces the statements run inside another (FTS5's, each as its text after "-- ") and
+    a statement again for each trigger it runs: those are left out."""
+    conn: sqlite3.Connection = db.storage._connection()  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        db.context.store(pid, content)
+    finally:
+        conn.set_trace_callback(None)
+    nested = re.compile(r"-- (?:TRIGGER|INSERT|REPLACE|UPDATE|DELETE|SELECT|WITH|PRAGMA)\b")
+    sent = ["\n".join(line for line in s.splitlines() if not line.lstrip().startswith("--"))
+            for s in statements if not nested.match(s)]
+    words = [" ".join(text.split()[:3]) for text in sent if text.strip()]
+    # A statement whose triggers run is traced again for each: counted once.
+    return [w for n, w in enumerate(words) if n == 0 or words[n - 1] != w]
+
+
+def test_a_sqlite_store_looks_for_documents_without_terms_only_when_some_wait(
+    sqlite_db: Ctxdb
+) -> None:
+    db = sqlite_db
+    pid = db.projects.create("looks")["project_id"]
+    db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
+    statements = _traced_store(db, pid, {"note": "nothing waits"})
+    assert statements == ["BEGIN IMMEDIATE", "UPDATE projects SET", "INSERT INTO search_documents",
+                          "INSERT INTO context_items", "INSERT INTO audit_log", "COMMIT"]
+    other = sqlite3.connect(db.settings.sqlite_path, isolation_level=None)
+    other.execute("INSERT INTO context_items (project_id, sequence_number, content_type, "
+                  "priority, token_count, content, metadata, idempotency_key, created_at) "
+                  "VALUES (?, 900, 'note', 'HIGH', 1, '{\"note\": \"bandicoot\"}', '{}', "
+                  "'elsewhere', '2026-01-01T00:00:00.000Z')", (pid,))
+    other.close()
+    statements = _traced_store(db, pid, {"note": "one waits"})
+    assert "SELECT doc_id, body" in statements  # the look, then the terms
+    assert [hit["kind"] for hit in db.search.search(pid, "bandicoot")] == ["context"]
+    assert "SELECT doc_id, body" not in _traced_store(db, pid, {"note": "none waits again"})
+
+
+def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
+    """The draw's look-ups stay the same work at any size: the waiting documents by the
+    partial index that holds exactly them, the largest item id by the table's key."""
+    from ctxdb.storage.dialect import SQLITE
+    from ctxdb.storage.queries import compiled_queries
+
+    conn = sqlite3.connect(sqlite_db.settings.sqlite_path)
+    plan = [row[3] for row in conn.execute(
+        "EXPLAIN QUERY PLAN " + compiled_queries(SQLITE)["draw_item"],
+        {"project_id": "p", "content": "{}"})]
+    conn.close()
+    assert "SCAN search_documents USING INDEX idx_search_documents_pending" in plan
+    assert "SEARCH context_items" in plan
+    # sqlite_sequence holds a row per AUTOINCREMENT table: SQLite reads it so for each insert.
+    whole = [step for step in plan if step.startswith("SCAN") and "USING" not in step
+             and "json_tree" not in step and "CONSTANT" not in step
+             and step != "SCAN sqlite_sequence"]
+    assert whole == [], plan

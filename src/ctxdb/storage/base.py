@@ -35,10 +35,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Row = dict[str, Any]
-# Documents given their terms per round (search_engine.index_pending): bounds the memory a
-# re-index of a large database holds (the migration that adds terms, a rebuild). Here, not
-# in search_engine.py, because every write names it (Storage.indexing): an import in a
-# function costs each call about as much as a small statement.
+# Documents given their terms per round: bounds the memory a re-index of a large database
+# holds (the migration that adds terms, a rebuild). Here, not in search_engine.py, so that a
+# write's look (Storage.indexing) names it without an import statement per write.
 PENDING_BATCH = 500
 _SIGNAL_GUARD = threading.Lock()
 
@@ -58,6 +57,10 @@ class Tx(abc.ABC):
     # its terms (SQLite's migration 0024: the put claims it in the row it writes, and the
     # trigger then leaves it); set by the storage per transaction where a dialect has it.
     memory_documents_once = False
+    # Whether the schema lets a store write its item's search document itself, first, with
+    # its terms (SQLite's migration 0025: the item's trigger then writes none); set by the
+    # storage per transaction where a dialect has it.
+    item_documents_once = False
 
     @abc.abstractmethod
     def all(self, query: str, **params: Any) -> list[Row]:
@@ -106,6 +109,12 @@ class Tx(abc.ABC):
         (:meth:`Storage.indexing`) unless a later statement may write one."""
 
     @abc.abstractmethod
+    def documents_pending(self) -> None:
+        """Say that documents without their index terms were found in the database (written
+        by another connection), for the storage to give them their terms before the COMMIT,
+        as it does after a statement that may leave such a document (Storage.indexing)."""
+
+    @abc.abstractmethod
     def lock(self, key: int) -> None:
         """Hold a transaction-scoped lock on ``key`` (no-op where writes are serialized)."""
 
@@ -124,6 +133,9 @@ class RawTx(Tx):
 
     def documents_indexed(self) -> None:
         self.may_write_documents = False
+
+    def documents_pending(self) -> None:
+        self.may_write_documents = True
 
     def look_ahead(self, query: str, **params: Any) -> None:
         """Ask ``query`` right after each statement that may write a search document, in the
@@ -181,8 +193,10 @@ class Storage(abc.ABC):
     # Whether the schema has migration 0023 (see Tx.documents_written_once), found out by
     # the first write that chains its statements; None: not known (yet, or since a migration).
     documents_written_once: bool | None = None
-    # Likewise for Tx.memory_documents_once (SQLite's migration 0024).
+    # Likewise for Tx.memory_documents_once (SQLite's migration 0024) and
+    # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
+    item_documents_once: bool | None = None
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
@@ -213,6 +227,7 @@ class Storage(abc.ABC):
                 tx.documents_written_once = self._writes_documents_once(tx)
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
+                tx.item_documents_once = self._stores_write_documents(tx)
             if self.search_terms:
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
@@ -253,6 +268,15 @@ class Storage(abc.ABC):
             if self.origin is not None:
                 self.origin.memory_documents_once = self.memory_documents_once
         return self.memory_documents_once
+
+    def _stores_write_documents(self, tx: Tx) -> bool:
+        if self.item_documents_once is None:  # the first write, or the schema changed
+            probe = self.dialect.item_documents_probe
+            self.item_documents_once = (
+                probe is not None and raw(tx).one_raw(probe, {}) is not None)
+            if self.origin is not None:
+                self.origin.item_documents_once = self.item_documents_once
+        return self.item_documents_once
 
     @abc.abstractmethod
     def write(self, unit: Callable[[Tx], T]) -> T:

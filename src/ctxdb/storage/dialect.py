@@ -147,6 +147,10 @@ class Dialect(NamedTuple):
     claim_memory_document: str = ""
     memory_document_body: str = ""
     memory_documents_probe: str | None = None
+    # One row if a store may write its item's search document itself, before the item
+    # (SQLite's migration 0025: the item's trigger then writes none; Tx.item_documents_once);
+    # None where a store never does so.
+    item_documents_probe: str | None = None
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -245,6 +249,8 @@ SQLITE = Dialect(
                           "WHERE d.terms IS NULL) AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
+    item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "
+                          "AND name = 'search_context_insert' AND instr(sql, 'NOT EXISTS') > 0"),
 )
 
 POSTGRES = Dialect(

@@ -169,11 +169,13 @@ class Migrator:
             self.storage.search_terms = None
             self.storage.documents_written_once = None
             self.storage.memory_documents_once = None
+            self.storage.item_documents_once = None
 
     def _apply_up(self, tx: Tx, migration: Migration) -> bool:
         self.storage.search_terms = None  # the schema changes: ask again (base.py)
         self.storage.documents_written_once = None
         self.storage.memory_documents_once = None
+        self.storage.item_documents_once = None
         tx.lock(LOCK_MIGRATIONS)
         tx.execute("create_migrations_table")
         if int(tx.value("latest_applied_version")) >= migration.version:

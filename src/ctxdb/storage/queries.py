@@ -23,6 +23,9 @@ _INCLUDE = re.compile(r"\$QUERY\((\w+)\)")
 _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
     re.IGNORECASE)
+# Said in a query's comment by a statement that writes such a record but leaves no document
+# without its terms: the store's document written with them, and the item it was written for.
+_LEAVES_NONE = "-- Leaves no document without terms"
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -98,7 +101,9 @@ class DocumentWriters(dict[str, bool]):
     transaction (Storage.indexing looks for them only then); answered on first use."""
 
     def __missing__(self, name: str) -> bool:
-        writes = self[name] = _WRITES_DOCUMENTS.search(raw_queries().get(name, "")) is not None
+        sql = raw_queries().get(name, "")
+        writes = self[name] = (_WRITES_DOCUMENTS.search(sql) is not None
+                               and _LEAVES_NONE not in sql)
         return writes
 
 

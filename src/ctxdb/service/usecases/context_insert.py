@@ -3,7 +3,9 @@ database allows, its search document, in as few statements as the backend can ch
 
 The statements differ by what the transaction can do (``Tx.documents_written_once``: a
 data-modifying ``WITH`` on a schema where the store writes the search document with its
-terms), not by backend name; each way writes the same rows (docs/architecture.md).
+terms; ``Tx.item_documents_once``: a schema where the store writes the document before the
+item, whose trigger then writes none), not by backend name; each way writes the same rows
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -35,10 +37,35 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
         run = tx.commit_with if last else tx.one
         return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
                    search_body=body, search_terms=index_terms(body))
-    tx.defer("draw_sequence", project_id=values["project_id"])
-    row = tx.one("insert_next_item", **values)
+    if tx.item_documents_once:
+        row = _document_then_item(tx, values)
+    else:
+        tx.defer("draw_sequence", project_id=values["project_id"])
+        row = tx.one("insert_next_item", **values)
     if row is not None:
         audit(tx, actor, "context.store", "context_item", row["item_id"],
               values["project_id"], priority=values["priority"],
               sequence_number=row["sequence_number"], token_count=values["token_count"])
     return row
+
+
+def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The number and the item's id drawn, its search document written with its terms, then
+    the item (SQLite from migration 0025): the document once, instead of the trigger's body
+    and then the terms in a second write. ``None`` as ``insert_next_item``'s: no active
+    project (nothing written), or the key taken (the document is written: the caller rolls
+    the transaction back, as it must for the number drawn)."""
+    from ctxdb.storage.search_text import index_terms
+
+    drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"])
+    if drawn is None:
+        return None
+    if drawn["documents_pending"]:
+        tx.documents_pending()
+    body = drawn["search_body"]
+    tx.execute("insert_item_document", project_id=values["project_id"],
+               item_id=drawn["item_id"], content_type=values["content_type"],
+               priority=values["priority"], search_body=body, search_terms=index_terms(body),
+               created_at=drawn["created_at"])
+    return tx.one("insert_drawn_item", **values, item_id=drawn["item_id"],
+                  sequence_number=drawn["sequence_number"], created_at=drawn["created_at"])

@@ -26,6 +26,52 @@ FROM projects p WHERE p.project_id = :project_id AND p.status = 'active'
 ON CONFLICT (project_id, idempotency_key) DO NOTHING
 RETURNING item_id, sequence_number;
 
+-- name: draw_item
+-- A store's first statement where its trigger leaves the item's search document to it
+-- (SQLite from migration 0025, Tx.item_documents_once): the per-project number drawn from
+-- the active project's row, and with it the id the item is about to get (as AUTOINCREMENT
+-- would draw it: past the counter and past every id in the table; under the one write lock,
+-- no other writer draws meanwhile), the time it is stored at, and its document's body, made
+-- of :content by the expression of search_context_source (migration 0008), so that the
+-- document is the one the trigger would have written; and whether documents without terms
+-- are waiting (written by another connection: the store's own leave none, so the look for
+-- them is made only then, Tx.documents_pending). No row: no such active project.
+UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+WHERE project_id = :project_id AND status = 'active'
+RETURNING next_sequence AS sequence_number,
+          max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'context_items'), 0),
+              coalesce((SELECT max(item_id) FROM context_items), 0)) + 1 AS item_id,
+          updated_at AS created_at,
+          substr((SELECT coalesce(group_concat(part, char(10)), '') FROM (
+              SELECT CASE WHEN typeof(key) = 'text' THEN key || coalesce(char(10) || CASE
+                         WHEN type IN ('object', 'array', 'null') THEN NULL
+                         WHEN type IN ('true', 'false') THEN type ELSE atom END, '')
+                     ELSE CASE WHEN type IN ('object', 'array', 'null') THEN NULL
+                         WHEN type IN ('true', 'false') THEN type ELSE atom END END AS part
+              FROM json_tree(:content))), 1, 200000) AS search_body,
+          EXISTS (SELECT 1 FROM search_documents WHERE terms IS NULL) AS documents_pending;
+
+-- name: insert_item_document
+-- The search document of the item draw_item numbered, written before the item with its
+-- index terms (its key to the item is checked at COMMIT: migration 0025).
+-- Leaves no document without terms.
+INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
+                              occurred_at, terms)
+VALUES (:project_id, 'context', :item_id, :content_type, :priority, :search_body,
+        :created_at, :search_terms);
+
+-- name: insert_drawn_item
+-- The item draw_item numbered, after its document (its trigger finds it and writes none).
+-- No row: the key is taken (the caller rolls the transaction back, document and all).
+-- Leaves no document without terms (the trigger writes none, the document being there).
+INSERT INTO context_items (item_id, project_id, phase_id, sequence_number, content_type,
+                           priority, token_count, content, metadata, created_by,
+                           idempotency_key, created_at)
+VALUES (:item_id, :project_id, :phase_id, :sequence_number, :content_type, :priority,
+        :token_count, :content, :metadata, :created_by, :idempotency_key, :created_at)
+ON CONFLICT (project_id, idempotency_key) DO NOTHING
+RETURNING item_id, sequence_number;
+
 -- name: store_next_item
 -- A store's four writes in one statement, where one statement may write several tables
 -- (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema is at 0023 or later
