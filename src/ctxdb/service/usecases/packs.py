@@ -12,7 +12,7 @@ from ctxdb.errors import ConflictError
 from ctxdb.service.common import decode, decode_all
 from ctxdb.storage import Tx
 
-CONTENT_BATCH = 32  # the ids item_contents takes (:id0 … :id31)
+CONTENT_BATCH = 64  # the ids item_contents takes (:id0 … :id63)
 SIZES_PAGE = 256  # rows of a tier read at a time without their content
 # The columns of pack_tier_sizes_in_phase and pack_tier_sizes_outside_phase, in order.
 _SIZE_COLUMNS = ("item_id", "priority", "content_type", "token_count", "sequence_number")
