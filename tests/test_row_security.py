@@ -176,6 +176,8 @@ def test_a_pooled_connection_never_carries_a_scope_into_the_next(secured: Secure
             assert app.storage.read_one("get_project", project_id=a) is None
             assert app.scoped([b]).storage.read_one("get_project", project_id=a) is None
             assert app.scoped([a]).storage.read_one("get_project", project_id=a) is not None
+            # A scoped read_one sets its scope in an implicit transaction, which ends with it.
+            assert app.storage.read(seen) == ("", [])
         # What a scoped copy learned of the schema, its origin knows: one probe per process.
         assert app.storage.search_terms is True
         # Through the services, as a request does: B's scope cannot find A's project.

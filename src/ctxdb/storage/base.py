@@ -101,6 +101,16 @@ class Tx(abc.ABC):
         Elsewhere this is :meth:`one`, and the storage commits when the unit returns."""
         return self.one(query, **params)
 
+    def prefetch(self, reads: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Announce the named reads (query, parameters) the unit is about to make, in that
+        order, none depending on another's answer nor on a write between them. A backend
+        with network round trips sends them together, in one round trip, and answers each
+        :meth:`one` or :meth:`all` of the same query and parameters from what came back,
+        taken in order; any other statement first drops what is left (it may write what
+        they read), so a read announced but not made, or made after another statement, is
+        simply sent again. Elsewhere nothing: the reads run as they come."""
+        del reads  # nothing to send ahead where a read costs no round trip
+
     @abc.abstractmethod
     def documents_indexed(self) -> None:
         """Say that no search document is without its index terms at this point of the

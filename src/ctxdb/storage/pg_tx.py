@@ -26,7 +26,7 @@ from ctxdb.storage.queries import document_writers
 
 _cursor_names = itertools.count()
 # Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
-_PIPELINE = psycopg.Pipeline.is_supported()
+PIPELINE = psycopg.Pipeline.is_supported()
 # A write transaction's first statements (see PostgresTx.begin): one simple-query message
 # where pipelines are not supported or a COMMIT travels with the unit's last statement
 # (commit_with), separate statements of the first pipeline otherwise (a pipeline carries one
@@ -97,9 +97,11 @@ class PostgresTx(RawTx):
         self._begin: list[bytes] = []
         # Whether the transaction was committed with its last statement (commit_with()).
         self.committed = False
+        # See prefetch(): the answers of the reads sent ahead, in the order announced.
+        self._prefetched: list[tuple[tuple[str, dict[str, Any]], list[Row]]] = []
 
     def look_ahead(self, query: str, **params: Any) -> None:
-        if _PIPELINE:
+        if PIPELINE:
             self._look = (query, params)
 
     def looked(self, query: str, **params: Any) -> list[Row] | None:
@@ -118,16 +120,54 @@ class PostgresTx(RawTx):
         :meth:`commit` makes sure the id is known before the COMMIT leaves.
         """
         self._begin = [_BEGIN, _TRANSACTION_ID] + ([scope] if scope else [])
-        if not _PIPELINE:
+        if not PIPELINE:
             self._send_begin()
             return
         self._deferred[:0] = [(sql, None) for sql in self._begin]
+
+    def defer_scope(self, scope: bytes) -> None:
+        """Send ``scope`` (a statement) first, in the pipeline of the next statement, with no
+        BEGIN: outside a transaction block, the statements of one pipeline run as one
+        implicit transaction (PostgreSQL's extended query protocol commits at the
+        pipeline's synchronization), so the scope holds for them and ends with them. Only
+        with pipelines (PIPELINE): without, each statement would be a transaction."""
+        if not PIPELINE:
+            raise StorageError("a scope without a transaction needs pipeline mode")
+        self._deferred.append((scope, None))
 
     def _send_begin(self) -> None:
         """BEGIN, the id and the scope as one simple-query message, learning the id."""
         cursor = self._conn.execute(b"; ".join(self._begin))
         cursor.nextset()
         self.transaction_id = int(scalar(cursor))
+
+    def prefetch(self, reads: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """The reads in one pipeline, after the deferred statements (the BEGIN among them, for
+        a unit's first reads): one round trip for all."""
+        self._check_open()
+        if not PIPELINE or not reads:
+            return
+        cursors = []
+        with self._after_deferred(pipeline=True):
+            for query, params in reads:
+                cursor = self._conn.cursor(row_factory=dict_row)
+                cursor.execute(self._named(query), params)
+                cursors.append(cursor)
+        for (query, params), cursor in zip(reads, cursors, strict=True):
+            with cursor:
+                rows = [self._without_id(row) for row in cursor.fetchall()]
+            self._prefetched.append(((query, params), rows))
+
+    def _answered(self, query: str, params: dict[str, Any]) -> list[Row] | None:
+        """The prefetched answer of this read if it is the next one announced; otherwise
+        what is left is dropped (this statement may write what those read)."""
+        if not self._prefetched:
+            return None
+        announced, rows = self._prefetched.pop(0)
+        if announced == (query, params):
+            return rows
+        self._prefetched.clear()
+        return None
 
     def _named(self, query: str) -> str:
         if self._document_writers[query]:
@@ -144,18 +184,19 @@ class PostgresTx(RawTx):
 
     def defer(self, query: str, **params: Any) -> None:
         self._check_open()
-        if _PIPELINE:
+        if PIPELINE:
             self._deferred.append((self._named(query), params))
         else:
             self.execute(query, **params)
 
     @contextlib.contextmanager
     def _after_deferred(self, look: tuple[str, dict[str, Any]] | None = None,
-                        commit: bool = False) -> Iterator[None]:
+                        commit: bool = False, pipeline: bool = False) -> Iterator[None]:
         """Sends the deferred statements, then what the block sends, then the ``look``, then
         the COMMIT if ``commit``, in one pipeline: one round trip for all. An error in any of
-        them is raised when the block ends (and the statements after it are not run)."""
-        if not self._deferred and look is None and not commit:
+        them is raised when the block ends (and the statements after it are not run). With
+        ``pipeline`` the block's statements are in a pipeline even if nothing else is."""
+        if not self._deferred and look is None and not commit and not pipeline:
             yield
             return
         deferred, self._deferred = self._deferred, []
@@ -215,7 +256,7 @@ class PostgresTx(RawTx):
         the storage commits when the unit returns.
         """
         writes_documents = self._document_writers[query]
-        if not _PIPELINE or (writes_documents and self._look is None):
+        if not PIPELINE or (writes_documents and self._look is None):
             return self.one(query, **params)
         self._check_open()
         begun = [(sql, None) for sql in self._begin]
@@ -241,6 +282,9 @@ class PostgresTx(RawTx):
         self._deferred[:0] = [(sql, None) for sql in self._begin]
 
     def _check_open(self) -> None:
+        """Before any statement is sent: what was prefetched and not taken yet is dropped
+        (this statement may write what those reads read; see prefetch())."""
+        self._prefetched.clear()
         if self.committed:
             raise StorageError("a statement after the transaction was committed with its "
                                "last one (commit_with)")
@@ -283,10 +327,16 @@ class PostgresTx(RawTx):
             return list(cursor.fetchall())
 
     def all(self, query: str, **params: Any) -> list[Row]:
+        answered = self._answered(query, params)
+        if answered is not None:
+            return answered
         with self._cursor(query, params) as cursor:
             return [self._without_id(row) for row in cursor.fetchall()]
 
     def one(self, query: str, **params: Any) -> Row | None:
+        answered = self._answered(query, params)
+        if answered is not None:
+            return answered[0] if answered else None
         with self._cursor(query, params) as cursor:
             row: Row | None = cursor.fetchone()
             return None if row is None else self._without_id(row)

@@ -56,7 +56,7 @@ try:
         connect,
         connection_parameters,
     )
-    from ctxdb.storage.pg_tx import PostgresTx, configure_connection, scalar
+    from ctxdb.storage.pg_tx import PIPELINE, PostgresTx, configure_connection, scalar
     from ctxdb.storage.postgres_errors import first_line, is_transient, translate
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(
@@ -199,9 +199,18 @@ class PostgresStorage(Storage):
             time.sleep(0.01)
 
     def _statement(self, unit: Callable[[Tx], T]) -> T:
-        """Run a unit of one statement on an autocommit connection: no BEGIN, no COMMIT."""
+        """Run a unit of one statement on an autocommit connection: no BEGIN, no COMMIT.
+
+        A scoped storage's statement travels after its scope's in one pipeline: the two
+        statements, sent with no synchronization between them, are one implicit transaction
+        of the server, so the scope (set for the current transaction only) holds for the
+        statement and ends with it. One round trip and two statements, where BEGIN, the
+        scope, the statement and COMMIT were four statements in three round trips.
+        """
         with self._pool.connection() as conn:
             tx = PostgresTx(conn, self._queries)
+            if self._scope:
+                tx.defer_scope(self._scope.removeprefix(b"; "))
             result = unit(tx)
             tx.flush()
             return result
@@ -227,8 +236,9 @@ class PostgresStorage(Storage):
         return self._guarded(unit, write=False)
 
     def read_one(self, query: str, **params: Any) -> Row | None:
+        # Without pipelines a scope needs the transaction it is set in (see _statement).
         return self._guarded(lambda tx: tx.one(query, **params), write=False,
-                             run=None if self._scope else self._statement)
+                             run=self._statement if PIPELINE or not self._scope else None)
 
     def snapshot(self, unit: Callable[[Tx], T]) -> T:
         # The isolation level in BEGIN itself: it must come before any query (a scope's too).

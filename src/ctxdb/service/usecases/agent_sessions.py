@@ -41,9 +41,11 @@ from ctxdb.service.usecases.continuity import (
     ContinuityService,
     Settlement,
     draft_settlements,
+    needing_handoff_read,
     sessions_needing_handoff,
     settle_in_tx,
     startup_context,
+    startup_reads,
 )
 from ctxdb.service.usecases.instances import (
     InstanceService,
@@ -70,6 +72,24 @@ def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
     from ctxdb.service.usecases.repo_projects import project_for_repo as of_repo
 
     return of_repo(tx, repo, settings, actor)
+
+
+def _own_instance_read(session: AgentSession) -> tuple[str, dict[str, Any]]:
+    """The read of the session's instance, else of the one of the id a new session
+    registers under (``AgentSession.default_instance_id``)."""
+    return "session_or_default_instance", {
+        "session_id": session.session_id, "client": session.client,
+        "instance_id": f"{session.client}-{session.session_id}"}
+
+
+class _Unsettled(Exception):
+    """Raised in a startup's transaction, before it writes anything, when sessions of the
+    project stopped without a handoff: their transcripts are parsed outside any transaction
+    (they may be large), then the start runs again with the drafts."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__("sessions to settle")
+        self.rows = rows
 
 
 class AgentSessionService(AgentSessionReads):
@@ -108,13 +128,29 @@ class AgentSessionService(AgentSessionReads):
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
         draft = draft or self._draft_for(session, source, repo)
-        settlements = self._settlements_for(repo) if source == "startup" else []
+        # A startup settles the project's sessions that stopped without a handoff. Whether
+        # there are any is read in the start's own transaction (None: not read yet): almost
+        # always there are none, and a transaction of its own for that read cost a start
+        # three round trips more. When there are, their transcripts are parsed outside any
+        # transaction, and the start runs again with the drafts (see _Unsettled).
+        settlements: list[Settlement] | None = None if source == "startup" else []
         key = key or new_idempotency_key()
 
         def unit(tx: Tx) -> dict[str, Any]:
+            # The reads that need nothing but the request, in one round trip (PostgreSQL).
+            tx.prefetch([
+                ("injection_by_key", {"idempotency_key": key}),
+                *([needing_handoff_read(self.settings, None, repo.repo_key)]
+                  if settlements is None else []),
+                ("project_row_by_repo_key", {"repo_key": repo.repo_key}),
+                _own_instance_read(session)])
             done = tx.one("injection_by_key", idempotency_key=key)
             if done is not None:  # a retry of this unit after its first attempt committed
                 return injection_view(done)
+            if settlements is None:
+                stopped = sessions_needing_handoff(tx, self.settings, None, repo.repo_key)
+                if stopped:
+                    raise _Unsettled(stopped)  # rolled back: nothing was written yet
             project = project_for_repo(tx, repo, self.settings, actor)
             instance, joined = self._instance(tx, session, project, repo, actor)
             if settlements:
@@ -125,6 +161,8 @@ class AgentSessionService(AgentSessionReads):
                 instance = require_instance(tx, instance["instance_id"])
             if context_tokens is not None:
                 set_usage(tx, instance, context_tokens)
+            if source == "startup":  # what the pack and the startup's text read: one trip
+                tx.prefetch(self._startup_reads(instance, repo))
             pack = self._pack(tx, instance)
             # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
             items: Sequence[Mapping[str, Any]] = pack.items
@@ -145,7 +183,11 @@ class AgentSessionService(AgentSessionReads):
                   handoff_id=result["handoff_id"])
             return result
 
-        return self.storage.write(unit)
+        try:
+            return self.storage.write(unit)
+        except _Unsettled as unsettled:
+            settlements = draft_settlements(unsettled.rows)
+            return self.storage.write(unit)
 
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:
@@ -167,14 +209,6 @@ class AgentSessionService(AgentSessionReads):
                                              client=session.client)
         return None
 
-    def _settlements_for(self, repo: RepoIdentity) -> list[Settlement]:
-        """Handoffs to make for the project's sessions that stopped without one, drafted
-        from their transcripts before the transaction (none when there are none)."""
-
-        # By the repository's key: its project is read in the transaction that follows.
-        return draft_settlements(self.storage.read(
-            lambda tx: sessions_needing_handoff(tx, self.settings, None, repo.repo_key)))
-
     def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
                   repo: RepoIdentity, actor: str) -> tuple[dict[str, Any], bool]:
         """The session's instance in ``project`` (its row, read in this transaction),
@@ -182,8 +216,8 @@ class AgentSessionService(AgentSessionReads):
         project's room is for the caller to check, at the end)."""
         # The session's row, else the one of the id a new session registers under (unchecked
         # here: no instance has an invalid id; validated_fields checks it).
-        row = tx.one("session_or_default_instance", session_id=session.session_id,
-                     client=session.client, instance_id=f"{session.client}-{session.session_id}")
+        query, params = _own_instance_read(session)
+        row = tx.one(query, **params)
         own = row is not None and row.pop("of_session") == 1
         fields = self.instances.validated_fields(
             project["project_id"],
@@ -226,6 +260,14 @@ class AgentSessionService(AgentSessionReads):
         from ctxdb.service.usecases.packs import startup_pack  # a start's, not a prompt's
 
         return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
+
+    def _startup_reads(self, instance: Mapping[str, Any],
+                       repo: RepoIdentity) -> list[tuple[str, dict[str, Any]]]:
+        from ctxdb.service.usecases.packs import first_pages_read
+
+        return [first_pages_read(instance["project_id"], instance["phase_id"]),
+                *startup_reads(self.settings, instance["project_id"],
+                               instance["instance_id"], repo)]
 
     def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
                 items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,

@@ -66,10 +66,16 @@ def sessions_needing_handoff(tx: Tx, settings: Settings, project_id: str | None,
                              repo_key: str | None = None) -> list[dict[str, Any]]:
     """The project's hook sessions that stopped without a handoff (one indexed query); the
     project is ``project_id``, or (None) that of the repository ``repo_key`` (none: none)."""
-    return decode_all(tx.all("sessions_needing_handoff", project_id=project_id,
-                             repo_key=repo_key,
-                             stale_after=settings.stale_after, lookback=lookback(settings),
-                             limit=SETTLE_LIMIT))
+    query, params = needing_handoff_read(settings, project_id, repo_key)
+    return decode_all(tx.all(query, **params))
+
+
+def needing_handoff_read(settings: Settings, project_id: str | None,
+                         repo_key: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The read of :func:`sessions_needing_handoff`, for a unit to prefetch (Tx.prefetch)."""
+    return "sessions_needing_handoff", {
+        "project_id": project_id, "repo_key": repo_key, "stale_after": settings.stale_after,
+        "lookback": lookback(settings), "limit": SETTLE_LIMIT}
 
 
 def draft_settlements(rows: list[dict[str, Any]],
@@ -135,11 +141,34 @@ def resume_handoff(tx: Tx, settings: Settings, project_id: str, instance_id: str
         return None
     from ctxdb.domain.resume import has_substance
 
-    rows = decode_all(tx.all(
-        "resume_candidates", project_id=project_id, window=settings.resume_window,
-        instance_id=instance_id, worktree=repo.worktree if repo else None,
-        branch=repo.branch if repo else None, limit=RESUME_CANDIDATES))
+    query, params = resume_read(settings, project_id, instance_id, repo)
+    rows = decode_all(tx.all(query, **params))
     return next((row for row in rows if has_substance(row)), None)
+
+
+def startup_reads(settings: Settings, project_id: str, instance_id: str,
+                  repo: RepoIdentity | None) -> list[tuple[str, dict[str, Any]]]:
+    """The reads :func:`startup_context` makes, in its order, for a unit to prefetch
+    (Tx.prefetch): the handoff to resume, the live siblings and their task leases (read
+    even when there is no sibling, which a fleet's project always has)."""
+    reads = [resume_read(settings, project_id, instance_id, repo)] \
+        if settings.resume_window > 0 else []
+    return [*reads, _siblings_read(settings, project_id, instance_id),
+            ("live_leases_of_project", {"project_id": project_id})]
+
+
+def resume_read(settings: Settings, project_id: str, instance_id: str,
+                repo: RepoIdentity | None) -> tuple[str, dict[str, Any]]:
+    return "resume_candidates", {
+        "project_id": project_id, "window": settings.resume_window, "instance_id": instance_id,
+        "worktree": repo.worktree if repo else None, "branch": repo.branch if repo else None,
+        "limit": RESUME_CANDIDATES}
+
+
+def _siblings_read(settings: Settings, project_id: str,
+                   instance_id: str) -> tuple[str, dict[str, Any]]:
+    return "live_siblings", {"project_id": project_id, "instance_id": instance_id,
+                             "stale_after": settings.stale_after, "limit": MAX_SIBLINGS}
 
 
 def live_siblings(tx: Tx, settings: Settings, project_id: str,
@@ -147,9 +176,8 @@ def live_siblings(tx: Tx, settings: Settings, project_id: str,
     """The project's live instances other than ``instance_id`` (heard from within
     ``stale_after``), each with the tasks it holds a lease on and its latest handoff; the
     most recently heard from first."""
-    siblings = decode_all(tx.all("live_siblings", project_id=project_id,
-                                 instance_id=instance_id, stale_after=settings.stale_after,
-                                 limit=MAX_SIBLINGS))
+    query, params = _siblings_read(settings, project_id, instance_id)
+    siblings = decode_all(tx.all(query, **params))
     if not siblings:
         return []
     leases: dict[str, list[dict[str, Any]]] = {}

@@ -12,7 +12,7 @@ from ctxdb.errors import ConflictError
 from ctxdb.service.common import decode, decode_all
 from ctxdb.storage import Tx
 
-CONTENT_BATCH = 32  # the ids item_contents takes (:id0 … :id31)
+CONTENT_BATCH = 64  # the ids item_contents takes (:id0 … :id63)
 SIZES_PAGE = 256  # rows of a tier read at a time without their content
 # The columns of pack_tier_sizes_in_phase and pack_tier_sizes_outside_phase, in order.
 _SIZE_COLUMNS = ("item_id", "priority", "content_type", "token_count", "sequence_number")
@@ -47,6 +47,12 @@ def pack_in_tx(
     return pack_items(critical, tiers, budget, max_skips, partial_critical=partial_critical)
 
 
+def first_pages_read(project_id: str, phase_id: int | None) -> tuple[str, dict[str, Any]]:
+    """The first read of :func:`startup_pack`, for a unit to prefetch (Tx.prefetch)."""
+    return "startup_pack_first_pages", {"project_id": project_id, "phase_id": phase_id,
+                                        "limit": SIZES_PAGE}
+
+
 def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
     """The pack a session start injects. Like ``tokens.clear_and_reload``'s it never fails:
     CRITICAL items over the budget are left out and named (the injected text says how to
@@ -65,8 +71,8 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     """
     parts: dict[int, list[Row]] = {}
     focus = -1
-    for row in tx.all("startup_pack_first_pages", project_id=project_id, phase_id=phase_id,
-                      limit=SIZES_PAGE):
+    query, params = first_pages_read(project_id, phase_id)
+    for row in tx.all(query, **params):
         part, focus = row.pop("part"), row.pop("focus")
         del row["ord"]
         # The columns (and their order) of items_of_priority, or of the size queries.

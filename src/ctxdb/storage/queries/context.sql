@@ -266,13 +266,17 @@ FROM (SELECT item_id, priority, content_type, token_count, sequence_number
 ORDER BY part, ord;
 
 -- name: item_contents
--- The content of up to 32 items of a project, by id (:id0 … :id31, unused ones NULL).
+-- The content of up to 64 items of a project, by id (:id0 … :id63, unused ones NULL):
+-- an injection of under 10,000 characters shows a few dozen items, most often in one read.
 SELECT item_id, content
 FROM context_items
 WHERE project_id = :project_id AND item_id IN (
   :id0, :id1, :id2, :id3, :id4, :id5, :id6, :id7, :id8, :id9, :id10, :id11, :id12,
-  :id13, :id14, :id15, :id16, :id17, :id18, :id19, :id20, :id21, :id22, :id23,
-  :id24, :id25, :id26, :id27, :id28, :id29, :id30, :id31);
+  :id13, :id14, :id15, :id16, :id17, :id18, :id19, :id20, :id21, :id22, :id23, :id24,
+  :id25, :id26, :id27, :id28, :id29, :id30, :id31, :id32, :id33, :id34, :id35, :id36,
+  :id37, :id38, :id39, :id40, :id41, :id42, :id43, :id44, :id45, :id46, :id47, :id48,
+  :id49, :id50, :id51, :id52, :id53, :id54, :id55, :id56, :id57, :id58, :id59, :id60,
+  :id61, :id62, :id63);
 
 -- name: archived_item_content
 -- The content of an item archived (by gc) after a pack read it as live.
