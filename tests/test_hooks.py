@@ -130,7 +130,7 @@ def instance(db: Ctxdb, session_id: str = "sess-1", client: str = "claude-code")
     return db.sessions.instance_of(AgentSession(client, session_id))
 
 
-def wait_for_end(db: Ctxdb, session_id: str, client: str = "claude-code",
+def wait_for_end(db: Ctxdb, session_id: str = "sess-1", client: str = "claude-code",
                  within: float = 60.0) -> dict[str, Any]:
     """The session's instance once its SessionEnd has landed: completed, and given the
     handoff it needed. On a loaded machine that work may go on after the hook has exited
