@@ -16,6 +16,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +174,20 @@ def test_a_second_end_of_the_same_session_changes_nothing(
         {"i": ended["instance_id"]}))
     assert [row["kind"] for row in handoffs] == ["end"]
     assert hook.logged() == ""
+
+
+def test_a_hook_started_with_sigchld_ignored_still_ends_the_session(
+    hook: Hook, db: Ctxdb, repo: Path, transcript: Path
+) -> None:
+    """A client may start its hooks with SIGCHLD ignored (inherited across exec): then the
+    system reaps the middle process itself, and waiting for it finds no child."""
+    started_session(hook, db, repo, transcript)
+    ignoring = ("import os, signal, sys\n"
+                "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+                "os.execv(sys.argv[1], sys.argv[1:])\n")
+    done = subprocess.run(
+        [sys.executable, "-c", ignoring, str(CTXDB), "hook", "--client", "claude-code"],
+        input=json.dumps(event("SessionEnd", repo, transcript, "held")), capture_output=True,
+        text=True, env=hook.env(), timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert_ended_with_handoff(db, hook)

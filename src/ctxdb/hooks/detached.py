@@ -52,13 +52,21 @@ def detach(work: Callable[[], object], wait_until: float) -> bool:
         _middle(work, finished)
     os.close(holding)
     try:
-        _, status = os.waitpid(middle, 0)  # it exits as soon as it has forked
-        if status != 0:  # its fork failed: no grandchild, nothing started
+        if _exit_status(middle) != 0:  # its fork failed: no grandchild, nothing started
             return False
         _wait_for_end_of_file(finished, wait_until)
     finally:
         os.close(finished)
     return True
+
+
+def _exit_status(middle: int) -> int:
+    """The middle process's exit status (it exits as soon as it has forked); 0 when the
+    system reaped it already (a client that started the hook with SIGCHLD ignored)."""
+    try:
+        return os.waitpid(middle, 0)[1]
+    except ChildProcessError:
+        return 0
 
 
 def _fork() -> int:
