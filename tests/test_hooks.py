@@ -130,6 +130,28 @@ def instance(db: Ctxdb, session_id: str = "sess-1", client: str = "claude-code")
     return db.sessions.instance_of(AgentSession(client, session_id))
 
 
+def wait_for_end(db: Ctxdb, session_id: str = "sess-1", client: str = "claude-code",
+                 within: float = 60.0) -> dict[str, Any]:
+    """The session's instance once its SessionEnd has landed: completed, and given the
+    handoff it needed. On a loaded machine that work may go on after the hook has exited
+    (hooks.detached), as a client's next session would also start later; so a test waits
+    for it before starting the next, for ``within`` seconds at most."""
+    from ctxdb.service.usecases.continuity import sessions_needing_handoff
+
+    give_up = time.monotonic() + within
+    while True:
+        row = instance(db, session_id, client)
+        if row is not None and row["status"] == "completed":
+            project_id = row["project_id"]
+            needing = db.storage.read(lambda tx, project_id=project_id: sessions_needing_handoff(
+                tx, db.settings, project_id))
+            if all(other["instance_id"] != row["instance_id"] for other in needing):
+                return dict(row)
+        assert time.monotonic() < give_up, (
+            f"the end of {client} session {session_id} did not land within {within:g} s: {row}")
+        time.sleep(0.05)
+
+
 # --- each event -------------------------------------------------------------------------------
 
 
@@ -248,7 +270,7 @@ def test_session_end_marks_the_instance_completed(
     started = time.perf_counter()
     assert hook(event("SessionEnd", repo, transcript, reason="logout")) is None
     assert time.perf_counter() - started < 1.5
-    assert instance(db)["status"] == "completed"
+    assert wait_for_end(db)["status"] == "completed"
 
 
 def test_unknown_events_are_ignored_silently(hook: Hook, db: Ctxdb, repo: Path) -> None:
@@ -313,7 +335,7 @@ def test_gemini_and_codex_events(hook: Hook, db: Ctxdb, repo: Path, transcript: 
     assert saved is not None and "PROMPT-C carry on" in saved["summary"]
     assert hook(event("SessionEnd", repo, gemini_transcript, "gemini-1"),
                 client="gemini") is None
-    assert instance(db, "gemini-1", "gemini")["status"] == "completed"
+    assert wait_for_end(db, "gemini-1", "gemini")["status"] == "completed"
     assert instance(db, "codex-1", "codex")["status"] == "active"
 
 
@@ -430,7 +452,7 @@ def test_a_full_session_reloads_the_handoff_and_every_critical_item(
     assert all(rule[:20] in reload for rule in rules)
     assert reload.index("xterm.js") < reload.index(rules[0][:20])
     assert hook(event("SessionEnd", repo, transcript, reason="prompt_input_exit")) is None
-    ended = instance(db)
+    ended = wait_for_end(db)
     assert ended["status"] == "completed" and ended["generation"] == 1
     injections = db.sessions.injections(ended["instance_id"])
     assert [i["source"] for i in injections] == ["startup", "compact"]

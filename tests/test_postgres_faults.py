@@ -28,6 +28,7 @@ from ctxdb.errors import (
     TransientStorageError,
 )
 from ctxdb.hooks.dispatch import DEADLINES
+from ctxdb.hooks.invocation import CONNECTED_BY
 from ctxdb.service import Ctxdb
 from ctxdb.settings import load_settings
 from ctxdb.storage.base import Tx
@@ -38,6 +39,12 @@ from test_concurrency_units import admin_connection, terminate_other_backends
 CTXDB = Path(sys.executable).with_name("ctxdb")
 # Whole processes on a busy two-core machine: the limits the issue sets, not tighter.
 HOOK_LIMIT = 1.5
+# A port nothing listens on: the server refuses at once, so a hook costs its start-up, its
+# imports and its log entry, and no wait. What the same hook takes with it, measured in the
+# same test, is the machine's share of a hook's time; a silent server may add CONNECTED_BY
+# (the hook gives its connection up that long after its start), and the scheduler this much.
+REFUSED_URL = "postgresql://ctxdb@127.0.0.1:1/ctxdb?sslmode=disable"
+SCHEDULING_SLACK = 0.4
 CLI_LIMIT = 3.0
 EXIT_STORAGE = 6
 
@@ -59,11 +66,11 @@ def down_url(request: pytest.FixtureRequest) -> str:
     return f"postgresql://ctxdb@127.0.0.1:{port}/ctxdb?sslmode=disable"
 
 
-def run_ctxdb(args: list[str], url: str, tmp_path: Path,
-              stdin: str = "") -> tuple[subprocess.CompletedProcess[str], float]:
+def run_ctxdb(args: list[str], url: str, tmp_path: Path, stdin: str = "",
+              **settings: str) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**os.environ, "CTXDB_URL": url, "HOME": str(tmp_path),
            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log")}
+           "CTXDB_HOOK_LOG": str(tmp_path / "hook.log"), **settings}
     env.pop("CTXDB_CONFIG", None)
     started = time.monotonic()
     done = subprocess.run([str(CTXDB), *args], input=stdin, capture_output=True, text=True,
@@ -76,14 +83,39 @@ def test_every_hook_exits_at_once_when_postgres_is_down(
         event: str, down_url: str, tmp_path: Path) -> None:
     payload = json.dumps({"hook_event_name": event, "session_id": "s-down", "cwd": str(tmp_path),
                           "source": "startup", "prompt": "hello"})
-    done, elapsed = run_ctxdb(["hook", "--client", "claude-code"], down_url, tmp_path, payload)
+    """Within HOOK_LIMIT; on a loaded machine, within what the same hook took just before and
+    just after against a server that refuses at once, plus what a silent one may cost. The
+    connect timeout the settings give is long: the hook's own bound must hold."""
+    hook = ["hook", "--client", "claude-code"]
+    generous = {"CTXDB_PG_CONNECT_TIMEOUT": "5"}
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    before = run_ctxdb(hook, REFUSED_URL, tmp_path / "before", payload, **generous)[1]
+    done, elapsed = run_ctxdb(hook, down_url, tmp_path, payload, **generous)
+    after = run_ctxdb(hook, REFUSED_URL, tmp_path / "after", payload, **generous)[1]
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    assert elapsed <= HOOK_LIMIT, f"{event} took {elapsed:.2f} s"
-    log = (tmp_path / "hook.log").read_text()
-    # Why, in the log: the connection failed; or (SessionEnd's deadline is 1 s, shorter than a
-    # busy machine's imports and the wait for a silent server) time ran out while connecting.
-    assert ("cannot connect to PostgreSQL at 127.0.0.1:" in log
-            or "exceeded while opening the database" in log), log
+    limit = max(HOOK_LIMIT, max(before, after) + CONNECTED_BY + SCHEDULING_SLACK)
+    assert elapsed <= limit, (f"{event} took {elapsed:.2f} s; against a refusing server "
+                              f"{before:.2f} s before and {after:.2f} s after")
+    # Why, in the log: the connection failed; or time ran out while connecting. SessionEnd's
+    # work goes on in a detached process (hooks.detached), which logs it when it gives up.
+    log = ""
+    for log in logged(tmp_path / "hook.log"):
+        if ("cannot connect to PostgreSQL at 127.0.0.1:" in log
+                or "exceeded while opening the database" in log):
+            break
+    else:
+        raise AssertionError(f"the hook did not log why: {log!r}")
+
+
+def logged(path: Path, within: float = 30.0) -> Iterator[str]:
+    """The log's text now, then again every 50 ms for ``within`` seconds."""
+    give_up = time.monotonic() + within
+    while True:
+        yield path.read_text() if path.exists() else ""
+        if time.monotonic() > give_up:
+            return
+        time.sleep(0.05)
 
 
 def test_the_cli_says_in_one_line_that_postgres_is_down(down_url: str, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from ctxdb.mcp.continuity import siblings as siblings_text
 from ctxdb.mcp.knowledge import search_context
 from ctxdb.mcp.tools import ContextTools
 from ctxdb.service import Ctxdb
-from test_hooks import CTXDB, FIXTURES, Hook, event, instance, project_of
+from test_hooks import CTXDB, FIXTURES, Hook, event, instance, project_of, wait_for_end
 
 # The fixtures of test_hooks, made this module's too.
 hook, repo, transcript = test_hooks.hook, test_hooks.repo, test_hooks.transcript
@@ -125,7 +125,7 @@ def test_a_new_session_resumes_where_an_ended_one_left_off(
     work(hook, repo, worked, "a")
     hook(event("PreCompact", repo, worked, "a", trigger="manual", custom_instructions=None))
     hook(event("SessionEnd", repo, worked, "a", reason="logout"))
-    saved = db.tokens.latest_handoff(instance_id=instance(db, "a")["instance_id"])
+    saved = db.tokens.latest_handoff(instance_id=wait_for_end(db, "a")["instance_id"])
     assert saved is not None and saved["kind"] == "compact"
 
     text = hook(event("SessionStart", repo, None, "b", source="startup"), client=client)
@@ -264,6 +264,7 @@ def test_the_hook_injection_at_the_limit(
         db.context.store(project_id, f"background {n} " + "detail " * 40, "HIGH")
     work(hook, repo, worked, "a")
     hook(event("SessionEnd", repo, worked, "a"))
+    wait_for_end(db, "a")
     for client in CLIENTS:
         text = hook(event("SessionStart", repo, None, f"b-{client}", source="startup"),
                     client=client)
@@ -281,6 +282,7 @@ def test_a_session_that_ends_without_a_handoff_gets_one_after_the_fact(
 ) -> None:
     work(hook, repo, worked, "a")
     hook(event("SessionEnd", repo, worked, "a", reason="prompt_input_exit"))
+    wait_for_end(db, "a")
     project_id = project_of(db, repo)
     # SessionEnd makes it at once, while the transcript is there.
     assert [h["working_set"]["made_after"] for h in _handoffs(db, project_id)] == ["end"]
@@ -368,8 +370,10 @@ def test_a_session_without_a_readable_transcript_does_not_hide_an_older_handoff(
     work(hook, repo, worked, "a")
     hook(event("PreCompact", repo, worked, "a", trigger="manual"))
     hook(event("SessionEnd", repo, worked, "a"))
+    wait_for_end(db, "a")
     hook(event("SessionStart", repo, None, "blind", source="startup"), client="codex")
     hook(event("SessionEnd", repo, None, "blind"), client="codex")
+    wait_for_end(db, "blind", "codex")
     text = hook(event("SessionStart", repo, None, "b", source="startup"))
     project_id = project_of(db, repo)
     kinds = [(h["kind"], h["working_set"].get("made_after")) for h in _handoffs(db, project_id)]
@@ -454,6 +458,7 @@ def test_ctxdb_context_as_new_session_prints_what_the_next_session_receives(
     db.context.store(project_id, "payments go through Stripe", "HIGH")
     work(hook, repo, worked, "a")
     hook(event("SessionEnd", repo, worked, "a"))
+    wait_for_end(db, "a")
     hook(event("SessionStart", repo, transcript, "live", source="startup"))
     printed = subprocess.run([str(CTXDB), "context", "--as-new-session", "--client", client],
                              cwd=repo, capture_output=True, text=True, env=hook.env())

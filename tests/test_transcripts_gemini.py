@@ -18,7 +18,7 @@ import test_hooks
 from ctxdb.service import Ctxdb
 from ctxdb.transcripts import handoff_since_last_compaction, parse_transcript, render_handoff_text
 from ctxdb.transcripts.tail import latest_context_tokens
-from test_hooks import Hook, event, instance, project_of
+from test_hooks import Hook, event, instance, project_of, wait_for_end
 
 hook, repo = test_hooks.hook, test_hooks.repo
 
@@ -133,6 +133,7 @@ def test_a_stopped_gemini_session_leaves_a_handoff_with_content(
     hook(event("SessionStart", repo, transcript, SESSION, source="startup"), client="gemini")
     hook(event("AfterAgent", repo, transcript, SESSION), client="gemini")
     hook(event("SessionEnd", repo, transcript, SESSION, reason="exit"), client="gemini")
+    wait_for_end(db, SESSION, "gemini")
     text = hook(event("SessionStart", repo, None, "next", source="startup"), client="gemini")
     assert text is not None
     for expected in (*PROMPTS, EDITED, "ANSWER from mock"):

@@ -37,4 +37,4 @@ def hook_command(app: Application, client: str, deadline: float | None) -> None:
       {"hooks": {"SessionStart": [{"hooks": [{"type": "command",
                  "command": "ctxdb hook --client claude-code"}]}]}}
     """
-    run_hook_command(client, deadline, lambda: app.settings)
+    run_hook_command(client, deadline, lambda: app.settings, detach=True)

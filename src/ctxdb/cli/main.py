@@ -78,7 +78,7 @@ def main() -> None:
             leave(run(*hook))
         from ctxdb.hooks.command import run_hook_command
 
-        sys.exit(run_hook_command(*hook))
+        sys.exit(run_hook_command(*hook, detach=True))
     from ctxdb.cli.root import cli
 
     cli.main(prog_name="ctxdb")

@@ -31,12 +31,15 @@ _READ_BYTES = 64 * 1024
 
 
 def run_hook_command(client: str, deadline: float | None,
-                     load_settings: Callable[[], Settings] | None = None) -> int:
+                     load_settings: Callable[[], Settings] | None = None,
+                     detach: bool = False) -> int:
     """Read the event on stdin, handle it, print the output if any. Always returns 0.
 
     ``load_settings`` defaults to the settings of the environment and config file (what
     ``ctxdb`` without ``--url``/``--config`` uses); it is called inside the deadline, which
-    counts from here: waiting for the input is part of it.
+    counts from here: waiting for the input is part of it. ``detach``: the caller is the
+    ``ctxdb hook`` process itself, which may fork (see ``hooks.detached``); an in-process
+    caller must not.
     """
     started = time.monotonic()
     wait = INPUT_DEADLINE if deadline is None else deadline
@@ -47,11 +50,12 @@ def run_hook_command(client: str, deadline: float | None,
 
         log_failure(f"{client} hook", exc)
         return 0
-    return handle_input(client, deadline, raw, wait, started, load_settings)
+    return handle_input(client, deadline, raw, wait, started, load_settings, detach)
 
 
 def handle_input(client: str, deadline: float | None, raw: str | None, wait: float,
-                 started: float, load_settings: Callable[[], Settings] | None = None) -> int:
+                 started: float, load_settings: Callable[[], Settings] | None = None,
+                 detach: bool = False) -> int:
     """Handle the event read from stdin (None: no whole event came within ``wait``
     seconds); ``started`` is when the hook began reading it. Always returns 0. The remote
     short path (``hooks.remote_entry``) hands the events it does not handle itself here."""
@@ -65,7 +69,7 @@ def handle_input(client: str, deadline: float | None, raw: str | None, wait: flo
                         "JSON object; nothing was done")
             return 0
         output = run_hook(client, raw, load_settings or _default_settings, deadline,
-                          started=started)
+                          started=started, detach=detach)
         if output is not None:
             print_output(output)
     except Exception as exc:  # the contract with the clients: exit 0, whatever happened

@@ -5,6 +5,10 @@ the agent. So every failure (bad input, unreachable database, a bug) is logged t
 log and the hook prints nothing; the database work runs in a worker thread, and when it has
 not finished by the event's deadline the process leaves without waiting for it (an
 uncommitted transaction is rolled back by the database).
+
+A SessionEnd's work (on a database of its own, not through a server) is not abandoned at the
+deadline: when the hook runs as a process of its own it goes on in a detached process with a
+longer deadline (``hooks.detached``), and the hook exits at its deadline as usual.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
-from ctxdb.hooks.invocation import CONNECTED_BY, MIN_CONNECT_TIMEOUT, REMOTE_MARGIN
+from ctxdb.hooks.invocation import (
+    CONNECTED_BY,
+    DETACHED_DEADLINE,
+    DETACHED_EVENTS,
+    MIN_CONNECT_TIMEOUT,
+    REMOTE_MARGIN,
+)
 from ctxdb.hooks.invocation import DEADLINES as DEADLINES
 from ctxdb.hooks.invocation import REMOTE_DEADLINE as REMOTE_DEADLINE
 from ctxdb.hooks.logfile import log_failure
@@ -32,25 +42,28 @@ _STARTED = time.monotonic()
 
 
 def run_hook(client: str, raw: str, load_settings: Callable[[], Settings],
-             deadline: float | None = None, started: float | None = None) -> str | None:
+             deadline: float | None = None, started: float | None = None,
+             detach: bool = False) -> str | None:
     """Handle one event; returns what to print (None: nothing). Never raises.
 
     The deadline counts from ``started`` (a ``time.monotonic()`` reading: when the hook began
     reading its input), else from now. Whatever libraries write to stderr meanwhile (the
     PostgreSQL pool logs connection failures there) goes to the hook log instead: the agent's
-    terminal stays clean.
+    terminal stays clean. ``detach``: this process is the hook's own (not an in-process
+    caller's), so a SessionEnd's work may go on in a detached process past the deadline.
     """
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
         output = _run(client, raw, load_settings, deadline, captured,
-                      time.monotonic() if started is None else started)
+                      time.monotonic() if started is None else started, detach)
     if captured.getvalue():
         log_failure(f"{client} hook: stderr", message=captured.getvalue().rstrip())
     return output
 
 
 def _run(client: str, raw: str, load_settings: Callable[[], Settings],
-         deadline: float | None, captured: io.StringIO, started: float) -> str | None:
+         deadline: float | None, captured: io.StringIO, started: float,
+         detach: bool) -> str | None:
     try:
         event = parse_event(client, raw, os.getppid())
     except Exception as exc:
@@ -58,11 +71,66 @@ def _run(client: str, raw: str, load_settings: Callable[[], Settings],
         return None
     if not event.event:
         return None  # an event ctxdb does not handle: nothing to do, nothing to say
+    seconds = DEADLINES[event.event] if deadline is None else deadline
+    if detach and event.event in DETACHED_EVENTS:
+        from ctxdb.hooks.detached import can_detach
+
+        if can_detach():
+            return _run_detached(event, load_settings, seconds, deadline is not None,
+                                 captured, started)
+    return _within_deadline(event, load_settings, seconds, deadline is not None, captured,
+                            started)
+
+
+def _run_detached(event: HookEvent, load_settings: Callable[[], Settings], seconds: float,
+                  explicit: bool, captured: io.StringIO, started: float) -> str | None:
+    """Run the event's work in a detached process, waiting for it until the deadline (it
+    prints nothing: there is nothing to wait for). Through a server (milliseconds), or when
+    no process can be made, the work is done here as for any event.
+
+    The settings are loaded here, before the fork, to tell a server from a database (the
+    environment and a small file); the store is opened in the detached process only.
+    """
+    where = f"{event.client} {event.name} session {event.session.session_id}"
+    try:
+        settings = load_settings()
+    except Exception as exc:
+        _log_error(where, exc)
+        return None
+
+    def loaded() -> Settings:
+        return settings
+
+    if not settings.is_server:
+        from ctxdb.hooks.detached import detach
+
+        if detach(lambda: _finish_detached(event, loaded, seconds), started + seconds):
+            return None
+    return _within_deadline(event, loaded, seconds, explicit, captured, started)
+
+
+def _finish_detached(event: HookEvent, load_settings: Callable[[], Settings],
+                     seconds: float) -> None:
+    """The detached process's work: the event's, under a deadline of its own."""
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        _within_deadline(event, load_settings, max(DETACHED_DEADLINE, seconds), True,
+                         captured, time.monotonic(), detached=True)
+    if captured.getvalue():
+        log_failure(f"{event.client} hook: stderr", message=captured.getvalue().rstrip())
+
+
+def _within_deadline(event: HookEvent, load_settings: Callable[[], Settings],
+                     seconds: float, explicit: bool, captured: io.StringIO, started: float,
+                     detached: bool = False) -> str | None:
+    """The event's work in a worker thread, waited for until the deadline (then the
+    process exits at once); what to print, or None."""
+    client = event.client
     # What the worker shares with this thread: what it is doing (for the log) and the
     # deadline, which it shortens for a server when none was given (see REMOTE_DEADLINE).
     outcome: dict[str, Any] = {
-        "doing": "starting", "started": started, "explicit": deadline is not None,
-        "seconds": DEADLINES[event.event] if deadline is None else deadline}
+        "doing": "starting", "started": started, "explicit": explicit, "seconds": seconds,
+        "detached": detached}
 
     def work() -> None:
         try:
@@ -126,8 +194,9 @@ def _handle(event: HookEvent, load_settings: Callable[[], Settings],
         # The forward gives up (and says why) just before the dispatcher would.
         answer_by = progress["started"] + progress["seconds"] - REMOTE_MARGIN
         return forward(event, _repo, settings, connect_within, answer_by, handoff)
-    settings = settings.replace(pg_connect_timeout=min(settings.pg_connect_timeout,
-                                                       connect_within))
+    if not progress["detached"]:  # a detached process costs nobody a prompt: no hurry
+        settings = settings.replace(pg_connect_timeout=min(settings.pg_connect_timeout,
+                                                           connect_within))
     progress["doing"] = "opening the database"
     from ctxdb.service import Ctxdb
 

@@ -25,6 +25,12 @@ DEADLINES = {
     "SubagentStop": 25.0,
     "SessionEnd": 1.0,
 }
+# A SessionEnd's database work (the end and its handoff) goes on in a process of its own
+# once the hook has exited (hooks.detached): the clients kill their SessionEnd hooks after
+# 1.5 s, which a loaded machine's PostgreSQL connection and end transaction can outlast.
+# Nothing waits for that process, so it is given this much (or the --deadline, if longer).
+DETACHED_DEADLINE = 25.0
+DETACHED_EVENTS = frozenset({"SessionEnd"})
 # A server that does not answer must not cost every prompt its whole deadline: the hook
 # logs why and exits within about a second of its start, whatever its imports took on a busy
 # machine. So its PostgreSQL connection must be made within CONNECTED_BY seconds of the
