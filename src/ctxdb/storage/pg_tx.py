@@ -22,6 +22,7 @@ from ctxdb.errors import StorageError
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row
 from ctxdb.storage.dialect import POSTGRES
+from ctxdb.storage.pg_pool import BoundedConnection
 from ctxdb.storage.queries import document_writers
 
 _cursor_names = itertools.count()
@@ -80,8 +81,10 @@ def scalar(cursor: psycopg.Cursor[Any]) -> Any:
 class PostgresTx(RawTx):
     chains_writes = True
 
-    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, str]) -> None:
+    def __init__(self, conn: BoundedConnection, queries: dict[str, str]) -> None:
         self._conn = conn
+        # The connection's own cursors, for the statements of a write (see KeptCursors).
+        self._kept = conn.kept_cursors()
         self._queries = queries
         self._deferred: list[tuple[str | bytes, dict[str, Any] | None]] = []
         self._document_writers = document_writers()
@@ -137,7 +140,7 @@ class PostgresTx(RawTx):
 
     def _send_begin(self) -> None:
         """BEGIN, the id and the scope as one simple-query message, learning the id."""
-        cursor = self._conn.execute(b"; ".join(self._begin))
+        cursor = self._kept.plain.execute(b"; ".join(self._begin))
         cursor.nextset()
         self.transaction_id = int(scalar(cursor))
 
@@ -208,12 +211,12 @@ class PostgresTx(RawTx):
                     id_cursor = cursor
             yield
             if look is not None:
-                look_cursor = self._conn.cursor(row_factory=dict_row)
+                look_cursor = self._kept.look
                 look_cursor.execute(self._queries[look[0]], look[1])
             if commit:
                 # As a statement of the pipeline: conn.commit() would end the pipeline with
                 # a second synchronization, a round trip more than the one this saves.
-                self._conn.execute(b"COMMIT")
+                self._kept.plain.execute(b"COMMIT")
         if id_cursor is not None:
             self.transaction_id = int(scalar(id_cursor))
         if look is not None and look_cursor is not None:
@@ -268,10 +271,10 @@ class PostgresTx(RawTx):
         look = self._look if writes_documents else None
         # From here on the COMMIT may have left: a lost answer is looked up by the id.
         self.committed = True
-        with self._conn.cursor(row_factory=dict_row) as cursor:
-            with self._after_deferred(look, commit=True):
-                cursor.execute(sql, params)
-            row: Row | None = cursor.fetchone()
+        cursor = self._kept.rows
+        with self._after_deferred(look, commit=True):
+            cursor.execute(sql, params)
+        row: Row | None = cursor.fetchone()
         if self._looked is not None and self._looked[1]:
             self._reopen()
         return None if row is None else self._without_id(row)
@@ -296,9 +299,10 @@ class PostgresTx(RawTx):
             self._deferred.insert(0, (_TRANSACTION_ID, None))
             self.flush()
 
-    def _cursor(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[Any]:
+    def _cursor(self, query: str, params: dict[str, Any],
+                cursor: psycopg.Cursor[Row]) -> psycopg.Cursor[Row]:
+        """``cursor`` having run the named query (and what travels with it)."""
         self._check_open()
-        cursor = self._conn.cursor(row_factory=dict_row)
         sql = self._named(query)
         if carries_id(sql) and (_TRANSACTION_ID, None) in self._deferred:
             # This statement answers with the id itself, in the same round trip as the id's
@@ -330,16 +334,16 @@ class PostgresTx(RawTx):
         answered = self._answered(query, params)
         if answered is not None:
             return answered
-        with self._cursor(query, params) as cursor:
+        # A cursor of its own: the connection should not keep many rows once they are read.
+        with self._cursor(query, params, self._conn.cursor(row_factory=dict_row)) as cursor:
             return [self._without_id(row) for row in cursor.fetchall()]
 
     def one(self, query: str, **params: Any) -> Row | None:
         answered = self._answered(query, params)
         if answered is not None:
             return answered[0] if answered else None
-        with self._cursor(query, params) as cursor:
-            row: Row | None = cursor.fetchone()
-            return None if row is None else self._without_id(row)
+        row = self._cursor(query, params, self._kept.rows).fetchone()
+        return None if row is None else self._without_id(row)
 
     def _without_id(self, row: Row) -> Row:
         """The row without the transaction id a query carries (kept: see _cursor)."""
@@ -360,8 +364,7 @@ class PostgresTx(RawTx):
             yield from cursor
 
     def execute(self, query: str, **params: Any) -> int:
-        with self._cursor(query, params) as cursor:
-            return int(cursor.rowcount)
+        return int(self._cursor(query, params, self._kept.rows).rowcount)
 
     def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
         self._literal()
