@@ -27,13 +27,17 @@ class Priority(StrEnum):
     def parse(cls, value: object) -> Priority:
         if isinstance(value, Priority):
             return value
-        if isinstance(value, str) and value.upper() in cls.__members__:
-            return cls[value.upper()]
+        if isinstance(value, str) and (level := _PRIORITY_BY_NAME.get(value.upper())):
+            return level
         raise InvalidPriorityError(
             f"invalid priority {value!r}: expected one of CRITICAL, HIGH, MEDIUM, LOW",
             value=repr(value),
         )
 
+
+# The levels by name, read by Priority.parse on every write: a dict's look-up, where the
+# enum's own (``__members__``, ``cls[name]``) runs Python code of the enum module.
+_PRIORITY_BY_NAME: dict[str, Priority] = {level.value: level for level in Priority}
 
 PRIORITY_ORDER: tuple[Priority, ...] = (
     Priority.CRITICAL, Priority.HIGH, Priority.MEDIUM, Priority.LOW,

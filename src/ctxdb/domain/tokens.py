@@ -19,6 +19,8 @@ ASCII_CHARS_PER_TOKEN = 4
 def estimate_tokens(text: str) -> int:
     if not text:
         return 0
+    if text.isascii():  # most text: no copy needed to count its ASCII characters
+        return -(-len(text) // ASCII_CHARS_PER_TOKEN)
     ascii_chars = len(text.encode("ascii", "ignore"))
     other_chars = len(text) - ascii_chars
     return max(1, -(-ascii_chars // ASCII_CHARS_PER_TOKEN) + other_chars)

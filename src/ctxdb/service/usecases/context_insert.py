@@ -10,6 +10,8 @@ item, whose trigger then writes none), not by backend name; each way writes the 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from ctxdb.domain.validation import check_identifier
@@ -30,10 +32,8 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
     the one statement writes nothing when it answers with no row); the caller then raises
     ``NotStored`` for ``None``."""
     if tx.documents_written_once:  # all four in one statement, the document with its terms
-        from ctxdb.storage.search_body import postgres_document_text
-        from ctxdb.storage.search_text import index_terms
-
-        body = postgres_document_text(values["content"])
+        document_text, index_terms = _document_makers()
+        body = document_text(values["content"])
         run = tx.commit_with if last else tx.one
         return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
                    search_body=body, search_terms=index_terms(body))
@@ -55,8 +55,7 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
     and then the terms in a second write. ``None`` as ``insert_next_item``'s: no active
     project (nothing written), or the key taken (the document is written: the caller rolls
     the transaction back, as it must for the number drawn)."""
-    from ctxdb.storage.search_text import index_terms
-
+    index_terms = _document_makers()[1]
     drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"])
     if drawn is None:
         return None
@@ -69,3 +68,14 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
                created_at=drawn["created_at"])
     return tx.one("insert_drawn_item", **values, item_id=drawn["item_id"],
                   sequence_number=drawn["sequence_number"], created_at=drawn["created_at"])
+
+
+@functools.cache
+def _document_makers() -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """The search document's body and index terms, imported on the first store: the hook
+    path, which imports this module, stores rarely and need not load them (nor ``decimal``);
+    an import statement run on every store instead cost about 5,000 instructions each."""
+    from ctxdb.storage.search_body import postgres_document_text
+    from ctxdb.storage.search_text import index_terms
+
+    return postgres_document_text, index_terms
