@@ -297,3 +297,15 @@ def check_metadata(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError(f"metadata must be a JSON object, got {type(value).__name__}")
     return value
+
+
+EMPTY_OBJECT = "{}"  # the JSON of no metadata
+
+
+def metadata_json(metadata: object, max_bytes: int) -> str:
+    """The JSON text of an item's metadata, checked; most stores give none, whose text is
+    known without running the encoder (which builds a new C encoder on every call)."""
+    if (metadata is None or (type(metadata) is dict and not metadata)) \
+            and max_bytes >= len(EMPTY_OBJECT):
+        return EMPTY_OBJECT
+    return encode_json(check_metadata(metadata), "metadata", max_bytes)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 try:
     import psycopg
 
+    from ctxdb.storage.pg_connection import configure_connection
     from ctxdb.storage.pg_pool import (
         BoundedConnection,
         ConnectionPool,
@@ -56,7 +57,7 @@ try:
         connect,
         connection_parameters,
     )
-    from ctxdb.storage.pg_tx import PIPELINE, PostgresTx, configure_connection, scalar
+    from ctxdb.storage.pg_tx import PIPELINE, PostgresTx, scalar
     from ctxdb.storage.postgres_errors import first_line, is_transient, translate
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigError(

@@ -18,10 +18,8 @@ from ctxdb.domain.agents import (
     AgentSession,
     RepoIdentity,
     check_source,
-    injection_max_chars,
 )
 from ctxdb.domain.ids import new_idempotency_key
-from ctxdb.domain.render import injection_title, render_context
 from ctxdb.domain.validation import check_text
 from ctxdb.errors import InstanceNotFoundError
 from ctxdb.service.common import audit, decode
@@ -34,23 +32,28 @@ from ctxdb.service.usecases.agent_session_rows import (
     injected_ids,
     injection_view,
     previous_session,
-    record_injection,
     set_usage,
 )
 from ctxdb.service.usecases.continuity import (
     ContinuityService,
     Settlement,
     draft_settlements,
-    needing_handoff_read,
     sessions_needing_handoff,
     settle_in_tx,
-    startup_context,
     startup_reads,
 )
 from ctxdb.service.usecases.instances import (
     InstanceService,
     instance_of_project,
     require_instance,
+)
+from ctxdb.service.usecases.session_start import (
+    StartRequest,
+    Unsettled,
+    opening_reads,
+    own_instance_read,
+    record_reload,
+    record_startup,
 )
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
@@ -72,24 +75,6 @@ def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
     from ctxdb.service.usecases.repo_projects import project_for_repo as of_repo
 
     return of_repo(tx, repo, settings, actor)
-
-
-def _own_instance_read(session: AgentSession) -> tuple[str, dict[str, Any]]:
-    """The read of the session's instance, else of the one of the id a new session
-    registers under (``AgentSession.default_instance_id``)."""
-    return "session_or_default_instance", {
-        "session_id": session.session_id, "client": session.client,
-        "instance_id": f"{session.client}-{session.session_id}"}
-
-
-class _Unsettled(Exception):
-    """Raised in a startup's transaction, before it writes anything, when sessions of the
-    project stopped without a handoff: their transcripts are parsed outside any transaction
-    (they may be large), then the start runs again with the drafts."""
-
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        super().__init__("sessions to settle")
-        self.rows = rows
 
 
 class AgentSessionService(AgentSessionReads):
@@ -127,67 +112,69 @@ class AgentSessionService(AgentSessionReads):
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
-        draft = draft or self._draft_for(session, source, repo)
+        request = StartRequest(session, source, repo, actor,
+                               draft or self._draft_for(session, source, repo),
+                               key or new_idempotency_key(), context_tokens, hook_event)
         # A startup settles the project's sessions that stopped without a handoff. Whether
         # there are any is read in the start's own transaction (None: not read yet): almost
         # always there are none, and a transaction of its own for that read cost a start
         # three round trips more. When there are, their transcripts are parsed outside any
-        # transaction, and the start runs again with the drafts (see _Unsettled).
+        # transaction, and the start runs again with the drafts (see Unsettled).
         settlements: list[Settlement] | None = None if source == "startup" else []
-        key = key or new_idempotency_key()
-
-        def unit(tx: Tx) -> dict[str, Any]:
-            # The reads that need nothing but the request, in one round trip (PostgreSQL).
-            tx.prefetch([
-                ("injection_by_key", {"idempotency_key": key}),
-                *([needing_handoff_read(self.settings, None, repo.repo_key)]
-                  if settlements is None else []),
-                ("project_row_by_repo_key", {"repo_key": repo.repo_key}),
-                _own_instance_read(session)])
-            done = tx.one("injection_by_key", idempotency_key=key)
-            if done is not None:  # a retry of this unit after its first attempt committed
-                return injection_view(done)
-            if settlements is None:
-                stopped = sessions_needing_handoff(tx, self.settings, None, repo.repo_key)
-                if stopped:
-                    raise _Unsettled(stopped)  # rolled back: nothing was written yet
-            project = project_for_repo(tx, repo, self.settings, actor)
-            instance, joined = self._instance(tx, session, project, repo, actor)
-            if settlements:
-                settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
-            handoff = None
-            if source in ("clear", "compact"):
-                handoff = self._new_generation(tx, session, source, instance, draft, repo)
-                instance = require_instance(tx, instance["instance_id"])
-            if context_tokens is not None:
-                set_usage(tx, instance, context_tokens)
-            if source == "startup":  # what the pack and the startup's text read: one trip
-                tx.prefetch(self._startup_reads(instance, repo))
-            pack = self._pack(tx, instance)
-            # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
-            items: Sequence[Mapping[str, Any]] = pack.items
-            if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
-                seen = injected_ids(tx, instance)
-                items = [item for item in items if item["item_id"] not in seen]
-            if source == "startup":
-                result = self._inject_startup(tx, instance, session, repo, items, key,
-                                              pack.critical_omitted)
-            else:
-                result = self._inject(tx, instance, session, source, items, handoff, key,
-                                      pack.critical_omitted, hook_event)
-            if joined:  # last: the project's registrations wait for this one from here on
-                self.instances.make_room(tx, instance["project_id"])
-            audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
-                  instance["project_id"], session_id=session.session_id,
-                  injection_id=result["injection_id"], items=len(result["item_ids"]),
-                  handoff_id=result["handoff_id"])
-            return result
-
         try:
-            return self.storage.write(unit)
-        except _Unsettled as unsettled:
-            settlements = draft_settlements(unsettled.rows)
-            return self.storage.write(unit)
+            return self.storage.write(lambda tx: self._started(tx, request, settlements))
+        except Unsettled as unsettled:
+            drafted = draft_settlements(unsettled.rows)
+            return self.storage.write(lambda tx: self._started(tx, request, drafted))
+
+    def _started(self, tx: Tx, request: StartRequest,
+                 settlements: list[Settlement] | None) -> dict[str, Any]:
+        """The start's unit: the instance registered or revived, its injection recorded."""
+        session, source, repo, actor = request.session, request.source, request.repo, \
+            request.actor
+        tx.prefetch(opening_reads(self.settings, request, settlements is None))
+        done = tx.one("injection_by_key", idempotency_key=request.key)
+        if done is not None:  # a retry of this unit after its first attempt committed
+            return injection_view(done)
+        if settlements is None:
+            stopped = sessions_needing_handoff(tx, self.settings, None, repo.repo_key)
+            if stopped:
+                raise Unsettled(stopped)  # rolled back: nothing was written yet
+        project = project_for_repo(tx, repo, self.settings, actor)
+        instance, joined = self._instance(tx, session, project, repo, actor)
+        if settlements:
+            settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
+        handoff = None
+        if source in ("clear", "compact"):
+            handoff = self._new_generation(tx, session, source, instance, request.draft, repo)
+            instance = require_instance(tx, instance["instance_id"])
+        if request.context_tokens is not None:
+            set_usage(tx, instance, request.context_tokens)
+        result = self._injected(tx, request, instance, handoff)
+        if joined:  # last: the project's registrations wait for this one from here on
+            self.instances.make_room(tx, instance["project_id"])
+        audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
+              instance["project_id"], session_id=session.session_id,
+              injection_id=result["injection_id"], items=len(result["item_ids"]),
+              handoff_id=result["handoff_id"])
+        return result
+
+    def _injected(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
+                  handoff: dict[str, Any] | None) -> dict[str, Any]:
+        """The start's pack rendered and recorded as the instance's injection."""
+        session, source = request.session, request.source
+        if source == "startup":  # what the pack and the startup's text read: one trip
+            tx.prefetch(self._startup_reads(instance, request.repo))
+        pack = self._pack(tx, instance)
+        # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
+        items: Sequence[Mapping[str, Any]] = pack.items
+        if source == "resume" and session.client not in RESUME_DROPS_INJECTIONS:
+            seen = injected_ids(tx, instance)
+            items = [item for item in items if item["item_id"] not in seen]
+        if source == "startup":
+            return record_startup(tx, self.settings, request, instance, items,
+                                  pack.critical_omitted)
+        return record_reload(tx, request, instance, items, handoff, pack.critical_omitted)
 
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:
@@ -216,7 +203,7 @@ class AgentSessionService(AgentSessionReads):
         project's room is for the caller to check, at the end)."""
         # The session's row, else the one of the id a new session registers under (unchecked
         # here: no instance has an invalid id; validated_fields checks it).
-        query, params = _own_instance_read(session)
+        query, params = own_instance_read(session)
         row = tx.one(query, **params)
         own = row is not None and row.pop("of_session") == 1
         fields = self.instances.validated_fields(
@@ -268,32 +255,6 @@ class AgentSessionService(AgentSessionReads):
         return [first_pages_read(instance["project_id"], instance["phase_id"]),
                 *startup_reads(self.settings, instance["project_id"],
                                instance["instance_id"], repo)]
-
-    def _inject(self, tx: Tx, instance: dict[str, Any], session: AgentSession, source: str,
-                items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,
-                key: str, critical_omitted: list[dict[str, Any]],
-                hook_event: str) -> dict[str, Any]:
-        title = injection_title(instance["project_id"], source)
-        rendered = render_context(items, title=title,
-                                  handoff_text=handoff["summary"] if handoff else None,
-                                  max_chars=injection_max_chars(session.client),
-                                  critical_omitted=critical_omitted)
-        return record_injection(tx, instance, session, source, rendered.text,
-                                 rendered.item_ids, handoff, key, hook_event)
-
-    def _inject_startup(self, tx: Tx, instance: dict[str, Any], session: AgentSession,
-                        repo: RepoIdentity, items: Sequence[Mapping[str, Any]], key: str,
-                        critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
-        """The pack, where the work left off and the live siblings; the handoff offered is
-        recorded with the injection."""
-        rendered, handoff = startup_context(
-            tx, self.settings, project_id=instance["project_id"],
-            instance_id=instance["instance_id"], repo=repo, items=items,
-            critical_omitted=critical_omitted,
-            title=injection_title(instance["project_id"], "startup"),
-            max_chars=injection_max_chars(session.client))
-        return record_injection(tx, instance, session, "startup", rendered.text,
-                                 rendered.item_ids, handoff, key)
 
     # --- UserPromptSubmit ------------------------------------------------------------------
 

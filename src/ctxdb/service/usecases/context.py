@@ -15,11 +15,11 @@ from ctxdb.domain.validation import (
     MAX_INTEGER,
     check_identifier,
     check_limit,
-    check_metadata,
     check_non_negative_int,
     check_optional_int,
     check_text,
     encode_json,
+    metadata_json,
 )
 from ctxdb.errors import (
     ConflictError,
@@ -40,7 +40,6 @@ from ctxdb.storage import Storage, Tx
 MAX_PAGE = 1_000
 MAX_SEARCH_RESULTS = 200
 MAX_QUERY_LENGTH = 1_000
-EMPTY_OBJECT = "{}"  # the JSON of no metadata
 
 
 # What a store answers with, the first time and on a retry alike.
@@ -149,21 +148,13 @@ class ContextService:
             "content_type": check_identifier(content_type, "content_type"),
             "phase_id": check_optional_int(phase_id, "phase_id"),
             "content": content_json,
-            "metadata": self._metadata_json(metadata),
+            "metadata": metadata_json(metadata, self.settings.max_content_bytes),
             "created_by": None if created_by is None else check_identifier(created_by,
                                                                            "created_by"),
             "token_count": check_non_negative_int(token_count, "token_count", MAX_INTEGER),
             "idempotency_key": check_identifier(idempotency_key or new_idempotency_key(),
                                                 "idempotency_key"),
         }
-
-    def _metadata_json(self, metadata: object) -> str:
-        """The metadata's JSON text; most stores give none, whose text is known without
-        running the encoder (which builds a new C encoder on every call)."""
-        if (metadata is None or (type(metadata) is dict and not metadata)) \
-                and self.settings.max_content_bytes >= len(EMPTY_OBJECT):
-            return EMPTY_OBJECT
-        return encode_json(check_metadata(metadata), "metadata", self.settings.max_content_bytes)
 
     def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None,
                 last: bool = False) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""What a session start's transaction is given, reads first and records
+(``AgentSessionService.start``).
+
+Kept apart from the service so that the start's unit reads as its steps: the request, the
+reads that need nothing but the request (prefetched together: one round trip on
+PostgreSQL), the signal that sessions must be settled before the start can write, and the
+injection rendered and recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ctxdb.domain.agents import AgentSession, RepoIdentity, injection_max_chars
+from ctxdb.domain.render import injection_title, render_context
+from ctxdb.service.usecases.agent_session_rows import record_injection
+from ctxdb.service.usecases.continuity import needing_handoff_read, startup_context
+from ctxdb.settings import Settings
+from ctxdb.storage import Tx
+
+if TYPE_CHECKING:
+    from ctxdb.service.usecases.handoffs import HandoffDraft
+
+Read = tuple[str, dict[str, Any]]
+
+
+class StartRequest(NamedTuple):
+    """One start, checked: what its transaction needs besides the database."""
+
+    session: AgentSession
+    source: str
+    repo: RepoIdentity
+    actor: str
+    draft: HandoffDraft | None  # the handoff to fall back on (compact, clear)
+    key: str  # the injection's idempotency key
+    context_tokens: int | None
+    hook_event: str
+
+
+class Unsettled(Exception):
+    """Raised in a startup's transaction, before it writes anything, when sessions of the
+    project stopped without a handoff: their transcripts are parsed outside any transaction
+    (they may be large), then the start runs again with the drafts."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__("sessions to settle")
+        self.rows = rows
+
+
+def own_instance_read(session: AgentSession) -> Read:
+    """The read of the session's instance, else of the one of the id a new session
+    registers under (``AgentSession.default_instance_id``)."""
+    return "session_or_default_instance", {
+        "session_id": session.session_id, "client": session.client,
+        "instance_id": f"{session.client}-{session.session_id}"}
+
+
+def opening_reads(settings: Settings, request: StartRequest, settling: bool) -> list[Read]:
+    """The reads that need nothing but the request, in the order the unit makes them: the
+    injection of a retry, the sessions to settle (``settling``: not yet known), the
+    repository's project and the session's instance."""
+    repo_key = request.repo.repo_key
+    return [("injection_by_key", {"idempotency_key": request.key}),
+            *([needing_handoff_read(settings, None, repo_key)] if settling else []),
+            ("project_row_by_repo_key", {"repo_key": repo_key}),
+            own_instance_read(request.session)]
+
+
+def record_reload(tx: Tx, request: StartRequest, instance: dict[str, Any],
+                  items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,
+                  critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+    """The injection of a resume, clear or compact: the handoff, then the pack."""
+    session, source = request.session, request.source
+    rendered = render_context(items, title=injection_title(instance["project_id"], source),
+                              handoff_text=handoff["summary"] if handoff else None,
+                              max_chars=injection_max_chars(session.client),
+                              critical_omitted=critical_omitted)
+    return record_injection(tx, instance, session, source, rendered.text, rendered.item_ids,
+                            handoff, request.key, request.hook_event)
+
+
+def record_startup(tx: Tx, settings: Settings, request: StartRequest,
+                   instance: dict[str, Any], items: Sequence[Mapping[str, Any]],
+                   critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+    """The injection of a startup: the pack, where the work left off and the live siblings;
+    the handoff offered is recorded with the injection."""
+    rendered, handoff = startup_context(
+        tx, settings, project_id=instance["project_id"],
+        instance_id=instance["instance_id"], repo=request.repo, items=items,
+        critical_omitted=critical_omitted,
+        title=injection_title(instance["project_id"], "startup"),
+        max_chars=injection_max_chars(request.session.client))
+    return record_injection(tx, instance, request.session, "startup", rendered.text,
+                            rendered.item_ids, handoff, request.key)
