@@ -118,9 +118,17 @@ def database(backend: str, workdir: Path, pg_url: str) -> Iterator[str]:
     if backend == "sqlite":
         yield str(workdir / "fleet.db")
         return
+    with scratch_database(pg_url, "ctxdb_bench_fleet") as url:
+        yield url
+
+
+@contextmanager
+def scratch_database(pg_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a PostgreSQL database made for one run on ``pg_url``'s server (named
+    ``prefix`` and a random part) and dropped after it."""
     import psycopg
 
-    name = f"ctxdb_bench_fleet_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"'.encode())
     try:

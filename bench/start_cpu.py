@@ -24,15 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -40,7 +36,7 @@ from ctxdb.domain.agents import RepoIdentity
 from ctxdb.domain.hook_events import parse_event
 from ctxdb.service import Ctxdb
 from data import bench_settings
-from fleet import DEFAULT_PG_URL, SEED_ITEMS
+from fleet import DEFAULT_PG_URL, SEED_ITEMS, scratch_database
 from hooks import load_average
 from process_cpu import tree_cpu_seconds
 from remote_hook import free_port
@@ -48,20 +44,6 @@ from server_cpu import check, hook_body, server_command, wait_ready
 
 REPO_KEY = "bench"
 WARM_UP = 20  # starts before the measured ones
-
-
-@contextmanager
-def database(pg_url: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"ctxdb_bench_start_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"'.encode())
-    try:
-        yield urlunsplit(urlsplit(pg_url)._replace(path="/" + name))
-    finally:
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 def prepare(url: str, folder: Path, live: int) -> str:
@@ -110,7 +92,7 @@ async def starts(client: httpx.AsyncClient, base: str, first: int, count: int,
 async def measure(args: argparse.Namespace, src: str | None) -> tuple[float, float]:
     """Server and database CPU milliseconds per start, one run on a fresh database."""
     with tempfile.TemporaryDirectory(prefix="ctxdb-start-cpu-") as name, \
-            database(args.pg_url) as url:
+            scratch_database(args.pg_url, "ctxdb_bench_start") as url:
         folder = Path(name)
         secret = prepare(url, folder, args.live)
         env = {**os.environ, "HOME": name, "XDG_CONFIG_HOME": name,
