@@ -29,6 +29,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,29 +134,40 @@ async def measure(args: argparse.Namespace, src: str | None) -> float:
         url = str(folder / "bench.db")
         each = max(1, args.requests // args.in_flight)
         project_id, secret = prepare(url, folder, args.in_flight * (each + WARM_UP))
-        env = {**os.environ, "HOME": name, "XDG_CONFIG_HOME": name,
-               "CTXDB_MAX_INSTANCES_PER_PROJECT": str(max(10, args.agents))}
-        if src is not None:
-            env["PYTHONPATH"] = src
-        port = free_port()
-        with (folder / "server.log").open("wb") as log:
-            server = subprocess.Popen([*server_command(src), "--url", url, "serve", "--port",
-                                       str(port), "--workers", "1"], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-        try:
-            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {secret}"},
-                                         timeout=60) as client:
-                base = f"http://127.0.0.1:{port}"
-                await wait_ready(client, base, server)
-                mix = Mix(client, base, project_id, args.agents)
-                await mix.start_sessions()
-                await mix.run(args.in_flight, WARM_UP)
-                before = tree_cpu_seconds(server.pid)
-                await mix.run(args.in_flight, each)
-                return 1000 * (tree_cpu_seconds(server.pid) - before) / (each * args.in_flight)
-        finally:
-            server.terminate()
-            server.wait(60)
+        async with serving(url, folder, src, max(10, args.agents), secret) as (client, base,
+                                                                               server):
+            mix = Mix(client, base, project_id, args.agents)
+            await mix.start_sessions()
+            await mix.run(args.in_flight, WARM_UP)
+            before = tree_cpu_seconds(server.pid)
+            await mix.run(args.in_flight, each)
+            return 1000 * (tree_cpu_seconds(server.pid) - before) / (each * args.in_flight)
+
+
+@asynccontextmanager
+async def serving(url: str, folder: Path, src: str | None, max_instances: int, secret: str
+                  ) -> AsyncIterator[tuple[httpx.AsyncClient, str, subprocess.Popen[bytes]]]:
+    """One ``ctxdb serve`` (one worker; ``src``'s code when given) on ``url``, its home in
+    ``folder``, answering: a client holding the token ``secret``, the server's base URL and
+    its process; the server is stopped afterwards."""
+    env = {**os.environ, "HOME": str(folder), "XDG_CONFIG_HOME": str(folder),
+           "CTXDB_MAX_INSTANCES_PER_PROJECT": str(max_instances)}
+    if src is not None:
+        env["PYTHONPATH"] = src
+    port = free_port()
+    with (folder / "server.log").open("wb") as log:
+        server = subprocess.Popen([*server_command(src), "--url", url, "serve", "--port",
+                                   str(port), "--workers", "1"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {secret}"},
+                                     timeout=60) as client:
+            base = f"http://127.0.0.1:{port}"
+            await wait_ready(client, base, server)
+            yield client, base, server
+    finally:
+        server.terminate()
+        server.wait(60)
 
 
 async def wait_ready(client: httpx.AsyncClient, base: str, server: subprocess.Popen[bytes]

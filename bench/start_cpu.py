@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,8 +37,7 @@ from data import bench_settings
 from fleet import DEFAULT_PG_URL, SEED_ITEMS, scratch_database
 from hooks import load_average
 from process_cpu import tree_cpu_seconds
-from remote_hook import free_port
-from server_cpu import check, hook_body, server_command, wait_ready
+from server_cpu import check, hook_body, serving
 
 REPO_KEY = "bench"
 WARM_UP = 20  # starts before the measured ones
@@ -95,30 +92,15 @@ async def measure(args: argparse.Namespace, src: str | None) -> tuple[float, flo
             scratch_database(args.pg_url, "ctxdb_bench_start") as url:
         folder = Path(name)
         secret = prepare(url, folder, args.live)
-        env = {**os.environ, "HOME": name, "XDG_CONFIG_HOME": name,
-               "CTXDB_MAX_INSTANCES_PER_PROJECT": str(args.live + args.starts + WARM_UP + 10)}
-        if src is not None:
-            env["PYTHONPATH"] = src
-        port = free_port()
-        with (folder / "server.log").open("wb") as log:
-            server = subprocess.Popen([*server_command(src), "--url", url, "serve", "--port",
-                                       str(port), "--workers", "1"], env=env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-        try:
-            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {secret}"},
-                                         timeout=60) as client:
-                base = f"http://127.0.0.1:{port}"
-                await wait_ready(client, base, server)
-                await starts(client, base, 0, WARM_UP, args.in_flight)
-                pids = backends(url)
-                server_before, database_before = tree_cpu_seconds(server.pid), cpu(pids)
-                await starts(client, base, WARM_UP, args.starts, args.in_flight)
-                server_ms = 1000 * (tree_cpu_seconds(server.pid) - server_before)
-                database_ms = 1000 * (cpu(pids) - database_before)
-                return server_ms / args.starts, database_ms / args.starts
-        finally:
-            server.terminate()
-            server.wait(60)
+        async with serving(url, folder, src, args.live + args.starts + WARM_UP + 10,
+                           secret) as (client, base, server):
+            await starts(client, base, 0, WARM_UP, args.in_flight)
+            pids = backends(url)
+            server_before, database_before = tree_cpu_seconds(server.pid), cpu(pids)
+            await starts(client, base, WARM_UP, args.starts, args.in_flight)
+            server_ms = 1000 * (tree_cpu_seconds(server.pid) - server_before)
+            database_ms = 1000 * (cpu(pids) - database_before)
+            return server_ms / args.starts, database_ms / args.starts
 
 
 def main() -> int:
