@@ -10,6 +10,7 @@ read snapshot while another writer has committed.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -24,6 +25,7 @@ from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.queries import compiled_queries, document_writers
 from ctxdb.storage.retry import with_retries
+from ctxdb.storage.sqlite_params import NumberedQueries
 from ctxdb.storage.sqlite_turns import WriteTurns
 
 if TYPE_CHECKING:
@@ -113,16 +115,31 @@ def _first(cursor: sqlite3.Cursor) -> Row | None:
     return dict(zip([c[0] for c in cursor.description], row, strict=True))
 
 
+@functools.cache
+def numbered_queries() -> NumberedQueries:
+    """The named queries with numbered placeholders (see sqlite_params.py), made on use."""
+    return NumberedQueries(compiled_queries(SQLITE))
+
+
 class SQLiteTx(RawTx):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
         self._queries = queries
+        self._numbered = numbered_queries()
         self._document_writers = document_writers()
+        # The transaction's named statements, BEGIN and COMMIT run on one cursor instead of a
+        # new one each (Connection.execute makes one): each is read whole before the next.
+        self.cursor = conn.cursor()
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
         if self._document_writers[query]:
             self.may_write_documents = True
-        return self._conn.execute(self._queries[query], params)
+        sql, values = self._numbered[query]
+        try:
+            bound = values(params)
+        except KeyError:  # a value missing: the driver's own error names it, as it did
+            return self._conn.execute(self._queries[query], params)
+        return self.cursor.execute(sql, bound)
 
     def _literal(self) -> sqlite3.Connection:
         """The connection, for literal SQL: it may write anything."""
@@ -148,7 +165,11 @@ class SQLiteTx(RawTx):
         return _first(self._run(query, params))
 
     def stream(self, query: str, **params: Any) -> Iterator[Row]:
-        cursor = self._run(query, params)
+        # Its own cursor: the unit may run other statements while it reads these rows.
+        cursor = self._conn.cursor()
+        if self._document_writers[query]:
+            self.may_write_documents = True
+        cursor.execute(self._queries[query], params)
         columns = [column[0] for column in cursor.description]
         try:
             for row in cursor:
@@ -264,11 +285,13 @@ class SQLiteStorage(Storage):
 
     def _transaction(self, begin: str, unit: Callable[[Tx], T]) -> T:
         conn = self._connection()
-        conn.execute(begin)
+        tx = SQLiteTx(conn, self._queries)
+        tx.cursor.execute(begin)
         try:
-            result = unit(SQLiteTx(conn, self._queries))
-            conn.execute("COMMIT")
+            result = unit(tx)
+            tx.cursor.execute("COMMIT")
         except BaseException:
+            tx.cursor.close()  # ends a statement left unread, as a dropped cursor did
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise

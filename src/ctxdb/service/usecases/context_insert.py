@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxdb.domain.validation import check_identifier
-from ctxdb.service.common import audit
 from ctxdb.storage import Tx
 
 
@@ -43,10 +42,20 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
         tx.defer("draw_sequence", project_id=values["project_id"])
         row = tx.one("insert_next_item", **values)
     if row is not None:
-        audit(tx, actor, "context.store", "context_item", row["item_id"],
-              values["project_id"], priority=values["priority"],
-              sequence_number=row["sequence_number"], token_count=values["token_count"])
+        tx.defer("insert_audit", actor=check_identifier(actor, "actor"),
+                 action="context.store", entity_type="context_item",
+                 entity_id=str(row["item_id"]), project_id=values["project_id"],
+                 details=store_audit_details(values["priority"], row["sequence_number"],
+                                             values["token_count"]))
     return row
+
+
+def store_audit_details(priority: str, sequence_number: int, token_count: int) -> str:
+    """The details of a store's audit row, as ``audit`` would encode them (the order, the
+    compact separators), made without a JSON encoder: a level name and two checked integers
+    need no escaping."""
+    return (f'{{"priority":"{priority}","sequence_number":{sequence_number:d},'
+            f'"token_count":{token_count:d}}}')
 
 
 def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -66,8 +75,11 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
                item_id=drawn["item_id"], content_type=values["content_type"],
                priority=values["priority"], search_body=body, search_terms=index_terms(body),
                created_at=drawn["created_at"])
-    return tx.one("insert_drawn_item", **values, item_id=drawn["item_id"],
-                  sequence_number=drawn["sequence_number"], created_at=drawn["created_at"])
+    item_id, sequence = drawn["item_id"], drawn["sequence_number"]
+    if not tx.execute("insert_drawn_item", **values, item_id=item_id, sequence_number=sequence,
+                      created_at=drawn["created_at"]):
+        return None
+    return {"item_id": item_id, "sequence_number": sequence}
 
 
 @functools.cache

@@ -62,15 +62,16 @@ VALUES (:project_id, 'context', :item_id, :content_type, :priority, :search_body
 
 -- name: insert_drawn_item
 -- The item draw_item numbered, after its document (its trigger finds it and writes none).
--- No row: the key is taken (the caller rolls the transaction back, document and all).
+-- No row changed: the key is taken (the caller rolls the transaction back, document and
+-- all). No RETURNING: the caller knows the id and number it passes, and SQLite would hold
+-- the returned row in a table of its own, made for the statement.
 -- Leaves no document without terms (the trigger writes none, the document being there).
 INSERT INTO context_items (item_id, project_id, phase_id, sequence_number, content_type,
                            priority, token_count, content, metadata, created_by,
                            idempotency_key, created_at)
 VALUES (:item_id, :project_id, :phase_id, :sequence_number, :content_type, :priority,
         :token_count, :content, :metadata, :created_by, :idempotency_key, :created_at)
-ON CONFLICT (project_id, idempotency_key) DO NOTHING
-RETURNING item_id, sequence_number;
+ON CONFLICT (project_id, idempotency_key) DO NOTHING;
 
 -- name: store_next_item
 -- A store's four writes in one statement, where one statement may write several tables
