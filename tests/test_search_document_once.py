@@ -322,7 +322,7 @@ def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
     conn = sqlite3.connect(sqlite_db.settings.sqlite_path)
     plan = [row[3] for row in conn.execute(
         "EXPLAIN QUERY PLAN " + compiled_queries(SQLITE)["draw_item"],
-        {"project_id": "p", "content": "{}"})]
+        {"project_id": "p", "content": "{}", "search_body": None})]
     conn.close()
     assert "SCAN search_documents USING INDEX idx_search_documents_pending" in plan
     assert "SEARCH context_items" in plan

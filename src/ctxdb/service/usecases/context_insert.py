@@ -65,7 +65,8 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
     project (nothing written), or the key taken (the document is written: the caller rolls
     the transaction back, as it must for the number drawn)."""
     index_terms = _document_makers()[1]
-    drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"])
+    drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"],
+                   search_body=_sqlite_body()(values["content"]))
     if drawn is None:
         return None
     if drawn["documents_pending"]:
@@ -80,6 +81,15 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
                       created_at=drawn["created_at"]):
         return None
     return {"item_id": item_id, "sequence_number": sequence}
+
+
+@functools.cache
+def _sqlite_body() -> Callable[[str], str | None]:
+    """SQLite's body of an item's document made in Python, where certain (``None`` else: the
+    draw makes it), imported on the first store (see _document_makers)."""
+    from ctxdb.storage.sqlite_body import sqlite_document_text
+
+    return sqlite_document_text
 
 
 @functools.cache

@@ -31,24 +31,26 @@ RETURNING item_id, sequence_number;
 -- (SQLite from migration 0025, Tx.item_documents_once): the per-project number drawn from
 -- the active project's row, and with it the id the item is about to get (as AUTOINCREMENT
 -- would draw it: past the counter and past every id in the table; under the one write lock,
--- no other writer draws meanwhile), the time it is stored at, and its document's body, made
--- of :content by the expression of search_context_source (migration 0008), so that the
--- document is the one the trigger would have written; and whether documents without terms
--- are waiting (written by another connection: the store's own leave none, so the look for
--- them is made only then, Tx.documents_pending). No row: no such active project.
+-- no other writer draws meanwhile), the time it is stored at, and its document's body:
+-- :search_body where the store made it (storage/sqlite_body.py), else made of :content here
+-- by the expression of search_context_source (migration 0008; CASE evaluates it only then),
+-- so that the document is the one the trigger would have written; and whether documents
+-- without terms are waiting (written by another connection: the store's own leave none, so
+-- the look for them is made only then, Tx.documents_pending). No row: no such active project.
 UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
 WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence AS sequence_number,
           max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'context_items'), 0),
               coalesce((SELECT max(item_id) FROM context_items), 0)) + 1 AS item_id,
           updated_at AS created_at,
+          CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE
           substr((SELECT coalesce(group_concat(part, char(10)), '') FROM (
               SELECT CASE WHEN typeof(key) = 'text' THEN key || coalesce(char(10) || CASE
                          WHEN type IN ('object', 'array', 'null') THEN NULL
                          WHEN type IN ('true', 'false') THEN type ELSE atom END, '')
                      ELSE CASE WHEN type IN ('object', 'array', 'null') THEN NULL
                          WHEN type IN ('true', 'false') THEN type ELSE atom END END AS part
-              FROM json_tree(:content))), 1, 200000) AS search_body,
+              FROM json_tree(:content))), 1, 200000) END AS search_body,
           EXISTS (SELECT 1 FROM search_documents WHERE terms IS NULL) AS documents_pending;
 
 -- name: insert_item_document
