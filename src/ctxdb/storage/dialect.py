@@ -43,10 +43,12 @@ A memory put's search document (SQLite, migration 0024; see ``update_live_memory
                            row says that its writer writes the memory's search document
                            itself (the trigger then leaves it); nothing on PostgreSQL
 - ``$MEMORY_DOCUMENT_BODY``   SQLite: more columns the put returns: ``search_body``, the
-                           document's body as ``search_memory_source`` makes it of the row
-                           written, ``search_terms``, the terms the document has (those of
-                           the previous put), and ``documents_pending``, whether any
-                           document is without its terms; nothing on PostgreSQL
+                           document's body, ``:search_body`` where the put made it
+                           (storage/sqlite_body.py), else as ``search_memory_source`` makes
+                           it of the row written, ``search_terms``, the terms the
+                           document has (those of the previous put), and
+                           ``documents_pending``, whether any document is without its
+                           terms; nothing on PostgreSQL
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
@@ -241,8 +243,9 @@ SQLITE = Dialect(
     # trigger, still has the terms of the memory's previous put. With them, whether any
     # document waits for its terms (the partial index of search_pending_documents holds
     # exactly those): the put then knows whether it may spare the look (Tx.documents_indexed).
-    memory_document_body=(", (SELECT s.body FROM search_memory_source s "
-                          "WHERE s.memory_id = memories.memory_id) AS search_body"
+    memory_document_body=(", CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE "
+                          "(SELECT s.body FROM search_memory_source s "
+                          "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
                           ", EXISTS (SELECT 1 FROM search_documents d "

@@ -1,7 +1,8 @@
 """The body of a context item's search document made in Python, equal to what SQLite's
 ``search_context_source`` (migration 0008) makes of the same JSON text with ``json_tree``, so
-that a store need not have SQLite walk the item's JSON in its draw (``draw_item_only``): the
-walk took SQLite about 20 µs a store, this one a few.
+that a store need not have SQLite walk the item's JSON in its draw (``draw_item``): the walk
+took SQLite about 20 µs a store, this one a few. A memory put's body likewise
+(``search_memory_source``: the namespace, the key and the walk of the value).
 
 ``json_tree`` visits the value depth first from the root, each object's members and each
 array's elements in the order of the text. A member adds a line of its key, followed by a line
@@ -9,7 +10,7 @@ of its value when that is a scalar other than null; an array element or the root
 of its value when that is such a scalar. The lines are joined by newlines and cut at 200,000
 characters. Only values whose text is certain are made here: a value with a fraction or an
 exponent (SQLite writes a real number its own way) or an integer past 64 bits gets ``None``,
-and the store then lets SQLite make its body (``draw_item``). A test compares the two over
+and the store (or put) then lets SQLite make its body. A test compares the two over
 random values (tests/test_sqlite_body.py).
 """
 
@@ -44,6 +45,15 @@ def sqlite_document_text(content_json: str) -> str | None:
         lines.append(text)
     _walk(value, lines)
     return "\n".join(lines)[:BODY_LIMIT]
+
+
+def sqlite_memory_text(namespace: str, key: str, value_json: str) -> str | None:
+    """What ``search_memory_source`` makes of a live memory's namespace, key and value, or
+    ``None`` when that is not certain here."""
+    walked = sqlite_document_text(value_json)
+    if walked is None:
+        return None
+    return f"{namespace.replace(':', ' ')}\n{key}\n{walked}"[:BODY_LIMIT]
 
 
 def _walk(node: Any, lines: list[str]) -> None:

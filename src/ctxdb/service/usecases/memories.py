@@ -43,6 +43,7 @@ from ctxdb.service.common import Service, audit
 from ctxdb.service.usecases.memory_document import write_put_document
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
+from ctxdb.storage.sqlite_body import sqlite_memory_text
 
 MUST_NOT_EXIST = 0
 MAX_PAGE = 1_000
@@ -111,9 +112,8 @@ class MemoryService(Service):
         # The common case in one statement (see update_live_memory); an update whose version
         # did not match changes nothing, and the general path below then says why.
         fast = None if expected == MUST_NOT_EXIST else {
-            "project_id": project_id, "namespace": namespace, "key": key,
-            "value": value_json, "actor": actor,
-            "memory_type": None if kind is None else kind.value,
+            "project_id": project_id, "namespace": namespace, "key": key, "actor": actor,
+            "value": value_json, "memory_type": None if kind is None else kind.value,
             "expected_version": expected, "any_version": int(expected is None),
             **(self._policy_ttls if ttl is None else dict.fromkeys(self._policy_ttls, ttl))}
 
@@ -123,7 +123,8 @@ class MemoryService(Service):
                 if written is not None:
                     return _decoded(written)
             elif fast is not None and tx.memory_documents_once:  # below it: the general path
-                written = tx.one("update_live_memory", **fast)
+                written = tx.one("update_live_memory", **fast, search_body=sqlite_memory_text(
+                    namespace, key, value_json))
                 if written is not None:  # it claimed its search document: written here, once
                     write_put_document(tx, written)
                     return self._record_put(tx, written, project_id, expected, actor)
