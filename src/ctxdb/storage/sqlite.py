@@ -127,9 +127,6 @@ class SQLiteTx(RawTx):
         self._queries = queries
         self._numbered = numbered_queries()
         self._document_writers = document_writers()
-        # The transaction's named statements, BEGIN and COMMIT run on one cursor instead of a
-        # new one each (Connection.execute makes one): each is read whole before the next.
-        self.cursor = conn.cursor()
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
         if self._document_writers[query]:
@@ -139,7 +136,7 @@ class SQLiteTx(RawTx):
             bound = values(params)
         except KeyError:  # a value missing: the driver's own error names it, as it did
             return self._conn.execute(self._queries[query], params)
-        return self.cursor.execute(sql, bound)
+        return self._conn.execute(sql, bound)
 
     def _literal(self) -> sqlite3.Connection:
         """The connection, for literal SQL: it may write anything."""
@@ -165,11 +162,7 @@ class SQLiteTx(RawTx):
         return _first(self._run(query, params))
 
     def stream(self, query: str, **params: Any) -> Iterator[Row]:
-        # Its own cursor: the unit may run other statements while it reads these rows.
-        cursor = self._conn.cursor()
-        if self._document_writers[query]:
-            self.may_write_documents = True
-        cursor.execute(self._queries[query], params)
+        cursor = self._run(query, params)
         columns = [column[0] for column in cursor.description]
         try:
             for row in cursor:
@@ -285,13 +278,16 @@ class SQLiteStorage(Storage):
 
     def _transaction(self, begin: str, unit: Callable[[Tx], T]) -> T:
         conn = self._connection()
-        tx = SQLiteTx(conn, self._queries)
-        tx.cursor.execute(begin)
+        # BEGIN and COMMIT on one cursor, not a new one each (Connection.execute makes one).
+        # A named statement still gets its own, dropped once read: a cursor kept would keep
+        # its statement running, and a RETURNING of several rows read by Tx.one would then
+        # refuse a RELEASE or COMMIT sent on another (group commit's).
+        ends = conn.cursor()
+        ends.execute(begin)
         try:
-            result = unit(tx)
-            tx.cursor.execute("COMMIT")
+            result = unit(SQLiteTx(conn, self._queries))
+            ends.execute("COMMIT")
         except BaseException:
-            tx.cursor.close()  # ends a statement left unread, as a dropped cursor did
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
