@@ -51,7 +51,8 @@ from ctxdb.service.usecases.session_start import (
     StartRequest,
     Unsettled,
     opening_reads,
-    own_instance_read,
+    own_instance,
+    reached_rows,
     record_reload,
     record_startup,
 )
@@ -97,7 +98,7 @@ class AgentSessionService(AgentSessionReads):
         self, session: AgentSession, source: str, repo: RepoIdentity, *,
         context_tokens: int | None = None, actor: str | None = None,
         hook_event: str = SESSION_START, key: str | None = None,
-        draft: HandoffDraft | None = None,
+        draft: HandoffDraft | None = None, within: str | None = None,
     ) -> dict[str, Any]:
         """Register or revive the session's instance and build what to inject.
 
@@ -108,13 +109,15 @@ class AgentSessionService(AgentSessionReads):
         the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
         previous session's handoff, then the pack. compact: a new generation; the handoff
         saved before the compaction (else ``draft``), then the pack. ``hook_event`` and
-        ``key`` (the idempotency key) are recorded with the injection.
+        ``key`` (the idempotency key) are recorded with the injection. ``within``: the one
+        project the caller may touch, judged in the start's unit (refuse_out_of_reach).
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
         request = StartRequest(session, source, repo, actor,
                                draft or self._draft_for(session, source, repo),
-                               key or new_idempotency_key(), context_tokens, hook_event)
+                               key or new_idempotency_key(), context_tokens, hook_event,
+                               within)
         # A startup settles the project's sessions that stopped without a handoff. Whether
         # there are any is read in the start's own transaction (None: not read yet): almost
         # always there are none, and a transaction of its own for that read cost a start
@@ -136,12 +139,14 @@ class AgentSessionService(AgentSessionReads):
         done = tx.one("injection_by_key", idempotency_key=request.key)
         if done is not None:  # a retry of this unit after its first attempt committed
             return injection_view(done)
+        project_row, own = reached_rows(tx, request)  # refused here if out of reach
         if settlements is None:
             stopped = sessions_needing_handoff(tx, self.settings, None, repo.repo_key)
             if stopped:
                 raise Unsettled(stopped)  # rolled back: nothing was written yet
-        project = project_for_repo(tx, repo, self.settings, actor)
-        instance, joined = self._instance(tx, session, project, repo, actor)
+        project = decode(project_row) if project_row is not None \
+            else project_for_repo(tx, repo, self.settings, actor)
+        instance, joined = self._instance(tx, session, project, repo, actor, own)
         if settlements:
             settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
         handoff = None
@@ -197,14 +202,13 @@ class AgentSessionService(AgentSessionReads):
         return None
 
     def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
-                  repo: RepoIdentity, actor: str) -> tuple[dict[str, Any], bool]:
-        """The session's instance in ``project`` (its row, read in this transaction),
-        registered (or revived, when it had ended) as active, and whether it became live (its
-        project's room is for the caller to check, at the end)."""
+                  repo: RepoIdentity, actor: str,
+                  row: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        """The session's instance in ``project`` (``row``: ``own_instance_read``'s, read in
+        this transaction), registered (or revived, when it had ended) as active, and whether
+        it became live (its project's room is for the caller to check, at the end)."""
         # The session's row, else the one of the id a new session registers under (unchecked
         # here: no instance has an invalid id; validated_fields checks it).
-        query, params = own_instance_read(session)
-        row = tx.one(query, **params)
         own = row is not None and row.pop("of_session") == 1
         fields = self.instances.validated_fields(
             project["project_id"],
@@ -390,7 +394,7 @@ class AgentSessionService(AgentSessionReads):
                 f"no instance for {session.client} session {session.session_id!r}")
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
         instance, joined = self._instance(tx, session, project, repo,
-                                          actor or self.settings.actor)
+                                          actor or self.settings.actor, own_instance(tx, session))
         if joined:
             self.instances.make_room(tx, instance["project_id"])
         return instance

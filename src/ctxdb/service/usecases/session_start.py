@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity, injection_max_chars
 from ctxdb.domain.render import injection_title, render_context
+from ctxdb.errors import ProjectNotFoundError
 from ctxdb.service.usecases.agent_session_rows import record_injection
 from ctxdb.service.usecases.continuity import needing_handoff_read, startup_context
 from ctxdb.settings import Settings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ctxdb.service.usecases.handoffs import HandoffDraft
 
 Read = tuple[str, dict[str, Any]]
+Row = dict[str, Any]
 
 
 class StartRequest(NamedTuple):
@@ -36,6 +38,9 @@ class StartRequest(NamedTuple):
     key: str  # the injection's idempotency key
     context_tokens: int | None
     hook_event: str
+    # The one project the caller may touch (a project's token on a server), None: any. See
+    # refuse_out_of_reach.
+    within: str | None = None
 
 
 class Unsettled(Exception):
@@ -58,13 +63,56 @@ def own_instance_read(session: AgentSession) -> Read:
 
 def opening_reads(settings: Settings, request: StartRequest, settling: bool) -> list[Read]:
     """The reads that need nothing but the request, in the order the unit makes them: the
-    injection of a retry, the sessions to settle (``settling``: not yet known), the
-    repository's project and the session's instance."""
+    injection of a retry, the repository's project, the session's instance (the caller's
+    reach is judged by those two) and the sessions to settle (``settling``: not yet
+    known)."""
     repo_key = request.repo.repo_key
     return [("injection_by_key", {"idempotency_key": request.key}),
-            *([needing_handoff_read(settings, None, repo_key)] if settling else []),
             ("project_row_by_repo_key", {"repo_key": repo_key}),
-            own_instance_read(request.session)]
+            own_instance_read(request.session),
+            *([needing_handoff_read(settings, None, repo_key)] if settling else [])]
+
+
+def reached_rows(tx: Tx, request: StartRequest) -> tuple[Row | None, Row | None]:
+    """The repository's project and ``session_or_default_instance``'s row (each None when
+    there is none), read after the retry's injection (see opening_reads), the caller's reach
+    judged by them (refuse_out_of_reach)."""
+    project = tx.one("project_row_by_repo_key", repo_key=request.repo.repo_key)
+    own = own_instance(tx, request.session)
+    refuse_out_of_reach(request.within, project, own)
+    return project, own
+
+
+def own_instance(tx: Tx, session: AgentSession) -> Row | None:
+    """The row of :func:`own_instance_read` (None: neither instance exists)."""
+    query, params = own_instance_read(session)
+    return tx.one(query, **params)
+
+
+def out_of_reach() -> ProjectNotFoundError:
+    """The refusal of an event a project's token may not touch: the same as for a repository
+    or session nobody knows, so that nothing tells the caller another project holds it."""
+    return ProjectNotFoundError("no project this token may use holds this repository or "
+                                "session (a project's token cannot register a repository: "
+                                "use a fleet-wide token, or create the project with "
+                                "ctxdb project create --repo-key)")
+
+
+def refuse_out_of_reach(within: str | None, project: Mapping[str, Any] | None,
+                        own: Mapping[str, Any] | None) -> None:
+    """Refuse a start the caller may not make, judged by the rows the start read first (the
+    repository's project, ``session_or_default_instance``'s row): as the server's check of
+    every other hook event (``http.hook_routes.check_reach``), made here, inside the start's
+    own transaction and before it writes anything, instead of in a round trip of its own
+    before it. A project's token (``within``) reaches a repository of its project only, and
+    a session that is not another project's."""
+    if within is None:
+        return
+    session_project = own["project_id"] if own is not None and own["of_session"] == 1 \
+        else None
+    if session_project not in (None, within) or project is None \
+            or project["project_id"] != within:
+        raise out_of_reach()
 
 
 def record_reload(tx: Tx, request: StartRequest, instance: dict[str, Any],
