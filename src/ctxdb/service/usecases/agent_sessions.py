@@ -42,11 +42,7 @@ from ctxdb.service.usecases.continuity import (
     settle_in_tx,
     startup_reads,
 )
-from ctxdb.service.usecases.instances import (
-    InstanceService,
-    instance_of_project,
-    require_instance,
-)
+from ctxdb.service.usecases.instances import InstanceService, instance_of_project, require_instance
 from ctxdb.service.usecases.session_start import (
     StartRequest,
     Unsettled,
@@ -55,6 +51,7 @@ from ctxdb.service.usecases.session_start import (
     reached_rows,
     record_reload,
     record_startup,
+    registered,
 )
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
@@ -70,9 +67,8 @@ CLEARED = "clear"
 
 def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
                      actor: str) -> dict[str, Any]:
-    """``repo_projects.project_for_repo``, imported only when a session names its repository
-    (a start, or the first prompt of a session ctxdb did not see start): a prompt of a known
-    session, on every turn, does without it."""
+    """``repo_projects.project_for_repo``, imported only when it is needed: a prompt of a
+    known session, on every turn, does without it."""
     from ctxdb.service.usecases.repo_projects import project_for_repo as of_repo
 
     return of_repo(tx, repo, settings, actor)
@@ -217,6 +213,8 @@ class AgentSessionService(AgentSessionReads):
             branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
             metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
         )
+        if row is None and fields["phase_id"] is None:  # a new session: see registered()
+            return registered(tx, fields, actor, project), True
         return self.instances.enter(tx, fields, actor, project=project, existing=row,
                                     existing_read=True)
 

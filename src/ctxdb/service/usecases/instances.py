@@ -196,7 +196,9 @@ class InstanceService(Service):
         committed, and each later one counts this one. The lock is not the project's row:
         the stores' sequence draws (an update of that row) do not wait for it. Silent
         instances are marked crashed first, so they hold no room."""
-        tx.one("lock_project_instances", project_id=project_id)
+        # Deferred: the lock travels with the reap (one round trip), which the server runs
+        # only once it holds the lock.
+        tx.defer("lock_project_instances", project_id=project_id)
         reap_stale(tx, self.settings, self.settings.actor, project_id)
         others = int(tx.value("count_live_instances", project_id=project_id)) - 1
         limit = self.settings.max_instances_per_project

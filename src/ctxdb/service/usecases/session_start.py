@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ctxdb.domain.agents import AgentSession, RepoIdentity, injection_max_chars
 from ctxdb.domain.render import injection_title, render_context
 from ctxdb.errors import ProjectNotFoundError
+from ctxdb.service.common import audit, decode
 from ctxdb.service.usecases.agent_session_rows import record_injection
 from ctxdb.service.usecases.continuity import needing_handoff_read, startup_context
+from ctxdb.service.usecases.projects import refuse_archived
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
 
@@ -87,6 +89,29 @@ def own_instance(tx: Tx, session: AgentSession) -> Row | None:
     """The row of :func:`own_instance_read` (None: neither instance exists)."""
     query, params = own_instance_read(session)
     return tx.one(query, **params)
+
+
+# The columns of a new instance the insert leaves to the schema's defaults (migration 0001),
+# as insert_instance's RETURNING answers them; the clock's (started_at, last_heartbeat) are
+# the database's and left out (see registered).
+NEW_INSTANCE = {"current_token_usage": 0, "generation": 0, "status": "active",
+                "ended_at": None}
+
+
+def registered(tx: Tx, fields: dict[str, Any], actor: str,
+               project: Mapping[str, Any]) -> dict[str, Any]:
+    """A new session's instance (no row has its id), registered as
+    ``InstanceService.enter`` registers one without a phase, but with its insert deferred
+    (Tx.defer): it travels with the start's next reads instead of costing a round trip of
+    its own. The row is the one the insert writes, less the clock's columns, which nothing
+    of a start reads; a conflicting insert (the same session started twice at once) fails
+    the start all the same, at its next statement."""
+    refuse_archived(project)
+    tx.defer("insert_instance", **fields)
+    audit(tx, actor, "instance.launch", "instance", fields["instance_id"],
+          fields["project_id"], client=fields["client"], session_id=fields["session_id"],
+          hostname=fields["hostname"], process_id=fields["process_id"])
+    return decode({**fields, **NEW_INSTANCE})
 
 
 def out_of_reach() -> ProjectNotFoundError:
