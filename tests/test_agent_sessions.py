@@ -261,3 +261,22 @@ def test_a_new_sessions_instance_is_the_row_its_deferred_insert_writes(db: Ctxdb
     stored = db.instances.get("claude-code-s-9")
     assert {name: stored[name] for name in built[0]} == built[0]
     assert set(stored) - set(built[0]) == {"started_at", "last_heartbeat"}
+
+
+def test_a_starts_audit_rows_are_the_same_on_both_backends(db: Ctxdb) -> None:
+    """On PostgreSQL a start's injection and audit row are one statement sent with its
+    COMMIT (session_start.record_start); the rows are those SQLite's separate ones write."""
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    results = [db.sessions.start(session(session_id=f"s-{n}"), "startup", REPO)
+               for n in range(2)]  # the first write of a storage takes the long way
+    starts = [row for row in db.audit_log(project_id=project_id)
+              if row["action"] == "session.startup"]
+    assert sorted((row["entity_id"], row["details"]) for row in starts) == [
+        (result["instance_id"], {"session_id": f"s-{n}", "injection_id": result["injection_id"],
+                                 "items": 0, "handoff_id": None})
+        for n, result in enumerate(results)]
+    assert [row["action"] for row in db.audit_log(project_id=project_id)].count(
+        "instance.launch") == 2
+    assert [injection["injection_id"] for result in results
+            for injection in db.sessions.injections(result["instance_id"])] == \
+        [result["injection_id"] for result in results]

@@ -44,14 +44,16 @@ from ctxdb.service.usecases.continuity import (
 )
 from ctxdb.service.usecases.instances import InstanceService, instance_of_project, require_instance
 from ctxdb.service.usecases.session_start import (
+    Shown,
     StartRequest,
     Unsettled,
     opening_reads,
     own_instance,
     reached_rows,
-    record_reload,
-    record_startup,
+    record_start,
     registered,
+    shown_on_reload,
+    shown_on_startup,
 )
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
@@ -151,18 +153,16 @@ class AgentSessionService(AgentSessionReads):
             instance = require_instance(tx, instance["instance_id"])
         if request.context_tokens is not None:
             set_usage(tx, instance, request.context_tokens)
-        result = self._injected(tx, request, instance, handoff)
-        if joined:  # last: the project's registrations wait for this one from here on
+        shown = self._shown(tx, request, instance, handoff)
+        if joined:  # late: the project's registrations wait for this one from here on
             self.instances.make_room(tx, instance["project_id"])
-        audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
-              instance["project_id"], session_id=session.session_id,
-              injection_id=result["injection_id"], items=len(result["item_ids"]),
-              handoff_id=result["handoff_id"])
-        return result
+        # Last (sent with the COMMIT where it can be) unless a handoff was stored before.
+        return record_start(tx, request, instance, shown,
+                            last=source in ("startup", "resume") and not settlements)
 
-    def _injected(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
-                  handoff: dict[str, Any] | None) -> dict[str, Any]:
-        """The start's pack rendered and recorded as the instance's injection."""
+    def _shown(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
+               handoff: dict[str, Any] | None) -> Shown:
+        """The start's pack rendered as the instance's injection."""
         session, source = request.session, request.source
         if source == "startup":  # what the pack and the startup's text read: one trip
             tx.prefetch(self._startup_reads(instance, request.repo))
@@ -173,9 +173,9 @@ class AgentSessionService(AgentSessionReads):
             seen = injected_ids(tx, instance)
             items = [item for item in items if item["item_id"] not in seen]
         if source == "startup":
-            return record_startup(tx, self.settings, request, instance, items,
-                                  pack.critical_omitted)
-        return record_reload(tx, request, instance, items, handoff, pack.critical_omitted)
+            return shown_on_startup(tx, self.settings, request, instance, items,
+                                    pack.critical_omitted)
+        return shown_on_reload(request, instance, items, handoff, pack.critical_omitted)
 
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:

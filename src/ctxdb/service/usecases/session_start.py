@@ -14,9 +14,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity, injection_max_chars
 from ctxdb.domain.render import injection_title, render_context
+from ctxdb.domain.validation import check_identifier, encode_json
 from ctxdb.errors import ProjectNotFoundError
 from ctxdb.service.common import audit, decode
-from ctxdb.service.usecases.agent_session_rows import record_injection
+from ctxdb.service.usecases.agent_session_rows import (
+    SESSION_START,
+    injection_row,
+    injection_view,
+)
 from ctxdb.service.usecases.continuity import needing_handoff_read, startup_context
 from ctxdb.service.usecases.projects import refuse_archived
 from ctxdb.settings import Settings
@@ -140,22 +145,30 @@ def refuse_out_of_reach(within: str | None, project: Mapping[str, Any] | None,
         raise out_of_reach()
 
 
-def record_reload(tx: Tx, request: StartRequest, instance: dict[str, Any],
-                  items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,
-                  critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+class Shown(NamedTuple):
+    """What a start injects, rendered, before it is recorded (record_start)."""
+
+    text: str
+    item_ids: list[int]
+    handoff: dict[str, Any] | None  # the handoff shown, recorded with the injection
+    hook_event: str
+
+
+def shown_on_reload(request: StartRequest, instance: dict[str, Any],
+                    items: Sequence[Mapping[str, Any]], handoff: dict[str, Any] | None,
+                    critical_omitted: list[dict[str, Any]]) -> Shown:
     """The injection of a resume, clear or compact: the handoff, then the pack."""
     session, source = request.session, request.source
     rendered = render_context(items, title=injection_title(instance["project_id"], source),
                               handoff_text=handoff["summary"] if handoff else None,
                               max_chars=injection_max_chars(session.client),
                               critical_omitted=critical_omitted)
-    return record_injection(tx, instance, session, source, rendered.text, rendered.item_ids,
-                            handoff, request.key, request.hook_event)
+    return Shown(rendered.text, rendered.item_ids, handoff, request.hook_event)
 
 
-def record_startup(tx: Tx, settings: Settings, request: StartRequest,
-                   instance: dict[str, Any], items: Sequence[Mapping[str, Any]],
-                   critical_omitted: list[dict[str, Any]]) -> dict[str, Any]:
+def shown_on_startup(tx: Tx, settings: Settings, request: StartRequest,
+                     instance: dict[str, Any], items: Sequence[Mapping[str, Any]],
+                     critical_omitted: list[dict[str, Any]]) -> Shown:
     """The injection of a startup: the pack, where the work left off and the live siblings;
     the handoff offered is recorded with the injection."""
     rendered, handoff = startup_context(
@@ -164,5 +177,32 @@ def record_startup(tx: Tx, settings: Settings, request: StartRequest,
         critical_omitted=critical_omitted,
         title=injection_title(instance["project_id"], "startup"),
         max_chars=injection_max_chars(request.session.client))
-    return record_injection(tx, instance, request.session, "startup", rendered.text,
-                            rendered.item_ids, handoff, request.key)
+    return Shown(rendered.text, rendered.item_ids, handoff, SESSION_START)
+
+
+def record_start(tx: Tx, request: StartRequest, instance: dict[str, Any], shown: Shown,
+                 last: bool) -> dict[str, Any]:
+    """The injection recorded (for audit; its idempotency key makes a retry find it), then
+    the start's audit row. ``last``: nothing of the unit comes after, and nothing before it
+    may have written a search document (the storage would index it after the unit): where
+    one statement may write several tables (PostgreSQL), both rows are then written by one
+    statement sent with the COMMIT (Tx.commit_with), a round trip fewer."""
+    session, source = request.session, request.source
+    row = injection_row(instance, session, source, shown.text, shown.item_ids, shown.handoff,
+                        request.key, shown.hook_event)
+    details = {"session_id": session.session_id, "items": len(shown.item_ids),
+               "handoff_id": row["handoff_id"]}
+    if last and tx.chains_writes:  # the injection's id goes into the details in SQL
+        recorded = tx.commit_with("insert_injection_audited", **row,
+                                  actor=check_identifier(request.actor, "actor"),
+                                  action=f"session.{source}",
+                                  details=encode_json(details, "audit details"))
+        assert recorded is not None  # an insert answers with its row
+        row["injection_id"] = recorded["injection_id"]
+        return injection_view(row)
+    row["injection_id"] = tx.value("insert_injection", **row)
+    audit(tx, request.actor, f"session.{source}", "instance", instance["instance_id"],
+          instance["project_id"], session_id=session.session_id,
+          injection_id=row["injection_id"], items=len(shown.item_ids),
+          handoff_id=row["handoff_id"])
+    return injection_view(row)
