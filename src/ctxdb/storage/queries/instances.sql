@@ -51,6 +51,21 @@ SELECT $PROJECT_LOCK(:project_id) AS locked;
 SELECT count(*) AS n FROM instances
 WHERE project_id = :project_id AND status IN ('active', 'idle');
 
+-- name: reap_stale_and_count_live
+-- reap_stale_instances of the project :project_id, then count_live_instances, in one
+-- statement where one statement may write several tables (PostgreSQL; Tx.chains_writes;
+-- InstanceService.make_room): the count sees the rows as they were before the update (one
+-- snapshot), so the ones it marks crashed are taken off. One row per instance marked (its
+-- columns as reap_stale_instances returns them), each with n; none marked: one, NULLs and n.
+WITH reaped AS (
+$QUERY(reap_stale_instances)
+), live AS (
+    SELECT count(*) - (SELECT count(*) FROM reaped) AS n FROM instances
+    WHERE project_id = :project_id AND status IN ('active', 'idle')
+)
+SELECT live.n, reaped.instance_id, reaped.project_id, reaped.last_heartbeat
+FROM live LEFT JOIN reaped ON TRUE;
+
 -- name: heartbeat_instance
 UPDATE instances
 SET last_heartbeat = $NOW,
