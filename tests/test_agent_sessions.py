@@ -17,7 +17,7 @@ from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.render import MAX_INJECTION_CHARS
 from ctxdb.errors import InstanceNotFoundError, ValidationError
 from ctxdb.service import Ctxdb
-from ctxdb.service.usecases.session_start import registered
+from ctxdb.service.usecases.session_start import new_instance, register
 from ctxdb.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
@@ -245,8 +245,9 @@ def test_a_bad_source_is_refused(db: Ctxdb) -> None:
 
 
 def test_a_new_sessions_instance_is_the_row_its_deferred_insert_writes(db: Ctxdb) -> None:
-    """A new session's insert is deferred (session_start.registered): the row the start goes
-    on with is built, not read back, and must be the one stored, less the clock's columns."""
+    """A new session's insert is deferred (session_start.register): the row the start goes
+    on with is built (new_instance), not read back, and must be the one stored, less the
+    clock's columns."""
     project_id = db.sessions.resolve_project(REPO)["project_id"]
     project = db.projects.get(project_id)
     fields = db.instances.validated_fields(project_id, instance_id="claude-code-s-9",
@@ -255,7 +256,8 @@ def test_a_new_sessions_instance_is_the_row_its_deferred_insert_writes(db: Ctxdb
     built: list[dict[str, Any]] = []
 
     def unit(tx: Any) -> None:
-        built.append(registered(tx, fields, "user:test", project))
+        built.append(new_instance(fields, project))
+        register(tx, fields, "user:test")
 
     db.storage.write(unit)
     stored = db.instances.get("claude-code-s-9")

@@ -110,3 +110,20 @@ def test_each_hook_event_sends_its_pinned_statements(
     assert answers["prompt"] and "payment retries" in answers["prompt"]
     assert [row["status"] for row in db.instances.list(project_id)
             if row["session_id"] == "s1"] == ["completed"]
+
+
+def test_a_start_within_its_tokens_project_reads_everything_in_its_first_trip(
+        db: Ctxdb, backend: str, statements: list[str]) -> None:
+    """With the project known before the start reads it (a project's token: ``within``), the
+    pack's and the text's reads go with the opening ones (startup_reads_ahead): each is still
+    sent once, and the text is the one a new session is given without it (the preview)."""
+    db.hook_events.handle(_event("SessionStart", "sibling", source="startup"), lambda: REPO)
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    db.context.store(project_id, {"note": "the invoices are rendered by the billing worker"})
+    for session_id, within in (("s1", None), ("s2", project_id)):
+        preview = db.continuity.new_session(project_id, "claude-code", REPO)["text"]
+        statements.clear()
+        text = db.hook_events.handle(_event("SessionStart", session_id, source="startup"),
+                                     lambda: REPO, within=within)
+        assert len(statements) == EXPECTED[backend]["startup"], statements
+        assert text == preview and "billing worker" in text

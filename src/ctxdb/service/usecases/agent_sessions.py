@@ -40,7 +40,6 @@ from ctxdb.service.usecases.continuity import (
     draft_settlements,
     sessions_needing_handoff,
     settle_in_tx,
-    startup_reads,
 )
 from ctxdb.service.usecases.instances import InstanceService, instance_of_project, require_instance
 from ctxdb.service.usecases.session_start import (
@@ -51,9 +50,12 @@ from ctxdb.service.usecases.session_start import (
     own_instance,
     reached_rows,
     record_start,
-    registered,
+    register,
+    session_instance,
     shown_on_reload,
     shown_on_startup,
+    startup_reads,
+    startup_reads_ahead,
 )
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
@@ -133,7 +135,9 @@ class AgentSessionService(AgentSessionReads):
         """The start's unit: the instance registered or revived, its injection recorded."""
         session, source, repo, actor = request.session, request.source, request.repo, \
             request.actor
-        tx.prefetch(opening_reads(self.settings, request, settlements is None))
+        # A startup's first statement, on its first run: its later reads too, where known.
+        ahead = startup_reads_ahead(self.settings, request) if settlements is None else []
+        tx.prefetch([*opening_reads(self.settings, request, settlements is None), *ahead])
         done = tx.one("injection_by_key", idempotency_key=request.key)
         if done is not None:  # a retry of this unit after its first attempt committed
             return injection_view(done)
@@ -144,16 +148,21 @@ class AgentSessionService(AgentSessionReads):
                 raise Unsettled(stopped)  # rolled back: nothing was written yet
         project = decode(project_row) if project_row is not None \
             else project_for_repo(tx, repo, self.settings, actor)
-        instance, joined = self._instance(tx, session, project, repo, actor, own)
+        instance, joined, new = self._instance(tx, session, project, repo, actor, own)
         if settlements:
             settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
+        if new is not None and source != "startup":  # what follows reads its row
+            register(tx, new, actor)
+            new = None
         handoff = None
         if source in ("clear", "compact"):
             handoff = self._new_generation(tx, session, source, instance, request.draft, repo)
             instance = require_instance(tx, instance["instance_id"])
+        shown = self._shown(tx, request, instance, handoff, ahead)
+        if new is not None:  # a new session's startup: registered once its reads are made
+            register(tx, new, actor)
         if request.context_tokens is not None:
             set_usage(tx, instance, request.context_tokens)
-        shown = self._shown(tx, request, instance, handoff)
         if joined:  # late: the project's registrations wait for this one from here on
             self.instances.make_room(tx, instance["project_id"])
         # Last (sent with the COMMIT where it can be) unless a handoff was stored before.
@@ -161,11 +170,15 @@ class AgentSessionService(AgentSessionReads):
                             last=source in ("startup", "resume") and not settlements)
 
     def _shown(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
-               handoff: dict[str, Any] | None) -> Shown:
-        """The start's pack rendered as the instance's injection."""
+               handoff: dict[str, Any] | None, ahead: list[tuple[str, dict[str, Any]]]
+               ) -> Shown:
+        """The start's pack rendered as the instance's injection (``ahead``: the reads
+        prefetched with the opening ones, see startup_reads_ahead)."""
         session, source = request.session, request.source
-        if source == "startup":  # what the pack and the startup's text read: one trip
-            tx.prefetch(self._startup_reads(instance, request.repo))
+        reads = startup_reads(self.settings, instance["project_id"], instance["phase_id"],
+                              instance["instance_id"], request.repo)
+        if source == "startup" and reads != ahead:  # the pack's and text's reads: one trip
+            tx.prefetch(reads)
         pack = self._pack(tx, instance)
         # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
         items: Sequence[Mapping[str, Any]] = pack.items
@@ -198,25 +211,9 @@ class AgentSessionService(AgentSessionReads):
         return None
 
     def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
-                  repo: RepoIdentity, actor: str,
-                  row: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
-        """The session's instance in ``project`` (``row``: ``own_instance_read``'s, read in
-        this transaction), registered (or revived, when it had ended) as active, and whether
-        it became live (its project's room is for the caller to check, at the end)."""
-        # The session's row, else the one of the id a new session registers under (unchecked
-        # here: no instance has an invalid id; validated_fields checks it).
-        own = row is not None and row.pop("of_session") == 1
-        fields = self.instances.validated_fields(
-            project["project_id"],
-            instance_id=row["instance_id"] if own and row else session.default_instance_id,
-            client=session.client, session_id=session.session_id, worktree=repo.worktree,
-            branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
-            metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
-        )
-        if row is None and fields["phase_id"] is None:  # a new session: see registered()
-            return registered(tx, fields, actor, project), True
-        return self.instances.enter(tx, fields, actor, project=project, existing=row,
-                                    existing_read=True)
+                  repo: RepoIdentity, actor: str, row: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], bool, dict[str, Any] | None]:
+        return session_instance(tx, self.instances, session, project, repo, actor, row)
 
     def _new_generation(self, tx: Tx, session: AgentSession, source: str,
                         instance: dict[str, Any], draft: HandoffDraft | None,
@@ -249,14 +246,6 @@ class AgentSessionService(AgentSessionReads):
         from ctxdb.service.usecases.packs import startup_pack  # a start's, not a prompt's
 
         return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
-
-    def _startup_reads(self, instance: Mapping[str, Any],
-                       repo: RepoIdentity) -> list[tuple[str, dict[str, Any]]]:
-        from ctxdb.service.usecases.packs import first_pages_read
-
-        return [first_pages_read(instance["project_id"], instance["phase_id"]),
-                *startup_reads(self.settings, instance["project_id"],
-                               instance["instance_id"], repo)]
 
     # --- UserPromptSubmit ------------------------------------------------------------------
 
@@ -391,8 +380,11 @@ class AgentSessionService(AgentSessionReads):
             raise InstanceNotFoundError(
                 f"no instance for {session.client} session {session.session_id!r}")
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
-        instance, joined = self._instance(tx, session, project, repo,
-                                          actor or self.settings.actor, own_instance(tx, session))
+        instance, joined, new = self._instance(tx, session, project, repo,
+                                               actor or self.settings.actor,
+                                               own_instance(tx, session))
+        if new is not None:
+            register(tx, new, actor or self.settings.actor)
         if joined:
             self.instances.make_room(tx, instance["project_id"])
         return instance

@@ -23,12 +23,14 @@ from ctxdb.service.usecases.agent_session_rows import (
     injection_view,
 )
 from ctxdb.service.usecases.continuity import needing_handoff_read, startup_context
+from ctxdb.service.usecases.continuity import startup_reads as context_reads
 from ctxdb.service.usecases.projects import refuse_archived
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
 
 if TYPE_CHECKING:
     from ctxdb.service.usecases.handoffs import HandoffDraft
+    from ctxdb.service.usecases.instances import InstanceService
 
 Read = tuple[str, dict[str, Any]]
 Row = dict[str, Any]
@@ -98,25 +100,74 @@ def own_instance(tx: Tx, session: AgentSession) -> Row | None:
 
 # The columns of a new instance the insert leaves to the schema's defaults (migration 0001),
 # as insert_instance's RETURNING answers them; the clock's (started_at, last_heartbeat) are
-# the database's and left out (see registered).
+# the database's and left out (see new_instance).
 NEW_INSTANCE = {"current_token_usage": 0, "generation": 0, "status": "active",
                 "ended_at": None}
 
 
-def registered(tx: Tx, fields: dict[str, Any], actor: str,
-               project: Mapping[str, Any]) -> dict[str, Any]:
-    """A new session's instance (no row has its id), registered as
-    ``InstanceService.enter`` registers one without a phase, but with its insert deferred
-    (Tx.defer): it travels with the start's next reads instead of costing a round trip of
-    its own. The row is the one the insert writes, less the clock's columns, which nothing
-    of a start reads; a conflicting insert (the same session started twice at once) fails
-    the start all the same, at its next statement."""
+def session_instance(tx: Tx, instances: InstanceService, session: AgentSession,
+                     project: Mapping[str, Any], repo: RepoIdentity, actor: str,
+                     row: dict[str, Any] | None
+                     ) -> tuple[dict[str, Any], bool, dict[str, Any] | None]:
+    """The session's instance in ``project`` (``row``: ``own_instance_read``'s, read in this
+    transaction), revived (when it had ended) as active, or new; whether it became live (its
+    project's room is for the caller to check, at the end); and a new one's fields, for the
+    caller to register (register())."""
+    # The session's row, else the one of the id a new session registers under (unchecked
+    # here: no instance has an invalid id; validated_fields checks it).
+    own = row is not None and row.pop("of_session") == 1
+    fields = instances.validated_fields(
+        project["project_id"],
+        instance_id=row["instance_id"] if own and row else session.default_instance_id,
+        client=session.client, session_id=session.session_id, worktree=repo.worktree,
+        branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
+        metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
+    )
+    if row is None and fields["phase_id"] is None:  # a new session: see new_instance()
+        return new_instance(fields, project), True, fields
+    return *instances.enter(tx, fields, actor, project=project, existing=row,
+                            existing_read=True), None
+
+
+def new_instance(fields: dict[str, Any], project: Mapping[str, Any]) -> dict[str, Any]:
+    """A new session's instance (no row has its id) as ``InstanceService.enter`` would insert
+    it without a phase: the row the insert writes (register()), less the clock's columns,
+    which nothing of a start reads. Not written yet: a startup registers it after its reads
+    (see startup_reads_ahead), the other sources at once."""
     refuse_archived(project)
+    return decode({**fields, **NEW_INSTANCE})
+
+
+def register(tx: Tx, fields: dict[str, Any], actor: str) -> None:
+    """The insert of :func:`new_instance`'s row and its audit row, deferred (Tx.defer): they
+    travel with the start's next statements instead of costing a round trip of their own; a
+    conflicting insert (the same session started twice at once) fails the start all the
+    same, at its next statement."""
     tx.defer("insert_instance", **fields)
     audit(tx, actor, "instance.launch", "instance", fields["instance_id"],
           fields["project_id"], client=fields["client"], session_id=fields["session_id"],
           hostname=fields["hostname"], process_id=fields["process_id"])
-    return decode({**fields, **NEW_INSTANCE})
+
+
+def startup_reads(settings: Settings, project_id: str, phase_id: int | None,
+                  instance_id: str, repo: RepoIdentity) -> list[Read]:
+    """What a startup's pack and text read (startup_pack, startup_context), in that order."""
+    from ctxdb.service.usecases.packs import first_pages_read  # a start's, not a prompt's
+
+    return [first_pages_read(project_id, phase_id),
+            *context_reads(settings, project_id, instance_id, repo)]
+
+
+def startup_reads_ahead(settings: Settings, request: StartRequest) -> list[Read]:
+    """A startup's :func:`startup_reads`, guessed before its first reads, for the caller to
+    prefetch with them (one round trip for both) when the project is known before they are
+    read: a project's token reaches its own project only (refuse_out_of_reach), and a new
+    session registers its default id without a phase. Nothing when the guess cannot be
+    made; a wrong one (a session that had an instance) costs the reads being sent again."""
+    if request.source != "startup" or request.within is None:
+        return []
+    return startup_reads(settings, request.within, None, request.session.default_instance_id,
+                         request.repo)
 
 
 def out_of_reach() -> ProjectNotFoundError:
