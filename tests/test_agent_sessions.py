@@ -6,7 +6,9 @@ what was stored: instances, generations, handoffs, and the recorded injections.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -267,7 +269,8 @@ def test_a_new_sessions_instance_is_the_row_its_deferred_insert_writes(db: Ctxdb
 
 def test_a_starts_audit_rows_are_the_same_on_both_backends(db: Ctxdb) -> None:
     """On PostgreSQL a start's injection and audit row are one statement sent with its
-    COMMIT (session_start.record_start); the rows are those SQLite's separate ones write."""
+    COMMIT (session_start.record_start), and its instance and audit row another (register);
+    the rows are those SQLite's separate statements write."""
     project_id = db.sessions.resolve_project(REPO)["project_id"]
     results = [db.sessions.start(session(session_id=f"s-{n}"), "startup", REPO)
                for n in range(2)]  # the first write of a storage takes the long way
@@ -277,8 +280,13 @@ def test_a_starts_audit_rows_are_the_same_on_both_backends(db: Ctxdb) -> None:
         (result["instance_id"], {"session_id": f"s-{n}", "injection_id": result["injection_id"],
                                  "items": 0, "handoff_id": None})
         for n, result in enumerate(results)]
-    assert [row["action"] for row in db.audit_log(project_id=project_id)].count(
-        "instance.launch") == 2
+    launches = [row for row in db.audit_log(project_id=project_id)
+                if row["action"] == "instance.launch"]
+    assert sorted((row["entity_id"], row["actor"], row["details"]) for row in launches) == [
+        (result["instance_id"], db.settings.actor,
+         {"client": "claude-code", "session_id": f"s-{n}", "hostname": socket.gethostname(),
+          "process_id": os.getpid()})
+        for n, result in enumerate(results)]
     assert [injection["injection_id"] for result in results
             for injection in db.sessions.injections(result["instance_id"])] == \
         [result["injection_id"] for result in results]

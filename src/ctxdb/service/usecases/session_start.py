@@ -142,11 +142,17 @@ def register(tx: Tx, fields: dict[str, Any], actor: str) -> None:
     """The insert of :func:`new_instance`'s row and its audit row, deferred (Tx.defer): they
     travel with the start's next statements instead of costing a round trip of their own; a
     conflicting insert (the same session started twice at once) fails the start all the
-    same, at its next statement."""
+    same, at its next statement. Where one statement may write several tables (PostgreSQL),
+    both rows are written by one."""
+    details = {"client": fields["client"], "session_id": fields["session_id"],
+               "hostname": fields["hostname"], "process_id": fields["process_id"]}
+    if tx.chains_writes:
+        tx.defer("insert_instance_audited", **fields, actor=check_identifier(actor, "actor"),
+                 details=encode_json(details, "audit details"))
+        return
     tx.defer("insert_instance", **fields)
     audit(tx, actor, "instance.launch", "instance", fields["instance_id"],
-          fields["project_id"], client=fields["client"], session_id=fields["session_id"],
-          hostname=fields["hostname"], process_id=fields["process_id"])
+          fields["project_id"], **details)
 
 
 def startup_reads(settings: Settings, project_id: str, phase_id: int | None,

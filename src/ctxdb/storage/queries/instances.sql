@@ -9,6 +9,18 @@ RETURNING instance_id, project_id, phase_id, hostname, process_id, client, sessi
           branch, model, context_window, current_token_usage, generation, status, started_at,
           last_heartbeat, ended_at, metadata;
 
+-- name: insert_instance_audited
+-- insert_instance with its audit row (instance.launch, :details as session_start.register
+-- writes them on SQLite), in one statement where one statement may write several tables
+-- (PostgreSQL; Tx.chains_writes).
+WITH registered AS (
+$QUERY(insert_instance)
+)
+INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id, details)
+SELECT $NOW, :actor, 'instance.launch', 'instance', instance_id, project_id,
+       CAST(:details AS JSONB)
+FROM registered;
+
 -- name: get_instance
 SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
        branch, model, context_window, current_token_usage, generation, status, started_at,
