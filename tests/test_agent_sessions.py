@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,25 @@ def test_a_starts_audit_rows_are_the_same_on_both_backends(db: Ctxdb) -> None:
     assert [injection["injection_id"] for result in results
             for injection in db.sessions.injections(result["instance_id"])] == \
         [result["injection_id"] for result in results]
+
+
+def test_a_start_within_its_project_settles_a_crashed_session_first(
+    make_settings: Any, transcript: str
+) -> None:
+    """A startup that reads ahead (a project's token: ``within``) and finds a session to
+    settle runs again with its draft (Unsettled): the crashed session gets its handoff, the
+    new one is offered it, and nothing is written twice."""
+    with Ctxdb.open(make_settings(stale_after=0.05)) as db:
+        project_id = db.sessions.resolve_project(REPO)["project_id"]
+        first = db.sessions.start(session(transcript, "s-1"), "startup", REPO,
+                                  within=project_id)
+        time.sleep(0.3)
+        second = db.sessions.start(session(session_id="s-2"), "startup", REPO,
+                                   within=project_id)
+        actions = [row["action"] for row in db.audit_log(project_id=project_id)]
+        assert actions.count("handoff.after_crash") == 1
+        assert actions.count("instance.launch") == 2 and actions.count("session.startup") == 2
+        assert db.instances.get(first["instance_id"])["status"] == "crashed"
+        assert second["handoff_id"] is not None
+        assert db.tokens.latest_handoff(project_id=project_id)["handoff_id"] == \
+            second["handoff_id"]
