@@ -129,3 +129,9 @@ def test_a_start_within_its_tokens_project_reads_everything_in_its_first_trip(
                                      lambda: REPO, within=within)
         assert len(statements) == EXPECTED[backend]["startup"], statements
         assert text == preview and "billing worker" in text
+    # A session that had an instance (revived): the guess was wrong, the reads go again.
+    db.hook_events.handle(_event("SessionEnd", "s2", reason="exit"), lambda: REPO)
+    preview = db.continuity.new_session(project_id, "claude-code", REPO)["text"]
+    text = db.hook_events.handle(_event("SessionStart", "s2", source="startup"),
+                                 lambda: REPO, within=project_id)
+    assert text == preview

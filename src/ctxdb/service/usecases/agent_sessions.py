@@ -158,7 +158,8 @@ class AgentSessionService(AgentSessionReads):
         if source in ("clear", "compact"):
             handoff = self._new_generation(tx, session, source, instance, request.draft, repo)
             instance = require_instance(tx, instance["instance_id"])
-        shown = self._shown(tx, request, instance, handoff, ahead)
+        # The reads ahead are still to be taken only if no statement came since (a revival).
+        shown = self._shown(tx, request, instance, handoff, ahead if new is not None else [])
         if new is not None:  # a new session's startup: registered once its reads are made
             register(tx, new, actor)
         if request.context_tokens is not None:
