@@ -6,8 +6,11 @@ what was stored: instances, generations, handoffs, and the recorded injections.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.render import MAX_INJECTION_CHARS
 from ctxdb.errors import InstanceNotFoundError, ValidationError
 from ctxdb.service import Ctxdb
+from ctxdb.service.usecases.session_start import new_instance, register
 from ctxdb.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude-code"
@@ -241,3 +245,71 @@ def test_a_bad_source_is_refused(db: Ctxdb) -> None:
     with pytest.raises(ValidationError, match="unknown session source 'reboot'"):
         db.sessions.start(session(), "reboot", REPO)
     assert db.projects.list() == []
+
+
+def test_a_new_sessions_instance_is_the_row_its_deferred_insert_writes(db: Ctxdb) -> None:
+    """A new session's insert is deferred (session_start.register): the row the start goes
+    on with is built (new_instance), not read back, and must be the one stored, less the
+    clock's columns."""
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    project = db.projects.get(project_id)
+    fields = db.instances.validated_fields(project_id, instance_id="claude-code-s-9",
+                                           client="claude-code", session_id="s-9",
+                                           metadata={"cwd": "/src/shop"})
+    built: list[dict[str, Any]] = []
+
+    def unit(tx: Any) -> None:
+        built.append(new_instance(fields, project))
+        register(tx, fields, "user:test")
+
+    db.storage.write(unit)
+    stored = db.instances.get("claude-code-s-9")
+    assert {name: stored[name] for name in built[0]} == built[0]
+    assert set(stored) - set(built[0]) == {"started_at", "last_heartbeat"}
+
+
+def test_a_starts_audit_rows_are_the_same_on_both_backends(db: Ctxdb) -> None:
+    """On PostgreSQL a start's injection and audit row are one statement sent with its
+    COMMIT (session_start.record_start), and its instance and audit row another (register);
+    the rows are those SQLite's separate statements write."""
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    results = [db.sessions.start(session(session_id=f"s-{n}"), "startup", REPO)
+               for n in range(2)]  # the first write of a storage takes the long way
+    starts = [row for row in db.audit_log(project_id=project_id)
+              if row["action"] == "session.startup"]
+    assert sorted((row["entity_id"], row["details"]) for row in starts) == [
+        (result["instance_id"], {"session_id": f"s-{n}", "injection_id": result["injection_id"],
+                                 "items": 0, "handoff_id": None})
+        for n, result in enumerate(results)]
+    launches = [row for row in db.audit_log(project_id=project_id)
+                if row["action"] == "instance.launch"]
+    assert sorted((row["entity_id"], row["actor"], row["details"]) for row in launches) == [
+        (result["instance_id"], db.settings.actor,
+         {"client": "claude-code", "session_id": f"s-{n}", "hostname": socket.gethostname(),
+          "process_id": os.getpid()})
+        for n, result in enumerate(results)]
+    assert [injection["injection_id"] for result in results
+            for injection in db.sessions.injections(result["instance_id"])] == \
+        [result["injection_id"] for result in results]
+
+
+def test_a_start_within_its_project_settles_a_crashed_session_first(
+    make_settings: Any, transcript: str
+) -> None:
+    """A startup that reads ahead (a project's token: ``within``) and finds a session to
+    settle runs again with its draft (Unsettled): the crashed session gets its handoff, the
+    new one is offered it, and nothing is written twice."""
+    with Ctxdb.open(make_settings(stale_after=0.05)) as db:
+        project_id = db.sessions.resolve_project(REPO)["project_id"]
+        first = db.sessions.start(session(transcript, "s-1"), "startup", REPO,
+                                  within=project_id)
+        time.sleep(0.3)
+        second = db.sessions.start(session(session_id="s-2"), "startup", REPO,
+                                   within=project_id)
+        actions = [row["action"] for row in db.audit_log(project_id=project_id)]
+        assert actions.count("handoff.after_crash") == 1
+        assert actions.count("instance.launch") == 2 and actions.count("session.startup") == 2
+        assert db.instances.get(first["instance_id"])["status"] == "crashed"
+        assert second["handoff_id"] is not None
+        assert db.tokens.latest_handoff(project_id=project_id)["handoff_id"] == \
+            second["handoff_id"]

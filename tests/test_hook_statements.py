@@ -33,10 +33,15 @@ REPO = RepoIdentity("github.com/acme/shop", "shop", "/work/shop", "main")
 # statement (five were), the look for sessions to settle by the repository's key (the
 # project's own read was a second statement), the session's instance and the one of its
 # default id in one. The prompt's 12 became 11: the recall's search takes the instance the
-# prompt's heartbeat returned instead of reading it again.
+# prompt's heartbeat returned instead of reading it again. The start's 16 became 15: the
+# content of the items the injection shows comes with the tiers' first pages. PostgreSQL's
+# became 13: the injection and the start's audit row in one statement, sent with the COMMIT;
+# the reap of silent instances and the count of live ones (make_room) in one; 12: the
+# instance and its audit row in one. Both one fewer: the siblings' task leases come with
+# the siblings (every lease of the project was read apart).
 EXPECTED = {
-    "sqlite": {"startup": 16, "prompt": 11, "end": 12},
-    "postgres": {"startup": 16, "prompt": 11, "end": 11},
+    "sqlite": {"startup": 14, "prompt": 11, "end": 12},
+    "postgres": {"startup": 11, "prompt": 11, "end": 11},
 }
 # Statements that an event may send more than once, and why.
 REPEATS = {
@@ -102,8 +107,31 @@ def test_each_hook_event_sends_its_pinned_statements(
         assert all(n <= REPEATS.get(name, 1) for name, n in repeated.items()), (label, repeated,
                                                                             " ".join(names))
     # The events did their work: registered, recalled, ended (with the cap's lock and count).
-    assert "count_live_instances" in sent["startup"]
+    assert {"count_live_instances", "reap_stale_and_count_live"} & set(sent["startup"])
     assert answers["startup"] and "billing worker" in answers["startup"]
     assert answers["prompt"] and "payment retries" in answers["prompt"]
     assert [row["status"] for row in db.instances.list(project_id)
             if row["session_id"] == "s1"] == ["completed"]
+
+
+def test_a_start_within_its_tokens_project_reads_everything_in_its_first_trip(
+        db: Ctxdb, backend: str, statements: list[str]) -> None:
+    """With the project known before the start reads it (a project's token: ``within``), the
+    pack's and the text's reads go with the opening ones (startup_reads_ahead): each is still
+    sent once, and the text is the one a new session is given without it (the preview)."""
+    db.hook_events.handle(_event("SessionStart", "sibling", source="startup"), lambda: REPO)
+    project_id = db.sessions.resolve_project(REPO)["project_id"]
+    db.context.store(project_id, {"note": "the invoices are rendered by the billing worker"})
+    for session_id, within in (("s1", None), ("s2", project_id)):
+        preview = db.continuity.new_session(project_id, "claude-code", REPO)["text"]
+        statements.clear()
+        text = db.hook_events.handle(_event("SessionStart", session_id, source="startup"),
+                                     lambda: REPO, within=within)
+        assert len(statements) == EXPECTED[backend]["startup"], statements
+        assert text == preview and "billing worker" in text
+    # A session that had an instance (revived): the guess was wrong, the reads go again.
+    db.hook_events.handle(_event("SessionEnd", "s2", reason="exit"), lambda: REPO)
+    preview = db.continuity.new_session(project_id, "claude-code", REPO)["text"]
+    text = db.hook_events.handle(_event("SessionStart", "s2", source="startup"),
+                                 lambda: REPO, within=project_id)
+    assert text == preview

@@ -288,3 +288,20 @@ def test_reviving_reaps_stale_instances_before_the_limit(make_settings: Any) -> 
         revived = db.instances.launch(project_id, instance_id=returning)
         assert revived["status"] == "active"
         assert db.instances.get(silent)["status"] == "crashed"
+
+
+def test_a_launch_that_reaps_releases_the_leases(make_settings: Any) -> None:
+    """The registration's reap (in one statement with the count on PostgreSQL: make_room)
+    releases the silent instance's task lease and audits both; the reaped hold no room."""
+    with Ctxdb.open(make_settings(stale_after=STALE, max_instances_per_project=2)) as db:
+        project_id = db.projects.create("alpha")["project_id"]
+        silent = [db.instances.launch(project_id)["instance_id"] for _ in range(2)]
+        task_id = db.tasks.create(project_id, "lost")["task_id"]
+        epoch = db.tasks.claim(project_id, silent[0], 600)["epoch"]  # type: ignore[index]
+        time.sleep(NAP)
+        db.instances.launch(project_id)  # room: both silent ones are reaped first
+        assert [db.instances.get(i)["status"] for i in silent] == ["crashed", "crashed"]
+        task = db.tasks.get(task_id)
+        assert (task["status"], task["lease_owner"], task["epoch"]) == ("ready", None, epoch + 1)
+        assert db.audit_log(entity_id=str(task_id))[0]["action"] == "task.release"
+        assert all("instance.crashed" in instance_actions(db, i) for i in silent)

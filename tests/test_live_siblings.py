@@ -43,3 +43,24 @@ def test_the_newest_live_siblings_with_ties_across_both_statuses(db: Ctxdb) -> N
         assert [row["instance_id"] for row in siblings] == expected[:MAX_SIBLINGS], own
         assert {row["instance_id"] for row in siblings if row["status"] == "idle"} == \
             idle.intersection(expected[:MAX_SIBLINGS])
+
+
+def test_each_sibling_comes_with_the_tasks_it_holds_a_live_lease_on(db: Ctxdb) -> None:
+    """The leases come with the siblings, in one statement (issue 12): each sibling's live
+    ones, in task order; none of an expired lease, of another instance, nor a done task."""
+    project_id = db.projects.create("fleet")["project_id"]
+    for instance_id in ("a", "b", "c", "d"):
+        db.instances.launch(project_id, instance_id=instance_id)
+    tasks = [db.tasks.create(project_id, f"task {n}")["task_id"] for n in range(5)]
+    for instance_id in ("a", "a", "b", "c", "d"):
+        db.tasks.claim(project_id, instance_id, 600)
+    _raw(db, "UPDATE tasks SET lease_expires_at = $AGO(:age) WHERE task_id = :id",
+         age=60, id=tasks[3])  # c's lease ran out
+    done = db.tasks.get(tasks[4])
+    db.tasks.complete(tasks[4], done["epoch"])  # d's task is done: no lease held
+    held = {row["instance_id"]: row["tasks"] for row in db.continuity.siblings(project_id, "b")}
+    assert set(held) == {"a", "c", "d"}
+    assert held["a"] == [{"task_id": task_id, "title": db.tasks.get(task_id)["title"],
+                          "status": "claimed", "lease_owner": "a"}
+                         for task_id in sorted(tasks[:2])]
+    assert held["c"] == [] and held["d"] == []

@@ -125,8 +125,10 @@ def test_each_session_start_injects_exactly_the_fixed_text(db: Ctxdb, tmp_path: 
 def test_the_same_text_when_tiers_are_read_in_many_pages(
     db: Ctxdb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pages of 7 rows: a tier is read in many, each after the last one's sequence number."""
+    """Pages of 7 rows: a tier is read in many, each after the last one's sequence number;
+    the first 3 rows come with their content, the others read it when shown."""
     monkeypatch.setattr(packs, "SIZES_PAGE", 7)
+    monkeypatch.setattr(packs, "CONTENT_WITH_PAGES", 3)
     texts = _injections(db, tmp_path)
     for name, text in texts.items():
         assert text == (EXPECTED / f"{name}.txt").read_text(encoding="utf-8"), name
@@ -137,10 +139,14 @@ def _archive(tx: Tx, item_id: int) -> None:
     tx.execute("delete_archived_item", item_id=item_id)
 
 
-def test_an_item_archived_after_the_pack_read_it_is_shown_as_it_was(db: Ctxdb, pid: str) -> None:
+def test_an_item_archived_after_the_pack_read_it_is_shown_as_it_was(
+    db: Ctxdb, pid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On PostgreSQL each statement sees the latest commits: gc may archive an item between
-    the read of the pack and that of the item's content. The content is then the archived
-    one; an item also forgotten in between is a conflict, never a wrong text."""
+    the read of the pack and that of the item's content (one the first pages did not bring).
+    The content is then the archived one; an item also forgotten in between is a conflict,
+    never a wrong text."""
+    monkeypatch.setattr(packs, "CONTENT_WITH_PAGES", 0)
     ids = [db.context.store(pid, {"n": n, "text": f"item {n}"}, "HIGH")["item_id"]
            for n in range(3)]
 
@@ -159,3 +165,18 @@ def test_an_item_archived_after_the_pack_read_it_is_shown_as_it_was(db: Ctxdb, p
 
     with pytest.raises(ConflictError, match=f"context item {ids[1]} was removed"):
         db.storage.write(forgotten)
+
+
+def test_the_first_items_come_with_the_pack_read(db: Ctxdb, pid: str) -> None:
+    """The first items of the tiers come with the pages the pack reads (one statement): what
+    gc does afterwards does not change what they show, nor makes a conflict of it."""
+    ids = [db.context.store(pid, {"n": n}, "HIGH")["item_id"] for n in range(3)]
+
+    def unit(tx: Tx) -> list[Any]:
+        pack = packs.startup_pack(tx, pid, 10_000, None)
+        for item_id in ids:
+            _archive(tx, item_id)
+            tx.execute("forget_archived_item", item_id=item_id)
+        return [item["content"] for item in pack.items]
+
+    assert db.storage.write(unit) == [{"n": n} for n in (2, 1, 0)]

@@ -33,11 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ctxdb.domain.agents import AgentSession, RepoIdentity
 from ctxdb.domain.hook_events import HookEvent, context_output, parse_event
-from ctxdb.errors import ProjectNotFoundError, ValidationError
+from ctxdb.errors import ValidationError
 from ctxdb.http.auth import Caller
 from ctxdb.http.encoding import EncodedRoute
 from ctxdb.http.problems import PROBLEM_RESPONSES
 from ctxdb.http.routing import Writer
+from ctxdb.service.usecases.session_start import out_of_reach
 from ctxdb.transcripts.decisions import MAX_DECISION_CHARS, MAX_DECISIONS
 from ctxdb.transcripts.handoff import (
     MAX_EARLIER_REQUESTS,
@@ -160,8 +161,11 @@ def run_hook_event(caller: Writer, body: HookIn) -> dict[str, Any]:
     if not event.event:
         return {"output": None}  # an event ctxdb does not handle, as the local hook
     repo = None if body.repo is None else RepoIdentity(**body.repo.model_dump()).checked()
-    check_reach(caller, event, repo)
-    text = caller.db.hook_events.handle(event, lambda: _required(repo))
+    if not _start_judges_reach(event, repo):
+        check_reach(caller, event, repo)
+    text = caller.db.hook_events.handle(
+        event, lambda: _required(repo),
+        within=None if caller.fleet_wide else str(caller.token["project_id"]))
     output = context_output(event, text) if text else None
     answer = {"output": None if output is None else json.loads(output)}
     offset = _offset(caller, event, event.session.uploaded)
@@ -186,6 +190,15 @@ def remote_event(body: HookIn) -> HookEvent:
     return HookEvent(event.client, event.name, event.event, session.checked(), event.fields)
 
 
+def _start_judges_reach(event: HookEvent, repo: RepoIdentity | None) -> bool:
+    """Whether the event is a session start that judges the caller's reach itself, in its own
+    transaction, before it reads or writes anything else (``session_start.reached_rows``):
+    a new session's (startup) with its repository. That saves the start-up wave of a fleet
+    the round trip of check_reach; the other events are judged by it first."""
+    return event.event == "SessionStart" and repo is not None \
+        and (event.text("source") or "startup") == "startup"
+
+
 def check_reach(caller: Caller, event: HookEvent, repo: RepoIdentity | None) -> None:
     """Refuse an event a project's token may not touch (see the module docstring)."""
     if caller.fleet_wide:
@@ -194,19 +207,12 @@ def check_reach(caller: Caller, event: HookEvent, repo: RepoIdentity | None) -> 
     instance_project, repo_project = caller.db.sessions.projects_reached(
         event.session, None if repo is None else repo.repo_key)
     if instance_project is not None and instance_project != mine:
-        raise _out_of_reach()
+        raise out_of_reach()
     if repo is not None:
         if repo_project != mine:
-            raise _out_of_reach()
+            raise out_of_reach()
     elif instance_project is None:
-        raise _out_of_reach()
-
-
-def _out_of_reach() -> ProjectNotFoundError:
-    return ProjectNotFoundError("no project this token may use holds this repository or "
-                                "session (a project's token cannot register a repository: "
-                                "use a fleet-wide token, or create the project with "
-                                "ctxdb project create --repo-key)")
+        raise out_of_reach()
 
 
 def _required(repo: RepoIdentity | None) -> RepoIdentity:

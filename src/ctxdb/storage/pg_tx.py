@@ -231,7 +231,11 @@ class PostgresTx(RawTx):
         the storage commits when the unit returns.
         """
         writes_documents = self._document_writers[query]
-        if not PIPELINE or (writes_documents and self._look is None):
+        # A statement that writes no document sends no look, so after an earlier one that
+        # may have (or literal SQL: the storage's first probes), the storage must still look
+        # after the unit, in this transaction: no COMMIT with it then.
+        if not PIPELINE or (writes_documents and self._look is None) \
+                or (self.may_write_documents and not writes_documents):
             return self.one(query, **params)
         self._check_open()
         begun = [(sql, None) for sql in self._begin]

@@ -95,7 +95,7 @@ HOT_QUERIES: tuple[HotQuery, ...] = (
               "limit": 20}, since=22),
     HotQuery("a session start's pack, its first pages", "startup_pack_first_pages",
              _named("idx_items_live_phase"),
-             {"project_id": _PROJECT, "phase_id": 1, "limit": 256}),
+             {"project_id": _PROJECT, "phase_id": 1, "limit": 256, "content_rows": 64}),
     # SQLite's FTS5 index is a virtual table the plan names; PostgreSQL's is a GIN index.
     HotQuery("full-text search", "search_hits", IndexRef(full_text=True),
              {"project_id": _PROJECT, "match": "doctor", "rank": "doctor",

@@ -24,7 +24,16 @@ def record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, so
                       text: str, item_ids: list[int], handoff: dict[str, Any] | None,
                       key: str, hook_event: str = SESSION_START) -> dict[str, Any]:
     """Store what was injected (which items, which handoff, the text) for audit."""
-    row = {
+    row = injection_row(instance, session, source, text, item_ids, handoff, key, hook_event)
+    row["injection_id"] = tx.value("insert_injection", **row)
+    return injection_view(row)
+
+
+def injection_row(instance: Mapping[str, Any], session: AgentSession, source: str, text: str,
+                  item_ids: list[int], handoff: Mapping[str, Any] | None, key: str,
+                  hook_event: str = SESSION_START) -> dict[str, Any]:
+    """The parameters of ``insert_injection``."""
+    return {
         "project_id": instance["project_id"], "instance_id": instance["instance_id"],
         "session_id": session.session_id, "generation": instance["generation"],
         "hook_event": hook_event, "source": source, "item_ids": json.dumps(item_ids),
@@ -32,8 +41,6 @@ def record_injection(tx: Tx, instance: dict[str, Any], session: AgentSession, so
         "characters": len(text), "tokens": estimate_tokens(text),
         "injected_text": text, "idempotency_key": key,
     }
-    row["injection_id"] = tx.value("insert_injection", **row)
-    return injection_view(row)
 
 
 def context_tokens(path: Source | None, client: str) -> int | None:

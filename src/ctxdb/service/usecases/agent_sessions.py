@@ -40,20 +40,22 @@ from ctxdb.service.usecases.continuity import (
     draft_settlements,
     sessions_needing_handoff,
     settle_in_tx,
-    startup_reads,
 )
-from ctxdb.service.usecases.instances import (
-    InstanceService,
-    instance_of_project,
-    require_instance,
-)
+from ctxdb.service.usecases.instances import InstanceService, instance_of_project, require_instance
 from ctxdb.service.usecases.session_start import (
+    Shown,
     StartRequest,
     Unsettled,
     opening_reads,
-    own_instance_read,
-    record_reload,
-    record_startup,
+    own_instance,
+    reached_rows,
+    record_start,
+    register,
+    session_instance,
+    shown_on_reload,
+    shown_on_startup,
+    startup_reads,
+    startup_reads_ahead,
 )
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
@@ -69,9 +71,8 @@ CLEARED = "clear"
 
 def project_for_repo(tx: Tx, repo: RepoIdentity, settings: Settings,
                      actor: str) -> dict[str, Any]:
-    """``repo_projects.project_for_repo``, imported only when a session names its repository
-    (a start, or the first prompt of a session ctxdb did not see start): a prompt of a known
-    session, on every turn, does without it."""
+    """``repo_projects.project_for_repo``, imported only when it is needed: a prompt of a
+    known session, on every turn, does without it."""
     from ctxdb.service.usecases.repo_projects import project_for_repo as of_repo
 
     return of_repo(tx, repo, settings, actor)
@@ -97,7 +98,7 @@ class AgentSessionService(AgentSessionReads):
         self, session: AgentSession, source: str, repo: RepoIdentity, *,
         context_tokens: int | None = None, actor: str | None = None,
         hook_event: str = SESSION_START, key: str | None = None,
-        draft: HandoffDraft | None = None,
+        draft: HandoffDraft | None = None, within: str | None = None,
     ) -> dict[str, Any]:
         """Register or revive the session's instance and build what to inject.
 
@@ -108,13 +109,15 @@ class AgentSessionService(AgentSessionReads):
         the injected context, ``RESUME_DROPS_INJECTIONS``). clear: a new generation; the
         previous session's handoff, then the pack. compact: a new generation; the handoff
         saved before the compaction (else ``draft``), then the pack. ``hook_event`` and
-        ``key`` (the idempotency key) are recorded with the injection.
+        ``key`` (the idempotency key) are recorded with the injection. ``within``: the one
+        project the caller may touch, judged in the start's unit (refuse_out_of_reach).
         """
         session, source, repo = session.checked(), check_source(source), repo.checked()
         actor = actor or self.settings.actor
         request = StartRequest(session, source, repo, actor,
                                draft or self._draft_for(session, source, repo),
-                               key or new_idempotency_key(), context_tokens, hook_event)
+                               key or new_idempotency_key(), context_tokens, hook_event,
+                               within)
         # A startup settles the project's sessions that stopped without a handoff. Whether
         # there are any is read in the start's own transaction (None: not read yet): almost
         # always there are none, and a transaction of its own for that read cost a start
@@ -132,39 +135,51 @@ class AgentSessionService(AgentSessionReads):
         """The start's unit: the instance registered or revived, its injection recorded."""
         session, source, repo, actor = request.session, request.source, request.repo, \
             request.actor
-        tx.prefetch(opening_reads(self.settings, request, settlements is None))
+        # A startup's first statement, on its first run: its later reads too, where known.
+        ahead = startup_reads_ahead(self.settings, request) if settlements is None else []
+        tx.prefetch([*opening_reads(self.settings, request, settlements is None), *ahead])
         done = tx.one("injection_by_key", idempotency_key=request.key)
         if done is not None:  # a retry of this unit after its first attempt committed
             return injection_view(done)
+        project_row, own = reached_rows(tx, request)  # refused here if out of reach
         if settlements is None:
             stopped = sessions_needing_handoff(tx, self.settings, None, repo.repo_key)
             if stopped:
                 raise Unsettled(stopped)  # rolled back: nothing was written yet
-        project = project_for_repo(tx, repo, self.settings, actor)
-        instance, joined = self._instance(tx, session, project, repo, actor)
+        project = decode(project_row) if project_row is not None \
+            else project_for_repo(tx, repo, self.settings, actor)
+        instance, joined, new = self._instance(tx, session, project, repo, actor, own)
         if settlements:
             settle_in_tx(tx, self.settings, project["project_id"], settlements, actor)
+        if new is not None and source != "startup":  # what follows reads its row
+            register(tx, new, actor)
+            new = None
         handoff = None
         if source in ("clear", "compact"):
             handoff = self._new_generation(tx, session, source, instance, request.draft, repo)
             instance = require_instance(tx, instance["instance_id"])
+        # The reads ahead are still to be taken only if no statement came since (a revival).
+        shown = self._shown(tx, request, instance, handoff, ahead if new is not None else [])
+        if new is not None:  # a new session's startup: registered once its reads are made
+            register(tx, new, actor)
         if request.context_tokens is not None:
             set_usage(tx, instance, request.context_tokens)
-        result = self._injected(tx, request, instance, handoff)
-        if joined:  # last: the project's registrations wait for this one from here on
+        if joined:  # late: the project's registrations wait for this one from here on
             self.instances.make_room(tx, instance["project_id"])
-        audit(tx, actor, f"session.{source}", "instance", instance["instance_id"],
-              instance["project_id"], session_id=session.session_id,
-              injection_id=result["injection_id"], items=len(result["item_ids"]),
-              handoff_id=result["handoff_id"])
-        return result
+        # Last (sent with the COMMIT where it can be) unless a handoff was stored before.
+        return record_start(tx, request, instance, shown,
+                            last=source in ("startup", "resume") and not settlements)
 
-    def _injected(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
-                  handoff: dict[str, Any] | None) -> dict[str, Any]:
-        """The start's pack rendered and recorded as the instance's injection."""
+    def _shown(self, tx: Tx, request: StartRequest, instance: dict[str, Any],
+               handoff: dict[str, Any] | None, ahead: list[tuple[str, dict[str, Any]]]
+               ) -> Shown:
+        """The start's pack rendered as the instance's injection (``ahead``: the reads
+        prefetched with the opening ones, see startup_reads_ahead)."""
         session, source = request.session, request.source
-        if source == "startup":  # what the pack and the startup's text read: one trip
-            tx.prefetch(self._startup_reads(instance, request.repo))
+        reads = startup_reads(self.settings, instance["project_id"], instance["phase_id"],
+                              instance["instance_id"], request.repo)
+        if source == "startup" and reads != ahead:  # the pack's and text's reads: one trip
+            tx.prefetch(reads)
         pack = self._pack(tx, instance)
         # Not copied: the HIGH, MEDIUM and LOW items read their content when shown.
         items: Sequence[Mapping[str, Any]] = pack.items
@@ -172,9 +187,9 @@ class AgentSessionService(AgentSessionReads):
             seen = injected_ids(tx, instance)
             items = [item for item in items if item["item_id"] not in seen]
         if source == "startup":
-            return record_startup(tx, self.settings, request, instance, items,
-                                  pack.critical_omitted)
-        return record_reload(tx, request, instance, items, handoff, pack.critical_omitted)
+            return shown_on_startup(tx, self.settings, request, instance, items,
+                                    pack.critical_omitted)
+        return shown_on_reload(request, instance, items, handoff, pack.critical_omitted)
 
     def _draft_for(self, session: AgentSession, source: str,
                    repo: RepoIdentity) -> HandoffDraft | None:
@@ -197,24 +212,9 @@ class AgentSessionService(AgentSessionReads):
         return None
 
     def _instance(self, tx: Tx, session: AgentSession, project: Mapping[str, Any],
-                  repo: RepoIdentity, actor: str) -> tuple[dict[str, Any], bool]:
-        """The session's instance in ``project`` (its row, read in this transaction),
-        registered (or revived, when it had ended) as active, and whether it became live (its
-        project's room is for the caller to check, at the end)."""
-        # The session's row, else the one of the id a new session registers under (unchecked
-        # here: no instance has an invalid id; validated_fields checks it).
-        query, params = own_instance_read(session)
-        row = tx.one(query, **params)
-        own = row is not None and row.pop("of_session") == 1
-        fields = self.instances.validated_fields(
-            project["project_id"],
-            instance_id=row["instance_id"] if own and row else session.default_instance_id,
-            client=session.client, session_id=session.session_id, worktree=repo.worktree,
-            branch=repo.branch, process_id=session.process_id, hostname=session.hostname,
-            metadata={"transcript_path": session.transcript_path, "cwd": session.cwd},
-        )
-        return self.instances.enter(tx, fields, actor, project=project, existing=row,
-                                    existing_read=True)
+                  repo: RepoIdentity, actor: str, row: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], bool, dict[str, Any] | None]:
+        return session_instance(tx, self.instances, session, project, repo, actor, row)
 
     def _new_generation(self, tx: Tx, session: AgentSession, source: str,
                         instance: dict[str, Any], draft: HandoffDraft | None,
@@ -247,14 +247,6 @@ class AgentSessionService(AgentSessionReads):
         from ctxdb.service.usecases.packs import startup_pack  # a start's, not a prompt's
 
         return startup_pack(tx, instance["project_id"], budget, instance["phase_id"])
-
-    def _startup_reads(self, instance: Mapping[str, Any],
-                       repo: RepoIdentity) -> list[tuple[str, dict[str, Any]]]:
-        from ctxdb.service.usecases.packs import first_pages_read
-
-        return [first_pages_read(instance["project_id"], instance["phase_id"]),
-                *startup_reads(self.settings, instance["project_id"],
-                               instance["instance_id"], repo)]
 
     # --- UserPromptSubmit ------------------------------------------------------------------
 
@@ -389,8 +381,11 @@ class AgentSessionService(AgentSessionReads):
             raise InstanceNotFoundError(
                 f"no instance for {session.client} session {session.session_id!r}")
         project = project_for_repo(tx, repo, self.settings, actor or self.settings.actor)
-        instance, joined = self._instance(tx, session, project, repo,
-                                          actor or self.settings.actor)
+        instance, joined, new = self._instance(tx, session, project, repo,
+                                               actor or self.settings.actor,
+                                               own_instance(tx, session))
+        if new is not None:
+            register(tx, new, actor or self.settings.actor)
         if joined:
             self.instances.make_room(tx, instance["project_id"])
         return instance

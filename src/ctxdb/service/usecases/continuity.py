@@ -149,12 +149,10 @@ def resume_handoff(tx: Tx, settings: Settings, project_id: str, instance_id: str
 def startup_reads(settings: Settings, project_id: str, instance_id: str,
                   repo: RepoIdentity | None) -> list[tuple[str, dict[str, Any]]]:
     """The reads :func:`startup_context` makes, in its order, for a unit to prefetch
-    (Tx.prefetch): the handoff to resume, the live siblings and their task leases (read
-    even when there is no sibling, which a fleet's project always has)."""
+    (Tx.prefetch): the handoff to resume, the live siblings with their task leases."""
     reads = [resume_read(settings, project_id, instance_id, repo)] \
         if settings.resume_window > 0 else []
-    return [*reads, _siblings_read(settings, project_id, instance_id),
-            ("live_leases_of_project", {"project_id": project_id})]
+    return [*reads, _siblings_read(settings, project_id, instance_id)]
 
 
 def resume_read(settings: Settings, project_id: str, instance_id: str,
@@ -177,18 +175,19 @@ def live_siblings(tx: Tx, settings: Settings, project_id: str,
     ``stale_after``), each with the tasks it holds a lease on and its latest handoff; the
     most recently heard from first."""
     query, params = _siblings_read(settings, project_id, instance_id)
-    siblings = decode_all(tx.all(query, **params))
-    if not siblings:
-        return []
-    leases: dict[str, list[dict[str, Any]]] = {}
-    for task in tx.all("live_leases_of_project", project_id=project_id):
-        leases.setdefault(str(task["lease_owner"]), []).append(task)
-    for sibling in siblings:
-        # The columns of latest_handoff_of_instance, read with the sibling (the h_* ones).
-        handoff = {name: sibling.pop(f"h_{name}") for name in HANDOFF_COLUMNS}
-        sibling["tasks"] = leases.get(str(sibling["instance_id"]), [])
-        sibling["handoff"] = decode(handoff) if handoff["handoff_id"] is not None else None
-    return siblings
+    siblings: dict[str, dict[str, Any]] = {}
+    for row in decode_all(tx.all(query, **params)):  # a row per task leased (or one)
+        task = {name: row.pop(f"t_{name}") for name in ("task_id", "title", "status")}
+        sibling = siblings.get(row["instance_id"])
+        if sibling is None:
+            # The columns of latest_handoff_of_instance, read with the sibling (the h_* ones).
+            handoff = {name: row.pop(f"h_{name}") for name in HANDOFF_COLUMNS}
+            row["tasks"] = []
+            row["handoff"] = decode(handoff) if handoff["handoff_id"] is not None else None
+            sibling = siblings[row["instance_id"]] = row
+        if task["task_id"] is not None:
+            sibling["tasks"].append({**task, "lease_owner": row["instance_id"]})
+    return list(siblings.values())
 
 
 def startup_context(

@@ -38,13 +38,20 @@ class HookEventService:
     def __init__(self, db: Ctxdb) -> None:
         self.db = db
 
-    def handle(self, event: HookEvent, repo: RepoOf) -> str | None:
-        """Run ``event`` (one of ``EVENTS``; any other does nothing); the text to inject."""
+    def handle(self, event: HookEvent, repo: RepoOf, within: str | None = None) -> str | None:
+        """Run ``event`` (one of ``EVENTS``; any other does nothing); the text to inject.
+
+        ``within``: the one project the caller may touch (a project's token on a server),
+        judged by a session start inside its own transaction; the caller judges the other
+        events (``http.hook_routes.check_reach``)."""
+        if event.event == "SessionStart":
+            return _session_start(self.db, event, repo, within)
         handler = _HANDLERS.get(event.event)
         return None if handler is None else handler(self.db, event, repo)
 
 
-def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
+def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf,
+                   within: str | None = None) -> str | None:
     source = event.text("source") or "startup"
     if source == "resume" and event.client in RELOAD_AFTER_COMPRESSION:
         # Resumed after a compression nothing answered yet: the reload holds all a resume
@@ -56,7 +63,7 @@ def _session_start(db: Ctxdb, event: HookEvent, repo: RepoOf) -> str | None:
     result = db.sessions.start(
         event.session, source, repo(),
         context_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool)
-        else None,
+        else None, within=within,
     )
     text: str = result["text"]
     return text

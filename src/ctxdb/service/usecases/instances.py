@@ -65,6 +65,12 @@ def reap_stale(
     stale)."""
     crashed = tx.all("reap_stale_instances", stale_after=settings.stale_after,
                      project_id=project_id)
+    _reaped(tx, settings, actor, crashed)
+    return crashed
+
+
+def _reaped(tx: Tx, settings: Settings, actor: str, crashed: list[dict[str, Any]]) -> None:
+    """What follows the instances marked crashed: their audit rows, their leases released."""
     for row in crashed:
         log.info("reaping instance %s of %s: no heartbeat since %s (stale after %s s); it "
                  "is marked crashed and its task leases go back to the queue",
@@ -76,7 +82,6 @@ def reap_stale(
             audit(tx, actor, "task.release", "task", task["task_id"], task["project_id"],
                   epoch=task["epoch"], instance_id=row["instance_id"],
                   reason="instance crashed")
-    return crashed
 
 
 class InstanceService(Service):
@@ -196,9 +201,19 @@ class InstanceService(Service):
         committed, and each later one counts this one. The lock is not the project's row:
         the stores' sequence draws (an update of that row) do not wait for it. Silent
         instances are marked crashed first, so they hold no room."""
-        tx.one("lock_project_instances", project_id=project_id)
-        reap_stale(tx, self.settings, self.settings.actor, project_id)
-        others = int(tx.value("count_live_instances", project_id=project_id)) - 1
+        # Deferred: the lock travels with the reap (one round trip), which the server runs
+        # only once it holds the lock.
+        tx.defer("lock_project_instances", project_id=project_id)
+        if tx.chains_writes:  # the reap and the count in one statement, one round trip
+            rows = tx.all("reap_stale_and_count_live", stale_after=self.settings.stale_after,
+                          project_id=project_id)
+            _reaped(tx, self.settings, self.settings.actor,
+                    [row for row in rows if row["instance_id"] is not None])
+            live = int(rows[0]["n"])
+        else:
+            reap_stale(tx, self.settings, self.settings.actor, project_id)
+            live = int(tx.value("count_live_instances", project_id=project_id))
+        others = live - 1
         limit = self.settings.max_instances_per_project
         if others >= limit:
             raise TooManyInstancesError(

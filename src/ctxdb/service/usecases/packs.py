@@ -14,6 +14,8 @@ from ctxdb.storage import Tx
 
 CONTENT_BATCH = 64  # the ids item_contents takes (:id0 … :id63)
 SIZES_PAGE = 256  # rows of a tier read at a time without their content
+# The rows of the tiers' first pages that come with their content (see startup_pack).
+CONTENT_WITH_PAGES = CONTENT_BATCH
 # The columns of pack_tier_sizes_in_phase and pack_tier_sizes_outside_phase, in order.
 _SIZE_COLUMNS = ("item_id", "priority", "content_type", "token_count", "sequence_number")
 
@@ -50,7 +52,8 @@ def pack_in_tx(
 def first_pages_read(project_id: str, phase_id: int | None) -> tuple[str, dict[str, Any]]:
     """The first read of :func:`startup_pack`, for a unit to prefetch (Tx.prefetch)."""
     return "startup_pack_first_pages", {"project_id": project_id, "phase_id": phase_id,
-                                        "limit": SIZES_PAGE}
+                                        "limit": SIZES_PAGE,
+                                        "content_rows": CONTENT_WITH_PAGES}
 
 
 def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> Pack:
@@ -58,16 +61,18 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     CRITICAL items over the budget are left out and named (the injected text says how to
     fetch them), rather than fail the agent's session start.
 
-    Its HIGH, MEDIUM and LOW items are read without their content, which each reads (with
-    that of the next items) when the injection is written and first asks for it: a reload
-    budget of 50,000 tokens packs hundreds of items, an injection of under 10,000 characters
-    shows a few dozen, and the rest are only counted. The text is the same as with whole
-    items; only the content of what is shown is read and decoded. The transaction must stay
-    open while the items are read. Its manifest is not itemized (see ``pack_items``): an
-    injection does not show it.
+    Its HIGH, MEDIUM and LOW items are read without their content, but for the first
+    CONTENT_WITH_PAGES of them in tier order: a reload budget of 50,000 tokens packs hundreds of
+    items, an injection of under 10,000 characters shows a few dozen (those first ones,
+    unless packing skipped some), and the rest are only counted. An item shown without its
+    content reads it (with that of the next items) when the injection is written and first
+    asks for it. The text is the same as with whole items; only the content of what is
+    likely shown is read and decoded. The transaction must stay open while the items are
+    read. Its manifest is not itemized (see ``pack_items``): an injection does not show it.
 
-    The phase, the CRITICAL items and each tier's first page come in one statement
-    (``startup_pack_first_pages``); a tier goes on a page at a time only past a full one.
+    The phase, the CRITICAL items and each tier's first page, with those contents, come in
+    one statement (``startup_pack_first_pages``): the contents came in a second one, a round
+    trip more for every start. A tier goes on a page at a time only past a full one.
     """
     parts: dict[int, list[Row]] = {}
     focus = -1
@@ -75,9 +80,9 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     for row in tx.all(query, **params):
         part, focus = row.pop("part"), row.pop("focus")
         del row["ord"]
-        # The columns (and their order) of items_of_priority, or of the size queries.
-        parts.setdefault(part, []).append(
-            decode(row) if part == 0 else {name: row[name] for name in _SIZE_COLUMNS})
+        # The columns (and their order) of items_of_priority, or of the size queries (with
+        # the content, when it came: the rows an injection is likely to show).
+        parts.setdefault(part, []).append(decode(row) if part == 0 else _sized(row))
 
     def sizes(part: int, query: str) -> Iterator[Row]:
         rows: Sequence[Row] = parts.get(part, [])
@@ -98,6 +103,15 @@ def startup_pack(tx: Tx, project_id: str, budget: int, phase_id: int | None) -> 
     reader = ContentReader(tx, project_id)
     pack.items = [row if "content" in row else reader.add(row) for row in pack.items]
     return pack
+
+
+def _sized(row: Row) -> Row:
+    """A tier's row of the first pages as the size queries read it, with its content if the
+    row came with it."""
+    sized = {name: row[name] for name in _SIZE_COLUMNS}
+    if row["content"] is not None:
+        sized["content"] = decode({"content": row["content"]})["content"]
+    return sized
 
 
 class ItemWithoutContent(dict[str, Any]):

@@ -79,6 +79,21 @@ VALUES (:project_id, :instance_id, :session_id, :generation, :hook_event, :sourc
         :handoff_id, :characters, :tokens, :injected_text, :idempotency_key, $NOW)
 RETURNING injection_id;
 
+-- name: insert_injection_audited
+-- insert_injection with the start's audit row (session_start.record_start: :details, which
+-- the injection's id joins), in one statement where one statement may write several tables
+-- (PostgreSQL; Tx.chains_writes): a start's last statement, sent with its COMMIT.
+WITH recorded AS (
+$QUERY(insert_injection)
+), logged AS (
+    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
+                           details)
+    SELECT $NOW, :actor, :action, 'instance', :instance_id, :project_id,
+           CAST(:details AS JSONB) || jsonb_build_object('injection_id', injection_id)
+    FROM recorded
+)
+SELECT injection_id FROM recorded;
+
 -- name: injections_of_instance
 SELECT injection_id, project_id, instance_id, session_id, generation, hook_event, source,
        item_ids, handoff_id, characters, tokens, injected_text, created_at

@@ -200,72 +200,69 @@ ORDER BY sequence_number DESC
 LIMIT :limit;
 
 -- name: startup_pack_first_pages
--- A session start's pack in one statement instead of five (issue 12: a fleet's start-up wave
--- is CPU-bound, and each statement costs the server and the database): the focus phase
--- (:phase_id, else current_phase's, else -1: none), the CRITICAL items whole (part 0, oldest
--- first, as items_of_priority), then the first page of each tier as pack_tier_sizes_in_phase
--- and pack_tier_sizes_outside_phase read it (parts 1 to 6: HIGH in the phase, HIGH outside
--- it, MEDIUM..., newest first). A part whose page is full goes on with those queries. The
--- pages of tiers packing does not reach are read too: rows of five small columns, one index
--- range each. The content-less parts' NULLs stand in the CRITICAL part's columns (UNION ALL
--- needs one shape); ord orders each part.
+-- A session start's pack in one statement (issue 12): the focus phase (:phase_id, else
+-- current_phase's, else -1), the CRITICAL items whole (part 0, as items_of_priority), then
+-- the first page of each tier as pack_tier_sizes_in_phase and _outside_phase read it (parts
+-- 1 to 6, newest first), the content of the first :content_rows of those rows with them
+-- (what an injection shows: service/usecases/packs.py). ord orders each part.
 WITH focus AS (
   SELECT COALESCE(CAST(:phase_id AS BIGINT),
                   (SELECT phase_id FROM phases WHERE project_id = :project_id AND status = 'active'
-                   ORDER BY phase_number DESC LIMIT 1), -1) AS phase_id)
+                   ORDER BY phase_number DESC LIMIT 1), -1) AS phase_id),
+pages AS (
+  SELECT 1 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'HIGH' AND state = 'active'
+      AND phase_id = (SELECT phase_id FROM focus)
+    ORDER BY sequence_number DESC LIMIT :limit) high_in
+  UNION ALL
+  SELECT 2 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'HIGH' AND state = 'active'
+      AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
+    ORDER BY sequence_number DESC LIMIT :limit) high_out
+  UNION ALL
+  SELECT 3 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'MEDIUM' AND state = 'active'
+      AND phase_id = (SELECT phase_id FROM focus)
+    ORDER BY sequence_number DESC LIMIT :limit) medium_in
+  UNION ALL
+  SELECT 4 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'MEDIUM' AND state = 'active'
+      AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
+    ORDER BY sequence_number DESC LIMIT :limit) medium_out
+  UNION ALL
+  SELECT 5 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'LOW' AND state = 'active'
+      AND phase_id = (SELECT phase_id FROM focus)
+    ORDER BY sequence_number DESC LIMIT :limit) low_in
+  UNION ALL
+  SELECT 6 AS part, * FROM (
+    SELECT item_id, priority, content_type, token_count, sequence_number, content
+    FROM context_items
+    WHERE project_id = :project_id AND priority = 'LOW' AND state = 'active'
+      AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
+    ORDER BY sequence_number DESC LIMIT :limit) low_out),
+ranked AS (
+  SELECT pages.*, row_number() OVER (ORDER BY part, sequence_number DESC) AS n FROM pages)
 SELECT 0 AS part, (SELECT phase_id FROM focus) AS focus, sequence_number AS ord,
        item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,
        content, metadata, created_by, created_at
 FROM context_items
 WHERE project_id = :project_id AND priority = 'CRITICAL' AND state = 'active'
 UNION ALL
-SELECT 1, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND phase_id = (SELECT phase_id FROM focus)
-        AND priority = 'HIGH' AND state = 'active'
-      ORDER BY sequence_number DESC LIMIT :limit) high_in
-UNION ALL
-SELECT 2, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND priority = 'HIGH' AND state = 'active'
-        AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
-      ORDER BY sequence_number DESC LIMIT :limit) high_out
-UNION ALL
-SELECT 3, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND phase_id = (SELECT phase_id FROM focus)
-        AND priority = 'MEDIUM' AND state = 'active'
-      ORDER BY sequence_number DESC LIMIT :limit) medium_in
-UNION ALL
-SELECT 4, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND priority = 'MEDIUM' AND state = 'active'
-        AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
-      ORDER BY sequence_number DESC LIMIT :limit) medium_out
-UNION ALL
-SELECT 5, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND phase_id = (SELECT phase_id FROM focus)
-        AND priority = 'LOW' AND state = 'active'
-      ORDER BY sequence_number DESC LIMIT :limit) low_in
-UNION ALL
-SELECT 6, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
-       sequence_number, content_type, priority, token_count, NULL, NULL, NULL, NULL
-FROM (SELECT item_id, priority, content_type, token_count, sequence_number
-      FROM context_items
-      WHERE project_id = :project_id AND priority = 'LOW' AND state = 'active'
-        AND (phase_id IS NULL OR phase_id <> (SELECT phase_id FROM focus))
-      ORDER BY sequence_number DESC LIMIT :limit) low_out
+SELECT part, (SELECT phase_id FROM focus), -sequence_number, item_id, NULL, NULL,
+       sequence_number, content_type, priority, token_count,
+       CASE WHEN n <= :content_rows THEN content END, NULL, NULL, NULL
+FROM ranked
 ORDER BY part, ord;
 
 -- name: item_contents

@@ -69,13 +69,17 @@ LIMIT :limit;
 -- heartbeat on (ties included): the :limit newest of both are among those, and each is a
 -- short range of idx_instances_project (project_id, status, last_heartbeat), read from its
 -- newest end. Both statuses at once were sorted whole: every live instance of the project
--- at each session start (a fleet's thousand, the start's costliest statement).
+-- at each session start (a fleet's thousand, the start's costliest statement). And the
+-- tasks each sibling holds a live lease on (the t_* columns, NULL when none; one row per
+-- task): those of the siblings kept only, where a read of its own took every lease of the
+-- project (a fleet's thousand agents hold hundreds).
 SELECT s.instance_id, s.client, s.session_id, s.worktree, s.branch, s.status,
        s.last_heartbeat, s.now,
        h.handoff_id AS h_handoff_id, h.project_id AS h_project_id,
        h.instance_id AS h_instance_id, h.generation AS h_generation, h.kind AS h_kind,
        h.summary AS h_summary, h.next_steps AS h_next_steps, h.working_set AS h_working_set,
-       h.tokens_before AS h_tokens_before, h.created_at AS h_created_at
+       h.tokens_before AS h_tokens_before, h.created_at AS h_created_at,
+       t.task_id AS t_task_id, t.title AS t_title, t.status AS t_status
 FROM (SELECT instance_id, client, session_id, worktree, branch, status, last_heartbeat,
              $NOW AS now
       FROM (
@@ -102,10 +106,6 @@ FROM (SELECT instance_id, client, session_id, worktree, branch, status, last_hea
       LIMIT :limit) newest) s
 LEFT JOIN handoffs h ON h.handoff_id = (
     SELECT max(latest.handoff_id) FROM handoffs latest WHERE latest.instance_id = s.instance_id)
-ORDER BY s.last_heartbeat DESC, s.instance_id;
-
--- name: live_leases_of_project
-SELECT task_id, title, status, lease_owner FROM tasks
-WHERE project_id = :project_id AND status IN ('claimed', 'running')
-  AND lease_expires_at > $NOW
-ORDER BY task_id;
+LEFT JOIN tasks t ON t.lease_owner = s.instance_id AND t.project_id = :project_id
+    AND t.status IN ('claimed', 'running') AND t.lease_expires_at > $NOW
+ORDER BY s.last_heartbeat DESC, s.instance_id, t.task_id;

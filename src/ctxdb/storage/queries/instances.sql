@@ -9,6 +9,18 @@ RETURNING instance_id, project_id, phase_id, hostname, process_id, client, sessi
           branch, model, context_window, current_token_usage, generation, status, started_at,
           last_heartbeat, ended_at, metadata;
 
+-- name: insert_instance_audited
+-- insert_instance with its audit row (instance.launch, :details as session_start.register
+-- writes them on SQLite), in one statement where one statement may write several tables
+-- (PostgreSQL; Tx.chains_writes).
+WITH registered AS (
+$QUERY(insert_instance)
+)
+INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id, details)
+SELECT $NOW, :actor, 'instance.launch', 'instance', instance_id, project_id,
+       CAST(:details AS JSONB)
+FROM registered;
+
 -- name: get_instance
 SELECT instance_id, project_id, phase_id, hostname, process_id, client, session_id, worktree,
        branch, model, context_window, current_token_usage, generation, status, started_at,
@@ -50,6 +62,21 @@ SELECT $PROJECT_LOCK(:project_id) AS locked;
 -- name: count_live_instances
 SELECT count(*) AS n FROM instances
 WHERE project_id = :project_id AND status IN ('active', 'idle');
+
+-- name: reap_stale_and_count_live
+-- reap_stale_instances of the project :project_id, then count_live_instances, in one
+-- statement where one statement may write several tables (PostgreSQL; Tx.chains_writes;
+-- InstanceService.make_room): the count sees the rows as they were before the update (one
+-- snapshot), so the ones it marks crashed are taken off. One row per instance marked (its
+-- columns as reap_stale_instances returns them), each with n; none marked: one, NULLs and n.
+WITH reaped AS (
+$QUERY(reap_stale_instances)
+), live AS (
+    SELECT count(*) - (SELECT count(*) FROM reaped) AS n FROM instances
+    WHERE project_id = :project_id AND status IN ('active', 'idle')
+)
+SELECT live.n, reaped.instance_id, reaped.project_id, reaped.last_heartbeat
+FROM live LEFT JOIN reaped ON TRUE;
 
 -- name: heartbeat_instance
 UPDATE instances
