@@ -131,7 +131,7 @@ class PostgresStorage(Storage):
 
     def _transaction(self, unit: Callable[[Tx], T], begin: bytes = b"BEGIN") -> T:
         with self._pool.connection() as conn:
-            conn.execute(begin + self._scope)  # one message: a scope costs no round trip
+            conn.wire().simple(begin + self._scope)  # one message: a scope costs no round trip
             tx = PostgresTx(conn, self._queries)
             try:
                 result = unit(tx)
