@@ -46,8 +46,9 @@ BAD = pq.ConnStatus.BAD
 # and planned each time). ctxdb has a few hundred named queries, each with a few variants of
 # parameter types (psycopg gives an int the smallest integer type that holds it).
 MAX_PREPARED = 500
-# Errors of a statement prepared before that the server no longer has, or whose result
-# changed (a migration): the connection's statements are prepared anew from then on.
+# Errors of a statement prepared before that the server no longer has (26000), or whose
+# result changed since (0A000, "cached plan must not change result type": a migration by
+# another process): the connection's statements are prepared anew from then on.
 STALE_STATEMENTS = frozenset({"26000", "0A000"})
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
@@ -70,6 +71,12 @@ def positional(sql: str) -> tuple[bytes, tuple[str, ...]]:
 @functools.cache
 def _auto_formats(count: int) -> list[PyFormat]:
     return [PyFormat.AUTO] * count
+
+
+class PreparedStatementsStale(psycopg.OperationalError):
+    """A statement prepared on this connection was gone or stale on the server; nothing of
+    the unit ran past it, and its statements are prepared anew: running the unit again
+    succeeds (a connection error without a SQLSTATE, which the retry rules run again)."""
 
 
 class _Message(NamedTuple):
@@ -122,7 +129,7 @@ class Wire:
             raise
         pgconn.exit_pipeline_mode()
         results = self._without_parses(messages, groups)
-        self._raise_first_error(results)
+        self._raise_first_error(results, messages)
         return results
 
     def rows(self, result: PGresult, limit: int | None = None) -> list[dict[str, Any]]:
@@ -186,11 +193,13 @@ class Wire:
         if message.prepare and message.name is not None:
             self._pgconn.send_prepare(message.name, message.sql, param_types=message.types)
             parsed = self._conn.wait(generators.execute(self._pgconn))
-            self._raise_first_error(parsed)
+            if parsed[-1].status != COMMAND_OK:
+                self._unprepare(message)
+                self._raise_first_error(parsed)
             message = message._replace(prepare=False)
         self._send(message)
         results: list[PGresult] = self._conn.wait(generators.execute(self._pgconn))
-        self._raise_first_error(results)
+        self._raise_first_error(results, (message,))
         return results[-1]
 
     def _without_parses(self, messages: Sequence[_Message],
@@ -200,14 +209,15 @@ class Wire:
         results: list[PGresult] = []
         answers = iter(groups)
         for message in messages:
-            if message.prepare:
-                parsed = next(answers, None)
-                if parsed is None or parsed[-1].status != COMMAND_OK:
-                    self._unprepare(message)
+            parsed = next(answers, None) if message.prepare else None
+            if message.prepare and (parsed is None or parsed[-1].status != COMMAND_OK):
+                self._unprepare(message)
             answer = next(answers, None)
             if answer is None:  # the answers ended early: the connection is gone
                 raise psycopg.OperationalError("the server's answers ended early")
-            results.append(answer[-1])
+            # A Parse the server refused is the statement's error (it did not run).
+            failed = parsed is not None and parsed[-1].status == FATAL_ERROR
+            results.append(parsed[-1] if parsed is not None and failed else answer[-1])
         return results
 
     def _unprepare(self, message: _Message) -> None:
@@ -215,13 +225,20 @@ class Wire:
         if self._prepared.get(key) == message.name:
             del self._prepared[key]
 
-    def _raise_first_error(self, results: Sequence[PGresult]) -> None:
-        for result in results:
-            if result.status == FATAL_ERROR:
-                error = pg_errors.error_from_result(result, encoding=self._encoding)
-                if error.sqlstate in STALE_STATEMENTS:
-                    self._prepared.clear()  # their names are not used again
-                raise error
+    def _raise_first_error(self, results: Sequence[PGresult],
+                           messages: Sequence[_Message] = ()) -> None:
+        for number, result in enumerate(results):
+            if result.status != FATAL_ERROR:
+                continue
+            error = pg_errors.error_from_result(result, encoding=self._encoding)
+            # Run by a name prepared before (not by a Parse of this round trip).
+            by_name = (number < len(messages) and messages[number].name is not None
+                       and not messages[number].prepare)
+            if by_name and error.sqlstate in STALE_STATEMENTS:
+                self._prepared.clear()  # their names are not used again
+                raise PreparedStatementsStale(
+                    f"a prepared statement was stale: {error}") from error
+            raise error
 
 
 def _abandon_pipeline(pgconn: PGconn) -> None:
