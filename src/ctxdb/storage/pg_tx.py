@@ -73,6 +73,8 @@ class PostgresTx(RawTx):
         self._looked: tuple[tuple[str, dict[str, Any]], list[Row]] | None = None
         # What begin() defers: BEGIN, the id's statement and the scope's (see commit_with()).
         self._begin: list[bytes] = []
+        # What begin_reading() defers: BEGIN and the scope's statement.
+        self._opening: list[Statement] = []
         # Whether the transaction was committed with its last statement (commit_with()).
         self.committed = False
         # See prefetch(): the answers of the reads sent ahead, in the order announced.
@@ -102,6 +104,18 @@ class PostgresTx(RawTx):
             self._send_begin()
             return
         self._deferred[:0] = [(sql, None) for sql in self._begin]
+
+    def begin_reading(self, begin: bytes, scope: bytes) -> None:
+        """Begin a transaction that only reads (``begin``: BEGIN with its isolation level),
+        with ``scope`` (a statement, or nothing) inside it. With pipelines they travel with
+        the unit's first statement instead of in a round trip of their own; a unit that
+        sends no statement sends neither, nor a COMMIT (see commit())."""
+        statements = [begin, scope] if scope else [begin]
+        if not PIPELINE:
+            self._wire.simple(b"; ".join(statements))
+            return
+        self._opening = [(sql, None) for sql in statements]
+        self._deferred[:0] = self._opening
 
     def defer_scope(self, scope: bytes) -> None:
         """Send ``scope`` (a statement) first, in the pipeline of the next statement, with no
@@ -193,6 +207,9 @@ class PostgresTx(RawTx):
         """COMMIT, with the deferred statements before it in the same round trip; but never
         before the transaction's id is known, so that a lost answer can be looked up."""
         if self.committed:  # with the unit's last statement (commit_with)
+            return
+        if self._opening and self._deferred == self._opening:  # a read unit that sent nothing
+            self._deferred = []
             return
         if self.transaction_id is None and any(sql is _BEGIN for sql, _ in self._deferred):
             self.flush()  # a unit that only deferred statements: the id first
