@@ -132,3 +132,37 @@ def test_a_missing_parameter_is_a_clear_error(one_connection: Ctxdb) -> None:
     with pytest.raises(psycopg.ProgrammingError, match="query parameter missing: 'a'"):
         wire.exchange([("SELECT %(a)s::text AS a", {"b": 1})])
     assert wire.rows(wire.exchange([("SELECT %(a)s::text AS a", {"a": 1})])[0]) == [{"a": "1"}]
+
+
+def test_a_read_unit_sends_begin_with_its_first_statement(
+        one_connection: Ctxdb, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read unit's BEGIN (and scope) travel in its first statement's round trip; a unit
+    that sends nothing sends no BEGIN and no COMMIT."""
+    db = one_connection
+    pid = db.projects.create("reads")["project_id"]
+    sent: list[list[str]] = []
+    original_simple, original_exchange = Wire.simple, Wire.exchange
+
+    def counting_simple(self: Wire, sql: bytes) -> Any:
+        sent.append([sql.decode()])
+        return original_simple(self, sql)
+
+    def counting_exchange(self: Wire, statements: Any, pipeline: bool = True) -> Any:
+        sent.append([sql.decode() if isinstance(sql, bytes) else "query"
+                     for sql, _params in statements])
+        return original_exchange(self, statements, pipeline)
+
+    monkeypatch.setattr(Wire, "simple", counting_simple)
+    monkeypatch.setattr(Wire, "exchange", counting_exchange)
+    project = db.storage.read(lambda tx: tx.one("get_project", project_id=pid))
+    assert sent == [["BEGIN", "query"], ["COMMIT"]]
+    sent.clear()
+    assert db.storage.read(lambda tx: None) is None
+    assert sent == []
+    sent.clear()
+    scoped = db.storage.scoped([pid])
+    assert scoped.read(lambda tx: tx.one("get_project", project_id=pid)) == project
+    assert sent[0][0] == "BEGIN" and sent[0][2] == "query"
+    assert sent[0][1].startswith("SELECT set_config(")
+    monkeypatch.undo()
+    assert db.storage.read(lambda tx: tx.one("get_project", project_id=pid)) == project
