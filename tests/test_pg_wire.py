@@ -166,3 +166,17 @@ def test_a_read_unit_sends_begin_with_its_first_statement(
     assert sent[0][1].startswith("SELECT set_config(")
     monkeypatch.undo()
     assert db.storage.read(lambda tx: tx.one("get_project", project_id=pid)) == project
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_a_value_that_cannot_be_sent_leaves_no_statement_known_as_prepared(
+        one_connection: Ctxdb, pipeline: bool) -> None:
+    """Nothing was sent when a later statement's value cannot be dumped: the earlier
+    statements' first use is still to come, with their Parse."""
+    wire = _wire(one_connection)
+    first = f"SELECT %(a)s::text AS a, {int(pipeline)} AS pipelined"
+    with pytest.raises(psycopg.ProgrammingError):
+        wire.exchange([(first, {"a": "x"}), ("SELECT %(b)s::text AS b", {"b": object()})],
+                      pipeline=pipeline)
+    assert wire.rows(wire.exchange([(first, {"a": "y"})], pipeline=pipeline)[0]) == [
+        {"a": "y", "pipelined": int(pipeline)}]

@@ -114,23 +114,37 @@ class Wire:
         """Each statement's result, all sent in one pipeline (one round trip), or one by one
         without ``pipeline``. The first error is raised once every answer is in: the server
         runs none of the statements after it."""
-        messages = [self._message(sql, params) for sql, params in statements]
-        if not pipeline:
-            return [self._one_by_one(message) for message in messages]
+        messages: list[_Message] = []
+        try:
+            for sql, params in statements:
+                messages.append(self._message(sql, params))
+            if not pipeline:
+                return [self._one_by_one(message) for message in messages]
+            groups = self._pipelined(messages)
+        except BaseException:
+            # Whether their Parse ran is not known: prepared anew on their next use.
+            for message in messages:
+                if message.prepare:
+                    self._unprepare(message)
+            raise
+        results = self._without_parses(messages, groups)
+        self._raise_first_error(results, messages)
+        return results
+
+    def _pipelined(self, messages: Sequence[_Message]) -> list[list[PGresult]]:
+        """The messages in one pipeline and their answers, up to its Sync."""
         pgconn = self._pgconn
         pgconn.enter_pipeline_mode()
         try:
             for message in messages:
                 self._send(message)
             pgconn.pipeline_sync()
-            groups = self._conn.wait(_pipeline_answers(pgconn))
+            groups: list[list[PGresult]] = self._conn.wait(_pipeline_answers(pgconn))
         except BaseException:
             _abandon_pipeline(pgconn)
             raise
         pgconn.exit_pipeline_mode()
-        results = self._without_parses(messages, groups)
-        self._raise_first_error(results, messages)
-        return results
+        return groups
 
     def rows(self, result: PGresult, limit: int | None = None) -> list[dict[str, Any]]:
         """The rows of a statement's result (the first ``limit``), each a dict by column."""
@@ -193,9 +207,7 @@ class Wire:
         if message.prepare and message.name is not None:
             self._pgconn.send_prepare(message.name, message.sql, param_types=message.types)
             parsed = self._conn.wait(generators.execute(self._pgconn))
-            if parsed[-1].status != COMMAND_OK:
-                self._unprepare(message)
-                self._raise_first_error(parsed)
+            self._raise_first_error(parsed)
             message = message._replace(prepare=False)
         self._send(message)
         results: list[PGresult] = self._conn.wait(generators.execute(self._pgconn))
