@@ -18,6 +18,11 @@ import pytest
 from ctxdb.service import Ctxdb
 from ctxdb.settings import load_settings
 from ctxdb.storage import Tx
+from ctxdb.storage.pg_wire import Wire
+
+
+def _refused(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a store's statement went through a psycopg cursor, not pg_wire.py")
 
 
 def _pending(db: Ctxdb) -> list[Any]:
@@ -70,36 +75,26 @@ def test_a_postgres_store_is_two_round_trips_and_commits_with_its_statement(
     with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
         pid = db.projects.create("round trips")["project_id"]
         db.context.store(pid, {"note": "warmup"})
-        pipelines: list[list[str]] = []
-        outside: list[str] = []
-        original_pipeline = psycopg.Connection.pipeline
-        original_commit = psycopg.Connection.commit
-        original_execute = psycopg.Cursor.execute
+        round_trips: list[list[str]] = []
+        original_simple, original_exchange = Wire.simple, Wire.exchange
 
-        def counting_pipeline(self: Any) -> Any:
-            pipelines.append([])
-            return original_pipeline(self)
+        def counting_simple(self: Wire, sql: bytes) -> Any:  # one message: one round trip
+            round_trips.append([sql.decode()])
+            return original_simple(self, sql)
 
-        def counting_commit(self: Any) -> None:  # a COMMIT on its own: a round trip too
-            pipelines.append(["COMMIT"])
-            original_commit(self)
+        def counting_exchange(self: Wire, statements: Any, pipeline: bool = True) -> Any:
+            texts = [sql.decode() if isinstance(sql, bytes) else sql for sql, _ in statements]
+            round_trips.append(["store" if "INSERT INTO context_items" in text else
+                                "look" if "terms IS NULL" in text else text
+                                for text in texts] if pipeline else ["one by one"])
+            return original_exchange(self, statements, pipeline)
 
-        def watching_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            text = query.decode() if isinstance(query, bytes) else str(query)
-            if self.connection._pipeline is None:
-                outside.append(text)
-            else:
-                pipelines[-1].append("store" if "INSERT INTO context_items" in text else
-                                     "look" if "terms IS NULL" in text else text)
-            return original_execute(self, query, *args, **kwargs)
-
-        monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
-        monkeypatch.setattr(psycopg.Connection, "commit", counting_commit)
-        monkeypatch.setattr(psycopg.Cursor, "execute", watching_execute)
+        monkeypatch.setattr(Wire, "simple", counting_simple)
+        monkeypatch.setattr(Wire, "exchange", counting_exchange)
+        monkeypatch.setattr(psycopg.Cursor, "execute", _refused)
         db.context.store(pid, {"note": "two round trips"})
         monkeypatch.undo()
-        assert outside == ["BEGIN; SELECT txid_current()"]
-        assert pipelines == [["store", "look", "COMMIT"]]
+        assert round_trips == [["BEGIN; SELECT txid_current()"], ["store", "look", "COMMIT"]]
         assert db.context.search(pid, "round")["items"]
 
 

@@ -31,6 +31,9 @@ def configure_connection(conn: psycopg.Connection[Any], settings: Settings,
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
     conn.adapters.register_loader("timestamptz", TimestampTextLoader)
+    # The named queries are prepared by pg_wire.py: psycopg's own would make its rollback()
+    # deallocate every prepared statement of the connection, those too.
+    conn.prepare_threshold = None
     statements = ["SET TIME ZONE 'UTC'", "SET synchronous_commit = on",
                   f"SET statement_timeout = {round(settings.pg_statement_timeout * 1000)}"]
     if read_only:

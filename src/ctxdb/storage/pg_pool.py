@@ -26,13 +26,14 @@ import contextlib
 import math
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.abc import PQGen
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+
+from ctxdb.storage.pg_wire import Wire
 
 RV = TypeVar("RV")
 
@@ -56,29 +57,18 @@ class CheckoutTimeout(psycopg.OperationalError):
 _WAIT_TIMEOUT: type[Exception] = getattr(pg_errors, "_WaitTimeout", NoAnswer)
 
 
-class KeptCursors(NamedTuple):
-    """Cursors a connection keeps for the statements of every transaction (pg_tx.py): a new
-    psycopg cursor (its adapters' map, its transformer) costs about a fifth of what psycopg
-    spends on a statement, and a store sent four. Each is executed again only once what it
-    answered last was read."""
-
-    plain: psycopg.Cursor[Any]  # BEGIN with the transaction id, COMMIT
-    rows: psycopg.Cursor[dict[str, Any]]  # a named query whose rows are read at once
-    look: psycopg.Cursor[dict[str, Any]]  # the look for documents without terms
-
-
 class BoundedConnection(psycopg.Connection[Any]):
     """A connection whose every wait for the server ends after ``answer_timeout`` seconds."""
 
     answer_timeout: float | None = None
-    _kept: KeptCursors | None = None
+    _wire: Wire | None = None
 
-    def kept_cursors(self) -> KeptCursors:
-        """This connection's :class:`KeptCursors`, made on first use."""
-        if self._kept is None:
-            self._kept = KeptCursors(self.cursor(), self.cursor(row_factory=dict_row),
-                                     self.cursor(row_factory=dict_row))
-        return self._kept
+    def wire(self) -> Wire:
+        """How this connection sends the named queries of a unit (pg_wire.py), with the
+        statements it prepared; made on first use."""
+        if self._wire is None:
+            self._wire = Wire(self)
+        return self._wire
 
     def wait(self, gen: PQGen[RV], interval: float = _WAIT_INTERVAL,
              timeout: float | None = None) -> RV:

@@ -1,11 +1,11 @@
 """The PostgreSQL side of one unit of work (:class:`PostgresTx`); how each connection is set
-up is in :mod:`ctxdb.storage.pg_connection`. Imported by :mod:`ctxdb.storage.postgres` once
-the postgres extra is known to be installed.
+up is in :mod:`ctxdb.storage.pg_connection`, how its named queries travel in
+:mod:`ctxdb.storage.pg_wire`. Imported by :mod:`ctxdb.storage.postgres` once the postgres
+extra is known to be installed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import re
@@ -13,12 +13,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.pq.abc import PGresult
 from psycopg.rows import dict_row
 
 from ctxdb.errors import StorageError
 from ctxdb.storage.base import RawTx, Row
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.pg_pool import BoundedConnection
+from ctxdb.storage.pg_wire import Statement, first_value
 from ctxdb.storage.queries import document_writers
 
 _cursor_names = itertools.count()
@@ -31,8 +34,9 @@ PIPELINE = psycopg.Pipeline.is_supported()
 # (txid_* rather than the pg_*_xact_id names of PostgreSQL 13+, to work from version 10 on.)
 _BEGIN = b"BEGIN"
 _TRANSACTION_ID = b"SELECT txid_current()"
+_COMMIT = b"COMMIT"
 # The column by which a named query answers with its transaction's id itself (txid_current()
-# AS transaction_id), sparing the statement above: see PostgresTx._cursor.
+# AS transaction_id), sparing the statement above: see PostgresTx._run.
 CARRIED_ID = "transaction_id"
 _CARRIES_ID = re.compile(r"\bAS\s+transaction_id\b", re.IGNORECASE)
 
@@ -55,10 +59,9 @@ class PostgresTx(RawTx):
 
     def __init__(self, conn: BoundedConnection, queries: dict[str, str]) -> None:
         self._conn = conn
-        # The connection's own cursors, for the statements of a write (see KeptCursors).
-        self._kept = conn.kept_cursors()
+        self._wire = conn.wire()
         self._queries = queries
-        self._deferred: list[tuple[str | bytes, dict[str, Any] | None]] = []
+        self._deferred: list[Statement] = []
         self._document_writers = document_writers()
         # The transaction id (see begin()); None until the server has answered with it.
         self.transaction_id: int | None = None
@@ -70,6 +73,8 @@ class PostgresTx(RawTx):
         self._looked: tuple[tuple[str, dict[str, Any]], list[Row]] | None = None
         # What begin() defers: BEGIN, the id's statement and the scope's (see commit_with()).
         self._begin: list[bytes] = []
+        # What begin_reading() defers: BEGIN and the scope's statement.
+        self._opening: list[Statement] = []
         # Whether the transaction was committed with its last statement (commit_with()).
         self.committed = False
         # See prefetch(): the answers of the reads sent ahead, in the order announced.
@@ -100,6 +105,18 @@ class PostgresTx(RawTx):
             return
         self._deferred[:0] = [(sql, None) for sql in self._begin]
 
+    def begin_reading(self, begin: bytes, scope: bytes) -> None:
+        """Begin a transaction that only reads (``begin``: BEGIN with its isolation level),
+        with ``scope`` (a statement, or nothing) inside it. With pipelines they travel with
+        the unit's first statement instead of in a round trip of their own; a unit that
+        sends no statement sends neither, nor a COMMIT (see commit())."""
+        statements = [begin, scope] if scope else [begin]
+        if not PIPELINE:
+            self._wire.simple(b"; ".join(statements))
+            return
+        self._opening = [(sql, None) for sql in statements]
+        self._deferred[:0] = self._opening
+
     def defer_scope(self, scope: bytes) -> None:
         """Send ``scope`` (a statement) first, in the pipeline of the next statement, with no
         BEGIN: outside a transaction block, the statements of one pipeline run as one
@@ -112,9 +129,8 @@ class PostgresTx(RawTx):
 
     def _send_begin(self) -> None:
         """BEGIN, the id and the scope as one simple-query message, learning the id."""
-        cursor = self._kept.plain.execute(b"; ".join(self._begin))
-        cursor.nextset()
-        self.transaction_id = int(scalar(cursor))
+        results = self._wire.simple(b"; ".join(self._begin))
+        self.transaction_id = int(first_value(results[1]))
 
     def prefetch(self, reads: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """The reads in one pipeline, after the deferred statements (the BEGIN among them, for
@@ -122,16 +138,10 @@ class PostgresTx(RawTx):
         self._check_open()
         if not PIPELINE or not reads:
             return
-        cursors = []
-        with self._after_deferred(pipeline=True):
-            for query, params in reads:
-                cursor = self._conn.cursor(row_factory=dict_row)
-                cursor.execute(self._named(query), params)
-                cursors.append(cursor)
-        for (query, params), cursor in zip(reads, cursors, strict=True):
-            with cursor:
-                rows = [self._without_id(row) for row in cursor.fetchall()]
-            self._prefetched.append(((query, params), rows))
+        results = self._round_trip([(self._named(query), params) for query, params in reads])
+        for read, result in zip(reads, results, strict=True):
+            rows = [self._without_id(row) for row in self._wire.rows(result)]
+            self._prefetched.append((read, rows))
 
     def _answered(self, query: str, params: dict[str, Any]) -> list[Row] | None:
         """The prefetched answer of this read if it is the next one announced; otherwise
@@ -164,54 +174,48 @@ class PostgresTx(RawTx):
         else:
             self.execute(query, **params)
 
-    @contextlib.contextmanager
-    def _after_deferred(self, look: tuple[str, dict[str, Any]] | None = None,
-                        commit: bool = False, pipeline: bool = False) -> Iterator[None]:
-        """Sends the deferred statements, then what the block sends, then the ``look``, then
-        the COMMIT if ``commit``, in one pipeline: one round trip for all. An error in any of
-        them is raised when the block ends (and the statements after it are not run). With
-        ``pipeline`` the block's statements are in a pipeline even if nothing else is."""
-        if not self._deferred and look is None and not commit and not pipeline:
-            yield
-            return
+    def _round_trip(self, statements: Sequence[Statement],
+                    look: tuple[str, dict[str, Any]] | None = None,
+                    commit: bool = False) -> list[PGresult]:
+        """Sends the deferred statements, then ``statements``, then the ``look``, then the
+        COMMIT if ``commit``, in one pipeline: one round trip for all (one by one without
+        pipelines). An error in any of them is raised once all are answered (the
+        statements after it are not run). Returns the results of ``statements``."""
         deferred, self._deferred = self._deferred, []
-        id_cursor = look_cursor = None
-        with self._conn.pipeline():
-            for sql, params in deferred:
-                cursor = self._conn.execute(sql, params)
-                if sql is _TRANSACTION_ID:
-                    id_cursor = cursor
-            yield
-            if look is not None:
-                look_cursor = self._kept.look
-                look_cursor.execute(self._queries[look[0]], look[1])
-            if commit:
-                # As a statement of the pipeline: conn.commit() would end the pipeline with
-                # a second synchronization, a round trip more than the one this saves.
-                self._kept.plain.execute(b"COMMIT")
-        if id_cursor is not None:
-            self.transaction_id = int(scalar(id_cursor))
-        if look is not None and look_cursor is not None:
-            self._looked = (look, list(look_cursor.fetchall()))
+        sent = [*deferred, *statements]
+        if look is not None:
+            sent.append((self._queries[look[0]], look[1]))
+        if commit:
+            # As a statement of the pipeline: a COMMIT of its own would be a round trip more.
+            sent.append((_COMMIT, None))
+        if not sent:
+            return []
+        results = self._wire.exchange(sent, pipeline=PIPELINE)
+        for (sql, _params), result in zip(deferred, results, strict=False):
+            if sql is _TRANSACTION_ID:
+                self.transaction_id = int(first_value(result))
+        end = len(deferred) + len(statements)
+        if look is not None:
+            self._looked = (look, self._wire.rows(results[end]))
+        return results[len(deferred):end]
 
     def flush(self) -> None:
         """Runs the deferred statements now (before a statement a pipeline cannot carry)."""
-        with self._after_deferred():
-            pass
+        self._round_trip(())
 
     def commit(self) -> None:
         """COMMIT, with the deferred statements before it in the same round trip; but never
         before the transaction's id is known, so that a lost answer can be looked up."""
         if self.committed:  # with the unit's last statement (commit_with)
             return
+        if self._opening and self._deferred == self._opening:  # a read unit that sent nothing
+            self._deferred = []
+            return
         if self.transaction_id is None and any(sql is _BEGIN for sql, _ in self._deferred):
             self.flush()  # a unit that only deferred statements: the id first
         self._know_id()
-        if not self._deferred:
-            self._conn.commit()
-            return
-        with self._after_deferred(commit=True):
-            pass
+        if self._deferred or self._conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            self._round_trip((), commit=True)
 
     def commit_with(self, query: str, **params: Any) -> Row | None:
         """The statement, the look after it (see look_ahead()) and the COMMIT in one
@@ -247,13 +251,10 @@ class PostgresTx(RawTx):
         look = self._look if writes_documents else None
         # From here on the COMMIT may have left: a lost answer is looked up by the id.
         self.committed = True
-        cursor = self._kept.rows
-        with self._after_deferred(look, commit=True):
-            cursor.execute(sql, params)
-        row: Row | None = cursor.fetchone()
+        rows = self._wire.rows(self._round_trip([(sql, params)], look, commit=True)[0], 1)
         if self._looked is not None and self._looked[1]:
             self._reopen()
-        return None if row is None else self._without_id(row)
+        return self._without_id(rows[0]) if rows else None
 
     def _reopen(self) -> None:
         """Begin a new transaction after commit_with(), as begin() does."""
@@ -275,9 +276,8 @@ class PostgresTx(RawTx):
             self._deferred.insert(0, (_TRANSACTION_ID, None))
             self.flush()
 
-    def _cursor(self, query: str, params: dict[str, Any],
-                cursor: psycopg.Cursor[Row]) -> psycopg.Cursor[Row]:
-        """``cursor`` having run the named query (and what travels with it)."""
+    def _run(self, query: str, params: dict[str, Any]) -> PGresult:
+        """The result of the named query (sent with what travels with it)."""
         self._check_open()
         sql = self._named(query)
         if carries_id(sql) and (_TRANSACTION_ID, None) in self._deferred:
@@ -288,9 +288,7 @@ class PostgresTx(RawTx):
         # After a statement that may write a search document, the look for the documents
         # without index terms, in the same round trip (the store's own: three were two).
         look = self._look if self._document_writers[query] else None
-        with self._after_deferred(look):
-            cursor.execute(sql, params)
-        return cursor
+        return self._round_trip([(sql, params)], look)[0]
 
     def one_raw(self, sql: str, params: dict[str, Any]) -> Row | None:
         self._literal()
@@ -310,19 +308,17 @@ class PostgresTx(RawTx):
         answered = self._answered(query, params)
         if answered is not None:
             return answered
-        # A cursor of its own: the connection should not keep many rows once they are read.
-        with self._cursor(query, params, self._conn.cursor(row_factory=dict_row)) as cursor:
-            return [self._without_id(row) for row in cursor.fetchall()]
+        return [self._without_id(row) for row in self._wire.rows(self._run(query, params))]
 
     def one(self, query: str, **params: Any) -> Row | None:
         answered = self._answered(query, params)
         if answered is not None:
             return answered[0] if answered else None
-        row = self._cursor(query, params, self._kept.rows).fetchone()
-        return None if row is None else self._without_id(row)
+        rows = self._wire.rows(self._run(query, params), limit=1)
+        return self._without_id(rows[0]) if rows else None
 
     def _without_id(self, row: Row) -> Row:
-        """The row without the transaction id a query carries (kept: see _cursor)."""
+        """The row without the transaction id a query carries (kept: see _run)."""
         if CARRIED_ID in row:
             carried = row.pop(CARRIED_ID)
             if self.transaction_id is None:
@@ -340,7 +336,7 @@ class PostgresTx(RawTx):
             yield from cursor
 
     def execute(self, query: str, **params: Any) -> int:
-        return int(self._cursor(query, params, self._kept.rows).rowcount)
+        return self._wire.rowcount(self._run(query, params))
 
     def execute_raw(self, sql: str, params: dict[str, Any]) -> int:
         self._literal()
@@ -375,11 +371,11 @@ class PostgresTx(RawTx):
 
     def lock(self, key: int) -> None:
         self._check_open()
-        self.flush()
-        self._conn.execute(POSTGRES.advisory_lock(key))
+        self._round_trip([(POSTGRES.advisory_lock(key).encode(), None)])
 
     def script(self, sql: str) -> None:
         # Without parameters psycopg sends the text as one simple query: many statements run.
         self._literal()
         self._conn.execute(sql.encode())
+        self._wire.forget()  # a migration may have changed what the prepared ones read
 

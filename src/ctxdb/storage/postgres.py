@@ -131,8 +131,9 @@ class PostgresStorage(Storage):
 
     def _transaction(self, unit: Callable[[Tx], T], begin: bytes = b"BEGIN") -> T:
         with self._pool.connection() as conn:
-            conn.execute(begin + self._scope)  # one message: a scope costs no round trip
             tx = PostgresTx(conn, self._queries)
+            # With the unit's first statement: neither costs a round trip of its own.
+            tx.begin_reading(begin, self._scope.removeprefix(b"; "))
             try:
                 result = unit(tx)
                 tx.commit()
