@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ctxdb.http.auth import Caller, Need
+from ctxdb.http.direct import direct_app
 from ctxdb.http.threads import in_worker
 
 PENDING_KEY = "ctxdb.pending_caller"
@@ -74,6 +75,15 @@ async def checked_first(request: Request) -> None:
 
 
 class EncodedRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._running: tuple[Dependant, dict[str, Need]] | None = None
+        super().__init__(*args, **kwargs)
+        if self._running is not None:  # its everyday requests skip FastAPI's handler
+            dependant, needs = self._running
+            self.app = direct_app(self, dependant, {
+                name: functools.partial(PendingCaller, need) for name, need in needs.items()},
+                self.app) or self.app
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.dependant.call
         if (endpoint is None or self.response_field is None
@@ -81,11 +91,12 @@ class EncodedRoute(APIRoute):
                 or not is_plain_function(endpoint)):
             return super().get_route_handler()
         original = self.dependant
-        deferred = [sub.name for sub in original.dependencies
-                    if isinstance(sub.call, Need) and sub.name is not None]
+        needs = {sub.name: sub.call for sub in original.dependencies
+                 if isinstance(sub.call, Need) and sub.name is not None}
         self.dependant = dataclasses.replace(
-            original, call=self._encoding(endpoint, deferred),
+            original, call=self._encoding(endpoint, list(needs)),
             dependencies=[_deferred(sub) for sub in original.dependencies])
+        self._running = (self.dependant, needs)
         try:
             return super().get_route_handler()
         finally:
