@@ -32,19 +32,19 @@ def test_the_v1_routes_but_the_stream_are_answered_directly(db: Ctxdb) -> None:
 def test_a_plain_request_never_reaches_fastapis_handler(
         served: tuple[TestClient, str, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
     client, project, auth = served
-    seen: list[str] = []
+    seen: list[bytes | None] = []
     original = direct._replayed
 
-    def noted(request: Any, receive: Any) -> Any:
-        seen.append(request.url.path)
-        return original(request, receive)
+    def noted(raw: bytes | None, receive: Any) -> Any:
+        seen.append(raw)
+        return original(raw, receive)
 
     monkeypatch.setattr(direct, "_replayed", noted)
     answer = client.post(f"/v1/projects/{project}/context", headers=auth,
                          json={"content": "a plain store", "priority": "HIGH"})
     assert answer.status_code == 201 and seen == []
     answer = client.post(f"/v1/projects/{project}/context", headers=auth, json={"priority": 3})
-    assert answer.status_code == 400 and seen == [f"/v1/projects/{project}/context"]
+    assert answer.status_code == 400 and seen == [b'{"priority":3}']
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8",

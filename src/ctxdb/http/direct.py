@@ -77,11 +77,12 @@ def direct_app(route: APIRoute, dependant: Dependant, dependencies: dict[str, Pr
         if overrides is not None and getattr(overrides, "dependency_overrides", None):
             await general(scope, receive, send)
             return
+        raw = await _body(receive) if body_params else b""
+        body = _json(scope, raw)
         request = Request(scope, receive, send)
-        body = await _json_body(request) if body_params else Undefined
         values = None if body is _NOT_JSON else await values_of(request, body)
         if values is None:
-            await general(scope, _replayed(request, receive), send)
+            await general(scope, _replayed(raw, receive), send)
             return
 
         async def respond(scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,17 +111,29 @@ def _plain(route: APIRoute, dependant: Dependant, dependencies: dict[str, Prepar
                 or dependant.websocket_param_name or dependant.http_connection_param_name)
 
 
-async def _json_body(request: Request) -> Any:
-    """The body parsed as JSON (an empty body: FastAPI's "missing"), or ``_NOT_JSON`` when it
-    is not sent as ``application/json`` or does not parse, or could not be read (the
-    client gone, or the body refused as too large: FastAPI's handler answers those)."""
-    try:
-        raw = await request.body()
-    except Exception:
+async def _body(receive: Receive) -> bytes | None:
+    """The request's body, read as ``Request.body`` would (without its stream and its
+    context manager); None when the client went away first or the body was refused as too
+    large (``ctxdb.http.limits``): FastAPI's handler then meets the same end."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            return None
+
+
+def _json(scope: Scope, raw: bytes | None) -> Any:
+    """The body parsed as JSON (none sent: FastAPI's "missing"), or ``_NOT_JSON`` when it is
+    not sent as ``application/json``, does not parse, or was not read."""
+    if raw is None:
         return _NOT_JSON
     if not raw:
         return Undefined
-    if request.headers.get("content-type") != "application/json":
+    if _content_type(scope) != b"application/json":
         return _NOT_JSON
     try:
         return json.loads(raw)
@@ -128,13 +141,19 @@ async def _json_body(request: Request) -> Any:
         return _NOT_JSON
 
 
-def _replayed(request: Request, receive: Receive) -> Receive:
+def _content_type(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bytes(value)
+    return None
+
+
+def _replayed(raw: bytes | None, receive: Receive) -> Receive:
     """``receive`` for FastAPI's handler after this one read the body: the body again, then
     what the client sends next (a disconnect)."""
-    body: bytes | None = getattr(request, "_body", None)
-    if body is None:
+    if raw is None:
         return receive
-    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    replay: list[Message] = [{"type": "http.request", "body": raw, "more_body": False}]
 
     async def replayed() -> Message:
         return replay.pop() if replay else await receive()
