@@ -20,7 +20,7 @@ check made first: :func:`ctxdb.http.encoding.checked_first`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import params
@@ -30,10 +30,8 @@ from fastapi.dependencies.utils import request_body_to_args, request_params_to_a
 from fastapi.routing import APIRoute
 from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Prepare = Callable[[Request], Any]  # a dependency's value, made without I/O
 _NOT_JSON = object()
 
@@ -77,12 +75,15 @@ def direct_app(route: APIRoute, dependant: Dependant, dependencies: dict[str, Pr
         if overrides is not None and getattr(overrides, "dependency_overrides", None):
             await general(scope, receive, send)
             return
-        raw = await _body(receive) if body_params else b""
-        body = _json(scope, raw)
+        body: Any = Undefined  # without a body parameter, FastAPI reads no body either
+        raw = b"" if body_params else None
+        if body_params:
+            raw = await _body(receive)
+            body = _json(scope, raw)
         request = Request(scope, receive, send)
         values = None if body is _NOT_JSON else await values_of(request, body)
         if values is None:
-            await general(scope, _replayed(raw, receive), send)
+            await general(scope, receive if raw is None else _replayed(raw, receive), send)
             return
 
         async def respond(scope: Scope, receive: Receive, send: Send) -> None:
