@@ -14,9 +14,16 @@ alternating, and the ratio of the medians is printed: an A/B of a change to the 
 the same machine at the same time. The load average is printed; figures are evidence, not
 a test.
 
+With ``--kind K`` (repeatable), each kind named is measured alone, one after another: its
+own runs, medians and ratio. The kinds are the mix's and two rarer hook events, ``compact``
+(PreCompact, with no transcript sent) and ``end`` (SessionEnd; each agent ends its session
+once, then again: the same statements). ``--backend postgres`` runs the server on a
+PostgreSQL database made for each run (``--pg-url``'s server; dropped after it).
+
 Usage:
     python bench/server_cpu.py [--requests 2000] [--rounds 3] [--in-flight 8]
-                               [--agents 50] [--against OTHER/src]
+                               [--agents 50] [--against OTHER/src] [--kind K ...]
+                               [--backend sqlite|postgres] [--pg-url URL]
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ from process_cpu import tree_cpu_seconds
 from remote_hook import free_port
 
 MIX = {"prompt": 30, "usage": 15, "store": 20, "claim": 10, "message": 10}
+KINDS = [*MIX, "compact", "end"]
 WARM_UP = 10  # requests per connection before the measured ones
 
 
@@ -78,8 +86,9 @@ class Mix:
     """One request of the mix at a time, for agent ``n``."""
 
     def __init__(self, client: httpx.AsyncClient, base: str, project_id: str,
-                 agents: int) -> None:
+                 agents: int, weights: dict[str, int] | None = None) -> None:
         self.client, self.base = client, base
+        self.weights = MIX if weights is None else weights
         self.project = f"{base}/v1/projects/{project_id}"
         self.instances = [f"claude-code-bench-{n}" for n in range(agents)]
         self.rng = random.Random(5)
@@ -90,11 +99,18 @@ class Mix:
                                          json=hook_body(n, "SessionStart", source="startup")))
 
     async def one(self, n: int) -> None:
-        kind = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        kind = self.rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
         instance, post = self.instances[n], self.client.post
         if kind == "prompt":
             check(await post(f"{self.base}/v1/hooks",
                              json=hook_body(n, "UserPromptSubmit", prompt="carry on")))
+        elif kind == "compact":
+            check(await post(f"{self.base}/v1/hooks",
+                             json=hook_body(n, "PreCompact", trigger="manual",
+                                            custom_instructions="")))
+        elif kind == "end":
+            check(await post(f"{self.base}/v1/hooks",
+                             json=hook_body(n, "SessionEnd", reason="other")))
         elif kind == "usage":
             check(await self.client.put(f"{self.project}/instances/{instance}/usage",
                                         json={"tokens": self.rng.randint(5_000, 150_000)}))
@@ -127,16 +143,31 @@ def check(answer: httpx.Response) -> httpx.Response:
     return answer
 
 
-async def measure(args: argparse.Namespace, src: str | None) -> float:
-    """CPU milliseconds of the server per measured request, one run on a fresh database."""
-    with tempfile.TemporaryDirectory(prefix="ctxdb-server-cpu-") as name:
+@contextmanager
+def database(args: argparse.Namespace, folder: Path) -> Iterator[str]:
+    """The URL of a fresh database for one run: a file in ``folder``, or on PostgreSQL one
+    made for the run and dropped after it."""
+    if args.backend == "sqlite":
+        yield str(folder / "bench.db")
+        return
+    from fleet import scratch_database
+
+    with scratch_database(args.pg_url, "ctxdb_bench_server") as url:
+        yield url
+
+
+async def measure(args: argparse.Namespace, src: str | None, kind: str | None) -> float:
+    """CPU milliseconds of the server per measured request (of ``kind`` only, when given),
+    one run on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="ctxdb-server-cpu-") as name, \
+            database(args, Path(name)) as url:
         folder = Path(name)
-        url = str(folder / "bench.db")
         each = max(1, args.requests // args.in_flight)
         project_id, secret = prepare(url, folder, args.in_flight * (each + WARM_UP))
         async with serving(url, folder, src, max(10, args.agents), secret) as (client, base,
                                                                                server):
-            mix = Mix(client, base, project_id, args.agents)
+            mix = Mix(client, base, project_id, args.agents,
+                      None if kind is None else {kind: 1})
             await mix.start_sessions()
             await mix.run(args.in_flight, WARM_UP)
             before = tree_cpu_seconds(server.pid)
@@ -185,6 +216,8 @@ async def wait_ready(client: httpx.AsyncClient, base: str, server: subprocess.Po
 
 
 def main() -> int:
+    from fleet import DEFAULT_PG_URL
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
@@ -192,25 +225,37 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--against", default=None,
                         help="the src folder of another version of ctxdb to compare with")
+    parser.add_argument("--kind", action="append", choices=KINDS, default=None,
+                        help="measure this kind of request alone (repeatable)")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
     sides: dict[str, str | None] = {"this": None}
     if args.against is not None:
         sides["against"] = str(Path(args.against).resolve())
-    samples: dict[str, list[float]] = {side: [] for side in sides}
     print(f"load average before: {load_average()}")
+    for kind in args.kind or [None]:
+        compare(args, sides, kind)
+    print(f"load average after: {load_average()}")
+    return 0
+
+
+def compare(args: argparse.Namespace, sides: dict[str, str | None], kind: str | None) -> None:
+    """The rounds of one kind (None: the mix), the sides interleaved, and their medians."""
+    label = "the mix" if kind is None else kind
+    samples: dict[str, list[float]] = {side: [] for side in sides}
     for number in range(args.rounds):
         order = list(sides) if number % 2 == 0 else list(reversed(sides))
         for side in order:
-            samples[side].append(asyncio.run(measure(args, sides[side])))
-        print(f"round {number + 1}: " + ", ".join(
+            samples[side].append(asyncio.run(measure(args, sides[side], kind)))
+        print(f"{label} round {number + 1}: " + ", ".join(
             f"{side} {samples[side][-1]:.3f} ms" for side in sides), flush=True)
     medians = {side: statistics.median(values) for side, values in samples.items()}
-    print("server CPU per request (median): " + ", ".join(
-        f"{side} {value:.3f} ms" for side, value in medians.items()))
+    line = f"{label}: server CPU per request (median): " + ", ".join(
+        f"{side} {value:.3f} ms" for side, value in medians.items())
     if "against" in medians:
-        print(f"this / against: {medians['this'] / medians['against']:.2f}x")
-    print(f"load average after: {load_average()}")
-    return 0
+        line += f"; this / against: {medians['this'] / medians['against']:.2f}x"
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

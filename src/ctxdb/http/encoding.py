@@ -7,7 +7,8 @@ for every request. :class:`EncodedRoute` does the same validation and the same e
 response model's own ``validate`` and ``serialize_json``, with the route's options) at the
 end of the endpoint's call, in its thread, and returns the finished ``Response``, which
 FastAPI passes through as it is: the same status, headers and bytes, one thread hand-off
-fewer.
+fewer. The one hand-off left is :func:`ctxdb.http.threads.in_worker`'s, lighter than
+anyio's that FastAPI would make (FastAPI sees an ``async`` endpoint that awaits it).
 
 The token check (:class:`ctxdb.http.auth.Need`, a database read) was a hand-off of its own,
 before the request's parameters were checked. It now runs in the endpoint's thread too,
@@ -37,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ctxdb.http.auth import Caller, Need
+from ctxdb.http.direct import direct_app
+from ctxdb.http.threads import in_worker
 
 PENDING_KEY = "ctxdb.pending_caller"
 
@@ -72,6 +75,15 @@ async def checked_first(request: Request) -> None:
 
 
 class EncodedRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._running: tuple[Dependant, dict[str, Need]] | None = None
+        super().__init__(*args, **kwargs)
+        if self._running is not None:  # its everyday requests skip FastAPI's handler
+            dependant, needs = self._running
+            self.app = direct_app(self, dependant, {
+                name: functools.partial(PendingCaller, need) for name, need in needs.items()},
+                self.app) or self.app
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.dependant.call
         if (endpoint is None or self.response_field is None
@@ -79,11 +91,12 @@ class EncodedRoute(APIRoute):
                 or not is_plain_function(endpoint)):
             return super().get_route_handler()
         original = self.dependant
-        deferred = [sub.name for sub in original.dependencies
-                    if isinstance(sub.call, Need) and sub.name is not None]
+        needs = {sub.name: sub.call for sub in original.dependencies
+                 if isinstance(sub.call, Need) and sub.name is not None}
         self.dependant = dataclasses.replace(
-            original, call=self._encoding(endpoint, deferred),
+            original, call=self._encoding(endpoint, list(needs)),
             dependencies=[_deferred(sub) for sub in original.dependencies])
+        self._running = (self.dependant, needs)
         try:
             return super().get_route_handler()
         finally:
@@ -96,7 +109,6 @@ class EncodedRoute(APIRoute):
         status_code = self.status_code
         route = self
 
-        @functools.wraps(endpoint)
         def encoded(**values: Any) -> Any:
             for name in deferred:
                 pending = values[name]
@@ -120,7 +132,11 @@ class EncodedRoute(APIRoute):
                 response.body = b""
             return response
 
-        return encoded
+        @functools.wraps(endpoint)
+        async def in_thread(**values: Any) -> Any:
+            return await in_worker(functools.partial(encoded, **values))
+
+        return in_thread
 
 
 def _deferred(sub: Dependant) -> Dependant:
