@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.queues
 import threading
 
 import pytest
@@ -53,3 +55,29 @@ def test_a_cancelled_request_ends_only_after_its_work() -> None:
         assert finished == ["done"]
 
     asyncio.run(main())
+
+
+def _answer_in_worker(answers: multiprocessing.queues.Queue[int]) -> None:
+    async def main() -> int:
+        return await in_worker(lambda: 7)
+
+    answers.put(asyncio.run(main()))
+
+
+def test_a_forked_child_runs_work_although_its_parent_had_idle_threads() -> None:
+    # The parent's pool has idle threads; a child made by fork() has none of them, and a
+    # server forked so (tests/crash_trials.py does) must still answer its requests.
+    async def warm() -> None:
+        await asyncio.gather(*(in_worker(lambda: None) for _ in range(4)))
+
+    asyncio.run(warm())
+    context = multiprocessing.get_context("fork")
+    answers: multiprocessing.queues.Queue[int] = context.Queue()
+    child = context.Process(target=_answer_in_worker, args=(answers,), daemon=True)
+    child.start()
+    try:
+        assert answers.get(timeout=20) == 7
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()

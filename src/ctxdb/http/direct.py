@@ -99,7 +99,8 @@ def _plain(route: APIRoute, dependant: Dependant, dependencies: dict[str, Prepar
     """Whether every argument of the route's endpoint is one this module makes as FastAPI
     would: path, query and header parameters, one JSON body, the request, and the named
     dependencies it was given (each with no dependency of its own)."""
-    if dependant.call is None or getattr(route, "max_body_size", None) is not None:
+    if dependant.call is None or getattr(route, "max_body_size", None) is not None \
+            or not hasattr(route, "_embed_body_fields"):  # a FastAPI release without it
         return False
     if {sub.name for sub in dependant.dependencies} != set(dependencies) or any(
             sub.dependencies for sub in dependant.dependencies):

@@ -38,8 +38,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ctxdb.http.auth import Caller, Need
-from ctxdb.http.direct import direct_app
 from ctxdb.http.threads import in_worker
+
+try:  # the direct path uses parts of FastAPI and Starlette that are not their public API
+    from ctxdb.http.direct import direct_app
+except ImportError:  # pragma: no cover - a release that moved them: FastAPI's handler only
+    direct_app = None  # type: ignore[assignment]
 
 PENDING_KEY = "ctxdb.pending_caller"
 
@@ -78,7 +82,8 @@ class EncodedRoute(APIRoute):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._running: tuple[Dependant, dict[str, Need]] | None = None
         super().__init__(*args, **kwargs)
-        if self._running is not None:  # its everyday requests skip FastAPI's handler
+        if self._running is not None and direct_app is not None:
+            # its everyday requests skip FastAPI's handler
             dependant, needs = self._running
             self.app = direct_app(self, dependant, {
                 name: functools.partial(PendingCaller, need) for name, need in needs.items()},

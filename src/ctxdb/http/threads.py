@@ -13,6 +13,7 @@ nothing is left running against a store that is about to be closed.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,18 @@ MAX_THREADS = 40  # anyio's default limit of worker threads, which the server ra
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a child made by fork(): the parent's pool has no threads here, yet counts its idle
+    ones, so work submitted to it would wait for threads that never take it (a server forked
+    from a process that had served requests hung). The child makes a pool of its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _threads() -> ThreadPoolExecutor:
