@@ -16,6 +16,7 @@ from typing import Any
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.storage import Tx
+from ctxdb.storage.sqlite_body import sqlite_document_text
 
 
 class NotStored(Exception):
@@ -66,7 +67,7 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
     the transaction back, as it must for the number drawn)."""
     index_terms = _document_makers()[1]
     drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"],
-                   search_body=_sqlite_body()(values["content"]))
+                   search_body=sqlite_document_text(values["content"]))
     if drawn is None:
         return None
     if drawn["documents_pending"]:
@@ -81,15 +82,6 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
                       created_at=drawn["created_at"]):
         return None
     return {"item_id": item_id, "sequence_number": sequence}
-
-
-@functools.cache
-def _sqlite_body() -> Callable[[str], str | None]:
-    """SQLite's body of an item's document made in Python, where certain (``None`` else: the
-    draw makes it), imported on the first store (see _document_makers)."""
-    from ctxdb.storage.sqlite_body import sqlite_document_text
-
-    return sqlite_document_text
 
 
 @functools.cache

@@ -72,10 +72,10 @@ WHERE project_id = :project_id AND status IN ('active', 'idle');
 WITH reaped AS (
 $QUERY(reap_stale_instances)
 ), live AS (
-    SELECT count(*) - (SELECT count(*) FROM reaped) AS n FROM instances
-    WHERE project_id = :project_id AND status IN ('active', 'idle')
+$QUERY(count_live_instances)
 )
-SELECT live.n, reaped.instance_id, reaped.project_id, reaped.last_heartbeat
+SELECT live.n - (SELECT count(*) FROM reaped) AS n, reaped.instance_id, reaped.project_id,
+       reaped.last_heartbeat
 FROM live LEFT JOIN reaped ON TRUE;
 
 -- name: heartbeat_instance
