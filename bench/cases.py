@@ -214,11 +214,14 @@ def pack(db: Ctxdb, raw: Any, backend: str, sizes: Sizes) -> Result:
                           f"({len(ours)} items fit)")
 
 
-def concurrent_writers(db: Ctxdb, config_dir: Path, sizes: Sizes) -> Result:
+def concurrent_writers(db: Ctxdb, backend: str, config_dir: Path, sizes: Sizes) -> Result:
+    """N processes storing into one project each side: ctxdb's stores against the raw
+    driver's bare inserts (each raw writer numbering from a block of its own, where ctxdb's
+    writers draw from the project's gapless counter, taking turns at it)."""
     ctxdb_project = db.projects.create("bench ctxdb writers")["project_id"]
     raw_project = db.projects.create("bench raw writers")["project_id"]
     contents = _contents(sizes.writes_per_process, seed=17)
-    url = str(db.settings.sqlite_path)
+    url = db.settings.url if backend == "postgres" else str(db.settings.sqlite_path)
     n = sizes.writer_processes
 
     samples = measure_pair(
@@ -226,9 +229,9 @@ def concurrent_writers(db: Ctxdb, config_dir: Path, sizes: Sizes) -> Result:
         untimed_indexing(db, lambda: run_writers("raw", n, url, raw_project, contents,
                                                  db.settings.busy_timeout_ms)),
         sizes.writer_repetitions, warmups=0)
-    return throughput_result(f"{n} writer processes", "sqlite", 0.8, samples,
+    return throughput_result(f"{n} writer processes", backend, 0.8, samples,
                              f"{n} x {sizes.writes_per_process} stores per repetition, "
-                             "one transaction each, one file")
+                             "one transaction each, one project per side")
 
 
 MEMORY_NAMESPACE = "bench:memories"

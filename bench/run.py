@@ -50,8 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="exit with status 1 when a target is missed")
     parser.add_argument("--only", type=lambda text: text.split(","), default=list(MEASUREMENTS),
                         metavar="NAME[,NAME]",
-                        help=f"run only these measurements, of {', '.join(MEASUREMENTS)} "
-                             "(writers: SQLite only)")
+                        help=f"run only these measurements, of {', '.join(MEASUREMENTS)}")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only) - set(MEASUREMENTS))
     if unknown:
@@ -77,7 +76,7 @@ def measure(name: str, db: Ctxdb, raw: Any, backend: str, sizes: cases.Sizes,
         return cases.memories(db, raw, backend, sizes)
     if name == "search":
         return cases.search(db, raw, backend, sizes)
-    return [cases.concurrent_writers(db, workdir, sizes)]  # writers: SQLite only
+    return [cases.concurrent_writers(db, backend, workdir, sizes)]
 
 
 def run_sqlite(sizes: cases.Sizes, workdir: Path, only: list[str]) -> list[Result]:
@@ -121,8 +120,6 @@ def run_postgres(sizes: cases.Sizes, admin_url: str, workdir: Path,
             raw = RawPostgres(url)
             try:
                 for name in (name for name in MEASUREMENTS if name in only):
-                    if name == "writers":  # a SQLite measurement
-                        continue
                     log(f"postgres: {name} ...")
                     results.extend(measure(name, db, raw, "postgres", sizes, workdir))
             finally:

@@ -1,4 +1,5 @@
-"""Concurrent writers: N processes storing items, one per transaction, into one SQLite file.
+"""Concurrent writers: N processes storing items, one per transaction, into one database (a
+SQLite file, or a PostgreSQL database named by its URL).
 
 Processes are started with ``spawn`` (no state inherited from the parent's connections),
 open their connection, then wait at a barrier so that start-up is not measured. Throughput
@@ -34,9 +35,11 @@ def _ctxdb_worker(url: str, config_dir: str, project_id: str, contents: list[Any
 
 def _raw_worker(url: str, busy_timeout_ms: int, project_id: str, contents: list[Any],
                 first_sequence: int, barrier: Any, results: Any) -> None:
-    from raw import RawSQLite
+    from ctxdb.database_url import database_kind
+    from raw import RawPostgres, RawSQLite
 
-    raw = RawSQLite(Path(url), busy_timeout_ms)
+    raw: RawPostgres | RawSQLite = (RawPostgres(url) if database_kind(url) == "postgres"
+                                    else RawSQLite(Path(url), busy_timeout_ms))
     try:
         barrier.wait()
         started = time.monotonic()
@@ -49,7 +52,8 @@ def _raw_worker(url: str, busy_timeout_ms: int, project_id: str, contents: list[
 
 def run_writers(kind: str, processes: int, url: str, project_id: str,
                 contents: list[Any], extra: Any) -> tuple[float, int]:
-    """Run ``processes`` writers of ``kind`` (ctxdb or raw); returns (seconds, items)."""
+    """Run ``processes`` writers of ``kind`` (ctxdb or raw) on the database ``url`` (a SQLite
+    file's path or a PostgreSQL URL); returns (seconds, items)."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(processes)
     results = context.Queue()

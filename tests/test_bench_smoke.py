@@ -49,6 +49,23 @@ def test_quick_sqlite_run_prints_a_ratio_table(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.db")), "the benchmark left database files behind"
 
 
+@pytest.mark.postgres
+def test_quick_postgres_writers_run_prints_their_row(tmp_path: Path, pg_url: str) -> None:
+    # The bench creates (and drops) a database of its own on the server of the test database.
+    report = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--backend", "postgres",
+         "--pg-url", pg_url, "--only", "writers", "--json", str(report)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^8 writer processes\s+postgres\s+[\d,.]+ ops/s\s+[\d,.]+ ops/s\s+"
+                     r"\d+\.\d\dx", done.stdout, re.MULTILINE), done.stdout
+    (row,) = json.loads(report.read_text())["results"]
+    assert (row["operation"], row["backend"]) == ("8 writer processes", "postgres")
+    assert row["ctxdb"] > 0 and row["raw"] > 0
+
+
 DATA_OPS = ("export to a bundle", "import a bundle", "db copy SQLite → PostgreSQL, whole command",
             "db copy SQLite → PostgreSQL, copy phase",
             "db copy, whole command, vs COPY indexing once",
