@@ -36,6 +36,13 @@ BEGIN
     RETURN NEW;
 END
 $$;
+-- With the same condition as its WHEN, so that a write that gives the terms with the body
+-- (every put) does not call the function at all.
+DROP TRIGGER search_terms_stale ON search_documents;
+CREATE TRIGGER search_terms_stale BEFORE UPDATE OF body ON search_documents
+FOR EACH ROW WHEN (NEW.terms IS NOT DISTINCT FROM OLD.terms
+                   AND NEW.body IS DISTINCT FROM OLD.body)
+EXECUTE FUNCTION ctxdb_search_terms_stale();
 
 DROP TRIGGER search_memory_update ON memories;
 CREATE TRIGGER search_memory_update AFTER UPDATE ON memories
@@ -51,7 +58,10 @@ CREATE TRIGGER search_memory_update AFTER UPDATE ON memories
 FOR EACH ROW EXECUTE FUNCTION ctxdb_search_memory();
 ALTER TABLE memories DROP COLUMN document_version;
 
--- As migration 0018 made it.
+-- As migrations 0014 and 0018 made them.
+DROP TRIGGER search_terms_stale ON search_documents;
+CREATE TRIGGER search_terms_stale BEFORE UPDATE OF body ON search_documents
+FOR EACH ROW EXECUTE FUNCTION ctxdb_search_terms_stale();
 CREATE OR REPLACE FUNCTION ctxdb_search_terms_stale() RETURNS TRIGGER LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.body IS DISTINCT FROM OLD.body THEN
