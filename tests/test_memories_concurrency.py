@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings
+from ctxdb.storage.base import raw
+from ctxdb.storage.search_text import index_terms
 
 WORKERS = 8
 INCREMENTS_PER_WORKER = 200
@@ -67,3 +69,15 @@ def test_no_lost_updates_under_compare_and_set(db: Ctxdb, tmp_path: Path) -> Non
     history = db.memories.history(project_id, NAMESPACE, KEY)
     assert [v["value"] for v in history] == list(range(len(acknowledged) + 1))
     assert sum(r["conflicts"] for r in results) >= WORKERS - 1  # the first-insert losers
+    # The search document is the last acknowledged put's, with its terms (each put of a live
+    # memory writes it itself: SQLite's 0024, PostgreSQL's 0026), whatever order they took.
+    document = db.storage.read(lambda tx: raw(tx).one_raw(db.storage.dialect.param_style(
+        "SELECT d.body, d.terms, d.occurred_at, s.body AS source_body, "
+        "s.occurred_at AS source_occurred_at FROM search_documents d "
+        "JOIN search_memory_source s ON s.memory_id = d.memory_id "
+        "WHERE d.project_id = :pid"), {"pid": project_id}))
+    assert document is not None
+    assert document["body"] == document["source_body"]
+    assert document["body"].endswith(f"\n{len(acknowledged)}")
+    assert document["occurred_at"] == document["source_occurred_at"]
+    assert document["terms"] == index_terms(document["body"])

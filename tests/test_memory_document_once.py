@@ -1,7 +1,8 @@
 """A memory put writes its search document once, with its index terms (issue 14, SQLite's
-migration 0024): the put claims the document in the row it writes (memories.document_version),
-the trigger leaves it, and the put writes body and terms together. Every other update of a
-memory still gets its document from the trigger, and its terms from the next write's look."""
+migration 0024, PostgreSQL's 0026): the put claims the document in the row it writes
+(memories.document_version), the trigger leaves it, and the put writes body and terms
+together (on PostgreSQL in the put's one statement). Every other update of a memory still gets
+its document from the trigger, and its terms from the next write's look."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from ctxdb.errors import VersionConflictError
 from ctxdb.service import Ctxdb
-from ctxdb.settings import load_settings
+from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Tx
 from ctxdb.storage.base import raw
 from ctxdb.storage.dialect import POSTGRES, SQLITE
@@ -98,14 +100,19 @@ def test_a_put_whose_words_are_the_same_keeps_its_document_indexed(db: Ctxdb, pi
     assert db.search.index_status()["memory"] == (1, 1)
 
 
-def test_only_the_sqlite_put_claims_its_document() -> None:
-    """PostgreSQL's put (update_live_memory inside put_live_memory_recorded) is sent as it
-    was: the claim and the body are SQLite's."""
+def test_each_put_claims_its_document_where_it_writes_it() -> None:
+    """SQLite's put claims the document and gets its body back, to write it in a statement
+    after; PostgreSQL's claims it in the statement that also writes it (0026), and its
+    update alone, which would claim a document it does not write, is never sent."""
     sqlite, postgres = compiled_queries(SQLITE), compiled_queries(POSTGRES)
     assert "document_version = version + 1" in sqlite["update_live_memory"]
     assert "AS search_body" in sqlite["update_live_memory"]
-    for name in ("update_live_memory", "put_live_memory_recorded"):
-        assert "document_version" not in postgres[name] and "search_body" not in postgres[name]
+    put = postgres["put_live_memory_recorded"]
+    assert "document_version = version + 1" in put and "AS search_body" not in put
+    assert "INSERT INTO search_documents" in put and "ON CONFLICT (memory_id)" in put
+    source = (Path(__file__).parents[1] / "src" / "ctxdb" / "service" / "usecases"
+              / "memories.py").read_text(encoding="utf-8")
+    assert source.count('"update_live_memory"') == 1  # SQLite's branch only
 
 
 # --- SQLite: how many times the row is written, and the writers that do not claim ----------
@@ -264,3 +271,126 @@ def test_a_put_whose_words_are_the_same_looks(sqlite_db: Ctxdb, lite_pid: str) -
         pid, "notes", "k", {"note": "wombat?"}, expected_version=1))
     assert _looks(statements) == 1
     _assert_current(db, pid, 1)
+
+
+# --- PostgreSQL (0026): the document written by the put's own statement ---------------------
+
+
+@pytest.fixture
+def one_connection(pg_url: str, tmp_path: Path) -> Settings:
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    return load_settings(env=env, url=pg_url, actor="user:test", pool_min_size=1,
+                         pool_max_size=1)
+
+
+@pytest.fixture
+def pg_db(pg_url: str, tmp_path: Path) -> Iterator[Ctxdb]:
+    """ctxdb on the PostgreSQL test database whatever the test's backend."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    with Ctxdb.open(load_settings(env=env, url=pg_url, actor="user:test")) as db:
+        yield db
+
+
+def _document_writes(db: Ctxdb) -> tuple[int, int]:
+    """Rows of search_documents inserted and updated so far, as the server counts them (the
+    pool has one connection: the one the puts ran on, its statistics flushed first)."""
+    db.storage.read(lambda tx: raw(tx).one_raw("SELECT pg_stat_force_next_flush()", {}))
+
+    def count(tx: Tx) -> tuple[int, int]:
+        row = raw(tx).one_raw("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
+                              "WHERE relname = 'search_documents'", {})
+        assert row is not None
+        return int(row["n_tup_ins"]), int(row["n_tup_upd"])
+
+    return db.storage.read(count)
+
+
+def _pg_execute(db: Ctxdb, sql: str) -> list[tuple[Any, ...]]:
+    """A statement on a connection of its own: a writer that is not ctxdb's put."""
+    import psycopg
+
+    with psycopg.connect(db.settings.url, autocommit=True) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.mark.postgres
+def test_a_postgres_put_writes_its_document_once(one_connection: Settings) -> None:
+    with Ctxdb.open(one_connection) as db:
+        pid = db.projects.create("written once")["project_id"]
+        db.memories.put(pid, "notes", "k", {"note": "version one"})
+        inserted, updated = _document_writes(db)
+        for version in range(1, 6):
+            db.memories.put(pid, "notes", "k", {"note": f"version {version + 1}"},
+                            expected_version=version)
+        # One version of the document per put (before 0026: the trigger's, then the terms').
+        assert _document_writes(db) == (inserted, updated + 5)
+        _assert_current(db, pid, 1)
+        claimed = _pg_execute(db, "SELECT version, document_version FROM memories "
+                                  f"WHERE project_id = '{pid}'")
+        assert claimed == [(6, 6)]
+        assert [hit["key"] for hit in db.search.search(pid, "version 6")] == ["k"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statement", [
+    # as a hand-written put does it: a new version, document_version left as it was
+    "UPDATE memories SET value = '{\"note\": \"quokka\"}', version = version + 1",
+    # the same version (document_version still equal to it from ctxdb's last put)
+    "UPDATE memories SET value = '{\"note\": \"quokka\"}'",
+    # a writer that copies the whole row, document_version included
+    "UPDATE memories SET value = '{\"note\": \"quokka\"}', version = version + 1, "
+    "document_version = document_version",
+    # a move of the memory to another namespace, as a rename would write it
+    "UPDATE memories SET namespace = 'moved:here', value = '{\"note\": \"quokka\"}'",
+])
+def test_a_postgres_update_that_does_not_claim_gets_its_document_from_the_trigger(
+    pg_db: Ctxdb, statement: str
+) -> None:
+    db = pg_db
+    pid = db.projects.create("claims")["project_id"]
+    db.memories.put(pid, "notes", "k", {"note": "wombat"})
+    db.memories.put(pid, "notes", "k", {"note": "wombat again"}, expected_version=1)
+    _pg_execute(db, f"{statement} WHERE project_id = '{pid}' AND key = 'k'")
+    pending = _pg_execute(db, "SELECT body, terms FROM search_documents "
+                              f"WHERE project_id = '{pid}'")
+    assert len(pending) == 1 and pending[0][1] is None  # the new body, its terms to come
+    assert pending[0][0].endswith("\nk\nnote\nquokka")
+    db.memories.put(pid, "notes", "other", {"note": "a later write"})  # its look indexes it
+    _assert_current(db, pid, 2)
+    assert [hit["key"] for hit in db.search.search(pid, "quokka")] == ["k"]
+    assert db.search.search(pid, "wombat") == []
+
+
+@pytest.mark.postgres
+def test_a_postgres_put_whose_memory_lost_its_document_writes_it(pg_db: Ctxdb) -> None:
+    db = pg_db
+    pid = db.projects.create("lost")["project_id"]
+    db.memories.put(pid, "notes", "k", {"note": "wombat"})
+    _pg_execute(db, f"DELETE FROM search_documents WHERE project_id = '{pid}'")
+    db.memories.put(pid, "notes", "k", {"note": "bilby"}, expected_version=1)
+    _assert_current(db, pid, 1)
+    assert [hit["key"] for hit in db.search.search(pid, "bilby")] == ["k"]
+
+
+@pytest.mark.postgres
+def test_a_postgres_put_after_other_writers_keeps_every_document_current(pg_db: Ctxdb) -> None:
+    """The general path (a new key, a memory deleted then put again, an archived project's
+    refusal), a tombstone and a conflict around claimed puts: each document current."""
+    db = pg_db
+    pid = db.projects.create("mixed")["project_id"]
+    db.memories.put(pid, "notes", "a", {"note": "first"})
+    db.memories.put(pid, "notes", "a", {"note": "second"}, expected_version=1)
+    with pytest.raises(VersionConflictError):
+        db.memories.put(pid, "notes", "a", {"note": "stale"}, expected_version=1)
+    db.memories.delete(pid, "notes", "a", expected_version=2)
+    db.memories.put(pid, "notes", "a", {"note": "third"}, expected_version=0)
+    db.memories.put(pid, "notes", "a", {"note": "fourth"})
+    db.memories.put(pid, "notes:deep", "b", {"note": "fifth"}, memory_type="episodic")
+    db.memories.put(pid, "notes:deep", "b", {"note": "sixth"}, ttl_seconds=600)
+    _assert_current(db, pid, 2)
+    assert [hit["key"] for hit in db.search.search(pid, "fourth")] == ["a"]
+    assert [hit["key"] for hit in db.search.search(pid, "sixth")] == ["b"]
+    assert db.search.search(pid, "stale") == [] and db.search.search(pid, "fifth") == []
+    history = db.memories.history(pid, "notes", "a")
+    assert [v["op"] for v in history] == ["put", "put", "delete", "put", "put"]

@@ -41,8 +41,8 @@ SQLITE_ONLY_TABLES = {"search_fts", "search_fts_data", "search_fts_idx", "search
 # The change feed's order index: SQLite walks the same order by the table's own key (0016).
 POSTGRES_ONLY = {"columns": {("search_documents", "search_vector")},
                  "indexes": {"idx_search_documents_vector", "idx_audit_change_order"}}
-# The version whose search document a memory put wrote itself, for SQLite's trigger (0024).
-SQLITE_ONLY_COLUMNS = {("memories", "document_version")}
+# None since PostgreSQL's 0026 gave memories the document_version SQLite's 0024 did.
+SQLITE_ONLY_COLUMNS: set[tuple[str, str]] = set()
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -488,6 +488,78 @@ def test_memories_search_the_same_across_0024_up_down_and_up(
             assert row["body"] == row["source_body"]
             assert row["occurred_at"] == row["source_occurred_at"]
             assert row["terms"] == index_terms(row["source_body"])
+
+
+def test_memories_search_the_same_across_0026_up_down_and_up(
+    backend: str, fresh_url: str, tmp_path: Path
+) -> None:
+    """0026 makes PostgreSQL's put write its memory's search document itself (SQLite's is a
+    no-op): a database at 0025 with memories keeps its documents as they are, its first puts
+    after the upgrade claim their documents, and a database taken down to 0025 (the column
+    and the trigger's condition gone) and up again keeps every document current."""
+    from ctxdb.storage.base import raw
+    from ctxdb.storage.search_text import index_terms
+
+    documents_sql = (
+        "SELECT d.doc_id, d.memory_id, d.content_type, d.namespace, d.body, d.terms, "
+        "d.expires_at, d.occurred_at, s.body AS source_body, s.occurred_at AS source_occurred_at, "
+        "s.content_type AS source_content_type, s.expires_at AS source_expires_at "
+        "FROM search_documents d JOIN search_memory_source s ON s.memory_id = d.memory_id "
+        "ORDER BY d.memory_id")
+
+    def documents(db: Ctxdb) -> list[dict[str, Any]]:
+        return db.storage.read(lambda tx: [dict(row) for row in
+                                           raw(tx).all_raw(documents_sql, {})])
+
+    def assert_current(db: Ctxdb) -> None:
+        for row in documents(db):
+            for column in ("body", "occurred_at", "content_type", "expires_at"):
+                assert row[column] == row[f"source_{column}"], column
+            assert row["terms"] == index_terms(row["source_body"])
+
+    def found(db: Ctxdb, pid: str, word: str) -> list[str]:
+        return [hit["key"] for hit in db.search.search(pid, word)]
+
+    def claims(db: Ctxdb) -> list[Any]:
+        sql = "SELECT key, version, document_version FROM memories ORDER BY key"
+        return db.storage.read(lambda tx: [tuple(row.values()) for row in
+                                           raw(tx).all_raw(sql, {})])
+
+    settings = settings_for(fresh_url, tmp_path, auto_migrate=True)
+    with Ctxdb.open(settings) as db:
+        migrator = db.migrator()
+        migrator.downgrade(25)
+        pid = db.projects.create("memories")["project_id"]
+        db.memories.put(pid, "notes", "k", {"note": "wombat"})
+        db.memories.put(pid, "notes", "k", {"note": "numbat"}, expected_version=1)
+        db.memories.put(pid, "notes:deep", "other", {"note": "unchanged potoroo"})
+        before = documents(db)
+        assert len(before) == 2 and all(row["terms"] for row in before)
+        migrator.upgrade()
+        assert migrator.current_version() >= 26
+        assert documents(db) == before
+        assert found(db, pid, "numbat") == ["k"] and found(db, pid, "potoroo") == ["other"]
+        if backend == "postgres":  # rows present at the upgrade: no claim until a put
+            assert claims(db) == [("k", 2, None), ("other", 1, None)]
+        db.memories.put(pid, "notes", "k", {"note": "bilby"}, expected_version=2)
+        if backend == "postgres":
+            assert claims(db) == [("k", 3, 3), ("other", 1, None)]
+        steps = [(25, "quokka"), (26, "dingo"), (25, "echidna"), (26, "kowari")]
+        for version, (schema, word) in enumerate(steps, start=3):
+            if schema < migrator.current_version():
+                migrator.downgrade(schema)
+            elif schema > migrator.current_version():
+                migrator.upgrade(schema)
+            db.memories.put(pid, "notes", "k", {"note": word}, expected_version=version)
+            assert found(db, pid, word) == ["k"], schema
+            assert_current(db)
+        migrator.upgrade()
+        for word in ("wombat", "numbat", "bilby", "quokka", "dingo", "echidna"):
+            assert found(db, pid, word) == [], word
+        assert found(db, pid, "kowari") == ["k"] and found(db, pid, "potoroo") == ["other"]
+        db.memories.delete(pid, "notes", "k", expected_version=7)
+        assert found(db, pid, "kowari") == [] and len(documents(db)) == 1
+        assert_current(db)
 
 
 def test_items_search_the_same_across_0025_up_down_and_up(

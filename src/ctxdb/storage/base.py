@@ -54,8 +54,9 @@ class Tx(abc.ABC):
     # transaction where one statement writes several tables.
     documents_written_once = False
     # Whether the schema lets a memory put write its memory's search document itself, with
-    # its terms (SQLite's migration 0024: the put claims it in the row it writes, and the
-    # trigger then leaves it); set by the storage per transaction where a dialect has it.
+    # its terms (SQLite's migration 0024, PostgreSQL's 0026: the put claims it in the row it
+    # writes, and the trigger then leaves it); set by the storage per transaction where a
+    # dialect has it.
     memory_documents_once = False
     # Whether the schema lets a store write its item's search document itself, first, with
     # its terms (SQLite's migration 0025: the item's trigger then writes none); set by the
@@ -203,7 +204,7 @@ class Storage(abc.ABC):
     # Whether the schema has migration 0023 (see Tx.documents_written_once), found out by
     # the first write that chains its statements; None: not known (yet, or since a migration).
     documents_written_once: bool | None = None
-    # Likewise for Tx.memory_documents_once (SQLite's migration 0024) and
+    # Likewise for Tx.memory_documents_once (SQLite's migration 0024, PostgreSQL's 0026) and
     # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
     item_documents_once: bool | None = None
@@ -235,6 +236,7 @@ class Storage(abc.ABC):
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
             if tx.chains_writes:
                 tx.documents_written_once = self._writes_documents_once(tx)
+                tx.memory_documents_once = self._puts_write_documents(tx)
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
                 tx.item_documents_once = self._stores_write_documents(tx)

@@ -37,11 +37,14 @@ Full-text search (see docs/search.md) over ``search_documents``, aliased ``d``:
                            exact ``d.project_id = :p`` still follows it
 - ``$SEARCH_INDEXED``      the documents that are in the index
 
-A memory put's search document (SQLite, migration 0024; see ``update_live_memory``):
+A memory put's search document (SQLite's migration 0024, PostgreSQL's 0026; see
+``update_live_memory``):
 
-- ``$CLAIM_MEMORY_DOCUMENT``  SQLite: one more assignment of the put's ``UPDATE``, by which the
-                           row says that its writer writes the memory's search document
-                           itself (the trigger then leaves it); nothing on PostgreSQL
+- ``$CLAIM_MEMORY_DOCUMENT``  one more assignment of the put's ``UPDATE``, by which the row
+                           says that its writer writes the memory's search document itself
+                           (the trigger then leaves it): on SQLite in a statement of its own
+                           after the ``UPDATE``, on PostgreSQL in the same statement
+                           (``put_live_memory_recorded``)
 - ``$MEMORY_DOCUMENT_BODY``   SQLite: more columns the put returns: ``search_body``, the
                            document's body, ``:search_body`` where the put made it
                            (storage/sqlite_body.py), else as ``search_memory_source`` makes
@@ -144,8 +147,8 @@ class Dialect(NamedTuple):
     # Asked of the catalog, so that it answers on a database of any version, even empty.
     documents_once_probe: str | None = None
     # $CLAIM_MEMORY_DOCUMENT and $MEMORY_DOCUMENT_BODY (see the module's docstring), and one
-    # row if the schema has what they name (migration 0024; Tx.memory_documents_once); None
-    # where a put never writes its document itself.
+    # row if the schema has what they name (SQLite's migration 0024, PostgreSQL's 0026;
+    # Tx.memory_documents_once); None where a put never writes its document itself.
     claim_memory_document: str = ""
     memory_document_body: str = ""
     memory_documents_probe: str | None = None
@@ -336,4 +339,10 @@ POSTGRES = Dialect(
         "AND a.datname <> current_database()))"),
     after_position="(xact_id, audit_id) > (:xact_id, :audit_id)",
     position_order="xact_id, audit_id",
+    # The put's document is one more part of its statement (put_live_memory_recorded), whose
+    # trigger fires after it: the claim alone, no body to return.
+    claim_memory_document=", document_version = version + 1",
+    memory_documents_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
+                            "to_regclass('memories') AND attname = 'document_version' "
+                            "AND NOT attisdropped"),
 )

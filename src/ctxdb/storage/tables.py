@@ -274,8 +274,8 @@ TABLES: tuple[Table, ...] = (
 # insert, never exported, copied or hashed. audit_log.xact_id is the number of the transaction
 # that wrote the row in this database (the change feed's order, migration 0016): another
 # database's numbers would put copied rows out of its order. memories.document_version
-# (SQLite only, migration 0024) is the version whose search document the put wrote itself,
-# which says something only to this database's triggers.
+# (SQLite's migration 0024, PostgreSQL's 0026) is the version whose search document the put
+# wrote itself, which says something only to this database's triggers.
 LOCAL_COLUMNS: frozenset[tuple[str, str]] = frozenset({("audit_log", "xact_id"),
                                                        ("memories", "document_version")})
 

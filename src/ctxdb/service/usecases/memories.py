@@ -40,7 +40,7 @@ from ctxdb.errors import (
     VersionConflictError,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.usecases.memory_document import write_put_document
+from ctxdb.service.usecases.memory_document import put_document, write_put_document
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
 from ctxdb.storage.sqlite_body import sqlite_memory_text
@@ -118,16 +118,12 @@ class MemoryService(Service):
             **(self._policy_ttls if ttl is None else dict.fromkeys(self._policy_ttls, ttl))}
 
         def unit(tx: Tx) -> dict[str, Any]:
-            if fast is not None and tx.chains_writes:  # its history and audit rows with it
-                written = tx.one("put_live_memory_recorded", **fast)
-                if written is not None:
-                    return _decoded(written)
-            elif fast is not None and tx.memory_documents_once:  # below it: the general path
-                written = tx.one("update_live_memory", **fast, search_body=sqlite_memory_text(
-                    namespace, key, value_json))
-                if written is not None:  # it claimed its search document: written here, once
-                    write_put_document(tx, written)
-                    return self._record_put(tx, written, project_id, expected, actor)
+            # Below the schema where a put claims its document (SQLite's 0024, PostgreSQL's
+            # 0026), the general path.
+            if fast is not None and tx.memory_documents_once:
+                put = self._put_live(tx, fast)
+                if put is not None:
+                    return put
             row = self._lock(tx, project_id, namespace, key, actor)
             if row is None:  # a new key: the project is checked by its own statement
                 require_project(tx, project_id, active=True)
@@ -138,6 +134,24 @@ class MemoryService(Service):
                                expected=expected, ttl_seconds=ttl, actor=actor)
 
         return self.storage.write(unit)
+
+    def _put_live(self, tx: Tx, fast: dict[str, Any]) -> dict[str, Any] | None:
+        """The put of a live memory at the expected version (``update_live_memory``), which
+        claims the memory's search document and writes it once, with its terms: on PostgreSQL
+        in one statement with its history and audit rows, on SQLite in a statement after the
+        update. ``None``: nothing written, the general path says why."""
+        namespace, key, value_json = fast["namespace"], fast["key"], fast["value"]
+        if tx.chains_writes:
+            written = tx.one("put_live_memory_recorded", **fast,
+                             **put_document(namespace, key, value_json))
+            return None if written is None else _decoded(written)
+        written = tx.one("update_live_memory", **fast,
+                         search_body=sqlite_memory_text(namespace, key, value_json))
+        if written is None:
+            return None
+        write_put_document(tx, written)
+        return self._record_put(tx, written, fast["project_id"], fast["expected_version"],
+                                fast["actor"])
 
     def put_in_tx(
         self,

@@ -1,16 +1,22 @@
-"""A memory put's search document, written once with its index terms (SQLite, migration 0024).
+"""A memory put's search document, written once with its index terms (SQLite's migration
+0024, PostgreSQL's 0026).
 
 The put of a live memory (``update_live_memory``) claims the memory's search document in the
-row it writes, so that the trigger on ``memories`` leaves the document alone, and answers
-with the document's body as ``search_memory_source`` makes it; the put then writes the
-document here, its body and its terms in one write (docs/architecture.md, "The memory put's
-document written once"). Before, the trigger wrote the body, a second trigger cleared the
-terms and the look for documents without terms wrote them again: three writes of the row,
-and FTS5's index changed four times instead of twice.
+row it writes, so that the trigger on ``memories`` leaves the document alone. On SQLite it
+answers with the document's body as ``search_memory_source`` makes it, and the put then writes
+the document here, its body and its terms in one write (docs/architecture.md, "The memory
+put's document written once"). Before, the trigger wrote the body, a second trigger cleared
+the terms and the look for documents without terms wrote them again: three writes of the row,
+and FTS5's index changed four times instead of twice. On PostgreSQL the put's one statement
+writes the document too, its body made here (:func:`put_document`), where the trigger wrote
+the body and the look the terms: two versions of the row ("The PostgreSQL memory put's
+document written once").
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from ctxdb.storage import Row, Tx
@@ -45,3 +51,22 @@ def write_put_document(tx: Tx, written: Row) -> None:
     # then keeps them), so with the old terms it looks as before.
     if not pending and terms != old_terms:
         tx.documents_indexed()
+
+
+def put_document(namespace: str, key: str, value_json: str) -> dict[str, str]:
+    """``put_live_memory_recorded``'s ``search_body`` and ``search_terms`` (PostgreSQL): the
+    body ``search_memory_source`` makes of the memory (its namespace's segments, its key and
+    what ``ctxdb_search_text`` makes of its value, cut at 200,000 characters) and its terms."""
+    document_text, limit = _postgres_text()
+    body = f"{namespace.replace(':', ' ')}\n{key}\n{document_text(value_json)}"[:limit]
+    return {"search_body": body, "search_terms": index_terms(body)}
+
+
+@functools.cache
+def _postgres_text() -> tuple[Callable[[str], str], int]:
+    """PostgreSQL's body maker, imported on the first put that needs it: SQLite's puts never
+    do (it imports ``decimal``), and an import statement run on every put costs about 10 K
+    instructions (see above)."""
+    from ctxdb.storage.search_body import BODY_LIMIT, postgres_document_text
+
+    return postgres_document_text, BODY_LIMIT

@@ -59,8 +59,11 @@ RETURNING memory_id, project_id, namespace, key, memory_type, version, value, cr
 -- type stays unless one is given, and the expiry follows the resulting type's policy unless
 -- a TTL is given (the caller passes each type's). No row: the caller takes the general path,
 -- which says why (a conflict, an expired or missing memory, an archived project).
--- On SQLite (from migration 0024 on) the put claims the memory's search document and gets
--- its body back, to write it once with its terms (write_memory_document; see dialect.py).
+-- Where the schema has memories.document_version (SQLite's 0024, PostgreSQL's 0026) the put
+-- claims the memory's search document (dialect.py's claim), for it writes the document
+-- itself, once with its terms: on SQLite by write_memory_document, the body coming back with
+-- the row; on PostgreSQL by put_live_memory_recorded, of which this is a part and alone
+-- never sent (see dialect.py). Below that schema the put takes the general path.
 UPDATE memories
 SET version = version + 1, memory_type = coalesce(:memory_type, memory_type), value = :value,
     updated_by = :actor, updated_at = $NOW,
@@ -92,10 +95,12 @@ VALUES (:project_id, 'memory', :memory_id, :memory_type, :namespace, :body, :ter
         :expires_at, :updated_at);
 
 -- name: put_live_memory_recorded
--- update_live_memory with the put's history row and audit row (details as
--- MemoryService._record_put writes them on SQLite), in one statement where one statement may
--- write several tables (PostgreSQL; Tx.chains_writes): both are written only when the update
--- wrote a row. The update is update_live_memory itself: the same conditions, the same answer.
+-- update_live_memory with the put's history row, audit row (details as
+-- MemoryService._record_put writes them on SQLite) and search document, in one statement where
+-- one statement may write several tables (PostgreSQL; Tx.chains_writes) and the schema has
+-- memories.document_version (0026; Tx.memory_documents_once): each is written only when the
+-- update wrote a row. The update is update_live_memory itself: the same conditions, the same
+-- answer, and the claim by which search_memory_update leaves the row to this statement.
 WITH written AS (
 $QUERY(update_live_memory)
 ), history AS (
@@ -111,6 +116,22 @@ $QUERY(update_live_memory)
                               'expected_version', CAST(:expected_version AS BIGINT),
                               'memory_type', memory_type)
     FROM written
+), document AS (
+    -- The memory's search document, written once with its index terms (its body made in
+    -- Python as search_memory_source makes it: storage/search_body.py), where the trigger
+    -- wrote the body and the look then the terms: one version of the row instead of two.
+    -- A memory without its document (a repair removed it, say) gets it here. The look for
+    -- documents without terms still travels with this statement, for those of other
+    -- writers (and this one's, should its terms be its old body's: search_terms_stale).
+    INSERT INTO search_documents (project_id, kind, memory_id, content_type, namespace, body,
+                                  terms, expires_at, occurred_at)
+    SELECT project_id, 'memory', memory_id, memory_type, namespace, :search_body,
+           :search_terms, expires_at, updated_at
+    FROM written
+    ON CONFLICT (memory_id) WHERE memory_id IS NOT NULL DO UPDATE
+    SET project_id = excluded.project_id, content_type = excluded.content_type,
+        namespace = excluded.namespace, body = excluded.body, terms = excluded.terms,
+        expires_at = excluded.expires_at, occurred_at = excluded.occurred_at
 )
 -- The transaction's id comes back with the memory: no statement of its own (pg_tx.py).
 SELECT memory_id, project_id, namespace, key, memory_type, version, value, created_by,
