@@ -47,8 +47,9 @@ A memory put's search document (SQLite, migration 0024; see ``update_live_memory
                            (storage/sqlite_body.py), else as ``search_memory_source`` makes
                            it of the row written, ``search_terms``, the terms the
                            document has (those of the previous put), and
-                           ``documents_pending``, whether any document is without its
-                           terms; nothing on PostgreSQL
+                           ``documents_pending``, whether the documents without their
+                           terms are as many as a write may leave (``DEFER_LIMIT``, the
+                           put's own counted); nothing on PostgreSQL
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
@@ -76,6 +77,15 @@ LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migrati
 # project id's hash: PostgreSQL keeps two-number locks apart from the one-number ones above.
 LOCK_PROJECT_INSTANCES = 4242005
 
+# How many search documents may wait for their index terms on SQLite before a write gives them
+# all their terms, in its own transaction (docs/architecture.md, "The SQLite search index
+# brought current in batches"). FTS5 writes a segment of its index at each COMMIT that changed
+# it: about a quarter of a store's WAL frames and time. Left pending, the documents of up to
+# this many writes are entered at once, one segment for them all; a search first brings the
+# index current (SQLiteTx), so it finds them all the same. 32: the flush then costs a search
+# that meets it about as much as the search itself (a few ms), and a store's share of it is a
+# thirtieth; more would make that search slower for a gain that has flattened out.
+DEFER_LIMIT = 32
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _AGO = re.compile(r"\$AGO\((:[A-Za-z_]\w*)\)")
@@ -153,6 +163,10 @@ class Dialect(NamedTuple):
     # (SQLite's migration 0025: the item's trigger then writes none; Tx.item_documents_once);
     # None where a store never does so.
     item_documents_probe: str | None = None
+    # How many search documents may wait for their index terms across commits (Tx.pending_limit;
+    # a write that finds this many gives them all their terms); 0 where each write gives their
+    # terms to the documents it leaves (PostgreSQL, whose index is a column of the document).
+    pending_limit: int = 0
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -240,20 +254,24 @@ SQLITE = Dialect(
     claim_memory_document=", document_version = version + 1",
     # RETURNING runs after the row is written (SQLite makes it a trigger on the row), so the
     # view reads the row as the put left it; the document, which the claim kept from the
-    # trigger, still has the terms of the memory's previous put. With them, whether any
-    # document waits for its terms (the partial index of search_pending_documents holds
-    # exactly those): the put then knows whether it may spare the look (Tx.documents_indexed).
+    # trigger, still has the terms of the memory's previous put. With them, whether the
+    # documents waiting for their terms (the partial index of search_pending_documents holds
+    # exactly those) are as many as a write may leave, counting the put's own document, which
+    # its new body may leave without terms (Tx.pending_limit): the put then knows whether it
+    # may spare the look (Tx.documents_indexed). Counted up to that number only.
     memory_document_body=(", CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE "
                           "(SELECT s.body FROM search_memory_source s "
                           "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
-                          ", EXISTS (SELECT 1 FROM search_documents d "
-                          "WHERE d.terms IS NULL) AS documents_pending"),
+                          ", (SELECT count(*) FROM (SELECT 1 FROM search_documents d "
+                          f"WHERE d.terms IS NULL LIMIT {DEFER_LIMIT - 1})) >= {DEFER_LIMIT - 1}"
+                          " AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
     item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "
                           "AND name = 'search_context_insert' AND instr(sql, 'NOT EXISTS') > 0"),
+    pending_limit=DEFER_LIMIT,
 )
 
 POSTGRES = Dialect(

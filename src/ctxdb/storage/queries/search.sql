@@ -10,6 +10,16 @@ WHERE terms IS NULL AND doc_id > :after
 ORDER BY doc_id
 LIMIT :limit;
 
+-- name: search_pending_upto
+-- How many documents wait for their index terms, counted up to :limit only (a write gives
+-- them all their terms once Tx.pending_limit wait; the partial index holds exactly them).
+SELECT count(*) AS n FROM (SELECT 1 FROM search_documents WHERE terms IS NULL LIMIT :limit) w;
+
+-- name: search_any_pending
+-- Whether any document waits for its index terms: a search on SQLite asks first, in its own
+-- snapshot, and brings the index current when one does (SQLiteTx).
+SELECT EXISTS (SELECT 1 FROM search_documents WHERE terms IS NULL) AS pending;
+
 -- name: search_set_terms
 UPDATE search_documents SET terms = :terms WHERE doc_id = :doc_id;
 
