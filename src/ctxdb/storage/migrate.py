@@ -235,6 +235,17 @@ class Migrator:
             )
         raw(tx).script(migration.down)
         tx.execute("forget_migration", version=migration.version)
+        self._index_waiting_documents(tx)
+
+    def _index_waiting_documents(self, tx: Tx) -> None:
+        """Give every document still without index terms its terms (SQLite's documents wait
+        for theirs until a search or a batch, Dialect.pending_limit): an older ctxdb, which
+        the schema just taken back lets in, searches without bringing the index current."""
+        dialect = self.storage.dialect
+        if dialect.pending_limit and raw(tx).one_raw(dialect.search_terms_probe, {}):
+            from ctxdb.storage.search_engine import index_pending
+
+            index_pending(tx)
 
     def ensure_current(self, automatic: bool) -> None:
         """Create the schema of an empty database; upgrade an older one (embedded use) or
