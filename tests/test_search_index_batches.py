@@ -193,3 +193,4 @@ def test_a_read_only_storage_refuses_a_search_that_would_miss_documents(
     finally:
         storage.close()
 
+

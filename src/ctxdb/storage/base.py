@@ -166,6 +166,12 @@ class RawTx(Tx):
         look for the documents still without index terms (see :meth:`Storage.indexing`).
         Elsewhere nothing: the look is made when it is needed."""
 
+    def set_terms(self, terms: Sequence[tuple[int, str]]) -> None:
+        """Give documents their index terms, (doc_id, terms) in increasing doc_id order: one
+        ``search_set_terms`` each, sent together where a backend pipelines them."""
+        for doc_id, text in terms:
+            self.defer("search_set_terms", doc_id=doc_id, terms=text)
+
     def looked(self, query: str, **params: Any) -> list[Row] | None:
         """The answer to ``query`` with ``params`` asked by :meth:`look_ahead`, once: ``None``
         when it was not asked so, or when a statement that may write a document came after."""
@@ -220,6 +226,9 @@ class Storage(abc.ABC):
     # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
     item_documents_once: bool | None = None
+    # Tx.pending_limit where the schema allows it (Dialect.pending_probe), else 0; None: not
+    # known (yet, or since a migration ran).
+    pending_limit: int | None = None
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
@@ -252,7 +261,7 @@ class Storage(abc.ABC):
         """
         def run(tx: Tx) -> T:
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
-            limit = tx.pending_limit = self.dialect.pending_limit
+            limit = tx.pending_limit = self._documents_may_wait(tx)
             if tx.chains_writes:
                 tx.documents_written_once = self._writes_documents_once(tx)
             elif self.dialect.memory_documents_probe is not None:
@@ -270,10 +279,9 @@ class Storage(abc.ABC):
                 if self.origin is not None:
                     self.origin.search_terms = self.search_terms
                 floor = 0
-            if self.search_terms and limit and not raw(tx).pending_limit_reached:
-                waiting = tx.value("search_pending_upto", limit=limit)
-                if int(waiting) < limit:  # they wait for a later write, or a search
-                    return result
+            if (self.search_terms and limit and not raw(tx).pending_limit_reached
+                    and int(tx.value("search_pending_span")) < limit):
+                return result  # they wait for a later write, or a search
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending
 
@@ -302,6 +310,15 @@ class Storage(abc.ABC):
             if self.origin is not None:
                 self.origin.memory_documents_once = self.memory_documents_once
         return self.memory_documents_once
+
+    def _documents_may_wait(self, tx: Tx) -> int:
+        if self.pending_limit is None:  # the first write, or the schema changed
+            probe = self.dialect.pending_probe
+            allowed = probe is not None and raw(tx).one_raw(probe, {}) is not None
+            self.pending_limit = self.dialect.pending_limit if allowed else 0
+            if self.origin is not None:
+                self.origin.pending_limit = self.pending_limit
+        return self.pending_limit
 
     def _stores_write_documents(self, tx: Tx) -> bool:
         if self.item_documents_once is None:  # the first write, or the schema changed

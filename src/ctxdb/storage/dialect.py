@@ -166,7 +166,10 @@ class Dialect(NamedTuple):
     # How many search documents may wait for their index terms across commits (Tx.pending_limit;
     # a write that finds this many gives them all their terms); 0 where each write gives their
     # terms to the documents it leaves (PostgreSQL, whose index is a column of the document).
+    # Only where the schema says that its readers bring the index current (one row from
+    # pending_probe: SQLite's migration 0027, which older versions refuse to open).
     pending_limit: int = 0
+    pending_probe: str | None = None
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -256,22 +259,26 @@ SQLITE = Dialect(
     # view reads the row as the put left it; the document, which the claim kept from the
     # trigger, still has the terms of the memory's previous put. With them, whether the
     # documents waiting for their terms (the partial index of search_pending_documents holds
-    # exactly those) are as many as a write may leave, counting the put's own document, which
-    # its new body may leave without terms (Tx.pending_limit): the put then knows whether it
-    # may spare the look (Tx.documents_indexed). Counted up to that number only.
+    # exactly those) may be as many as a write may leave, counting the put's own document,
+    # which its new body may leave without terms (Tx.pending_limit): the put then knows
+    # whether it may spare the look (Tx.documents_indexed). Counted as search_pending_span
+    # does, in two look-ups (at least as many as wait).
     memory_document_body=(", CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE "
                           "(SELECT s.body FROM search_memory_source s "
                           "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
-                          ", (SELECT count(*) FROM (SELECT 1 FROM search_documents d "
-                          f"WHERE d.terms IS NULL LIMIT {DEFER_LIMIT - 1})) >= {DEFER_LIMIT - 1}"
-                          " AS documents_pending"),
+                          ", coalesce((SELECT max(d.doc_id) FROM search_documents d) - "
+                          "(SELECT min(d.doc_id) FROM search_documents d WHERE d.terms IS NULL)"
+                          f" + 1, 0) >= {DEFER_LIMIT - 1} AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
     item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "
                           "AND name = 'search_context_insert' AND instr(sql, 'NOT EXISTS') > 0"),
     pending_limit=DEFER_LIMIT,
+    # Migration 0027's marker: the database header's user_version, which a statement reads
+    # on a database of any version, even empty.
+    pending_probe="SELECT 1 AS found FROM pragma_user_version WHERE user_version >= 27",
 )
 
 POSTGRES = Dialect(

@@ -11,6 +11,7 @@ read snapshot while another writer has committed.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 import time
@@ -150,18 +151,21 @@ class IndexBehind(Exception):
 
 class SQLiteTx(RawTx):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str],
-                 writing: bool = True) -> None:
+                 writing: bool = True, index_may_lag: bool = False) -> None:
         self._conn = conn
         self._queries = queries
         self._numbered = numbered_queries()
         self._document_writers = document_writers()
         self._index_readers = index_readers()
         self._writing = writing
+        # Whether documents may wait for their terms in this database (its schema's
+        # pending_probe): its readers of the index must then bring it current.
+        self._index_may_lag = index_may_lag
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
         if self._document_writers[query]:
             self.may_write_documents = True
-        elif self._index_readers[query]:
+        elif self._index_may_lag and self._index_readers[query]:
             self._bring_index_current()
         sql, values = self._numbered[query]
         try:
@@ -189,6 +193,17 @@ class SQLiteTx(RawTx):
         from ctxdb.storage.search_engine import index_pending
 
         index_pending(self)
+
+    def set_terms(self, terms: Sequence[tuple[int, str]]) -> None:
+        """In one statement: FTS5 writes its index at the end of each statement that changed
+        it (its savepoint), so the terms of a batch of waiting documents given one statement
+        each would write as many segments as documents; in one, FTS5 writes one for them
+        all. The documents are updated in the order given (json_each's, the outer loop), so
+        that FTS5 receives increasing rowids and keeps them all in memory until then."""
+        if len(terms) == 1:
+            self.execute("search_set_terms", doc_id=terms[0][0], terms=terms[0][1])
+        elif terms:
+            self.execute("search_set_terms_together", batch=json.dumps(terms))
 
     def _literal(self) -> sqlite3.Connection:
         """The connection, for literal SQL: it may write anything."""
@@ -288,7 +303,8 @@ class SQLiteStorage(Storage):
 
         return GroupCommitter(GroupBackend(
             connection=self._connection,
-            transaction=lambda conn: SQLiteTx(conn, self._queries),
+            transaction=lambda conn: SQLiteTx(conn, self._queries,
+                                              index_may_lag=self._index_may_lag(conn)),
             is_busy=_is_busy, translate=_translate,
             describe=f"SQLite group commit on {self.path}"))
 
@@ -337,13 +353,23 @@ class SQLiteStorage(Storage):
         ends = conn.cursor()
         ends.execute(begin)
         try:
-            result = unit(SQLiteTx(conn, self._queries, writing=begin != "BEGIN"))
+            result = unit(SQLiteTx(conn, self._queries, writing=begin != "BEGIN",
+                                   index_may_lag=self._index_may_lag(conn)))
             ends.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return result
+
+    def _index_may_lag(self, conn: sqlite3.Connection) -> bool:
+        """Whether documents may wait for their index terms in this database (schema 0027),
+        asked once per storage, and again after a migration (Storage.pending_limit)."""
+        if self.pending_limit is None:
+            probe = self.dialect.pending_probe
+            found = probe is not None and _first(conn.execute(probe)) is not None
+            self.pending_limit = self.dialect.pending_limit if found else 0
+        return bool(self.pending_limit)
 
     def _guarded(self, write: bool, unit: Callable[[Tx], T]) -> T:
         def attempt() -> T:
