@@ -194,3 +194,18 @@ def test_a_read_only_storage_refuses_a_search_that_would_miss_documents(
         storage.close()
 
 
+
+
+def test_a_downgrade_leaves_no_document_waiting(lite_db: Ctxdb) -> None:
+    """Older versions search without bringing the index current: the migration that older
+    code refuses (0027) gives every waiting document its terms when it is taken back."""
+    from ctxdb.storage import Migrator
+
+    pid = lite_db.projects.create("downgrade")["project_id"]
+    lite_db.context.store(pid, {"note": "a bandicoot"})
+    migrator = Migrator(lite_db.storage)
+    assert migrator.migrations[-1].version == 27
+    assert _waiting(lite_db.settings.sqlite_path) == 1
+    migrator.downgrade(26)
+    assert _waiting(lite_db.settings.sqlite_path) == 0
+    assert _in_fts(lite_db.settings.sqlite_path, "bandicoot") == 1
