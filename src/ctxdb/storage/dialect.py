@@ -79,12 +79,13 @@ LOCK_PROJECT_INSTANCES = 4242005
 
 # How many search documents may wait for their index terms on SQLite before a write gives them
 # all their terms, in its own transaction (docs/architecture.md, "The SQLite search index
-# brought current in batches"). FTS5 writes a segment of its index at each COMMIT that changed
-# it: about a quarter of a store's WAL frames and time. Left pending, the documents of up to
-# this many writes are entered at once, one segment for them all; a search first brings the
-# index current (SQLiteTx), so it finds them all the same. 32: the flush then costs a search
-# that meets it about as much as the search itself (a few ms), and a store's share of it is a
-# thirtieth; more would make that search slower for a gain that has flattened out.
+# brought current in batches"). FTS5 writes a segment of its index at the end of each
+# statement that changed it: a third of a store's WAL frames and a tenth of its instructions.
+# Left waiting, the documents of up to this many writes are entered by one statement, one
+# segment for them all; a search first brings the index current (SQLiteTx), so it finds them
+# all the same. 32: a search that meets a full batch then waits a few ms more (its terms, its
+# segment and a COMMIT), once per batch, and each write's share of the segment is a
+# thirty-second; a larger batch would make that search slower for a gain that has flattened.
 DEFER_LIMIT = 32
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
