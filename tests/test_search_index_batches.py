@@ -209,3 +209,55 @@ def test_a_downgrade_leaves_no_document_waiting(lite_db: Ctxdb) -> None:
     migrator.downgrade(26)
     assert _waiting(lite_db.settings.sqlite_path) == 0
     assert _in_fts(lite_db.settings.sqlite_path, "bandicoot") == 1
+
+
+def test_searches_during_constant_writes_find_every_committed_store(lite: Settings) -> None:
+    """Writers never stop leaving documents waiting; each search, from another connection,
+    finds the newest store that had returned before it began (its read runs again as a write
+    that gives the waiting documents their terms, once, with no loop)."""
+    import threading
+    import time
+
+    with Ctxdb.open(lite) as writer, Ctxdb.open(lite) as reader:
+        pid = writer.projects.create("constant writes")["project_id"]
+        stored: list[tuple[str, int]] = []
+        stop = threading.Event()
+
+        def write() -> None:
+            number = 0
+            while not stop.is_set():
+                word = f"marsupial{number:05d}"
+                item = writer.context.store(pid, {"note": f"a {word}"})
+                stored.append((word, item["item_id"]))
+                number += 1
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            searches = 0
+            while searches < 40:
+                if not stored:
+                    time.sleep(0.001)
+                    continue
+                word, item_id = stored[-1]
+                assert [hit["id"] for hit in reader.search.search(pid, word)] == [item_id]
+                searches += 1
+        finally:
+            stop.set()
+            thread.join()
+        assert len(stored) > DEFER_LIMIT  # batches were written meanwhile too
+
+
+def test_a_search_through_group_commit_brings_the_index_current(tmp_path: Path) -> None:
+    """With group commit on (the server's SQLite writes), the read that meets waiting
+    documents runs again as a write through the committer, like any write."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    settings = load_settings(env=env, url=str(tmp_path / "group.db"), actor="user:test",
+                             sqlite_group_commit=True)
+    with Ctxdb.open(settings) as db:
+        assert db.storage.group_commit is not None
+        pid = db.projects.create("group")["project_id"]
+        item = db.context.store(pid, {"note": "a cassowary"})
+        assert _waiting(settings.sqlite_path) == 1
+        assert [hit["id"] for hit in db.search.search(pid, "cassowary")] == [item["item_id"]]
+        assert _waiting(settings.sqlite_path) == 0
