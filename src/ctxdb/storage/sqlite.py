@@ -193,6 +193,7 @@ class SQLiteTx(RawTx):
         from ctxdb.storage.search_engine import index_pending
 
         index_pending(self)
+        self.documents_indexed()  # none waits now: the look after the unit is spared
 
     def set_terms(self, terms: Sequence[tuple[int, str]]) -> None:
         """In one statement: FTS5 writes its index at the end of each statement that changed
