@@ -39,8 +39,14 @@ REPO = RepoIdentity("github.com/acme/shop", "shop", "/work/shop", "main")
 # the reap of silent instances and the count of live ones (make_room) in one; 12: the
 # instance and its audit row in one. Both one fewer: the siblings' task leases come with
 # the siblings (every lease of the project was read apart).
+# SQLite's search index brought current in batches (schema version 27): the prompt's recall
+# meets the two documents stored since the last search waiting for their terms, so its read
+# gives up at its first search and runs again as a write that gives them their terms first
+# (the search again, the look, the terms in one statement): 11 became 14. The SessionEnd's
+# look for its document without terms and their terms became the count of the waiting
+# documents (fewer than DEFER_LIMIT: they stay for a search): 12 became 11.
 EXPECTED = {
-    "sqlite": {"startup": 14, "prompt": 11, "end": 12},
+    "sqlite": {"startup": 14, "prompt": 14, "end": 11},
     "postgres": {"startup": 11, "prompt": 11, "end": 11},
 }
 # Statements that an event may send more than once, and why.
@@ -50,6 +56,9 @@ REPEATS = {
     "insert_audit": 2,
     # The recall's read, then its write's look again (another injection may have come since).
     "injections_of_generation": 2,
+    # SQLite: the recall's read that met documents waiting for their terms, then the same
+    # search in the write that gave them their terms.
+    "search_hits": 2,
 }
 
 

@@ -23,6 +23,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Tx
 from ctxdb.storage.base import raw
+from ctxdb.storage.dialect import DEFER_LIMIT
 from ctxdb.storage.search_body import postgres_document_text
 from ctxdb.storage.search_text import index_terms
 
@@ -88,6 +89,7 @@ def _documents(db: Ctxdb, pid: str) -> list[dict[str, Any]]:
 def test_a_stored_items_document_is_the_one_its_trigger_would_write(db: Ctxdb, pid: str) -> None:
     stored = [db.context.store(pid, content, priority="HIGH", content_type="note")["item_id"]
               for content in CONTENTS]
+    db.search.index_status()  # a read of the index: on SQLite it gives the waiting terms
     documents = _documents(db, pid)
     assert [d["item_id"] for d in documents] == stored
     for document in documents:
@@ -188,7 +190,10 @@ def test_a_sqlite_store_writes_its_document_once(sqlite_db: Ctxdb) -> None:
     counting = _counting(db)
     stored = [db.context.store(pid, content, priority="HIGH", content_type="note")["item_id"]
               for content in CONTENTS]
-    assert _writes(counting) == {"insert": len(CONTENTS)}  # no update: terms came with it
+    assert _writes(counting) == {"insert": len(CONTENTS)}  # no update: the terms wait
+    assert {d["terms"] for d in _documents(db, pid)} == {None}
+    db.search.index_status()  # a read of the index gives them, one update each
+    assert _writes(counting) == {"insert": len(CONTENTS), "update": len(CONTENTS)}
     documents = _documents(db, pid)
     assert [d["item_id"] for d in documents] == stored
     for document in documents:
@@ -266,9 +271,11 @@ def test_a_sqlite_item_of_another_writer_gets_its_document_from_the_trigger(
                      "VALUES (?, 900, 'note', 'HIGH', 1, '{\"note\": \"quokka\"}', '{}', "
                      "'elsewhere', '2026-01-01T00:00:00.000Z')", (pid,))
     assert _writes(counting) == {"insert": 1}
-    db.context.store(pid, {"note": "a later store"})  # its look gives the terms
-    assert _writes(counting) == {"insert": 2, "update": 1}
+    db.context.store(pid, {"note": "a later store"})  # fewer than the limit wait: no look
+    assert _writes(counting) == {"insert": 2}
+    # The search gives the waiting documents their terms first: the three stores'.
     assert [hit["kind"] for hit in db.search.search(pid, "quokka")] == ["context"]
+    assert _writes(counting) == {"insert": 2, "update": 3}
     _assert_consistent(counting)
     counting.close()
 
@@ -292,25 +299,45 @@ def _traced_store(db: Ctxdb, pid: str, content: Any) -> list[str]:
     return [w for n, w in enumerate(words) if n == 0 or words[n - 1] != w]
 
 
-def test_a_sqlite_store_looks_for_documents_without_terms_only_when_some_wait(
-    sqlite_db: Ctxdb
-) -> None:
+def _waiting(db: Ctxdb) -> int:
+    """How many documents wait for their index terms (read beside ctxdb, which would give
+    them their terms before a search)."""
+    conn = sqlite3.connect(db.settings.sqlite_path)
+    try:
+        return int(conn.execute(
+            "SELECT count(*) FROM search_documents WHERE terms IS NULL").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_sqlite_store_leaves_its_terms_until_the_limit_waits(sqlite_db: Ctxdb) -> None:
+    """A store writes its document without terms and no look, until its own would make
+    DEFER_LIMIT documents wait: that store gives them all their terms, another connection's
+    document counted with them; the FTS5 index is then current without a search."""
     db = sqlite_db
     pid = db.projects.create("looks")["project_id"]
-    db.context.store(pid, {"note": "warmup"})  # the first write learns the schema
-    statements = _traced_store(db, pid, {"note": "nothing waits"})
-    assert statements == ["BEGIN IMMEDIATE", "UPDATE projects SET", "INSERT INTO search_documents",
-                          "INSERT INTO context_items", "INSERT INTO audit_log", "COMMIT"]
+    db.context.store(pid, {"note": "warmup"})
+    db.search.index_status()  # none waits
+    plain = ["BEGIN IMMEDIATE", "UPDATE projects SET", "INSERT INTO search_documents",
+             "INSERT INTO context_items", "INSERT INTO audit_log", "COMMIT"]
     other = sqlite3.connect(db.settings.sqlite_path, isolation_level=None)
     other.execute("INSERT INTO context_items (project_id, sequence_number, content_type, "
                   "priority, token_count, content, metadata, idempotency_key, created_at) "
                   "VALUES (?, 900, 'note', 'HIGH', 1, '{\"note\": \"bandicoot\"}', '{}', "
                   "'elsewhere', '2026-01-01T00:00:00.000Z')", (pid,))
     other.close()
-    statements = _traced_store(db, pid, {"note": "one waits"})
+    for number in range(DEFER_LIMIT - 2):
+        assert _traced_store(db, pid, {"note": f"store {number}"}) == plain
+    assert _waiting(db) == DEFER_LIMIT - 1
+    statements = _traced_store(db, pid, {"note": "the limit reached"})
     assert "SELECT doc_id, body" in statements  # the look, then the terms
-    assert [hit["kind"] for hit in db.search.search(pid, "bandicoot")] == ["context"]
-    assert "SELECT doc_id, body" not in _traced_store(db, pid, {"note": "none waits again"})
+    assert _waiting(db) == 0
+    conn = sqlite3.connect(db.settings.sqlite_path)
+    found = conn.execute("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'bandicoot'")
+    assert found.fetchone()[0] == 1  # in the index before any search
+    conn.close()
+    assert _traced_store(db, pid, {"note": "one waits again"}) == plain
+    assert _waiting(db) == 1
 
 
 def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
@@ -322,9 +349,12 @@ def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
     conn = sqlite3.connect(sqlite_db.settings.sqlite_path)
     plan = [row[3] for row in conn.execute(
         "EXPLAIN QUERY PLAN " + compiled_queries(SQLITE)["draw_item"],
-        {"project_id": "p", "content": "{}", "search_body": None})]
+        {"project_id": "p", "content": "{}", "search_body": None, "waiting": 31})]
     conn.close()
-    assert "SCAN search_documents USING INDEX idx_search_documents_pending" in plan
+    # min(doc_id) of the waiting documents: the first entry of the partial index; max(doc_id):
+    # the table's last row
+    assert "SEARCH search_documents USING INDEX idx_search_documents_pending" in plan
+    assert "SEARCH search_documents" in plan
     assert "SEARCH context_items" in plan
     # sqlite_sequence holds a row per AUTOINCREMENT table: SQLite reads it so for each insert.
     whole = [step for step in plan if step.startswith("SCAN") and "USING" not in step

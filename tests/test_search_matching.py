@@ -168,6 +168,10 @@ def test_documents_written_behind_ctxdbs_back_are_indexed_by_the_next_process(
     is what picks up documents written behind ctxdb's back."""
     item = store(db, pid, "written through ctxdb")
     bare_sql(db, "UPDATE search_documents SET terms = NULL")  # as a bare driver leaves them
+    if db.storage.dialect.pending_limit:  # SQLite: a search brings the index current first
+        assert ids(db, pid, "written") == {item}
+        assert db.search.index_status()["context"] == (1, 1)
+        return
     assert db.search.index_status()["context"] == (1, 0)
     assert ids(db, pid, "written") == set()
     with Ctxdb.open(db.settings) as next_process:
@@ -178,6 +182,7 @@ def test_documents_written_behind_ctxdbs_back_are_indexed_by_the_next_process(
 
 def test_rebuild_rewrites_terms_that_disagree_with_the_rules(db: Ctxdb, pid: str) -> None:
     item = store(db, pid, "payments are retried")
+    db.search.index_status()  # a read of the index: SQLite's waiting terms given first
     raw_sql(db, "UPDATE search_documents SET terms = 'stale' WHERE terms IS NOT NULL")
     if db.storage.dialect.name == "sqlite":  # the FTS5 index no longer knows it
         raw_sql(db, "INSERT INTO search_fts (search_fts) VALUES ('rebuild')")

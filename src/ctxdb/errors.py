@@ -320,6 +320,15 @@ class StorageError(CtxdbError):
     category = "storage"
 
 
+class SearchIndexPendingError(StorageError):
+    """A search of a SQLite database opened read-only met documents still waiting for their
+    full-text index terms (a write gives them their terms in batches; a search brings the
+    index current first, which a read-only connection cannot): the search would miss them,
+    so it is refused. ``path`` is in details."""
+
+    code = "search_index_pending"
+
+
 class OutputWriteError(StorageError):
     """A file ctxdb writes (an export, a backup) could not be written: the disk is full,
     the folder is not writable; ``path`` and ``reason`` are in details. Nothing was left at

@@ -62,6 +62,13 @@ class Tx(abc.ABC):
     # its terms (SQLite's migration 0025: the item's trigger then writes none); set by the
     # storage per transaction where a dialect has it.
     item_documents_once = False
+    # How many search documents may wait for their index terms after a write commits (SQLite:
+    # DEFER_LIMIT, storage/dialect.py): a write unit leaves the documents it writes without
+    # terms, and gives every waiting document its terms, in one batch, once this many wait;
+    # a search brings the index current first (docs/architecture.md). 0: every write unit
+    # gives their terms to the documents it leaves (PostgreSQL). Set by the storage per
+    # transaction.
+    pending_limit = 0
 
     @abc.abstractmethod
     def all(self, query: str, **params: Any) -> list[Row]:
@@ -115,14 +122,16 @@ class Tx(abc.ABC):
     @abc.abstractmethod
     def documents_indexed(self) -> None:
         """Say that no search document is without its index terms at this point of the
-        transaction (the unit asked the database so in a statement of its own, and has
-        written none since), so that the storage spares the look for them after the unit
+        transaction, or, where documents may wait (:attr:`pending_limit`), fewer than that
+        many (the unit asked the database so in a statement of its own, and has written none
+        since), so that the storage spares the look for them after the unit
         (:meth:`Storage.indexing`) unless a later statement may write one."""
 
     @abc.abstractmethod
     def documents_pending(self) -> None:
         """Say that documents without their index terms were found in the database (written
-        by another connection), for the storage to give them their terms before the COMMIT,
+        by another connection), or, where documents may wait (:attr:`pending_limit`), that
+        as many wait as may, for the storage to give them their terms before the COMMIT,
         as it does after a statement that may leave such a document (Storage.indexing)."""
 
     @abc.abstractmethod
@@ -141,18 +150,28 @@ class RawTx(Tx):
     # Whether a statement of this transaction may have written a search document: a named
     # query of ``queries.document_writers()``, or any literal SQL. Backends set it.
     may_write_documents = False
+    # Whether the unit said that the waiting documents reached Tx.pending_limit (so the
+    # storage need not count them again).
+    pending_limit_reached = False
 
     def documents_indexed(self) -> None:
         self.may_write_documents = False
 
     def documents_pending(self) -> None:
         self.may_write_documents = True
+        self.pending_limit_reached = True
 
     def look_ahead(self, query: str, **params: Any) -> None:
         """Ask ``query`` right after each statement that may write a search document, in the
         same round trip, where a backend saves one that way (PostgreSQL's pipelines): the
         look for the documents still without index terms (see :meth:`Storage.indexing`).
         Elsewhere nothing: the look is made when it is needed."""
+
+    def set_terms(self, terms: Sequence[tuple[int, str]]) -> None:
+        """Give documents their index terms, (doc_id, terms) in increasing doc_id order: one
+        ``search_set_terms`` each, sent together where a backend pipelines them."""
+        for doc_id, text in terms:
+            self.defer("search_set_terms", doc_id=doc_id, terms=text)
 
     def looked(self, query: str, **params: Any) -> list[Row] | None:
         """The answer to ``query`` with ``params`` asked by :meth:`look_ahead`, once: ``None``
@@ -208,6 +227,9 @@ class Storage(abc.ABC):
     # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
     item_documents_once: bool | None = None
+    # Tx.pending_limit where the schema allows it (Dialect.pending_probe), else 0; None: not
+    # known (yet, or since a migration ran).
+    pending_limit: int | None = None
     # The storage a scoped one was made from (see scoped()): it learns what its copies learn,
     # so that the per-request copies of a server do not each probe the schema again.
     origin: Storage | None = None
@@ -226,6 +248,12 @@ class Storage(abc.ABC):
         path can commit a document the full-text index does not hold. A unit that ran no
         statement able to write one (``RawTx.may_write_documents``) costs no look.
 
+        Where documents may wait for their terms (``Dialect.pending_limit``, SQLite), a write
+        gives them their terms only once that many wait, all in its transaction: the engine
+        then writes its index once for them all. Until then a search brings the index
+        current before it reads it (SQLiteTx), so that every search still finds every
+        committed document.
+
         Where the index keeps dead entries, the documents without terms are looked for
         above the highest id this storage indexed before the unit began, so that a write
         never steps over the entries of every document indexed before: their number grows
@@ -234,13 +262,14 @@ class Storage(abc.ABC):
         """
         def run(tx: Tx) -> T:
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
+            limit = tx.pending_limit = self._documents_may_wait(tx)
             if tx.chains_writes:
                 tx.documents_written_once = self._writes_documents_once(tx)
                 tx.memory_documents_once = self._puts_write_documents(tx)
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._puts_write_documents(tx)
                 tx.item_documents_once = self._stores_write_documents(tx)
-            if self.search_terms:
+            if self.search_terms and not limit:
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
             result = unit(tx)
@@ -252,6 +281,9 @@ class Storage(abc.ABC):
                 if self.origin is not None:
                     self.origin.search_terms = self.search_terms
                 floor = 0
+            if (self.search_terms and limit and not raw(tx).pending_limit_reached
+                    and int(tx.value("search_pending_span")) < limit):
+                return result  # they wait for a later write, or a search
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending
 
@@ -280,6 +312,15 @@ class Storage(abc.ABC):
             if self.origin is not None:
                 self.origin.memory_documents_once = self.memory_documents_once
         return self.memory_documents_once
+
+    def _documents_may_wait(self, tx: Tx) -> int:
+        if self.pending_limit is None:  # the first write, or the schema changed
+            probe = self.dialect.pending_probe
+            allowed = probe is not None and raw(tx).one_raw(probe, {}) is not None
+            self.pending_limit = self.dialect.pending_limit if allowed else 0
+            if self.origin is not None:
+                self.origin.pending_limit = self.pending_limit
+        return self.pending_limit
 
     def _stores_write_documents(self, tx: Tx) -> bool:
         if self.item_documents_once is None:  # the first write, or the schema changed

@@ -50,8 +50,9 @@ A memory put's search document (SQLite's migration 0024, PostgreSQL's 0026; see
                            (storage/sqlite_body.py), else as ``search_memory_source`` makes
                            it of the row written, ``search_terms``, the terms the
                            document has (those of the previous put), and
-                           ``documents_pending``, whether any document is without its
-                           terms; nothing on PostgreSQL
+                           ``documents_pending``, whether the documents without their
+                           terms are as many as a write may leave (``DEFER_LIMIT``, the
+                           put's own counted); nothing on PostgreSQL
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
@@ -79,6 +80,16 @@ LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migrati
 # project id's hash: PostgreSQL keeps two-number locks apart from the one-number ones above.
 LOCK_PROJECT_INSTANCES = 4242005
 
+# How many search documents may wait for their index terms on SQLite before a write gives them
+# all their terms, in its own transaction (docs/architecture.md, "The SQLite search index
+# brought current in batches"). FTS5 writes a segment of its index at the end of each
+# statement that changed it: a third of a store's WAL frames and a tenth of its instructions.
+# Left waiting, the documents of up to this many writes are entered by one statement, one
+# segment for them all; a search first brings the index current (SQLiteTx), so it finds them
+# all the same. 32: a search that meets a full batch then waits a few ms more (its terms, its
+# segment and a COMMIT), once per batch, and each write's share of the segment is a
+# thirty-second; a larger batch would make that search slower for a gain that has flattened.
+DEFER_LIMIT = 32
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _AGO = re.compile(r"\$AGO\((:[A-Za-z_]\w*)\)")
@@ -156,6 +167,13 @@ class Dialect(NamedTuple):
     # (SQLite's migration 0025: the item's trigger then writes none; Tx.item_documents_once);
     # None where a store never does so.
     item_documents_probe: str | None = None
+    # How many search documents may wait for their index terms across commits (Tx.pending_limit;
+    # a write that finds this many gives them all their terms); 0 where each write gives their
+    # terms to the documents it leaves (PostgreSQL, whose index is a column of the document).
+    # Only where the schema says that its readers bring the index current (one row from
+    # pending_probe: SQLite's migration 0027, which older versions refuse to open).
+    pending_limit: int = 0
+    pending_probe: str | None = None
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -243,20 +261,28 @@ SQLITE = Dialect(
     claim_memory_document=", document_version = version + 1",
     # RETURNING runs after the row is written (SQLite makes it a trigger on the row), so the
     # view reads the row as the put left it; the document, which the claim kept from the
-    # trigger, still has the terms of the memory's previous put. With them, whether any
-    # document waits for its terms (the partial index of search_pending_documents holds
-    # exactly those): the put then knows whether it may spare the look (Tx.documents_indexed).
+    # trigger, still has the terms of the memory's previous put. With them, whether the
+    # documents waiting for their terms (the partial index of search_pending_documents holds
+    # exactly those) may be as many as a write may leave, counting the put's own document,
+    # which its new body may leave without terms (Tx.pending_limit): the put then knows
+    # whether it may spare the look (Tx.documents_indexed). Counted as search_pending_span
+    # does, in two look-ups (at least as many as wait).
     memory_document_body=(", CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE "
                           "(SELECT s.body FROM search_memory_source s "
                           "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
-                          ", EXISTS (SELECT 1 FROM search_documents d "
-                          "WHERE d.terms IS NULL) AS documents_pending"),
+                          ", coalesce((SELECT max(d.doc_id) FROM search_documents d) - "
+                          "(SELECT min(d.doc_id) FROM search_documents d WHERE d.terms IS NULL)"
+                          f" + 1, 0) >= {DEFER_LIMIT - 1} AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
     item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "
                           "AND name = 'search_context_insert' AND instr(sql, 'NOT EXISTS') > 0"),
+    pending_limit=DEFER_LIMIT,
+    # Migration 0027's marker: the database header's user_version, which a statement reads
+    # on a database of any version, even empty.
+    pending_probe="SELECT 1 AS found FROM pragma_user_version WHERE user_version >= 27",
 )
 
 POSTGRES = Dialect(

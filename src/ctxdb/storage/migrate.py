@@ -170,12 +170,14 @@ class Migrator:
             self.storage.documents_written_once = None
             self.storage.memory_documents_once = None
             self.storage.item_documents_once = None
+            self.storage.pending_limit = None
 
     def _apply_up(self, tx: Tx, migration: Migration) -> bool:
         self.storage.search_terms = None  # the schema changes: ask again (base.py)
         self.storage.documents_written_once = None
         self.storage.memory_documents_once = None
         self.storage.item_documents_once = None
+        self.storage.pending_limit = None
         tx.lock(LOCK_MIGRATIONS)
         tx.execute("create_migrations_table")
         if int(tx.value("latest_applied_version")) >= migration.version:
@@ -235,6 +237,18 @@ class Migrator:
             )
         raw(tx).script(migration.down)
         tx.execute("forget_migration", version=migration.version)
+        self._index_waiting_documents(tx)
+
+    def _index_waiting_documents(self, tx: Tx) -> None:
+        """Give every document still without index terms its terms (SQLite's documents wait
+        for theirs until a search or a batch, Dialect.pending_limit): an older ctxdb, which
+        the schema just taken back lets in, searches without bringing the index current."""
+        dialect = self.storage.dialect
+        self.storage.pending_limit = None
+        if dialect.pending_limit and raw(tx).one_raw(dialect.search_terms_probe, {}):
+            from ctxdb.storage.search_engine import index_pending
+
+            index_pending(tx)
 
     def ensure_current(self, automatic: bool) -> None:
         """Create the schema of an empty database; upgrade an older one (embedded use) or

@@ -24,7 +24,9 @@ _WRITES_DOCUMENTS = re.compile(
     r"\b(?:INSERT\s+INTO|UPDATE)\s+(?:context_items|memories|session_events|observations|search_documents)\b",
     re.IGNORECASE)
 # Said in a query's comment by a statement that writes such a record but leaves no document
-# without its terms: the store's document written with them, and the item it was written for.
+# without its terms that the look after the unit must find: the store's document written with
+# them (or, where documents may wait for their terms, Tx.pending_limit, without them, the
+# store having asked whether the look is due), and the item it was written for.
 _LEAVES_NONE = "-- Leaves no document without terms"
 
 

@@ -111,8 +111,7 @@ def index_pending(tx: Tx, after: int = 0) -> int:
     while rows := (looked if looked is not None else
                    tx.all("search_pending_documents", after=after, limit=PENDING_BATCH)):
         looked = None
-        for row in rows:
-            tx.defer("search_set_terms", doc_id=row["doc_id"], terms=index_terms(row["body"]))
+        raw(tx).set_terms([(row["doc_id"], index_terms(row["body"])) for row in rows])
         after = rows[-1]["doc_id"]
         if len(rows) < PENDING_BATCH:  # the last batch: asking again would find nothing
             break

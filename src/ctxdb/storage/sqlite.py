@@ -11,6 +11,7 @@ read snapshot while another writer has committed.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 import time
@@ -18,7 +19,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxdb.errors import ConflictError, DatabaseUnavailableError, StorageError
+from ctxdb.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    SearchIndexPendingError,
+    StorageError,
+)
 from ctxdb.private_files import private_directory, private_file
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
@@ -121,22 +127,84 @@ def numbered_queries() -> NumberedQueries:
     return NumberedQueries(compiled_queries(SQLITE))
 
 
+class IndexReaders(dict[str, bool]):
+    """Query name -> whether it reads the FTS5 index (``$SEARCH_FROM``, ``$SEARCH_MATCH``,
+    ``$SEARCH_INDEXED`` all name ``search_fts``), which must then be current: it lacks the
+    documents still waiting for their terms (Tx.pending_limit). Answered on first use."""
+
+    def __missing__(self, name: str) -> bool:
+        reads = self[name] = "search_fts" in compiled_queries(SQLITE)[name]
+        return reads
+
+
+@functools.cache
+def index_readers() -> IndexReaders:
+    return IndexReaders()
+
+
+class IndexBehind(Exception):
+    """A read transaction met documents waiting for their index terms before a statement
+    that reads the index: the storage abandons it and runs the unit again as a write, which
+    gives them their terms first (SQLiteStorage.read). Not a CtxdbError: it never leaves
+    the storage."""
+
+
 class SQLiteTx(RawTx):
-    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str],
+                 writing: bool = True, index_may_lag: bool = False) -> None:
         self._conn = conn
         self._queries = queries
         self._numbered = numbered_queries()
         self._document_writers = document_writers()
+        self._index_readers = index_readers()
+        self._writing = writing
+        # Whether documents may wait for their terms in this database (its schema's
+        # pending_probe): its readers of the index must then bring it current.
+        self._index_may_lag = index_may_lag
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
         if self._document_writers[query]:
             self.may_write_documents = True
+        elif self._index_may_lag and self._index_readers[query]:
+            self._bring_index_current()
         sql, values = self._numbered[query]
         try:
             bound = values(params)
         except KeyError:  # a value missing: the driver's own error names it, as it did
             return self._conn.execute(self._queries[query], params)
         return self._conn.execute(sql, bound)
+
+    def _bring_index_current(self) -> None:
+        """Before a statement that reads the FTS5 index: give their terms to the documents
+        that wait for them (a write transaction), or, in a read transaction, which cannot,
+        give up the read if any wait (IndexBehind), in the snapshot the read then reads: so
+        that a search finds every committed document. One look over the partial index of
+        the waiting documents when none wait; the statements that write documents (a store
+        and then a search, in one transaction) are seen by the look like any other."""
+        cursor = self._conn.execute(self._queries["search_any_pending"])
+        try:
+            pending = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        if not pending:
+            return
+        if not self._writing:
+            raise IndexBehind
+        from ctxdb.storage.search_engine import index_pending
+
+        index_pending(self)
+        self.documents_indexed()  # none waits now: the look after the unit is spared
+
+    def set_terms(self, terms: Sequence[tuple[int, str]]) -> None:
+        """In one statement: FTS5 writes its index at the end of each statement that changed
+        it (its savepoint), so the terms of a batch of waiting documents given one statement
+        each would write as many segments as documents; in one, FTS5 writes one for them
+        all. The documents are updated in the order given (json_each's, the outer loop), so
+        that FTS5 receives increasing rowids and keeps them all in memory until then."""
+        if len(terms) == 1:
+            self.execute("search_set_terms", doc_id=terms[0][0], terms=terms[0][1])
+        elif terms:
+            self.execute("search_set_terms_together", batch=json.dumps(terms))
 
     def _literal(self) -> sqlite3.Connection:
         """The connection, for literal SQL: it may write anything."""
@@ -236,7 +304,8 @@ class SQLiteStorage(Storage):
 
         return GroupCommitter(GroupBackend(
             connection=self._connection,
-            transaction=lambda conn: SQLiteTx(conn, self._queries),
+            transaction=lambda conn: SQLiteTx(conn, self._queries,
+                                              index_may_lag=self._index_may_lag(conn)),
             is_busy=_is_busy, translate=_translate,
             describe=f"SQLite group commit on {self.path}"))
 
@@ -285,13 +354,23 @@ class SQLiteStorage(Storage):
         ends = conn.cursor()
         ends.execute(begin)
         try:
-            result = unit(SQLiteTx(conn, self._queries))
+            result = unit(SQLiteTx(conn, self._queries, writing=begin != "BEGIN",
+                                   index_may_lag=self._index_may_lag(conn)))
             ends.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         return result
+
+    def _index_may_lag(self, conn: sqlite3.Connection) -> bool:
+        """Whether documents may wait for their index terms in this database (schema 0027),
+        asked once per storage, and again after a migration (Storage.pending_limit)."""
+        if self.pending_limit is None:
+            probe = self.dialect.pending_probe
+            found = probe is not None and _first(conn.execute(probe)) is not None
+            self.pending_limit = self.dialect.pending_limit if found else 0
+        return bool(self.pending_limit)
 
     def _guarded(self, write: bool, unit: Callable[[Tx], T]) -> T:
         def attempt() -> T:
@@ -314,9 +393,28 @@ class SQLiteStorage(Storage):
         return self._guarded(True, self.indexing(unit))
 
     def read(self, unit: Callable[[Tx], T]) -> T:
-        return self._guarded(False, unit)
+        try:
+            return self._guarded(False, unit)
+        except IndexBehind:
+            pass
+        # The read met documents waiting for their index terms before it read the index: it
+        # is run again as a write, which gives them their terms first (SQLiteTx), and takes
+        # its turn among the writers (group commit) like any. Not looped: no write commits
+        # between the terms given and the search, which runs in the same transaction.
+        if self.read_only:
+            # Nothing may be written through this storage, so the index cannot be brought
+            # current, and a search of it would miss the waiting documents: refused.
+            raise SearchIndexPendingError(
+                f"the full-text index of {self.path} lacks documents still waiting for their "
+                "index terms, and this connection is read-only: open the database writable "
+                "(any write, or `ctxdb search`, brings the index current) and try again",
+                path=str(self.path))
+        return self.write(unit)
 
     def read_one(self, query: str, **params: Any) -> Row | None:
+        if index_readers()[query]:  # the index may have to be brought current: see read()
+            return self.read(lambda tx: tx.one(query, **params))
+
         def attempt() -> Row | None:
             try:
                 cursor = self._connection().execute(self._queries[query], params)

@@ -60,22 +60,26 @@ def store_audit_details(priority: str, sequence_number: int, token_count: int) -
 
 
 def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None:
-    """The number and the item's id drawn, its search document written with its terms, then
-    the item (SQLite from migration 0025): the document once, instead of the trigger's body
-    and then the terms in a second write. ``None`` as ``insert_next_item``'s: no active
-    project (nothing written), or the key taken (the document is written: the caller rolls
-    the transaction back, as it must for the number drawn)."""
-    index_terms = _document_makers()[1]
+    """The number and the item's id drawn, its search document written, then the item
+    (SQLite from migration 0025): the document once, instead of the trigger's body and then
+    the terms in a second write. Where documents may wait for their index terms
+    (``Tx.pending_limit``), the document is written without them, for the write that finds
+    that many waiting to give them all theirs at once (this one, when the draw says so);
+    else with them. ``None`` as ``insert_next_item``'s: no active project (nothing
+    written), or the key taken (the document is written: the caller rolls the transaction
+    back, as it must for the number drawn)."""
+    waiting = tx.pending_limit - 1 if tx.pending_limit else 1  # this store's own not counted
     drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"],
-                   search_body=sqlite_document_text(values["content"]))
+                   search_body=sqlite_document_text(values["content"]), waiting=waiting)
     if drawn is None:
         return None
     if drawn["documents_pending"]:
         tx.documents_pending()
     body = drawn["search_body"]
+    terms = None if tx.pending_limit else _document_makers()[1](body)
     tx.execute("insert_item_document", project_id=values["project_id"],
                item_id=drawn["item_id"], content_type=values["content_type"],
-               priority=values["priority"], search_body=body, search_terms=index_terms(body),
+               priority=values["priority"], search_body=body, search_terms=terms,
                created_at=drawn["created_at"])
     item_id, sequence = drawn["item_id"], drawn["sequence_number"]
     if not tx.execute("insert_drawn_item", **values, item_id=item_id, sequence_number=sequence,

@@ -44,11 +44,12 @@ def write_put_document(tx: Tx, written: Row) -> None:
     # removed it, say) gets it here, as the trigger would have written it.
     if not tx.execute("write_memory_document", **values):
         tx.execute("insert_memory_document", **values)
-    # The look for documents without terms (Storage.indexing) would find nothing when none
-    # waited as the put wrote its row (another connection's write would have left one) and
-    # the terms just written stay: search_terms_stale clears them where a new body has the
-    # old body's terms, which the put cannot tell from a body left as it was (the trigger
-    # then keeps them), so with the old terms it looks as before.
+    # The look for documents without terms (Storage.indexing) would find nothing to do when
+    # none waited as the put wrote its row (another connection's write would have left one),
+    # or, where documents may wait (Tx.pending_limit, SQLite), fewer than may, and the terms
+    # just written stay: search_terms_stale clears them where a new body has the old body's
+    # terms, which the put cannot tell from a body left as it was (the trigger then keeps
+    # them), so with the old terms it looks as before.
     if not pending and terms != old_terms:
         tx.documents_indexed()
 

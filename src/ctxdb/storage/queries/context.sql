@@ -34,9 +34,12 @@ RETURNING item_id, sequence_number;
 -- no other writer draws meanwhile), the time it is stored at, and its document's body:
 -- :search_body where the store made it (storage/sqlite_body.py), else made of :content here
 -- by the expression of search_context_source (migration 0008; CASE evaluates it only then),
--- so that the document is the one the trigger would have written; and whether documents
--- without terms are waiting (written by another connection: the store's own leave none, so
--- the look for them is made only then, Tx.documents_pending). No row: no such active project.
+-- so that the document is the one the trigger would have written; and whether :waiting
+-- documents without terms may wait (search_pending_span's two look-ups, which count at
+-- least as many as wait): 1 where a store writes its document with its terms (any waiting
+-- were written by another connection: exactly whether one waits), else
+-- Tx.pending_limit - 1, with which this store's document reaches the limit. The look for
+-- them is made only then (Tx.documents_pending). No row: no such active project.
 UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
 WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence AS sequence_number,
@@ -51,12 +54,16 @@ RETURNING next_sequence AS sequence_number,
                      ELSE CASE WHEN type IN ('object', 'array', 'null') THEN NULL
                          WHEN type IN ('true', 'false') THEN type ELSE atom END END AS part
               FROM json_tree(:content))), 1, 200000) END AS search_body,
-          EXISTS (SELECT 1 FROM search_documents WHERE terms IS NULL) AS documents_pending;
+          coalesce((SELECT max(doc_id) FROM search_documents)
+                   - (SELECT min(doc_id) FROM search_documents WHERE terms IS NULL) + 1, 0)
+              >= :waiting AS documents_pending;
 
 -- name: insert_item_document
--- The search document of the item draw_item numbered, written before the item with its
--- index terms (its key to the item is checked at COMMIT: migration 0025).
--- Leaves no document without terms.
+-- The search document of the item draw_item numbered, written before the item (its key to
+-- the item is checked at COMMIT: migration 0025), with its index terms, or without them where
+-- documents may wait for theirs (Tx.pending_limit: the store's draw_item said whether they
+-- are then as many as may wait, and the look for them is made only then).
+-- Leaves no document without terms that the look must find.
 INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
                               occurred_at, terms)
 VALUES (:project_id, 'context', :item_id, :content_type, :priority, :search_body,

@@ -10,8 +10,31 @@ WHERE terms IS NULL AND doc_id > :after
 ORDER BY doc_id
 LIMIT :limit;
 
+-- name: search_pending_span
+-- At least as many as the documents waiting for their index terms, in two look-ups whatever
+-- their number: the ids from the oldest waiting document (the first entry of the partial
+-- index that holds exactly them) to the newest document (a new document takes the next id).
+-- Other documents among those ids make it more: a write that compares it with
+-- Tx.pending_limit gives the waiting ones their terms at the latest when that many wait.
+-- 0: none waits.
+SELECT coalesce(max(doc_id) - (SELECT min(doc_id) FROM search_documents WHERE terms IS NULL)
+                + 1, 0) AS n
+FROM search_documents;
+
+-- name: search_any_pending
+-- Whether any document waits for its index terms: a search on SQLite asks first, in its own
+-- snapshot, and brings the index current when one does (SQLiteTx).
+SELECT EXISTS (SELECT 1 FROM search_documents WHERE terms IS NULL) AS pending;
+
 -- name: search_set_terms
 UPDATE search_documents SET terms = :terms WHERE doc_id = :doc_id;
+
+-- name: search_set_terms_together
+-- search_set_terms for many documents in one statement (SQLite: SQLiteTx.set_terms): :batch
+-- is a JSON array of [doc_id, terms] pairs, in increasing doc_id order.
+UPDATE search_documents SET terms = b.value ->> 1
+FROM json_each(:batch) AS b
+WHERE search_documents.doc_id = b.value ->> 0;
 
 -- name: search_indexed_documents
 -- Documents with their index terms, in batches (a rebuild checks them against the rules).
