@@ -34,8 +34,10 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
     if tx.documents_written_once:  # all four in one statement, the document with its terms
         document_text, index_terms = _document_makers()
         body = document_text(values["content"])
-        run = tx.commit_with if last else tx.one
-        return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
+        # Its transaction's last: the document before the row's lock (a race refused, no row).
+        run, query = ((tx.commit_with, "store_document_first") if last
+                      else (tx.one, "store_next_item"))
+        return run(query, **values, actor=check_identifier(actor, "actor"),
                    search_body=body, search_terms=index_terms(body))
     if tx.item_documents_once:
         row = _document_then_item(tx, values)
