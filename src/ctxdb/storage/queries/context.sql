@@ -76,19 +76,21 @@ VALUES (:item_id, :project_id, :phase_id, :sequence_number, :content_type, :prio
 ON CONFLICT (project_id, idempotency_key) DO NOTHING;
 
 -- name: store_next_item
--- A store's four writes in one statement, where one statement may write several tables
--- (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema is at 0023 or later
--- (Tx.documents_written_once): the per-project number taken from the active project's row,
--- the item inserted with it, its audit row (details as ContextService._insert writes them on
--- SQLite), its search document with its index terms, and the number drawn. Each part reads
--- the rows the one before it returned, so nothing is written when the project is not an
--- active one, and nothing but the row's lock when the key is taken: the number is drawn only
--- for an item inserted, after it (so the statement may be committed with, Tx.commit_with,
--- whatever it answers). The row is locked first (FOR UPDATE: under READ COMMITTED, the
--- latest committed number once a writer before has committed), so that writers of one
--- project take turns as they do at the UPDATE. One statement instead of four is what the
--- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
--- tests of the migrations, takes the statements one by one, as SQLite does.)
+-- A store's four writes in one statement, inside a transaction that does more (the careful
+-- way of ContextService.store, a store within another unit; a store that is its
+-- transaction's only statement is store_document_first, below), where one statement may
+-- write several tables (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema
+-- is at 0023 or later (Tx.documents_written_once): the per-project number taken from the
+-- active project's row, the item inserted with it, its audit row (details as
+-- ContextService._insert writes them on SQLite), its search document with its index terms,
+-- and the number drawn. Each part reads the rows the one before it returned, so nothing is
+-- written when the project is not an active one, and nothing but the row's lock when the
+-- key is taken: the number is drawn only for an item inserted, after it (the caller then
+-- tells which, in the same transaction). The row is locked first (FOR UPDATE: under READ
+-- COMMITTED, the latest committed number once a writer before has committed), so that
+-- writers of one project take turns as they do at the UPDATE. One statement instead of four
+-- is what the server and psycopg charge for per statement, thrice saved. (An older schema,
+-- written to by tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH locked AS (
     SELECT next_sequence + 1 AS next_sequence FROM projects
     WHERE project_id = :project_id AND status = 'active'
