@@ -21,8 +21,19 @@ MAX_FUNCTION_LINES = 60
 CLI_MODULE_OF = {"init": "db", "restore": "backup", "import": "imports"}
 
 
-# Modules allowed past the limit, each with its reason (none now: errors.py fits again).
-LONGER_MODULES: dict[str, int] = {}
+# Modules allowed past the limit, each with its reason and a bound a little past its length.
+LONGER_MODULES: dict[str, int] = {
+    # The one exception tree: one class per error code, which the front ends' tables of exit
+    # codes and HTTP statuses are checked against; split, it would be two trees to keep.
+    "errors.py": 420,
+    # The storage interface (Tx and Storage) with the write units' search-index switches:
+    # schema probes, the batch limit, the look. To split: the switches into a module of
+    # their own.
+    "storage/base.py": 430,
+    # The memory use cases, with the put's two ways (live and general). To split: the live
+    # put into memory_document.py beside its document.
+    "service/usecases/memories.py": 420,
+}
 
 
 def long_modules() -> list[str]:

@@ -15,7 +15,8 @@ from ctxdb.errors import ConflictError, CtxdbError
 from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Tx
-from ctxdb.storage.sqlite import SQLiteStorage, connect
+from ctxdb.storage.sqlite import SQLiteStorage
+from ctxdb.storage.sqlite_connect import connect
 
 
 def sqlite_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -269,11 +269,15 @@ class Storage(abc.ABC):
             floor = self._indexed_up_to if self.keeps_dead_index_entries else 0
             limit = tx.pending_limit = self._documents_may_wait(tx)
             if tx.chains_writes:
-                tx.documents_written_once = self._writes_documents_once(tx)
-                tx.memory_documents_once = self._puts_write_documents(tx)
+                tx.documents_written_once = self._probed(tx, "documents_written_once",
+                                                      self.dialect.documents_once_probe)
+                tx.memory_documents_once = self._probed(tx, "memory_documents_once",
+                                                     self.dialect.memory_documents_probe)
             elif self.dialect.memory_documents_probe is not None:
-                tx.memory_documents_once = self._puts_write_documents(tx)
-                tx.item_documents_once = self._stores_write_documents(tx)
+                tx.memory_documents_once = self._probed(tx, "memory_documents_once",
+                                                     self.dialect.memory_documents_probe)
+                tx.item_documents_once = self._probed(tx, "item_documents_once",
+                                                   self.dialect.item_documents_probe)
             if self.search_terms and not limit:
                 raw(tx).look_ahead("search_pending_documents", after=floor,
                                    limit=PENDING_BATCH)
@@ -300,23 +304,17 @@ class Storage(abc.ABC):
 
         return run
 
-    def _writes_documents_once(self, tx: Tx) -> bool:
-        if self.documents_written_once is None:  # the first write, or the schema changed
-            probe = self.dialect.documents_once_probe
-            self.documents_written_once = (
-                probe is not None and raw(tx).one_raw(probe, {}) is not None)
+    def _probed(self, tx: Tx, name: str, probe: str | None) -> bool:
+        """Whether the schema has what ``probe`` looks for (one of the ``…_once`` switches
+        above, named ``name``): asked on the first write and again once a migration has reset
+        the switch to ``None``, and told to the origin of a server's per-request copy."""
+        found: bool | None = getattr(self, name)
+        if found is None:
+            found = probe is not None and raw(tx).one_raw(probe, {}) is not None
+            setattr(self, name, found)
             if self.origin is not None:
-                self.origin.documents_written_once = self.documents_written_once
-        return self.documents_written_once
-
-    def _puts_write_documents(self, tx: Tx) -> bool:
-        if self.memory_documents_once is None:  # the first write, or the schema changed
-            probe = self.dialect.memory_documents_probe
-            self.memory_documents_once = (
-                probe is not None and raw(tx).one_raw(probe, {}) is not None)
-            if self.origin is not None:
-                self.origin.memory_documents_once = self.memory_documents_once
-        return self.memory_documents_once
+                setattr(self.origin, name, found)
+        return found
 
     def _documents_may_wait(self, tx: Tx) -> int:
         if self.pending_limit is None:  # the first write, or the schema changed
@@ -326,15 +324,6 @@ class Storage(abc.ABC):
             if self.origin is not None:
                 self.origin.pending_limit = self.pending_limit
         return self.pending_limit
-
-    def _stores_write_documents(self, tx: Tx) -> bool:
-        if self.item_documents_once is None:  # the first write, or the schema changed
-            probe = self.dialect.item_documents_probe
-            self.item_documents_once = (
-                probe is not None and raw(tx).one_raw(probe, {}) is not None)
-            if self.origin is not None:
-                self.origin.item_documents_once = self.item_documents_once
-        return self.item_documents_once
 
     @abc.abstractmethod
     def write(self, unit: Callable[[Tx], T]) -> T:

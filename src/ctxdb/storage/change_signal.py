@@ -99,7 +99,7 @@ class SQLiteChangeSignal(ChangeSignal):
                 self.stopping.wait(self.fallback_seconds)
 
     def _poll(self) -> None:
-        from ctxdb.storage.sqlite import connect
+        from ctxdb.storage.sqlite_connect import connect
 
         conn = connect(self.storage.path, self.storage.settings, read_only=True)
         try:

@@ -14,23 +14,16 @@ import functools
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctxdb.errors import (
-    ConflictError,
-    DatabaseUnavailableError,
-    SearchIndexPendingError,
-    StorageError,
-)
-from ctxdb.private_files import private_directory, private_file
+from ctxdb.errors import SearchIndexPendingError, StorageError
 from ctxdb.settings import Settings
 from ctxdb.storage.base import RawTx, Row, Storage, Tx
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.queries import compiled_queries, document_writers
 from ctxdb.storage.retry import with_retries
+from ctxdb.storage.sqlite_connect import connect, is_busy, translate_error
 from ctxdb.storage.sqlite_params import NumberedQueries
 from ctxdb.storage.sqlite_turns import WriteTurns
 
@@ -40,79 +33,6 @@ if TYPE_CHECKING:
     from ctxdb.storage.health import Health
 
 T = TypeVar("T")
-
-_BUSY_MESSAGES = ("database is locked", "database is busy", "database table is locked")
-
-
-def connect(path: Path, settings: Settings, read_only: bool = False) -> sqlite3.Connection:
-    """Open one connection with ctxdb's settings; the only place connections are made.
-
-    ``read_only`` opens an existing file that this connection cannot change (the source of a
-    copy): SQLite itself then refuses every write.
-    """
-    try:
-        if not read_only:
-            # Created private (SQLite gives the -wal and -shm files the database's mode).
-            private_directory(path.parent)
-            private_file(path)
-        elif not path.is_file():
-            raise DatabaseUnavailableError(f"no SQLite database at {path}")
-        conn = sqlite3.connect(
-            path.as_uri() + "?mode=ro" if read_only else str(path),
-            timeout=settings.busy_timeout_ms / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-            uri=read_only,
-        )
-    except (OSError, sqlite3.Error) as exc:
-        raise DatabaseUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
-        _ensure_wal(conn, settings.busy_timeout_ms / 1000)
-        conn.execute(f"PRAGMA synchronous = {settings.sqlite_synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise DatabaseUnavailableError(f"{path} is not a usable SQLite database: {exc}") from exc
-    return conn
-
-
-def _ensure_wal(conn: sqlite3.Connection, patience: float) -> None:
-    # WAL is a property of the file. Switching to it needs a moment of exclusive access, and
-    # that pragma does not always wait on the busy handler, so a fresh file opened by many
-    # processes at once retries here until one of them has switched it.
-    deadline = time.monotonic() + patience
-    mode = "unknown"
-    while True:
-        try:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() == "wal":
-                return
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() == "wal":
-                return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            # SQLite answers the pragma with the mode it kept when WAL is impossible (for
-            # example on a file system without shared memory); never run without WAL.
-            raise DatabaseUnavailableError(
-                f"cannot switch the database to WAL mode (it stays in {mode!r} mode)")
-        time.sleep(0.01)
-
-
-def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and any(
-        text in str(exc).lower() for text in _BUSY_MESSAGES
-    )
-
-
-def _translate(exc: sqlite3.Error) -> StorageError | ConflictError:
-    if isinstance(exc, sqlite3.IntegrityError):
-        return ConflictError(f"the database refused the change: {exc}")
-    return StorageError(f"SQLite error: {exc}")
-
 
 def _first(cursor: sqlite3.Cursor) -> Row | None:
     row = cursor.fetchone()
@@ -306,7 +226,7 @@ class SQLiteStorage(Storage):
             connection=self._connection,
             transaction=lambda conn: SQLiteTx(conn, self._queries,
                                               index_may_lag=self._index_may_lag(conn)),
-            is_busy=_is_busy, translate=_translate,
+            is_busy=is_busy, translate=translate_error,
             describe=f"SQLite group commit on {self.path}"))
 
     @property
@@ -379,11 +299,11 @@ class SQLiteStorage(Storage):
                     return self._write_transaction(unit)
                 return self._transaction("BEGIN", unit)
             except sqlite3.Error as exc:
-                if _is_busy(exc):
+                if is_busy(exc):
                     raise
-                raise _translate(exc) from exc
+                raise translate_error(exc) from exc
 
-        return with_retries(attempt, _is_busy, self._describe_transaction)
+        return with_retries(attempt, is_busy, self._describe_transaction)
 
     def write(self, unit: Callable[[Tx], T]) -> T:
         # With group commit on, the unit joins the writer thread's next transaction (see
@@ -423,11 +343,11 @@ class SQLiteStorage(Storage):
                 finally:
                     cursor.close()  # ends the statement, and with it its read snapshot
             except sqlite3.Error as exc:
-                if _is_busy(exc):
+                if is_busy(exc):
                     raise
-                raise _translate(exc) from exc
+                raise translate_error(exc) from exc
 
-        return with_retries(attempt, _is_busy, f"SQLite read on {self.path}")
+        return with_retries(attempt, is_busy, f"SQLite read on {self.path}")
 
     def health(self) -> Health:
         from ctxdb.storage.sqlite_health import SQLiteHealth

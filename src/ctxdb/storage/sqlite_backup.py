@@ -34,7 +34,7 @@ from ctxdb.progress import Progress
 from ctxdb.settings import Settings
 from ctxdb.storage import backups
 from ctxdb.storage.dialect import SQLITE
-from ctxdb.storage.sqlite import connect
+from ctxdb.storage.sqlite_connect import connect
 
 # Pages copied per step: small enough for a progress bar to move, large enough to be quick.
 PAGES_PER_STEP = 256

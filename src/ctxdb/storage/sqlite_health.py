@@ -18,7 +18,8 @@ from ctxdb.storage.health import (
     StorageSize,
 )
 from ctxdb.storage.queries import compiled_queries
-from ctxdb.storage.sqlite import SQLiteStorage, connect
+from ctxdb.storage.sqlite import SQLiteStorage
+from ctxdb.storage.sqlite_connect import connect
 
 _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 # How integrity_check names an index whose entries disagree with its table.
