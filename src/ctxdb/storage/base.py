@@ -318,11 +318,19 @@ class Storage(abc.ABC):
 
     def _documents_may_wait(self, tx: Tx) -> int:
         if self.pending_limit is None:  # the first write, or the schema changed
-            probe = self.dialect.pending_probe
-            allowed = probe is not None and raw(tx).one_raw(probe, {}) is not None
-            self.pending_limit = self.dialect.pending_limit if allowed else 0
-            if self.origin is not None:
-                self.origin.pending_limit = self.pending_limit
+            return self.probed_pending_limit(lambda probe: raw(tx).one_raw(probe, {}))
+        return self.pending_limit
+
+    def probed_pending_limit(self, first_row: Callable[[str], object | None]) -> int:
+        """:attr:`pending_limit` asked of the schema (``Dialect.pending_probe``, run by
+        ``first_row``, which answers its first row or ``None``): by a write unit, and by a
+        storage that must know before its transaction is made (SQLiteStorage); told to the
+        origin of a server's per-request copy."""
+        probe = self.dialect.pending_probe
+        allowed = probe is not None and first_row(probe) is not None
+        self.pending_limit = self.dialect.pending_limit if allowed else 0
+        if self.origin is not None:
+            self.origin.pending_limit = self.pending_limit
         return self.pending_limit
 
     @abc.abstractmethod

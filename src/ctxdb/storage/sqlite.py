@@ -286,11 +286,10 @@ class SQLiteStorage(Storage):
     def _index_may_lag(self, conn: sqlite3.Connection) -> bool:
         """Whether documents may wait for their index terms in this database (schema 0027),
         asked once per storage, and again after a migration (Storage.pending_limit)."""
-        if self.pending_limit is None:
-            probe = self.dialect.pending_probe
-            found = probe is not None and _first(conn.execute(probe)) is not None
-            self.pending_limit = self.dialect.pending_limit if found else 0
-        return bool(self.pending_limit)
+        limit = self.pending_limit
+        if limit is None:
+            limit = self.probed_pending_limit(lambda probe: _first(conn.execute(probe)))
+        return bool(limit)
 
     def _guarded(self, write: bool, unit: Callable[[Tx], T]) -> T:
         def attempt() -> T:
