@@ -106,11 +106,6 @@ class Tx(abc.ABC):
           with it, and the unit is run again to learn it: the statement must write nothing
           the second time (an idempotency key), and answer so.
 
-        A statement that names a constraint in its comment (``-- Refused by name``) fails
-        on it where it would have written only part of what it writes (PostgreSQL's
-        ``store_document_first``: its document when the item was not inserted); that
-        failure is its answer of no row: the transaction is rolled back, nothing written.
-
         Elsewhere this is :meth:`one`, and the storage commits when the unit returns."""
         return self.one(query, **params)
 

@@ -22,7 +22,7 @@ from ctxdb.storage.base import RawTx, Row
 from ctxdb.storage.dialect import POSTGRES
 from ctxdb.storage.pg_pool import BoundedConnection
 from ctxdb.storage.pg_wire import Statement, first_value
-from ctxdb.storage.queries import document_writers, refusals
+from ctxdb.storage.queries import document_writers
 
 _cursor_names = itertools.count()
 # Pipeline mode needs libpq 14 or newer; with an older one, deferred statements run at once.
@@ -234,21 +234,6 @@ class PostgresTx(RawTx):
         travels with it (the storage knows the schema). Elsewhere this is :meth:`one`, and
         the storage commits when the unit returns.
         """
-        refused_by = refusals()[query]
-        if refused_by is None:
-            return self._commit_with(query, params)
-        try:
-            return self._commit_with(query, params)
-        except psycopg.errors.IntegrityError as exc:
-            if exc.diag.constraint_name != refused_by:
-                raise
-        # The statement's answer of no row (see Tx.commit_with): the transaction, failed, is
-        # rolled back here, and nothing may run in it after it.
-        self._conn.rollback()
-        self.committed = True
-        return None
-
-    def _commit_with(self, query: str, params: dict[str, Any]) -> Row | None:
         writes_documents = self._document_writers[query]
         # A statement that writes no document sends no look, so after an earlier one that
         # may have (or literal SQL: the storage's first probes), the storage must still look

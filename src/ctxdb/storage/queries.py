@@ -28,11 +28,6 @@ _WRITES_DOCUMENTS = re.compile(
 # them (or, where documents may wait for their terms, Tx.pending_limit, without them, the
 # store having asked whether the look is due), and the item it was written for.
 _LEAVES_NONE = "-- Leaves no document without terms"
-# Said in a query's comment by a statement committed with its transaction (Tx.commit_with)
-# that fails on the constraint it names where it would otherwise have written part of what
-# it writes: the failure is its answer of no row (the transaction rolled back, nothing
-# written).
-_REFUSED_BY = re.compile(r"^--[ \t]*Refused by (\w+)", re.MULTILINE)
 
 
 def parse_queries(text: str) -> dict[str, str]:
@@ -117,18 +112,3 @@ class DocumentWriters(dict[str, bool]):
 @functools.cache
 def document_writers() -> DocumentWriters:
     return DocumentWriters()
-
-
-class Refusals(dict[str, str | None]):
-    """Query name -> the constraint whose failure is its answer of no row (``-- Refused by
-    name`` in its comment), or None; answered on first use."""
-
-    def __missing__(self, name: str) -> str | None:
-        match = _REFUSED_BY.search(raw_queries().get(name, ""))
-        refused_by = self[name] = match[1] if match else None
-        return refused_by
-
-
-@functools.cache
-def refusals() -> Refusals:
-    return Refusals()

@@ -30,17 +30,12 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
     nothing was inserted (see ``ContextService._insert``). ``last``: nothing runs in this
     transaction after it, which may then be committed with the statement (Tx.commit_with:
     the one statement writes nothing when it answers with no row); the caller then raises
-    ``NotStored`` for ``None``. Where all four writes are one statement, the last one
-    writes the search document before it locks the project's row (store_document_first);
-    a race it loses (the key taken, the project archived meanwhile) rolls it back and
-    answers ``None`` as well, and the careful way says which."""
+    ``NotStored`` for ``None``."""
     if tx.documents_written_once:  # all four in one statement, the document with its terms
         document_text, index_terms = _document_makers()
         body = document_text(values["content"])
-        # Its transaction's last: the document before the row's lock (a race refused, no row).
-        run, query = ((tx.commit_with, "store_document_first") if last
-                      else (tx.one, "store_next_item"))
-        return run(query, **values, actor=check_identifier(actor, "actor"),
+        run = tx.commit_with if last else tx.one
+        return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
                    search_body=body, search_terms=index_terms(body))
     if tx.item_documents_once:
         row = _document_then_item(tx, values)

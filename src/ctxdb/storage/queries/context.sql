@@ -83,21 +83,19 @@ VALUES (:item_id, :project_id, :phase_id, :sequence_number, :content_type, :prio
 ON CONFLICT (project_id, idempotency_key) DO NOTHING;
 
 -- name: store_next_item
--- A store's four writes in one statement, inside a transaction that does more (the careful
--- way of ContextService.store, a store within another unit; a store that is its
--- transaction's only statement is store_document_first, below), where one statement may
--- write several tables (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema
--- is at 0023 or later (Tx.documents_written_once): the per-project number taken from the
--- active project's row, the item inserted with it, its audit row (details as
--- ContextService._insert writes them on SQLite), its search document with its index terms,
--- and the number drawn. Each part reads the rows the one before it returned, so nothing is
--- written when the project is not an active one, and nothing but the row's lock when the
--- key is taken: the number is drawn only for an item inserted, after it (the caller then
--- tells which, in the same transaction). The row is locked first (FOR UPDATE: under READ
--- COMMITTED, the latest committed number once a writer before has committed), so that
--- writers of one project take turns as they do at the UPDATE. One statement instead of four
--- is what the server and psycopg charge for per statement, thrice saved. (An older schema,
--- written to by tests of the migrations, takes the statements one by one, as SQLite does.)
+-- A store's four writes in one statement, where one statement may write several tables
+-- (PostgreSQL's data-modifying WITH; Tx.chains_writes) and the schema is at 0023 or later
+-- (Tx.documents_written_once): the per-project number taken from the active project's row,
+-- the item inserted with it, its audit row (details as ContextService._insert writes them on
+-- SQLite), its search document with its index terms, and the number drawn. Each part reads
+-- the rows the one before it returned, so nothing is written when the project is not an
+-- active one, and nothing but the row's lock when the key is taken: the number is drawn only
+-- for an item inserted, after it (so the statement may be committed with, Tx.commit_with,
+-- whatever it answers). The row is locked first (FOR UPDATE: under READ COMMITTED, the
+-- latest committed number once a writer before has committed), so that writers of one
+-- project take turns as they do at the UPDATE. One statement instead of four is what the
+-- server and psycopg charge for per statement, thrice saved. (An older schema, written to by
+-- tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH locked AS (
     SELECT next_sequence + 1 AS next_sequence FROM projects
     WHERE project_id = :project_id AND status = 'active'
@@ -136,63 +134,6 @@ WITH locked AS (
     FROM item
 )
 -- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
-SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
-
--- name: store_document_first
--- store_next_item as a store's only statement, committed with it (Tx.commit_with), with the
--- search document written BEFORE the project's row is locked: the document needs the item's
--- id but not its number, so the id is drawn from the items' own sequence first, and the
--- work of the document's index terms (its GIN-indexed search_vector) is not done while the
--- project's other writers wait for its row. The lock's part reads the document's insert,
--- which PostgreSQL runs when it is first read: the document is written, then the row
--- locked (tests/test_store_document_first.py sees the id drawn while the lock waits).
--- The document is written only where, read without a lock, the project is an active one and
--- no item has the key: a repeated store writes nothing and locks nothing. When the project
--- was archived or the key taken between that look and the lock (a race), no item is
--- inserted, and the document's foreign key to its item, checked at the statement's end,
--- fails the statement: nothing is committed, and the store takes the careful way
--- (Tx.commit_with answers no row for that refusal, named below). The rest is
--- store_next_item's: the number from the locked row, the item with the id drawn, the
--- number drawn after it, the audit row; its trigger finds the document and writes none.
--- Refused by search_documents_item_id_fkey when the item is not written.
-WITH fresh AS (
-    SELECT nextval('context_items_item_id_seq') AS item_id
-    WHERE NOT EXISTS (SELECT FROM context_items
-                      WHERE project_id = :project_id AND idempotency_key = :idempotency_key)
-      AND EXISTS (SELECT FROM projects WHERE project_id = :project_id AND status = 'active')
-), document AS (
-    INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
-                                  occurred_at, terms)
-    SELECT :project_id, 'context', item_id, :content_type, :priority, :search_body, $NOW,
-           :search_terms
-    FROM fresh
-    RETURNING item_id
-), locked AS (
-    SELECT document.item_id, projects.next_sequence + 1 AS next_sequence
-    FROM projects, document
-    WHERE projects.project_id = :project_id AND projects.status = 'active'
-    FOR UPDATE OF projects
-), item AS (
-    INSERT INTO context_items (item_id, project_id, phase_id, sequence_number, content_type,
-                               priority, token_count, content, metadata, created_by,
-                               idempotency_key, created_at)
-    SELECT item_id, :project_id, :phase_id, next_sequence, :content_type, :priority,
-           :token_count, :content, :metadata, :created_by, :idempotency_key, $NOW
-    FROM locked
-    ON CONFLICT (project_id, idempotency_key) DO NOTHING
-    RETURNING item_id, sequence_number
-), drawn AS (
-    UPDATE projects SET next_sequence = item.sequence_number, updated_at = $NOW
-    FROM item WHERE projects.project_id = :project_id
-), logged AS (
-    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
-                           details)
-    SELECT $NOW, :actor, 'context.store', 'context_item', CAST(item_id AS TEXT), :project_id,
-           jsonb_build_object('priority', CAST(:priority AS TEXT),
-                              'sequence_number', sequence_number,
-                              'token_count', CAST(:token_count AS BIGINT))
-    FROM item
-)
 SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
 
 -- name: get_item
