@@ -272,9 +272,9 @@ SQLITE = Dialect(
                           "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
-                          ", coalesce((SELECT max(d.doc_id) FROM search_documents d) - "
-                          "(SELECT min(d.doc_id) FROM search_documents d WHERE d.terms IS NULL)"
-                          f" + 1, 0) >= {DEFER_LIMIT - 1} AS documents_pending"),
+                          ", (SELECT count(*) FROM (SELECT 1 FROM search_documents d "
+                          "WHERE d.terms IS NULL LIMIT :waiting)) >= :waiting"
+                          " AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
     item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "
