@@ -45,7 +45,10 @@ END;
 -- then) and where a document changes project: what it held, coalesce(old.terms,
 -- old.indexed_terms), is deleted; what it then holds inserted: the new terms, or, where they
 -- are cleared, what it held (search_terms_held keeps it in the row). Nothing where the terms
--- given are those it holds.
+-- given are those it holds. A delete only where the index has an entry for the document
+-- (its row in search_fts_docsize): FTS5 finds its index corrupt when told to delete one it
+-- does not have, and an index emptied by hand while a document was stale (a damage that
+-- the rebuild repairs) must not make the batch fail before the rebuild can run.
 DROP TRIGGER search_fts_update;
 CREATE TRIGGER search_fts_update AFTER UPDATE OF terms, project_id ON search_documents
 WHEN new.project_id IS NOT old.project_id
@@ -53,7 +56,8 @@ WHEN new.project_id IS NOT old.project_id
 BEGIN
     INSERT INTO search_fts (search_fts, rowid, terms, project_key)
     SELECT 'delete', old.doc_id, coalesce(old.terms, old.indexed_terms), old.project_key
-    WHERE coalesce(old.terms, old.indexed_terms) IS NOT NULL;
+    WHERE coalesce(old.terms, old.indexed_terms) IS NOT NULL
+      AND EXISTS (SELECT 1 FROM search_fts_docsize WHERE id = old.doc_id);
     INSERT INTO search_fts (rowid, terms, project_key)
     SELECT new.doc_id, coalesce(new.terms, old.terms, old.indexed_terms), new.project_key
     WHERE coalesce(new.terms, old.terms, old.indexed_terms) IS NOT NULL;
@@ -63,7 +67,8 @@ DROP TRIGGER search_fts_delete;
 CREATE TRIGGER search_fts_delete AFTER DELETE ON search_documents
 WHEN coalesce(old.terms, old.indexed_terms) IS NOT NULL BEGIN
     INSERT INTO search_fts (search_fts, rowid, terms, project_key)
-    VALUES ('delete', old.doc_id, coalesce(old.terms, old.indexed_terms), old.project_key);
+    SELECT 'delete', old.doc_id, coalesce(old.terms, old.indexed_terms), old.project_key
+    WHERE EXISTS (SELECT 1 FROM search_fts_docsize WHERE id = old.doc_id);
 END;
 
 -- migrate:down
@@ -71,7 +76,8 @@ END;
 -- is then a document waiting for its terms as 0027 knows them.
 INSERT INTO search_fts (search_fts, rowid, terms, project_key)
 SELECT 'delete', doc_id, indexed_terms, project_key FROM search_documents
-WHERE indexed_terms IS NOT NULL AND terms IS NULL;
+WHERE indexed_terms IS NOT NULL AND terms IS NULL
+  AND doc_id IN (SELECT id FROM search_fts_docsize);
 DROP TRIGGER search_terms_held;
 DROP TRIGGER search_fts_delete;
 -- As migration 0021 made it.
