@@ -70,7 +70,9 @@ def test_no_lost_updates_under_compare_and_set(db: Ctxdb, tmp_path: Path) -> Non
     assert [v["value"] for v in history] == list(range(len(acknowledged) + 1))
     assert sum(r["conflicts"] for r in results) >= WORKERS - 1  # the first-insert losers
     # The search document is the last acknowledged put's, with its terms (each put of a live
-    # memory writes it itself: SQLite's 0024, PostgreSQL's 0026), whatever order they took.
+    # memory writes it itself: SQLite's 0024, PostgreSQL's 0026), whatever order they took;
+    # on SQLite its terms wait for the batch or a read of the index (0027, 0028), as here.
+    db.search.index_status()
     document = db.storage.read(lambda tx: raw(tx).one_raw(db.storage.dialect.param_style(
         "SELECT d.body, d.terms, d.occurred_at, s.body AS source_body, "
         "s.occurred_at AS source_occurred_at FROM search_documents d "

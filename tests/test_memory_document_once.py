@@ -115,7 +115,7 @@ def test_each_put_claims_its_document_where_it_writes_it() -> None:
     assert "document_version = version + 1" in put and "AS search_body" not in put
     assert "INSERT INTO search_documents" in put and "ON CONFLICT (memory_id)" in put
     source = (Path(__file__).parents[1] / "src" / "ctxdb" / "service" / "usecases"
-              / "memories.py").read_text(encoding="utf-8")
+              / "memory_document.py").read_text(encoding="utf-8")
     assert source.count('"update_live_memory"') == 1  # SQLite's branch only
 
 
@@ -267,18 +267,20 @@ def test_a_put_after_another_connections_write_indexes_its_document(
     assert [hit["key"] for hit in db.search.search(pid, "quokka")] == ["other"]
 
 
-def test_a_put_whose_words_are_the_same_looks(sqlite_db: Ctxdb, lite_pid: str) -> None:
-    """A new body with the old terms has them cleared by search_terms_stale: that put counts
-    the documents waiting (fewer than DEFER_LIMIT: it leaves them), and its document is
-    indexed again before a search reads the index."""
+def test_a_put_whose_words_are_the_same_waits_like_any(sqlite_db: Ctxdb, lite_pid: str) -> None:
+    """A new body with the old terms: the put leaves its document waiting as any put does
+    (migration 0028), counting the waiting documents in its own statement, not in one after
+    it, and its document is indexed again, with the same terms, before a search reads the
+    index."""
     db, pid = sqlite_db, lite_pid
     db.memories.put(pid, "notes", "k", {"note": "wombat!"})
     db.search.index_status()  # the new memory's document given its terms (it waited)
     statements = _statements_of(db, lambda: db.memories.put(
         pid, "notes", "k", {"note": "wombat?"}, expected_version=1))
     assert _looks(statements) == 0
-    assert sum("coalesce(max(doc_id) - (SELECT min(doc_id)" in s for s in statements) == 1
+    assert not any("count(*) AS n FROM (SELECT 1" in s for s in statements)  # no count after
     _assert_current(db, pid, 1)
+    assert [hit["key"] for hit in db.search.search(pid, "wombat")] == ["k"]
 
 
 # --- PostgreSQL (0026): the document written by the put's own statement ---------------------

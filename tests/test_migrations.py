@@ -41,8 +41,9 @@ SQLITE_ONLY_TABLES = {"search_fts", "search_fts_data", "search_fts_idx", "search
 # The change feed's order index: SQLite walks the same order by the table's own key (0016).
 POSTGRES_ONLY = {"columns": {("search_documents", "search_vector")},
                  "indexes": {"idx_search_documents_vector", "idx_audit_change_order"}}
-# None since PostgreSQL's 0026 gave memories the document_version SQLite's 0024 did.
-SQLITE_ONLY_COLUMNS: set[tuple[str, str]] = set()
+# The terms SQLite's FTS5 index holds for a document whose terms wait for the batch (0028):
+# FTS5 must be given them to delete them; PostgreSQL's index is a column of the document.
+SQLITE_ONLY_COLUMNS: set[tuple[str, str]] = {("search_documents", "indexed_terms")}
 
 
 def with_dbname(url: str, dbname: str) -> str:

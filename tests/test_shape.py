@@ -30,9 +30,6 @@ LONGER_MODULES: dict[str, int] = {
     # schema probes, the batch limit, the look. To split: the switches into a module of
     # their own.
     "storage/base.py": 430,
-    # The memory use cases, with the put's two ways (live and general). To split: the live
-    # put into memory_document.py beside its document.
-    "service/usecases/memories.py": 420,
 }
 
 

@@ -286,7 +286,7 @@ class Storage(abc.ABC):
                     self.origin.search_terms = self.search_terms
                 floor = 0
             if (self.search_terms and limit and not raw(tx).pending_limit_reached
-                    and int(tx.value("search_pending_span")) < limit):
+                    and int(tx.value("search_pending_count", limit=limit)) < limit):
                 return result  # they wait for a later write, or a search
             if self.search_terms:
                 from ctxdb.storage.search_engine import index_pending

@@ -50,9 +50,9 @@ A memory put's search document (SQLite's migration 0024, PostgreSQL's 0026; see
                            (storage/sqlite_body.py), else as ``search_memory_source`` makes
                            it of the row written, ``search_terms``, the terms the
                            document has (those of the previous put), and
-                           ``documents_pending``, whether the documents without their
-                           terms are as many as a write may leave (``DEFER_LIMIT``, the
-                           put's own counted); nothing on PostgreSQL
+                           ``documents_pending``, whether ``:waiting`` documents wait
+                           for their terms (``DEFER_LIMIT - 1`` where the put leaves its
+                           own waiting); nothing on PostgreSQL
 
 Besides these: how to ask whether a table exists, transaction-scoped advisory locks
 (PostgreSQL) where SQLite's single writer lock already serializes, how to rebuild the
@@ -261,20 +261,20 @@ SQLITE = Dialect(
     claim_memory_document=", document_version = version + 1",
     # RETURNING runs after the row is written (SQLite makes it a trigger on the row), so the
     # view reads the row as the put left it; the document, which the claim kept from the
-    # trigger, still has the terms of the memory's previous put. With them, whether the
-    # documents waiting for their terms (the partial index of search_pending_documents holds
-    # exactly those) may be as many as a write may leave, counting the put's own document,
-    # which its new body may leave without terms (Tx.pending_limit): the put then knows
-    # whether it may spare the look (Tx.documents_indexed). Counted as search_pending_span
-    # does, in two look-ups (at least as many as wait).
+    # trigger, still has the terms of the memory's previous put. With them, whether :waiting
+    # documents wait for their terms (the partial index of search_pending_documents holds
+    # exactly those; counted up to :waiting, as search_pending_count counts): the put passes
+    # Tx.pending_limit - 1 where it leaves its own document waiting (schema 0027; 0028 keeps
+    # the terms the index holds), else 1, and then knows whether it may spare the look
+    # (Tx.documents_indexed) or must give them all their terms (Tx.documents_pending).
     memory_document_body=(", CASE WHEN :search_body IS NOT NULL THEN :search_body ELSE "
                           "(SELECT s.body FROM search_memory_source s "
                           "WHERE s.memory_id = memories.memory_id) END AS search_body"
                           ", (SELECT d.terms FROM search_documents d "
                           "WHERE d.memory_id = memories.memory_id) AS search_terms"
-                          ", coalesce((SELECT max(d.doc_id) FROM search_documents d) - "
-                          "(SELECT min(d.doc_id) FROM search_documents d WHERE d.terms IS NULL)"
-                          f" + 1, 0) >= {DEFER_LIMIT - 1} AS documents_pending"),
+                          ", (SELECT count(*) FROM (SELECT 1 FROM search_documents d "
+                          "WHERE d.terms IS NULL LIMIT :waiting)) >= :waiting"
+                          " AS documents_pending"),
     memory_documents_probe=("SELECT 1 AS found FROM pragma_table_info('memories') "
                             "WHERE name = 'document_version'"),
     item_documents_probe=("SELECT 1 AS found FROM sqlite_master WHERE type = 'trigger' "

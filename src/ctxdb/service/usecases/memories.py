@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 from typing import Any
 
 from ctxdb.domain.checks import check_expected_version, check_namespace, check_ttl
@@ -40,10 +39,9 @@ from ctxdb.errors import (
     VersionConflictError,
 )
 from ctxdb.service.common import Service, audit
-from ctxdb.service.usecases.memory_document import put_document, write_put_document
+from ctxdb.service.usecases.memory_document import decoded, put_live, record_put
 from ctxdb.service.usecases.projects import require_project
 from ctxdb.storage import Row, Tx
-from ctxdb.storage.sqlite_body import sqlite_memory_text
 
 MUST_NOT_EXIST = 0
 MAX_PAGE = 1_000
@@ -51,15 +49,6 @@ MAX_PAGE = 1_000
 
 def new_memory_id() -> str:
     return f"mem_{new_idempotency_key()}"
-
-
-def _decoded(row: Row) -> dict[str, Any]:
-    """The row as callers see it: the value parsed, without the query's helper columns."""
-    row.pop("expired", None)
-    row.pop("project_status", None)
-    if isinstance(row.get("value"), str):  # both backends hand JSON over as text
-        row["value"] = json.loads(row["value"])
-    return row
 
 
 def _current_version(row: Row | None) -> int | None:
@@ -121,7 +110,7 @@ class MemoryService(Service):
             # Below the schema where a put claims its document (SQLite's 0024, PostgreSQL's
             # 0026), the general path.
             if fast is not None and tx.memory_documents_once:
-                put = self._put_live(tx, fast)
+                put = put_live(tx, fast)
                 if put is not None:
                     return put
             row = self._lock(tx, project_id, namespace, key, actor)
@@ -134,24 +123,6 @@ class MemoryService(Service):
                                expected=expected, ttl_seconds=ttl, actor=actor)
 
         return self.storage.write(unit)
-
-    def _put_live(self, tx: Tx, fast: dict[str, Any]) -> dict[str, Any] | None:
-        """The put of a live memory at the expected version (``update_live_memory``), which
-        claims the memory's search document and writes it once, with its terms: on PostgreSQL
-        in one statement with its history and audit rows, on SQLite in a statement after the
-        update. ``None``: nothing written, the general path says why."""
-        namespace, key, value_json = fast["namespace"], fast["key"], fast["value"]
-        if tx.chains_writes:
-            written = tx.one("put_live_memory_recorded", **fast,
-                             **put_document(namespace, key, value_json))
-            return None if written is None else _decoded(written)
-        written = tx.one("update_live_memory", **fast,
-                         search_body=sqlite_memory_text(namespace, key, value_json))
-        if written is None:
-            return None
-        write_put_document(tx, written)
-        return self._record_put(tx, written, fast["project_id"], fast["expected_version"],
-                                fast["actor"])
 
     def put_in_tx(
         self,
@@ -197,18 +168,7 @@ class MemoryService(Service):
                              ttl_seconds=ttl_seconds or self.default_ttl(new_kind))
         if written is None:  # the row vanished under its lock: cannot happen, never ignored
             raise self._not_found(project_id, namespace, key)
-        return self._record_put(tx, written, project_id, expected, actor)
-
-    @staticmethod
-    def _record_put(
-        tx: Tx, written: Row, project_id: str, expected: int | None, actor: str
-    ) -> dict[str, Any]:
-        """The history row and the audit row of a put; returns the memory as written."""
-        tx.defer("insert_memory_version", memory_id=written["memory_id"], op="put")
-        audit(tx, actor, "memory.put", "memory", written["memory_id"], project_id,
-              namespace=written["namespace"], key=written["key"], version=written["version"],
-              expected_version=expected, memory_type=written["memory_type"])
-        return _decoded(written)
+        return record_put(tx, written, project_id, expected, actor)
 
     def delete(
         self,
@@ -239,7 +199,7 @@ class MemoryService(Service):
             written = self._require_row(tx, project_id, namespace, key)
             audit(tx, actor, "memory.delete", "memory", row["memory_id"], project_id,
                   namespace=namespace, key=key, version=written["version"])
-            return _decoded(written)
+            return decoded(written)
 
         return self.storage.write(unit)
 
@@ -307,7 +267,7 @@ class MemoryService(Service):
                                            project_id=project_id)
             if live["memory_id"] is None or live["expired"] or live["deleted_at"]:
                 raise self._not_found(project_id, namespace, key)
-            return _decoded(live)
+            return decoded(live)
 
         def unit(tx: Tx) -> dict[str, Any]:
             row = self._visible(tx, project_id, namespace, key, with_deleted=True)
@@ -316,7 +276,7 @@ class MemoryService(Service):
                 raise MemoryNotFoundError(
                     f"memory {namespace}/{key} has no version {version}",
                     project_id=project_id, namespace=namespace, key=key, version=version)
-            return {"namespace": namespace, "key": key, **_decoded(found)}
+            return {"namespace": namespace, "key": key, **decoded(found)}
 
         return self.storage.read(unit)
 
@@ -328,7 +288,7 @@ class MemoryService(Service):
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             row = self._visible(tx, project_id, namespace, key, with_deleted=True)
-            return [_decoded(r) for r in tx.all("list_memory_versions",
+            return [decoded(r) for r in tx.all("list_memory_versions",
                                                 memory_id=row["memory_id"])]
 
         return self.storage.read(unit)
@@ -355,7 +315,7 @@ class MemoryService(Service):
 
         def unit(tx: Tx) -> builtins.list[dict[str, Any]]:
             require_project(tx, project_id)
-            return [_decoded(r) for r in tx.all(
+            return [decoded(r) for r in tx.all(
                 "list_memories", project_id=project_id, prefix=prefix,
                 after_namespace=after_namespace, after_key=after_key, limit=limit,
                 include_deleted=int(include_deleted), include_expired=int(include_expired))]

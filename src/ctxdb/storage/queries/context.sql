@@ -35,8 +35,8 @@ RETURNING item_id, sequence_number;
 -- :search_body where the store made it (storage/sqlite_body.py), else made of :content here
 -- by the expression of search_context_source (migration 0008; CASE evaluates it only then),
 -- so that the document is the one the trigger would have written; and whether :waiting
--- documents without terms may wait (search_pending_span's two look-ups, which count at
--- least as many as wait): 1 where a store writes its document with its terms (any waiting
+-- documents without terms wait (counted as search_pending_count counts them, up to
+-- :waiting): 1 where a store writes its document with its terms (any waiting
 -- were written by another connection: exactly whether one waits), else
 -- Tx.pending_limit - 1, with which this store's document reaches the limit. The look for
 -- them is made only then (Tx.documents_pending). No row: no such active project.
@@ -54,9 +54,8 @@ RETURNING next_sequence AS sequence_number,
                      ELSE CASE WHEN type IN ('object', 'array', 'null') THEN NULL
                          WHEN type IN ('true', 'false') THEN type ELSE atom END END AS part
               FROM json_tree(:content))), 1, 200000) END AS search_body,
-          coalesce((SELECT max(doc_id) FROM search_documents)
-                   - (SELECT min(doc_id) FROM search_documents WHERE terms IS NULL) + 1, 0)
-              >= :waiting AS documents_pending;
+          (SELECT count(*) FROM (SELECT 1 FROM search_documents WHERE terms IS NULL
+                                 LIMIT :waiting)) >= :waiting AS documents_pending;
 
 -- name: insert_item_document
 -- The search document of the item draw_item numbered, written before the item (its key to

@@ -10,16 +10,12 @@ WHERE terms IS NULL AND doc_id > :after
 ORDER BY doc_id
 LIMIT :limit;
 
--- name: search_pending_span
--- At least as many as the documents waiting for their index terms, in two look-ups whatever
--- their number: the ids from the oldest waiting document (the first entry of the partial
--- index that holds exactly them) to the newest document (a new document takes the next id).
--- Other documents among those ids make it more: a write that compares it with
--- Tx.pending_limit gives the waiting ones their terms at the latest when that many wait.
--- 0: none waits.
-SELECT coalesce(max(doc_id) - (SELECT min(doc_id) FROM search_documents WHERE terms IS NULL)
-                + 1, 0) AS n
-FROM search_documents;
+-- name: search_pending_count
+-- How many documents wait for their index terms, counted up to :limit (a write compares it
+-- with Tx.pending_limit): the first entries of the partial index that holds exactly them. A
+-- count, not a span of ids: a memory put leaves its document waiting under the id it has had
+-- since the memory was made, however old (a stale document: migration 0028).
+SELECT count(*) AS n FROM (SELECT 1 FROM search_documents WHERE terms IS NULL LIMIT :limit);
 
 -- name: search_any_pending
 -- Whether any document waits for its index terms: a search on SQLite asks first, in its own
