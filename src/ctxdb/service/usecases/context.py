@@ -28,7 +28,7 @@ from ctxdb.errors import (
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.idempotency import claim_of, write_once
-from ctxdb.service.usecases.context_insert import DOCUMENT_BODY, NotStored, draw_and_insert
+from ctxdb.service.usecases.context_insert import NotStored, draw_and_insert, with_search_body
 from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
@@ -36,7 +36,6 @@ from ctxdb.service.usecases.projects import require_project
 from ctxdb.service.usecases.search import newest_matching_items
 from ctxdb.settings import Settings
 from ctxdb.storage import Storage, Tx
-from ctxdb.storage.sqlite_body import sqlite_document_text
 
 MAX_PAGE = 1_000
 MAX_SEARCH_RESULTS = 200
@@ -143,7 +142,7 @@ class ContextService:
         content_json = encode_json(content, "content", self.settings.max_content_bytes)
         if token_count is None:
             token_count = estimate_tokens(content_json)
-        values = {
+        return with_search_body(self.storage.dialect, {
             "project_id": check_identifier(project_id, "project_id"),
             "priority": Priority.parse(priority).value,
             "content_type": check_identifier(content_type, "content_type"),
@@ -155,12 +154,7 @@ class ContextService:
             "token_count": check_non_negative_int(token_count, "token_count", MAX_INTEGER),
             "idempotency_key": check_identifier(idempotency_key or new_idempotency_key(),
                                                 "idempotency_key"),
-        }
-        if self.storage.dialect.item_documents_probe is not None:
-            # The search document's body, made here, before the write takes its turn at the
-            # write lock, rather than by the store inside its transaction (DOCUMENT_BODY).
-            values[DOCUMENT_BODY] = sqlite_document_text(content_json)
-        return values
+        })
 
     def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None,
                 last: bool = False) -> dict[str, Any]:

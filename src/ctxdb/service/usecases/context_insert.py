@@ -16,6 +16,7 @@ from typing import Any
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.storage import Tx
+from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.sqlite_body import sqlite_document_text
 
 # The key of an item's values (ContextService.item_values) under which the body of its
@@ -23,6 +24,16 @@ from ctxdb.storage.sqlite_body import sqlite_document_text
 # makes it), so that the store does not walk the item's JSON while it holds the write lock
 # (docs/architecture.md, SQLite rules). Values without it get the body made in the store.
 DOCUMENT_BODY = "document_body"
+
+
+def with_search_body(dialect: Dialect, values: dict[str, Any]) -> dict[str, Any]:
+    """An item's ``values`` (ContextService.item_values) with the body of its search document
+    under DOCUMENT_BODY where the dialect's store writes the document itself (SQLite), made
+    before the write takes its turn at the write lock rather than by the store inside its
+    transaction."""
+    if dialect.item_documents_probe is not None:
+        values[DOCUMENT_BODY] = sqlite_document_text(values["content"])
+    return values
 
 
 class NotStored(Exception):
