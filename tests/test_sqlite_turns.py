@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ctxdb.service import Ctxdb
 from ctxdb.settings import load_settings
 from ctxdb.storage.sqlite_turns import WriteTurns, turns_path
@@ -76,3 +78,48 @@ def test_threads_storing_at_once_all_store(tmp_path: Path) -> None:
         counts = db.context.counts(project)
         assert counts["HIGH"]["items"] == 150
         assert turns_path(settings.sqlite_path).exists()
+
+
+def test_a_store_makes_its_document_body_before_its_turn(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk of the item's JSON that makes its search document's body is Python work the
+    store does not need the write lock for: it is done before the turn is taken, so that the
+    writers waiting for the lock do not wait for it too."""
+    from ctxdb.service.usecases import context, context_insert
+    from ctxdb.storage import sqlite_turns
+
+    holding: list[bool] = [False]
+    walked_holding: list[bool] = []
+    take, give_back = WriteTurns.take, WriteTurns.give_back
+
+    def taking(self: WriteTurns) -> int | None:
+        held = take(self)
+        holding[0] = True
+        return held
+
+    def giving_back(held: int | None) -> None:
+        holding[0] = False
+        give_back(held)
+
+    def walk(module: object) -> None:
+        original = module.sqlite_document_text  # type: ignore[attr-defined]
+
+        def walking(content: str) -> str | None:
+            walked_holding.append(holding[0])
+            return original(content)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(module, "sqlite_document_text", walking)
+
+    monkeypatch.setattr(sqlite_turns.WriteTurns, "take", taking)
+    monkeypatch.setattr(sqlite_turns.WriteTurns, "give_back", staticmethod(giving_back))
+    for module in (context, context_insert):
+        if hasattr(module, "sqlite_document_text"):
+            walk(module)
+    settings = load_settings(env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
+                             url=str(tmp_path / "ctx.db"))
+    with Ctxdb.open(settings) as db:
+        project = db.projects.create("bodies")["project_id"]
+        stored = db.context.store(project, {"note": "walked before the turn"})
+        hits = db.search.search(project, "walked")
+        assert [hit["id"] for hit in hits] == [stored["item_id"]]
+    assert walked_holding and not any(walked_holding)

@@ -258,10 +258,15 @@ class SQLiteStorage(Storage):
         return turns
 
     def _write_transaction(self, unit: Callable[[Tx], T]) -> T:
+        # Everything the transaction needs that is not the database's is made before the
+        # turn is taken (the connection, the cursor, the transaction object, the schema's
+        # probe on first use): the turn covers BEGIN IMMEDIATE to COMMIT and little else.
+        conn = self._connection()
+        ends, tx = conn.cursor(), self._new_tx(conn, writing=True)
         turns = self._turns()
         held = turns.take()
         try:
-            return self._transaction("BEGIN IMMEDIATE", unit)
+            return self._run_transaction(conn, ends, tx, "BEGIN IMMEDIATE", unit)
         finally:
             turns.give_back(held)
 
@@ -271,11 +276,19 @@ class SQLiteStorage(Storage):
         # A named statement still gets its own, dropped once read: a cursor kept would keep
         # its statement running, and a RETURNING of several rows read by Tx.one would then
         # refuse a RELEASE or COMMIT sent on another (group commit's).
-        ends = conn.cursor()
+        return self._run_transaction(conn, conn.cursor(),
+                                     self._new_tx(conn, writing=begin != "BEGIN"), begin, unit)
+
+    def _new_tx(self, conn: sqlite3.Connection, writing: bool) -> SQLiteTx:
+        return SQLiteTx(conn, self._queries, writing=writing,
+                        index_may_lag=self._index_may_lag(conn))
+
+    @staticmethod
+    def _run_transaction(conn: sqlite3.Connection, ends: sqlite3.Cursor, tx: SQLiteTx,
+                         begin: str, unit: Callable[[Tx], T]) -> T:
         ends.execute(begin)
         try:
-            result = unit(SQLiteTx(conn, self._queries, writing=begin != "BEGIN",
-                                   index_may_lag=self._index_may_lag(conn)))
+            result = unit(tx)
             ends.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -28,7 +28,7 @@ from ctxdb.errors import (
 )
 from ctxdb.service.common import audit, decode, decode_all, same_request
 from ctxdb.service.idempotency import claim_of, write_once
-from ctxdb.service.usecases.context_insert import NotStored, draw_and_insert
+from ctxdb.service.usecases.context_insert import NotStored, draw_and_insert, with_search_body
 from ctxdb.service.usecases.instances import InstanceService, require_instance
 from ctxdb.service.usecases.packs import pack_in_tx
 from ctxdb.service.usecases.phases import require_phase
@@ -142,7 +142,7 @@ class ContextService:
         content_json = encode_json(content, "content", self.settings.max_content_bytes)
         if token_count is None:
             token_count = estimate_tokens(content_json)
-        return {
+        return with_search_body(self.storage.dialect, {
             "project_id": check_identifier(project_id, "project_id"),
             "priority": Priority.parse(priority).value,
             "content_type": check_identifier(content_type, "content_type"),
@@ -154,7 +154,7 @@ class ContextService:
             "token_count": check_non_negative_int(token_count, "token_count", MAX_INTEGER),
             "idempotency_key": check_identifier(idempotency_key or new_idempotency_key(),
                                                 "idempotency_key"),
-        }
+        })
 
     def _insert(self, tx: Tx, values: dict[str, Any], actor: str | None,
                 last: bool = False) -> dict[str, Any]:

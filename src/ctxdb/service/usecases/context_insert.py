@@ -16,7 +16,24 @@ from typing import Any
 
 from ctxdb.domain.validation import check_identifier
 from ctxdb.storage import Tx
+from ctxdb.storage.dialect import Dialect
 from ctxdb.storage.sqlite_body import sqlite_document_text
+
+# The key of an item's values (ContextService.item_values) under which the body of its
+# SQLite search document is made before the write (sqlite_document_text; ``None``: SQLite
+# makes it), so that the store does not walk the item's JSON while it holds the write lock
+# (docs/architecture.md, SQLite rules). Values without it get the body made in the store.
+DOCUMENT_BODY = "document_body"
+
+
+def with_search_body(dialect: Dialect, values: dict[str, Any]) -> dict[str, Any]:
+    """An item's ``values`` (ContextService.item_values) with the body of its search document
+    under DOCUMENT_BODY where the dialect's store writes the document itself (SQLite), made
+    before the write takes its turn at the write lock rather than by the store inside its
+    transaction."""
+    if dialect.item_documents_probe is not None:
+        values[DOCUMENT_BODY] = sqlite_document_text(values["content"])
+    return values
 
 
 class NotStored(Exception):
@@ -69,8 +86,10 @@ def _document_then_item(tx: Tx, values: dict[str, Any]) -> dict[str, Any] | None
     written), or the key taken (the document is written: the caller rolls the transaction
     back, as it must for the number drawn)."""
     waiting = tx.pending_limit - 1 if tx.pending_limit else 1  # this store's own not counted
+    body = (values[DOCUMENT_BODY] if DOCUMENT_BODY in values
+            else sqlite_document_text(values["content"]))
     drawn = tx.one("draw_item", project_id=values["project_id"], content=values["content"],
-                   search_body=sqlite_document_text(values["content"]), waiting=waiting)
+                   search_body=body, waiting=waiting)
     if drawn is None:
         return None
     if drawn["documents_pending"]:
