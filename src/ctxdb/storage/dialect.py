@@ -11,7 +11,7 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$PROJECT_LOCK(:p)`` a lock on one project's registrations, held to the end of the
                       transaction: PostgreSQL's advisory lock on the project id's hash (not
-                      the project's row, which every store's sequence draw updates); on
+                      the project's row, which every store reads under FOR KEY SHARE); on
                       SQLite the parameter alone, as BEGIN IMMEDIATE already holds the lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
 - ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no

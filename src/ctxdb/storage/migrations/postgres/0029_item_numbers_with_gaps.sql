@@ -24,6 +24,21 @@ SELECT setval('context_item_numbers', greatest(highest, 1), highest > 0) FROM (
                     (SELECT coalesce(max(sequence_number), 0) FROM context_items),
                     (SELECT coalesce(max(sequence_number), 0) FROM archived_context_items))
         AS highest) stored;
+-- The roles that may insert items (a server's role, given its rights by `ctxdb db secure`,
+-- which grants every sequence) may draw numbers: without, their stores would be refused.
+DO $$
+DECLARE
+    grantee regrole;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT acl.grantee::regrole
+        FROM pg_class c, aclexplode(c.relacl) acl
+        WHERE c.oid = 'context_items'::regclass AND acl.privilege_type = 'INSERT'
+          AND acl.grantee <> 0 AND acl.grantee <> c.relowner
+    LOOP
+        EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE context_item_numbers TO %s', grantee);
+    END LOOP;
+END $$;
 
 -- migrate:down
 UPDATE projects SET next_sequence = greatest(
