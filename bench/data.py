@@ -148,6 +148,7 @@ def bulk_load_items(db: Ctxdb, rows: Iterable[tuple[Any, ...]],
     item by item, without a fsync per item. Then the planner statistics are refreshed as
     ctxdb does after its own bulk loads (PostgreSQL: ``ANALYZE``; SQLite plans without).
     """
+    from ctxdb.storage import bulk
     from ctxdb.storage.base import RawTx, Tx, raw
     from ctxdb.storage.bulk import bulk_page_cache, rebuild_derived, suspend_derived_triggers
 
@@ -172,6 +173,11 @@ def bulk_load_items(db: Ctxdb, rows: Iterable[tuple[Any, ...]],
             # written them; literal SQL because there is (rightly) no API to set it.
             raw(tx).execute_raw(_SET_SEQUENCE[db.settings.is_postgres],
                                 {"last": last, "project_id": project_id})
+        # And where stores draw from a sequence (PostgreSQL from schema 29), the sequence
+        # above the loaded numbers; absent from a base that predates it (A/B runs).
+        raise_numbers = getattr(bulk, "raise_item_counters", None)
+        if raise_numbers is not None:
+            raise_numbers(tx, dialect)
 
     db.storage.write(unit)
     db.storage.health().analyze_after_load()

@@ -121,6 +121,10 @@ def build(settings: Settings, items: int, ended: int) -> str:
                     copy.write_row(row)
             for sql in statements:
                 conn.execute(sql.encode())
+            # Where stores draw from a sequence (schema 29 on), it goes past the items too;
+            # a base that predates it has none (A/B runs).
+            conn.execute(f"SELECT setval(to_regclass('context_item_numbers'), {items}) "
+                         "WHERE to_regclass('context_item_numbers') IS NOT NULL".encode())
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")

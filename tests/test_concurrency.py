@@ -29,6 +29,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage.dialect import SQLITE
 from ctxdb.storage.migrate import load_migrations
+from item_numbers import check_numbers
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "ctxdb_worker.py"
 STARTUP_TIMEOUT = 60.0
@@ -196,8 +197,13 @@ def check_acknowledged_items(db: Ctxdb, project_id: str, acks: Iterable[dict[str
         assert item["content"] == {"worker": ack["worker"], "i": ack["i"]}, (ack, item)
         assert item["sequence_number"] == ack["sequence_number"], (ack, item)
     assert len({ack["item_id"] for ack in acks}) == len(acks), "one item acknowledged twice"
-    sequences = sorted(item["sequence_number"] for item in items.values())
-    assert sequences == list(range(1, len(items) + 1)), "sequence numbers have gaps or repeats"
+    # Each number once; 1..n where numbers are gapless (SQLite), with gaps on PostgreSQL.
+    check_numbers(db, (item["sequence_number"] for item in items.values()))
+    for worker in {ack["worker"] for ack in acks}:  # one worker's stores follow each other
+        mine = sorted((ack["i"], ack["sequence_number"]) for ack in acks
+                      if ack["worker"] == worker)
+        numbers = [number for _, number in mine]
+        assert numbers == sorted(numbers), f"worker {worker}'s numbers go back: {mine}"
     stores = audited(db, "context.store", project_id=project_id)
     assert sorted(int(row["entity_id"]) for row in stores) == sorted(items), \
         "the audit log does not have exactly one row per stored item"

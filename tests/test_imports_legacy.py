@@ -18,6 +18,7 @@ from ctxdb.errors import (
     TooManyProjectsError,
 )
 from ctxdb.service import Ctxdb
+from item_numbers import gapless
 from legacy_db import BLOG, INSTANCES, SHOP, SNAPSHOTS, build_seed_database
 
 
@@ -84,7 +85,8 @@ def test_ids_priorities_order_and_timestamps_are_kept(db: Ctxdb, seed_db: Path) 
     assert items[3]["phase_id"] == phase_id[2]
     assert all(i["metadata"]["imported_from"]["snapshot_id"] for i in items)
     # New context goes after the imported sequence.
-    assert db.context.store(SHOP, {"note": "after import"})["sequence_number"] == 7
+    after = db.context.store(SHOP, {"note": "after import"})["sequence_number"]
+    assert after == 7 if gapless(db) else after > 6
     assert [i["sequence_number"] for i in items_of(db, BLOG)] == [1]
     assert {a["action"] for a in db.audit_log(project_id=SHOP)} >= {"import.legacy"}
 

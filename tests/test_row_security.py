@@ -312,3 +312,16 @@ def test_the_server_warns_at_startup_unless_row_security_confines_it(database: S
         assert escaping is not None and "superuser" in escaping and database.role in escaping
     with database.open(database.app_url) as app:
         assert server_warning(app.row_security) is None
+
+
+def test_a_role_secured_before_0029_draws_item_numbers_after_it(secured: Secured) -> None:
+    """Migration 0029's sequence is granted to the roles that may insert items: a server
+    secured at 0028 still stores after the upgrade."""
+    with secured.open(secured.owner_url) as owner:
+        owner.migrator().downgrade(28)
+        owner.row_security.secure(secured.role, "app-password-1")  # as it was at 0028
+        project_id = owner.projects.create("secured before")["project_id"]
+        owner.migrator().upgrade()
+    with secured.open(secured.app_url) as app:
+        stored = app.scoped([project_id]).context.store(project_id, {"after": 29})
+    assert stored["sequence_number"] >= 1

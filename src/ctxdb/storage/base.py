@@ -62,6 +62,9 @@ class Tx(abc.ABC):
     # its terms (SQLite's migration 0025: the item's trigger then writes none); set by the
     # storage per transaction where a dialect has it.
     item_documents_once = False
+    # Whether a store draws its number from a sequence, with gaps (PostgreSQL's migration
+    # 0029; Dialect.item_numbers_probe); set by the storage per transaction.
+    item_numbers_drawn = False
     # How many search documents may wait for their index terms after a write commits (SQLite:
     # DEFER_LIMIT, storage/dialect.py): a write unit leaves the documents it writes without
     # terms, and gives every waiting document its terms, in one batch, once this many wait;
@@ -227,6 +230,7 @@ class Storage(abc.ABC):
     # Tx.item_documents_once (SQLite's migration 0025).
     memory_documents_once: bool | None = None
     item_documents_once: bool | None = None
+    item_numbers_drawn: bool | None = None  # likewise (PostgreSQL's migration 0029)
     # Tx.pending_limit where the schema allows it (Dialect.pending_probe), else 0; None: not
     # known (yet, or since a migration ran).
     pending_limit: int | None = None
@@ -268,6 +272,8 @@ class Storage(abc.ABC):
                                                       self.dialect.documents_once_probe)
                 tx.memory_documents_once = self._probed(tx, "memory_documents_once",
                                                      self.dialect.memory_documents_probe)
+                tx.item_numbers_drawn = self._probed(tx, "item_numbers_drawn",
+                                                  self.dialect.item_numbers_probe)
             elif self.dialect.memory_documents_probe is not None:
                 tx.memory_documents_once = self._probed(tx, "memory_documents_once",
                                                      self.dialect.memory_documents_probe)

@@ -170,12 +170,44 @@ def update_rows(
 
 
 def finish_table(tx: Tx, sql: TableSql) -> None:
-    """After explicit ids went in: new rows must be numbered after them."""
+    """After explicit ids went in: new rows must be numbered after them, and new items after
+    the items' numbers (raise_item_counters)."""
     statement = sql.advance_identity()
     if statement is not None:
         raw(tx).one_raw(statement, {})
     for statement in sql.advance_identity_past():
         raw(tx).execute_raw(statement, {})
+    if sql.table.name in ITEM_NUMBER_TABLES:
+        raise_item_counters(tx, sql.dialect)
+
+
+# The tables whose rows hold a project's item numbers (context_items.sequence_number).
+ITEM_NUMBER_TABLES = ("context_items", "archived_context_items")
+
+
+def raise_item_counters(tx: Tx, dialect: Dialect) -> None:
+    """After rows went into an item table with numbers of their own (a copy, a restore, a
+    bundle): where the schema draws numbers from the sequence (Tx.item_numbers_drawn), the
+    sequence set above each of them. A project's counter (projects.next_sequence) is left as
+    it came, so that the rows stay those of the source: SQLite's draw (and an older
+    PostgreSQL schema's) goes past the project's highest number as well as its counter."""
+    probe = dialect.item_numbers_probe
+    if probe is not None and raw(tx).one_raw(probe, {}) is not None:
+        hold_item_numbers(tx, dialect)
+        raise_item_numbers(tx)
+
+
+def hold_item_numbers(tx: Tx, dialect: Dialect) -> None:
+    """Hold the sequence of item numbers to the end of the transaction
+    (``Dialect.item_numbers_hold``): waits for the transactions that drew from it, and no
+    store draws until this one ends. A project's item-number lock, where the transaction
+    takes it, must be taken before, as a store takes it before its draw."""
+    raw(tx).execute_raw(dialect.item_numbers_hold, {})
+
+
+def raise_item_numbers(tx: Tx) -> None:
+    """The sequence set above every item number stored (held before: hold_item_numbers)."""
+    tx.one("raise_item_numbers")
 
 
 def max_key(tx: Tx, sql: TableSql) -> int:

@@ -11,7 +11,7 @@ Queries are written once, in files under ``queries/``, using ``:name`` parameter
                       (BEGIN IMMEDIATE) already hold the database write lock
 - ``$PROJECT_LOCK(:p)`` a lock on one project's registrations, held to the end of the
                       transaction: PostgreSQL's advisory lock on the project id's hash (not
-                      the project's row, which every store's sequence draw updates); on
+                      the project's row, which every store reads under FOR KEY SHARE); on
                       SQLite the parameter alone, as BEGIN IMMEDIATE already holds the lock
 - ``$SKIP_LOCKED``    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; nothing on SQLite
 - ``$SETTLED_XACT``   the change feed's line: audit rows whose ``xact_id`` is below it can no
@@ -79,6 +79,12 @@ LOCK_CHANGE_NOTIFY = 4242004  # taken by the audit log's NOTIFY trigger (migrati
 # The first half of a project's registration lock ($PROJECT_LOCK), whose second half is the
 # project id's hash: PostgreSQL keeps two-number locks apart from the one-number ones above.
 LOCK_PROJECT_INSTANCES = 4242005
+# The first half of a project's item-number lock (PostgreSQL from migration 0029), whose
+# second half is the project id's hash: a store holds it shared from before it draws its
+# number to its COMMIT, and a reader that pages by number takes it exclusive before it reads
+# (context.sql's store_drawn_item and await_item_draws; docs/architecture.md, "Writers of one
+# project draw numbers with gaps").
+LOCK_PROJECT_ITEMS = 4242006
 
 # How many search documents may wait for their index terms on SQLite before a write gives them
 # all their terms, in its own transaction (docs/architecture.md, "The SQLite search index
@@ -174,6 +180,15 @@ class Dialect(NamedTuple):
     # pending_probe: SQLite's migration 0027, which older versions refuse to open).
     pending_limit: int = 0
     pending_probe: str | None = None
+    # One row if a store draws its item's number from the sequence context_item_numbers, with
+    # gaps (PostgreSQL's migration 0029; Tx.item_numbers_drawn); None where numbers come from
+    # the project's row (SQLite: one writer at a time, numbers 1..n). Where it has one:
+    # whether a lower number may commit after a higher one (context.sql's await_item_draws),
+    # and the statement that holds the sequence to the end of the transaction (bulk.py's
+    # hold_item_numbers).
+    item_numbers_probe: str | None = None
+    numbers_commit_out_of_order: bool = False
+    item_numbers_hold: str = ""
 
     def compile(self, sql: str) -> str:
         sql = _AGO.sub(lambda m: self.ago(m.group(1)), sql)
@@ -371,4 +386,12 @@ POSTGRES = Dialect(
     memory_documents_probe=("SELECT 1 AS found FROM pg_attribute WHERE attrelid = "
                             "to_regclass('memories') AND attname = 'document_version' "
                             "AND NOT attisdropped"),
+    item_numbers_probe=("SELECT 1 AS found WHERE to_regclass('context_item_numbers') "
+                        "IS NOT NULL"),
+    numbers_commit_out_of_order=True,
+    # ALTER SEQUENCE takes the sequence's SHARE ROW EXCLUSIVE lock, which waits for every
+    # transaction that drew from it (nextval holds ROW EXCLUSIVE to its end) and holds back
+    # every draw until this one ends: no number can be drawn between reading the sequence
+    # and setting it (context.sql's raise_item_numbers), as with setval alone.
+    item_numbers_hold="ALTER SEQUENCE context_item_numbers NO CYCLE",
 )

@@ -170,6 +170,7 @@ class Migrator:
             self.storage.documents_written_once = None
             self.storage.memory_documents_once = None
             self.storage.item_documents_once = None
+            self.storage.item_numbers_drawn = None
             self.storage.pending_limit = None
 
     def _apply_up(self, tx: Tx, migration: Migration) -> bool:
@@ -177,6 +178,7 @@ class Migrator:
         self.storage.documents_written_once = None
         self.storage.memory_documents_once = None
         self.storage.item_documents_once = None
+        self.storage.item_numbers_drawn = None
         self.storage.pending_limit = None
         tx.lock(LOCK_MIGRATIONS)
         tx.execute("create_migrations_table")

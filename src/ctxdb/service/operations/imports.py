@@ -173,7 +173,9 @@ class ImportService(Service):
         key = item.idempotency_key(replaces)
         if tx.one("item_by_key", project_id=project_id, idempotency_key=key) is not None:
             return UNCHANGED  # imported before, then superseded or deleted by hand
-        sequence = tx.value("next_sequence", project_id=project_id)
+        # The number as a store draws it: from the sequence where the schema has one.
+        sequence = tx.value("draw_item_number" if tx.item_numbers_drawn else "next_sequence",
+                            project_id=project_id)
         item_id = tx.value("insert_item", project_id=project_id, phase_id=None,
                            sequence_number=sequence, created_by=None, idempotency_key=key,
                            **values)

@@ -23,7 +23,8 @@ from ctxdb.importers.records import IMPORTED, UNCHANGED, ImportReport
 from ctxdb.service.common import audit
 from ctxdb.settings import Settings
 from ctxdb.storage import Tx
-from ctxdb.storage.dialect import LOCK_PROJECT_CREATION
+from ctxdb.storage.bulk import hold_item_numbers, raise_item_numbers
+from ctxdb.storage.dialect import LOCK_PROJECT_CREATION, POSTGRES
 
 LEGACY_CLIENT = "api"  # the seed's instances were launched through its Python API
 
@@ -48,6 +49,8 @@ class LegacyWriter:
         by_project: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for snapshot in data.snapshots:
             by_project[snapshot["project_id"]].append(snapshot)
+        if self.tx.item_numbers_drawn and by_project:
+            self.hold_item_numbers(sorted(by_project))
         renumbered = sum(self.snapshots(pid, rows) for pid, rows in by_project.items())
         for project_id, counts in sorted(self.changed.items()):
             audit(self.tx, self.actor, "import.legacy", "project", project_id, project_id,
@@ -126,7 +129,10 @@ class LegacyWriter:
                 self.advance()
         if not pending:
             return 0
-        last = int(tx.value("project_next_sequence", project_id=project_id))
+        if tx.item_numbers_drawn:  # numbers from a sequence (PostgreSQL's migration 0029)
+            last = int(tx.value("highest_item_number", project_id=project_id))
+        else:
+            last = int(tx.value("project_next_sequence", project_id=project_id))
         numbers = [row["sequence_number"] for row in pending]
         verbatim = len(set(numbers)) == len(numbers) and all(
             n is not None and n > last for n in numbers)
@@ -141,5 +147,18 @@ class LegacyWriter:
             self.advance()
         highest = max(numbers) if verbatim else last + len(pending)
         tx.execute("raise_next_sequence", project_id=project_id, sequence_number=highest)
+        if tx.item_numbers_drawn:  # later stores draw above them (held since hold_…)
+            raise_item_numbers(tx)
         self.changed[project_id]["context_items"] += len(pending)
         return 0 if verbatim else len(pending)
+
+    def hold_item_numbers(self, project_ids: list[str]) -> None:
+        """Where stores draw numbers from the sequence: each project's item-number lock taken
+        shared (a reader paging by number waits for this import's items), then the sequence
+        held to the end of the transaction, so that no store draws a number this import
+        gives: the locks in a store's order (its project's, then the sequence), all the
+        projects' before the sequence, since a store waiting for the sequence holds its
+        project's. The highest number of a project read after this is then final."""
+        for project_id in project_ids:
+            self.tx.value("hold_item_numbers", project_id=project_id)
+        hold_item_numbers(self.tx, POSTGRES)  # the one dialect whose stores draw so

@@ -98,8 +98,7 @@ class ContextService:
         try:
             return self.storage.write(lambda tx: self._insert(tx, values, actor))
         except KeyTaken:
-            # Stored before (a repeated call, or a retry whose first attempt committed). The
-            # transaction that found out was rolled back, so it consumed no sequence number.
+            # Stored before (a repeated call, or a retry whose first attempt committed).
             return self.storage.read(lambda tx: self._stored_item(tx, values))
 
     def store_in_tx(self, tx: Tx, values: dict[str, Any], actor: str | None) -> dict[str, Any]:
@@ -321,6 +320,8 @@ class ContextService:
         check_limit(limit, MAX_PAGE)
 
         def unit(tx: Tx) -> dict[str, Any]:
+            if self.storage.dialect.numbers_commit_out_of_order:  # see await_item_draws
+                tx.execute("await_item_draws", project_id=project_id)
             require_project(tx, project_id)
             items = decode_all(tx.all("items_page", project_id=project_id, priority=level,
                                       after_sequence=after_sequence, limit=limit))

@@ -4,8 +4,9 @@ database allows, its search document, in as few statements as the backend can ch
 The statements differ by what the transaction can do (``Tx.documents_written_once``: a
 data-modifying ``WITH`` on a schema where the store writes the search document with its
 terms; ``Tx.item_documents_once``: a schema where the store writes the document before the
-item, whose trigger then writes none), not by backend name; each way writes the same rows
-(docs/architecture.md).
+item, whose trigger then writes none; ``Tx.item_numbers_drawn``: a schema where the number
+comes from a sequence, with gaps, not from the project's row), not by backend name; each
+way writes the same rows (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def draw_and_insert(tx: Tx, values: dict[str, Any], actor: str,
         document_text, index_terms = _document_makers()
         body = document_text(values["content"])
         run = tx.commit_with if last else tx.one
-        return run("store_next_item", **values, actor=check_identifier(actor, "actor"),
+        # From migration 0029 the number comes from a sequence, with gaps, and the project's
+        # row is only read: writers of a project no longer wait for each other's COMMIT.
+        query = "store_drawn_item" if tx.item_numbers_drawn else "store_next_item"
+        return run(query, **values, actor=check_identifier(actor, "actor"),
                    search_body=body, search_terms=index_terms(body))
     if tx.item_documents_once:
         row = _document_then_item(tx, values)

@@ -39,8 +39,17 @@ RETURNING item_id, sequence_number;
 -- :waiting): 1 where a store writes its document with its terms (any waiting
 -- were written by another connection: exactly whether one waits), else
 -- Tx.pending_limit - 1, with which this store's document reaches the limit. The look for
--- them is made only then (Tx.documents_pending). No row: no such active project.
-UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+-- them is made only then (Tx.documents_pending). The number: past the project's counter and
+-- past every number its items hold (two index look-ups): rows that came with numbers of their
+-- own (a copy, a bundle, a restore) may come with a counter below them, which PostgreSQL from
+-- migration 0029 no longer moves. No row: no such active project.
+UPDATE projects SET next_sequence = max(
+           next_sequence,
+           coalesce((SELECT max(sequence_number) FROM context_items
+                     WHERE project_id = :project_id), 0),
+           coalesce((SELECT max(sequence_number) FROM archived_context_items
+                     WHERE project_id = :project_id), 0)) + 1,
+       updated_at = $NOW
 WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence AS sequence_number,
           max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'context_items'), 0),
@@ -134,6 +143,104 @@ WITH locked AS (
 )
 -- The transaction's id comes back with the item: no statement of its own (pg_tx.py).
 SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
+
+-- name: store_drawn_item
+-- store_next_item where the number comes from the sequence context_item_numbers (PostgreSQL's
+-- migration 0029, Tx.item_numbers_drawn): the same four writes in one statement, but the
+-- project's row is only read, not written, and no writer of the project waits for another's
+-- COMMIT. Numbers are unique and increasing within a project, with gaps (a store rolled back,
+-- a key found taken after the draw, other projects' items: one sequence numbers them all).
+-- In this order, each part reading the one before:
+-- - the shared lock of the project's item numbers (LOCK_PROJECT_ITEMS, storage/dialect.py),
+--   before the draw and held to the COMMIT: a reader that pages by number (await_item_draws)
+--   takes it exclusive first, so that no number below one it reads commits after it reads;
+-- - the project's row, active, under FOR KEY SHARE, the lock the item's foreign key takes
+--   anyway: stores do not wait for each other, but a change of the project's status takes
+--   FOR UPDATE first (archive_project), which waits for the stores that hold it, and a store
+--   that comes after it finds, under READ COMMITTED, the project no longer active and writes
+--   nothing;
+-- - the number, drawn only for a project seen active.
+-- Nothing is written when the project is not an active one; when the key is taken, nothing
+-- but a number burnt (so the statement may be committed with, Tx.commit_with, whatever it
+-- answers).
+WITH turn AS (
+    SELECT pg_advisory_xact_lock_shared(4242006, hashtext(:project_id)) AS taken
+), project AS (
+    SELECT p.project_id FROM projects p CROSS JOIN turn
+    WHERE p.project_id = :project_id AND p.status = 'active'
+    FOR KEY SHARE OF p
+), item AS (
+    INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
+                               token_count, content, metadata, created_by, idempotency_key,
+                               created_at)
+    SELECT :project_id, :phase_id, nextval('context_item_numbers'), :content_type, :priority,
+           :token_count, :content, :metadata, :created_by, :idempotency_key, $NOW
+    FROM project
+    ON CONFLICT (project_id, idempotency_key) DO NOTHING
+    RETURNING item_id, sequence_number
+), logged AS (
+    INSERT INTO audit_log (occurred_at, actor, action, entity_type, entity_id, project_id,
+                           details)
+    SELECT $NOW, :actor, 'context.store', 'context_item', CAST(item_id AS TEXT), :project_id,
+           jsonb_build_object('priority', CAST(:priority AS TEXT),
+                              'sequence_number', sequence_number,
+                              'token_count', CAST(:token_count AS BIGINT))
+    FROM item
+), document AS (
+    -- As store_next_item's.
+    INSERT INTO search_documents (project_id, kind, item_id, content_type, priority, body,
+                                  occurred_at, terms)
+    SELECT :project_id, 'context', item_id, :content_type, :priority, :search_body, $NOW,
+           :search_terms
+    FROM item
+)
+SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
+
+-- name: draw_item_number
+-- One number from the sequence for an item the caller inserts itself (a file import, where
+-- Tx.item_numbers_drawn), as store_drawn_item draws it: the project's item-number lock taken
+-- shared first and held to the COMMIT, the project's row read active under FOR KEY SHARE.
+-- NULL: no such active project.
+SELECT nextval('context_item_numbers') AS sequence_number
+FROM projects p CROSS JOIN (
+    SELECT pg_advisory_xact_lock_shared(4242006, hashtext(:project_id)) AS taken) turn
+WHERE p.project_id = :project_id AND p.status = 'active'
+FOR KEY SHARE OF p;
+
+-- name: hold_item_numbers
+-- A legacy import's first statement for a project's items, where Tx.item_numbers_drawn: the
+-- project's item-number lock, shared (as a store's), so that a reader paging by number waits
+-- for this transaction's items. Taken before the sequence is held (Dialect
+-- .item_numbers_raise), as a store takes it before its draw: never the other way round.
+SELECT pg_advisory_xact_lock_shared(4242006, hashtext(:project_id)) AS taken;
+
+-- name: highest_item_number
+-- The highest number a project's items hold, live, gone or archived (0: none).
+SELECT greatest(
+    (SELECT coalesce(max(sequence_number), 0) FROM context_items WHERE project_id = :project_id),
+    (SELECT coalesce(max(sequence_number), 0) FROM archived_context_items
+     WHERE project_id = :project_id)) AS n;
+
+-- name: raise_item_numbers
+-- PostgreSQL from migration 0029, the sequence held (Dialect.item_numbers_hold): the next
+-- number drawn past every number stored, and never below the sequence's own next one (the
+-- last drawn, or, where is_called is false, the one not drawn yet).
+SELECT setval('context_item_numbers', greatest(s.last_value, stored.highest),
+              s.is_called OR stored.highest >= s.last_value AND stored.highest > 0) AS n
+FROM context_item_numbers s, (
+    SELECT greatest((SELECT coalesce(max(sequence_number), 0) FROM context_items),
+                    (SELECT coalesce(max(sequence_number), 0) FROM archived_context_items))
+        AS highest) stored;
+
+-- name: await_item_draws
+-- A reader that pages a project's items by number (items_page), where numbers may commit out
+-- of their order (Dialect.numbers_commit_out_of_order: PostgreSQL), takes the project's
+-- item-number lock exclusive, in a statement before its read: it waits for every store that
+-- drew a number before it (each holds the lock shared from before its draw to its COMMIT),
+-- and the stores after it draw theirs once it has read, above every number drawn before.
+-- Under READ COMMITTED its next statement's snapshot then holds every item numbered below the
+-- highest it sees, so that the page after it misses none.
+SELECT pg_advisory_xact_lock(4242006, hashtext(:project_id)) AS taken;
 
 -- name: get_item
 SELECT item_id, project_id, phase_id, sequence_number, content_type, priority, token_count,

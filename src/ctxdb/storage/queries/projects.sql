@@ -33,11 +33,25 @@ SET name = coalesce(:name, name),
 WHERE project_id = :project_id;
 
 -- name: archive_project
+-- The row locked FOR UPDATE first ($FOR_UPDATE): on PostgreSQL stores read it under FOR KEY
+-- SHARE only (context.sql's store_drawn_item), which the UPDATE's own lock would not wait
+-- for; FOR UPDATE waits for every store in flight, and a store after it finds the project
+-- archived and writes nothing.
 UPDATE projects SET status = 'archived', archived_at = $NOW, updated_at = $NOW
-WHERE project_id = :project_id AND status = 'active';
+WHERE project_id IN (SELECT project_id FROM projects
+                     WHERE project_id = :project_id AND status = 'active' $FOR_UPDATE)
+  AND status = 'active';
 
 -- name: next_sequence
-UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
+-- Past the counter and past every number the project's items hold (see context.sql's
+-- draw_item).
+UPDATE projects SET next_sequence = 1 + (SELECT max(n) FROM (
+           SELECT next_sequence AS n FROM projects WHERE project_id = :project_id
+           UNION ALL SELECT max(sequence_number) FROM context_items
+                     WHERE project_id = :project_id
+           UNION ALL SELECT max(sequence_number) FROM archived_context_items
+                     WHERE project_id = :project_id) numbers),
+       updated_at = $NOW
 WHERE project_id = :project_id AND status = 'active'
 RETURNING next_sequence;
 
