@@ -250,7 +250,7 @@ def test_a_downgrade_gives_stale_documents_their_terms(lite_db: Ctxdb) -> None:
     db.memories.put(pid, "notes", "new", {"note": "a fresh pademelon"})
     assert _stale(path) == 1 and _waiting(path) == 2
     migrator = Migrator(db.storage)
-    assert migrator.migrations[-1].version == 28
+    assert 28 in [migration.version for migration in migrator.migrations]
     migrator.downgrade(27)
     columns = [row[1] for row in _query(path, "PRAGMA table_info(search_documents)")]
     assert "indexed_terms" not in columns

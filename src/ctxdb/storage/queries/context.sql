@@ -22,7 +22,7 @@ INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, 
                            created_at)
 SELECT :project_id, :phase_id, p.next_sequence, :content_type, :priority, :token_count,
        :content, :metadata, :created_by, :idempotency_key, $NOW
-FROM projects p WHERE p.project_id = :project_id AND p.status = 'active'
+FROM projects p WHERE p.project_id = :project_id AND (p.status = 'active') IS TRUE
 ON CONFLICT (project_id, idempotency_key) DO NOTHING
 RETURNING item_id, sequence_number;
 
@@ -50,7 +50,7 @@ UPDATE projects SET next_sequence = max(
            coalesce((SELECT max(sequence_number) FROM archived_context_items
                      WHERE project_id = :project_id), 0)) + 1,
        updated_at = $NOW
-WHERE project_id = :project_id AND status = 'active'
+WHERE project_id = :project_id AND (status = 'active') IS TRUE
 RETURNING next_sequence AS sequence_number,
           max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'context_items'), 0),
               coalesce((SELECT max(item_id) FROM context_items), 0)) + 1 AS item_id,
@@ -106,7 +106,7 @@ ON CONFLICT (project_id, idempotency_key) DO NOTHING;
 -- tests of the migrations, takes the statements one by one, as SQLite does.)
 WITH locked AS (
     SELECT next_sequence + 1 AS next_sequence FROM projects
-    WHERE project_id = :project_id AND status = 'active'
+    WHERE project_id = :project_id AND (status = 'active') IS TRUE
     FOR UPDATE
 ), item AS (
     INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
@@ -160,6 +160,12 @@ SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
 --   that comes after it finds, under READ COMMITTED, the project no longer active and writes
 --   nothing;
 -- - the number, drawn only for a project seen active.
+-- The status is tested as `(status = 'active') IS TRUE`, here and wherever a statement finds
+-- a project by its id and status: no index can serve that, so the row is found by its
+-- primary key whatever the statistics. Statistics gathered while one project existed call
+-- status unique, and `status = 'active'` was then served by idx_projects_status (status,
+-- created_at) with a filter on the id: every store read the entry of every active project
+-- (tests/test_write_plans.py).
 -- Nothing is written when the project is not an active one; when the key is taken, nothing
 -- but a number burnt (so the statement may be committed with, Tx.commit_with, whatever it
 -- answers).
@@ -167,7 +173,7 @@ WITH turn AS (
     SELECT pg_advisory_xact_lock_shared(4242006, hashtext(:project_id)) AS taken
 ), project AS (
     SELECT p.project_id FROM projects p CROSS JOIN turn
-    WHERE p.project_id = :project_id AND p.status = 'active'
+    WHERE p.project_id = :project_id AND (p.status = 'active') IS TRUE
     FOR KEY SHARE OF p
 ), item AS (
     INSERT INTO context_items (project_id, phase_id, sequence_number, content_type, priority,
@@ -204,7 +210,7 @@ SELECT item_id, sequence_number, txid_current() AS transaction_id FROM item;
 SELECT nextval('context_item_numbers') AS sequence_number
 FROM projects p CROSS JOIN (
     SELECT pg_advisory_xact_lock_shared(4242006, hashtext(:project_id)) AS taken) turn
-WHERE p.project_id = :project_id AND p.status = 'active'
+WHERE p.project_id = :project_id AND (p.status = 'active') IS TRUE
 FOR KEY SHARE OF p;
 
 -- name: hold_item_numbers

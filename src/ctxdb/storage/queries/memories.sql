@@ -75,7 +75,7 @@ WHERE project_id = :project_id AND namespace = :namespace AND key = :key
   AND (version = :expected_version OR :any_version = 1)
   AND deleted_at IS NULL AND (expires_at IS NULL OR expires_at > $NOW)
   AND EXISTS (SELECT 1 FROM projects p
-              WHERE p.project_id = memories.project_id AND p.status = 'active')
+              WHERE p.project_id = memories.project_id AND (p.status = 'active') IS TRUE)
 RETURNING memory_id, project_id, namespace, key, memory_type, version, value, created_by,
           updated_by, created_at, updated_at, expires_at, deleted_at$MEMORY_DOCUMENT_BODY;
 

@@ -39,8 +39,8 @@ WHERE project_id = :project_id;
 -- archived and writes nothing.
 UPDATE projects SET status = 'archived', archived_at = $NOW, updated_at = $NOW
 WHERE project_id IN (SELECT project_id FROM projects
-                     WHERE project_id = :project_id AND status = 'active' $FOR_UPDATE)
-  AND status = 'active';
+                     WHERE project_id = :project_id AND (status = 'active') IS TRUE $FOR_UPDATE)
+  AND (status = 'active') IS TRUE;
 
 -- name: next_sequence
 -- Past the counter and past every number the project's items hold (see context.sql's
@@ -52,13 +52,13 @@ UPDATE projects SET next_sequence = 1 + (SELECT max(n) FROM (
            UNION ALL SELECT max(sequence_number) FROM archived_context_items
                      WHERE project_id = :project_id) numbers),
        updated_at = $NOW
-WHERE project_id = :project_id AND status = 'active'
+WHERE project_id = :project_id AND (status = 'active') IS TRUE
 RETURNING next_sequence;
 
 -- name: draw_sequence
 -- next_sequence, for a statement that reads the number itself (context.sql's insert_next_item).
 UPDATE projects SET next_sequence = next_sequence + 1, updated_at = $NOW
-WHERE project_id = :project_id AND status = 'active';
+WHERE project_id = :project_id AND (status = 'active') IS TRUE;
 
 -- name: project_summary
 -- The seed's v_project_summary (migration 0015), for the projects that are not archived.
