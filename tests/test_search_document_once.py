@@ -356,6 +356,10 @@ def test_the_sqlite_draw_reads_no_table_whole(sqlite_db: Ctxdb) -> None:
     # that holds exactly them (a scan of it, cut by the LIMIT)
     assert "SCAN search_documents USING INDEX idx_search_documents_pending" in plan
     assert "SEARCH context_items" in plan
+    # The number past the highest the project's items hold, live and archived: the last
+    # entry of each table's (project_id, sequence_number) index, not every archived item.
+    assert any(step.startswith("SEARCH archived_context_items USING COVERING INDEX "
+                               "idx_archived_items_number") for step in plan), plan
     # sqlite_sequence holds a row per AUTOINCREMENT table: SQLite reads it so for each insert.
     whole = [step for step in plan if step.startswith("SCAN") and "USING" not in step
              and "json_tree" not in step and "CONSTANT" not in step

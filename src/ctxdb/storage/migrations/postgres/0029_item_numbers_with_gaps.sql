@@ -17,6 +17,9 @@
 -- that the older version's stores, which draw next_sequence + 1, go on above them.
 
 -- migrate:up
+-- The highest number of a project's archived items in one look-up (the draw on SQLite and on
+-- an older schema, and the down step below): the same index on both backends.
+CREATE INDEX idx_archived_items_number ON archived_context_items(project_id, sequence_number);
 CREATE SEQUENCE context_item_numbers AS BIGINT;
 -- The next number drawn: one past the highest (1 on an empty database).
 SELECT setval('context_item_numbers', greatest(highest, 1), highest > 0) FROM (
@@ -47,3 +50,4 @@ UPDATE projects SET next_sequence = greatest(
     (SELECT max(sequence_number) FROM archived_context_items a
      WHERE a.project_id = projects.project_id));
 DROP SEQUENCE context_item_numbers;
+DROP INDEX idx_archived_items_number;
