@@ -109,6 +109,9 @@ def script(store: Any, pid: str) -> list[Any]:
     return out
 
 
+ITEM_NUMBERS = ("sequence_number", "next_after_sequence")
+
+
 def normalized(value: Any, seen: dict[Any, str], key: str = "") -> Any:
     """``value`` with volatile fields left out and ids numbered in order of appearance."""
     if isinstance(value, dict):
@@ -119,6 +122,10 @@ def normalized(value: Any, seen: dict[Any, str], key: str = "") -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and (
             key.endswith("_id") or key in ("id", "superseded_by", "depends_on")):
         return seen.setdefault((key, value), f"<{key} {len(seen)}>")
+    if isinstance(value, int) and key in ITEM_NUMBERS:
+        # Numbered in order of appearance too: PostgreSQL's item numbers have gaps and come
+        # from one sequence for every project, so the two projects' numbers differ there.
+        return seen.setdefault(("item number", value), f"<item number {len(seen)}>")
     if isinstance(value, str):
         return GLOBAL_ID.sub(lambda m: seen.setdefault(m[0], f"<id {len(seen)}>"), value)
     return value

@@ -15,7 +15,7 @@ from ctxdb.errors import (
     ValidationError,
 )
 from ctxdb.service import Ctxdb
-from item_numbers import check_increasing, gapless
+from item_numbers import check_increasing, check_numbers, gapless
 
 
 def ids(items: list[dict[str, Any]]) -> list[int]:
@@ -45,8 +45,10 @@ def test_store_returns_the_item(db: Ctxdb, project: dict[str, Any]) -> None:
     assert (item["superseded_by"], item["deleted_at"], item["deleted_by"]) == (None, None, None)
     [row] = db.audit_log(entity_id=str(stored["item_id"]))
     assert row["action"] == "context.store"
-    assert row["details"] == {"priority": "CRITICAL", "sequence_number": 1,
+    assert row["details"] == {"priority": "CRITICAL",
+                              "sequence_number": stored["sequence_number"],
                               "token_count": stored["token_count"]}
+    check_numbers(db, [stored["sequence_number"]])  # the project's first: 1 on SQLite
 
 
 def test_sequence_numbers_are_per_project_and_monotonic(db: Ctxdb) -> None:

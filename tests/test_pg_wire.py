@@ -61,7 +61,7 @@ def test_a_rollback_keeps_the_prepared_statements(one_connection: Ctxdb) -> None
     do not prepare with psycopg, so a failed unit leaves pg_wire's in place."""
     db = one_connection
     pid = db.projects.create("rollback")["project_id"]
-    db.context.store(pid, {"note": "first"})
+    first = db.context.store(pid, {"note": "first"})["sequence_number"]
     for _ in range(6):  # a literal query psycopg would have prepared by now
         before = _prepared(db)
 
@@ -72,19 +72,23 @@ def test_a_rollback_keeps_the_prepared_statements(one_connection: Ctxdb) -> None
     with pytest.raises(ValueError, match="the unit fails"):
         db.storage.write(failing)
     assert _prepared(db) >= before
-    assert db.context.store(pid, {"note": "after"})["sequence_number"] == 2
+    assert db.context.store(pid, {"note": "after"})["sequence_number"] > first
 
 
 def test_statements_the_server_lost_are_prepared_anew_and_the_unit_runs_again(
         one_connection: Ctxdb) -> None:
     db = one_connection
     pid = db.projects.create("lost")["project_id"]
-    db.context.store(pid, {"note": "first"})
+    first = db.context.store(pid, {"note": "first"})["sequence_number"]
     db.storage.read(lambda tx: tx.execute_raw("DEALLOCATE ALL", {}))
     assert _prepared(db) == set()
     # The store's statement was known as prepared: the first attempt finds it gone.
-    assert db.context.store(pid, {"note": "second"})["sequence_number"] == 2
-    assert db.context.store(pid, {"note": "third"})["sequence_number"] == 3
+    second = db.context.store(pid, {"note": "second"})["sequence_number"]
+    third = db.context.store(pid, {"note": "third"})["sequence_number"]
+    assert first < second < third
+    assert [item["note"] for item in (
+        i["content"] for group in db.context.full(pid).values() for i in group)] == \
+        ["first", "second", "third"]
     assert is_transient(PreparedStatementsStale("a prepared statement was stale"))
 
 
