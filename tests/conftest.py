@@ -141,6 +141,19 @@ def pid(project: dict[str, Any]) -> str:
 
 
 @pytest.fixture
+def lite(tmp_path: Path) -> Settings:
+    """A SQLite file of the test's own, for tests that read it beside ctxdb as well."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return load_settings(env=env, url=str(tmp_path / "lite.db"), actor="user:test")
+
+
+@pytest.fixture
+def lite_db(lite: Settings) -> Iterator[Ctxdb]:
+    with Ctxdb.open(lite) as store:
+        yield store
+
+
+@pytest.fixture
 def scratch(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
     """Settings of a migrated database of the test's own (not the shared one): a test may
     damage it, downgrade it or drop it."""

@@ -7,64 +7,32 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ctxdb.errors import SearchIndexPendingError
 from ctxdb.service import Ctxdb
-from ctxdb.settings import Settings, load_settings
+from ctxdb.settings import Settings
 from ctxdb.storage import Migrator, connect_storage
 from ctxdb.storage.dialect import DEFER_LIMIT
-
-
-@pytest.fixture
-def lite(tmp_path: Path) -> Settings:
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    return load_settings(env=env, url=str(tmp_path / "lite.db"), actor="user:test")
-
-
-@pytest.fixture
-def lite_db(lite: Settings) -> Iterator[Ctxdb]:
-    with Ctxdb.open(lite) as db:
-        yield db
-
-
-def _query(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """A statement on a connection beside ctxdb's (which would bring the index current)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-def _waiting(path: Path) -> int:
-    return int(_query(path, "SELECT count(*) FROM search_documents WHERE terms IS NULL")[0][0])
+from index_rows import index_rows, query_beside, waiting_documents
 
 
 def _stale(path: Path) -> int:
-    return int(_query(path, "SELECT count(*) FROM search_documents "
+    return int(query_beside(path, "SELECT count(*) FROM search_documents "
                             "WHERE indexed_terms IS NOT NULL")[0][0])
-
-
-def _in_fts(path: Path, word: str) -> int:
-    """Rows of the FTS5 index that hold ``word``."""
-    return int(_query(path, "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?",
-                      word)[0][0])
 
 
 def _check_index(path: Path) -> None:
     """FTS5's own check of its index against the documents' terms (it fails on a stale
     document, whose index entry is not its row's terms: called once none is)."""
     assert _stale(path) == 0
-    _query(path, "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    query_beside(path, "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
 
 
 def _keys(db: Ctxdb, pid: str, words: str) -> list[str]:
@@ -76,14 +44,14 @@ def test_a_search_right_after_a_put_finds_the_new_text_and_not_the_old(lite_db: 
     pid = db.projects.create("right after")["project_id"]
     db.memories.put(pid, "notes", "k", {"note": "an okapi"})
     assert _keys(db, pid, "okapi") == ["k"]  # brought current: indexed, nothing waits
-    assert _waiting(path) == 0
+    assert waiting_documents(path) == 0
     db.memories.put(pid, "notes", "k", {"note": "a numbat"}, expected_version=1)
     # Left for the batch: the index still holds the old terms, and the row keeps them.
-    assert _waiting(path) == 1 and _stale(path) == 1
-    assert _in_fts(path, "okapi") == 1 and _in_fts(path, "numbat") == 0
+    assert waiting_documents(path) == 1 and _stale(path) == 1
+    assert index_rows(path, "okapi") == 1 and index_rows(path, "numbat") == 0
     assert _keys(db, pid, "numbat") == ["k"]
     assert _keys(db, pid, "okapi") == []
-    assert _in_fts(path, "okapi") == 0 and _in_fts(path, "numbat") == 1
+    assert index_rows(path, "okapi") == 0 and index_rows(path, "numbat") == 1
     _check_index(path)
 
 
@@ -96,18 +64,18 @@ def test_stale_documents_across_the_batch_threshold(lite_db: Ctxdb) -> None:
     keys = [f"k{number}" for number in range(DEFER_LIMIT)]
     for key in keys:
         db.memories.put(pid, "notes", key, {"note": f"wombat {key}x"})
-    assert len(_keys(db, pid, "wombat")) == DEFER_LIMIT and _waiting(path) == 0
+    assert len(_keys(db, pid, "wombat")) == DEFER_LIMIT and waiting_documents(path) == 0
     db.memories.put(pid, "notes", keys[0], {"note": "quoll first"}, expected_version=1)
     for key in keys[:-1]:  # keys[0] twice: its stale document changed again
         version = 3 if key == keys[0] else 2
         db.memories.put(pid, "notes", key, {"note": f"kowari {key}y"},
                         expected_version=version - 1)
-    assert _waiting(path) == DEFER_LIMIT - 1 == _stale(path)
-    assert _in_fts(path, "wombat") == DEFER_LIMIT and _in_fts(path, "kowari") == 0
-    assert _in_fts(path, "quoll") == 0  # never indexed: the batch skipped it
+    assert waiting_documents(path) == DEFER_LIMIT - 1 == _stale(path)
+    assert index_rows(path, "wombat") == DEFER_LIMIT and index_rows(path, "kowari") == 0
+    assert index_rows(path, "quoll") == 0  # never indexed: the batch skipped it
     db.memories.put(pid, "notes", keys[-1], {"note": f"kowari {keys[-1]}y"}, expected_version=1)
-    assert _waiting(path) == 0 and _stale(path) == 0
-    assert _in_fts(path, "wombat") == 0 and _in_fts(path, "kowari") == DEFER_LIMIT
+    assert waiting_documents(path) == 0 and _stale(path) == 0
+    assert index_rows(path, "wombat") == 0 and index_rows(path, "kowari") == DEFER_LIMIT
     _check_index(path)
     assert _keys(db, pid, "kowari") == sorted(keys)
     assert _keys(db, pid, "wombat") == [] and _keys(db, pid, "quoll") == []
@@ -130,15 +98,15 @@ def test_stale_documents_deleted_moved_or_rewritten_keep_the_index_whole(
         db.memories.put(pid, "notes", key, {"note": f"potoroo {key}"}, expected_version=1)
     assert _stale(path) == 3
     db.memories.delete(pid, "notes", "gone", expected_version=2)
-    _query(path, "UPDATE memories SET value = '{\"note\": \"quokka\"}', version = version + 1 "
-                 "WHERE key = 'elsewhere'")
-    _query(path, "UPDATE search_documents SET project_id = ? WHERE memory_id = "
+    query_beside(path, "UPDATE memories SET value = '{\"note\": \"quokka\"}', "
+                 "version = version + 1 WHERE key = 'elsewhere'")
+    query_beside(path, "UPDATE search_documents SET project_id = ? WHERE memory_id = "
                  "(SELECT memory_id FROM memories WHERE key = 'moved')", other_pid)
-    assert _stale(path) == 2 and _in_fts(path, "dingo") == 2
+    assert _stale(path) == 2 and index_rows(path, "dingo") == 2
     assert _keys(db, pid, "dingo") == [] and _keys(db, pid, "potoroo") == []
     assert _keys(db, pid, "quokka") == ["elsewhere"]
     assert _keys(db, other_pid, "potoroo") == ["moved"]
-    assert _in_fts(path, "dingo") == 0
+    assert index_rows(path, "dingo") == 0
     _check_index(path)
 
 
@@ -173,7 +141,7 @@ def test_a_search_after_a_kill_finds_the_put_and_not_its_old_text(
     """)
     out, err = child.communicate(timeout=120)
     assert child.returncode == -9 and out.strip() == "put", err
-    assert _stale(path) == 1 and _in_fts(path, "bettong") == 1
+    assert _stale(path) == 1 and index_rows(path, "bettong") == 1
     assert _keys(db, pid, "bandicoot") == ["k"] and _keys(db, pid, "bettong") == []
     _check_index(path)
 
@@ -248,18 +216,18 @@ def test_a_downgrade_gives_stale_documents_their_terms(lite_db: Ctxdb) -> None:
     db.search.index_status()
     db.memories.put(pid, "notes", "stale", {"note": "a pademelon"}, expected_version=1)
     db.memories.put(pid, "notes", "new", {"note": "a fresh pademelon"})
-    assert _stale(path) == 1 and _waiting(path) == 2
+    assert _stale(path) == 1 and waiting_documents(path) == 2
     migrator = Migrator(db.storage)
     assert 28 in [migration.version for migration in migrator.migrations]
     migrator.downgrade(27)
-    columns = [row[1] for row in _query(path, "PRAGMA table_info(search_documents)")]
+    columns = [row[1] for row in query_beside(path, "PRAGMA table_info(search_documents)")]
     assert "indexed_terms" not in columns
-    assert _waiting(path) == 0
-    assert _in_fts(path, "wombat") == 1 and _in_fts(path, "pademelon") == 2
-    _query(path, "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    assert waiting_documents(path) == 0
+    assert index_rows(path, "wombat") == 1 and index_rows(path, "pademelon") == 2
+    query_beside(path, "INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
     # At 27 a put clears its terms and the index deletes them at once: still found right.
     db.memories.put(pid, "notes", "other", {"note": "a quokka"}, expected_version=1)
-    assert _in_fts(path, "wombat") == 0
+    assert index_rows(path, "wombat") == 0
     assert _keys(db, pid, "quokka") == ["other"] and _keys(db, pid, "wombat") == []
     migrator.upgrade()
     db.memories.put(pid, "notes", "other", {"note": "a dunnart"}, expected_version=2)

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,38 +18,7 @@ from ctxdb.service import Ctxdb
 from ctxdb.settings import Settings, load_settings
 from ctxdb.storage import Tx, connect_storage
 from ctxdb.storage.dialect import DEFER_LIMIT
-
-
-@pytest.fixture
-def lite(tmp_path: Path) -> Settings:
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    return load_settings(env=env, url=str(tmp_path / "lite.db"), actor="user:test")
-
-
-@pytest.fixture
-def lite_db(lite: Settings) -> Iterator[Ctxdb]:
-    with Ctxdb.open(lite) as db:
-        yield db
-
-
-def _waiting(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute(
-            "SELECT count(*) FROM search_documents WHERE terms IS NULL").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _in_fts(path: Path, word: str) -> int:
-    """Rows of the FTS5 index that hold ``word``, read beside ctxdb (which would bring the
-    index current first)."""
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM search_fts WHERE search_fts MATCH ?",
-                                (word,)).fetchone()[0])
-    finally:
-        conn.close()
+from index_rows import index_rows, waiting_documents
 
 
 def _insert_elsewhere(path: Path, pid: str, words: list[str]) -> None:
@@ -72,9 +40,9 @@ def test_a_store_leaves_its_terms_and_a_search_right_after_finds_it(lite_db: Ctx
     db, path = lite_db, lite_db.settings.sqlite_path
     pid = db.projects.create("right after")["project_id"]
     item = db.context.store(pid, {"note": "the okapi ledger"})
-    assert _waiting(path) == 1 and _in_fts(path, "okapi") == 0  # left for later
+    assert waiting_documents(path) == 1 and index_rows(path, "okapi") == 0  # left for later
     assert [hit["id"] for hit in db.search.search(pid, "okapi")] == [item["item_id"]]
-    assert _waiting(path) == 0 and _in_fts(path, "okapi") == 1
+    assert waiting_documents(path) == 0 and index_rows(path, "okapi") == 1
     assert [row["item_id"] for row in db.context.search(pid, "okapi")["items"]] == [
         item["item_id"]]
 
@@ -119,9 +87,9 @@ def test_documents_waiting_below_the_limit_are_all_found(lite_db: Ctxdb) -> None
     pid = db.projects.create("below the limit")["project_id"]
     words = [f"wallaby tag{chr(97 + n // 26)}{chr(97 + n % 26)}" for n in range(DEFER_LIMIT - 1)]
     _insert_elsewhere(path, pid, words)
-    assert _waiting(path) == DEFER_LIMIT - 1
+    assert waiting_documents(path) == DEFER_LIMIT - 1
     assert len(db.search.search(pid, "wallaby", limit=100)) == DEFER_LIMIT - 1
-    assert _waiting(path) == 0
+    assert waiting_documents(path) == 0
     for word in (words[0], words[-1]):
         assert len(db.search.search(pid, word.split()[1])) == 1
 
@@ -131,11 +99,11 @@ def test_the_write_that_finds_the_limit_waiting_indexes_them_all(lite_db: Ctxdb)
     pid = db.projects.create("the limit")["project_id"]
     for number in range(DEFER_LIMIT - 1):
         db.context.store(pid, {"note": f"dingo {number}"})
-    assert _waiting(path) == DEFER_LIMIT - 1 and _in_fts(path, "dingo") == 0
+    assert waiting_documents(path) == DEFER_LIMIT - 1 and index_rows(path, "dingo") == 0
     db.context.store(pid, {"note": "dingo last"})
-    assert _waiting(path) == 0 and _in_fts(path, "dingo") == DEFER_LIMIT
+    assert waiting_documents(path) == 0 and index_rows(path, "dingo") == DEFER_LIMIT
     db.memories.put(pid, "notes", "k", {"note": "a memory waits too"})
-    assert _waiting(path) == 1
+    assert waiting_documents(path) == 1
 
 
 def test_a_write_unit_that_stores_then_searches_finds_its_store(lite_db: Ctxdb) -> None:
@@ -171,7 +139,7 @@ def test_a_search_after_a_kill_finds_the_store(lite_db: Ctxdb, lite: Settings) -
     done = subprocess.run([sys.executable, "-c", script, str(path), str(path.parent), pid],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == -9, done.stderr
-    assert _waiting(path) == 1
+    assert waiting_documents(path) == 1
     assert [hit["id"] for hit in lite_db.search.search(pid, "bilby")] == [
         int(done.stdout.strip())]
 
@@ -187,7 +155,7 @@ def test_a_read_only_storage_refuses_a_search_that_would_miss_documents(
         with pytest.raises(SearchIndexPendingError) as refused:
             reader.search.search(pid, "echidna")
         assert refused.value.code == "search_index_pending"
-        assert _waiting(lite.sqlite_path) == 1  # nothing written
+        assert waiting_documents(lite.sqlite_path) == 1  # nothing written
         lite_db.search.search(pid, "anything")  # a writable search brings the index current
         assert [hit["kind"] for hit in reader.search.search(pid, "echidna")] == ["context"]
     finally:
@@ -205,10 +173,10 @@ def test_a_downgrade_leaves_no_document_waiting(lite_db: Ctxdb) -> None:
     lite_db.context.store(pid, {"note": "a bandicoot"})
     migrator = Migrator(lite_db.storage)
     assert 27 in [m.version for m in migrator.migrations]
-    assert _waiting(lite_db.settings.sqlite_path) == 1
+    assert waiting_documents(lite_db.settings.sqlite_path) == 1
     migrator.downgrade(26)
-    assert _waiting(lite_db.settings.sqlite_path) == 0
-    assert _in_fts(lite_db.settings.sqlite_path, "bandicoot") == 1
+    assert waiting_documents(lite_db.settings.sqlite_path) == 0
+    assert index_rows(lite_db.settings.sqlite_path, "bandicoot") == 1
 
 
 def test_searches_during_constant_writes_find_every_committed_store(lite: Settings) -> None:
@@ -261,6 +229,6 @@ def test_a_search_through_group_commit_brings_the_index_current(tmp_path: Path) 
         assert db.storage.group_commit is not None
         pid = db.projects.create("group")["project_id"]
         item = db.context.store(pid, {"note": "a cassowary"})
-        assert _waiting(settings.sqlite_path) == 1
+        assert waiting_documents(settings.sqlite_path) == 1
         assert [hit["id"] for hit in db.search.search(pid, "cassowary")] == [item["item_id"]]
-        assert _waiting(settings.sqlite_path) == 0
+        assert waiting_documents(settings.sqlite_path) == 0
