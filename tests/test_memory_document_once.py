@@ -21,6 +21,7 @@ from ctxdb.storage.base import raw
 from ctxdb.storage.dialect import POSTGRES, SQLITE
 from ctxdb.storage.queries import compiled_queries
 from ctxdb.storage.search_text import index_terms
+from pg_counts import search_document_writes
 
 VALUES: list[Any] = [
     {"note": "parseHTTPResponse handles 1.50 retries", "tags": ["alpha", 3, 1e2, None, True]},
@@ -301,20 +302,6 @@ def pg_db(pg_url: str, tmp_path: Path) -> Iterator[Ctxdb]:
         yield db
 
 
-def _document_writes(db: Ctxdb) -> tuple[int, int]:
-    """Rows of search_documents inserted and updated so far, as the server counts them (the
-    pool has one connection: the one the puts ran on, its statistics flushed first)."""
-    db.storage.read(lambda tx: raw(tx).one_raw("SELECT pg_stat_force_next_flush()", {}))
-
-    def count(tx: Tx) -> tuple[int, int]:
-        row = raw(tx).one_raw("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
-                              "WHERE relname = 'search_documents'", {})
-        assert row is not None
-        return int(row["n_tup_ins"]), int(row["n_tup_upd"])
-
-    return db.storage.read(count)
-
-
 def _pg_execute(db: Ctxdb, sql: str) -> list[tuple[Any, ...]]:
     """A statement on a connection of its own: a writer that is not ctxdb's put."""
     import psycopg
@@ -329,12 +316,12 @@ def test_a_postgres_put_writes_its_document_once(one_connection: Settings) -> No
     with Ctxdb.open(one_connection) as db:
         pid = db.projects.create("written once")["project_id"]
         db.memories.put(pid, "notes", "k", {"note": "version one"})
-        inserted, updated = _document_writes(db)
+        inserted, updated = search_document_writes(db)
         for version in range(1, 6):
             db.memories.put(pid, "notes", "k", {"note": f"version {version + 1}"},
                             expected_version=version)
         # One version of the document per put (before 0026: the trigger's, then the terms').
-        assert _document_writes(db) == (inserted, updated + 5)
+        assert search_document_writes(db) == (inserted, updated + 5)
         _assert_current(db, pid, 1)
         claimed = _pg_execute(db, "SELECT version, document_version FROM memories "
                                   f"WHERE project_id = '{pid}'")

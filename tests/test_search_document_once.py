@@ -27,6 +27,7 @@ from ctxdb.storage.dialect import DEFER_LIMIT
 from ctxdb.storage.search_body import postgres_document_text
 from ctxdb.storage.search_text import index_terms
 from item_numbers import check_increasing
+from pg_counts import search_document_writes
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
                 max_size=10)
@@ -127,28 +128,14 @@ def one_connection(pg_url: str, tmp_path: Path) -> Settings:
                          pool_max_size=1)
 
 
-def _document_writes(db: Ctxdb) -> tuple[int, int]:
-    """Rows of search_documents inserted and updated so far, as the server counts them (the
-    pool has one connection: the one the stores ran on, its statistics flushed first)."""
-    db.storage.read(lambda tx: raw(tx).one_raw("SELECT pg_stat_force_next_flush()", {}))
-
-    def count(tx: Tx) -> tuple[int, int]:
-        row = raw(tx).one_raw("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
-                              "WHERE relname = 'search_documents'", {})
-        assert row is not None
-        return int(row["n_tup_ins"]), int(row["n_tup_upd"])
-
-    return db.storage.read(count)
-
-
 @pytest.mark.postgres
 def test_a_store_writes_its_search_document_once(one_connection: Settings) -> None:
     with Ctxdb.open(one_connection) as db:
         pid = db.projects.create("written once")["project_id"]
-        inserted, updated = _document_writes(db)
+        inserted, updated = search_document_writes(db)
         for number in range(10):
             db.context.store(pid, {"note": f"store number {number}"}, priority="HIGH")
-        assert _document_writes(db) == (inserted + 10, updated)
+        assert search_document_writes(db) == (inserted + 10, updated)
 
 
 # --- SQLite (0025): the document written first, the item's trigger leaving it ---------------
